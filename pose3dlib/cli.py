@@ -1,0 +1,60 @@
+"""`python -m pose3dlib <command>`: the command-line entry point.
+
+Each command lives in its own module, which defines `add_arguments(parser)` and
+`run(args) -> int`; this file only maps names to modules, so importing the CLI stays fast.
+Errors caused by input (Pose3DError, missing files) print one line and exit with status 2;
+`--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare-synthetic": ("pose3dlib.data.synthetic", "write synthetic people in the Human3.6M/MPII formats"),
+    "train": ("pose3dlib.train", "train one of the three stages"),
+    "evaluate": ("pose3dlib.evaluate", "evaluate checkpoints on the test splits under every protocol"),
+    "demo": ("pose3dlib.demo", "2D and 3D pose of the person in your own images"),
+    "convert-hg3d": ("pose3dlib.compat", "convert a checkpoint of the original hg3d release"),
+}
+
+
+def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pose3dlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks instead of one-line errors")
+        if name == argv_command:  # import only the module of the command being run
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import Pose3DError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser(command if command in COMMANDS else None)
+    except ModuleNotFoundError as e:
+        print(f"error: command {command!r} is not available ({e})", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (Pose3DError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        if debug:
+            raise
+        msg = str(e).replace("\n", " ")
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
