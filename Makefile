@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup test test-unit test-notebooks reproduce lab sweep bench clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce lab sweep bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +31,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "setup: .venv ready (kernel '$(KERNEL)' registered)"
 
-test: setup test-unit test-notebooks ## run the unit tests and the notebook tests (smoke scale)
+test: setup browser test-unit test-notebooks ## run the unit tests and the notebook tests (smoke scale)
+
+browser: ## install Debian's headless Chromium for the real-browser test, when missing
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing chromium (Debian package) for the browser test"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 test-unit: setup ## unit tests only
 	$(PY) -m pytest tests -q

@@ -107,6 +107,10 @@ class TrainConfig:
     val_every: int = 1  # validate every N epochs (and after the last)
     val_samples: int = 200  # validation subset size per split (0: all)
     checkpoint_every_steps: int = 0  # also checkpoint every N steps (0: per epoch only)
+    log_every_steps: int = 10  # write train losses to metrics.jsonl every N steps
+    # Deterministic algorithms: CPU runs (and --resume) are then bitwise reproducible for a
+    # fixed seed, thread count and world size; on CUDA it also disables cuDNN autotuning.
+    deterministic: bool = True
     stage1: StageConfig = field(default_factory=lambda: StageConfig(epochs=60))
     stage2: StageConfig = field(
         default_factory=lambda: StageConfig(epochs=30, lr_drop_epochs=(25,), ratio_3d=1.0, depth_weight=0.1)

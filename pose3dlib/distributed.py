@@ -1,0 +1,123 @@
+"""Process-group setup and deterministic data sharding for single- and multi-process training.
+
+The same training command runs alone or under `torchrun --nproc_per_node N`: torchrun sets
+RANK / WORLD_SIZE / LOCAL_RANK, and `init_distributed` joins the process group (NCCL on
+CUDA, gloo on CPU). Sharding is a pure function of (seed, stage, epoch, rank, world size),
+so a resumed run sees the same samples in the same order.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+# Shuffling seeds are mixed from (seed, stage, epoch) with these odd constants so that
+# neighbouring epochs/stages get unrelated permutations.
+_SEED_STAGE_MIX = 1_000_003
+_SEED_EPOCH_MIX = 7_919
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the (possibly trivial) process group."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    """Leave the process group (no-op when not distributed)."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op when not distributed)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over ranks in place and return it (identity when not distributed)."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's `obj`, in rank order ([obj] when not distributed)."""
+    if not info.enabled:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    """The shuffling seed of one epoch of one stage."""
+    return seed * _SEED_STAGE_MIX + stage * _SEED_EPOCH_MIX * 131 + epoch
+
+
+def shard_indices(num_samples: int, *, seed: int, stage: int, epoch: int, rank: int, world_size: int) -> list[int]:
+    """This rank's dataset indices for one epoch: a seeded permutation, padded, strided.
+
+    The permutation depends only on (seed, stage, epoch); it is padded by wrapping around
+    to a multiple of `world_size` so every rank gets the same number of samples, then rank
+    r takes positions r, r + world_size, ... (as torch's DistributedSampler does).
+    """
+    if num_samples <= 0:
+        raise ValueError(f"cannot shard an empty dataset (num_samples={num_samples})")
+    g = torch.Generator().manual_seed(epoch_seed(seed, stage, epoch))
+    perm = torch.randperm(num_samples, generator=g).tolist()
+    padded = -(-num_samples // world_size) * world_size
+    while len(perm) < padded:  # wrap around (more than once only if world_size > num_samples)
+        perm += perm[: padded - len(perm)]
+    return perm[rank::world_size]
+
+
+class ListSampler(Sampler[int]):
+    """Yields a fixed list of dataset indices in order (the rank's shard, minus batches done)."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = list(indices)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict (order-independent)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
