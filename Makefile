@@ -47,15 +47,32 @@ test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing 
 	  $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q; \
 	else echo "test-notebooks: no notebooks yet"; fi
 
-reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default)
+reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default); skips up-to-date steps
+reproduce: $(RUN_DIR)/06_eval_mpjpe.ipynb
+ifeq ($(PROFILE),cpu)
+	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
+endif
+	@echo "reproduce: done; executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
+
+# Each executed notebook is a target: it is re-run only when its source notebook, the
+# profile's config, the library or the step before it changed. papermill writes to a
+# temporary file that is renamed on success, so a failed or interrupted step re-runs.
+LIB_SOURCES := $(shell find pose3dlib -name '*.py' 2>/dev/null)
+$(RUN_DIR)/01_data_prep.ipynb: notebooks/01_data_prep.ipynb
+$(RUN_DIR)/02_train_2d.ipynb: notebooks/02_train_2d.ipynb $(RUN_DIR)/01_data_prep.ipynb
+$(RUN_DIR)/03_train_depth.ipynb: notebooks/03_train_depth.ipynb $(RUN_DIR)/02_train_2d.ipynb
+$(RUN_DIR)/04_train_geometry.ipynb: notebooks/04_train_geometry.ipynb $(RUN_DIR)/03_train_depth.ipynb
+$(RUN_DIR)/05_demo.ipynb: notebooks/05_demo.ipynb $(RUN_DIR)/04_train_geometry.ipynb
+$(RUN_DIR)/06_eval_mpjpe.ipynb: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/05_demo.ipynb
+$(RUN_DIR)/%.ipynb: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@mkdir -p $(RUN_DIR)
-	@for nb in $(NOTEBOOKS); do \
-	  if [ -f notebooks/$$nb.ipynb ]; then \
-	    echo "== $$nb ($(PROFILE))"; \
-	    $(VENV)/bin/papermill --kernel $(KERNEL) notebooks/$$nb.ipynb $(RUN_DIR)/$$nb.ipynb \
-	      -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) || exit $$?; \
-	  else echo "reproduce: notebooks/$$nb.ipynb does not exist yet; skipped"; fi; \
-	done
+	@echo "== $* (PROFILE=$(PROFILE))"
+	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks notebooks/$*.ipynb $(RUN_DIR)/.$*.ipynb.tmp \
+	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
+	@mv $(RUN_DIR)/.$*.ipynb.tmp $@
+
+# Notebook-specific parameters for non-smoke profiles
+PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE)
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks

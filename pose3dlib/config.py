@@ -9,6 +9,7 @@ expected type. Every checkpoint stores `config_to_dict(cfg)`; `config_from_dict`
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class DataConfig:
     h36m_dir: str = "data/synthetic/cpu/h36m"  # Human3.6M-format root (annotations + images)
     mpii_dir: str = "data/synthetic/cpu/mpii"  # MPII-format root (train.h5, val.h5, images/)
     wild_test_dir: str = "data/synthetic/cpu/wild_test"  # h36m-format wild split with 3D GT
+    h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
+    image_dir: str = "images"  # image folder inside each dataset root
+    mpii_center_shift: float = 15.0  # usual MPII crop: centre moved down by this x scale px
+    mpii_box_factor: float = 1.25  # usual MPII crop: box side = 200 x scale x this
     input_size: int = 256  # px, network input (a multiple of 64)
     heatmap_size: int = 64  # px, heatmap side (input_size / 4)
     sigma: float = 1.75  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)
@@ -102,7 +107,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA, then CPU), "cpu", "cuda", "cuda:1", ...
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # channels_last memory format
+    channels_last: bool = True  # channels_last memory format on CUDA (ignored on CPU, where it is slower)
     compile: bool = False  # torch.compile the model
     val_every: int = 1  # validate every N epochs (and after the last)
     val_samples: int = 200  # validation subset size per split (0: all)
@@ -202,6 +207,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            return float(value)  # "1e-3" in a YAML file (YAML 1.1 reads it as a string)
         raise ConfigError(f"config key {key!r}: expected float, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -239,12 +246,14 @@ def config_to_dict(cfg: Any) -> dict:
     return conv(cfg)
 
 
+_FLOAT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
 def _parse_scalar(text: str) -> Any:
     """Parse an override's value with YAML rules (1e-3 -> float, true -> bool, [1,2] -> list)."""
     value = yaml.safe_load(text)
-    if isinstance(value, str) and text.strip().lower().replace("+", "").replace("-", "").replace(".", "").replace("e", "").isdigit():
-        # YAML 1.1 reads "1e-3" as a string; we want the number.
-        return float(text)
+    if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):
+        return float(text)  # YAML 1.1 reads "1e-3" as a string; we want the number
     return value
 
 

@@ -25,7 +25,7 @@ def _to_torch(x: Any) -> tuple[torch.Tensor, bool]:
     """(tensor, was_numpy): numpy arrays are wrapped without copying."""
     if isinstance(x, torch.Tensor):
         return x, False
-    return torch.from_numpy(np.asarray(x)), True
+    return torch.from_numpy(np.asarray(x, order="C")), True
 
 
 def _back(t: torch.Tensor, was_numpy: bool) -> Any:

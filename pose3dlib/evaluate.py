@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import decode, metrics
+from . import camera, decode, metrics
 from .config import Config
 from .errors import Pose3DError
 from .model import load_model, preprocess
@@ -57,7 +57,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, fli
     if flip_test:
         out_f = model(torch.flip(x, dims=[3]))
         heatmaps = 0.5 * (heatmaps + decode.flip_back(out_f["heatmaps"][-1].float()))
-        depth = 0.5 * (depth + decode.flip_depth(out_f["depth"].float()))
+        depth = 0.5 * (depth + decode.flip_back_depth(out_f["depth"].float()))
     joints_hm, maxvals = decode.heatmaps_to_joints(heatmaps)
     joints_2d = decode.heatmap_to_normalized(joints_hm, heatmaps.shape[-1])
     return {"heatmaps": heatmaps, "joints_hm": joints_hm, "joints_2d": joints_2d, "maxvals": maxvals, "depth": depth}
@@ -109,10 +109,10 @@ def scores_3d(pred_mm: np.ndarray, gt_mm: np.ndarray, paper_bone_sum_mm: float) 
     prediction itself (to `paper_bone_sum_mm`), so its input scale does not matter.
     """
     return {
-        "paper": metrics.paper_protocol_mpjpe(pred_mm, gt_mm, bone_sum_mm=paper_bone_sum_mm, per_sample=True),
-        "p1_mpjpe": metrics.mpjpe(pred_mm, gt_mm, per_sample=True),
-        "p2_pa_mpjpe": metrics.pa_mpjpe(pred_mm, gt_mm, per_sample=True),
-        "n_mpjpe": metrics.n_mpjpe(pred_mm, gt_mm, per_sample=True),
+        "paper": metrics.paper_protocol_mpjpe_per_sample(pred_mm, gt_mm, bone_sum_mm=paper_bone_sum_mm),
+        "p1_mpjpe": metrics.mpjpe_per_sample(pred_mm, gt_mm),
+        "p2_pa_mpjpe": metrics.pa_mpjpe_per_sample(pred_mm, gt_mm),
+        "n_mpjpe": metrics.n_mpjpe_per_sample(pred_mm, gt_mm),
     }
 
 
@@ -162,17 +162,13 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
         return [{**r, "value": float(r["value"])} for r in reader]
 
 
-def crop_px_from_normalized(joints_2d_norm: np.ndarray, input_size: int) -> np.ndarray:
-    """Normalised crop units (2u/H - 1) -> crop pixels of an `input_size` crop."""
-    return (np.asarray(joints_2d_norm) + 1.0) * 0.5 * input_size
-
-
 def pckh_on_mpii(model, dataset, cfg: Config, device, *, limit: int = 0, progress: bool = True) -> float:
     """PCKh@cfg.eval.pckh_threshold on an MPII-format split, in original-image pixels."""
     pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
                            flip_test=cfg.eval.flip_test, device=device, limit=limit, progress=progress,
                            desc="PCKh")
-    joints_img = decode.joints_to_image(crop_px_from_normalized(pred.joints_2d, cfg.data.input_size), pred.crop)
+    crop_px = camera.normalized_to_crop_px(pred.joints_2d, cfg.data.input_size, cfg.data.heatmap_size)
+    joints_img = decode.joints_to_image(crop_px, pred.crop)
     rows = pred.index
     gt_img = dataset.part[rows]  # (N,16,2) original px
     annotated = dataset.annotated[rows]  # (N,16) bool
@@ -199,3 +195,67 @@ def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, cfg: Config, *, spli
     mean_pose = train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
     per_sample = scores_3d(mean_pose, gt, cfg.eval.paper_bone_sum_mm)
     return per_action_rows("mean_pose", split, per_sample, dataset.action[:n], action_names)
+
+
+def stage_checkpoint(run_dir: str | Path, stage: int) -> Path:
+    """Path of a stage's final checkpoint in a run folder (`<run_dir>/stage<N>/last.pt`)."""
+    return resolve(run_dir) / f"stage{stage}" / "last.pt"
+
+
+def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = (1, 2, 3), limit: int = 0,
+                 device: str | None = None, progress: bool = True) -> list[dict]:
+    """Score every stage checkpoint of a run on lab test, wild_test and MPII val.
+
+    Returns long-form rows (CSV_COLUMNS): 3D protocols per action and 'all' for each
+    stage and the mean-pose baseline on both 3D splits, and PCKh@threshold ('pckh@0.5',
+    a fraction, action 'all') on the MPII-format validation split. `limit` > 0 scores only
+    the first `limit` samples of each split (smoke runs).
+    """
+    from .data.actions import ACTION_NAMES as names
+    from .data.h36m import H36MDataset
+    from .data.mpii import MPIIDataset
+
+    dev = pick_device(device or cfg.train.device)
+    train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
+    bone_sum_mm = cfg.eval.reconstruct_bone_sum_mm or decode.mean_bone_sum_mm(train_3d.joints_3d_mm)
+    splits = {"lab_test": H36MDataset(cfg.data.h36m_dir, "test", cfg.data),
+              "wild_test": H36MDataset(cfg.data.wild_test_dir, "test", cfg.data)}
+    mpii_val = MPIIDataset(cfg.data.mpii_dir, "val", cfg.data)
+    rows: list[dict] = []
+    for split, ds in splits.items():
+        rows += mean_pose_rows(train_3d.joints_3d_mm, ds, cfg, split=split, action_names=names, limit=limit)
+    for stage in stages:
+        path = stage_checkpoint(run_dir, stage)
+        model, ckpt_cfg = load_model(path, map_location=dev)
+        if ckpt_cfg.data.input_size != cfg.data.input_size:
+            raise Pose3DError(f"{path}: trained at input_size {ckpt_cfg.data.input_size}, "
+                              f"but the evaluation config uses {cfg.data.input_size}")
+        model.to(dev).eval()
+        for split, ds in splits.items():
+            rows += evaluate_3d_split(model, ds, ckpt_cfg, dev, bone_sum_mm, stage=f"stage{stage}", split=split,
+                                      action_names=names, limit=limit, progress=progress)
+        p = pckh_on_mpii(model, mpii_val, ckpt_cfg, dev, limit=limit, progress=progress)
+        rows.append(dict(stage=f"stage{stage}", split="mpii_val", protocol=f"pckh@{cfg.eval.pckh_threshold:g}",
+                         action="all", value=p))
+    return rows
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/cpu.yaml)")
+    parser.add_argument("--run-dir", required=True, help="run folder holding stage1/ stage2/ stage3/")
+    parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate")
+    parser.add_argument("--out", default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N samples of each split")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. eval.flip_test=false (repeatable)")
+
+
+def run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    stages = [int(s) for s in args.stages.split(",") if s.strip()]
+    rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
+    out = write_metrics_csv(rows, args.out or resolve(args.run_dir) / "metrics.csv")
+    print(f"wrote {len(rows)} rows to {out}")
+    return 0

@@ -3,7 +3,8 @@
 Pure functions on numpy arrays or torch tensors (any device, any float dtype). Inputs are
 copied to float64 numpy first: metrics are never differentiated, and float64 keeps the
 batched SVD exact. Each `name(...)` returns the mean over samples and joints as a Python
-float; each `name_per_sample(...)` returns a float64 numpy array of shape (N,).
+float; `name(..., per_sample=True)` and `name_per_sample(...)` return a float64 numpy
+array of shape (N,).
 
 All 3D inputs are (N, J, 3) in millimetres, joints in `skeleton.MPII16` order where a
 function needs the skeleton (only `paper_protocol_*`).
@@ -22,7 +23,7 @@ PCK3D_THRESHOLD_MM = 150.0  # MPI-INF-3DHP 3DPCK threshold
 AUC_STEP_MM = 5.0  # MPI-INF-3DHP AUC: thresholds 0, 5, ..., max_mm
 
 
-def _as_numpy(x: Any, name: str) -> np.ndarray:
+def _as_numpy(x: Any) -> np.ndarray:
     """float64 numpy copy of a numpy array or torch tensor (detached, moved to the CPU)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -31,7 +32,7 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
 
 def _check_pair(pred: Any, gt: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Convert and check that pred and gt are both (N, J, dim) with N, J >= 1."""
-    p, g = _as_numpy(pred, "pred"), _as_numpy(gt, "gt")
+    p, g = _as_numpy(pred), _as_numpy(gt)
     for name, a in (("pred", p), ("gt", g)):
         if a.ndim != 3 or a.shape[-1] != dim or a.shape[0] == 0 or a.shape[1] == 0:
             raise ValueError(f"{name} must have shape (N, J, {dim}) with N, J >= 1, got {a.shape}")
@@ -56,9 +57,13 @@ def mpjpe_per_sample(pred: Any, gt: Any) -> np.ndarray:
     return _joint_errors(p, g).mean(-1)
 
 
-def mpjpe(pred: Any, gt: Any) -> float:
-    """Protocol #1: MPJPE (mm), the mean joint error over samples and joints of root-aligned inputs."""
-    return float(mpjpe_per_sample(pred, gt).mean())
+def mpjpe(pred: Any, gt: Any, per_sample: bool = False) -> float | np.ndarray:
+    """Protocol #1: MPJPE (mm), the mean joint error over samples and joints of root-aligned inputs.
+
+    With per_sample=True, the (N,) per-sample errors (`mpjpe_per_sample`).
+    """
+    errs = mpjpe_per_sample(pred, gt)
+    return errs if per_sample else float(errs.mean())
 
 
 def procrustes_align(pred: Any, gt: Any) -> np.ndarray:
@@ -97,10 +102,14 @@ def pa_mpjpe_per_sample(pred: Any, gt: Any) -> np.ndarray:
     return _joint_errors(procrustes_align(p, g), g).mean(-1)
 
 
-def pa_mpjpe(pred: Any, gt: Any) -> float:
+def pa_mpjpe(pred: Any, gt: Any, per_sample: bool = False) -> float | np.ndarray:
     """Protocol #2: PA-MPJPE (mm), after per-sample rotation, scale and translation of pred
-    onto gt (least-squares similarity / Procrustes alignment, reflections excluded)."""
-    return float(pa_mpjpe_per_sample(pred, gt).mean())
+    onto gt (least-squares similarity / Procrustes alignment, reflections excluded).
+
+    With per_sample=True, the (N,) per-sample errors.
+    """
+    errs = pa_mpjpe_per_sample(pred, gt)
+    return errs if per_sample else float(errs.mean())
 
 
 def n_mpjpe_per_sample(pred: Any, gt: Any) -> np.ndarray:
@@ -118,9 +127,13 @@ def n_mpjpe_per_sample(pred: Any, gt: Any) -> np.ndarray:
     return _joint_errors(scale[:, None, None] * p, g).mean(-1)
 
 
-def n_mpjpe(pred: Any, gt: Any) -> float:
-    """N-MPJPE (mm): MPJPE after the per-sample least-squares optimal scale of pred (Rhodin et al. 2018)."""
-    return float(n_mpjpe_per_sample(pred, gt).mean())
+def n_mpjpe(pred: Any, gt: Any, per_sample: bool = False) -> float | np.ndarray:
+    """N-MPJPE (mm): MPJPE after the per-sample least-squares optimal scale of pred (Rhodin et al. 2018).
+
+    With per_sample=True, the (N,) per-sample errors.
+    """
+    errs = n_mpjpe_per_sample(pred, gt)
+    return errs if per_sample else float(errs.mean())
 
 
 # ----------------------------------------------------------------------------- the paper's evaluator
@@ -180,17 +193,19 @@ def paper_protocol_mpjpe_per_sample(
 
 
 def paper_protocol_mpjpe(
-    pred: Any, gt: Any, bone_sum_mm: float = PAPER_BONE_SUM_MM, spine_midpoint: str = "pred"
-) -> float:
+    pred: Any, gt: Any, bone_sum_mm: float = PAPER_BONE_SUM_MM, spine_midpoint: str = "pred",
+    per_sample: bool = False,
+) -> float | np.ndarray:
     """The paper's own evaluator (Zhou et al. 2017, 64.9 mm on Human3.6M), mm.
 
     MPJPE over all 16 MPII16 joints after rescaling the prediction so its 14 edge lengths
     sum to `bone_sum_mm` (default 4296.99 mm), translating it to the ground-truth root and
     replacing joint 7 by the midpoint of joints 6 and 8 (in the prediction only by default;
     see `paper_protocol_align`). Not comparable with Protocol #1: it uses ground-truth
-    root position and a fixed skeleton size.
+    root position and a fixed skeleton size. With per_sample=True, the (N,) per-sample errors.
     """
-    return float(paper_protocol_mpjpe_per_sample(pred, gt, bone_sum_mm, spine_midpoint).mean())
+    errs = paper_protocol_mpjpe_per_sample(pred, gt, bone_sum_mm, spine_midpoint)
+    return errs if per_sample else float(errs.mean())
 
 
 # ----------------------------------------------------------------------------- PCKh (2D)
@@ -199,7 +214,7 @@ def _check_pckh(pred: Any, gt: Any, head_size: Any, valid: Any) -> tuple[np.ndar
     """Check PCKh inputs; return (scaled errors (N, J), valid mask (N, J) bool)."""
     p, g = _check_pair(pred, gt, 2)
     n, j = p.shape[:2]
-    h = _as_numpy(head_size, "head_size")
+    h = _as_numpy(head_size)
     if h.shape != (n,):
         raise ValueError(f"head_size must have shape (N,) = ({n},), got {h.shape}")
     v = valid.detach().cpu().numpy() if hasattr(valid, "detach") else np.asarray(valid)
@@ -242,7 +257,7 @@ def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5)
 
 def auc_thresholds_mm(max_mm: float = PCK3D_THRESHOLD_MM, step_mm: float = AUC_STEP_MM) -> np.ndarray:
     """The AUC thresholds 0, step, ..., max_mm (MPI-INF-3DHP: 0..150 step 5, 31 values)."""
-    n = int(round(max_mm / step_mm))
+    n = round(max_mm / step_mm)
     if n < 1 or not np.isclose(n * step_mm, max_mm):
         raise ValueError(f"max_mm ({max_mm}) must be a positive multiple of step_mm ({step_mm})")
     return np.arange(n + 1) * step_mm
@@ -257,9 +272,13 @@ def pck3d_per_sample(pred: Any, gt: Any, threshold_mm: float = PCK3D_THRESHOLD_M
     return (_joint_errors(p, g) < threshold_mm).mean(-1)
 
 
-def pck3d(pred: Any, gt: Any, threshold_mm: float = PCK3D_THRESHOLD_MM) -> float:
-    """MPI-INF-3DHP 3DPCK: fraction in [0, 1] of joints whose 3D error is < threshold_mm (150)."""
-    return float(pck3d_per_sample(pred, gt, threshold_mm).mean())
+def pck3d(pred: Any, gt: Any, threshold_mm: float = PCK3D_THRESHOLD_MM, per_sample: bool = False) -> float | np.ndarray:
+    """MPI-INF-3DHP 3DPCK: fraction in [0, 1] of joints whose 3D error is < threshold_mm (150).
+
+    With per_sample=True, the (N,) per-sample fractions.
+    """
+    fractions = pck3d_per_sample(pred, gt, threshold_mm)
+    return fractions if per_sample else float(fractions.mean())
 
 
 def auc3d_per_sample(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM) -> np.ndarray:
@@ -270,10 +289,11 @@ def auc3d_per_sample(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM) -> 
     return (err[:, :, None] < t).mean((1, 2))
 
 
-def auc3d(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM) -> float:
+def auc3d(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM, per_sample: bool = False) -> float | np.ndarray:
     """MPI-INF-3DHP AUC in [0, 1]: the mean of 3DPCK at thresholds 0, 5, ..., max_mm (31 values).
 
     With the strict inequality, 3DPCK at 0 mm is always 0, so a perfect prediction scores
-    30/31 (as in the MPI-INF-3DHP evaluation code).
+    30/31 (as in the MPI-INF-3DHP evaluation code). With per_sample=True, the (N,) per-sample AUCs.
     """
-    return float(auc3d_per_sample(pred, gt, max_mm).mean())
+    aucs = auc3d_per_sample(pred, gt, max_mm)
+    return aucs if per_sample else float(aucs.mean())

@@ -69,3 +69,63 @@ def run(args: argparse.Namespace) -> int:
     path = update_readme(args.readme, args.metrics)
     print(f"updated the results table in {path}")
     return 0
+
+
+def plot_protocols(rows: list[dict], split: str = "lab_test"):
+    """Bar chart: each model (baseline, stages) under each 3D protocol on one split (mm)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not r["protocol"].startswith("pck")]
+    stages = list(dict.fromkeys(r["stage"] for r in avg))
+    protocols = list(dict.fromkeys(r["protocol"] for r in avg))
+    value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(protocols))
+    for i, s in enumerate(stages):
+        vals = [value.get((s, p), np.nan) for p in protocols]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=STAGE_LABELS.get(s, s))
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(x, [PROTOCOL_LABELS.get(p, p).replace(" (mm)", "") for p in protocols], fontsize=8)
+    ax.set_ylabel("error (mm)")
+    ax.set_title(f"3D error on {split} by protocol (lower is better)")
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test"):
+    """Grouped bars per action for each model under one protocol on one split (mm)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol and r["action"] != "all"]
+    stages = list(dict.fromkeys(r["stage"] for r in sel))
+    actions = list(dict.fromkeys(r["action"] for r in sel))
+    value = {(r["stage"], r["action"]): r["value"] for r in sel}
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(actions) + 2), 3.6))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(actions))
+    for i, s in enumerate(stages):
+        ax.bar(x + i * width - 0.4 + width / 2, [value.get((s, a), np.nan) for a in actions], width,
+               label=STAGE_LABELS.get(s, s))
+    ax.set_xticks(x, actions, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(PROTOCOL_LABELS.get(protocol, protocol))
+    ax.set_title(f"{PROTOCOL_LABELS.get(protocol, protocol)} per action, {split}")
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def per_action_table(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test") -> str:
+    """Markdown table: actions as rows, models as columns, one protocol on one split."""
+    sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol]
+    stages = list(dict.fromkeys(r["stage"] for r in sel))
+    actions = list(dict.fromkeys(r["action"] for r in sel))
+    value = {(r["stage"], r["action"]): r["value"] for r in sel}
+    lines = ["| action | " + " | ".join(STAGE_LABELS.get(s, s) for s in stages) + " |",
+             "|---|" + "---:|" * len(stages)]
+    for a in actions:
+        lines.append(f"| {a} | " + " | ".join(_fmt(protocol, value[(s, a)]) if (s, a) in value else "" for s in stages) + " |")
+    return "\n".join(lines)

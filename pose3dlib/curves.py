@@ -1,0 +1,78 @@
+"""Training-curve figures from a stage's metrics.jsonl (see pose3dlib.runlog)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .runlog import read_metrics
+
+# Validation series shown in the right panel: record key -> (label, axis).
+VAL_SERIES = {
+    "pck": ("2D PCK@0.1 (%)", "left"),
+    "mpjpe_mm": ("3D MPJPE (mm)", "right"),
+    "mpjpe_mean_pose_mm": ("mean-pose MPJPE (mm)", "right"),
+}
+
+
+def loss_table(records: list[dict], kind: str = "epoch") -> dict[str, list[float]]:
+    """Columns {"step": [...], term: [...]} of the records of one kind (missing values: nan)."""
+    rows = [r for r in records if r.get("kind") == kind]
+    keys = [k for k in (rows[0] if rows else {}) if k not in ("kind", "stage", "epoch", "lr", "digests", "world_size")]
+    return {k: [float(r.get(k, float("nan"))) for r in rows] for k in keys}
+
+
+def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
+    """Figure: train losses per logged step (log scale) and validation PCK / MPJPE per epoch.
+
+    Returns a matplotlib Figure (two axes); save it with `fig.savefig(...)`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    if not records:
+        raise FileNotFoundError(f"{metrics_path}: no training records (has the stage been trained?)")
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
+    train = loss_table(records, "train")
+    for k, v in train.items():
+        if k != "step" and any(x > 0 for x in v):
+            ax_loss.plot(train["step"], v, label=k)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("train losses")
+    if train:
+        ax_loss.legend(fontsize=8)
+    val = loss_table(records, "val")
+    ax_mm = ax_val.twinx()
+    for key, (label, side) in VAL_SERIES.items():
+        if key in val:
+            ax = ax_val if side == "left" else ax_mm
+            style = "--" if key == "mpjpe_mean_pose_mm" else "-o"
+            ax.plot(val["step"], val[key], style, label=label, color={"pck": "C0", "mpjpe_mm": "C3"}.get(key, "0.5"))
+    ax_val.set_xlabel("step")
+    ax_val.set_ylabel("PCK (%)")
+    ax_mm.set_ylabel("MPJPE (mm)")
+    ax_val.set_title("validation")
+    handles = ax_val.get_legend_handles_labels()[0] + ax_mm.get_legend_handles_labels()[0]
+    labels = ax_val.get_legend_handles_labels()[1] + ax_mm.get_legend_handles_labels()[1]
+    if handles:
+        ax_val.legend(handles, labels, fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "") -> Path:
+    """Plot the curves of one stage and save them to `out_path` (folders created)."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot_training_curves(metrics_path, title)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,177 @@
+"""pose3dlib.config: YAML loading, dotted overrides, errors naming key and type, dump/load round trip."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from pose3dlib.config import (
+    Config,
+    StageConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
+from pose3dlib.errors import ConfigError
+from pose3dlib.paths import CONFIG_DIR
+
+PROFILES = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def write_yaml(tmp_path, data) -> str:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return str(p)
+
+
+# ----------------------------------------------------------------------------- the shipped configs
+
+def test_the_three_profiles_exist() -> None:
+    assert {"smoke", "cpu", "paper"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shipped_configs_load(profile: str) -> None:
+    cfg = load_config(f"configs/{profile}.yaml")  # project-relative path
+    assert isinstance(cfg, Config) and cfg.profile == profile
+    assert cfg.data.input_size == 4 * cfg.data.heatmap_size
+    raw = yaml.safe_load((CONFIG_DIR / f"{profile}.yaml").read_text())
+    # every value written in the file reaches the config unchanged
+    for section in ("data", "model", "eval"):
+        for key, value in (raw.get(section) or {}).items():
+            assert getattr(getattr(cfg, section), key) == value, f"{profile}: {section}.{key}"
+
+
+def test_paper_profile_has_paper_values() -> None:
+    cfg = load_config("configs/paper.yaml")
+    assert (cfg.model.num_stacks, cfg.model.num_features, cfg.train.batch_size) == (2, 256, 6)
+    assert cfg.train.stage3.lr == 2.5e-5 and cfg.train.stage3.geometric_weight == 0.01
+    assert cfg.train.stage2.lr_drop_epochs == (25,)
+    assert cfg.eval.paper_bone_sum_mm == 4296.99
+
+
+# ----------------------------------------------------------------------------- YAML and overrides
+
+def test_yaml_values_and_defaults(tmp_path) -> None:
+    path = write_yaml(tmp_path, {"seed": 3, "train": {"batch_size": 4, "stage2": {"lr_drop_epochs": [2, 5]}}})
+    cfg = load_config(path)
+    assert cfg.seed == 3 and cfg.train.batch_size == 4
+    assert cfg.train.stage2.lr_drop_epochs == (2, 5)  # lists become tuples
+    assert cfg.train.stage2.depth_weight == 0.0  # a stage given in YAML starts from StageConfig defaults
+    assert cfg.train.stage1 == Config().train.stage1  # untouched sections keep the dataclass defaults
+    assert load_config(write_yaml(tmp_path, {})) == Config()
+
+
+def test_dotted_overrides() -> None:
+    cfg = load_config(
+        "configs/smoke.yaml",
+        overrides=["train.stage1.lr=2.5e-4", "train.batch_size=3", "eval.flip_test=false",
+                   "train.stage2.lr_drop_epochs=[1, 2]", "data.h36m_dir=elsewhere/h36m", "train.stage1.epochs=7"],
+    )
+    assert cfg.train.stage1.lr == 2.5e-4 and isinstance(cfg.train.stage1.lr, float)
+    assert cfg.train.batch_size == 3 and cfg.eval.flip_test is False
+    assert cfg.train.stage2.lr_drop_epochs == (1, 2)
+    assert cfg.data.h36m_dir == "elsewhere/h36m"
+    assert cfg.train.stage1.epochs == 7
+    assert cfg.train.stage2.lr == load_config("configs/smoke.yaml").train.stage2.lr  # others untouched
+
+
+def test_int_is_accepted_for_float_but_not_bool_for_int() -> None:
+    assert load_config(None, ["train.stage1.lr=1"]).train.stage1.lr == 1.0
+    with pytest.raises(ConfigError, match=r"'train\.batch_size'.*expected int"):
+        load_config(None, ["train.batch_size=true"])
+
+
+# ----------------------------------------------------------------------------- errors name the key and type
+
+def test_unknown_key_in_yaml_names_key(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.stage1\.learning_rate'"):
+        load_config(write_yaml(tmp_path, {"train": {"stage1": {"learning_rate": 1.0}}}))
+    with pytest.raises(ConfigError, match=r"unknown config key 'colour'"):
+        load_config(write_yaml(tmp_path, {"colour": "red"}))
+
+
+def test_unknown_key_in_override_names_key() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.lr'"):
+        load_config("configs/smoke.yaml", ["train.lr=1e-3"])
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config("configs/smoke.yaml", ["train.batch_size"])
+
+
+@pytest.mark.parametrize(
+    "override, key, type_name",
+    [
+        ("train.batch_size=abc", "train.batch_size", "int"),
+        ("train.batch_size=1.5", "train.batch_size", "int"),
+        ("train.stage1.lr=fast", "train.stage1.lr", "float"),
+        ("eval.flip_test=1", "eval.flip_test", "bool"),
+        ("model.input_format=3", "model.input_format", "str"),
+        ("train.stage2.lr_drop_epochs=[3, x]", "train.stage2.lr_drop_epochs[1]", "int"),
+        ("train.stage2.lr_drop_epochs=5", "train.stage2.lr_drop_epochs", "list"),
+        ("train.stage1=3", "train.stage1", "mapping"),
+    ],
+)
+def test_wrong_type_names_key_and_type(override: str, key: str, type_name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config("configs/smoke.yaml", [override])
+    msg = str(err.value)
+    assert repr(key) in msg and type_name in msg, msg
+    assert "smoke.yaml" in msg  # and the file
+
+
+def test_wrong_type_in_yaml_names_key_and_type(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"'data\.sigma': expected float"):
+        load_config(write_yaml(tmp_path, {"data": {"sigma": "wide"}}))
+
+
+def test_file_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_numeric_looking_text_override_gives_config_error() -> None:
+    try:
+        cfg = load_config("configs/smoke.yaml", ["data.h36m_dir=1-2"])
+    except ConfigError:
+        return
+    assert cfg.data.h36m_dir == "1-2"
+
+
+# ----------------------------------------------------------------------------- frozen, dump, round trip
+
+def test_configs_are_frozen() -> None:
+    cfg = load_config("configs/smoke.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1  # type: ignore[misc]
+    assert cfg.train.stage(3) is cfg.train.stage3
+    with pytest.raises(ConfigError, match="stage must be 1, 2 or 3"):
+        cfg.train.stage(4)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_dump_load_round_trip(tmp_path, profile: str) -> None:
+    cfg = load_config(f"configs/{profile}.yaml", ["train.stage1.lr=3.3e-4", "train.stage2.lr_drop_epochs=[4, 9]"])
+    path = dump_config(cfg, tmp_path / "run" / "config.yaml")
+    assert path.is_file() and not path.with_name("config.yaml.tmp").exists()
+    assert load_config(path) == cfg
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    assert config_from_dict(yaml.safe_load(path.read_text())) == cfg
+
+
+def test_config_to_dict_is_plain() -> None:
+    d = config_to_dict(Config())
+    assert d["train"]["stage2"]["lr_drop_epochs"] == [25]
+    assert yaml.safe_load(yaml.safe_dump(d)) == d  # only YAML-native types
+    assert apply_overrides({}, ["seed=5"])["seed"] == 5
+    assert config_from_dict({"epochs": 2}, StageConfig) == StageConfig(epochs=2)

@@ -1,0 +1,139 @@
+"""The demo: any image mode, crops from a box or the whole image, outputs that open."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib import demo
+from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.model import build_model
+from pose3dlib.skeleton import MPII16
+
+
+class PeakModel(torch.nn.Module):
+    """Stand-in network whose heatmaps peak at fixed heatmap pixels, for geometry checks."""
+
+    def __init__(self, peaks_uv: np.ndarray, size: int):
+        super().__init__()
+        self.peaks, self.size = peaks_uv, size
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b = x.shape[0]
+        hm = torch.zeros(b, 16, self.size, self.size)
+        for j, (u, v) in enumerate(self.peaks):
+            hm[:, j, v, u] = 1.0
+        return {"heatmaps": [hm], "depth": torch.zeros(b, 16)}
+
+
+@pytest.fixture(scope="module")
+def smoke_cfg():
+    return load_config("configs/smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, smoke_cfg):
+    torch.manual_seed(0)
+    model = build_model(smoke_cfg.model)
+    path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
+    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(smoke_cfg), stage=3))
+    return path
+
+
+def test_joints_map_back_to_original_pixels(smoke_cfg):
+    rng = np.random.default_rng(1)
+    hm = smoke_cfg.data.heatmap_size
+    s = smoke_cfg.data.input_size
+    peaks = rng.integers(2, hm - 2, size=(16, 2))
+    image = np.zeros((200, 300, 3), np.uint8)
+    for bbox in [(50.0, 40.0, 80.0, 120.0), None]:
+        res = demo.estimate_pose(PeakModel(peaks, hm), smoke_cfg, image, bbox, flip_test=False)
+        if bbox is None:
+            center, side = np.array([149.5, 99.5]), 300.0
+        else:
+            x, y, w, h = bbox
+            center, side = np.array([x + w / 2 - 0.5, y + h / 2 - 0.5]), max(w, h) * 1.25
+        crop_px = (peaks + 0.5) * (s / hm) - 0.5  # heatmap pixel centre -> crop pixel
+        expected = center + (crop_px - (s - 1) / 2) * (side / s)
+        np.testing.assert_allclose(np.array(res["joints_2d_px"]), expected, atol=0.02)
+        assert np.array(res["joints_3d_mm"]).shape == (16, 3)
+
+
+@pytest.mark.parametrize("mode", ["rgb_jpg", "grey_png", "rgba_png", "rgb16_png"])
+def test_read_image_modes(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, size=(37, 53, 3), dtype=np.uint8)
+    if mode == "rgb_jpg":
+        path, data = tmp_path / "a.jpg", base
+    elif mode == "grey_png":
+        path, data = tmp_path / "a.png", base[..., 0]
+    elif mode == "rgba_png":
+        path, data = tmp_path / "a.png", np.dstack([base, np.full(base.shape[:2], 128, np.uint8)])
+    else:
+        path, data = tmp_path / "a.png", base.astype(np.uint16) * 257
+    cv2.imwrite(str(path), data)
+    img = demo.read_image_rgb(path)
+    assert img.shape == (37, 53, 3) and img.dtype == np.uint8
+    if mode in ("rgba_png", "rgb16_png"):  # lossless: exact RGB (cv2 stores BGR)
+        np.testing.assert_array_equal(img, base[..., ::-1])
+    if mode == "grey_png":
+        np.testing.assert_array_equal(img[..., 0], base[..., 0])
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pose3dlib", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_demo_cli_writes_json_png_html(tmp_path, checkpoint):
+    rng = np.random.default_rng(0)
+    images = []
+    for name, shape in [("wide.jpg", (120, 260, 3)), ("grey.png", (90, 70)), ("alpha.png", (64, 64, 4))]:
+        p = tmp_path / name
+        cv2.imwrite(str(p), rng.integers(0, 255, size=shape, dtype=np.uint8))
+        images.append(p)
+    out = tmp_path / "out"
+    r = _cli("demo", *map(str, images), "--checkpoint", str(checkpoint), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    for p in images:
+        meta = json.loads((out / f"{p.stem}.json").read_text())
+        assert meta["joint_names"] == list(MPII16.joint_names)
+        assert np.array(meta["joints_2d_px"]).shape == (16, 2)
+        assert np.array(meta["joints_3d_mm"]).shape == (16, 3)
+        png = cv2.imread(str(out / f"{p.stem}_2d.png"))
+        h, w = cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[:2]
+        assert png.shape[:2] == (h, w)
+        html = (out / f"{p.stem}_3d.html").read_text()
+        assert "plotly" in html.lower() and "cdn.plot.ly" not in html  # self-contained
+    # with a box
+    r = _cli("demo", str(images[0]), "--checkpoint", str(checkpoint), "--bbox", "10,5,60,100", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--bbox", "1,2,3"], "--bbox"),
+    (["--bbox", "0,0,-5,10"], "positive"),
+    (["--checkpoint", "nope.pt"], "nope.pt"),
+])
+def test_demo_cli_errors_are_one_line(tmp_path, checkpoint, args, needle):
+    img = tmp_path / "x.png"
+    cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
+    if "--checkpoint" not in args:
+        args = [*args, "--checkpoint", str(checkpoint)]
+    r = _cli("demo", str(img), *args, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_demo_missing_image_and_corrupt_image(tmp_path, checkpoint):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    for path in [tmp_path / "missing.jpg", bad]:
+        r = _cli("demo", str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and path.name in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,84 @@
+"""pyproject.toml and environment.yml describe the same pinned environment."""
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import metadata
+
+import pytest
+import yaml
+
+from pose3dlib.paths import PROJECT_ROOT
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_pins(requirements: list[str], where: str) -> dict[str, str]:
+    """['torch==2.13.0', ...] -> {'torch': '2.13.0'}; every entry must be an exact pin."""
+    pins: dict[str, str] = {}
+    for req in requirements:
+        m = PIN.match(req.strip())
+        assert m, f"{where}: {req!r} is not an exact 'name==version' pin"
+        name = canonical(m.group(1))
+        assert name not in pins, f"{where}: {name} pinned twice"
+        pins[name] = m.group(2)
+    return pins
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def conda_env() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+
+
+def conda_pip_section(env: dict) -> list[str]:
+    sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(sections) == 1, "environment.yml needs exactly one pip: section"
+    return sections[0]
+
+
+def test_both_files_pin_the_same_packages(pyproject, conda_env) -> None:
+    pp = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml")
+    env = parse_pins(conda_pip_section(conda_env), "environment.yml pip section")
+    assert env == pp
+
+
+def test_required_packages_are_pinned(pyproject) -> None:
+    pins = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml")
+    assert pins.get("torch") == "2.13.0"
+    required = {"jupyterlab", "papermill", "matplotlib", "plotly", "h5py", "nbval", "tqdm", "pyyaml", "pytest"}
+    assert required <= set(pins), f"missing pins: {required - set(pins)}"
+    assert {"opencv-python-headless", "opencv-python"} & set(pins)
+    for extra, reqs in pyproject["project"].get("optional-dependencies", {}).items():
+        parse_pins(reqs, f"pyproject.toml extra {extra!r}")  # extras are exact pins too
+    assert "tensorboard" in pyproject["project"]["optional-dependencies"]
+
+
+def test_conda_python_and_channel(pyproject, conda_env) -> None:
+    assert conda_env["channels"] == ["conda-forge"]
+    conda_deps = [d for d in conda_env["dependencies"] if isinstance(d, str)]
+    assert "python=3.11" in conda_deps and "pip" in conda_deps
+    assert pyproject["project"]["requires-python"].startswith(">=3.11")
+
+
+def test_installed_versions_match_pins(pyproject) -> None:
+    """The running environment is the pinned one (what `make setup` installs)."""
+    pins = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml")
+    wrong = {}
+    for name, version in pins.items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or installed.split("+")[0] != version:
+            wrong[name] = (version, installed)
+    assert not wrong, f"pinned vs installed (run `make setup`): {wrong}"

@@ -1,0 +1,333 @@
+"""pose3dlib.metrics: hand-computed cases, invariances, and independent re-implementations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib import metrics
+from pose3dlib.skeleton import MPII16
+
+REL_TOL = 1e-6
+
+
+def close(a: float, b: float, rel: float = REL_TOL) -> bool:
+    return abs(a - b) <= rel * abs(b)
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random proper rotation (QR of a Gaussian matrix, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return q
+
+
+@pytest.fixture
+def poses() -> tuple[np.ndarray, np.ndarray]:
+    """64 random (16, 3) ground truths (mm) and noisy, rotated, scaled, shifted predictions."""
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(64, 16, 3)) * 250.0
+    pred = np.empty_like(gt)
+    for i in range(len(gt)):
+        pred[i] = rng.uniform(0.5, 2.0) * gt[i] @ random_rotation(rng).T + rng.normal(size=3) * 100
+    pred += rng.normal(size=gt.shape) * 40.0
+    pred[:8] = rng.normal(size=(8, 16, 3)) * 250.0  # unrelated predictions: some need a reflection
+    pred[8, :, 0] = -gt[8, :, 0]  # an exact mirror image: the best orthogonal map is a reflection
+    return pred, gt
+
+
+# ----------------------------------------------------------------------------- independent references
+
+def ref_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
+    errs = [math.dist(p, g) for ps, gs in zip(pred, gt) for p, g in zip(ps, gs)]
+    return sum(errs) / len(errs)
+
+
+def horn_rotation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Horn (1987) unit-quaternion solution: the rotation R minimising sum |R x_j - y_j|^2."""
+    s = x.T @ y  # s[a, b] = sum_j x_ja y_jb
+    (sxx, sxy, sxz), (syx, syy, syz), (szx, szy, szz) = s
+    n = np.array([
+        [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+        [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+        [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+        [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+    ])
+    w, v = np.linalg.eigh(n)
+    q0, qx, qy, qz = v[:, np.argmax(w)]
+    return np.array([
+        [q0 * q0 + qx * qx - qy * qy - qz * qz, 2 * (qx * qy - q0 * qz), 2 * (qx * qz + q0 * qy)],
+        [2 * (qy * qx + q0 * qz), q0 * q0 - qx * qx + qy * qy - qz * qz, 2 * (qy * qz - q0 * qx)],
+        [2 * (qz * qx - q0 * qy), 2 * (qz * qy + q0 * qx), q0 * q0 - qx * qx - qy * qy + qz * qz],
+    ])
+
+
+def ref_pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
+    aligned = []
+    for p, g in zip(pred, gt):
+        x, y = p - p.mean(0), g - g.mean(0)
+        r = horn_rotation(x, y)
+        rx = x @ r.T
+        s = (rx * y).sum() / (x * x).sum()
+        aligned.append(s * rx + g.mean(0))
+    return ref_mpjpe(np.array(aligned), gt)
+
+
+def ref_n_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
+    scaled = []
+    for p, g in zip(pred, gt):
+        s = np.linalg.lstsq(p.reshape(-1, 1), g.reshape(-1), rcond=None)[0][0]
+        scaled.append(s * p)
+    return ref_mpjpe(np.array(scaled), gt)
+
+
+def ref_paper(pred: np.ndarray, gt: np.ndarray, bone_sum_mm: float) -> float:
+    root, spine, (a, b) = 6, 7, (6, 8)
+    out = []
+    for p, g in zip(pred, gt):
+        total = sum(math.dist(p[i], p[j]) for i, j in MPII16.edges)
+        q = [(p[k] - p[root]) * (bone_sum_mm / total) + g[root] for k in range(16)]
+        q[spine] = (q[a] + q[b]) / 2
+        out.append(q)
+    return ref_mpjpe(np.array(out), gt)
+
+
+def ref_pck3d(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
+    hits = [math.dist(p, g) < threshold for ps, gs in zip(pred, gt) for p, g in zip(ps, gs)]
+    return sum(hits) / len(hits)
+
+
+# ----------------------------------------------------------------------------- hand-computed cases
+
+def test_mpjpe_hand_computed() -> None:
+    gt = np.zeros((2, 2, 3))
+    pred = np.array([[[0, 0, 0], [3, 4, 0]], [[0, 0, 12], [1, 2, 2]]], dtype=float)
+    # errors: 0, 5 | 12, 3 -> per sample 2.5, 7.5 -> mean 5.0
+    np.testing.assert_allclose(metrics.mpjpe_per_sample(pred, gt), [2.5, 7.5])
+    assert metrics.mpjpe(pred, gt) == pytest.approx(5.0)
+    assert isinstance(metrics.mpjpe(pred, gt), float)
+
+
+def test_pa_mpjpe_hand_computed_planar() -> None:
+    # A unit square, and its copy rotated 90 deg about z, doubled and shifted: aligns exactly.
+    gt = np.array([[[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]], dtype=float)
+    rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
+    pred = 2 * gt @ rot.T + np.array([5.0, -3.0, 7.0])
+    assert metrics.pa_mpjpe(pred, gt) == pytest.approx(0.0, abs=1e-9)
+    # Only the translation of the centroid differs from the raw error.
+    assert metrics.mpjpe(pred, gt) > 1.0
+
+
+def test_n_mpjpe_hand_computed() -> None:
+    gt = np.array([[[1.0, 0, 0], [0, 1.0, 0]]])
+    pred = np.array([[[2.0, 0, 0], [0, 0, 2.0]]])
+    # s = <p, g> / <p, p> = 2 / 8 = 0.25; s p = (0.5,0,0), (0,0,0.5); errors 0.5 and sqrt(1.25)
+    expected = (0.5 + math.sqrt(1.25)) / 2
+    assert metrics.n_mpjpe(pred, gt) == pytest.approx(expected, rel=1e-12)
+
+
+def test_paper_protocol_hand_computed() -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(1, 16, 3)) * 200
+    bone_sum = float(sum(np.linalg.norm(gt[0, a] - gt[0, b]) for a, b in MPII16.edges))
+    pred = 3.0 * (gt - gt[:, 6:7]) + 1000.0  # bigger, elsewhere: same shape
+    # Rescaled and moved to the gt root, pred equals gt except joint 7, the midpoint of 6 and 8.
+    spine_err = np.linalg.norm((gt[0, 6] + gt[0, 8]) / 2 - gt[0, 7])
+    got = metrics.paper_protocol_mpjpe(pred, gt, bone_sum_mm=bone_sum)
+    assert got == pytest.approx(spine_err / 16, rel=1e-9)
+    assert metrics.paper_protocol_mpjpe(pred, gt, bone_sum, spine_midpoint="none") == pytest.approx(0, abs=1e-9)
+    assert metrics.paper_protocol_mpjpe(pred, gt, bone_sum, spine_midpoint="both") == pytest.approx(0, abs=1e-9)
+    _, g_al = metrics.paper_protocol_align(pred, gt, bone_sum)
+    np.testing.assert_allclose(g_al, gt)  # the ground truth is never changed by default
+    with pytest.raises(ValueError, match="spine_midpoint"):
+        metrics.paper_protocol_mpjpe(pred, gt, spine_midpoint="gt")
+
+
+def test_paper_protocol_default_bone_sum() -> None:
+    rng = np.random.default_rng(2)
+    pred, gt = rng.normal(size=(3, 16, 3)), rng.normal(size=(3, 16, 3)) * 300
+    p_al, _ = metrics.paper_protocol_align(pred, gt)
+    total = sum(np.linalg.norm(p_al[:, a] - p_al[:, b], axis=-1) for a, b in MPII16.edges)
+    np.testing.assert_allclose(total, 4296.99, rtol=1e-12)
+    np.testing.assert_allclose(p_al[:, 6], gt[:, 6], atol=1e-9)  # on the ground-truth root
+
+
+# ----------------------------------------------------------------------------- invariances
+
+def test_pa_mpjpe_invariant_to_similarity_of_prediction(poses) -> None:
+    pred, gt = poses
+    rng = np.random.default_rng(3)
+    base = metrics.pa_mpjpe_per_sample(pred, gt)
+    moved = np.stack([rng.uniform(0.1, 10) * p @ random_rotation(rng).T + rng.normal(size=3) * 1e3 for p in pred])
+    np.testing.assert_allclose(metrics.pa_mpjpe_per_sample(moved, gt), base, rtol=1e-8)
+    exact = np.stack([0.7 * g @ random_rotation(rng).T + 50.0 for g in gt])
+    assert metrics.pa_mpjpe(exact, gt) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_pa_mpjpe_excludes_reflections(poses) -> None:
+    _, gt = poses
+    mirrored = gt.copy()
+    mirrored[..., 0] *= -1
+    # A proper similarity cannot undo a mirror of a non-planar skeleton.
+    assert metrics.pa_mpjpe(mirrored, gt) > 10.0
+
+
+def test_n_mpjpe_invariant_to_scale(poses) -> None:
+    pred, gt = poses
+    base = metrics.n_mpjpe(pred, gt)
+    assert metrics.n_mpjpe(pred * 3.7, gt) == pytest.approx(base, rel=1e-10)
+    assert metrics.n_mpjpe(gt * 0.2, gt) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.n_mpjpe(pred, gt) <= metrics.mpjpe(pred, gt) * 1.5  # sanity: same order
+
+
+# ----------------------------------------------------------------------------- vs independent implementations
+
+def test_against_references_on_random_inputs(poses) -> None:
+    pred, gt = poses
+    assert close(metrics.mpjpe(pred, gt), ref_mpjpe(pred, gt))
+    assert close(metrics.pa_mpjpe(pred, gt), ref_pa_mpjpe(pred, gt))
+    assert close(metrics.n_mpjpe(pred, gt), ref_n_mpjpe(pred, gt))
+    assert close(metrics.paper_protocol_mpjpe(pred, gt), ref_paper(pred, gt, 4296.99))
+    assert close(metrics.paper_protocol_mpjpe(pred, gt, bone_sum_mm=3000.0), ref_paper(pred, gt, 3000.0))
+    for t in (50.0, 150.0, 400.0):
+        assert close(metrics.pck3d(pred, gt, threshold_mm=t), ref_pck3d(pred, gt, t))
+    ref_auc = sum(ref_pck3d(pred, gt, t) for t in range(0, 151, 5)) / 31
+    assert close(metrics.auc3d(pred, gt), ref_auc)
+    # per-sample forms average to the mean forms
+    assert close(float(metrics.pa_mpjpe_per_sample(pred, gt).mean()), metrics.pa_mpjpe(pred, gt))
+
+
+def test_pa_mpjpe_per_sample_matches_horn(poses) -> None:
+    pred, gt = poses
+    got = metrics.pa_mpjpe_per_sample(pred, gt)
+    ref = np.array([ref_pa_mpjpe(p[None], g[None]) for p, g in zip(pred, gt)])
+    np.testing.assert_allclose(got, ref, rtol=REL_TOL)
+
+
+def test_per_sample_keyword_matches_per_sample_functions(poses) -> None:
+    pred, gt = poses
+    pairs = [
+        (metrics.mpjpe, metrics.mpjpe_per_sample),
+        (metrics.pa_mpjpe, metrics.pa_mpjpe_per_sample),
+        (metrics.n_mpjpe, metrics.n_mpjpe_per_sample),
+        (metrics.paper_protocol_mpjpe, metrics.paper_protocol_mpjpe_per_sample),
+        (metrics.pck3d, metrics.pck3d_per_sample),
+        (metrics.auc3d, metrics.auc3d_per_sample),
+    ]
+    for mean_fn, per_sample_fn in pairs:
+        errs = mean_fn(pred, gt, per_sample=True)
+        assert isinstance(errs, np.ndarray) and errs.shape == (len(pred),)
+        np.testing.assert_array_equal(errs, per_sample_fn(pred, gt))
+        assert mean_fn(pred, gt) == pytest.approx(float(errs.mean()), rel=1e-12)
+    # per-sample values against the independent references, sample by sample
+    ref = [ref_paper(p[None], g[None], 2500.0) for p, g in zip(pred[:10], gt[:10])]
+    np.testing.assert_allclose(metrics.paper_protocol_mpjpe(pred[:10], gt[:10], 2500.0, per_sample=True), ref, rtol=REL_TOL)
+
+
+def test_torch_inputs_match_numpy(poses) -> None:
+    pred, gt = poses
+    tp, tg = torch.from_numpy(pred), torch.from_numpy(gt)
+    for fn in (metrics.mpjpe, metrics.pa_mpjpe, metrics.n_mpjpe, metrics.paper_protocol_mpjpe, metrics.pck3d, metrics.auc3d):
+        assert fn(tp, tg) == pytest.approx(fn(pred, gt), rel=1e-12)
+    assert metrics.mpjpe(tp.float().requires_grad_(), tg.float()) == pytest.approx(metrics.mpjpe(pred, gt), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- PCKh
+
+def test_pckh_with_masks() -> None:
+    gt = np.zeros((2, 3, 2))
+    pred = np.array([
+        [[3, 4], [6, 8], [0, 1]],  # errors 5, 10, 1; head 10 -> 0.5 (on the boundary: correct), 1.0, 0.1
+        [[30, 40], [0, 0], [12, 16]],  # errors 50, 0, 20; head 20 -> 2.5, 0, 1.0
+    ], dtype=float)
+    head = np.array([10.0, 20.0])
+    valid = np.array([[True, True, False], [True, False, True]])
+    # valid: (0,0) hit, (0,1) miss, (1,0) miss, (1,2) miss -> 1/4
+    assert metrics.pckh(pred, gt, head, valid) == pytest.approx(0.25)
+    all_valid = np.ones((2, 3), bool)
+    # hits: (0,0), (0,2), (1,1) -> 3/6
+    assert metrics.pckh(pred, gt, head, all_valid) == pytest.approx(0.5)
+    assert metrics.pckh(pred, gt, head, all_valid, threshold=1.0) == pytest.approx(5 / 6)
+    np.testing.assert_allclose(metrics.pckh_per_joint(pred, gt, head, valid), [0.5, 0.0, 0.0])
+    per_joint = metrics.pckh_per_joint(pred, gt, head, np.array([[True, False, True], [True, False, True]]))
+    assert np.isnan(per_joint[1]) and per_joint[2] == pytest.approx(0.5)
+
+
+def test_pckh_against_loop() -> None:
+    rng = np.random.default_rng(4)
+    gt = rng.uniform(0, 500, size=(40, 16, 2))
+    pred = gt + rng.normal(size=gt.shape) * 15
+    head = rng.uniform(30, 80, size=40)
+    valid = rng.random((40, 16)) > 0.2
+    hits = total = 0
+    for n in range(40):
+        for j in range(16):
+            if valid[n, j]:
+                total += 1
+                hits += math.dist(pred[n, j], gt[n, j]) <= 0.5 * head[n]
+    assert close(metrics.pckh(pred, gt, head, valid), hits / total)
+    assert close(metrics.pckh(torch.from_numpy(pred), torch.from_numpy(gt), torch.from_numpy(head), torch.from_numpy(valid)), hits / total)
+
+
+def test_pckh_errors() -> None:
+    gt = np.zeros((2, 3, 2))
+    with pytest.raises(ValueError, match="no valid joint"):
+        metrics.pckh(gt, gt, np.ones(2), np.zeros((2, 3), bool))
+    with pytest.raises(ValueError, match=r"head_size must have shape \(N,\)"):
+        metrics.pckh(gt, gt, np.ones(3), np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match=r"valid must have shape \(N, J\)"):
+        metrics.pckh(gt, gt, np.ones(2), np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match="positive"):
+        metrics.pckh(gt, gt, np.array([1.0, 0.0]), np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match=r"\(N, J, 2\)"):
+        metrics.pckh(np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), np.ones(2), np.ones((2, 3), bool))
+
+
+# ----------------------------------------------------------------------------- 3DPCK / AUC edge cases
+
+def test_pck3d_auc_edge_cases() -> None:
+    gt = np.zeros((1, 4, 3))
+    assert metrics.pck3d(gt, gt) == 1.0
+    assert metrics.auc3d(gt, gt) == pytest.approx(30 / 31)  # PCK at 0 mm is 0 (strict <)
+    far = gt + np.array([1000.0, 0, 0])
+    assert metrics.pck3d(far, gt) == 0.0 and metrics.auc3d(far, gt) == 0.0
+    at_150 = gt + np.array([0, 150.0, 0])
+    assert metrics.pck3d(at_150, gt) == 0.0  # exactly on the threshold: not correct
+    at_100 = gt + np.array([0, 0, 100.0])
+    assert metrics.pck3d(at_100, gt) == 1.0
+    assert metrics.auc3d(at_100, gt) == pytest.approx(10 / 31)  # thresholds 105..150
+    mixed = np.concatenate([gt[:, :2], gt[:, 2:] + np.array([0, 0, 2.0])], axis=1)
+    assert metrics.auc3d(mixed, gt) == pytest.approx((30 / 31 + 30 / 31) / 2)
+    assert len(metrics.auc_thresholds_mm()) == 31
+    assert metrics.auc3d(at_100, gt, max_mm=100.0) == 0.0
+    with pytest.raises(ValueError, match="multiple"):
+        metrics.auc3d(gt, gt, max_mm=152.0)
+
+
+# ----------------------------------------------------------------------------- shape checks
+
+@pytest.mark.parametrize("fn", [metrics.mpjpe, metrics.pa_mpjpe, metrics.n_mpjpe, metrics.pck3d, metrics.auc3d])
+def test_shape_errors_name_expected_shape(fn) -> None:
+    with pytest.raises(ValueError, match=r"\(N, J, 3\)"):
+        fn(np.zeros((2, 16, 2)), np.zeros((2, 16, 2)))
+    with pytest.raises(ValueError, match="same shape"):
+        fn(np.ones((2, 16, 3)), np.ones((3, 16, 3)))
+
+
+def test_paper_protocol_needs_16_joints() -> None:
+    with pytest.raises(ValueError, match=r"\(N, 16, 3\)"):
+        metrics.paper_protocol_mpjpe(np.ones((2, 17, 3)), np.ones((2, 17, 3)))
+
+
+def test_degenerate_predictions_raise() -> None:
+    gt = np.random.default_rng(5).normal(size=(2, 16, 3))
+    with pytest.raises(ValueError, match="one point"):
+        metrics.pa_mpjpe(np.ones((2, 16, 3)), gt)
+    with pytest.raises(ValueError, match="all zeros"):
+        metrics.n_mpjpe(np.zeros((2, 16, 3)), gt)
+    with pytest.raises(ValueError, match="zero total bone length"):
+        metrics.paper_protocol_mpjpe(np.ones((2, 16, 3)), gt)

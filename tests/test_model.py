@@ -1,0 +1,171 @@
+"""HourglassNet3D: parameter count, output shapes, the adaptive depth head, preprocessing, loading."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.config import Config, ModelConfig, config_to_dict
+from pose3dlib.errors import CheckpointError, ConfigError, DataError
+from pose3dlib.model import HourglassNet3D, build_model, count_parameters, load_model, preprocess
+
+PAPER_PARAMETERS = 14_429_104  # paper-facts "Network": default network
+SMALL = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1)
+
+torch.set_num_threads(1)
+
+
+def _expected_parameters(cfg: ModelConfig) -> int:
+    """Closed-form count from the layer list in paper-facts "Network" (independent of model.py)."""
+    def conv(cin: int, cout: int, k: int = 1) -> int:
+        return cin * cout * k * k + cout
+
+    def bn(c: int) -> int:
+        return 2 * c
+
+    def residual(cin: int, cout: int) -> int:
+        mid = cout // 2
+        n = bn(cin) + conv(cin, mid) + bn(mid) + conv(mid, mid, 3) + bn(mid) + conv(mid, cout)
+        return n + (conv(cin, cout) if cin != cout else 0)
+
+    f, j, m = cfg.num_features, cfg.num_joints, cfg.num_modules
+    stem = conv(3, 64, 7) + bn(64) + residual(64, 128) + residual(128, 128) + residual(128, f)
+    hourglass = (3 * 4 + 1) * m * residual(f, f)  # 3 branches per level x 4 levels + the bottom
+    stack = hourglass + m * residual(f, f) + conv(f, f) + bn(f) + conv(f, j) + conv(f, f) + conv(j, f)
+    depth_head = 4 * cfg.num_reg_modules * residual(f, f) + (16 * f) * j + j
+    return stem + cfg.num_stacks * stack + depth_head
+
+
+def test_paper_network_has_the_paper_parameter_count():
+    model = HourglassNet3D(ModelConfig())
+    assert count_parameters(model) == PAPER_PARAMETERS
+    assert _expected_parameters(ModelConfig()) == PAPER_PARAMETERS  # the closed form agrees with the paper
+
+
+def test_parameter_count_matches_closed_form_for_other_layouts():
+    for cfg in (SMALL, ModelConfig(num_stacks=1, num_modules=2, num_features=64, num_reg_modules=2, num_joints=14)):
+        assert count_parameters(build_model(cfg)) == _expected_parameters(cfg)
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_output_shapes_for_any_multiple_of_64(size):
+    model = build_model(SMALL).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, size, size))
+    assert set(out) == {"heatmaps", "depth"}
+    assert len(out["heatmaps"]) == SMALL.num_stacks
+    for h in out["heatmaps"]:
+        assert h.shape == (2, 16, size // 4, size // 4)
+    assert out["depth"].shape == (2, 16)
+    assert torch.isfinite(out["depth"]).all()
+
+
+def test_default_network_runs_at_64():
+    with torch.no_grad():
+        out = build_model(ModelConfig()).eval()(torch.rand(1, 3, 64, 64))
+    assert [h.shape for h in out["heatmaps"]] == [(1, 16, 16, 16)] * 2 and out["depth"].shape == (1, 16)
+
+
+def _depth_head_grid(model: HourglassNet3D, x: torch.Tensor) -> torch.Tensor:
+    grids = []
+    handle = model.depth_head.levels.register_forward_hook(lambda m, i, o: grids.append(o))
+    with torch.no_grad():
+        depth = model(x)["depth"]
+    handle.remove()
+    return depth, grids[0]
+
+
+def test_depth_head_reads_the_grid_directly_at_256_and_repeats_cells_at_128():
+    model = build_model(SMALL).eval()
+    depth, grid = _depth_head_grid(model, torch.rand(1, 3, 256, 256))
+    assert grid.shape == (1, 32, 4, 4)
+    lin = model.depth_head.linear
+    torch.testing.assert_close(depth, grid.reshape(1, -1) @ lin.weight.T + lin.bias)
+    depth, grid = _depth_head_grid(model, torch.rand(1, 3, 128, 128))
+    assert grid.shape == (1, 32, 2, 2)
+    repeated = grid.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # (1, 32, 4, 4)
+    torch.testing.assert_close(depth, repeated.reshape(1, -1) @ lin.weight.T + lin.bias)
+
+
+def test_channels_last_gives_the_same_outputs():
+    model = build_model(SMALL).eval()
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        ref = model(x)
+        model_cl = model.to(memory_format=torch.channels_last)
+        out = model_cl(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out["depth"], ref["depth"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["heatmaps"][-1], ref["heatmaps"][-1], rtol=1e-4, atol=1e-5)
+
+
+def test_every_parameter_gets_a_gradient():
+    model = build_model(SMALL).train()
+    out = model(torch.rand(2, 3, 64, 64))
+    (sum(h.square().mean() for h in out["heatmaps"]) + out["depth"].square().mean()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 100, 100), (1, 3, 64, 128), (1, 1, 64, 64)])
+def test_bad_input_shape_is_refused(shape):
+    with pytest.raises(DataError, match="multiple of 64"):
+        build_model(SMALL)(torch.rand(*shape))
+
+
+def test_preprocess_formats():
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    rgb = preprocess(images, "rgb")
+    assert rgb.dtype == torch.float32 and rgb.device == images.device
+    torch.testing.assert_close(rgb, images.double().div(255).float())
+    bgr = preprocess(images, "bgr256")
+    for c in range(3):  # channel c of the BGR input is channel 2 - c of the RGB image
+        torch.testing.assert_close(bgr[:, c], images[:, 2 - c].double().div(256).float())
+
+
+def test_preprocess_refuses_unknown_format_and_float_images():
+    images = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="'bgr255'"):
+        preprocess(images, "bgr255")
+    with pytest.raises(DataError, match="uint8"):
+        preprocess(images.float(), "rgb")
+    with pytest.raises(ConfigError, match="input_format"):
+        build_model(ModelConfig(input_format="yuv"))
+
+
+def test_load_model_round_trip(tmp_path):
+    cfg = Config(profile="test", model=SMALL)
+    model = build_model(cfg.model)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so eval() mode matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    path = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg)))
+    for source in (path, torch.load(path, weights_only=True)):
+        loaded, loaded_cfg = load_model(source)
+        assert not loaded.training and loaded_cfg == cfg
+        with torch.no_grad():
+            out = loaded(x)
+        torch.testing.assert_close(out["depth"], ref["depth"], rtol=0, atol=0)
+
+
+def test_load_model_refuses_weights_of_another_layout(tmp_path):
+    weights = build_model(SMALL).state_dict()
+    cfg = Config(model=ModelConfig(num_stacks=2, num_modules=1, num_features=64, num_reg_modules=1))
+    with pytest.raises(CheckpointError, match="num_features=64"):
+        load_model(make_checkpoint(model_state=weights, config=config_to_dict(cfg)))
+    del weights["depth_head.linear.bias"]
+    with pytest.raises(CheckpointError, match="depth_head.linear.bias"):
+        load_model(make_checkpoint(model_state=weights, config=config_to_dict(Config(model=SMALL))))
+
+
+def test_flatten_order_is_channel_major():
+    """The Linear reads (C, H, W) order, as the original's view(B, -1) did (needed for its weights)."""
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    assert torch.equal(torch.flatten(x.contiguous(memory_format=torch.channels_last), 1), x.reshape(2, -1))
+    assert F.adaptive_avg_pool2d(x, 4).equal(x)  # the 4x4 pooling is an identity at 256 px

@@ -1,0 +1,56 @@
+"""The README results table is generated from metrics.csv, and the committed README matches it."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pose3dlib.evaluate import CSV_COLUMNS, read_metrics_csv, write_metrics_csv
+from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.report import END, START, results_table, update_readme
+
+
+def _rows():
+    return [
+        dict(stage="mean_pose", split="lab_test", protocol="p1_mpjpe", action="Walking", value=150.0),
+        dict(stage="mean_pose", split="lab_test", protocol="p1_mpjpe", action="all", value=150.04),
+        dict(stage="stage3", split="lab_test", protocol="p1_mpjpe", action="all", value=80.26),
+        dict(stage="stage3", split="lab_test", protocol="paper", action="all", value=70.0),
+        dict(stage="stage3", split="mpii_val", protocol="pckh@0.5", action="all", value=0.4567),
+    ]
+
+
+def test_csv_round_trip(tmp_path):
+    path = write_metrics_csv(_rows(), tmp_path / "m.csv")
+    assert path.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    back = read_metrics_csv(path)
+    assert [r["value"] for r in back] == pytest.approx([r["value"] for r in _rows()], abs=1e-4)
+
+
+def test_table_has_one_row_per_model_and_split():
+    table = results_table(_rows())
+    lines = table.splitlines()
+    assert len(lines) == 2 + 3  # header, rule, (mean_pose, lab), (stage3, lab), (stage3, mpii_val)
+    assert "| mean-pose baseline | lab_test |" in table and "150.0" in table
+    assert "80.3" in table and "70.0" in table and "45.7%" in table
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    csv = write_metrics_csv(_rows(), tmp_path / "m.csv")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    update_readme(readme, csv)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text
+    assert "80.3" in text
+
+
+def test_committed_readme_matches_committed_metrics():
+    csv = PROJECT_ROOT / "runs" / "cpu" / "metrics.csv"
+    if not csv.exists():
+        pytest.skip("no committed runs/cpu/metrics.csv yet (make reproduce writes it)")
+    text = (PROJECT_ROOT / "README.md").read_text()
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    expected = results_table(read_metrics_csv(csv))
+    assert expected in block, "README results table is stale: run `python -m pose3dlib report`"
+    assert re.search(r"\d", block)

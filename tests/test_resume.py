@@ -1,0 +1,140 @@
+"""Reliability of training (issue 8, items 1-3): kill -9 and --resume, kills during checkpoint
+writes, and NaN/inf losses."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from pose3dlib.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.distributed import state_digest
+from pose3dlib.train import KILL_AT_STEP_ENV
+
+from test_train import make_smoke_data, train_cli
+
+# 48 MPII training samples, batch 8: 6 steps per epoch; 3 epochs = 18 steps. Checkpoints
+# every 4 steps (4, 8, 16 mid-epoch; 6, 12, 18 at epoch ends). A kill at step 11 loses
+# steps 9-11 and resumes mid-epoch 2 (2 of its batches done) from the step-8 checkpoint.
+RESUME_OVERRIDES = ["train.stage1.epochs=3", "train.checkpoint_every_steps=4", "train.log_every_steps=1"]
+KILL_STEP = 11
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory) -> list[str]:
+    pytest.importorskip("pose3dlib.data.synthetic")
+    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data):
+    overrides = smoke_data + RESUME_OVERRIDES
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    r = train_cli(whole, 1, overrides)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    r = train_cli(broken, 1, overrides, env={KILL_AT_STEP_ENV: str(KILL_STEP)})
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    partial = load_checkpoint(broken / "stage1" / "last.pt")
+    assert (partial["step"], partial["epoch"], partial["extra"]["finished"]) == (8, 1, False)
+
+    r = train_cli(broken, 1, overrides, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = load_checkpoint(whole / "stage1" / "last.pt")
+    b = load_checkpoint(broken / "stage1" / "last.pt")
+    assert b["step"] == a["step"] == 18
+    assert state_digest(a["model"]) == state_digest(b["model"])  # bit for bit
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["metrics"] == b["metrics"]
+    assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
+
+
+def test_resume_refuses_another_config(tmp_path, smoke_data):
+    overrides = smoke_data + RESUME_OVERRIDES
+    r = train_cli(tmp_path / "run", 1, overrides, env={KILL_AT_STEP_ENV: "5"})
+    assert r.returncode == -signal.SIGKILL
+    r = train_cli(tmp_path / "run", 1, overrides + ["train.stage1.lr=0.01"], "--resume")
+    assert r.returncode == 2 and "train.stage1.lr" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- kill during a checkpoint write
+
+KILL_IN_SAVE = textwrap.dedent("""
+    import os, signal, sys, torch
+    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+    path = sys.argv[1]
+    real_save = torch.save
+    def half_then_die(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        f.flush()
+        f.truncate(f.tell() // 2)  # half the bytes are on disk ...
+        os.kill(os.getpid(), signal.SIGKILL)  # ... when the process dies
+    torch.save = half_then_die
+    save_checkpoint(path, make_checkpoint(model_state={"w": torch.full((1000,), 2.0)}, config={}, step=2))
+""")
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "stage1" / "last.pt"
+    save_checkpoint(path, make_checkpoint(model_state={"w": torch.full((1000,), 1.0)}, config={}, step=1))
+    r = subprocess.run([sys.executable, "-c", KILL_IN_SAVE, str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    leftovers = [p for p in path.parent.iterdir() if p != path]
+    assert leftovers, "the killed writer should have left its half-written temporary file"
+    ckpt = load_checkpoint(path)  # the previous checkpoint, intact
+    assert ckpt["step"] == 1 and torch.equal(ckpt["model"]["w"], torch.full((1000,), 1.0))
+
+
+def test_failed_checkpoint_write_removes_its_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_torch_save({"a": torch.ones(3)}, path)
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError):
+        atomic_torch_save({"a": torch.zeros(3)}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(3))
+
+
+# ----------------------------------------------------------------------------- non-finite losses
+
+@pytest.mark.parametrize("bad_value, term", [(float("nan"), "depth"), (float("inf"), "heatmap")])
+def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoint(
+        tmp_path, smoke_data, monkeypatch, bad_value, term):
+    import pose3dlib.losses
+    from pose3dlib.config import load_config
+    from pose3dlib.train import NonFiniteLossError, fit
+
+    real_total = pose3dlib.losses.total_loss
+    calls = {"n": 0}
+    bad_step = 7  # checkpoints at steps 4 and 6 (end of epoch 1) exist by then
+
+    def poisoned(outputs, batch, **weights):
+        loss, terms = real_total(outputs, batch, **weights)
+        calls["n"] += 1
+        if calls["n"] == bad_step:
+            terms = dict(terms)
+            terms[term] = terms[term] + bad_value
+            loss = loss + bad_value
+        return loss, terms
+
+    monkeypatch.setattr(pose3dlib.losses, "total_loss", poisoned)
+    torch.set_num_threads(1)
+    cfg = load_config("configs/smoke.yaml", smoke_data + RESUME_OVERRIDES + ["train.stage2.epochs=2"])
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError) as err:
+        fit(cfg, 1, run)
+    msg = str(err.value)
+    assert f"step {bad_step}" in msg and repr(term) in msg and "\n" not in msg
+    ckpt = load_checkpoint(run / "stage1" / "last.pt")
+    assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()

@@ -1,0 +1,201 @@
+"""pose3dlib.train: schedule pieces, sharding, validation numbers, and smoke runs of the three stages."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib.config import StageConfig, TrainConfig, load_config
+from pose3dlib.distributed import shard_indices, state_digest
+from pose3dlib.runlog import MetricsLog, read_metrics
+from pose3dlib.skeleton import DEPTH_ROOT, MPII16
+from pose3dlib.train import build_optimizer, config_differences, lr_at_epoch, resolve_device
+from pose3dlib.validation import depth_mpjpe_mm, pck_hits
+
+PY = sys.executable
+SMOKE = "configs/smoke.yaml"
+
+
+# ----------------------------------------------------------------------------- helpers shared with the other train tests
+
+def make_smoke_data(root: Path) -> list[str]:
+    """Write smoke-size synthetic data under `root` once; return the --set overrides pointing at it."""
+    from pose3dlib.data.synthetic import generate
+
+    if not (root / "done").exists():
+        cfg = load_config(SMOKE)
+        generate(root, cfg.synthetic, cfg.seed)
+        (root / "done").write_text("ok")
+    return [f"data.h36m_dir={root / 'h36m'}", f"data.mpii_dir={root / 'mpii'}", f"data.wild_test_dir={root / 'wild_test'}"]
+
+
+def train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, env: dict | None = None,
+              config: str = SMOKE) -> subprocess.CompletedProcess:
+    """`python -m pose3dlib train ...` in a subprocess (1 thread)."""
+    cmd = [PY, "-m", "pose3dlib", "train", "--config", config, "--stage", str(stage), "--run-dir", str(run_dir), *extra]
+    for o in overrides:
+        cmd += ["--set", o]
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory) -> list[str]:
+    pytest.importorskip("pose3dlib.data.synthetic")
+    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
+
+
+# ----------------------------------------------------------------------------- pure pieces
+
+def test_lr_drops_at_the_configured_epochs():
+    s = StageConfig(lr=1e-3, lr_drop_epochs=(2, 4), lr_drop_factor=0.5)
+    assert [lr_at_epoch(s, e) for e in range(6)] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_optimizers_follow_the_config():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    rms = build_optimizer(params, TrainConfig(), 2.5e-4)
+    assert isinstance(rms, torch.optim.RMSprop)
+    g = rms.param_groups[0]
+    assert (g["lr"], g["alpha"], g["eps"], g["momentum"], g["weight_decay"]) == (2.5e-4, 0.99, 1e-8, 0.0, 0.0)
+    assert isinstance(build_optimizer(params, TrainConfig(optimizer="adam"), 1e-3), torch.optim.Adam)
+
+
+def test_device_auto_is_cpu_without_cuda():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_config_differences_names_dotted_keys():
+    a = {"train": {"batch_size": 8, "stage1": {"lr": 1e-3}}, "seed": 0}
+    b = {"train": {"batch_size": 8, "stage1": {"lr": 2e-3}}, "seed": 1}
+    assert config_differences(a, b) == ["seed: 0 -> 1", "train.stage1.lr: 0.001 -> 0.002"]
+    assert config_differences(a, a) == []
+
+
+@pytest.mark.parametrize("n, world", [(10, 1), (10, 2), (11, 2), (7, 3), (2, 3)])
+def test_shards_cover_the_dataset_evenly_and_deterministically(n, world):
+    shards = [shard_indices(n, seed=3, stage=1, epoch=2, rank=r, world_size=world) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1  # same count on every rank
+    assert len(shards[0]) == math.ceil(n / world)
+    assert set().union(*map(set, shards)) == set(range(n))  # every sample seen
+    if n % world == 0:
+        assert sorted(sum(shards, [])) == list(range(n))  # each exactly once
+    assert shards == [shard_indices(n, seed=3, stage=1, epoch=2, rank=r, world_size=world) for r in range(world)]
+    other = shard_indices(n, seed=3, stage=1, epoch=3, rank=0, world_size=world)
+    assert n < 5 or other != shards[0]  # a new epoch reshuffles
+
+
+def test_state_digest_sees_every_byte():
+    a = {"w": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)}
+    b = {"w": a["w"].clone(), "n": torch.tensor(3)}
+    assert state_digest(a) == state_digest(b)
+    b["w"][1, 2] = torch.nextafter(b["w"][1, 2], torch.tensor(100.0))
+    assert state_digest(a) != state_digest(b)
+
+
+def test_metrics_log_resume_drops_records_after_the_checkpoint(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    for step in range(1, 6):
+        log.write("train", step=step, loss=1.0 / step)
+    with open(path, "a") as f:
+        f.write('{"kind": "train", "st')  # torn line from a kill mid-write
+    assert [r["step"] for r in read_metrics(path)] == [1, 2, 3, 4, 5]
+    MetricsLog(path, resume_step=3)
+    assert [r["step"] for r in read_metrics(path)] == [1, 2, 3]
+    MetricsLog(path)  # a fresh run starts an empty log
+    assert read_metrics(path) == []
+
+
+def test_pck_hits_counts_valid_joints_within_a_tenth_of_the_crop():
+    gt = torch.zeros(1, 16, 2)
+    pred = gt.clone()
+    pred[0, :, 0] = torch.linspace(0.0, 0.3, 16)  # errors 0 .. 0.3 normalised units
+    valid = torch.ones(1, 16, dtype=torch.bool)
+    valid[0, 0] = False
+    expected = int(((pred[0, :, 0] < 0.2) & valid[0]).sum())  # 0.1 x crop side (2 units)
+    assert pck_hits(pred, gt, valid) == (expected, 15)
+
+
+def test_depth_mpjpe_is_zero_for_true_depth_and_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    gt_mm = torch.tensor(rng.normal(0, 300, (4, 16, 3)), dtype=torch.float32)
+    s = 0.002  # weak perspective: normalised units per mm
+    j2d = gt_mm[..., :2] * s + 0.1
+    depth = (gt_mm[..., 2] - gt_mm[:, DEPTH_ROOT : DEPTH_ROOT + 1, 2]) * s
+    assert depth_mpjpe_mm(j2d, depth, gt_mm).max() < 1e-2
+    zero = torch.zeros_like(depth)
+    # independent: flat skeleton (z = 0) scaled so its bone sum equals the GT's
+    g = (gt_mm - gt_mm[:, DEPTH_ROOT : DEPTH_ROOT + 1]).numpy().astype(np.float64)
+    flat = g.copy()
+    flat[..., 2] = 0
+    def bones(x):
+        return sum(np.linalg.norm(x[:, a] - x[:, b], axis=-1) for a, b in MPII16.edges)
+    flat *= (bones(g) / bones(flat))[:, None, None]
+    expected = np.linalg.norm(flat - g, axis=-1).mean(-1)
+    np.testing.assert_allclose(depth_mpjpe_mm(j2d, zero, gt_mm).numpy(), expected, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _records(run_dir: Path, stage: int, kind: str) -> list[dict]:
+    return [r for r in read_metrics(run_dir / f"stage{stage}" / "metrics.jsonl") if r["kind"] == kind]
+
+
+def test_bad_set_key_exits_2_with_one_line(tmp_path):
+    r = train_cli(tmp_path / "run", 1, ["train.stage1.no_such_key=3"])
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_key" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_stage2_without_stage1_names_the_missing_checkpoint(tmp_path, smoke_data):
+    r = train_cli(tmp_path / "run", 2, smoke_data)
+    assert r.returncode == 2
+    assert str(tmp_path / "run" / "stage1" / "last.pt") in r.stderr and "--stage 1" in r.stderr
+
+
+def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_path, smoke_data):
+    from pose3dlib.checkpoint import load_checkpoint
+    from pose3dlib.config import config_from_dict
+    from pose3dlib.model import load_model
+
+    run = tmp_path / "run"
+    overrides = smoke_data + ["train.log_every_steps=1", "train.stage1.epochs=3", "train.stage2.epochs=2",
+                              "train.stage3.epochs=2", "train.stage3.lr=1e-3"]
+    for stage in (1, 2, 3):
+        r = train_cli(run, stage, overrides)
+        assert r.returncode == 0, r.stderr[-2000:]
+        ckpt = load_checkpoint(run / f"stage{stage}" / "last.pt")
+        assert ckpt["stage"] == stage and ckpt["extra"]["finished"]
+        cfg = config_from_dict(ckpt["config"])
+        assert cfg.train.stage(stage).epochs == {1: 3, 2: 2, 3: 2}[stage]
+        assert cfg.data.mpii_dir == str(Path(smoke_data[1].split("=", 1)[1]))
+        model, _ = load_model(run / f"stage{stage}" / "last.pt")
+        epochs = _records(run, stage, "epoch")
+        assert len(epochs) == cfg.train.stage(stage).epochs
+        assert epochs[-1]["loss"] < epochs[0]["loss"], (stage, [e["loss"] for e in epochs])
+        vals = _records(run, stage, "val")
+        assert vals[0]["step"] == 0 and vals[-1]["step"] == epochs[-1]["step"]
+        if stage > 1:  # started from the previous stage's weights
+            prev = load_checkpoint(run / f"stage{stage - 1}" / "last.pt")
+            assert ckpt["extra"]["init_from"] == str(run / f"stage{stage - 1}" / "last.pt")
+            first_val_prev = _records(run, stage - 1, "val")[-1]
+            assert vals[0]["pck"] == pytest.approx(first_val_prev["pck"])  # same weights, same val set
+            assert prev["extra"]["finished"]
+    depth_terms = [e["depth"] for e in _records(run, 2, "epoch")]
+    assert depth_terms[-1] < depth_terms[0]
+    # a finished stage is not trained again by --resume
+    r = train_cli(run, 3, overrides, "--resume")
+    assert r.returncode == 0 and "already finished" in r.stderr
+    # and a plain re-run refuses to overwrite it
+    r = train_cli(run, 3, overrides)
+    assert r.returncode == 2 and "--resume" in r.stderr
