@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce lab sweep bench clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce lab sweep clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -56,7 +56,8 @@ endif
 
 # Each executed notebook is a target: it is re-run only when its source notebook, the
 # profile's config, the library or the step before it changed. papermill writes to a
-# temporary file that is renamed on success, so a failed or interrupted step re-runs.
+# temporary file that is renamed on success, so a failed or interrupted step re-runs
+# (`python -m pose3dlib run-notebook` also rejects unknown parameters).
 LIB_SOURCES := $(shell find pose3dlib -name '*.py' 2>/dev/null)
 $(RUN_DIR)/01_data_prep.ipynb: notebooks/01_data_prep.ipynb
 $(RUN_DIR)/02_train_2d.ipynb: notebooks/02_train_2d.ipynb $(RUN_DIR)/01_data_prep.ipynb
@@ -65,14 +66,21 @@ $(RUN_DIR)/04_train_geometry.ipynb: notebooks/04_train_geometry.ipynb $(RUN_DIR)
 $(RUN_DIR)/05_demo.ipynb: notebooks/05_demo.ipynb $(RUN_DIR)/04_train_geometry.ipynb
 $(RUN_DIR)/06_eval_mpjpe.ipynb: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/05_demo.ipynb
 $(RUN_DIR)/%.ipynb: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
-	@mkdir -p $(RUN_DIR)
 	@echo "== $* (PROFILE=$(PROFILE))"
-	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks notebooks/$*.ipynb $(RUN_DIR)/.$*.ipynb.tmp \
+	$(PY) -m pose3dlib run-notebook $* $@ \
 	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
-	@mv $(RUN_DIR)/.$*.ipynb.tmp $@
 
 # Notebook-specific parameters for non-smoke profiles
 PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE)
+
+SWEEP_PROFILE ?= cpu
+SWEEP_PARAM ?= geometric_weight
+SWEEP_VALUES ?= 0,0.001,0.01,0.1
+SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
+sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES (default: geometric-loss weight) -> runs/sweep/
+	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/03_train_depth.ipynb PROFILE=$(SWEEP_PROFILE)
+	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values $(SWEEP_VALUES) \
+	  --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks

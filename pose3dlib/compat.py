@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 
-from .checkpoint import make_checkpoint, save_checkpoint
+from .checkpoint import FORMAT as POSE3D_FORMAT, make_checkpoint, save_checkpoint
 from .config import Config, ModelConfig, config_to_dict
 from .errors import CheckpointError
 from .model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet3D, build_model, load_model
@@ -194,15 +194,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._persistent_load(pid)
 
 
-def _unpickle(f: BinaryIO, source: str, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+def _unpickle(f: BinaryIO, source: str, persistent_load: Callable[[Any], Any] | None = None,
+              problem: str = "not a readable pickle (truncated or corrupt?)") -> Any:
     try:
         return RestrictedUnpickler(f, persistent_load, source).load()
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, struct.error, UnicodeDecodeError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: not a readable pickle (truncated or corrupt?): "
-                              f"{type(e).__name__}: {str(e)[:200]}") from None
+        raise CheckpointError(f"{source}: {problem}: {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def _storage_dtype(storage_type: Any, source: str) -> torch.dtype:
@@ -253,7 +253,7 @@ def read_legacy(path: str | os.PathLike) -> Any:
         if f.read(2) == b"\x1f\x8b" or _is_tar(path):
             raise CheckpointError(f"{source}: a tar or gzip archive (torch < 0.1.10 format), not supported")
         f.seek(0)
-        magic = _unpickle(f, source)
+        magic = _unpickle(f, source, problem="not a torch checkpoint (neither the zip nor the legacy format)")
         if magic != LEGACY_MAGIC_NUMBER:
             raise CheckpointError(f"{source}: not a torch legacy-format file (magic number {str(magic)[:40]!r})")
         protocol = _unpickle(f, source)
@@ -369,6 +369,8 @@ def _state_from_object(obj: Any, source: str) -> dict[str, torch.Tensor]:
         _module_state(obj, "", source, out)
         return out
     if isinstance(obj, Mapping):
+        if obj.get("format") == POSE3D_FORMAT:
+            raise CheckpointError(f"{source}: already a pose3d checkpoint; load it with pose3dlib.model.load_model")
         if obj and all(isinstance(k, str) for k in obj) and all(
                 isinstance(v, (torch.Tensor, _ParameterStub)) for v in obj.values()):
             return {k: _tensor(v, k, source).clone() for k, v in obj.items()}

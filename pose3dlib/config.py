@@ -63,7 +63,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """HourglassNet3D layout; the defaults are the paper's network (14,429,104 parameters)."""
+    """HourglassNet3D layout; the defaults are the paper's network (14,429,104 parameters).
+
+    The network takes any input size that is a multiple of 64 with the same parameters
+    (the depth head pools its grid to the 4 x 4 of a 256 px input), so no size lives here.
+    """
 
     num_stacks: int = 2  # hourglasses
     num_modules: int = 2  # residual modules per hourglass level

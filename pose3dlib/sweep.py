@@ -20,7 +20,7 @@ import yaml
 
 from .errors import Pose3DError
 from .evaluate import read_metrics_csv, write_metrics_csv
-from .paths import NOTEBOOKS_DIR, resolve
+from .paths import resolve
 
 
 def parse_values(text: str) -> list:
@@ -51,31 +51,66 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
               profile: str, reuse_stages: tuple[int, ...] = (1, 2), extra_params: dict | None = None) -> Path:
-    """Execute `notebooks` once per value; returns the summary CSV path."""
+    """Execute `notebooks` once per value; returns the summary CSV path.
+
+    Every notebook gets profile/run_dir/figures_dir; the swept parameter and each of
+    `extra_params` go to the notebooks that declare them (at least one must declare each,
+    else Pose3DError). Evaluation notebooks that take `stages` score only the re-run ones.
+    """
     import papermill as pm
 
+    from .notebook_runner import execute, notebook_path
+
     out_dir, base = resolve(out), resolve(base_run)
+    declared = {nb: set(pm.inspect_notebook(str(notebook_path(nb)))) for nb in notebooks}
+    extra = {"stages": [s for s in (1, 2, 3) if s not in reuse_stages], **(extra_params or {})}
+    for name in [param, *(extra_params or {})]:
+        if not any(name in d for d in declared.values()):
+            raise Pose3DError(f"no notebook among {notebooks} has a parameter {name!r}")
     rows = []
     for value in values:
         run_dir = out_dir / f"{param}={value}"
         seed_run_dir(base, run_dir, reuse_stages)
-        params = {"profile": profile, "run_dir": str(run_dir), "figures_dir": str(run_dir / "figures"),
-                  param: value, **(extra_params or {})}
+        common = {"profile": profile, "run_dir": str(run_dir), "figures_dir": str(run_dir / "figures")}
         for nb in notebooks:
-            src = NOTEBOOKS_DIR / f"{nb}.ipynb"
-            if not src.is_file():
-                raise Pose3DError(f"notebook not found: {src}")
-            known = pm.inspect_notebook(str(src))
-            unknown = [k for k in params if k not in known]
-            if unknown:
-                raise Pose3DError(f"{src.name} has no parameter(s) {unknown}; it has {sorted(known)}")
+            params = {**common, **{k: v for k, v in {param: value, **extra}.items() if k in declared[nb]}}
             print(f"sweep {param}={value}: {nb}", flush=True)
-            pm.execute_notebook(str(src), str(run_dir / f"{nb}.ipynb"), parameters=params,
-                                kernel_name="pose3d", progress_bar=False)
+            execute(nb, run_dir / f"{nb}.ipynb", params, progress=False)
         for r in read_metrics_csv(run_dir / "metrics.csv"):
-            rows.append({**r, "stage": f"{r['stage']}@{param}={value}"})
-    summary = write_metrics_csv(rows, out_dir / "sweep.csv")
-    return summary
+            if r["stage"].startswith("stage"):
+                rows.append({**r, "stage": f"{r['stage']}@{param}={value}"})
+    return write_metrics_csv(rows, out_dir / "sweep.csv")
+
+
+def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol: str = "p1_mpjpe",
+                stage: str = "stage3") -> list[tuple[str, float]]:
+    """[(value, error mm)] of one stage on one split under one protocol, from sweep.csv rows."""
+    prefix = f"{stage}@{param}="
+    return [(r["stage"][len(prefix):], r["value"]) for r in rows
+            if r["stage"].startswith(prefix) and r["split"] == split and r["protocol"] == protocol
+            and r["action"] == "all"]
+
+
+def sweep_table(curve: list[tuple[str, float]], param: str, label: str = "wild-test MPJPE (mm)") -> str:
+    """Markdown table of a sweep curve."""
+    lines = [f"| {param} | {label} |", "|---:|---:|"]
+    lines += [f"| {v} | {e:.1f} |" for v, e in curve]
+    return "\n".join(lines)
+
+
+def plot_sweep(curve: list[tuple[str, float]], param: str, label: str = "wild-test MPJPE, Protocol #1 (mm)"):
+    """Line plot of the error against the swept value (categorical x axis, values as given)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(len(curve)), [e for _, e in curve], "o-")
+    ax.set_xticks(range(len(curve)), [v for v, _ in curve])
+    ax.set_xlabel(param)
+    ax.set_ylabel(label)
+    ax.set_title(f"Sweep of {param}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,5 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     base = args.base_run or f"runs/{args.profile}"
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, args.out, args.profile)
-    print(f"sweep summary: {summary}")
+    curve = sweep_curve(read_metrics_csv(summary), args.param)
+    table = sweep_table(curve, args.param)
+    (summary.parent / "sweep.md").write_text(table + "\n")
+    plot_sweep(curve, args.param).savefig(summary.parent / "sweep.png", dpi=120)
+    print(table)
+    print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0

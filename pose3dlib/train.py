@@ -49,8 +49,8 @@ CONFIG_NAME = "config.yaml"
 # Fault injection for the reliability tests: SIGKILL this process right after the given
 # global step (counted within the stage) has been taken, before any checkpoint of it.
 KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
-# Seeds of the weight initialisation: cfg.seed + stage * this, so stages differ.
-_INIT_SEED_STAGE_MIX = 1000
+# Per-stage seeds (weight initialisation, sample augmentation, 3D draws): cfg.seed + stage * this.
+_STAGE_SEED_MIX = 1000
 
 
 class NonFiniteLossError(Pose3DError):
@@ -207,16 +207,21 @@ def train_or_load(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from
 
 # ----------------------------------------------------------------------------- data
 
-def build_datasets(cfg: Config, stage_cfg: StageConfig):
-    """(train dataset with set_epoch, 2D val dataset, 3D val dataset, 3D train dataset)."""
+def stage_seed(seed: int, stage: int) -> int:
+    """Seed of one stage's weight initialisation and training samples (stages see fresh augmentations)."""
+    return seed + stage * _STAGE_SEED_MIX
+
+
+def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
+    """(train dataset with set_epoch, 2D val dataset, 3D val dataset, 3D train dataset without augmentation)."""
     from .data.fusion import FusionDataset
     from .data.h36m import H36MDataset
     from .data.mpii import MPIIDataset
 
-    d = cfg.data
-    mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=cfg.seed)
-    h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=cfg.seed)
-    train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=cfg.seed)
+    d, seed = cfg.data, stage_seed(cfg.seed, stage)
+    mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed)
+    h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
+    train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed)
     val_2d = MPIIDataset(resolve(d.mpii_dir), "val", d, augment=False, seed=cfg.seed)
     val_3d = H36MDataset(resolve(d.h36m_dir), "test", d, augment=False, seed=cfg.seed)
     h36m_plain = H36MDataset(resolve(d.h36m_dir), "train", d, augment=False, seed=cfg.seed)
@@ -298,7 +303,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
         init_path = ckpt["extra"].get("init_from")
         init_digest = ckpt["extra"].get("init_digest")
 
-    torch.manual_seed(cfg.seed + stage * _INIT_SEED_STAGE_MIX)
+    torch.manual_seed(stage_seed(cfg.seed, stage))
     model = build_model(cfg.model)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -327,7 +332,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
     use_bf16 = tcfg.bf16 and device.type == "cuda"
 
     # ---- data
-    train_ds, val_2d, val_3d, h36m_plain = build_datasets(cfg, stage_cfg)
+    train_ds, val_2d, val_3d, h36m_plain = build_datasets(cfg, stage, stage_cfg)
     batch = tcfg.batch_size  # per process
     train_ds.set_epoch(0)
     per_rank = -(-len(train_ds) // info.world_size)

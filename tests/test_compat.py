@@ -194,3 +194,19 @@ def test_convert_command_writes_a_checkpoint_that_load_model_accepts(tmp_path):
     _assert_matches_reference(model)
     again = _convert(str(FIXTURES / "hg3d_tiny_state_dict.pt"), str(out))  # no silent overwrite
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+@needs_fixtures
+def test_demo_command_accepts_a_converted_checkpoint(tmp_path):
+    pytest.importorskip("pose3dlib.viz", reason="the demo's figures module is not there yet")
+    import cv2
+    import numpy as np
+
+    converted = compat.convert_hg3d(FIXTURES / "hg3d_tiny_state_dict.pt", tmp_path / "hg3d.pt")
+    image = (np.random.default_rng(0).random((240, 180, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "person.jpg"), image)
+    result = subprocess.run([sys.executable, "-m", "pose3dlib", "demo", str(tmp_path / "person.jpg"),
+                             "--checkpoint", str(converted), "--out", str(tmp_path / "out"), "--device", "cpu"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert any((tmp_path / "out").iterdir())

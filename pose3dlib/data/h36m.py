@@ -1,0 +1,117 @@
+"""Human3.6M-format dataset (real or synthetic): one annotation HDF5 file plus JPEG crops.
+
+Schema (paper-facts, "Data formats of the original release"): id, joint_2d (N, 16, 2)
+pixels in the image, joint_3d_mono (N, 16, 3) camera-frame mm, bbox (N, 4), subject,
+action, subaction, camera, istrain (N,). Unknown extra datasets are ignored. Images:
+`<root>/<image_dir>/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.
+The crop is the whole (pre-cropped) image, as in the original release.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+from torch.utils.data import Dataset
+
+from .. import camera
+from ..config import DataConfig
+from ..errors import DataError
+from ..paths import resolve
+from ..skeleton import DEPTH_ROOT
+from .actions import action_name
+from .sample import check_finite, check_schema, make_sample, read_image
+from .transforms import IDENTITY, sample_augmentation, sample_rng
+
+SCHEMA: dict[str, tuple] = {
+    "id": (), "joint_2d": (16, 2), "joint_3d_mono": (16, 3), "bbox": (4,), "subject": (), "action": (),
+    "subaction": (), "camera": (), "istrain": (),
+}
+SPLITS = {"train": 1, "test": 0}
+
+
+def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
+    """All datasets of a Human3.6M annotation file as numpy arrays, schema- and NaN-checked."""
+    path = resolve(path)
+    if not path.is_file():
+        raise DataError(f"Human3.6M annotation file not found: {path}")
+    with h5py.File(path, "r") as f:
+        arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+    check_schema(path, arrays, SCHEMA)
+    check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox"))
+    return arrays
+
+
+def image_path(image_root: Path, subject: int, action: int, subaction: int, cam: int, frame_id: int) -> Path:
+    """The release's image path of one row."""
+    folder = f"s_{subject:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
+    return image_root / folder / f"{folder}_{frame_id:06d}.jpg"
+
+
+class H36MDataset(Dataset):
+    """Rows of one split ("train": istrain 1, "test": istrain 0) of a Human3.6M-format root.
+
+    Arrays for evaluation without decoding images (rows of this split):
+    joints_3d_mm (N, 16, 3) root-relative camera-frame mm, joints_2d_px (N, 16, 2),
+    subjects, actions, subactions, cameras, ids, rows (annotation-file row of each sample).
+    """
+
+    def __init__(self, root: str | Path, split: str, data_cfg: DataConfig, augment: bool = False, seed: int = 0):
+        if split not in SPLITS:
+            raise DataError(f"H36MDataset split must be one of {sorted(SPLITS)}, got {split!r}")
+        self.root = resolve(root)
+        self.annotation_path = self.root / data_cfg.h36m_annotation_file
+        self.image_root = self.root / data_cfg.image_dir
+        self.cfg, self.split, self.seed, self.epoch = data_cfg, split, int(seed), 0
+        self.augment = bool(augment and data_cfg.augment_3d)
+        arrays = read_annotations(self.annotation_path)
+        self.rows = np.flatnonzero(arrays["istrain"].astype(np.int64) == SPLITS[split])
+        if len(self.rows) == 0:
+            raise DataError(f"{self.annotation_path}: no rows with istrain == {SPLITS[split]} (split {split!r})")
+        r = self.rows
+        self.joints_2d_px = arrays["joint_2d"][r].astype(np.float64)  # (N, 16, 2)
+        self.joints_3d_cam = arrays["joint_3d_mono"][r].astype(np.float64)  # (N, 16, 3)
+        self.joints_3d_mm = (self.joints_3d_cam - self.joints_3d_cam[:, DEPTH_ROOT:DEPTH_ROOT + 1]).astype(np.float32)
+        self.subjects = arrays["subject"][r].astype(np.int64)
+        self.actions = arrays["action"][r].astype(np.int64)
+        self.subactions = arrays["subaction"][r].astype(np.int64)
+        self.cameras = arrays["camera"][r].astype(np.int64)
+        self.ids = arrays["id"][r].astype(np.int64)
+        self.intrinsics = arrays["intrinsics"][r] if "intrinsics" in arrays else None  # synthetic extra
+        self._image_size: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of `epoch` (call before iterating each epoch)."""
+        self.epoch = int(epoch)
+
+    @property
+    def action_names(self) -> dict[int, str]:
+        """Name of every action id present in this split."""
+        return {int(a): action_name(a) for a in np.unique(self.actions)}
+
+    def image_path(self, i: int) -> Path:
+        return image_path(self.image_root, self.subjects[i], self.actions[i], self.subactions[i], self.cameras[i],
+                          self.ids[i])
+
+    def _crop_box(self, height: int, width: int) -> tuple[np.ndarray, float]:
+        return np.array([(width - 1) / 2.0, (height - 1) / 2.0]), float(max(height, width))
+
+    @property
+    def crops(self) -> np.ndarray:
+        """(N, 2, 3) un-augmented crop affines (all rows share the first image's size)."""
+        if self._image_size is None:
+            self._image_size = read_image(self.image_path(0), int(self.rows[0])).shape[:2]
+        centre, box = self._crop_box(*self._image_size)
+        a = camera.crop_affine(centre, box, 0.0, self.cfg.input_size)
+        return np.broadcast_to(a, (len(self), 2, 3)).astype(np.float32)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        row = int(self.rows[i])
+        image = read_image(self.image_path(i), row)
+        centre, box = self._crop_box(*image.shape[:2])
+        aug = sample_augmentation(sample_rng(self.seed, self.epoch, row), self.cfg) if self.augment else IDENTITY
+        return make_sample(image, self.joints_2d_px[i], np.ones(16, bool), self.joints_3d_cam[i], centre, box, aug,
+                           self.cfg, subject=int(self.subjects[i]), action=int(self.actions[i]), index=row)

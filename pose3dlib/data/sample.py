@@ -1,0 +1,97 @@
+"""Assembling one sample dict (docs/architecture.md, "A sample") from an image and its labels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import camera
+from ..config import DataConfig
+from ..errors import DataError
+from ..skeleton import DEPTH_ROOT, MPII16
+from . import targets
+from .transforms import Augmentation, color_jitter
+
+NUM_JOINTS = MPII16.num_joints
+
+
+def read_image(path: Path, index: int) -> np.ndarray:
+    """Read a JPEG as (H, W, 3) uint8 RGB; a missing or unreadable file raises DataError naming it and the row."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"image of sample {index} is missing or unreadable: {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def make_sample(image: np.ndarray, joints_px: np.ndarray, annotated: np.ndarray, joints_3d_cam: np.ndarray | None,
+                centre: np.ndarray, box_px: float, aug: Augmentation, cfg: DataConfig, *, subject: int, action: int,
+                index: int) -> dict[str, np.ndarray]:
+    """Crop, augment and build targets for one person.
+
+    Args:
+        image: (H, W, 3) uint8 RGB source image.
+        joints_px: (16, 2) joints in source pixels; annotated: (16,) bool (False: no label).
+        joints_3d_cam: (16, 3) camera-frame mm, or None for 2D-only samples.
+        centre (2,), box_px: the un-augmented crop box in source pixels.
+        aug: the augmentation (IDENTITY for none).
+    Returns the sample dict; `crop` includes the augmentation (and the mirror, if flipped:
+    labels are then swapped left/right, so the crop maps original pixels to crop pixels of
+    the swapped joints).
+    """
+    size, hm = cfg.input_size, cfg.heatmap_size
+    affine = camera.crop_affine(centre, box_px * aug.scale, aug.rotation_deg, size, flip=aug.flip)  # (2, 3)
+    crop = color_jitter(camera.warp_image(image, affine, size), aug.color_scale)  # (S, S, 3)
+    j2 = camera.apply_affine(joints_px, affine)  # (16, 2) crop px
+    annotated = np.asarray(annotated, dtype=bool).copy()
+    has_depth = joints_3d_cam is not None
+    rel = np.zeros((NUM_JOINTS, 3))
+    if has_depth:
+        rel = joints_3d_cam - joints_3d_cam[DEPTH_ROOT]  # (16, 3) root-relative
+        rel[:, :2] = rel[:, :2] @ camera.affine_rotation(affine).T  # image rotation/mirror acts on camera x, y
+    if aug.flip:
+        perm = MPII16.flip_permutation
+        j2, annotated, rel = j2[perm], annotated[perm], rel[perm]
+    valid = annotated & targets.inside_crop(j2, size)
+    norm = camera.crop_px_to_normalized(j2, size, hm)  # (16, 2)
+    norm[~annotated] = 0.0  # unannotated joints carry no coordinates; `valid` masks them
+    heatmaps = targets.gaussian_heatmaps(camera.crop_px_to_heatmap_px(j2, size, hm), valid, hm, cfg.sigma)
+    depth = targets.depth_target(norm, rel) if has_depth else np.zeros(NUM_JOINTS, np.float32)
+    return {
+        "image": np.ascontiguousarray(crop.transpose(2, 0, 1)),  # (3, S, S) uint8 RGB
+        "heatmaps": heatmaps,  # (16, H, H)
+        "valid": valid,
+        "joints_2d": norm.astype(np.float32),
+        "has_depth": np.bool_(has_depth),
+        "depth": depth,
+        "joints_3d_mm": rel.astype(np.float32),
+        "subject": np.int64(subject),
+        "action": np.int64(action),
+        "index": np.int64(index),
+        "crop": affine.astype(np.float32),
+    }
+
+
+def check_finite(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...]) -> None:
+    """Raise DataError naming the file, key and first bad row if any of `keys` holds NaN or inf."""
+    for k in keys:
+        if k not in arrays:
+            continue
+        a = np.asarray(arrays[k], dtype=np.float64)
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{path}: {k!r} has NaN or infinite values in {int(bad.sum())} rows "
+                            f"(first: row {int(np.flatnonzero(bad)[0])})")
+
+
+def check_schema(path: Path, arrays: dict[str, np.ndarray], schema: dict[str, tuple]) -> int:
+    """Check keys and shapes against `schema` (key -> shape after the row axis); return the row count."""
+    missing = [k for k in schema if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing datasets {missing}; expected {sorted(schema)}")
+    n = len(arrays[next(iter(schema))])
+    wrong = [f"{k} {tuple(arrays[k].shape)} (expected {(n, *shape)})" for k, shape in schema.items()
+             if tuple(arrays[k].shape) != (n, *shape)]
+    if wrong:
+        raise DataError(f"{path}: wrong shapes: {'; '.join(wrong)}")
+    return n

@@ -1,0 +1,76 @@
+"""Run a numbered notebook through papermill with checked parameters and an atomic output.
+
+    python -m pose3dlib run-notebook 02_train_2d runs/cpu/02_train_2d.ipynb -p profile cpu -p run_dir runs/cpu
+
+Unlike plain papermill, an unknown parameter is an error naming it and the notebook's
+parameters (papermill only warns), and the executed notebook is written to a temporary
+file renamed on success, so a failed or interrupted run never looks finished.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import yaml
+
+from .errors import Pose3DError
+from .paths import NOTEBOOKS_DIR, resolve
+
+KERNEL = "pose3d"
+
+
+def notebook_path(name: str) -> Path:
+    """notebooks/<name>.ipynb for a bare name, or the path itself."""
+    p = resolve(name) if name.endswith(".ipynb") else NOTEBOOKS_DIR / f"{name}.ipynb"
+    if not p.is_file():
+        raise Pose3DError(f"notebook not found: {p}")
+    return p
+
+
+def check_parameters(notebook: Path, params: dict) -> None:
+    """Raise Pose3DError when `params` names a parameter the notebook does not declare."""
+    import papermill as pm
+
+    known = pm.inspect_notebook(str(notebook))
+    unknown = sorted(k for k in params if k not in known)
+    if unknown:
+        raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
+
+
+def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True) -> Path:
+    """Execute notebook `name` with `params` into `output` (atomically); returns the output path."""
+    import papermill as pm
+
+    src = notebook_path(name)
+    check_parameters(src, params)
+    out = resolve(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.ipynb")
+    try:
+        pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
+                            progress_bar=progress)
+        tmp.replace(out)
+    except pm.PapermillExecutionError as e:
+        raise Pose3DError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
+                          f"(partial output kept in {tmp})") from None
+    return out
+
+
+def parse_params(items: list[list[str]]) -> dict:
+    """[['name', 'value'], ...] -> {'name': YAML-parsed value}."""
+    return {k: yaml.safe_load(v) for k, v in items}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebook", help="notebook name (e.g. 02_train_2d) or path")
+    parser.add_argument("output", help="executed notebook to write")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="notebook parameter (value parsed as YAML); repeatable")
+    parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = execute(args.notebook, args.output, parse_params(args.parameter), kernel=args.kernel)
+    print(f"wrote {out}")
+    return 0

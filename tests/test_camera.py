@@ -1,0 +1,86 @@
+"""Pinhole projection, camera frames and crop transforms: round trips against independent computations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pose3dlib import camera
+
+
+def test_project_matches_pinhole_formula_and_unprojects():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([-500, -500, 2000], [500, 500, 6000], size=(5, 16, 3))
+    k = np.array([1145.0, 1144.0, 512.0, 515.0])
+    uv = camera.project(pts, k)
+    assert np.allclose(uv[..., 0], 1145.0 * pts[..., 0] / pts[..., 2] + 512.0)
+    assert np.allclose(uv[..., 1], 1144.0 * pts[..., 1] / pts[..., 2] + 515.0)
+    assert np.allclose(camera.unproject(uv, pts[..., 2], k), pts)
+
+
+def test_world_camera_round_trip_and_look_at():
+    eye = np.array([3000.0, -2000.0, 1500.0])
+    target = np.array([0.0, 0.0, 1000.0])
+    rot = camera.look_at(eye, target, roll_deg=17.0)
+    assert np.allclose(rot @ rot.T, np.eye(3)) and math.isclose(np.linalg.det(rot), 1.0)
+    cam = camera.world_to_camera(target, rot, eye)
+    assert np.allclose(cam[:2], 0.0, atol=1e-9) and cam[2] > 0  # target on the optical axis
+    up = camera.world_to_camera(target + [0, 0, 100.0], rot, eye)
+    rot0 = camera.look_at(eye, target)
+    up0 = camera.world_to_camera(target + [0, 0, 100.0], rot0, eye)
+    assert up0[1] < 0 and abs(up0[0]) < 1e-6  # world up is image up without roll
+    pts = np.random.default_rng(1).normal(size=(7, 3)) * 1000
+    assert np.allclose(camera.camera_to_world(camera.world_to_camera(pts, rot, eye), rot, eye), pts)
+    assert up[0] != pytest.approx(0.0)  # roll tilts the vertical
+
+
+def test_crop_affine_maps_box_and_inverts():
+    centre, box, size = np.array([300.0, 200.0]), 150.0, 64
+    a = camera.crop_affine(centre, box, 0.0, size)
+    assert np.allclose(camera.apply_affine(centre, a), [(size - 1) / 2] * 2)
+    corner = camera.apply_affine(centre + [box / 2, 0], a)
+    assert math.isclose(corner[0] - (size - 1) / 2, size / 2)  # half a box -> half the crop
+    for rot, flip in ((25.0, False), (-40.0, True)):
+        a = camera.crop_affine(centre, box, rot, size, flip=flip)
+        pts = np.random.default_rng(2).uniform(0, 400, (10, 2))
+        back = camera.apply_affine(camera.apply_affine(pts, a), camera.invert_affine(a))
+        assert np.allclose(back, pts)
+        # distances scale by size / box, whatever the rotation or mirror
+        d0 = np.linalg.norm(pts[0] - pts[1])
+        d1 = np.linalg.norm(camera.apply_affine(pts[0], a) - camera.apply_affine(pts[1], a))
+        assert math.isclose(d1, d0 * size / box)
+
+
+def test_rotation_direction_matches_cv2():
+    import cv2
+    a = camera.crop_affine(np.array([50.0, 50.0]), 101.0, 30.0, 101)
+    m = cv2.getRotationMatrix2D((50.0, 50.0), 30.0, 1.0)
+    assert np.allclose(a, m, atol=1e-9)
+
+
+def test_warp_image_moves_a_bright_pixel_like_points():
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[40, 100] = 255
+    a = camera.crop_affine(np.array([90.0, 50.0]), 60.0, 20.0, 60, flip=True)
+    out = camera.warp_image(img, a, 60)
+    v, u = np.unravel_index(out[..., 0].argmax(), out.shape[:2])
+    assert np.allclose([u, v], camera.apply_affine(np.array([100.0, 40.0]), a), atol=1.0)
+
+
+def test_crop_intrinsics_equal_projecting_then_cropping():
+    pts = np.array([[100.0, -200.0, 4000.0], [-300.0, 400.0, 5000.0]])
+    k = np.array([1000.0, 1000.0, 500.0, 500.0])
+    box_xy, side, size = np.array([300.0, 350.0]), 400.0, 128
+    direct = camera.project(pts, camera.crop_intrinsics(k, box_xy, side, size))
+    via = (camera.project(pts, k) - box_xy) * size / side
+    assert np.allclose(direct, via)
+
+
+def test_normalised_units_round_trip_and_centre():
+    p = np.array([[0.0, 63.0], [31.5, 10.0]])
+    n = camera.crop_px_to_normalized(p, 64, 16)
+    assert np.allclose(camera.normalized_to_crop_px(n, 64, 16), p)
+    # heatmap pixel u has normalised coordinate 2u/H - 1 (architecture.md)
+    u = camera.crop_px_to_heatmap_px(p, 64, 16)
+    assert np.allclose(n, 2 * u / 16 - 1)

@@ -1,0 +1,182 @@
+"""Loaders, augmentation and targets: real-format files, flip consistency, heatmap peaks, bad input."""
+from __future__ import annotations
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+
+from pose3dlib import camera
+from pose3dlib.config import DataConfig, SyntheticConfig
+from pose3dlib.data import synthetic, targets
+from pose3dlib.data.fusion import FusionDataset
+from pose3dlib.data.h36m import H36MDataset
+from pose3dlib.data.mpii import MPIIDataset, read_annotations
+from pose3dlib.data.sample import make_sample
+from pose3dlib.data.transforms import IDENTITY, Augmentation
+from pose3dlib.errors import DataError
+from pose3dlib.skeleton import DEPTH_ROOT, MPII16, flip_joints
+
+TINY = SyntheticConfig(image_size=64, h36m_train=10, h36m_test=4, mpii_train=8, mpii_val=3, wild_test=4, workers=1)
+CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("syn") / "d", TINY, seed=0)
+
+
+def _write_mpii(path, n=3, **override):
+    """An MPII-format file with the release's dtypes (bytes imgname, float64 arrays)."""
+    rng = np.random.default_rng(0)
+    data = {"imgname": np.array([b"005808361.jpg", b"015601864.jpg", b"015599452.jpg"][:n]),
+            "part": rng.uniform(10, 300, (n, 16, 2)), "center": rng.uniform(100, 200, (n, 2)),
+            "scale": rng.uniform(1, 3, n), "visible": np.ones((n, 16)), "normalize": rng.uniform(20, 60, n),
+            "index": np.arange(n, dtype=np.float64), "person": np.ones(n), "torsoangle": np.zeros(n)}
+    data["part"][0, 3] = 0.0  # unannotated
+    data.update(override)
+    with h5py.File(path, "w") as f:
+        for k, v in data.items():
+            if v is not None:
+                f[k] = v
+    return data
+
+
+def test_read_annotations_real_format(tmp_path):
+    data = _write_mpii(tmp_path / "train.h5")
+    a = read_annotations(tmp_path / "train.h5")
+    assert list(a["imgname"]) == ["005808361.jpg", "015601864.jpg", "015599452.jpg"]
+    for k in ("part", "center", "scale", "visible", "normalize"):
+        assert np.array_equal(a[k], data[k])
+
+
+def test_bad_schema_names_keys_and_shapes(tmp_path):
+    _write_mpii(tmp_path / "a.h5", center=None)
+    with pytest.raises(DataError, match="center"):
+        read_annotations(tmp_path / "a.h5")
+    _write_mpii(tmp_path / "b.h5", part=np.zeros((3, 14, 2)))
+    with pytest.raises(DataError, match=r"part \(3, 14, 2\).*\(3, 16, 2\)"):
+        read_annotations(tmp_path / "b.h5")
+    bad = np.ones((3, 16, 2))
+    bad[1, 5, 0] = np.nan
+    _write_mpii(tmp_path / "c.h5", part=bad)
+    with pytest.raises(DataError, match="part.*NaN.*row 1"):
+        read_annotations(tmp_path / "c.h5")
+    _write_mpii(tmp_path / "d.h5", scale=np.array([1.0, np.inf, 1.0]))
+    with pytest.raises(DataError, match="scale"):
+        read_annotations(tmp_path / "d.h5")
+
+
+def test_missing_image_names_file_and_index(tmp_path):
+    (tmp_path / "images").mkdir()
+    _write_mpii(tmp_path / "train.h5")
+    ds = MPIIDataset(tmp_path, "train", CFG)
+    assert not ds.annotated[0, 3] and ds.annotated[0, 4]  # (0, 0) means "no label"
+    with pytest.raises(DataError, match=r"sample 1 .*015601864\.jpg"):
+        ds[1]
+
+
+def test_h36m_missing_file_and_keys(tmp_path, root):
+    with pytest.raises(DataError, match="not found"):
+        H36MDataset(tmp_path, "train", CFG)
+    with h5py.File(root / "h36m" / "annot.h5") as src, h5py.File(tmp_path / "annot.h5", "w") as dst:
+        for k in src:
+            if k not in ("istrain", "joint_3d_mono"):
+                dst[k] = src[k][()]
+    with pytest.raises(DataError, match="istrain.*joint_3d_mono|joint_3d_mono.*istrain"):
+        H36MDataset(tmp_path, "train", CFG)
+
+
+def test_sample_dict_contract(root):
+    h = H36MDataset(root / "h36m", "test", CFG)
+    m = MPIIDataset(root / "mpii", "train", CFG)
+    assert len(h) == TINY.h36m_test and len(m) == TINY.mpii_train
+    for s, depth in ((h[0], True), (m[0], False)):
+        assert s["image"].dtype == np.uint8 and s["image"].shape == (3, 64, 64)
+        assert s["heatmaps"].dtype == np.float32 and s["heatmaps"].shape == (16, 16, 16)
+        assert s["valid"].dtype == bool and s["joints_2d"].shape == (16, 2) and s["crop"].shape == (2, 3)
+        assert bool(s["has_depth"]) is depth and s["depth"].shape == (16,)
+        assert s["index"].dtype == np.int64
+    s = h[0]
+    assert np.allclose(s["joints_3d_mm"], h.joints_3d_mm[0], atol=1e-3)
+    assert s["joints_3d_mm"][DEPTH_ROOT].tolist() == [0.0, 0.0, 0.0]
+    # the crop affine maps the stored 2D to the sample's normalised joints
+    crop_px = camera.apply_affine(h.joints_2d_px[0], s["crop"].astype(np.float64))
+    assert np.allclose(camera.crop_px_to_normalized(crop_px, 64, 16), s["joints_2d"], atol=1e-4)
+    assert np.allclose(h.crops[0], s["crop"])
+
+
+def test_depth_target_independent_formula(root):
+    h = H36MDataset(root / "h36m", "train", CFG)
+    s = h[2]
+    j2, j3 = s["joints_2d"].astype(np.float64), s["joints_3d_mm"].astype(np.float64)
+    num = sum(np.hypot(*(j2[a] - j2[b])) for a, b in MPII16.edges)
+    den = sum(np.hypot(*(j3[a, :2] - j3[b, :2])) for a, b in MPII16.edges)
+    assert np.allclose(s["depth"], (j3[:, 2] - j3[DEPTH_ROOT, 2]) * num / den, atol=1e-5)
+    # weak perspective: the normalised 2D equal the scaled 3D xy up to a translation (small error)
+    rel2 = j2 - j2[DEPTH_ROOT]
+    assert np.abs(rel2 - j3[:, :2] * num / den).max() < 0.08
+
+
+def test_heatmap_peaks_at_joints():
+    joints = np.array([[3.0, 5.0], [10.25, 7.5], [0.0, 0.0]])
+    maps = targets.gaussian_heatmaps(joints, np.array([True, True, False]), 16, 1.75)
+    assert np.unravel_index(maps[0].argmax(), maps[0].shape) == (5, 3) and maps[0].max() == pytest.approx(1.0)
+    assert maps[0][5, 4] == pytest.approx(np.exp(-1 / (2 * 1.75**2)))  # the original's 0.8494
+    assert maps[0][5, 4] == pytest.approx(0.8494, abs=1e-3)
+    assert np.unravel_index(maps[1].argmax(), maps[1].shape) == (7, 10)
+    assert maps[1][7, 10] == pytest.approx(maps[1][8, 10])  # symmetric about y = 7.5
+    assert not maps[2].any()
+
+
+def test_flip_consistency(root):
+    """A flipped sample's joints equal the flip of the un-flipped sample's joints."""
+    h = H36MDataset(root / "h36m", "train", CFG)
+    image, row = np.ascontiguousarray(np.zeros((64, 64, 3), np.uint8)), 0
+    centre, box = np.array([31.5, 31.5]), 64.0
+    args = (image, h.joints_2d_px[row], np.ones(16, bool), h.joints_3d_cam[row], centre, box)
+    kw = dict(subject=1, action=2, index=0)
+    plain = make_sample(*args, Augmentation(scale=1.2, rotation_deg=15.0), CFG, **kw)
+    flip = make_sample(*args, Augmentation(scale=1.2, rotation_deg=15.0, flip=True), CFG, **kw)
+    # a mirror about the crop's centre line: normalised x -> -x - 2/H (centre-aligned grids) and L/R swap
+    expect = flip_joints(plain["joints_2d"].astype(np.float64))
+    expect[:, 0] -= 2.0 / 16
+    assert np.allclose(flip["joints_2d"], expect, atol=1e-5)
+    assert np.allclose(flip["joints_3d_mm"], flip_joints(plain["joints_3d_mm"]), atol=1e-3)
+    assert np.allclose(flip["depth"], plain["depth"][MPII16.flip_permutation], atol=1e-5)
+    assert np.allclose(flip["heatmaps"], plain["heatmaps"][MPII16.flip_permutation][:, :, ::-1], atol=1e-5)
+
+
+def test_augmented_samples_deterministic_per_seed_epoch_index(root):
+    cfg = dataclasses.replace(CFG, rotation_prob=1.0)
+    a = MPIIDataset(root / "mpii", "train", cfg, augment=True, seed=5)
+    b = MPIIDataset(root / "mpii", "train", cfg, augment=True, seed=5)
+    b.set_epoch(0)
+    assert np.array_equal(a[2]["image"], b[2]["image"])
+    b.set_epoch(1)
+    assert not np.array_equal(a[2]["image"], b[2]["image"])
+    assert not np.array_equal(a[2]["image"], MPIIDataset(root / "mpii", "train", cfg)[2]["image"])
+
+
+def test_unannotated_joints_are_masked(root):
+    m = MPIIDataset(root / "mpii", "train", CFG)
+    for i in range(len(m)):
+        s = m[i]
+        assert not s["valid"][~m.annotated[i]].any()
+        assert not s["heatmaps"][~s["valid"]].any()
+
+
+def test_fusion_ratio_and_epoch_draws(root):
+    m = MPIIDataset(root / "mpii", "train", CFG)
+    h = H36MDataset(root / "h36m", "train", CFG)
+    f = FusionDataset(m, h, ratio_3d=0.5, samples_2d=6, seed=1)
+    assert len(f) == 6 + 3
+    has = [bool(f[i]["has_depth"]) for i in range(len(f))]
+    assert has == [False] * 6 + [True] * 3
+    first = f.rows_3d.copy()
+    f.set_epoch(1)
+    assert not np.array_equal(first, f.rows_3d) or not np.array_equal(f.rows_2d, np.arange(6))
+    f.set_epoch(0)
+    assert np.array_equal(first, f.rows_3d)
+    assert len(FusionDataset(m, None, 0.0)) == len(m)

@@ -1,0 +1,109 @@
+"""The synthetic generator: real schemas (read with plain h5py), projection, images, determinism, atomicity."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from pose3dlib import camera
+from pose3dlib.config import SyntheticConfig
+from pose3dlib.data import synthetic
+from pose3dlib.errors import DataError
+
+TINY = SyntheticConfig(image_size=64, h36m_train=10, h36m_test=6, mpii_train=8, mpii_val=4, wild_test=5, workers=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("syn") / "out", TINY, seed=3)
+
+
+def test_h36m_schema_matches_paper_facts(tiny):
+    with h5py.File(tiny / "h36m" / "annot.h5", "r") as f:
+        n = TINY.h36m_train + TINY.h36m_test
+        shapes = {"id": (n,), "joint_2d": (n, 16, 2), "joint_3d_mono": (n, 16, 3), "bbox": (n, 4),
+                  "subject": (n,), "action": (n,), "subaction": (n,), "camera": (n,), "istrain": (n,)}
+        for k, shape in shapes.items():
+            assert f[k].shape == shape, k
+        assert set(f["subject"][f["istrain"][()] == 1]) <= {1, 5, 6, 7, 8}
+        assert set(f["subject"][f["istrain"][()] == 0]) <= {9, 11}
+        assert set(f["action"][()]) <= set(range(2, 17))
+        assert set(f["subaction"][()]) <= {1, 2} and set(f["camera"][()]) <= {1, 2, 3, 4}
+        r = 0
+        folder = "s_{:02d}_act_{:02d}_subact_{:02d}_ca_{:02d}".format(
+            *(int(f[k][r]) for k in ("subject", "action", "subaction", "camera")))
+        assert (tiny / "h36m" / "images" / folder / f"{folder}_{int(f['id'][r]):06d}.jpg").is_file()
+
+
+def test_mpii_schema_and_dtypes(tiny):
+    for split, n in (("train", TINY.mpii_train), ("val", TINY.mpii_val)):
+        with h5py.File(tiny / "mpii" / f"{split}.h5", "r") as f:
+            assert f["imgname"].dtype.kind == "S" and f["imgname"].shape == (n,)
+            for k, shape in {"part": (n, 16, 2), "center": (n, 2), "scale": (n,), "visible": (n, 16),
+                             "normalize": (n,), "index": (n,), "person": (n,), "torsoangle": (n,)}.items():
+                assert f[k].shape == shape and f[k].dtype == np.float64, k
+            part, vis = f["part"][()], f["visible"][()]
+            unannotated = np.all(part == 0, axis=-1)
+            assert not vis[unannotated].any()  # an unannotated joint is never "visible"
+            assert (tiny / "mpii" / "images" / f["imgname"][0].decode()).is_file()
+            assert np.all(f["normalize"][()] > 0)
+
+
+def test_projection_of_3d_lands_on_2d(tiny):
+    for split in ("h36m", "wild_test"):
+        with h5py.File(tiny / split / "annot.h5", "r") as f:
+            uv = camera.project(f["joint_3d_mono"][()], f["intrinsics"][()])
+            assert np.abs(uv - f["joint_2d"][()]).max() < 1.0
+            assert np.all(f["joint_3d_mono"][:, :, 2] > 1000)  # metres away from the camera
+
+
+def test_images_are_non_trivial(tiny):
+    with h5py.File(tiny / "mpii" / "train.h5", "r") as f:
+        name, part = f["imgname"][0].decode(), f["part"][0]
+    img = cv2.imread(str(tiny / "mpii" / "images" / name))
+    assert img.shape == (64, 64, 3) and img.std() > 10
+    # the person is drawn: pixels around the annotated joints differ from the image mean
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 200
+
+
+def test_deterministic_for_a_seed_and_skips_when_complete(tiny, tmp_path):
+    again = synthetic.generate(tmp_path / "again", TINY, seed=3)
+    with h5py.File(tiny / "h36m" / "annot.h5") as a, h5py.File(again / "h36m" / "annot.h5") as b:
+        assert np.array_equal(a["joint_3d_mono"][()], b["joint_3d_mono"][()])
+    other = synthetic.generate(tmp_path / "other", TINY, seed=4)
+    with h5py.File(tiny / "h36m" / "annot.h5") as a, h5py.File(other / "h36m" / "annot.h5") as b:
+        assert not np.array_equal(a["joint_3d_mono"][()], b["joint_3d_mono"][()])
+    stamp = (again / "manifest.json").stat().st_mtime_ns
+    synthetic.generate(again, TINY, seed=3)  # complete: nothing rewritten
+    assert (again / "manifest.json").stat().st_mtime_ns == stamp
+    assert json.loads((again / "manifest.json").read_text())["seed"] == 3
+
+
+def test_incomplete_output_is_not_complete_and_foreign_folder_is_kept(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    assert not synthetic.is_complete(out, TINY, 0)
+    with pytest.raises(DataError, match="not written by prepare-synthetic"):
+        synthetic.generate(out, TINY, 0)
+    assert (out / "mine.txt").read_text() == "user data"
+
+
+def test_worker_count_does_not_change_output(tmp_path):
+    cfg1 = SyntheticConfig(image_size=32, h36m_train=60, h36m_test=0, mpii_train=1, mpii_val=1, wild_test=1, workers=1)
+    cfg2 = SyntheticConfig(**{**cfg1.__dict__, "workers": 2})
+    a = synthetic._write_h36m_split(tmp_path / "a", cfg1, 0, 60, 0, wild=False)
+    b = synthetic._write_h36m_split(tmp_path / "b", cfg2, 0, 60, 0, wild=False)
+    assert a == b == 60
+    with h5py.File(tmp_path / "a" / "annot.h5") as fa, h5py.File(tmp_path / "b" / "annot.h5") as fb:
+        assert np.array_equal(fa["joint_2d"][()], fb["joint_2d"][()])
+
+
+def test_cli_writes_profile(tmp_path, monkeypatch):
+    from pose3dlib.cli import main
+    out = tmp_path / "cli"
+    assert main(["prepare-synthetic", "--profile", "smoke", "--out", str(out), "--seed", "1"]) == 0
+    assert synthetic.is_complete(out, __import__("pose3dlib.config").config.load_config("configs/smoke.yaml").synthetic, 1)
