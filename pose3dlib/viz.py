@@ -65,3 +65,46 @@ def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path
     path = out / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+# BGR-free RGB colours (0-255) for drawing on images with OpenCV, same sides as COLOURS.
+RGB_COLOURS = {"right": (220, 40, 40), "left": (40, 90, 230), "centre": (40, 170, 60)}
+
+
+def draw_skeleton_2d(image_rgb: np.ndarray, joints_px: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 RGB image with the (16, 2) pixel skeleton drawn on it."""
+    import cv2
+
+    out = np.ascontiguousarray(image_rgb).copy()
+    valid = np.ones(len(joints_px), bool) if valid is None else np.asarray(valid, bool)
+    thickness = max(1, round(max(out.shape[:2]) / 150))
+    pts = np.round(np.asarray(joints_px, dtype=np.float64) * 16).astype(np.int64)  # 4 fractional bits
+    for a, b in MPII16.edges:
+        if valid[a] and valid[b]:
+            cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])), RGB_COLOURS[_side(a, b)],
+                     thickness, cv2.LINE_AA, shift=4)
+    for j in np.flatnonzero(valid):
+        cv2.circle(out, tuple(map(int, pts[j])), (thickness + 1) * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    return out
+
+
+def write_html(fig, path: str | Path) -> Path:
+    """Write a plotly figure as a self-contained HTML file (plotly.js embedded: opens offline)."""
+    path = resolve(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return path
+
+
+def demo_panel(items: list[tuple[str, np.ndarray, np.ndarray]], height_in: float = 3.2):
+    """A row of images with their 2D skeletons: items are (title, RGB image, (16, 2) px joints)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(items), figsize=(height_in * 1.2 * len(items), height_in), squeeze=False)
+    for ax, (title, image, joints) in zip(axes[0], items):
+        ax.imshow(image)
+        plot_skeleton_2d(ax, joints)
+        ax.set_title(f"{title}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -18,10 +18,10 @@ from pose3dlib.train import KILL_AT_STEP_ENV
 
 from test_train import make_smoke_data, train_cli
 
-# 48 MPII training samples, batch 8: 6 steps per epoch; 3 epochs = 18 steps. Checkpoints
-# every 4 steps (4, 8, 16 mid-epoch; 6, 12, 18 at epoch ends). A kill at step 11 loses
-# steps 9-11 and resumes mid-epoch 2 (2 of its batches done) from the step-8 checkpoint.
-RESUME_OVERRIDES = ["train.stage1.epochs=3", "train.checkpoint_every_steps=4", "train.log_every_steps=1"]
+# 48 MPII training samples, batch 8: 6 steps per epoch; 2 epochs = 12 steps. Checkpoints
+# every 4 steps (4, 8 mid-epoch; 6, 12 at epoch ends). A kill at step 11 loses steps 9-11
+# and resumes mid-epoch 2 (2 of its batches done) from the step-8 checkpoint.
+RESUME_OVERRIDES = ["train.stage1.epochs=2", "train.checkpoint_every_steps=4", "train.log_every_steps=1"]
 KILL_STEP = 11
 
 
@@ -46,7 +46,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data):
     assert r.returncode == 0, r.stderr[-2000:]
     a = load_checkpoint(whole / "stage1" / "last.pt")
     b = load_checkpoint(broken / "stage1" / "last.pt")
-    assert b["step"] == a["step"] == 18
+    assert b["step"] == a["step"] == 12
     assert state_digest(a["model"]) == state_digest(b["model"])  # bit for bit
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
@@ -130,7 +130,7 @@ def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoin
 
     monkeypatch.setattr(pose3dlib.losses, "total_loss", poisoned)
     torch.set_num_threads(1)
-    cfg = load_config("configs/smoke.yaml", smoke_data + RESUME_OVERRIDES + ["train.stage2.epochs=2"])
+    cfg = load_config("configs/smoke.yaml", smoke_data + RESUME_OVERRIDES)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLossError) as err:
         fit(cfg, 1, run)

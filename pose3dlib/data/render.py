@@ -254,21 +254,27 @@ def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.
 def lab_background(rng: np.random.Generator, size: int, wall: np.ndarray, floor: np.ndarray,
                    horizon_v: float) -> np.ndarray:
     """A plain studio: a wall above `horizon_v` (px), a floor below, soft gradient and noise; (S, S, 3) uint8."""
-    v = np.arange(size, dtype=np.float32)[:, None, None]
-    img = np.where(v < horizon_v, wall[None, None, :] * (0.92 + 0.08 * v / size),
-                   floor[None, None, :] * (0.85 + 0.15 * v / size)).astype(np.float32)
-    img = np.broadcast_to(img, (size, size, 3)).copy()
-    img += rng.normal(0, 3.0, size=(size, size, 1)).astype(np.float32)
+    v = np.arange(size, dtype=np.float32)[:, None, None]  # (S, 1, 1)
+    rows = np.where(v < horizon_v, wall.astype(np.float32) * (0.92 + 0.08 * v / size),
+                    floor.astype(np.float32) * (0.85 + 0.15 * v / size))  # (S, 1, 3)
+    img = rows + 3.0 * rng.standard_normal((size, size, 1), dtype=np.float32)  # (S, S, 3)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _muted(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random RGB colours (shape + (3,)) with their saturation scaled by WILD_SATURATION."""
+    c = rng.integers(0, 256, size=shape + (3,)).astype(np.float64)
+    grey = c.mean(axis=-1, keepdims=True)
+    return grey + WILD_SATURATION * (c - grey)
 
 
 def wild_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A cluttered, textured scene: smooth colour field, random shapes and lines, grain; (S, S, 3) uint8."""
-    grid = rng.integers(0, 256, size=(rng.integers(2, 6), rng.integers(2, 6), 3)).astype(np.uint8)
+    grid = _muted(rng, (int(rng.integers(2, 6)), int(rng.integers(2, 6)))).astype(np.uint8)
     img = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
     s = size
     for _ in range(int(rng.integers(8, 25))):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        colour = tuple(float(c) for c in _muted(rng, ()))
         kind = rng.integers(0, 4)
         x, y = rng.uniform(-0.1, 1.1, 2) * s
         w, h = rng.uniform(0.03, 0.5, 2) * s
@@ -286,10 +292,7 @@ def wild_background(rng: np.random.Generator, size: int) -> np.ndarray:
                      cv2.LINE_AA)
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
-    grain = rng.normal(0, rng.uniform(2, 10), size=(s, s, 1)).astype(np.float32)
-    img = img.astype(np.float32)
-    grey = img.mean(axis=2, keepdims=True)
-    img = grey + WILD_SATURATION * (img - grey)  # photos are less saturated than random colours
+    grain = float(rng.uniform(2, 10)) * rng.standard_normal((s, s, 1), dtype=np.float32)
     return np.clip(img + grain, 0, 255).astype(np.uint8)
 
 
