@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce lab sweep clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ $(RUN_DIR)/%.ipynb: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 
 # Notebook-specific parameters for non-smoke profiles
 PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE)
+
+data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE) (skipped when up to date)
+	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
 
 SWEEP_PROFILE ?= cpu
 SWEEP_PARAM ?= geometric_weight

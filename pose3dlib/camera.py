@@ -19,7 +19,6 @@ import numpy as np
 
 from .errors import DataError
 
-
 # ----------------------------------------------------------------------------- pinhole
 
 def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

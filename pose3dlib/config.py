@@ -102,7 +102,7 @@ class StageConfig:
 class TrainConfig:
     """Optimiser, device and schedule."""
 
-    batch_size: int = 6
+    batch_size: int = 6  # samples per step per process (DDP: the global batch is this x processes)
     optimizer: str = "rmsprop"  # "rmsprop" (paper) or "adam"
     rmsprop_alpha: float = 0.99
     eps: float = 1e-8

@@ -194,7 +194,7 @@ def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, cfg: Config, *, spli
     gt = dataset.joints_3d_mm[:n]
     mean_pose = train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
     per_sample = scores_3d(mean_pose, gt, cfg.eval.paper_bone_sum_mm)
-    return per_action_rows("mean_pose", split, per_sample, dataset.action[:n], action_names)
+    return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
 
 
 def stage_checkpoint(run_dir: str | Path, stage: int) -> Path:

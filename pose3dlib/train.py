@@ -262,7 +262,7 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
 
 def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool, init_from, overwrite: bool,
          device: torch.device, info: DistInfo) -> dict:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .losses import total_loss
     from .model import build_model, preprocess

@@ -14,7 +14,7 @@ from pose3dlib.data.fusion import FusionDataset
 from pose3dlib.data.h36m import H36MDataset
 from pose3dlib.data.mpii import MPIIDataset, read_annotations
 from pose3dlib.data.sample import make_sample
-from pose3dlib.data.transforms import IDENTITY, Augmentation
+from pose3dlib.data.transforms import Augmentation
 from pose3dlib.errors import DataError
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16, flip_joints
 
@@ -136,7 +136,7 @@ def test_flip_consistency(root):
     image, row = np.ascontiguousarray(np.zeros((64, 64, 3), np.uint8)), 0
     centre, box = np.array([31.5, 31.5]), 64.0
     args = (image, h.joints_2d_px[row], np.ones(16, bool), h.joints_3d_cam[row], centre, box)
-    kw = dict(subject=1, action=2, index=0)
+    kw = {"subject": 1, "action": 2, "index": 0}
     plain = make_sample(*args, Augmentation(scale=1.2, rotation_deg=15.0), CFG, **kw)
     flip = make_sample(*args, Augmentation(scale=1.2, rotation_deg=15.0, flip=True), CFG, **kw)
     # a mirror about the crop's centre line: normalised x -> -x - 2/H (centre-aligned grids) and L/R swap
@@ -180,3 +180,24 @@ def test_fusion_ratio_and_epoch_draws(root):
     f.set_epoch(0)
     assert np.array_equal(first, f.rows_3d)
     assert len(FusionDataset(m, None, 0.0)) == len(m)
+
+
+def test_h36m_nan_rejected(tmp_path, root):
+    with h5py.File(root / "h36m" / "annot.h5") as src, h5py.File(tmp_path / "annot.h5", "w") as dst:
+        for k in src:
+            v = src[k][()]
+            if k == "joint_3d_mono":
+                v[2, 4, 1] = np.inf
+            dst[k] = v
+    with pytest.raises(DataError, match="joint_3d_mono.*row 2"):
+        H36MDataset(tmp_path, "train", CFG)
+
+
+def test_mpii_crops_map_parts_to_sample_joints(root):
+    m = MPIIDataset(root / "mpii", "val", CFG)
+    for i in range(len(m)):
+        s = m[i]
+        crop_px = camera.apply_affine(m.part[i], m.crops[i].astype(np.float64))
+        norm = camera.crop_px_to_normalized(crop_px, CFG.input_size, CFG.heatmap_size)
+        assert np.allclose(norm[m.annotated[i]], s["joints_2d"][m.annotated[i]], atol=1e-4)
+        assert m.normalize is not None and m.normalize[i] > 0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pose3dlib import camera
-from pose3dlib.config import SyntheticConfig
+from pose3dlib.cli import main
+from pose3dlib.config import SyntheticConfig, load_config
 from pose3dlib.data import synthetic
 from pose3dlib.errors import DataError
 
@@ -62,11 +63,18 @@ def test_projection_of_3d_lands_on_2d(tiny):
 
 def test_images_are_non_trivial(tiny):
     with h5py.File(tiny / "mpii" / "train.h5", "r") as f:
-        name, part = f["imgname"][0].decode(), f["part"][0]
+        name = f["imgname"][0].decode()
     img = cv2.imread(str(tiny / "mpii" / "images" / name))
     assert img.shape == (64, 64, 3) and img.std() > 10
-    # the person is drawn: pixels around the annotated joints differ from the image mean
-    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 200
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 200  # textured, not a few flat colours
+    # lab: the person is drawn on a plain studio: pixels on the torso differ from the wall corner
+    with h5py.File(tiny / "h36m" / "annot.h5", "r") as f:
+        row = {k: int(f[k][0]) for k in ("subject", "action", "subaction", "camera", "id")}
+        spine = f["joint_2d"][0, 7]
+    folder = "s_{subject:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{camera:02d}".format(**row)
+    lab = cv2.imread(str(tiny / "h36m" / "images" / folder / f"{folder}_{row['id']:06d}.jpg")).astype(float)
+    u, v = np.round(spine).astype(int)
+    assert np.abs(lab[v, u] - lab[1, 1]).max() > 25
 
 
 def test_deterministic_for_a_seed_and_skips_when_complete(tiny, tmp_path):
@@ -102,8 +110,7 @@ def test_worker_count_does_not_change_output(tmp_path):
         assert np.array_equal(fa["joint_2d"][()], fb["joint_2d"][()])
 
 
-def test_cli_writes_profile(tmp_path, monkeypatch):
-    from pose3dlib.cli import main
+def test_cli_writes_profile(tmp_path):
     out = tmp_path / "cli"
     assert main(["prepare-synthetic", "--profile", "smoke", "--out", str(out), "--seed", "1"]) == 0
-    assert synthetic.is_complete(out, __import__("pose3dlib.config").config.load_config("configs/smoke.yaml").synthetic, 1)
+    assert synthetic.is_complete(out, load_config("configs/smoke.yaml").synthetic, 1)

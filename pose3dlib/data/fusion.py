@@ -9,7 +9,7 @@ def _draw(rng: np.random.Generator, population: int, count: int) -> np.ndarray:
     """`count` indices of range(population): without repeats while possible, then whole new permutations."""
     if count == 0:
         return np.zeros(0, np.int64)
-    reps = -(-count // population)
+    reps = -(-count // population)  # ceil
     return np.concatenate([rng.permutation(population) for _ in range(reps)])[:count].astype(np.int64)
 
 
@@ -27,7 +27,7 @@ class FusionDataset(Dataset):
             raise ValueError("ratio_3d > 0 needs a non-empty 3D dataset")
         self.ds_2d, self.ds_3d, self.ratio_3d, self.seed = ds_2d, ds_3d, float(ratio_3d), int(seed)
         self.n_2d = int(samples_2d) if samples_2d > 0 else len(ds_2d)
-        self.n_3d = int(round(self.ratio_3d * self.n_2d))
+        self.n_3d = round(self.ratio_3d * self.n_2d)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:

@@ -36,7 +36,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"Human3.6M annotation file not found: {path}")
     with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
     check_schema(path, arrays, SCHEMA)
     check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox"))
     return arrays

@@ -35,7 +35,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"MPII annotation file not found: {path}")
     with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
     n = check_schema(path, arrays, SCHEMA)
     for k, shape in OPTIONAL_SCHEMA.items():
         if k in arrays and tuple(arrays[k].shape) != (n, *shape):

@@ -13,8 +13,24 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .bodies import (HEAD_TOP, L_ANKLE, L_ELBOW, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, NECK, PELVIS, R_ANKLE,
-                     R_ELBOW, R_HIP, R_KNEE, R_SHOULDER, R_WRIST, SPINE)
+from .bodies import (
+    HEAD_TOP,
+    L_ANKLE,
+    L_ELBOW,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_WRIST,
+    NECK,
+    PELVIS,
+    R_ANKLE,
+    R_ELBOW,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_WRIST,
+    SPINE,
+)
 
 SHIFT = 4  # cv2 sub-pixel bits: coordinates are drawn with 1/16 px precision
 ONE = 1 << SHIFT
@@ -111,7 +127,7 @@ class _Painter:
             cv2.fillConvexPoly(self.labels, _px(pts), part_id, cv2.LINE_8, SHIFT)
 
     def disc(self, centre: np.ndarray, radius: float, colour, part_id: int, label: bool = True) -> None:
-        c, r = tuple(int(v) for v in _px(centre)), max(int(round(radius * ONE)), 1)
+        c, r = tuple(int(v) for v in _px(centre)), max(round(radius * ONE), 1)
         cv2.circle(self.canvas, c, r, colour, -1, cv2.LINE_AA, SHIFT)
         if label and self.labels is not None:
             cv2.circle(self.labels, c, r, part_id, -1, cv2.LINE_8, SHIFT)
@@ -205,7 +221,7 @@ def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.
             for t in (0.2, 0.45, 0.7):
                 a, b = sh[0] + t * (hp[0] - sh[0]), sh[1] + t * (hp[1] - sh[1])
                 cv2.line(canvas, tuple(int(v) for v in _px(a)), tuple(int(v) for v in _px(b)),
-                         _shade(look.stripes, s * 0.85), max(int(round(width)), 1), cv2.LINE_AA, SHIFT)
+                         _shade(look.stripes, s * 0.85), max(round(width), 1), cv2.LINE_AA, SHIFT)
         # A lit panel on the chest reads as a rounded body.
         centre = proj(trunk[:3].mean(0, keepdims=True))[0]
         paint.disc(centre + LIGHT_2D * rad(40, z_torso), rad(70, z_torso), _shade(look.shirt, s), 1, label=False)
@@ -233,7 +249,7 @@ def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.
 
     def draw_head() -> None:
         hr = head_r * fx / head_c[2]
-        hair = lambda: paint.disc(proj(hair_c), 0.97 * hr, _shade(look.hair, shade(hair_c[2])), 2)  # noqa: E731
+        hair = lambda: paint.disc(proj(hair_c), 0.97 * hr, _shade(look.hair, shade(hair_c[2])), 2)
         hair_in_front = face_cam[2] > 0  # the face looks away from the camera
         if not hair_in_front:
             hair()

@@ -24,9 +24,9 @@ import argparse
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import cv2
@@ -41,7 +41,7 @@ from ..paths import SYNTHETIC_DIR, resolve
 from ..skeleton import MPII16
 from . import bodies, render
 
-GENERATOR_VERSION = 1  # bump when the output for a given (config, seed) changes
+GENERATOR_VERSION = 3  # bump when the output for a given (config, seed) changes
 MANIFEST = "manifest.json"
 CHUNK_ROWS = 48  # rows per task; fixed so output is independent of the worker count
 JPEG_QUALITY = 92
@@ -170,9 +170,8 @@ def _render_chunk(task: _Chunk) -> dict[str, np.ndarray]:
         box_xy = centre - side / 2
         k_crop = camera.crop_intrinsics(k_full, box_xy, side, size)
         joints_2d = camera.project(cam_pts, k_crop)
-        rgb_rot = rot  # camera axes in world
-        face = rgb_rot @ people["face"][i]
-        fwd, up = rgb_rot @ people["forward"][i], rgb_rot @ people["up"][i]
+        face = rot @ people["face"][i]  # world directions -> camera frame
+        fwd, up = rot @ people["forward"][i], rot @ people["up"][i]
         labels = np.zeros((size, size), np.uint8)
         if task.domain == "lab":
             far = np.r_[LAB_TARGET_MM[:2] + 6000.0 * (LAB_TARGET_MM[:2] - eye[:2]) / np.linalg.norm(
@@ -252,10 +251,9 @@ def _run_chunks(tasks: list[_Chunk], workers: int, desc: str) -> dict[str, np.nd
                 results[i] = _render_chunk(t)
                 bar.update(len(t.paths))
         else:
-            ctx = get_context("fork") if "fork" in __import__("multiprocessing").get_all_start_methods() else None
+            ctx = get_context("fork") if "fork" in get_all_start_methods() else None  # no re-import cost
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = {pool.submit(_render_chunk, t): i for i, t in enumerate(tasks)}
-                from concurrent.futures import as_completed
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
                     bar.update(len(tasks[futures[fut]].paths))

@@ -1,0 +1,9 @@
+"""Speed benchmarks (`make bench`): FLOP counting, timed metrics, bench.json and docs/benchmarks.md.
+
+    python -m pose3dlib.bench [--quick] [--out runs/bench/bench.json] [--doc docs/benchmarks.md]
+
+Modules: `flops` (multiply-add counting), `loop_loss` (the per-sample loop form of the
+geometric loss, kept only for comparison), `timing` (warm-up + median), `measure` (one
+function per metric), `peak_rss` (the subprocess behind peak_rss_mb), `report` (JSON and
+markdown), `command` (the CLI that runs them all).
+"""
