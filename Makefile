@@ -70,8 +70,10 @@ $(RUN_DIR)/%.ipynb: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	$(PY) -m pose3dlib run-notebook $* $@ \
 	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 
-# Notebook-specific parameters for non-smoke profiles
-PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE)
+# Notebook-specific parameters. REAL_DATA=True: notebook 01 checks the real datasets named
+# in configs/$(PROFILE).yaml instead of generating synthetic ones.
+REAL_DATA ?= False
+PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE) -p use_real_data $(REAL_DATA)
 
 data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE) (skipped when up to date)
 	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
