@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import camera, decode, metrics
 from .config import Config

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
