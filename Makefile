@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,10 @@ sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES (default: geome
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/03_train_depth.ipynb PROFILE=$(SWEEP_PROFILE)
 	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values $(SWEEP_VALUES) \
 	  --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
+
+bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
+	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
+	$(PY) -m pose3dlib.bench --out runs/bench/bench.json --doc docs/benchmarks.md
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import Any
 import torch
 
 from . import __version__
-from .errors import CheckpointError
+from .config import config_from_dict
+from .errors import CheckpointError, ConfigError
 
 FORMAT = "pose3d-checkpoint"
 FORMAT_VERSION = 1
@@ -99,29 +101,75 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a pose3d checkpoint safely (weights_only: no code from the file ever runs).
 
     Raises CheckpointError naming the file when it is missing, truncated, not a pose3d
-    checkpoint (e.g. an original hg3d file: use `convert-hg3d`), or holds unsafe objects.
+    checkpoint (e.g. an original hg3d file: use `convert-hg3d`), holds unsafe objects, or
+    its entries do not have the documented types (see `check_checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save (>= 1.6) always writes a zip archive
+        raise CheckpointError(
+            f"{path}: not a pose3d checkpoint (expected a torch zip archive; the file is "
+            f"{'empty' if path.stat().st_size == 0 else 'truncated, corrupt or in an older format'}); "
+            "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
-            f"({first[:200]}); an original hg3d checkpoint? convert it with `python -m pose3dlib convert-hg3d`"
+            f"({_unpickler_reason(e)}; nothing from the file was run); an original hg3d checkpoint? "
+            "convert it with `python -m pose3dlib convert-hg3d`"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {str(e).splitlines()[0][:200]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError) as e:
+        # torch's zip reader and unpickler report damaged archives with any of these
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
+                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a pose3d checkpoint (no 'format': {FORMAT!r}); "
             "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
         )
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks keys {missing}")
+    check_checkpoint(ckpt, str(path))
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {ckpt['format_version']} is newer than this pose3dlib understands ({FORMAT_VERSION})")
     return ckpt
+
+
+# key -> (accepted types, what the message calls them); "model" is checked entry by entry
+_ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "format_version": ((int,), "an int"), "config": ((dict,), "a mapping"), "model": ((dict,), "a state dict"),
+    "optimizer": ((dict, type(None)), "an optimizer state dict or None"), "stage": ((int,), "an int"),
+    "epoch": ((int,), "an int"), "step": ((int,), "an int"), "metrics": ((dict,), "a mapping"),
+    "extra": ((dict,), "a mapping"),
+}
+
+
+def check_checkpoint(ckpt: dict, where: str) -> None:
+    """Raise CheckpointError naming `where` and the key when an entry lacks its documented type.
+
+    Required keys must be present; the others are checked when present. `config` must be
+    a valid Config (unknown or mistyped keys are named), `model` a mapping of str -> tensor.
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{where}: checkpoint lacks keys {missing}")
+    for key, (types, expected) in _ENTRY_TYPES.items():
+        value = ckpt.get(key)
+        if key in ckpt and (not isinstance(value, types) or isinstance(value, bool)):
+            raise CheckpointError(f"{where}: checkpoint entry {key!r} is a {type(value).__name__}, expected {expected}")
+    bad = [k for k, v in ckpt["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
+                              f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
+    try:
+        config_from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """The one informative sentence of torch's weights-only refusal (e.g. 'Unsupported global: GLOBAL os.system')."""
+    text = " ".join(str(e).split())
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed global| Check the documentation|$)", text)
+    return (m.group(1) if m else text)[:160].rstrip(". ")

@@ -2,7 +2,7 @@
 
 Each command lives in its own module, which defines `add_arguments(parser)` and
 `run(args) -> int`; this file only maps names to modules, so importing the CLI stays fast.
-Errors caused by input (Pose3DError, missing files) print one line and exit with status 2;
+Errors caused by input (Pose3DError; missing, misplaced or unwritable files) print one line and exit with status 2;
 `--debug` shows the traceback instead.
 """
 from __future__ import annotations
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (Pose3DError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except (Pose3DError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as e:
         if debug:
             raise
         msg = str(e).replace("\n", " ")

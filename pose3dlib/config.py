@@ -164,6 +164,22 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+# Smallest accepted value of numeric keys read from files and overrides (a batch of 0 or
+# logging every 0 steps would otherwise fail deep inside training with a ZeroDivisionError).
+_LOWER_BOUNDS: dict[tuple[type, str], int | float] = {
+    (Config, "seed"): 0,
+    **{(SyntheticConfig, k): 0 for k in ("h36m_train", "h36m_test", "mpii_train", "mpii_val", "wild_test")},
+    (SyntheticConfig, "image_size"): 64, (SyntheticConfig, "workers"): 1,
+    (DataConfig, "input_size"): 64, (DataConfig, "heatmap_size"): 1, (DataConfig, "num_workers"): 0,
+    **{(ModelConfig, k): 1 for k in ("num_stacks", "num_modules", "num_features", "num_reg_modules", "num_joints")},
+    **{(StageConfig, k): 0 for k in ("epochs", "lr", "ratio_3d", "depth_weight", "geometric_weight",
+                                     "samples_2d_per_epoch")},
+    (TrainConfig, "batch_size"): 1, (TrainConfig, "num_threads"): 0, (TrainConfig, "val_every"): 1,
+    (TrainConfig, "val_samples"): 0, (TrainConfig, "checkpoint_every_steps"): 0, (TrainConfig, "log_every_steps"): 1,
+    (EvalConfig, "batch_size"): 1,
+}
+
+
 # ----------------------------------------------------------------------------- conversion
 
 def _type_name(tp: Any) -> str:
@@ -229,6 +245,10 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
             where = f"{prefix}.{k}" if prefix else k
             raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    for k, v in kwargs.items():
+        low = _LOWER_BOUNDS.get((cls, k))
+        if low is not None and v < low:
+            raise ConfigError(f"config key {f'{prefix}.{k}' if prefix else k!r}: expected a value >= {low}, got {v!r}")
     return cls(**kwargs)
 
 
@@ -255,7 +275,10 @@ _FLOAT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 def _parse_scalar(text: str) -> Any:
     """Parse an override's value with YAML rules (1e-3 -> float, true -> bool, [1,2] -> list)."""
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"value {text!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
     if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):
         return float(text)  # YAML 1.1 reads "1e-3" as a string; we want the number
     return value
@@ -274,7 +297,10 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             if not isinstance(node, dict) or p not in node:
                 raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
             if i == len(parts) - 1:
-                node[p] = _parse_scalar(text)
+                try:
+                    node[p] = _parse_scalar(text)
+                except ConfigError as e:
+                    raise ConfigError(f"override {item!r}: {e}") from None
             else:
                 node = node[p]
     return out
@@ -291,6 +317,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             loaded = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML ({e})".replace("\n", " ")) from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not a UTF-8 text (YAML) file ({e.reason} at byte {e.start})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -38,7 +38,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
     train = loss_table(records, "train")
     for k, v in train.items():
         if k != "step" and any(x > 0 for x in v):
-            ax_loss.plot(train["step"], v, label=k)
+            ax_loss.plot(train["step"], v, ".-" if len(v) < 50 else "-", label=k, linewidth=1)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss")

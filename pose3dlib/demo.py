@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import torch
 
 from . import camera, decode
 from .config import Config
+from .data.image_file import read_image_file
 from .errors import DataError, Pose3DError
 from .evaluate import pick_device, predict
 from .model import load_model
@@ -32,11 +34,7 @@ BOX_MARGIN = 1.25
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB; alpha is dropped."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image not found: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise DataError(f"{path}: not a readable image (JPEG/PNG expected; truncated or corrupt?)")
+    img = read_image_file(path, cv2.IMREAD_UNCHANGED)  # DataError naming the file when missing or damaged
     if img.dtype == np.uint16:
         img = (img / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -60,9 +58,21 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         x, y, w, h = (float(v) for v in text.split(","))
     except ValueError:
         raise Pose3DError(f"--bbox {text!r}: expected four numbers x,y,w,h (pixels)") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise Pose3DError(f"--bbox {text!r}: expected four finite numbers x,y,w,h (pixels)")
     if w <= 0 or h <= 0:
         raise Pose3DError(f"--bbox {text!r}: width and height must be positive")
     return x, y, w, h
+
+
+def check_bbox_overlaps(bbox: tuple[float, float, float, float] | None, image_hw: tuple[int, int], path: str | Path) -> None:
+    """Raise Pose3DError naming the image when the --bbox box does not overlap it."""
+    if bbox is None:
+        return
+    h, w = image_hw
+    x, y, bw, bh = bbox
+    if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+        raise Pose3DError(f"--bbox {x:g},{y:g},{bw:g},{bh:g} lies outside {path} ({w}x{h} px)")
 
 
 def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float] | None) -> tuple[np.ndarray, float]:
@@ -158,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = resolve(args.out)
     for image_path in args.images:
         image = read_image_rgb(image_path)
+        check_bbox_overlaps(bbox, image.shape[:2], image_path)
         result = estimate_pose(model, cfg, image, bbox, flip_test=not args.no_flip, device=device)
         result["checkpoint"] = str(ckpt)
         paths = write_outputs(result, image, out_dir, Path(image_path).stem)

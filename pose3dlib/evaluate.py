@@ -37,7 +37,10 @@ def pick_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU; any other name is passed to torch.device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise Pose3DError(f"device {name!r} is not a device name (auto, cpu, cuda, cuda:N, ...)") from None
 
 
 @torch.no_grad()
@@ -155,11 +158,20 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
     path = resolve(path)
     if not path.is_file():
         raise Pose3DError(f"metrics file not found: {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-            raise Pose3DError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {reader.fieldnames}")
-        return [{**r, "value": float(r["value"])} for r in reader]
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+                raise Pose3DError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {reader.fieldnames}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise Pose3DError(f"{path}: not a readable CSV text file ({e})") from None
+    for line, r in enumerate(rows, start=2):
+        try:
+            r["value"] = float(r["value"])
+        except (TypeError, ValueError):
+            raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+    return rows
 
 
 def pckh_on_mpii(model, dataset, cfg: Config, device, *, limit: int = 0, progress: bool = True) -> float:
@@ -250,11 +262,19 @@ def add_arguments(parser) -> None:
                         help="config override, e.g. eval.flip_test=false (repeatable)")
 
 
+def parse_stages(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items or any(s not in ("1", "2", "3") for s in items):
+        raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
+    return [int(s) for s in items]
+
+
 def run(args) -> int:
     from .config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    stages = [int(s) for s in args.stages.split(",") if s.strip()]
+    stages = parse_stages(args.stages)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     out = write_metrics_csv(rows, args.out or resolve(args.run_dir) / "metrics.csv")
     print(f"wrote {len(rows)} rows to {out}")

@@ -9,6 +9,7 @@ file renamed on success, so a failed or interrupted run never looks finished.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -25,7 +26,18 @@ def notebook_path(name: str) -> Path:
     p = resolve(name) if name.endswith(".ipynb") else NOTEBOOKS_DIR / f"{name}.ipynb"
     if not p.is_file():
         raise Pose3DError(f"notebook not found: {p}")
+    check_notebook_file(p)
     return p
+
+
+def check_notebook_file(path: Path) -> None:
+    """Raise Pose3DError naming `path` unless it is JSON with the top-level keys of a v4 notebook."""
+    try:
+        nb = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Pose3DError(f"{path}: not a Jupyter notebook (not JSON: {' '.join(str(e).split())[:120]})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
+        raise Pose3DError(f"{path}: not a Jupyter notebook (expected a JSON object with 'cells' and 'nbformat': 4)")
 
 
 def check_parameters(notebook: Path, params: dict) -> None:
@@ -41,6 +53,7 @@ def check_parameters(notebook: Path, params: dict) -> None:
 def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True) -> Path:
     """Execute notebook `name` with `params` into `output` (atomically); returns the output path."""
     import papermill as pm
+    from jupyter_client.kernelspec import NoSuchKernel
 
     src = notebook_path(name)
     check_parameters(src, params)
@@ -51,6 +64,9 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
         pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
                             progress_bar=progress)
         tmp.replace(out)
+    except NoSuchKernel:
+        raise Pose3DError(f"no Jupyter kernel named {kernel!r}; run `make setup` (it registers {KERNEL!r}) "
+                          "or pass --kernel NAME") from None
     except pm.PapermillExecutionError as e:
         raise Pose3DError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(partial output kept in {tmp})") from None
@@ -58,8 +74,14 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
 
 
 def parse_params(items: list[list[str]]) -> dict:
-    """[['name', 'value'], ...] -> {'name': YAML-parsed value}."""
-    return {k: yaml.safe_load(v) for k, v in items}
+    """[['name', 'value'], ...] -> {'name': YAML-parsed value}; Pose3DError naming a value that is not YAML."""
+    params = {}
+    for k, v in items:
+        try:
+            params[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise Pose3DError(f"-p {k} {v!r}: the value is not valid YAML ({' '.join(str(e).split())[:120]})") from None
+    return params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

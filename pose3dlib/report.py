@@ -49,7 +49,10 @@ def results_table(rows: list[dict]) -> str:
 def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
-    text = readme.read_text()
+    try:
+        text = readme.read_text()
+    except UnicodeDecodeError as e:
+        raise Pose3DError(f"{readme}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     if START not in text or END not in text:
         raise Pose3DError(f"{readme}: no results block ({START} ... {END})")
     head, rest = text.split(START, 1)

@@ -25,7 +25,10 @@ from .paths import resolve
 
 def parse_values(text: str) -> list:
     """'0,0.001,abc' -> [0, 0.001, 'abc'] (YAML scalars)."""
-    values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    try:
+        values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    except yaml.YAMLError as e:
+        raise Pose3DError(f"--values {text!r}: not a list of YAML scalars ({' '.join(str(e).split())[:120]})") from None
     if not values:
         raise Pose3DError(f"--values {text!r}: give at least one value")
     return values

@@ -34,12 +34,13 @@ CUDA_STEP = StepSwitches(channels_last=True, bf16=True)  # the GPU recipe (issue
 def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tuple[str, Callable[[], None]]]:
     """The CPU measurements, in order, each filling its keys of `m` (later ones read earlier ones)."""
     paper, cpu = load_config("configs/paper.yaml"), load_config("configs/cpu.yaml")
-    timing = dict(warmup=plan.warmup, repeats=plan.repeats)
-    switch = dict(warmup=1, repeats=plan.switch_repeats)
+    timing = {"warmup": plan.warmup, "repeats": plan.repeats}
+    switch = {"warmup": 1, "repeats": plan.switch_repeats}
 
     def peak() -> None:
         m["threads"] = float(plan.threads)
         m["matmul_peak_gflops"] = measure.matmul_peak_gflops(plan.matmul_size, **timing)
+        m["conv_peak_gflops"] = measure.conv_peak_gflops(paper.train.batch_size, **timing)
 
     def train(cfg, prefix: str) -> Callable[[], None]:
         def task() -> None:
@@ -49,6 +50,8 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             m[f"train_{prefix}_img_s"] = img_s
             m[f"train_{prefix}_gflops"] = img_s * TRAIN_FLOPS_PER_FORWARD * flop / 1e9
             m[f"train_{prefix}_peak_ratio"] = m[f"train_{prefix}_gflops"] / m["matmul_peak_gflops"]
+            if prefix == "paper":
+                m["train_paper_conv_ratio"] = m["train_paper_gflops"] / m["conv_peak_gflops"]
         return task
 
     def loss() -> None:
@@ -62,30 +65,44 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
         root = measure.prepare_bench_data(cpu, work_dir / "data" / "cpu")
         m["data_samples_s"] = measure.data_samples_per_s(measure.with_data_root(cpu, root), plan.data_samples)
         m["data_over_train_ratio"] = m["data_samples_s"] / m["train_cpu_img_s"]
+        root = measure.prepare_bench_data(paper, work_dir / "data" / "paper")  # 256 px: input to the GPU plan
+        m["data_paper_samples_s"] = measure.data_samples_per_s(measure.with_data_root(paper, root), plan.data_samples)
 
     def rss() -> None:
         m["peak_rss_mb"] = measure.peak_rss_mb("paper", threads=plan.threads)
 
-    def switches() -> None:
-        cl = StepSwitches(channels_last=True)
-        m["train_paper_channels_last_img_s"] = measure.train_images_per_s(paper, switches=cl, **switch).images_per_s
-        m["train_cpu_channels_last_img_s"] = measure.train_images_per_s(cpu, switches=cl, **switch).images_per_s
-        bf16 = StepSwitches(bf16=True)
-        m["train_paper_bf16_img_s"] = measure.train_images_per_s(paper, switches=bf16, **switch).images_per_s
-        compiled = measure.train_images_per_s(cpu, switches=StepSwitches(compile=True), **switch)
-        m["train_cpu_compile_img_s"] = compiled.images_per_s
-        m["train_cpu_compile_overhead_s"] = max(
-            compiled.first_call_s - cpu.train.batch_size / compiled.images_per_s, 0.0)
-        torch.set_num_threads(1)
-        try:
-            m["train_cpu_1thread_img_s"] = measure.train_images_per_s(cpu, **switch).images_per_s
-        finally:
-            torch.set_num_threads(plan.threads)
+    def switch_task(prefix: str, cfg, switches: StepSwitches, threads: int | None = None) -> Callable[[], None]:
+        def task() -> None:
+            torch.set_num_threads(threads or plan.threads)
+            try:
+                with measure.fresh_compile_cache():  # compile: cold, what a first run pays
+                    timed = measure.train_images_per_s(cfg, switches=switches, **switch)
+            finally:
+                torch.set_num_threads(plan.threads)
+            m[f"{prefix}_img_s"] = timed.images_per_s
+            if switches.compile:
+                m[f"{prefix}_overhead_s"] = max(timed.first_call_s - cfg.train.batch_size / timed.images_per_s, 0.0)
+        return task
+
+    def infer_bf16_cl() -> None:
+        bf16_cl = StepSwitches(channels_last=True, bf16=True)
+        m["infer_paper_bf16_cl_ms"] = 1e3 / measure.infer_images_per_s(paper, 1, switches=bf16_cl, **timing).images_per_s
 
     tasks = [("matmul peak", peak), ("train paper", train(paper, "paper")), ("train cpu", train(cpu, "cpu")),
              ("geometric loss", loss), ("inference", infer), ("data pipeline", data), ("peak RSS", rss)]
     if plan.switches:
-        tasks.append(("switches", switches))
+        cl, bf16, bf16_cl = (StepSwitches(channels_last=True), StepSwitches(bf16=True),
+                             StepSwitches(channels_last=True, bf16=True))
+        tasks += [
+            ("paper channels_last", switch_task("train_paper_channels_last", paper, cl)),
+            ("paper bf16", switch_task("train_paper_bf16", paper, bf16)),
+            ("paper bf16+channels_last", switch_task("train_paper_bf16_cl", paper, bf16_cl)),
+            ("paper inference bf16+channels_last", infer_bf16_cl),
+            ("cpu channels_last", switch_task("train_cpu_channels_last", cpu, cl)),
+            ("cpu bf16+channels_last", switch_task("train_cpu_bf16_cl", cpu, bf16_cl)),
+            ("cpu compile", switch_task("train_cpu_compile", cpu, StepSwitches(compile=True))),
+            ("cpu 1 thread", switch_task("train_cpu_1thread", cpu, StepSwitches(), threads=1)),
+        ]
     return tasks
 
 
@@ -126,7 +143,7 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
     cuda = torch.cuda.is_available() if cuda is None else cuda
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {"load_avg_1min": os.getloadavg()[0]}
     tasks = cpu_tasks(plan, work_dir, metrics) + (cuda_tasks(plan, work_dir, metrics) if cuda else [])
     try:
         with tqdm(tasks, desc="bench", unit="task", file=sys.stderr) as bar:

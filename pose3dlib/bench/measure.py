@@ -14,26 +14,29 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
-from ..config import Config, SyntheticConfig
+from ..config import Config
 from ..errors import Pose3DError
 from ..losses import geometric_loss, total_loss
 from ..model import build_model, preprocess
 from ..train import build_datasets, build_optimizer
 from .loop_loss import geometric_loss_loop
-from .timing import median_seconds, synchronize
+from .timing import CPU, median_seconds, synchronize
 
 BENCH_STAGE = 3  # loss weights of stage 3: heatmap + depth + geometric terms all active
 MIN_REPEAT_S = 0.5  # fast steps are grouped so that one timed repeat lasts at least this long
 ANNOTATED_PROB = 0.9  # share of annotated joints in the random batches (some bones are skipped)
 # A small synthetic set for the data-rate benchmarks: enough rows for `data_samples` reads.
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 BENCH_DATA_ROWS = {"h36m_train": 192, "h36m_test": 16, "mpii_train": 192, "mpii_val": 16, "wild_test": 16}
 
 
@@ -82,13 +85,37 @@ def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int =
 
 # ----------------------------------------------------------------------------- matmul peak
 
-def matmul_peak_gflops(size: int, *, warmup: int, repeats: int, device: torch.device = torch.device("cpu"),
+def matmul_peak_gflops(size: int, *, warmup: int, repeats: int, device: torch.device = CPU,
                        dtype: torch.dtype = torch.float32) -> float:
     """GFLOP/s of torch.matmul on two random (size, size) matrices: 2 size^3 / median seconds."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     seconds = median_seconds(lambda: torch.matmul(a, b), warmup=warmup, repeats=repeats, device=device)
     return 2.0 * size**3 / seconds / 1e9
+
+
+# The paper network's main convolutions at 256 px input (64 x 64 features): bottleneck 3x3
+# and the two 1x1s of a 256-channel residual, as (C_in, C_out, kernel).
+PAPER_CONV_SHAPES = ((128, 128, 3), (256, 128, 1), (128, 256, 1))
+PAPER_CONV_SIDE = 64
+
+
+def conv_peak_gflops(batch_size: int, *, warmup: int, repeats: int, device: torch.device = CPU) -> float:
+    """Best forward GFLOP/s of the paper network's main fp32 convolutions (oneDNN on CPU), at `batch_size`.
+
+    A second reference next to the matmul peak: the convolution library may use the
+    vector units better than the BLAS behind torch.matmul (it does on AMD CPUs with MKL).
+    """
+    best = 0.0
+    for c_in, c_out, k in PAPER_CONV_SHAPES:
+        x = torch.randn(batch_size, c_in, PAPER_CONV_SIDE, PAPER_CONV_SIDE, device=device)
+        w = torch.randn(c_out, c_in, k, k, device=device)
+        with torch.no_grad():
+            seconds = seconds_per_call(lambda: torch.nn.functional.conv2d(x, w, padding=k // 2),  # noqa: B023
+                                       warmup=warmup, repeats=repeats, device=device)
+        flops = 2.0 * batch_size * c_out * PAPER_CONV_SIDE**2 * c_in * k * k
+        best = max(best, flops / seconds / 1e9)
+    return best
 
 
 # ----------------------------------------------------------------------------- training
@@ -143,7 +170,7 @@ class StepTiming:
 
 
 def seconds_per_call(fn: Callable[[], object], *, warmup: int, repeats: int,
-                     device: torch.device = torch.device("cpu")) -> float:
+                     device: torch.device = CPU) -> float:
     """Median seconds of one `fn()` after warm-up, grouping fast calls into repeats of >= MIN_REPEAT_S."""
     one = median_seconds(fn, warmup=warmup, repeats=1, device=device)
     calls = max(1, math.ceil(MIN_REPEAT_S / max(one, 1e-6)))
@@ -161,7 +188,7 @@ def _time_step(step: Callable[[], object], batch_size: int, *, warmup: int, repe
     return StepTiming(images_per_s=batch_size / seconds, first_call_s=first)
 
 
-def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.device = torch.device("cpu"),
+def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.device = CPU,
                        batch_size: int | None = None, switches: StepSwitches = StepSwitches(),
                        seed: int = 0) -> StepTiming:
     """Training throughput (images/s) of cfg.model on random batches of cfg's shapes, data excluded.
@@ -179,10 +206,25 @@ def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.
     return _time_step(lambda: step(batch), bs, warmup=warmup, repeats=repeats, device=device)
 
 
+@contextmanager
+def fresh_compile_cache() -> Iterator[None]:
+    """Point torch.compile's on-disk cache (TORCHINDUCTOR_CACHE_DIR) at an empty folder, so compile time is cold."""
+    previous = os.environ.get(INDUCTOR_CACHE_ENV)
+    with tempfile.TemporaryDirectory(prefix="pose3d-bench-inductor-") as folder:
+        os.environ[INDUCTOR_CACHE_ENV] = folder
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(INDUCTOR_CACHE_ENV, None)
+            else:
+                os.environ[INDUCTOR_CACHE_ENV] = previous
+
+
 # ----------------------------------------------------------------------------- inference
 
 def infer_images_per_s(cfg: Config, batch_size: int, *, warmup: int, repeats: int,
-                       device: torch.device = torch.device("cpu"), switches: StepSwitches = StepSwitches(),
+                       device: torch.device = CPU, switches: StepSwitches = StepSwitches(),
                        seed: int = 0) -> StepTiming:
     """Inference throughput (images/s) of cfg.model in eval mode: preprocess from uint8 + forward."""
     torch.manual_seed(seed)
@@ -235,16 +277,14 @@ def with_data_root(cfg: Config, root: Path) -> Config:
     return dataclasses.replace(cfg, data=data)
 
 
-def bench_synthetic_config(cfg: Config) -> SyntheticConfig:
-    """The profile's synthetic image size with BENCH_DATA_ROWS rows (enough for the data benchmarks)."""
-    return dataclasses.replace(cfg.synthetic, **BENCH_DATA_ROWS)
+def prepare_bench_data(cfg: Config, out_dir: Path, rows: dict[str, int] | None = None) -> Path:
+    """Write (or reuse, when complete) a small synthetic set with cfg's image size under `out_dir`.
 
-
-def prepare_bench_data(cfg: Config, out_dir: Path) -> Path:
-    """Write (or reuse, when complete) a small synthetic set with cfg's image size under `out_dir`."""
+    rows: split sizes (SyntheticConfig field -> rows), default BENCH_DATA_ROWS.
+    """
     from ..data.synthetic import generate
 
-    return generate(out_dir, bench_synthetic_config(cfg), seed=cfg.seed)
+    return generate(out_dir, dataclasses.replace(cfg.synthetic, **(rows or BENCH_DATA_ROWS)), seed=cfg.seed)
 
 
 def train_dataset(cfg: Config):
@@ -278,7 +318,7 @@ def peak_rss_mb(profile: str, *, threads: int, steps: int = 2) -> float:
     """
     cmd = [sys.executable, "-m", "pose3dlib.bench.peak_rss", "--profile", profile, "--threads", str(threads),
            "--steps", str(steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         raise Pose3DError(f"peak_rss subprocess failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}")
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"])

@@ -21,8 +21,8 @@ KIB_PER_MIB = 1024  # Linux reports ru_maxrss in KiB
 
 def main(argv: list[str] | None = None) -> int:
     from ..config import load_config
-    from .measure import StepSwitches, make_train_step, random_batch
     from ..model import build_model
+    from .measure import StepSwitches, make_train_step, random_batch
 
     parser = argparse.ArgumentParser(prog="python -m pose3dlib.bench.peak_rss", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="paper", help="configs/<profile>.yaml (default: paper)")

@@ -11,7 +11,7 @@ import math
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -35,10 +35,12 @@ class MetricSpec:
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("matmul_peak_gflops", "GFLOP/s", "fp32 torch.matmul of square matrices, same threads"),
+    MetricSpec("conv_peak_gflops", "GFLOP/s", "best fp32 forward of the paper network's main convolutions"),
     MetricSpec("paper_forward_gflop", "GFLOP", "counted forward FLOPs per 256 px image, paper network", decimals=2),
     MetricSpec("train_paper_img_s", "img/s", "paper network training step at 256 px, paper batch", decimals=2),
     MetricSpec("train_paper_gflops", "GFLOP/s", "achieved: img/s x 3 x forward FLOPs"),
     MetricSpec("train_paper_peak_ratio", "-", "train_paper_gflops / matmul_peak_gflops", (">=", 0.80), 2),
+    MetricSpec("train_paper_conv_ratio", "-", "train_paper_gflops / conv_peak_gflops", decimals=2),
     MetricSpec("cpu_forward_gflop", "GFLOP", "counted forward FLOPs per image, cpu-profile network", decimals=3),
     MetricSpec("train_cpu_img_s", "img/s", "cpu-profile network training step, cpu batch"),
     MetricSpec("train_cpu_gflops", "GFLOP/s", "achieved: img/s x 3 x forward FLOPs"),
@@ -46,14 +48,21 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("geometric_loss_speedup", "x", "per-sample loop / ours, forward + backward at batch 32", (">=", 50.0)),
     MetricSpec("data_samples_s", "samples/s", "cpu-profile data pipeline, one process (one core)"),
     MetricSpec("data_over_train_ratio", "-", "data_samples_s / train_cpu_img_s", (">=", 3.0), 2),
+    MetricSpec("data_paper_samples_s", "samples/s", "paper-profile (256 px) data pipeline, one process (one core)"),
     MetricSpec("infer_paper_ms", "ms", "paper network, one 256 px image, eval mode", ("<=", 200.0)),
     MetricSpec("infer_paper_img_s", "img/s", "paper network, batched inference", decimals=2),
     MetricSpec("peak_rss_mb", "MiB", "peak resident memory of a process running paper training steps", decimals=0),
     MetricSpec("threads", "-", "torch CPU threads of every CPU measurement", decimals=0),
+    MetricSpec("load_avg_1min", "-", "1-minute load average when the run started (other work on the machine)",
+               decimals=2),
     # speed switches (evidence for the defaults)
     MetricSpec("train_paper_channels_last_img_s", "img/s", "switch: paper training with channels_last", decimals=2),
     MetricSpec("train_cpu_channels_last_img_s", "img/s", "switch: cpu-profile training with channels_last"),
-    MetricSpec("train_paper_bf16_img_s", "img/s", "switch: paper training with CPU bf16 autocast", decimals=2),
+    MetricSpec("train_paper_bf16_img_s", "img/s", "switch: paper training with bf16 autocast", decimals=2),
+    MetricSpec("train_paper_bf16_cl_img_s", "img/s", "switch: paper training, bf16 autocast + channels_last",
+               decimals=2),
+    MetricSpec("infer_paper_bf16_cl_ms", "ms", "switch: one 256 px image, bf16 autocast + channels_last"),
+    MetricSpec("train_cpu_bf16_cl_img_s", "img/s", "switch: cpu-profile training, bf16 autocast + channels_last"),
     MetricSpec("train_cpu_compile_img_s", "img/s", "switch: cpu-profile training, torch.compile"),
     MetricSpec("train_cpu_compile_overhead_s", "s", "switch: first compiled step minus a steady step"),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
@@ -131,7 +140,7 @@ def target_status(name: str, value: float | None) -> tuple[str, str]:
 def render_block(metrics: dict[str, float], machine: dict[str, str], when: datetime | None = None,
                  command: str = "make bench") -> str:
     """The generated markdown: results table (value, unit, target, status), machine, date, rerun command."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     lines = [BEGIN_MARK, "", f"Measured {when.strftime('%Y-%m-%d %H:%M UTC')} with `{command}`.", "",
              "| metric | value | unit | target | status | what |", "|---|---:|---|---|---|---|"]
     names = [m.name for m in METRICS] + sorted(set(metrics) - set(SPECS))

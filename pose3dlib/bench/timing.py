@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+CPU = torch.device("cpu")
+
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on `device` (CUDA kernels run asynchronously; a no-op on CPU)."""
@@ -15,7 +17,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def median_seconds(fn: Callable[[], object], *, warmup: int, repeats: int,
-                   device: torch.device = torch.device("cpu"), calls_per_repeat: int = 1) -> float:
+                   device: torch.device = CPU, calls_per_repeat: int = 1) -> float:
     """Median wall-clock seconds of one `fn()` call.
 
     Args:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -20,7 +19,7 @@ from ..errors import DataError
 from ..paths import resolve
 from ..skeleton import DEPTH_ROOT
 from .actions import action_name
-from .sample import check_finite, check_schema, make_sample, read_image
+from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
 SCHEMA: dict[str, tuple] = {
@@ -35,8 +34,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     path = resolve(path)
     if not path.is_file():
         raise DataError(f"Human3.6M annotation file not found: {path}")
-    with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+    arrays = read_hdf5_datasets(path)
     check_schema(path, arrays, SCHEMA)
     check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox"))
     return arrays

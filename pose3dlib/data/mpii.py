@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -17,7 +16,7 @@ from .. import camera
 from ..config import DataConfig
 from ..errors import DataError
 from ..paths import resolve
-from .sample import check_finite, check_schema, make_sample, read_image
+from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
 SCHEMA: dict[str, tuple] = {"imgname": (), "part": (16, 2), "center": (2,), "scale": (), "visible": (16,)}
@@ -34,9 +33,8 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     path = resolve(path)
     if not path.is_file():
         raise DataError(f"MPII annotation file not found: {path}")
-    with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
-    n = check_schema(path, arrays, SCHEMA)
+    arrays = read_hdf5_datasets(path)
+    n = check_schema(path, arrays, SCHEMA, text_keys=("imgname",))
     for k, shape in OPTIONAL_SCHEMA.items():
         if k in arrays and tuple(arrays[k].shape) != (n, *shape):
             raise DataError(f"{path}: wrong shape: {k} {tuple(arrays[k].shape)} (expected {(n, *shape)})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 
 from .. import camera
@@ -11,6 +12,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..skeleton import DEPTH_ROOT, MPII16
 from . import targets
+from .image_file import read_image_file
 from .transforms import Augmentation, color_jitter
 
 NUM_JOINTS = MPII16.num_joints
@@ -18,9 +20,10 @@ NUM_JOINTS = MPII16.num_joints
 
 def read_image(path: Path, index: int) -> np.ndarray:
     """Read a JPEG as (H, W, 3) uint8 RGB; a missing or unreadable file raises DataError naming it and the row."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"image of sample {index} is missing or unreadable: {path}")
+    try:
+        image = read_image_file(path, cv2.IMREAD_COLOR)
+    except DataError as e:
+        raise DataError(f"image of sample {index} is missing or unreadable: {e}") from None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -77,19 +80,49 @@ def check_finite(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...
     for k in keys:
         if k not in arrays:
             continue
+        if not (np.issubdtype(arrays[k].dtype, np.number) or arrays[k].dtype == bool) or np.ndim(arrays[k]) == 0:
+            raise DataError(f"{path}: {k!r} is {arrays[k].dtype} of shape {np.shape(arrays[k])}; "
+                            "expected numbers, one row per sample")
         a = np.asarray(arrays[k], dtype=np.float64)
-        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        bad = ~np.isfinite(a).all(axis=tuple(range(1, a.ndim)))  # (N,) rows with any NaN/inf
         if bad.any():
             raise DataError(f"{path}: {k!r} has NaN or infinite values in {int(bad.sum())} rows "
                             f"(first: row {int(np.flatnonzero(bad)[0])})")
 
 
-def check_schema(path: Path, arrays: dict[str, np.ndarray], schema: dict[str, tuple]) -> int:
-    """Check keys and shapes against `schema` (key -> shape after the row axis); return the row count."""
+def read_hdf5_datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every top-level dataset of an HDF5 file as a numpy array.
+
+    Raises DataError naming the file when it is not HDF5, truncated or unreadable (h5py
+    reports these as OSError and friends).
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): "
+                        f"{' '.join(str(e).split())[:200]}") from None
+
+
+def check_schema(path: Path, arrays: dict[str, np.ndarray], schema: dict[str, tuple],
+                 text_keys: tuple[str, ...] = ()) -> int:
+    """Check keys, shapes and numeric dtypes against `schema` (key -> shape after the row axis).
+
+    Keys in `text_keys` hold strings; every other schema key must be numeric. Returns the row count.
+    """
     missing = [k for k in schema if k not in arrays]
     if missing:
         raise DataError(f"{path}: missing datasets {missing}; expected {sorted(schema)}")
+    scalars = [k for k in schema if np.ndim(arrays[k]) == 0]
+    if scalars:
+        raise DataError(f"{path}: datasets {scalars} are scalars; expected one row per sample")
+    not_numeric = [f"{k} ({arrays[k].dtype})" for k in schema if k not in text_keys
+                   and not (np.issubdtype(arrays[k].dtype, np.number) or arrays[k].dtype == bool)]
+    if not_numeric:
+        raise DataError(f"{path}: non-numeric datasets {not_numeric}; expected numbers")
     n = len(arrays[next(iter(schema))])
+    if n == 0:
+        raise DataError(f"{path}: no rows (an empty annotation file)")
     wrong = [f"{k} {tuple(arrays[k].shape)} (expected {(n, *shape)})" for k, shape in schema.items()
              if tuple(arrays[k].shape) != (n, *shape)]
     if wrong:

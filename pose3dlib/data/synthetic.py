@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..paths import SYNTHETIC_DIR, resolve
 from ..skeleton import MPII16
 from . import bodies, render
@@ -360,6 +360,10 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
     """
     out = resolve(out_dir)
     cfg = synthetic_cfg
+    if seed < 0:
+        raise ConfigError(f"synthetic data seed must be >= 0, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a folder; choose another --out")
     if not force and is_complete(out, cfg, seed):
         return out
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():

@@ -1,0 +1,200 @@
+"""pose3dlib.bench: FLOP counting, the loop form of the geometric loss, bench.json and the markdown.
+
+No timing assertions: timings depend on the machine and its load. Only cheap measurements
+run here (smoke-size network, small matrices), to check that they produce positive numbers.
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pose3dlib.bench import measure
+from pose3dlib.bench.flops import count_forward_flops, model_forward_flops
+from pose3dlib.bench.loop_loss import geometric_loss_loop
+from pose3dlib.bench.report import (
+    BEGIN_MARK,
+    END_MARK,
+    METRICS,
+    render_block,
+    update_document,
+    write_json,
+)
+from pose3dlib.config import ModelConfig, load_config
+from pose3dlib.errors import Pose3DError
+from pose3dlib.losses import geometric_loss
+from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.skeleton import BONE_GROUPS
+
+# ----------------------------------------------------------------------------- FLOPs
+
+def test_flop_counter_matches_a_hand_count():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1),  # 16x16 -> 8x8
+        nn.BatchNorm2d(8), nn.ReLU(),  # not counted
+        nn.Conv2d(8, 8, kernel_size=1, groups=2),  # grouped 1x1
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 10),
+    )
+    # multiply-adds by hand, for one 16x16 image:
+    conv1 = (8 * 8 * 8) * (3 * 3 * 3)  # output elements x (C_in x k x k) = 512 x 27 = 13,824
+    conv2 = (8 * 8 * 8) * (8 // 2)  # 512 outputs x 4 inputs per group = 2,048
+    linear = 10 * 512  # 5,120
+    assert count_forward_flops(net, (1, 3, 16, 16)) == 2 * (conv1 + conv2 + linear) == 41_984
+    # linear in the batch, and the module's training flag is restored
+    net.train()
+    assert count_forward_flops(net, (3, 3, 16, 16)) == 3 * 41_984
+    assert net.training
+
+
+def test_paper_network_counts_about_32_3_gflops():
+    flops = model_forward_flops(ModelConfig(), 256)  # built on the meta device: no compute
+    assert abs(flops / 1e9 - 32.3) < 0.1  # paper-facts: about 32.3 GFLOPs forward per 256x256 image
+
+
+def test_stem_conv_alone_by_hand():
+    # the 7x7/2 stem convolution of the paper network: 3 -> 64 channels, 256 -> 128 px
+    conv = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
+    assert count_forward_flops(conv, (1, 3, 256, 256)) == 2 * 128 * 128 * 64 * 3 * 49
+
+
+# ----------------------------------------------------------------------------- loop transcription
+
+def _random_inputs(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    depth = torch.randn(batch, 16, generator=g) * 0.3
+    joints_2d = torch.rand(batch, 16, 2, generator=g) * 2 - 1
+    valid = torch.rand(batch, 16, generator=g) < 0.8
+    valid[0] = True  # every bone usable
+    valid[1, [10, 11, 12, 13, 14, 15]] = False  # no arm bone, no shoulder bone: empty groups
+    valid[2] = False  # nothing annotated
+    return depth, joints_2d, valid
+
+
+def test_loop_transcription_equals_geometric_loss_values_and_gradients():
+    depth, joints_2d, valid = _random_inputs(12, seed=3)
+    d_loop = depth.clone().requires_grad_(True)
+    d_ours = depth.clone().requires_grad_(True)
+    loop = geometric_loss_loop(d_loop, joints_2d, valid)
+    ours = geometric_loss(d_ours, joints_2d, valid)
+    assert loop.shape == ours.shape == (12,)
+    torch.testing.assert_close(loop, ours, rtol=1e-5, atol=1e-7)
+    assert loop[2] == 0 and loop[0] > 0
+    (loop * torch.arange(1.0, 13.0)).sum().backward()  # distinct weights per sample
+    (ours * torch.arange(1.0, 13.0)).sum().backward()
+    torch.testing.assert_close(d_loop.grad, d_ours.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_loop_transcription_on_a_hand_example():
+    # only the hips group usable: bones (2, 6) and (3, 6), weight 1, lengths 1 and 3 ->
+    # mean 2, loss = ((1 - 2)^2 + (3 - 2)^2) / 2 = 1
+    assert [(a, b, w) for a, b, w in BONE_GROUPS["hips"]] == [(2, 6, 1.0), (3, 6, 1.0)]
+    depth = torch.zeros(1, 16)
+    joints_2d = torch.zeros(1, 16, 2)
+    joints_2d[0, 2] = torch.tensor([0.6, 0.8])  # |(0.6, 0.8, 0)| = 1
+    joints_2d[0, 3, 0] = -1.0
+    depth[0, 3] = math.sqrt(8.0)  # |(-1, 0, sqrt 8)| = 3
+    valid = torch.zeros(1, 16, dtype=torch.bool)
+    valid[0, [2, 3, 6]] = True
+    assert geometric_loss_loop(depth, joints_2d, valid).item() == pytest.approx(1.0, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- cheap measurements
+
+def test_cheap_measurements_give_positive_numbers(monkeypatch):
+    monkeypatch.setattr(measure, "MIN_REPEAT_S", 0.01)  # no grouping of calls: keep the test short
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        smoke = load_config("configs/smoke.yaml")
+        timing = {"warmup": 1, "repeats": 1}
+        assert measure.matmul_peak_gflops(128, **timing) > 0
+        assert measure.conv_peak_gflops(1, **timing) > 0
+        assert measure.train_images_per_s(smoke, **timing).images_per_s > 0
+        assert measure.infer_images_per_s(smoke, 2, **timing).images_per_s > 0
+        assert measure.geometric_loss_speedup(4, **timing) > 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_random_batch_has_the_sample_dict_shapes():
+    smoke = load_config("configs/smoke.yaml")
+    b = measure.random_batch(smoke, 3, torch.device("cpu"))
+    s, h = smoke.data.input_size, smoke.data.heatmap_size
+    assert b["image"].dtype == torch.uint8 and b["image"].shape == (3, 3, s, s)
+    assert b["heatmaps"].shape == (3, 16, h, h)
+    assert b["valid"].dtype == torch.bool and b["valid"].shape == (3, 16)
+    assert b["joints_2d"].shape == (3, 16, 2) and b["depth"].shape == (3, 16)
+    assert b["has_depth"].tolist() == [True, False, True]
+
+
+# ----------------------------------------------------------------------------- JSON and markdown
+
+METRICS_EXAMPLE = {
+    "matmul_peak_gflops": 100.0, "train_paper_img_s": 2.5, "train_paper_gflops": 242.5,
+    "train_paper_peak_ratio": 2.425, "train_cpu_peak_ratio": 0.4, "geometric_loss_speedup": 120.0,
+    "infer_paper_ms": 250.0, "some_new_metric": 7.0,
+}
+
+
+def test_bench_json_is_a_flat_name_to_number_object(tmp_path):
+    path = write_json(dict(METRICS_EXAMPLE), tmp_path / "bench" / "bench.json")
+    data = json.loads(path.read_text())
+    assert data == METRICS_EXAMPLE
+    assert all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in data.items())
+    for bad in ({"x": float("nan")}, {"x": {"nested": 1.0}}, {"x": True}, {"x": "fast"}):
+        with pytest.raises(Pose3DError, match="'x'"):
+            write_json(bad, tmp_path / "bad.json")
+
+
+def test_markdown_renders_targets_and_keeps_the_prose(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\n\nprose before\n\n{BEGIN_MARK}\nold numbers\n{END_MARK}\n\nprose after\n")
+    when = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
+    block = render_block(METRICS_EXAMPLE, {"cpu": "TestCPU, 2 logical cores"}, when=when)
+    update_document(doc, block)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nprose before\n") and text.endswith("\n\nprose after\n")
+    assert "old numbers" not in text and "2025-01-02 03:04 UTC" in text and "TestCPU" in text
+    rows = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| `")}
+    assert rows["train_paper_peak_ratio"][:4] == ["2.42", "-", ">= 0.8", "met"]
+    assert rows["train_cpu_peak_ratio"][3] == "not met"  # 0.4 < 0.5
+    assert rows["infer_paper_ms"][3] == "not met"  # 250 > 200
+    assert rows["geometric_loss_speedup"][3] == "met"
+    assert rows["data_over_train_ratio"][:4] == ["-", "-", ">= 3", "not measured"]  # targets always listed
+    assert rows["some_new_metric"][0] == "7"  # unknown metrics still shown
+    assert "peak_rss_mb" not in rows  # no target, not measured: left out
+    update_document(doc, block)  # idempotent
+    assert doc.read_text() == text
+
+
+def test_update_document_requires_the_markers(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# no markers\n")
+    with pytest.raises(Pose3DError, match="markers"):
+        update_document(doc, "x")
+    with pytest.raises(Pose3DError, match="not found"):
+        update_document(tmp_path / "missing.md", "x")
+
+
+def test_repository_doc_has_the_markers_and_every_target_metric_is_known():
+    text = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
+    assert text.index(BEGIN_MARK) < text.index(END_MARK)
+    targets = {m.name for m in METRICS if m.target}
+    assert targets == {"train_paper_peak_ratio", "train_cpu_peak_ratio", "geometric_loss_speedup",
+                       "data_over_train_ratio", "infer_paper_ms", "train_paper_img_s_cuda"}
+
+
+def test_data_rate_on_a_tiny_generated_set(tmp_path):
+    smoke = load_config("configs/smoke.yaml")
+    rows = {"h36m_train": 16, "h36m_test": 4, "mpii_train": 16, "mpii_val": 4, "wild_test": 4}
+    root = measure.prepare_bench_data(smoke, tmp_path / "data", rows)
+    assert (Path(root) / "mpii" / "train.h5").is_file()
+    assert measure.data_samples_per_s(measure.with_data_root(smoke, root), 8) > 0

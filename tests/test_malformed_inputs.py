@@ -1,0 +1,554 @@
+"""Issue 8, items 4 and 7: a corpus of malformed inputs across every command and loader.
+
+Each case writes one malformed input under its own folder, runs a command in-process
+(`pose3dlib.cli.main(argv)`, which returns the exit status) or calls a loader, and is
+classified:
+
+- handled: the command exits with status 2 and prints exactly one line, `error: ...`,
+  naming the file or key (`Case.needle`), with no traceback (argparse usage errors:
+  status 2 and an `error:` line); a loader raises one of the documented error types
+  (pose3dlib.errors: ConfigError, DataError, CheckpointError) with a one-line message
+  naming the file or key;
+- unhandled: anything else (another exception escaped, another exit status, a
+  traceback, several lines, a message that names neither file nor key, malformed input
+  silently accepted, or a malicious checkpoint's code ran).
+
+The test asserts that every case is handled. `python tests/test_malformed_inputs.py --table`
+runs the corpus and writes the outcome table into docs/reliability.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import pickle
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib import cli
+from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
+from pose3dlib.errors import Pose3DError
+from pose3dlib.model import build_model, load_model
+from pose3dlib.paths import PROJECT_ROOT
+
+SMOKE = "configs/smoke.yaml"
+TINY = SyntheticConfig(image_size=64, h36m_train=8, h36m_test=8, mpii_train=8, mpii_val=8, wild_test=8, workers=1)
+DOC = PROJECT_ROOT / "docs" / "reliability.md"
+TABLE_START, TABLE_END = "<!-- malformed:start -->", "<!-- malformed:end -->"
+
+
+# ----------------------------------------------------------------------------- shared inputs
+
+@dataclass(frozen=True)
+class Env:
+    """Well-formed inputs the cases start from (never modified by a case)."""
+
+    data: Path  # tiny synthetic data root (h36m/, mpii/, wild_test/)
+    ckpt: Path  # a valid pose3d checkpoint of the smoke network, finished
+    image: Path  # a valid JPEG
+
+    def sets(self, root: Path | None = None) -> list[str]:
+        """`--set` arguments pointing the config at `root` (default: the pristine data)."""
+        root = root or self.data
+        out = []
+        for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
+            out += ["--set", f"data.{key}={root / sub}"]
+        return out
+
+    def data_copy(self, d: Path) -> Path:
+        """A private copy of the data that a case may damage."""
+        return Path(shutil.copytree(self.data, d / "data"))
+
+    def ckpt_dict(self) -> dict:
+        return torch.load(self.ckpt, weights_only=True)
+
+
+def make_env(root: Path) -> Env:
+    from pose3dlib.data.synthetic import generate
+
+    torch.set_num_threads(1)
+    data = generate(root / "data", TINY, seed=0)
+    cfg = load_config(SMOKE)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(root / "good.pt", make_checkpoint(
+        model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1,
+        extra={"finished": True}))
+    image = next((data / "h36m" / "images").rglob("*.jpg"))
+    return Env(data=data, ckpt=ckpt, image=image)
+
+
+class Evil:
+    """A pickle whose loading would create `marker` (a stand-in for any code a stranger's file could run)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('code from the checkpoint ran')",))
+
+
+MARKER = "CODE_RAN"
+
+
+# ----------------------------------------------------------------------------- small writers
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def truncated(src: Path, dst: Path, fraction: float = 0.5) -> Path:
+    data = src.read_bytes()
+    return write(dst, data[: int(len(data) * fraction)])
+
+
+def ckpt_variant(env: Env, dst: Path, **changes) -> Path:
+    """The valid checkpoint with some entries replaced (None removes an entry)."""
+    ckpt = env.ckpt_dict()
+    for k, v in changes.items():
+        if v is None:
+            ckpt.pop(k)
+        else:
+            ckpt[k] = v
+    torch.save(ckpt, dst)
+    return dst
+
+
+def h5_variant(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
+    """Rewrite an annotation HDF5 file with its datasets edited in a dict."""
+    with h5py.File(src, "r") as f:
+        arrays = {k: f[k][()] for k in f}
+    edit(arrays)
+    dst.unlink(missing_ok=True)
+    with h5py.File(dst, "w") as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=v)
+    return dst
+
+
+def demo(env: Env, d: Path, *extra: str, image: Path | None = None, ckpt: Path | None = None) -> list[str]:
+    return ["demo", str(image or env.image), "--checkpoint", str(ckpt or env.ckpt), "--out", str(d / "out"),
+            "--device", "cpu", *extra]
+
+
+def train(env: Env, d: Path, *extra: str, config: str = SMOKE, data: Path | None = None) -> list[str]:
+    return ["train", "--config", config, "--stage", "1", "--run-dir", str(d / "run"), *env.sets(data), *extra]
+
+
+def evaluate(env: Env, d: Path, *extra: str, config: str = SMOKE, data: Path | None = None) -> list[str]:
+    return ["evaluate", "--config", config, "--run-dir", str(d / "run"), "--stages", "1", "--limit", "2",
+            *env.sets(data), *extra]
+
+
+def run_dir_with(d: Path, ckpt_bytes: bytes) -> None:
+    write(d / "run" / "stage1" / "last.pt", ckpt_bytes)
+
+
+def readme_with_block(d: Path) -> Path:
+    return write(d / "README.md", "# x\n<!-- results:start -->\n<!-- results:end -->\n")
+
+
+METRICS_HEADER = "stage,split,protocol,action,value\n"
+
+
+# ----------------------------------------------------------------------------- the corpus
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed input: `build(d, env)` writes it under `d` and returns (argv or loader call, needle)."""
+
+    id: str
+    target: str  # the command or loader it is given to
+    malformed: str  # what is wrong with it
+    build: Callable[[Path, Env], tuple[list[str] | Callable[[], object], str]]
+
+
+def _h36m_loader(root: Path, split: str = "train") -> Callable[[], object]:
+    from pose3dlib.data.h36m import H36MDataset
+
+    return lambda: H36MDataset(root / "h36m", split, load_config(SMOKE).data)[0]
+
+
+def _mpii_loader(root: Path) -> Callable[[], object]:
+    from pose3dlib.data.mpii import MPIIDataset
+
+    return lambda: MPIIDataset(root / "mpii", "train", load_config(SMOKE).data)[0]
+
+
+def _damaged(env: Env, d: Path, pattern: str, damage: Callable[[Path], object]) -> Path:
+    """A private data copy with `damage` applied to every file matching `pattern`; returns its root."""
+    root = env.data_copy(d)
+    for path in sorted(root.glob(pattern)):
+        damage(path)
+    return root
+
+
+def _h36m_annot(env: Env, d: Path, edit: Callable[[dict], None]) -> tuple[Callable[[], object], Path]:
+    root = env.data_copy(d)
+    path = root / "h36m" / "annot.h5"
+    h5_variant(path, path, edit)
+    return _h36m_loader(root), path
+
+
+def _mpii_annot(env: Env, d: Path, edit: Callable[[dict], None]) -> tuple[Callable[[], object], Path]:
+    root = env.data_copy(d)
+    path = root / "mpii" / "train.h5"
+    h5_variant(path, path, edit)
+    return _mpii_loader(root), path
+
+
+def _set(arrays: dict, key: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    arrays[key] = fn(arrays[key])
+
+
+def _nan_at(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64).copy()
+    a.flat[5] = np.nan
+    return a
+
+
+def _evil_zip(d: Path, env: Env) -> Path:
+    ckpt = env.ckpt_dict()
+    ckpt["extra"] = {"note": Evil(d / MARKER)}  # a pose3d checkpoint with one malicious object inside
+    torch.save(ckpt, d / "evil.pt")
+    return d / "evil.pt"
+
+
+def _legacy_state_dict(d: Path) -> Path:
+    torch.save({"w": torch.zeros(1000)}, d / "old.pth", _use_new_zipfile_serialization=False)
+    return d / "old.pth"
+
+
+CASES: list[Case] = [
+    # ---- checkpoints
+    Case("ckpt_truncated", "demo --checkpoint", "checkpoint cut in half",
+         lambda d, e: (demo(e, d, ckpt=truncated(e.ckpt, d / "half.pt")), "half.pt")),
+    Case("ckpt_zero_bytes", "train --init", "empty checkpoint file",
+         lambda d, e: (train(e, d, "--init", str(write(d / "empty.pt", b""))), "empty.pt")),
+    Case("ckpt_random_bytes", "evaluate (run folder)", "stage checkpoint of random bytes",
+         lambda d, e: (run_dir_with(d, np.random.default_rng(0).bytes(4096)) or evaluate(e, d), "last.pt")),
+    Case("ckpt_resume_truncated", "train --resume", "last.pt truncated (a kill outside the atomic writer)",
+         lambda d, e: (run_dir_with(d, e.ckpt.read_bytes()[:3000]) or train(e, d, "--resume"), "last.pt")),
+    Case("ckpt_not_pose3d", "demo --checkpoint", "torch file holding a list, not a checkpoint dict",
+         lambda d, e: (torch.save([1, 2], d / "list.pt") or demo(e, d, ckpt=d / "list.pt"), "list.pt")),
+    Case("ckpt_unknown_config_key", "train --init", "stored config has an unknown key",
+         lambda d, e: (train(e, d, "--init", str(ckpt_variant(e, d / "c.pt", config={**e.ckpt_dict()["config"],
+                                                                                      "bogus": 1}))), "bogus")),
+    Case("ckpt_config_wrong_type", "demo --checkpoint", "stored config: model.num_stacks is a string",
+         lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", config={"model": {"num_stacks": "two"}})),
+                       "model.num_stacks")),
+    Case("ckpt_config_not_mapping", "demo --checkpoint", "stored config is an int",
+         lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", config=3)), "'config'")),
+    Case("ckpt_missing_config_key", "load_checkpoint", "checkpoint without its 'config' entry",
+         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", config=None): load_checkpoint(p)), "config")),
+    Case("ckpt_model_not_state_dict", "load_model", "'model' entry is a tensor",
+         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", model=torch.zeros(3)): load_model(p)), "'model'")),
+    Case("ckpt_wrong_weight_shapes", "demo --checkpoint", "weights of the wrong shapes for the stored config",
+         lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", model={k: torch.zeros(1) for k in
+                                                                           e.ckpt_dict()["model"]})), "c.pt")),
+    Case("ckpt_format_version_text", "load_model", "format_version is a string",
+         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", format_version="1"): load_model(p)), "format_version")),
+    Case("ckpt_newer_format", "train --init", "format_version from a future pose3dlib",
+         lambda d, e: (train(e, d, "--init", str(ckpt_variant(e, d / "c.pt", format_version=99))), "format_version")),
+    Case("ckpt_is_directory", "demo --checkpoint", "a folder instead of a checkpoint file",
+         lambda d, e: (demo(e, d, ckpt=d), str(d))),
+    Case("ckpt_missing", "demo --checkpoint", "checkpoint path that does not exist",
+         lambda d, e: (demo(e, d, ckpt=d / "nope.pt"), "nope.pt")),
+    Case("ckpt_malicious_demo", "demo --checkpoint", "pose3d checkpoint with a pickled object that runs code",
+         lambda d, e: (demo(e, d, ckpt=_evil_zip(d, e)), "evil.pt")),
+    Case("hg3d_truncated", "convert-hg3d", "legacy-format torch file cut in half",
+         lambda d, e: (["convert-hg3d", str(truncated(_legacy_state_dict(d), d / "half.pth")), str(d / "o.pt")],
+                       "half.pth")),
+    Case("hg3d_malicious_pickle", "convert-hg3d", "bare pickle whose __reduce__ runs code",
+         lambda d, e: (["convert-hg3d", str(write(d / "evil.pkl", pickle.dumps(Evil(d / MARKER), protocol=2))),
+                        str(d / "o.pt")], "evil.pkl")),
+    Case("hg3d_not_hourglass", "convert-hg3d", "state dict of some other network",
+         lambda d, e: (torch.save({"w": torch.zeros(3)}, d / "other.pt") or
+                       ["convert-hg3d", str(d / "other.pt"), str(d / "o.pt")], "other.pt")),
+    Case("hg3d_given_pose3d", "convert-hg3d", "a pose3d checkpoint instead of an original one",
+         lambda d, e: (["convert-hg3d", str(e.ckpt), str(d / "o.pt")], "good.pt")),
+    Case("hg3d_output_exists", "convert-hg3d", "output file exists (no --force)",
+         lambda d, e: (["convert-hg3d", str(e.ckpt), str(write(d / "exists.pt", b"x"))], "exists.pt")),
+    # ---- images
+    Case("image_truncated_jpeg", "demo", "JPEG cut in half",
+         lambda d, e: (demo(e, d, image=truncated(e.image, d / "half.jpg")), "half.jpg")),
+    Case("image_zero_byte_png", "demo", "empty .png file",
+         lambda d, e: (demo(e, d, image=write(d / "empty.png", b"")), "empty.png")),
+    Case("image_not_an_image", "demo", "text file named .jpg",
+         lambda d, e: (demo(e, d, image=write(d / "notes.jpg", "not an image\n")), "notes.jpg")),
+    Case("image_missing", "demo", "image path that does not exist",
+         lambda d, e: (demo(e, d, image=d / "nope.jpg"), "nope.jpg")),
+    Case("image_is_directory", "demo", "a folder instead of an image",
+         lambda d, e: (demo(e, d, image=d), str(d))),
+    Case("bbox_three_numbers", "demo --bbox", "'1,2,3'", lambda d, e: (demo(e, d, "--bbox", "1,2,3"), "--bbox")),
+    Case("bbox_nan", "demo --bbox", "'nan,0,10,10'", lambda d, e: (demo(e, d, "--bbox", "nan,0,10,10"), "--bbox")),
+    Case("bbox_negative_size", "demo --bbox", "'0,0,-5,10'", lambda d, e: (demo(e, d, "--bbox", "0,0,-5,10"), "--bbox")),
+    Case("bbox_outside_image", "demo --bbox", "box far outside the image",
+         lambda d, e: (demo(e, d, "--bbox", "1e9,1e9,10,10"), "--bbox")),
+    Case("demo_unknown_device", "demo --device", "'gpu0'",
+         lambda d, e: (demo(e, d, "--device", "gpu0"), "gpu0")),
+    Case("demo_out_is_file", "demo --out", "output folder path is an existing file",
+         lambda d, e: (["demo", str(e.image), "--checkpoint", str(e.ckpt), "--out", str(write(d / "f", "x"))], str(d / "f"))),
+    Case("dataset_image_truncated", "H36MDataset[i]", "training JPEG cut in half",
+         lambda d, e: (_h36m_loader(_damaged(e, d, "h36m/images/*/*.jpg", lambda p: truncated(p, p))), ".jpg")),
+    Case("dataset_image_missing", "MPIIDataset[i]", "an image listed in train.h5 is gone",
+         lambda d, e: (_mpii_loader(_damaged(e, d, "mpii/images/*.jpg", Path.unlink)), ".jpg")),
+    # ---- HDF5 annotations
+    Case("h5_truncated", "H36MDataset", "annot.h5 cut in half",
+         lambda d, e: (_h36m_loader(_damaged(e, d, "h36m/annot.h5", lambda p: truncated(p, p))), "annot.h5")),
+    Case("h5_zero_bytes", "train (MPII train.h5)", "empty train.h5",
+         lambda d, e: (train(e, d, data=_damaged(e, d, "mpii/train.h5", lambda p: write(p, b""))), "train.h5")),
+    Case("h5_not_hdf5", "evaluate (wild_test annot.h5)", "text file in place of annot.h5",
+         lambda d, e: (run_dir_with(d, e.ckpt.read_bytes()) or evaluate(
+             e, d, data=_damaged(e, d, "wild_test/annot.h5", lambda p: write(p, "id,joint_2d\n"))), "annot.h5")),
+    Case("h5_missing_key", "H36MDataset", "annot.h5 without joint_3d_mono",
+         lambda d, e: (_h36m_annot(e, d, lambda a: a.pop("joint_3d_mono"))[0], "joint_3d_mono")),
+    Case("h5_wrong_shape", "H36MDataset", "joint_2d of shape (N, 17, 2)",
+         lambda d, e: (_h36m_annot(e, d, lambda a: _set(a, "joint_2d", lambda x: np.zeros((len(x), 17, 2))))[0],
+                       "joint_2d")),
+    Case("h5_nan_3d", "H36MDataset", "NaN in joint_3d_mono",
+         lambda d, e: (_h36m_annot(e, d, lambda a: _set(a, "joint_3d_mono", _nan_at))[0], "joint_3d_mono")),
+    Case("h5_nan_2d_mpii", "MPIIDataset", "NaN in part",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "part", _nan_at))[0], "part")),
+    Case("h5_inf_center", "MPIIDataset", "inf in center",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "center", lambda x: x * np.inf))[0], "center")),
+    Case("h5_text_in_numeric", "MPIIDataset", "part stored as strings",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "part", lambda x: np.full(x.shape, b"1.0")))[0], "part")),
+    Case("h5_scalar_dataset", "MPIIDataset", "scale stored as one scalar",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "scale", lambda x: np.float64(1.0)))[0], "scale")),
+    Case("h5_nonpositive_scale", "MPIIDataset", "scale of 0",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "scale", np.zeros_like))[0], "scale")),
+    Case("h5_no_test_rows", "H36MDataset('test')", "istrain is 1 on every row",
+         lambda d, e: (_h36m_loader(_h36m_annot(e, d, lambda a: _set(a, "istrain", np.ones_like))[1].parent.parent,
+                                    split="test"), "istrain")),
+    Case("h5_zero_rows", "train (MPII train.h5)", "train.h5 with every dataset empty",
+         lambda d, e: (train(e, d, data=_damaged(e, d, "mpii/train.h5", lambda p: h5_variant(
+             p, p, lambda a: a.update({k: v[:0] for k, v in a.items()})))), "train.h5")),
+    Case("data_dir_missing", "evaluate", "data.h36m_dir points nowhere",
+         lambda d, e: (run_dir_with(d, e.ckpt.read_bytes()) or evaluate(e, d, data=d / "nowhere"), "annot.h5")),
+    # ---- configs and overrides
+    Case("config_unknown_key", "train --config", "YAML with an unknown key",
+         lambda d, e: (train(e, d, config=str(write(d / "c.yaml", "profile: x\nbogus: 1\n"))), "bogus")),
+    Case("config_wrong_type", "evaluate --config", "seed: abc",
+         lambda d, e: (evaluate(e, d, config=str(write(d / "c.yaml", "seed: abc\n"))), "seed")),
+    Case("config_not_mapping", "train --config", "YAML list at the top level",
+         lambda d, e: (train(e, d, config=str(write(d / "c.yaml", "- 1\n- 2\n"))), "c.yaml")),
+    Case("config_section_not_mapping", "train --config", "train: 3",
+         lambda d, e: (train(e, d, config=str(write(d / "c.yaml", "train: 3\n"))), "'train'")),
+    Case("config_invalid_yaml", "train --config", "unclosed bracket",
+         lambda d, e: (train(e, d, config=str(write(d / "c.yaml", "seed: [\n"))), "c.yaml")),
+    Case("config_not_utf8", "evaluate --config", "binary bytes",
+         lambda d, e: (evaluate(e, d, config=str(write(d / "c.yaml", b"\xff\xfe\x00\x01"))), "c.yaml")),
+    Case("config_missing", "train --config", "config path that does not exist",
+         lambda d, e: (train(e, d, config=str(d / "nope.yaml")), "nope.yaml")),
+    Case("set_unknown_key", "train --set", "train.bogus=1",
+         lambda d, e: (train(e, d, "--set", "train.bogus=1"), "train.bogus")),
+    Case("set_wrong_type", "train --set", "train.stage1.epochs=abc",
+         lambda d, e: (train(e, d, "--set", "train.stage1.epochs=abc"), "train.stage1.epochs")),
+    Case("set_no_equals", "evaluate --set", "eval.flip_test",
+         lambda d, e: (evaluate(e, d, "--set", "eval.flip_test"), "eval.flip_test")),
+    Case("set_invalid_yaml", "train --set", "train.stage1.lr=[",
+         lambda d, e: (train(e, d, "--set", "train.stage1.lr=["), "train.stage1.lr")),
+    Case("set_batch_size_zero", "train --set", "train.batch_size=0",
+         lambda d, e: (train(e, d, "--set", "train.batch_size=0"), "train.batch_size")),
+    Case("evaluate_bad_stages", "evaluate --stages", "'1,x'",
+         lambda d, e: (evaluate(e, d, "--stages", "1,x"), "--stages")),
+    # ---- notebooks and sweeps
+    Case("notebook_unknown_parameter", "run-notebook", "-p bogus 1",
+         lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "bogus", "1"], "bogus")),
+    Case("notebook_parameter_not_yaml", "run-notebook", "-p profile '['",
+         lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "profile", "["], "profile")),
+    Case("notebook_missing", "run-notebook", "notebook name that does not exist",
+         lambda d, e: (["run-notebook", "99_nope", str(d / "o.ipynb")], "99_nope")),
+    Case("notebook_not_json", "run-notebook", "a .ipynb that is not JSON",
+         lambda d, e: (["run-notebook", str(write(d / "bad.ipynb", "{cells: ")), str(d / "o.ipynb")], "bad.ipynb")),
+    Case("sweep_unknown_parameter", "sweep --param", "parameter no notebook declares",
+         lambda d, e: (["sweep", "--param", "bogus", "--values", "1", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "bogus")),
+    Case("sweep_no_values", "sweep --values", "','",
+         lambda d, e: (["sweep", "--values", ",", "--out", str(d / "sweep")], "--values")),
+    Case("sweep_values_not_yaml", "sweep --values", "'0,[1'",
+         lambda d, e: (["sweep", "--param", "limit", "--values", "0,[1", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "--values")),
+    Case("sweep_missing_base_run", "sweep --base-run", "base run folder that does not exist",
+         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--notebooks", "06_eval_mpjpe",
+                        "--base-run", str(d / "nobase"), "--out", str(d / "sweep")],
+                       "nobase")),
+    # ---- report
+    Case("report_metrics_missing", "report --metrics", "metrics CSV that does not exist",
+         lambda d, e: (["report", "--metrics", str(d / "nope.csv"), "--readme", str(readme_with_block(d))], "nope.csv")),
+    Case("report_metrics_columns", "report --metrics", "CSV with other columns",
+         lambda d, e: (["report", "--metrics", str(write(d / "m.csv", "a,b\n1,2\n")), "--readme",
+                        str(readme_with_block(d))], "m.csv")),
+    Case("report_metrics_value", "report --metrics", "value column holds text",
+         lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,n/a\n")),
+                        "--readme", str(readme_with_block(d))], "m.csv")),
+    Case("report_readme_no_block", "report --readme", "README without the results markers",
+         lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,1\n")),
+                        "--readme", str(write(d / "R.md", "# no block\n"))], "R.md")),
+    # ---- prepare-synthetic
+    Case("prepare_out_is_file", "prepare-synthetic --out", "output path is an existing file",
+         lambda d, e: (["prepare-synthetic", "--profile", "smoke", "--out", str(write(d / "f", "x"))], str(d / "f"))),
+    Case("prepare_foreign_folder", "prepare-synthetic --out", "folder with someone else's files",
+         lambda d, e: (["prepare-synthetic", "--profile", "smoke", "--out",
+                        str(write(d / "mine" / "notes.txt", "mine").parent)], "mine")),
+    Case("prepare_negative_seed", "prepare-synthetic --seed", "-1",
+         lambda d, e: (["prepare-synthetic", "--profile", "smoke", "--out", str(d / "s"), "--seed", "-1"], "seed")),
+    # ---- command line
+    Case("cli_unknown_command", "python -m pose3dlib", "command 'frobnicate'",
+         lambda d, e: (["frobnicate"], "frobnicate")),
+    Case("cli_missing_argument", "train", "no --stage",
+         lambda d, e: (["train", "--config", SMOKE], "--stage")),
+]
+
+
+# ----------------------------------------------------------------------------- running and classifying
+
+@dataclass(frozen=True)
+class Outcome:
+    handled: bool
+    how: str  # "exit 2", "DataError", ... or what went wrong
+    message: str  # the one line the user sees (or the escaped exception)
+
+
+def classify(call: list[str] | Callable[[], object], needle: str, marker: Path) -> Outcome:
+    """Run one malformed input and classify the result (see the module docstring)."""
+    out, err = io.StringIO(), io.StringIO()
+    escaped: BaseException | None = None
+    status = None
+    log_to_stderr = logging.StreamHandler(err)  # library warnings reach the user's terminal too
+    log_to_stderr.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(log_to_stderr)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            if isinstance(call, list):
+                status = cli.main(call)
+            else:
+                call()
+    except SystemExit as e:  # argparse usage errors
+        status = e.code
+    except Exception as e:  # noqa: BLE001 - classified below
+        escaped = e
+    finally:
+        logging.getLogger().removeHandler(log_to_stderr)
+    if marker.exists():
+        return Outcome(False, "code from the file RAN", marker.read_text())
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    if isinstance(call, list):
+        if escaped is not None:
+            return Outcome(False, f"{type(escaped).__name__} escaped", " ".join(str(escaped).split())[:300])
+        text = lines[-1] if lines else ""
+        one_line = len(lines) == 1 and text.startswith("error: ")
+        argparse_usage = bool(lines) and lines[0].startswith("usage:") and ": error: " in text
+        ok = status == 2 and (one_line or argparse_usage) and "Traceback" not in err.getvalue() and needle in text
+        return Outcome(ok, f"exit {status}" + ("" if ok else f", {len(lines)} stderr lines"), text)
+    if escaped is None:
+        return Outcome(False, "accepted", "no error for malformed input")
+    message = str(escaped)
+    ok = isinstance(escaped, Pose3DError) and "\n" not in message and needle in message
+    return Outcome(ok, type(escaped).__name__, " ".join(message.split())[:300])
+
+
+def run_case(case: Case, d: Path, env: Env) -> Outcome:
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        call, needle = case.build(d, env)
+    except Exception as e:  # noqa: BLE001 - a loader failing while the case is built is still a classified outcome
+        call, needle = (lambda exc=e: (_ for _ in ()).throw(exc)), ""
+    return classify(call, needle, d / MARKER)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Env:
+    return make_env(tmp_path_factory.mktemp("malformed_env"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_malformed_input_is_handled(case: Case, env: Env, tmp_path):
+    outcome = run_case(case, tmp_path / case.id, env)
+    assert outcome.handled, f"{case.id} ({case.target}: {case.malformed}): {outcome.how}: {outcome.message}"
+
+
+def test_corpus_covers_every_command_and_loader():
+    assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+    targets = " ".join(c.target for c in CASES)
+    for command in ("prepare-synthetic", "train", "evaluate", "demo", "convert-hg3d", "report", "sweep",
+                    "run-notebook"):
+        assert command in targets, f"no malformed input for `{command}`"
+    for loader in ("H36MDataset", "MPIIDataset", "load_checkpoint", "load_model"):
+        assert loader in targets
+
+
+def test_pristine_inputs_are_accepted(env: Env, tmp_path):
+    """The classifier must be able to fail: the unmodified inputs run (exit 0 / no error)."""
+    assert cli.main(demo(env, tmp_path)) == 0
+    assert load_model(env.ckpt)[1].profile == "smoke"
+    sample = _h36m_loader(env.data)()
+    assert sample["image"].shape == (3, 64, 64)
+    unhandled = classify(lambda: None, "x", tmp_path / MARKER)
+    assert not unhandled.handled and unhandled.how == "accepted"
+    escaped = classify(lambda: {}["key"], "key", tmp_path / MARKER)
+    assert not escaped.handled and escaped.how == "KeyError"
+
+
+def test_debug_flag_shows_the_exception_instead(env: Env, tmp_path):
+    from pose3dlib.errors import DataError
+
+    argv = demo(env, tmp_path, image=truncated(env.image, tmp_path / "half.jpg"))
+    with pytest.raises(DataError, match="half.jpg"):
+        cli.main([*argv, "--debug"])
+
+
+# ----------------------------------------------------------------------------- the table in docs/reliability.md
+
+def outcome_table(outcomes: list[tuple[Case, Outcome]], tmp: Path) -> str:
+    """Markdown table of the corpus outcomes (temporary paths shown as <tmp>)."""
+    def clean(text: str) -> str:
+        text = text.replace(str(tmp), "<tmp>").replace(str(PROJECT_ROOT), "<repo>").replace("|", "\\|")
+        return text if len(text) <= 140 else text[:137] + "..."
+
+    handled = sum(o.handled for _, o in outcomes)
+    lines = [f"{len(outcomes)} malformed inputs, {handled} handled, **{len(outcomes) - handled} unhandled**.", "",
+             "| # | case | given to | malformed input | outcome | what the user sees |", "|---:|---|---|---|---|---|"]
+    for i, (case, o) in enumerate(outcomes, 1):
+        verdict = ("handled, " if o.handled else "**UNHANDLED**, ") + o.how
+        lines.append(f"| {i} | `{case.id}` | `{case.target}` | {clean(case.malformed)} | {verdict} | `{clean(o.message)}` |")
+    return "\n".join(lines)
+
+
+def write_table(doc: Path = DOC) -> int:
+    """Run the corpus and replace the table between the markers in `doc`; returns the unhandled count."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name).resolve()
+        env = make_env(tmp / "env")
+        outcomes = [(c, run_case(c, tmp / "cases" / c.id, env)) for c in CASES]
+        table = outcome_table(outcomes, tmp)
+    text = doc.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        raise SystemExit(f"{doc}: no {TABLE_START} ... {TABLE_END} block to replace")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    doc.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+    unhandled = sum(not o.handled for _, o in outcomes)
+    print(f"{doc}: {len(outcomes)} cases, {unhandled} unhandled")
+    return unhandled
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--table"]:
+        raise SystemExit("usage: python tests/test_malformed_inputs.py --table")
+    raise SystemExit(1 if write_table() else 0)
