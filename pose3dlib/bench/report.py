@@ -6,6 +6,7 @@ decisions, the GPU plan) stays under version control next to the numbers it expl
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -31,9 +32,11 @@ class MetricSpec:
     meaning: str
     target: tuple[str, float] | None = None  # (">=" or "<=", value)
     decimals: int = 1
+    section: str = ""  # "" (filled from the position in METRICS below)
 
 
-METRICS: tuple[MetricSpec, ...] = (
+SECTIONS = ("Metrics of issue 7", "Speed switches (not on by default: see below)", "GPU (`_cuda`)")
+_METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("matmul_peak_gflops", "GFLOP/s", "fp32 torch.matmul of square matrices, same threads"),
     MetricSpec("conv_peak_gflops", "GFLOP/s", "best fp32 forward of the paper network's main convolutions"),
     MetricSpec("paper_forward_gflop", "GFLOP", "counted forward FLOPs per 256 px image, paper network", decimals=2),
@@ -55,7 +58,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("threads", "-", "torch CPU threads of every CPU measurement", decimals=0),
     MetricSpec("load_avg_1min", "-", "1-minute load average when the run started (other work on the machine)",
                decimals=2),
-    # speed switches (evidence for the defaults)
+    None,  # -> speed switches (evidence for the defaults)
     MetricSpec("train_paper_channels_last_img_s", "img/s", "switch: paper training with channels_last", decimals=2),
     MetricSpec("train_cpu_channels_last_img_s", "img/s", "switch: cpu-profile training with channels_last"),
     MetricSpec("train_paper_bf16_img_s", "img/s", "switch: paper training with bf16 autocast", decimals=2),
@@ -66,7 +69,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("train_cpu_compile_img_s", "img/s", "switch: cpu-profile training, torch.compile"),
     MetricSpec("train_cpu_compile_overhead_s", "s", "switch: first compiled step minus a steady step"),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
-    # CUDA (measured only where a GPU is present)
+    None,  # -> CUDA (measured only where a GPU is present)
     MetricSpec("matmul_peak_gflops_cuda", "GFLOP/s", "bf16 torch.matmul of square matrices on the GPU", decimals=0),
     MetricSpec("train_paper_img_s_cuda", "img/s", "paper training, data included (workers, bf16, channels_last)",
                (">=", 2000.0), 0),
@@ -77,6 +80,20 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("train_paper_peak_ratio_cuda", "-", "train_paper_gflops_cuda / matmul_peak_gflops_cuda", decimals=2),
     MetricSpec("schedule_minutes_cuda", "min", "3.1 M samples (three stages) at train_paper_img_s_cuda"),
 )
+
+
+def _with_sections(items: tuple[MetricSpec | None, ...]) -> tuple[MetricSpec, ...]:
+    """Specs with `section` set from the None breaks between the groups of _METRICS_AND_BREAKS."""
+    out, index = [], 0
+    for item in items:
+        if item is None:
+            index += 1
+        else:
+            out.append(dataclasses.replace(item, section=SECTIONS[index]))
+    return tuple(out)
+
+
+METRICS: tuple[MetricSpec, ...] = _with_sections(_METRICS_AND_BREAKS)
 SPECS: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 
 
@@ -141,14 +158,18 @@ def render_block(metrics: dict[str, float], machine: dict[str, str], when: datet
                  command: str = "make bench") -> str:
     """The generated markdown: results table (value, unit, target, status), machine, date, rerun command."""
     when = when or datetime.now(UTC)
-    lines = [BEGIN_MARK, "", f"Measured {when.strftime('%Y-%m-%d %H:%M UTC')} with `{command}`.", "",
-             "| metric | value | unit | target | status | what |", "|---|---:|---|---|---|---|"]
+    lines = [BEGIN_MARK, "", f"Measured {when.strftime('%Y-%m-%d %H:%M UTC')} with `{command}`."]
     names = [m.name for m in METRICS] + sorted(set(metrics) - set(SPECS))
+    section = None
     for name in names:
         value = metrics.get(name)
         spec = SPECS.get(name)
         if value is None and not (spec and spec.target):
             continue
+        if (spec.section if spec else "Other") != section:
+            section = spec.section if spec else "Other"
+            lines += ["", f"### {section}", "", "| metric | value | unit | target | status | what |",
+                      "|---|---:|---|---|---|---|"]
         target, status = target_status(name, value)
         shown = format_value(name, value) if value is not None else "-"
         lines.append(f"| `{name}` | {shown} | {spec.unit if spec else ''} | {target} | {status} | "
