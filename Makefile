@@ -92,7 +92,7 @@ bench: setup ## time training/inference/data on this machine (CUDA too when pres
 	$(PY) -m pose3dlib.bench --out runs/bench/bench.json --doc docs/benchmarks.md
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean: ## remove run folders and caches (never data/raw, never figures/)
 	rm -rf runs/smoke runs/test runs/sweep .pytest_cache

@@ -21,10 +21,12 @@ def loss_table(records: list[dict], kind: str = "epoch") -> dict[str, list[float
     return {k: [float(r.get(k, float("nan"))) for r in rows] for k in keys}
 
 
-def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
+def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weights: dict[str, float] | None = None):
     """Figure: train losses per logged step (log scale) and validation PCK / MPJPE per epoch.
 
-    Returns a matplotlib Figure (two axes); save it with `fig.savefig(...)`.
+    `weights` ({"heatmap": w, "depth": w, "geometric": w}, the stage's loss weights) hides
+    the terms a stage does not train (weight 0), and the MPJPE series when depth is not
+    trained. Returns a matplotlib Figure (two axes); save it with `fig.savefig(...)`.
     """
     import matplotlib
 
@@ -37,7 +39,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
     train = loss_table(records, "train")
     for k, v in train.items():
-        if k != "step" and any(x > 0 for x in v):
+        if k != "step" and any(x > 0 for x in v) and (weights is None or weights.get(k, 1.0) != 0):
             ax_loss.plot(train["step"], v, ".-" if len(v) < 50 else "-", label=k, linewidth=1)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
@@ -48,13 +50,15 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
     val = loss_table(records, "val")
     ax_mm = ax_val.twinx()
     for key, (label, side) in VAL_SERIES.items():
-        if key in val:
+        if key in val and not (key.startswith("mpjpe") and weights is not None and weights.get("depth", 1.0) == 0):
             ax = ax_val if side == "left" else ax_mm
             style = "--" if key == "mpjpe_mean_pose_mm" else "-o"
             ax.plot(val["step"], val[key], style, label=label, color={"pck": "C0", "mpjpe_mm": "C3"}.get(key, "0.5"))
     ax_val.set_xlabel("step")
     ax_val.set_ylabel("PCK (%)")
     ax_mm.set_ylabel("MPJPE (mm)")
+    if not ax_mm.lines:
+        ax_mm.set_axis_off()
     ax_val.set_title("validation")
     handles = ax_val.get_legend_handles_labels()[0] + ax_mm.get_legend_handles_labels()[0]
     labels = ax_val.get_legend_handles_labels()[1] + ax_mm.get_legend_handles_labels()[1]
@@ -66,13 +70,20 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = ""):
     return fig
 
 
-def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "") -> Path:
+def stage_loss_weights(cfg, stage: int) -> dict[str, float]:
+    """The loss weights of one stage of a Config, keyed like the logged terms."""
+    s = cfg.train.stage(stage)
+    return {"heatmap": cfg.loss.heatmap_weight, "depth": s.depth_weight, "geometric": s.geometric_weight}
+
+
+def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "",
+                weights: dict[str, float] | None = None) -> Path:
     """Plot the curves of one stage and save them to `out_path` (folders created)."""
     import matplotlib.pyplot as plt
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_training_curves(metrics_path, title)
+    fig = plot_training_curves(metrics_path, title, weights)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -37,7 +37,7 @@ def test_jupyterlab_serves_notebooks_with_project_kernel(tmp_path):
     proc = subprocess.Popen(
         [str(JUPYTER), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={PROJECT_ROOT}",
-         "--ServerApp.open_browser=False"],
+         "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
     base = f"http://127.0.0.1:{port}"

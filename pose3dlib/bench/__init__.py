@@ -4,6 +4,7 @@
 
 Modules: `flops` (multiply-add counting), `loop_loss` (the per-sample loop form of the
 geometric loss, kept only for comparison), `timing` (warm-up + median), `measure` (one
-function per metric), `peak_rss` (the subprocess behind peak_rss_mb), `report` (JSON and
-markdown), `command` (the CLI that runs them all).
+function per metric), `step_process` (training steps in a fresh process: peak_rss_mb and
+the wait-policy switch), `threads` (OpenMP wait policy), `report` (JSON and markdown),
+`command` (the CLI that runs them all).
 """

@@ -50,7 +50,7 @@ class BenchPlan:
     switch_repeats: int = 3  # repeats of the switch comparisons (channels_last, compile, threads)
     matmul_size: int = 4096  # side of the square fp32 matrices of matmul_peak_gflops
     loss_batch: int = 32  # batch of geometric_loss_speedup (issue 7)
-    infer_batch: int = 16  # batch of infer_paper_img_s
+    infer_batch: int = 8  # batch of infer_paper_img_s
     data_samples: int = 256  # dataset reads timed for data_samples_s
     switches: bool = True  # also time the speed switches (evidence for the defaults)
     cuda_batch: int = 128  # per-step batch of the `_cuda` training metrics
@@ -311,17 +311,24 @@ def data_samples_per_s(cfg: Config, num_samples: int) -> float:
 
 # ----------------------------------------------------------------------------- peak memory
 
-def peak_rss_mb(profile: str, *, threads: int, steps: int = 2) -> float:
-    """Peak resident memory (MiB) of a fresh process that runs `steps` training steps of `profile`.
+def train_in_subprocess(profile: str, *, threads: int, warmup: int = 1, repeats: int = 1,
+                        env: dict[str, str | None] | None = None) -> dict[str, float]:
+    """{"peak_rss_mb", "images_per_s"} of `profile`'s training step in a fresh process (bench.step_process).
 
-    Runs pose3dlib.bench.peak_rss in a subprocess, so nothing else of the benchmark counts.
+    env: variables to set (str) or remove (None) in the child, e.g. {"OMP_WAIT_POLICY": None}.
     """
-    cmd = [sys.executable, "-m", "pose3dlib.bench.peak_rss", "--profile", profile, "--threads", str(threads),
-           "--steps", str(steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [sys.executable, "-m", "pose3dlib.bench.step_process", "--profile", profile, "--threads", str(threads),
+           "--warmup", str(warmup), "--repeats", str(repeats)]
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=child_env)
     if proc.returncode != 0:
-        raise Pose3DError(f"peak_rss subprocess failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+        raise Pose3DError(f"bench subprocess failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}")
+    return {k: float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
 # ----------------------------------------------------------------------------- CUDA, data included

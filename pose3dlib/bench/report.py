@@ -35,7 +35,7 @@ class MetricSpec:
     section: str = ""  # "" (filled from the position in METRICS below)
 
 
-SECTIONS = ("Metrics of issue 7", "Speed switches (not on by default: see below)", "GPU (`_cuda`)")
+SECTIONS = ("Metrics of issue 7", "Speed switches (see below for the defaults)", "GPU (`_cuda`)")
 _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("matmul_peak_gflops", "GFLOP/s", "fp32 torch.matmul of square matrices, same threads"),
     MetricSpec("conv_peak_gflops", "GFLOP/s", "best fp32 forward of the paper network's main convolutions"),
@@ -56,6 +56,8 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("infer_paper_img_s", "img/s", "paper network, batched inference", decimals=2),
     MetricSpec("peak_rss_mb", "MiB", "peak resident memory of a process running paper training steps", decimals=0),
     MetricSpec("threads", "-", "torch CPU threads of every CPU measurement", decimals=0),
+    MetricSpec("omp_wait_passive", "-", "1: OMP_WAIT_POLICY=PASSIVE in the bench process (bench/threads.py)",
+               decimals=0),
     MetricSpec("load_avg_1min", "-", "1-minute load average when the run started (other work on the machine)",
                decimals=2),
     None,  # -> speed switches (evidence for the defaults)
@@ -69,6 +71,7 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("train_cpu_compile_img_s", "img/s", "switch: cpu-profile training, torch.compile"),
     MetricSpec("train_cpu_compile_overhead_s", "s", "switch: first compiled step minus a steady step"),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
+    MetricSpec("train_cpu_omp_default_img_s", "img/s", "switch: cpu-profile training, libgomp's default wait policy"),
     None,  # -> CUDA (measured only where a GPU is present)
     MetricSpec("matmul_peak_gflops_cuda", "GFLOP/s", "bf16 torch.matmul of square matrices on the GPU", decimals=0),
     MetricSpec("train_paper_img_s_cuda", "img/s", "paper training, data included (workers, bf16, channels_last)",
