@@ -197,4 +197,14 @@ def test_data_rate_on_a_tiny_generated_set(tmp_path):
     rows = {"h36m_train": 16, "h36m_test": 4, "mpii_train": 16, "mpii_val": 4, "wild_test": 4}
     root = measure.prepare_bench_data(smoke, tmp_path / "data", rows)
     assert (Path(root) / "mpii" / "train.h5").is_file()
-    assert measure.data_samples_per_s(measure.with_data_root(smoke, root), 8) > 0
+    cfg = measure.with_data_root(smoke, root)
+    assert measure.data_samples_per_s(cfg, 8) > 0
+    # the end-to-end path the `_cuda` metrics use, run on the CPU (no GPU in CI)
+    assert measure.loader_samples_per_s(cfg, batch_size=4, steps=2, num_workers=0) > 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert measure.cuda_end_to_end_images_per_s(cfg, 4, 2, warmup=1, device=torch.device("cpu"),
+                                                    switches=measure.StepSwitches(), num_workers=0) > 0
+    finally:
+        torch.set_num_threads(threads)

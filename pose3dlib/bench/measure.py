@@ -344,7 +344,8 @@ def cuda_end_to_end_images_per_s(cfg: Config, batch_size: int, steps: int, *, wa
     ds = train_dataset(cfg)
     ds.set_epoch(0)
     total = (warmup + steps) * batch_size
-    loader = DataLoader(ds, batch_size=batch_size, drop_last=True, num_workers=num_workers, pin_memory=True,
+    loader = DataLoader(ds, batch_size=batch_size, drop_last=True, num_workers=num_workers,
+                        pin_memory=device.type == "cuda",
                         sampler=RandomSampler(ds, replacement=True, num_samples=total,
                                               generator=torch.Generator().manual_seed(cfg.seed)),
                         persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
