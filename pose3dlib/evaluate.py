@@ -190,12 +190,19 @@ def pckh_on_mpii(model, dataset, cfg: Config, device, *, limit: int = 0, progres
 
 def evaluate_3d_split(model, dataset, cfg: Config, device, bone_sum_mm: float, *, stage: str, split: str,
                       action_names: dict[int, str], limit: int = 0, progress: bool = True) -> list[dict]:
-    """Long-form rows for one checkpoint on one 3D split under every 3D protocol."""
+    """Long-form rows for one checkpoint on one 3D split under every 3D protocol.
+
+    Besides PROTOCOLS_3D on the full prediction (predicted 2D + predicted depth), it adds
+    `p1_mpjpe_gt2d`: Protocol #1 of ground-truth 2D + predicted depth, which isolates the
+    depth branch from 2D errors (the number training validation reports).
+    """
     pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
                            flip_test=cfg.eval.flip_test, device=device, limit=limit, progress=progress,
                            desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, cfg.eval.paper_bone_sum_mm)
+    gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
+    per_sample["p1_mpjpe_gt2d"] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
     return per_action_rows(stage, split, per_sample, pred.action, action_names)
 
 

@@ -19,6 +19,7 @@ PROTOCOL_LABELS = {
     "p1_mpjpe": "Protocol #1 MPJPE (mm)",
     "p2_pa_mpjpe": "Protocol #2 PA-MPJPE (mm)",
     "n_mpjpe": "N-MPJPE (mm)",
+    "p1_mpjpe_gt2d": "Protocol #1 with GT 2D (mm)",
     "pckh@0.5": "PCKh@0.5 (MPII val)",
 }
 STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
