@@ -1,9 +1,5 @@
 # pose3d: `make help` lists the targets. Every target installs what it needs itself.
 SHELL := /bin/bash
-# OpenMP threads that spin while waiting collapse when the 2 cores are shared with anything
-# else (docs/benchmarks.md: 3.2 vs 45.5 img/s for cpu-profile training); passive waiting
-# costs nothing measurable on an idle machine.
-export OMP_WAIT_POLICY ?= PASSIVE
 .DEFAULT_GOAL := help
 
 PYTHON_SYS ?= python3.11

@@ -56,7 +56,7 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("infer_paper_img_s", "img/s", "paper network, batched inference", decimals=2),
     MetricSpec("peak_rss_mb", "MiB", "peak resident memory of a process running paper training steps", decimals=0),
     MetricSpec("threads", "-", "torch CPU threads of every CPU measurement", decimals=0),
-    MetricSpec("omp_wait_passive", "-", "1: OMP_WAIT_POLICY=PASSIVE in the bench process (bench/threads.py)",
+    MetricSpec("omp_wait_passive", "-", "1: OMP_WAIT_POLICY=PASSIVE was set in the environment of the bench process",
                decimals=0),
     MetricSpec("load_avg_1min", "-", "1-minute load average when the run started (other work on the machine)",
                decimals=2),
@@ -71,7 +71,7 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("train_cpu_compile_img_s", "img/s", "switch: cpu-profile training, torch.compile"),
     MetricSpec("train_cpu_compile_overhead_s", "s", "switch: first compiled step minus a steady step"),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
-    MetricSpec("train_cpu_omp_default_img_s", "img/s", "switch: cpu-profile training, libgomp's default wait policy"),
+    MetricSpec("train_cpu_omp_passive_img_s", "img/s", "switch: cpu-profile training, OMP_WAIT_POLICY=PASSIVE"),
     None,  # -> CUDA (measured only where a GPU is present)
     MetricSpec("matmul_peak_gflops_cuda", "GFLOP/s", "bf16 torch.matmul of square matrices on the GPU", decimals=0),
     MetricSpec("train_paper_img_s_cuda", "img/s", "paper training, data included (workers, bf16, channels_last)",

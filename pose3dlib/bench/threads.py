@@ -1,26 +1,19 @@
-"""OpenMP wait policy of the benchmark process (set before torch is imported).
+"""OpenMP wait policy: what the benchmark compares.
 
-With the libgomp default, a torch thread that reaches a barrier spins; when the two cores
-are shared with any other process, its partner is often descheduled and every parallel
-region waits a scheduler time slice: measured 10-100 x slower small operations on this
-2-core machine. PASSIVE makes waiting threads sleep instead. `make bench` runs with
-PASSIVE unless OMP_WAIT_POLICY is already set, and measures the libgomp default in a
-subprocess (`train_cpu_omp_default_img_s`) for comparison.
+With the libgomp default, a torch thread that reaches a barrier spins for a while before
+sleeping. On an idle 2-core machine that is the fastest choice (cpu-profile training about
+2 x faster than OMP_WAIT_POLICY=PASSIVE, docs/benchmarks.md); when the cores are shared
+with other busy processes, spinning threads can wait whole scheduler slices, and PASSIVE
+(sleep at once) is the safer choice. pose3d sets neither: the benchmark runs with
+whatever the environment says and measures PASSIVE in a subprocess
+(`train_cpu_omp_passive_img_s`) for comparison.
 """
 from __future__ import annotations
 
 import os
 
 OMP_WAIT_ENV = "OMP_WAIT_POLICY"
-BENCH_WAIT_POLICY = "PASSIVE"
-
-
-def set_default_wait_policy() -> str:
-    """Set OMP_WAIT_POLICY=PASSIVE unless already set; return the policy in effect ("" = libgomp default).
-
-    Only effective before torch (and so libgomp) is loaded into the process.
-    """
-    return os.environ.setdefault(OMP_WAIT_ENV, BENCH_WAIT_POLICY)
+PASSIVE = "PASSIVE"
 
 
 def wait_policy() -> str:
