@@ -21,7 +21,8 @@ from . import camera, decode
 from .config import Config
 from .data.image_file import read_image_file
 from .errors import DataError, Pose3DError
-from .evaluate import pick_device, predict
+from .device import resolve_device
+from .evaluate import predict
 from .model import load_model
 from .paths import RUNS_DIR, resolve
 from .skeleton import MPII16
@@ -162,7 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     bbox = parse_bbox(args.bbox)
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
-    device = pick_device(args.device)
+    device = resolve_device(args.device, key="--device")
     model, cfg = load_model(ckpt, map_location=device)
     model.to(device).eval()
     out_dir = resolve(args.out)

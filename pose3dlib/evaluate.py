@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import camera, decode, metrics
 from .config import Config
+from .device import resolve_device
 from .errors import Pose3DError
 from .model import load_model, preprocess
 from .paths import resolve
@@ -31,16 +32,6 @@ from .skeleton import MPII16
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; any other name is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise Pose3DError(f"device {name!r} is not a device name (auto, cpu, cuda, cuda:N, ...)") from None
 
 
 @torch.no_grad()
@@ -234,7 +225,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = (1
     from .data.h36m import H36MDataset
     from .data.mpii import MPIIDataset
 
-    dev = pick_device(device or cfg.train.device)
+    dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     bone_sum_mm = cfg.eval.reconstruct_bone_sum_mm or decode.mean_bone_sum_mm(train_3d.joints_3d_mm)
     splits = {"lab_test": H36MDataset(cfg.data.h36m_dir, "test", cfg.data),

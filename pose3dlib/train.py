@@ -39,6 +39,7 @@ from .distributed import (
     DistInfo, ListSampler, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, init_distributed,
     shard_indices, shutdown_distributed, state_digest,
 )
+from .device import resolve_device
 from .errors import CheckpointError, ConfigError, Pose3DError
 from .paths import resolve
 from .runlog import MetricsLog, read_metrics
@@ -67,19 +68,6 @@ def stage_dir(run_dir: str | os.PathLike, stage: int) -> Path:
 def checkpoint_path(run_dir: str | os.PathLike, stage: int) -> Path:
     """`<run_dir>/stage{N}/last.pt`."""
     return stage_dir(run_dir, stage) / CHECKPOINT_NAME
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA if available, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"config key 'train.device': {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'train.device' is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:

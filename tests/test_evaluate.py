@@ -27,11 +27,3 @@ def test_scores_3d_covers_every_protocol_and_matches_metrics():
     np.testing.assert_allclose(scores["p2_pa_mpjpe"], metrics.pa_mpjpe_per_sample(pred, gt))
     np.testing.assert_allclose(scores["n_mpjpe"], metrics.n_mpjpe_per_sample(pred, gt))
     np.testing.assert_allclose(scores["paper"], metrics.paper_protocol_mpjpe_per_sample(pred, gt, 4296.99))
-
-
-def test_pick_device_auto_is_cpu_here_and_names_bad_devices():
-    import torch
-
-    assert evaluate.pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(Exception, match="nonsense"):
-        evaluate.pick_device("nonsense")
