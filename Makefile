@@ -48,27 +48,30 @@ test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing 
 	else echo "test-notebooks: no notebooks yet"; fi
 
 reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default); skips up-to-date steps
-reproduce: $(RUN_DIR)/06_eval_mpjpe.ipynb
+reproduce: $(RUN_DIR)/.stamps/06_eval_mpjpe
 ifeq ($(PROFILE),cpu)
 	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
 endif
 	@echo "reproduce: done; executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
 
-# Each executed notebook is a target: it is re-run only when its source notebook, the
-# profile's config, the library or the step before it changed. papermill writes to a
-# temporary file that is renamed on success, so a failed or interrupted step re-runs
-# (`python -m pose3dlib run-notebook` also rejects unknown parameters).
+# Each step is a make target: a stamp in $(RUN_DIR)/.stamps/ (git-ignored, so a fresh clone
+# runs every step even though the executed notebooks in runs/cpu/ are committed). A step is
+# re-run only when its source notebook, the profile's config, the library or the step
+# before it changed; inside, finished data and checkpoints of the same config are reused.
+# `python -m pose3dlib run-notebook` rejects unknown parameters and writes the executed
+# notebook atomically, so a failed or interrupted step re-runs.
 LIB_SOURCES := $(shell find pose3dlib -name '*.py' 2>/dev/null)
-$(RUN_DIR)/01_data_prep.ipynb: notebooks/01_data_prep.ipynb
-$(RUN_DIR)/02_train_2d.ipynb: notebooks/02_train_2d.ipynb $(RUN_DIR)/01_data_prep.ipynb
-$(RUN_DIR)/03_train_depth.ipynb: notebooks/03_train_depth.ipynb $(RUN_DIR)/02_train_2d.ipynb
-$(RUN_DIR)/04_train_geometry.ipynb: notebooks/04_train_geometry.ipynb $(RUN_DIR)/03_train_depth.ipynb
-$(RUN_DIR)/05_demo.ipynb: notebooks/05_demo.ipynb $(RUN_DIR)/04_train_geometry.ipynb
-$(RUN_DIR)/06_eval_mpjpe.ipynb: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/05_demo.ipynb
-$(RUN_DIR)/%.ipynb: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
+$(RUN_DIR)/.stamps/01_data_prep: notebooks/01_data_prep.ipynb
+$(RUN_DIR)/.stamps/02_train_2d: notebooks/02_train_2d.ipynb $(RUN_DIR)/.stamps/01_data_prep
+$(RUN_DIR)/.stamps/03_train_depth: notebooks/03_train_depth.ipynb $(RUN_DIR)/.stamps/02_train_2d
+$(RUN_DIR)/.stamps/04_train_geometry: notebooks/04_train_geometry.ipynb $(RUN_DIR)/.stamps/03_train_depth
+$(RUN_DIR)/.stamps/05_demo: notebooks/05_demo.ipynb $(RUN_DIR)/.stamps/04_train_geometry
+$(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stamps/05_demo
+$(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
-	$(PY) -m pose3dlib run-notebook $* $@ \
+	$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb \
 	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
+	@mkdir -p $(@D) && touch $@
 
 # Notebook-specific parameters. REAL_DATA=True: notebook 01 checks the real datasets named
 # in configs/$(PROFILE).yaml instead of generating synthetic ones.
@@ -83,7 +86,7 @@ SWEEP_PARAM ?= geometric_weight
 SWEEP_VALUES ?= 0,0.001,0.01,0.1
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
 sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES (default: geometric-loss weight) -> runs/sweep/
-	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/03_train_depth.ipynb PROFILE=$(SWEEP_PROFILE)
+	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/03_train_depth PROFILE=$(SWEEP_PROFILE)
 	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values $(SWEEP_VALUES) \
 	  --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
