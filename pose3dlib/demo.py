@@ -121,11 +121,17 @@ def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bb
 
 
 def default_checkpoint() -> Path:
-    """The newest stage-3 checkpoint under runs/ (as `make reproduce` writes them)."""
-    found = sorted(RUNS_DIR.glob("*/stage3/last.pt"), key=lambda p: p.stat().st_mtime)
+    """The newest stage-3 checkpoint that `make reproduce` produced (`runs/<profile>/stage3/last.pt`).
+
+    Only run folders whose stage-3 step was completed by `make reproduce` count (it leaves
+    `runs/<profile>/.stamps/04_train_geometry`), so the smoke runs of `make test` are ignored.
+    """
+    found = sorted((p for p in RUNS_DIR.glob("*/stage3/last.pt")
+                    if (p.parent.parent / ".stamps" / "04_train_geometry").exists()),
+                   key=lambda p: p.stat().st_mtime)
     if not found:
         raise Pose3DError(
-            f"no stage-3 checkpoint under {RUNS_DIR}; make one with `make reproduce` "
+            f"no stage-3 checkpoint from `make reproduce` under {RUNS_DIR}; make one with `make reproduce` "
             "(or pass --checkpoint CKPT, e.g. a converted original model from `python -m pose3dlib convert-hg3d`)"
         )
     return found[-1]

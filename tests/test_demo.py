@@ -138,3 +138,21 @@ def test_demo_missing_image_and_corrupt_image(tmp_path, checkpoint):
     for path in [tmp_path / "missing.jpg", bad]:
         r = _cli("demo", str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and path.name in r.stderr and "Traceback" not in r.stderr
+
+
+def test_default_checkpoint_is_the_newest_from_make_reproduce(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(demo, "RUNS_DIR", tmp_path)
+    with pytest.raises(demo.Pose3DError, match="make reproduce"):
+        demo.default_checkpoint()
+    for i, (profile, stamped) in enumerate([("cpu", True), ("paper", True), ("smoke", False)]):
+        ckpt = tmp_path / profile / "stage3" / "last.pt"
+        ckpt.parent.mkdir(parents=True)
+        ckpt.write_bytes(b"x")
+        os.utime(ckpt, (1000 + i, 1000 + i))
+        if stamped:
+            (tmp_path / profile / ".stamps").mkdir()
+            (tmp_path / profile / ".stamps" / "04_train_geometry").touch()
+    # smoke is newest but was not made by `make reproduce` (no stamp): paper wins
+    assert demo.default_checkpoint() == tmp_path / "paper" / "stage3" / "last.pt"
