@@ -26,6 +26,7 @@ import torch
 
 from . import __version__
 from .config import config_from_dict
+from .atomic_io import atomic_write
 from .errors import CheckpointError, ConfigError
 
 FORMAT = "pose3d-checkpoint"
@@ -46,28 +47,8 @@ def code_version() -> str:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to `path` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+    """torch.save to `path` atomically (temp file + fsync + rename, pose3dlib.atomic_io)."""
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .atomic_io import atomic_write_text
 from .errors import ConfigError
 from .paths import resolve
 
@@ -333,9 +334,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def dump_config(cfg: Any, path: str | Path) -> Path:
     """Write a config as YAML (atomically) and return the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(p)
-    return p
+    return atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

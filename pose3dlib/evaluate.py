@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import camera, decode, metrics
+from .atomic_io import atomic_write
 from .config import Config
 from .device import resolve_device
 from .errors import Pose3DError
 from .model import load_model, preprocess
 from .paths import resolve
-from .skeleton import MPII16
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
@@ -131,17 +131,14 @@ def per_action_rows(stage: str, split: str, per_sample: dict[str, np.ndarray], a
 
 def write_metrics_csv(rows: Iterable[dict], path: str | Path) -> Path:
     """Write long-form metric rows (CSV_COLUMNS) atomically; values rounded to 4 decimals."""
-    path = resolve(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         w.writeheader()
         for r in rows:
             v = r["value"]
             w.writerow({**r, "value": "nan" if not math.isfinite(v) else f"{v:.4f}"})
-    tmp.replace(path)
-    return path
+
+    return atomic_write(resolve(path), write)
 
 
 def read_metrics_csv(path: str | Path) -> list[dict]:

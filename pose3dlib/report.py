@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import Pose3DError
+from .atomic_io import replace_marked_block
 from .evaluate import read_metrics_csv
 from .paths import resolve
 
@@ -50,18 +50,10 @@ def results_table(rows: list[dict]) -> str:
 def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
-    try:
-        text = readme.read_text()
-    except UnicodeDecodeError as e:
-        raise Pose3DError(f"{readme}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    if START not in text or END not in text:
-        raise Pose3DError(f"{readme}: no results block ({START} ... {END})")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    rows = read_metrics_csv(metrics_csv)
     rel = metrics_csv.relative_to(resolve(".")) if metrics_csv.is_relative_to(resolve(".")) else metrics_csv
-    block = f"{START}\n_Generated from `{rel}` by `python -m pose3dlib report`._\n\n{results_table(read_metrics_csv(metrics_csv))}\n{END}"
-    readme.write_text(head + block + tail)
-    return readme
+    block = f"{START}\n_Generated from `{rel}` by `python -m pose3dlib report`._\n\n{results_table(rows)}\n{END}"
+    return replace_marked_block(readme, START, END, block)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

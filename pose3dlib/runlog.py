@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic_io import atomic_write_text
+
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl file ([] if it does not exist); a torn last line is dropped."""
@@ -54,9 +56,7 @@ class MetricsLog:
         kept = [r for r in read_metrics(self.path) if resume_step is not None and r.get("step", 0) <= resume_step]
         # Rewrite (not append) so a fresh run never inherits stale records and a resumed
         # one drops the records written after its checkpoint.
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         if tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package

@@ -42,7 +42,7 @@ from .distributed import (
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, Pose3DError
 from .paths import resolve
-from .runlog import MetricsLog, read_metrics
+from .runlog import MetricsLog
 
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -328,7 +328,6 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={batch} is larger than the {per_rank} samples per process of an epoch "
                           f"of stage {stage}; lower it or use more data")
-    total_steps = steps_per_epoch * stage_cfg.epochs
     if ckpt is not None and ckpt["extra"].get("steps_per_epoch") != steps_per_epoch:
         raise CheckpointError(f"--resume: {last} has {ckpt['extra'].get('steps_per_epoch')} steps per epoch, "
                               f"the data now give {steps_per_epoch}; was the dataset regenerated?")

@@ -19,7 +19,6 @@ runs the corpus and writes the outcome table into docs/reliability.md.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import pickle

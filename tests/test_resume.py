@@ -2,12 +2,10 @@
 writes, and NaN/inf losses."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch

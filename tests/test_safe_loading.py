@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from pose3dlib import cli, compat
-from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.checkpoint import load_checkpoint, make_checkpoint
 from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
 from pose3dlib.errors import CheckpointError
 from pose3dlib.model import build_model, load_model
