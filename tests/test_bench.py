@@ -30,6 +30,7 @@ from pose3dlib.errors import Pose3DError
 from pose3dlib.losses import geometric_loss
 from pose3dlib.paths import PROJECT_ROOT
 from pose3dlib.skeleton import BONE_GROUPS
+from pose3dlib.train import SpeedSwitches
 
 # ----------------------------------------------------------------------------- FLOPs
 
@@ -205,6 +206,29 @@ def test_data_rate_on_a_tiny_generated_set(tmp_path):
     torch.set_num_threads(1)
     try:
         assert measure.cuda_end_to_end_images_per_s(cfg, 4, 2, warmup=1, device=torch.device("cpu"),
-                                                    switches=measure.StepSwitches(), num_workers=0) > 0
+                                                    switches=SpeedSwitches(), num_workers=0) > 0
     finally:
         torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- switches
+
+def test_bench_times_the_switches_training_applies(monkeypatch):
+    """The main training rows must time what `fit` runs: channels_last on CPU, bf16 only on CUDA."""
+    cpu_cfg = load_config("configs/cpu.yaml")
+    on_cpu = SpeedSwitches.for_training(cpu_cfg.train, torch.device("cpu"))
+    assert on_cpu == SpeedSwitches(channels_last=True, bf16=False, compile=False)
+    on_cuda = SpeedSwitches.for_training(load_config("configs/paper.yaml").train, torch.device("cuda"))
+    assert on_cuda.channels_last and on_cuda.bf16
+    seen = []
+    real = measure.make_train_step
+
+    def spy(model, cfg, device, switches):
+        seen.append(switches)
+        return real(model, cfg, device, switches)
+
+    monkeypatch.setattr(measure, "make_train_step", spy)
+    smoke = load_config("configs/smoke.yaml", ["train.channels_last=false"])
+    measure.train_images_per_s(smoke, warmup=0, repeats=1)
+    measure.train_images_per_s(load_config("configs/smoke.yaml"), warmup=0, repeats=1)
+    assert seen == [SpeedSwitches(), on_cpu]

@@ -10,6 +10,7 @@ by CI). Timings depend on other load on the machine: check `uptime` first.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -21,15 +22,16 @@ from tqdm.auto import tqdm
 from ..config import load_config
 from ..errors import ConfigError
 from ..paths import resolve
+from ..train import SpeedSwitches
 from . import measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
-from .measure import QUICK_PLAN, BenchPlan, StepSwitches
+from .measure import QUICK_PLAN, BenchPlan
 from .report import machine_description, render_block, update_document, write_json
 from .threads import OMP_WAIT_ENV, PASSIVE, wait_policy
+from .timing import CPU
 
 QUICK_ENV = "BENCH_QUICK"  # BENCH_QUICK=1 selects QUICK_PLAN
 PAPER_SCHEDULE_SAMPLES = 3.1e6  # three stages of the paper schedule (issue 7: about 3.1 million samples)
-CUDA_STEP = StepSwitches(channels_last=True, bf16=True)  # the GPU recipe (issue 7); compile measured apart
 
 
 def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tuple[str, Callable[[], None]]]:
@@ -76,7 +78,7 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
         m["train_cpu_omp_passive_img_s"] = measure.train_in_subprocess(
             "cpu", threads=plan.threads, repeats=plan.switch_repeats, env={OMP_WAIT_ENV: PASSIVE})["images_per_s"]
 
-    def switch_task(prefix: str, cfg, switches: StepSwitches, threads: int | None = None) -> Callable[[], None]:
+    def switch_task(prefix: str, cfg, switches: SpeedSwitches, threads: int | None = None) -> Callable[[], None]:
         def task() -> None:
             torch.set_num_threads(threads or plan.threads)
             try:
@@ -90,23 +92,27 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
         return task
 
     def infer_bf16_cl() -> None:
-        bf16_cl = StepSwitches(channels_last=True, bf16=True)
+        bf16_cl = SpeedSwitches(channels_last=True, bf16=True)
         m["infer_paper_bf16_cl_ms"] = 1e3 / measure.infer_images_per_s(paper, 1, switches=bf16_cl, **timing).images_per_s
 
     tasks = [("matmul peak", peak), ("train paper", train(paper, "paper")), ("train cpu", train(cpu, "cpu")),
              ("geometric loss", loss), ("inference", infer), ("data pipeline", data), ("peak RSS", rss)]
     if plan.switches:
-        cl, bf16, bf16_cl = (StepSwitches(channels_last=True), StepSwitches(bf16=True),
-                             StepSwitches(channels_last=True, bf16=True))
+        # The main rows time training's own switches (channels_last on, fp32 on CPU); each row
+        # below changes one thing: back to NCHW, bf16 autocast on top, compile on top, 1 thread.
+        nchw = SpeedSwitches()
+
+        def on_top(cfg, **change) -> SpeedSwitches:
+            return dataclasses.replace(SpeedSwitches.for_training(cfg.train, CPU), **change)
+
         tasks += [
-            ("paper channels_last", switch_task("train_paper_channels_last", paper, cl)),
-            ("paper bf16", switch_task("train_paper_bf16", paper, bf16)),
-            ("paper bf16+channels_last", switch_task("train_paper_bf16_cl", paper, bf16_cl)),
+            ("paper NCHW", switch_task("train_paper_nchw", paper, nchw)),
+            ("paper bf16", switch_task("train_paper_bf16", paper, on_top(paper, bf16=True))),
             ("paper inference bf16+channels_last", infer_bf16_cl),
-            ("cpu channels_last", switch_task("train_cpu_channels_last", cpu, cl)),
-            ("cpu bf16+channels_last", switch_task("train_cpu_bf16_cl", cpu, bf16_cl)),
-            ("cpu compile", switch_task("train_cpu_compile", cpu, StepSwitches(compile=True))),
-            ("cpu 1 thread", switch_task("train_cpu_1thread", cpu, StepSwitches(), threads=1)),
+            ("cpu NCHW", switch_task("train_cpu_nchw", cpu, nchw)),
+            ("cpu bf16", switch_task("train_cpu_bf16", cpu, on_top(cpu, bf16=True))),
+            ("cpu compile", switch_task("train_cpu_compile", cpu, on_top(cpu, compile=True))),
+            ("cpu 1 thread", switch_task("train_cpu_1thread", cpu, on_top(cpu), threads=1)),
             ("cpu OpenMP passive wait", omp_passive),
         ]
     return tasks
@@ -118,6 +124,7 @@ def cuda_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tup
     device = torch.device("cuda")
     workers = min(paper.data.num_workers, os.cpu_count() or 1)
     flop = model_forward_flops(paper.model, paper.data.input_size)
+    switches = SpeedSwitches.for_training(paper.train, device)  # bf16 + channels_last (configs/paper.yaml)
 
     def peak() -> None:
         torch.backends.cudnn.benchmark = True  # autotuned convolutions (train.deterministic=false does the same)
@@ -127,13 +134,13 @@ def cuda_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tup
     def compute() -> None:
         m["train_paper_compute_img_s_cuda"] = measure.train_images_per_s(
             paper, warmup=plan.warmup + 3, repeats=plan.repeats, device=device, batch_size=plan.cuda_batch,
-            switches=CUDA_STEP).images_per_s
+            switches=switches).images_per_s
 
     def end_to_end() -> None:
         cfg = measure.with_data_root(paper, measure.prepare_bench_data(paper, work_dir / "data" / "paper"))
         m["data_loader_samples_s_cuda"] = measure.loader_samples_per_s(cfg, plan.cuda_batch, plan.cuda_steps, workers)
         img_s = measure.cuda_end_to_end_images_per_s(cfg, plan.cuda_batch, plan.cuda_steps, warmup=plan.warmup + 3,
-                                                     device=device, switches=CUDA_STEP, num_workers=workers)
+                                                     device=device, switches=switches, num_workers=workers)
         m["train_paper_img_s_cuda"] = img_s
         m["train_paper_gflops_cuda"] = img_s * TRAIN_FLOPS_PER_FORWARD * flop / 1e9
         m["train_paper_peak_ratio_cuda"] = m["train_paper_gflops_cuda"] / m["matmul_peak_gflops_cuda"]

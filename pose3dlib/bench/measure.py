@@ -28,7 +28,7 @@ from ..config import Config
 from ..errors import Pose3DError
 from ..losses import geometric_loss, total_loss
 from ..model import build_model, preprocess
-from ..train import build_datasets, build_optimizer
+from ..train import SpeedSwitches, build_datasets, build_optimizer
 from .loop_loss import geometric_loss_loop
 from .timing import CPU, median_seconds, synchronize
 
@@ -120,17 +120,8 @@ def conv_peak_gflops(batch_size: int, *, warmup: int, repeats: int, device: torc
 
 # ----------------------------------------------------------------------------- training
 
-@dataclass(frozen=True)
-class StepSwitches:
-    """Speed switches of a training or inference step."""
-
-    channels_last: bool = False  # NHWC activations and weights
-    bf16: bool = False  # bf16 autocast (float32 losses)
-    compile: bool = False  # torch.compile the model
-
-
 def make_train_step(model: torch.nn.Module, cfg: Config, device: torch.device,
-                    switches: StepSwitches) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+                    switches: SpeedSwitches) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
     """A closure doing one training step (preprocess, forward, total_loss, backward, optimiser step).
 
     The optimiser is cfg.train's (RMSprop for the paper profile) at the bench stage's lr;
@@ -189,7 +180,7 @@ def _time_step(step: Callable[[], object], batch_size: int, *, warmup: int, repe
 
 
 def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.device = CPU,
-                       batch_size: int | None = None, switches: StepSwitches = StepSwitches(),
+                       batch_size: int | None = None, switches: SpeedSwitches | None = None,
                        seed: int = 0) -> StepTiming:
     """Training throughput (images/s) of cfg.model on random batches of cfg's shapes, data excluded.
 
@@ -197,8 +188,11 @@ def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.
         cfg: the profile; batch size defaults to cfg.train.batch_size.
         warmup, repeats: see timing.median_seconds; fast steps are grouped into repeats of
             at least MIN_REPEAT_S seconds.
-        switches: channels_last / bf16 / compile.
+        switches: channels_last / bf16 / compile; None: what training applies to cfg on
+            `device` (SpeedSwitches.for_training), so the default measures the trainer's path.
     """
+    if switches is None:
+        switches = SpeedSwitches.for_training(cfg.train, device)
     torch.manual_seed(seed)
     bs = batch_size or cfg.train.batch_size
     batch = random_batch(cfg, bs, device, seed)
@@ -224,7 +218,7 @@ def fresh_compile_cache() -> Iterator[None]:
 # ----------------------------------------------------------------------------- inference
 
 def infer_images_per_s(cfg: Config, batch_size: int, *, warmup: int, repeats: int,
-                       device: torch.device = CPU, switches: StepSwitches = StepSwitches(),
+                       device: torch.device = CPU, switches: SpeedSwitches = SpeedSwitches(),
                        seed: int = 0) -> StepTiming:
     """Inference throughput (images/s) of cfg.model in eval mode: preprocess from uint8 + forward."""
     torch.manual_seed(seed)
@@ -334,7 +328,7 @@ def train_in_subprocess(profile: str, *, threads: int, warmup: int = 1, repeats:
 # ----------------------------------------------------------------------------- CUDA, data included
 
 def cuda_end_to_end_images_per_s(cfg: Config, batch_size: int, steps: int, *, warmup: int,
-                                 device: torch.device, switches: StepSwitches, num_workers: int) -> float:
+                                 device: torch.device, switches: SpeedSwitches, num_workers: int) -> float:
     """Training images/s on CUDA with the real data pipeline: DataLoader workers, pinned copies, step.
 
     cfg's dataset folders must exist. The sampler draws with replacement so any number of

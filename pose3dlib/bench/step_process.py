@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..config import load_config
     from ..model import build_model
-    from .measure import StepSwitches, make_train_step, random_batch, seconds_per_call
+    from ..train import SpeedSwitches
+    from .measure import make_train_step, random_batch, seconds_per_call
 
     parser = argparse.ArgumentParser(prog="python -m pose3dlib.bench.step_process",
                                      description=__doc__.splitlines()[0])
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(f"configs/{args.profile}.yaml")
     device = torch.device("cpu")
     batch = random_batch(cfg, cfg.train.batch_size, device)
-    step = make_train_step(build_model(cfg.model), cfg, device, StepSwitches())
+    step = make_train_step(build_model(cfg.model), cfg, device, SpeedSwitches.for_training(cfg.train, device))
     seconds = seconds_per_call(lambda: step(batch), warmup=max(args.warmup, 1), repeats=max(args.repeats, 1))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
     print(json.dumps({"peak_rss_mb": peak, "images_per_s": cfg.train.batch_size / seconds}))
