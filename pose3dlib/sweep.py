@@ -6,8 +6,9 @@
 Each value gets its own run folder `<out>/<param>=<value>/`, seeded with a copy (hard
 links) of the base run's earlier-stage checkpoints, so only the swept notebooks re-run.
 Any parameter of the swept notebooks can be swept (`papermill --help-notebook NB`).
-The summary reads every value's `metrics.csv` and writes `<out>/sweep.csv` and a figure
-of wild-test MPJPE against the swept value.
+The summary reads every value's `metrics.csv` and writes `<out>/sweep.csv`, a table
+(`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE, with predicted and
+with ground-truth 2D, on wild_test and lab_test, against the swept value.
 """
 from __future__ import annotations
 
@@ -85,6 +86,15 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     return write_metrics_csv(rows, out_dir / "sweep.csv")
 
 
+# (split, protocol) pairs of the summary, in column order: the full pipeline and, apart from
+# the 2D detector, ground-truth 2D with predicted depth; in the wild and in the lab.
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("wild_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
+    ("lab_test", "p1_mpjpe"), ("lab_test", "p1_mpjpe_gt2d"),
+)
+_PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}
+
+
 def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol: str = "p1_mpjpe",
                 stage: str = "stage3") -> list[tuple[str, float]]:
     """[(value, error mm)] of one stage on one split under one protocol, from sweep.csv rows."""
@@ -94,26 +104,52 @@ def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol
             and r["action"] == "all"]
 
 
-def sweep_table(curve: list[tuple[str, float]], param: str, label: str = "wild-test MPJPE (mm)") -> str:
-    """Markdown table of a sweep curve."""
-    lines = [f"| {param} | {label} |", "|---:|---:|"]
-    lines += [f"| {v} | {e:.1f} |" for v, e in curve]
+def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3") -> str:
+    """Markdown table: one line per swept value, one column (mm) per (split, protocol) of `columns`.
+
+    A value without a row for some column shows an empty cell.
+    """
+    curves = [dict(sweep_curve(rows, param, split, protocol, stage)) for split, protocol in columns]
+    values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order
+    head = [f"{split} {_PROTOCOL_LABEL.get(protocol, protocol)} (mm)" for split, protocol in columns]
+    lines = [f"| {param} | " + " | ".join(head) + " |", "|---:|" + "---:|" * len(columns)]
+    for v in values:
+        cells = [f"{curve[v]:.1f}" if v in curve else "" for curve in curves]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_sweep(curve: list[tuple[str, float]], param: str, label: str = "wild-test MPJPE, Protocol #1 (mm)"):
-    """Line plot of the error against the swept value (categorical x axis, values as given)."""
+def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3"):
+    """One panel per split, one line per protocol: error (mm) against the swept value (categorical x)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(range(len(curve)), [e for _, e in curve], "o-")
-    ax.set_xticks(range(len(curve)), [v for v, _ in curve])
-    ax.set_xlabel(param)
-    ax.set_ylabel(label)
-    ax.set_title(f"Sweep of {param}")
-    ax.grid(alpha=0.3)
+    splits = list(dict.fromkeys(split for split, _ in columns))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.4), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for col_split, protocol in columns:
+            if col_split != split:
+                continue
+            curve = sweep_curve(rows, param, split, protocol, stage)
+            ax.plot(range(len(curve)), [e for _, e in curve], "o-", label=_PROTOCOL_LABEL.get(protocol, protocol))
+            ax.set_xticks(range(len(curve)), [v for v, _ in curve])
+        ax.set_xlabel(param)
+        ax.set_ylabel("MPJPE (mm)")
+        ax.set_title(f"{stage}, {split}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Sweep of {param}")
     fig.tight_layout()
     return fig
+
+
+def summarize(summary_csv: str | Path, param: str) -> str:
+    """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table."""
+    summary = resolve(summary_csv)
+    rows = read_metrics_csv(summary)
+    table = sweep_table(rows, param)
+    (summary.parent / "sweep.md").write_text(table + "\n")
+    plot_sweep(rows, param).savefig(summary.parent / "sweep.png", dpi=120)
+    return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,10 +165,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     base = args.base_run or f"runs/{args.profile}"
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, args.out, args.profile)
-    curve = sweep_curve(read_metrics_csv(summary), args.param)
-    table = sweep_table(curve, args.param)
-    (summary.parent / "sweep.md").write_text(table + "\n")
-    plot_sweep(curve, args.param).savefig(summary.parent / "sweep.png", dpi=120)
-    print(table)
+    print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0
