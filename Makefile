@@ -83,12 +83,21 @@ data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE
 
 SWEEP_PROFILE ?= cpu
 SWEEP_PARAM ?= geometric_weight
-SWEEP_VALUES ?= 0,0.001,0.01,0.1
+# Default geometric-loss weights per profile, around each profile's own value: the paper
+# uses 0.01 with depth weight 0.1; the cpu profile keeps that ratio with depth weight 10
+# (so 1), smoke uses 0.01. Give SWEEP_VALUES when sweeping another SWEEP_PARAM.
+SWEEP_VALUES_cpu = 0,0.1,1,10
+SWEEP_VALUES_paper = 0,0.001,0.01,0.1
+SWEEP_VALUES_smoke = 0,0.01
+SWEEP_VALUES ?= $(SWEEP_VALUES_$(SWEEP_PROFILE))
+# Config seeds: every value runs once per seed, so the table shows mean +- sd over them.
+# SWEEP_SEEDS= (empty) runs each value once with the config's seed.
+SWEEP_SEEDS ?= 0,1,2
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
-sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES (default: geometric-loss weight) -> runs/sweep/
+sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/03_train_depth PROFILE=$(SWEEP_PROFILE)
-	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values $(SWEEP_VALUES) \
-	  --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
+	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
+	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"

@@ -2,9 +2,14 @@
 
     python -m pose3dlib sweep --param geometric_weight --values 0,0.001,0.01,0.1 \\
         --notebooks 04_train_geometry 06_eval_mpjpe --base-run runs/sweep-base --out runs/sweep
+    python -m pose3dlib sweep ... --seeds 0,1,2      # each value three times, config seed 0, 1, 2
 
-Each value gets its own run folder `<out>/<param>=<value>/`, seeded with a copy (hard
-links) of the base run's earlier-stage checkpoints, so only the swept notebooks re-run.
+Each value gets its own run folder `<out>/<param>=<value>/` (`<param>=<value>,seed=<s>/`
+with --seeds), seeded with a copy (hard links) of the base run's earlier-stage
+checkpoints, so only the swept notebooks re-run. --seeds repeats every value with the
+config's `seed` overridden (through the notebooks' `overrides` parameter): the re-run
+stages then see other sample orders and augmentations, which measures how much of a
+difference between values is run-to-run noise.
 Any parameter of the swept notebooks can be swept (`papermill --help-notebook NB`).
 The summary reads every value's `metrics.csv` and writes `<out>/sweep.csv`, a table
 (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE, with predicted and
@@ -35,6 +40,14 @@ def parse_values(text: str) -> list:
     return values
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override)."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise Pose3DError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+
+
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
     """Make `run_dir` start from `base_run`'s checkpoints of `stages` (linked, not modified)."""
     for stage in stages:
@@ -54,12 +67,15 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
 
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
-              profile: str, reuse_stages: tuple[int, ...] = (1, 2), extra_params: dict | None = None) -> Path:
-    """Execute `notebooks` once per value; returns the summary CSV path.
+              profile: str, reuse_stages: tuple[int, ...] = (1, 2), extra_params: dict | None = None,
+              seeds: list[int] | None = None) -> Path:
+    """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     Every notebook gets profile/run_dir/figures_dir; the swept parameter and each of
     `extra_params` go to the notebooks that declare them (at least one must declare each,
     else Pose3DError). Evaluation notebooks that take `stages` score only the re-run ones.
+    With `seeds`, the notebooks declaring `overrides` get `seed=<s>` appended to it, and the
+    rows' stage labels end in `@seed=<s>`.
     """
     import papermill as pm
 
@@ -68,21 +84,30 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     out_dir, base = resolve(out), resolve(base_run)
     declared = {nb: set(pm.inspect_notebook(str(notebook_path(nb)))) for nb in notebooks}
     extra = {"stages": [s for s in (1, 2, 3) if s not in reuse_stages], **(extra_params or {})}
-    for name in [param, *(extra_params or {})]:
+    needed = [param, *(extra_params or {})] + (["overrides"] if seeds else [])
+    for name in needed:
         if not any(name in d for d in declared.values()):
-            raise Pose3DError(f"no notebook among {notebooks} has a parameter {name!r}")
+            raise Pose3DError(f"no notebook among {notebooks} has a parameter {name!r}"
+                              + (" (--seeds passes the seed through it; run without seeds: --seeds '', make SWEEP_SEEDS=)"
+                                 if name == "overrides" else ""))
+    if seeds and (param == "overrides" or "overrides" in extra):
+        raise Pose3DError("--seeds sets the notebooks' `overrides` parameter; it cannot be swept or given as well")
     rows = []
     for value in values:
-        run_dir = out_dir / f"{param}={value}"
-        seed_run_dir(base, run_dir, reuse_stages)
-        common = {"profile": profile, "run_dir": str(run_dir), "figures_dir": str(run_dir / "figures")}
-        for nb in notebooks:
-            params = {**common, **{k: v for k, v in {param: value, **extra}.items() if k in declared[nb]}}
-            print(f"sweep {param}={value}: {nb}", flush=True)
-            execute(nb, run_dir / f"{nb}.ipynb", params, progress=False)
-        for r in read_metrics_csv(run_dir / "metrics.csv"):
-            if r["stage"].startswith("stage"):
-                rows.append({**r, "stage": f"{r['stage']}@{param}={value}"})
+        for seed in seeds or [None]:
+            tag = f"{param}={value}" + ("" if seed is None else f",seed={seed}")
+            run_dir = out_dir / tag
+            seed_run_dir(base, run_dir, reuse_stages)
+            common = {"profile": profile, "run_dir": str(run_dir), "figures_dir": str(run_dir / "figures")}
+            swept = {param: value, **extra, **({} if seed is None else {"overrides": [f"seed={seed}"]})}
+            for nb in notebooks:
+                params = {**common, **{k: v for k, v in swept.items() if k in declared[nb]}}
+                print(f"sweep {tag}: {nb}", flush=True)
+                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False)
+            label = f"@{param}={value}" + ("" if seed is None else f"@seed={seed}")
+            for r in read_metrics_csv(run_dir / "metrics.csv"):
+                if r["stage"].startswith("stage"):
+                    rows.append({**r, "stage": f"{r['stage']}{label}"})
     return write_metrics_csv(rows, out_dir / "sweep.csv")
 
 
@@ -96,31 +121,61 @@ _PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}
 
 
 def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol: str = "p1_mpjpe",
-                stage: str = "stage3") -> list[tuple[str, float]]:
-    """[(value, error mm)] of one stage on one split under one protocol, from sweep.csv rows."""
+                stage: str = "stage3") -> list[tuple[str, list[float]]]:
+    """[(value, [error mm of each seed])] of one stage on one split under one protocol, from sweep.csv rows.
+
+    Values keep their order of first appearance; a sweep without seeds has one error per value.
+    """
     prefix = f"{stage}@{param}="
-    return [(r["stage"][len(prefix):], r["value"]) for r in rows
-            if r["stage"].startswith(prefix) and r["split"] == split and r["protocol"] == protocol
-            and r["action"] == "all"]
+    curve: dict[str, list[float]] = {}
+    for r in rows:
+        if r["stage"].startswith(prefix) and r["split"] == split and r["protocol"] == protocol \
+                and r["action"] == "all":
+            value = r["stage"][len(prefix):].split("@seed=")[0]
+            curve.setdefault(value, []).append(r["value"])
+    return list(curve.items())
+
+
+def mean_sd(errors: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single run)."""
+    mean = sum(errors) / len(errors)
+    if len(errors) < 2:
+        return mean, 0.0
+    return mean, (sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) ** 0.5
+
+
+def _cell(errors: list[float]) -> str:
+    if len(errors) == 1:
+        return f"{errors[0]:.1f}"
+    mean, sd = mean_sd(errors)
+    return f"{mean:.1f} ± {sd:.1f}"
 
 
 def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3") -> str:
     """Markdown table: one line per swept value, one column (mm) per (split, protocol) of `columns`.
 
-    A value without a row for some column shows an empty cell.
+    With several seeds per value a cell is "mean ± sd" (sample sd) and a last column gives the
+    number of seeds. A value without a row for some column shows an empty cell.
     """
     curves = [dict(sweep_curve(rows, param, split, protocol, stage)) for split, protocol in columns]
     values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order
+    runs = {v: max(len(curve.get(v, [])) for curve in curves) for v in values}
+    seeded = any(n > 1 for n in runs.values())
     head = [f"{split} {_PROTOCOL_LABEL.get(protocol, protocol)} (mm)" for split, protocol in columns]
-    lines = [f"| {param} | " + " | ".join(head) + " |", "|---:|" + "---:|" * len(columns)]
+    head += ["runs"] if seeded else []
+    lines = [f"| {param} | " + " | ".join(head) + " |", "|---:|" + "---:|" * len(head)]
     for v in values:
-        cells = [f"{curve[v]:.1f}" if v in curve else "" for curve in curves]
+        cells = [_cell(curve[v]) if v in curve else "" for curve in curves]
+        cells += [str(runs[v])] if seeded else []
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3"):
-    """One panel per split, one line per protocol: error (mm) against the swept value (categorical x)."""
+    """One panel per split, one line per protocol: error (mm) against the swept value (categorical x).
+
+    With several seeds per value: every run as a dot, the mean as a line, the sd as error bars.
+    """
     import matplotlib.pyplot as plt
 
     splits = list(dict.fromkeys(split for split, _ in columns))
@@ -130,14 +185,22 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
             if col_split != split:
                 continue
             curve = sweep_curve(rows, param, split, protocol, stage)
-            ax.plot(range(len(curve)), [e for _, e in curve], "o-", label=_PROTOCOL_LABEL.get(protocol, protocol))
-            ax.set_xticks(range(len(curve)), [v for v, _ in curve])
+            stats = [mean_sd(errors) for _, errors in curve]
+            x = range(len(curve))
+            line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-", capsize=3,
+                               label=_PROTOCOL_LABEL.get(protocol, protocol))
+            if any(len(errors) > 1 for _, errors in curve):
+                for i, (_, errors) in enumerate(curve):
+                    ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
+                            alpha=0.7)  # beside the error bar, so single runs stay visible
+            ax.set_xticks(x, [v for v, _ in curve])
         ax.set_xlabel(param)
         ax.set_ylabel("MPJPE (mm)")
         ax.set_title(f"{stage}, {split}")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Sweep of {param}")
+    seeds = max((len(e) for _, e in sweep_curve(rows, param, *columns[0], stage)), default=1)
+    fig.suptitle(f"Sweep of {param}" + (f" (mean ± sd of {seeds} seeds, dots: single runs)" if seeds > 1 else ""))
     fig.tight_layout()
     return fig
 
@@ -159,12 +222,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="notebooks (in notebooks/, without .ipynb) to run per value, in order")
     parser.add_argument("--profile", default="smoke", help="configs/<profile>.yaml")
     parser.add_argument("--base-run", default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
+    parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
+                        "(default: once, with the config's seed)")
     parser.add_argument("--out", default="runs/sweep", help="sweep folder")
 
 
 def run(args: argparse.Namespace) -> int:
     base = args.base_run or f"runs/{args.profile}"
-    summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, args.out, args.profile)
+    seeds = parse_seeds(args.seeds)
+    summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, args.out, args.profile,
+                        seeds=seeds or None)
     print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0

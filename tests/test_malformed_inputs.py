@@ -35,6 +35,7 @@ import pytest
 import torch
 
 from pose3dlib import cli
+from pose3dlib.atomic_io import replace_marked_block
 from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
 from pose3dlib.errors import Pose3DError
@@ -381,6 +382,12 @@ CASES: list[Case] = [
     Case("sweep_values_not_yaml", "sweep --values", "'0,[1'",
          lambda d, e: (["sweep", "--param", "limit", "--values", "0,[1", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "--values")),
+    Case("sweep_seeds_not_integers", "sweep --seeds", "'0,x'",
+         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--seeds", "0,x", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "--seeds")),
+    Case("sweep_seeds_without_overrides", "sweep --seeds", "notebooks without an `overrides` parameter",
+         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--seeds", "0,1", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "overrides")),
     Case("sweep_missing_base_run", "sweep --base-run", "base run folder that does not exist",
          lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--notebooks", "06_eval_mpjpe",
                         "--base-run", str(d / "nobase"), "--out", str(d / "sweep")],
@@ -536,12 +543,7 @@ def write_table(doc: Path = DOC) -> int:
         env = make_env(tmp / "env")
         outcomes = [(c, run_case(c, tmp / "cases" / c.id, env)) for c in CASES]
         table = outcome_table(outcomes, tmp)
-    text = doc.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
-        raise SystemExit(f"{doc}: no {TABLE_START} ... {TABLE_END} block to replace")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    doc.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+    replace_marked_block(doc, TABLE_START, TABLE_END, f"{TABLE_START}\n{table}\n{TABLE_END}")
     unhandled = sum(not o.handled for _, o in outcomes)
     print(f"{doc}: {len(outcomes)} cases, {unhandled} unhandled")
     return unhandled
