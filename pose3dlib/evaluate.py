@@ -27,7 +27,7 @@ from .atomic_io import atomic_write
 from .config import Config
 from .device import resolve_device
 from .errors import Pose3DError
-from .model import load_model, preprocess
+from .model import is_channels_last, load_model, preprocess
 from .paths import resolve
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
@@ -45,11 +45,12 @@ def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, fli
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"predict expects a uint8 (B,3,S,S) RGB batch, got {tuple(images.shape)} {images.dtype}")
+    fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format  # as the weights
     x = preprocess(images, input_format)
-    out = model(x)
+    out = model(x.contiguous(memory_format=fmt))
     heatmaps, depth = out["heatmaps"][-1].float(), out["depth"].float()
     if flip_test:
-        out_f = model(torch.flip(x, dims=[3]))
+        out_f = model(torch.flip(x, dims=[3]).contiguous(memory_format=fmt))
         heatmaps = 0.5 * (heatmaps + decode.flip_back(out_f["heatmaps"][-1].float()))
         depth = 0.5 * (depth + decode.flip_back_depth(out_f["depth"].float()))
     joints_hm, maxvals = decode.heatmaps_to_joints(heatmaps)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import Config, ModelConfig, config_to_dict
 from pose3dlib.errors import CheckpointError, ConfigError, DataError
-from pose3dlib.model import HourglassNet3D, build_model, count_parameters, load_model, preprocess
+from pose3dlib.model import HourglassNet3D, build_model, count_parameters, is_channels_last, load_model, preprocess
 
 PAPER_PARAMETERS = 14_429_104  # paper-facts "Network": default network
 SMALL = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1)
@@ -99,6 +99,27 @@ def test_channels_last_gives_the_same_outputs():
     torch.testing.assert_close(out["heatmaps"][-1], ref["heatmaps"][-1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_load_model_keeps_the_training_memory_format_and_predict_follows_it(tmp_path, channels_last):
+    from dataclasses import replace
+
+    from pose3dlib.evaluate import predict
+
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    cfg = Config(model=SMALL)
+    cfg = replace(cfg, train=replace(cfg.train, channels_last=channels_last))
+    path = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg)))
+    loaded, _ = load_model(path)
+    assert is_channels_last(loaded) is channels_last
+    assert not is_channels_last(model.eval())
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        got, ref = predict(loaded, images, cfg.model.input_format), predict(model, images, cfg.model.input_format)
+    torch.testing.assert_close(got["depth"], ref["depth"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got["heatmaps"], ref["heatmaps"], rtol=1e-4, atol=1e-5)
+
+
 def test_every_parameter_gets_a_gradient():
     model = build_model(SMALL).train()
     out = model(torch.rand(2, 3, 64, 64))
@@ -142,13 +163,15 @@ def test_load_model_round_trip(tmp_path):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     model.eval()
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x)
     path = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg)))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():  # load_model returns the model in training's memory format (channels_last)
+        ref = model.to(memory_format=torch.channels_last)(x)
     for source in (path, torch.load(path, weights_only=True)):
         loaded, loaded_cfg = load_model(source)
         assert not loaded.training and loaded_cfg == cfg
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[name], tensor), name
         with torch.no_grad():
             out = loaded(x)
         torch.testing.assert_close(out["depth"], ref["depth"], rtol=0, atol=0)

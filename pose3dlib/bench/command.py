@@ -63,6 +63,7 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
     def infer() -> None:
         m["infer_paper_ms"] = 1e3 / measure.infer_images_per_s(paper, 1, **timing).images_per_s
         m["infer_paper_img_s"] = measure.infer_images_per_s(paper, plan.infer_batch, **timing).images_per_s
+        m["infer_cpu_img_s"] = measure.infer_images_per_s(cpu, cpu.eval.batch_size, **timing).images_per_s
 
     def data() -> None:
         root = measure.prepare_bench_data(cpu, work_dir / "data" / "cpu")
@@ -95,6 +96,12 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
         bf16_cl = SpeedSwitches(channels_last=True, bf16=True)
         m["infer_paper_bf16_cl_ms"] = 1e3 / measure.infer_images_per_s(paper, 1, switches=bf16_cl, **timing).images_per_s
 
+    def infer_nchw() -> None:
+        m["infer_paper_nchw_ms"] = 1e3 / measure.infer_images_per_s(paper, 1, switches=SpeedSwitches(),
+                                                                    **switch).images_per_s
+        m["infer_cpu_nchw_img_s"] = measure.infer_images_per_s(cpu, cpu.eval.batch_size, switches=SpeedSwitches(),
+                                                               **switch).images_per_s
+
     tasks = [("matmul peak", peak), ("train paper", train(paper, "paper")), ("train cpu", train(cpu, "cpu")),
              ("geometric loss", loss), ("inference", infer), ("data pipeline", data), ("peak RSS", rss)]
     if plan.switches:
@@ -109,6 +116,7 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             ("paper NCHW", switch_task("train_paper_nchw", paper, nchw)),
             ("paper bf16", switch_task("train_paper_bf16", paper, on_top(paper, bf16=True))),
             ("paper inference bf16+channels_last", infer_bf16_cl),
+            ("inference NCHW", infer_nchw),
             ("cpu NCHW", switch_task("train_cpu_nchw", cpu, nchw)),
             ("cpu bf16", switch_task("train_cpu_bf16", cpu, on_top(cpu, bf16=True))),
             ("cpu compile", switch_task("train_cpu_compile", cpu, on_top(cpu, compile=True))),

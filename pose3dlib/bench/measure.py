@@ -218,9 +218,15 @@ def fresh_compile_cache() -> Iterator[None]:
 # ----------------------------------------------------------------------------- inference
 
 def infer_images_per_s(cfg: Config, batch_size: int, *, warmup: int, repeats: int,
-                       device: torch.device = CPU, switches: SpeedSwitches = SpeedSwitches(),
+                       device: torch.device = CPU, switches: SpeedSwitches | None = None,
                        seed: int = 0) -> StepTiming:
-    """Inference throughput (images/s) of cfg.model in eval mode: preprocess from uint8 + forward."""
+    """Inference throughput (images/s) of cfg.model in eval mode: preprocess from uint8 + forward.
+
+    switches None: what `load_model` + `evaluate.predict` do with a checkpoint of cfg
+    (channels_last when cfg.train.channels_last, fp32).
+    """
+    if switches is None:
+        switches = SpeedSwitches(channels_last=cfg.train.channels_last)
     torch.manual_seed(seed)
     model = build_model(cfg.model).to(device).eval()
     if switches.channels_last:
