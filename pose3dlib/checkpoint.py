@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import config_from_dict
+from .config import config_from_dict, config_to_dict
 from .atomic_io import atomic_write
 from .errors import CheckpointError, ConfigError
 
@@ -81,9 +81,11 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a pose3d checkpoint safely (weights_only: no code from the file ever runs).
 
-    Raises CheckpointError naming the file when it is missing, truncated, not a pose3d
-    checkpoint (e.g. an original hg3d file: use `convert-hg3d`), holds unsafe objects, or
-    its entries do not have the documented types (see `check_checkpoint`).
+    Its "config" comes back as the full config tree of this pose3dlib (keys newer than the
+    file take their defaults). Raises CheckpointError naming the file when it is missing,
+    truncated, not a pose3d checkpoint (e.g. an original hg3d file: use `convert-hg3d`),
+    holds unsafe objects, or its entries do not have the documented types (see
+    `check_checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
@@ -114,6 +116,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     check_checkpoint(ckpt, str(path))
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {ckpt['format_version']} is newer than this pose3dlib understands ({FORMAT_VERSION})")
+    # The full config tree of this version: keys added since the file was written take their
+    # defaults, so an older checkpoint compares equal to the config it was trained with
+    # (stage_status, --resume) instead of looking stale.
+    ckpt["config"] = config_to_dict(config_from_dict(ckpt["config"]))
     return ckpt
 
 

@@ -112,6 +112,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA, then CPU), "cpu", "cuda", "cuda:1", ...
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    bf16_on_cpu: bool = False  # bf16 autocast on CPU too: ~2x faster with native bf16 (AVX512-BF16, AMX), slow without
     channels_last: bool = True  # channels_last (NHWC) memory format, on every device
     compile: bool = False  # torch.compile the model
     val_every: int = 1  # validate every N epochs (and after the last)

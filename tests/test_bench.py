@@ -220,6 +220,10 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
     assert on_cpu == SpeedSwitches(channels_last=True, bf16=False, compile=False)
     on_cuda = SpeedSwitches.for_training(load_config("configs/paper.yaml").train, torch.device("cuda"))
     assert on_cuda.channels_last and on_cuda.bf16
+    opt_in = load_config("configs/cpu.yaml", ["train.bf16_on_cpu=true"]).train
+    assert SpeedSwitches.for_training(opt_in, torch.device("cpu")).bf16
+    both_off = load_config("configs/cpu.yaml", ["train.bf16_on_cpu=true", "train.bf16=false"]).train
+    assert not SpeedSwitches.for_training(both_off, torch.device("cpu")).bf16
     seen = []
     real = measure.make_train_step
 

@@ -177,6 +177,22 @@ def test_load_model_round_trip(tmp_path):
         torch.testing.assert_close(out["depth"], ref["depth"], rtol=0, atol=0)
 
 
+def test_an_older_checkpoint_config_gets_the_new_keys_defaults(tmp_path):
+    """A config key added after a checkpoint was written must not make its run look stale."""
+    from pose3dlib.checkpoint import load_checkpoint
+    from pose3dlib.train import config_differences
+
+    cfg = Config(profile="test", model=SMALL)
+    old_config = config_to_dict(cfg)
+    del old_config["train"]["bf16_on_cpu"]  # as written before the key existed
+    path = save_checkpoint(tmp_path / "old.pt", make_checkpoint(model_state=build_model(SMALL).state_dict(),
+                                                                config=old_config))
+    loaded = load_checkpoint(path)["config"]
+    assert loaded["train"]["bf16_on_cpu"] is False
+    assert config_differences(loaded, config_to_dict(cfg)) == []
+    assert config_differences(old_config, config_to_dict(cfg)) == ["train.bf16_on_cpu: None -> False"]
+
+
 def test_load_model_refuses_weights_of_another_layout(tmp_path):
     weights = build_model(SMALL).state_dict()
     cfg = Config(model=ModelConfig(num_stacks=2, num_modules=1, num_features=64, num_reg_modules=1))

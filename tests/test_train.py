@@ -199,3 +199,19 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
     # and a plain re-run refuses to overwrite it
     r = train_cli(run, 3, overrides)
     assert r.returncode == 2 and "--resume" in r.stderr
+
+
+def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data):
+    """train.bf16_on_cpu turns bf16 autocast on for CPU training: finite, falling loss, other weights than fp32."""
+    from pose3dlib.checkpoint import load_checkpoint
+
+    overrides = smoke_data + ["train.log_every_steps=1", "train.stage1.epochs=2"]
+    weights = {}
+    for name, extra in (("fp32", []), ("bf16", ["train.bf16_on_cpu=true"])):
+        r = train_cli(tmp_path / name, 1, overrides + extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        epochs = _records(tmp_path / name, 1, "epoch")
+        assert all(math.isfinite(e["loss"]) for e in epochs) and epochs[-1]["loss"] < epochs[0]["loss"]
+        weights[name] = load_checkpoint(tmp_path / name / "stage1" / "last.pt")["model"]
+    assert any(not torch.equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"]
+               if weights["fp32"][k].is_floating_point())
