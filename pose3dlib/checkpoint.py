@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import config_from_dict, config_to_dict
+from .config import Config, config_from_dict, config_to_dict
 from .atomic_io import atomic_write
 from .errors import CheckpointError, ConfigError
 
@@ -113,13 +113,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: not a pose3d checkpoint (no 'format': {FORMAT!r}); "
             "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
         )
-    check_checkpoint(ckpt, str(path))
+    cfg = check_checkpoint(ckpt, str(path))
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {ckpt['format_version']} is newer than this pose3dlib understands ({FORMAT_VERSION})")
     # The full config tree of this version: keys added since the file was written take their
     # defaults, so an older checkpoint compares equal to the config it was trained with
     # (stage_status, --resume) instead of looking stale.
-    ckpt["config"] = config_to_dict(config_from_dict(ckpt["config"]))
+    ckpt["config"] = config_to_dict(cfg)
     return ckpt
 
 
@@ -132,8 +132,10 @@ _ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def check_checkpoint(ckpt: dict, where: str) -> None:
+def check_checkpoint(ckpt: dict, where: str) -> Config:
     """Raise CheckpointError naming `where` and the key when an entry lacks its documented type.
+
+    Returns the stored config, parsed.
 
     Required keys must be present; the others are checked when present. `config` must be
     a valid Config (unknown or mistyped keys are named), `model` a mapping of str -> tensor.
@@ -150,7 +152,7 @@ def check_checkpoint(ckpt: dict, where: str) -> None:
         raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
                               f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
     try:
-        config_from_dict(ckpt["config"])
+        return config_from_dict(ckpt["config"])
     except ConfigError as e:
         raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 from pathlib import Path
 
 import yaml
@@ -138,10 +139,7 @@ def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol
 
 def mean_sd(errors: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single run)."""
-    mean = sum(errors) / len(errors)
-    if len(errors) < 2:
-        return mean, 0.0
-    return mean, (sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) ** 0.5
+    return statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else 0.0
 
 
 def _cell(errors: list[float]) -> str:
@@ -180,17 +178,19 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
 
     splits = list(dict.fromkeys(split for split, _ in columns))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.4), squeeze=False)
+    seeds = 1  # most runs of any value
     for ax, split in zip(axes[0], splits):
         for col_split, protocol in columns:
             if col_split != split:
                 continue
             curve = sweep_curve(rows, param, split, protocol, stage)
             stats = [mean_sd(errors) for _, errors in curve]
+            seeds = max([seeds, *(len(errors) for _, errors in curve)])
             x = range(len(curve))
             line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-", capsize=3,
                                label=_PROTOCOL_LABEL.get(protocol, protocol))
-            if any(len(errors) > 1 for _, errors in curve):
-                for i, (_, errors) in enumerate(curve):
+            for i, (_, errors) in enumerate(curve):
+                if len(errors) > 1:
                     ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
                             alpha=0.7)  # beside the error bar, so single runs stay visible
             ax.set_xticks(x, [v for v, _ in curve])
@@ -199,7 +199,6 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
         ax.set_title(f"{stage}, {split}")
         ax.grid(alpha=0.3)
         ax.legend()
-    seeds = max((len(e) for _, e in sweep_curve(rows, param, *columns[0], stage)), default=1)
     fig.suptitle(f"Sweep of {param}" + (f" (mean ± sd of {seeds} seeds, dots: single runs)" if seeds > 1 else ""))
     fig.tight_layout()
     return fig

@@ -323,9 +323,8 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
         except RuntimeError as e:
             raise CheckpointError(f"{init_path}: weights do not fit this model ({str(e).splitlines()[0]})") from None
     switches = SpeedSwitches.for_training(tcfg, device)
-    use_channels_last, use_bf16 = switches.channels_last, switches.bf16
     model.to(device)
-    if use_channels_last:
+    if switches.channels_last:
         model.to(memory_format=torch.channels_last)
     raw_model = model  # what checkpoints save (no DDP / compile wrappers)
 
@@ -363,7 +362,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
             loader_2d=DataLoader(evenly_spaced_subset(val_2d, tcfg.val_samples), batch_size=eval_bs),
             loader_3d=DataLoader(evenly_spaced_subset(val_3d, tcfg.val_samples), batch_size=eval_bs),
             mean_depth_16=mean_depth(h36m_plain, tcfg.val_samples, eval_bs),
-            device=device, input_format=cfg.model.input_format, channels_last=use_channels_last, bf16=use_bf16,
+            device=device, input_format=cfg.model.input_format, channels_last=switches.channels_last, bf16=switches.bf16,
         )
 
     # ---- bookkeeping
@@ -417,9 +416,9 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
             for sample in bar:
                 sample = {k: v.to(device, non_blocking=True) for k, v in sample.items()}
                 images = preprocess(sample["image"], cfg.model.input_format)  # (B, 3, S, S)
-                if use_channels_last:
+                if switches.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=switches.bf16):
                     out = model(images)
                 out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
                 loss, terms = total_loss(out, sample, heatmap_weight=cfg.loss.heatmap_weight,
