@@ -33,6 +33,8 @@ class SyntheticConfig:
     mpii_train: int = 2000  # wild images, 2D labels only
     mpii_val: int = 300  # wild images, 2D labels only
     wild_test: int = 300  # wild images with 3D ground truth (never trained on)
+    wild_val: int = 0  # wild validation images with 3D ground truth (tuning only; 0: not written)
+    lab_val: int = 0  # lab validation images: new frames of the training subjects (tuning only)
     workers: int = 2  # generator processes
 
 
@@ -43,6 +45,11 @@ class DataConfig:
     h36m_dir: str = "data/synthetic/cpu/h36m"  # Human3.6M-format root (annotations + images)
     mpii_dir: str = "data/synthetic/cpu/mpii"  # MPII-format root (train.h5, val.h5, images/)
     wild_test_dir: str = "data/synthetic/cpu/wild_test"  # h36m-format wild split with 3D GT
+    # Validation splits in the h36m format (istrain 0 rows) for training curves and tuning;
+    # "" means: training validation reads the test rows of h36m_dir (the only choice with
+    # real Human3.6M until a validation split is converted).
+    lab_val_dir: str = ""
+    wild_val_dir: str = ""
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
     mpii_center_shift: float = 15.0  # usual MPII crop: centre moved down by this x scale px
@@ -144,6 +151,7 @@ class EvalConfig:
     """Inference and evaluation options."""
 
     flip_test: bool = True  # average with the mirrored image's prediction
+    subpixel: str = "quarter"  # heatmap peak refinement (decode.SUBPIXEL_METHODS): "quarter" or "log_parabola"
     batch_size: int = 32
     paper_bone_sum_mm: float = 4296.99  # paper evaluator: sum of the 14 edge lengths
     # Sum of the 14 edge lengths (mm) used to scale 2D + depth to millimetres; 0 means
@@ -170,7 +178,8 @@ class Config:
 # logging every 0 steps would otherwise fail deep inside training with a ZeroDivisionError).
 _LOWER_BOUNDS: dict[tuple[type, str], int | float] = {
     (Config, "seed"): 0,
-    **{(SyntheticConfig, k): 0 for k in ("h36m_train", "h36m_test", "mpii_train", "mpii_val", "wild_test")},
+    **{(SyntheticConfig, k): 0 for k in ("h36m_train", "h36m_test", "mpii_train", "mpii_val", "wild_test",
+                                         "wild_val", "lab_val")},
     (SyntheticConfig, "image_size"): 64, (SyntheticConfig, "workers"): 1,
     (DataConfig, "input_size"): 64, (DataConfig, "heatmap_size"): 1, (DataConfig, "num_workers"): 0,
     **{(ModelConfig, k): 1 for k in ("num_stacks", "num_modules", "num_features", "num_reg_modules", "num_joints")},

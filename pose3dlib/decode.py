@@ -41,20 +41,36 @@ def _check_shape(x: Any, name: str, expected: tuple, pattern: str) -> None:
 
 # ----------------------------------------------------------------------------- heatmaps -> 2D
 
-def heatmaps_to_joints(heatmaps: Any) -> tuple[Any, Any]:
-    """Argmax of each heatmap with quarter-pixel refinement.
+SUBPIXEL_METHODS = ("quarter", "log_parabola")
 
-    The integer argmax (x = column, y = row) moves REFINE_STEP_PX toward the higher of its
-    two column neighbours (x) and of its two row neighbours (y); no move on the border or
-    when the neighbours are equal. Coordinates are returned wherever the maximum is, even
-    for an all-zero heatmap: use `maxvals` to judge confidence.
+
+def heatmaps_to_joints(heatmaps: Any, subpixel: str = "quarter") -> tuple[Any, Any]:
+    """Argmax of each heatmap with sub-pixel refinement.
+
+    subpixel="quarter" (the 2D hourglass practice and the original release): the integer
+    argmax (x = column, y = row) moves REFINE_STEP_PX toward the higher of its two column
+    neighbours (x) and of its two row neighbours (y); no move on the border or when the
+    neighbours are equal.
+
+    subpixel="log_parabola": a parabola through the logarithms of the maximum and its two
+    neighbours on each axis; its vertex is the offset. For a Gaussian peak
+    a exp(-(u - u0)^2 / 2 s^2) this recovers u0 exactly, whatever s, since the log of a
+    Gaussian is a parabola. Values are clamped to a small positive floor before the log;
+    the offset is clipped to [-0.5, 0.5] px and is 0 on the border or where the three
+    values are not peaked (non-negative curvature).
+
+    Coordinates are returned wherever the maximum is, even for an all-zero heatmap: use
+    `maxvals` to judge confidence.
 
     Args:
         heatmaps: (B, J, H, W).
+        subpixel: one of SUBPIXEL_METHODS.
     Returns:
         joints: (B, J, 2) float, (x, y) in heatmap pixels.
         maxvals: (B, J), the heatmap maxima.
     """
+    if subpixel not in SUBPIXEL_METHODS:
+        raise ValueError(f"subpixel must be one of {SUBPIXEL_METHODS}, got {subpixel!r}")
     _check_shape(heatmaps, "heatmaps", (None, None, None, None), "(B, J, H, W)")
     hm, was_numpy = _to_torch(heatmaps)
     b, j, h, w = hm.shape
@@ -69,11 +85,31 @@ def heatmaps_to_joints(heatmaps: Any) -> tuple[Any, Any]:
 
     inner_x = (x > 0) & (x < w - 1)
     inner_y = (y > 0) & (y < h - 1)
-    dx = torch.sign(at(y, (x + 1).clamp(max=w - 1)) - at(y, (x - 1).clamp(min=0))) * inner_x
-    dy = torch.sign(at((y + 1).clamp(max=h - 1), x) - at((y - 1).clamp(min=0), x)) * inner_y
     dtype = hm.dtype if hm.is_floating_point() else torch.float32
-    joints = torch.stack((x.to(dtype) + REFINE_STEP_PX * dx.to(dtype), y.to(dtype) + REFINE_STEP_PX * dy.to(dtype)), -1)
+    right, left = at(y, (x + 1).clamp(max=w - 1)), at(y, (x - 1).clamp(min=0))
+    down, up = at((y + 1).clamp(max=h - 1), x), at((y - 1).clamp(min=0), x)
+    if subpixel == "quarter":
+        dx = REFINE_STEP_PX * torch.sign(right - left).to(dtype) * inner_x
+        dy = REFINE_STEP_PX * torch.sign(down - up).to(dtype) * inner_y
+    else:
+        dx = _log_parabola_offset(left, maxvals, right, dtype) * inner_x
+        dy = _log_parabola_offset(up, maxvals, down, dtype) * inner_y
+    joints = torch.stack((x.to(dtype) + dx, y.to(dtype) + dy), -1)
     return _back(joints, was_numpy), _back(maxvals, was_numpy)  # (B, J, 2), (B, J)
+
+
+LOG_FLOOR = 1e-6  # floor of heatmap values before the log in the log-parabola refinement
+
+
+def _log_parabola_offset(before: torch.Tensor, centre: torch.Tensor, after: torch.Tensor,
+                         dtype: torch.dtype) -> torch.Tensor:
+    """Vertex offset in (-0.5, 0.5) of the parabola through log values at -1, 0, +1 (0 if not peaked)."""
+    lb, lc, la = (torch.log(v.to(torch.float64).clamp(min=LOG_FLOOR)) for v in (before, centre, after))
+    curvature = lb - 2 * lc + la  # < 0 at a peak
+    peaked = curvature < 0
+    offset = torch.where(peaked, 0.5 * (lb - la) / torch.where(peaked, curvature, -torch.ones_like(curvature)),
+                         torch.zeros_like(curvature))
+    return offset.clamp(-0.5, 0.5).to(dtype)
 
 
 def heatmap_to_normalized(joints_hm: Any, heatmap_size: int) -> Any:

@@ -35,12 +35,13 @@ CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, flip_test: bool = True) -> dict:
+def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, flip_test: bool = True,
+            subpixel: str = "quarter") -> dict:
     """Run the network on a uint8 RGB batch (B,3,S,S) and decode its outputs.
 
     Returns a dict of tensors on the images' device:
       heatmaps (B,16,H,H) last stack (flip-averaged with flip_test), joints_hm (B,16,2)
-      sub-pixel heatmap px, joints_2d (B,16,2) normalised units, maxvals (B,16),
+      sub-pixel heatmap px (decode.heatmaps_to_joints with `subpixel`), joints_2d (B,16,2) normalised units, maxvals (B,16),
       depth (B,16) normalised units (flip-averaged with flip_test).
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -53,7 +54,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, fli
         out_f = model(torch.flip(x, dims=[3]).contiguous(memory_format=fmt))
         heatmaps = 0.5 * (heatmaps + decode.flip_back(out_f["heatmaps"][-1].float()))
         depth = 0.5 * (depth + decode.flip_back_depth(out_f["depth"].float()))
-    joints_hm, maxvals = decode.heatmaps_to_joints(heatmaps)
+    joints_hm, maxvals = decode.heatmaps_to_joints(heatmaps, subpixel)
     joints_2d = decode.heatmap_to_normalized(joints_hm, heatmaps.shape[-1])
     return {"heatmaps": heatmaps, "joints_hm": joints_hm, "joints_2d": joints_2d, "maxvals": maxvals, "depth": depth}
 
@@ -76,7 +77,8 @@ class Predictions:
 
 @torch.no_grad()
 def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch_size: int = 32,
-                    flip_test: bool = True, device: torch.device | None = None, num_workers: int = 0,
+                    flip_test: bool = True, subpixel: str = "quarter", device: torch.device | None = None,
+                    num_workers: int = 0,
                     limit: int = 0, progress: bool = True, desc: str = "predict") -> Predictions:
     """Predict every sample of `dataset` (first `limit` when > 0) and gather ground truth."""
     device = device or next(model.parameters()).device
@@ -87,7 +89,7 @@ def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     model.eval()
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        out = predict(model, batch["image"].to(device), input_format, flip_test=flip_test)
+        out = predict(model, batch["image"].to(device), input_format, flip_test=flip_test, subpixel=subpixel)
         parts["joints_2d"].append(out["joints_2d"].cpu().numpy())
         parts["depth"].append(out["depth"].cpu().numpy())
         parts["gt_joints_2d"].append(batch["joints_2d"].numpy())
@@ -166,8 +168,8 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
 def pckh_on_mpii(model, dataset, cfg: Config, device, *, limit: int = 0, progress: bool = True) -> float:
     """PCKh@cfg.eval.pckh_threshold on an MPII-format split, in original-image pixels."""
     pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
-                           flip_test=cfg.eval.flip_test, device=device, limit=limit, progress=progress,
-                           desc="PCKh")
+                           flip_test=cfg.eval.flip_test, subpixel=cfg.eval.subpixel, device=device, limit=limit,
+                           progress=progress, desc="PCKh")
     crop_px = camera.normalized_to_crop_px(pred.joints_2d, cfg.data.input_size, cfg.data.heatmap_size)
     joints_img = decode.joints_to_image(crop_px, pred.crop)
     rows = pred.index
@@ -186,8 +188,8 @@ def evaluate_3d_split(model, dataset, cfg: Config, device, bone_sum_mm: float, *
     depth branch from 2D errors (the number training validation reports).
     """
     pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
-                           flip_test=cfg.eval.flip_test, device=device, limit=limit, progress=progress,
-                           desc=f"{stage}/{split}")
+                           flip_test=cfg.eval.flip_test, subpixel=cfg.eval.subpixel, device=device, limit=limit,
+                           progress=progress, desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, cfg.eval.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)

@@ -27,6 +27,7 @@ import math
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from .runlog import MetricsLog
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.yaml"
+WALLCLOCK_NAME = "wallclock.jsonl"  # training seconds at each validation (not reproducible, so apart)
 # Fault injection for the reliability tests: SIGKILL this process right after the given
 # global step (counted within the stage) has been taken, before any checkpoint of it.
 KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
@@ -223,7 +225,8 @@ def stage_seed(seed: int, stage: int) -> int:
 
 
 def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
-    """(train dataset with set_epoch, 2D val dataset, 3D val dataset, 3D train dataset without augmentation)."""
+    """(train dataset with set_epoch, 2D val dataset, lab 3D val dataset, 3D train dataset without
+    augmentation, wild 3D val dataset or None when data.wild_val_dir is empty)."""
     from .data.fusion import FusionDataset
     from .data.h36m import H36MDataset
     from .data.mpii import MPIIDataset
@@ -233,9 +236,11 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
     train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed)
     val_2d = MPIIDataset(resolve(d.mpii_dir), "val", d, augment=False, seed=cfg.seed)
-    val_3d = H36MDataset(resolve(d.h36m_dir), "test", d, augment=False, seed=cfg.seed)
+    val_wild = H36MDataset(resolve(d.wild_val_dir), "test", d, augment=False, seed=cfg.seed) if d.wild_val_dir else None
+    # Lab validation: data.lab_val_dir when set (tuning must not look at the test split).
+    val_3d = H36MDataset(resolve(d.lab_val_dir or d.h36m_dir), "test", d, augment=False, seed=cfg.seed)
     h36m_plain = H36MDataset(resolve(d.h36m_dir), "train", d, augment=False, seed=cfg.seed)
-    return train, val_2d, val_3d, h36m_plain
+    return train, val_2d, val_3d, h36m_plain, val_wild
 
 
 # ----------------------------------------------------------------------------- fit
@@ -341,7 +346,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
         model = torch.compile(model)
 
     # ---- data
-    train_ds, val_2d, val_3d, h36m_plain = build_datasets(cfg, stage, stage_cfg)
+    train_ds, val_2d, val_3d, h36m_plain, val_wild = build_datasets(cfg, stage, stage_cfg)
     batch = tcfg.batch_size  # per process
     train_ds.set_epoch(0)
     per_rank = -(-len(train_ds) // info.world_size)
@@ -353,6 +358,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
         raise CheckpointError(f"--resume: {last} has {ckpt['extra'].get('steps_per_epoch')} steps per epoch, "
                               f"the data now give {steps_per_epoch}; was the dataset regenerated?")
 
+    from .decode import mean_bone_sum_mm
     from .validation import evenly_spaced_subset, mean_depth, validate
 
     val_kwargs: dict[str, Any] = {}
@@ -363,6 +369,10 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
             loader_3d=DataLoader(evenly_spaced_subset(val_3d, tcfg.val_samples), batch_size=eval_bs),
             mean_depth_16=mean_depth(h36m_plain, tcfg.val_samples, eval_bs),
             device=device, input_format=cfg.model.input_format, channels_last=switches.channels_last, bf16=switches.bf16,
+            head_px_2d=torch.from_numpy(val_2d.normalize) if val_2d.normalize is not None else None,
+            loader_3d_wild=(DataLoader(evenly_spaced_subset(val_wild, tcfg.val_samples), batch_size=eval_bs)
+                            if val_wild is not None else None),
+            bone_sum_mm=mean_bone_sum_mm(h36m_plain.joints_3d_mm),
         )
 
     # ---- bookkeeping
@@ -377,6 +387,10 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
     sums: dict[str, float] = dict(extra0.get("epoch_sums", {}))  # loss-term sums of the current epoch
     metrics: dict[str, float] = dict(ckpt["metrics"]) if ckpt else {}
     kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)
+    # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
+    # kept in WALLCLOCK_NAME and the checkpoint's extra, never in `metrics` or metrics.jsonl
+    # (which stay bitwise reproducible).
+    clock = _StepClock(float(extra0.get("train_seconds", 0.0)))
 
     def save(finished: bool) -> None:
         broadcast_buffers(raw_model, info)
@@ -385,6 +399,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
             extra = {
                 "finished": finished, "steps_per_epoch": steps_per_epoch, "world_size": info.world_size,
                 "epoch_sums": dict(sums), "rng": {"torch": torch.get_rng_state()},
+                "train_seconds": clock.seconds(),
                 "init_from": str(init_path) if init_path is not None else None, "init_digest": init_digest,
             }
             save_checkpoint(last, make_checkpoint(
@@ -396,6 +411,8 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
         val = validate(raw_model, preprocess, **val_kwargs)
         metrics.update({f"val_{k}": v for k, v in val.items()})
         log.write("val", stage=stage, epoch=0, step=0, **val)
+        (sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
+        _write_wallclock(sdir, stage=stage, epoch=0, step=0, train_seconds=0.0)
 
     try:
         while epoch < stage_cfg.epochs:
@@ -413,6 +430,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
             )
             bar = tqdm(loader, total=steps_per_epoch, initial=done_in_epoch, file=sys.stderr, mininterval=1.0,
                        disable=not info.is_main, desc=f"stage {stage} epoch {epoch + 1}/{stage_cfg.epochs}")
+            clock.start()
             for sample in bar:
                 sample = {k: v.to(device, non_blocking=True) for k, v in sample.items()}
                 images = preprocess(sample["image"], cfg.model.input_format)  # (B, 3, S, S)
@@ -451,6 +469,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
                 end_of_epoch = step == (epoch + 1) * steps_per_epoch
                 if tcfg.checkpoint_every_steps and step % tcfg.checkpoint_every_steps == 0 and not end_of_epoch:
                     save(finished=False)
+            clock.stop()
             bar.close()
             epoch += 1
             count = max(sums.pop("count", 1.0), 1.0)
@@ -462,6 +481,7 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
                 val = validate(raw_model, preprocess, **val_kwargs)
                 metrics.update({f"val_{k}": v for k, v in val.items()})
                 log.write("val", stage=stage, epoch=epoch, step=step, **val)
+                _write_wallclock(sdir, stage=stage, epoch=epoch, step=step, train_seconds=clock.seconds())
             save(finished=epoch == stage_cfg.epochs)
         digests = all_gather_objects(state_digest(raw_model.state_dict()), info)
         if len(set(digests)) != 1:
@@ -472,6 +492,33 @@ def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool,
     finally:
         log.close()
     return metrics
+
+
+def _write_wallclock(sdir: Path, **record: Any) -> None:
+    """Append one JSON line to `<stage dir>/wallclock.jsonl` (time-to-accuracy curves)."""
+    import json
+
+    with open(sdir / WALLCLOCK_NAME, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class _StepClock:
+    """Accumulates wall-clock seconds between start() and stop() calls."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self._total, self._since = seconds, None
+
+    def start(self) -> None:
+        self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self._total += time.perf_counter() - self._since
+            self._since = None
+
+    def seconds(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return round(self._total + running, 3)
 
 
 def _saved_step(path: Path) -> str:

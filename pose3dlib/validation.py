@@ -1,10 +1,13 @@
-"""Training-time validation: 2D PCK on the wild (MPII-format) split, 3D MPJPE on the lab test split.
+"""Training-time validation on the validation splits: 2D PCK and PCKh on the MPII-format
+val split, 3D MPJPE on the lab (and, when given, wild) validation split.
 
 These are quick numbers to watch learning, not the paper's evaluation (that is
-`pose3dlib.evaluate`): 2D joints come from the last stack's heatmaps, and the 3D
-MPJPE combines ground-truth 2D with the predicted depth, scaled to millimetres by the
-ground-truth skeleton's total bone length (so it measures depth alone); 2D joints are
-decoded with `decode.heatmaps_to_joints` (argmax + quarter-pixel refinement).
+`pose3dlib.evaluate`): 2D joints come from the last stack's heatmaps without flip
+testing, decoded with `decode.heatmaps_to_joints` (argmax + quarter-pixel refinement).
+`mpjpe_mm` combines ground-truth 2D with the predicted depth, scaled to millimetres by
+the ground-truth skeleton's total bone length (so it measures depth alone); the
+`p1_*_mm` numbers use the predicted 2D as well (Protocol #1 as the evaluation computes
+it, scaled to `bone_sum_mm`).
 """
 from __future__ import annotations
 
@@ -66,14 +69,36 @@ def mean_depth(dataset_3d: Dataset, max_samples: int, batch_size: int) -> torch.
     return (total / count).float()
 
 
+def pckh_hits(pred_2d: torch.Tensor, gt_2d: torch.Tensor, valid: torch.Tensor, head_crop_px: torch.Tensor,
+              input_size: int, threshold: float = 0.5) -> tuple[int, int]:
+    """(correct, counted) valid joints within `threshold` x the head size, measured in crop pixels.
+
+    pred_2d, gt_2d: (B, J, 2) normalised units (the crop spans 2 units, so a normalised
+    distance times input_size / 2 is crop pixels); head_crop_px: (B,) head size in crop
+    pixels. Equals PCKh in original-image pixels for unaugmented (similarity) crops.
+    """
+    dist_px = torch.linalg.norm(pred_2d - gt_2d, dim=-1) * (input_size / 2.0)  # (B, J)
+    ok = (dist_px < threshold * head_crop_px[:, None]) & valid
+    return int(ok.sum()), int(valid.sum())
+
+
+def head_size_in_crop(head_px: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+    """(B,) head sizes in original pixels -> crop pixels, by the scale of each (B, 2, 3) crop affine."""
+    return head_px * torch.linalg.det(crop[:, :, :2].double()).abs().sqrt().to(head_px.dtype)
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, preprocess, *, loader_2d: DataLoader, loader_3d: DataLoader,
              mean_depth_16: torch.Tensor, device: torch.device, input_format: str,
-             channels_last: bool = False, bf16: bool = False) -> dict[str, float]:
-    """2D PCK@0.1 (fraction of the crop) on loader_2d; depth MPJPE and the mean-pose baseline on loader_3d.
+             channels_last: bool = False, bf16: bool = False, head_px_2d: torch.Tensor | None = None,
+             loader_3d_wild: DataLoader | None = None, bone_sum_mm: float | None = None) -> dict[str, float]:
+    """2D PCK@0.1 (fraction of the crop) and PCKh@0.5 on loader_2d; 3D errors on loader_3d (lab).
 
     Returns {"pck": %, "mpjpe_mm": mm, "mpjpe_mean_pose_mm": mm}; the baseline replaces the
-    predicted depth by `mean_depth_16` (the mean training depth vector).
+    predicted depth by `mean_depth_16` (the mean training depth vector). With `head_px_2d`
+    (the MPII head size of every row of loader_2d's dataset, indexed by the sample's
+    `index`) also "pckh" (%); with `bone_sum_mm` also "p1_lab_mm" (predicted 2D and depth,
+    Protocol #1) and, with `loader_3d_wild`, "p1_wild_mm" and "mpjpe_wild_mm" (GT 2D).
     """
     was_training = model.training
     model.eval()
@@ -85,28 +110,54 @@ def validate(model: torch.nn.Module, preprocess, *, loader_2d: DataLoader, loade
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             return model(x)
 
-    hits, counted = 0, 0
+    def joints(out: dict) -> torch.Tensor:
+        heatmaps = out["heatmaps"][-1].float().cpu()  # (B, 16, H, H)
+        return heatmap_to_normalized(heatmaps_to_joints(heatmaps)[0], heatmaps.shape[-1])  # (B, 16, 2)
+
+    hits, counted, hits_h, counted_h = 0, 0, 0, 0
     for batch in loader_2d:
         out = forward(batch["image"])
-        heatmaps = out["heatmaps"][-1].float().cpu()  # (B, 16, H, H)
-        pred = heatmap_to_normalized(heatmaps_to_joints(heatmaps)[0], heatmaps.shape[-1])  # (B, 16, 2)
-        h, c = pck_hits(pred, batch["joints_2d"], batch["valid"].bool())
+        pred, valid = joints(out), batch["valid"].bool()
+        h, c = pck_hits(pred, batch["joints_2d"], valid)
         hits, counted = hits + h, counted + c
-    err_sum, base_sum, n3 = 0.0, 0.0, 0
-    for batch in loader_3d:
-        has = batch["has_depth"].bool()
-        if not has.any():
-            continue
-        out = forward(batch["image"])
-        depth = out["depth"].float().cpu()[has]  # (b, 16)
-        j2d, j3d = batch["joints_2d"][has], batch["joints_3d_mm"][has]
-        err_sum += float(depth_mpjpe_mm(j2d, depth, j3d).double().sum())
-        base = mean_depth_16.expand_as(depth)
-        base_sum += float(depth_mpjpe_mm(j2d, base, j3d).double().sum())
-        n3 += int(has.sum())
-    model.train(was_training)
-    return {
+        if head_px_2d is not None:
+            head = head_size_in_crop(head_px_2d[batch["index"]], batch["crop"])
+            h, c = pckh_hits(pred, batch["joints_2d"], valid, head, batch["image"].shape[-1])
+            hits_h, counted_h = hits_h + h, counted_h + c
+
+    def errors_3d(loader: DataLoader) -> dict[str, float]:
+        sums = {"gt2d": 0.0, "base": 0.0, "p1": 0.0}
+        n3 = 0
+        for batch in loader:
+            has = batch["has_depth"].bool()
+            if not has.any():
+                continue
+            out = forward(batch["image"])
+            depth = out["depth"].float().cpu()[has]  # (b, 16)
+            j2d, j3d = batch["joints_2d"][has], batch["joints_3d_mm"][has]
+            sums["gt2d"] += float(depth_mpjpe_mm(j2d, depth, j3d).double().sum())
+            sums["base"] += float(depth_mpjpe_mm(j2d, mean_depth_16.expand_as(depth), j3d).double().sum())
+            if bone_sum_mm is not None:
+                gt = j3d - j3d[:, DEPTH_ROOT : DEPTH_ROOT + 1]
+                pred_mm = reconstruct_3d(joints(out)[has], depth, bone_sum_mm)
+                sums["p1"] += float(mpjpe_per_sample(pred_mm, gt).sum())
+            n3 += int(has.sum())
+        return {k: v / n3 if n3 else math.nan for k, v in sums.items()}
+
+    lab = errors_3d(loader_3d)
+    result = {
         "pck": 100.0 * hits / counted if counted else math.nan,
-        "mpjpe_mm": err_sum / n3 if n3 else math.nan,
-        "mpjpe_mean_pose_mm": base_sum / n3 if n3 else math.nan,
+        "mpjpe_mm": lab["gt2d"],
+        "mpjpe_mean_pose_mm": lab["base"],
     }
+    if head_px_2d is not None:
+        result["pckh"] = 100.0 * hits_h / counted_h if counted_h else math.nan
+    if bone_sum_mm is not None:
+        result["p1_lab_mm"] = lab["p1"]
+    if loader_3d_wild is not None:
+        wild = errors_3d(loader_3d_wild)
+        result["mpjpe_wild_mm"] = wild["gt2d"]
+        if bone_sum_mm is not None:
+            result["p1_wild_mm"] = wild["p1"]
+    model.train(was_training)
+    return result

@@ -114,3 +114,22 @@ def test_cli_writes_profile(tmp_path):
     out = tmp_path / "cli"
     assert main(["prepare-synthetic", "--profile", "smoke", "--out", str(out), "--seed", "1"]) == 0
     assert synthetic.is_complete(out, load_config("configs/smoke.yaml").synthetic, 1)
+
+
+def test_validation_splits_are_new_people_and_leave_the_others_unchanged(tmp_path, tiny):
+    cfg = SyntheticConfig(**{**TINY.__dict__, "wild_val": 4, "lab_val": 5})
+    out = synthetic.generate(tmp_path / "with_val", cfg, seed=3)
+    assert synthetic.is_complete(out, cfg, seed=3) and not synthetic.is_complete(tiny, cfg, seed=3)
+    for split in ("h36m", "wild_test"):  # adding validation splits leaves the other splits as they were
+        with h5py.File(tiny / split / "annot.h5", "r") as a, h5py.File(out / split / "annot.h5", "r") as b:
+            np.testing.assert_array_equal(a["joint_3d_mono"][()], b["joint_3d_mono"][()])
+    with h5py.File(out / "lab_val" / "annot.h5", "r") as f:
+        assert f["istrain"].shape == (5,) and not f["istrain"][()].any()
+        assert set(f["subject"][()]) <= {1, 5, 6, 7, 8}  # new frames of the training subjects
+        lab_val = f["joint_3d_mono"][()]
+    with h5py.File(out / "wild_val" / "annot.h5", "r") as f, h5py.File(out / "wild_test" / "annot.h5", "r") as t:
+        assert f["istrain"].shape == (4,) and set(f["subject"][()]) == {0}
+        assert not np.allclose(f["joint_3d_mono"][()], t["joint_3d_mono"][:4])  # not the test people
+    with h5py.File(out / "h36m" / "annot.h5", "r") as f:
+        train = f["joint_3d_mono"][()]
+    assert min(np.abs(train - p).max(axis=(1, 2)).min() for p in lab_val) > 1.0  # no repeated frame

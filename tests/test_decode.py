@@ -57,6 +57,37 @@ def test_no_refinement_on_border() -> None:
     np.testing.assert_allclose(joints[0], [[0.0, 0.0], [4.0, 3.0]])
 
 
+# ----------------------------------------------------------------------------- log-parabola refinement
+
+@pytest.mark.parametrize("sigma", [0.8, 1.0, 1.75, 3.0])
+def test_log_parabola_recovers_gaussian_centres(sigma) -> None:
+    # The log of a Gaussian is a parabola, so the vertex is exact for any sigma and offset
+    # inside the peak pixel; the quarter-pixel rule is off by up to 0.25 px.
+    rng = np.random.default_rng(1)
+    centres = np.stack([rng.uniform(2.5, 12.5, (4, 16)), rng.uniform(2.5, 9.5, (4, 16))], -1)  # (4, 16, 2)
+    hm = gaussian_heatmaps(centres, h=12, w=15, sigma=sigma).astype(np.float64)
+    joints, _ = decode.heatmaps_to_joints(hm, "log_parabola")
+    np.testing.assert_allclose(joints, centres, atol=1e-6)
+    quarter, _ = decode.heatmaps_to_joints(hm, "quarter")
+    assert np.abs(quarter - centres).max() > 0.05  # the test can tell the two methods apart
+
+
+def test_log_parabola_is_safe_on_flat_and_border_peaks() -> None:
+    hm = np.zeros((1, 3, 5, 6), np.float32)  # joint 0: all zero (flat: no move)
+    hm[0, 1, 0, 0], hm[0, 1, 1, 0], hm[0, 1, 0, 1] = 1.0, 0.9, 0.9  # corner peak: no move on the border
+    hm[0, 2, 2, 2], hm[0, 2, 2, 3] = 1.0, 1.0 - 1e-9  # a near-plateau: offset clipped to half a pixel
+    joints, _ = decode.heatmaps_to_joints(hm, "log_parabola")
+    np.testing.assert_allclose(joints[0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(joints[0, 1], [0.0, 0.0])
+    assert 2.0 < joints[0, 2, 0] <= 2.5 and joints[0, 2, 1] == 2.0
+    assert np.all(np.isfinite(joints))
+
+
+def test_unknown_subpixel_method() -> None:
+    with pytest.raises(ValueError, match="subpixel"):
+        decode.heatmaps_to_joints(np.zeros((1, 1, 4, 4)), "centroid")
+
+
 def test_torch_matches_numpy_and_keeps_type() -> None:
     rng = np.random.default_rng(0)
     hm = rng.random((3, 16, 8, 10)).astype(np.float32)

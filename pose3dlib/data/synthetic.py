@@ -12,6 +12,10 @@ Writes three splits (formats: docs/data.md, paper-facts "Data formats of the ori
   center, scale, visible, normalize, index, person, torsoangle) and `images/<9 digits>.jpg`.
 - `wild_test/`: wild images with 3D ground truth in the h36m format (istrain 0, subject 0,
   camera 0), never trained on; extra `visible` (N, 16).
+- `wild_val/`, `lab_val/` (when `synthetic.wild_val` / `synthetic.lab_val` > 0): validation
+  splits in the same h36m format, from their own random streams (wild_val: new wild
+  people; lab_val: new frames of the training subjects), all rows istrain 0. Recipes
+  are tuned on these and on MPII val; lab test and wild_test are only for reporting.
 
 Every row's randomness is a pure function of (seed, split, chunk), so the output does not
 depend on the number of worker processes. The output is built in a hidden sibling folder
@@ -77,6 +81,8 @@ UNANNOTATED_PROB = 0.03  # per joint, on top of joints outside the image (MPII: 
 MPII_CENTER_SHIFT = 15.0  # the usual crop moves the centre down by 15 * scale px ...
 MPII_BOX_PER_SCALE = 250.0  # ... and uses a box of 200 * 1.25 * scale px
 HEAD_BOX_FACTOR = 0.6 * np.sqrt(2.0)  # MPII head size: 0.6 x the head box diagonal
+VAL_STREAM = 50  # offset of the validation splits' random streams (new people, never in train or test)
+VAL_SPLITS = ("lab_val", "wild_val")  # h36m-format validation splits, written when their size is > 0
 
 
 @dataclass(frozen=True)
@@ -215,16 +221,21 @@ def _h36m_path(root: Path, subject: int, action: int, subaction: int, cam: int, 
     return root / folder / f"{folder}_{frame_id:06d}.jpg"
 
 
-def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool) -> dict[str, np.ndarray]:
-    """Per-row subject, action, subaction, camera, id and istrain of an h36m-format split."""
-    rng = np.random.default_rng([seed, 2 if wild else 3])
+def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = False) -> dict[str, np.ndarray]:
+    """Per-row subject, action, subaction, camera, id and istrain of an h36m-format split.
+
+    `val`: a validation split (wild_val, lab_val) with its own random stream; a lab
+    validation split holds new frames of the training subjects, marked istrain 0.
+    """
+    rng = np.random.default_rng([seed, 2 if wild else 3] + ([VAL_STREAM] if val else []))
     if wild:
         n = n_train + n_test
         meta = {"subject": np.zeros(n, np.int64), "camera": np.zeros(n, np.int64),
                 "subaction": np.ones(n, np.int64), "istrain": np.zeros(n, np.int64),
                 "action": rng.choice(bodies.WILD_FAMILY_ACTIONS, n).astype(np.int64)}
     else:
-        subj = np.r_[np.resize(H36M_TRAIN_SUBJECTS, n_train), np.resize(H36M_TEST_SUBJECTS, n_test)]
+        test_subjects = H36M_TRAIN_SUBJECTS if val else H36M_TEST_SUBJECTS
+        subj = np.r_[np.resize(H36M_TRAIN_SUBJECTS, n_train), np.resize(test_subjects, n_test)]
         n = len(subj)
         meta = {"subject": subj.astype(np.int64), "camera": rng.integers(1, 5, n).astype(np.int64),
                 "subaction": rng.integers(1, 3, n).astype(np.int64),
@@ -267,18 +278,22 @@ def _chunks(domain: str, split_code: int, seed: int, size: int, paths: list[Path
             for c in range(0, len(paths), CHUNK_ROWS)]
 
 
-def _write_h36m_split(root: Path, cfg: SyntheticConfig, seed: int, n_train: int, n_test: int, wild: bool) -> int:
-    """Render an h36m-format split into `root` (annot.h5 + images/); returns its row count."""
-    meta = _h36m_meta(seed, n_train, n_test, wild)
+def _write_h36m_split(root: Path, cfg: SyntheticConfig, seed: int, n_train: int, n_test: int, wild: bool,
+                      val: bool = False) -> int:
+    """Render an h36m-format split into `root` (annot.h5 + images/); returns its row count.
+
+    `val` writes a validation split (all rows istrain 0) from its own random streams.
+    """
+    meta = _h36m_meta(seed, n_train, n_test, wild, val)
     img_root = root / IMAGE_DIR
     paths = [_h36m_path(img_root, *(int(meta[k][r]) for k in ("subject", "action", "subaction", "camera", "id")))
              for r in range(len(meta["id"]))]
     for folder in {p.parent for p in paths}:
         folder.mkdir(parents=True, exist_ok=True)
     domain = "wild" if wild else "lab"
-    tasks = _chunks(domain, 2 if wild else 0, seed, cfg.image_size, paths, meta["action"], meta["subject"],
-                    meta["camera"])
-    ann = _run_chunks(tasks, cfg.workers, f"{'wild_test' if wild else 'h36m'}")
+    code = (2 if wild else 0) + (VAL_STREAM if val else 0)
+    tasks = _chunks(domain, code, seed, cfg.image_size, paths, meta["action"], meta["subject"], meta["camera"])
+    ann = _run_chunks(tasks, cfg.workers, root.name)
     with h5py.File(root / H36M_ANNOTATION_FILE, "w") as f:
         f["id"] = meta["id"]
         f["joint_2d"] = ann["joint_2d"].astype(np.float64)
@@ -339,7 +354,8 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
         return False
     expected = _manifest(cfg, seed)
     return all(stored.get(k) == v for k, v in expected.items()) and all(
-        (out / p).is_file() for p in ("h36m/annot.h5", "mpii/train.h5", "mpii/val.h5", "wild_test/annot.h5"))
+        (out / p).is_file() for p in ("h36m/annot.h5", "mpii/train.h5", "mpii/val.h5", "wild_test/annot.h5",
+                                      *(f"{v}/annot.h5" for v in VAL_SPLITS if getattr(cfg, v) > 0)))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -383,6 +399,10 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
         "mpii_val": _write_mpii_split(tmp / "mpii", "val", cfg, seed, cfg.mpii_val, 1),
         "wild_test": _write_h36m_split(tmp / "wild_test", cfg, seed, 0, cfg.wild_test, wild=True),
     }
+    for name in VAL_SPLITS:  # tuning happens on these; the test splits are for reporting
+        if getattr(cfg, name) > 0:
+            counts[name] = _write_h36m_split(tmp / name, cfg, seed, 0, getattr(cfg, name), wild=name == "wild_val",
+                                             val=True)
     (tmp / MANIFEST).write_text(json.dumps({**_manifest(cfg, seed), "counts": counts}, indent=2))
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
