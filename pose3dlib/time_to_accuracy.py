@@ -112,3 +112,24 @@ def plot_time_to_accuracy(rows: list[dict], baselines_mm: dict[str, float] | Non
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def mean_pose_baselines(cfg) -> dict[str, float]:
+    """Protocol #1 of the mean training pose on the lab and wild validation splits of `cfg.data`.
+
+    Returns {"p1_lab_mm": mm, "p1_wild_mm": mm} (a key only for each split whose folder is set),
+    the dashed lines of `plot_time_to_accuracy`.
+    """
+    import numpy as np
+
+    from . import metrics
+    from .data.h36m import H36MDataset
+
+    train = H36MDataset(cfg.data.h36m_dir, "train", cfg.data).joints_3d_mm
+    mean_pose = train.mean(axis=0, keepdims=True)
+    out = {}
+    for key, folder in (("p1_lab_mm", cfg.data.lab_val_dir), ("p1_wild_mm", cfg.data.wild_val_dir)):
+        if folder:
+            gt = H36MDataset(folder, "test", cfg.data).joints_3d_mm
+            out[key] = float(np.mean(metrics.mpjpe_per_sample(np.repeat(mean_pose, len(gt), axis=0), gt)))
+    return out
