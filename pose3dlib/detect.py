@@ -17,6 +17,7 @@ person's).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ class Box:
 
     def as_json(self) -> dict:
         return {"center_px": [round(float(v), 2) for v in self.center_px], "side_px": round(float(self.side_px), 2),
-                "source": self.source, "score": round(float(self.score), 4)}
+                "source": self.source, "score": None if math.isnan(self.score) else round(float(self.score), 4)}
 
 
 def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_SIDE_FRACTION,
