@@ -334,7 +334,21 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, key="--device")
     model, cfg = load_model(ckpt, map_location=device)
     model.to(device).eval()
-    out_dir = resolve(args.out)
+    print(f"checkpoint {ckpt}: {EXPECTATIONS}")
+    run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
+               all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)
+    return 0
+
+
+def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, items: list[media.Item], out_dir: Path, *,
+               bbox=None, whole_image: bool = False, all_people: bool = False, bvh: bool = False,
+               flip_test: bool = True, device: torch.device | None = None) -> dict[Path, dict[str, Path]]:
+    """Run the demo on images and videos (`media.collect_inputs`), writing everything under `out_dir`.
+
+    A single input's error is raised; with several, a failing one is reported as a warning
+    and skipped, and Pose3DError is raised only when none succeeded. Returns the written
+    paths per input.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
     header = output_header(cfg, ckpt)
@@ -342,23 +356,22 @@ def run(args: argparse.Namespace) -> int:
     single = len(items) == 1
     used: set[str] = set()
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
-    succeeded = 0
-    print(f"checkpoint {ckpt}: {EXPECTATIONS}")
+    written: dict[Path, dict[str, Path]] = {}
     for item in tqdm(items, desc="demo", unit="input", disable=None if len(items) > 1 else True):
         stem = output_stem(item, used)
         try:
             plotlyjs = plotlyjs or _shared_plotlyjs(out_dir)
             if item.kind == "video":
                 paths = run_video(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
-                                  whole_image=args.whole_image, flip_test=not args.no_flip, bvh=args.bvh,
-                                  plotlyjs=plotlyjs, device=device)
+                                  whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device)
             else:
                 image = media.read_image_rgb(item.path)
                 check_bbox_overlaps(bbox, image.shape[:2], item.path)
-                result = {**header, "input": str(item.path),
-                          **image_result(_image_records(model, cfg, image, bbox, args, device), image, args.all_people)}
+                boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people, device=device)
+                records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
+                result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
                 paths = write_outputs(result, image, out_dir, stem, plotlyjs)
-                if args.bvh:
+                if bvh:
                     paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]))
                 for w in result["warnings"]:
                     _warn(f"{item.path}: {w}")
@@ -372,25 +385,20 @@ def run(args: argparse.Namespace) -> int:
             message = " ".join(str(e).split())
             _warn(f"{message if str(item.path) in message else f'{item.path}: {message}'} (skipped)")
             continue
-        succeeded += 1
+        written[item.path] = paths
         tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
     for folder, (names, records) in bundles.items():
         bundle = write_people_bundle(out_dir / folder.resolve().name / "keypoints", names, records)
         print(f"{folder}: keypoints of {len(names)} images in {bundle}")
-    if succeeded == 0:
+    if not written:
         raise Pose3DError(f"none of the {len(items)} inputs could be processed (warnings above)")
-    return 0
+    return written
 
 
 def _shared_plotlyjs(out_dir: Path) -> Path:
     from .viz import write_plotlyjs
 
     return write_plotlyjs(out_dir)
-
-
-def _image_records(model, cfg: Config, image: np.ndarray, bbox, args: argparse.Namespace, device) -> list[dict]:
-    boxes = boxes_for(model, cfg, image, bbox, whole_image=args.whole_image, all_people=args.all_people, device=device)
-    return estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=not args.no_flip, device=device)
 
 
 def make_example_images(source_dir: str | Path, out_dir: str | Path, count: int = 3) -> list[Path]:

@@ -71,7 +71,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
 
     def write(f) -> None:
         with warnings.catch_warnings():  # the tracer warns about g.shape, which the graph does keep symbolic
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore")
             torch.onnx.export(_Exportable(model), (example,), f, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
                               dynamic_axes={INPUT_NAME: dims, "heatmaps": dims, "depth": {0: "batch"}},
                               opset_version=OPSET, dynamo=False)
@@ -107,3 +107,46 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}; "
           f"outputs {', '.join(OUTPUTS)}")
     return 0
+
+
+def time_backends(config_path: str | Path, batch: int = 1, repeats: int = 5, threads: int = 2) -> dict:
+    """CPU latency of one forward pass (median of `repeats`, ms) of a profile's network: PyTorch vs onnxruntime.
+
+    Untrained weights (speed does not depend on their values); PyTorch runs as `load_model`
+    returns it (channels_last when the profile trains that way), both with `threads` threads.
+    """
+    import tempfile
+    import time
+
+    from .checkpoint import make_checkpoint, save_checkpoint
+    from .config import config_to_dict, load_config
+    from .model import build_model
+
+    cfg = load_config(config_path)
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "net.pt"
+        save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(),
+                                              config=config_to_dict(cfg), stage=3))
+        session = onnx_session(export_onnx(ckpt, Path(tmp) / "net.onnx"), threads=threads)
+        model, _ = load_model(ckpt)
+    size = cfg.data.input_size
+    x = torch.rand(batch, 3, size, size)
+    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+    def median_ms(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+        return float(np.median(times))
+
+    with torch.no_grad():
+        torch_ms = median_ms(lambda: model(x.contiguous(memory_format=fmt)))
+    ort_ms = median_ms(lambda: run_onnx(session, x.numpy()))
+    return {"profile": cfg.profile, "input_px": size, "batch": batch, "threads": threads,
+            "pytorch_ms": round(torch_ms, 1), "onnxruntime_ms": round(ort_ms, 1),
+            "pytorch_img_per_s": round(1000 * batch / torch_ms, 1), "onnxruntime_img_per_s": round(1000 * batch / ort_ms, 1)}

@@ -217,14 +217,23 @@ def write_plotlyjs(folder: str | Path) -> Path:
     return path
 
 
-def demo_panel(items: list[tuple[str, np.ndarray, np.ndarray]], height_in: float = 3.2):
-    """A row of images with their 2D skeletons: items are (title, RGB image, (16, 2) px joints)."""
+def demo_panel(items: list[tuple], height_in: float = 3.2):
+    """A row of images with their 2D skeletons: items are (title, RGB image, (16, 2) px joints[, box]).
+
+    A box is the demo JSON's {"center_px", "side_px"}; it is drawn as a dashed square.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     fig, axes = plt.subplots(1, len(items), figsize=(height_in * 1.2 * len(items), height_in), squeeze=False)
-    for ax, (title, image, joints) in zip(axes[0], items):
+    for ax, (title, image, joints, *box) in zip(axes[0], items):
         ax.imshow(image)
         plot_skeleton_2d(ax, joints)
+        if box and box[0] is not None:
+            (cx, cy), side = box[0]["center_px"], box[0]["side_px"]
+            ax.add_patch(Rectangle((cx - side / 2, cy - side / 2), side, side, fill=False, ls="--", ec="yellow", lw=1.2))
+        ax.set_xlim(0, image.shape[1])
+        ax.set_ylim(image.shape[0], 0)
         ax.set_title(f"{title}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
         ax.axis("off")
     fig.tight_layout()

@@ -83,3 +83,16 @@ def make_scene(rng: np.random.Generator, size_hw: tuple[int, int] | None = None,
 def make_scenes(seed: int, count: int, num_people: int = 1) -> list[Scene]:
     """`count` scenes, each a pure function of (seed, index)."""
     return [make_scene(np.random.default_rng([seed, 31, i]), num_people=num_people) for i in range(count)]
+
+
+def make_pan_video(rng: np.random.Generator, num_frames: int, size_hw: tuple[int, int] = (240, 320),
+                   pan_px: float = 8.0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames (H, W, 3) of a camera panning across one scene, and the person's box (T, 4) in each."""
+    h, w = size_hw
+    wide = make_scene(rng, (h, w + int(np.ceil(pan_px * num_frames))), height_fraction=(0.5, 0.8))
+    frames, boxes = [], []
+    for t in range(num_frames):
+        dx = int(round(pan_px * t))
+        frames.append(np.ascontiguousarray(wide.image[:, dx:dx + w]))
+        boxes.append(wide.person_boxes_px[0] - [dx, 0, 0, 0])
+    return frames, np.asarray(boxes)
