@@ -112,3 +112,23 @@ def test_scene_ground_truth_matches_the_rendered_person():
     two = make_scene(np.random.default_rng(4), (300, 600), num_people=2)
     assert two.person_boxes_px.shape == (2, 4)
     assert two.person_boxes_px[0, 0] + two.person_boxes_px[0, 2] <= two.person_boxes_px[1, 0] + 1  # side by side
+
+
+def test_person_search_command_reports_a_hit_rate(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.config import config_to_dict
+    from pose3dlib.model import build_model
+
+    cfg = load_config("configs/smoke.yaml")
+    ckpt = tmp_path / "c.pt"
+    save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1))
+    r = subprocess.run([sys.executable, "-m", "pose3dlib", "person-search", str(ckpt), "--scenes", "2",
+                        "--out", str(tmp_path / "hits.json")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "hits.json").read_text())["rows"]
+    assert len(rows) == 2 and "person found in" in r.stdout
+    assert all(r["side_ratio"] > 0 and isinstance(r["hit"], bool) for r in rows)
