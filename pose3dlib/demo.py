@@ -214,7 +214,12 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
 
     `plotlyjs`: a shared plotly.min.js the HTML links to (None: embed plotly.js).
     """
-    from .viz import draw_skeleton_2d, skeleton_figure_3d_png, skeleton_figure_plotly, write_html
+    from .viz import (
+        draw_skeleton_2d,
+        skeleton_figure_3d_png,
+        skeleton_figure_plotly,
+        write_html,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}_2d.png",
@@ -258,7 +263,12 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
               bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
               plotlyjs: Path | None = None, device: torch.device | None = None) -> dict[str, Path]:
     """Pose of the main person in every frame of a video; writes JSON, overlay video, animated 3D, bundle."""
-    from .viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
+    from .viz import (
+        animated_skeleton_figure,
+        draw_skeleton_2d,
+        skeleton_figure_3d_png,
+        write_html,
+    )
 
     fps, claimed = media.video_info(path)
     fps = fps if fps > 0 else 25.0

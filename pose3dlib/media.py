@@ -6,9 +6,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -112,7 +112,7 @@ class VideoWriter:
     def write(self, frame_rgb: np.ndarray) -> None:
         self.writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:

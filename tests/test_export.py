@@ -28,7 +28,7 @@ def read_bvh_positions(text: str) -> np.ndarray:
     """Forward kinematics of a BVH file -> (T, J, 3) positions of every joint and end site, in file order."""
     lines = [ln.strip() for ln in text.splitlines()]
     motion = lines.index("MOTION")
-    nodes, stack, channels = [], [], []  # node: (parent index, offset, n channels)
+    nodes, stack = [], []  # node: [parent index, offset, number of channels]
     for ln in lines[:motion]:
         word = ln.split()[0] if ln else ""
         if word in ("ROOT", "JOINT", "End"):

@@ -11,6 +11,7 @@ tall canvas at a random position with a random height, instead of into a square 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from .. import camera
 from ..skeleton import MPII16
 from . import bodies, render
 from .actions import H36M_ACTIONS, WILD_ACTIONS
-from .synthetic import _posed_people, _wild_camera, _Chunk
+from .synthetic import _Chunk, _posed_people, _wild_camera
 
 SCENE_SIZES_HW = ((480, 640), (640, 480), (720, 1280), (600, 600), (768, 1024))
 PERSON_HEIGHT_FRACTION = (0.2, 0.9)  # the person's pixel height / the image height
@@ -89,7 +90,7 @@ def make_pan_video(rng: np.random.Generator, num_frames: int, size_hw: tuple[int
                    pan_px: float = 8.0) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames (H, W, 3) of a camera panning across one scene, and the person's box (T, 4) in each."""
     h, w = size_hw
-    wide = make_scene(rng, (h, w + int(np.ceil(pan_px * num_frames))), height_fraction=(0.5, 0.8))
+    wide = make_scene(rng, (h, w + math.ceil(pan_px * num_frames)), height_fraction=(0.5, 0.8))
     frames, boxes = [], []
     for t in range(num_frames):
         dx = int(round(pan_px * t))
