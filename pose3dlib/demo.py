@@ -352,12 +352,13 @@ def run(args: argparse.Namespace) -> int:
 
 def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, items: list[media.Item], out_dir: Path, *,
                bbox=None, whole_image: bool = False, all_people: bool = False, bvh: bool = False,
-               flip_test: bool = True, device: torch.device | None = None) -> dict[Path, dict[str, Path]]:
+               flip_test: bool = True, device: torch.device | None = None,
+               quiet: bool = False) -> dict[Path, dict[str, Path]]:
     """Run the demo on images and videos (`media.collect_inputs`), writing everything under `out_dir`.
 
     A single input's error is raised; with several, a failing one is reported as a warning
     and skipped, and Pose3DError is raised only when none succeeded. Returns the written
-    paths per input.
+    paths per input (printed too, unless `quiet`; warnings always go to stderr).
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
@@ -396,10 +397,12 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
             _warn(f"{message if str(item.path) in message else f'{item.path}: {message}'} (skipped)")
             continue
         written[item.path] = paths
-        tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
+        if not quiet:
+            tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
     for folder, (names, records) in bundles.items():
         bundle = write_people_bundle(out_dir / folder.resolve().name / "keypoints", names, records)
-        print(f"{folder}: keypoints of {len(names)} images in {bundle}")
+        if not quiet:
+            print(f"{folder}: keypoints of {len(names)} images in {bundle}")
     if not written:
         raise Pose3DError(f"none of the {len(items)} inputs could be processed (warnings above)")
     return written

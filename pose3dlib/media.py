@@ -69,7 +69,8 @@ def collect_inputs(paths: list[str | Path]) -> list[Item]:
         elif p.exists():
             items.append(Item(kind_of(p), p, None))
         else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
+            raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
+                                    f"not found: {p}")
     return items
 
 
