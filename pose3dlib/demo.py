@@ -139,7 +139,7 @@ def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray]
         affines = [camera.crop_affine(b.center_px, b.side_px, 0.0, size) for b in boxes[i:i + batch]]
         crops = np.stack([camera.warp_image(im, a, size) for im, a in zip(images[i:i + batch], affines)])
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(device)  # (B, 3, S, S) uint8
-        out = predict(model, x, cfg.model.input_format, flip_test=flip_test)
+        out = predict(model, x, cfg.model.input_format, flip_test=flip_test, subpixel=cfg.eval.subpixel)
         joints_norm = out["joints_2d"].float().cpu().numpy()  # (B, 16, 2)
         joints_3d = decode.reconstruct_3d(joints_norm, out["depth"].float().cpu().numpy(), scale_mm)  # (B, 16, 3)
         conf = out["maxvals"].float().cpu().numpy()  # (B, 16)
