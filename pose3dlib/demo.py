@@ -358,7 +358,8 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
 
     A single input's error is raised; with several, a failing one is reported as a warning
     and skipped, and Pose3DError is raised only when none succeeded. Returns the written
-    paths per input (printed too, unless `quiet`; warnings always go to stderr).
+    paths per input (printed too, with per-image warnings on stderr, unless `quiet`; the
+    warnings are in each JSON either way).
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
@@ -384,7 +385,7 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                 paths = write_outputs(result, image, out_dir, stem, plotlyjs)
                 if bvh:
                     paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]))
-                for w in result["warnings"]:
+                for w in [] if quiet else result["warnings"]:
                     _warn(f"{item.path}: {w}")
                 if item.folder is not None:
                     names, records = bundles.setdefault(item.folder, ([], []))
