@@ -75,7 +75,9 @@ def collect_inputs(paths: list[str | Path]) -> list[Item]:
 
 
 def video_info(path: Path) -> tuple[float, int]:
-    """(frames per second, frame count the container claims) of a video; DataError when unopenable."""
+    """(frames per second, frame count the container claims) of a video; DataError when empty or unopenable."""
+    if path.is_file() and path.stat().st_size == 0:  # checked first: FFmpeg would print its own complaint
+        raise DataError(f"{path}: empty file, not a video")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
