@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pose3dlib.train", "train one of the three stages"),
     "evaluate": ("pose3dlib.evaluate", "evaluate checkpoints on the test splits under every protocol"),
     "demo": ("pose3dlib.demo", "2D and 3D pose of the person in your own images"),
+    "person-search": ("pose3dlib.detect", "measure the person search (hit rate) on synthetic uncropped scenes"),
+    "export-onnx": ("pose3dlib.onnx_export", "export the network to ONNX (dynamic batch and input size)"),
     "convert-hg3d": ("pose3dlib.compat", "convert a checkpoint of the original hg3d release"),
     "run-notebook": ("pose3dlib.notebook_runner", "execute a notebook with checked papermill parameters"),
     "sweep": ("pose3dlib.sweep", "run notebooks once per value of a parameter (papermill) and compare"),

@@ -206,7 +206,8 @@ def test_demo_command_accepts_a_converted_checkpoint(tmp_path):
     image = (np.random.default_rng(0).random((240, 180, 3)) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "person.jpg"), image)
     result = subprocess.run([sys.executable, "-m", "pose3dlib", "demo", str(tmp_path / "person.jpg"),
-                             "--checkpoint", str(converted), "--out", str(tmp_path / "out"), "--device", "cpu"],
+                             "--checkpoint", str(converted), "--out", str(tmp_path / "out"), "--device", "cpu",
+                             "--whole-image"],  # the checkpoint is the point here, not the person search
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert any((tmp_path / "out").iterdir())

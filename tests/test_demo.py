@@ -55,7 +55,7 @@ def test_joints_map_back_to_original_pixels(smoke_cfg):
     peaks = rng.integers(2, hm - 2, size=(16, 2))
     image = np.zeros((200, 300, 3), np.uint8)
     for bbox in [(50.0, 40.0, 80.0, 120.0), None]:
-        res = demo.estimate_pose(PeakModel(peaks, hm), smoke_cfg, image, bbox, flip_test=False)
+        res = demo.estimate_pose(PeakModel(peaks, hm), smoke_cfg, image, bbox, flip_test=False, whole_image=bbox is None)
         if bbox is None:
             center, side = np.array([149.5, 99.5]), 300.0
         else:
@@ -110,11 +110,82 @@ def test_demo_cli_writes_json_png_html(tmp_path, checkpoint):
         png = cv2.imread(str(out / f"{p.stem}_2d.png"))
         h, w = cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[:2]
         assert png.shape[:2] == (h, w)
+        assert meta["units"] == {"2d": "px", "3d": "mm"} and meta["root"] == "pelvis" and meta["root_relative"] is True
+        assert meta["edges"] == [list(e) for e in MPII16.edges] and meta["checkpoint"] == str(checkpoint)
+        assert meta["box"]["source"] == "heatmap search" and len(meta["confidence"]) == 16
         html = (out / f"{p.stem}_3d.html").read_text()
-        assert "plotly" in html.lower() and not re.search(r"<script[^>]*src=", html)  # self-contained
+        assert re.search(r'<script[^>]*src="plotly.min.js"', html) and len(html) < 200_000  # shared, not inlined
+        assert cv2.imread(str(out / f"{p.stem}_3d.png")) is not None  # static 3D beside the HTML
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert "synthetic" in r.stdout and "convert-hg3d" in r.stdout  # honest expectations in the output
     # with a box
     r = _cli("demo", str(images[0]), "--checkpoint", str(checkpoint), "--bbox", "10,5,60,100", "--out", str(out))
     assert r.returncode == 0, r.stderr
+    meta = json.loads((out / f"{images[0].stem}.json").read_text())
+    assert meta["box"] == {"center_px": [39.5, 54.5], "side_px": 125.0, "source": "--bbox enlarged by 1.25", "score": None}
+
+
+def test_folder_with_a_bad_image_still_runs_and_writes_a_bundle(tmp_path, checkpoint):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "shots"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.jpg"), rng.integers(0, 255, size=(80, 120, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.png"), rng.integers(0, 255, size=(90, 60, 3), dtype=np.uint8))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    r = _cli("demo", str(folder), "--checkpoint", str(checkpoint), "--whole-image", "--all-people", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "broken.jpg" in r.stderr and "skipped" in r.stderr
+    for stem in ("shots/a", "shots/sub/b"):
+        meta = json.loads((out / f"{stem}.json").read_text())
+        assert len(meta["people"]) == 1 and meta["people"][0]["joints_2d_px"] == meta["joints_2d_px"]
+    assert (out / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.jpg", "sub/b.png"]
+    assert np.load(out / "shots" / "keypoints" / "joints_3d_mm.npy").shape == (2, 16, 3)
+    html = (out / "shots" / "sub" / "b_3d.html").read_text()
+    assert 'src="../../plotly.min.js"' in html and not list(out.rglob("*/plotly.min.js"))  # one shared copy
+    # nothing usable: exit 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.jpg").write_bytes(b"nope")
+    (bad / "y.png").write_bytes(b"")
+    r = _cli("demo", str(bad), "--checkpoint", str(checkpoint), "--out", str(out))
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: none of the 2 inputs")
+
+
+def test_folder_without_images_is_a_one_line_error(tmp_path, checkpoint):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    r = _cli("demo", str(tmp_path / "empty"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no images or videos" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_video_gives_one_record_per_frame_and_an_animated_figure(tmp_path, checkpoint):
+    from pose3dlib.media import write_video
+
+    rng = np.random.default_rng(2)
+    frames = [np.roll(rng.integers(0, 255, size=(96, 128, 3), dtype=np.uint8), 4 * t, axis=1) for t in range(12)]
+    write_video(tmp_path / "clip.mp4", frames, fps=12)
+    out = tmp_path / "out"
+    r = _cli("demo", str(tmp_path / "clip.mp4"), "--checkpoint", str(checkpoint), "--bvh", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "clip.json").read_text())
+    assert meta["num_frames"] == 12 and [f["index"] for f in meta["frames"]] == list(range(12))
+    assert meta["units"] == {"2d": "px", "3d": "mm"} and meta["fps"] == pytest.approx(12)
+    assert meta["frames"][0]["box"]["source"] == "heatmap search"
+    assert all(np.array(f["joints_3d_mm"]).shape == (16, 3) for f in meta["frames"])
+    html = (out / "clip_3d.html").read_text()
+    assert html.count('"name":"11"') >= 1 and '"sliders"' in html and '"play"' in html
+    cap = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    cap.release()
+    assert np.load(out / "clip_keypoints" / "joints_2d_px.npy").shape == (12, 16, 2)
+    assert "Frames: 12" in (out / "clip.bvh").read_text()
+
+
+def test_empty_video_is_a_one_line_error(tmp_path, checkpoint):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    r = _cli("demo", str(tmp_path / "empty.mp4"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "empty.mp4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, needle", [

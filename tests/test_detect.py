@@ -1,0 +1,134 @@
+"""Person search without a box: windows, the coarse-to-fine search, the hit criterion, synthetic scenes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib import detect
+from pose3dlib.config import load_config
+from pose3dlib.data.scenes import make_scene
+
+IDEAL_FILL = 1 / detect.REFINE_MARGIN  # stand-in: the marker's extent / window side it likes best
+
+
+class MarkerModel(torch.nn.Module):
+    """Stand-in network that 'sees' a pure red square: it frames the red pixels like a person.
+
+    Joints spread over the red pixels' box (so refinement re-centres on it) and every joint's
+    heatmap maximum is highest when that box spans IDEAL_FILL of the crop, falling off when
+    the crop is too large (the marker is small in it) or too small (the marker overflows it)
+    and when the red pixels fill their box poorly (two markers in one crop).
+    """
+
+    def __init__(self, heatmap_size: int):
+        super().__init__()
+        self.hm = heatmap_size
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):  # x: (B, 3, S, S) RGB / 255
+        b, _, s, _ = x.shape
+        red = (x[:, 0] > 0.8) & (x[:, 1] < 0.2) & (x[:, 2] < 0.2)  # (B, S, S)
+        hm = torch.zeros(b, 16, self.hm, self.hm)
+        for i in range(b):
+            ys, xs = torch.nonzero(red[i], as_tuple=True)
+            if len(xs) == 0:
+                continue
+            lo = torch.stack([xs.min(), ys.min()]).float()
+            hi = torch.stack([xs.max(), ys.max()]).float()
+            fill = float((hi - lo).max() + 1) / s
+            touches = bool(lo.min() <= 0 or hi.max() >= s - 1)  # cut by the crop: overflowing
+            density = len(xs) / float(torch.prod(hi - lo + 1))  # one square fills its box; two apart do not
+            value = min(fill / IDEAL_FILL, IDEAL_FILL / fill) * (0.5 if touches else 1.0) * density
+            for j in range(16):
+                t = j / 15.0
+                p = (lo + (hi - lo) * torch.tensor([t, 1 - t])) * self.hm / s
+                u, v = (int(c) for c in p.clamp(0, self.hm - 1))
+                hm[i, j, v, u] = value
+        return {"heatmaps": [hm], "depth": torch.zeros(b, 16)}
+
+
+@pytest.fixture(scope="module")
+def smoke_cfg():
+    return load_config("configs/smoke.yaml")
+
+
+def test_windows_cover_the_image_at_every_scale():
+    h, w = 240, 400
+    win = detect.candidate_windows((h, w))
+    sides = np.unique(np.round(win[:, 2], 3))
+    assert sides.max() == pytest.approx(max(h, w)) and sides.min() >= detect.MIN_SIDE_FRACTION * min(h, w) * 0.999
+    assert sides.min() < detect.MIN_SIDE_FRACTION * min(h, w) * 2 ** (1 / detect.SCALES_PER_OCTAVE)
+    for side in sides[sides < min(h, w)]:  # every pixel lies in some window of each scale that fits
+        at = win[np.isclose(win[:, 2], side)]
+        xs = np.arange(0, w, 7)[:, None]
+        ys = np.arange(0, h, 7)[:, None]
+        assert np.all(np.any(np.abs(xs - at[:, 0]) <= side / 2, axis=1))
+        assert np.all(np.any(np.abs(ys - at[:, 1]) <= side / 2, axis=1))
+
+
+@pytest.mark.parametrize("centre, extent", [((300.0, 80.0), 60), ((70.0, 170.0), 110), ((200.0, 120.0), 36)])
+def test_search_finds_an_off_centre_marker(smoke_cfg, centre, extent):
+    image = np.full((240, 400, 3), 90, np.uint8)
+    image[::9] = 200  # some texture that is not red
+    x0, y0 = int(centre[0] - extent / 2), int(centre[1] - extent / 2)
+    image[y0:y0 + extent, x0:x0 + extent] = (255, 0, 0)
+    box = detect.find_people(MarkerModel(smoke_cfg.data.heatmap_size), smoke_cfg, image)[0]
+    assert box.source == "heatmap search"
+    assert detect.hit(box, np.array([x0, y0, extent, extent], float))
+    assert np.linalg.norm(box.center_px - centre) < 0.2 * extent
+    assert 1.0 < box.side_px / extent < 2.0
+
+
+def test_all_people_finds_two_markers(smoke_cfg):
+    image = np.full((240, 480, 3), 90, np.uint8)
+    image[40:120, 40:120] = (255, 0, 0)
+    image[130:200, 330:400] = (255, 0, 0)
+    boxes = detect.find_people(MarkerModel(smoke_cfg.data.heatmap_size), smoke_cfg, image, max_people=4)
+    assert len(boxes) == 2
+    found = sorted(tuple(np.round(b.center_px, -1)) for b in boxes)
+    assert detect.hit(boxes[0], np.array([40, 40, 80, 80.0])) or detect.hit(boxes[0], np.array([330, 130, 70, 70.0]))
+    assert found[0][0] < 200 < found[1][0]  # one on each side
+
+
+def test_hit_criterion():
+    person = np.array([100.0, 50.0, 40.0, 100.0])  # x, y, w, h; larger side 100
+    assert detect.hit(detect.Box(np.array([120.0, 100.0]), 150.0, 1.0, "t"), person)
+    assert not detect.hit(detect.Box(np.array([90.0, 100.0]), 150.0, 1.0, "t"), person)  # centre beside the person
+    assert not detect.hit(detect.Box(np.array([120.0, 100.0]), 45.0, 1.0, "t"), person)  # < 0.5 x
+    assert not detect.hit(detect.Box(np.array([120.0, 100.0]), 260.0, 1.0, "t"), person)  # > 2.5 x
+
+
+def test_scene_ground_truth_matches_the_rendered_person():
+    a = make_scene(np.random.default_rng(3), (300, 500))
+    b = make_scene(np.random.default_rng(3), (300, 500))
+    np.testing.assert_array_equal(a.image, b.image)  # a pure function of the generator
+    assert a.image.shape == (300, 500, 3) and a.image.dtype == np.uint8
+    x, y, w, h = a.person_boxes_px[0]
+    assert 0 <= x and 0 <= y and x + w <= 500 and y + h <= 300
+    j = a.joints_2d_px[0]
+    inside = (j[:, 0] >= x - 2) & (j[:, 0] <= x + w + 2) & (j[:, 1] >= y - 2) & (j[:, 1] <= y + h + 2)
+    assert inside.all()
+    two = make_scene(np.random.default_rng(4), (300, 600), num_people=2)
+    assert two.person_boxes_px.shape == (2, 4)
+    assert two.person_boxes_px[0, 0] + two.person_boxes_px[0, 2] <= two.person_boxes_px[1, 0] + 1  # side by side
+
+
+def test_person_search_command_reports_a_hit_rate(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.config import config_to_dict
+    from pose3dlib.model import build_model
+
+    cfg = load_config("configs/smoke.yaml")
+    ckpt = tmp_path / "c.pt"
+    save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1))
+    r = subprocess.run([sys.executable, "-m", "pose3dlib", "person-search", str(ckpt), "--scenes", "2",
+                        "--out", str(tmp_path / "hits.json")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "hits.json").read_text())["rows"]
+    assert len(rows) == 2 and "person found in" in r.stdout
+    assert all(r["side_ratio"] > 0 and isinstance(r["hit"], bool) for r in rows)

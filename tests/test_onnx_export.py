@@ -1,0 +1,56 @@
+"""ONNX export: onnxruntime and PyTorch agree within 1e-4 at several batch sizes and input sizes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.model import build_model, load_model
+from pose3dlib.onnx_export import export_onnx, onnx_session, run_onnx
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    cfg = load_config("configs/smoke.yaml")
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    with torch.no_grad():  # non-trivial batch-norm statistics, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
+    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg), stage=3))
+    return path
+
+
+def test_onnxruntime_matches_pytorch(checkpoint, tmp_path):
+    path = export_onnx(checkpoint, tmp_path / "net.onnx")
+    model, _ = load_model(checkpoint)
+    session = onnx_session(path)
+    rng = np.random.default_rng(0)
+    for batch, side in [(1, 64), (3, 128), (2, 192)]:  # dynamic batch, any multiple of 64
+        x = rng.random((batch, 3, side, side), dtype=np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x))
+        got = run_onnx(session, x)
+        assert got["heatmaps"].shape == (batch, 16, side // 4, side // 4)
+        np.testing.assert_allclose(got["heatmaps"], ref["heatmaps"][-1].numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got["depth"], ref["depth"].numpy(), atol=1e-4, rtol=0)
+        assert np.abs(ref["depth"].numpy()).max() > 1e-3  # compared something non-trivial
+
+
+def test_export_onnx_command(checkpoint, tmp_path):
+    out = tmp_path / "cli.onnx"
+    r = subprocess.run([sys.executable, "-m", "pose3dlib", "export-onnx", str(checkpoint), str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 10_000 and "dynamic" not in r.stderr.lower()
+    bad = subprocess.run([sys.executable, "-m", "pose3dlib", "export-onnx", str(checkpoint), str(out), "--input-size", "100"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "multiple of 64" in bad.stderr
