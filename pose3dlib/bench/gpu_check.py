@@ -118,6 +118,8 @@ class GpuCheck:
         self.plan, self.out_dir, self.work_dir = plan, out_dir, work_dir
         self.device = torch.device(plan.device)
         self.cfg: Config = load_config(PAPER_CONFIG, list(plan.overrides))
+        if self.cfg.train.num_threads > 0:  # the dry run's one thread: no OpenMP waits on a busy machine
+            torch.set_num_threads(self.cfg.train.num_threads)
         self.paper: Config = load_config(PAPER_CONFIG)
         self.flop = model_forward_flops(self.cfg.model, self.cfg.data.input_size)  # per image forward
         self.start = time.perf_counter()
