@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from pose3dlib.bench.gpu_report import (
-    GPU_BEGIN_MARK, GPU_END_MARK, recipe_minutes, recipe_samples, render_block, scaled_lr, splice_block,
+    GPU_BEGIN_MARK,
+    GPU_END_MARK,
+    recipe_minutes,
+    recipe_samples,
+    render_block,
+    scaled_lr,
+    splice_block,
 )
 from pose3dlib.config import load_config
 from pose3dlib.paths import PROJECT_ROOT
@@ -71,7 +77,7 @@ def test_the_gpu_check_path_imports_without_the_packages_gpu_machines_lack(tmp_p
         print("loaded:", loaded)
         sys.exit(1 if loaded else 0)
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
                        env=blocked_env(tmp_path), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
 
@@ -84,7 +90,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     out, work = tmp_path / "out", tmp_path / "work"
     cmd = [sys.executable, "-m", "pose3dlib.bench.gpu_check", "--dry", "--skip", "tests,ddp", "--no-time-limits",
            "--out", str(out), "--work-dir", str(work)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, env=blocked_env(tmp_path), timeout=1800)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=PROJECT_ROOT, env=blocked_env(tmp_path), timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.log", "gpu_check.md"]
     assert not list(work.rglob("*.pt"))  # the trainer's checkpoints are removed after the run
@@ -111,7 +117,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     assert block.startswith(GPU_BEGIN_MARK) and block.rstrip().endswith(GPU_END_MARK) and "Dry run" in block
     # a dry run is never spliced into the docs
     r = subprocess.run([sys.executable, "-m", "pose3dlib.bench.gpu_check", "--from-json", str(out / "gpu_check.json"),
-                        "--doc", str(tmp_path / "doc.md")], capture_output=True, text=True, cwd=PROJECT_ROOT)
+                        "--doc", str(tmp_path / "doc.md")], capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
     assert r.returncode == 2 and "dry run" in r.stderr
 
 
