@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep bench clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -102,6 +102,16 @@ sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
 	$(PY) -m pose3dlib.bench --out runs/bench/bench.json --doc docs/benchmarks.md
+
+# The GPU machines have Python, torch and the other runtime packages preinstalled but no
+# package registry: the check runs from the checkout (PYTHONPATH=.) with that machine's
+# python3, never through .venv or `make setup`. A dev machine's dry run uses .venv's python.
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+GPU_CHECK_DRY ?=
+gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/; GPU_CHECK_DRY=1: tiny sizes on the CPU (< 2 min)
+	@echo "gpu-check: $(GPU_PYTHON), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
+	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m pose3dlib.bench.gpu_check --out runs/gpu-check \
+	  $(if $(filter-out 0,$(GPU_CHECK_DRY)),--dry,--doc docs/benchmarks.md)
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)

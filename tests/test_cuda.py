@@ -1,0 +1,69 @@
+"""CUDA code paths: bf16 autocast + channels_last training, checkpoints across devices, NCCL.
+
+Every test here skips without a CUDA device; `make gpu-check` runs this file on a GPU
+machine (with test_train.py and test_resume.py, whose smoke runs go to CUDA there).
+"""
+from __future__ import annotations
+
+import math
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from pose3dlib.bench.measure import make_train_step, random_batch
+from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.model import build_model, is_channels_last, load_model
+from pose3dlib.train import SpeedSwitches
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = torch.device("cuda")
+SMOKE = "configs/smoke.yaml"
+
+
+def test_bf16_channels_last_steps_lower_the_loss_of_a_fixed_batch():
+    cfg = load_config(SMOKE)
+    torch.manual_seed(0)
+    step = make_train_step(build_model(cfg.model), cfg, CUDA, SpeedSwitches(channels_last=True, bf16=True))
+    batch = random_batch(cfg, 8, CUDA)
+    losses = [float(step(batch)) for _ in range(30)]
+    assert all(math.isfinite(x) for x in losses), losses
+    assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
+
+
+def test_training_switches_on_cuda_are_bf16_and_channels_last():
+    switches = SpeedSwitches.for_training(load_config("configs/paper.yaml").train, CUDA)
+    assert switches.bf16 and switches.channels_last
+
+
+def test_a_checkpoint_of_cuda_weights_loads_on_the_cpu_with_the_same_outputs(tmp_path):
+    cfg = load_config(SMOKE)
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(CUDA).to(memory_format=torch.channels_last).eval()
+    x = torch.rand(2, 3, cfg.data.input_size, cfg.data.input_size)
+    with torch.no_grad():
+        ref = model(x.to(CUDA).contiguous(memory_format=torch.channels_last))["depth"].cpu()
+    path = save_checkpoint(tmp_path / "cuda.pt", make_checkpoint(model_state=model.state_dict(),
+                                                                config=config_to_dict(cfg)))
+    loaded, _ = load_model(path, map_location="cpu")
+    assert is_channels_last(loaded) and next(loaded.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        out = loaded(x.contiguous(memory_format=torch.channels_last))["depth"]
+    torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)  # cuDNN and oneDNN sum in other orders
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_nccl_available(), reason="torch built without NCCL")
+def test_nccl_all_reduce_in_one_process():
+    with socket.socket() as s:  # a free local port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        t = torch.arange(4.0, device=CUDA)
+        dist.all_reduce(t)
+        assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,160 @@
+"""`make gpu-check`: its dry run end to end, its imports on a GPU machine's package set, its arithmetic and report."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from pose3dlib.bench.gpu_report import (
+    GPU_BEGIN_MARK,
+    GPU_END_MARK,
+    recipe_minutes,
+    recipe_samples,
+    render_block,
+    scaled_lr,
+    splice_block,
+)
+from pose3dlib.config import load_config
+from pose3dlib.paths import PROJECT_ROOT
+
+# Installed here, absent on the GPU machines (they have torch, numpy, h5py, OpenCV, PyYAML,
+# tqdm, scipy, matplotlib, onnxruntime and pytest): the check must never import these.
+NOT_ON_GPU_MACHINES = ("plotly", "papermill", "cdflib", "jupyter", "jupyter_client", "jupyter_core", "jupyterlab",
+                       "nbformat", "nbclient", "nbval", "ipykernel", "IPython", "ipywidgets", "pandas", "tensorboard")
+BLOCKER = textwrap.dedent(f"""\
+    # sitecustomize: the packages a GPU machine lacks look absent, in this process and its children
+    import sys
+    BLOCKED = {NOT_ON_GPU_MACHINES!r}
+
+    class _Hide:
+        # wraps a finder: blocked names are not found (find_spec None), as when not installed
+        def __init__(self, finder):
+            self.finder = finder
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                return None
+            return self.finder.find_spec(name, path, target)
+
+        def __getattr__(self, attr):
+            return getattr(self.finder, attr)
+
+    sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
+""")
+GPU_CHECK_MODULES = ("pose3dlib.bench.gpu_check", "pose3dlib.cli", "pose3dlib.train", "pose3dlib.data.fusion",
+                     "pose3dlib.data.h36m", "pose3dlib.data.mpii", "pose3dlib.data.synthetic", "pose3dlib.validation",
+                     "pose3dlib.checkpoint", "pose3dlib.model", "pose3dlib.losses")
+
+
+def blocked_env(tmp_path: Path) -> dict[str, str]:
+    """Environment whose Python processes cannot import NOT_ON_GPU_MACHINES (a sitecustomize on PYTHONPATH)."""
+    folder = tmp_path / "blocker"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(BLOCKER)
+    path = os.pathsep.join([str(folder), str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+
+
+def test_the_gpu_check_path_imports_without_the_packages_gpu_machines_lack(tmp_path):
+    code = textwrap.dedent(f"""
+        import importlib, sys
+        try:
+            import plotly
+        except ModuleNotFoundError:
+            pass
+        else:
+            sys.exit("the blocker does not block")
+        for name in {GPU_CHECK_MODULES!r}:
+            importlib.import_module(name)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {NOT_ON_GPU_MACHINES!r})
+        print("loaded:", loaded)
+        sys.exit(1 if loaded else 0)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env=blocked_env(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_path):
+    # The dry plan end to end in a process that cannot import notebook packages (the trainer
+    # subprocesses inherit the blocker); the test step and torchrun are left to
+    # `GPU_CHECK_DRY=1 make gpu-check` and tests/test_ddp.py, to keep this test short.
+    out, work = tmp_path / "out", tmp_path / "work"
+    cmd = [sys.executable, "-m", "pose3dlib.bench.gpu_check", "--dry", "--skip", "tests,ddp", "--no-time-limits",
+           "--out", str(out), "--work-dir", str(work)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=PROJECT_ROOT, env=blocked_env(tmp_path), timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.log", "gpu_check.md"]
+    assert not list(work.rglob("*.pt"))  # the trainer's checkpoints are removed after the run
+    res = json.loads((out / "gpu_check.json").read_text())
+    assert res["errors"] == {}, res["errors"]
+    assert res["dry"] is True and res["torch_version"] == torch.__version__ and "CPU" in res["device"]
+    assert {s: res["steps"][s]["status"] for s in ("tests", "ddp", "train_step_compile")} == {
+        "tests": "skipped", "ddp": "skipped", "train_step_compile": "skipped"}
+    assert all(res["steps"][s]["status"] == "ok" for s in ("environment", "peak", "train_step", "inference", "data", "fit"))
+    assert [row["batch"] for row in res["train_rows"]] == [2, 4, 8]
+    assert res["train_paper_img_s"] == max(row["img_s"] for row in res["train_rows"] if row["batch"] == 8) > 0
+    assert res["data_img_s"] > 0 and res["data_workers"] == 1
+    assert res["jpeg_1280x720_decode_ms"] > res["jpeg_256_decode_ms"] > 0
+    assert 0 < res["data_img_s_full_jpeg_estimate"] < res["data_img_s"]
+    assert res["infer_b1_ms"] > 0 and res["infer_big_img_s"] > 0
+    first, last = res["train_loss_first"], res["train_loss_last"]
+    assert math.isfinite(first) and math.isfinite(last) and 0 < last < first and res["fit_loss_falls"]
+    assert res["fit_resume_ok"] is True and res["fit_steps"] >= 16
+    assert res["recipe_samples"] == 3_114_440
+    assert res["recipe_minutes"] == pytest.approx(
+        3_114_440 / min(res["train_paper_img_s"], res["data_img_s"]) / 60)
+    assert res["ddp_ok"] is None  # not run here
+    block = (out / "gpu_check.md").read_text()
+    assert block.startswith(GPU_BEGIN_MARK) and block.rstrip().endswith(GPU_END_MARK) and "Dry run" in block
+    # a dry run is never spliced into the docs
+    r = subprocess.run([sys.executable, "-m", "pose3dlib.bench.gpu_check", "--from-json", str(out / "gpu_check.json"),
+                        "--doc", str(tmp_path / "doc.md")], capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
+    assert r.returncode == 2 and "dry run" in r.stderr
+
+
+def test_recipe_samples_counts_the_papers_three_stages():
+    paper = load_config("configs/paper.yaml")
+    mpii = 22_246  # MPII train.h5 rows; Human3.6M samples per epoch match them (ratio_3d 1)
+    assert recipe_samples(paper) == 60 * mpii + 30 * 2 * mpii + 10 * 2 * mpii
+    assert recipe_minutes(3_000_000, 2_500.0) == pytest.approx(20.0)
+    assert math.isnan(recipe_minutes(1, 0.0))
+
+
+def test_scaled_lr_rules():
+    assert scaled_lr(2.5e-4, 24, "sqrt") == pytest.approx(5e-4)
+    assert scaled_lr(2.5e-4, 24, "linear") == pytest.approx(1e-3)
+    assert scaled_lr(2.5e-4, 24, "none") == 2.5e-4
+    assert scaled_lr(2.5e-4, 6) == 2.5e-4
+    with pytest.raises(ValueError, match="lr rule"):
+        scaled_lr(1e-3, 32, "cubic")
+    with pytest.raises(ValueError, match="batch sizes"):
+        scaled_lr(1e-3, 0)
+
+
+def test_the_block_marks_missing_numbers_and_splices_between_the_markers(tmp_path):
+    result = {"device": "NVIDIA H200 (140 GiB) x 1", "train_paper_img_s": 3000.0, "train_paper_batch": 128,
+              "data_img_s": 3000.0, "data_over_train_ratio": 1.0, "recipe_minutes": 17.3,
+              "errors": {"ddp": "Pose3DError: boom"}, "train_rows": []}
+    block = render_block(result)
+    assert "| met |" in block and "| missed |" in block  # training met, data / training 1.0 < 1.2 missed
+    assert "not measured" in block and "`ddp`: Pose3DError: boom" in block and "Dry run" not in block
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\nbefore\n{GPU_BEGIN_MARK}\npending\n{GPU_END_MARK}\nafter\n")
+    splice_block(doc, result)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\nbefore\n") and text.endswith("\nafter\n") and "pending" not in text
+    assert text.count(GPU_BEGIN_MARK) == 1 and "3,000.0" in text
+
+
+def test_the_docs_hold_the_gpu_block_markers():
+    text = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
+    assert text.index(GPU_BEGIN_MARK) < text.index(GPU_END_MARK)
