@@ -198,7 +198,7 @@ def ensure_data(cfg: Config) -> None:
 
 def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str | Path | None = None,
                  schedule: Iterable[str] = (), executor: Callable[[Step, str, Path], None] = run_notebook,
-                 log: Callable[[str], None] = print) -> Path:
+                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> Path:
     """Train and evaluate what is not up to date, then write `<out>/ablation.csv`; returns its path.
 
     Args:
