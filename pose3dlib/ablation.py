@@ -189,8 +189,9 @@ def ensure_data(cfg: Config) -> None:
     Done here, before any arm runs, so that an arm's seed never becomes the data's seed
     (notebook 02 would generate missing data with the seed of the run that first needs it).
     """
-    dirs = [resolve(cfg.data.h36m_dir), resolve(cfg.data.mpii_dir), resolve(cfg.data.wild_test_dir)]
-    if not all(d.is_dir() for d in dirs):
+    d = cfg.data
+    dirs = [resolve(p) for p in (d.h36m_dir, d.mpii_dir, d.wild_test_dir, d.lab_val_dir, d.wild_val_dir) if p]
+    if not all(p.is_dir() for p in dirs):
         from .data.synthetic import generate
 
         generate(dirs[0].parent, cfg.synthetic, cfg.seed)
