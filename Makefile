@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep bench gpu-check clean
+.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -99,6 +99,17 @@ sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (
 	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
+ABLATION_PROFILE ?= cpu
+# Config seeds: arms b and c share Stages 1-2 per seed; arm a trains its own three stages.
+ABLATION_SEEDS_BC ?= 0,1,2,3,4
+ABLATION_SEEDS_A ?= 0,1,2
+# A shorter schedule for every arm alike, as space-separated config overrides, e.g.
+# ABLATION_SCHEDULE="train.stage1.epochs=1 train.stage2.epochs=2"
+ABLATION_SCHEDULE ?=
+ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only images, (c) + geometric loss -> runs/ablation/$(ABLATION_PROFILE)/
+	$(PY) -m pose3dlib ablation --profile $(ABLATION_PROFILE) --seeds-bc "$(ABLATION_SEEDS_BC)" \
+	  --seeds-a "$(ABLATION_SEEDS_A)" $(foreach o,$(ABLATION_SCHEDULE),--set $(o)) --out runs/ablation/$(ABLATION_PROFILE)
+
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
 	$(PY) -m pose3dlib.bench --out runs/bench/bench.json --doc docs/benchmarks.md
@@ -117,5 +128,5 @@ lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean: ## remove run folders and caches (never data/raw, never figures/)
-	rm -rf runs/smoke runs/test runs/sweep .pytest_cache
+	rm -rf runs/smoke runs/test runs/sweep runs/ablation/smoke .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

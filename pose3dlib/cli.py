@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert-hg3d": ("pose3dlib.compat", "convert a checkpoint of the original hg3d release"),
     "run-notebook": ("pose3dlib.notebook_runner", "execute a notebook with checked papermill parameters"),
     "sweep": ("pose3dlib.sweep", "run notebooks once per value of a parameter (papermill) and compare"),
+    "ablation": ("pose3dlib.ablation", "the paper's ablation with seeds: 3D only, + 2D-only images, + geometric loss"),
     "bench": ("pose3dlib.bench.command", "time training, inference and data; write runs/bench/bench.json and docs/benchmarks.md"),
     "report": ("pose3dlib.report", "regenerate the README's results table from a metrics.csv"),
 }

@@ -104,6 +104,9 @@ class StageConfig:
     depth_weight: float = 0.0  # weight of the depth L2 loss on 3D samples
     geometric_weight: float = 0.0  # weight of the bone-length-ratio loss on 2D samples
     samples_2d_per_epoch: int = 0  # 0: the whole 2D training split
+    # False: no 2D-only (MPII-format) image in this stage; the epoch keeps its length with
+    # 3D (Human3.6M-format) samples in their place (the "3D only" arm of `make ablation`)
+    mix_2d: bool = True
 
 
 @dataclass(frozen=True)

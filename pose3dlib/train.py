@@ -234,7 +234,8 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     d, seed = cfg.data, stage_seed(cfg.seed, stage)
     mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed)
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
-    train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed)
+    train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed,
+                          mix_2d=stage_cfg.mix_2d)
     val_2d = MPIIDataset(resolve(d.mpii_dir), "val", d, augment=False, seed=cfg.seed)
     val_wild = H36MDataset(resolve(d.wild_val_dir), "test", d, augment=False, seed=cfg.seed) if d.wild_val_dir else None
     # Lab validation: data.lab_val_dir when set (tuning must not look at the test split).
