@@ -17,18 +17,19 @@ import cv2
 import numpy as np
 import torch
 
-from . import camera, decode
+from . import camera, decode, runs
+from .checkpoint import bone_sum_mm, load_checkpoint
 from .config import Config
 from .data.image_file import read_image_file
-from .errors import DataError, Pose3DError
 from .device import resolve_device
+from .errors import DataError, Pose3DError
 from .evaluate import predict
 from .model import load_model
-from .paths import RUNS_DIR, resolve
+from .paths import resolve
 from .skeleton import MPII16
 
-# Training crops show the person's box enlarged by this factor (the 2D hourglass convention
-# of paper-facts: "enlarges the box by 1.25"), so a tight --bbox is enlarged the same way.
+# Training crops show the person's box enlarged by this factor (the 2D hourglass convention:
+# the person box is enlarged by 1.25), so a tight --bbox is enlarged the same way.
 BOX_MARGIN = 1.25
 
 
@@ -85,17 +86,14 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
     return np.array([x + bw / 2.0 - 0.5, y + bh / 2.0 - 0.5]), float(max(bw, bh) * BOX_MARGIN)
 
 
-def bone_sum_mm(cfg: Config) -> tuple[float, str]:
-    """The skeleton-length constant used to express 3D in mm, and where it came from."""
-    if cfg.eval.reconstruct_bone_sum_mm > 0:
-        return cfg.eval.reconstruct_bone_sum_mm, "eval.reconstruct_bone_sum_mm of the checkpoint's config"
-    return cfg.eval.paper_bone_sum_mm, "eval.paper_bone_sum_mm (the paper's evaluator constant)"
-
-
 @torch.no_grad()
-def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=None, *,
+def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=None, *, scale_mm: float,
                   flip_test: bool = True, device: torch.device | None = None) -> dict:
-    """2D (original-image px) and 3D (root-relative mm) joints of the person in one image."""
+    """2D (original-image px) and 3D (root-relative mm) joints of the person in one image.
+
+    `scale_mm` is the checkpoint's millimetre scale (pose3dlib.checkpoint.bone_sum_mm), the
+    same that evaluation uses.
+    """
     device = device or next(model.parameters()).device
     size = cfg.data.input_size
     center, side = person_box(image_rgb.shape[:2], bbox)
@@ -106,7 +104,6 @@ def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bb
     joints_norm = out["joints_2d"][0].cpu().numpy()  # (16,2)
     crop_px = camera.normalized_to_crop_px(joints_norm, size, cfg.data.heatmap_size)
     joints_img = camera.apply_affine(crop_px, camera.invert_affine(affine))  # (16,2)
-    scale_mm, scale_source = bone_sum_mm(cfg)
     joints_3d = decode.reconstruct_3d(joints_norm[None], out["depth"][0].cpu().numpy()[None], scale_mm)[0]
     return {
         "joint_names": list(MPII16.joint_names),
@@ -115,26 +112,14 @@ def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bb
         "confidence": out["maxvals"][0].cpu().numpy().round(4).tolist(),
         "box": {"center_px": center.round(2).tolist(), "side_px": round(side, 2),
                 "source": "--bbox enlarged by 1.25" if bbox is not None else "whole image, person assumed centred"},
-        "scale_convention": f"3D is root-relative (pelvis) and scaled so the 14 bones sum to {scale_mm:.2f} mm ({scale_source})",
+        "scale_convention": f"3D is root-relative (pelvis) and scaled so the 14 bones sum to {scale_mm:.2f} mm (the checkpoint's bone_sum_mm)",
         "image_size_px": list(image_rgb.shape[1::-1]),
     }
 
 
 def default_checkpoint() -> Path:
-    """The newest stage-3 checkpoint that `make reproduce` produced (`runs/<profile>/stage3/last.pt`).
-
-    Only run folders whose stage-3 step was completed by `make reproduce` count (it leaves
-    `runs/<profile>/.stamps/04_train_geometry`), so the smoke runs of `make test` are ignored.
-    """
-    found = sorted((p for p in RUNS_DIR.glob("*/stage3/last.pt")
-                    if (p.parent.parent / ".stamps" / "04_train_geometry").exists()),
-                   key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise Pose3DError(
-            f"no stage-3 checkpoint from `make reproduce` under {RUNS_DIR}; make one with `make reproduce` "
-            "(or pass --checkpoint CKPT, e.g. a converted original model from `python -m pose3dlib convert-hg3d`)"
-        )
-    return found[-1]
+    """The newest finished stage-3 checkpoint under runs/ (smoke-profile test runs excluded)."""
+    return runs.newest_finished_checkpoint(stage=3)
 
 
 def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str) -> dict[str, Path]:
@@ -158,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("images", nargs="+", help="image files (JPEG or PNG)")
     parser.add_argument("--checkpoint", default=None,
-                        help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
+                        help="pose3d checkpoint (default: the newest finished runs/*/stage3/last.pt, smoke runs excluded)")
     parser.add_argument("--bbox", default=None, metavar="x,y,w,h",
                         help="person box in pixels (top-left x, y, width, height); applies to every image")
     parser.add_argument("--out", required=True, help="output folder")
@@ -170,13 +155,15 @@ def run(args: argparse.Namespace) -> int:
     bbox = parse_bbox(args.bbox)
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
-    model, cfg = load_model(ckpt, map_location=device)
+    checkpoint = load_checkpoint(ckpt, map_location=device)
+    model, cfg = load_model(checkpoint, map_location=device)
+    scale_mm = bone_sum_mm(checkpoint, str(ckpt))
     model.to(device).eval()
     out_dir = resolve(args.out)
     for image_path in args.images:
         image = read_image_rgb(image_path)
         check_bbox_overlaps(bbox, image.shape[:2], image_path)
-        result = estimate_pose(model, cfg, image, bbox, flip_test=not args.no_flip, device=device)
+        result = estimate_pose(model, cfg, image, bbox, scale_mm=scale_mm, flip_test=not args.no_flip, device=device)
         result["checkpoint"] = str(ckpt)
         paths = write_outputs(result, image, out_dir, Path(image_path).stem)
         print(f"{image_path}: {', '.join(str(p) for p in paths.values())}")

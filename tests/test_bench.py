@@ -56,7 +56,7 @@ def test_flop_counter_matches_a_hand_count():
 
 def test_paper_network_counts_about_32_3_gflops():
     flops = model_forward_flops(ModelConfig(), 256)  # built on the meta device: no compute
-    assert abs(flops / 1e9 - 32.3) < 0.1  # paper-facts: about 32.3 GFLOPs forward per 256x256 image
+    assert abs(flops / 1e9 - 32.3) < 0.1  # docs/paper.md "Network": about 32.3 GFLOPs forward per 256x256 image
 
 
 def test_stem_conv_alone_by_hand():

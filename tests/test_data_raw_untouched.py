@@ -1,4 +1,4 @@
-"""Issue 8, item 5: no command modifies data/raw or files it did not create; re-runs are no-ops.
+"""No command modifies data/raw or files it did not create; re-runs are no-ops.
 
 A read-only folder laid out like data/raw (Human3.6M- and MPII-format datasets, an original
 hg3d checkpoint, a photo) is fingerprinted (path, size, SHA-256, mtime, mode of every

@@ -1,4 +1,4 @@
-"""Issue 8, items 4 and 7: a corpus of malformed inputs across every command and loader.
+"""A corpus of malformed inputs across every command and loader.
 
 Each case writes one malformed input under its own folder, runs a command in-process
 (`pose3dlib.cli.main(argv)`, which returns the exit status) or calls a loader, and is
@@ -25,9 +25,10 @@ import pickle
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -252,14 +253,14 @@ CASES: list[Case] = [
     Case("ckpt_config_not_mapping", "demo --checkpoint", "stored config is an int",
          lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", config=3)), "'config'")),
     Case("ckpt_missing_config_key", "load_checkpoint", "checkpoint without its 'config' entry",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", config=None): load_checkpoint(p)), "config")),
+         lambda d, e: (partial(load_checkpoint, ckpt_variant(e, d / "c.pt", config=None)), "config")),
     Case("ckpt_model_not_state_dict", "load_model", "'model' entry is a tensor",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", model=torch.zeros(3)): load_model(p)), "'model'")),
+         lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", model=torch.zeros(3))), "'model'")),
     Case("ckpt_wrong_weight_shapes", "demo --checkpoint", "weights of the wrong shapes for the stored config",
          lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", model={k: torch.zeros(1) for k in
                                                                            e.ckpt_dict()["model"]})), "c.pt")),
     Case("ckpt_format_version_text", "load_model", "format_version is a string",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", format_version="1"): load_model(p)), "format_version")),
+         lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", format_version="1")), "format_version")),
     Case("ckpt_newer_format", "train --init", "format_version from a future pose3dlib",
          lambda d, e: (train(e, d, "--init", str(ckpt_variant(e, d / "c.pt", format_version=99))), "format_version")),
     Case("ckpt_is_directory", "demo --checkpoint", "a folder instead of a checkpoint file",
@@ -445,7 +446,7 @@ def classify(call: list[str] | Callable[[], object], needle: str, marker: Path) 
                 call()
     except SystemExit as e:  # argparse usage errors
         status = e.code
-    except Exception as e:  # noqa: BLE001 - classified below
+    except Exception as e:
         escaped = e
     finally:
         logging.getLogger().removeHandler(log_to_stderr)
@@ -471,7 +472,7 @@ def run_case(case: Case, d: Path, env: Env) -> Outcome:
     d.mkdir(parents=True, exist_ok=True)
     try:
         call, needle = case.build(d, env)
-    except Exception as e:  # noqa: BLE001 - a loader failing while the case is built is still a classified outcome
+    except Exception as e:
         call, needle = (lambda exc=e: (_ for _ in ()).throw(exc)), ""
     return classify(call, needle, d / MARKER)
 
