@@ -17,7 +17,6 @@ from pose3dlib.config import config_to_dict, load_config
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import MPII16
 
-
 BONE_SUM_MM = 3210.5  # the test checkpoint's millimetre scale
 
 

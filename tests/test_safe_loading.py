@@ -229,7 +229,7 @@ def test_malicious_checkpoint_runs_nothing_through_the_python_api(payload, env, 
 
 @pytest.mark.parametrize("command", ["demo", "convert-hg3d"])
 def test_malicious_checkpoint_from_the_shell(command, env, tmp_path):
-    """The issue's check, as a user runs it: `python -m pose3dlib demo|convert-hg3d` in a fresh process."""
+    """As a user runs it: `python -m pose3dlib demo|convert-hg3d` in a fresh process."""
     marker = tmp_path / "MARKER"
     evil = write_payload("legacy_object" if command == "convert-hg3d" else "pose3d_dict_with_object",
                          tmp_path / "evil.pt", marker, env["good"])
