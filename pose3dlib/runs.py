@@ -34,6 +34,11 @@ EVAL_CSV_NAME = "metrics.csv"
 TEST_PROFILE = "smoke"
 
 
+def default_run_dir(profile: str) -> Path:
+    """`runs/<profile>`: where a profile's stages go unless told otherwise."""
+    return RUNS_DIR / profile
+
+
 def stage_name(stage: int) -> str:
     """'stage{N}': the stage's folder name and its label in metrics.csv."""
     if stage not in STAGES:

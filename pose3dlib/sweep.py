@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     from .config import load_config
 
     profile = load_config(args.config).profile
-    base = args.base_run or f"runs/{profile}"
+    base = args.base_run or runs.default_run_dir(profile)
     out = runs.sweep_dir(args.out, profile, args.param)
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
                         seeds=parse_seeds(args.seeds) or None)

@@ -59,6 +59,7 @@ from .runs import (
     WALLCLOCK_NAME,
     checkpoint_path,
     default_init,
+    default_run_dir,
     file_digest,
     stage_dir,
     stage_lock,
@@ -614,7 +615,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    run_dir = args.run_dir or f"runs/{cfg.profile}"
+    run_dir = args.run_dir or default_run_dir(cfg.profile)
     metrics = fit(cfg, args.stage, run_dir, resume=args.resume, init_from=args.init, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
