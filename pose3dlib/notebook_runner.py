@@ -21,6 +21,9 @@ from .paths import NOTEBOOKS_DIR, resolve
 KERNEL = "pose3d"
 
 
+# Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.
+KERNEL_START_TIMEOUT_S = 600
+
 def notebook_path(name: str) -> Path:
     """notebooks/<name>.ipynb for a bare name, or the path itself."""
     p = resolve(name) if name.endswith(".ipynb") else NOTEBOOKS_DIR / f"{name}.ipynb"
@@ -75,7 +78,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
-                            progress_bar=progress)
+                            progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S)
         tmp.replace(out)
     except NoSuchKernel:
         raise Pose3DError(f"no Jupyter kernel named {kernel!r}; run `make setup` (it registers {KERNEL!r}) "
