@@ -262,9 +262,9 @@ def geometric_loss_speedup(batch_size: int, *, warmup: int, repeats: int) -> flo
 # ----------------------------------------------------------------------------- data
 
 def with_data_root(cfg: Config, root: Path) -> Config:
-    """cfg with its three dataset folders moved under `root` (h36m/, mpii/, wild_test/)."""
+    """cfg with its dataset folders moved under `root` (h36m/, mpii/, wild_test/; validation splits off)."""
     data = dataclasses.replace(cfg.data, h36m_dir=str(root / "h36m"), mpii_dir=str(root / "mpii"),
-                               wild_test_dir=str(root / "wild_test"))
+                               wild_test_dir=str(root / "wild_test"), lab_val_dir="", wild_val_dir="")
     return dataclasses.replace(cfg, data=data)
 
 
