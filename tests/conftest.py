@@ -21,7 +21,8 @@ def make_smoke_data(root: Path) -> list[str]:
         cfg = load_config(SMOKE)
         generate(root, cfg.synthetic, cfg.seed)
         (root / "done").write_text("ok")
-    return [f"data.h36m_dir={root / 'h36m'}", f"data.mpii_dir={root / 'mpii'}", f"data.wild_test_dir={root / 'wild_test'}"]
+    return [f"data.h36m_dir={root / 'h36m'}", f"data.mpii_dir={root / 'mpii'}", f"data.wild_test_dir={root / 'wild_test'}",
+            f"data.lab_val_dir={root / 'lab_val'}", f"data.wild_val_dir={root / 'wild_val'}"]
 
 
 def run_train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, env: dict | None = None,

@@ -215,7 +215,7 @@ def test_data_rate_on_a_tiny_generated_set(tmp_path):
 
 def test_bench_times_the_switches_training_applies(monkeypatch):
     """The main training rows must time what `fit` runs: channels_last on CPU, bf16 only on CUDA."""
-    cpu_cfg = load_config("configs/cpu.yaml")
+    cpu_cfg = load_config("configs/cpu.yaml", ["train.bf16_on_cpu=false"])  # the cpu profile opts in; test the default
     on_cpu = SpeedSwitches.for_training(cpu_cfg.train, torch.device("cpu"))
     assert on_cpu == SpeedSwitches(channels_last=True, bf16=False, compile=False)
     on_cuda = SpeedSwitches.for_training(load_config("configs/paper.yaml").train, torch.device("cuda"))
