@@ -63,7 +63,8 @@ class Env:
         """`--set` arguments pointing the config at `root` (default: the pristine data)."""
         root = root or self.data
         out = []
-        for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
+        for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test"),
+                     ("lab_val_dir", "lab_val"), ("wild_val_dir", "wild_val")):
             out += ["--set", f"data.{key}={root / sub}"]
         return out
 
