@@ -65,7 +65,7 @@ class Env:
         out = []
         for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
             out += ["--set", f"data.{key}={root / sub}"]
-        return out + ["--set", "data.lab_val_dir=", "--set", "data.wild_val_dir="]  # validation: the test rows
+        return out + ["--set", "data.lab_val_dir=''", "--set", "data.wild_val_dir=''"]  # validation: the test rows
 
     def data_copy(self, d: Path) -> Path:
         """A private copy of the data that a case may damage."""
