@@ -15,7 +15,7 @@ RUN_DIR := runs/$(PROFILE)
 FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
+.PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +31,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "setup: .venv ready (kernel '$(KERNEL)' registered)"
 
-test: setup browser test-unit test-notebooks ## run the unit tests and the notebook tests (smoke scale)
+test: setup browser lint test-unit test-notebooks ## lint, then run the unit tests and the notebook tests (smoke scale)
+
+lint: setup ## ruff check (rules in pyproject.toml); must be clean
+	$(PY) -m ruff check .
 
 browser: ## install Debian's headless Chromium for the real-browser test, when missing
 	@command -v chromium >/dev/null || { \
@@ -44,7 +47,7 @@ test-unit: setup ## unit tests only
 
 test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing the checked cells
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q; \
+	  POSE3D_PROGRESS=off $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q; \
 	else echo "test-notebooks: no notebooks yet"; fi
 
 reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default); skips up-to-date steps
@@ -70,22 +73,22 @@ $(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stam
 $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
 	$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb \
-	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
+	  -p config_file configs/$(PROFILE).yaml -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 	@mkdir -p $(@D) && touch $@
 
-# Notebook-specific parameters. REAL_DATA=True: notebook 01 checks the real datasets named
-# in configs/$(PROFILE).yaml instead of generating synthetic ones.
+# Notebook-specific parameters (data locations come from the config alone). REAL_DATA=True:
+# notebook 01 checks the real datasets named in configs/$(PROFILE).yaml instead of generating synthetic ones.
 REAL_DATA ?= False
-PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE) -p use_real_data $(REAL_DATA)
+PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
 data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE) (skipped when up to date)
 	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
 
 SWEEP_PROFILE ?= cpu
-SWEEP_PARAM ?= geometric_weight
+SWEEP_PARAM ?= train.stage3.geometric_weight
 # Default geometric-loss weights per profile, around each profile's own value: the paper
 # uses 0.01 with depth weight 0.1; the cpu profile keeps that ratio with depth weight 10
-# (so 1), smoke uses 0.01. Give SWEEP_VALUES when sweeping another SWEEP_PARAM.
+# (so 1), smoke uses 0.01. Give SWEEP_VALUES when sweeping another SWEEP_PARAM (a dotted config key).
 SWEEP_VALUES_cpu = 0,0.1,1,10
 SWEEP_VALUES_paper = 0,0.001,0.01,0.1
 SWEEP_VALUES_smoke = 0,0.01
@@ -94,9 +97,9 @@ SWEEP_VALUES ?= $(SWEEP_VALUES_$(SWEEP_PROFILE))
 # SWEEP_SEEDS= (empty) runs each value once with the config's seed.
 SWEEP_SEEDS ?= 0,1,2
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
-sweep: setup ## papermill sweep of SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/
+sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE/SWEEP_PARAM/
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/03_train_depth PROFILE=$(SWEEP_PROFILE)
-	$(PY) -m pose3dlib sweep --profile $(SWEEP_PROFILE) --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
+	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
 ABLATION_PROFILE ?= cpu
@@ -127,6 +130,6 @@ gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-clean: ## remove run folders and caches (never data/raw, never figures/)
-	rm -rf runs/smoke runs/test runs/sweep runs/ablation/smoke .pytest_cache
+clean: ## remove run folders and caches (never data/raw, figures/ or the committed sweep summaries)
+	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

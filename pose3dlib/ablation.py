@@ -166,7 +166,7 @@ def is_done(step: Step, cfg: Config) -> bool:
 def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
     """The papermill parameters of a step's notebook: the arm's config file, its run folder and,
     for arm b's Stage 3, the Stage-2 checkpoint it starts from; the evaluation scores Stage 3."""
-    params: dict = {"profile": profile, "run_dir": str(step.run_dir), "figures_dir": str(step.run_dir / "figures"),
+    params: dict = {"run_dir": str(step.run_dir), "figures_dir": str(step.run_dir / "figures"),
                     "config_file": str(config_file)}
     if step.init_from is not None:
         params["init_from"] = str(step.init_from)

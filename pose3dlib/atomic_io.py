@@ -7,8 +7,9 @@ the old file or the new one, never half of one; a failed write removes its tempo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from .errors import Pose3DError
 

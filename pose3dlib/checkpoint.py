@@ -7,6 +7,7 @@ A checkpoint is a plain dict (no pickled classes), loadable with `weights_only=T
      "model": model.state_dict(),
      "optimizer": optimizer.state_dict() | None,
      "stage": int, "epoch": int, "step": int, "metrics": {name: float},
+     "bone_sum_mm": float,                    # the millimetre scale of 3D output (train.bone_sum_mm)
      "code_version": str, "extra": {...}}     # extra: anything else JSON-like (RNG states...)
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the
@@ -25,8 +26,8 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import Config, config_from_dict, config_to_dict
 from .atomic_io import atomic_write
+from .config import Config, config_from_dict, config_to_dict, migrate_config_dict
 from .errors import CheckpointError, ConfigError
 
 FORMAT = "pose3d-checkpoint"
@@ -39,7 +40,7 @@ def code_version() -> str:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5,
+            capture_output=True, text=True, timeout=5, check=False,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
@@ -53,9 +54,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,
                     optimizer_state: dict | None = None, metrics: dict | None = None,
-                    extra: dict | None = None) -> dict:
-    """Assemble a checkpoint dict in the documented format."""
-    return {
+                    extra: dict | None = None, bone_sum_mm: float | None = None) -> dict:
+    """Assemble a checkpoint dict in the documented format (bone_sum_mm: see `bone_sum_mm`)."""
+    ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": config,
@@ -68,6 +69,24 @@ def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: i
         "code_version": code_version(),
         "extra": extra or {},
     }
+    if bone_sum_mm is not None:
+        ckpt["bone_sum_mm"] = float(bone_sum_mm)
+    return ckpt
+
+
+def bone_sum_mm(ckpt: dict, where: str = "checkpoint") -> float:
+    """The millimetre scale stored in a checkpoint: 3D output is scaled so its 14 bones sum to this.
+
+    The one rule (see TrainConfig.bone_sum_mm): fixed when the stage was trained, from
+    train.bone_sum_mm or, when that is 0, the mean over the Human3.6M-format training
+    split; evaluation and the demo both read it from here, so one network gives the same
+    skeletons in both. Raises CheckpointError naming `where` when the checkpoint has none.
+    """
+    value = ckpt.get("bone_sum_mm")
+    if not isinstance(value, float) or not value > 0:
+        raise CheckpointError(f"{where}: the checkpoint stores no millimetre scale ('bone_sum_mm'; written by "
+                              "training since this entry was added); train the stage again to get one")
+    return value
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
@@ -128,7 +147,7 @@ _ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "format_version": ((int,), "an int"), "config": ((dict,), "a mapping"), "model": ((dict,), "a state dict"),
     "optimizer": ((dict, type(None)), "an optimizer state dict or None"), "stage": ((int,), "an int"),
     "epoch": ((int,), "an int"), "step": ((int,), "an int"), "metrics": ((dict,), "a mapping"),
-    "extra": ((dict,), "a mapping"),
+    "extra": ((dict,), "a mapping"), "bone_sum_mm": ((float,), "a float"),
 }
 
 
@@ -152,7 +171,7 @@ def check_checkpoint(ckpt: dict, where: str) -> Config:
         raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
                               f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(migrate_config_dict(ckpt["config"]))
     except ConfigError as e:
         raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
 

@@ -37,13 +37,14 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import torch
 
-from .checkpoint import FORMAT as POSE3D_FORMAT, make_checkpoint, save_checkpoint
+from .checkpoint import FORMAT as POSE3D_FORMAT
+from .checkpoint import make_checkpoint, save_checkpoint
 from .config import Config, ModelConfig, config_to_dict
 from .errors import CheckpointError
 from .model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet3D, build_model, load_model
@@ -76,7 +77,7 @@ class ModuleStub:
 class _ParameterStub:
     """Stand-in for torch.nn.Parameter as pickled by PyTorch < 0.4 (NEWOBJ + BUILD)."""
 
-    def __new__(cls, data: Any = None, requires_grad: bool = True) -> "_ParameterStub":
+    def __new__(cls, data: Any = None, requires_grad: bool = True) -> _ParameterStub:
         obj = super().__new__(cls)
         obj.data = data
         return obj
@@ -515,7 +516,9 @@ def convert_hg3d(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     model, cfg = _converted(in_path)
     ckpt = make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg),
                            # finished: a trained model, so `train --init` may start from it
-                           extra={"converted_from": str(in_path), "converter": "pose3dlib.compat", "finished": True})
+                           extra={"converted_from": str(in_path), "converter": "pose3dlib.compat", "finished": True},
+                           # no training split to measure: the paper evaluator's Human3.6M skeleton size
+                           bone_sum_mm=cfg.eval.paper_bone_sum_mm)
     return save_checkpoint(out_path, ckpt)
 
 

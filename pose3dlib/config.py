@@ -3,8 +3,10 @@
     cfg = load_config("configs/cpu.yaml", overrides=["train.stage1.lr=1e-3"])
     dump_config(cfg, run_dir / "config.yaml")
 
-An unknown key or a value of the wrong type raises ConfigError naming the key and the
-expected type. Every checkpoint stores `config_to_dict(cfg)`; `config_from_dict` restores it.
+An unknown key, a value of the wrong type or outside its bounds (declared beside each
+field), or a broken cross-field invariant (`check_invariants`: heatmap = input / 4, input a
+multiple of 64, ...) raises ConfigError naming the key, at load time, before any data work.
+Every checkpoint stores `config_to_dict(cfg)`; `config_from_dict` restores it.
 """
 from __future__ import annotations
 
@@ -22,20 +24,35 @@ from .atomic_io import atomic_write_text
 from .errors import ConfigError
 from .paths import resolve
 
+# Network input side must be a multiple of this (four 2x poolings per hourglass plus the stem's 4x).
+INPUT_SIZE_MULTIPLE = 64
+# Heatmaps are the input downsampled by the stem: heatmap_size = input_size / this.
+HEATMAP_STRIDE = 4
+
+
+def bounded(default: Any, *, lo: float | None = None, hi: float | None = None) -> Any:
+    """A numeric field whose accepted range [lo, hi] sits beside it (checked at load)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi})
+
+
+def one_of(default: Any, *choices: Any) -> Any:
+    """A field that accepts only `choices` (checked at load)."""
+    return field(default=default, metadata={"choices": choices})
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Sizes of the synthetic-people splits written by `prepare-synthetic`."""
 
-    image_size: int = 256  # px, square images written to disk
-    h36m_train: int = 2000  # lab images, subjects 1,5,6,7,8
-    h36m_test: int = 500  # lab images, subjects 9,11
-    mpii_train: int = 2000  # wild images, 2D labels only
-    mpii_val: int = 300  # wild images, 2D labels only
-    wild_test: int = 300  # wild images with 3D ground truth (never trained on)
-    wild_val: int = 0  # wild validation images with 3D ground truth (tuning only; 0: not written)
-    lab_val: int = 0  # lab validation images: new frames of the training subjects (tuning only)
-    workers: int = 2  # generator processes
+    image_size: int = bounded(256, lo=64)  # px, square images written to disk
+    h36m_train: int = bounded(2000, lo=0)  # lab images, subjects 1,5,6,7,8
+    h36m_test: int = bounded(500, lo=0)  # lab images, subjects 9,11
+    mpii_train: int = bounded(2000, lo=0)  # wild images, 2D labels only
+    mpii_val: int = bounded(300, lo=0)  # wild images, 2D labels only
+    wild_test: int = bounded(300, lo=0)  # wild images with 3D ground truth (never trained on)
+    wild_val: int = bounded(0, lo=0)  # wild validation images with 3D ground truth (tuning only; 0: not written)
+    lab_val: int = bounded(0, lo=0)  # lab validation images: new frames of the training subjects (tuning only)
+    workers: int = bounded(2, lo=1)  # generator processes
 
 
 @dataclass(frozen=True)
@@ -53,20 +70,20 @@ class DataConfig:
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
     mpii_center_shift: float = 15.0  # usual MPII crop: centre moved down by this x scale px
-    mpii_box_factor: float = 1.25  # usual MPII crop: box side = 200 x scale x this
-    input_size: int = 256  # px, network input (a multiple of 64)
-    heatmap_size: int = 64  # px, heatmap side (input_size / 4)
-    sigma: float = 1.75  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)
-    scale_sigma: float = 0.25  # log2 scale jitter std (paper-facts: training recipe)
-    scale_clip: float = 0.5  # clip of the log2 scale jitter
-    rotation_sigma_deg: float = 30.0  # rotation jitter std, degrees
-    rotation_clip_deg: float = 60.0  # rotation jitter clip, degrees
-    rotation_prob: float = 0.4  # probability of rotating a sample
-    flip_prob: float = 0.5  # horizontal flip with left/right swap
-    color_scale_min: float = 0.6  # per-channel colour scale lower bound
-    color_scale_max: float = 1.4  # per-channel colour scale upper bound (Torch original)
+    mpii_box_factor: float = bounded(1.25, lo=0.1)  # usual MPII crop: box side = 200 x scale x this
+    input_size: int = bounded(256, lo=64)  # px, network input (a multiple of 64)
+    heatmap_size: int = bounded(64, lo=16)  # px, heatmap side (input_size / 4)
+    sigma: float = bounded(1.75, lo=0.1)  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)
+    scale_sigma: float = bounded(0.25, lo=0.0)  # log2 scale jitter std (the paper's training recipe)
+    scale_clip: float = bounded(0.5, lo=0.0)  # clip of the log2 scale jitter
+    rotation_sigma_deg: float = bounded(30.0, lo=0.0)  # rotation jitter std, degrees
+    rotation_clip_deg: float = bounded(60.0, lo=0.0, hi=180.0)  # rotation jitter clip, degrees
+    rotation_prob: float = bounded(0.4, lo=0.0, hi=1.0)  # probability of rotating a sample
+    flip_prob: float = bounded(0.5, lo=0.0, hi=1.0)  # horizontal flip with left/right swap
+    color_scale_min: float = bounded(0.6, lo=0.0)  # per-channel colour scale lower bound
+    color_scale_max: float = bounded(1.4, lo=0.0)  # per-channel colour scale upper bound (Torch original)
     augment_3d: bool = True  # augment Human3.6M samples too (the original did not)
-    num_workers: int = 2  # DataLoader worker processes
+    num_workers: int = bounded(2, lo=0)  # DataLoader worker processes
 
 
 @dataclass(frozen=True)
@@ -77,58 +94,61 @@ class ModelConfig:
     (the depth head pools its grid to the 4 x 4 of a 256 px input), so no size lives here.
     """
 
-    num_stacks: int = 2  # hourglasses
-    num_modules: int = 2  # residual modules per hourglass level
-    num_features: int = 256  # channels in the hourglasses
-    num_reg_modules: int = 2  # residual modules per depth-head level
-    num_joints: int = 16  # MPII16 order
-    input_format: str = "rgb"  # "rgb": RGB / 255; "bgr256": original release, BGR / 256
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Loss options shared by all stages (the per-stage weights live in StageConfig)."""
-
-    heatmap_weight: float = 1.0  # weight of the summed per-stack heatmap MSE
+    num_stacks: int = bounded(2, lo=1)  # hourglasses
+    num_modules: int = bounded(2, lo=1)  # residual modules per hourglass level
+    num_features: int = bounded(256, lo=1)  # channels in the hourglasses
+    num_reg_modules: int = bounded(2, lo=1)  # residual modules per depth-head level
+    num_joints: int = one_of(16, 16)  # MPII16 order (pose3dlib.skeleton)
+    input_format: str = one_of("rgb", "rgb", "bgr256")  # "rgb": RGB / 255; "bgr256": original release, BGR / 256
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One of the three training stages."""
+    """One of the three training stages, with its three loss weights."""
 
-    epochs: int = 1
-    lr: float = 2.5e-4
+    epochs: int = bounded(1, lo=0)
+    lr: float = bounded(2.5e-4, lo=0.0)
     lr_drop_epochs: tuple[int, ...] = ()  # epochs at which lr *= lr_drop_factor
-    lr_drop_factor: float = 0.1
-    ratio_3d: float = 0.0  # 3D (h36m) samples per 2D (mpii) sample in an epoch
-    depth_weight: float = 0.0  # weight of the depth L2 loss on 3D samples
-    geometric_weight: float = 0.0  # weight of the bone-length-ratio loss on 2D samples
-    samples_2d_per_epoch: int = 0  # 0: the whole 2D training split
+    lr_drop_factor: float = bounded(0.1, lo=0.0)
+    ratio_3d: float = bounded(0.0, lo=0.0)  # 3D (h36m) samples per 2D (mpii) sample in an epoch
+    heatmap_weight: float = bounded(1.0, lo=0.0)  # weight of the summed per-stack heatmap MSE
+    depth_weight: float = bounded(0.0, lo=0.0)  # weight of the depth L2 loss on 3D samples
+    geometric_weight: float = bounded(0.0, lo=0.0)  # weight of the bone-length-ratio loss on 2D samples
+    samples_2d_per_epoch: int = bounded(0, lo=0)  # 0: the whole 2D training split
     # False: no 2D-only (MPII-format) image in this stage; the epoch keeps its length with
     # 3D (Human3.6M-format) samples in their place (the "3D only" arm of `make ablation`)
     mix_2d: bool = True
+
+    def loss_weights(self) -> dict[str, float]:
+        """{"heatmap": w, "depth": w, "geometric": w}: the keyword weights of losses.total_loss."""
+        return {"heatmap": self.heatmap_weight, "depth": self.depth_weight, "geometric": self.geometric_weight}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser, device and schedule."""
 
-    batch_size: int = 6  # samples per step per process (DDP: the global batch is this x processes)
-    optimizer: str = "rmsprop"  # "rmsprop" (paper) or "adam"
-    rmsprop_alpha: float = 0.99
-    eps: float = 1e-8
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    batch_size: int = bounded(6, lo=1)  # samples per step per process (DDP: the global batch is this x processes)
+    optimizer: str = one_of("rmsprop", "rmsprop", "adam")  # "rmsprop" (paper) or "adam"
+    rmsprop_alpha: float = bounded(0.99, lo=0.0, hi=1.0)
+    eps: float = bounded(1e-8, lo=0.0)
+    momentum: float = bounded(0.0, lo=0.0)
+    weight_decay: float = bounded(0.0, lo=0.0)
     device: str = "auto"  # "auto" (CUDA, then CPU), "cpu", "cuda", "cuda:1", ...
-    num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    num_threads: int = bounded(0, lo=0)  # torch CPU threads; 0 leaves torch's default
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     bf16_on_cpu: bool = False  # bf16 autocast on CPU too: ~2x faster with native bf16 (AVX512-BF16, AMX), slow without
     channels_last: bool = True  # channels_last (NHWC) memory format, on every device
     compile: bool = False  # torch.compile the model
-    val_every: int = 1  # validate every N epochs (and after the last)
-    val_samples: int = 200  # validation subset size per split (0: all)
-    checkpoint_every_steps: int = 0  # also checkpoint every N steps (0: per epoch only)
-    log_every_steps: int = 10  # write train losses to metrics.jsonl every N steps
+    val_every: int = bounded(1, lo=1)  # validate every N epochs (and after the last)
+    val_samples: int = bounded(200, lo=0)  # validation subset size per split (0: all)
+    checkpoint_every_steps: int = bounded(0, lo=0)  # also checkpoint every N steps (0: per epoch only)
+    log_every_steps: int = bounded(10, lo=1)  # write train losses to metrics.jsonl every N steps
+    # The millimetre scale of 3D output (see decode.reconstruct_3d): 2D + depth are scaled so
+    # the 14 bone lengths sum to this many mm. 0: the mean over the samples of the Human3.6M-
+    # format training split (decode.mean_bone_sum_mm). Fixed when a stage is trained and
+    # stored in its checkpoint ("bone_sum_mm"), which evaluation and the demo both use.
+    bone_sum_mm: float = bounded(0.0, lo=0.0)
     # Deterministic algorithms: CPU runs (and --resume) are then bitwise reproducible for a
     # fixed seed, thread count and world size; on CUDA it also disables cuDNN autotuning.
     deterministic: bool = True
@@ -154,13 +174,10 @@ class EvalConfig:
     """Inference and evaluation options."""
 
     flip_test: bool = True  # average with the mirrored image's prediction
-    subpixel: str = "quarter"  # heatmap peak refinement (decode.SUBPIXEL_METHODS): "quarter" or "log_parabola"
-    batch_size: int = 32
-    paper_bone_sum_mm: float = 4296.99  # paper evaluator: sum of the 14 edge lengths
-    # Sum of the 14 edge lengths (mm) used to scale 2D + depth to millimetres; 0 means
-    # "compute the mean over the training subjects of the h36m split".
-    reconstruct_bone_sum_mm: float = 0.0
-    pckh_threshold: float = 0.5
+    subpixel: str = one_of("quarter", "quarter", "log_parabola")  # heatmap peak refinement (decode.SUBPIXEL_METHODS)
+    batch_size: int = bounded(32, lo=1)
+    paper_bone_sum_mm: float = bounded(4296.99, lo=0.0)  # paper evaluator: sum of the 14 edge lengths
+    pckh_threshold: float = bounded(0.5, lo=0.0)  # fraction of the head segment length
 
 
 @dataclass(frozen=True)
@@ -168,30 +185,12 @@ class Config:
     """Everything one experiment needs; saved with every checkpoint and output."""
 
     profile: str = "paper"
-    seed: int = 0
+    seed: int = bounded(0, lo=0)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-# Smallest accepted value of numeric keys read from files and overrides (a batch of 0 or
-# logging every 0 steps would otherwise fail deep inside training with a ZeroDivisionError).
-_LOWER_BOUNDS: dict[tuple[type, str], int | float] = {
-    (Config, "seed"): 0,
-    **{(SyntheticConfig, k): 0 for k in ("h36m_train", "h36m_test", "mpii_train", "mpii_val", "wild_test",
-                                         "wild_val", "lab_val")},
-    (SyntheticConfig, "image_size"): 64, (SyntheticConfig, "workers"): 1,
-    (DataConfig, "input_size"): 64, (DataConfig, "heatmap_size"): 1, (DataConfig, "num_workers"): 0,
-    **{(ModelConfig, k): 1 for k in ("num_stacks", "num_modules", "num_features", "num_reg_modules", "num_joints")},
-    **{(StageConfig, k): 0 for k in ("epochs", "lr", "ratio_3d", "depth_weight", "geometric_weight",
-                                     "samples_2d_per_epoch")},
-    (TrainConfig, "batch_size"): 1, (TrainConfig, "num_threads"): 0, (TrainConfig, "val_every"): 1,
-    (TrainConfig, "val_samples"): 0, (TrainConfig, "checkpoint_every_steps"): 0, (TrainConfig, "log_every_steps"): 1,
-    (EvalConfig, "batch_size"): 1,
-}
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -259,18 +258,44 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
             where = f"{prefix}.{k}" if prefix else k
             raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    for k, v in kwargs.items():
-        low = _LOWER_BOUNDS.get((cls, k))
-        if low is not None and v < low:
-            raise ConfigError(f"config key {f'{prefix}.{k}' if prefix else k!r}: expected a value >= {low}, got {v!r}")
+    for f in dataclasses.fields(cls):
+        if f.name in kwargs:
+            _check_field(f, kwargs[f.name], f"{prefix}.{f.name}" if prefix else f.name)
     return cls(**kwargs)
+
+
+def _check_field(f: dataclasses.Field, value: Any, key: str) -> None:
+    """Raise ConfigError naming `key` when `value` is outside the bounds or choices beside the field."""
+    lo, hi, choices = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices")
+    if lo is not None and value < lo:
+        raise ConfigError(f"config key {key!r}: expected a value >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"config key {key!r}: expected a value <= {hi}, got {value!r}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key {key!r}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_invariants(cfg: Config) -> Config:
+    """Raise ConfigError naming the key when fields that must agree do not; returns cfg."""
+    d = cfg.data
+    if d.input_size % INPUT_SIZE_MULTIPLE:
+        raise ConfigError(f"config key 'data.input_size': expected a multiple of {INPUT_SIZE_MULTIPLE}, "
+                          f"got {d.input_size}")
+    if d.heatmap_size * HEATMAP_STRIDE != d.input_size:
+        raise ConfigError(f"config key 'data.heatmap_size': expected data.input_size / {HEATMAP_STRIDE} = "
+                          f"{d.input_size // HEATMAP_STRIDE}, got {d.heatmap_size}")
+    if d.color_scale_min > d.color_scale_max:
+        raise ConfigError(f"config key 'data.color_scale_min': expected <= data.color_scale_max "
+                          f"({d.color_scale_max}), got {d.color_scale_min}")
+    return cfg
 
 
 def config_from_dict(data: dict, cls: type = Config) -> Any:
     """Build a (frozen) config of type `cls` from a nested dict; missing keys take defaults."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping, got {type(data).__name__}")
-    return _from_dict(cls, data)
+    cfg = _from_dict(cls, data)
+    return check_invariants(cfg) if isinstance(cfg, Config) else cfg
 
 
 def config_to_dict(cfg: Any) -> dict:
@@ -282,6 +307,43 @@ def config_to_dict(cfg: Any) -> dict:
             return [conv(x) for x in v]
         return v
     return conv(cfg)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """Dotted keys whose values differ between two config dicts, as 'key: a -> b'."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def migrate_config_dict(data: dict) -> dict:
+    """A stored config dict with keys renamed since it was written moved to their new place.
+
+    `loss.heatmap_weight` became each stage's `heatmap_weight`; the evaluation-time
+    `eval.reconstruct_bone_sum_mm` became the training-time `train.bone_sum_mm`.
+    """
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    loss = out.pop("loss", None)
+    if isinstance(loss, dict) and "heatmap_weight" in loss:
+        train = out.setdefault("train", {})
+        for n in (1, 2, 3):
+            stage = dict(train.get(f"stage{n}") or {})
+            stage.setdefault("heatmap_weight", loss["heatmap_weight"])
+            train[f"stage{n}"] = stage
+    ev = out.get("eval")
+    if isinstance(ev, dict) and "reconstruct_bone_sum_mm" in ev:
+        out.setdefault("train", {}).setdefault("bone_sum_mm", ev.pop("reconstruct_bone_sum_mm"))
+    return out
 
 
 _FLOAT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")

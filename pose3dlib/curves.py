@@ -28,9 +28,6 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
     the terms a stage does not train (weight 0), and the MPJPE series when depth is not
     trained. Returns a matplotlib Figure (two axes); save it with `fig.savefig(...)`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
@@ -70,12 +67,6 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
     return fig
 
 
-def stage_loss_weights(cfg, stage: int) -> dict[str, float]:
-    """The loss weights of one stage of a Config, keyed like the logged terms."""
-    s = cfg.train.stage(stage)
-    return {"heatmap": cfg.loss.heatmap_weight, "depth": s.depth_weight, "geometric": s.geometric_weight}
-
-
 def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "",
                 weights: dict[str, float] | None = None) -> Path:
     """Plot the curves of one stage and save them to `out_path` (folders created)."""
@@ -87,3 +78,31 @@ def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, ti
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir: str | os.PathLike,
+                       figure_name: str, init_from: str | os.PathLike | None = None) -> dict:
+    """The shared body of the training notebooks 02-04: train (or load) one stage and show it.
+
+    Prints the stage's status before and its checkpoint after, draws its training curves
+    (saved as `<figures_dir>/<figure_name>.png` and left open, so a notebook shows it
+    inline) and prints the validation table. Returns {"metrics": the stage's final
+    metrics, "figure": the curves Figure, "val": loss_table of the 'val' records}.
+    `init_from`: the checkpoint the stage starts from (default: stage N-1's, see train.fit).
+    """
+    from .paths import resolve
+    from .runs import checkpoint_path, metrics_log_path
+    from .train import stage_status, train_or_load
+    from .viz import save_figure
+
+    print("before:", stage_status(cfg, stage, run_dir, init_from))
+    metrics = train_or_load(cfg, stage, run_dir, init_from)
+    print("checkpoint:", checkpoint_path(run_dir, stage).relative_to(resolve(run_dir).parent))
+    log = metrics_log_path(run_dir, stage)
+    fig = plot_training_curves(log, title=f"stage {stage} ({cfg.profile})", weights=cfg.train.stage(stage).loss_weights())
+    save_figure(fig, figures_dir, figure_name)
+    val = loss_table(read_metrics(log), "val")
+    print(f"{'step':>6} {'PCK@0.1 %':>10} {'MPJPE mm':>9} {'mean-pose mm':>13}")
+    for i, step in enumerate(val["step"]):
+        print(f"{int(step):>6} {val['pck'][i]:>10.1f} {val['mpjpe_mm'][i]:>9.1f} {val['mpjpe_mean_pose_mm'][i]:>13.1f}")
+    return {"metrics": metrics, "figure": fig, "val": val}

@@ -14,6 +14,7 @@ All HTML pages of a run share one `DIR/plotly.min.js`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -24,14 +25,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import camera, decode, detect, export, media
+from . import camera, decode, detect, export, media, runs
 from .atomic_io import atomic_write_text
+from .checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
+from .checkpoint import load_checkpoint
 from .config import Config
 from .device import resolve_device
 from .errors import DataError, Pose3DError
 from .evaluate import predict
 from .model import load_model
-from .paths import RUNS_DIR, resolve
+from .paths import resolve
 from .skeleton import DEPTH_ROOT, MPII16
 
 read_image_rgb = media.read_image_rgb  # the demo's image reader (any mode -> RGB)
@@ -84,11 +87,22 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
     return np.array([x + bw / 2.0 - 0.5, y + bh / 2.0 - 0.5]), float(max(bw, bh) * BOX_MARGIN)
 
 
+def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+    """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
+    set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
+    checkpoint = load_checkpoint(ckpt, map_location=device)
+    scale = checkpoint_bone_sum_mm(checkpoint, str(ckpt))
+    model, cfg = load_model(checkpoint, map_location=device)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
+    return model.to(device).eval(), cfg
+
+
 def bone_sum_mm(cfg: Config) -> tuple[float, str]:
-    """The skeleton-length constant used to express 3D in mm, and where it came from."""
-    if cfg.eval.reconstruct_bone_sum_mm > 0:
-        return cfg.eval.reconstruct_bone_sum_mm, "eval.reconstruct_bone_sum_mm of the checkpoint's config"
-    return cfg.eval.paper_bone_sum_mm, "eval.paper_bone_sum_mm (the paper's evaluator constant)"
+    """The millimetre scale of the 3D output (`load_demo_model` sets it from the checkpoint) and its source."""
+    if not cfg.train.bone_sum_mm > 0:
+        raise Pose3DError("the config carries no millimetre scale (train.bone_sum_mm is 0): load the checkpoint "
+                          "with pose3dlib.demo.load_demo_model, which reads the scale the checkpoint stores")
+    return cfg.train.bone_sum_mm, "the checkpoint's bone_sum_mm, fixed when it was trained, as in evaluation"
 
 
 def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
@@ -186,20 +200,9 @@ def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bb
 
 
 def default_checkpoint() -> Path:
-    """The newest stage-3 checkpoint that `make reproduce` produced (`runs/<profile>/stage3/last.pt`).
-
-    Only run folders whose stage-3 step was completed by `make reproduce` count (it leaves
-    `runs/<profile>/.stamps/04_train_geometry`), so the smoke runs of `make test` are ignored.
-    """
-    found = sorted((p for p in RUNS_DIR.glob("*/stage3/last.pt")
-                    if (p.parent.parent / ".stamps" / "04_train_geometry").exists()),
-                   key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise Pose3DError(
-            f"no stage-3 checkpoint from `make reproduce` under {RUNS_DIR}; make one with `make reproduce` "
-            "(or pass --checkpoint CKPT, e.g. a converted original model from `python -m pose3dlib convert-hg3d`)"
-        )
-    return found[-1]
+    """The newest finished stage-3 checkpoint of a `make reproduce` run (smoke runs excluded;
+    pose3dlib.runs owns the run-folder layout)."""
+    return runs.newest_finished_checkpoint(stage=3)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -342,8 +345,7 @@ def run(args: argparse.Namespace) -> int:
     items = media.collect_inputs(args.inputs)
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
-    model, cfg = load_model(ckpt, map_location=device)
-    model.to(device).eval()
+    model, cfg = load_demo_model(ckpt, device)
     print(f"checkpoint {ckpt}: {EXPECTATIONS}")
     run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
                all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)

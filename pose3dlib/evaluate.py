@@ -5,33 +5,78 @@
 
 `evaluate_run` scores every stage's checkpoint on every test split (lab test S9/S11 and
 wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
-N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
+N-MPJPE), per action and averaged, plus 2D PCKh on the MPII-format validation split
 and a mean-pose baseline, and writes them in long form
 (`stage,split,protocol,action,value`) to a CSV.
+
+What comes from where: the network and its input geometry (data.input_size,
+data.heatmap_size, model.input_format) and the millimetre scale (`bone_sum_mm`) come from
+each checkpoint; the evaluation options (`eval.*`) and the data locations (`data.*_dir`)
+come from the evaluation's own config and overrides, so one checkpoint can be scored with
+other options or on another dataset. PROTOCOLS lists every protocol the evaluator writes,
+in table order, with its label; the README table (pose3dlib.report) is built from it.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from . import camera, decode, metrics
+from . import camera, decode, metrics, runs
 from .atomic_io import atomic_write
-from .config import Config
+from .checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
+from .checkpoint import load_checkpoint
+from .config import Config, DataConfig, EvalConfig
 from .device import resolve_device
 from .errors import Pose3DError
 from .model import is_channels_last, load_model, preprocess
 from .paths import resolve
+from .progress import progress_bar
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
+GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
+PCKH_PREFIX = "pckh@"  # PCKh rows are labelled pckh@<threshold>, e.g. pckh@0.5
+# Every protocol the evaluator writes, in the order of the README table, with its column label.
+PROTOCOLS: dict[str, str] = {
+    "paper": "paper evaluator (mm)",
+    "p1_mpjpe": "Protocol #1 MPJPE (mm)",
+    "p2_pa_mpjpe": "Protocol #2 PA-MPJPE (mm)",
+    "n_mpjpe": "N-MPJPE (mm)",
+    GT2D_PROTOCOL: "Protocol #1 with GT 2D (mm)",
+    PCKH_PREFIX: "PCKh@{threshold} (MPII val)",
+}
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
+
+
+def pckh_protocol(threshold: float) -> str:
+    """The protocol label of a PCKh row: 'pckh@0.5' for threshold 0.5 (the value's own threshold)."""
+    return f"{PCKH_PREFIX}{threshold:g}"
+
+
+def protocol_key(protocol: str) -> str:
+    """The PROTOCOLS entry a row's protocol belongs to ('pckh@0.5' -> 'pckh@'); Pose3DError if none."""
+    key = PCKH_PREFIX if protocol.startswith(PCKH_PREFIX) else protocol
+    if key not in PROTOCOLS:
+        raise Pose3DError(f"protocol {protocol!r} is not one of the evaluator's ({', '.join(PROTOCOLS)})")
+    return key
+
+
+def protocol_label(protocol: str) -> str:
+    """Column label of a protocol ('pckh@0.2' -> 'PCKh@0.2 (MPII val)')."""
+    key = protocol_key(protocol)
+    return PROTOCOLS[key].format(threshold=protocol[len(PCKH_PREFIX):]) if key == PCKH_PREFIX else PROTOCOLS[key]
+
+
+def is_fraction(protocol: str) -> bool:
+    """True for protocols whose value is a fraction (PCKh), False for errors in mm."""
+    return protocol_key(protocol) == PCKH_PREFIX
 
 
 @torch.no_grad()
@@ -88,7 +133,7 @@ def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch
     keys = ("joints_2d", "depth", "gt_joints_2d", "gt_joints_3d_mm", "valid", "has_depth", "action", "subject", "index", "crop")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     model.eval()
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in progress_bar(loader, desc=desc, disable=not progress, leave=False):
         out = predict(model, batch["image"].to(device), input_format, flip_test=flip_test, subpixel=subpixel)
         parts["joints_2d"].append(out["joints_2d"].cpu().numpy())
         parts["depth"].append(out["depth"].cpu().numpy())
@@ -121,14 +166,14 @@ def per_action_rows(stage: str, split: str, per_sample: dict[str, np.ndarray], a
     weighs the same), not the mean over samples.
     """
     rows = []
-    actions = sorted(set(int(a) for a in action))
+    actions = sorted({int(a) for a in action})
     for protocol, errors in per_sample.items():
         means = []
         for a in actions:
             m = float(np.mean(errors[action == a]))
             means.append(m)
-            rows.append(dict(stage=stage, split=split, protocol=protocol, action=action_names.get(a, str(a)), value=m))
-        rows.append(dict(stage=stage, split=split, protocol=protocol, action="all", value=float(np.mean(means))))
+            rows.append({"stage": stage, "split": split, "protocol": protocol, "action": action_names.get(a, str(a)), "value": m})
+        rows.append({"stage": stage, "split": split, "protocol": protocol, "action": "all", "value": float(np.mean(means))})
     return rows
 
 
@@ -165,61 +210,66 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
     return rows
 
 
-def pckh_on_mpii(model, dataset, cfg: Config, device, *, limit: int = 0, progress: bool = True) -> float:
-    """PCKh@cfg.eval.pckh_threshold on an MPII-format split, in original-image pixels."""
-    pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
-                           flip_test=cfg.eval.flip_test, subpixel=cfg.eval.subpixel, device=device, limit=limit,
+def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
+                 progress: bool = True) -> float:
+    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
+    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
+                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
                            progress=progress, desc="PCKh")
-    crop_px = camera.normalized_to_crop_px(pred.joints_2d, cfg.data.input_size, cfg.data.heatmap_size)
+    crop_px = camera.normalized_to_crop_px(pred.joints_2d, dataset.cfg.input_size, dataset.cfg.heatmap_size)
     joints_img = decode.joints_to_image(crop_px, pred.crop)
     rows = pred.index
     gt_img = dataset.part[rows]  # (N,16,2) original px
     annotated = dataset.annotated[rows]  # (N,16) bool
     head = dataset.normalize[rows]  # (N,)
-    return metrics.pckh(joints_img, gt_img, head, annotated, threshold=cfg.eval.pckh_threshold)
+    return metrics.pckh(joints_img, gt_img, head, annotated, threshold=eval_cfg.pckh_threshold)
 
 
-def evaluate_3d_split(model, dataset, cfg: Config, device, bone_sum_mm: float, *, stage: str, split: str,
-                      action_names: dict[int, str], limit: int = 0, progress: bool = True) -> list[dict]:
+def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, bone_sum_mm: float, *,
+                      stage: str, split: str, action_names: dict[int, str], limit: int = 0,
+                      progress: bool = True) -> list[dict]:
     """Long-form rows for one checkpoint on one 3D split under every 3D protocol.
 
     Besides PROTOCOLS_3D on the full prediction (predicted 2D + predicted depth), it adds
     `p1_mpjpe_gt2d`: Protocol #1 of ground-truth 2D + predicted depth, which isolates the
-    depth branch from 2D errors (the number training validation reports).
+    depth branch from 2D errors (the number training validation reports). `bone_sum_mm`
+    is the checkpoint's millimetre scale (pose3dlib.checkpoint.bone_sum_mm).
     """
-    pred = predict_dataset(model, dataset, cfg.model.input_format, batch_size=cfg.eval.batch_size,
-                           flip_test=cfg.eval.flip_test, subpixel=cfg.eval.subpixel, device=device, limit=limit,
+    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
+                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
                            progress=progress, desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
-    per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, cfg.eval.paper_bone_sum_mm)
+    per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
-    per_sample["p1_mpjpe_gt2d"] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
+    per_sample[GT2D_PROTOCOL] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
     return per_action_rows(stage, split, per_sample, pred.action, action_names)
 
 
-def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, cfg: Config, *, split: str,
+def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig, *, split: str,
                    action_names: dict[int, str], limit: int = 0) -> list[dict]:
     """The mean-pose baseline: predict the mean root-relative training pose for every sample."""
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     gt = dataset.joints_3d_mm[:n]
     mean_pose = train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
-    per_sample = scores_3d(mean_pose, gt, cfg.eval.paper_bone_sum_mm)
+    per_sample = scores_3d(mean_pose, gt, eval_cfg.paper_bone_sum_mm)
     return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
 
 
-def stage_checkpoint(run_dir: str | Path, stage: int) -> Path:
-    """Path of a stage's final checkpoint in a run folder (`<run_dir>/stage<N>/last.pt`)."""
-    return resolve(run_dir) / f"stage{stage}" / "last.pt"
+def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
+    """The evaluation's data config (its locations) with the input geometry the checkpoint was trained at."""
+    return dataclasses.replace(data_cfg, input_size=trained.data.input_size, heatmap_size=trained.data.heatmap_size)
 
 
-def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = (1, 2, 3), limit: int = 0,
+def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
                  device: str | None = None, progress: bool = True) -> list[dict]:
     """Score every stage checkpoint of a run on lab test, wild_test and MPII val.
 
     Returns long-form rows (CSV_COLUMNS): 3D protocols per action and 'all' for each
-    stage and the mean-pose baseline on both 3D splits, and PCKh@threshold ('pckh@0.5',
-    a fraction, action 'all') on the MPII-format validation split. `limit` > 0 scores only
-    the first `limit` samples of each split (smoke runs).
+    stage and the mean-pose baseline on both 3D splits, and PCKh ('pckh@<threshold>', a
+    fraction, action 'all') on the MPII-format validation split. `cfg` supplies `eval.*`
+    and the data locations; each checkpoint its network, input geometry and mm scale
+    (see the module docstring). `limit` > 0 scores only the first `limit` samples of
+    each split (smoke runs).
     """
     from .data.actions import ACTION_NAMES as names
     from .data.h36m import H36MDataset
@@ -227,26 +277,26 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = (1
 
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
-    bone_sum_mm = cfg.eval.reconstruct_bone_sum_mm or decode.mean_bone_sum_mm(train_3d.joints_3d_mm)
-    splits = {"lab_test": H36MDataset(cfg.data.h36m_dir, "test", cfg.data),
-              "wild_test": H36MDataset(cfg.data.wild_test_dir, "test", cfg.data)}
-    mpii_val = MPIIDataset(cfg.data.mpii_dir, "val", cfg.data)
     rows: list[dict] = []
-    for split, ds in splits.items():
-        rows += mean_pose_rows(train_3d.joints_3d_mm, ds, cfg, split=split, action_names=names, limit=limit)
+    for split, root in (("lab_test", cfg.data.h36m_dir), ("wild_test", cfg.data.wild_test_dir)):
+        rows += mean_pose_rows(train_3d.joints_3d_mm, H36MDataset(root, "test", cfg.data), cfg.eval, split=split,
+                               action_names=names, limit=limit)
     for stage in stages:
-        path = stage_checkpoint(run_dir, stage)
-        model, ckpt_cfg = load_model(path, map_location=dev)
-        if ckpt_cfg.data.input_size != cfg.data.input_size:
-            raise Pose3DError(f"{path}: trained at input_size {ckpt_cfg.data.input_size}, "
-                              f"but the evaluation config uses {cfg.data.input_size}")
+        path = runs.checkpoint_path(run_dir, stage)
+        ckpt = load_checkpoint(path, map_location=dev)
+        model, trained = load_model(ckpt, map_location=dev)
+        scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
         model.to(dev).eval()
-        for split, ds in splits.items():
-            rows += evaluate_3d_split(model, ds, ckpt_cfg, dev, bone_sum_mm, stage=f"stage{stage}", split=split,
-                                      action_names=names, limit=limit, progress=progress)
-        p = pckh_on_mpii(model, mpii_val, ckpt_cfg, dev, limit=limit, progress=progress)
-        rows.append(dict(stage=f"stage{stage}", split="mpii_val", protocol=f"pckh@{cfg.eval.pckh_threshold:g}",
-                         action="all", value=p))
+        data = checkpoint_geometry(cfg.data, trained)
+        fmt = trained.model.input_format
+        for split, root in (("lab_test", data.h36m_dir), ("wild_test", data.wild_test_dir)):
+            rows += evaluate_3d_split(model, H36MDataset(root, "test", data), cfg.eval, fmt, dev, scale_mm,
+                                      stage=runs.stage_name(stage), split=split, action_names=names, limit=limit,
+                                      progress=progress)
+        p = pckh_on_mpii(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, fmt, dev, limit=limit,
+                         progress=progress)
+        rows.append({"stage": runs.stage_name(stage), "split": "mpii_val", "protocol": pckh_protocol(cfg.eval.pckh_threshold),
+                         "action": "all", "value": p})
     return rows
 
 
@@ -274,6 +324,6 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     stages = parse_stages(args.stages)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
-    out = write_metrics_csv(rows, args.out or resolve(args.run_dir) / "metrics.csv")
+    out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
     print(f"wrote {len(rows)} rows to {out}")
     return 0

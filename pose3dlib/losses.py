@@ -9,7 +9,7 @@ the 3D/2D split of a batch:
 - heatmap: mean over the pixels of the annotated joints of the batch, summed over stacks;
 - depth and geometric: a per-sample value, summed over the samples the term applies to
   and divided by the batch size B (all samples). For the geometric term this is the
-  original release's normalisation (paper-facts: varWeight * sum over 2D samples / B).
+  original release's normalisation (docs/paper.md, "Geometric loss": weight * sum over 2D samples / B).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
 
 
 def geometric_loss(depth: torch.Tensor, joints_2d: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-sample bone-length-ratio loss (paper-facts "Geometric loss"), groups from skeleton.BONE_GROUPS.
+    """Per-sample bone-length-ratio loss (docs/paper.md, "Geometric loss"), groups from skeleton.BONE_GROUPS.
 
     For each group g and its bones e = (a, b, w) whose two joints are annotated:
     l_e = w * sqrt(dx^2 + dy^2 + dd^2), L_g = mean_e l_e, loss_g = sum_e (l_e - L_g)^2 / n_g;

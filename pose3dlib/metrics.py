@@ -149,7 +149,7 @@ def paper_protocol_align(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply the paper's evaluator to (N, 16, 3) MPII16 skeletons; return (pred, gt) as compared.
 
-    Steps (paper-facts, "Evaluation"):
+    Steps (docs/paper.md, "Evaluation"):
       1. rescale the prediction about its root (`skeleton.DEPTH_ROOT`, the pelvis) so its 14
          edges (`skeleton.MPII16.edges`) sum to `bone_sum_mm`;
       2. translate it so its root lies on the ground-truth root;

@@ -4,7 +4,7 @@
     x = preprocess(images_uint8, cfg.model.input_format)   # (B, 3, S, S) float
     out = model(x)   # {"heatmaps": [(B, 16, S/4, S/4)] * num_stacks, "depth": (B, 16)}
 
-Layout (paper-facts "Network"): a stem that brings the image to S/4, `num_stacks`
+Layout (docs/paper.md, "Network"): a stem that brings the image to S/4, `num_stacks`
 hourglasses of recursion depth 4 each followed by a head that predicts heatmaps and feeds
 features and heatmaps back into the running features, then a depth head of 4 x
 (residuals + max-pool) and a Linear layer on the flattened 4 x 4 grid.
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config, ModelConfig, config_from_dict
+from .config import Config, ModelConfig, config_from_dict, migrate_config_dict
 from .errors import CheckpointError, ConfigError, DataError
 
-HOURGLASS_DEPTH = 4  # recursion levels of each hourglass (paper-facts: "recursion depth 4")
+HOURGLASS_DEPTH = 4  # recursion levels of each hourglass (docs/paper.md, "Network")
 DEPTH_HEAD_LEVELS = 4  # (residuals + max-pool) levels of the depth head
 DEPTH_GRID = 4  # side of the grid the depth head's Linear reads (4 x 4 at 256 px input)
 STEM_CHANNELS = 64  # output of the 7x7 stem convolution
@@ -257,7 +257,7 @@ def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.
     else:
         ckpt, where = load_checkpoint(path_or_checkpoint, map_location=map_location), str(path_or_checkpoint)
     try:
-        cfg = config_from_dict(ckpt["config"])
+        cfg = config_from_dict(migrate_config_dict(ckpt["config"]))
     except ConfigError as e:
         raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
     model = build_model(cfg.model)

@@ -21,6 +21,9 @@ from .paths import NOTEBOOKS_DIR, resolve
 KERNEL = "pose3d"
 
 
+# Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.
+KERNEL_START_TIMEOUT_S = 600
+
 def notebook_path(name: str) -> Path:
     """notebooks/<name>.ipynb for a bare name, or the path itself."""
     p = resolve(name) if name.endswith(".ipynb") else NOTEBOOKS_DIR / f"{name}.ipynb"
@@ -50,19 +53,32 @@ def check_parameters(notebook: Path, params: dict) -> None:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
 
 
-def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True) -> Path:
-    """Execute notebook `name` with `params` into `output` (atomically); returns the output path."""
+def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True,
+            skip_undeclared: tuple[str, ...] = ()) -> Path:
+    """Execute notebook `name` with `params` into `output` (atomically); returns the output path.
+
+    Parameters named in `skip_undeclared` are dropped for a notebook that does not declare
+    them (every other unknown parameter is an error). The kernel runs with progress bars
+    off (POSE3D_PROGRESS=off), so the executed notebook carries no bar text.
+    """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
 
+    from .progress import ENV as PROGRESS_ENV
+
     src = notebook_path(name)
+    if skip_undeclared:
+        declared = set(pm.inspect_notebook(str(src)))
+        params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
     check_parameters(src, params)
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.ipynb")
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
-                            progress_bar=progress)
+                            progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S)
         tmp.replace(out)
     except NoSuchKernel:
         raise Pose3DError(f"no Jupyter kernel named {kernel!r}; run `make setup` (it registers {KERNEL!r}) "
@@ -70,6 +86,11 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     except pm.PapermillExecutionError as e:
         raise Pose3DError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(partial output kept in {tmp})") from None
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = previous
     return out
 
 

@@ -2,7 +2,9 @@
 
     python -m pose3dlib report --metrics runs/cpu/metrics.csv --readme README.md
 
-replaces the text between `<!-- results:start -->` and `<!-- results:end -->`.
+replaces the text between `<!-- results:start -->` and `<!-- results:end -->`. Its columns
+are the protocols of the metrics file in the evaluator's order (pose3dlib.evaluate.PROTOCOLS,
+with their labels), so a protocol the evaluator adds appears without an edit here.
 """
 from __future__ import annotations
 
@@ -10,36 +12,34 @@ import argparse
 from pathlib import Path
 
 from .atomic_io import replace_marked_block
-from .evaluate import read_metrics_csv
+from .evaluate import PROTOCOLS, is_fraction, protocol_key, protocol_label, read_metrics_csv
 from .paths import resolve
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PROTOCOL_LABELS = {
-    "paper": "paper evaluator (mm)",
-    "p1_mpjpe": "Protocol #1 MPJPE (mm)",
-    "p2_pa_mpjpe": "Protocol #2 PA-MPJPE (mm)",
-    "n_mpjpe": "N-MPJPE (mm)",
-    "p1_mpjpe_gt2d": "Protocol #1 with GT 2D (mm)",
-    "pckh@0.5": "PCKh@0.5 (MPII val)",
-}
 STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
                 "stage2": "Stage 2 (+depth)", "stage3": "Stage 3 (+geometric)"}
 
 
 def _fmt(protocol: str, value: float) -> str:
-    return f"{100 * value:.1f}%" if protocol.startswith("pck") else f"{value:.1f}"
+    return f"{100 * value:.1f}%" if is_fraction(protocol) else f"{value:.1f}"
+
+
+def table_protocols(rows: list[dict]) -> list[str]:
+    """The distinct protocols of `rows`, in the evaluator's order (PROTOCOLS), then by name."""
+    order = list(PROTOCOLS)
+    return sorted(dict.fromkeys(r["protocol"] for r in rows), key=lambda p: (order.index(protocol_key(p)), p))
 
 
 def results_table(rows: list[dict]) -> str:
     """Markdown: one row per (stage, split), one column per protocol, averaged over actions."""
     avg = [r for r in rows if r["action"] == "all"]
-    protocols = [p for p in PROTOCOL_LABELS if any(r["protocol"] == p for r in avg)]
+    protocols = table_protocols(avg)
     keys: list[tuple[str, str]] = []
     for r in avg:
         if (r["stage"], r["split"]) not in keys:
             keys.append((r["stage"], r["split"]))
     value = {(r["stage"], r["split"], r["protocol"]): r["value"] for r in avg}
-    lines = ["| model | split | " + " | ".join(PROTOCOL_LABELS[p] for p in protocols) + " |",
+    lines = ["| model | split | " + " | ".join(protocol_label(p) for p in protocols) + " |",
              "|---|---|" + "---:|" * len(protocols)]
     for stage, split in keys:
         cells = [_fmt(p, value[(stage, split, p)]) if (stage, split, p) in value else "" for p in protocols]
@@ -72,9 +72,9 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not r["protocol"].startswith("pck")]
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not is_fraction(r["protocol"])]
     stages = list(dict.fromkeys(r["stage"] for r in avg))
-    protocols = list(dict.fromkeys(r["protocol"] for r in avg))
+    protocols = table_protocols(avg)
     value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / max(len(stages), 1)
@@ -83,7 +83,7 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
         vals = [value.get((s, p), np.nan) for p in protocols]
         bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=STAGE_LABELS.get(s, s))
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    ax.set_xticks(x, [PROTOCOL_LABELS.get(p, p).replace(" (mm)", "") for p in protocols], fontsize=8)
+    ax.set_xticks(x, [protocol_label(p).replace(" (mm)", "") for p in protocols], fontsize=8)
     ax.set_ylabel("error (mm)")
     ax.set_title(f"3D error on {split} by protocol (lower is better)")
     ax.legend(fontsize=7, ncols=2)
@@ -107,8 +107,8 @@ def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "
         ax.bar(x + i * width - 0.4 + width / 2, [value.get((s, a), np.nan) for a in actions], width,
                label=STAGE_LABELS.get(s, s))
     ax.set_xticks(x, actions, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(PROTOCOL_LABELS.get(protocol, protocol))
-    ax.set_title(f"{PROTOCOL_LABELS.get(protocol, protocol)} per action, {split}")
+    ax.set_ylabel(protocol_label(protocol))
+    ax.set_title(f"{protocol_label(protocol)} per action, {split}")
     ax.legend(fontsize=7, ncols=2)
     fig.tight_layout()
     return fig

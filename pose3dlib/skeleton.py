@@ -1,7 +1,7 @@
 """The one source of truth for joint names, edges, flip pairs, bone groups and index maps.
 
-Facts from Zhou et al., ICCV 2017 and its original release (see docs/paper-facts in the
-project's shared notes). Nothing else in pose3dlib restates these tables: import them.
+Facts from Zhou et al., ICCV 2017 and its original release (docs/paper.md, "Skeleton" and
+"Geometric loss"). Nothing else in pose3dlib restates these tables: import them.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Skeleton:
             raise KeyError(f"{self.name} has no joint {joint_name!r}; joints: {self.joint_names}") from None
 
 
-# 16-joint MPII order: the network's output order (paper-facts: "Skeleton").
+# 16-joint MPII order: the network's output order (docs/paper.md, "Skeleton").
 MPII16 = Skeleton(
     name="MPII16",
     joint_names=(

@@ -1,23 +1,23 @@
-"""Papermill parameter sweeps: run notebooks once per value of one parameter, then compare.
+"""Papermill parameter sweeps: run notebooks once per value of one config key, then compare.
 
-    python -m pose3dlib sweep --param geometric_weight --values 0,0.001,0.01,0.1 \\
-        --notebooks 04_train_geometry 06_eval_mpjpe --base-run runs/sweep-base --out runs/sweep
-    python -m pose3dlib sweep ... --seeds 0,1,2      # each value three times, config seed 0, 1, 2
+    python -m pose3dlib sweep --config configs/cpu.yaml --param train.stage3.geometric_weight \
+        --values 0,0.1,1,10 --notebooks 04_train_geometry 06_eval_mpjpe --seeds 0,1,2
 
-Each value gets its own run folder `<out>/<param>=<value>/` (`<param>=<value>,seed=<s>/`
-with --seeds), seeded with a copy (hard links) of the base run's earlier-stage
-checkpoints, so only the swept notebooks re-run. --seeds repeats every value with the
-config's `seed` overridden (through the notebooks' `overrides` parameter): the re-run
-stages then see other sample orders and augmentations, which measures how much of a
-difference between values is run-to-run noise.
-Any parameter of the swept notebooks can be swept (`papermill --help-notebook NB`).
-The summary reads every value's `metrics.csv` and writes `<out>/sweep.csv`, a table
-(`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE, with predicted and
-with ground-truth 2D, on wild_test and lab_test, against the swept value.
+The swept parameter is a dotted config key: every value (and, with --seeds, every config
+seed) reaches the notebooks as `overrides` entries (`<key>=<value>`, `seed=<s>`), and the
+key is checked against the config before anything runs. Outputs go to one folder per
+profile and key, `<out>/<profile>/<key>/` (runs.sweep_dir), so a sweep never overwrites
+another profile's or another key's results. Each run gets its own folder
+`<that>/value=<v>[,seed=<s>]/`, seeded with a copy (hard links) of the base run's
+earlier-stage checkpoints, so only the swept notebooks re-run. The summary gathers
+every run's metrics.csv into `sweep.csv` (the metrics columns plus `param_value` and
+`seed`), a table (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE,
+with predicted and with ground-truth 2D, on wild_test and lab_test, against the value.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import statistics
@@ -25,8 +25,10 @@ from pathlib import Path
 
 import yaml
 
+from . import runs
+from .atomic_io import atomic_write
 from .errors import Pose3DError
-from .evaluate import read_metrics_csv, write_metrics_csv
+from .evaluate import CSV_COLUMNS, read_metrics_csv
 from .paths import resolve
 
 
@@ -52,10 +54,10 @@ def parse_seeds(text: str) -> list[int]:
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
     """Make `run_dir` start from `base_run`'s checkpoints of `stages` (linked, not modified)."""
     for stage in stages:
-        src = base_run / f"stage{stage}"
+        src = runs.stage_dir(base_run, stage)
         if not src.is_dir():
             raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
-        dst = run_dir / f"stage{stage}"
+        dst = runs.stage_dir(run_dir, stage)
         if dst.exists():
             continue
         dst.mkdir(parents=True)
@@ -67,49 +69,68 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
                     shutil.copy2(f, dst / f.name)
 
 
+SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
+
+
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
-              profile: str, reuse_stages: tuple[int, ...] = (1, 2), extra_params: dict | None = None,
-              seeds: list[int] | None = None) -> Path:
+              config_file: str | Path, reuse_stages: tuple[int, ...] = (1, 2), seeds: list[int] | None = None) -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
-    Every notebook gets profile/run_dir/figures_dir; the swept parameter and each of
-    `extra_params` go to the notebooks that declare them (at least one must declare each,
-    else Pose3DError). Evaluation notebooks that take `stages` score only the re-run ones.
-    With `seeds`, the notebooks declaring `overrides` get `seed=<s>` appended to it, and the
-    rows' stage labels end in `@seed=<s>`.
+    `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
+    checked by loading the config with it before anything runs (ConfigError naming the
+    key). Every notebook gets config_file, overrides, run_dir and figures_dir; evaluation
+    notebooks that take `stages` score only the re-run ones.
     """
-    import papermill as pm
+    from .config import load_config
+    from .notebook_runner import execute
 
-    from .notebook_runner import execute, notebook_path
-
+    for value in values:
+        load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
     out_dir, base = resolve(out), resolve(base_run)
-    declared = {nb: set(pm.inspect_notebook(str(notebook_path(nb)))) for nb in notebooks}
-    extra = {"stages": [s for s in (1, 2, 3) if s not in reuse_stages], **(extra_params or {})}
-    needed = [param, *(extra_params or {})] + (["overrides"] if seeds else [])
-    for name in needed:
-        if not any(name in d for d in declared.values()):
-            raise Pose3DError(f"no notebook among {notebooks} has a parameter {name!r}"
-                              + (" (--seeds passes the seed through it; run without seeds: --seeds '', make SWEEP_SEEDS=)"
-                                 if name == "overrides" else ""))
-    if seeds and (param == "overrides" or "overrides" in extra):
-        raise Pose3DError("--seeds sets the notebooks' `overrides` parameter; it cannot be swept or given as well")
     rows = []
     for value in values:
         for seed in seeds or [None]:
-            tag = f"{param}={value}" + ("" if seed is None else f",seed={seed}")
-            run_dir = out_dir / tag
+            run_dir = out_dir / (f"value={value}" + ("" if seed is None else f",seed={seed}"))
             seed_run_dir(base, run_dir, reuse_stages)
-            common = {"profile": profile, "run_dir": str(run_dir), "figures_dir": str(run_dir / "figures")}
-            swept = {param: value, **extra, **({} if seed is None else {"overrides": [f"seed={seed}"]})}
+            overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
+            params = {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
+                      "figures_dir": str(run_dir / "figures"), "stages": [s for s in runs.STAGES if s not in reuse_stages]}
             for nb in notebooks:
-                params = {**common, **{k: v for k, v in swept.items() if k in declared[nb]}}
-                print(f"sweep {tag}: {nb}", flush=True)
-                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False)
-            label = f"@{param}={value}" + ("" if seed is None else f"@seed={seed}")
-            for r in read_metrics_csv(run_dir / "metrics.csv"):
-                if r["stage"].startswith("stage"):
-                    rows.append({**r, "stage": f"{r['stage']}{label}"})
-    return write_metrics_csv(rows, out_dir / "sweep.csv")
+                print(f"sweep {run_dir.name}: {nb}", flush=True)
+                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=("stages",))
+            for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
+                if r["stage"] != "mean_pose":
+                    rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
+    return write_sweep_csv(rows, out_dir / "sweep.csv")
+
+
+def write_sweep_csv(rows: list[dict], path: Path) -> Path:
+    """Write sweep rows (SWEEP_COLUMNS) atomically; values rounded to 4 decimals."""
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "value": f"{r['value']:.4f}"})
+
+    return atomic_write(path, write)
+
+
+def read_sweep_csv(path: str | Path) -> list[dict]:
+    """Read a sweep.csv (values as floats); Pose3DError naming the file on a wrong header or value."""
+    path = resolve(path)
+    if not path.is_file():
+        raise Pose3DError(f"sweep file not found: {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != SWEEP_COLUMNS:
+            raise Pose3DError(f"{path}: expected columns {','.join(SWEEP_COLUMNS)}, got {reader.fieldnames}")
+        rows = list(reader)
+    for line, r in enumerate(rows, start=2):
+        try:
+            r["value"] = float(r["value"])
+        except ValueError:
+            raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+    return rows
 
 
 # (split, protocol) pairs of the summary, in column order: the full pipeline and, apart from
@@ -121,19 +142,16 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 _PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}
 
 
-def sweep_curve(rows: list[dict], param: str, split: str = "wild_test", protocol: str = "p1_mpjpe",
+def sweep_curve(rows: list[dict], split: str = "wild_test", protocol: str = "p1_mpjpe",
                 stage: str = "stage3") -> list[tuple[str, list[float]]]:
     """[(value, [error mm of each seed])] of one stage on one split under one protocol, from sweep.csv rows.
 
     Values keep their order of first appearance; a sweep without seeds has one error per value.
     """
-    prefix = f"{stage}@{param}="
     curve: dict[str, list[float]] = {}
     for r in rows:
-        if r["stage"].startswith(prefix) and r["split"] == split and r["protocol"] == protocol \
-                and r["action"] == "all":
-            value = r["stage"][len(prefix):].split("@seed=")[0]
-            curve.setdefault(value, []).append(r["value"])
+        if r["stage"] == stage and r["split"] == split and r["protocol"] == protocol and r["action"] == "all":
+            curve.setdefault(r["param_value"], []).append(r["value"])
     return list(curve.items())
 
 
@@ -155,7 +173,7 @@ def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: st
     With several seeds per value a cell is "mean ± sd" (sample sd) and a last column gives the
     number of seeds. A value without a row for some column shows an empty cell.
     """
-    curves = [dict(sweep_curve(rows, param, split, protocol, stage)) for split, protocol in columns]
+    curves = [dict(sweep_curve(rows, split, protocol, stage)) for split, protocol in columns]
     values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order
     runs = {v: max(len(curve.get(v, [])) for curve in curves) for v in values}
     seeded = any(n > 1 for n in runs.values())
@@ -183,7 +201,7 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
         for col_split, protocol in columns:
             if col_split != split:
                 continue
-            curve = sweep_curve(rows, param, split, protocol, stage)
+            curve = sweep_curve(rows, split, protocol, stage)
             stats = [mean_sd(errors) for _, errors in curve]
             seeds = max([seeds, *(len(errors) for _, errors in curve)])
             x = range(len(curve))
@@ -207,7 +225,7 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
 def summarize(summary_csv: str | Path, param: str) -> str:
     """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table."""
     summary = resolve(summary_csv)
-    rows = read_metrics_csv(summary)
+    rows = read_sweep_csv(summary)
     table = sweep_table(rows, param)
     (summary.parent / "sweep.md").write_text(table + "\n")
     plot_sweep(rows, param).savefig(summary.parent / "sweep.png", dpi=120)
@@ -215,22 +233,25 @@ def summarize(summary_csv: str | Path, param: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--param", default="geometric_weight", help="notebook parameter to sweep")
-    parser.add_argument("--values", default="0,0.001,0.01,0.1", help="comma-separated values (YAML scalars)")
+    parser.add_argument("--config", default="configs/smoke.yaml", help="YAML config of the base run")
+    parser.add_argument("--param", default="train.stage3.geometric_weight", help="dotted config key to sweep")
+    parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars)")
     parser.add_argument("--notebooks", nargs="+", default=["04_train_geometry", "06_eval_mpjpe"],
                         help="notebooks (in notebooks/, without .ipynb) to run per value, in order")
-    parser.add_argument("--profile", default="smoke", help="configs/<profile>.yaml")
     parser.add_argument("--base-run", default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
     parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
                         "(default: once, with the config's seed)")
-    parser.add_argument("--out", default="runs/sweep", help="sweep folder")
+    parser.add_argument("--out", default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
 
 
 def run(args: argparse.Namespace) -> int:
-    base = args.base_run or f"runs/{args.profile}"
-    seeds = parse_seeds(args.seeds)
-    summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, args.out, args.profile,
-                        seeds=seeds or None)
+    from .config import load_config
+
+    profile = load_config(args.config).profile
+    base = args.base_run or runs.default_run_dir(profile)
+    out = runs.sweep_dir(args.out, profile, args.param)
+    summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
+                        seeds=parse_seeds(args.seeds) or None)
     print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0

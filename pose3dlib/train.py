@@ -1,33 +1,32 @@
-"""The three training stages: `fit()` and the `python -m pose3dlib train` command.
+"""The three training stages: `fit()`, its `train_step`, and the `python -m pose3dlib train` command.
 
     python -m pose3dlib train --config configs/cpu.yaml --stage 1 --run-dir runs/cpu
     python -m pose3dlib train --config configs/cpu.yaml --stage 2 --run-dir runs/cpu   # inits from stage 1
     torchrun --nproc_per_node 2 -m pose3dlib train ...                                 # same command, DDP
 
-Run-folder layout (one folder per stage):
-
-    <run_dir>/stage{N}/config.yaml    the full config of the run
-    <run_dir>/stage{N}/last.pt        latest checkpoint (end of each epoch, and every
-                                      train.checkpoint_every_steps steps); extra.finished
-                                      is True once the stage has run all its epochs
-    <run_dir>/stage{N}/metrics.jsonl  train / epoch / val records (pose3dlib.runlog)
-    <run_dir>/stage{N}/tb/            TensorBoard scalars, when tensorboard is installed
-
+Each stage writes `<run_dir>/stage{N}/` (layout: pose3dlib.runs), holding the folder's
+lock while it does, so a second process on the same stage stops with an error at once.
 Stage N > 1 starts from the weights of `<run_dir>/stage{N-1}/last.pt` unless `--init`
 names another checkpoint. `--resume` continues `last.pt` exactly: the shuffling and
 every sample's augmentation are pure functions of (seed, stage, epoch, index), mid-epoch
 checkpoints record how many batches of the epoch are done and the resumed run skips
 them, and on CPU (train.deterministic) the result is bitwise equal to an uninterrupted
 run with the same seed, thread count and number of processes.
+
+The loop is small: `Trainer.fit` runs epochs of `train_step` (the one training step,
+which `make bench` times too); logging, the progress bar, fault injection and periodic
+checkpoints are callbacks on the events "on_batch_end" and "on_epoch_end" (as in minGPT).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,20 +35,37 @@ import torch
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from .config import Config, StageConfig, TrainConfig, config_to_dict, dump_config, load_config
-from .distributed import (
-    DistInfo, ListSampler, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, init_distributed,
-    shard_indices, shutdown_distributed, state_digest,
-)
+from .config import Config, StageConfig, TrainConfig, config_differences, config_to_dict, dump_config, load_config
 from .device import resolve_device
+from .distributed import (
+    DistInfo,
+    ListSampler,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    shard_indices,
+    shutdown_distributed,
+    state_digest,
+)
 from .errors import CheckpointError, ConfigError, Pose3DError
 from .paths import resolve
+from .progress import progress_bar
 from .runlog import MetricsLog
+from .runs import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    WALLCLOCK_NAME,
+    checkpoint_path,
+    default_init,
+    default_run_dir,
+    file_digest,
+    stage_dir,
+    stage_lock,
+    stage_status,
+)
 
-CHECKPOINT_NAME = "last.pt"
-METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.yaml"
-WALLCLOCK_NAME = "wallclock.jsonl"  # training seconds at each validation (not reproducible, so apart)
 # Fault injection for the reliability tests: SIGKILL this process right after the given
 # global step (counted within the stage) has been taken, before any checkpoint of it.
 KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
@@ -84,16 +100,6 @@ class SpeedSwitches:
 
 # ----------------------------------------------------------------------------- small pieces
 
-def stage_dir(run_dir: str | os.PathLike, stage: int) -> Path:
-    """`<run_dir>/stage{N}` (run_dir resolved against the project root)."""
-    return resolve(run_dir) / f"stage{stage}"
-
-
-def checkpoint_path(run_dir: str | os.PathLike, stage: int) -> Path:
-    """`<run_dir>/stage{N}/last.pt`."""
-    return stage_dir(run_dir, stage) / CHECKPOINT_NAME
-
-
 def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
     """Threads and determinism settings (see TrainConfig.deterministic)."""
     if train_cfg.num_threads > 0:
@@ -121,39 +127,6 @@ def build_optimizer(params, train_cfg: TrainConfig, lr: float) -> torch.optim.Op
     if train_cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, eps=train_cfg.eps, weight_decay=train_cfg.weight_decay)
     raise ConfigError(f"config key 'train.optimizer': expected 'rmsprop' or 'adam', got {train_cfg.optimizer!r}")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict):
-            out.update(_flatten(v, key))
-        else:
-            out[key] = v
-    return out
-
-
-def config_differences(a: dict, b: dict) -> list[str]:
-    """Dotted keys whose values differ between two config dicts, as 'key: a -> b'."""
-    fa, fb = _flatten(a), _flatten(b)
-    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (identifies the checkpoint a stage started from)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def default_init(run_dir: str | os.PathLike, stage: int) -> Path | None:
-    """The checkpoint stage N starts from by default: stage N-1's last.pt (None for stage 1)."""
-    return checkpoint_path(run_dir, stage - 1) if stage > 1 else None
 
 
 def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
@@ -184,26 +157,6 @@ def _init_path_for(cfg: Config, stage: int, run_dir: str | os.PathLike, init_fro
 
 
 # ----------------------------------------------------------------------------- status for notebooks
-
-def stage_status(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> str:
-    """State of a stage's run folder for this config.
-
-    "finished": last.pt ran all epochs with this config and from the current init checkpoint;
-    "partial": an unfinished last.pt with this config (continue it with resume=True);
-    "stale": a last.pt made with another config or init; "absent": no last.pt.
-    """
-    path = checkpoint_path(run_dir, stage)
-    if not path.is_file():
-        return "absent"
-    ckpt = load_checkpoint(path)
-    if config_differences(ckpt["config"], config_to_dict(cfg)):
-        return "stale"
-    extra = ckpt.get("extra", {})
-    init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)
-    if init is not None and (not init.is_file() or extra.get("init_digest") != file_digest(init)):
-        return "stale"
-    return "finished" if extra.get("finished", False) else "partial"
-
 
 def train_or_load(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> dict:
     """Metrics of a stage: read from a finished, up-to-date last.pt, else trained (or resumed) now.
@@ -244,6 +197,44 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     return train, val_2d, val_3d, h36m_plain, val_wild
 
 
+# ----------------------------------------------------------------------------- the step
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample: dict[str, torch.Tensor], *,
+               input_format: str, switches: SpeedSwitches, weights: dict[str, float],
+               info: DistInfo | None = None) -> dict[str, float]:
+    """One optimiser step on a batch already on the model's device; returns the losses.
+
+    preprocess -> forward (bf16 autocast when switches.bf16) -> losses.total_loss with
+    `weights` ({"heatmap", "depth", "geometric"}) -> backward -> optimizer.step. The
+    returned {"loss": total, <term>: value} are averaged over the processes (DDP). Raises
+    NonFiniteLossError naming the term, before the update, when any of them is not finite.
+    """
+    from .losses import total_loss
+    from .model import preprocess
+
+    info = info or DistInfo()
+    images = preprocess(sample["image"], input_format)  # (B, 3, S, S)
+    if switches.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=switches.bf16):
+        out = model(images)
+    out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
+    loss, terms = total_loss(out, sample, heatmap_weight=weights["heatmap"], depth_weight=weights["depth"],
+                             geometric_weight=weights["geometric"])
+    terms = {k: v for k, v in terms.items() if k != "total"}  # "loss" below is the total
+    names = ["loss", *terms]
+    values = torch.stack([loss.detach().float(), *[terms[k].detach().float().reshape(()) for k in terms]])
+    values = (all_reduce_sum(values, info) / info.world_size).cpu().tolist()
+    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
+    if bad:
+        term = next((n for n in bad if n != "loss"), "loss")
+        raise NonFiniteLossError(f"loss term {term!r} is {values[names.index(term)]}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return dict(zip(names, values))
+
+
 # ----------------------------------------------------------------------------- fit
 
 def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = False,
@@ -260,7 +251,8 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
         overwrite: allow starting afresh over an existing last.pt.
     Raises:
         NonFiniteLossError naming the step and loss term (last.pt keeps the last good state);
-        CheckpointError / ConfigError for missing or incompatible checkpoints and configs.
+        CheckpointError / ConfigError for missing or incompatible checkpoints and configs;
+        Pose3DError when another process is writing the same stage folder.
     """
     stage_cfg = cfg.train.stage(stage)  # checks 1..3
     device = resolve_device(cfg.train.device)
@@ -270,229 +262,308 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     try:
-        return _fit(cfg, stage, stage_cfg, run_dir, resume, init_from, overwrite, device, info)
+        sdir = stage_dir(run_dir, stage)
+        with stage_lock(sdir) if info.is_main else contextlib.nullcontext():
+            trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
+            return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
     finally:
         if owns_group:
             shutdown_distributed(info)
 
 
-def _fit(cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, resume: bool, init_from, overwrite: bool,
-         device: torch.device, info: DistInfo) -> dict:
-    from tqdm import tqdm
-
-    from .losses import total_loss
-    from .model import build_model, preprocess
-
-    tcfg = cfg.train
-    configure_torch(tcfg, device)
-    sdir = stage_dir(run_dir, stage)
-    last = sdir / CHECKPOINT_NAME
-    cfg_dict = config_to_dict(cfg)
-
-    # ---- where we start: a checkpoint of this stage, an init checkpoint, or random weights
+def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrite: bool,
+             info: DistInfo) -> tuple[dict | None, Any, str | None]:
+    """Where a stage starts: (its own checkpoint to continue or None, init checkpoint path, its digest)."""
+    last = checkpoint_path(run_dir, stage)
     ckpt = None
     if last.is_file():
         if resume:
             ckpt = load_checkpoint(last)
-            diffs = config_differences(ckpt["config"], cfg_dict)
+            diffs = config_differences(ckpt["config"], config_to_dict(cfg))
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")
             if ckpt["extra"].get("world_size", 1) != info.world_size:
                 raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
                                   f"this run has {info.world_size}; resume with the same number")
-            if ckpt["extra"].get("finished", False):
-                if info.is_main:
-                    print(f"stage {stage}: {last} has already finished all {stage_cfg.epochs} epochs", file=sys.stderr)
-                return dict(ckpt["metrics"])
         elif not overwrite:
             raise Pose3DError(f"{last} exists; pass --resume to continue it, --overwrite to start the stage again, "
                               "or choose another --run-dir")
     elif resume and info.is_main:
         print(f"stage {stage}: no checkpoint at {last}; starting the stage from the beginning", file=sys.stderr)
-
-    init_path = init_digest = None
-    if ckpt is None:
-        init_path = _init_path_for(cfg, stage, run_dir, init_from)
-        init_digest = file_digest(init_path) if init_path is not None else None
-    else:
-        init_path = ckpt["extra"].get("init_from")
-        init_digest = ckpt["extra"].get("init_digest")
-
-    torch.manual_seed(stage_seed(cfg.seed, stage))
-    model = build_model(cfg.model)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-    elif init_path is not None:
-        try:
-            model.load_state_dict(_load_init_weights(Path(init_path), cfg))
-        except RuntimeError as e:
-            raise CheckpointError(f"{init_path}: weights do not fit this model ({str(e).splitlines()[0]})") from None
-    switches = SpeedSwitches.for_training(tcfg, device)
-    model.to(device)
-    if switches.channels_last:
-        model.to(memory_format=torch.channels_last)
-    raw_model = model  # what checkpoints save (no DDP / compile wrappers)
+        return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
+    init_path = _init_path_for(cfg, stage, run_dir, init_from)
+    return None, init_path, file_digest(init_path) if init_path is not None else None
 
-    optimizer = build_optimizer(model.parameters(), tcfg, stage_cfg.lr)
-    if ckpt is not None and ckpt.get("optimizer") is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        rng = ckpt["extra"].get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-    if info.enabled:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if switches.compile:
-        model = torch.compile(model)
 
-    # ---- data
-    train_ds, val_2d, val_3d, h36m_plain, val_wild = build_datasets(cfg, stage, stage_cfg)
-    batch = tcfg.batch_size  # per process
-    train_ds.set_epoch(0)
-    per_rank = -(-len(train_ds) // info.world_size)
-    steps_per_epoch = per_rank // batch
-    if steps_per_epoch == 0:
-        raise ConfigError(f"train.batch_size={batch} is larger than the {per_rank} samples per process of an epoch "
-                          f"of stage {stage}; lower it or use more data")
-    if ckpt is not None and ckpt["extra"].get("steps_per_epoch") != steps_per_epoch:
-        raise CheckpointError(f"--resume: {last} has {ckpt['extra'].get('steps_per_epoch')} steps per epoch, "
-                              f"the data now give {steps_per_epoch}; was the dataset regenerated?")
+class Trainer:
+    """The state of one stage's training and its loop; callbacks see the trainer.
 
-    from .decode import mean_bone_sum_mm
-    from .validation import evenly_spaced_subset, mean_depth, validate
+    Events: "on_batch_end" (after every optimiser step; `values` holds its losses) and
+    "on_epoch_end" (after an epoch's means are in `metrics`, before validation and saving).
+    """
 
-    val_kwargs: dict[str, Any] = {}
-    if info.is_main:
-        eval_bs = cfg.eval.batch_size
-        val_kwargs = dict(
-            loader_2d=DataLoader(evenly_spaced_subset(val_2d, tcfg.val_samples), batch_size=eval_bs),
-            loader_3d=DataLoader(evenly_spaced_subset(val_3d, tcfg.val_samples), batch_size=eval_bs),
-            mean_depth_16=mean_depth(h36m_plain, tcfg.val_samples, eval_bs),
-            device=device, input_format=cfg.model.input_format, channels_last=switches.channels_last, bf16=switches.bf16,
-            head_px_2d=torch.from_numpy(val_2d.normalize) if val_2d.normalize is not None else None,
-            loader_3d_wild=(DataLoader(evenly_spaced_subset(val_wild, tcfg.val_samples), batch_size=eval_bs)
-                            if val_wild is not None else None),
-            bone_sum_mm=mean_bone_sum_mm(h36m_plain.joints_3d_mm),
-        )
+    def __init__(self, cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, device: torch.device,
+                 info: DistInfo) -> None:
+        self.cfg, self.stage, self.stage_cfg, self.run_dir = cfg, stage, stage_cfg, run_dir
+        self.device, self.info = device, info
+        self.sdir, self.last = stage_dir(run_dir, stage), checkpoint_path(run_dir, stage)
+        self.switches = SpeedSwitches.for_training(cfg.train, device)
+        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {"on_batch_end": [], "on_epoch_end": []}
+        self.step = self.epoch = 0  # optimiser steps taken, epochs completed
+        self.lr = stage_cfg.lr
+        self.values: dict[str, float] = {}  # losses of the last step
+        self.sums: dict[str, float] = {}  # loss sums of the current epoch (+ "count")
+        self.metrics: dict[str, float] = {}
 
-    # ---- bookkeeping
-    if info.is_main:
-        sdir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, sdir / CONFIG_NAME)
-    log = MetricsLog(sdir / METRICS_NAME, enabled=info.is_main, resume_step=ckpt["step"] if ckpt else None,
-                     tensorboard_dir=sdir / "tb")
-    step = ckpt["step"] if ckpt else 0
-    epoch = ckpt["epoch"] if ckpt else 0  # completed epochs
-    extra0 = ckpt["extra"] if ckpt else {}
-    sums: dict[str, float] = dict(extra0.get("epoch_sums", {}))  # loss-term sums of the current epoch
-    metrics: dict[str, float] = dict(ckpt["metrics"]) if ckpt else {}
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)
-    # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
-    # kept in WALLCLOCK_NAME and the checkpoint's extra, never in `metrics` or metrics.jsonl
-    # (which stay bitwise reproducible).
-    clock = _StepClock(float(extra0.get("train_seconds", 0.0)))
+    def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
+        self.callbacks[event].append(fn)
 
-    def save(finished: bool) -> None:
-        broadcast_buffers(raw_model, info)
-        metrics.update({"steps": float(step), "epochs": float(epoch)})
-        if info.is_main:
-            extra = {
-                "finished": finished, "steps_per_epoch": steps_per_epoch, "world_size": info.world_size,
-                "epoch_sums": dict(sums), "rng": {"torch": torch.get_rng_state()},
-                "train_seconds": clock.seconds(),
-                "init_from": str(init_path) if init_path is not None else None, "init_digest": init_digest,
+    def trigger(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    # ---- setup
+    def _build(self, ckpt: dict | None, init_path) -> None:
+        """Model (seeded, restored or initialised), optimiser, and the DDP / compile wrappers."""
+        from .model import build_model
+
+        torch.manual_seed(stage_seed(self.cfg.seed, self.stage))
+        model = build_model(self.cfg.model)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+        elif init_path is not None:
+            try:
+                model.load_state_dict(_load_init_weights(Path(init_path), self.cfg))
+            except RuntimeError as e:
+                raise CheckpointError(f"{init_path}: weights do not fit this model ({str(e).splitlines()[0]})") from None
+        model.to(self.device)
+        if self.switches.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.raw_model = model  # what checkpoints save (no DDP / compile wrappers)
+        self.optimizer = build_optimizer(model.parameters(), self.cfg.train, self.stage_cfg.lr)
+        if ckpt is not None and ckpt.get("optimizer") is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            rng = ckpt["extra"].get("rng", {})
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+        if self.info.enabled:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.model = torch.compile(model) if self.switches.compile else model
+
+    def _build_data(self, ckpt: dict | None) -> None:
+        """Training set, steps per epoch, validation loaders and the millimetre scale."""
+        from . import decode
+        from .validation import evenly_spaced_subset, mean_depth
+
+        tcfg = self.cfg.train
+        self.train_ds, val_2d, val_3d, h36m_plain, val_wild = build_datasets(self.cfg, self.stage, self.stage_cfg)
+        self.train_ds.set_epoch(0)
+        per_rank = -(-len(self.train_ds) // self.info.world_size)
+        self.steps_per_epoch = per_rank // tcfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"train.batch_size={tcfg.batch_size} is larger than the {per_rank} samples per process "
+                              f"of an epoch of stage {self.stage}; lower it or use more data")
+        if ckpt is not None and ckpt["extra"].get("steps_per_epoch") != self.steps_per_epoch:
+            raise CheckpointError(f"--resume: {self.last} has {ckpt['extra'].get('steps_per_epoch')} steps per epoch, "
+                                  f"the data now give {self.steps_per_epoch}; was the dataset regenerated?")
+        # the one millimetre-scale rule (TrainConfig.bone_sum_mm), fixed here and stored in every checkpoint
+        self.bone_sum_mm = tcfg.bone_sum_mm or decode.mean_bone_sum_mm(h36m_plain.joints_3d_mm)
+        self.val_kwargs: dict[str, Any] = {}
+        if self.info.is_main:
+            eval_bs = self.cfg.eval.batch_size
+            self.val_kwargs = {
+                "loader_2d": DataLoader(evenly_spaced_subset(val_2d, tcfg.val_samples), batch_size=eval_bs),
+                "loader_3d": DataLoader(evenly_spaced_subset(val_3d, tcfg.val_samples), batch_size=eval_bs),
+                "mean_depth_16": mean_depth(h36m_plain, tcfg.val_samples, eval_bs), "device": self.device,
+                "input_format": self.cfg.model.input_format, "channels_last": self.switches.channels_last,
+                "bf16": self.switches.bf16,
+                "head_px_2d": torch.from_numpy(val_2d.normalize) if val_2d.normalize is not None else None,
+                "loader_3d_wild": (DataLoader(evenly_spaced_subset(val_wild, tcfg.val_samples), batch_size=eval_bs)
+                                   if val_wild is not None else None),
+                "bone_sum_mm": self.bone_sum_mm,
             }
-            save_checkpoint(last, make_checkpoint(
-                model_state=raw_model.state_dict(), config=cfg_dict, stage=stage, epoch=epoch, step=step,
-                optimizer_state=optimizer.state_dict(), metrics=metrics, extra=extra))
-        barrier(info)
 
-    if ckpt is None and info.is_main:  # the starting point of the curves
-        val = validate(raw_model, preprocess, **val_kwargs)
-        metrics.update({f"val_{k}": v for k, v in val.items()})
-        log.write("val", stage=stage, epoch=0, step=0, **val)
-        (sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
-        _write_wallclock(sdir, stage=stage, epoch=0, step=0, train_seconds=0.0)
+    # ---- pieces of the loop
+    def validate(self) -> None:
+        """Validate on the main process; record val_* metrics, a 'val' log record and the wall clock."""
+        from .model import preprocess
+        from .validation import validate
 
-    try:
-        while epoch < stage_cfg.epochs:
-            lr = lr_at_epoch(stage_cfg, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            train_ds.set_epoch(epoch)
-            order = shard_indices(len(train_ds), seed=cfg.seed, stage=stage, epoch=epoch,
-                                  rank=info.rank, world_size=info.world_size)
-            done_in_epoch = step - epoch * steps_per_epoch
-            loader = DataLoader(
-                train_ds, batch_size=batch, drop_last=True,
-                sampler=ListSampler(order[done_in_epoch * batch : steps_per_epoch * batch]),
-                num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
-            )
-            bar = tqdm(loader, total=steps_per_epoch, initial=done_in_epoch, file=sys.stderr, mininterval=1.0,
-                       disable=not info.is_main, desc=f"stage {stage} epoch {epoch + 1}/{stage_cfg.epochs}")
-            clock.start()
-            for sample in bar:
-                sample = {k: v.to(device, non_blocking=True) for k, v in sample.items()}
-                images = preprocess(sample["image"], cfg.model.input_format)  # (B, 3, S, S)
-                if switches.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=switches.bf16):
-                    out = model(images)
-                out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
-                loss, terms = total_loss(out, sample, heatmap_weight=cfg.loss.heatmap_weight,
-                                         depth_weight=stage_cfg.depth_weight,
-                                         geometric_weight=stage_cfg.geometric_weight)
-                terms = {k: v for k, v in terms.items() if k != "total"}  # "loss" below is the total
-                names = ["loss", *terms]
-                values = torch.stack([loss.detach().float(), *[terms[k].detach().float().reshape(()) for k in terms]])
-                values = (all_reduce_sum(values, info) / info.world_size).cpu().tolist()
-                bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
-                if bad:
-                    term = next((n for n in bad if n != "loss"), "loss")
-                    raise NonFiniteLossError(
-                        f"stage {stage}, step {step + 1} (epoch {epoch + 1}): loss term {term!r} is "
-                        f"{values[names.index(term)]}; training stopped, "
-                        + (f"{last} keeps step {_saved_step(last)}" if last.is_file() else "no checkpoint was written yet")
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                for n, v in zip(names, values):
-                    sums[n] = sums.get(n, 0.0) + v
-                sums["count"] = sums.get("count", 0.0) + 1.0
-                if step % tcfg.log_every_steps == 0:
-                    log.write("train", stage=stage, epoch=epoch + 1, step=step, lr=lr, **dict(zip(names, values)))
-                bar.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
-                if kill_at and step == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                end_of_epoch = step == (epoch + 1) * steps_per_epoch
-                if tcfg.checkpoint_every_steps and step % tcfg.checkpoint_every_steps == 0 and not end_of_epoch:
-                    save(finished=False)
-            clock.stop()
-            bar.close()
-            epoch += 1
-            count = max(sums.pop("count", 1.0), 1.0)
-            means = {f"train_{k}": v / count for k, v in sums.items()}
-            sums = {}
-            metrics.update(means)
-            log.write("epoch", stage=stage, epoch=epoch, step=step, lr=lr, **{k[6:]: v for k, v in means.items()})
-            if info.is_main and (epoch % tcfg.val_every == 0 or epoch == stage_cfg.epochs):
-                val = validate(raw_model, preprocess, **val_kwargs)
-                metrics.update({f"val_{k}": v for k, v in val.items()})
-                log.write("val", stage=stage, epoch=epoch, step=step, **val)
-                _write_wallclock(sdir, stage=stage, epoch=epoch, step=step, train_seconds=clock.seconds())
-            save(finished=epoch == stage_cfg.epochs)
-        digests = all_gather_objects(state_digest(raw_model.state_dict()), info)
+        if not self.info.is_main:
+            return
+        val = validate(self.raw_model, preprocess, **self.val_kwargs)
+        self.metrics.update({f"val_{k}": v for k, v in val.items()})
+        self.log.write("val", stage=self.stage, epoch=self.epoch, step=self.step, **val)
+        if self.step == 0:
+            (self.sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
+        _write_wallclock(self.sdir, stage=self.stage, epoch=self.epoch, step=self.step,
+                         train_seconds=self.clock.seconds())
+
+    def save(self, finished: bool) -> None:
+        """Write last.pt (main process) with everything --resume needs."""
+        broadcast_buffers(self.raw_model, self.info)
+        self.metrics.update({"steps": float(self.step), "epochs": float(self.epoch)})
+        if self.info.is_main:
+            extra = {
+                "finished": finished, "steps_per_epoch": self.steps_per_epoch, "world_size": self.info.world_size,
+                "epoch_sums": dict(self.sums), "rng": {"torch": torch.get_rng_state()},
+                "train_seconds": self.clock.seconds(),
+                "init_from": str(self.init_path) if self.init_path is not None else None,
+                "init_digest": self.init_digest,
+            }
+            save_checkpoint(self.last, make_checkpoint(
+                model_state=self.raw_model.state_dict(), config=config_to_dict(self.cfg), stage=self.stage,
+                epoch=self.epoch, step=self.step, optimizer_state=self.optimizer.state_dict(), metrics=self.metrics,
+                extra=extra, bone_sum_mm=self.bone_sum_mm))
+        barrier(self.info)
+
+    def run_epoch(self) -> None:
+        """The remaining steps of the current epoch (all of them unless resuming mid-epoch)."""
+        batch = self.cfg.train.batch_size
+        self.lr = lr_at_epoch(self.stage_cfg, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.train_ds.set_epoch(self.epoch)
+        order = shard_indices(len(self.train_ds), seed=self.cfg.seed, stage=self.stage, epoch=self.epoch,
+                              rank=self.info.rank, world_size=self.info.world_size)
+        self.done_in_epoch = self.step - self.epoch * self.steps_per_epoch
+        loader = DataLoader(
+            self.train_ds, batch_size=batch, drop_last=True,
+            sampler=ListSampler(order[self.done_in_epoch * batch : self.steps_per_epoch * batch]),
+            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+        )
+        weights = self.stage_cfg.loss_weights()
+        self.clock.start()
+        for sample in loader:
+            sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
+            try:
+                self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
+                                         switches=self.switches, weights=weights, info=self.info)
+            except NonFiniteLossError as e:
+                kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
+                    "no checkpoint was written yet"
+                raise NonFiniteLossError(f"stage {self.stage}, step {self.step + 1} (epoch {self.epoch + 1}): {e}; "
+                                         f"training stopped, {kept}") from None
+            self.step += 1
+            for n, v in self.values.items():
+                self.sums[n] = self.sums.get(n, 0.0) + v
+            self.sums["count"] = self.sums.get("count", 0.0) + 1.0
+            self.trigger("on_batch_end")
+        self.clock.stop()
+        self.epoch += 1
+        count = max(self.sums.pop("count", 1.0), 1.0)
+        self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}
+        self.sums = {}
+        self.metrics.update(self.epoch_means)
+        self.trigger("on_epoch_end")
+
+    def fit(self, *, resume: bool, init_from, overwrite: bool) -> dict:
+        """Restore or initialise, then run the remaining epochs; returns the final metrics."""
+        configure_torch(self.cfg.train, self.device)
+        ckpt, self.init_path, self.init_digest = _restore(self.cfg, self.stage, self.run_dir, resume, init_from,
+                                                          overwrite, self.info)
+        if ckpt is not None and ckpt["extra"].get("finished", False):
+            if self.info.is_main:
+                print(f"stage {self.stage}: {self.last} has already finished all {self.stage_cfg.epochs} epochs",
+                      file=sys.stderr)
+            return dict(ckpt["metrics"])
+        self._build(ckpt, self.init_path)
+        self._build_data(ckpt)
+        if self.info.is_main:
+            self.sdir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.sdir / CONFIG_NAME)
+        self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
+                              resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
+        # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
+        # kept in wallclock.jsonl and the checkpoint's extra, never in `metrics` or metrics.jsonl
+        # (which stay bitwise reproducible).
+        self.clock = _StepClock(float(ckpt["extra"].get("train_seconds", 0.0)) if ckpt else 0.0)
+        if ckpt is not None:
+            self.step, self.epoch = ckpt["step"], ckpt["epoch"]
+            self.sums = dict(ckpt["extra"].get("epoch_sums", {}))
+            self.metrics = dict(ckpt["metrics"])
+        for event, fn in default_callbacks(self):
+            self.add_callback(event, fn)
+        try:
+            if ckpt is None:
+                self.validate()  # the starting point of the curves
+            while self.epoch < self.stage_cfg.epochs:
+                self.run_epoch()
+                if self.epoch % self.cfg.train.val_every == 0 or self.epoch == self.stage_cfg.epochs:
+                    self.validate()
+                self.save(finished=self.epoch == self.stage_cfg.epochs)
+            self._check_replicas()
+        finally:
+            self.log.close()
+        return self.metrics
+
+    def _check_replicas(self) -> None:
+        """DDP: every process must end with the same weights."""
+        digests = all_gather_objects(state_digest(self.raw_model.state_dict()), self.info)
         if len(set(digests)) != 1:
-            raise Pose3DError(f"stage {stage}: the {info.world_size} processes ended with different weights "
+            raise Pose3DError(f"stage {self.stage}: the {self.info.world_size} processes ended with different weights "
                               f"(digests {[d[:12] for d in digests]})")
-        if info.enabled:
-            log.write("ddp_check", stage=stage, epoch=epoch, step=step, world_size=info.world_size, digests=digests)
-    finally:
-        log.close()
-    return metrics
+        if self.info.enabled:
+            self.log.write("ddp_check", stage=self.stage, epoch=self.epoch, step=self.step,
+                           world_size=self.info.world_size, digests=digests)
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+class ProgressCallback:
+    """A progress bar per epoch on the main process (pose3dlib.progress refresh rules)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_batch_end(self, t: Trainer) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(total=t.steps_per_epoch, initial=t.done_in_epoch, disable=not t.info.is_main,
+                                    desc=f"stage {t.stage} epoch {t.epoch + 1}/{t.stage_cfg.epochs}")
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{t.values['loss']:.4g}", refresh=False)
+
+    def on_epoch_end(self, t: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def log_step(t: Trainer) -> None:
+    """Every train.log_every_steps steps: a 'train' record with the step's losses."""
+    if t.step % t.cfg.train.log_every_steps == 0:
+        t.log.write("train", stage=t.stage, epoch=t.epoch + 1, step=t.step, lr=t.lr, **t.values)
+
+
+def log_epoch(t: Trainer) -> None:
+    """An 'epoch' record with the epoch's mean losses."""
+    t.log.write("epoch", stage=t.stage, epoch=t.epoch, step=t.step, lr=t.lr,
+                **{k[len("train_"):]: v for k, v in t.epoch_means.items()})
+
+
+def fault_kill(t: Trainer) -> None:
+    """Reliability tests: SIGKILL right after step POSE3D_FAULT_KILL_AT_STEP, before any checkpoint of it."""
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)
+    if kill_at and t.step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def periodic_checkpoint(t: Trainer) -> None:
+    """Every train.checkpoint_every_steps steps (except at an epoch's end, which saves anyway)."""
+    every = t.cfg.train.checkpoint_every_steps
+    end_of_epoch = t.step == (t.epoch + 1) * t.steps_per_epoch
+    if every and t.step % every == 0 and not end_of_epoch:
+        t.save(finished=False)
+
+
+def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]:
+    """fit's callbacks, in order: log, progress, fault injection, then the periodic checkpoint."""
+    bar = ProgressCallback()
+    return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
+            ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
 
 
 def _write_wallclock(sdir: Path, **record: Any) -> None:
@@ -545,7 +616,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    run_dir = args.run_dir or f"runs/{cfg.profile}"
+    run_dir = args.run_dir or default_run_dir(cfg.profile)
     metrics = fit(cfg, args.stage, run_dir, resume=args.resume, init_from=args.init, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())

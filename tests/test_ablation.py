@@ -24,13 +24,6 @@ from pose3dlib.evaluate import PROTOCOLS_3D, evaluate_run, write_metrics_csv  # 
 from pose3dlib.paths import resolve  # noqa: E402
 from pose3dlib.train import build_datasets, checkpoint_path, config_differences, file_digest, train_or_load  # noqa: E402
 
-from test_train import make_smoke_data  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory) -> list[str]:
-    pytest.importorskip("pose3dlib.data.synthetic")
-    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
 
 
 # ----------------------------------------------------------------------------- FusionDataset without 2D-only samples

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -175,3 +176,51 @@ def test_config_to_dict_is_plain() -> None:
     assert yaml.safe_load(yaml.safe_dump(d)) == d  # only YAML-native types
     assert apply_overrides({}, ["seed=5"])["seed"] == 5
     assert config_from_dict({"epochs": 2}, StageConfig) == StageConfig(epochs=2)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["data.input_size=100", "data.heatmap_size=25"], "data.input_size"),  # not a multiple of 64
+    (["data.input_size=128"], "data.heatmap_size"),  # heatmap must be input / 4 = 32
+    (["data.color_scale_min=2.0"], "data.color_scale_min"),
+    (["data.flip_prob=1.5"], "data.flip_prob"),  # a bound beside the field
+    (["train.optimizer=sgd"], "train.optimizer"),  # a choice beside the field
+    (["train.stage2.heatmap_weight=-1"], "train.stage2.heatmap_weight"),
+])
+def test_cross_field_invariants_and_bounds_name_the_key(overrides, key) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(key))):
+        load_config("configs/smoke.yaml", overrides)
+    assert load_config("configs/smoke.yaml", ["data.input_size=128", "data.heatmap_size=32"]).data.heatmap_size == 32
+
+
+def test_bad_input_size_fails_at_load_with_exit_2_writing_nothing(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "pose3dlib", "train", "--config", "configs/cpu.yaml", "--stage", "1",
+                        "--run-dir", str(tmp_path / "run"), "--set", "data.input_size=100"],
+                       check=False, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "'data.input_size'" in r.stderr and "multiple of 64" in r.stderr
+    assert not (tmp_path / "run").exists() and time.monotonic() - start < 60
+
+
+def test_the_three_loss_weights_live_in_each_stage() -> None:
+    cfg = load_config("configs/smoke.yaml", ["train.stage3.heatmap_weight=0.5"])
+    assert cfg.train.stage3.loss_weights() == {"heatmap": 0.5, "depth": 1.0, "geometric": 0.01}
+    with pytest.raises(ConfigError, match="'loss'"):
+        load_config("configs/smoke.yaml", ["loss.heatmap_weight=2"])
+
+
+def test_stored_configs_with_moved_keys_are_migrated() -> None:
+    from pose3dlib.config import config_from_dict, config_to_dict, migrate_config_dict
+
+    old = config_to_dict(load_config("configs/smoke.yaml"))
+    for n in (1, 2, 3):
+        del old["train"][f"stage{n}"]["heatmap_weight"]
+    del old["train"]["bone_sum_mm"]
+    old["loss"] = {"heatmap_weight": 2.0}
+    old["eval"]["reconstruct_bone_sum_mm"] = 4000.0
+    cfg = config_from_dict(migrate_config_dict(old))
+    assert [cfg.train.stage(n).heatmap_weight for n in (1, 2, 3)] == [2.0, 2.0, 2.0]
+    assert cfg.train.bone_sum_mm == 4000.0

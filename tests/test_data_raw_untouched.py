@@ -1,4 +1,4 @@
-"""Issue 8, item 5: no command modifies data/raw or files it did not create; re-runs are no-ops.
+"""No command modifies data/raw or files it did not create; re-runs are no-ops.
 
 A read-only folder laid out like data/raw (Human3.6M- and MPII-format datasets, an original
 hg3d checkpoint, a photo) is fingerprinted (path, size, SHA-256, mtime, mode of every
@@ -99,6 +99,7 @@ def test_commands_and_loaders_leave_a_raw_folder_byte_identical(raw, tmp_path):
     sets = []
     for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
         sets += ["--set", f"data.{key}={raw / sub}"]
+    sets += ["--set", "data.lab_val_dir=''", "--set", "data.wild_val_dir=''"]  # no validation splits in raw/
     data_cfg = load_config(SMOKE).data
     for ds in (H36MDataset(raw / "h36m", "train", data_cfg, augment=True), H36MDataset(raw / "h36m", "test", data_cfg),
                H36MDataset(raw / "wild_test", "test", data_cfg), MPIIDataset(raw / "mpii", "train", data_cfg, augment=True),

@@ -7,18 +7,11 @@ import sys
 
 import pytest
 import torch.distributed
+from conftest import SMOKE
 
 from pose3dlib.checkpoint import load_checkpoint
 from pose3dlib.distributed import state_digest
 from pose3dlib.runlog import read_metrics
-
-from test_train import SMOKE, make_smoke_data
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory) -> list[str]:
-    pytest.importorskip("pose3dlib.data.synthetic")
-    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -30,7 +23,7 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
     # 48 samples, 2 processes, batch 4 per process: 6 steps per epoch, 2 epochs
     for o in smoke_data + ["train.batch_size=4", "train.stage1.epochs=2", "train.log_every_steps=1"]:
         cmd += ["--set", o]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     records = read_metrics(run / "stage1" / "metrics.jsonl")
     checks = [x for x in records if x["kind"] == "ddp_check"]

@@ -1,6 +1,7 @@
 """The demo: any image mode, crops from a box or the whole image, outputs that open."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -16,6 +17,8 @@ from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import config_to_dict, load_config
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import MPII16
+
+BONE_SUM_MM = 3210.5  # the test checkpoint's millimetre scale
 
 
 class PeakModel(torch.nn.Module):
@@ -44,7 +47,8 @@ def checkpoint(tmp_path_factory, smoke_cfg):
     torch.manual_seed(0)
     model = build_model(smoke_cfg.model)
     path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
-    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(smoke_cfg), stage=3))
+    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(smoke_cfg), stage=3,
+                                          bone_sum_mm=BONE_SUM_MM))
     return path
 
 
@@ -55,7 +59,8 @@ def test_joints_map_back_to_original_pixels(smoke_cfg):
     peaks = rng.integers(2, hm - 2, size=(16, 2))
     image = np.zeros((200, 300, 3), np.uint8)
     for bbox in [(50.0, 40.0, 80.0, 120.0), None]:
-        res = demo.estimate_pose(PeakModel(peaks, hm), smoke_cfg, image, bbox, flip_test=False, whole_image=bbox is None)
+        cfg = dataclasses.replace(smoke_cfg, train=dataclasses.replace(smoke_cfg.train, bone_sum_mm=BONE_SUM_MM))
+        res = demo.estimate_pose(PeakModel(peaks, hm), cfg, image, bbox, flip_test=False, whole_image=bbox is None)
         if bbox is None:
             center, side = np.array([149.5, 99.5]), 300.0
         else:
@@ -89,7 +94,7 @@ def test_read_image_modes(tmp_path, mode):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pose3dlib", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pose3dlib", *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_demo_cli_writes_json_png_html(tmp_path, checkpoint):
@@ -211,19 +216,38 @@ def test_demo_missing_image_and_corrupt_image(tmp_path, checkpoint):
         assert r.returncode == 2 and path.name in r.stderr and "Traceback" not in r.stderr
 
 
-def test_default_checkpoint_is_the_newest_from_make_reproduce(tmp_path, monkeypatch):
+def test_default_checkpoint_is_the_newest_finished_non_smoke_run(tmp_path, monkeypatch):
     import os
 
-    monkeypatch.setattr(demo, "RUNS_DIR", tmp_path)
-    with pytest.raises(demo.Pose3DError, match="make reproduce"):
-        demo.default_checkpoint()
-    for i, (profile, stamped) in enumerate([("cpu", True), ("paper", True), ("smoke", False)]):
-        ckpt = tmp_path / profile / "stage3" / "last.pt"
-        ckpt.parent.mkdir(parents=True)
-        ckpt.write_bytes(b"x")
+    from pose3dlib import runs
+    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.config import Config, config_to_dict
+
+    root = tmp_path / "runs"
+    with pytest.raises(demo.Pose3DError, match="no finished stage-3 checkpoint"):
+        runs.newest_finished_checkpoint(3, root)
+    for i, (profile, finished) in enumerate([("cpu", True), ("paper", True), ("wip", False), ("smoke", True)]):
+        ckpt = root / profile / "stage3" / "last.pt"
+        cfg = config_to_dict(Config(profile=profile))
+        save_checkpoint(ckpt, make_checkpoint(model_state={}, config=cfg, stage=3, extra={"finished": finished}))
         os.utime(ckpt, (1000 + i, 1000 + i))
-        if stamped:
-            (tmp_path / profile / ".stamps").mkdir()
-            (tmp_path / profile / ".stamps" / "04_train_geometry").touch()
-    # smoke is newest but was not made by `make reproduce` (no stamp): paper wins
-    assert demo.default_checkpoint() == tmp_path / "paper" / "stage3" / "last.pt"
+    # wip is newer but unfinished, smoke is newest but a test run: paper wins
+    assert runs.newest_finished_checkpoint(3, root) == root / "paper" / "stage3" / "last.pt"
+    monkeypatch.setattr(runs, "RUNS_DIR", root)
+    assert demo.default_checkpoint() == root / "paper" / "stage3" / "last.pt"
+
+
+def test_demo_3d_has_the_checkpoints_mm_scale_and_refuses_a_checkpoint_without_one(tmp_path, checkpoint, smoke_cfg):
+    from pose3dlib.decode import bone_length_sum
+
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.full((120, 90, 3), 128, np.uint8))
+    r = _cli("demo", str(image), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    joints = np.array(json.loads((tmp_path / "o" / "person.json").read_text())["joints_3d_mm"])
+    assert float(bone_length_sum(joints[None])[0]) == pytest.approx(BONE_SUM_MM, abs=2.0)
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, make_checkpoint(model_state=build_model(smoke_cfg.model).state_dict(),
+                                          config=config_to_dict(smoke_cfg), stage=3))
+    r = _cli("demo", str(image), "--checkpoint", str(bare), "--out", str(tmp_path / "o2"))
+    assert r.returncode == 2 and "bone_sum_mm" in r.stderr and "bare.pt" in r.stderr

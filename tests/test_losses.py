@@ -6,34 +6,13 @@ import math
 import pytest
 import torch
 
+from pose3dlib.bench.loop_loss import geometric_loss_loop as geometric_reference
 from pose3dlib.errors import DataError
 from pose3dlib.losses import depth_loss, geometric_loss, heatmap_loss, total_loss
 from pose3dlib.skeleton import BONE_GROUPS
 
 torch.set_num_threads(1)
 J = 16
-
-
-def geometric_reference(depth: torch.Tensor, joints_2d: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """paper-facts "Geometric loss", one sample, group and bone at a time (autograd through scalars)."""
-    losses = []
-    for b in range(depth.shape[0]):
-        sample = depth.new_zeros(())
-        for bones in BONE_GROUPS.values():
-            lengths = []
-            for ja, jb, w in bones:
-                if not (valid[b, ja] and valid[b, jb]):
-                    continue
-                sq = ((joints_2d[b, ja, 0] - joints_2d[b, jb, 0]) ** 2 + (joints_2d[b, ja, 1] - joints_2d[b, jb, 1]) ** 2
-                      + (depth[b, ja] - depth[b, jb]) ** 2)
-                # a zero-length bone has length 0 and no gradient
-                lengths.append(w * torch.sqrt(sq) if sq.item() > 0 else depth.new_zeros(()))
-            if not lengths:
-                continue  # a group without usable bones contributes 0
-            mean = sum(lengths) / len(lengths)
-            sample = sample + sum((l - mean) ** 2 for l in lengths) / len(lengths)
-        losses.append(sample)
-    return torch.stack(losses)
 
 
 def _random_case(gen: torch.Generator, batch: int = 12):
@@ -83,7 +62,7 @@ def test_geometric_loss_hand_computed_value():
 
 def test_geometric_loss_uses_the_ratio_weights():
     """Legs with thigh/shin lengths in the H36M ratio are penalised 0; equal lengths are not."""
-    thigh_over_shin = dict(((a, b), w) for a, b, w in BONE_GROUPS["legs"])[(0, 1)]
+    thigh_over_shin = {(a, b): w for a, b, w in BONE_GROUPS["legs"]}[(0, 1)]
     depth = torch.zeros(1, J)
     joints = torch.zeros(1, J, 2)
     valid = torch.zeros(1, J, dtype=torch.bool)

@@ -1,4 +1,4 @@
-"""Issue 8, items 4 and 7: a corpus of malformed inputs across every command and loader.
+"""A corpus of malformed inputs across every command and loader.
 
 Each case writes one malformed input under its own folder, runs a command in-process
 (`pose3dlib.cli.main(argv)`, which returns the exit status) or calls a loader, and is
@@ -25,9 +25,10 @@ import pickle
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -64,7 +65,7 @@ class Env:
         out = []
         for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
             out += ["--set", f"data.{key}={root / sub}"]
-        return out
+        return out + ["--set", "data.lab_val_dir=''", "--set", "data.wild_val_dir=''"]  # validation: the test rows
 
     def data_copy(self, d: Path) -> Path:
         """A private copy of the data that a case may damage."""
@@ -83,7 +84,7 @@ def make_env(root: Path) -> Env:
     torch.manual_seed(0)
     ckpt = save_checkpoint(root / "good.pt", make_checkpoint(
         model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1,
-        extra={"finished": True}))
+        extra={"finished": True}, bone_sum_mm=4296.99))
     image = next((data / "h36m" / "images").rglob("*.jpg"))
     return Env(data=data, ckpt=ckpt, image=image)
 
@@ -252,14 +253,14 @@ CASES: list[Case] = [
     Case("ckpt_config_not_mapping", "demo --checkpoint", "stored config is an int",
          lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", config=3)), "'config'")),
     Case("ckpt_missing_config_key", "load_checkpoint", "checkpoint without its 'config' entry",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", config=None): load_checkpoint(p)), "config")),
+         lambda d, e: (partial(load_checkpoint, ckpt_variant(e, d / "c.pt", config=None)), "config")),
     Case("ckpt_model_not_state_dict", "load_model", "'model' entry is a tensor",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", model=torch.zeros(3)): load_model(p)), "'model'")),
+         lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", model=torch.zeros(3))), "'model'")),
     Case("ckpt_wrong_weight_shapes", "demo --checkpoint", "weights of the wrong shapes for the stored config",
          lambda d, e: (demo(e, d, ckpt=ckpt_variant(e, d / "c.pt", model={k: torch.zeros(1) for k in
                                                                            e.ckpt_dict()["model"]})), "c.pt")),
     Case("ckpt_format_version_text", "load_model", "format_version is a string",
-         lambda d, e: ((lambda p=ckpt_variant(e, d / "c.pt", format_version="1"): load_model(p)), "format_version")),
+         lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", format_version="1")), "format_version")),
     Case("ckpt_newer_format", "train --init", "format_version from a future pose3dlib",
          lambda d, e: (train(e, d, "--init", str(ckpt_variant(e, d / "c.pt", format_version=99))), "format_version")),
     Case("ckpt_is_directory", "demo --checkpoint", "a folder instead of a checkpoint file",
@@ -368,28 +369,28 @@ CASES: list[Case] = [
     # ---- notebooks and sweeps
     Case("notebook_unknown_parameter", "run-notebook", "-p bogus 1",
          lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "bogus", "1"], "bogus")),
-    Case("notebook_parameter_not_yaml", "run-notebook", "-p profile '['",
-         lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "profile", "["], "profile")),
+    Case("notebook_parameter_not_yaml", "run-notebook", "-p config_file '['",
+         lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "config_file", "["], "config_file")),
     Case("notebook_missing", "run-notebook", "notebook name that does not exist",
          lambda d, e: (["run-notebook", "99_nope", str(d / "o.ipynb")], "99_nope")),
     Case("notebook_not_json", "run-notebook", "a .ipynb that is not JSON",
          lambda d, e: (["run-notebook", str(write(d / "bad.ipynb", "{cells: ")), str(d / "o.ipynb")], "bad.ipynb")),
-    Case("sweep_unknown_parameter", "sweep --param", "parameter no notebook declares",
+    Case("sweep_unknown_parameter", "sweep --param", "a key the config does not have",
          lambda d, e: (["sweep", "--param", "bogus", "--values", "1", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "bogus")),
     Case("sweep_no_values", "sweep --values", "','",
          lambda d, e: (["sweep", "--values", ",", "--out", str(d / "sweep")], "--values")),
     Case("sweep_values_not_yaml", "sweep --values", "'0,[1'",
-         lambda d, e: (["sweep", "--param", "limit", "--values", "0,[1", "--notebooks", "06_eval_mpjpe",
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "0,[1", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "--values")),
     Case("sweep_seeds_not_integers", "sweep --seeds", "'0,x'",
-         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--seeds", "0,x", "--notebooks", "06_eval_mpjpe",
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "2", "--seeds", "0,x", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "--seeds")),
-    Case("sweep_seeds_without_overrides", "sweep --seeds", "notebooks without an `overrides` parameter",
-         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--seeds", "0,1", "--notebooks", "06_eval_mpjpe",
-                        "--out", str(d / "sweep")], "overrides")),
+    Case("sweep_value_out_of_bounds", "sweep --values", "a value below the key's bound",
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "-1", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "train.stage3.lr")),
     Case("sweep_missing_base_run", "sweep --base-run", "base run folder that does not exist",
-         lambda d, e: (["sweep", "--param", "limit", "--values", "2", "--notebooks", "06_eval_mpjpe",
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "0.001", "--notebooks", "06_eval_mpjpe",
                         "--base-run", str(d / "nobase"), "--out", str(d / "sweep")],
                        "nobase")),
     # ---- report
@@ -445,7 +446,7 @@ def classify(call: list[str] | Callable[[], object], needle: str, marker: Path) 
                 call()
     except SystemExit as e:  # argparse usage errors
         status = e.code
-    except Exception as e:  # noqa: BLE001 - classified below
+    except Exception as e:
         escaped = e
     finally:
         logging.getLogger().removeHandler(log_to_stderr)
@@ -471,7 +472,7 @@ def run_case(case: Case, d: Path, env: Env) -> Outcome:
     d.mkdir(parents=True, exist_ok=True)
     try:
         call, needle = case.build(d, env)
-    except Exception as e:  # noqa: BLE001 - a loader failing while the case is built is still a classified outcome
+    except Exception as e:
         call, needle = (lambda exc=e: (_ for _ in ()).throw(exc)), ""
     return classify(call, needle, d / MARKER)
 

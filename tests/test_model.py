@@ -10,14 +10,14 @@ from pose3dlib.config import Config, ModelConfig, config_to_dict
 from pose3dlib.errors import CheckpointError, ConfigError, DataError
 from pose3dlib.model import HourglassNet3D, build_model, count_parameters, is_channels_last, load_model, preprocess
 
-PAPER_PARAMETERS = 14_429_104  # paper-facts "Network": default network
+PAPER_PARAMETERS = 14_429_104  # docs/paper.md "Network": default network
 SMALL = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1)
 
 torch.set_num_threads(1)
 
 
 def _expected_parameters(cfg: ModelConfig) -> int:
-    """Closed-form count from the layer list in paper-facts "Network" (independent of model.py)."""
+    """Closed-form count from the layer list in docs/paper.md "Network" (independent of model.py)."""
     def conv(cin: int, cout: int, k: int = 1) -> int:
         return cin * cout * k * k + cout
 

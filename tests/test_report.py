@@ -12,11 +12,11 @@ from pose3dlib.report import END, START, results_table, update_readme
 
 def _rows():
     return [
-        dict(stage="mean_pose", split="lab_test", protocol="p1_mpjpe", action="Walking", value=150.0),
-        dict(stage="mean_pose", split="lab_test", protocol="p1_mpjpe", action="all", value=150.04),
-        dict(stage="stage3", split="lab_test", protocol="p1_mpjpe", action="all", value=80.26),
-        dict(stage="stage3", split="lab_test", protocol="paper", action="all", value=70.0),
-        dict(stage="stage3", split="mpii_val", protocol="pckh@0.5", action="all", value=0.4567),
+        {"stage": "mean_pose", "split": "lab_test", "protocol": "p1_mpjpe", "action": "Walking", "value": 150.0},
+        {"stage": "mean_pose", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 150.04},
+        {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 80.26},
+        {"stage": "stage3", "split": "lab_test", "protocol": "paper", "action": "all", "value": 70.0},
+        {"stage": "stage3", "split": "mpii_val", "protocol": "pckh@0.5", "action": "all", "value": 0.4567},
     ]
 
 
@@ -54,3 +54,20 @@ def test_committed_readme_matches_committed_metrics():
     expected = results_table(read_metrics_csv(csv))
     assert expected in block, "README results table is stale: run `python -m pose3dlib report`"
     assert re.search(r"\d", block)
+
+
+def test_table_columns_follow_the_evaluators_protocol_list(monkeypatch):
+    from pose3dlib import evaluate
+
+    rows = [*_rows(), {"stage": "stage3", "split": "lab_test", "protocol": "new_protocol", "action": "all",
+                       "value": 12.34}]
+    with pytest.raises(evaluate.Pose3DError, match="new_protocol"):  # not the evaluator's: refused, not dropped
+        results_table(rows)
+    monkeypatch.setitem(evaluate.PROTOCOLS, "new_protocol", "A new protocol (mm)")
+    header, *_ = results_table(rows).splitlines()
+    assert header.endswith("| PCKh@0.5 (MPII val) | A new protocol (mm) |") and "12.3" in results_table(rows)
+
+
+def test_pckh_column_label_carries_the_rows_threshold():
+    rows = [{"stage": "stage3", "split": "mpii_val", "protocol": "pckh@0.2", "action": "all", "value": 0.25}]
+    assert "| PCKh@0.2 (MPII val) |" in results_table(rows).splitlines()[0]

@@ -1,4 +1,4 @@
-"""Issue 8, item 6: every checkpoint load is safe.
+"""Every checkpoint load is safe.
 
 A source scan checks that every `torch.load` in the library (and the notebooks) passes
 `weights_only=True` and that no other deserialiser that can run code is used, except the
@@ -229,13 +229,13 @@ def test_malicious_checkpoint_runs_nothing_through_the_python_api(payload, env, 
 
 @pytest.mark.parametrize("command", ["demo", "convert-hg3d"])
 def test_malicious_checkpoint_from_the_shell(command, env, tmp_path):
-    """The issue's check, as a user runs it: `python -m pose3dlib demo|convert-hg3d` in a fresh process."""
+    """As a user runs it: `python -m pose3dlib demo|convert-hg3d` in a fresh process."""
     marker = tmp_path / "MARKER"
     evil = write_payload("legacy_object" if command == "convert-hg3d" else "pose3d_dict_with_object",
                          tmp_path / "evil.pt", marker, env["good"])
     args = ({"demo": ["demo", str(env["image"]), "--checkpoint", str(evil), "--out", str(tmp_path / "out")],
              "convert-hg3d": ["convert-hg3d", str(evil), str(tmp_path / "converted.pt")]})[command]
-    r = subprocess.run([sys.executable, "-m", "pose3dlib", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "pose3dlib", *args], cwd=PROJECT_ROOT, check=False, capture_output=True, text=True,
                        timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "refused" in lines[0], r.stderr

@@ -116,7 +116,7 @@ def test_bone_groups_are_edges_symmetric_under_flip() -> None:
 
 
 def test_bone_group_weights_are_length_ratios() -> None:
-    # paper-facts: thigh/shin 456.0086/452.1255 and upper-arm/forearm 284.1253/249.7726 mm.
+    # docs/paper.md "Skeleton": thigh/shin 456.0086/452.1255 and upper-arm/forearm 284.1253/249.7726 mm.
     assert skeleton.THIGH_OVER_SHIN == pytest.approx(456.0086 / 452.1255, rel=1e-6)
     assert skeleton.UPPER_ARM_OVER_FOREARM == pytest.approx(284.1253 / 249.7726, rel=1e-6)
     for bones in BONE_GROUPS.values():

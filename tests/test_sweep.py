@@ -1,4 +1,5 @@
-"""pose3dlib.sweep: the summary table and figure built from sweep.csv rows (no notebooks run here)."""
+"""pose3dlib.sweep: the summary table and figure built from sweep.csv rows, the swept key's checks and the
+output folder per profile and key (no notebooks run here)."""
 from __future__ import annotations
 
 import matplotlib
@@ -6,31 +7,31 @@ import pytest
 
 matplotlib.use("Agg")
 
-from pose3dlib.evaluate import read_metrics_csv, write_metrics_csv  # noqa: E402
-from pose3dlib.errors import Pose3DError  # noqa: E402
-from pose3dlib.sweep import (  # noqa: E402
+from pose3dlib.errors import ConfigError, Pose3DError
+from pose3dlib.runs import sweep_dir
+from pose3dlib.sweep import (
     SUMMARY_COLUMNS,
     mean_sd,
     parse_seeds,
+    read_sweep_csv,
+    run_sweep,
     summarize,
     sweep_curve,
     sweep_table,
+    write_sweep_csv,
 )
 
 
-def _rows(values: dict[str, dict[tuple[str, str], float]], param: str = "geometric_weight",
-          seed: int | None = None) -> list[dict]:
+def _rows(values: dict[str, dict[tuple[str, str], float]], seed: int | None = None) -> list[dict]:
     rows = []
-    tail = "" if seed is None else f"@seed={seed}"
+    tag = {"seed": "" if seed is None else str(seed)}
     for v, cells in values.items():
         for (split, protocol), mm in cells.items():
-            rows.append({"stage": f"stage3@{param}={v}{tail}", "split": split, "protocol": protocol,
-                         "action": "all", "value": mm})
+            common = {"param_value": v, **tag, "split": split, "protocol": protocol}
+            rows.append({**common, "stage": "stage3", "action": "all", "value": mm})
             # a per-action row and another stage must not leak into the summary
-            rows.append({"stage": f"stage3@{param}={v}", "split": split, "protocol": protocol,
-                         "action": "Eating", "value": -1.0})
-            rows.append({"stage": f"stage2@{param}={v}", "split": split, "protocol": protocol,
-                         "action": "all", "value": -2.0})
+            rows.append({**common, "stage": "stage3", "action": "Eating", "value": -1.0})
+            rows.append({**common, "stage": "stage2", "action": "all", "value": -2.0})
     return rows
 
 
@@ -49,17 +50,17 @@ def test_table_puts_each_value_in_its_column_and_leaves_gaps_empty():
 
 def test_curve_keeps_the_sweep_order():
     rows = _rows({v: {("wild_test", "p1_mpjpe"): float(i)} for i, v in enumerate(["0.1", "0", "1"])})
-    assert sweep_curve(rows, "geometric_weight") == [("0.1", [0.0]), ("0", [1.0]), ("1", [2.0])]
+    assert sweep_curve(rows) == [("0.1", [0.0]), ("0", [1.0]), ("1", [2.0])]
 
 
 def test_summarize_writes_table_and_figure_beside_the_csv(tmp_path):
-    rows = _rows({v: {col: 100.0 + i for col in SUMMARY_COLUMNS} for i, v in enumerate(["0", "0.01"])})
-    csv = write_metrics_csv(rows, tmp_path / "sweep.csv")
+    rows = _rows({v: dict.fromkeys(SUMMARY_COLUMNS, 100.0 + i) for i, v in enumerate(["0", "0.01"])})
+    csv = write_sweep_csv(rows, tmp_path / "sweep.csv")
     table = summarize(csv, "geometric_weight")
     assert (tmp_path / "sweep.md").read_text().strip() == table
     png = (tmp_path / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert len(read_metrics_csv(csv)) == len(rows)
+    assert read_sweep_csv(csv) == [{**r, "value": float(f"{r['value']:.4f}")} for r in rows]
 
 
 def test_seeds_are_grouped_per_value_with_mean_and_sample_sd():
@@ -67,7 +68,7 @@ def test_seeds_are_grouped_per_value_with_mean_and_sample_sd():
     rows = []
     for seed, (a, b) in enumerate([(300.0, 200.0), (310.0, 204.0), (326.0, 190.0)]):
         rows += _rows({"0": {col: a}, "1": {col: b}}, seed=seed)
-    assert sweep_curve(rows, "geometric_weight") == [("0", [300.0, 310.0, 326.0]), ("1", [200.0, 204.0, 190.0])]
+    assert sweep_curve(rows) == [("0", [300.0, 310.0, 326.0]), ("1", [200.0, 204.0, 190.0])]
     mean, sd = mean_sd([300.0, 310.0, 326.0])
     assert mean == pytest.approx(312.0) and sd == pytest.approx(((144 + 4 + 196) / 2) ** 0.5)
     assert mean_sd([5.0]) == (5.0, 0.0)
@@ -79,9 +80,9 @@ def test_seeds_are_grouped_per_value_with_mean_and_sample_sd():
 def test_summarize_draws_a_seeded_sweep(tmp_path):
     rows = []
     for seed in (0, 1):
-        rows += _rows({v: {col: 100.0 + i + seed for col in SUMMARY_COLUMNS} for i, v in enumerate(["0", "1"])},
+        rows += _rows({v: dict.fromkeys(SUMMARY_COLUMNS, 100.0 + i + seed) for i, v in enumerate(["0", "1"])},
                       seed=seed)
-    table = summarize(write_metrics_csv(rows, tmp_path / "sweep.csv"), "geometric_weight")
+    table = summarize(write_sweep_csv(rows, tmp_path / "sweep.csv"), "geometric_weight")
     assert "100.5 ± 0.7" in table and (tmp_path / "sweep.png").stat().st_size > 10_000
 
 
@@ -90,3 +91,20 @@ def test_seeds_argument_is_parsed_or_rejected_by_name():
     assert parse_seeds("") == []
     with pytest.raises(Pose3DError, match="--seeds"):
         parse_seeds("0,x")
+
+
+def test_swept_key_is_checked_against_the_config_before_anything_runs(tmp_path):
+    for param, values in (("train.stage3.bogus_weight", [1]), ("train.stage3.geometric_weight", ["abc"]),
+                          ("train.stage3.geometric_weight", [-1])):
+        with pytest.raises(ConfigError, match="geometric_weight|bogus_weight"):
+            run_sweep(param, values, ["04_train_geometry"], tmp_path / "base", tmp_path / "out", "configs/smoke.yaml")
+    assert not (tmp_path / "out").exists()
+
+
+def test_each_profile_and_key_has_its_own_sweep_folder(tmp_path):
+    a = sweep_dir(tmp_path, "smoke", "train.stage3.geometric_weight")
+    b = sweep_dir(tmp_path, "cpu", "train.stage3.geometric_weight")
+    c = sweep_dir(tmp_path, "cpu", "train.stage3.lr")
+    assert len({a, b, c}) == 3 and a == tmp_path / "smoke" / "train.stage3.geometric_weight"
+    with pytest.raises(Pose3DError, match="key"):
+        sweep_dir(tmp_path, "cpu", "../escape")

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib.config import StageConfig, TrainConfig, load_config
+from pose3dlib.config import StageConfig, TrainConfig
 from pose3dlib.distributed import shard_indices, state_digest
 from pose3dlib.runlog import MetricsLog, read_metrics
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
@@ -19,37 +17,6 @@ from pose3dlib.train import build_optimizer, config_differences, lr_at_epoch, re
 from pose3dlib.validation import depth_mpjpe_mm, pck_hits
 
 PY = sys.executable
-SMOKE = "configs/smoke.yaml"
-
-
-# ----------------------------------------------------------------------------- helpers shared with the other train tests
-
-def make_smoke_data(root: Path) -> list[str]:
-    """Write smoke-size synthetic data under `root` once; return the --set overrides pointing at it."""
-    from pose3dlib.data.synthetic import generate
-
-    if not (root / "done").exists():
-        cfg = load_config(SMOKE)
-        generate(root, cfg.synthetic, cfg.seed)
-        (root / "done").write_text("ok")
-    return [f"data.h36m_dir={root / 'h36m'}", f"data.mpii_dir={root / 'mpii'}", f"data.wild_test_dir={root / 'wild_test'}",
-            f"data.lab_val_dir={root / 'lab_val'}", f"data.wild_val_dir={root / 'wild_val'}"]
-
-
-def train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, env: dict | None = None,
-              config: str = SMOKE) -> subprocess.CompletedProcess:
-    """`python -m pose3dlib train ...` in a subprocess (1 thread)."""
-    cmd = [PY, "-m", "pose3dlib", "train", "--config", config, "--stage", str(stage), "--run-dir", str(run_dir), *extra]
-    for o in overrides:
-        cmd += ["--set", o]
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory) -> list[str]:
-    pytest.importorskip("pose3dlib.data.synthetic")
-    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -151,20 +118,20 @@ def _records(run_dir: Path, stage: int, kind: str) -> list[dict]:
     return [r for r in read_metrics(run_dir / f"stage{stage}" / "metrics.jsonl") if r["kind"] == kind]
 
 
-def test_bad_set_key_exits_2_with_one_line(tmp_path):
+def test_bad_set_key_exits_2_with_one_line(tmp_path, train_cli):
     r = train_cli(tmp_path / "run", 1, ["train.stage1.no_such_key=3"])
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_key" in lines[0] and "Traceback" not in r.stderr
 
 
-def test_stage2_without_stage1_names_the_missing_checkpoint(tmp_path, smoke_data):
+def test_stage2_without_stage1_names_the_missing_checkpoint(tmp_path, smoke_data, train_cli):
     r = train_cli(tmp_path / "run", 2, smoke_data)
     assert r.returncode == 2
     assert str(tmp_path / "run" / "stage1" / "last.pt") in r.stderr and "--stage 1" in r.stderr
 
 
-def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_path, smoke_data):
+def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_path, smoke_data, train_cli):
     from pose3dlib.checkpoint import load_checkpoint
     from pose3dlib.config import config_from_dict
     from pose3dlib.model import load_model
@@ -202,7 +169,7 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
-def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data):
+def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data, train_cli):
     """train.bf16_on_cpu turns bf16 autocast on for CPU training: finite, falling loss, other weights than fp32."""
     from pose3dlib.checkpoint import load_checkpoint
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..config import load_config
 from ..errors import ConfigError
 from ..paths import resolve
+from ..progress import progress_bar
 from ..train import SpeedSwitches
 from . import measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
@@ -31,7 +31,7 @@ from .threads import OMP_WAIT_ENV, PASSIVE, wait_policy
 from .timing import CPU
 
 QUICK_ENV = "BENCH_QUICK"  # BENCH_QUICK=1 selects QUICK_PLAN
-PAPER_SCHEDULE_SAMPLES = 3.1e6  # three stages of the paper schedule (issue 7: about 3.1 million samples)
+PAPER_SCHEDULE_SAMPLES = 3.1e6  # three stages of the paper schedule (about 3.1 million samples)
 
 
 def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tuple[str, Callable[[], None]]]:
@@ -168,7 +168,7 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
                                  "omp_wait_passive": float(wait_policy().upper() == "PASSIVE")}
     tasks = cpu_tasks(plan, work_dir, metrics) + (cuda_tasks(plan, work_dir, metrics) if cuda else [])
     try:
-        with tqdm(tasks, desc="bench", unit="task", file=sys.stderr) as bar:
+        with progress_bar(tasks, desc="bench", unit="task") as bar:
             for name, task in bar:
                 bar.set_postfix_str(name)
                 task()

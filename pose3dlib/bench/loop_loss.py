@@ -1,10 +1,10 @@
 """The geometric loss written as a per-sample Python loop, as the original release computed it.
 
-Kept only as the baseline of `geometric_loss_speedup` and as an independent check of
-pose3dlib.losses.geometric_loss (tests/test_bench.py): it follows the formula of
-paper-facts "Geometric loss" line by line, one sample, one group and one bone at a time,
-with autograd (not the original's hand-written backward, which had a bug). Do not train
-with it.
+The one reference implementation of the geometric loss: the baseline of
+`geometric_loss_speedup` and the independent check of pose3dlib.losses.geometric_loss
+(tests/test_losses.py, tests/test_bench.py). It follows the paper's formula (as stated in the docstring of
+pose3dlib.losses.geometric_loss) line by line, one sample, one group and one bone at a time, with
+autograd (not the original's hand-written backward, which had a bug). Do not train with it.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def geometric_loss_loop(depth: torch.Tensor, joints_2d: torch.Tensor, valid: tor
 
     For each sample and group: l_e = w_e * sqrt(dx^2 + dy^2 + dd^2) over the bones whose two
     joints are annotated, L = mean(l_e), loss_g = sum_e (l_e - L)^2 / n_g; a group without
-    usable bones adds 0. (A zero-length bone has an undefined sqrt gradient here.)
+    usable bones adds 0. A zero-length bone has length 0 and no gradient.
 
     Args:
         depth: (B, 16) predicted depth, normalised units.
@@ -38,7 +38,8 @@ def geometric_loss_loop(depth: torch.Tensor, joints_2d: torch.Tensor, valid: tor
                 dx = joints_2d[b, joint_a, 0].float() - joints_2d[b, joint_b, 0].float()
                 dy = joints_2d[b, joint_a, 1].float() - joints_2d[b, joint_b, 1].float()
                 dd = depth[b, joint_a].float() - depth[b, joint_b].float()
-                lengths.append(weight * torch.sqrt(dx * dx + dy * dy + dd * dd))
+                sq = dx * dx + dy * dy + dd * dd
+                lengths.append(weight * torch.sqrt(sq) if bool(sq > 0) else sq.new_zeros(()))
             if not lengths:
                 continue
             mean = sum(lengths) / len(lengths)

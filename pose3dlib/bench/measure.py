@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 
 from ..config import Config
 from ..errors import Pose3DError
-from ..losses import geometric_loss, total_loss
+from ..losses import geometric_loss
 from ..model import build_model, preprocess
-from ..train import SpeedSwitches, build_datasets, build_optimizer
+from ..train import SpeedSwitches, build_datasets, build_optimizer, train_step
 from .loop_loss import geometric_loss_loop
 from .timing import CPU, median_seconds, synchronize
 
@@ -49,7 +49,7 @@ class BenchPlan:
     repeats: int = 5  # timed repeats; the metric is their median
     switch_repeats: int = 3  # repeats of the switch comparisons (channels_last, compile, threads)
     matmul_size: int = 4096  # side of the square fp32 matrices of matmul_peak_gflops
-    loss_batch: int = 32  # batch of geometric_loss_speedup (issue 7)
+    loss_batch: int = 32  # batch of geometric_loss_speedup
     infer_batch: int = 8  # batch of infer_paper_img_s
     data_samples: int = 256  # dataset reads timed for data_samples_s
     switches: bool = True  # also time the speed switches (evidence for the defaults)
@@ -121,8 +121,8 @@ def conv_peak_gflops(batch_size: int, *, warmup: int, repeats: int, device: torc
 # ----------------------------------------------------------------------------- training
 
 def make_train_step(model: torch.nn.Module, cfg: Config, device: torch.device,
-                    switches: SpeedSwitches) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """A closure doing one training step (preprocess, forward, total_loss, backward, optimiser step).
+                    switches: SpeedSwitches) -> Callable[[dict[str, torch.Tensor]], dict[str, float]]:
+    """A closure calling the trainer's own `train.train_step` on a batch (what `make bench` times).
 
     The optimiser is cfg.train's (RMSprop for the paper profile) at the bench stage's lr;
     loss weights are those of stage 3, so all three loss terms run. The model is moved to
@@ -134,20 +134,11 @@ def make_train_step(model: torch.nn.Module, cfg: Config, device: torch.device,
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), cfg.train, stage_cfg.lr)
     forward = torch.compile(model) if switches.compile else model
+    weights = stage_cfg.loss_weights()
 
-    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        images = preprocess(batch["image"], cfg.model.input_format)  # (B, 3, S, S)
-        if switches.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=switches.bf16):
-            out = forward(images)
-        out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
-        loss, _ = total_loss(out, batch, heatmap_weight=cfg.loss.heatmap_weight,
-                             depth_weight=stage_cfg.depth_weight, geometric_weight=stage_cfg.geometric_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return train_step(forward, optimizer, batch, input_format=cfg.model.input_format, switches=switches,
+                          weights=weights)
 
     return step
 
@@ -271,9 +262,9 @@ def geometric_loss_speedup(batch_size: int, *, warmup: int, repeats: int) -> flo
 # ----------------------------------------------------------------------------- data
 
 def with_data_root(cfg: Config, root: Path) -> Config:
-    """cfg with its three dataset folders moved under `root` (h36m/, mpii/, wild_test/)."""
+    """cfg with its dataset folders moved under `root` (h36m/, mpii/, wild_test/; validation splits off)."""
     data = dataclasses.replace(cfg.data, h36m_dir=str(root / "h36m"), mpii_dir=str(root / "mpii"),
-                               wild_test_dir=str(root / "wild_test"))
+                               wild_test_dir=str(root / "wild_test"), lab_val_dir="", wild_val_dir="")
     return dataclasses.replace(cfg, data=data)
 
 

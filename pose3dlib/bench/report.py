@@ -36,7 +36,7 @@ class MetricSpec:
     section: str = ""  # "" (filled from the position in METRICS below)
 
 
-SECTIONS = ("Metrics of issue 7", "Speed switches (see below for the defaults)", "GPU (`_cuda`)")
+SECTIONS = ("Headline metrics", "Speed switches (see below for the defaults)", "GPU (`_cuda`)")
 _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("matmul_peak_gflops", "GFLOP/s", "fp32 torch.matmul of square matrices, same threads"),
     MetricSpec("conv_peak_gflops", "GFLOP/s", "best fp32 forward of the paper network's main convolutions"),

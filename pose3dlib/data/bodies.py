@@ -17,7 +17,7 @@ J = MPII16.num_joints
 R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, SPINE, NECK, HEAD_TOP = range(10)
 R_WRIST, R_ELBOW, R_SHOULDER, L_SHOULDER, L_ELBOW, L_WRIST = range(10, 16)
 
-# Mean bone lengths (mm) near the Human3.6M means (paper-facts: thigh 456.0, shin 452.1,
+# Mean bone lengths (mm) near the Human3.6M means (docs/paper.md, "Skeleton": thigh 456.0, shin 452.1,
 # upper arm 284.1, forearm 249.8); the others are typical adult values.
 BONE_MM: dict[str, float] = {
     "hip": 132.0,  # pelvis -> hip, lateral

@@ -1,6 +1,6 @@
 """Human3.6M-format dataset (real or synthetic): one annotation HDF5 file plus JPEG crops.
 
-Schema (paper-facts, "Data formats of the original release"): id, joint_2d (N, 16, 2)
+Schema (docs/data.md): id, joint_2d (N, 16, 2)
 pixels in the image, joint_3d_mono (N, 16, 3) camera-frame mm, bbox (N, 4), subject,
 action, subaction, camera, istrain (N,). Unknown extra datasets are ignored. Images:
 `<root>/<image_dir>/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.

@@ -1,6 +1,6 @@
 """MPII-format dataset (real or synthetic): train.h5 / val.h5 plus an image folder.
 
-Schema (paper-facts): imgname (N,) bytes, part (N, 16, 2) px with unannotated joints at
+Schema (docs/data.md): imgname (N,) bytes, part (N, 16, 2) px with unannotated joints at
 (0, 0), center (N, 2) px, scale (N,) = person size / 200 px, visible (N, 16), and when
 present normalize (N,) head size px (the PCKh normaliser). Extras are ignored.
 Unannotated joints become `annotated == False` at load time and are never used as zeros.

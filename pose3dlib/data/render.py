@@ -249,7 +249,9 @@ def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.
 
     def draw_head() -> None:
         hr = head_r * fx / head_c[2]
-        hair = lambda: paint.disc(proj(hair_c), 0.97 * hr, _shade(look.hair, shade(hair_c[2])), 2)
+        def hair() -> None:
+            paint.disc(proj(hair_c), 0.97 * hr, _shade(look.hair, shade(hair_c[2])), 2)
+
         hair_in_front = face_cam[2] > 0  # the face looks away from the camera
         if not hair_in_front:
             hair()

@@ -3,7 +3,7 @@
     python -m pose3dlib prepare-synthetic --out data/synthetic/cpu --profile cpu [--seed 0]
     generate(out_dir, cfg.synthetic, seed)   # from Python; skips work when already complete
 
-Writes three splits (formats: docs/data.md, paper-facts "Data formats of the original release"):
+Writes three splits (formats: docs/data.md):
 - `h36m/`: the lab domain. `annot.h5` with id, joint_2d, joint_3d_mono, bbox, subject,
   action, subaction, camera, istrain (+ extra `intrinsics` (N, 4) of each crop) and JPEG
   crops `images/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.
@@ -36,12 +36,12 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
 from ..errors import ConfigError, DataError
 from ..paths import SYNTHETIC_DIR, resolve
+from ..progress import progress_bar
 from ..skeleton import MPII16
 from . import bodies, render
 
@@ -256,7 +256,7 @@ def _run_chunks(tasks: list[_Chunk], workers: int, desc: str) -> dict[str, np.nd
     """Render tasks (in `workers` processes when > 1) with a progress bar; concatenate in task order."""
     results: list[dict[str, np.ndarray]] = [None] * len(tasks)  # type: ignore[list-item]
     total = sum(len(t.paths) for t in tasks)
-    with tqdm(total=total, desc=desc, unit="img", leave=False) as bar:
+    with progress_bar(total=total, desc=desc, unit="img", leave=False) as bar:
         if workers <= 1 or len(tasks) <= 1:
             for i, t in enumerate(tasks):
                 results[i] = _render_chunk(t)

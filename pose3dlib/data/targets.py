@@ -40,7 +40,7 @@ def depth_scale(joints_2d: np.ndarray, joints_3d: np.ndarray) -> float:
 
 
 def depth_target(joints_2d_norm: np.ndarray, joints_3d_mm: np.ndarray, root: int = DEPTH_ROOT) -> np.ndarray:
-    """Root-relative depth in the 2D coordinates' units (paper-facts: depth target).
+    """Root-relative depth in the 2D coordinates' units (docs/paper.md, "Depth target").
 
     depth_j = (z_j - z_root) * s with s = sum of 2D edge lengths / sum of 3D edge lengths
     projected on xy. joints_2d_norm (16, 2) normalised units, joints_3d_mm (16, 3) camera

@@ -31,7 +31,7 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def sample_augmentation(rng: np.random.Generator, cfg: DataConfig) -> Augmentation:
-    """Draw an augmentation with the paper's recipe (paper-facts: training recipe), parameters from `cfg`.
+    """Draw an augmentation with the paper's recipe (docs/paper.md, "Training recipe"), parameters from `cfg`.
 
     scale 2^clip(N(0, scale_sigma^2), +-scale_clip); with probability rotation_prob a rotation
     clip(N(0, rotation_sigma^2), +-rotation_clip) degrees; flip with flip_prob; colour

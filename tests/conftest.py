@@ -1,0 +1,49 @@
+"""Fixtures shared by the test files: smoke-size synthetic data and the train command."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pose3dlib.config import load_config
+
+SMOKE = "configs/smoke.yaml"
+
+
+def make_smoke_data(root: Path) -> list[str]:
+    """Write smoke-size synthetic data under `root` once; return the --set overrides pointing at it."""
+    from pose3dlib.data.synthetic import generate
+
+    if not (root / "done").exists():
+        cfg = load_config(SMOKE)
+        generate(root, cfg.synthetic, cfg.seed)
+        (root / "done").write_text("ok")
+    return [f"data.h36m_dir={root / 'h36m'}", f"data.mpii_dir={root / 'mpii'}", f"data.wild_test_dir={root / 'wild_test'}",
+            f"data.lab_val_dir={root / 'lab_val'}", f"data.wild_val_dir={root / 'wild_val'}"]
+
+
+def run_train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, env: dict | None = None,
+                  config: str = SMOKE) -> subprocess.CompletedProcess:
+    """`python -m pose3dlib train ...` in a subprocess (1 thread)."""
+    cmd = [sys.executable, "-m", "pose3dlib", "train", "--config", config, "--stage", str(stage),
+           "--run-dir", str(run_dir), *extra]
+    for o in overrides:
+        cmd += ["--set", o]
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory) -> list[str]:
+    """Smoke-size synthetic data, written once per session; the --set overrides pointing at it."""
+    pytest.importorskip("pose3dlib.data.synthetic")
+    return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
+
+
+@pytest.fixture(scope="session")
+def train_cli():
+    """The `python -m pose3dlib train` subprocess runner (see run_train_cli)."""
+    return run_train_cli

@@ -1,0 +1,37 @@
+"""pose3dlib.progress: bars refresh rarely off a terminal and can be turned off."""
+from __future__ import annotations
+
+import io
+
+from pose3dlib import progress
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_refresh_interval_is_long_unless_stderr_is_a_terminal():
+    assert progress.refresh_interval_s(io.StringIO()) == progress.LOG_REFRESH_S >= 5.0
+    assert progress.refresh_interval_s(FakeTTY()) == progress.TERMINAL_REFRESH_S < 1.0
+
+
+def test_a_log_gets_few_refreshes_for_many_updates(monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    log = io.StringIO()
+    for _ in progress.progress_bar(range(20_000), file=log, desc="many"):
+        pass
+    # one line at the start and one at the end, none per update
+    assert 1 <= log.getvalue().count("\r") <= 3, log.getvalue()[:300]
+    tty = FakeTTY()
+    bar = progress.progress_bar(total=3, file=tty)
+    assert bar.mininterval == progress.TERMINAL_REFRESH_S
+    bar.close()
+
+
+def test_bars_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(progress.ENV, "off")
+    log = io.StringIO()
+    for _ in progress.progress_bar(range(100), file=log):
+        pass
+    assert log.getvalue() == ""

@@ -1,0 +1,60 @@
+"""pose3dlib.runs: the run-folder layout, stage status and the lock on a stage folder."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pose3dlib import runs
+from pose3dlib.errors import Pose3DError
+
+
+def test_layout_is_stage_folders_with_last_pt(tmp_path):
+    assert runs.checkpoint_path(tmp_path, 2) == tmp_path / "stage2" / "last.pt"
+    assert runs.metrics_log_path(tmp_path, 3) == tmp_path / "stage3" / "metrics.jsonl"
+    assert runs.eval_csv_path(tmp_path) == tmp_path / "metrics.csv"
+    assert runs.default_init(tmp_path, 1) is None and runs.default_init(tmp_path, 3) == tmp_path / "stage2" / "last.pt"
+    with pytest.raises(Pose3DError, match="stage must be 1, 2 or 3"):
+        runs.stage_dir(tmp_path, 4)
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from pose3dlib.runs import stage_lock
+    with stage_lock(Path(sys.argv[1])):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_a_second_writer_gets_a_clear_error_and_a_dead_writer_leaves_no_lock(tmp_path):
+    sdir = tmp_path / "stage1"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sdir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(Pose3DError, match=rf"being written by another process \(PID {holder.pid}\)"):
+            with runs.stage_lock(sdir):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs, the lock file stays behind
+        holder.wait()
+    assert (sdir / runs.LOCK_NAME).exists()
+    with runs.stage_lock(sdir) as path:  # the kernel dropped the dead process's lock
+        assert path.read_text().strip() == str(os.getpid())
+
+
+def test_train_refuses_a_stage_folder_another_process_writes(tmp_path, smoke_data, train_cli):
+    sdir = tmp_path / "run" / "stage1"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sdir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = train_cli(tmp_path / "run", 1, smoke_data)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 2 and "being written by another process" in r.stderr and "stage1" in r.stderr
+    assert not (sdir / "last.pt").exists()
