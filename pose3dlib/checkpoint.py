@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import Config, config_from_dict, config_to_dict
+from .config import Config, config_from_dict, config_to_dict, drop_retired_keys
 from .atomic_io import atomic_write
 from .errors import CheckpointError, ConfigError
 
@@ -152,7 +152,7 @@ def check_checkpoint(ckpt: dict, where: str) -> Config:
         raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
                               f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(drop_retired_keys(ckpt["config"]))
     except ConfigError as e:
         raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
 

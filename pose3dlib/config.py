@@ -52,8 +52,6 @@ class DataConfig:
     wild_val_dir: str = ""
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
-    mpii_center_shift: float = 15.0  # usual MPII crop: centre moved down by this x scale px
-    mpii_box_factor: float = 1.25  # usual MPII crop: box side = 200 x scale x this
     input_size: int = 256  # px, network input (a multiple of 64)
     heatmap_size: int = 64  # px, heatmap side (input_size / 4)
     sigma: float = 1.75  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)
@@ -191,6 +189,28 @@ _LOWER_BOUNDS: dict[tuple[type, str], int | float] = {
 }
 
 
+# Keys that no longer exist: a YAML file or override naming one is an error that says why;
+# a checkpoint that stores one loads with it dropped (its meaning lives on in the data).
+RETIRED_KEYS: dict[str, str] = {
+    "data.mpii_center_shift": "MPII h5 files are now cropped as stored (Newell's convention: the centre "
+                              "shift and the 1.25 box factor are already in center/scale; convert-mpii "
+                              "applies them once); remove the key",
+    "data.mpii_box_factor": "MPII h5 files are now cropped as stored (Newell's convention: the centre "
+                            "shift and the 1.25 box factor are already in center/scale; convert-mpii "
+                            "applies them once); remove the key",
+}
+
+
+def drop_retired_keys(data: dict) -> dict:
+    """A copy of a nested config dict without the RETIRED_KEYS (for configs stored in checkpoints)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for dotted in RETIRED_KEYS:
+        section, key = dotted.split(".")
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 # ----------------------------------------------------------------------------- conversion
 
 def _type_name(tp: Any) -> str:
@@ -254,6 +274,8 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     for k in data:
         if k not in names:
             where = f"{prefix}.{k}" if prefix else k
+            if where in RETIRED_KEYS:
+                raise ConfigError(f"config key {where!r} was retired: {RETIRED_KEYS[where]}")
             raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     for k, v in kwargs.items():
@@ -306,6 +328,9 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         node = out
         for i, p in enumerate(parts):
             if not isinstance(node, dict) or p not in node:
+                if key.strip() in RETIRED_KEYS:
+                    raise ConfigError(f"override {item!r}: config key {key.strip()!r} was retired: "
+                                      f"{RETIRED_KEYS[key.strip()]}")
                 raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
             if i == len(parts) - 1:
                 try:

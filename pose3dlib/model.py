@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config, ModelConfig, config_from_dict
+from .config import Config, ModelConfig, config_from_dict, drop_retired_keys
 from .errors import CheckpointError, ConfigError, DataError
 
 HOURGLASS_DEPTH = 4  # recursion levels of each hourglass (paper-facts: "recursion depth 4")
@@ -257,7 +257,7 @@ def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.
     else:
         ckpt, where = load_checkpoint(path_or_checkpoint, map_location=map_location), str(path_or_checkpoint)
     try:
-        cfg = config_from_dict(ckpt["config"])
+        cfg = config_from_dict(drop_retired_keys(ckpt["config"]))
     except ConfigError as e:
         raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
     model = build_model(cfg.model)
