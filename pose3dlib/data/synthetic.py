@@ -422,11 +422,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: data/synthetic/<profile>)")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's seed)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the output is complete")
+    parser.add_argument("--raw-format", choices=("release", "official"), default="release",
+                        help="release: the converted formats the loaders read (default); official: tiny "
+                             "downloads in the official Human3.6M / MPII / MPI-INF-3DHP layouts, for the converters "
+                             "(default --out: data/synthetic/official)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(f"configs/{args.profile}.yaml")
     seed = cfg.seed if args.seed is None else args.seed
+    if args.raw_format == "official":
+        from .synthetic_official import generate_official
+
+        out = generate_official(resolve(args.out) if args.out else SYNTHETIC_DIR / "official", seed)
+        print(f"wrote: {out} (h36m/, mpii/, mpi_inf_3dhp_test_set/ in the official layouts; _truth/)")
+        return 0
     out = resolve(args.out) if args.out else SYNTHETIC_DIR / args.profile
     skipped = not args.force and is_complete(out, cfg.synthetic, seed)
     out = generate(out, cfg.synthetic, seed, force=args.force)
