@@ -52,6 +52,11 @@ class DataConfig:
     wild_val_dir: str = ""
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
+    # Official downloads (read only; "" = not used). With REAL_DATA=True, notebook 01 converts
+    # each one once into h36m_dir / mpii_dir / wild_test_dir (pose3dlib.convert.real).
+    raw_h36m_dir: str = ""  # Human3.6M: S1/ ... S11/ (MyPoseFeatures/, Videos/) and metadata.xml
+    raw_mpii_dir: str = ""  # MPII: mpii_human_pose_v1_u12_1.mat, images/ (and Newell's valid.h5, optional)
+    raw_3dhp_dir: str = ""  # MPI-INF-3DHP: mpi_inf_3dhp_test_set (TS1..TS6)
     input_size: int = 256  # px, network input (a multiple of 64)
     heatmap_size: int = 64  # px, heatmap side (input_size / 4)
     sigma: float = 1.75  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)

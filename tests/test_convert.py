@@ -198,3 +198,25 @@ def test_3dhp_partial_download(raw, tmp_path):
     report = convert_3dhp(part, tmp_path / "out", progress=False)
     assert report["frames"] == {"TS5": so.TS_FRAMES - 2} and len(report["sequences_missing"]) == 5
     assert any("TS5/imageSequence" in m for m in report["missing"])
+
+
+def test_prepare_real_data_converts_once(raw, tmp_path):
+    from pose3dlib.convert.real import prepare_real_data, summary_rows
+
+    cfg = DataConfig(raw_h36m_dir=str(raw / "h36m"), raw_mpii_dir=str(raw / "mpii"),
+                     raw_3dhp_dir=str(raw / "mpi_inf_3dhp_test_set"), h36m_dir=str(tmp_path / "h36m"),
+                     mpii_dir=str(tmp_path / "mpii"), wild_test_dir=str(tmp_path / "3dhp"))
+    first = prepare_real_data(cfg, progress=False)
+    assert set(first) == {"h36m", "mpii", "3dhp"} and first["h36m"]["every_test"] == 200
+    assert first["mpii"]["val_rule"].endswith("valid.h5")
+    stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
+    assert prepare_real_data(cfg, progress=False) == json.loads(json.dumps(first))  # the stored reports, nothing redone
+    assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
+    assert [r["rows"] for r in summary_rows(first)] == [first[k]["rows"] for k in ("h36m", "mpii", "3dhp")]
+    (tmp_path / "syn").mkdir()
+    (tmp_path / "syn" / "manifest.json").write_text("{}")
+    with pytest.raises(DataError, match="synthetic data"):
+        prepare_real_data(DataConfig(raw_3dhp_dir=str(raw / "mpi_inf_3dhp_test_set"),
+                                     wild_test_dir=str(tmp_path / "syn" / "wild_test")), progress=False)
+    with pytest.raises(DataError, match="no official download"):
+        prepare_real_data(DataConfig(), progress=False)
