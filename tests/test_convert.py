@@ -220,3 +220,36 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
                                      wild_test_dir=str(tmp_path / "syn" / "wild_test")), progress=False)
     with pytest.raises(DataError, match="no official download"):
         prepare_real_data(DataConfig(), progress=False)
+
+
+def test_h36m_lens_model_against_loop():
+    rng = np.random.default_rng(1)
+    pts = np.c_[rng.uniform(-1500, 1500, (20, 2)), rng.uniform(2000, 7000, 20)]
+    f, c, k = np.array([1145.049, 1143.781]), np.array([512.542, 515.451]), (-0.20710, 0.24778, -0.00308)
+    p1, p2 = -0.000976, -0.001424  # w0 of camera 54138969 stores (p_a, p_b) = (p2, p1)
+    got = camera.project_h36m(pts, f, c, k, (p1, p2))
+    for (x, y, z), uv in zip(pts, got):
+        u, v = x / z, y / z
+        r2 = u * u + v * v
+        radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
+        tan = p1 * u + p2 * v
+        assert np.allclose(uv, [f[0] * (u * (radial + tan) + p1 * r2) + c[0],
+                                f[1] * (v * (radial + tan) + p2 * r2) + c[1]], atol=1e-9)
+    pinhole = camera.project(pts, np.r_[f, c])
+    assert np.allclose(camera.project_h36m(pts, f, c, (0, 0, 0), (0, 0)), pinhole)
+
+
+def test_h36m_fetch_layout(raw, converted, tmp_path):
+    """h36m-fetch's `extracted/S5/Poses_D3_Positions_mono/...` layout converts to the same rows."""
+    src, fetch = raw / "h36m" / "S5", tmp_path / "raw" / "extracted" / "S5"
+    for m in ("D3_Positions_mono", "D2_Positions"):
+        shutil.copytree(src / "MyPoseFeatures" / m, fetch / f"Poses_{m}" / "S5" / "MyPoseFeatures" / m)
+    shutil.copytree(src / "Videos", fetch / "Videos")
+    (tmp_path / "raw" / "code").mkdir()
+    shutil.copy(raw / "h36m" / "metadata.xml", tmp_path / "raw" / "code")
+    report = convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
+    assert report["subjects_missing"] == [1, 6, 7, 8, 9, 11]
+    with h5py.File(tmp_path / "out" / "annot.h5", "r") as a, h5py.File(converted[0] / "h36m" / "annot.h5", "r") as b:
+        s5 = b["subject"][()] == 5
+        assert np.array_equal(a["id"][()], b["id"][()][s5])
+        assert np.allclose(a["joint_3d_mono"][()], b["joint_3d_mono"][()][s5])
