@@ -7,7 +7,7 @@ which equals the value over all its (valid) frames pooled; the ground truth is t
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -41,8 +41,8 @@ def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray,
             continue  # a partial download: report the scenes that are there
         scores = pck3d_3dhp(pred_mm[mask], gt_mm[mask])
         for protocol in PROTOCOLS:
-            rows.append(dict(stage=stage, split=split, protocol=protocol, action=scene,
-                             value=scores[protocol.removeprefix("3dhp_")]))
+            rows.append({"stage": stage, "split": split, "protocol": protocol, "action": scene,
+                         "value": scores[protocol.removeprefix("3dhp_")]})
     return rows
 
 

@@ -175,7 +175,7 @@ def test_mpii_default_split_and_missing_images(raw, tmp_path):
 
 
 def test_3dhp_round_trip_and_protocol(raw, converted):
-    out, reports = converted
+    out = converted[0]
     truth = _truth(raw, "3dhp")
     with h5py.File(out / "3dhp" / "annot.h5", "r") as f:
         annot = {k: f[k][()] for k in f}
@@ -253,3 +253,28 @@ def test_h36m_fetch_layout(raw, converted, tmp_path):
         s5 = b["subject"][()] == 5
         assert np.array_equal(a["id"][()], b["id"][()][s5])
         assert np.allclose(a["joint_3d_mono"][()], b["joint_3d_mono"][()][s5])
+
+
+def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
+    bad = tmp_path / "mpii_human_pose_v1_u12_1.mat"
+    bad.write_bytes(b"not a mat file")
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="mpii_human_pose_v1_u12_1.mat.*not a readable MATLAB"):
+        convert_mpii(bad, tmp_path / "images", tmp_path / "out", progress=False)
+    from scipy.io import savemat
+
+    savemat(tmp_path / "other.mat", {"X": np.zeros(2)})
+    with pytest.raises(DataError, match="other.mat.*RELEASE"):
+        convert_mpii(tmp_path / "other.mat", tmp_path / "images", tmp_path / "out", progress=False)
+    ts = tmp_path / "3dhp" / "TS1"
+    ts.mkdir(parents=True)
+    with h5py.File(ts / "annot_data.mat", "w") as f:
+        f["annot2"] = np.zeros((3, 1, 17, 2))
+        f["valid_frame"] = np.ones((3, 1))
+        f["activity_annotation"] = np.ones((3, 1))
+    with pytest.raises(DataError, match=r"TS1/annot_data.mat.*'univ_annot3'"):
+        convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)
+    with h5py.File(ts / "annot_data.mat", "a") as f:
+        f["univ_annot3"] = np.zeros((3, 1, 16, 3))
+    with pytest.raises(DataError, match=r"annot_data.mat.*univ_annot3.*17 x 3"):
+        convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)

@@ -8,7 +8,12 @@ import yaml
 from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.config import DataConfig, SyntheticConfig, config_to_dict, load_config
 from pose3dlib.data import synthetic
-from pose3dlib.data.mpii import MPIIDataset, adjust_raw_crop, crop_boxes, read_annotations
+from pose3dlib.data.mpii import (
+    MPIIDataset,
+    adjust_raw_crop,
+    crop_boxes,
+    read_annotations,
+)
 from pose3dlib.data.sample import make_sample, read_image
 from pose3dlib.data.transforms import IDENTITY
 from pose3dlib.errors import ConfigError

@@ -86,7 +86,7 @@ def test_scene_rows_are_valid_frame_weighted_and_tabled():
     overall = sum(per_seq[s] * c for s, c in counts.items()) / sum(counts.values())
     assert got[("3dhp_pck", "all")] == pytest.approx(overall)
     assert ("3dhp_auc", "outdoor") in got and len(rows) == 8
-    rows.append(dict(stage="stage3", split="wild_test", protocol="p1_mpjpe", action="all", value=123.456))
+    rows.append({"stage": "stage3", "split": "wild_test", "protocol": "p1_mpjpe", "action": "all", "value": 123.456})
     table = mpi3dhp_table(rows, "wild_test").splitlines()
     assert table[0].startswith("| stage | GS PCK | noGS PCK | Outdoor PCK | All PCK | All AUC | P1")
     assert table[2].startswith(f"| stage3 | {gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")

@@ -105,6 +105,13 @@ def write_report(out: Path, report: dict) -> Path:
     return atomic_write_text(out / "conversion.json", json.dumps(report, indent=2, sort_keys=True))
 
 
+def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
+    """Write the release annotation file from the sequence parts and the report; return the report."""
+    report["rows"] = write_release_annotations(out, parts)
+    write_report(out, report)
+    return report
+
+
 def print_report(report: dict, out: str) -> int:
     """Print a one-screen summary of a conversion report; exit status 0 when rows were written."""
     for key in ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "val_not_found",

@@ -137,7 +137,7 @@ def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
 
     try:
         data = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
-    except Exception as e:  # cdflib raises many types for damaged files
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:  # cdflib's errors for damaged files
         raise DataError(f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable ({type(e).__name__}: {e})") from None
     data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or data.shape[1] != 32 * dims:
@@ -266,9 +266,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
             common.save_part(out, folder, settings, rows)
         parts.append(rows)
         report["sequences"] += 1
-    report["rows"] = common.write_release_annotations(out, parts)
-    common.write_report(out, report)
-    return report
+    return common.finish(out, parts, report)
 
 
 # ----------------------------------------------------------------------------- CLI

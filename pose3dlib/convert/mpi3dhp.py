@@ -121,11 +121,9 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
         if rows is None:
             rows = _convert_sequence(testset / f"TS{seq}", seq, out / "images", report)
             common.save_part(out, f"TS{seq}", settings, rows)
-        report["frames"][f"TS{seq}"] = int(len(rows["id"]))
+        report["frames"][f"TS{seq}"] = len(rows["id"])
         parts.append(rows)
-    report["rows"] = common.write_release_annotations(out, parts)
-    common.write_report(out, report)
-    return report
+    return common.finish(out, parts, report)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -65,6 +65,7 @@ def _items(v) -> list:
 def read_release(mat: Path):
     """RELEASE of the MPII .mat (scipy, MATLAB v5); DataError naming the file when unreadable."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     if not mat.is_file():
         raise DataError(f"MPII annotation file not found: {mat}")
@@ -72,7 +73,7 @@ def read_release(mat: Path):
         release = loadmat(str(mat), struct_as_record=False, squeeze_me=True)["RELEASE"]
     except KeyError:
         raise DataError(f"{mat}: no 'RELEASE' variable; is this mpii_human_pose_v1_u12_1.mat?") from None
-    except Exception as e:  # scipy raises several types for damaged files
+    except (MatReadError, OSError, ValueError, TypeError) as e:
         raise DataError(f"{mat}: not a readable MATLAB v5 file ({type(e).__name__}: {e})") from None
     for field in ("annolist", "img_train"):
         if not hasattr(release, field):

@@ -21,7 +21,6 @@ read exactly as they read the real ones, with the quirks listed in docs/data.md:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -34,8 +33,13 @@ import numpy as np
 from .. import camera
 from ..errors import DataError
 from ..paths import resolve
-from ..skeleton import (H36M32_NUM_JOINTS, H36M32_TO_H36M17, MPI3DHP17_NUM_JOINTS, MPI3DHP17_TO_MPII16,
-                        MPII16_FROM_H36M17)
+from ..skeleton import (
+    H36M32_NUM_JOINTS,
+    H36M32_TO_H36M17,
+    MPI3DHP17_NUM_JOINTS,
+    MPI3DHP17_TO_MPII16,
+    MPII16_FROM_H36M17,
+)
 from . import bodies, render, synthetic
 
 FRAME_PX = 128  # square frames (the real ones: 1000 px Human3.6M, 2048 / 1920 x 1080 px 3DHP)
@@ -66,7 +70,6 @@ TS_INVALID_FRAME = 2
 
 def _to_h36m32(joints16: np.ndarray) -> np.ndarray:
     """(n, 16, D) network-order joints -> (n, 32, D) recorded Human3.6M joints (unused rows: the pelvis)."""
-    n, _, d = joints16.shape
     out = np.repeat(joints16[:, 6:7], H36M32_NUM_JOINTS, axis=1)
     for i17, i32 in enumerate(H36M32_TO_H36M17):
         src = MPII16_FROM_H36M17[i17]
