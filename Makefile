@@ -73,8 +73,9 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	  -p profile $(PROFILE) -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 	@mkdir -p $(@D) && touch $@
 
-# Notebook-specific parameters. REAL_DATA=True: notebook 01 checks the real datasets named
-# in configs/$(PROFILE).yaml instead of generating synthetic ones.
+# Notebook-specific parameters. REAL_DATA=True: notebook 01 converts (once) the official
+# downloads named by data.raw_*_dir in configs/$(PROFILE).yaml into data.*_dir and checks
+# them, instead of generating synthetic data.
 REAL_DATA ?= False
 PAPERMILL_ARGS_01_data_prep = -p data_root data/synthetic/$(PROFILE) -p use_real_data $(REAL_DATA)
 
