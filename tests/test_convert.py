@@ -256,16 +256,16 @@ def test_h36m_fetch_layout(raw, converted, tmp_path):
 
 
 def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
-    bad = tmp_path / "mpii_human_pose_v1_u12_1.mat"
+    (tmp_path / "raw" / "images").mkdir(parents=True)
+    bad = tmp_path / "raw" / "mpii_human_pose_v1_u12_1.mat"
     bad.write_bytes(b"not a mat file")
-    (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="mpii_human_pose_v1_u12_1.mat.*not a readable MATLAB"):
-        convert_mpii(bad, tmp_path / "images", tmp_path / "out", progress=False)
+        convert_mpii(bad, tmp_path / "raw" / "images", tmp_path / "out", progress=False)
     from scipy.io import savemat
 
-    savemat(tmp_path / "other.mat", {"X": np.zeros(2)})
+    savemat(tmp_path / "raw" / "other.mat", {"X": np.zeros(2)})
     with pytest.raises(DataError, match="other.mat.*RELEASE"):
-        convert_mpii(tmp_path / "other.mat", tmp_path / "images", tmp_path / "out", progress=False)
+        convert_mpii(tmp_path / "raw" / "other.mat", tmp_path / "raw" / "images", tmp_path / "out", progress=False)
     ts = tmp_path / "3dhp" / "TS1"
     ts.mkdir(parents=True)
     with h5py.File(ts / "annot_data.mat", "w") as f:
