@@ -45,7 +45,7 @@ from ..paths import SYNTHETIC_DIR, resolve
 from ..skeleton import MPII16
 from . import bodies, mpii, render
 
-GENERATOR_VERSION = 4  # bump when the output for a given (config, seed) changes
+GENERATOR_VERSION = 5  # bump when the output for a given (config, seed) changes
 MANIFEST = "manifest.json"
 CHUNK_ROWS = 48  # rows per task; fixed so output is independent of the worker count
 JPEG_QUALITY = 92
