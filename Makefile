@@ -77,7 +77,8 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@mkdir -p $(@D) && touch $@
 
 # Notebook-specific parameters (data locations come from the config alone). REAL_DATA=True:
-# notebook 01 checks the real datasets named in configs/$(PROFILE).yaml instead of generating synthetic ones.
+# notebook 01 converts (once) the official downloads named by data.raw_*_dir in
+# configs/$(PROFILE).yaml into data.*_dir and checks them, instead of generating synthetic data.
 REAL_DATA ?= False
 PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 

@@ -172,3 +172,24 @@ def normalized_to_crop_px(points_norm: np.ndarray, input_size: int, heatmap_size
 def crop_px_to_heatmap_px(points_px: np.ndarray, input_size: int, heatmap_size: int) -> np.ndarray:
     """Crop pixels -> heatmap pixels (pixel centres of both grids aligned)."""
     return (np.asarray(points_px, dtype=np.float64) + 0.5) * (heatmap_size / input_size) - 0.5
+
+
+# ----------------------------------------------------------------------------- Human3.6M lens model
+
+def project_h36m(points_cam: np.ndarray, focal: np.ndarray, centre: np.ndarray, radial_k: np.ndarray,
+                 tangential_p: np.ndarray) -> np.ndarray:
+    """Project (..., 3) camera-frame points to pixels with Human3.6M's own distortion model (not OpenCV's).
+
+    focal (fx, fy), centre (cx, cy) px; radial_k (k1, k2, k3); tangential_p (p1, p2), where
+    metadata.xml's w0 stores them as (p_a, p_b) = (p2, p1). With xn = (X/Z, Y/Z), r2 = |xn|^2:
+    x_d = xn (1 + k1 r2 + k2 r2^2 + k3 r2^3 + p1 xn_x + p2 xn_y) + (p1, p2) r2; pixel = f x_d + c.
+    """
+    pts = np.asarray(points_cam, dtype=np.float64)
+    xn = pts[..., :2] / pts[..., 2:3]  # (..., 2)
+    r2 = (xn ** 2).sum(-1, keepdims=True)  # (..., 1)
+    k1, k2, k3 = np.asarray(radial_k, dtype=np.float64)
+    p = np.asarray(tangential_p, dtype=np.float64)
+    radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+    tan = (xn * p).sum(-1, keepdims=True)
+    distorted = xn * (radial + tan) + p * r2
+    return distorted * np.asarray(focal, dtype=np.float64) + np.asarray(centre, dtype=np.float64)

@@ -14,6 +14,9 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-synthetic": ("pose3dlib.data.synthetic", "write synthetic people in the Human3.6M/MPII formats"),
+    "convert-h36m": ("pose3dlib.convert.h36m", "convert an official Human3.6M download to the release format"),
+    "convert-mpii": ("pose3dlib.convert.mpii", "convert the official MPII .mat to train.h5 / val.h5 (Newell's schema)"),
+    "convert-3dhp": ("pose3dlib.convert.mpi3dhp", "convert the MPI-INF-3DHP test set to the release format"),
     "train": ("pose3dlib.train", "train one of the three stages"),
     "evaluate": ("pose3dlib.evaluate", "evaluate checkpoints on the test splits under every protocol"),
     "demo": ("pose3dlib.demo", "2D and 3D pose of the person in your own images"),

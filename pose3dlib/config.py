@@ -69,8 +69,11 @@ class DataConfig:
     wild_val_dir: str = ""
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
-    mpii_center_shift: float = 15.0  # usual MPII crop: centre moved down by this x scale px
-    mpii_box_factor: float = bounded(1.25, lo=0.1)  # usual MPII crop: box side = 200 x scale x this
+    # Official downloads (read only; "" = not used). With REAL_DATA=True, notebook 01 converts
+    # each one once into h36m_dir / mpii_dir / wild_test_dir (pose3dlib.convert.real).
+    raw_h36m_dir: str = ""  # Human3.6M: S1/ ... S11/ (MyPoseFeatures/, Videos/) and metadata.xml
+    raw_mpii_dir: str = ""  # MPII: mpii_human_pose_v1_u12_1.mat, images/ (and Newell's valid.h5, optional)
+    raw_3dhp_dir: str = ""  # MPI-INF-3DHP: mpi_inf_3dhp_test_set (TS1..TS6)
     input_size: int = bounded(256, lo=64)  # px, network input (a multiple of 64)
     heatmap_size: int = bounded(64, lo=16)  # px, heatmap side (input_size / 4)
     sigma: float = bounded(1.75, lo=0.1)  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)
@@ -193,6 +196,28 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+# Keys that no longer exist: a YAML file or override naming one is an error that says why;
+# a checkpoint that stores one loads with it dropped (its meaning lives on in the data).
+RETIRED_KEYS: dict[str, str] = {
+    "data.mpii_center_shift": "MPII h5 files are now cropped as stored (Newell's convention: the centre "
+                              "shift and the 1.25 box factor are already in center/scale; convert-mpii "
+                              "applies them once); remove the key",
+    "data.mpii_box_factor": "MPII h5 files are now cropped as stored (Newell's convention: the centre "
+                            "shift and the 1.25 box factor are already in center/scale; convert-mpii "
+                            "applies them once); remove the key",
+}
+
+
+def drop_retired_keys(data: dict) -> dict:
+    """A copy of a nested config dict without the RETIRED_KEYS (for configs stored in checkpoints)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for dotted in RETIRED_KEYS:
+        section, key = dotted.split(".")
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 # ----------------------------------------------------------------------------- conversion
 
 def _type_name(tp: Any) -> str:
@@ -256,6 +281,8 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     for k in data:
         if k not in names:
             where = f"{prefix}.{k}" if prefix else k
+            if where in RETIRED_KEYS:
+                raise ConfigError(f"config key {where!r} was retired: {RETIRED_KEYS[where]}")
             raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     for f in dataclasses.fields(cls):
@@ -330,9 +357,10 @@ def migrate_config_dict(data: dict) -> dict:
     """A stored config dict with keys renamed since it was written moved to their new place.
 
     `loss.heatmap_weight` became each stage's `heatmap_weight`; the evaluation-time
-    `eval.reconstruct_bone_sum_mm` became the training-time `train.bone_sum_mm`.
+    `eval.reconstruct_bone_sum_mm` became the training-time `train.bone_sum_mm`; the
+    RETIRED_KEYS are dropped (`drop_retired_keys`).
     """
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    out = drop_retired_keys(data)
     loss = out.pop("loss", None)
     if isinstance(loss, dict) and "heatmap_weight" in loss:
         train = out.setdefault("train", {})
@@ -371,6 +399,9 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         node = out
         for i, p in enumerate(parts):
             if not isinstance(node, dict) or p not in node:
+                if key.strip() in RETIRED_KEYS:
+                    raise ConfigError(f"override {item!r}: config key {key.strip()!r} was retired: "
+                                      f"{RETIRED_KEYS[key.strip()]}")
                 raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
             if i == len(parts) - 1:
                 try:

@@ -5,8 +5,9 @@
 
 `evaluate_run` scores every stage's checkpoint on every test split (lab test S9/S11 and
 wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
-N-MPJPE), per action and averaged, plus 2D PCKh on the MPII-format validation split
-and a mean-pose baseline, and writes them in long form
+N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
+and a mean-pose baseline (on a converted MPI-INF-3DHP set, also the official 3DPCK/AUC per
+scene: `eval_3dhp`), and writes them in long form
 (`stage,split,protocol,action,value`) to a CSV.
 
 What comes from where: the network and its input geometry (data.input_size,
@@ -36,6 +37,7 @@ from .checkpoint import load_checkpoint
 from .config import Config, DataConfig, EvalConfig
 from .device import resolve_device
 from .errors import Pose3DError
+from .eval_3dhp import mpi3dhp_rows
 from .model import is_channels_last, load_model, preprocess
 from .paths import resolve
 from .progress import progress_bar
@@ -242,7 +244,10 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
     per_sample[GT2D_PROTOCOL] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
-    return per_action_rows(stage, split, per_sample, pred.action, action_names)
+    rows = per_action_rows(stage, split, per_sample, pred.action, action_names)
+    if getattr(dataset, "sequences", None) is not None:  # a converted MPI-INF-3DHP test set
+        rows += mpi3dhp_rows(stage, split, pred_mm, pred.gt_joints_3d_mm, dataset.sequences[:len(pred_mm)])
+    return rows
 
 
 def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig, *, split: str,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .decode import bone_length_sum
-from .skeleton import DEPTH_ROOT, PAPER_EVAL_MIDPOINT, SPINE_INDEX
+from .skeleton import DEPTH_ROOT, MPI3DHP_EVAL_GROUPS, PAPER_EVAL_MIDPOINT, SPINE_INDEX
 
 PAPER_BONE_SUM_MM = 4296.99  # the paper's evaluator: the 14 edge lengths sum to this (mm)
 PCK3D_THRESHOLD_MM = 150.0  # MPI-INF-3DHP 3DPCK threshold
@@ -297,3 +297,30 @@ def auc3d(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM, per_sample: bo
     """
     aucs = auc3d_per_sample(pred, gt, max_mm)
     return aucs if per_sample else float(aucs.mean())
+
+
+def pck3d_3dhp(pred_mm: Any, gt_mm: Any) -> dict[str, Any]:
+    """The official MPI-INF-3DHP protocol: 3DPCK@150 mm and AUC, in percent, per joint group and overall.
+
+    Args:
+        pred_mm, gt_mm: (N, 16, 3) pelvis-relative joints in MPII16 order, mm (ground truth:
+            the test set's `univ_annot3`, valid frames only).
+    Returns:
+        {"pck": float, "auc": float, "groups": {group: {"pck": float, "auc": float}}, "n": N}.
+        Only the 14 joints of `skeleton.MPI3DHP_EVAL_GROUPS` count (pelvis and thorax/spine
+        are excluded); a joint is correct when its error is strictly < 150 mm; AUC is the
+        mean PCK over thresholds 0, 5, ..., 150 mm; the overall values weigh every joint
+        equally (so a two-joint group counts twice a one-joint group).
+    """
+    p, g = _check_pair(pred_mm, gt_mm, 3)
+    if p.shape[1] != 16:
+        raise ValueError(f"pck3d_3dhp expects (N, 16, 3) joints in MPII16 order, got {p.shape}")
+    err = _joint_errors(p, g)  # (N, 16)
+    t = auc_thresholds_mm()  # (31,)
+
+    def scores(joints: list[int]) -> dict[str, float]:
+        e = err[:, joints]
+        return {"pck": 100.0 * float((e < PCK3D_THRESHOLD_MM).mean()), "auc": 100.0 * float((e[..., None] < t).mean())}
+
+    groups = {name: scores(list(js)) for name, js in MPI3DHP_EVAL_GROUPS.items()}
+    return {**scores([j for js in MPI3DHP_EVAL_GROUPS.values() for j in js]), "groups": groups, "n": len(p)}

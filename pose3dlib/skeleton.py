@@ -107,6 +107,25 @@ MPII16_FROM_H36M17: tuple[int, ...] = tuple(
     H36M17_TO_MPII16.index(i) if i in H36M17_TO_MPII16 else -1 for i in range(H36M17.num_joints)
 )
 
+# Human3.6M's 32 recorded joints -> its 17-joint order (pelvis, r_hip, r_knee, r_ankle,
+# l_hip, l_knee, l_ankle, spine, thorax, neck/nose, head, l_shoulder, l_elbow, l_wrist,
+# r_shoulder, r_elbow, r_wrist): row i of H36M17 takes joint H36M32_TO_H36M17[i].
+H36M32_TO_H36M17: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
+H36M32_NUM_JOINTS = 32
+
+# MPI-INF-3DHP 17-joint order: 0 head_top, 1 neck, 2 r_shoulder, 3 r_elbow, 4 r_wrist,
+# 5 l_shoulder, 6 l_elbow, 7 l_wrist, 8 r_hip, 9 r_knee, 10 r_ankle, 11 l_hip, 12 l_knee,
+# 13 l_ankle, 14 pelvis (root), 15 spine, 16 head. Row k of MPII16 takes joint
+# MPI3DHP17_TO_MPII16[k]: upper neck <- neck, thorax (our index 7) <- spine, as the original release.
+MPI3DHP17_NUM_JOINTS = 17
+MPI3DHP17_TO_MPII16: tuple[int, ...] = (10, 9, 8, 11, 12, 13, 14, 15, 1, 0, 4, 3, 2, 5, 6, 7)
+# The official MPI-INF-3DHP evaluation: 14 joints in 8 groups (pelvis, spine and head
+# excluded), in MPII16 indices.
+MPI3DHP_EVAL_GROUPS: dict[str, tuple[int, ...]] = {
+    "head_top": (9,), "neck": (8,), "shoulders": (12, 13), "elbows": (11, 14), "wrists": (10, 15),
+    "hips": (2, 3), "knees": (1, 4), "ankles": (0, 5),
+}
+
 # Geometric (bone-length ratio) loss groups: (joint_a, joint_b, weight) in MPII16 indices.
 # The weights are ratios of mean H36M bone lengths (thigh/shin 456.0086/452.1255,
 # upper-arm/forearm 284.1253/249.7726) so that weighted lengths in a group are equal.
@@ -133,6 +152,20 @@ def h36m17_to_mpii16(joints: np.ndarray) -> np.ndarray:
     if joints.shape[-2] != H36M17.num_joints:
         raise ValueError(f"expected (..., 17, D) H36M joints, got shape {joints.shape}")
     return joints[..., list(H36M17_TO_MPII16), :]
+
+
+def h36m32_to_mpii16(joints: np.ndarray) -> np.ndarray:
+    """Reorder (..., 32, D) recorded Human3.6M joints into the (..., 16, D) network order."""
+    if joints.shape[-2] != H36M32_NUM_JOINTS:
+        raise ValueError(f"expected (..., 32, D) Human3.6M joints, got shape {joints.shape}")
+    return h36m17_to_mpii16(joints[..., list(H36M32_TO_H36M17), :])
+
+
+def mpi3dhp17_to_mpii16(joints: np.ndarray) -> np.ndarray:
+    """Reorder (..., 17, D) MPI-INF-3DHP joints into the (..., 16, D) network order."""
+    if joints.shape[-2] != MPI3DHP17_NUM_JOINTS:
+        raise ValueError(f"expected (..., 17, D) MPI-INF-3DHP joints, got shape {joints.shape}")
+    return joints[..., list(MPI3DHP17_TO_MPII16), :]
 
 
 def flip_joints(joints, width: float | None = None):

@@ -76,6 +76,8 @@ class H36MDataset(Dataset):
         self.cameras = arrays["camera"][r].astype(np.int64)
         self.ids = arrays["id"][r].astype(np.int64)
         self.intrinsics = arrays["intrinsics"][r] if "intrinsics" in arrays else None  # synthetic extra
+        # converted MPI-INF-3DHP test set: test sequence 1..6 of each row (its scene)
+        self.sequences = arrays["sequence"][r].astype(np.int64) if "sequence" in arrays else None
         self._image_size: tuple[int, int] | None = None
 
     def __len__(self) -> int:

@@ -4,6 +4,11 @@ Schema (docs/data.md): imgname (N,) bytes, part (N, 16, 2) px with unannotated j
 (0, 0), center (N, 2) px, scale (N,) = person size / 200 px, visible (N, 16), and when
 present normalize (N,) head size px (the PCKh normaliser). Extras are ignored.
 Unannotated joints become `annotated == False` at load time and are never used as zeros.
+
+Crop convention (Newell's 2D stacked-hourglass `train.h5` / `valid.h5`): `center` and
+`scale` already hold the adjusted crop (objpos moved down by 15 x raw scale px, scale =
+raw scale x 1.25), so a row is cropped as stored: a square of 200 x scale px around
+`center` (`crop_boxes`). The adjustment is applied once, by `convert-mpii` from the .mat.
 """
 from __future__ import annotations
 
@@ -23,6 +28,22 @@ SCHEMA: dict[str, tuple] = {"imgname": (), "part": (16, 2), "center": (2,), "sca
 OPTIONAL_SCHEMA: dict[str, tuple] = {"normalize": ()}
 SPLITS = ("train", "val")
 SCALE_PX = 200.0  # MPII scale unit: person size / 200 px
+# The usual crop of a raw MPII annotation (objpos, scale), as stored in Newell's h5 files:
+CENTER_SHIFT_PER_SCALE = 15.0  # centre = objpos moved down by 15 x raw scale px
+BOX_FACTOR = 1.25  # stored scale = raw scale x 1.25
+
+
+def adjust_raw_crop(objpos_px: np.ndarray, raw_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw MPII (objpos (N, 2) px, scale (N,)) -> the stored crop (center (N, 2) px, scale (N,)).
+
+    Apply exactly once, when converting raw annotations (the .mat); Newell's h5 files
+    already hold the result. Example (image 005808361.jpg): (966, 340), 4.718488 ->
+    (966, 410.777), 5.898110.
+    """
+    objpos_px = np.asarray(objpos_px, dtype=np.float64)
+    raw_scale = np.asarray(raw_scale, dtype=np.float64)
+    shift = np.stack([np.zeros_like(raw_scale), CENTER_SHIFT_PER_SCALE * raw_scale], axis=-1)
+    return objpos_px + shift, raw_scale * BOX_FACTOR
 
 
 def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
@@ -44,6 +65,21 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     names = arrays["imgname"]
     arrays["imgname"] = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in names], dtype=object)
     return arrays
+
+
+def crop_boxes(annotations: dict[str, np.ndarray], data_cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The crop of every row in original-image pixels, Newell's convention (as stored).
+
+    Args:
+        annotations: the dict `read_annotations` returns (uses `center` (N, 2) and `scale` (N,)).
+        data_cfg: the data section; the convention has no settings, so nothing in it changes the box.
+    Returns:
+        centers (N, 2) px and sides (N,) px = 200 x scale.
+    """
+    del data_cfg  # cropped as stored; the .mat converter applied the usual adjustment once
+    centers = np.asarray(annotations["center"], dtype=np.float64)
+    sides = SCALE_PX * np.asarray(annotations["scale"], dtype=np.float64)
+    return centers, sides
 
 
 class MPIIDataset(Dataset):
@@ -68,9 +104,7 @@ class MPIIDataset(Dataset):
         self.visible = a["visible"].astype(np.float64) * self.annotated
         self.normalize = a["normalize"].astype(np.float64) if "normalize" in a else None
         self.scale = a["scale"].astype(np.float64)
-        shift = np.stack([np.zeros_like(self.scale), data_cfg.mpii_center_shift * self.scale], axis=1)
-        self.centre = a["center"].astype(np.float64) + shift  # (N, 2) crop centre
-        self.box_px = SCALE_PX * data_cfg.mpii_box_factor * self.scale  # (N,) crop side
+        self.centre, self.box_px = crop_boxes(a, data_cfg)  # (N, 2) crop centre, (N,) crop side
         self.actions = np.zeros(len(self.part), np.int64)  # MPII has no action labels here
 
     def __len__(self) -> int:

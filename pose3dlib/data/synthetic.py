@@ -43,9 +43,9 @@ from ..errors import ConfigError, DataError
 from ..paths import SYNTHETIC_DIR, resolve
 from ..progress import progress_bar
 from ..skeleton import MPII16
-from . import bodies, render
+from . import bodies, mpii, render
 
-GENERATOR_VERSION = 3  # bump when the output for a given (config, seed) changes
+GENERATOR_VERSION = 5  # bump when the output for a given (config, seed) changes
 MANIFEST = "manifest.json"
 CHUNK_ROWS = 48  # rows per task; fixed so output is independent of the worker count
 JPEG_QUALITY = 92
@@ -78,8 +78,6 @@ WILD_BOX_MARGIN = (1.35, 2.0)
 WILD_TRUNCATE_PROB = 0.1  # shift the person partly out of the image, as in real photos
 OCCLUDER_PROB = 0.35
 UNANNOTATED_PROB = 0.03  # per joint, on top of joints outside the image (MPII: part = (0, 0))
-MPII_CENTER_SHIFT = 15.0  # the usual crop moves the centre down by 15 * scale px ...
-MPII_BOX_PER_SCALE = 250.0  # ... and uses a box of 200 * 1.25 * scale px
 HEAD_BOX_FACTOR = 0.6 * np.sqrt(2.0)  # MPII head size: 0.6 x the head box diagonal
 VAL_STREAM = 50  # offset of the validation splits' random streams (new people, never in train or test)
 VAL_SPLITS = ("lab_val", "wild_val")  # h36m-format validation splits, written when their size is > 0
@@ -322,8 +320,12 @@ def _write_mpii_split(root: Path, name: str, cfg: SyntheticConfig, seed: int, n:
     part = np.where(annotated[..., None], ann["joint_2d"], 0.0)  # MPII: unannotated joints are (0, 0)
     lo = ann["joint_2d"].min(1)
     hi = ann["joint_2d"].max(1)
-    scale = (hi - lo).max(1) / 200.0  # person size / 200 px
-    centre = (lo + hi) / 2 - np.stack([np.zeros(n), MPII_CENTER_SHIFT * scale], axis=1)
+    # Raw MPII annotation of the person: scale = joint extent / 200 px, objpos 15 x scale px
+    # above the joints' midpoint. Stored in Newell's convention (adjusted once), so the crop
+    # (mpii.crop_boxes) is the joints' midpoint and a box of 1.25 x their extent.
+    raw_scale = (hi - lo).max(1) / mpii.SCALE_PX
+    objpos = (lo + hi) / 2 - np.stack([np.zeros(n), mpii.CENTER_SHIFT_PER_SCALE * raw_scale], axis=1)
+    centre, scale = mpii.adjust_raw_crop(objpos, raw_scale)
     with h5py.File(root / f"{name}.h5", "w") as f:
         f["imgname"] = np.array([nm.encode() for nm in names], dtype="S")
         f["part"] = part.astype(np.float64)
@@ -420,11 +422,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: data/synthetic/<profile>)")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's seed)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the output is complete")
+    parser.add_argument("--raw-format", choices=("release", "official"), default="release",
+                        help="release: the converted formats the loaders read (default); official: tiny "
+                             "downloads in the official Human3.6M / MPII / MPI-INF-3DHP layouts, for the converters "
+                             "(default --out: data/synthetic/official)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(f"configs/{args.profile}.yaml")
     seed = cfg.seed if args.seed is None else args.seed
+    if args.raw_format == "official":
+        from .synthetic_official import generate_official
+
+        out = generate_official(resolve(args.out) if args.out else SYNTHETIC_DIR / "official", seed)
+        print(f"wrote: {out} (h36m/, mpii/, mpi_inf_3dhp_test_set/ in the official layouts; _truth/)")
+        return 0
     out = resolve(args.out) if args.out else SYNTHETIC_DIR / args.profile
     skipped = not args.force and is_complete(out, cfg.synthetic, seed)
     out = generate(out, cfg.synthetic, seed, force=args.force)

@@ -1,0 +1,280 @@
+"""Converters end to end: synthetic people written in the official layouts, converted, compared with their source."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from pose3dlib import camera
+from pose3dlib.cli import main
+from pose3dlib.config import DataConfig
+from pose3dlib.convert import common
+from pose3dlib.convert.h36m import convert_h36m, read_pose_cdf
+from pose3dlib.convert.mpi3dhp import convert_3dhp
+from pose3dlib.convert.mpii import convert_mpii
+from pose3dlib.data import synthetic_official as so
+from pose3dlib.data.h36m import H36MDataset
+from pose3dlib.data.mpii import MPIIDataset, read_annotations
+from pose3dlib.errors import DataError
+from pose3dlib.eval_3dhp import mpi3dhp_rows
+
+CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)
+LABEL_TOLERANCE_PX = 3  # mp4/JPEG compression and Human3.6M's lens model move the person's edge a little
+
+pytestmark = pytest.mark.filterwarnings("ignore::pose3dlib.convert.common.ConversionWarning")
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    return so.generate_official(tmp_path_factory.mktemp("official") / "raw", seed=2)
+
+
+@pytest.fixture(scope="module")
+def converted(raw, tmp_path_factory):
+    out = tmp_path_factory.mktemp("converted")
+    reports = {"h36m": convert_h36m(raw / "h36m", out / "h36m", progress=False),
+               "mpii": convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", raw / "mpii" / "images",
+                                    out / "mpii", val_from=raw / "mpii" / "valid.h5", progress=False),
+               "3dhp": convert_3dhp(raw / "mpi_inf_3dhp_test_set", out / "3dhp", progress=False)}
+    return out, reports
+
+
+def _truth(raw, name):
+    with np.load(raw / "_truth" / f"{name}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _labels_on_person(annot, truth_masks, root):
+    """Every converted 2D label, mapped back to the source frame, lies on (or within a few px of) the person."""
+    kernel = np.ones((2 * LABEL_TOLERANCE_PX + 1,) * 2, np.uint8)
+    for r, mask in enumerate(truth_masks):
+        centre = (annot["bbox"][r, :2] + annot["bbox"][r, 2:]) / 2
+        side = annot["bbox"][r, 2] - annot["bbox"][r, 0]
+        affine = camera.crop_affine(centre, side, 0.0, common.CROP_PX)
+        src = camera.apply_affine(annot["joint_2d"][r], camera.invert_affine(affine))  # (16, 2) frame px
+        grown = cv2.dilate(mask.astype(np.uint8), kernel) > 0
+        u, v = np.round(src).astype(int).T
+        inside = (u >= 0) & (u < mask.shape[1]) & (v >= 0) & (v < mask.shape[0])
+        assert inside.all(), r
+        assert grown[v, u].all(), (r, np.flatnonzero(~grown[v, u]))
+
+
+def test_h36m_round_trip(raw, converted):
+    out, reports = converted
+    truth = _truth(raw, "h36m")
+    with h5py.File(out / "h36m" / "annot.h5", "r") as f:
+        annot = {k: f[k][()] for k in f}
+    keys = np.stack([annot[k] for k in ("subject", "action", "subaction", "camera", "id")], axis=1)
+    lookup = {tuple(k): i for i, k in enumerate(truth["key"])}
+    rows = np.array([lookup[tuple(k)] for k in keys])
+    # converted joint_3d_mono equals the source poses (camera frame, mm, 16 joints)
+    assert np.allclose(annot["joint_3d_mono"], truth["joints_mm"][rows], atol=1e-9)
+    # every sequence with a video round-trips with all its frames (videos longer than poses are trimmed)
+    expected = {tuple(k) for k in truth["key"] if (k[0], k[1], k[3]) != so.MISSING_VIDEO}
+    assert {tuple(k) for k in keys} == expected and len(keys) == len(expected)
+    assert set(annot["istrain"][annot["subject"] == 9]) == {0} and set(annot["istrain"][annot["subject"] == 1]) == {1}
+    damaged = annot["damaged"] == 1
+    assert damaged.any() and set(annot["subject"][damaged]) == {9} and set(annot["action"][damaged]) == {5}
+    assert any("S11/Videos/Directions" in m for m in reports["h36m"]["missing"])
+    assert reports["h36m"]["subjects_missing"] == [6, 7, 8]
+    _labels_on_person(annot, truth["mask"][rows], out)
+    ds = H36MDataset(out / "h36m", "test", CFG)  # the loader reads the converted set
+    sample = ds[0]
+    assert sample["image"].shape == (3, 64, 64) and bool(sample["has_depth"])
+    assert json.loads((out / "h36m" / "conversion.json").read_text())["rows"] == len(keys)
+
+
+def test_h36m_every_subjects_resume_and_projection(raw, tmp_path):
+    """--every / --every-test / --subjects, a rerun that skips finished sequences, 2D projected when D2 is absent."""
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part)
+    shutil.rmtree(part / "S1")
+    for d2 in (part / "S9" / "MyPoseFeatures" / "D2_Positions").glob("*.cdf"):
+        d2.unlink()
+    report = convert_h36m(part, tmp_path / "out", every=2, every_test=3, drop_damaged=True, progress=False)
+    assert 1 in report["subjects_missing"] and "S9/Greeting" in report["damaged_dropped"]
+    with h5py.File(tmp_path / "out" / "annot.h5", "r") as f:
+        subject, ids, action, j2 = f["subject"][()], f["id"][()], f["action"][()], f["joint_2d"][()]
+        bbox, subaction = f["bbox"][()], f["subaction"][()]
+    assert set(ids[subject == 5]) == {1, 3} and set(ids[subject == 9]) == {1} and 1 not in set(subject)
+    assert not ((subject == 9) & (action == 5) & (subaction == 1)).any()  # S9 "Greeting" dropped
+    assert ((subject == 9) & (action == 5) & (subaction == 2)).any()  # "Greeting 1" kept
+    # S9's 2D came from Human3.6M's lens model: equal to the D2 file of the full download
+    s9 = np.flatnonzero(subject == 9)
+    ref = convert_h36m(raw / "h36m", tmp_path / "ref", subjects=(9,), every=3, drop_damaged=True, progress=False)
+    assert ref["rows"] == len(s9)
+    with h5py.File(tmp_path / "ref" / "annot.h5", "r") as f:
+        assert np.allclose(f["joint_2d"][()], j2[s9], atol=1e-6) and np.allclose(f["bbox"][()], bbox[s9], atol=1e-6)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").rglob("*.jpg")}
+    again = convert_h36m(part, tmp_path / "out", every=2, every_test=3, drop_damaged=True, progress=False)
+    assert again["rows"] == report["rows"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").rglob("*.jpg")} == before
+
+
+def test_h36m_errors_name_the_file(raw, tmp_path):
+    with pytest.raises(DataError, match="overlaps the raw download"):
+        convert_h36m(raw / "h36m", raw / "h36m" / "converted", progress=False)
+    bad = tmp_path / "bad.cdf"
+    bad.write_bytes(b"not a cdf")
+    with pytest.raises(DataError, match="bad.cdf"):
+        read_pose_cdf(bad, 3)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "metadata.xml").write_text("<a><mapping></mapping></a>")
+    with pytest.raises(DataError, match=r"metadata.xml.*<mapping> has 0"):
+        convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(raw / "h36m" / "metadata.xml", empty)
+    assert main(["convert-h36m", str(empty), str(tmp_path / "out2")]) == 2  # nothing converted: non-zero
+
+
+def test_mpii_round_trip(raw, converted):
+    out, reports = converted
+    truth = _truth(raw, "mpii")
+    train, val = read_annotations(out / "mpii" / "train.h5"), read_annotations(out / "mpii" / "val.h5")
+    # --val-from: images 1 and 4 are validation; their images are left out of training
+    assert sorted(val["index"].astype(int)) == [i for i, _ in so.MPII_VAL_FROM]
+    assert not set(train["index"].astype(int)) & {i for i, _ in so.MPII_VAL_FROM}
+    # quirks: image 3's person without scale and image 5's empty annorect give no rows; test images none
+    assert set(train["index"].astype(int)) == set(range(so.MPII_TRAIN_IMAGES)) - {1, 4, 5}
+    assert reports["mpii"]["train_rows"] == len(train["index"])
+    for ann in (train, val):
+        for r, i in enumerate(ann["index"].astype(int)):
+            annotated = np.any(ann["part"][r] != 0, axis=-1)
+            src = truth["joint_2d"][i]
+            assert np.allclose(ann["part"][r][annotated], src[annotated])
+            if i == 2:
+                assert annotated.sum() == 1  # the single-struct point list
+            else:
+                assert np.array_equal(annotated, truth["annotated"][i])
+            # the adjustment is applied once: the crop is the joints' midpoint, 1.25 x their extent
+            lo, hi = src.min(0), src.max(0)
+            assert np.allclose(ann["center"][r], (lo + hi) / 2) and np.isclose(ann["scale"][r] * 200, 1.25 * (hi - lo).max())
+    ds = MPIIDataset(out / "mpii", "train", CFG)  # through the images link
+    s = ds[0]
+    assert s["image"].shape == (3, 64, 64) and s["valid"].sum() >= 1
+
+
+def test_mpii_default_split_and_missing_images(raw, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(raw / "mpii" / "images", images)
+    (images / "900000001.jpg").unlink()
+    report = convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", images, tmp_path / "out", progress=False)
+    assert report["missing_images"] == ["900000001.jpg"] and report["val_rows"] >= 1
+    val = read_annotations(tmp_path / "out" / "val.h5")
+    train = read_annotations(tmp_path / "out" / "train.h5")
+    assert not set(val["index"].astype(int)) & set(train["index"].astype(int))
+    with pytest.raises(DataError, match="no datasets.*index"):
+        with h5py.File(tmp_path / "v.h5", "w") as f:
+            f["person"] = np.zeros(2)
+        convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", images, tmp_path / "o2", val_from=tmp_path / "v.h5")
+
+
+def test_3dhp_round_trip_and_protocol(raw, converted):
+    out = converted[0]
+    truth = _truth(raw, "3dhp")
+    with h5py.File(out / "3dhp" / "annot.h5", "r") as f:
+        annot = {k: f[k][()] for k in f}
+    assert np.array_equal(annot["sequence"], truth["sequence"]) and np.array_equal(annot["id"], truth["frame"])
+    assert so.TS_INVALID_FRAME not in set(annot["id"])  # valid frames only
+    assert np.array_equal(annot["subject"], annot["sequence"]) and set(annot["camera"]) == {1}
+    assert np.allclose(annot["joint_3d_mono"], truth["joints_mm"], atol=1e-9)
+    _labels_on_person(annot, truth["mask"], out)
+    ds = H36MDataset(out / "3dhp", "test", CFG)
+    assert np.array_equal(ds.sequences, annot["sequence"])
+    rows = mpi3dhp_rows("gt", "3dhp", ds.joints_3d_mm, ds.joints_3d_mm, ds.sequences)
+    assert {r["action"] for r in rows} == {"green_screen", "no_green_screen", "outdoor", "all"}
+    assert all(r["value"] == 100.0 for r in rows if r["protocol"] == "3dhp_pck")
+
+
+def test_3dhp_partial_download(raw, tmp_path):
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part / "TS5")
+    (part / "TS5" / "imageSequence" / "img_000001.jpg").unlink()
+    report = convert_3dhp(part, tmp_path / "out", progress=False)
+    assert report["frames"] == {"TS5": so.TS_FRAMES - 2} and len(report["sequences_missing"]) == 5
+    assert any("TS5/imageSequence" in m for m in report["missing"])
+
+
+def test_prepare_real_data_converts_once(raw, tmp_path):
+    from pose3dlib.convert.real import prepare_real_data, summary_rows
+
+    cfg = DataConfig(raw_h36m_dir=str(raw / "h36m"), raw_mpii_dir=str(raw / "mpii"),
+                     raw_3dhp_dir=str(raw / "mpi_inf_3dhp_test_set"), h36m_dir=str(tmp_path / "h36m"),
+                     mpii_dir=str(tmp_path / "mpii"), wild_test_dir=str(tmp_path / "3dhp"))
+    first = prepare_real_data(cfg, progress=False)
+    assert set(first) == {"h36m", "mpii", "3dhp"} and first["h36m"]["every_test"] == 200
+    assert first["mpii"]["val_rule"].endswith("valid.h5")
+    stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
+    assert prepare_real_data(cfg, progress=False) == json.loads(json.dumps(first))  # the stored reports, nothing redone
+    assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
+    assert [r["rows"] for r in summary_rows(first)] == [first[k]["rows"] for k in ("h36m", "mpii", "3dhp")]
+    (tmp_path / "syn").mkdir()
+    (tmp_path / "syn" / "manifest.json").write_text("{}")
+    with pytest.raises(DataError, match="synthetic data"):
+        prepare_real_data(DataConfig(raw_3dhp_dir=str(raw / "mpi_inf_3dhp_test_set"),
+                                     wild_test_dir=str(tmp_path / "syn" / "wild_test")), progress=False)
+    with pytest.raises(DataError, match="no official download"):
+        prepare_real_data(DataConfig(), progress=False)
+
+
+def test_h36m_lens_model_against_loop():
+    rng = np.random.default_rng(1)
+    pts = np.c_[rng.uniform(-1500, 1500, (20, 2)), rng.uniform(2000, 7000, 20)]
+    f, c, k = np.array([1145.049, 1143.781]), np.array([512.542, 515.451]), (-0.20710, 0.24778, -0.00308)
+    p1, p2 = -0.000976, -0.001424  # w0 of camera 54138969 stores (p_a, p_b) = (p2, p1)
+    got = camera.project_h36m(pts, f, c, k, (p1, p2))
+    for (x, y, z), uv in zip(pts, got):
+        u, v = x / z, y / z
+        r2 = u * u + v * v
+        radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
+        tan = p1 * u + p2 * v
+        assert np.allclose(uv, [f[0] * (u * (radial + tan) + p1 * r2) + c[0],
+                                f[1] * (v * (radial + tan) + p2 * r2) + c[1]], atol=1e-9)
+    pinhole = camera.project(pts, np.r_[f, c])
+    assert np.allclose(camera.project_h36m(pts, f, c, (0, 0, 0), (0, 0)), pinhole)
+
+
+def test_h36m_fetch_layout(raw, converted, tmp_path):
+    """h36m-fetch's `extracted/S5/Poses_D3_Positions_mono/...` layout converts to the same rows."""
+    src, fetch = raw / "h36m" / "S5", tmp_path / "raw" / "extracted" / "S5"
+    for m in ("D3_Positions_mono", "D2_Positions"):
+        shutil.copytree(src / "MyPoseFeatures" / m, fetch / f"Poses_{m}" / "S5" / "MyPoseFeatures" / m)
+    shutil.copytree(src / "Videos", fetch / "Videos")
+    (tmp_path / "raw" / "code").mkdir()
+    shutil.copy(raw / "h36m" / "metadata.xml", tmp_path / "raw" / "code")
+    report = convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
+    assert report["subjects_missing"] == [1, 6, 7, 8, 9, 11]
+    with h5py.File(tmp_path / "out" / "annot.h5", "r") as a, h5py.File(converted[0] / "h36m" / "annot.h5", "r") as b:
+        s5 = b["subject"][()] == 5
+        assert np.array_equal(a["id"][()], b["id"][()][s5])
+        assert np.allclose(a["joint_3d_mono"][()], b["joint_3d_mono"][()][s5])
+
+
+def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
+    (tmp_path / "raw" / "images").mkdir(parents=True)
+    bad = tmp_path / "raw" / "mpii_human_pose_v1_u12_1.mat"
+    bad.write_bytes(b"not a mat file")
+    with pytest.raises(DataError, match="mpii_human_pose_v1_u12_1.mat.*not a readable MATLAB"):
+        convert_mpii(bad, tmp_path / "raw" / "images", tmp_path / "out", progress=False)
+    from scipy.io import savemat
+
+    savemat(tmp_path / "raw" / "other.mat", {"X": np.zeros(2)})
+    with pytest.raises(DataError, match="other.mat.*RELEASE"):
+        convert_mpii(tmp_path / "raw" / "other.mat", tmp_path / "raw" / "images", tmp_path / "out", progress=False)
+    ts = tmp_path / "3dhp" / "TS1"
+    ts.mkdir(parents=True)
+    with h5py.File(ts / "annot_data.mat", "w") as f:
+        f["annot2"] = np.zeros((3, 1, 17, 2))
+        f["valid_frame"] = np.ones((3, 1))
+        f["activity_annotation"] = np.ones((3, 1))
+    with pytest.raises(DataError, match=r"TS1/annot_data.mat.*'univ_annot3'"):
+        convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)
+    with h5py.File(ts / "annot_data.mat", "a") as f:
+        f["univ_annot3"] = np.zeros((3, 1, 16, 3))
+    with pytest.raises(DataError, match=r"annot_data.mat.*univ_annot3.*17 x 3"):
+        convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)

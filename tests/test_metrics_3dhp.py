@@ -1,0 +1,94 @@
+"""The official MPI-INF-3DHP protocol (3DPCK@150 mm, AUC) against a plain-loop implementation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pose3dlib import metrics
+from pose3dlib.skeleton import MPII16
+
+# The official evaluation's 14 joints by name, grouped as in its tables (written out here
+# independently of skeleton.MPI3DHP_EVAL_GROUPS).
+GROUPS_BY_NAME = {
+    "head_top": ["head_top"], "neck": ["upper_neck"], "shoulders": ["r_shoulder", "l_shoulder"],
+    "elbows": ["r_elbow", "l_elbow"], "wrists": ["r_wrist", "l_wrist"], "hips": ["r_hip", "l_hip"],
+    "knees": ["r_knee", "l_knee"], "ankles": ["r_ankle", "l_ankle"],
+}
+
+
+def _loop_pck_auc(pred, gt, names):
+    hits, auc_hits, count = 0, 0, 0
+    for n in range(len(pred)):
+        for name in names:
+            j = MPII16.joint_names.index(name)
+            d = math.sqrt(sum((float(pred[n, j, c]) - float(gt[n, j, c])) ** 2 for c in range(3)))
+            count += 1
+            hits += d < 150
+            auc_hits += sum(d < t for t in range(0, 151, 5)) / 31
+    return 100 * hits / count, 100 * auc_hits / count
+
+
+def test_pck3d_3dhp_against_loop():
+    rng = np.random.default_rng(4)
+    gt = rng.normal(0, 300, (40, 16, 3))
+    pred = gt + rng.normal(0, 1, (40, 16, 3)) * rng.uniform(10, 150, (40, 16, 1))
+    out = metrics.pck3d_3dhp(pred, gt)
+    all_names = [nm for names in GROUPS_BY_NAME.values() for nm in names]
+    pck, auc = _loop_pck_auc(pred, gt, all_names)
+    assert 10 < pck < 95 and out["n"] == 40
+    assert out["pck"] == pytest.approx(pck, abs=1e-9) and out["auc"] == pytest.approx(auc, abs=1e-9)
+    assert set(out["groups"]) == set(GROUPS_BY_NAME)
+    for group, names in GROUPS_BY_NAME.items():
+        gp, ga = _loop_pck_auc(pred, gt, names)
+        assert out["groups"][group]["pck"] == pytest.approx(gp, abs=1e-9), group
+        assert out["groups"][group]["auc"] == pytest.approx(ga, abs=1e-9), group
+
+
+def test_pck3d_3dhp_strict_threshold_and_excluded_joints():
+    gt = np.zeros((1, 16, 3))
+    pred = gt.copy()
+    pred[0, :, 0] = 150.0  # exactly at the threshold: not correct (strict <)
+    pred[0, MPII16.index("r_wrist"), 0] = 149.999
+    pred[0, MPII16.index("pelvis"), 0] = 0.0
+    pred[0, MPII16.index("thorax"), 0] = 0.0
+    out = metrics.pck3d_3dhp(pred, gt)
+    assert out["pck"] == pytest.approx(100 / 14)  # only the right wrist, of 14 joints
+    assert out["groups"]["wrists"]["pck"] == pytest.approx(50.0)
+    perfect = metrics.pck3d_3dhp(gt, gt)
+    assert perfect["pck"] == 100.0 and perfect["auc"] == pytest.approx(100 * 30 / 31)  # 0 mm never counts
+    far = gt.copy()
+    far[0, MPII16.index("pelvis")] = 1e4  # pelvis and thorax are not evaluated
+    far[0, MPII16.index("thorax")] = 1e4
+    assert metrics.pck3d_3dhp(far, gt)["pck"] == 100.0
+
+
+def test_pck3d_3dhp_needs_16_joints():
+    with pytest.raises(ValueError, match=r"\(N, 16, 3\)"):
+        metrics.pck3d_3dhp(np.zeros((2, 17, 3)), np.zeros((2, 17, 3)))
+
+
+def test_scene_rows_are_valid_frame_weighted_and_tabled():
+    from pose3dlib.eval_3dhp import mpi3dhp_rows, mpi3dhp_table
+
+    rng = np.random.default_rng(5)
+    counts = {1: 7, 2: 3, 3: 5, 5: 4}  # TS4 and TS6 absent (a partial download)
+    sequence = np.concatenate([np.full(c, s) for s, c in counts.items()])
+    gt = rng.normal(0, 300, (len(sequence), 16, 3))
+    pred = gt + rng.normal(0, 90, gt.shape)
+    rows = mpi3dhp_rows("stage3", "wild_test", pred, gt, sequence)
+    got = {(r["protocol"], r["action"]): r["value"] for r in rows}
+    per_seq = {s: metrics.pck3d_3dhp(pred[sequence == s], gt[sequence == s])["pck"] for s in counts}
+    gs = (per_seq[1] * counts[1] + per_seq[2] * counts[2]) / (counts[1] + counts[2])
+    assert got[("3dhp_pck", "green_screen")] == pytest.approx(gs)
+    assert got[("3dhp_pck", "no_green_screen")] == pytest.approx(per_seq[3])
+    overall = sum(per_seq[s] * c for s, c in counts.items()) / sum(counts.values())
+    assert got[("3dhp_pck", "all")] == pytest.approx(overall)
+    assert ("3dhp_auc", "outdoor") in got and len(rows) == 8
+    rows.append({"stage": "stage3", "split": "wild_test", "protocol": "p1_mpjpe", "action": "all", "value": 123.456})
+    table = mpi3dhp_table(rows, "wild_test").splitlines()
+    assert table[0].startswith("| stage | GS PCK | noGS PCK | Outdoor PCK | All PCK | All AUC | P1")
+    assert table[2].startswith(f"| stage3 | {gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")
+    with pytest.raises(ValueError, match="1..6"):
+        mpi3dhp_rows("s", "w", pred, gt, np.full(len(sequence), 7))
