@@ -36,18 +36,17 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .atomic_io import atomic_write, atomic_write_text
 from .config import Config, config_to_dict, dump_config, load_config
 from .errors import Pose3DError
+from .evaluate import protocol_label
 from .paths import resolve
-from .report import PROTOCOL_LABELS
 
 ARMS: dict[str, str] = {
     "a": "3D only",
@@ -347,7 +346,7 @@ def metric_label(split: str, protocol: str) -> str:
     """'wild_test Protocol #1 MPJPE (mm)', 'mpii_val PCKh@0.5 (%)'."""
     if _is_pck(protocol):
         return f"{split} {protocol.replace('pckh', 'PCKh')} (%)"
-    return f"{split} {PROTOCOL_LABELS.get(protocol, protocol)}"
+    return f"{split} {protocol_label(protocol)}"
 
 
 def arm_label(arm: str) -> str:
@@ -434,7 +433,7 @@ def _effect(rows: list[dict], split: str, protocol: str, first: str, second: str
     if not v1 or not v2:
         return "", None
     unit = "points" if _is_pck(protocol) else "mm"
-    name = f"{PROTOCOL_LABELS.get(protocol, protocol).replace(' (mm)', '')} on {split}"
+    name = f"{protocol_label(protocol).replace(' (mm)', '')} on {split}"
     text = f"{name} went from {_mean_sd_words(v1, protocol)} to {_mean_sd_words(v2, protocol)} {unit}"
     test = compare(rows, split, protocol, first, second)
     if test is None:

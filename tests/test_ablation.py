@@ -11,20 +11,26 @@ from torch.utils.data import Dataset
 
 matplotlib.use("Agg")
 
-from pose3dlib import ablation  # noqa: E402
-from pose3dlib.ablation import (  # noqa: E402
-    CSV_COLUMNS, SUMMARY_METRICS, arm_config, claims_summary, plan, read_ablation_csv, run_ablation, summarize,
-    welch_test, write_ablation_csv,
+from pose3dlib import ablation
+from pose3dlib.ablation import (
+    CSV_COLUMNS,
+    SUMMARY_METRICS,
+    arm_config,
+    claims_summary,
+    plan,
+    read_ablation_csv,
+    run_ablation,
+    summarize,
+    welch_test,
+    write_ablation_csv,
 )
-from pose3dlib.checkpoint import load_checkpoint  # noqa: E402
-from pose3dlib.config import config_to_dict, load_config  # noqa: E402
-from pose3dlib.data.fusion import FusionDataset  # noqa: E402
-from pose3dlib.errors import Pose3DError  # noqa: E402
-from pose3dlib.evaluate import PROTOCOLS_3D, evaluate_run, write_metrics_csv  # noqa: E402
-from pose3dlib.paths import resolve  # noqa: E402
-from pose3dlib.train import build_datasets, checkpoint_path, config_differences, file_digest, train_or_load  # noqa: E402
-
-
+from pose3dlib.checkpoint import load_checkpoint
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.data.fusion import FusionDataset
+from pose3dlib.errors import Pose3DError
+from pose3dlib.evaluate import PROTOCOLS_3D, evaluate_run, write_metrics_csv
+from pose3dlib.paths import resolve
+from pose3dlib.train import build_datasets, checkpoint_path, config_differences, file_digest, train_or_load
 
 # ----------------------------------------------------------------------------- FusionDataset without 2D-only samples
 
