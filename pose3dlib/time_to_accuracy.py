@@ -49,11 +49,12 @@ def time_to_accuracy_rows(run_dir: str | os.PathLike, stages: tuple[int, ...] = 
     Raises Pose3DError naming the file when a stage folder lacks its metrics or wall-clock log.
     Values a record does not have (e.g. Protocol #1 before depth is trained) are NaN.
     """
+    from .runs import WALLCLOCK_NAME, metrics_log_path, stage_dir
+
     rows: list[dict] = []
     offset = 0.0
     for stage in stages:
-        sdir = Path(run_dir) / f"stage{stage}"
-        metrics_path, clock_path = sdir / "metrics.jsonl", sdir / "wallclock.jsonl"
+        metrics_path, clock_path = metrics_log_path(run_dir, stage), stage_dir(run_dir, stage) / WALLCLOCK_NAME
         for p in (metrics_path, clock_path):
             if not p.is_file():
                 raise Pose3DError(f"{p} not found: train stage {stage} of {run_dir} first")
