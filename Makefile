@@ -116,7 +116,7 @@ ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only imag
 
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
-	$(PY) -m pose3dlib.bench --out runs/bench/bench.json --doc docs/benchmarks.md
+	$(PY) -m pose3dlib.tools.bench --out runs/bench/bench.json --doc docs/benchmarks.md
 
 # The GPU machines have Python, torch and the other runtime packages preinstalled but no
 # package registry: the check runs from the checkout (PYTHONPATH=.) with that machine's
@@ -125,7 +125,7 @@ GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_CHECK_DRY ?=
 gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/; GPU_CHECK_DRY=1: tiny sizes on the CPU (< 2 min)
 	@echo "gpu-check: $(GPU_PYTHON), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
-	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m pose3dlib.bench.gpu_check --out runs/gpu-check \
+	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m pose3dlib.tools.bench.gpu_check --out runs/gpu-check \
 	  $(if $(filter-out 0,$(GPU_CHECK_DRY)),--dry,--doc docs/benchmarks.md)
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel

@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from .errors import DataError
+from .engine.errors import DataError
 
 # ----------------------------------------------------------------------------- pinhole
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from .atomic_io import atomic_write_text
-from .errors import ConfigError
-from .paths import resolve
+from .engine.atomic_io import atomic_write_text
+from .engine.errors import ConfigError
+from .engine.paths import resolve
 
 # Network input side must be a multiple of this (four 2x poolings per hourglass plus the stem's 4x).
 INPUT_SIZE_MULTIPLE = 64
@@ -70,7 +70,7 @@ class DataConfig:
     h36m_annotation_file: str = "annot.h5"  # inside h36m_dir (and wild_test_dir)
     image_dir: str = "images"  # image folder inside each dataset root
     # Official downloads (read only; "" = not used). With REAL_DATA=True, notebook 01 converts
-    # each one once into h36m_dir / mpii_dir / wild_test_dir (pose3dlib.convert.real).
+    # each one once into h36m_dir / mpii_dir / wild_test_dir (pose3dlib.data.convert.real).
     raw_h36m_dir: str = ""  # Human3.6M: S1/ ... S11/ (MyPoseFeatures/, Videos/) and metadata.xml
     raw_mpii_dir: str = ""  # MPII: mpii_human_pose_v1_u12_1.mat, images/ (and Newell's valid.h5, optional)
     raw_3dhp_dir: str = ""  # MPI-INF-3DHP: mpi_inf_3dhp_test_set (TS1..TS6)

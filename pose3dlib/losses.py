@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import torch
 
-from .errors import DataError
+from .engine.errors import DataError
 from .skeleton import BONE_GROUPS
 
 # Bones of all groups, flattened: joint indices, ratio weights and a (bones, groups) one-hot.

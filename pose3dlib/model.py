@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config, ModelConfig, config_from_dict, migrate_config_dict
-from .errors import CheckpointError, ConfigError, DataError
+from .engine.errors import CheckpointError, ConfigError, DataError
 
 HOURGLASS_DEPTH = 4  # recursion levels of each hourglass (docs/paper.md, "Network")
 DEPTH_HEAD_LEVELS = 4  # (residuals + max-pool) levels of the depth head
@@ -242,13 +242,13 @@ def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.
 
     Args:
         path_or_checkpoint: a checkpoint file (loaded safely with weights_only) or an
-            already loaded checkpoint dict (see pose3dlib.checkpoint).
+            already loaded checkpoint dict (see pose3dlib.engine.checkpoint).
         map_location: device for the weights and the returned model.
     Returns:
         (model on `map_location` in eval mode, in channels_last memory format when the
         checkpoint's config says train.channels_last, the checkpoint's full Config).
     """
-    from .checkpoint import load_checkpoint  # checkpoint imports torch.save machinery only when needed
+    from .engine.checkpoint import load_checkpoint  # checkpoint imports torch.save machinery only when needed
 
     if isinstance(path_or_checkpoint, dict):
         ckpt, where = path_or_checkpoint, "checkpoint dict"

@@ -15,7 +15,7 @@ SMOKE = "configs/smoke.yaml"
 
 def make_smoke_data(root: Path) -> list[str]:
     """Write smoke-size synthetic data under `root` once; return the --set overrides pointing at it."""
-    from pose3dlib.data.synthetic import generate
+    from pose3dlib.synthetic.generator import generate
 
     if not (root / "done").exists():
         cfg = load_config(SMOKE)
@@ -39,7 +39,7 @@ def run_train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, 
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory) -> list[str]:
     """Smoke-size synthetic data, written once per session; the --set overrides pointing at it."""
-    pytest.importorskip("pose3dlib.data.synthetic")
+    pytest.importorskip("pose3dlib.synthetic.generator")
     return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
 
 

@@ -1,4 +1,4 @@
-"""pose3dlib.ablation: the arms' configs and training data, the shared Stage 2, resuming, the CSV,
+"""pose3dlib.tools.ablation: the arms' configs and training data, the shared Stage 2, resuming, the CSV,
 the Welch tests against a hand computation, the table, the claims in words and the figure."""
 from __future__ import annotations
 
@@ -11,8 +11,21 @@ from torch.utils.data import Dataset
 
 matplotlib.use("Agg")
 
-from pose3dlib import ablation
-from pose3dlib.ablation import (
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.data.fusion import FusionDataset
+from pose3dlib.engine.checkpoint import load_checkpoint
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.engine.paths import resolve
+from pose3dlib.engine.train import (
+    build_datasets,
+    checkpoint_path,
+    config_differences,
+    file_digest,
+    train_or_load,
+)
+from pose3dlib.evaluation.evaluate import PROTOCOLS_3D, evaluate_run, write_metrics_csv
+from pose3dlib.tools import ablation
+from pose3dlib.tools.ablation import (
     CSV_COLUMNS,
     SUMMARY_METRICS,
     arm_config,
@@ -24,13 +37,6 @@ from pose3dlib.ablation import (
     welch_test,
     write_ablation_csv,
 )
-from pose3dlib.checkpoint import load_checkpoint
-from pose3dlib.config import config_to_dict, load_config
-from pose3dlib.data.fusion import FusionDataset
-from pose3dlib.errors import Pose3DError
-from pose3dlib.evaluate import PROTOCOLS_3D, evaluate_run, write_metrics_csv
-from pose3dlib.paths import resolve
-from pose3dlib.train import build_datasets, checkpoint_path, config_differences, file_digest, train_or_load
 
 # ----------------------------------------------------------------------------- FusionDataset without 2D-only samples
 
@@ -115,7 +121,7 @@ def test_arm_a_trainer_reads_no_2d_only_image_in_any_stage(smoke_data, monkeypat
 
 
 def test_the_notebooks_take_the_parameters_the_ablation_passes():
-    from pose3dlib.notebook_runner import check_parameters, notebook_path
+    from pose3dlib.tools.notebook_runner import check_parameters, notebook_path
 
     steps = plan("runs/ablation/smoke", [0], [0])
     assert [(s.arm, s.stage) for s in steps] == [("c", 1), ("c", 2), ("c", 3), ("c", None), ("b", 3), ("b", None),

@@ -1,4 +1,4 @@
-"""pose3dlib.bench: FLOP counting, the loop form of the geometric loss, bench.json and the markdown.
+"""pose3dlib.tools.bench: FLOP counting, the loop form of the geometric loss, bench.json and the markdown.
 
 No timing assertions: timings depend on the machine and its load. Only cheap measurements
 run here (smoke-size network, small matrices), to check that they produce positive numbers.
@@ -14,10 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from pose3dlib.bench import measure
-from pose3dlib.bench.flops import count_forward_flops, model_forward_flops
-from pose3dlib.bench.loop_loss import geometric_loss_loop
-from pose3dlib.bench.report import (
+from pose3dlib.config import ModelConfig, load_config
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.engine.train import SpeedSwitches
+from pose3dlib.losses import geometric_loss
+from pose3dlib.skeleton import BONE_GROUPS
+from pose3dlib.tools.bench import measure
+from pose3dlib.tools.bench.flops import count_forward_flops, model_forward_flops
+from pose3dlib.tools.bench.loop_loss import geometric_loss_loop
+from pose3dlib.tools.bench.report import (
     BEGIN_MARK,
     END_MARK,
     METRICS,
@@ -25,12 +31,6 @@ from pose3dlib.bench.report import (
     update_document,
     write_json,
 )
-from pose3dlib.config import ModelConfig, load_config
-from pose3dlib.errors import Pose3DError
-from pose3dlib.losses import geometric_loss
-from pose3dlib.paths import PROJECT_ROOT
-from pose3dlib.skeleton import BONE_GROUPS
-from pose3dlib.train import SpeedSwitches
 
 # ----------------------------------------------------------------------------- FLOPs
 

@@ -30,8 +30,8 @@ def screenshot(html_path, png_path, tmp_path, size=(900, 700)) -> np.ndarray:
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed (make test installs it)")
 def test_plotly_skeleton_renders_in_chromium(tmp_path):
     assert CHROMIUM is not None, "chromium missing in CI: the Makefile's `browser` target should have installed it"
+    from pose3dlib.plots.viz import skeleton_figure_plotly, write_html
     from pose3dlib.skeleton import MPII16
-    from pose3dlib.viz import skeleton_figure_plotly, write_html
 
     rng = np.random.default_rng(0)
     joints = rng.normal(scale=300.0, size=(MPII16.num_joints, 3))

@@ -11,11 +11,11 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from pose3dlib import compat
 from pose3dlib.config import ModelConfig
-from pose3dlib.errors import CheckpointError
+from pose3dlib.engine.errors import CheckpointError
+from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.model import build_model, load_model
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.original import compat
 
 torch.set_num_threads(1)
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
@@ -198,7 +198,7 @@ def test_convert_command_writes_a_checkpoint_that_load_model_accepts(tmp_path):
 
 @needs_fixtures
 def test_demo_command_accepts_a_converted_checkpoint(tmp_path):
-    pytest.importorskip("pose3dlib.viz", reason="the demo's figures module is not there yet")
+    pytest.importorskip("pose3dlib.plots.viz", reason="the demo's figures module is not there yet")
     import cv2
     import numpy as np
 

@@ -16,8 +16,8 @@ from pose3dlib.config import (
     dump_config,
     load_config,
 )
-from pose3dlib.errors import ConfigError
-from pose3dlib.paths import CONFIG_DIR
+from pose3dlib.engine.errors import ConfigError
+from pose3dlib.engine.paths import CONFIG_DIR
 
 PROFILES = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 

@@ -10,22 +10,22 @@ import numpy as np
 import pytest
 
 from pose3dlib import camera
-from pose3dlib.cli import main
 from pose3dlib.config import DataConfig
-from pose3dlib.convert import common
-from pose3dlib.convert.h36m import convert_h36m, read_pose_cdf
-from pose3dlib.convert.mpi3dhp import convert_3dhp
-from pose3dlib.convert.mpii import convert_mpii
-from pose3dlib.data import synthetic_official as so
+from pose3dlib.data.convert import common
+from pose3dlib.data.convert.h36m import convert_h36m, read_pose_cdf
+from pose3dlib.data.convert.mpi3dhp import convert_3dhp
+from pose3dlib.data.convert.mpii import convert_mpii
 from pose3dlib.data.h36m import H36MDataset
 from pose3dlib.data.mpii import MPIIDataset, read_annotations
-from pose3dlib.errors import DataError
-from pose3dlib.eval_3dhp import mpi3dhp_rows
+from pose3dlib.engine.errors import DataError
+from pose3dlib.evaluation.eval_3dhp import mpi3dhp_rows
+from pose3dlib.synthetic import official as so
+from pose3dlib.tools.cli import main
 
 CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)
 LABEL_TOLERANCE_PX = 3  # mp4/JPEG compression and Human3.6M's lens model move the person's edge a little
 
-pytestmark = pytest.mark.filterwarnings("ignore::pose3dlib.convert.common.ConversionWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pose3dlib.data.convert.common.ConversionWarning")
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_3dhp_partial_download(raw, tmp_path):
 
 
 def test_prepare_real_data_converts_once(raw, tmp_path):
-    from pose3dlib.convert.real import prepare_real_data, summary_rows
+    from pose3dlib.data.convert.real import prepare_real_data, summary_rows
 
     cfg = DataConfig(raw_h36m_dir=str(raw / "h36m"), raw_mpii_dir=str(raw / "mpii"),
                      raw_3dhp_dir=str(raw / "mpi_inf_3dhp_test_set"), h36m_dir=str(tmp_path / "h36m"),

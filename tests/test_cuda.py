@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from pose3dlib.bench.measure import make_train_step, random_batch
-from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.engine.train import SpeedSwitches
 from pose3dlib.model import build_model, is_channels_last, load_model
-from pose3dlib.train import SpeedSwitches
+from pose3dlib.tools.bench.measure import make_train_step, random_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")

@@ -9,14 +9,15 @@ import pytest
 
 from pose3dlib import camera
 from pose3dlib.config import DataConfig, SyntheticConfig
-from pose3dlib.data import synthetic, targets
+from pose3dlib.data import targets
 from pose3dlib.data.fusion import FusionDataset
 from pose3dlib.data.h36m import H36MDataset
 from pose3dlib.data.mpii import MPIIDataset, read_annotations
 from pose3dlib.data.sample import make_sample
 from pose3dlib.data.transforms import Augmentation
-from pose3dlib.errors import DataError
+from pose3dlib.engine.errors import DataError
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16, flip_joints
+from pose3dlib.synthetic import generator as synthetic
 
 TINY = SyntheticConfig(image_size=64, h36m_train=10, h36m_test=4, mpii_train=8, mpii_val=3, wild_test=4, workers=1)
 CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)

@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.config import DataConfig, SyntheticConfig, config_to_dict, load_config
-from pose3dlib.data import synthetic
 from pose3dlib.data.mpii import (
     MPIIDataset,
     adjust_raw_crop,
@@ -16,9 +14,11 @@ from pose3dlib.data.mpii import (
 )
 from pose3dlib.data.sample import make_sample, read_image
 from pose3dlib.data.transforms import IDENTITY
-from pose3dlib.errors import ConfigError
+from pose3dlib.engine.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.engine.errors import ConfigError
+from pose3dlib.engine.paths import CONFIG_DIR
 from pose3dlib.model import build_model, load_model
-from pose3dlib.paths import CONFIG_DIR
+from pose3dlib.synthetic import generator as synthetic
 
 TINY = SyntheticConfig(image_size=64, h36m_train=2, h36m_test=2, mpii_train=24, mpii_val=12, wild_test=2, workers=1)
 CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pose3dlib import cli
-from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
-from pose3dlib.data.synthetic import MANIFEST, generate
-from pose3dlib.errors import DataError
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.engine.errors import DataError
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.synthetic.generator import MANIFEST, generate
+from pose3dlib.tools import cli
 
 SMOKE = "configs/smoke.yaml"
 TINY = SyntheticConfig(image_size=64, h36m_train=8, h36m_test=8, mpii_train=8, mpii_val=8, wild_test=8, workers=1)
@@ -150,8 +150,8 @@ def test_second_generation_changes_nothing(tmp_path):
 
 def test_finished_stage_is_not_trained_again(tmp_path):
     """`train_or_load` (what notebooks 02-04 call) returns a finished stage's metrics without touching it."""
+    from pose3dlib.engine.train import checkpoint_path, stage_status, train_or_load
     from pose3dlib.model import build_model
-    from pose3dlib.train import checkpoint_path, stage_status, train_or_load
 
     # data paths that do not exist: any attempt to train would fail
     cfg = load_config(SMOKE, [f"data.h36m_dir={tmp_path / 'none'}", f"data.mpii_dir={tmp_path / 'none'}"])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pose3dlib import camera
-from pose3dlib.cli import main
 from pose3dlib.config import SyntheticConfig, load_config
-from pose3dlib.data import synthetic
-from pose3dlib.errors import DataError
+from pose3dlib.engine.errors import DataError
+from pose3dlib.synthetic import generator as synthetic
+from pose3dlib.tools.cli import main
 
 TINY = SyntheticConfig(image_size=64, h36m_train=10, h36m_test=6, mpii_train=8, mpii_val=4, wild_test=5, workers=1)
 

@@ -9,9 +9,9 @@ import pytest
 import torch.distributed
 from conftest import SMOKE
 
-from pose3dlib.checkpoint import load_checkpoint
-from pose3dlib.distributed import state_digest
-from pose3dlib.runlog import read_metrics
+from pose3dlib.engine.checkpoint import load_checkpoint
+from pose3dlib.engine.distributed import state_digest
+from pose3dlib.engine.runlog import read_metrics
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),

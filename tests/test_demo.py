@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib import demo
-from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.inference import demo
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import MPII16
 
@@ -165,7 +165,7 @@ def test_folder_without_images_is_a_one_line_error(tmp_path, checkpoint):
 
 
 def test_video_gives_one_record_per_frame_and_an_animated_figure(tmp_path, checkpoint):
-    from pose3dlib.media import write_video
+    from pose3dlib.inference.media import write_video
 
     rng = np.random.default_rng(2)
     frames = [np.roll(rng.integers(0, 255, size=(96, 128, 3), dtype=np.uint8), 4 * t, axis=1) for t in range(12)]
@@ -219,9 +219,9 @@ def test_demo_missing_image_and_corrupt_image(tmp_path, checkpoint):
 def test_default_checkpoint_is_the_newest_finished_non_smoke_run(tmp_path, monkeypatch):
     import os
 
-    from pose3dlib import runs
-    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.config import Config, config_to_dict
+    from pose3dlib.engine import runs
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
 
     root = tmp_path / "runs"
     with pytest.raises(demo.Pose3DError, match="no finished stage-3 checkpoint"):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib import detect
 from pose3dlib.config import load_config
-from pose3dlib.data.scenes import make_scene
+from pose3dlib.inference import detect
+from pose3dlib.synthetic.scenes import make_scene
 
 IDEAL_FILL = 1 / detect.REFINE_MARGIN  # stand-in: the marker's extent / window side it likes best
 
@@ -119,8 +119,8 @@ def test_person_search_command_reports_a_hit_rate(tmp_path):
     import subprocess
     import sys
 
-    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.config import config_to_dict
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.model import build_model
 
     cfg = load_config("configs/smoke.yaml")

@@ -8,7 +8,7 @@ from importlib import metadata
 import pytest
 import yaml
 
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.engine.paths import PROJECT_ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pose3dlib import evaluate, metrics
+from pose3dlib import metrics
+from pose3dlib.evaluation import evaluate
 
 
 def test_all_is_the_mean_of_per_action_means():
@@ -36,10 +37,10 @@ def random_run(tmp_path_factory):
     """A run folder whose stage1 is a random smoke network, trained at 64 px, with data dirs that do not exist."""
     import torch
 
-    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
     from pose3dlib.model import build_model
-    from pose3dlib.runs import checkpoint_path
 
     run = tmp_path_factory.mktemp("random_run")
     trained = load_config("configs/smoke.yaml", ["data.h36m_dir=/nonexistent/h36m", "data.mpii_dir=/nonexistent/mpii"])
@@ -83,11 +84,11 @@ def test_eval_options_and_data_come_from_the_evaluation_config(random_run, smoke
 
 
 def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data):
-    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.config import config_to_dict, load_config
-    from pose3dlib.errors import CheckpointError
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.errors import CheckpointError
+    from pose3dlib.engine.runs import checkpoint_path
     from pose3dlib.model import build_model
-    from pose3dlib.runs import checkpoint_path
 
     cfg = load_config("configs/smoke.yaml", smoke_data)
     path = save_checkpoint(checkpoint_path(tmp_path, 1), make_checkpoint(

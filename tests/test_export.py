@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from pose3dlib import export
+from pose3dlib.inference import export
 from pose3dlib.skeleton import MPII16
 
 

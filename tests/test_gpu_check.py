@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pose3dlib.bench.gpu_report import (
+from pose3dlib.config import load_config
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.tools.bench.gpu_report import (
     GPU_BEGIN_MARK,
     GPU_END_MARK,
     recipe_minutes,
@@ -21,8 +23,6 @@ from pose3dlib.bench.gpu_report import (
     scaled_lr,
     splice_block,
 )
-from pose3dlib.config import load_config
-from pose3dlib.paths import PROJECT_ROOT
 
 # Installed here, absent on the GPU machines (they have torch, numpy, h5py, OpenCV, PyYAML,
 # tqdm, scipy, matplotlib, onnxruntime and pytest): the check must never import these.
@@ -48,9 +48,9 @@ BLOCKER = textwrap.dedent(f"""\
 
     sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
 """)
-GPU_CHECK_MODULES = ("pose3dlib.bench.gpu_check", "pose3dlib.cli", "pose3dlib.train", "pose3dlib.data.fusion",
-                     "pose3dlib.data.h36m", "pose3dlib.data.mpii", "pose3dlib.data.synthetic", "pose3dlib.validation",
-                     "pose3dlib.checkpoint", "pose3dlib.model", "pose3dlib.losses")
+GPU_CHECK_MODULES = ("pose3dlib.tools.bench.gpu_check", "pose3dlib.tools.cli", "pose3dlib.engine.train", "pose3dlib.data.fusion",
+                     "pose3dlib.data.h36m", "pose3dlib.data.mpii", "pose3dlib.synthetic.generator", "pose3dlib.engine.validation",
+                     "pose3dlib.engine.checkpoint", "pose3dlib.model", "pose3dlib.losses")
 
 
 def blocked_env(tmp_path: Path) -> dict[str, str]:
@@ -88,7 +88,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     # subprocesses inherit the blocker); the test step and torchrun are left to
     # `GPU_CHECK_DRY=1 make gpu-check` and tests/test_ddp.py, to keep this test short.
     out, work = tmp_path / "out", tmp_path / "work"
-    cmd = [sys.executable, "-m", "pose3dlib.bench.gpu_check", "--dry", "--skip", "tests,ddp", "--no-time-limits",
+    cmd = [sys.executable, "-m", "pose3dlib.tools.bench.gpu_check", "--dry", "--skip", "tests,ddp", "--no-time-limits",
            "--out", str(out), "--work-dir", str(work)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=PROJECT_ROOT, env=blocked_env(tmp_path), timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -116,7 +116,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     block = (out / "gpu_check.md").read_text()
     assert block.startswith(GPU_BEGIN_MARK) and block.rstrip().endswith(GPU_END_MARK) and "Dry run" in block
     # a dry run is never spliced into the docs
-    r = subprocess.run([sys.executable, "-m", "pose3dlib.bench.gpu_check", "--from-json", str(out / "gpu_check.json"),
+    r = subprocess.run([sys.executable, "-m", "pose3dlib.tools.bench.gpu_check", "--from-json", str(out / "gpu_check.json"),
                         "--doc", str(tmp_path / "doc.md")], capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
     assert r.returncode == 2 and "dry run" in r.stderr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.engine.paths import PROJECT_ROOT
 
 JUPYTER = Path(sys.executable).with_name("jupyter")
 

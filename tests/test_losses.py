@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from pose3dlib.bench.loop_loss import geometric_loss_loop as geometric_reference
-from pose3dlib.errors import DataError
+from pose3dlib.engine.errors import DataError
 from pose3dlib.losses import depth_loss, geometric_loss, heatmap_loss, total_loss
 from pose3dlib.skeleton import BONE_GROUPS
+from pose3dlib.tools.bench.loop_loss import geometric_loss_loop as geometric_reference
 
 torch.set_num_threads(1)
 J = 16

@@ -1,13 +1,13 @@
 """A corpus of malformed inputs across every command and loader.
 
 Each case writes one malformed input under its own folder, runs a command in-process
-(`pose3dlib.cli.main(argv)`, which returns the exit status) or calls a loader, and is
+(`pose3dlib.tools.cli.main(argv)`, which returns the exit status) or calls a loader, and is
 classified:
 
 - handled: the command exits with status 2 and prints exactly one line, `error: ...`,
   naming the file or key (`Case.needle`), with no traceback (argparse usage errors:
   status 2 and an `error:` line); a loader raises one of the documented error types
-  (pose3dlib.errors: ConfigError, DataError, CheckpointError) with a one-line message
+  (pose3dlib.engine.errors: ConfigError, DataError, CheckpointError) with a one-line message
   naming the file or key;
 - unhandled: anything else (another exception escaped, another exit status, a
   traceback, several lines, a message that names neither file nor key, malformed input
@@ -35,13 +35,13 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib import cli
-from pose3dlib.atomic_io import replace_marked_block
-from pose3dlib.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
-from pose3dlib.errors import Pose3DError
+from pose3dlib.engine.atomic_io import replace_marked_block
+from pose3dlib.engine.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.model import build_model, load_model
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.tools import cli
 
 SMOKE = "configs/smoke.yaml"
 TINY = SyntheticConfig(image_size=64, h36m_train=8, h36m_test=8, mpii_train=8, mpii_val=8, wild_test=8, workers=1)
@@ -76,7 +76,7 @@ class Env:
 
 
 def make_env(root: Path) -> Env:
-    from pose3dlib.data.synthetic import generate
+    from pose3dlib.synthetic.generator import generate
 
     torch.set_num_threads(1)
     data = generate(root / "data", TINY, seed=0)
@@ -513,7 +513,7 @@ def test_pristine_inputs_are_accepted(env: Env, tmp_path):
 
 
 def test_debug_flag_shows_the_exception_instead(env: Env, tmp_path):
-    from pose3dlib.errors import DataError
+    from pose3dlib.engine.errors import DataError
 
     argv = demo(env, tmp_path, image=truncated(env.image, tmp_path / "half.jpg"))
     with pytest.raises(DataError, match="half.jpg"):

@@ -70,7 +70,7 @@ def test_pck3d_3dhp_needs_16_joints():
 
 
 def test_scene_rows_are_valid_frame_weighted_and_tabled():
-    from pose3dlib.eval_3dhp import mpi3dhp_rows, mpi3dhp_table
+    from pose3dlib.evaluation.eval_3dhp import mpi3dhp_rows, mpi3dhp_table
 
     rng = np.random.default_rng(5)
     counts = {1: 7, 2: 3, 3: 5, 5: 4}  # TS4 and TS6 absent (a partial download)

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import Config, ModelConfig, config_to_dict
-from pose3dlib.errors import CheckpointError, ConfigError, DataError
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.engine.errors import CheckpointError, ConfigError, DataError
 from pose3dlib.model import HourglassNet3D, build_model, count_parameters, is_channels_last, load_model, preprocess
 
 PAPER_PARAMETERS = 14_429_104  # docs/paper.md "Network": default network
@@ -103,7 +103,7 @@ def test_channels_last_gives_the_same_outputs():
 def test_load_model_keeps_the_training_memory_format_and_predict_follows_it(tmp_path, channels_last):
     from dataclasses import replace
 
-    from pose3dlib.evaluate import predict
+    from pose3dlib.evaluation.evaluate import predict
 
     torch.manual_seed(0)
     model = build_model(SMALL)
@@ -179,8 +179,8 @@ def test_load_model_round_trip(tmp_path):
 
 def test_an_older_checkpoint_config_gets_the_new_keys_defaults(tmp_path):
     """A config key added after a checkpoint was written must not make its run look stale."""
-    from pose3dlib.checkpoint import load_checkpoint
-    from pose3dlib.train import config_differences
+    from pose3dlib.engine.checkpoint import load_checkpoint
+    from pose3dlib.engine.train import config_differences
 
     cfg = Config(profile="test", model=SMALL)
     old_config = config_to_dict(cfg)

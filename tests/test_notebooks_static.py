@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pose3dlib.paths import NOTEBOOKS_DIR
+from pose3dlib.engine.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 COMMON_PARAMETERS = ("config_file", "overrides", "run_dir", "figures_dir")
@@ -39,7 +39,7 @@ def test_committed_outputs_show_their_figures_without_bar_noise(path):
 
 
 def test_the_library_never_forces_a_matplotlib_backend():
-    from pose3dlib.paths import PROJECT_ROOT
+    from pose3dlib.engine.paths import PROJECT_ROOT
 
     offenders = [p for p in (PROJECT_ROOT / "pose3dlib").rglob("*.py") if "matplotlib.use(" in p.read_text()]
     assert offenders == []

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
 from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.inference.onnx_export import export_onnx, onnx_session, run_onnx
 from pose3dlib.model import build_model, load_model
-from pose3dlib.onnx_export import export_onnx, onnx_session, run_onnx
 
 
 @pytest.fixture(scope="module")

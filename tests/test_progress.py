@@ -1,9 +1,9 @@
-"""pose3dlib.progress: bars refresh rarely off a terminal and can be turned off."""
+"""pose3dlib.engine.progress: bars refresh rarely off a terminal and can be turned off."""
 from __future__ import annotations
 
 import io
 
-from pose3dlib import progress
+from pose3dlib.engine import progress
 
 
 class FakeTTY(io.StringIO):

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from pose3dlib.evaluate import CSV_COLUMNS, read_metrics_csv, write_metrics_csv
-from pose3dlib.paths import PROJECT_ROOT
-from pose3dlib.report import END, START, results_table, update_readme
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.evaluation.evaluate import CSV_COLUMNS, read_metrics_csv, write_metrics_csv
+from pose3dlib.evaluation.report import END, START, results_table, update_readme
 
 
 def _rows():
@@ -57,7 +57,7 @@ def test_committed_readme_matches_committed_metrics():
 
 
 def test_table_columns_follow_the_evaluators_protocol_list(monkeypatch):
-    from pose3dlib import evaluate
+    from pose3dlib.evaluation import evaluate
 
     rows = [*_rows(), {"stage": "stage3", "split": "lab_test", "protocol": "new_protocol", "action": "all",
                        "value": 12.34}]

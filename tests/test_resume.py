@@ -9,9 +9,9 @@ import textwrap
 import pytest
 import torch
 
-from pose3dlib.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, save_checkpoint
-from pose3dlib.distributed import state_digest
-from pose3dlib.train import KILL_AT_STEP_ENV
+from pose3dlib.engine.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, save_checkpoint
+from pose3dlib.engine.distributed import state_digest
+from pose3dlib.engine.train import KILL_AT_STEP_ENV
 
 # 48 MPII training samples, batch 8: 6 steps per epoch; 2 epochs = 12 steps. Checkpoints
 # every 4 steps (4, 8 mid-epoch; 6, 12 at epoch ends). A kill at step 11 loses steps 9-11
@@ -55,7 +55,7 @@ def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):
 
 KILL_IN_SAVE = textwrap.dedent("""
     import os, signal, sys, torch
-    from pose3dlib.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
     path = sys.argv[1]
     real_save = torch.save
     def half_then_die(obj, f, *a, **k):
@@ -102,7 +102,7 @@ def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoin
         tmp_path, smoke_data, monkeypatch, bad_value, term):
     import pose3dlib.losses
     from pose3dlib.config import load_config
-    from pose3dlib.train import NonFiniteLossError, fit
+    from pose3dlib.engine.train import NonFiniteLossError, fit
 
     real_total = pose3dlib.losses.total_loss
     calls = {"n": 0}

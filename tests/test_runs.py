@@ -1,4 +1,4 @@
-"""pose3dlib.runs: the run-folder layout, stage status and the lock on a stage folder."""
+"""pose3dlib.engine.runs: the run-folder layout, stage status and the lock on a stage folder."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from pose3dlib import runs
-from pose3dlib.errors import Pose3DError
+from pose3dlib.engine import runs
+from pose3dlib.engine.errors import Pose3DError
 
 
 def test_layout_is_stage_folders_with_last_pt(tmp_path):
@@ -24,7 +24,7 @@ def test_layout_is_stage_folders_with_last_pt(tmp_path):
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from pose3dlib.runs import stage_lock
+    from pose3dlib.engine.runs import stage_lock
     with stage_lock(Path(sys.argv[1])):
         print("locked", flush=True)
         time.sleep(60)

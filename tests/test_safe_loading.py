@@ -2,7 +2,7 @@
 
 A source scan checks that every `torch.load` in the library (and the notebooks) passes
 `weights_only=True` and that no other deserialiser that can run code is used, except the
-allow-list unpickler of pose3dlib.compat. Then malicious checkpoints (pickles whose
+allow-list unpickler of pose3dlib.original.compat. Then malicious checkpoints (pickles whose
 `__reduce__` would create a marker file) are given to every command and API that takes a
 checkpoint: each must refuse with exit status 2 and one line, and the marker never appears.
 """
@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pose3dlib import cli, compat
-from pose3dlib.checkpoint import load_checkpoint, make_checkpoint
 from pose3dlib.config import SyntheticConfig, config_to_dict, load_config
-from pose3dlib.errors import CheckpointError
+from pose3dlib.engine.checkpoint import load_checkpoint, make_checkpoint
+from pose3dlib.engine.errors import CheckpointError
+from pose3dlib.engine.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 from pose3dlib.model import build_model, load_model
-from pose3dlib.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from pose3dlib.original import compat
+from pose3dlib.tools import cli
 
 LIBRARY = PROJECT_ROOT / "pose3dlib"
 SMOKE = "configs/smoke.yaml"
@@ -112,7 +113,7 @@ def test_compat_allow_list_holds_only_inert_stand_ins():
         ok = (obj in plain or obj in ours or isinstance(obj, compat._StorageType)
               or (isinstance(obj, type) and issubclass(obj, compat.ModuleStub)))
         assert ok, f"{module}.{name} -> {obj!r} is not an inert stand-in"
-        assert getattr(obj, "__module__", "pose3dlib") in ("pose3dlib.compat", "collections", "builtins"), (module, name)
+        assert getattr(obj, "__module__", "pose3dlib") in ("pose3dlib.original.compat", "collections", "builtins"), (module, name)
 
 
 # ----------------------------------------------------------------------------- malicious files
@@ -159,7 +160,7 @@ PAYLOADS = ("pose3d_dict_with_object", "zip_object", "legacy_object", "bare_pick
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     """Tiny data, a valid checkpoint dict, and the --set overrides pointing at the data."""
-    from pose3dlib.data.synthetic import generate
+    from pose3dlib.synthetic.generator import generate
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("safe_env")
@@ -214,7 +215,7 @@ def test_malicious_checkpoint_runs_nothing_in_any_command(command, payload, env,
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_malicious_checkpoint_runs_nothing_through_the_python_api(payload, env, tmp_path):
-    from pose3dlib.train import stage_status, train_or_load
+    from pose3dlib.engine.train import stage_status, train_or_load
 
     marker = tmp_path / "MARKER"
     evil = write_payload(payload, tmp_path / "run" / "stage1" / "last.pt", marker, env["good"])

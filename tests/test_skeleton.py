@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pose3dlib import skeleton
-from pose3dlib.paths import PROJECT_ROOT
+from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.skeleton import (
     BONE_GROUPS,
     H36M17,

@@ -1,4 +1,4 @@
-"""pose3dlib.sweep: the summary table and figure built from sweep.csv rows, the swept key's checks and the
+"""pose3dlib.tools.sweep: the summary table and figure built from sweep.csv rows, the swept key's checks and the
 output folder per profile and key (no notebooks run here)."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from pose3dlib.errors import ConfigError, Pose3DError
-from pose3dlib.runs import sweep_dir
-from pose3dlib.sweep import (
+from pose3dlib.engine.errors import ConfigError, Pose3DError
+from pose3dlib.engine.runs import sweep_dir
+from pose3dlib.tools.sweep import (
     SUMMARY_COLUMNS,
     mean_sd,
     parse_seeds,

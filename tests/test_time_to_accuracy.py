@@ -1,4 +1,4 @@
-"""pose3dlib.time_to_accuracy and the PCKh of training validation."""
+"""pose3dlib.evaluation.time_to_accuracy and the PCKh of training validation."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from pose3dlib import metrics
-from pose3dlib.errors import Pose3DError
-from pose3dlib.time_to_accuracy import plot_time_to_accuracy, time_to_accuracy_rows, time_to_accuracy_table
-from pose3dlib.validation import head_size_in_crop, pckh_hits
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.engine.validation import head_size_in_crop, pckh_hits
+from pose3dlib.evaluation.time_to_accuracy import (
+    plot_time_to_accuracy,
+    time_to_accuracy_rows,
+    time_to_accuracy_table,
+)
 
 
 def _write_stage(root, stage: int, vals: list[dict], seconds: list[float]) -> None:

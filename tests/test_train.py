@@ -1,4 +1,4 @@
-"""pose3dlib.train: schedule pieces, sharding, validation numbers, and smoke runs of the three stages."""
+"""pose3dlib.engine.train: schedule pieces, sharding, validation numbers, and smoke runs of the three stages."""
 from __future__ import annotations
 
 import math
@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from pose3dlib.config import StageConfig, TrainConfig
-from pose3dlib.distributed import shard_indices, state_digest
-from pose3dlib.runlog import MetricsLog, read_metrics
+from pose3dlib.engine.distributed import shard_indices, state_digest
+from pose3dlib.engine.runlog import MetricsLog, read_metrics
+from pose3dlib.engine.train import build_optimizer, config_differences, lr_at_epoch, resolve_device
+from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
-from pose3dlib.train import build_optimizer, config_differences, lr_at_epoch, resolve_device
-from pose3dlib.validation import depth_mpjpe_mm, pck_hits
 
 PY = sys.executable
 
@@ -132,8 +132,8 @@ def test_stage2_without_stage1_names_the_missing_checkpoint(tmp_path, smoke_data
 
 
 def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_path, smoke_data, train_cli):
-    from pose3dlib.checkpoint import load_checkpoint
     from pose3dlib.config import config_from_dict
+    from pose3dlib.engine.checkpoint import load_checkpoint
     from pose3dlib.model import load_model
 
     run = tmp_path / "run"
@@ -171,7 +171,7 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
 
 def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data, train_cli):
     """train.bf16_on_cpu turns bf16 autocast on for CPU training: finite, falling loss, other weights than fp32."""
-    from pose3dlib.checkpoint import load_checkpoint
+    from pose3dlib.engine.checkpoint import load_checkpoint
 
     overrides = smoke_data + ["train.log_every_steps=1", "train.stage1.epochs=2"]
     weights = {}

@@ -1,1 +1,2 @@
-"""Datasets (Human3.6M and MPII formats), the synthetic-people generator, transforms and targets."""
+"""Datasets: loaders of the Human3.6M and MPII formats, their mix, transforms and targets;
+`convert/` turns the official downloads into those formats."""

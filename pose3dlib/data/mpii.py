@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from .. import camera
 from ..config import DataConfig
-from ..errors import DataError
-from ..paths import resolve
+from ..engine.errors import DataError
+from ..engine.paths import resolve
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 

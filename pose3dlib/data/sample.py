@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import camera
 from ..config import DataConfig
-from ..errors import DataError
+from ..engine.errors import DataError
 from ..skeleton import DEPTH_ROOT, MPII16
 from . import targets
 from .image_file import read_image_file

@@ -1,0 +1,126 @@
+"""What the three converters share: output-folder checks, person crops, resumable parts, the annotation file."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from ... import camera
+from ...engine.atomic_io import atomic_write, atomic_write_text
+from ...engine.errors import DataError
+from ...engine.paths import resolve
+
+CROP_PX = 256  # side of the written person crops (the network's input size: no resampling later)
+CROP_MARGIN = 1.3  # crop side / larger extent of the person's 2D joints
+JPEG_QUALITY = 95
+PARTS_DIR = ".parts"  # finished sequences: one .npz of annotation rows each (resume markers)
+
+
+class ConversionWarning(UserWarning):
+    """Something in a download was skipped (a missing or unreadable file); the conversion goes on."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, ConversionWarning, stacklevel=2)
+
+
+def prepare_output(raw: Path, out: Path) -> Path:
+    """Resolve and create `out`, refusing any place inside the raw download (or the download inside it)."""
+    raw, out = resolve(raw).resolve(), resolve(out).resolve()
+    if out == raw or raw in out.parents or out in raw.parents:
+        raise DataError(f"output folder {out} overlaps the raw download {raw}; converters never write into "
+                        "the raw folder: choose an output outside it")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a folder; choose another output")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def person_crop(joints_px: np.ndarray) -> tuple[np.ndarray, float]:
+    """Square crop (centre (2,) px, side px) around (J, 2) joints: their box midpoint, CROP_MARGIN x the larger extent."""
+    lo, hi = joints_px.min(0), joints_px.max(0)
+    return (lo + hi) / 2, float(max(max(hi - lo), 1.0) * CROP_MARGIN)
+
+
+def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Path) -> np.ndarray:
+    """Write the CROP_PX crop of `image_bgr` (black outside the image) to `path`; return its affine (2, 3)."""
+    affine = camera.crop_affine(centre, side, 0.0, CROP_PX)
+    crop = camera.warp_image(image_bgr, affine, CROP_PX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.jpg")
+    if not cv2.imwrite(str(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise DataError(f"could not write image {path}")
+    tmp.replace(path)
+    return affine
+
+
+def part_path(out: Path, name: str) -> Path:
+    return out / PARTS_DIR / f"{name}.npz"
+
+
+def load_part(out: Path, name: str, settings: dict) -> dict[str, np.ndarray] | None:
+    """The rows of a finished sequence converted with the same settings, else None (convert it again)."""
+    path = part_path(out, name)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["settings"])) != settings:
+                return None
+            return {k: z[k] for k in z.files if k != "settings"}
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged marker: convert the sequence again
+
+
+def save_part(out: Path, name: str, settings: dict, rows: dict[str, np.ndarray]) -> None:
+    """Mark a sequence finished (atomically) with its annotation rows."""
+    path = part_path(out, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: np.savez(f, settings=json.dumps(settings, sort_keys=True), **rows), binary=True)
+
+
+def write_release_annotations(out: Path, parts: list[dict[str, np.ndarray]], file_name: str = "annot.h5") -> int:
+    """Concatenate sequence parts into the release's annotation HDF5 (atomically); return its row count."""
+    parts = [p for p in parts if len(p["id"])]
+    if not parts:
+        return 0
+    keys = list(parts[0])
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+    def write(f) -> None:
+        with h5py.File(f, "w") as h:
+            for k, v in arrays.items():
+                h[k] = v.astype(np.float64) if v.dtype.kind == "f" else v.astype(np.int64)
+
+    atomic_write(out / file_name, write, binary=True)
+    return len(arrays["id"])
+
+
+def write_report(out: Path, report: dict) -> Path:
+    """`conversion.json` in the output: what was found, converted and missing (notebook 01 shows it)."""
+    return atomic_write_text(out / "conversion.json", json.dumps(report, indent=2, sort_keys=True))
+
+
+def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
+    """Write the release annotation file from the sequence parts and the report; return the report."""
+    report["rows"] = write_release_annotations(out, parts)
+    write_report(out, report)
+    return report
+
+
+def print_report(report: dict, out: str) -> int:
+    """Print a one-screen summary of a conversion report; exit status 0 when rows were written."""
+    for key in ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "val_not_found",
+                "sequences_missing"):
+        items = report.get(key) or []
+        if items:
+            shown = ", ".join(str(x) for x in items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            print(f"{key.replace('_', ' ')}: {shown}")
+    if not report["rows"]:
+        raise DataError(f"nothing was converted from {report['raw']} (see the missing files above)")
+    print(f"wrote {report['rows']} rows to {out}")
+    return 0

@@ -1,0 +1,288 @@
+"""Human3.6M official download -> the release format (`annot.h5` + person crops).
+
+    python -m pose3dlib convert-h36m RAW OUT [--subjects 9 11] [--every 5] [--every-test 200] [--drop-damaged]
+
+Reads, under RAW (never written): `metadata.xml` (the official code bundle's; anywhere
+under RAW), and per subject `S*/MyPoseFeatures/D3_Positions_mono/<file>.<camera id>.cdf`
+(camera-frame mm), `D2_Positions` (pixels; projected from the 3D with Human3.6M's lens
+model when absent) and `S*/Videos/<file>.<camera id>.mp4`; the h36m-fetch layout
+(`extracted/S*/Poses_D3_Positions_mono/...`) too. File names come from metadata.xml's
+`<mapping>`, never from guessing. Output (docs/data.md): `OUT/annot.h5` and
+`OUT/images/s_SS_act_AA_subact_BB_ca_CC/..._<id:06d>.jpg`, 16 joints in the network order,
+`id` = 1-based frame number, plus the extra `damaged` (N,) 0/1 for S9's damaged sequences.
+A rerun skips finished sequences (`OUT/.parts/`).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ... import camera
+from ...engine.errors import DataError
+from ...engine.paths import resolve
+from ...skeleton import h36m32_to_mpii16
+from ..h36m import image_path
+from . import common
+
+SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
+TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
+NUM_SUBJECT_COLUMNS = 11  # metadata.xml's <mapping> has a column for S1..S11
+FIRST_ACTION = 2  # action 1 (Miscellaneous) has no sequences; 2..16 are the 15 actions
+# Sequences whose ground truth is damaged in parts (subject, file name as in the mapping).
+DAMAGED = {(9, "Greeting"), (9, "SittingDown 1"), (9, "Waiting 1")}
+W0_LENGTH = 300
+INTRINSICS_OFFSET = 264  # w0: 6 extrinsics x 4 cameras x 11 subjects come first
+POSE_MODALITIES = ("D3_Positions_mono", "D2_Positions")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the converter needs from metadata.xml."""
+
+    files: dict[tuple[int, int, int], str]  # (subject, action, subaction) -> file name prefix
+    camera_ids: tuple[str, ...]  # camera 1..4 -> its id in file names
+    lens: tuple[dict[str, np.ndarray], ...]  # per camera: focal, centre, radial_k, tangential_p
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
+
+
+def read_metadata(path: Path) -> Metadata:
+    """Parse metadata.xml (root <a>: <mapping>, <w0>, <dbcameras><index2id>); DataError naming the file and element."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise DataError(f"{path}: not a readable metadata.xml ({e})") from None
+
+    def element(name: str) -> ET.Element:
+        el = root.find(f".//{name}")
+        if el is None:
+            raise DataError(f"{path}: no <{name}> element; is this Human3.6M's metadata.xml?")
+        return el
+
+    rows = [[(td.text or "").strip() for td in tr] for tr in element("mapping").findall("tr")]
+    if len(rows) < 33:
+        raise DataError(f"{path}: <mapping> has {len(rows)} <tr> rows, expected 35 (header, 32 sequences, 2 more)")
+    files = {}
+    for r, cells in enumerate(rows[1:33], start=1):
+        if len(cells) < 2 + NUM_SUBJECT_COLUMNS:
+            raise DataError(f"{path}: <mapping> row {r} has {len(cells)} cells, expected {2 + NUM_SUBJECT_COLUMNS}")
+        try:
+            action, subaction = int(float(cells[0])), int(float(cells[1]))
+        except ValueError:
+            raise DataError(f"{path}: <mapping> row {r} starts with {cells[:2]}, expected action and subaction numbers") from None
+        for s in range(1, NUM_SUBJECT_COLUMNS + 1):
+            name = cells[1 + s]
+            if action >= FIRST_ACTION and name and "_ALL" not in name:
+                files[(s, action, subaction)] = name
+    ids = [str(int(x)) for x in _numbers(" ".join(element("dbcameras").find("index2id").itertext()))] \
+        if element("dbcameras").find("index2id") is not None else []
+    if len(ids) != 4:
+        raise DataError(f"{path}: <dbcameras><index2id> holds {len(ids)} camera ids, expected 4")
+    w0 = _numbers(" ".join(element("w0").itertext()))
+    if len(w0) != W0_LENGTH:
+        raise DataError(f"{path}: <w0> holds {len(w0)} numbers, expected {W0_LENGTH}")
+    lens = []
+    for cam in range(4):
+        fx, fy, cx, cy, k1, k2, k3, p_a, p_b = w0[INTRINSICS_OFFSET + 9 * cam: INTRINSICS_OFFSET + 9 * cam + 9]
+        lens.append({"focal": np.array([fx, fy]), "centre": np.array([cx, cy]), "radial_k": np.array([k1, k2, k3]),
+                     "tangential_p": np.array([p_b, p_a])})  # w0 stores (p2, p1)
+    return Metadata(files, tuple(ids), tuple(lens))
+
+
+def find_metadata(raw: Path) -> Path:
+    direct = raw / "metadata.xml"
+    if direct.is_file():
+        return direct
+    found = sorted(raw.rglob("metadata.xml"))
+    if not found:
+        raise DataError(f"metadata.xml not found under {raw}: it ships with Human3.6M's official code bundle; "
+                        "copy it into the download folder")
+    return found[0]
+
+
+def find_subject_dirs(raw: Path) -> dict[int, Path]:
+    """Subject folders of the official (`S1/`) or h36m-fetch (`extracted/S1/`) layout."""
+    found = {}
+    for s in SUBJECTS:
+        for cand in (raw / f"S{s}", raw / "extracted" / f"S{s}"):
+            if cand.is_dir():
+                found[s] = cand
+                break
+    return found
+
+
+def _index_files(subject_dir: Path, modality: str, suffix: str) -> dict[str, Path]:
+    """File name -> path of one modality (`MyPoseFeatures/<m>`, h36m-fetch's `Poses_<m>`, or `Videos`)."""
+    roots = [subject_dir / "MyPoseFeatures" / modality, subject_dir / f"Poses_{modality}", subject_dir / modality]
+    index: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for p in sorted(root.rglob(f"*{suffix}")):
+                index.setdefault(p.name, p)
+    return index
+
+
+def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
+    """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file."""
+    import cdflib
+
+    try:
+        data = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:  # cdflib's errors for damaged files
+        raise DataError(f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable ({type(e).__name__}: {e})") from None
+    data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
+    if data.ndim != 2 or data.shape[1] != 32 * dims:
+        raise DataError(f"{path}: 'Pose' has shape {np.shape(data)}, expected (1, N, {32 * dims})")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: 'Pose' holds NaN or infinite values")
+    return data.reshape(len(data), 32, dims)
+
+
+def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: dict, step: int,
+                   images: Path) -> dict[str, np.ndarray] | None:
+    """Stream one video, keep every `step`-th frame that has poses, write its crops; None when unreadable."""
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        return None
+    rows: dict[str, list] = {k: [] for k in ("id", "joint_2d", "joint_3d_mono", "bbox")}
+    frame = 0
+    try:
+        while frame < len(pose_3d):  # frames beyond the poses are ignored (trim to the shorter)
+            if frame % step:
+                if not cap.grab():
+                    break
+                frame += 1
+                continue
+            ok, image = cap.read()
+            if not ok:
+                break
+            joints_2d = h36m32_to_mpii16(pose_2d[frame])  # (16, 2) px
+            centre, side = common.person_crop(joints_2d)
+            path = image_path(images, keys["subject"], keys["action"], keys["subaction"], keys["camera"], frame + 1)
+            affine = common.write_crop(image, centre, side, path)
+            rows["id"].append(frame + 1)
+            rows["joint_2d"].append(camera.apply_affine(joints_2d, affine))
+            rows["joint_3d_mono"].append(h36m32_to_mpii16(pose_3d[frame]))
+            rows["bbox"].append(np.r_[centre - side / 2, centre + side / 2])
+            frame += 1
+    finally:
+        cap.release()
+    if frame == 0:
+        return None
+    n = len(rows["id"])
+    out = {"id": np.asarray(rows["id"], np.int64),
+           "joint_2d": np.asarray(rows["joint_2d"], np.float64).reshape(n, 16, 2),
+           "joint_3d_mono": np.asarray(rows["joint_3d_mono"], np.float64).reshape(n, 16, 3),
+           "bbox": np.asarray(rows["bbox"], np.float64).reshape(n, 4)}
+    for k in ("subject", "action", "subaction", "camera", "istrain", "damaged"):
+        out[k] = np.full(n, keys[k], np.int64)
+    return out
+
+
+def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None, every: int = 1,
+                 every_test: int | None = None, drop_damaged: bool = False, progress: bool = True) -> dict:
+    """Convert whatever part of a Human3.6M download is present; return the report (also OUT/conversion.json).
+
+    Args:
+        raw: the download folder (read only). out: the output folder (outside raw).
+        subjects: subjects to convert (default: every subject present).
+        every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (default: every).
+        drop_damaged: leave out S9's sequences with damaged ground truth (else kept, `damaged` = 1).
+    """
+    raw = resolve(raw)
+    if not raw.is_dir():
+        raise DataError(f"Human3.6M download folder not found: {raw}")
+    if every < 1 or (every_test is not None and every_test < 1):
+        raise DataError(f"--every and --every-test must be >= 1, got {every} and {every_test}")
+    out = common.prepare_output(raw, resolve(out))
+    meta = read_metadata(find_metadata(raw))
+    present = find_subject_dirs(raw)
+    wanted = tuple(sorted(subjects)) if subjects else tuple(sorted(present))
+    unknown = [s for s in wanted if s not in SUBJECTS]
+    if unknown:
+        raise DataError(f"unknown Human3.6M subjects {unknown}; subjects are {list(SUBJECTS)}")
+    report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],
+                    "missing": [], "skipped": [], "damaged_dropped": [], "sequences": 0, "rows": 0,
+                    "every": every, "every_test": every_test or every}
+    jobs = []
+    for s in wanted:
+        if s not in present:
+            report["missing"].append(f"S{s}/ (subject folder)")
+            continue
+        index = {m: _index_files(present[s], m, ".cdf") for m in POSE_MODALITIES}
+        videos = _index_files(present[s], "Videos", ".mp4")
+        for (subj, action, subaction), name in sorted(meta.files.items()):
+            if subj != s:
+                continue
+            if (s, name) in DAMAGED and drop_damaged:
+                report["damaged_dropped"].append(f"S{s}/{name}")
+                continue
+            for cam, cam_id in enumerate(meta.camera_ids, start=1):
+                file = f"{name}.{cam_id}"
+                if f"{file}.cdf" not in index["D3_Positions_mono"]:
+                    report["missing"].append(f"S{s}/MyPoseFeatures/D3_Positions_mono/{file}.cdf")
+                    continue
+                if f"{file}.mp4" not in videos:
+                    report["missing"].append(f"S{s}/Videos/{file}.mp4")
+                    continue
+                jobs.append((s, action, subaction, cam, name, index["D3_Positions_mono"][f"{file}.cdf"],
+                             index["D2_Positions"].get(f"{file}.cdf"), videos[f"{file}.mp4"]))
+    for item in report["missing"]:
+        if item.endswith(".mp4"):
+            common.warn(f"video missing, sequence skipped: {item}")
+    parts = []
+    images = out / "images"
+    for s, action, subaction, cam, name, f3d, f2d, video in tqdm(jobs, desc="convert-h36m", unit="seq",
+                                                                   disable=not progress):
+        step = every if s in TRAIN_SUBJECTS else (every_test or every)
+        folder = f"s_{s:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
+        settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name}
+        rows = common.load_part(out, folder, settings)
+        if rows is None:
+            pose_3d = read_pose_cdf(f3d, 3)
+            if f2d is not None:
+                pose_2d = read_pose_cdf(f2d, 2)
+            else:
+                lens = meta.lens[cam - 1]
+                pose_2d = camera.project_h36m(pose_3d, lens["focal"], lens["centre"], lens["radial_k"],
+                                              lens["tangential_p"])
+            n = min(len(pose_3d), len(pose_2d))
+            keys = {"subject": s, "action": action, "subaction": subaction, "camera": cam,
+                    "istrain": int(s in TRAIN_SUBJECTS), "damaged": int((s, name) in DAMAGED)}
+            rows = _sequence_rows(video, pose_3d[:n], pose_2d[:n], keys, step, images)
+            if rows is None:
+                common.warn(f"{video}: unreadable video, sequence skipped")
+                report["skipped"].append(str(video.relative_to(raw)))
+                continue
+            common.save_part(out, folder, settings, rows)
+        parts.append(rows)
+        report["sequences"] += 1
+    return common.finish(out, parts, report)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", help="the Human3.6M download folder (S1/, S5/, ..., metadata.xml); never written")
+    parser.add_argument("out", help="output folder for annot.h5 and images/ (outside the download)")
+    parser.add_argument("--subjects", type=int, nargs="+", default=None, help="subjects (default: every one present)")
+    parser.add_argument("--every", type=int, default=1, help="keep every Nth frame (the release: 5)")
+    parser.add_argument("--every-test", type=int, default=None,
+                        help="keep every Mth frame of S9/S11 (default: --every; the release: 200)")
+    parser.add_argument("--drop-damaged", action="store_true",
+                        help="leave out S9's sequences with damaged ground truth (Greeting, SittingDown 1, Waiting 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = convert_h36m(args.raw, args.out, subjects=tuple(args.subjects) if args.subjects else None,
+                          every=args.every, every_test=args.every_test, drop_damaged=args.drop_damaged)
+    return common.print_report(report, args.out)

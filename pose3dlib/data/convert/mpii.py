@@ -1,0 +1,214 @@
+"""MPII Human Pose official annotations (`mpii_human_pose_v1_u12_1.mat`) -> Newell-schema `train.h5` / `val.h5`.
+
+    python -m pose3dlib convert-mpii MAT IMAGES OUT [--val-from valid.h5]
+
+Every annotated person of a training image (`img_train` 1) becomes a row: part (16, 2)
+in the .mat's own 1-based pixels (unannotated joints (0, 0)), visible, center and scale
+adjusted once (`data.mpii.adjust_raw_crop`), normalize = 0.6 x the head-box diagonal,
+imgname, index (0-based image), person (0-based annorect), torsoangle 0 (not computed).
+Validation people come from `--val-from` (the `index` / `person` datasets of Newell's
+`valid.h5` or any h5 with them), else from VAL_EVERY_NTH_IMAGE; images that hold a
+validation person are left out of training. `OUT/images` links to IMAGES (never written).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from ...engine.atomic_io import atomic_write
+from ...engine.errors import DataError
+from ...engine.paths import resolve
+from ..mpii import adjust_raw_crop
+from . import common
+
+NUM_JOINTS = 16  # MPII joint ids 0..15 are already the network order
+HEAD_SIZE_FACTOR = 0.6  # PCKh normaliser: 0.6 x the head-box diagonal
+# Without --val-from: the people of every 8th training image with an annotated person
+# (images in .mat order) form the validation set (about the size of the standard split).
+VAL_EVERY_NTH_IMAGE = 8
+
+
+def _value(v):
+    """A MATLAB field as a Python scalar: None for an empty array, numbers from '0'/'1' strings."""
+    if isinstance(v, np.ndarray):
+        if v.size == 0:
+            return None
+        if v.size == 1:
+            v = v.reshape(()).item()
+        else:
+            return v
+    if isinstance(v, str):
+        v = v.strip()
+        if not v:
+            return None
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _items(v) -> list:
+    """A struct field that may hold one struct, an array of them, or an empty array, as a list."""
+    if v is None:
+        return []
+    if isinstance(v, np.ndarray):
+        return list(v.ravel())
+    return [v]
+
+
+def read_release(mat: Path):
+    """RELEASE of the MPII .mat (scipy, MATLAB v5); DataError naming the file when unreadable."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    if not mat.is_file():
+        raise DataError(f"MPII annotation file not found: {mat}")
+    try:
+        release = loadmat(str(mat), struct_as_record=False, squeeze_me=True)["RELEASE"]
+    except KeyError:
+        raise DataError(f"{mat}: no 'RELEASE' variable; is this mpii_human_pose_v1_u12_1.mat?") from None
+    except (MatReadError, OSError, ValueError, TypeError) as e:
+        raise DataError(f"{mat}: not a readable MATLAB v5 file ({type(e).__name__}: {e})") from None
+    for field in ("annolist", "img_train"):
+        if not hasattr(release, field):
+            raise DataError(f"{mat}: RELEASE has no field {field!r}")
+    return release
+
+
+def _person(rect, mat: Path, i: int, r: int) -> dict | None:
+    """One annotated person as Newell-schema values, or None (no points, no scale or no objpos)."""
+    def struct(name: str):  # an absent field and an empty array both mean "not annotated"
+        v = getattr(rect, name, None)
+        return None if isinstance(v, np.ndarray) else v
+
+    annopoints, objpos = struct("annopoints"), struct("objpos")
+    points = _items(getattr(annopoints, "point", None)) if annopoints is not None else []
+    scale = _value(getattr(rect, "scale", None))
+    ox, oy = (_value(getattr(objpos, "x", None)), _value(getattr(objpos, "y", None))) if objpos is not None \
+        else (None, None)
+    if not points or scale is None or ox is None or oy is None:
+        return None
+    part = np.zeros((NUM_JOINTS, 2))
+    visible = np.zeros(NUM_JOINTS)
+    for pt in points:
+        j, x, y = _value(getattr(pt, "id", None)), _value(getattr(pt, "x", None)), _value(getattr(pt, "y", None))
+        if j is None or x is None or y is None:
+            continue
+        if not 0 <= int(j) < NUM_JOINTS:
+            raise DataError(f"{mat}: annolist({i + 1}).annorect({r + 1}) has joint id {j}, expected 0..15")
+        part[int(j)] = (float(x), float(y))
+        vis = _value(getattr(pt, "is_visible", None))
+        visible[int(j)] = 1.0 if vis is None else float(vis)  # empty: annotated, visibility not given
+    head = [_value(getattr(rect, k, None)) for k in ("x1", "y1", "x2", "y2")]
+    if any(h is None for h in head):
+        raise DataError(f"{mat}: annolist({i + 1}).annorect({r + 1}) has joints but no head box x1, y1, x2, y2")
+    x1, y1, x2, y2 = (float(h) for h in head)
+    centre, adj_scale = adjust_raw_crop(np.array([[float(ox), float(oy)]]), np.array([float(scale)]))
+    return {"part": part, "visible": visible, "center": centre[0], "scale": float(adj_scale[0]),
+            "normalize": HEAD_SIZE_FACTOR * float(np.hypot(x2 - x1, y2 - y1)), "index": float(i), "person": float(r),
+            "torsoangle": 0.0}
+
+
+def read_val_pairs(path: Path) -> set[tuple[int, int]]:
+    """(image index, person index) pairs, 0-based, from the `index` / `person` datasets of an h5 file."""
+    if not path.is_file():
+        raise DataError(f"--val-from file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("index", "person") if k not in f]
+            if missing:
+                raise DataError(f"{path}: no datasets {missing}; --val-from needs 'index' and 'person' (0-based)")
+            index, person = np.asarray(f["index"][()]).ravel(), np.asarray(f["person"][()]).ravel()
+    except OSError as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+    if index.shape != person.shape:
+        raise DataError(f"{path}: 'index' {index.shape} and 'person' {person.shape} differ in length")
+    return {(int(i), int(p)) for i, p in zip(index, person)}
+
+
+def _write_split(path: Path, rows: list[dict], names: list[str]) -> None:
+    def write(f) -> None:
+        with h5py.File(f, "w") as h:
+            h["imgname"] = np.array([n.encode() for n in names], dtype="S")
+            for k in ("part", "center", "scale", "visible", "normalize", "index", "person", "torsoangle"):
+                h[k] = np.asarray([r[k] for r in rows], dtype=np.float64)
+
+    atomic_write(path, write, binary=True)
+
+
+def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_from: str | Path | None = None,
+                 progress: bool = True) -> dict:
+    """Write OUT/train.h5 and OUT/val.h5 (Newell's schema) and link OUT/images; return the report."""
+    mat, images = resolve(mat), resolve(images)
+    out = common.prepare_output(images, resolve(out))
+    common.prepare_output(mat.parent, out)
+    release = read_release(mat)
+    annolist = _items(release.annolist)
+    img_train = np.asarray(release.img_train).ravel()
+    if len(img_train) != len(annolist):
+        raise DataError(f"{mat}: RELEASE.img_train has {len(img_train)} entries, annolist {len(annolist)}")
+    people: dict[int, list[tuple[str, dict]]] = {}
+    for i, anno in enumerate(tqdm(annolist, desc="convert-mpii", unit="img", disable=not progress)):
+        if int(img_train[i]) != 1:
+            continue
+        name = _value(getattr(getattr(anno, "image", None), "name", None))
+        if not isinstance(name, str):
+            raise DataError(f"{mat}: annolist({i + 1}).image.name is missing")
+        for r, rect in enumerate(_items(getattr(anno, "annorect", None))):
+            person = _person(rect, mat, i, r)
+            if person is not None:
+                people.setdefault(i, []).append((name, person))
+    if val_from is not None:
+        val_pairs = read_val_pairs(resolve(val_from))
+    else:
+        val_images = sorted(people)[::VAL_EVERY_NTH_IMAGE]
+        val_pairs = {(i, int(p["person"])) for i in val_images for _, p in people[i]}
+    val_image_set = {i for i, _ in val_pairs}
+    report = {"dataset": "mpii", "raw": str(mat), "images": str(images), "val_rule": str(val_from or
+              f"every {VAL_EVERY_NTH_IMAGE}th training image"), "val_not_found": [], "missing_images": []}
+    split_rows: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    found = set()
+    for i in sorted(people):
+        for name, p in people[i]:
+            key = (i, int(p["person"]))
+            split = "val" if key in val_pairs else ("train" if i not in val_image_set else None)
+            if split is None:
+                continue  # a training person on an image with a validation person
+            if not (images / name).is_file():
+                report["missing_images"].append(name)
+                continue
+            if split == "val":
+                found.add(key)
+            split_rows[split][0].append(p)
+            split_rows[split][1].append(name)
+    report["val_not_found"] = sorted(f"{i},{p}" for i, p in val_pairs - found)
+    report["missing_images"] = sorted(set(report["missing_images"]))
+    for split, (rows, names) in split_rows.items():
+        report[f"{split}_rows"] = len(rows)
+        if rows:
+            _write_split(out / f"{split}.h5", rows, names)
+    report["rows"] = report["train_rows"] + report["val_rows"]
+    link = out / "images"
+    if images.is_dir() and not link.exists() and not link.is_symlink():
+        os.symlink(images, link, target_is_directory=True)
+    common.write_report(out, report)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mat", help="mpii_human_pose_v1_u12_1.mat (never written)")
+    parser.add_argument("images", help="the MPII images folder (never written)")
+    parser.add_argument("out", help="output folder for train.h5, val.h5 and an images link")
+    parser.add_argument("--val-from", default=None,
+                        help="h5 with 'index'/'person' (0-based) of the validation people, e.g. Newell's valid.h5")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = convert_mpii(args.mat, args.images, args.out, val_from=args.val_from)
+    return common.print_report(report, args.out)

@@ -1,0 +1,183 @@
+"""Checkpoints: atomic writes and safe loads.
+
+A checkpoint is a plain dict (no pickled classes), loadable with `weights_only=True`:
+
+    {"format": "pose3d-checkpoint", "format_version": 1,
+     "config": config_to_dict(cfg),          # the full typed config that produced it
+     "model": model.state_dict(),
+     "optimizer": optimizer.state_dict() | None,
+     "stage": int, "epoch": int, "step": int, "metrics": {name: float},
+     "bone_sum_mm": float,                    # the millimetre scale of 3D output (train.bone_sum_mm)
+     "code_version": str, "extra": {...}}     # extra: anything else JSON-like (RNG states...)
+
+Writes go to a temporary file in the same folder, are fsynced, then renamed over the
+target, so a kill at any moment leaves either the old or the new checkpoint, never half.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..config import Config, config_from_dict, config_to_dict, migrate_config_dict
+from .atomic_io import atomic_write
+from .errors import CheckpointError, ConfigError
+
+FORMAT = "pose3d-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "config", "model")
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout (e.g. '0.1.0+3f2a9c1')."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save to `path` atomically (temp file + fsync + rename, pose3dlib.engine.atomic_io)."""
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,
+                    optimizer_state: dict | None = None, metrics: dict | None = None,
+                    extra: dict | None = None, bone_sum_mm: float | None = None) -> dict:
+    """Assemble a checkpoint dict in the documented format (bone_sum_mm: see `bone_sum_mm`)."""
+    ckpt = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config,
+        "model": model_state,
+        "optimizer": optimizer_state,
+        "stage": int(stage),
+        "epoch": int(epoch),
+        "step": int(step),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "code_version": code_version(),
+        "extra": extra or {},
+    }
+    if bone_sum_mm is not None:
+        ckpt["bone_sum_mm"] = float(bone_sum_mm)
+    return ckpt
+
+
+def bone_sum_mm(ckpt: dict, where: str = "checkpoint") -> float:
+    """The millimetre scale stored in a checkpoint: 3D output is scaled so its 14 bones sum to this.
+
+    The one rule (see TrainConfig.bone_sum_mm): fixed when the stage was trained, from
+    train.bone_sum_mm or, when that is 0, the mean over the Human3.6M-format training
+    split; evaluation and the demo both read it from here, so one network gives the same
+    skeletons in both. Raises CheckpointError naming `where` when the checkpoint has none.
+    """
+    value = ckpt.get("bone_sum_mm")
+    if not isinstance(value, float) or not value > 0:
+        raise CheckpointError(f"{where}: the checkpoint stores no millimetre scale ('bone_sum_mm'; written by "
+                              "training since this entry was added); train the stage again to get one")
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
+    """Write a checkpoint dict (see `make_checkpoint`) atomically."""
+    for k in REQUIRED_KEYS:
+        if k not in checkpoint:
+            raise CheckpointError(f"refusing to save a checkpoint without key {k!r}")
+    return atomic_torch_save(checkpoint, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a pose3d checkpoint safely (weights_only: no code from the file ever runs).
+
+    Its "config" comes back as the full config tree of this pose3dlib (keys newer than the
+    file take their defaults). Raises CheckpointError naming the file when it is missing,
+    truncated, not a pose3d checkpoint (e.g. an original hg3d file: use `convert-hg3d`),
+    holds unsafe objects, or its entries do not have the documented types (see
+    `check_checkpoint`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save (>= 1.6) always writes a zip archive
+        raise CheckpointError(
+            f"{path}: not a pose3d checkpoint (expected a torch zip archive; the file is "
+            f"{'empty' if path.stat().st_size == 0 else 'truncated, corrupt or in an older format'}); "
+            "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
+        )
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused to load: it holds objects other than tensors and plain containers "
+            f"({_unpickler_reason(e)}; nothing from the file was run); an original hg3d checkpoint? "
+            "convert it with `python -m pose3dlib convert-hg3d`"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError) as e:
+        # torch's zip reader and unpickler report damaged archives with any of these
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
+                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a pose3d checkpoint (no 'format': {FORMAT!r}); "
+            "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
+        )
+    cfg = check_checkpoint(ckpt, str(path))
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {ckpt['format_version']} is newer than this pose3dlib understands ({FORMAT_VERSION})")
+    # The full config tree of this version: keys added since the file was written take their
+    # defaults, so an older checkpoint compares equal to the config it was trained with
+    # (stage_status, --resume) instead of looking stale.
+    ckpt["config"] = config_to_dict(cfg)
+    return ckpt
+
+
+# key -> (accepted types, what the message calls them); "model" is checked entry by entry
+_ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "format_version": ((int,), "an int"), "config": ((dict,), "a mapping"), "model": ((dict,), "a state dict"),
+    "optimizer": ((dict, type(None)), "an optimizer state dict or None"), "stage": ((int,), "an int"),
+    "epoch": ((int,), "an int"), "step": ((int,), "an int"), "metrics": ((dict,), "a mapping"),
+    "extra": ((dict,), "a mapping"), "bone_sum_mm": ((float,), "a float"),
+}
+
+
+def check_checkpoint(ckpt: dict, where: str) -> Config:
+    """Raise CheckpointError naming `where` and the key when an entry lacks its documented type.
+
+    Returns the stored config, parsed.
+
+    Required keys must be present; the others are checked when present. `config` must be
+    a valid Config (unknown or mistyped keys are named), `model` a mapping of str -> tensor.
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{where}: checkpoint lacks keys {missing}")
+    for key, (types, expected) in _ENTRY_TYPES.items():
+        value = ckpt.get(key)
+        if key in ckpt and (not isinstance(value, types) or isinstance(value, bool)):
+            raise CheckpointError(f"{where}: checkpoint entry {key!r} is a {type(value).__name__}, expected {expected}")
+    bad = [k for k, v in ckpt["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
+                              f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
+    try:
+        return config_from_dict(migrate_config_dict(ckpt["config"]))
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: stored config is invalid: {e}") from None
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """The one informative sentence of torch's weights-only refusal (e.g. 'Unsupported global: GLOBAL os.system')."""
+    text = " ".join(str(e).split())
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed global| Check the documentation|$)", text)
+    return (m.group(1) if m else text)[:160].rstrip(". ")

@@ -1,0 +1,22 @@
+"""Project-rooted paths: every relative path in a config resolves against PROJECT_ROOT."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The repository root (the folder holding pyproject.toml). POSE3D_ROOT overrides it for
+# installs outside the repository.
+PROJECT_ROOT = Path(os.environ.get("POSE3D_ROOT", Path(__file__).resolve().parents[2]))  # pose3dlib/engine/paths.py
+DATA_DIR = PROJECT_ROOT / "data"
+RAW_DATA_DIR = DATA_DIR / "raw"  # real datasets; never modified by any command
+SYNTHETIC_DIR = DATA_DIR / "synthetic"
+CONFIG_DIR = PROJECT_ROOT / "configs"
+RUNS_DIR = PROJECT_ROOT / "runs"
+FIGURES_DIR = PROJECT_ROOT / "figures"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """Absolute path: `path` itself if absolute, else relative to the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p

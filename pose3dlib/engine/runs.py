@@ -1,0 +1,161 @@
+"""The run-folder layout and stage status: the one owner of `<run>/stage{N}/last.pt`.
+
+    <run_dir>/stage{N}/config.yaml    the full config of the stage
+    <run_dir>/stage{N}/last.pt        latest checkpoint; extra.finished is True once the
+                                      stage has run all its epochs
+    <run_dir>/stage{N}/metrics.jsonl  train / epoch / val records (pose3dlib.engine.runlog)
+    <run_dir>/stage{N}/wallclock.jsonl training seconds at each validation (time to accuracy)
+    <run_dir>/stage{N}/tb/            TensorBoard scalars, when tensorboard is installed
+    <run_dir>/stage{N}/.lock          held (flock) by the process writing the stage
+    <run_dir>/metrics.csv             evaluation of every stage (pose3dlib.evaluation.evaluate)
+
+Training, evaluation, sweeps, the demo and the notebooks all find files through here.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import Pose3DError
+from .paths import RUNS_DIR, resolve
+
+STAGES = (1, 2, 3)
+CHECKPOINT_NAME = "last.pt"
+METRICS_NAME = "metrics.jsonl"
+WALLCLOCK_NAME = "wallclock.jsonl"  # training seconds at each validation (not reproducible, so apart)
+CONFIG_NAME = "config.yaml"
+LOCK_NAME = ".lock"
+EVAL_CSV_NAME = "metrics.csv"
+# Run folders of this profile are the notebook tests' (make test), never a default for the demo.
+TEST_PROFILE = "smoke"
+
+
+def default_run_dir(profile: str) -> Path:
+    """`runs/<profile>`: where a profile's stages go unless told otherwise."""
+    return RUNS_DIR / profile
+
+
+def stage_name(stage: int) -> str:
+    """'stage{N}': the stage's folder name and its label in metrics.csv."""
+    if stage not in STAGES:
+        raise Pose3DError(f"stage must be 1, 2 or 3, got {stage!r}")
+    return f"stage{stage}"
+
+
+def stage_dir(run_dir: str | os.PathLike, stage: int) -> Path:
+    """`<run_dir>/stage{N}` (run_dir resolved against the project root)."""
+    return resolve(run_dir) / stage_name(stage)
+
+
+def checkpoint_path(run_dir: str | os.PathLike, stage: int) -> Path:
+    """`<run_dir>/stage{N}/last.pt`."""
+    return stage_dir(run_dir, stage) / CHECKPOINT_NAME
+
+
+def metrics_log_path(run_dir: str | os.PathLike, stage: int) -> Path:
+    """`<run_dir>/stage{N}/metrics.jsonl`."""
+    return stage_dir(run_dir, stage) / METRICS_NAME
+
+
+def eval_csv_path(run_dir: str | os.PathLike) -> Path:
+    """`<run_dir>/metrics.csv`, the evaluation of every stage."""
+    return resolve(run_dir) / EVAL_CSV_NAME
+
+
+def default_init(run_dir: str | os.PathLike, stage: int) -> Path | None:
+    """The checkpoint stage N starts from by default: stage N-1's last.pt (None for stage 1)."""
+    return checkpoint_path(run_dir, stage - 1) if stage > 1 else None
+
+
+def sweep_dir(root: str | os.PathLike, profile: str, key: str) -> Path:
+    """Output folder of a multi-run command: `<root>/<profile>/<key>` (one per profile and swept key)."""
+    for name, value in (("profile", profile), ("key", key)):
+        if not value or "/" in value or value.startswith("."):
+            raise Pose3DError(f"sweep {name} {value!r}: expected a plain name (no '/', not empty)")
+    return resolve(root) / profile / key
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (identifies the checkpoint a stage started from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> str:
+    """State of a stage's run folder for this config.
+
+    "finished": last.pt ran all epochs with this config and from the current init checkpoint;
+    "partial": an unfinished last.pt with this config (continue it with resume=True);
+    "stale": a last.pt made with another config or init; "absent": no last.pt.
+    """
+    from ..config import config_differences, config_to_dict
+    from .checkpoint import load_checkpoint
+
+    path = checkpoint_path(run_dir, stage)
+    if not path.is_file():
+        return "absent"
+    ckpt = load_checkpoint(path)
+    if config_differences(ckpt["config"], config_to_dict(cfg)):
+        return "stale"
+    extra = ckpt.get("extra", {})
+    init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)
+    if init is not None and (not init.is_file() or extra.get("init_digest") != file_digest(init)):
+        return "stale"
+    return "finished" if extra.get("finished", False) else "partial"
+
+
+def is_finished(path: Path) -> bool:
+    """True when the checkpoint at `path` exists and its stage ran all its epochs."""
+    from .checkpoint import load_checkpoint
+
+    return path.is_file() and bool(load_checkpoint(path).get("extra", {}).get("finished", False))
+
+
+def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = None) -> Path:
+    """The most recently written finished `<root>/<run>/stage{N}/last.pt` (root: runs/), smoke runs excluded."""
+    from .checkpoint import load_checkpoint
+
+    root = RUNS_DIR if root is None else root
+    found = []
+    for path in resolve(root).glob(f"*/{stage_name(stage)}/{CHECKPOINT_NAME}"):
+        ckpt = load_checkpoint(path)
+        if ckpt.get("extra", {}).get("finished", False) and ckpt["config"].get("profile") != TEST_PROFILE:
+            found.append(path)
+    if not found:
+        raise Pose3DError(
+            f"no finished stage-{stage} checkpoint under {resolve(root)} (smoke-profile runs do not count); "
+            "make one with `make reproduce` or pass --checkpoint CKPT (e.g. a converted original model "
+            "from `python -m pose3dlib convert-hg3d`)")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+@contextlib.contextmanager
+def stage_lock(sdir: Path) -> Iterator[Path]:
+    """Hold `<sdir>/.lock` while writing a stage folder; a second writer gets Pose3DError at once.
+
+    The lock is an flock on the file, which the kernel releases when its process ends
+    however it ends, so a lock left by a killed run never blocks the next one. The file
+    holds the writer's PID for the message.
+    """
+    sdir.mkdir(parents=True, exist_ok=True)
+    path = sdir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise Pose3DError(f"{sdir} is being written by another process (PID {holder}); "
+                              "wait for it to finish or use another --run-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the flock

@@ -1,0 +1,632 @@
+"""The three training stages: `fit()`, its `train_step`, and the `python -m pose3dlib train` command.
+
+    python -m pose3dlib train --config configs/cpu.yaml --stage 1 --run-dir runs/cpu
+    python -m pose3dlib train --config configs/cpu.yaml --stage 2 --run-dir runs/cpu   # inits from stage 1
+    torchrun --nproc_per_node 2 -m pose3dlib train ...                                 # same command, DDP
+
+Each stage writes `<run_dir>/stage{N}/` (layout: pose3dlib.engine.runs), holding the folder's
+lock while it does, so a second process on the same stage stops with an error at once.
+Stage N > 1 starts from the weights of `<run_dir>/stage{N-1}/last.pt` unless `--init`
+names another checkpoint. `--resume` continues `last.pt` exactly: the shuffling and
+every sample's augmentation are pure functions of (seed, stage, epoch, index), mid-epoch
+checkpoints record how many batches of the epoch are done and the resumed run skips
+them, and on CPU (train.deterministic) the result is bitwise equal to an uninterrupted
+run with the same seed, thread count and number of processes.
+
+The loop is small: `Trainer.fit` runs epochs of `train_step` (the one training step,
+which `make bench` times too); logging, the progress bar, fault injection and periodic
+checkpoints are callbacks on the events "on_batch_end" and "on_epoch_end" (as in minGPT).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import (
+    Config,
+    StageConfig,
+    TrainConfig,
+    config_differences,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
+from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from .device import resolve_device
+from .distributed import (
+    DistInfo,
+    ListSampler,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    shard_indices,
+    shutdown_distributed,
+    state_digest,
+)
+from .errors import CheckpointError, ConfigError, Pose3DError
+from .paths import resolve
+from .progress import progress_bar
+from .runlog import MetricsLog
+from .runs import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    WALLCLOCK_NAME,
+    checkpoint_path,
+    default_init,
+    default_run_dir,
+    file_digest,
+    stage_dir,
+    stage_lock,
+    stage_status,
+)
+
+# Fault injection for the reliability tests: SIGKILL this process right after the given
+# global step (counted within the stage) has been taken, before any checkpoint of it.
+KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
+# Per-stage seeds (weight initialisation, sample augmentation, 3D draws): cfg.seed + stage * this.
+_STAGE_SEED_MIX = 1000
+
+
+class NonFiniteLossError(Pose3DError):
+    """A loss term became NaN or infinite; training stopped without saving that step."""
+
+
+@dataclass(frozen=True)
+class SpeedSwitches:
+    """Speed switches of a training (or inference) step; `make bench` times the same switches."""
+
+    channels_last: bool = False  # NHWC activations and weights
+    bf16: bool = False  # bf16 autocast (losses stay float32)
+    compile: bool = False  # torch.compile the model
+
+    @classmethod
+    def for_training(cls, tcfg: TrainConfig, device: torch.device) -> SpeedSwitches:
+        """What `fit` applies on `device`: channels_last and compile as configured, bf16 autocast
+        on CUDA when train.bf16, on CPU only when train.bf16_on_cpu as well.
+
+        channels_last is on by default on every device (1.2-1.3 x faster fp32 training on this
+        project's reference CPU, docs/benchmarks.md); bf16 on CPU is opt-in because it changes
+        the numerics and is slow on CPUs without native bf16.
+        """
+        bf16 = tcfg.bf16 and (device.type == "cuda" or (device.type == "cpu" and tcfg.bf16_on_cpu))
+        return cls(channels_last=tcfg.channels_last, bf16=bf16, compile=tcfg.compile)
+
+
+# ----------------------------------------------------------------------------- small pieces
+
+def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
+    """Threads and determinism settings (see TrainConfig.deterministic)."""
+    if train_cfg.num_threads > 0:
+        torch.set_num_threads(train_cfg.num_threads)
+    if train_cfg.deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def lr_at_epoch(stage_cfg: StageConfig, epoch: int) -> float:
+    """Learning rate of 0-based `epoch`: lr * factor ** (number of drop epochs <= epoch)."""
+    drops = sum(1 for e in stage_cfg.lr_drop_epochs if epoch >= e)
+    return stage_cfg.lr * stage_cfg.lr_drop_factor ** drops
+
+
+def build_optimizer(params, train_cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """RMSprop (the paper's) or Adam, from the train config."""
+    if train_cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=train_cfg.rmsprop_alpha, eps=train_cfg.eps,
+                                   momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
+    if train_cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=train_cfg.eps, weight_decay=train_cfg.weight_decay)
+    raise ConfigError(f"config key 'train.optimizer': expected 'rmsprop' or 'adam', got {train_cfg.optimizer!r}")
+
+
+def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
+    """Model weights of an init checkpoint, checked against cfg.model and finished-ness."""
+    ckpt = load_checkpoint(path)
+    diffs = config_differences(ckpt["config"].get("model", {}), config_to_dict(cfg.model))
+    if diffs:
+        raise CheckpointError(f"{path}: its model config differs from this run's ({'; '.join(diffs)})")
+    extra = ckpt.get("extra", {})
+    if not extra.get("finished", False):
+        raise CheckpointError(
+            f"{path}: stage {ckpt.get('stage')} stopped after epoch {ckpt.get('epoch')}, before its end; "
+            f"finish it first with `python -m pose3dlib train ... --stage {ckpt.get('stage')} --resume`"
+        )
+    return ckpt["model"]
+
+
+def _init_path_for(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
+    if init_from is not None:
+        return resolve(init_from)
+    path = default_init(run_dir, stage)
+    if path is not None and not path.is_file():
+        raise CheckpointError(
+            f"stage {stage} starts from stage {stage - 1}'s checkpoint, but {path} does not exist; make it with "
+            f"`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir}` or pass --init CKPT"
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------- status for notebooks
+
+def train_or_load(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> dict:
+    """Metrics of a stage: read from a finished, up-to-date last.pt, else trained (or resumed) now.
+
+    Makes `make reproduce` idempotent: a second call with the same config does no training.
+    A stale stage folder (other config or init) is trained again from the start.
+    """
+    status = stage_status(cfg, stage, run_dir, init_from)
+    if status == "finished":
+        return dict(load_checkpoint(checkpoint_path(run_dir, stage))["metrics"])
+    return fit(cfg, stage, run_dir, resume=status == "partial", init_from=init_from, overwrite=status == "stale")
+
+
+# ----------------------------------------------------------------------------- data
+
+def stage_seed(seed: int, stage: int) -> int:
+    """Seed of one stage's weight initialisation and training samples (stages see fresh augmentations)."""
+    return seed + stage * _STAGE_SEED_MIX
+
+
+def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
+    """(train dataset with set_epoch, 2D val dataset, lab 3D val dataset, 3D train dataset without
+    augmentation, wild 3D val dataset or None when data.wild_val_dir is empty)."""
+    from ..data.fusion import FusionDataset
+    from ..data.h36m import H36MDataset
+    from ..data.mpii import MPIIDataset
+
+    d, seed = cfg.data, stage_seed(cfg.seed, stage)
+    mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed)
+    h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
+    train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed,
+                          mix_2d=stage_cfg.mix_2d)
+    val_2d = MPIIDataset(resolve(d.mpii_dir), "val", d, augment=False, seed=cfg.seed)
+    val_wild = H36MDataset(resolve(d.wild_val_dir), "test", d, augment=False, seed=cfg.seed) if d.wild_val_dir else None
+    # Lab validation: data.lab_val_dir when set (tuning must not look at the test split).
+    val_3d = H36MDataset(resolve(d.lab_val_dir or d.h36m_dir), "test", d, augment=False, seed=cfg.seed)
+    h36m_plain = H36MDataset(resolve(d.h36m_dir), "train", d, augment=False, seed=cfg.seed)
+    return train, val_2d, val_3d, h36m_plain, val_wild
+
+
+# ----------------------------------------------------------------------------- the step
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample: dict[str, torch.Tensor], *,
+               input_format: str, switches: SpeedSwitches, weights: dict[str, float],
+               info: DistInfo | None = None) -> dict[str, float]:
+    """One optimiser step on a batch already on the model's device; returns the losses.
+
+    preprocess -> forward (bf16 autocast when switches.bf16) -> losses.total_loss with
+    `weights` ({"heatmap", "depth", "geometric"}) -> backward -> optimizer.step. The
+    returned {"loss": total, <term>: value} are averaged over the processes (DDP). Raises
+    NonFiniteLossError naming the term, before the update, when any of them is not finite.
+    """
+    from ..losses import total_loss
+    from ..model import preprocess
+
+    info = info or DistInfo()
+    images = preprocess(sample["image"], input_format)  # (B, 3, S, S)
+    if switches.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=switches.bf16):
+        out = model(images)
+    out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
+    loss, terms = total_loss(out, sample, heatmap_weight=weights["heatmap"], depth_weight=weights["depth"],
+                             geometric_weight=weights["geometric"])
+    terms = {k: v for k, v in terms.items() if k != "total"}  # "loss" below is the total
+    names = ["loss", *terms]
+    values = torch.stack([loss.detach().float(), *[terms[k].detach().float().reshape(()) for k in terms]])
+    values = (all_reduce_sum(values, info) / info.world_size).cpu().tolist()
+    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
+    if bad:
+        term = next((n for n in bad if n != "loss"), "loss")
+        raise NonFiniteLossError(f"loss term {term!r} is {values[names.index(term)]}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return dict(zip(names, values))
+
+
+# ----------------------------------------------------------------------------- fit
+
+def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = False,
+        init_from: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
+    """Train one stage; return its final metrics (train losses of the last epoch and validation).
+
+    Args:
+        cfg: the full config; `cfg.train.stage{stage}` holds the stage's schedule and weights.
+        stage: 1 (2D heatmaps), 2 (+ depth on 3D samples) or 3 (+ geometric loss on 2D samples).
+        run_dir: run folder (project-relative or absolute); this stage writes `<run_dir>/stage{N}/`.
+        resume: continue `<run_dir>/stage{N}/last.pt` (which must have this config); starts
+            from scratch, saying so, when there is none.
+        init_from: checkpoint whose weights start the stage (default: stage N-1's last.pt).
+        overwrite: allow starting afresh over an existing last.pt.
+    Raises:
+        NonFiniteLossError naming the step and loss term (last.pt keeps the last good state);
+        CheckpointError / ConfigError for missing or incompatible checkpoints and configs;
+        Pose3DError when another process is writing the same stage folder.
+    """
+    stage_cfg = cfg.train.stage(stage)  # checks 1..3
+    device = resolve_device(cfg.train.device)
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    info = init_distributed(device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        sdir = stage_dir(run_dir, stage)
+        with stage_lock(sdir) if info.is_main else contextlib.nullcontext():
+            trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
+            return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
+    finally:
+        if owns_group:
+            shutdown_distributed(info)
+
+
+def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrite: bool,
+             info: DistInfo) -> tuple[dict | None, Any, str | None]:
+    """Where a stage starts: (its own checkpoint to continue or None, init checkpoint path, its digest)."""
+    last = checkpoint_path(run_dir, stage)
+    ckpt = None
+    if last.is_file():
+        if resume:
+            ckpt = load_checkpoint(last)
+            diffs = config_differences(ckpt["config"], config_to_dict(cfg))
+            if diffs:
+                raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
+                                  "use the same config or another --run-dir")
+            if ckpt["extra"].get("world_size", 1) != info.world_size:
+                raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
+                                  f"this run has {info.world_size}; resume with the same number")
+        elif not overwrite:
+            raise Pose3DError(f"{last} exists; pass --resume to continue it, --overwrite to start the stage again, "
+                              "or choose another --run-dir")
+    elif resume and info.is_main:
+        print(f"stage {stage}: no checkpoint at {last}; starting the stage from the beginning", file=sys.stderr)
+    if ckpt is not None:
+        return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
+    init_path = _init_path_for(cfg, stage, run_dir, init_from)
+    return None, init_path, file_digest(init_path) if init_path is not None else None
+
+
+class Trainer:
+    """The state of one stage's training and its loop; callbacks see the trainer.
+
+    Events: "on_batch_end" (after every optimiser step; `values` holds its losses) and
+    "on_epoch_end" (after an epoch's means are in `metrics`, before validation and saving).
+    """
+
+    def __init__(self, cfg: Config, stage: int, stage_cfg: StageConfig, run_dir, device: torch.device,
+                 info: DistInfo) -> None:
+        self.cfg, self.stage, self.stage_cfg, self.run_dir = cfg, stage, stage_cfg, run_dir
+        self.device, self.info = device, info
+        self.sdir, self.last = stage_dir(run_dir, stage), checkpoint_path(run_dir, stage)
+        self.switches = SpeedSwitches.for_training(cfg.train, device)
+        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {"on_batch_end": [], "on_epoch_end": []}
+        self.step = self.epoch = 0  # optimiser steps taken, epochs completed
+        self.lr = stage_cfg.lr
+        self.values: dict[str, float] = {}  # losses of the last step
+        self.sums: dict[str, float] = {}  # loss sums of the current epoch (+ "count")
+        self.metrics: dict[str, float] = {}
+
+    def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
+        self.callbacks[event].append(fn)
+
+    def trigger(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    # ---- setup
+    def _build(self, ckpt: dict | None, init_path) -> None:
+        """Model (seeded, restored or initialised), optimiser, and the DDP / compile wrappers."""
+        from ..model import build_model
+
+        torch.manual_seed(stage_seed(self.cfg.seed, self.stage))
+        model = build_model(self.cfg.model)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+        elif init_path is not None:
+            try:
+                model.load_state_dict(_load_init_weights(Path(init_path), self.cfg))
+            except RuntimeError as e:
+                raise CheckpointError(f"{init_path}: weights do not fit this model ({str(e).splitlines()[0]})") from None
+        model.to(self.device)
+        if self.switches.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.raw_model = model  # what checkpoints save (no DDP / compile wrappers)
+        self.optimizer = build_optimizer(model.parameters(), self.cfg.train, self.stage_cfg.lr)
+        if ckpt is not None and ckpt.get("optimizer") is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            rng = ckpt["extra"].get("rng", {})
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+        if self.info.enabled:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.model = torch.compile(model) if self.switches.compile else model
+
+    def _build_data(self, ckpt: dict | None) -> None:
+        """Training set, steps per epoch, validation loaders and the millimetre scale."""
+        from .. import decode
+        from .validation import evenly_spaced_subset, mean_depth
+
+        tcfg = self.cfg.train
+        self.train_ds, val_2d, val_3d, h36m_plain, val_wild = build_datasets(self.cfg, self.stage, self.stage_cfg)
+        self.train_ds.set_epoch(0)
+        per_rank = -(-len(self.train_ds) // self.info.world_size)
+        self.steps_per_epoch = per_rank // tcfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"train.batch_size={tcfg.batch_size} is larger than the {per_rank} samples per process "
+                              f"of an epoch of stage {self.stage}; lower it or use more data")
+        if ckpt is not None and ckpt["extra"].get("steps_per_epoch") != self.steps_per_epoch:
+            raise CheckpointError(f"--resume: {self.last} has {ckpt['extra'].get('steps_per_epoch')} steps per epoch, "
+                                  f"the data now give {self.steps_per_epoch}; was the dataset regenerated?")
+        # the one millimetre-scale rule (TrainConfig.bone_sum_mm), fixed here and stored in every checkpoint
+        self.bone_sum_mm = tcfg.bone_sum_mm or decode.mean_bone_sum_mm(h36m_plain.joints_3d_mm)
+        self.val_kwargs: dict[str, Any] = {}
+        if self.info.is_main:
+            eval_bs = self.cfg.eval.batch_size
+            self.val_kwargs = {
+                "loader_2d": DataLoader(evenly_spaced_subset(val_2d, tcfg.val_samples), batch_size=eval_bs),
+                "loader_3d": DataLoader(evenly_spaced_subset(val_3d, tcfg.val_samples), batch_size=eval_bs),
+                "mean_depth_16": mean_depth(h36m_plain, tcfg.val_samples, eval_bs), "device": self.device,
+                "input_format": self.cfg.model.input_format, "channels_last": self.switches.channels_last,
+                "bf16": self.switches.bf16,
+                "head_px_2d": torch.from_numpy(val_2d.normalize) if val_2d.normalize is not None else None,
+                "loader_3d_wild": (DataLoader(evenly_spaced_subset(val_wild, tcfg.val_samples), batch_size=eval_bs)
+                                   if val_wild is not None else None),
+                "bone_sum_mm": self.bone_sum_mm,
+            }
+
+    # ---- pieces of the loop
+    def validate(self) -> None:
+        """Validate on the main process; record val_* metrics, a 'val' log record and the wall clock."""
+        from ..model import preprocess
+        from .validation import validate
+
+        if not self.info.is_main:
+            return
+        val = validate(self.raw_model, preprocess, **self.val_kwargs)
+        self.metrics.update({f"val_{k}": v for k, v in val.items()})
+        self.log.write("val", stage=self.stage, epoch=self.epoch, step=self.step, **val)
+        if self.step == 0:
+            (self.sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
+        _write_wallclock(self.sdir, stage=self.stage, epoch=self.epoch, step=self.step,
+                         train_seconds=self.clock.seconds())
+
+    def save(self, finished: bool) -> None:
+        """Write last.pt (main process) with everything --resume needs."""
+        broadcast_buffers(self.raw_model, self.info)
+        self.metrics.update({"steps": float(self.step), "epochs": float(self.epoch)})
+        if self.info.is_main:
+            extra = {
+                "finished": finished, "steps_per_epoch": self.steps_per_epoch, "world_size": self.info.world_size,
+                "epoch_sums": dict(self.sums), "rng": {"torch": torch.get_rng_state()},
+                "train_seconds": self.clock.seconds(),
+                "init_from": str(self.init_path) if self.init_path is not None else None,
+                "init_digest": self.init_digest,
+            }
+            save_checkpoint(self.last, make_checkpoint(
+                model_state=self.raw_model.state_dict(), config=config_to_dict(self.cfg), stage=self.stage,
+                epoch=self.epoch, step=self.step, optimizer_state=self.optimizer.state_dict(), metrics=self.metrics,
+                extra=extra, bone_sum_mm=self.bone_sum_mm))
+        barrier(self.info)
+
+    def run_epoch(self) -> None:
+        """The remaining steps of the current epoch (all of them unless resuming mid-epoch)."""
+        batch = self.cfg.train.batch_size
+        self.lr = lr_at_epoch(self.stage_cfg, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.train_ds.set_epoch(self.epoch)
+        order = shard_indices(len(self.train_ds), seed=self.cfg.seed, stage=self.stage, epoch=self.epoch,
+                              rank=self.info.rank, world_size=self.info.world_size)
+        self.done_in_epoch = self.step - self.epoch * self.steps_per_epoch
+        loader = DataLoader(
+            self.train_ds, batch_size=batch, drop_last=True,
+            sampler=ListSampler(order[self.done_in_epoch * batch : self.steps_per_epoch * batch]),
+            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+        )
+        weights = self.stage_cfg.loss_weights()
+        self.clock.start()
+        for sample in loader:
+            sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
+            try:
+                self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
+                                         switches=self.switches, weights=weights, info=self.info)
+            except NonFiniteLossError as e:
+                kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
+                    "no checkpoint was written yet"
+                raise NonFiniteLossError(f"stage {self.stage}, step {self.step + 1} (epoch {self.epoch + 1}): {e}; "
+                                         f"training stopped, {kept}") from None
+            self.step += 1
+            for n, v in self.values.items():
+                self.sums[n] = self.sums.get(n, 0.0) + v
+            self.sums["count"] = self.sums.get("count", 0.0) + 1.0
+            self.trigger("on_batch_end")
+        self.clock.stop()
+        self.epoch += 1
+        count = max(self.sums.pop("count", 1.0), 1.0)
+        self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}
+        self.sums = {}
+        self.metrics.update(self.epoch_means)
+        self.trigger("on_epoch_end")
+
+    def fit(self, *, resume: bool, init_from, overwrite: bool) -> dict:
+        """Restore or initialise, then run the remaining epochs; returns the final metrics."""
+        configure_torch(self.cfg.train, self.device)
+        ckpt, self.init_path, self.init_digest = _restore(self.cfg, self.stage, self.run_dir, resume, init_from,
+                                                          overwrite, self.info)
+        if ckpt is not None and ckpt["extra"].get("finished", False):
+            if self.info.is_main:
+                print(f"stage {self.stage}: {self.last} has already finished all {self.stage_cfg.epochs} epochs",
+                      file=sys.stderr)
+            return dict(ckpt["metrics"])
+        self._build(ckpt, self.init_path)
+        self._build_data(ckpt)
+        if self.info.is_main:
+            self.sdir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.sdir / CONFIG_NAME)
+        self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
+                              resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
+        # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
+        # kept in wallclock.jsonl and the checkpoint's extra, never in `metrics` or metrics.jsonl
+        # (which stay bitwise reproducible).
+        self.clock = _StepClock(float(ckpt["extra"].get("train_seconds", 0.0)) if ckpt else 0.0)
+        if ckpt is not None:
+            self.step, self.epoch = ckpt["step"], ckpt["epoch"]
+            self.sums = dict(ckpt["extra"].get("epoch_sums", {}))
+            self.metrics = dict(ckpt["metrics"])
+        for event, fn in default_callbacks(self):
+            self.add_callback(event, fn)
+        try:
+            if ckpt is None:
+                self.validate()  # the starting point of the curves
+            while self.epoch < self.stage_cfg.epochs:
+                self.run_epoch()
+                if self.epoch % self.cfg.train.val_every == 0 or self.epoch == self.stage_cfg.epochs:
+                    self.validate()
+                self.save(finished=self.epoch == self.stage_cfg.epochs)
+            self._check_replicas()
+        finally:
+            self.log.close()
+        return self.metrics
+
+    def _check_replicas(self) -> None:
+        """DDP: every process must end with the same weights."""
+        digests = all_gather_objects(state_digest(self.raw_model.state_dict()), self.info)
+        if len(set(digests)) != 1:
+            raise Pose3DError(f"stage {self.stage}: the {self.info.world_size} processes ended with different weights "
+                              f"(digests {[d[:12] for d in digests]})")
+        if self.info.enabled:
+            self.log.write("ddp_check", stage=self.stage, epoch=self.epoch, step=self.step,
+                           world_size=self.info.world_size, digests=digests)
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+class ProgressCallback:
+    """A progress bar per epoch on the main process (pose3dlib.engine.progress refresh rules)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_batch_end(self, t: Trainer) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(total=t.steps_per_epoch, initial=t.done_in_epoch, disable=not t.info.is_main,
+                                    desc=f"stage {t.stage} epoch {t.epoch + 1}/{t.stage_cfg.epochs}")
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{t.values['loss']:.4g}", refresh=False)
+
+    def on_epoch_end(self, t: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def log_step(t: Trainer) -> None:
+    """Every train.log_every_steps steps: a 'train' record with the step's losses."""
+    if t.step % t.cfg.train.log_every_steps == 0:
+        t.log.write("train", stage=t.stage, epoch=t.epoch + 1, step=t.step, lr=t.lr, **t.values)
+
+
+def log_epoch(t: Trainer) -> None:
+    """An 'epoch' record with the epoch's mean losses."""
+    t.log.write("epoch", stage=t.stage, epoch=t.epoch, step=t.step, lr=t.lr,
+                **{k[len("train_"):]: v for k, v in t.epoch_means.items()})
+
+
+def fault_kill(t: Trainer) -> None:
+    """Reliability tests: SIGKILL right after step POSE3D_FAULT_KILL_AT_STEP, before any checkpoint of it."""
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)
+    if kill_at and t.step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def periodic_checkpoint(t: Trainer) -> None:
+    """Every train.checkpoint_every_steps steps (except at an epoch's end, which saves anyway)."""
+    every = t.cfg.train.checkpoint_every_steps
+    end_of_epoch = t.step == (t.epoch + 1) * t.steps_per_epoch
+    if every and t.step % every == 0 and not end_of_epoch:
+        t.save(finished=False)
+
+
+def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]:
+    """fit's callbacks, in order: log, progress, fault injection, then the periodic checkpoint."""
+    bar = ProgressCallback()
+    return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
+            ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
+
+
+def _write_wallclock(sdir: Path, **record: Any) -> None:
+    """Append one JSON line to `<stage dir>/wallclock.jsonl` (time-to-accuracy curves)."""
+    import json
+
+    with open(sdir / WALLCLOCK_NAME, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class _StepClock:
+    """Accumulates wall-clock seconds between start() and stop() calls."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self._total, self._since = seconds, None
+
+    def start(self) -> None:
+        self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self._total += time.perf_counter() - self._since
+            self._since = None
+
+    def seconds(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return round(self._total + running, 3)
+
+
+def _saved_step(path: Path) -> str:
+    try:
+        return str(load_checkpoint(path)["step"])
+    except CheckpointError:
+        return "?"
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/cpu.yaml", help="YAML config (default: configs/cpu.yaml)")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True, help="training stage")
+    parser.add_argument("--run-dir", default=None, help="run folder (default: runs/<profile>); writes <run-dir>/stage<N>/")
+    parser.add_argument("--resume", action="store_true", help="continue <run-dir>/stage<N>/last.pt exactly")
+    parser.add_argument("--overwrite", action="store_true", help="start the stage again over an existing last.pt")
+    parser.add_argument("--init", default=None, metavar="CKPT",
+                        help="start from these weights (default for stage N>1: <run-dir>/stage<N-1>/last.pt)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.stage1.epochs=3 (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    run_dir = args.run_dir or default_run_dir(cfg.profile)
+    metrics = fit(cfg, args.stage, run_dir, resume=args.resume, init_from=args.init, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        print(f"stage {args.stage} done: {checkpoint_path(run_dir, args.stage)} ({shown})")
+    return 0

@@ -1,0 +1,335 @@
+"""Inference and evaluation: `predict`, per-split/per-action tables under every protocol.
+
+    model, cfg = load_model("runs/cpu/stage3/last.pt")
+    out = predict(model, images_uint8, cfg.model.input_format, flip_test=True)
+
+`evaluate_run` scores every stage's checkpoint on every test split (lab test S9/S11 and
+wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
+N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
+and a mean-pose baseline (on a converted MPI-INF-3DHP set, also the official 3DPCK/AUC per
+scene: `eval_3dhp`), and writes them in long form
+(`stage,split,protocol,action,value`) to a CSV.
+
+What comes from where: the network and its input geometry (data.input_size,
+data.heatmap_size, model.input_format) and the millimetre scale (`bone_sum_mm`) come from
+each checkpoint; the evaluation options (`eval.*`) and the data locations (`data.*_dir`)
+come from the evaluation's own config and overrides, so one checkpoint can be scored with
+other options or on another dataset. PROTOCOLS lists every protocol the evaluator writes,
+in table order, with its label; the README table (pose3dlib.evaluation.report) is built from it.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import camera, decode, metrics
+from ..config import Config, DataConfig, EvalConfig
+from ..engine import runs
+from ..engine.atomic_io import atomic_write
+from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
+from ..engine.checkpoint import load_checkpoint
+from ..engine.device import resolve_device
+from ..engine.errors import Pose3DError
+from ..engine.paths import resolve
+from ..engine.progress import progress_bar
+from ..model import is_channels_last, load_model, preprocess
+from .eval_3dhp import mpi3dhp_rows
+
+PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
+GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
+PCKH_PREFIX = "pckh@"  # PCKh rows are labelled pckh@<threshold>, e.g. pckh@0.5
+# Every protocol the evaluator writes, in the order of the README table, with its column label.
+PROTOCOLS: dict[str, str] = {
+    "paper": "paper evaluator (mm)",
+    "p1_mpjpe": "Protocol #1 MPJPE (mm)",
+    "p2_pa_mpjpe": "Protocol #2 PA-MPJPE (mm)",
+    "n_mpjpe": "N-MPJPE (mm)",
+    GT2D_PROTOCOL: "Protocol #1 with GT 2D (mm)",
+    PCKH_PREFIX: "PCKh@{threshold} (MPII val)",
+}
+CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
+
+
+def pckh_protocol(threshold: float) -> str:
+    """The protocol label of a PCKh row: 'pckh@0.5' for threshold 0.5 (the value's own threshold)."""
+    return f"{PCKH_PREFIX}{threshold:g}"
+
+
+def protocol_key(protocol: str) -> str:
+    """The PROTOCOLS entry a row's protocol belongs to ('pckh@0.5' -> 'pckh@'); Pose3DError if none."""
+    key = PCKH_PREFIX if protocol.startswith(PCKH_PREFIX) else protocol
+    if key not in PROTOCOLS:
+        raise Pose3DError(f"protocol {protocol!r} is not one of the evaluator's ({', '.join(PROTOCOLS)})")
+    return key
+
+
+def protocol_label(protocol: str) -> str:
+    """Column label of a protocol ('pckh@0.2' -> 'PCKh@0.2 (MPII val)')."""
+    key = protocol_key(protocol)
+    return PROTOCOLS[key].format(threshold=protocol[len(PCKH_PREFIX):]) if key == PCKH_PREFIX else PROTOCOLS[key]
+
+
+def is_fraction(protocol: str) -> bool:
+    """True for protocols whose value is a fraction (PCKh), False for errors in mm."""
+    return protocol_key(protocol) == PCKH_PREFIX
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, flip_test: bool = True,
+            subpixel: str = "quarter") -> dict:
+    """Run the network on a uint8 RGB batch (B,3,S,S) and decode its outputs.
+
+    Returns a dict of tensors on the images' device:
+      heatmaps (B,16,H,H) last stack (flip-averaged with flip_test), joints_hm (B,16,2)
+      sub-pixel heatmap px (decode.heatmaps_to_joints with `subpixel`), joints_2d (B,16,2) normalised units, maxvals (B,16),
+      depth (B,16) normalised units (flip-averaged with flip_test).
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"predict expects a uint8 (B,3,S,S) RGB batch, got {tuple(images.shape)} {images.dtype}")
+    fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format  # as the weights
+    x = preprocess(images, input_format)
+    out = model(x.contiguous(memory_format=fmt))
+    heatmaps, depth = out["heatmaps"][-1].float(), out["depth"].float()
+    if flip_test:
+        out_f = model(torch.flip(x, dims=[3]).contiguous(memory_format=fmt))
+        heatmaps = 0.5 * (heatmaps + decode.flip_back(out_f["heatmaps"][-1].float()))
+        depth = 0.5 * (depth + decode.flip_back_depth(out_f["depth"].float()))
+    joints_hm, maxvals = decode.heatmaps_to_joints(heatmaps, subpixel)
+    joints_2d = decode.heatmap_to_normalized(joints_hm, heatmaps.shape[-1])
+    return {"heatmaps": heatmaps, "joints_hm": joints_hm, "joints_2d": joints_2d, "maxvals": maxvals, "depth": depth}
+
+
+@dataclass
+class Predictions:
+    """Network predictions and ground truth for a whole split (numpy, in sample order)."""
+
+    joints_2d: np.ndarray  # (N,16,2) predicted, normalised crop units
+    depth: np.ndarray  # (N,16) predicted, normalised units
+    gt_joints_2d: np.ndarray  # (N,16,2) normalised crop units
+    gt_joints_3d_mm: np.ndarray  # (N,16,3) root-relative camera frame (zeros without depth)
+    valid: np.ndarray  # (N,16) bool
+    has_depth: np.ndarray  # (N,) bool
+    action: np.ndarray  # (N,) int
+    subject: np.ndarray  # (N,) int
+    index: np.ndarray  # (N,) int
+    crop: np.ndarray  # (N,2,3) image px -> crop px
+
+
+@torch.no_grad()
+def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch_size: int = 32,
+                    flip_test: bool = True, subpixel: str = "quarter", device: torch.device | None = None,
+                    num_workers: int = 0,
+                    limit: int = 0, progress: bool = True, desc: str = "predict") -> Predictions:
+    """Predict every sample of `dataset` (first `limit` when > 0) and gather ground truth."""
+    device = device or next(model.parameters()).device
+    n = len(dataset) if limit <= 0 else min(limit, len(dataset))
+    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    keys = ("joints_2d", "depth", "gt_joints_2d", "gt_joints_3d_mm", "valid", "has_depth", "action", "subject", "index", "crop")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    model.eval()
+    for batch in progress_bar(loader, desc=desc, disable=not progress, leave=False):
+        out = predict(model, batch["image"].to(device), input_format, flip_test=flip_test, subpixel=subpixel)
+        parts["joints_2d"].append(out["joints_2d"].cpu().numpy())
+        parts["depth"].append(out["depth"].cpu().numpy())
+        parts["gt_joints_2d"].append(batch["joints_2d"].numpy())
+        parts["gt_joints_3d_mm"].append(batch["joints_3d_mm"].numpy())
+        for k in ("valid", "has_depth", "action", "subject", "index", "crop"):
+            parts[k].append(batch[k].numpy())
+    return Predictions(**{k: np.concatenate(v) for k, v in parts.items()})
+
+
+def scores_3d(pred_mm: np.ndarray, gt_mm: np.ndarray, paper_bone_sum_mm: float) -> dict[str, np.ndarray]:
+    """Per-sample errors (mm) under each 3D protocol, keyed by PROTOCOLS_3D.
+
+    pred_mm, gt_mm: (N,16,3) root-relative mm. The paper's evaluator rescales the
+    prediction itself (to `paper_bone_sum_mm`), so its input scale does not matter.
+    """
+    return {
+        "paper": metrics.paper_protocol_mpjpe_per_sample(pred_mm, gt_mm, bone_sum_mm=paper_bone_sum_mm),
+        "p1_mpjpe": metrics.mpjpe_per_sample(pred_mm, gt_mm),
+        "p2_pa_mpjpe": metrics.pa_mpjpe_per_sample(pred_mm, gt_mm),
+        "n_mpjpe": metrics.n_mpjpe_per_sample(pred_mm, gt_mm),
+    }
+
+
+def per_action_rows(stage: str, split: str, per_sample: dict[str, np.ndarray], action: np.ndarray,
+                    action_names: dict[int, str]) -> list[dict]:
+    """Long-form rows: each protocol's mean per action, then the average over actions ('all').
+
+    'all' is the mean of the per-action means (the Human3.6M convention: every action
+    weighs the same), not the mean over samples.
+    """
+    rows = []
+    actions = sorted({int(a) for a in action})
+    for protocol, errors in per_sample.items():
+        means = []
+        for a in actions:
+            m = float(np.mean(errors[action == a]))
+            means.append(m)
+            rows.append({"stage": stage, "split": split, "protocol": protocol, "action": action_names.get(a, str(a)), "value": m})
+        rows.append({"stage": stage, "split": split, "protocol": protocol, "action": "all", "value": float(np.mean(means))})
+    return rows
+
+
+def write_metrics_csv(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write long-form metric rows (CSV_COLUMNS) atomically; values rounded to 4 decimals."""
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            v = r["value"]
+            w.writerow({**r, "value": "nan" if not math.isfinite(v) else f"{v:.4f}"})
+
+    return atomic_write(resolve(path), write)
+
+
+def read_metrics_csv(path: str | Path) -> list[dict]:
+    """Read a long-form metrics CSV (values as floats); names the file and column on error."""
+    path = resolve(path)
+    if not path.is_file():
+        raise Pose3DError(f"metrics file not found: {path}")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+                raise Pose3DError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {reader.fieldnames}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise Pose3DError(f"{path}: not a readable CSV text file ({e})") from None
+    for line, r in enumerate(rows, start=2):
+        try:
+            r["value"] = float(r["value"])
+        except (TypeError, ValueError):
+            raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+    return rows
+
+
+def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
+                 progress: bool = True) -> float:
+    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
+    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
+                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
+                           progress=progress, desc="PCKh")
+    crop_px = camera.normalized_to_crop_px(pred.joints_2d, dataset.cfg.input_size, dataset.cfg.heatmap_size)
+    joints_img = decode.joints_to_image(crop_px, pred.crop)
+    rows = pred.index
+    gt_img = dataset.part[rows]  # (N,16,2) original px
+    annotated = dataset.annotated[rows]  # (N,16) bool
+    head = dataset.normalize[rows]  # (N,)
+    return metrics.pckh(joints_img, gt_img, head, annotated, threshold=eval_cfg.pckh_threshold)
+
+
+def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, bone_sum_mm: float, *,
+                      stage: str, split: str, action_names: dict[int, str], limit: int = 0,
+                      progress: bool = True) -> list[dict]:
+    """Long-form rows for one checkpoint on one 3D split under every 3D protocol.
+
+    Besides PROTOCOLS_3D on the full prediction (predicted 2D + predicted depth), it adds
+    `p1_mpjpe_gt2d`: Protocol #1 of ground-truth 2D + predicted depth, which isolates the
+    depth branch from 2D errors (the number training validation reports). `bone_sum_mm`
+    is the checkpoint's millimetre scale (pose3dlib.engine.checkpoint.bone_sum_mm).
+    """
+    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
+                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
+                           progress=progress, desc=f"{stage}/{split}")
+    pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
+    per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
+    gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
+    per_sample[GT2D_PROTOCOL] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
+    rows = per_action_rows(stage, split, per_sample, pred.action, action_names)
+    if getattr(dataset, "sequences", None) is not None:  # a converted MPI-INF-3DHP test set
+        rows += mpi3dhp_rows(stage, split, pred_mm, pred.gt_joints_3d_mm, dataset.sequences[:len(pred_mm)])
+    return rows
+
+
+def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig, *, split: str,
+                   action_names: dict[int, str], limit: int = 0) -> list[dict]:
+    """The mean-pose baseline: predict the mean root-relative training pose for every sample."""
+    n = len(dataset) if limit <= 0 else min(limit, len(dataset))
+    gt = dataset.joints_3d_mm[:n]
+    mean_pose = train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
+    per_sample = scores_3d(mean_pose, gt, eval_cfg.paper_bone_sum_mm)
+    return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
+
+
+def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
+    """The evaluation's data config (its locations) with the input geometry the checkpoint was trained at."""
+    return dataclasses.replace(data_cfg, input_size=trained.data.input_size, heatmap_size=trained.data.heatmap_size)
+
+
+def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
+                 device: str | None = None, progress: bool = True) -> list[dict]:
+    """Score every stage checkpoint of a run on lab test, wild_test and MPII val.
+
+    Returns long-form rows (CSV_COLUMNS): 3D protocols per action and 'all' for each
+    stage and the mean-pose baseline on both 3D splits, and PCKh ('pckh@<threshold>', a
+    fraction, action 'all') on the MPII-format validation split. `cfg` supplies `eval.*`
+    and the data locations; each checkpoint its network, input geometry and mm scale
+    (see the module docstring). `limit` > 0 scores only the first `limit` samples of
+    each split (smoke runs).
+    """
+    from ..data.actions import ACTION_NAMES as names
+    from ..data.h36m import H36MDataset
+    from ..data.mpii import MPIIDataset
+
+    dev = resolve_device(device or cfg.train.device)
+    train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
+    rows: list[dict] = []
+    for split, root in (("lab_test", cfg.data.h36m_dir), ("wild_test", cfg.data.wild_test_dir)):
+        rows += mean_pose_rows(train_3d.joints_3d_mm, H36MDataset(root, "test", cfg.data), cfg.eval, split=split,
+                               action_names=names, limit=limit)
+    for stage in stages:
+        path = runs.checkpoint_path(run_dir, stage)
+        ckpt = load_checkpoint(path, map_location=dev)
+        model, trained = load_model(ckpt, map_location=dev)
+        scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
+        model.to(dev).eval()
+        data = checkpoint_geometry(cfg.data, trained)
+        fmt = trained.model.input_format
+        for split, root in (("lab_test", data.h36m_dir), ("wild_test", data.wild_test_dir)):
+            rows += evaluate_3d_split(model, H36MDataset(root, "test", data), cfg.eval, fmt, dev, scale_mm,
+                                      stage=runs.stage_name(stage), split=split, action_names=names, limit=limit,
+                                      progress=progress)
+        p = pckh_on_mpii(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, fmt, dev, limit=limit,
+                         progress=progress)
+        rows.append({"stage": runs.stage_name(stage), "split": "mpii_val", "protocol": pckh_protocol(cfg.eval.pckh_threshold),
+                         "action": "all", "value": p})
+    return rows
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/cpu.yaml)")
+    parser.add_argument("--run-dir", required=True, help="run folder holding stage1/ stage2/ stage3/")
+    parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate")
+    parser.add_argument("--out", default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N samples of each split")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. eval.flip_test=false (repeatable)")
+
+
+def parse_stages(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items or any(s not in ("1", "2", "3") for s in items):
+        raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
+    return [int(s) for s in items]
+
+
+def run(args) -> int:
+    from ..config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    stages = parse_stages(args.stages)
+    rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
+    out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
+    print(f"wrote {len(rows)} rows to {out}")
+    return 0

@@ -1,0 +1,127 @@
+"""The README's results table, generated from a long-form metrics.csv (never typed by hand).
+
+    python -m pose3dlib report --metrics runs/cpu/metrics.csv --readme README.md
+
+replaces the text between `<!-- results:start -->` and `<!-- results:end -->`. Its columns
+are the protocols of the metrics file in the evaluator's order (pose3dlib.evaluation.evaluate.PROTOCOLS,
+with their labels), so a protocol the evaluator adds appears without an edit here.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..engine.atomic_io import replace_marked_block
+from ..engine.paths import resolve
+from .evaluate import PROTOCOLS, is_fraction, protocol_key, protocol_label, read_metrics_csv
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
+                "stage2": "Stage 2 (+depth)", "stage3": "Stage 3 (+geometric)"}
+
+
+def _fmt(protocol: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if is_fraction(protocol) else f"{value:.1f}"
+
+
+def table_protocols(rows: list[dict]) -> list[str]:
+    """The distinct protocols of `rows`, in the evaluator's order (PROTOCOLS), then by name."""
+    order = list(PROTOCOLS)
+    return sorted(dict.fromkeys(r["protocol"] for r in rows), key=lambda p: (order.index(protocol_key(p)), p))
+
+
+def results_table(rows: list[dict]) -> str:
+    """Markdown: one row per (stage, split), one column per protocol, averaged over actions."""
+    avg = [r for r in rows if r["action"] == "all"]
+    protocols = table_protocols(avg)
+    keys: list[tuple[str, str]] = []
+    for r in avg:
+        if (r["stage"], r["split"]) not in keys:
+            keys.append((r["stage"], r["split"]))
+    value = {(r["stage"], r["split"], r["protocol"]): r["value"] for r in avg}
+    lines = ["| model | split | " + " | ".join(protocol_label(p) for p in protocols) + " |",
+             "|---|---|" + "---:|" * len(protocols)]
+    for stage, split in keys:
+        cells = [_fmt(p, value[(stage, split, p)]) if (stage, split, p) in value else "" for p in protocols]
+        lines.append(f"| {STAGE_LABELS.get(stage, stage)} | {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
+    """Rewrite the README's results block from `metrics_csv`; returns the README path."""
+    readme, metrics_csv = resolve(readme), resolve(metrics_csv)
+    rows = read_metrics_csv(metrics_csv)
+    rel = metrics_csv.relative_to(resolve(".")) if metrics_csv.is_relative_to(resolve(".")) else metrics_csv
+    block = f"{START}\n_Generated from `{rel}` by `python -m pose3dlib report`._\n\n{results_table(rows)}\n{END}"
+    return replace_marked_block(readme, START, END, block)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", default="runs/cpu/metrics.csv", help="long-form metrics CSV")
+    parser.add_argument("--readme", default="README.md", help="README whose results block is rewritten")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = update_readme(args.readme, args.metrics)
+    print(f"updated the results table in {path}")
+    return 0
+
+
+def plot_protocols(rows: list[dict], split: str = "lab_test"):
+    """Bar chart: each model (baseline, stages) under each 3D protocol on one split (mm)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not is_fraction(r["protocol"])]
+    stages = list(dict.fromkeys(r["stage"] for r in avg))
+    protocols = table_protocols(avg)
+    value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(protocols))
+    for i, s in enumerate(stages):
+        vals = [value.get((s, p), np.nan) for p in protocols]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=STAGE_LABELS.get(s, s))
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(x, [protocol_label(p).replace(" (mm)", "") for p in protocols], fontsize=8)
+    ax.set_ylabel("error (mm)")
+    ax.set_title(f"3D error on {split} by protocol (lower is better)")
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test"):
+    """Grouped bars per action for each model under one protocol on one split (mm)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol and r["action"] != "all"]
+    stages = list(dict.fromkeys(r["stage"] for r in sel))
+    actions = list(dict.fromkeys(r["action"] for r in sel))
+    value = {(r["stage"], r["action"]): r["value"] for r in sel}
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(actions) + 2), 3.6))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(actions))
+    for i, s in enumerate(stages):
+        ax.bar(x + i * width - 0.4 + width / 2, [value.get((s, a), np.nan) for a in actions], width,
+               label=STAGE_LABELS.get(s, s))
+    ax.set_xticks(x, actions, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(protocol_label(protocol))
+    ax.set_title(f"{protocol_label(protocol)} per action, {split}")
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def per_action_table(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test") -> str:
+    """Markdown table: actions as rows, models as columns, one protocol on one split."""
+    sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol]
+    stages = list(dict.fromkeys(r["stage"] for r in sel))
+    actions = list(dict.fromkeys(r["action"] for r in sel))
+    value = {(r["stage"], r["action"]): r["value"] for r in sel}
+    lines = ["| action | " + " | ".join(STAGE_LABELS.get(s, s) for s in stages) + " |",
+             "|---|" + "---:|" * len(stages)]
+    for a in actions:
+        lines.append(f"| {a} | " + " | ".join(_fmt(protocol, value[(s, a)]) if (s, a) in value else "" for s in stages) + " |")
+    return "\n".join(lines)

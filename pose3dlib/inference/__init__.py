@@ -1,0 +1,2 @@
+"""Inference for users: the demo on photos, folders and videos, the person search, NPY/CSV/BVH
+exports and the ONNX export."""

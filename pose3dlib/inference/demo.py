@@ -1,0 +1,441 @@
+"""The in-the-wild demo: 2D and 3D pose of the people in your images, folders and videos.
+
+    python -m pose3dlib demo photo.jpg shots/ clip.mp4 [--checkpoint CKPT] [--bbox x,y,w,h]
+                             [--all-people] [--whole-image] [--bvh] --out DIR
+
+Without --bbox the person is found by a search over the whole picture driven by the
+network's own heatmap confidence (`pose3dlib.inference.detect`). Per image it writes
+`<stem>.json` (schema: docs/demo-output.md), `<stem>_2d.png` (overlay), `<stem>_3d.html`
+(interactive 3D) and `<stem>_3d.png` (static 3D). A folder (searched recursively) also gets an
+NPY/CSV bundle `<folder>/keypoints/`; a video gets one JSON with a `frames` list,
+`<stem>_overlay.mp4`, an animated `<stem>_3d.html` and a bundle `<stem>_keypoints/`.
+All HTML pages of a run share one `DIR/plotly.min.js`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import camera, decode
+from ..config import Config
+from ..engine import runs
+from ..engine.atomic_io import atomic_write_text
+from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
+from ..engine.checkpoint import load_checkpoint
+from ..engine.device import resolve_device
+from ..engine.errors import DataError, Pose3DError
+from ..engine.paths import resolve
+from ..evaluation.evaluate import predict
+from ..model import load_model
+from ..skeleton import DEPTH_ROOT, MPII16
+from . import detect, export, media
+
+read_image_rgb = media.read_image_rgb  # the demo's image reader (any mode -> RGB)
+
+# Training crops show the person's box enlarged by this factor (the 2D hourglass convention
+# of paper-facts: "enlarges the box by 1.25"), so a tight --bbox is enlarged the same way.
+BOX_MARGIN = 1.25
+SCHEMA = "pose3d-demo/1"
+MIN_PERSON_PX = 32  # a box side below this is upsampled more than 2x for a 64 px network: too small to see
+BATCH = 16  # crops per forward pass for folders and videos
+EXPECTATIONS = (
+    "A model trained only on this project's synthetic people finds the body axis on some real "
+    "photographs and the limbs on few. For real photographs use the original authors' weights, "
+    "converted with `python -m pose3dlib convert-hg3d hgreg-3d.pth hg3d.pt` (docs/migrating-from-hg3d.md), "
+    "or a model trained on the real datasets (Human3.6M + MPII)."
+)
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """'x,y,w,h' (pixels, top-left corner and size) -> floats, or None."""
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise Pose3DError(f"--bbox {text!r}: expected four numbers x,y,w,h (pixels)") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise Pose3DError(f"--bbox {text!r}: expected four finite numbers x,y,w,h (pixels)")
+    if w <= 0 or h <= 0:
+        raise Pose3DError(f"--bbox {text!r}: width and height must be positive")
+    return x, y, w, h
+
+
+def check_bbox_overlaps(bbox: tuple[float, float, float, float] | None, image_hw: tuple[int, int], path: str | Path) -> None:
+    """Raise Pose3DError naming the image when the --bbox box does not overlap it."""
+    if bbox is None:
+        return
+    h, w = image_hw
+    x, y, bw, bh = bbox
+    if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+        raise Pose3DError(f"--bbox {x:g},{y:g},{bw:g},{bh:g} lies outside {path} ({w}x{h} px)")
+
+
+def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float] | None) -> tuple[np.ndarray, float]:
+    """(centre (2,), square side px) of the crop: the enlarged box, or the whole image centred."""
+    h, w = image_hw
+    if bbox is None:
+        return np.array([(w - 1) / 2.0, (h - 1) / 2.0]), float(max(h, w))
+    x, y, bw, bh = bbox
+    return np.array([x + bw / 2.0 - 0.5, y + bh / 2.0 - 0.5]), float(max(bw, bh) * BOX_MARGIN)
+
+
+def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+    """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
+    set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
+    model, cfg = load_model(ckpt, map_location=device)  # errors name the file
+    scale = checkpoint_bone_sum_mm(load_checkpoint(ckpt), str(ckpt))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
+    return model.to(device).eval(), cfg
+
+
+def bone_sum_mm(cfg: Config) -> tuple[float, str]:
+    """The millimetre scale of the 3D output (`load_demo_model` sets it from the checkpoint) and its source."""
+    if not cfg.train.bone_sum_mm > 0:
+        raise Pose3DError("the config carries no millimetre scale (train.bone_sum_mm is 0): load the checkpoint "
+                          "with pose3dlib.inference.demo.load_demo_model, which reads the scale the checkpoint stores")
+    return cfg.train.bone_sum_mm, "the checkpoint's bone_sum_mm, fixed when it was trained, as in evaluation"
+
+
+def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
+    """The fields every demo JSON starts with: what the numbers mean and where they came from."""
+    scale_mm, scale_source = bone_sum_mm(cfg)
+    return {
+        "schema": SCHEMA,
+        "units": {"2d": "px", "3d": "mm"},
+        "root": MPII16.joint_names[DEPTH_ROOT],
+        "root_relative": True,
+        "axes_3d": "camera frame: x right, y down, z away from the camera",
+        "joint_names": list(MPII16.joint_names),
+        "edges": [list(e) for e in MPII16.edges],
+        "scale_convention": f"3D is root-relative ({MPII16.joint_names[DEPTH_ROOT]}) and scaled so the 14 bones "
+                            f"sum to {scale_mm:.2f} mm ({scale_source})",
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "expectations": EXPECTATIONS,
+    }
+
+
+# ----------------------------------------------------------------------------- finding and estimating
+
+def boxes_for(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=None, *, whole_image: bool = False,
+              all_people: bool = False, device: torch.device | None = None) -> list[detect.Box]:
+    """The person boxes of one image: from --bbox, the whole image, or the heatmap search (best first)."""
+    if bbox is not None:
+        centre, side = person_box(image_rgb.shape[:2], bbox)
+        return [detect.Box(centre, side, float("nan"), f"--bbox enlarged by {BOX_MARGIN}")]
+    if whole_image:
+        centre, side = person_box(image_rgb.shape[:2], None)
+        return [detect.Box(centre, side, float("nan"), "whole image (--whole-image)")]
+    return detect.find_people(model, cfg, image_rgb, max_people=8 if all_people else 1, device=device)
+
+
+@torch.no_grad()
+def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray], boxes: list[detect.Box], *,
+                   flip_test: bool = True, device: torch.device | None = None, batch: int = BATCH) -> list[dict]:
+    """2D (image px) and 3D (root-relative mm) joints for each (image, box) pair, in batches.
+
+    Returns one record per pair: box, joints_2d_px (16, 2), joints_3d_mm (16, 3),
+    confidence (16,) heatmap maxima, score (their mean).
+    """
+    device = device or next(model.parameters()).device
+    size, hm = cfg.data.input_size, cfg.data.heatmap_size
+    scale_mm, _ = bone_sum_mm(cfg)
+    records = []
+    for i in range(0, len(images), batch):
+        affines = [camera.crop_affine(b.center_px, b.side_px, 0.0, size) for b in boxes[i:i + batch]]
+        crops = np.stack([camera.warp_image(im, a, size) for im, a in zip(images[i:i + batch], affines)])
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(device)  # (B, 3, S, S) uint8
+        out = predict(model, x, cfg.model.input_format, flip_test=flip_test, subpixel=cfg.eval.subpixel)
+        joints_norm = out["joints_2d"].float().cpu().numpy()  # (B, 16, 2)
+        joints_3d = decode.reconstruct_3d(joints_norm, out["depth"].float().cpu().numpy(), scale_mm)  # (B, 16, 3)
+        conf = out["maxvals"].float().cpu().numpy()  # (B, 16)
+        for k, (a, box) in enumerate(zip(affines, boxes[i:i + batch])):
+            crop_px = camera.normalized_to_crop_px(joints_norm[k], size, hm)
+            records.append({
+                "box": box.as_json(),
+                "joints_2d_px": np.round(camera.apply_affine(crop_px, camera.invert_affine(a)), 2).tolist(),
+                "joints_3d_mm": np.round(joints_3d[k], 1).tolist(),
+                "confidence": np.round(conf[k], 4).tolist(),
+                "score": round(float(conf[k].mean()), 4),
+            })
+    return records
+
+
+def warnings_for(record: dict) -> list[str]:
+    """Per-person warnings: a box too small to see, or a person the network barely sees."""
+    out = []
+    if record["box"]["side_px"] < MIN_PERSON_PX:
+        out.append(f"person too small: box side {record['box']['side_px']:.0f} px < {MIN_PERSON_PX} px")
+    if record["score"] < detect.MIN_SCORE:
+        out.append(f"no confident person: mean joint confidence {record['score']:.3f} < {detect.MIN_SCORE}")
+    return out
+
+
+def image_result(records: list[dict], image_rgb: np.ndarray, all_people: bool) -> dict:
+    """The per-image part of the JSON: the best person's fields at the top, `people` with --all-people."""
+    result = {"image_size_px": list(image_rgb.shape[1::-1]), **records[0],
+              "warnings": [w for r in records[:1 if not all_people else None] for w in warnings_for(r)]}
+    if all_people:
+        result["people"] = records
+    return result
+
+
+def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=None, *, flip_test: bool = True,
+                  device: torch.device | None = None, whole_image: bool = False, all_people: bool = False) -> dict:
+    """2D (original-image px) and 3D (root-relative mm) joints of the person (or people) in one image.
+
+    Returns the JSON record of `docs/demo-output.md` (header fields included, checkpoint None).
+    """
+    boxes = boxes_for(model, cfg, image_rgb, bbox, whole_image=whole_image, all_people=all_people, device=device)
+    records = estimate_poses(model, cfg, [image_rgb] * len(boxes), boxes, flip_test=flip_test, device=device)
+    return {**output_header(cfg, None), **image_result(records, image_rgb, all_people)}
+
+
+def default_checkpoint() -> Path:
+    """The newest finished stage-3 checkpoint of a `make reproduce` run (smoke runs excluded;
+    pose3dlib.engine.runs owns the run-folder layout)."""
+    return runs.newest_finished_checkpoint(stage=3)
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
+                  plotlyjs: Path | None = None) -> dict[str, Path]:
+    """Write <stem>.json, <stem>_2d.png, <stem>_3d.html and <stem>_3d.png; returns their paths.
+
+    `plotlyjs`: a shared plotly.min.js the HTML links to (None: embed plotly.js).
+    """
+    from ..plots.viz import draw_skeleton_2d, skeleton_figure_3d_png, skeleton_figure_plotly, write_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}_2d.png",
+             "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png"}
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    write_json(paths["json"], result)
+    overlay = image_rgb
+    for person in result.get("people", [result]):
+        overlay = draw_skeleton_2d(overlay, np.array(person["joints_2d_px"]))
+    if not cv2.imwrite(str(paths["png"]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
+        raise Pose3DError(f"{paths['png']}: could not write the overlay image")
+    title = Path(stem).name
+    write_html(skeleton_figure_plotly(np.array(result["joints_3d_mm"]), title=title), paths["html"], plotlyjs)
+    skeleton_figure_3d_png(np.array(result["joints_3d_mm"]), paths["png_3d"], title=title)
+    return paths
+
+
+def write_people_bundle(folder: Path, names: list[str], records: list[dict]) -> Path:
+    """The NPY/CSV bundle of the best person of each item (`export.write_bundle`)."""
+    return export.write_bundle(
+        folder, names,
+        np.array([r["joints_2d_px"] for r in records]).reshape(-1, 16, 2),
+        np.array([r["joints_3d_mm"] for r in records]).reshape(-1, 16, 3),
+        np.array([r["confidence"] for r in records]).reshape(-1, 16),
+        np.array([[*r["box"]["center_px"], r["box"]["side_px"]] for r in records]).reshape(-1, 3))
+
+
+def output_stem(item: media.Item, used: set[str]) -> str:
+    """Output name of an item relative to --out: `<folder>/<relative path without suffix>` or `<stem>`."""
+    rel = item.path.relative_to(item.folder).with_suffix("") if item.folder else Path(item.path.stem)
+    stem = (Path(item.folder.resolve().name) / rel).as_posix() if item.folder else rel.as_posix()
+    if stem in used:  # same stem, other suffix (photo.jpg and photo.png)
+        stem = f"{stem}_{item.path.suffix.lstrip('.').lower()}"
+    used.add(stem)
+    return stem
+
+
+# ----------------------------------------------------------------------------- videos
+
+def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
+              bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
+              plotlyjs: Path | None = None, device: torch.device | None = None) -> dict[str, Path]:
+    """Pose of the main person in every frame of a video; writes JSON, overlay video, animated 3D, bundle."""
+    from ..plots.viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
+
+    fps, claimed = media.video_info(path)
+    fps = fps if fps > 0 else 25.0
+    frames, boxes, box = [], [], None
+    for frame in tqdm(media.read_video_frames(path), desc=f"{path.name}: finding the person", total=claimed or None,
+                      unit="frame", leave=False, disable=None):
+        if box is None or bbox is not None or whole_image:
+            box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
+        else:  # follow the person; search again when the track is lost
+            box = detect.track(model, cfg, frame, box, device=device)
+            if box.score < detect.MIN_SCORE:
+                box = detect.find_people(model, cfg, frame, device=device)[0]
+        frames.append(frame)
+        boxes.append(box)
+    if not frames:
+        raise DataError(f"{path}: no readable frames (empty or damaged video)")
+    warnings = []
+    if claimed > len(frames):
+        warnings.append(f"only the first {len(frames)} of {claimed} frames could be read")
+    records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device)
+    times = np.arange(len(frames)) / fps
+    for i, r in enumerate(records):
+        r["index"], r["time_s"] = i, round(float(times[i]), 4)
+    result = {**header, "video": str(path), "fps": fps, "image_size_px": list(frames[0].shape[1::-1]),
+              "num_frames": len(records), "frames": records, "warnings": warnings}
+    paths = {"json": out_dir / f"{stem}.json", "overlay": out_dir / f"{stem}_overlay.mp4",
+             "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
+             "bundle": out_dir / f"{stem}_keypoints"}
+    write_json(paths["json"], result)
+    media.write_video(paths["overlay"], [draw_skeleton_2d(f, np.array(r["joints_2d_px"]))
+                                         for f, r in zip(frames, records)], fps)
+    joints_3d = np.array([r["joints_3d_mm"] for r in records])  # (T, 16, 3)
+    write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
+    skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
+    write_people_bundle(paths["bundle"], [str(i) for i in range(len(records))], records)
+    if bvh:
+        paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", joints_3d, fps)
+    return paths
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "2D and 3D pose of the people in images (JPEG/PNG/...; RGB, RGBA, grey), folders of them "
+        "(searched recursively) and videos (mp4/avi). Without --bbox the person is found by a search "
+        "driven by the network's heatmap confidence. " + EXPECTATIONS
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders and video files")
+    parser.add_argument("--checkpoint", default=None,
+                        help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
+    parser.add_argument("--bbox", default=None, metavar="x,y,w,h",
+                        help="person box in pixels (top-left x, y, width, height); applies to every image and frame")
+    parser.add_argument("--whole-image", action="store_true",
+                        help="the person fills the picture (pre-cropped input): no search")
+    parser.add_argument("--all-people", action="store_true",
+                        help="images: report every person found, as a `people` list")
+    parser.add_argument("--bvh", action="store_true", help="also write BVH motion (videos and single images)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--no-flip", action="store_true", help="disable flip testing")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then CPU), cpu, cuda, ...")
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when at least one input succeeded, 2 when none did (one line per failed input)."""
+    bbox = parse_bbox(args.bbox)
+    items = media.collect_inputs(args.inputs)
+    ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
+    device = resolve_device(args.device, key="--device")
+    model, cfg = load_demo_model(ckpt, device)
+    print(f"checkpoint {ckpt}: {EXPECTATIONS}")
+    run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
+               all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)
+    return 0
+
+
+def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, items: list[media.Item], out_dir: Path, *,
+               bbox=None, whole_image: bool = False, all_people: bool = False, bvh: bool = False,
+               flip_test: bool = True, device: torch.device | None = None,
+               quiet: bool = False) -> dict[Path, dict[str, Path]]:
+    """Run the demo on images and videos (`media.collect_inputs`), writing everything under `out_dir`.
+
+    A single input's error is raised; with several, a failing one is reported as a warning
+    and skipped, and Pose3DError is raised only when none succeeded. Returns the written
+    paths per input (printed too, with per-image warnings on stderr, unless `quiet`; the
+    warnings are in each JSON either way).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
+    header = output_header(cfg, ckpt)
+    plotlyjs = None
+    single = len(items) == 1
+    used: set[str] = set()
+    bundles: dict[Path, tuple[list[str], list[dict]]] = {}
+    written: dict[Path, dict[str, Path]] = {}
+    for item in tqdm(items, desc="demo", unit="input", disable=None if len(items) > 1 else True):
+        stem = output_stem(item, used)
+        try:
+            plotlyjs = plotlyjs or _shared_plotlyjs(out_dir)
+            if item.kind == "video":
+                paths = run_video(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
+                                  whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device)
+            else:
+                image = media.read_image_rgb(item.path)
+                check_bbox_overlaps(bbox, image.shape[:2], item.path)
+                boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people, device=device)
+                records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
+                result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
+                paths = write_outputs(result, image, out_dir, stem, plotlyjs)
+                if bvh:
+                    paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]))
+                for w in [] if quiet else result["warnings"]:
+                    _warn(f"{item.path}: {w}")
+                if item.folder is not None:
+                    names, records = bundles.setdefault(item.folder, ([], []))
+                    names.append(item.path.relative_to(item.folder).as_posix())
+                    records.append(result)
+        except (Pose3DError, OSError) as e:
+            if single:
+                raise
+            message = " ".join(str(e).split())
+            _warn(f"{message if str(item.path) in message else f'{item.path}: {message}'} (skipped)")
+            continue
+        written[item.path] = paths
+        if not quiet:
+            tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
+    for folder, (names, records) in bundles.items():
+        bundle = write_people_bundle(out_dir / folder.resolve().name / "keypoints", names, records)
+        if not quiet:
+            print(f"{folder}: keypoints of {len(names)} images in {bundle}")
+    if not written:
+        raise Pose3DError(f"none of the {len(items)} inputs could be processed (warnings above)")
+    return written
+
+
+def _shared_plotlyjs(out_dir: Path) -> Path:
+    from ..plots.viz import write_plotlyjs
+
+    return write_plotlyjs(out_dir)
+
+
+def make_example_images(source_dir: str | Path, out_dir: str | Path, count: int = 3) -> list[Path]:
+    """Write demo inputs of varied size and mode from the first JPEGs under `source_dir`.
+
+    Image k is saved as: k % 3 == 0 an RGB JPEG upscaled 1.5x, 1 a grey PNG padded to a
+    wide non-square canvas, 2 an RGBA PNG. Returns the written paths (existing ones are
+    rewritten identically, so the call is idempotent).
+    """
+    sources = sorted(resolve(source_dir).rglob("*.jpg"))[:count]
+    if not sources:
+        raise DataError(f"no .jpg images under {resolve(source_dir)} to make demo inputs from")
+    out = resolve(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, src in enumerate(sources):
+        img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataError(f"{src}: not a readable image")
+        if k % 3 == 0:
+            path = out / f"example{k}_rgb_large.jpg"
+            cv2.imwrite(str(path), cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
+        elif k % 3 == 1:
+            grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            pad = grey.shape[1] // 2
+            path = out / f"example{k}_grey_wide.png"
+            cv2.imwrite(str(path), cv2.copyMakeBorder(grey, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
+        else:
+            rgba = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+            path = out / f"example{k}_rgba.png"
+            cv2.imwrite(str(path), rgba)
+        written.append(path)
+    return written

@@ -1,0 +1,226 @@
+"""Finding people in uncropped pictures with the pose network's own heatmap confidence.
+
+No detector weights are downloaded: the pose network itself scores square windows. A
+window's score is the mean over the 16 joints of the heatmap maximum, which is high
+only when a whole person fills the window at about the scale the network was trained on.
+
+1. coarse search: windows on a grid of positions (stride = WINDOW_STRIDE x side) at
+   sides from the image's longer side down to MIN_SIDE_FRACTION x its shorter side,
+   SCALES_PER_OCTAVE per halving, all scored in batches;
+2. refinement: the best few distinct windows are re-centred on their predicted joints
+   and re-sized to the joints' extent x REFINE_MARGIN (the margin of the training
+   crops), REFINE_ROUNDS times, each time re-scored; the best-scoring box wins.
+
+`find_people` returns boxes best first; `hit` and `hit_rate` measure the search against
+the ground truth of `data.scenes` (box centre on the person, side within 0.5-2.5 x the
+person's).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import camera
+from ..config import Config
+from ..evaluation.evaluate import predict
+
+SCALES_PER_OCTAVE = 2  # window sides shrink by 2 ** (-1 / SCALES_PER_OCTAVE)
+MIN_SIDE_FRACTION = 0.2  # smallest window side / the image's shorter side
+WINDOW_STRIDE = 1 / 3  # grid step / window side
+TOP_WINDOWS = 4  # distinct coarse windows refined
+REFINE_ROUNDS = 3
+REFINE_MARGIN = 1.5  # box side / extent of the confident joints (wild training crops: 1.35-2.0)
+CONFIDENT_JOINT = 0.0  # joints whose heatmap maximum is at least this fraction of the best joint's frame the box
+NEAR_BEST = 0.9  # among refined boxes scoring at least this fraction of the best, the largest wins (parts of a
+# person score almost as well as the whole person; the whole is the larger box)
+SAME_PERSON_IOU = 0.3  # boxes overlapping more than this are one person
+OTHER_PERSON_SCORE = 0.6  # --all-people keeps boxes scoring at least this fraction of the best
+MIN_SCORE = 0.15  # below this mean heatmap maximum the search reports that no person was seen
+BATCH = 64
+
+
+@dataclass
+class Box:
+    """A square person box in image pixels, with the score the network gave it."""
+
+    center_px: np.ndarray  # (2,) x, y
+    side_px: float
+    score: float  # mean per-joint heatmap maximum in this box
+    source: str
+
+    def as_json(self) -> dict:
+        return {"center_px": [round(float(v), 2) for v in self.center_px], "side_px": round(float(self.side_px), 2),
+                "source": self.source, "score": None if math.isnan(self.score) else round(float(self.score), 4)}
+
+
+def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_SIDE_FRACTION,
+                      scales_per_octave: int = SCALES_PER_OCTAVE, stride: float = WINDOW_STRIDE) -> np.ndarray:
+    """Square windows (N, 3): centre x, centre y, side (px), covering the image at every scale."""
+    h, w = image_hw
+    side, smallest = float(max(h, w)), min_side_fraction * min(h, w)
+    out = []
+    while side >= smallest * 0.999:
+        axes = []
+        for extent in (w, h):
+            if side >= extent:
+                axes.append(np.array([(extent - 1) / 2.0]))
+            else:
+                n = int(np.ceil((extent - side) / (stride * side))) + 1
+                axes.append(np.linspace(side / 2 - 0.5, extent - side / 2 - 0.5, n))
+        cx, cy = np.meshgrid(*axes)
+        out.append(np.stack([cx.ravel(), cy.ravel(), np.full(cx.size, side)], 1))
+        side *= 2 ** (-1 / scales_per_octave)
+    return np.concatenate(out)
+
+
+def crop_windows(image_rgb: np.ndarray, windows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (N, S, S, 3) uint8 of the windows (N, 3) and their affines (N, 2, 3) image px -> crop px."""
+    affines = np.stack([camera.crop_affine(win[:2], win[2], 0.0, size) for win in windows])
+    crops = np.stack([camera.warp_image(image_rgb, a, size) for a in affines])
+    return crops, affines
+
+
+@torch.no_grad()
+def score_windows(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, windows: np.ndarray,
+                  device: torch.device | None = None, batch: int = BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the network on each window (no flip test).
+
+    Returns:
+        scores (N,) mean heatmap maximum, joints (N, 16, 2) image px, maxvals (N, 16).
+    """
+    device = device or next(model.parameters()).device
+    size, hm = cfg.data.input_size, cfg.data.heatmap_size
+    scores, joints, maxvals = [], [], []
+    for i in range(0, len(windows), batch):
+        crops, affines = crop_windows(image_rgb, windows[i:i + batch], size)
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(device)  # (B, 3, S, S) uint8
+        out = predict(model, x, cfg.model.input_format, flip_test=False)
+        mv = out["maxvals"].float().cpu().numpy()  # (B, 16)
+        crop_px = camera.normalized_to_crop_px(out["joints_2d"].float().cpu().numpy(), size, hm)  # (B, 16, 2)
+        joints.append(np.stack([camera.apply_affine(p, camera.invert_affine(a)) for p, a in zip(crop_px, affines)]))
+        maxvals.append(mv)
+        scores.append(mv.mean(1))
+    return np.concatenate(scores), np.concatenate(joints), np.concatenate(maxvals)
+
+
+def box_from_joints(joints_px: np.ndarray, maxvals: np.ndarray, margin: float = REFINE_MARGIN) -> np.ndarray:
+    """Window (3,) centred on the confident joints' box, side = their larger extent x margin."""
+    keep = maxvals >= CONFIDENT_JOINT * maxvals.max()
+    pts = joints_px[keep] if keep.sum() >= 2 else joints_px
+    lo, hi = pts.min(0), pts.max(0)
+    return np.array([*(lo + hi) / 2, max(float(max(hi - lo)) * margin, 1.0)])
+
+
+def square_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two square windows (cx, cy, side)."""
+    lo = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2)
+    hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    return inter / (a[2] ** 2 + b[2] ** 2 - inter)
+
+
+def distinct(windows: np.ndarray, scores: np.ndarray, limit: int, iou: float = SAME_PERSON_IOU) -> list[int]:
+    """Indices of the best-scoring windows, skipping any that overlap a better one by more than `iou`."""
+    kept: list[int] = []
+    for i in np.argsort(-scores):
+        if all(square_iou(windows[i], windows[k]) <= iou for k in kept):
+            kept.append(int(i))
+            if len(kept) == limit:
+                break
+    return kept
+
+
+def refine(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, windows: np.ndarray,
+           rounds: int = REFINE_ROUNDS, device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Re-centre and re-size windows (K, 3) on their predicted joints; returns the best of each track and its score."""
+    scores, joints, maxvals = score_windows(model, cfg, image_rgb, windows, device)
+    best, best_scores = windows.copy(), scores.copy()
+    for _ in range(rounds):
+        windows = np.stack([box_from_joints(j, m) for j, m in zip(joints, maxvals)])
+        scores, joints, maxvals = score_windows(model, cfg, image_rgb, windows, device)
+        better = scores > best_scores
+        best[better], best_scores[better] = windows[better], scores[better]
+    return best, best_scores
+
+
+def find_people(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, max_people: int = 1,
+                device: torch.device | None = None) -> list[Box]:
+    """Search the whole image for people; boxes best first (at most `max_people`, at least one)."""
+    windows = candidate_windows(image_rgb.shape[:2])
+    scores, _, _ = score_windows(model, cfg, image_rgb, windows, device)
+    seeds = windows[distinct(windows, scores, max(TOP_WINDOWS, 2 * max_people))]
+    refined, refined_scores = refine(model, cfg, image_rgb, seeds, device=device)
+    near = refined_scores >= NEAR_BEST * refined_scores.max()
+    first = int(np.argmax(np.where(near, refined[:, 2], -np.inf)))  # the largest of the near-best boxes
+    rank = np.argsort(-refined_scores)
+    rank = np.r_[first, rank[rank != first]]
+    priority = np.empty(len(rank))
+    priority[rank] = -np.arange(len(rank))  # the chosen box first, then by score
+    keep = distinct(refined, priority, max_people)
+    best = refined_scores[keep[0]]
+    keep = [k for k in keep if k == keep[0] or refined_scores[k] >= OTHER_PERSON_SCORE * best]
+    return [Box(refined[k, :2], float(refined[k, 2]), float(refined_scores[k]), "heatmap search")
+            for k in keep]
+
+
+def track(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous: Box,
+          device: torch.device | None = None) -> Box:
+    """Follow a person from the previous video frame's box (refinement only, no grid search)."""
+    start = np.array([[*previous.center_px, previous.side_px]])
+    refined, scores = refine(model, cfg, image_rgb, start, rounds=1, device=device)
+    return Box(refined[0, :2], float(refined[0, 2]), float(scores[0]), "tracked from the previous frame")
+
+
+def hit(box: Box, person_box_xywh: np.ndarray) -> bool:
+    """The target: box centre inside the person's box, box side within 0.5-2.5 x the person's larger side."""
+    x, y, w, h = person_box_xywh
+    cx, cy = box.center_px
+    inside = x <= cx <= x + w and y <= cy <= y + h
+    return bool(inside and 0.5 <= box.side_px / max(w, h) <= 2.5)
+
+
+def hit_rate(model: torch.nn.Module, cfg: Config, scenes, device: torch.device | None = None,
+             progress: bool = False) -> dict:
+    """Fraction of scenes whose best box hits the (first) person; also the per-scene detail."""
+    from tqdm import tqdm
+
+    rows = []
+    for scene in tqdm(scenes, desc="person search", disable=not progress):
+        box = find_people(model, cfg, scene.image, device=device)[0]
+        x, y, w, h = scene.person_boxes_px[0]
+        rows.append({"hit": hit(box, scene.person_boxes_px[0]), "score": box.score,
+                     "side_ratio": box.side_px / max(w, h),
+                     "centre_offset": float(np.linalg.norm(box.center_px - [x + w / 2, y + h / 2]) / max(w, h))})
+    return {"hit_rate": float(np.mean([r["hit"] for r in rows])), "scenes": len(rows), "rows": rows}
+
+
+def add_arguments(parser) -> None:
+    parser.description = ("Measure the person search on synthetic uncropped scenes: the fraction whose best box "
+                          "hits the person (centre on the person, side 0.5-2.5x the person's).")
+    parser.add_argument("checkpoint", help="pose3d checkpoint")
+    parser.add_argument("--scenes", type=int, default=100, help="number of scenes (default 100)")
+    parser.add_argument("--seed", type=int, default=1, help="scene seed (default 1)")
+    parser.add_argument("--out", default=None, help="also write the per-scene rows to this JSON file")
+
+
+def run(args) -> int:
+    import json
+
+    from ..engine.atomic_io import atomic_write_text
+    from ..engine.paths import resolve
+    from ..model import load_model
+    from ..synthetic.scenes import make_scenes
+
+    if args.scenes < 1:
+        from ..engine.errors import Pose3DError
+        raise Pose3DError(f"--scenes must be >= 1, got {args.scenes}")
+    model, cfg = load_model(resolve(args.checkpoint))
+    result = hit_rate(model, cfg, make_scenes(args.seed, args.scenes), progress=True)
+    print(f"person found in {sum(r['hit'] for r in result['rows'])}/{result['scenes']} scenes "
+          f"({100 * result['hit_rate']:.0f} %)")
+    if args.out:
+        atomic_write_text(resolve(args.out), json.dumps({**result, "checkpoint": str(args.checkpoint)}, indent=1))
+    return 0

@@ -1,0 +1,131 @@
+"""Demo inputs and outputs on disk: images of any mode, folders of them, videos (OpenCV).
+
+    read_image_rgb("photo.png")            # (H, W, 3) uint8 RGB
+    collect_inputs(["a.jpg", "shots/"])    # [Item(kind, path, group), ...]
+    for index, frame in read_video_frames("clip.mp4"): ...
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data.image_file import read_image_file
+from ..engine.errors import DataError, Pose3DError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+OVERLAY_FOURCC = "mp4v"  # MPEG-4 part 2: written by the ffmpeg inside opencv-python wheels, played everywhere
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to run the demo on: an image or a video, and the folder argument it came from (or None)."""
+
+    kind: str  # "image" or "video"
+    path: Path
+    folder: Path | None  # the folder given on the command line that holds it
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB; alpha is dropped."""
+    path = Path(path)
+    img = read_image_file(path, cv2.IMREAD_UNCHANGED)  # DataError naming the file when missing or damaged
+    if img.dtype == np.uint16:
+        img = (img / 257.0).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise DataError(f"{path}: unsupported pixel type {img.dtype} (8- or 16-bit images expected)")
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise DataError(f"{path}: {img.shape[2]} channels; expected grey, RGB or RGBA")
+    return np.ascontiguousarray(img)
+
+
+def kind_of(path: Path) -> str:
+    """'video' for the video suffixes, else 'image' (reading it says whether it is one)."""
+    return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
+
+
+def collect_inputs(paths: list[str | Path]) -> list[Item]:
+    """Files as given; folders searched recursively for images and videos (sorted).
+
+    Raises Pose3DError naming a folder that holds neither, FileNotFoundError for a missing path.
+    """
+    items: list[Item] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not found:
+                raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
+            items += [Item(kind_of(f), f, p) for f in found]
+        elif p.exists():
+            items.append(Item(kind_of(p), p, None))
+        else:
+            raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
+                                    f"not found: {p}")
+    return items
+
+
+def video_info(path: Path) -> tuple[float, int]:
+    """(frames per second, frame count the container claims) of a video; DataError when empty or unopenable."""
+    if path.is_file() and path.stat().st_size == 0:  # checked first: FFmpeg would print its own complaint
+        raise DataError(f"{path}: empty file, not a video")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise DataError(f"{path}: OpenCV cannot open this video (mp4/avi expected)")
+        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+
+
+def read_video_frames(path: Path) -> Iterator[np.ndarray]:
+    """Yield the frames of a video as (H, W, 3) uint8 RGB until the first unreadable one."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{path}: OpenCV cannot open this video (mp4/avi expected)")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+class VideoWriter:
+    """Write (H, W, 3) uint8 RGB frames to an mp4 file (context manager)."""
+
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*OVERLAY_FOURCC), fps, size_wh)
+        if not self.writer.isOpened():
+            raise Pose3DError(f"{path}: OpenCV cannot write {OVERLAY_FOURCC} video here")
+
+    def write(self, frame_rgb: np.ndarray) -> None:
+        self.writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.release()
+
+
+def write_video(path: Path, frames_rgb: list[np.ndarray], fps: float) -> Path:
+    """Write frames (all the same size) as an mp4 video; returns the path."""
+    h, w = frames_rgb[0].shape[:2]
+    with VideoWriter(path, fps, (w, h)) as out:
+        for f in frames_rgb:
+            out.write(f)
+    return path

@@ -1,0 +1,152 @@
+"""Export the network to ONNX for deployment: `python -m pose3dlib export-onnx CKPT OUT.onnx`.
+
+The graph is the network as is: input `image`, float32 (B, 3, S, S) already preprocessed
+(`model.preprocess` for the checkpoint's `model.input_format`), B dynamic and S any
+multiple of 64; outputs `heatmaps` (B, 16, S/4, S/4) of the last stack and `depth`
+(B, 16) root-relative depth in normalised units. Decoding (argmax, flip test, 2D + depth ->
+mm) stays in pose3dlib.decode. TorchScript-based exporter (dynamo=False): it needs
+neither onnx nor onnxscript.
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine.atomic_io import atomic_write
+from ..engine.errors import Pose3DError
+from ..engine.paths import resolve
+from ..model import DEPTH_GRID, INPUT_MULTIPLE, load_model
+
+OPSET = 17
+INPUT_NAME, OUTPUTS = "image", ("heatmaps", "depth")
+
+
+def _pooling_matrix(k: torch.Tensor, out: int) -> torch.Tensor:
+    """(out, k) matrix whose rows average PyTorch's adaptive-pooling bins [floor(i k/out), ceil((i+1) k/out))."""
+    i = torch.arange(out).unsqueeze(1)  # (out, 1)
+    j = torch.arange(k).unsqueeze(0)  # (1, k)
+    start, end = (i * k) // out, ((i + 1) * k + out - 1) // out
+    mask = ((j >= start) & (j < end)).float()  # (out, k)
+    return mask / mask.sum(1, keepdim=True)
+
+
+class _Exportable(torch.nn.Module):
+    """The network with its output dict flattened to (last heatmaps, depth).
+
+    The depth head's adaptive average pooling to a 4x4 grid is written as two matrix
+    products whose bins follow the input size, because the exporter cannot express
+    adaptive pooling of a size it does not know (S/64 x S/64 for an S-pixel input).
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, 3, S, S)
+        feats = self.net.stem(x)  # (B, F, S/4, S/4)
+        heatmaps = None
+        for stack in self.net.stacks:
+            feats, heatmaps = stack(feats)  # heatmaps (B, J, S/4, S/4)
+        head = self.net.depth_head
+        g = head.levels(feats)  # (B, F, S/64, S/64)
+        pool = _pooling_matrix(torch.tensor(g.shape[-1]), DEPTH_GRID)  # (4, S/64)
+        g = pool @ g @ pool.transpose(0, 1)  # (B, F, 4, 4)
+        return heatmaps, head.linear(torch.flatten(g, 1))
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None = None) -> Path:
+    """Write the checkpoint's network as ONNX (dynamic batch and input side); returns the path."""
+    model, cfg = load_model(checkpoint)
+    model = model.to(memory_format=torch.contiguous_format).float().eval()
+    size = input_size or cfg.data.input_size
+    if size % INPUT_MULTIPLE:
+        raise Pose3DError(f"input size {size} is not a multiple of {INPUT_MULTIPLE}")
+    example = torch.zeros(1, 3, size, size)
+    out = resolve(out)
+    dims = {0: "batch", 2: "side", 3: "side"}
+
+    def write(f) -> None:
+        with warnings.catch_warnings():  # the tracer warns about g.shape, which the graph does keep symbolic
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Exportable(model), (example,), f, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
+                              dynamic_axes={INPUT_NAME: dims, "heatmaps": dims, "depth": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+
+    return atomic_write(out, write, binary=True)
+
+
+def onnx_session(path: str | Path, threads: int = 0):
+    """An onnxruntime CPU session for an exported file (threads 0: onnxruntime's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run an exported network on a float32 (B, 3, S, S) batch -> {"heatmaps", "depth"}."""
+    return dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT_NAME: np.ascontiguousarray(x, np.float32)})))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="pose3d checkpoint (e.g. runs/cpu/stage3/last.pt)")
+    parser.add_argument("out", help="ONNX file to write")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="side of the example input used for tracing (default: the config's data.input_size)")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
+    print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}; "
+          f"outputs {', '.join(OUTPUTS)}")
+    return 0
+
+
+def time_backends(config_path: str | Path, batch: int = 1, repeats: int = 5, threads: int = 2) -> dict:
+    """CPU latency of one forward pass (median of `repeats`, ms) of a profile's network: PyTorch vs onnxruntime.
+
+    Untrained weights (speed does not depend on their values); PyTorch runs as `load_model`
+    returns it (channels_last when the profile trains that way), both with `threads` threads.
+    """
+    import tempfile
+    import time
+
+    from ..config import config_to_dict, load_config
+    from ..engine.checkpoint import make_checkpoint, save_checkpoint
+    from ..model import build_model
+
+    cfg = load_config(config_path)
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "net.pt"
+        save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(),
+                                              config=config_to_dict(cfg), stage=3))
+        session = onnx_session(export_onnx(ckpt, Path(tmp) / "net.onnx"), threads=threads)
+        model, _ = load_model(ckpt)
+    size = cfg.data.input_size
+    x = torch.rand(batch, 3, size, size)
+    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+    def median_ms(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+        return float(np.median(times))
+
+    with torch.no_grad():
+        torch_ms = median_ms(lambda: model(x.contiguous(memory_format=fmt)))
+    ort_ms = median_ms(lambda: run_onnx(session, x.numpy()))
+    return {"profile": cfg.profile, "input_px": size, "batch": batch, "threads": threads,
+            "pytorch_ms": round(torch_ms, 1), "onnxruntime_ms": round(ort_ms, 1),
+            "pytorch_img_per_s": round(1000 * batch / torch_ms, 1), "onnxruntime_img_per_s": round(1000 * batch / ort_ms, 1)}

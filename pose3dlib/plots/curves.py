@@ -1,0 +1,108 @@
+"""Training-curve figures from a stage's metrics.jsonl (see pose3dlib.engine.runlog)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..engine.runlog import read_metrics
+
+# Validation series shown in the right panel: record key -> (label, axis).
+VAL_SERIES = {
+    "pck": ("2D PCK@0.1 (%)", "left"),
+    "mpjpe_mm": ("3D MPJPE (mm)", "right"),
+    "mpjpe_mean_pose_mm": ("mean-pose MPJPE (mm)", "right"),
+}
+
+
+def loss_table(records: list[dict], kind: str = "epoch") -> dict[str, list[float]]:
+    """Columns {"step": [...], term: [...]} of the records of one kind (missing values: nan)."""
+    rows = [r for r in records if r.get("kind") == kind]
+    keys = [k for k in (rows[0] if rows else {}) if k not in ("kind", "stage", "epoch", "lr", "digests", "world_size")]
+    return {k: [float(r.get(k, float("nan"))) for r in rows] for k in keys}
+
+
+def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weights: dict[str, float] | None = None):
+    """Figure: train losses per logged step (log scale) and validation PCK / MPJPE per epoch.
+
+    `weights` ({"heatmap": w, "depth": w, "geometric": w}, the stage's loss weights) hides
+    the terms a stage does not train (weight 0), and the MPJPE series when depth is not
+    trained. Returns a matplotlib Figure (two axes); save it with `fig.savefig(...)`.
+    """
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    if not records:
+        raise FileNotFoundError(f"{metrics_path}: no training records (has the stage been trained?)")
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
+    train = loss_table(records, "train")
+    for k, v in train.items():
+        if k != "step" and any(x > 0 for x in v) and (weights is None or weights.get(k, 1.0) != 0):
+            ax_loss.plot(train["step"], v, ".-" if len(v) < 50 else "-", label=k, linewidth=1)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("train losses")
+    if train:
+        ax_loss.legend(fontsize=8)
+    val = loss_table(records, "val")
+    ax_mm = ax_val.twinx()
+    for key, (label, side) in VAL_SERIES.items():
+        if key in val and not (key.startswith("mpjpe") and weights is not None and weights.get("depth", 1.0) == 0):
+            ax = ax_val if side == "left" else ax_mm
+            style = "--" if key == "mpjpe_mean_pose_mm" else "-o"
+            ax.plot(val["step"], val[key], style, label=label, color={"pck": "C0", "mpjpe_mm": "C3"}.get(key, "0.5"))
+    ax_val.set_xlabel("step")
+    ax_val.set_ylabel("PCK (%)")
+    ax_mm.set_ylabel("MPJPE (mm)")
+    if not ax_mm.lines:
+        ax_mm.set_axis_off()
+    ax_val.set_title("validation")
+    handles = ax_val.get_legend_handles_labels()[0] + ax_mm.get_legend_handles_labels()[0]
+    labels = ax_val.get_legend_handles_labels()[1] + ax_mm.get_legend_handles_labels()[1]
+    if handles:
+        ax_val.legend(handles, labels, fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "",
+                weights: dict[str, float] | None = None) -> Path:
+    """Plot the curves of one stage and save them to `out_path` (folders created)."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot_training_curves(metrics_path, title, weights)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir: str | os.PathLike,
+                       figure_name: str, init_from: str | os.PathLike | None = None) -> dict:
+    """The shared body of the training notebooks 02-04: train (or load) one stage and show it.
+
+    Prints the stage's status before and its checkpoint after, draws its training curves
+    (saved as `<figures_dir>/<figure_name>.png` and left open, so a notebook shows it
+    inline) and prints the validation table. Returns {"metrics": the stage's final
+    metrics, "figure": the curves Figure, "val": loss_table of the 'val' records}.
+    `init_from`: the checkpoint the stage starts from (default: stage N-1's, see train.fit).
+    """
+    from ..engine.paths import resolve
+    from ..engine.runs import checkpoint_path, metrics_log_path
+    from ..engine.train import stage_status, train_or_load
+    from .viz import save_figure
+
+    print("before:", stage_status(cfg, stage, run_dir, init_from))
+    metrics = train_or_load(cfg, stage, run_dir, init_from)
+    print("checkpoint:", checkpoint_path(run_dir, stage).relative_to(resolve(run_dir).parent))
+    log = metrics_log_path(run_dir, stage)
+    fig = plot_training_curves(log, title=f"stage {stage} ({cfg.profile})", weights=cfg.train.stage(stage).loss_weights())
+    save_figure(fig, figures_dir, figure_name)
+    val = loss_table(read_metrics(log), "val")
+    print(f"{'step':>6} {'PCK@0.1 %':>10} {'MPJPE mm':>9} {'mean-pose mm':>13}")
+    for i, step in enumerate(val["step"]):
+        print(f"{int(step):>6} {val['pck'][i]:>10.1f} {val['mpjpe_mm'][i]:>9.1f} {val['mpjpe_mean_pose_mm'][i]:>13.1f}")
+    return {"metrics": metrics, "figure": fig, "val": val}

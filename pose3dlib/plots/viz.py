@@ -1,0 +1,240 @@
+"""Skeleton figures (matplotlib and plotly) and saving figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.paths import resolve
+from ..skeleton import MPII16
+
+RIGHT = {"r_ankle", "r_knee", "r_hip", "r_wrist", "r_elbow", "r_shoulder"}
+LEFT = {"l_ankle", "l_knee", "l_hip", "l_wrist", "l_elbow", "l_shoulder"}
+COLOURS = {"right": "tab:red", "left": "tab:blue", "centre": "tab:green"}
+PLOT_MARGIN = 1.15  # 3D axis half-range / half the skeleton's largest extent
+
+
+def _side(a: int, b: int) -> str:
+    names = {MPII16.joint_names[a], MPII16.joint_names[b]}
+    return "right" if names & RIGHT else "left" if names & LEFT else "centre"
+
+
+def plot_skeleton_2d(ax, joints: np.ndarray, valid: np.ndarray | None = None, linewidth: float = 2.0) -> None:
+    """Draw (16, 2) image-pixel joints on a matplotlib axis (right red, left blue); skip invalid joints."""
+    valid = np.ones(len(joints), bool) if valid is None else np.asarray(valid, bool)
+    for a, b in MPII16.edges:
+        if valid[a] and valid[b]:
+            ax.plot(joints[[a, b], 0], joints[[a, b], 1], color=COLOURS[_side(a, b)], lw=linewidth)
+    ax.scatter(joints[valid, 0], joints[valid, 1], s=8, c="white", edgecolors="black", linewidths=0.5, zorder=3)
+
+
+def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
+    """Draw (16, 3) camera-frame mm joints on a 3D axis, viewed upright (camera y down -> plot z up)."""
+    p = np.asarray(joints_mm, dtype=np.float64)
+    x, y, z = p[:, 0], p[:, 2], -p[:, 1]  # plot axes: right, depth, up
+    for a, b in MPII16.edges:
+        ax.plot(x[[a, b]], y[[a, b]], z[[a, b]], color=COLOURS[_side(a, b)], lw=2)
+    r = max(np.ptp(x), np.ptp(y), np.ptp(z)) / 2 * PLOT_MARGIN + 1e-6
+    mids = [(v.max() + v.min()) / 2 for v in (x, y, z)]
+    for setter, mid in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), mids):
+        setter(mid - r, mid + r)
+    gx, gy = np.meshgrid([mids[0] - r, mids[0] + r], [mids[1] - r, mids[1] + r])
+    ax.plot_surface(gx, gy, np.full_like(gx, z.min()), color="lightgrey", alpha=0.35, linewidth=0)  # ground
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_xticklabels([])
+    ax.set_yticklabels([])
+    ax.set_zticklabels([])
+    ax.view_init(elev=10, azim=-75)
+
+
+CAMERA_EYE = {"x": 0.35, "y": -1.9, "z": 0.55}  # from the photo's camera side (depth < 0), a little above
+
+
+def _plot_axes(joints_mm: np.ndarray) -> np.ndarray:
+    """Camera-frame mm (..., 3) (x right, y down, z away) -> plot axes (..., 3): right, depth, up."""
+    p = np.asarray(joints_mm, dtype=np.float64)
+    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], -1)
+
+
+def _limb_lines(p: np.ndarray) -> dict[str, tuple[list, list, list]]:
+    """Per body side, x/y/z lists of the edges of one (16, 3) plot-axes skeleton, None between edges."""
+    lines: dict[str, tuple[list, list, list]] = {side: ([], [], []) for side in COLOURS}
+    for a, b in MPII16.edges:
+        xs, ys, zs = lines[_side(a, b)]
+        for k, coords in enumerate((xs, ys, zs)):
+            coords += [p[a, k], p[b, k], None]
+    return lines
+
+
+def _skeleton_traces(p: np.ndarray) -> list:
+    """Three Scatter3d traces (right, left, centre) of one plot-axes skeleton (16, 3)."""
+    import plotly.graph_objects as go
+
+    return [go.Scatter3d(x=x, y=y, z=z, mode="lines+markers", name=side, showlegend=False,
+                         line={"color": COLOURS[side].replace("tab:", ""), "width": 6}, marker={"size": 3})
+            for side, (x, y, z) in _limb_lines(p).items()]
+
+
+def _scene_box(p: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(centre (3,), half-range, ground height) that keep every finite joint of (..., 16, 3) in a cube."""
+    pts = p.reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(1)]
+    if len(pts) == 0:
+        return np.zeros(3), 1000.0, -1000.0
+    lo, hi = pts.min(0), pts.max(0)
+    half = max(float((hi - lo).max()) / 2 * PLOT_MARGIN, 1.0)
+    return (lo + hi) / 2, half, float(lo[2])
+
+
+def _ground_and_layout(p: np.ndarray, title: str) -> tuple[object, dict]:
+    """A grey ground plane at the lowest joint and a layout with equal axes and a camera facing the person."""
+    import plotly.graph_objects as go
+
+    centre, half, ground = _scene_box(p)
+    gx = [centre[0] - half, centre[0] + half]
+    gy = [centre[1] - half, centre[1] + half]
+    plane = go.Surface(x=gx, y=gy, z=[[ground, ground], [ground, ground]], showscale=False, opacity=0.35,
+                       colorscale=[[0, "lightgrey"], [1, "lightgrey"]], hoverinfo="skip", name="ground")
+    axis = {c: {"range": [centre[k] - half, centre[k] + half], "title": t}
+            for k, (c, t) in enumerate((("xaxis", "x (mm)"), ("yaxis", "depth (mm)"), ("zaxis", "up (mm)")))}
+    layout = {"title": title, "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+              "scene": {**axis, "aspectmode": "cube",
+                        "camera": {"eye": CAMERA_EYE, "up": {"x": 0, "y": 0, "z": 1}, "center": {"x": 0, "y": 0, "z": 0}}}}
+    return plane, layout
+
+
+def skeleton_figure_plotly(joints_mm: np.ndarray, title: str = ""):
+    """An interactive plotly 3D figure of (16, 3) camera-frame mm joints.
+
+    Equal axes that hold the whole skeleton, a ground plane under the lowest joint, and a
+    camera looking at the person from the side of the photo's camera.
+    """
+    import plotly.graph_objects as go
+
+    p = _plot_axes(joints_mm)
+    plane, layout = _ground_and_layout(p, title)
+    return go.Figure(data=[plane, *_skeleton_traces(p)], layout=layout)
+
+
+def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None, title: str = ""):
+    """A plotly 3D figure of a sequence (T, 16, 3) mm with one plotly frame per entry, a slider and play/pause.
+
+    Axes and ground are fixed over the whole sequence so the person stays in view.
+    """
+    import plotly.graph_objects as go
+
+    p = _plot_axes(joints_mm)  # (T, 16, 3)
+    if p.ndim != 3 or p.shape[0] == 0:
+        raise ValueError(f"joints_mm must have shape (T, 16, 3) with T >= 1, got {np.shape(joints_mm)}")
+    times = np.arange(len(p)) if frame_times_s is None else np.asarray(frame_times_s)
+    plane, layout = _ground_and_layout(p, title)
+    frames = [go.Frame(data=_skeleton_traces(p[t]), traces=[1, 2, 3], name=str(t)) for t in range(len(p))]
+    step_ms = 100 if len(times) < 2 else max(int(1000 * float(np.median(np.diff(times)))), 20)
+    play = {"label": "play", "method": "animate",
+            "args": [None, {"frame": {"duration": step_ms, "redraw": True}, "fromcurrent": True,
+                            "transition": {"duration": 0}}]}
+    pause = {"label": "pause", "method": "animate",
+             "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}
+    slider = {"active": 0, "currentvalue": {"prefix": "frame "}, "pad": {"t": 30},
+              "steps": [{"label": f"{t}", "method": "animate",
+                         "args": [[str(t)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                        for t in range(len(p))]}
+    layout["updatemenus"] = [{"type": "buttons", "buttons": [play, pause], "x": 0.05, "y": 0.05}]
+    layout["sliders"] = [slider]
+    return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
+
+
+def skeleton_figure_3d_png(joints_mm: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """A static matplotlib PNG of the 3D skeleton (for places without JavaScript); returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 4))  # no pyplot: leaves the notebook's or terminal's backend alone
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(projection="3d")
+    plot_skeleton_3d(ax, joints_mm)
+    ax.set_title(title, fontsize=9)
+    path = resolve(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as `<figures_dir>/<name>.png` (project-rooted path); return the path."""
+    out = resolve(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+# BGR-free RGB colours (0-255) for drawing on images with OpenCV, same sides as COLOURS.
+RGB_COLOURS = {"right": (220, 40, 40), "left": (40, 90, 230), "centre": (40, 170, 60)}
+
+
+def draw_skeleton_2d(image_rgb: np.ndarray, joints_px: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 RGB image with the (16, 2) pixel skeleton drawn on it."""
+    import cv2
+
+    out = np.ascontiguousarray(image_rgb).copy()
+    valid = np.ones(len(joints_px), bool) if valid is None else np.asarray(valid, bool)
+    thickness = max(1, round(max(out.shape[:2]) / 150))
+    pts = np.round(np.asarray(joints_px, dtype=np.float64) * 16).astype(np.int64)  # 4 fractional bits
+    for a, b in MPII16.edges:
+        if valid[a] and valid[b]:
+            cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])), RGB_COLOURS[_side(a, b)],
+                     thickness, cv2.LINE_AA, shift=4)
+    for j in np.flatnonzero(valid):
+        cv2.circle(out, tuple(map(int, pts[j])), (thickness + 1) * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    return out
+
+
+def write_html(fig, path: str | Path, plotlyjs: str | Path | None = None) -> Path:
+    """Write a plotly figure as HTML that opens offline.
+
+    Without `plotlyjs` plotly.js is embedded (a self-contained file of about 4.8 MB); with
+    it the page loads that plotly.min.js file (written by `write_plotlyjs`) through a
+    relative link, so many pages share one copy.
+    """
+    import os
+
+    path = resolve(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    include = True if plotlyjs is None else Path(os.path.relpath(resolve(plotlyjs), path.parent)).as_posix()
+    fig.write_html(str(path), include_plotlyjs=include, full_html=True, auto_play=False)
+    return path
+
+
+def write_plotlyjs(folder: str | Path) -> Path:
+    """Write plotly.min.js (the installed plotly's own copy) into `folder` once; returns its path."""
+    from plotly.offline import get_plotlyjs
+
+    path = resolve(folder) / "plotly.min.js"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_plotlyjs(), encoding="utf-8")
+    return path
+
+
+def demo_panel(items: list[tuple], height_in: float = 3.2):
+    """A row of images with their 2D skeletons: items are (title, RGB image, (16, 2) px joints[, box]).
+
+    A box is the demo JSON's {"center_px", "side_px"}; it is drawn as a dashed square.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, axes = plt.subplots(1, len(items), figsize=(height_in * 1.2 * len(items), height_in), squeeze=False)
+    for ax, (title, image, joints, *box) in zip(axes[0], items):
+        ax.imshow(image)
+        plot_skeleton_2d(ax, joints)
+        if box and box[0] is not None:
+            (cx, cy), side = box[0]["center_px"], box[0]["side_px"]
+            ax.add_patch(Rectangle((cx - side / 2, cy - side / 2), side, side, fill=False, ls="--", ec="yellow", lw=1.2))
+        ax.set_xlim(0, image.shape[1])
+        ax.set_ylim(image.shape[0], 0)
+        ax.set_title(f"{title}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,257 @@
+"""Papermill parameter sweeps: run notebooks once per value of one config key, then compare.
+
+    python -m pose3dlib sweep --config configs/cpu.yaml --param train.stage3.geometric_weight \
+        --values 0,0.1,1,10 --notebooks 04_train_geometry 06_eval_mpjpe --seeds 0,1,2
+
+The swept parameter is a dotted config key: every value (and, with --seeds, every config
+seed) reaches the notebooks as `overrides` entries (`<key>=<value>`, `seed=<s>`), and the
+key is checked against the config before anything runs. Outputs go to one folder per
+profile and key, `<out>/<profile>/<key>/` (runs.sweep_dir), so a sweep never overwrites
+another profile's or another key's results. Each run gets its own folder
+`<that>/value=<v>[,seed=<s>]/`, seeded with a copy (hard links) of the base run's
+earlier-stage checkpoints, so only the swept notebooks re-run. The summary gathers
+every run's metrics.csv into `sweep.csv` (the metrics columns plus `param_value` and
+`seed`), a table (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE,
+with predicted and with ground-truth 2D, on wild_test and lab_test, against the value.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+from pathlib import Path
+
+import yaml
+
+from ..engine import runs
+from ..engine.atomic_io import atomic_write
+from ..engine.errors import Pose3DError
+from ..engine.paths import resolve
+from ..evaluation.evaluate import CSV_COLUMNS, read_metrics_csv
+
+
+def parse_values(text: str) -> list:
+    """'0,0.001,abc' -> [0, 0.001, 'abc'] (YAML scalars)."""
+    try:
+        values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    except yaml.YAMLError as e:
+        raise Pose3DError(f"--values {text!r}: not a list of YAML scalars ({' '.join(str(e).split())[:120]})") from None
+    if not values:
+        raise Pose3DError(f"--values {text!r}: give at least one value")
+    return values
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override)."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise Pose3DError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+
+
+def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
+    """Make `run_dir` start from `base_run`'s checkpoints of `stages` (linked, not modified)."""
+    for stage in stages:
+        src = runs.stage_dir(base_run, stage)
+        if not src.is_dir():
+            raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
+        dst = runs.stage_dir(run_dir, stage)
+        if dst.exists():
+            continue
+        dst.mkdir(parents=True)
+        for f in src.iterdir():
+            if f.is_file():
+                try:
+                    os.link(f, dst / f.name)
+                except OSError:
+                    shutil.copy2(f, dst / f.name)
+
+
+SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
+
+
+def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
+              config_file: str | Path, reuse_stages: tuple[int, ...] = (1, 2), seeds: list[int] | None = None) -> Path:
+    """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
+
+    `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
+    checked by loading the config with it before anything runs (ConfigError naming the
+    key). Every notebook gets config_file, overrides, run_dir and figures_dir; evaluation
+    notebooks that take `stages` score only the re-run ones.
+    """
+    from ..config import load_config
+    from .notebook_runner import execute
+
+    for value in values:
+        load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
+    out_dir, base = resolve(out), resolve(base_run)
+    rows = []
+    for value in values:
+        for seed in seeds or [None]:
+            run_dir = out_dir / (f"value={value}" + ("" if seed is None else f",seed={seed}"))
+            seed_run_dir(base, run_dir, reuse_stages)
+            overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
+            params = {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
+                      "figures_dir": str(run_dir / "figures"), "stages": [s for s in runs.STAGES if s not in reuse_stages]}
+            for nb in notebooks:
+                print(f"sweep {run_dir.name}: {nb}", flush=True)
+                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=("stages",))
+            for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
+                if r["stage"] != "mean_pose":
+                    rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
+    return write_sweep_csv(rows, out_dir / "sweep.csv")
+
+
+def write_sweep_csv(rows: list[dict], path: Path) -> Path:
+    """Write sweep rows (SWEEP_COLUMNS) atomically; values rounded to 4 decimals."""
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "value": f"{r['value']:.4f}"})
+
+    return atomic_write(path, write)
+
+
+def read_sweep_csv(path: str | Path) -> list[dict]:
+    """Read a sweep.csv (values as floats); Pose3DError naming the file on a wrong header or value."""
+    path = resolve(path)
+    if not path.is_file():
+        raise Pose3DError(f"sweep file not found: {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != SWEEP_COLUMNS:
+            raise Pose3DError(f"{path}: expected columns {','.join(SWEEP_COLUMNS)}, got {reader.fieldnames}")
+        rows = list(reader)
+    for line, r in enumerate(rows, start=2):
+        try:
+            r["value"] = float(r["value"])
+        except ValueError:
+            raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+    return rows
+
+
+# (split, protocol) pairs of the summary, in column order: the full pipeline and, apart from
+# the 2D detector, ground-truth 2D with predicted depth; in the wild and in the lab.
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("wild_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
+    ("lab_test", "p1_mpjpe"), ("lab_test", "p1_mpjpe_gt2d"),
+)
+_PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}
+
+
+def sweep_curve(rows: list[dict], split: str = "wild_test", protocol: str = "p1_mpjpe",
+                stage: str = "stage3") -> list[tuple[str, list[float]]]:
+    """[(value, [error mm of each seed])] of one stage on one split under one protocol, from sweep.csv rows.
+
+    Values keep their order of first appearance; a sweep without seeds has one error per value.
+    """
+    curve: dict[str, list[float]] = {}
+    for r in rows:
+        if r["stage"] == stage and r["split"] == split and r["protocol"] == protocol and r["action"] == "all":
+            curve.setdefault(r["param_value"], []).append(r["value"])
+    return list(curve.items())
+
+
+def mean_sd(errors: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single run)."""
+    return statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else 0.0
+
+
+def _cell(errors: list[float]) -> str:
+    if len(errors) == 1:
+        return f"{errors[0]:.1f}"
+    mean, sd = mean_sd(errors)
+    return f"{mean:.1f} ± {sd:.1f}"
+
+
+def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3") -> str:
+    """Markdown table: one line per swept value, one column (mm) per (split, protocol) of `columns`.
+
+    With several seeds per value a cell is "mean ± sd" (sample sd) and a last column gives the
+    number of seeds. A value without a row for some column shows an empty cell.
+    """
+    curves = [dict(sweep_curve(rows, split, protocol, stage)) for split, protocol in columns]
+    values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order
+    runs = {v: max(len(curve.get(v, [])) for curve in curves) for v in values}
+    seeded = any(n > 1 for n in runs.values())
+    head = [f"{split} {_PROTOCOL_LABEL.get(protocol, protocol)} (mm)" for split, protocol in columns]
+    head += ["runs"] if seeded else []
+    lines = [f"| {param} | " + " | ".join(head) + " |", "|---:|" + "---:|" * len(head)]
+    for v in values:
+        cells = [_cell(curve[v]) if v in curve else "" for curve in curves]
+        cells += [str(runs[v])] if seeded else []
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3"):
+    """One panel per split, one line per protocol: error (mm) against the swept value (categorical x).
+
+    With several seeds per value: every run as a dot, the mean as a line, the sd as error bars.
+    """
+    import matplotlib.pyplot as plt
+
+    splits = list(dict.fromkeys(split for split, _ in columns))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.4), squeeze=False)
+    seeds = 1  # most runs of any value
+    for ax, split in zip(axes[0], splits):
+        for col_split, protocol in columns:
+            if col_split != split:
+                continue
+            curve = sweep_curve(rows, split, protocol, stage)
+            stats = [mean_sd(errors) for _, errors in curve]
+            seeds = max([seeds, *(len(errors) for _, errors in curve)])
+            x = range(len(curve))
+            line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-", capsize=3,
+                               label=_PROTOCOL_LABEL.get(protocol, protocol))
+            for i, (_, errors) in enumerate(curve):
+                if len(errors) > 1:
+                    ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
+                            alpha=0.7)  # beside the error bar, so single runs stay visible
+            ax.set_xticks(x, [v for v, _ in curve])
+        ax.set_xlabel(param)
+        ax.set_ylabel("MPJPE (mm)")
+        ax.set_title(f"{stage}, {split}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Sweep of {param}" + (f" (mean ± sd of {seeds} seeds, dots: single runs)" if seeds > 1 else ""))
+    fig.tight_layout()
+    return fig
+
+
+def summarize(summary_csv: str | Path, param: str) -> str:
+    """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table."""
+    summary = resolve(summary_csv)
+    rows = read_sweep_csv(summary)
+    table = sweep_table(rows, param)
+    (summary.parent / "sweep.md").write_text(table + "\n")
+    plot_sweep(rows, param).savefig(summary.parent / "sweep.png", dpi=120)
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/smoke.yaml", help="YAML config of the base run")
+    parser.add_argument("--param", default="train.stage3.geometric_weight", help="dotted config key to sweep")
+    parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars)")
+    parser.add_argument("--notebooks", nargs="+", default=["04_train_geometry", "06_eval_mpjpe"],
+                        help="notebooks (in notebooks/, without .ipynb) to run per value, in order")
+    parser.add_argument("--base-run", default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
+    parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
+                        "(default: once, with the config's seed)")
+    parser.add_argument("--out", default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+
+    profile = load_config(args.config).profile
+    base = args.base_run or runs.default_run_dir(profile)
+    out = runs.sweep_dir(args.out, profile, args.param)
+    summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
+                        seeds=parse_seeds(args.seeds) or None)
+    print(summarize(summary, args.param))
+    print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
+    return 0
