@@ -133,3 +133,23 @@ def test_validation_splits_are_new_people_and_leave_the_others_unchanged(tmp_pat
     with h5py.File(out / "h36m" / "annot.h5", "r") as f:
         train = f["joint_3d_mono"][()]
     assert min(np.abs(train - p).max(axis=(1, 2)).min() for p in lab_val) > 1.0  # no repeated frame
+
+
+def test_data_from_an_older_generator_version_is_refused_by_training_and_evaluation(tiny, tmp_path):
+    import shutil
+
+    from pose3dlib.config import Config, DataConfig
+    from pose3dlib.evaluation.evaluate import evaluate_run
+
+    stale = tmp_path / "stale"
+    shutil.copytree(tiny, stale)
+    synthetic.check_not_stale(stale / "h36m", stale / "mpii", None)  # current version: passes
+    synthetic.check_not_stale(tmp_path / "real" / "h36m")  # no manifest (real data): passes
+    manifest = json.loads((stale / "manifest.json").read_text())
+    (stale / "manifest.json").write_text(json.dumps({**manifest, "version": manifest["version"] - 1}))
+    with pytest.raises(DataError, match=r"manifest\.json: synthetic data written by generator version"):
+        synthetic.check_not_stale(stale / "h36m")
+    cfg = Config(data=DataConfig(h36m_dir=str(stale / "h36m"), mpii_dir=str(stale / "mpii"),
+                                 wild_test_dir=str(stale / "wild_test")))
+    with pytest.raises(DataError, match="regenerate it"):  # before any checkpoint is looked for
+        evaluate_run(cfg, tmp_path / "no_run")

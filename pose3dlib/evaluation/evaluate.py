@@ -281,6 +281,9 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..data.h36m import H36MDataset
     from ..data.mpii import MPIIDataset
 
+    from ..synthetic.generator import check_not_stale
+
+    check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir)
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     rows: list[dict] = []

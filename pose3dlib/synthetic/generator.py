@@ -353,6 +353,28 @@ def _manifest(cfg: SyntheticConfig, seed: int) -> dict:
             "synthetic": config_to_dict(cfg)}
 
 
+def check_not_stale(*data_dirs: str | Path | None) -> None:
+    """Raise DataError if a data folder lies in synthetic data that an older generator version wrote.
+
+    Such data loads without complaint but differs from what this code generates for the same
+    config and seed, so every number computed on it would silently belong to other data. Folders
+    without this generator's manifest beside them (real data, converted downloads) pass unchecked.
+    """
+    for d in data_dirs:
+        if not d:
+            continue
+        path = resolve(d).parent / MANIFEST
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if stored.get("generator") == MANIFEST_GENERATOR and stored.get("version") != GENERATOR_VERSION:
+            raise DataError(
+                f"{path}: synthetic data written by generator version {stored.get('version')}, but this code "
+                f"writes version {GENERATOR_VERSION}, so {resolve(d)} is not the data the config describes; "
+                f"regenerate it (python -m pose3dlib prepare-synthetic --profile <profile> --force, or make data)")
+
+
 def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
     """True when `out_dir` holds a finished generation for exactly this config, seed and generator version."""
     out = resolve(out_dir)
