@@ -191,7 +191,6 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     from ..data.fusion import FusionDataset
     from ..data.h36m import H36MDataset
     from ..data.mpii import MPIIDataset
-
     from ..synthetic.generator import check_not_stale
 
     d, seed = cfg.data, stage_seed(cfg.seed, stage)

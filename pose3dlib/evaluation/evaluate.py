@@ -280,7 +280,6 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..data.actions import ACTION_NAMES as names
     from ..data.h36m import H36MDataset
     from ..data.mpii import MPIIDataset
-
     from ..synthetic.generator import check_not_stale
 
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir)
