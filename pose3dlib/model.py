@@ -236,14 +236,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.device = "cpu",
-               ) -> tuple[HourglassNet3D, Config]:
+def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.device = "cpu", *,
+               source: str | None = None) -> tuple[HourglassNet3D, Config]:
     """Build the model a pose3d checkpoint describes and load its weights, in eval() mode.
 
     Args:
         path_or_checkpoint: a checkpoint file (loaded safely with weights_only) or an
             already loaded checkpoint dict (see pose3dlib.engine.checkpoint).
         map_location: device for the weights and the returned model.
+        source: how errors name a checkpoint given as a dict (e.g. the file it was read from).
     Returns:
         (model on `map_location` in eval mode, in channels_last memory format when the
         checkpoint's config says train.channels_last, the checkpoint's full Config).
@@ -251,7 +252,7 @@ def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.
     from .engine.checkpoint import load_checkpoint  # checkpoint imports torch.save machinery only when needed
 
     if isinstance(path_or_checkpoint, dict):
-        ckpt, where = path_or_checkpoint, "checkpoint dict"
+        ckpt, where = path_or_checkpoint, source or "checkpoint dict"
         if "config" not in ckpt or "model" not in ckpt:
             raise CheckpointError(f"{where}: lacks 'config' or 'model' (keys: {sorted(ckpt)})")
     else:

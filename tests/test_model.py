@@ -201,6 +201,10 @@ def test_load_model_refuses_weights_of_another_layout(tmp_path):
     del weights["depth_head.linear.bias"]
     with pytest.raises(CheckpointError, match="depth_head.linear.bias"):
         load_model(make_checkpoint(model_state=weights, config=config_to_dict(Config(model=SMALL))))
+    # a dict read from a file: errors name the file given as `source`
+    with pytest.raises(CheckpointError, match=r"^runs/x/stage3/last\.pt: weights do not match"):
+        load_model(make_checkpoint(model_state=weights, config=config_to_dict(Config(model=SMALL))),
+                   source="runs/x/stage3/last.pt")
 
 
 def test_flatten_order_is_channel_major():

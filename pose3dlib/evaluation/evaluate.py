@@ -251,13 +251,17 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     return rows
 
 
+def mean_pose_prediction(train_joints_3d_mm: np.ndarray, n: int) -> np.ndarray:
+    """The mean-pose baseline's prediction for n samples: the mean root-relative training pose, (n, 16, 3) mm."""
+    return train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
+
+
 def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig, *, split: str,
                    action_names: dict[int, str], limit: int = 0) -> list[dict]:
     """The mean-pose baseline: predict the mean root-relative training pose for every sample."""
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     gt = dataset.joints_3d_mm[:n]
-    mean_pose = train_joints_3d_mm.mean(axis=0, keepdims=True).repeat(n, axis=0)
-    per_sample = scores_3d(mean_pose, gt, eval_cfg.paper_bone_sum_mm)
+    per_sample = scores_3d(mean_pose_prediction(train_joints_3d_mm, n), gt, eval_cfg.paper_bone_sum_mm)
     return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
 
 

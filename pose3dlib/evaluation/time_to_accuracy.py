@@ -125,12 +125,12 @@ def mean_pose_baselines(cfg) -> dict[str, float]:
 
     from .. import metrics
     from ..data.h36m import H36MDataset
+    from .evaluate import mean_pose_prediction
 
     train = H36MDataset(cfg.data.h36m_dir, "train", cfg.data).joints_3d_mm
-    mean_pose = train.mean(axis=0, keepdims=True)
     out = {}
     for key, folder in (("p1_lab_mm", cfg.data.lab_val_dir), ("p1_wild_mm", cfg.data.wild_val_dir)):
         if folder:
             gt = H36MDataset(folder, "test", cfg.data).joints_3d_mm
-            out[key] = float(np.mean(metrics.mpjpe_per_sample(np.repeat(mean_pose, len(gt), axis=0), gt)))
+            out[key] = float(np.mean(metrics.mpjpe_per_sample(mean_pose_prediction(train, len(gt)), gt)))
     return out

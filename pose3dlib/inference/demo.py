@@ -92,8 +92,9 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
 def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
-    model, cfg = load_model(ckpt, map_location=device)  # errors name the file
-    scale = checkpoint_bone_sum_mm(load_checkpoint(ckpt), str(ckpt))
+    checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
+    model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
+    scale = checkpoint_bone_sum_mm(checkpoint, str(ckpt))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
     return model.to(device).eval(), cfg
 
