@@ -11,6 +11,7 @@ import pytest
 
 from pose3dlib import camera
 from pose3dlib.config import DataConfig
+from pose3dlib.data.actions import ACTION_NAMES, MPI3DHP_ACTIVITIES, action_names_for
 from pose3dlib.data.convert import common
 from pose3dlib.data.convert.h36m import convert_h36m, read_pose_cdf
 from pose3dlib.data.convert.mpi3dhp import convert_3dhp
@@ -19,6 +20,7 @@ from pose3dlib.data.h36m import H36MDataset
 from pose3dlib.data.mpii import MPIIDataset, read_annotations
 from pose3dlib.engine.errors import DataError
 from pose3dlib.evaluation.eval_3dhp import mpi3dhp_rows
+from pose3dlib.evaluation.evaluate import per_action_rows
 from pose3dlib.synthetic import official as so
 from pose3dlib.tools.cli import main
 
@@ -189,6 +191,11 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
     rows = mpi3dhp_rows("gt", "3dhp", ds.joints_3d_mm, ds.joints_3d_mm, ds.sequences)
     assert {r["action"] for r in rows} == {"green_screen", "no_green_screen", "outdoor", "all"}
     assert all(r["value"] == 100.0 for r in rows if r["protocol"] == "3dhp_pck")
+    # per-action tables name 3DHP activities, not the Human3.6M actions with the same ids
+    per_action = per_action_rows("gt", "wild_test", {"p1_mpjpe": np.zeros(len(ds))}, ds.actions, action_names_for(ds))
+    named = {r["action"] for r in per_action} - {"all"}
+    assert named and named <= set(MPI3DHP_ACTIVITIES.values())
+    assert action_names_for(H36MDataset(out / "h36m", "test", CFG)) is ACTION_NAMES
 
 
 def test_3dhp_partial_download(raw, tmp_path):

@@ -281,7 +281,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     (see the module docstring). `limit` > 0 scores only the first `limit` samples of
     each split (smoke runs).
     """
-    from ..data.actions import ACTION_NAMES as names
+    from ..data.actions import action_names_for
     from ..data.h36m import H36MDataset
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
@@ -291,8 +291,9 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     rows: list[dict] = []
     for split, root in (("lab_test", cfg.data.h36m_dir), ("wild_test", cfg.data.wild_test_dir)):
-        rows += mean_pose_rows(train_3d.joints_3d_mm, H36MDataset(root, "test", cfg.data), cfg.eval, split=split,
-                               action_names=names, limit=limit)
+        test = H36MDataset(root, "test", cfg.data)
+        rows += mean_pose_rows(train_3d.joints_3d_mm, test, cfg.eval, split=split,
+                               action_names=action_names_for(test), limit=limit)
     for stage in stages:
         path = runs.checkpoint_path(run_dir, stage)
         ckpt = load_checkpoint(path, map_location=dev)
@@ -302,8 +303,9 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
         data = checkpoint_geometry(cfg.data, trained)
         fmt = trained.model.input_format
         for split, root in (("lab_test", data.h36m_dir), ("wild_test", data.wild_test_dir)):
-            rows += evaluate_3d_split(model, H36MDataset(root, "test", data), cfg.eval, fmt, dev, scale_mm,
-                                      stage=runs.stage_name(stage), split=split, action_names=names, limit=limit,
+            test = H36MDataset(root, "test", data)
+            rows += evaluate_3d_split(model, test, cfg.eval, fmt, dev, scale_mm, stage=runs.stage_name(stage),
+                                      split=split, action_names=action_names_for(test), limit=limit,
                                       progress=progress)
         p = pckh_on_mpii(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, fmt, dev, limit=limit,
                          progress=progress)

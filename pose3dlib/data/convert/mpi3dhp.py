@@ -29,8 +29,6 @@ from . import common
 SEQUENCES = (1, 2, 3, 4, 5, 6)
 ANNOTATION_FILE = "annot_data.mat"
 IMAGE_FOLDER = "imageSequence"
-ACTIVITY_NAMES = {1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching", 5: "On the floor",
-                  6: "Sports", 7: "Miscellaneous"}
 
 
 def _frames_array(f: h5py.File, path: Path, key: str, dims: int | None) -> np.ndarray:
