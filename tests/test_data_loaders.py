@@ -202,3 +202,31 @@ def test_mpii_crops_map_parts_to_sample_joints(root):
         norm = camera.crop_px_to_normalized(crop_px, CFG.input_size, CFG.heatmap_size)
         assert np.allclose(norm[m.annotated[i]], s["joints_2d"][m.annotated[i]], atol=1e-4)
         assert m.normalize is not None and m.normalize[i] > 0
+
+
+def test_the_release_224_px_human36m_crops_load_like_any_other_crop_size(root, tmp_path):
+    # The original release shipped 224 x 224 Human3.6M crops with joint_2d in their pixels; the
+    # converter writes 256 px, the generator TINY.image_size. The loader takes the whole image as
+    # the crop, so the same people at 224 px give the same normalised joints and 3D labels.
+    import shutil
+
+    import cv2
+
+    release = tmp_path / "h36m"
+    shutil.copytree(root / "h36m", release)
+    scale = 224 / TINY.image_size
+    for path in (release / "images").rglob("*.jpg"):
+        image = cv2.imread(str(path))
+        assert image.shape[:2] == (TINY.image_size, TINY.image_size)
+        cv2.imwrite(str(path), cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR))
+    with h5py.File(release / "annot.h5", "r+") as f:
+        # pixel centres: x_224 = (x + 0.5) * scale - 0.5, the same point of the picture
+        f["joint_2d"][...] = (f["joint_2d"][()] + 0.5) * scale - 0.5
+    ours, theirs = H36MDataset(root / "h36m", "test", CFG), H36MDataset(release, "test", CFG)
+    assert len(ours) == len(theirs) == TINY.h36m_test
+    for i in range(len(ours)):
+        a, b = ours[i], theirs[i]
+        assert b["image"].shape == a["image"].shape == (3, CFG.input_size, CFG.input_size)
+        assert np.allclose(a["joints_2d"], b["joints_2d"], atol=1e-4), i  # normalised units
+        assert np.array_equal(a["joints_3d_mm"], b["joints_3d_mm"]) and np.allclose(a["depth"], b["depth"])
+        assert np.abs(a["image"].astype(int) - b["image"].astype(int)).mean() < 4  # resampled, same picture
