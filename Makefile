@@ -10,9 +10,11 @@ KERNEL := pose3d
 
 # make reproduce PROFILE=cpu|smoke|paper
 PROFILE ?= cpu
-RUN_DIR := runs/$(PROFILE)
+REAL_DATA ?= False
+# A run on the real datasets keeps its own folder, beside the profile's synthetic run.
+RUN_DIR := runs/$(PROFILE)$(if $(filter True,$(REAL_DATA)),-real)
 # Only the default profile writes the committed figures/; other profiles keep theirs in the run folder.
-FIG_DIR := $(if $(filter cpu,$(PROFILE)),figures,$(RUN_DIR)/figures)
+FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
 .PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
@@ -52,7 +54,7 @@ test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing 
 
 reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default); skips up-to-date steps
 reproduce: $(RUN_DIR)/.stamps/06_eval_mpjpe
-ifeq ($(PROFILE),cpu)
+ifeq ($(RUN_DIR),runs/cpu)
 	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
 endif
 	@echo "reproduce: done; executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
@@ -72,14 +74,17 @@ $(RUN_DIR)/.stamps/05_demo: notebooks/05_demo.ipynb $(RUN_DIR)/.stamps/04_train_
 $(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stamps/05_demo
 $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
-	$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb \
-	  -p config_file configs/$(PROFILE).yaml -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
+	@OVERRIDES='[]'; if [ "$(REAL_DATA)" = True ]; then \
+	  OVERRIDES=$$($(PY) -m pose3dlib real-data-overrides --config configs/$(PROFILE).yaml) || exit 2; fi; \
+	echo "$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml -p overrides \"$$OVERRIDES\" ..."; \
+	$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml \
+	  -p overrides "$$OVERRIDES" -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 	@mkdir -p $(@D) && touch $@
 
 # Notebook-specific parameters (data locations come from the config alone). REAL_DATA=True:
-# notebook 01 converts (once) the official downloads named by data.raw_*_dir in
-# configs/$(PROFILE).yaml into data.*_dir and checks them, instead of generating synthetic data.
-REAL_DATA ?= False
+# every notebook gets the overrides of `pose3dlib real-data-overrides` (the converted sets of
+# the downloads named by data.raw_*_dir in configs/$(PROFILE).yaml), and notebook 01 converts
+# those downloads (once) and checks them instead of generating synthetic data.
 PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
 data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE) (skipped when up to date)

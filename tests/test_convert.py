@@ -229,6 +229,30 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
         prepare_real_data(DataConfig(), progress=False)
 
 
+def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):
+    import yaml
+
+    from pose3dlib.config import load_config
+    from pose3dlib.data.convert.real import real_data_overrides
+
+    raw = ["data.raw_h36m_dir=data/raw/h36m", "data.raw_mpii_dir=data/raw/mpii", "data.raw_3dhp_dir=data/raw/3dhp"]
+    cfg = load_config("configs/cpu.yaml", raw)  # data.*_dir still name the synthetic sets
+    overrides = real_data_overrides(cfg.data, cfg.profile)
+    real = load_config("configs/cpu.yaml", raw + overrides).data
+    assert (real.h36m_dir, real.mpii_dir, real.wild_test_dir) == (
+        "data/converted/cpu/h36m", "data/converted/cpu/mpii", "data/converted/cpu/3dhp")
+    assert real.lab_val_dir == real.wild_val_dir == ""  # the synthetic validation splits go with their domains
+    # only the configured downloads move; a data folder the user chose is kept
+    only = load_config("configs/cpu.yaml", [raw[1], f"data.mpii_dir={tmp_path / 'mine'}", raw[2]])
+    assert real_data_overrides(only.data, "cpu") == ["data.wild_test_dir=data/converted/cpu/3dhp",
+                                                     'data.wild_val_dir=""']
+    # the command prints them as the YAML list the Makefile hands every notebook
+    assert main(["real-data-overrides", "--config", "configs/cpu.yaml", *(a for o in raw for a in ("--set", o))]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == overrides
+    assert main(["real-data-overrides", "--config", "configs/cpu.yaml"]) == 2
+    assert "no official download configured" in capsys.readouterr().err
+
+
 def test_h36m_lens_model_against_loop():
     rng = np.random.default_rng(1)
     pts = np.c_[rng.uniform(-1500, 1500, (20, 2)), rng.uniform(2000, 7000, 20)]

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert-h36m": ("pose3dlib.data.convert.h36m", "convert an official Human3.6M download to the release format"),
     "convert-mpii": ("pose3dlib.data.convert.mpii", "convert the official MPII .mat to train.h5 / val.h5 (Newell's schema)"),
     "convert-3dhp": ("pose3dlib.data.convert.mpi3dhp", "convert the MPI-INF-3DHP test set to the release format"),
+    "real-data-overrides": ("pose3dlib.data.convert.real", "print the overrides that read the configured downloads' converted sets (REAL_DATA=True)"),
     "train": ("pose3dlib.engine.train", "train one of the three stages"),
     "evaluate": ("pose3dlib.evaluation.evaluate", "evaluate checkpoints on the test splits under every protocol"),
     "demo": ("pose3dlib.inference.demo", "2D and 3D pose of the person in your own images"),

@@ -1,14 +1,27 @@
 """Convert the configured official downloads once (`data.raw_*_dir` -> `data.*_dir`): what `REAL_DATA=True` runs.
 
+    overrides = real_data_overrides(cfg.data, "paper")  # where the converted sets go, for every notebook
     reports = prepare_real_data(cfg.data)   # {"h36m": {...}, "mpii": {...}, "3dhp": {...}} for the keys set
+
+    python -m pose3dlib real-data-overrides --config configs/paper.yaml   # the overrides as a YAML list
+
+Only the three `data.raw_*_dir` keys need setting: a dataset whose `data.*_dir` still names
+synthetic data (a folder under data/synthetic/, or one the generator wrote) is read from
+`data/converted/<profile>/<name>` instead, and the synthetic validation split of its domain
+(`data.lab_val_dir` for Human3.6M, `data.wild_val_dir` for MPI-INF-3DHP) is dropped, so
+training validates on that dataset's own test split, as the original release did. A
+`data.*_dir` set to any other folder is used as given.
 """
 from __future__ import annotations
 
+import argparse
 import json
 
-from ...config import DataConfig
+import yaml
+
+from ...config import DataConfig, load_config
 from ...engine.errors import DataError
-from ...engine.paths import resolve
+from ...engine.paths import SYNTHETIC_DIR, resolve
 from .h36m import convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -17,6 +30,34 @@ from .mpii import convert_mpii
 RELEASE_EVERY, RELEASE_EVERY_TEST = 5, 200
 MPII_MAT = "mpii_human_pose_v1_u12_1.mat"
 MPII_VAL_FILES = ("valid.h5", "val.h5")  # Newell's validation split, when it lies beside the .mat
+CONVERTED_ROOT = "data/converted"  # <root>/<profile>/<name>: converted sets of a profile's downloads
+# name -> (download key, converted-set key, the synthetic validation split of its domain or "")
+DATASETS = {"h36m": ("raw_h36m_dir", "h36m_dir", "lab_val_dir"),
+            "mpii": ("raw_mpii_dir", "mpii_dir", ""),
+            "3dhp": ("raw_3dhp_dir", "wild_test_dir", "wild_val_dir")}
+
+
+def _names_synthetic_data(folder: str) -> bool:
+    """True for a location under data/synthetic/ or inside a folder the synthetic generator wrote."""
+    path = resolve(folder)
+    return path.is_relative_to(SYNTHETIC_DIR) or any((p / "manifest.json").is_file() for p in (path, path.parent))
+
+
+def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
+    """Config overrides (as for `--set`) that read every configured download from its converted set.
+
+    See the module docstring for the rule; DataError when no `data.raw_*_dir` is set.
+    """
+    if not any(getattr(data_cfg, raw) for raw, _, _ in DATASETS.values()):
+        raise DataError("no official download configured: set data.raw_h36m_dir, data.raw_mpii_dir and/or "
+                        "data.raw_3dhp_dir (README, 'Using the real datasets')")
+    overrides = []
+    for name, (raw, key, val_key) in DATASETS.items():
+        if getattr(data_cfg, raw) and _names_synthetic_data(getattr(data_cfg, key)):
+            overrides.append(f"data.{key}={CONVERTED_ROOT}/{profile}/{name}")
+            if val_key and getattr(data_cfg, val_key):
+                overrides.append(f'data.{val_key}=""')
+    return overrides
 
 
 def _finished(out_dir: str) -> dict | None:
@@ -37,9 +78,7 @@ def _check_target(out_dir: str, key: str) -> None:
 
 def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, dict]:
     """Convert every configured download that is not converted yet; return each one's report (found, converted, missing)."""
-    jobs = {"h36m": (data_cfg.raw_h36m_dir, data_cfg.h36m_dir, "h36m_dir"),
-            "mpii": (data_cfg.raw_mpii_dir, data_cfg.mpii_dir, "mpii_dir"),
-            "3dhp": (data_cfg.raw_3dhp_dir, data_cfg.wild_test_dir, "wild_test_dir")}
+    jobs = {name: (getattr(data_cfg, raw), getattr(data_cfg, key), key) for name, (raw, key, _) in DATASETS.items()}
     if not any(raw for raw, _, _ in jobs.values()):
         raise DataError("no official download configured: set data.raw_h36m_dir, data.raw_mpii_dir and/or "
                         "data.raw_3dhp_dir (README, 'Using the real datasets')")
@@ -72,3 +111,15 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
                                                      "sequences_missing", "skipped"))
         rows.append({"dataset": name, "download": r["raw"], "rows": r["rows"], "missing": missing})
     return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config whose data.raw_*_dir name the downloads")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(real_data_overrides(cfg.data, cfg.profile), default_flow_style=True, width=10_000).strip())
+    return 0
