@@ -35,3 +35,19 @@ def test_bars_can_be_turned_off(monkeypatch):
     for _ in progress.progress_bar(range(100), file=log):
         pass
     assert log.getvalue() == ""
+
+
+def test_every_bar_of_the_library_goes_through_progress_bar():
+    # a bare tqdm(...) ignores POSE3D_PROGRESS and the log refresh rule (tqdm.write is fine)
+    import re
+
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    offenders = []
+    for path in sorted((PROJECT_ROOT / "pose3dlib").rglob("*.py")):
+        if path.name == "progress.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.search(r"(?<![\w.])tqdm\(", line):
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{n}")
+    assert not offenders, offenders

@@ -34,6 +34,7 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.device import resolve_device
 from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import resolve
+from ..engine.progress import progress_bar
 from ..evaluation.evaluate import predict
 from ..model import load_model
 from ..skeleton import DEPTH_ROOT, MPII16
@@ -268,8 +269,8 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     fps, claimed = media.video_info(path)
     fps = fps if fps > 0 else 25.0
     frames, boxes, box = [], [], None
-    for frame in tqdm(media.read_video_frames(path), desc=f"{path.name}: finding the person", total=claimed or None,
-                      unit="frame", leave=False, disable=None):
+    for frame in progress_bar(media.read_video_frames(path), desc=f"{path.name}: finding the person", total=claimed or None,
+                              unit="frame", leave=False):
         if box is None or bbox is not None or whole_image:
             box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
         else:  # follow the person; search again when the track is lost
@@ -363,7 +364,7 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     used: set[str] = set()
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
     written: dict[Path, dict[str, Path]] = {}
-    for item in tqdm(items, desc="demo", unit="input", disable=None if len(items) > 1 else True):
+    for item in progress_bar(items, desc="demo", unit="input", disable=len(items) == 1):
         stem = output_stem(item, used)
         try:
             plotlyjs = plotlyjs or _shared_plotlyjs(out_dir)

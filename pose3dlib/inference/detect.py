@@ -185,10 +185,10 @@ def hit(box: Box, person_box_xywh: np.ndarray) -> bool:
 def hit_rate(model: torch.nn.Module, cfg: Config, scenes, device: torch.device | None = None,
              progress: bool = False) -> dict:
     """Fraction of scenes whose best box hits the (first) person; also the per-scene detail."""
-    from tqdm import tqdm
+    from ..engine.progress import progress_bar
 
     rows = []
-    for scene in tqdm(scenes, desc="person search", disable=not progress):
+    for scene in progress_bar(scenes, desc="person search", disable=not progress):
         box = find_people(model, cfg, scene.image, device=device)[0]
         x, y, w, h = scene.person_boxes_px[0]
         rows.append({"hit": hit(box, scene.person_boxes_px[0]), "score": box.score,

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ... import camera
 from ...engine.errors import DataError
 from ...engine.paths import resolve
+from ...engine.progress import progress_bar
 from ...skeleton import h36m32_to_mpii16
 from ..h36m import image_path
 from . import common
@@ -241,7 +241,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
             common.warn(f"video missing, sequence skipped: {item}")
     parts = []
     images = out / "images"
-    for s, action, subaction, cam, name, f3d, f2d, video in tqdm(jobs, desc="convert-h36m", unit="seq",
+    for s, action, subaction, cam, name, f3d, f2d, video in progress_bar(jobs, desc="convert-h36m", unit="seq",
                                                                    disable=not progress):
         step = every if s in TRAIN_SUBJECTS else (every_test or every)
         folder = f"s_{s:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"

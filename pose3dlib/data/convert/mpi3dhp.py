@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from ... import camera
 from ...engine.errors import DataError
 from ...engine.paths import resolve
+from ...engine.progress import progress_bar
 from ...skeleton import MPI3DHP17_NUM_JOINTS, mpi3dhp17_to_mpii16
 from ..h36m import image_path
 from . import common
@@ -114,7 +114,7 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
             report["sequences_missing"].append(f"TS{seq}/{ANNOTATION_FILE}")
     parts = []
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
-    for seq in tqdm(present, desc="convert-3dhp", unit="seq", disable=not progress):
+    for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
         rows = common.load_part(out, f"TS{seq}", settings)
         if rows is None:
             rows = _convert_sequence(testset / f"TS{seq}", seq, out / "images", report)

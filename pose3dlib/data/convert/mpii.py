@@ -18,11 +18,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from ...engine.atomic_io import atomic_write
 from ...engine.errors import DataError
 from ...engine.paths import resolve
+from ...engine.progress import progress_bar
 from ..mpii import adjust_raw_crop
 from . import common
 
@@ -154,7 +154,7 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
     if len(img_train) != len(annolist):
         raise DataError(f"{mat}: RELEASE.img_train has {len(img_train)} entries, annolist {len(annolist)}")
     people: dict[int, list[tuple[str, dict]]] = {}
-    for i, anno in enumerate(tqdm(annolist, desc="convert-mpii", unit="img", disable=not progress)):
+    for i, anno in enumerate(progress_bar(annolist, desc="convert-mpii", unit="img", disable=not progress)):
         if int(img_train[i]) != 1:
             continue
         name = _value(getattr(getattr(anno, "image", None), "name", None))
