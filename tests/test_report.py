@@ -71,3 +71,20 @@ def test_table_columns_follow_the_evaluators_protocol_list(monkeypatch):
 def test_pckh_column_label_carries_the_rows_threshold():
     rows = [{"stage": "stage3", "split": "mpii_val", "protocol": "pckh@0.2", "action": "all", "value": 0.25}]
     assert "| PCKh@0.2 (MPII val) |" in results_table(rows).splitlines()[0]
+
+
+def test_a_converted_3dhp_evaluation_gets_its_own_columns():
+    # evaluate_run adds the official 3DHP rows (percent) on a converted 3DHP wild_test
+    import numpy as np
+
+    from pose3dlib.evaluation.eval_3dhp import mpi3dhp_rows
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 200, (12, 16, 3))
+    rows = [*_rows(), *mpi3dhp_rows("stage3", "wild_test", gt + rng.normal(0, 30, gt.shape), gt,
+                                    np.repeat([1, 2, 3, 4, 5, 6], 2))]
+    header, _, *body = results_table(rows).splitlines()
+    assert header.endswith("| 3DPCK@150mm, MPI-INF-3DHP (%) | AUC 0-150mm, MPI-INF-3DHP (%) |")
+    wild = next(line for line in body if "| wild_test |" in line)
+    pck = next(r["value"] for r in rows if r["protocol"] == "3dhp_pck" and r["action"] == "all")
+    assert f"| {pck:.1f} |" in wild and "%" not in wild  # percent already: not scaled as a fraction

@@ -15,6 +15,8 @@ from ..metrics import pck3d_3dhp
 
 SCENES: dict[str, tuple[int, ...]] = {"green_screen": (1, 2), "no_green_screen": (3, 4), "outdoor": (5, 6)}
 PROTOCOLS = ("3dhp_pck", "3dhp_auc")  # percent
+# their column labels in the results table (evaluate.PROTOCOLS takes them from here)
+LABELS = {"3dhp_pck": "3DPCK@150mm, MPI-INF-3DHP (%)", "3dhp_auc": "AUC 0-150mm, MPI-INF-3DHP (%)"}
 TABLE_COLUMNS = (("GS PCK", "3dhp_pck", "green_screen"), ("noGS PCK", "3dhp_pck", "no_green_screen"),
                  ("Outdoor PCK", "3dhp_pck", "outdoor"), ("All PCK", "3dhp_pck", "all"),
                  ("All AUC", "3dhp_auc", "all"), ("P1 (mm)", "p1_mpjpe", "all"), ("P2 (mm)", "p2_pa_mpjpe", "all"))

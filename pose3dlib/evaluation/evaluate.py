@@ -41,6 +41,7 @@ from ..engine.errors import Pose3DError
 from ..engine.paths import resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
+from .eval_3dhp import LABELS as LABELS_3DHP
 from .eval_3dhp import mpi3dhp_rows
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
@@ -54,6 +55,7 @@ PROTOCOLS: dict[str, str] = {
     "n_mpjpe": "N-MPJPE (mm)",
     GT2D_PROTOCOL: "Protocol #1 with GT 2D (mm)",
     PCKH_PREFIX: "PCKh@{threshold} (MPII val)",
+    **LABELS_3DHP,  # a converted MPI-INF-3DHP wild_test adds the official protocol (percent)
 }
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
 
