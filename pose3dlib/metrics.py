@@ -253,6 +253,24 @@ def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5)
     return float(((err <= threshold) & v).sum() / v.sum())
 
 
+def left_right_swap_fraction(pred: Any, gt: Any, flip_pairs: Any, margin: float = 0.0) -> float:
+    """Fraction in [0, 1] of the joints of left/right pairs predicted on the wrong side.
+
+    A joint of a pair (a, b) counts as swapped when its prediction lies more than `margin`
+    nearer the other joint's true position than its own: |pred_a - gt_b| + margin < |pred_a - gt_a|.
+    Shapes: pred, gt (N, J, D) in one unit (px for 2D); flip_pairs: (a, b) index pairs, e.g.
+    `skeleton.MPII16.flip_pairs`; margin in that unit. Raises ValueError without pairs.
+    """
+    p, g = _check_pair(pred, gt, _as_numpy(pred).shape[-1])
+    pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) == 0:
+        raise ValueError("left_right_swap_fraction: no flip pairs")
+    a, b = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    own = np.linalg.norm(p[:, a] - g[:, a], axis=-1)  # (N, 2P)
+    other = np.linalg.norm(p[:, a] - g[:, b], axis=-1)
+    return float(np.mean(other + margin < own))
+
+
 # ----------------------------------------------------------------------------- 3DPCK / AUC
 
 def auc_thresholds_mm(max_mm: float = PCK3D_THRESHOLD_MM, step_mm: float = AUC_STEP_MM) -> np.ndarray:

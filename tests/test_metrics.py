@@ -331,3 +331,28 @@ def test_degenerate_predictions_raise() -> None:
         metrics.n_mpjpe(np.zeros((2, 16, 3)), gt)
     with pytest.raises(ValueError, match="zero total bone length"):
         metrics.paper_protocol_mpjpe(np.ones((2, 16, 3)), gt)
+
+
+def test_left_right_swap_fraction_against_a_loop_and_by_hand():
+    from pose3dlib.metrics import left_right_swap_fraction
+    from pose3dlib.skeleton import MPII16
+
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0, 64, (40, 16, 2))
+    swapped = gt.copy()
+    for a, b in MPII16.flip_pairs:
+        swapped[:, [a, b]] = gt[:, [b, a]]
+    pred = gt + rng.normal(0, 6, gt.shape)
+    pred[:7] = swapped[:7] + rng.normal(0, 1, (7, 16, 2))  # some samples mirrored
+    count = total = 0
+    for n in range(len(gt)):
+        for a, b in MPII16.flip_pairs:
+            for j, k in ((a, b), (b, a)):
+                total += 1
+                count += np.linalg.norm(pred[n, j] - gt[n, k]) + 2.0 < np.linalg.norm(pred[n, j] - gt[n, j])
+    assert left_right_swap_fraction(pred, gt, MPII16.flip_pairs, margin=2.0) == pytest.approx(count / total)
+    # by hand: every pair swapped exactly -> 1; exact prediction -> 0
+    assert left_right_swap_fraction(swapped, gt, MPII16.flip_pairs) == 1.0
+    assert left_right_swap_fraction(gt, gt, MPII16.flip_pairs) == 0.0
+    with pytest.raises(ValueError, match="no flip pairs"):
+        left_right_swap_fraction(gt, gt, [])
