@@ -76,8 +76,7 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
 	@OVERRIDES='[]'; if [ "$(REAL_DATA)" = True ]; then \
 	  OVERRIDES=$$($(PY) -m pose3dlib real-data-overrides --config configs/$(PROFILE).yaml) || exit 2; fi; \
-	echo "$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml -p overrides \"$$OVERRIDES\" ..."; \
-	$(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml \
+	set -x; $(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml \
 	  -p overrides "$$OVERRIDES" -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 	@mkdir -p $(@D) && touch $@
 

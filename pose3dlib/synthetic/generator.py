@@ -353,6 +353,13 @@ def _manifest(cfg: SyntheticConfig, seed: int) -> dict:
             "synthetic": config_to_dict(cfg)}
 
 
+def set_manifest(data_dir: str | Path) -> Path | None:
+    """The manifest of the synthetic set a data folder belongs to (in the folder or the one above
+    it, where `generate` writes it), or None for data this generator did not write."""
+    path = resolve(data_dir)
+    return next((p / MANIFEST for p in (path, path.parent) if (p / MANIFEST).is_file()), None)
+
+
 def check_not_stale(*data_dirs: str | Path | None) -> None:
     """Raise DataError if a data folder lies in synthetic data that an older generator version wrote.
 
@@ -361,9 +368,9 @@ def check_not_stale(*data_dirs: str | Path | None) -> None:
     without this generator's manifest beside them (real data, converted downloads) pass unchecked.
     """
     for d in data_dirs:
-        if not d:
+        path = set_manifest(d) if d else None
+        if path is None:
             continue
-        path = resolve(d).parent / MANIFEST
         try:
             stored = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -22,6 +22,7 @@ import yaml
 from ...config import DataConfig, load_config
 from ...engine.errors import DataError
 from ...engine.paths import SYNTHETIC_DIR, resolve
+from ...synthetic.generator import set_manifest
 from .h36m import convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -39,8 +40,14 @@ DATASETS = {"h36m": ("raw_h36m_dir", "h36m_dir", "lab_val_dir"),
 
 def _names_synthetic_data(folder: str) -> bool:
     """True for a location under data/synthetic/ or inside a folder the synthetic generator wrote."""
-    path = resolve(folder)
-    return path.is_relative_to(SYNTHETIC_DIR) or any((p / "manifest.json").is_file() for p in (path, path.parent))
+    return resolve(folder).is_relative_to(SYNTHETIC_DIR) or set_manifest(folder) is not None
+
+
+def _require_download(data_cfg: DataConfig) -> None:
+    """DataError unless at least one `data.raw_*_dir` is set."""
+    if not any(getattr(data_cfg, raw) for raw, _, _ in DATASETS.values()):
+        raise DataError("no official download configured: set data.raw_h36m_dir, data.raw_mpii_dir and/or "
+                        "data.raw_3dhp_dir (README, 'Using the real datasets')")
 
 
 def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
@@ -48,9 +55,7 @@ def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
 
     See the module docstring for the rule; DataError when no `data.raw_*_dir` is set.
     """
-    if not any(getattr(data_cfg, raw) for raw, _, _ in DATASETS.values()):
-        raise DataError("no official download configured: set data.raw_h36m_dir, data.raw_mpii_dir and/or "
-                        "data.raw_3dhp_dir (README, 'Using the real datasets')")
+    _require_download(data_cfg)
     overrides = []
     for name, (raw, key, val_key) in DATASETS.items():
         if getattr(data_cfg, raw) and _names_synthetic_data(getattr(data_cfg, key)):
@@ -71,17 +76,15 @@ def _finished(out_dir: str) -> dict | None:
 
 def _check_target(out_dir: str, key: str) -> None:
     out = resolve(out_dir)
-    if any((p / "manifest.json").is_file() for p in (out, out.parent)):
+    if set_manifest(out) is not None:
         raise DataError(f"data.{key} = {out} holds synthetic data; point it at a folder for the converted set "
                         f"(e.g. data/converted/{out.name})")
 
 
 def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, dict]:
     """Convert every configured download that is not converted yet; return each one's report (found, converted, missing)."""
+    _require_download(data_cfg)
     jobs = {name: (getattr(data_cfg, raw), getattr(data_cfg, key), key) for name, (raw, key, _) in DATASETS.items()}
-    if not any(raw for raw, _, _ in jobs.values()):
-        raise DataError("no official download configured: set data.raw_h36m_dir, data.raw_mpii_dir and/or "
-                        "data.raw_3dhp_dir (README, 'Using the real datasets')")
     reports = {}
     for name, (raw, out, key) in jobs.items():
         if not raw:

@@ -157,7 +157,7 @@ class GpuCheck:
             entry["status"] = "ok"
         except StepSkipped as e:
             entry["status"], entry["reason"] = "skipped", str(e)
-        except Exception as e:
+        except Exception as e:  # every failure is recorded and the next step runs
             entry["status"] = "error"
             self.r["errors"][name] = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
             self.log(f"{name}: traceback", traceback.format_exc())
