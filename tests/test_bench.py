@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pose3dlib.config import ModelConfig, load_config
+from pose3dlib.engine import device as device_module
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.engine.train import SpeedSwitches
@@ -224,6 +225,11 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
     assert SpeedSwitches.for_training(opt_in, torch.device("cpu")).bf16
     both_off = load_config("configs/cpu.yaml", ["train.bf16_on_cpu=true", "train.bf16=false"]).train
     assert not SpeedSwitches.for_training(both_off, torch.device("cpu")).bf16
+    auto = load_config("configs/cpu.yaml", ["train.bf16_on_cpu=auto"]).train
+    for native in (True, False):  # "auto": bf16 exactly where the CPU has native bf16
+        monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda native=native: native)
+        assert SpeedSwitches.for_training(auto, torch.device("cpu")).bf16 is native
+        assert SpeedSwitches.for_training(opt_in, torch.device("cpu")).bf16  # true stays true
     seen = []
     real = measure.make_train_step
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib.config import StageConfig, TrainConfig
+from pose3dlib.config import StageConfig, TrainConfig, load_config
 from pose3dlib.engine.distributed import shard_indices, state_digest
+from pose3dlib.engine.errors import ConfigError
 from pose3dlib.engine.runlog import MetricsLog, read_metrics
 from pose3dlib.engine.train import build_optimizer, config_differences, lr_at_epoch, resolve_device
 from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits
@@ -183,3 +184,23 @@ def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data, train_cli):
         weights[name] = load_checkpoint(tmp_path / name / "stage1" / "last.pt")["model"]
     assert any(not torch.equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"]
                if weights["fp32"][k].is_floating_point())
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    """"auto" bf16 on the CPU follows the flags line: AVX512-BF16 or AMX yes, plain AVX-512 no, unreadable no."""
+    from pose3dlib.engine.device import cpu_has_native_bf16, native_bf16_in_cpuinfo
+
+    plain = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+    assert not native_bf16_in_cpuinfo(plain)
+    assert native_bf16_in_cpuinfo(plain.replace("avx512bw", "avx512bw avx512_bf16"))
+    assert native_bf16_in_cpuinfo(plain.replace("avx2", "amx_bf16 amx_tile avx2"))
+    assert not native_bf16_in_cpuinfo("model name\t: avx512_bf16 in a name is not a flag\n")
+    (tmp_path / "cpuinfo").write_text(plain.replace("avx2", "avx512_bf16"))
+    assert cpu_has_native_bf16(tmp_path / "cpuinfo")
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+def test_bf16_on_cpu_takes_auto_and_nothing_else():
+    assert load_config("configs/cpu.yaml", ["train.bf16_on_cpu=auto"]).train.bf16_on_cpu == "auto"
+    with pytest.raises(ConfigError, match=r"'train\.bf16_on_cpu'"):
+        load_config("configs/cpu.yaml", ["train.bf16_on_cpu=sometimes"])

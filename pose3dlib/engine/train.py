@@ -44,7 +44,7 @@ from ..config import (
     load_config,
 )
 from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from .device import resolve_device
+from .device import cpu_bf16, resolve_device
 from .distributed import (
     DistInfo,
     ListSampler,
@@ -96,13 +96,14 @@ class SpeedSwitches:
     @classmethod
     def for_training(cls, tcfg: TrainConfig, device: torch.device) -> SpeedSwitches:
         """What `fit` applies on `device`: channels_last and compile as configured, bf16 autocast
-        on CUDA when train.bf16, on CPU only when train.bf16_on_cpu as well.
+        on CUDA when train.bf16, on CPU only when train.bf16_on_cpu says so as well (true, or
+        "auto" on a CPU with native bf16: `engine.device.cpu_bf16`).
 
         channels_last is on by default on every device (1.2-1.3 x faster fp32 training on this
         project's reference CPU, docs/benchmarks.md); bf16 on CPU is opt-in because it changes
-        the numerics and is slow on CPUs without native bf16.
+        the numerics and is slower than float32 on CPUs without native bf16.
         """
-        bf16 = tcfg.bf16 and (device.type == "cuda" or (device.type == "cpu" and tcfg.bf16_on_cpu))
+        bf16 = tcfg.bf16 and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16(tcfg.bf16_on_cpu)))
         return cls(channels_last=tcfg.channels_last, bf16=bf16, compile=tcfg.compile)
 
 
