@@ -271,6 +271,26 @@ def left_right_swap_fraction(pred: Any, gt: Any, flip_pairs: Any, margin: float 
     return float(np.mean(other + margin < own))
 
 
+def left_right_order_oracle(pred: Any, gt: Any, flip_pairs: Any) -> np.ndarray:
+    """Per sample and left/right pair, the order of the pair's two predictions nearer the truth.
+
+    A diagnostic upper bound, not a metric: it shows how much an error measure would gain if
+    every left/right confusion were undone. For each pair (a, b) the predictions are swapped
+    when |pred_a - gt_b| + |pred_b - gt_a| < |pred_a - gt_a| + |pred_b - gt_b|.
+    Shapes: pred, gt (N, J, D); returns (N, J) joint indices: the order to apply to any
+    per-joint prediction of the same samples (2D, depth) as `x[np.arange(N)[:, None], order]`.
+    """
+    p, g = _check_pair(pred, gt, _as_numpy(pred).shape[-1])
+    pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
+    order = np.tile(np.arange(p.shape[1]), (p.shape[0], 1))
+    for a, b in pairs:
+        keep = np.linalg.norm(p[:, a] - g[:, a], axis=-1) + np.linalg.norm(p[:, b] - g[:, b], axis=-1)
+        swap = np.linalg.norm(p[:, a] - g[:, b], axis=-1) + np.linalg.norm(p[:, b] - g[:, a], axis=-1)
+        s = swap < keep
+        order[s, a], order[s, b] = b, a
+    return order
+
+
 # ----------------------------------------------------------------------------- 3DPCK / AUC
 
 def auc_thresholds_mm(max_mm: float = PCK3D_THRESHOLD_MM, step_mm: float = AUC_STEP_MM) -> np.ndarray:

@@ -356,3 +356,19 @@ def test_left_right_swap_fraction_against_a_loop_and_by_hand():
     assert left_right_swap_fraction(gt, gt, MPII16.flip_pairs) == 0.0
     with pytest.raises(ValueError, match="no flip pairs"):
         left_right_swap_fraction(gt, gt, [])
+
+
+def test_left_right_order_oracle_undoes_a_swap_and_keeps_the_rest():
+    from pose3dlib.metrics import left_right_order_oracle
+
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(4, 16, 2)) * 50
+    pred = gt + rng.normal(size=gt.shape)  # near misses: keep the order
+    a, b = MPII16.flip_pairs[0]
+    pred[2, [a, b]] = gt[2, [b, a]]  # sample 2: one pair swapped
+    order = left_right_order_oracle(pred, gt, MPII16.flip_pairs)
+    expected = np.tile(np.arange(16), (4, 1))
+    expected[2, [a, b]] = [b, a]
+    np.testing.assert_array_equal(order, expected)
+    fixed = pred[np.arange(4)[:, None], order]
+    np.testing.assert_allclose(fixed[2, [a, b]], gt[2, [a, b]])
