@@ -253,6 +253,18 @@ def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5)
     return float(((err <= threshold) & v).sum() / v.sum())
 
 
+def _pair_distances(pred: Any, gt: Any, flip_pairs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For left/right pairs (a, b): |pred_a - gt_a|, |pred_b - gt_b|, |pred_a - gt_b|, |pred_b - gt_a|, each (N, P)."""
+    p, g = _check_pair(pred, gt, _as_numpy(pred).shape[-1])
+    pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
+    a, b = pairs[:, 0], pairs[:, 1]
+
+    def dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(p[:, x] - g[:, y], axis=-1)
+
+    return dist(a, a), dist(b, b), dist(a, b), dist(b, a)
+
+
 def left_right_swap_fraction(pred: Any, gt: Any, flip_pairs: Any, margin: float = 0.0) -> float:
     """Fraction in [0, 1] of the joints of left/right pairs predicted on the wrong side.
 
@@ -261,14 +273,10 @@ def left_right_swap_fraction(pred: Any, gt: Any, flip_pairs: Any, margin: float 
     Shapes: pred, gt (N, J, D) in one unit (px for 2D); flip_pairs: (a, b) index pairs, e.g.
     `skeleton.MPII16.flip_pairs`; margin in that unit. Raises ValueError without pairs.
     """
-    p, g = _check_pair(pred, gt, _as_numpy(pred).shape[-1])
-    pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
-    if len(pairs) == 0:
+    if len(np.asarray(flip_pairs).reshape(-1, 2)) == 0:
         raise ValueError("left_right_swap_fraction: no flip pairs")
-    a, b = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
-    own = np.linalg.norm(p[:, a] - g[:, a], axis=-1)  # (N, 2P)
-    other = np.linalg.norm(p[:, a] - g[:, b], axis=-1)
-    return float(np.mean(other + margin < own))
+    own_a, own_b, a_at_b, b_at_a = _pair_distances(pred, gt, flip_pairs)
+    return float(np.mean(np.concatenate([a_at_b + margin < own_a, b_at_a + margin < own_b], axis=1)))
 
 
 def left_right_order_oracle(pred: Any, gt: Any, flip_pairs: Any) -> np.ndarray:
@@ -280,14 +288,12 @@ def left_right_order_oracle(pred: Any, gt: Any, flip_pairs: Any) -> np.ndarray:
     Shapes: pred, gt (N, J, D); returns (N, J) joint indices: the order to apply to any
     per-joint prediction of the same samples (2D, depth) as `x[np.arange(N)[:, None], order]`.
     """
-    p, g = _check_pair(pred, gt, _as_numpy(pred).shape[-1])
+    own_a, own_b, a_at_b, b_at_a = _pair_distances(pred, gt, flip_pairs)
+    swap = a_at_b + b_at_a < own_a + own_b  # (N, P)
     pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
-    order = np.tile(np.arange(p.shape[1]), (p.shape[0], 1))
-    for a, b in pairs:
-        keep = np.linalg.norm(p[:, a] - g[:, a], axis=-1) + np.linalg.norm(p[:, b] - g[:, b], axis=-1)
-        swap = np.linalg.norm(p[:, a] - g[:, b], axis=-1) + np.linalg.norm(p[:, b] - g[:, a], axis=-1)
-        s = swap < keep
-        order[s, a], order[s, b] = b, a
+    order = np.tile(np.arange(_as_numpy(pred).shape[1]), (len(swap), 1))
+    for k, (a, b) in enumerate(pairs):
+        order[swap[:, k], a], order[swap[:, k], b] = b, a
     return order
 
 

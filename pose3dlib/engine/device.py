@@ -29,13 +29,26 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def native_bf16_in_cpuinfo(text: str) -> bool:
-    """True when a /proc/cpuinfo text lists one of NATIVE_BF16_FLAGS on its `flags` lines."""
+def cpuinfo_field(text: str, key: str) -> str | None:
+    """The value of the first `key : value` line of a /proc/cpuinfo text, or None."""
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and set(value.split()) & set(NATIVE_BF16_FLAGS):
-            return True
-    return False
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None
+
+
+def read_cpuinfo(path: Path = CPUINFO) -> str:
+    """The text of /proc/cpuinfo, or "" where it cannot be read (not Linux)."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def native_bf16_in_cpuinfo(text: str) -> bool:
+    """True when a /proc/cpuinfo text lists one of NATIVE_BF16_FLAGS on its `flags` line."""
+    return bool(set((cpuinfo_field(text, "flags") or "").split()) & set(NATIVE_BF16_FLAGS))
 
 
 def cpu_has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
@@ -46,10 +59,7 @@ def cpu_has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
     against 83 in float32 (docs/benchmarks.md). Where /proc/cpuinfo cannot be read (not
     Linux) the answer is False, so "auto" keeps float32.
     """
-    try:
-        return native_bf16_in_cpuinfo(cpuinfo.read_text())
-    except OSError:
-        return False
+    return native_bf16_in_cpuinfo(read_cpuinfo(cpuinfo))
 
 
 def cpu_bf16(setting: bool | str) -> bool:
