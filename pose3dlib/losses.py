@@ -124,7 +124,7 @@ def total_loss(outputs: dict, batch: dict, *, heatmap_weight: float, depth_weigh
                geometric_weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted sum of the three terms for one batch.
 
-    loss = heatmap_weight * heatmap_loss(all stacks, annotated joints)
+    loss = heatmap_weight * heatmap_loss(all stacks, supervised joints: `heatmap_valid`)
          + depth_weight * sum_{b: has_depth} mean_j (depth_b - target_b)^2 / B
          + geometric_weight * sum_{b: not has_depth} geometric_loss_b / B
     The depth and geometric terms are per-sample values summed over the samples they
@@ -135,13 +135,14 @@ def total_loss(outputs: dict, batch: dict, *, heatmap_weight: float, depth_weigh
 
     Args:
         outputs: HourglassNet3D output, {"heatmaps": [(B, J, H, W)], "depth": (B, J)}.
-        batch: sample dict batch with "heatmaps", "valid", "joints_2d", "has_depth", "depth".
+        batch: sample dict batch with "heatmaps", "heatmap_valid" (the heatmap term's mask),
+            "valid" (the geometric term's joints), "joints_2d", "has_depth", "depth".
     Returns:
         (scalar loss, {"heatmap", "depth", "geometric", "total"}: detached 0-dim tensors of
         the unweighted terms and the weighted total; call .item() when logging).
     """
     has_depth = batch["has_depth"].to(torch.bool)  # (B,)
-    hm = heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["valid"])
+    hm = heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["heatmap_valid"])
     dl = depth_loss(outputs["depth"], batch["depth"], has_depth)
     per_sample = geometric_loss(outputs["depth"], batch["joints_2d"], batch["valid"])  # (B,)
     geo = (per_sample * (~has_depth).to(torch.float32)).sum() / per_sample.shape[0]

@@ -230,3 +230,35 @@ def test_the_release_224_px_human36m_crops_load_like_any_other_crop_size(root, t
         assert np.allclose(a["joints_2d"], b["joints_2d"], atol=1e-4), i  # normalised units
         assert np.array_equal(a["joints_3d_mm"], b["joints_3d_mm"]) and np.allclose(a["depth"], b["depth"])
         assert np.abs(a["image"].astype(int) - b["image"].astype(int)).mean() < 4  # resampled, same picture
+
+
+def test_crops_without_a_whole_person(root):
+    """Close-ups and shifted boxes: all heatmaps zero and supervised, no joint valid, the crop where it was drawn."""
+    from pose3dlib.data.transforms import PART_CROP_SCALE, SHIFTED_CROP_OFFSET, crop_without_person
+
+    plain = MPIIDataset(root / "mpii", "train", CFG, augment=True, seed=3)
+    for key in ("part_crop_prob", "shifted_crop_prob"):
+        ds = MPIIDataset(root / "mpii", "train", dataclasses.replace(CFG, **{key: 1.0}), augment=True, seed=3)
+        for i in range(len(ds)):
+            s, p = ds[i], plain[i]
+            assert not s["valid"].any() and s["heatmap_valid"].all() and not s["heatmaps"].any()
+            assert not s["joints_2d"].any() and not bool(s["has_depth"])
+            assert p["valid"].any() and np.array_equal(p["heatmap_valid"], p["valid"])
+            # where the drawn crop lies: the person's crop centre in crop pixels, and the crop's scale
+            centre_px = camera.apply_affine(ds.centre[i][None], s["crop"].astype(np.float64))[0]
+            side = 64 / np.linalg.norm(s["crop"][0, :2])  # source pixels the crop spans
+            off = np.linalg.norm(centre_px - 31.5) / 64 * side / ds.box_px[i]  # in person-box sides
+            if key == "part_crop_prob":
+                assert PART_CROP_SCALE[0] - 1e-6 <= side / ds.box_px[i] <= PART_CROP_SCALE[1] + 1e-6
+            else:
+                assert SHIFTED_CROP_OFFSET[0] - 1e-6 <= off <= SHIFTED_CROP_OFFSET[1] + 1e-6
+    # with both probabilities 0 nothing is drawn: the sample stream is the plain one, bit for bit
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    assert crop_without_person(rng_a, CFG, Augmentation(), np.zeros(2), 50.0, np.zeros((16, 2)), np.ones(16, bool)) is None
+    assert rng_a.random() == rng_b.random()
+    # a 3D sample cannot be turned into a crop without a person
+    h = H36MDataset(root / "h36m", "train", CFG)
+    with pytest.raises(DataError, match="without a whole person"):
+        make_sample(np.zeros((64, 64, 3), np.uint8), h.joints_2d_px[0], np.ones(16, bool), h.joints_3d_cam[0],
+                    np.array([31.5, 31.5]), 64.0, Augmentation(), CFG, subject=1, action=0, index=0,
+                    frames_person=False)

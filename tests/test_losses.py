@@ -130,10 +130,13 @@ def test_total_loss_weights_and_normalisation():
         "joints_2d": torch.rand(b, J, 2, generator=gen) * 2 - 1, "depth": torch.randn(b, J, generator=gen),
         "has_depth": torch.tensor([True, True, False, False, False, True]),
     }
+    batch["heatmap_valid"] = batch["valid"].clone()
+    batch["heatmap_valid"][2] = True  # a 2D-only crop without a whole person: every heatmap supervised
     loss, terms = total_loss(outputs, batch, heatmap_weight=1.0, depth_weight=0.1, geometric_weight=0.01)
     # the original: varWeight * (sum over 2D samples) / batch size
     geo = geometric_reference(depth_pred.detach(), batch["joints_2d"], batch["valid"])[~batch["has_depth"]].sum() / b
-    hm = heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["valid"])
+    hm = heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["heatmap_valid"])
+    assert not torch.isclose(hm, heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["valid"]))
     dl = depth_loss(depth_pred.detach(), batch["depth"], batch["has_depth"])
     torch.testing.assert_close(terms["geometric"], geo, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss.detach(), hm + 0.1 * dl + 0.01 * geo, rtol=1e-5, atol=1e-7)

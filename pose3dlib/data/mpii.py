@@ -22,7 +22,7 @@ from ..config import DataConfig
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
-from .transforms import IDENTITY, sample_augmentation, sample_rng
+from .transforms import IDENTITY, crop_without_person, sample_augmentation, sample_rng
 
 SCHEMA: dict[str, tuple] = {"imgname": (), "part": (16, 2), "center": (2,), "scale": (), "visible": (16,)}
 OPTIONAL_SCHEMA: dict[str, tuple] = {"normalize": ()}
@@ -126,6 +126,13 @@ class MPIIDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         i = int(i)
         image = read_image(self.image_path(i), i)
-        aug = sample_augmentation(sample_rng(self.seed, self.epoch, i), self.cfg) if self.augment else IDENTITY
-        return make_sample(image, self.part[i], self.annotated[i], None, self.centre[i], float(self.box_px[i]), aug,
-                           self.cfg, subject=0, action=0, index=i)
+        if not self.augment:
+            return make_sample(image, self.part[i], self.annotated[i], None, self.centre[i], float(self.box_px[i]),
+                               IDENTITY, self.cfg, subject=0, action=0, index=i)
+        rng = sample_rng(self.seed, self.epoch, i)
+        aug = sample_augmentation(rng, self.cfg)
+        elsewhere = crop_without_person(rng, self.cfg, aug, self.centre[i], float(self.box_px[i]), self.part[i],
+                                        self.annotated[i])
+        centre, aug = (self.centre[i], aug) if elsewhere is None else elsewhere
+        return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
+                           self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)

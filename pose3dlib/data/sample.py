@@ -29,7 +29,7 @@ def read_image(path: Path, index: int) -> np.ndarray:
 
 def make_sample(image: np.ndarray, joints_px: np.ndarray, annotated: np.ndarray, joints_3d_cam: np.ndarray | None,
                 centre: np.ndarray, box_px: float, aug: Augmentation, cfg: DataConfig, *, subject: int, action: int,
-                index: int) -> dict[str, np.ndarray]:
+                index: int, frames_person: bool = True) -> dict[str, np.ndarray]:
     """Crop, augment and build targets for one person.
 
     Args:
@@ -38,6 +38,9 @@ def make_sample(image: np.ndarray, joints_px: np.ndarray, annotated: np.ndarray,
         joints_3d_cam: (16, 3) camera-frame mm, or None for 2D-only samples.
         centre (2,), box_px: the un-augmented crop box in source pixels.
         aug: the augmentation (IDENTITY for none).
+        frames_person: False for a 2D-only crop that does not frame a whole person
+            (`transforms.crop_without_person`): every heatmap target is zero and
+            supervised (`heatmap_valid`), no joint is `valid`, `joints_2d` is zero.
     Returns the sample dict; `crop` includes the augmentation (and the mirror, if flipped:
     labels are then swapped left/right, so the crop maps original pixels to crop pixels of
     the swapped joints).
@@ -56,14 +59,21 @@ def make_sample(image: np.ndarray, joints_px: np.ndarray, annotated: np.ndarray,
         perm = MPII16.flip_permutation
         j2, annotated, rel = j2[perm], annotated[perm], rel[perm]
     valid = annotated & targets.inside_crop(j2, size)
+    if not frames_person:
+        if has_depth:
+            raise DataError(f"sample {index}: a crop without a whole person must be 2D-only (it has 3D labels)")
+        valid = np.zeros(NUM_JOINTS, dtype=bool)
     norm = camera.crop_px_to_normalized(j2, size, hm)  # (16, 2)
     norm[~annotated] = 0.0  # unannotated joints carry no coordinates; `valid` masks them
+    if not frames_person:
+        norm[:] = 0.0
     heatmaps = targets.gaussian_heatmaps(camera.crop_px_to_heatmap_px(j2, size, hm), valid, hm, cfg.sigma)
     depth = targets.depth_target(norm, rel) if has_depth else np.zeros(NUM_JOINTS, np.float32)
     return {
         "image": np.ascontiguousarray(crop.transpose(2, 0, 1)),  # (3, S, S) uint8 RGB
         "heatmaps": heatmaps,  # (16, H, H)
         "valid": valid,
+        "heatmap_valid": valid | (not frames_person),
         "joints_2d": norm.astype(np.float32),
         "has_depth": np.bool_(has_depth),
         "depth": depth,

@@ -5,6 +5,7 @@ workers and resumed runs produce bit-identical samples.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,41 @@ def sample_augmentation(rng: np.random.Generator, cfg: DataConfig) -> Augmentati
     flip = bool(rng.random() < cfg.flip_prob)
     colour = tuple(float(c) for c in rng.uniform(cfg.color_scale_min, cfg.color_scale_max, 3))
     return Augmentation(scale=scale, rotation_deg=rot, flip=flip, color_scale=colour)  # type: ignore[arg-type]
+
+
+PART_CROP_SCALE = (0.3, 0.5)  # close-up side / the person's box side
+SHIFTED_CROP_OFFSET = (0.5, 0.8)  # shifted crop: centre moved this fraction of the box side off the person's
+
+
+def crop_without_person(rng: np.random.Generator, cfg: DataConfig, aug: Augmentation, centre: np.ndarray,
+                        box_px: float, joints_px: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, Augmentation] | None:
+    """Maybe turn a 2D-only sample's crop into one that does not frame a whole person.
+
+    With probability `cfg.part_crop_prob` a close-up: the crop is centred on a random
+    annotated joint and its side is PART_CROP_SCALE x the person's box (the drawn
+    rotation, flip and colour are kept); otherwise, with probability
+    `cfg.shifted_crop_prob`, the usual crop (with its drawn scale) moved SHIFTED_CROP_OFFSET
+    of the box side away from the person in a random direction. Draws from `rng` only for
+    a probability above 0, so with both at 0 the sample stream is unchanged.
+
+    Args:
+        centre: (2,) the person's crop centre and box_px its side, source px; joints_px (16, 2);
+            annotated (16,) bool.
+    Returns:
+        None (frame the person as usual) or (crop centre (2,), augmentation whose `scale`
+        multiplies the person's box side).
+    """
+    if cfg.part_crop_prob > 0 and rng.random() < cfg.part_crop_prob:
+        labelled = np.flatnonzero(annotated)
+        if len(labelled):
+            joint = int(rng.choice(labelled))
+            scale = float(rng.uniform(*PART_CROP_SCALE))
+            return np.asarray(joints_px[joint], dtype=np.float64), dataclasses.replace(aug, scale=scale)
+    if cfg.shifted_crop_prob > 0 and rng.random() < cfg.shifted_crop_prob:
+        angle = float(rng.uniform(0.0, 2.0 * np.pi))
+        offset = float(rng.uniform(*SHIFTED_CROP_OFFSET)) * box_px
+        return np.asarray(centre, dtype=np.float64) + offset * np.array([np.cos(angle), np.sin(angle)]), aug
+    return None
 
 
 def color_jitter(image: np.ndarray, color_scale: tuple[float, float, float]) -> np.ndarray:

@@ -67,7 +67,7 @@ QUICK_PLAN = BenchPlan(warmup=1, repeats=2, switch_repeats=1, matmul_size=2048, 
 def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
     """A batch with the keys, dtypes and shapes of a collated sample dict (random values).
 
-    image uint8 (B, 3, S, S); heatmaps (B, 16, H, H); valid bool (B, 16); joints_2d (B, 16, 2)
+    image uint8 (B, 3, S, S); heatmaps (B, 16, H, H); valid and heatmap_valid bool (B, 16); joints_2d (B, 16, 2)
     in [-1, 1]; has_depth (B,) alternating True/False (3D and 2D samples, ratio 1); depth (B, 16).
     """
     g = torch.Generator().manual_seed(seed)
@@ -80,6 +80,7 @@ def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int =
         "has_depth": torch.arange(batch_size) % 2 == 0,
         "depth": torch.randn(batch_size, j, generator=g) * 0.3,
     }
+    batch["heatmap_valid"] = batch["valid"].clone()
     return {k: v.to(device) for k, v in batch.items()}
 
 
