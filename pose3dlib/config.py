@@ -83,8 +83,8 @@ class DataConfig:
     rotation_clip_deg: float = bounded(60.0, lo=0.0, hi=180.0)  # rotation jitter clip, degrees
     rotation_prob: float = bounded(0.4, lo=0.0, hi=1.0)  # probability of rotating a sample
     flip_prob: float = bounded(0.5, lo=0.0, hi=1.0)  # horizontal flip with left/right swap
-    # Crops without a whole person, for the person search (docs/cpu-recipe.md, "Crops without
-    # a whole person"): these fractions of the 2D-only training samples frame a close-up of
+    # Crops without a whole person, for the person search (measured in docs/benchmarks.md,
+    # "Finding the person"): these fractions of the 2D-only training samples frame a close-up of
     # part of the person, or the usual box moved off the person, and teach all-zero heatmaps
     # there. 0 (the paper's recipe): every crop frames the person.
     part_crop_prob: float = bounded(0.0, lo=0.0, hi=1.0)  # close-up: 0.3-0.5 x the box, on a random joint
