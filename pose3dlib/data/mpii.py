@@ -126,13 +126,13 @@ class MPIIDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         i = int(i)
         image = read_image(self.image_path(i), i)
-        if not self.augment:
-            return make_sample(image, self.part[i], self.annotated[i], None, self.centre[i], float(self.box_px[i]),
-                               IDENTITY, self.cfg, subject=0, action=0, index=i)
-        rng = sample_rng(self.seed, self.epoch, i)
-        aug = sample_augmentation(rng, self.cfg)
-        elsewhere = crop_without_person(rng, self.cfg, aug, self.centre[i], float(self.box_px[i]), self.part[i],
-                                        self.annotated[i])
-        centre, aug = (self.centre[i], aug) if elsewhere is None else elsewhere
+        centre, aug, elsewhere = self.centre[i], IDENTITY, None
+        if self.augment:
+            rng = sample_rng(self.seed, self.epoch, i)
+            aug = sample_augmentation(rng, self.cfg)
+            elsewhere = crop_without_person(rng, self.cfg, aug, centre, float(self.box_px[i]), self.part[i],
+                                            self.annotated[i])
+            if elsewhere is not None:
+                centre, aug = elsewhere
         return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
                            self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)

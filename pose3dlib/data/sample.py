@@ -59,13 +59,12 @@ def make_sample(image: np.ndarray, joints_px: np.ndarray, annotated: np.ndarray,
         perm = MPII16.flip_permutation
         j2, annotated, rel = j2[perm], annotated[perm], rel[perm]
     valid = annotated & targets.inside_crop(j2, size)
-    if not frames_person:
+    norm = camera.crop_px_to_normalized(j2, size, hm)  # (16, 2)
+    norm[~annotated] = 0.0  # unannotated joints carry no coordinates; `valid` masks them
+    if not frames_person:  # no joint to locate: every heatmap target zero (and supervised, below)
         if has_depth:
             raise DataError(f"sample {index}: a crop without a whole person must be 2D-only (it has 3D labels)")
         valid = np.zeros(NUM_JOINTS, dtype=bool)
-    norm = camera.crop_px_to_normalized(j2, size, hm)  # (16, 2)
-    norm[~annotated] = 0.0  # unannotated joints carry no coordinates; `valid` masks them
-    if not frames_person:
         norm[:] = 0.0
     heatmaps = targets.gaussian_heatmaps(camera.crop_px_to_heatmap_px(j2, size, hm), valid, hm, cfg.sigma)
     depth = targets.depth_target(norm, rel) if has_depth else np.zeros(NUM_JOINTS, np.float32)

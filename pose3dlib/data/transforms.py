@@ -5,8 +5,7 @@ workers and resumed runs produce bit-identical samples.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,7 +73,7 @@ def crop_without_person(rng: np.random.Generator, cfg: DataConfig, aug: Augmenta
         if len(labelled):
             joint = int(rng.choice(labelled))
             scale = float(rng.uniform(*PART_CROP_SCALE))
-            return np.asarray(joints_px[joint], dtype=np.float64), dataclasses.replace(aug, scale=scale)
+            return np.asarray(joints_px[joint], dtype=np.float64), replace(aug, scale=scale)
     if cfg.shifted_crop_prob > 0 and rng.random() < cfg.shifted_crop_prob:
         angle = float(rng.uniform(0.0, 2.0 * np.pi))
         offset = float(rng.uniform(*SHIFTED_CROP_OFFSET)) * box_px
