@@ -127,6 +127,11 @@ class StageConfig:
     # False: no 2D-only (MPII-format) image in this stage; the epoch keeps its length with
     # 3D (Human3.6M-format) samples in their place (the "3D only" arm of `make ablation`)
     mix_2d: bool = True
+    # Loose, off-centre framing of this stage's 2D-only samples, as in whole pictures and
+    # hand-drawn boxes (transforms.loose_framing; docs/cpu-recipe.md): this fraction of them is
+    # cropped 1.35-2.0 x the person's extent, centre shifted. 0 (the paper's recipe): the
+    # annotated box.
+    loose_crop_prob: float = bounded(0.0, lo=0.0, hi=1.0)
 
     def loss_weights(self) -> dict[str, float]:
         """{"heatmap": w, "depth": w, "geometric": w}: the keyword weights of losses.total_loss."""

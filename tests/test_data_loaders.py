@@ -232,6 +232,34 @@ def test_the_release_224_px_human36m_crops_load_like_any_other_crop_size(root, t
         assert np.abs(a["image"].astype(int) - b["image"].astype(int)).mean() < 4  # resampled, same picture
 
 
+def test_loose_framing(root):
+    """Loose framing: side 1.35-2.0 x the person's extent, shifted but around the whole person; the drawn stream kept at 0."""
+    from pose3dlib.data.mpii import BOX_FACTOR
+    from pose3dlib.data.transforms import LOOSE_CROP_MARGIN, loose_framing
+
+    plain = MPIIDataset(root / "mpii", "train", CFG, augment=True, seed=3)
+    ds = MPIIDataset(root / "mpii", "train", CFG, augment=True, seed=3, loose_crop_prob=1.0)
+    upright = MPIIDataset(root / "mpii", "train", dataclasses.replace(CFG, rotation_prob=0.0), augment=True, seed=3,
+                          loose_crop_prob=1.0)
+    sides, offsets = [], []
+    for i in range(len(ds)):
+        s, p = ds[i], plain[i]
+        side = 64 / np.linalg.norm(s["crop"][0, :2])  # source pixels the crop spans
+        extent = ds.box_px[i] / BOX_FACTOR
+        sides.append(side / extent)
+        assert LOOSE_CROP_MARGIN[0] - 1e-6 <= side / extent <= LOOSE_CROP_MARGIN[1] + 1e-6
+        centre_px = camera.apply_affine(ds.centre[i][None], s["crop"].astype(np.float64))[0]
+        offsets.append(np.abs(centre_px - 31.5).max() / 64 * side)  # source px off the crop's centre
+        assert s["heatmaps"].any() and not np.array_equal(s["crop"], p["crop"])
+        # unrotated, the whole person stays inside the crop: every annotated joint is a valid target
+        u = upright[i]
+        assert u["valid"].sum() == ds.annotated[i].sum() and np.array_equal(u["heatmap_valid"], u["valid"])
+    assert np.ptp(sides) > 0.05 and max(offsets) > 0.5  # drawn, not fixed
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    assert loose_framing(rng_a, 0.0, Augmentation(), np.zeros(2), 50.0, BOX_FACTOR) is None
+    assert rng_a.random() == rng_b.random()
+
+
 def test_crops_without_a_whole_person(root):
     """Close-ups and shifted boxes: all heatmaps zero and supervised, no joint valid, the crop where it was drawn."""
     from pose3dlib.data.transforms import PART_CROP_SCALE, SHIFTED_CROP_OFFSET, crop_without_person

@@ -204,3 +204,14 @@ def test_bf16_on_cpu_takes_auto_and_nothing_else():
     assert load_config("configs/cpu.yaml", ["train.bf16_on_cpu=auto"]).train.bf16_on_cpu == "auto"
     with pytest.raises(ConfigError, match=r"'train\.bf16_on_cpu'"):
         load_config("configs/cpu.yaml", ["train.bf16_on_cpu=sometimes"])
+
+
+def test_a_stages_loose_crop_prob_reaches_only_its_2d_training_loader(smoke_data):
+    """train.stageN.loose_crop_prob frames that stage's 2D-only training samples loosely; other stages keep 0."""
+    from pose3dlib.engine.train import build_datasets
+
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage2.loose_crop_prob=0.5"])
+    probs = {stage: build_datasets(cfg, stage, cfg.train.stage(stage))[0].ds_2d.loose_crop_prob for stage in (1, 2, 3)}
+    assert probs == {1: 0.0, 2: 0.5, 3: 0.0}
+    with pytest.raises(ConfigError, match="loose_crop_prob"):
+        load_config("configs/smoke.yaml", ["train.stage2.loose_crop_prob=1.5"])

@@ -22,7 +22,7 @@ from ..config import DataConfig
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
-from .transforms import IDENTITY, crop_without_person, sample_augmentation, sample_rng
+from .transforms import IDENTITY, crop_without_person, loose_framing, sample_augmentation, sample_rng
 
 SCHEMA: dict[str, tuple] = {"imgname": (), "part": (16, 2), "center": (2,), "scale": (), "visible": (16,)}
 OPTIONAL_SCHEMA: dict[str, tuple] = {"normalize": ()}
@@ -87,16 +87,19 @@ class MPIIDataset(Dataset):
 
     Arrays for evaluation (original-image pixels): part (N, 16, 2), annotated (N, 16) bool,
     visible (N, 16), normalize (N,) head size or None, centre (N, 2), box_px (N,) and
-    crops (N, 2, 3) un-augmented affines to crop pixels.
+    crops (N, 2, 3) un-augmented affines to crop pixels. With `augment`, `loose_crop_prob` of
+    the samples are framed loosely and off-centre (`transforms.loose_framing`).
     """
 
-    def __init__(self, root: str | Path, split: str, data_cfg: DataConfig, augment: bool = False, seed: int = 0):
+    def __init__(self, root: str | Path, split: str, data_cfg: DataConfig, augment: bool = False, seed: int = 0,
+                 loose_crop_prob: float = 0.0):
         if split not in SPLITS:
             raise DataError(f"MPIIDataset split must be one of {list(SPLITS)}, got {split!r}")
         self.root = resolve(root)
         self.annotation_path = self.root / f"{split}.h5"
         self.image_root = self.root / data_cfg.image_dir
         self.cfg, self.split, self.augment, self.seed, self.epoch = data_cfg, split, augment, int(seed), 0
+        self.loose_crop_prob = float(loose_crop_prob)  # with augment: transforms.loose_framing
         a = read_annotations(self.annotation_path)
         self.imgname = a["imgname"]
         self.part = a["part"].astype(np.float64)
@@ -134,5 +137,9 @@ class MPIIDataset(Dataset):
                                             self.annotated[i])
             if elsewhere is not None:
                 centre, aug = elsewhere
+            else:
+                loose = loose_framing(rng, self.loose_crop_prob, aug, centre, float(self.box_px[i]), BOX_FACTOR)
+                if loose is not None:
+                    centre, aug = loose
         return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
                            self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)

@@ -81,6 +81,37 @@ def crop_without_person(rng: np.random.Generator, cfg: DataConfig, aug: Augmenta
     return None
 
 
+LOOSE_CROP_MARGIN = (1.35, 2.0)  # loose framing: crop side / the person's joint extent (a whole snapshot)
+LOOSE_CROP_SHIFT = 0.8  # loose framing: centre moved up to this fraction of the slack, per axis
+
+
+def loose_framing(rng: np.random.Generator, prob: float, aug: Augmentation, centre: np.ndarray,
+                  box_px: float, box_factor: float) -> tuple[np.ndarray, Augmentation] | None:
+    """Maybe frame a 2D-only sample the way a snapshot or a user's box does: loose and off-centre.
+
+    Annotated crops (MPII's box, 1.25 x the person) are tight and centred; whole pictures of
+    a person (the wild test protocol, a user's hand-drawn box) are looser and not centred.
+    With probability `prob` (a stage's `loose_crop_prob`) the crop side becomes U(LOOSE_CROP_MARGIN) x the
+    person's extent (box_px / box_factor) and its centre moves U(-LOOSE_CROP_SHIFT,
+    LOOSE_CROP_SHIFT) x the slack ((side - extent) / 2) along each axis, so the person stays
+    inside the crop (before any rotation). The drawn rotation, flip and colour are kept; the
+    drawn scale is replaced.
+    Draws from `rng` only for a probability above 0, so at 0 the sample stream is unchanged.
+
+    Args:
+        centre: (2,) the person's crop centre, box_px its side (source px); box_factor: the
+            dataset's box side / person extent (mpii.BOX_FACTOR).
+    Returns:
+        None (the usual framing) or (crop centre (2,), augmentation whose `scale` multiplies box_px).
+    """
+    if prob <= 0 or rng.random() >= prob:
+        return None
+    extent = box_px / box_factor
+    side = extent * float(rng.uniform(*LOOSE_CROP_MARGIN))
+    shift = rng.uniform(-LOOSE_CROP_SHIFT, LOOSE_CROP_SHIFT, 2) * (side - extent) / 2
+    return np.asarray(centre, dtype=np.float64) + shift, replace(aug, scale=side / box_px)
+
+
 def color_jitter(image: np.ndarray, color_scale: tuple[float, float, float]) -> np.ndarray:
     """Scale each channel of an (S, S, 3) uint8 image and clip to [0, 255]."""
     if color_scale == (1.0, 1.0, 1.0):

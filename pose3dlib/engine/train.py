@@ -196,7 +196,8 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
 
     d, seed = cfg.data, stage_seed(cfg.seed, stage)
     check_not_stale(d.mpii_dir, d.h36m_dir, d.lab_val_dir, d.wild_val_dir)
-    mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed)
+    mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed,
+                             loose_crop_prob=stage_cfg.loose_crop_prob)
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
     train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed,
                           mix_2d=stage_cfg.mix_2d)
