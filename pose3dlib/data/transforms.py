@@ -91,12 +91,12 @@ def loose_framing(rng: np.random.Generator, prob: float, aug: Augmentation, cent
 
     Annotated crops (MPII's box, 1.25 x the person) are tight and centred; whole pictures of
     a person (the wild test protocol, a user's hand-drawn box) are looser and not centred.
-    With probability `prob` (a stage's `loose_crop_prob`) the crop side becomes U(LOOSE_CROP_MARGIN) x the
-    person's extent (box_px / box_factor) and its centre moves U(-LOOSE_CROP_SHIFT,
-    LOOSE_CROP_SHIFT) x the slack ((side - extent) / 2) along each axis, so the person stays
-    inside the crop (before any rotation). The drawn rotation, flip and colour are kept; the
-    drawn scale is replaced.
-    Draws from `rng` only for a probability above 0, so at 0 the sample stream is unchanged.
+    With probability `prob` (a stage's `loose_crop_prob`) the crop side becomes
+    U(LOOSE_CROP_MARGIN) x the person's extent (box_px / box_factor) and its centre moves
+    U(-LOOSE_CROP_SHIFT, LOOSE_CROP_SHIFT) x the slack ((side - extent) / 2) along each axis,
+    so the person stays inside the crop (before any rotation). The drawn rotation, flip and
+    colour are kept; the drawn scale is replaced. Draws from `rng` only for a probability
+    above 0, so at 0 the sample stream is unchanged.
 
     Args:
         centre: (2,) the person's crop centre, box_px its side (source px); box_factor: the
