@@ -135,11 +135,8 @@ class MPIIDataset(Dataset):
             aug = sample_augmentation(rng, self.cfg)
             elsewhere = crop_without_person(rng, self.cfg, aug, centre, float(self.box_px[i]), self.part[i],
                                             self.annotated[i])
-            if elsewhere is not None:
-                centre, aug = elsewhere
-            else:
-                loose = loose_framing(rng, self.loose_crop_prob, aug, centre, float(self.box_px[i]), BOX_FACTOR)
-                if loose is not None:
-                    centre, aug = loose
+            loose = None if elsewhere else loose_framing(rng, self.loose_crop_prob, aug, centre,
+                                                         float(self.box_px[i]), BOX_FACTOR)
+            centre, aug = elsewhere or loose or (centre, aug)
         return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
                            self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)

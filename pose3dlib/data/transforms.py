@@ -81,8 +81,9 @@ def crop_without_person(rng: np.random.Generator, cfg: DataConfig, aug: Augmenta
     return None
 
 
-LOOSE_CROP_MARGIN = (1.35, 2.0)  # loose framing: crop side / the person's joint extent (a whole snapshot)
-LOOSE_CROP_SHIFT = 0.8  # loose framing: centre moved up to this fraction of the slack, per axis
+# A whole snapshot's framing of a person (the synthetic wild pictures are drawn with it too):
+LOOSE_CROP_MARGIN = (1.35, 2.0)  # crop side / the person's joint extent
+LOOSE_CROP_SHIFT = 0.8  # centre moved up to this fraction of the slack, per axis
 
 
 def loose_framing(rng: np.random.Generator, prob: float, aug: Augmentation, centre: np.ndarray,

@@ -40,6 +40,7 @@ import numpy as np
 from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
+from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, resolve
 from ..engine.progress import progress_bar
@@ -75,7 +76,7 @@ WILD_ELEVATION_DEG = (-15.0, 55.0)
 WILD_ROLL_SIGMA_DEG = 10.0
 WILD_ROLL_CLIP_DEG = 30.0
 WILD_FOCAL_PX = (700.0, 1600.0)  # fx on a 1000 px sensor
-WILD_BOX_MARGIN = (1.35, 2.0)
+WILD_BOX_MARGIN = LOOSE_CROP_MARGIN  # picture side / the person's extent: a whole snapshot's framing
 WILD_TRUNCATE_PROB = 0.1  # shift the person partly out of the image, as in real photos
 OCCLUDER_PROB = 0.35
 UNANNOTATED_PROB = 0.03  # per joint, on top of joints outside the image (MPII: part = (0, 0))
@@ -169,7 +170,7 @@ def _render_chunk(task: _Chunk) -> dict[str, np.ndarray]:
         else:
             side = extent * rng.uniform(*WILD_BOX_MARGIN)
             slack = (side - extent) / 2
-            centre = centre + rng.uniform(-0.8, 0.8, 2) * slack
+            centre = centre + rng.uniform(-LOOSE_CROP_SHIFT, LOOSE_CROP_SHIFT, 2) * slack
             if rng.random() < WILD_TRUNCATE_PROB:
                 centre = centre + rng.uniform(-0.35, 0.35, 2) * extent
         box_xy = centre - side / 2
