@@ -126,9 +126,29 @@ def test_person_search_command_reports_a_hit_rate(tmp_path):
     cfg = load_config("configs/smoke.yaml")
     ckpt = tmp_path / "c.pt"
     save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1))
-    r = subprocess.run([sys.executable, "-m", "pose3dlib", "person-search", str(ckpt), "--scenes", "2",
-                        "--out", str(tmp_path / "hits.json")], check=False, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    rows = json.loads((tmp_path / "hits.json").read_text())["rows"]
-    assert len(rows) == 2 and "person found in" in r.stdout
-    assert all(r["side_ratio"] > 0 and isinstance(r["hit"], bool) for r in rows)
+    for flags, recentre in (((), True), (("--no-recentre",), False)):
+        r = subprocess.run([sys.executable, "-m", "pose3dlib", "person-search", str(ckpt), "--scenes", "2",
+                            "--out", str(tmp_path / "hits.json"), *flags], check=False, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr
+        result = json.loads((tmp_path / "hits.json").read_text())
+        assert len(result["rows"]) == 2 and "person found in" in r.stdout
+        assert all(r["side_ratio"] > 0 and isinstance(r["hit"], bool) for r in result["rows"])
+        assert result["recentre"] is recentre
+
+
+def test_refine_reports_the_best_window_re_centred_on_its_joints(smoke_cfg):
+    """A window beside the person can score as high as a centred one (a network trained on
+    loose, off-centre crops barely cares); the reported box is centred on the joints found."""
+    centre, extent = np.array([200.0, 120.0]), 40
+    image = np.full((240, 400, 3), 90, np.uint8)
+    x0, y0 = int(centre[0] - extent / 2), int(centre[1] - extent / 2)
+    image[y0:y0 + extent, x0:x0 + extent] = (255, 0, 0)
+    model = MarkerModel(smoke_cfg.data.heatmap_size)
+    beside = np.array([[centre[0] + 9.0, centre[1] - 9.0, extent / IDEAL_FILL]])  # marker inside, off-centre
+    kept, kept_score = detect.refine(model, smoke_cfg, image, beside, recentre=False)
+    box, score = detect.refine(model, smoke_cfg, image, beside)
+    assert np.allclose(kept, beside)  # no re-centred window scored higher: the off-centre one is the best
+    assert score == pytest.approx(kept_score)
+    assert np.linalg.norm(box[0, :2] - centre) < 0.1 * extent < np.linalg.norm(kept[0, :2] - centre)
+    assert 1.0 < box[0, 2] / extent < 2.0
