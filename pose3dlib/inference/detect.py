@@ -145,18 +145,19 @@ def refine(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, windows: 
     Each track keeps its best-scoring window. Returns, per track, that window re-centred on
     the joints predicted in it (`recentre`, the default) or the window itself, and its score.
     """
-    scores, joints, maxvals = score_windows(model, cfg, image_rgb, windows, device)
-    best, best_scores = windows.copy(), scores.copy()
-    best_joints, best_maxvals = joints.copy(), maxvals.copy()
-    for _ in range(rounds):
-        windows = np.stack([box_from_joints(j, m) for j, m in zip(joints, maxvals)])
+    def score_and_centre(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (K,) of the windows and each window re-centred on its predicted joints (K, 3)."""
         scores, joints, maxvals = score_windows(model, cfg, image_rgb, windows, device)
+        return scores, np.stack([box_from_joints(j, m) for j, m in zip(joints, maxvals)])
+
+    best_scores, centred = score_and_centre(windows)
+    best, best_centred = windows.copy(), centred.copy()
+    for _ in range(rounds):
+        windows = centred
+        scores, centred = score_and_centre(windows)
         better = scores > best_scores
-        best[better], best_scores[better] = windows[better], scores[better]
-        best_joints[better], best_maxvals[better] = joints[better], maxvals[better]
-    if recentre:
-        best = np.stack([box_from_joints(j, m) for j, m in zip(best_joints, best_maxvals)])
-    return best, best_scores
+        best[better], best_scores[better], best_centred[better] = windows[better], scores[better], centred[better]
+    return (best_centred if recentre else best), best_scores
 
 
 def find_people(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, max_people: int = 1,
