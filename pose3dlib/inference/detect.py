@@ -151,13 +151,14 @@ def refine(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, windows: 
         return scores, np.stack([box_from_joints(j, m) for j, m in zip(joints, maxvals)])
 
     best_scores, centred = score_and_centre(windows)
-    best, best_centred = windows.copy(), centred.copy()
+    best = (centred if recentre else windows).copy()  # per track, the box reported for its best window
     for _ in range(rounds):
         windows = centred
         scores, centred = score_and_centre(windows)
         better = scores > best_scores
-        best[better], best_scores[better], best_centred[better] = windows[better], scores[better], centred[better]
-    return (best_centred if recentre else best), best_scores
+        best_scores[better] = scores[better]
+        best[better] = (centred if recentre else windows)[better]
+    return best, best_scores
 
 
 def find_people(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, max_people: int = 1,
