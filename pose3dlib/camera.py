@@ -120,6 +120,24 @@ def crop_affine(center: np.ndarray, box_px: float, rotation_deg: float, out_size
     return affine
 
 
+def box_around(points_px: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Square boxes framing point sets: centred on their bounding box, side = margin x its larger extent.
+
+    Args:
+        points_px: (..., J, 2) image pixels (e.g. a person's joints).
+        margin: box side / the points' larger extent (the training crops use 1.25).
+    Returns:
+        centres (..., 2) px and sides (...,) px, at least 1 px.
+    """
+    pts = np.asarray(points_px, dtype=np.float64)
+    if pts.ndim < 2 or pts.shape[-1] != 2 or pts.shape[-2] < 1:
+        raise ValueError(f"box_around: points must have shape (..., J, 2) with J >= 1, got {pts.shape}")
+    if not margin > 0:
+        raise ValueError(f"box_around: margin must be positive, got {margin}")
+    lo, hi = pts.min(-2), pts.max(-2)
+    return (lo + hi) / 2, np.maximum((hi - lo).max(-1) * margin, 1.0)
+
+
 def compose_affine(second: np.ndarray, first: np.ndarray) -> np.ndarray:
     """The affine (2, 3) applying `first` then `second`."""
     a = np.vstack([second, [0.0, 0.0, 1.0]]) @ np.vstack([first, [0.0, 0.0, 1.0]])

@@ -194,6 +194,9 @@ class EvalConfig:
     batch_size: int = bounded(32, lo=1)
     paper_bone_sum_mm: float = bounded(4296.99, lo=0.0)  # paper evaluator: sum of the 14 edge lengths
     pckh_threshold: float = bounded(0.5, lo=0.0)  # fraction of the head segment length
+    # 0: one pass on each split's own crop. > 0: a second pass on a crop framed around the joints the first
+    # pass found, side = this x their extent (the training crops: 1.25; evaluate.predict_dataset)
+    recrop_margin: float = bounded(0.0, lo=0.0)
 
 
 @dataclass(frozen=True)

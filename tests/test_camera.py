@@ -84,3 +84,20 @@ def test_normalised_units_round_trip_and_centre():
     # heatmap pixel u has normalised coordinate 2u/H - 1 (architecture.md)
     u = camera.crop_px_to_heatmap_px(p, 64, 16)
     assert np.allclose(n, 2 * u / 16 - 1)
+
+
+def test_box_around_frames_points_with_a_margin():
+    pts = np.array([[[10.0, 20.0], [30.0, 60.0], [20.0, 40.0]],
+                    [[0.0, 0.0], [8.0, 2.0], [4.0, 1.0]]])  # (2, 3, 2)
+    centres, sides = camera.box_around(pts, 1.25)
+    np.testing.assert_allclose(centres, [[20.0, 40.0], [4.0, 1.0]])
+    np.testing.assert_allclose(sides, [50.0, 10.0])  # the larger extent (40, 8) x 1.25
+    c1, s1 = camera.box_around(pts[0], 2.0)  # a single point set
+    np.testing.assert_allclose(c1, [20.0, 40.0])
+    assert s1 == pytest.approx(80.0)
+    _, tiny = camera.box_around(np.zeros((1, 4, 2)), 1.25)  # coincident points: at least one pixel
+    assert tiny[0] == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        camera.box_around(pts, 0.0)
+    with pytest.raises(ValueError, match=r"\(\.\.\., J, 2\)"):
+        camera.box_around(np.zeros((3, 3)), 1.25)

@@ -95,3 +95,77 @@ def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data
         model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1))
     with pytest.raises(CheckpointError, match=f"{path}.*bone_sum_mm"):
         evaluate.evaluate_run(cfg, tmp_path, stages=[1], limit=4, progress=False, device="cpu")
+
+
+# ----------------------------------------------------------------------------- second pass (eval.recrop_margin)
+
+def test_second_pass_crops_around_the_joints_the_first_pass_found(random_run, smoke_data):
+    from pose3dlib import camera, decode
+    from pose3dlib.config import load_config
+    from pose3dlib.data.h36m import H36MDataset
+    from pose3dlib.model import load_model
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    model, trained = load_model(str(random_run / "3000" / "stage1" / "last.pt"))
+    data = evaluate.checkpoint_geometry(cfg.data, trained)
+    wild = H36MDataset(data.wild_test_dir, "test", data)
+    size, hm = data.input_size, data.heatmap_size
+
+    def run(margin):
+        return evaluate.predict_dataset(model, wild, trained.model.input_format, batch_size=4, limit=6,
+                                        recrop_margin=margin, progress=False)
+
+    first, second = run(0.0), run(1.25)
+    found = decode.joints_to_image(camera.normalized_to_crop_px(first.joints_2d, size, hm), first.crop)
+    lo, hi = found.min(1), found.max(1)
+    for k in range(6):
+        # the second crop maps the found joints' box centre to the crop centre, 1.25 x their extent to the side
+        centre = camera.apply_affine(((lo[k] + hi[k]) / 2)[None], second.crop[k].astype(np.float64))[0]
+        np.testing.assert_allclose(centre, [(size - 1) / 2] * 2, atol=1e-3)
+        side = 1.25 * (hi[k] - lo[k]).max()
+        np.testing.assert_allclose(np.abs(np.linalg.det(second.crop[k, :, :2])), (size / side) ** 2, rtol=1e-4)
+        # and differs from the split's own crop (the whole picture)
+        assert not np.allclose(second.crop[k], first.crop[k])
+    # the 2D ground truth is expressed in the second crop; the 3D ground truth does not depend on the crop
+    gt_px = camera.apply_affine(wild.joints_2d_px[0], second.crop[0].astype(np.float64))
+    np.testing.assert_allclose(second.gt_joints_2d[0], camera.crop_px_to_normalized(gt_px, size, hm), atol=1e-4)
+    np.testing.assert_array_equal(second.gt_joints_3d_mm, first.gt_joints_3d_mm)
+
+
+def test_recrop_margin_reaches_every_evaluated_split(random_run, smoke_data):
+    from pose3dlib.config import load_config
+
+    def score(*overrides):
+        cfg = load_config("configs/smoke.yaml", [*smoke_data, *overrides])
+        return evaluate.evaluate_run(cfg, random_run / "3000", stages=[1], limit=8, progress=False, device="cpu")
+
+    one, two = score(), score("eval.recrop_margin=1.25")
+    for split, protocol in (("lab_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe"), ("lab_test", "p1_mpjpe_gt2d")):
+        assert _all(one, split, protocol) != _all(two, split, protocol)
+    # the mean-pose baseline needs no crop and does not move
+    base = [r for r in one if r["stage"] == "mean_pose"]
+    assert base and base == [r for r in two if r["stage"] == "mean_pose"]
+
+
+def test_recrop_needs_a_dataset_that_can_crop_again():
+    import torch
+
+    class Plain(torch.utils.data.Dataset):
+        cfg = type("C", (), {"input_size": 64, "heatmap_size": 16})()
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"image": np.zeros((3, 64, 64), np.uint8), "joints_2d": np.zeros((16, 2), np.float32),
+                    "joints_3d_mm": np.zeros((16, 3), np.float32), "valid": np.ones(16, bool),
+                    "has_depth": np.bool_(True), "action": np.int64(0), "subject": np.int64(0),
+                    "index": np.int64(i), "crop": np.eye(2, 3, dtype=np.float32)}
+
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.model import build_model
+
+    model = build_model(load_config("configs/smoke.yaml").model)
+    with pytest.raises(Pose3DError, match="recrop_margin.*sample_at.*Plain"):
+        evaluate.predict_dataset(model, Plain(), "rgb", batch_size=2, recrop_margin=1.25, progress=False)

@@ -58,3 +58,15 @@ def test_train_refuses_a_stage_folder_another_process_writes(tmp_path, smoke_dat
         holder.wait()
     assert r.returncode == 2 and "being written by another process" in r.stderr and "stage1" in r.stderr
     assert not (sdir / "last.pt").exists()
+
+
+def test_training_differences_ignore_only_the_evaluation_options():
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.runs import training_differences
+
+    stored = config_to_dict(load_config("configs/smoke.yaml"))
+    assert training_differences(stored, load_config("configs/smoke.yaml", ["eval.recrop_margin=1.25",
+                                                                           "eval.subpixel=log_parabola"])) == []
+    diffs = training_differences(stored, load_config("configs/smoke.yaml", ["eval.flip_test=false",
+                                                                            "train.stage1.lr=0.5"]))
+    assert len(diffs) == 1 and diffs[0].startswith("train.stage1.lr:")

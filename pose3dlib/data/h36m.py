@@ -114,5 +114,12 @@ class H36MDataset(Dataset):
         image = read_image(self.image_path(i), row)
         centre, box = self._crop_box(*image.shape[:2])
         aug = sample_augmentation(sample_rng(self.seed, self.epoch, row), self.cfg) if self.augment else IDENTITY
-        return make_sample(image, self.joints_2d_px[i], np.ones(16, bool), self.joints_3d_cam[i], centre, box, aug,
-                           self.cfg, subject=int(self.subjects[i]), action=int(self.actions[i]), index=row)
+        return self._sample(i, image, centre, box, aug)
+
+    def sample_at(self, i: int, centre: np.ndarray, box_px: float) -> dict[str, np.ndarray]:
+        """Sample i cropped at another square box (image px), without augmentation (a second pass's input)."""
+        return self._sample(i, read_image(self.image_path(i), int(self.rows[i])), centre, box_px, IDENTITY)
+
+    def _sample(self, i: int, image: np.ndarray, centre: np.ndarray, box_px: float, aug) -> dict[str, np.ndarray]:
+        return make_sample(image, self.joints_2d_px[i], np.ones(16, bool), self.joints_3d_cam[i], centre, box_px, aug,
+                           self.cfg, subject=int(self.subjects[i]), action=int(self.actions[i]), index=int(self.rows[i]))

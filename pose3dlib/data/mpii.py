@@ -140,3 +140,9 @@ class MPIIDataset(Dataset):
             centre, aug = elsewhere or loose or (centre, aug)
         return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
                            self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)
+
+    def sample_at(self, i: int, centre: np.ndarray, box_px: float) -> dict[str, np.ndarray]:
+        """Sample i cropped at another square box (image px), without augmentation (a second pass's input)."""
+        i = int(i)
+        return make_sample(read_image(self.image_path(i), i), self.part[i], self.annotated[i], None, centre,
+                           float(box_px), IDENTITY, self.cfg, subject=0, action=0, index=i)

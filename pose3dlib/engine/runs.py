@@ -32,6 +32,7 @@ LOCK_NAME = ".lock"
 EVAL_CSV_NAME = "metrics.csv"
 # Run folders of this profile are the notebook tests' (make test), never a default for the demo.
 TEST_PROFILE = "smoke"
+EVAL_PREFIX = "eval."  # config keys that only evaluation reads (stage_status ignores them)
 
 
 def default_run_dir(profile: str) -> Path:
@@ -88,21 +89,28 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def training_differences(stored_config: dict, cfg) -> list[str]:
+    """Config differences ('key: a -> b') that change what a stage trains: all but the `eval.*` keys."""
+    from ..config import config_differences, config_to_dict
+
+    return [d for d in config_differences(stored_config, config_to_dict(cfg)) if not d.startswith(EVAL_PREFIX)]
+
+
 def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> str:
     """State of a stage's run folder for this config.
 
     "finished": last.pt ran all epochs with this config and from the current init checkpoint;
     "partial": an unfinished last.pt with this config (continue it with resume=True);
     "stale": a last.pt made with another config or init; "absent": no last.pt.
+    The evaluation options (`eval.*`) do not change what a stage trains, so they are not compared.
     """
-    from ..config import config_differences, config_to_dict
     from .checkpoint import load_checkpoint
 
     path = checkpoint_path(run_dir, stage)
     if not path.is_file():
         return "absent"
     ckpt = load_checkpoint(path)
-    if config_differences(ckpt["config"], config_to_dict(cfg)):
+    if training_differences(ckpt["config"], cfg):
         return "stale"
     extra = ckpt.get("extra", {})
     init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)

@@ -72,6 +72,7 @@ from .runs import (
     stage_dir,
     stage_lock,
     stage_status,
+    training_differences,
 )
 
 # Fault injection for the reliability tests: SIGKILL this process right after the given
@@ -291,7 +292,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
     if last.is_file():
         if resume:
             ckpt = load_checkpoint(last)
-            diffs = config_differences(ckpt["config"], config_to_dict(cfg))
+            diffs = training_differences(ckpt["config"], cfg)
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")

@@ -128,13 +128,48 @@ class Predictions:
 @torch.no_grad()
 def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch_size: int = 32,
                     flip_test: bool = True, subpixel: str = "quarter", device: torch.device | None = None,
-                    num_workers: int = 0,
+                    num_workers: int = 0, recrop_margin: float = 0.0,
                     limit: int = 0, progress: bool = True, desc: str = "predict") -> Predictions:
-    """Predict every sample of `dataset` (first `limit` when > 0) and gather ground truth."""
+    """Predict every sample of `dataset` (first `limit` when > 0) and gather ground truth.
+
+    `recrop_margin` > 0 adds a second pass: each sample is cropped again from its image
+    around the joints the first pass found (`camera.box_around` with that margin, the
+    dataset's `sample_at`), and the second pass's predictions, crops and 2D ground truth
+    are returned. The first pass sees the split's own crop (a whole picture in the wild).
+    """
     device = device or next(model.parameters()).device
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    pred = _predict_loader(model, DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers),
+                           input_format, flip_test, subpixel, device, progress, desc)
+    if recrop_margin > 0:
+        size, hm = dataset.cfg.input_size, dataset.cfg.heatmap_size
+        found_px = decode.joints_to_image(camera.normalized_to_crop_px(pred.joints_2d, size, hm), pred.crop)
+        centres, sides = camera.box_around(found_px, recrop_margin)
+        second = _Recropped(dataset, centres, sides)
+        pred = _predict_loader(model, DataLoader(second, batch_size=batch_size, shuffle=False, num_workers=num_workers),
+                               input_format, flip_test, subpixel, device, progress, f"{desc} (second pass)")
+    return pred
+
+
+class _Recropped(torch.utils.data.Dataset):
+    """The first len(centres) samples of a dataset cropped at the given square boxes (image px)."""
+
+    def __init__(self, dataset, centres: np.ndarray, sides: np.ndarray):
+        if not hasattr(dataset, "sample_at"):
+            raise Pose3DError(f"eval.recrop_margin > 0 needs a dataset with sample_at(i, centre, box_px); "
+                              f"{type(dataset).__name__} has none")
+        self.dataset, self.centres, self.sides = dataset, centres, sides
+
+    def __len__(self) -> int:
+        return len(self.sides)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset.sample_at(i, self.centres[i], float(self.sides[i]))
+
+
+def _predict_loader(model, loader, input_format: str, flip_test: bool, subpixel: str, device, progress: bool,
+                    desc: str) -> Predictions:
     keys = ("joints_2d", "depth", "gt_joints_2d", "gt_joints_3d_mm", "valid", "has_depth", "action", "subject", "index", "crop")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     model.eval()
@@ -220,7 +255,7 @@ def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device
     """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
     pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
                            flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           progress=progress, desc="PCKh")
+                           recrop_margin=eval_cfg.recrop_margin, progress=progress, desc="PCKh")
     crop_px = camera.normalized_to_crop_px(pred.joints_2d, dataset.cfg.input_size, dataset.cfg.heatmap_size)
     joints_img = decode.joints_to_image(crop_px, pred.crop)
     rows = pred.index
@@ -242,7 +277,7 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     """
     pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
                            flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           progress=progress, desc=f"{stage}/{split}")
+                           recrop_margin=eval_cfg.recrop_margin, progress=progress, desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)

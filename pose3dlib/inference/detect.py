@@ -113,9 +113,8 @@ def score_windows(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, wi
 def box_from_joints(joints_px: np.ndarray, maxvals: np.ndarray, margin: float = REFINE_MARGIN) -> np.ndarray:
     """Window (3,) centred on the confident joints' box, side = their larger extent x margin."""
     keep = maxvals >= CONFIDENT_JOINT * maxvals.max()
-    pts = joints_px[keep] if keep.sum() >= 2 else joints_px
-    lo, hi = pts.min(0), pts.max(0)
-    return np.array([*(lo + hi) / 2, max(float(max(hi - lo)) * margin, 1.0)])
+    centre, side = camera.box_around(joints_px[keep] if keep.sum() >= 2 else joints_px, margin)
+    return np.array([*centre, side])
 
 
 def square_iou(a: np.ndarray, b: np.ndarray) -> float:
