@@ -170,6 +170,7 @@ class _Recropped(torch.utils.data.Dataset):
 
 def _predict_loader(model, loader, input_format: str, flip_test: bool, subpixel: str, device, progress: bool,
                     desc: str) -> Predictions:
+    """One pass of `predict` over a loader of samples, gathered with their ground truth in sample order."""
     keys = ("joints_2d", "depth", "gt_joints_2d", "gt_joints_3d_mm", "valid", "has_depth", "action", "subject", "index", "crop")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     model.eval()
