@@ -138,11 +138,14 @@ class MPIIDataset(Dataset):
             loose = None if elsewhere else loose_framing(rng, self.loose_crop_prob, aug, centre,
                                                          float(self.box_px[i]), BOX_FACTOR)
             centre, aug = elsewhere or loose or (centre, aug)
-        return make_sample(image, self.part[i], self.annotated[i], None, centre, float(self.box_px[i]), aug,
-                           self.cfg, subject=0, action=0, index=i, frames_person=elsewhere is None)
+        return self._sample(i, image, centre, float(self.box_px[i]), aug, frames_person=elsewhere is None)
 
     def sample_at(self, i: int, centre: np.ndarray, box_px: float) -> dict[str, np.ndarray]:
         """Sample i cropped at another square box (image px), without augmentation (a second pass's input)."""
         i = int(i)
-        return make_sample(read_image(self.image_path(i), i), self.part[i], self.annotated[i], None, centre,
-                           float(box_px), IDENTITY, self.cfg, subject=0, action=0, index=i)
+        return self._sample(i, read_image(self.image_path(i), i), centre, float(box_px), IDENTITY)
+
+    def _sample(self, i: int, image: np.ndarray, centre: np.ndarray, box_px: float, aug,
+                frames_person: bool = True) -> dict[str, np.ndarray]:
+        return make_sample(image, self.part[i], self.annotated[i], None, centre, box_px, aug, self.cfg,
+                           subject=0, action=0, index=i, frames_person=frames_person)

@@ -32,7 +32,7 @@ LOCK_NAME = ".lock"
 EVAL_CSV_NAME = "metrics.csv"
 # Run folders of this profile are the notebook tests' (make test), never a default for the demo.
 TEST_PROFILE = "smoke"
-EVAL_PREFIX = "eval."  # config keys that only evaluation reads (stage_status ignores them)
+EVAL_PREFIX = "eval."  # config keys that only evaluation reads (training_differences leaves them out)
 
 
 def default_run_dir(profile: str) -> Path:

@@ -137,15 +137,16 @@ def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch
     dataset's `sample_at`), and the second pass's predictions, crops and 2D ground truth
     are returned. The first pass sees the split's own crop (a whole picture in the wild).
     """
+    if recrop_margin > 0 and not hasattr(dataset, "sample_at"):
+        raise Pose3DError(f"eval.recrop_margin > 0 needs a dataset with sample_at(i, centre, box_px); "
+                          f"{type(dataset).__name__} has none")
     device = device or next(model.parameters()).device
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
     pred = _predict_loader(model, DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers),
                            input_format, flip_test, subpixel, device, progress, desc)
     if recrop_margin > 0:
-        size, hm = dataset.cfg.input_size, dataset.cfg.heatmap_size
-        found_px = decode.joints_to_image(camera.normalized_to_crop_px(pred.joints_2d, size, hm), pred.crop)
-        centres, sides = camera.box_around(found_px, recrop_margin)
+        centres, sides = camera.box_around(joints_in_image(pred, dataset.cfg), recrop_margin)
         second = _Recropped(dataset, centres, sides)
         pred = _predict_loader(model, DataLoader(second, batch_size=batch_size, shuffle=False, num_workers=num_workers),
                                input_format, flip_test, subpixel, device, progress, f"{desc} (second pass)")
@@ -156,9 +157,6 @@ class _Recropped(torch.utils.data.Dataset):
     """The first len(centres) samples of a dataset cropped at the given square boxes (image px)."""
 
     def __init__(self, dataset, centres: np.ndarray, sides: np.ndarray):
-        if not hasattr(dataset, "sample_at"):
-            raise Pose3DError(f"eval.recrop_margin > 0 needs a dataset with sample_at(i, centre, box_px); "
-                              f"{type(dataset).__name__} has none")
         self.dataset, self.centres, self.sides = dataset, centres, sides
 
     def __len__(self) -> int:
@@ -166,6 +164,12 @@ class _Recropped(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.dataset.sample_at(i, self.centres[i], float(self.sides[i]))
+
+
+def joints_in_image(pred: Predictions, data_cfg: DataConfig) -> np.ndarray:
+    """The predicted 2D joints (N, 16, 2) in original-image pixels (through each sample's crop)."""
+    crop_px = camera.normalized_to_crop_px(pred.joints_2d, data_cfg.input_size, data_cfg.heatmap_size)
+    return decode.joints_to_image(crop_px, pred.crop)
 
 
 def _predict_loader(model, loader, input_format: str, flip_test: bool, subpixel: str, device, progress: bool,
@@ -257,8 +261,7 @@ def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device
     pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
                            flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
                            recrop_margin=eval_cfg.recrop_margin, progress=progress, desc="PCKh")
-    crop_px = camera.normalized_to_crop_px(pred.joints_2d, dataset.cfg.input_size, dataset.cfg.heatmap_size)
-    joints_img = decode.joints_to_image(crop_px, pred.crop)
+    joints_img = joints_in_image(pred, dataset.cfg)
     rows = pred.index
     gt_img = dataset.part[rows]  # (N,16,2) original px
     annotated = dataset.annotated[rows]  # (N,16) bool
