@@ -132,6 +132,49 @@ def test_second_pass_crops_around_the_joints_the_first_pass_found(random_run, sm
     np.testing.assert_array_equal(second.gt_joints_3d_mm, first.gt_joints_3d_mm)
 
 
+def test_crop_fill_is_the_joints_extent_over_the_crop_side():
+    from pose3dlib import camera
+
+    joints = np.array([[[100.0, 50.0], [140.0, 90.0], [120.0, 60.0]],   # extent 40 px
+                       [[0.0, 0.0], [10.0, 30.0], [5.0, 5.0]]])        # extent 30 px
+    crop = np.stack([camera.crop_affine(np.array([120.0, 70.0]), 80.0, 0.0, 64),
+                     camera.crop_affine(np.array([5.0, 15.0]), 20.0, 0.0, 32)])
+    np.testing.assert_allclose(evaluate.crop_fill(joints, crop, 64)[0], 0.5)
+    np.testing.assert_allclose(evaluate.crop_fill(joints[1:], crop[1:], 32), [1.5])  # larger than its crop
+    # the ratio is the same at another input resolution of the same box
+    np.testing.assert_allclose(evaluate.crop_fill(joints[:1], camera.crop_affine(np.array([120.0, 70.0]), 80.0, 0.0,
+                                                                                   256)[None], 256), [0.5])
+
+
+def test_second_pass_only_where_the_person_fills_little_of_the_crop(random_run, smoke_data):
+    from pose3dlib.config import load_config
+    from pose3dlib.data.h36m import H36MDataset
+    from pose3dlib.model import load_model
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    model, trained = load_model(str(random_run / "3000" / "stage1" / "last.pt"))
+    data = evaluate.checkpoint_geometry(cfg.data, trained)
+    wild = H36MDataset(data.wild_test_dir, "test", data)
+
+    def run(margin, max_fill=0.0):
+        return evaluate.predict_dataset(model, wild, trained.model.input_format, batch_size=4, limit=8,
+                                        recrop_margin=margin, recrop_max_fill=max_fill, progress=False)
+
+    first, every = run(0.0), run(1.25)
+    fill = evaluate.crop_fill(evaluate.joints_in_image(first, data), first.crop, data.input_size)
+    limit = float(fill.min())  # a random network: its joints span most of the crop, a few values
+    small = fill <= limit
+    assert 0 < small.sum() < len(fill)
+    some = run(1.25, limit)
+    for name in ("joints_2d", "depth", "gt_joints_2d", "crop", "index"):
+        # (another batch composition moves the network's outputs by float rounding only)
+        np.testing.assert_allclose(getattr(some, name)[small], getattr(every, name)[small], atol=1e-5)
+        np.testing.assert_allclose(getattr(some, name)[~small], getattr(first, name)[~small], atol=1e-5)
+    assert not np.allclose(every.crop[~small], first.crop[~small])  # the rule did keep some first crops
+    none = run(1.25, float(fill.min()) / 2)  # nobody small enough: the first pass unchanged
+    np.testing.assert_array_equal(none.joints_2d, first.joints_2d)
+
+
 def test_recrop_margin_reaches_every_evaluated_split(random_run, smoke_data):
     from pose3dlib.config import load_config
 

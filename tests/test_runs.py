@@ -66,6 +66,7 @@ def test_training_differences_ignore_only_the_evaluation_options():
 
     stored = config_to_dict(load_config("configs/smoke.yaml"))
     assert training_differences(stored, load_config("configs/smoke.yaml", ["eval.recrop_margin=1.25",
+                                                                           "eval.recrop_max_fill=0.7",
                                                                            "eval.subpixel=log_parabola"])) == []
     diffs = training_differences(stored, load_config("configs/smoke.yaml", ["eval.flip_test=false",
                                                                             "train.stage1.lr=0.5"]))

@@ -128,14 +128,16 @@ class Predictions:
 @torch.no_grad()
 def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch_size: int = 32,
                     flip_test: bool = True, subpixel: str = "quarter", device: torch.device | None = None,
-                    num_workers: int = 0, recrop_margin: float = 0.0,
+                    num_workers: int = 0, recrop_margin: float = 0.0, recrop_max_fill: float = 0.0,
                     limit: int = 0, progress: bool = True, desc: str = "predict") -> Predictions:
     """Predict every sample of `dataset` (first `limit` when > 0) and gather ground truth.
 
-    `recrop_margin` > 0 adds a second pass: each sample is cropped again from its image
+    `recrop_margin` > 0 adds a second pass: a sample is cropped again from its image
     around the joints the first pass found (`camera.box_around` with that margin, the
-    dataset's `sample_at`), and the second pass's predictions, crops and 2D ground truth
-    are returned. The first pass sees the split's own crop (a whole picture in the wild).
+    dataset's `sample_at`), and the second pass's predictions, crop and 2D ground truth
+    replace the first's. The first pass sees the split's own crop (a whole picture in the
+    wild). With `recrop_max_fill` > 0 only the samples whose found joints span at most
+    that fraction of the first crop's side (`crop_fill`) get the second pass.
     """
     if recrop_margin > 0 and not hasattr(dataset, "sample_at"):
         raise Pose3DError(f"eval.recrop_margin > 0 needs a dataset with sample_at(i, centre, box_px); "
@@ -146,24 +148,43 @@ def predict_dataset(model: torch.nn.Module, dataset, input_format: str, *, batch
     pred = _predict_loader(model, DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers),
                            input_format, flip_test, subpixel, device, progress, desc)
     if recrop_margin > 0:
-        centres, sides = camera.box_around(joints_in_image(pred, dataset.cfg), recrop_margin)
-        second = _Recropped(dataset, centres, sides)
-        pred = _predict_loader(model, DataLoader(second, batch_size=batch_size, shuffle=False, num_workers=num_workers),
-                               input_format, flip_test, subpixel, device, progress, f"{desc} (second pass)")
+        found = joints_in_image(pred, dataset.cfg)
+        chosen = np.arange(n)
+        if recrop_max_fill > 0:
+            chosen = np.flatnonzero(crop_fill(found, pred.crop, dataset.cfg.input_size) <= recrop_max_fill)
+        if len(chosen):
+            centres, sides = camera.box_around(found[chosen], recrop_margin)
+            second = _predict_loader(model, DataLoader(_Recropped(dataset, chosen, centres, sides), batch_size=batch_size,
+                                                       shuffle=False, num_workers=num_workers),
+                                     input_format, flip_test, subpixel, device, progress, f"{desc} (second pass)")
+            for f in dataclasses.fields(Predictions):
+                getattr(pred, f.name)[chosen] = getattr(second, f.name)
     return pred
 
 
-class _Recropped(torch.utils.data.Dataset):
-    """The first len(centres) samples of a dataset cropped at the given square boxes (image px)."""
+def crop_fill(joints_px: np.ndarray, crop: np.ndarray, input_size: int) -> np.ndarray:
+    """How much of its crop a person fills: the joints' larger extent / the crop's side, (N,).
 
-    def __init__(self, dataset, centres: np.ndarray, sides: np.ndarray):
-        self.dataset, self.centres, self.sides = dataset, centres, sides
+    joints_px: (N, J, 2) image pixels; crop: (N, 2, 3) image px -> crop px affines of square
+    `input_size` crops (no rotation at evaluation). 1 means the joints span the whole crop.
+    """
+    joints_px, crop = np.asarray(joints_px, np.float64), np.asarray(crop, np.float64)
+    extent_px = (joints_px.max(-2) - joints_px.min(-2)).max(-1)
+    crop_px_per_image_px = np.sqrt(np.abs(np.linalg.det(crop[:, :, :2])))
+    return extent_px * crop_px_per_image_px / input_size
+
+
+class _Recropped(torch.utils.data.Dataset):
+    """Samples `rows` of a dataset cropped at the given square boxes (image px), in that order."""
+
+    def __init__(self, dataset, rows: np.ndarray, centres: np.ndarray, sides: np.ndarray):
+        self.dataset, self.rows, self.centres, self.sides = dataset, rows, centres, sides
 
     def __len__(self) -> int:
-        return len(self.sides)
+        return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict:
-        return self.dataset.sample_at(i, self.centres[i], float(self.sides[i]))
+    def __getitem__(self, k: int) -> dict:
+        return self.dataset.sample_at(int(self.rows[k]), self.centres[k], float(self.sides[k]))
 
 
 def joints_in_image(pred: Predictions, data_cfg: DataConfig) -> np.ndarray:
@@ -260,7 +281,8 @@ def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device
     """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
     pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
                            flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           recrop_margin=eval_cfg.recrop_margin, progress=progress, desc="PCKh")
+                           recrop_margin=eval_cfg.recrop_margin, recrop_max_fill=eval_cfg.recrop_max_fill,
+                           progress=progress, desc="PCKh")
     joints_img = joints_in_image(pred, dataset.cfg)
     rows = pred.index
     gt_img = dataset.part[rows]  # (N,16,2) original px
@@ -281,7 +303,8 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     """
     pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
                            flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           recrop_margin=eval_cfg.recrop_margin, progress=progress, desc=f"{stage}/{split}")
+                           recrop_margin=eval_cfg.recrop_margin, recrop_max_fill=eval_cfg.recrop_max_fill,
+                           progress=progress, desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
