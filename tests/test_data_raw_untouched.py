@@ -169,3 +169,7 @@ def test_finished_stage_is_not_trained_again(tmp_path):
     scored_otherwise = load_config(SMOKE, [f"data.h36m_dir={tmp_path / 'none'}", f"data.mpii_dir={tmp_path / 'none'}",
                                            "eval.recrop_margin=1.25", "eval.flip_test=false"])
     assert stage_status(scored_otherwise, 1, tmp_path / "run") == "finished"
+    # nor do the later stages' settings (a new Stage 3 learning rate retrains Stage 3 only)
+    later = load_config(SMOKE, [f"data.h36m_dir={tmp_path / 'none'}", f"data.mpii_dir={tmp_path / 'none'}",
+                                "train.stage3.lr=0.5", "train.stage2.lr=0.5"])
+    assert stage_status(later, 1, tmp_path / "run") == "finished"

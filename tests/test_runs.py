@@ -71,3 +71,8 @@ def test_training_differences_ignore_only_the_evaluation_options():
     diffs = training_differences(stored, load_config("configs/smoke.yaml", ["eval.flip_test=false",
                                                                             "train.stage1.lr=0.5"]))
     assert len(diffs) == 1 and diffs[0].startswith("train.stage1.lr:")
+    # a stage never reads the later stages' settings; it does read its own and the earlier ones'
+    later = load_config("configs/smoke.yaml", ["train.stage3.lr=0.5", "train.stage2.epochs=7"])
+    assert training_differences(stored, later, stage=1) == []
+    assert [d.split(":")[0] for d in training_differences(stored, later, stage=2)] == ["train.stage2.epochs"]
+    assert len(training_differences(stored, later, stage=3)) == 2 == len(training_differences(stored, later))

@@ -89,11 +89,17 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def training_differences(stored_config: dict, cfg) -> list[str]:
-    """Config differences ('key: a -> b') that change what a stage trains: all but the `eval.*` keys."""
+def training_differences(stored_config: dict, cfg, stage: int | None = None) -> list[str]:
+    """Config differences ('key: a -> b') that change what a stage trains.
+
+    Left out: the `eval.*` keys, which only evaluation reads, and, given `stage`, the
+    settings of the later stages (`train.stage{m}.*`, m > stage), which it never reads; a
+    change to an earlier stage reaches it through its init checkpoint (`stage_status`).
+    """
     from ..config import config_differences, config_to_dict
 
-    return [d for d in config_differences(stored_config, config_to_dict(cfg)) if not d.startswith(EVAL_PREFIX)]
+    ignored = (EVAL_PREFIX,) + tuple(f"train.stage{m}." for m in STAGES if stage is not None and m > stage)
+    return [d for d in config_differences(stored_config, config_to_dict(cfg)) if not d.startswith(ignored)]
 
 
 def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None) -> str:
@@ -102,7 +108,8 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     "finished": last.pt ran all epochs with this config and from the current init checkpoint;
     "partial": an unfinished last.pt with this config (continue it with resume=True);
     "stale": a last.pt made with another config or init; "absent": no last.pt.
-    The evaluation options (`eval.*`) do not change what a stage trains, so they are not compared.
+    The evaluation options (`eval.*`) and later stages' settings do not change what a stage
+    trains, so they are not compared (`training_differences`).
     """
     from .checkpoint import load_checkpoint
 
@@ -110,7 +117,7 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     if not path.is_file():
         return "absent"
     ckpt = load_checkpoint(path)
-    if training_differences(ckpt["config"], cfg):
+    if training_differences(ckpt["config"], cfg, stage):
         return "stale"
     extra = ckpt.get("extra", {})
     init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)

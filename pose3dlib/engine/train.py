@@ -292,7 +292,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
     if last.is_file():
         if resume:
             ckpt = load_checkpoint(last)
-            diffs = training_differences(ckpt["config"], cfg)
+            diffs = training_differences(ckpt["config"], cfg, stage)
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")
