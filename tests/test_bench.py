@@ -242,3 +242,27 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
     measure.train_images_per_s(smoke, warmup=0, repeats=1)
     measure.train_images_per_s(load_config("configs/smoke.yaml"), warmup=0, repeats=1)
     assert seen == [SpeedSwitches(), on_cpu]
+
+
+def test_a_failing_compile_switch_is_recorded_and_the_run_goes_on(monkeypatch, tmp_path, capsys):
+    """torch.compile can fail inside inductor on some CPUs: its row says so; other failures still stop the run."""
+    from pose3dlib.tools.bench.command import cpu_tasks
+
+    def inductor_error(cfg, switches=None, **timing):
+        assert switches.compile
+        raise RuntimeError("AssertionError: \n codegen failed")
+
+    monkeypatch.setattr(measure, "train_images_per_s", inductor_error)
+    m: dict[str, float] = {}
+    tasks = dict(cpu_tasks(measure.QUICK_PLAN, tmp_path, m))
+    tasks["cpu compile"]()
+    assert m == {"train_cpu_compile_failed": 1.0}
+    assert "torch.compile failed" in capsys.readouterr().err
+    assert "train_cpu_compile_failed" in render_block({**m, "threads": 2.0}, {"cpu": "x"})
+
+    def broken(cfg, switches=None, **timing):
+        raise RuntimeError("not a compile problem")
+
+    monkeypatch.setattr(measure, "train_images_per_s", broken)
+    with pytest.raises(RuntimeError, match="not a compile problem"):
+        tasks["cpu NCHW"]()

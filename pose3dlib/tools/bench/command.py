@@ -85,6 +85,16 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             try:
                 with measure.fresh_compile_cache():  # compile: cold, what a first run pays
                     timed = measure.train_images_per_s(cfg, switches=switches, **switch)
+            except Exception as e:
+                if not switches.compile:
+                    raise
+                # torch.compile is an optional switch whose code generation can fail on some CPUs
+                # (an inductor error, not ours): that is a result to record, not a reason to lose the run
+                m[f"{prefix}_failed"] = 1.0
+                first_line = (str(e).strip().splitlines() or [""])[0]
+                print(f"bench: {prefix}: torch.compile failed on this machine ({type(e).__name__}: {first_line}); "
+                      f"recorded as {prefix}_failed = 1", file=sys.stderr)
+                return
             finally:
                 torch.set_num_threads(plan.threads)
             m[f"{prefix}_img_s"] = timed.images_per_s

@@ -75,6 +75,8 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("train_cpu_bf16_img_s", "img/s", "switch: cpu-profile training, bf16 autocast (+ channels_last)"),
     MetricSpec("train_cpu_compile_img_s", "img/s", "switch: cpu-profile training, torch.compile (+ channels_last)"),
     MetricSpec("train_cpu_compile_overhead_s", "s", "switch: first compiled step minus a steady step"),
+    MetricSpec("train_cpu_compile_failed", "-", "1: torch.compile raised an error on this machine (no compile rows then)",
+               decimals=0),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
     MetricSpec("train_cpu_omp_passive_img_s", "img/s", "switch: cpu-profile training, OMP_WAIT_POLICY=PASSIVE"),
     None,  # -> CUDA (measured only where a GPU is present)
