@@ -197,8 +197,8 @@ class EvalConfig:
     # 0: one pass on each split's own crop. > 0: a second pass on a crop framed around the joints the first
     # pass found, side = this x their extent (the training crops: 1.25; evaluate.predict_dataset)
     recrop_margin: float = bounded(0.0, lo=0.0)
-    # With a second pass: 0 gives every sample one; > 0 only those whose first-pass joints span at most this
-    # fraction of their first crop's side (a small person in a large crop, as in whole pictures)
+    # With a second pass (recrop_margin > 0; ignored without one): 0 gives every sample one; > 0 only those whose
+    # first-pass joints span at most this fraction of their first crop's side (a small person in a large crop)
     recrop_max_fill: float = bounded(0.0, lo=0.0)
 
 

@@ -180,10 +180,15 @@ def test_ablation_shares_stage2_between_b_and_c_and_reruns_only_what_changed(smo
     (out / "b" / "seed=0" / ablation.EVALUATED_NAME).unlink()
     run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None)
     assert calls == [("b", 0, None)]
-    # another schedule makes every stage stale: c trains again and b follows its new Stage 2
+    # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2
     calls.clear()
     longer = [*smoke_data, "train.stage3.epochs=2"]
     run_ablation("smoke", [0], [], out, longer, executor=_in_process(calls), log=lambda line: None)
+    assert calls == [("c", 0, 3), ("c", 0, None), ("b", 0, 3), ("b", 0, None)]
+    # another Stage 1 makes every stage stale: c trains again and b follows its new Stage 2
+    calls.clear()
+    run_ablation("smoke", [0], [], out, [*longer, "train.stage1.lr=2e-3"], executor=_in_process(calls),
+                 log=lambda line: None)
     assert calls == [("c", 0, 1), ("c", 0, 2), ("c", 0, 3), ("c", 0, None), ("b", 0, 3), ("b", 0, None)]
 
 

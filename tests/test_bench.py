@@ -250,7 +250,7 @@ def test_a_failing_compile_switch_is_recorded_and_the_run_goes_on(monkeypatch, t
 
     def inductor_error(cfg, switches=None, **timing):
         assert switches.compile
-        raise RuntimeError("AssertionError: \n codegen failed")
+        raise torch._inductor.exc.InductorError(AssertionError("codegen failed"), None)
 
     monkeypatch.setattr(measure, "train_images_per_s", inductor_error)
     m: dict[str, float] = {}
@@ -258,10 +258,11 @@ def test_a_failing_compile_switch_is_recorded_and_the_run_goes_on(monkeypatch, t
     tasks["cpu compile"]()
     assert m == {"train_cpu_compile_failed": 1.0}
     assert "torch.compile failed" in capsys.readouterr().err
-    assert "train_cpu_compile_failed" in render_block({**m, "threads": 2.0}, {"cpu": "x"})
+    block = render_block({**m, "threads": 2.0}, {"cpu": "x"})
+    assert "| `train_cpu_compile_failed` | 1 | - |  |  | 1: torch.compile raised an error" in block
 
     def broken(cfg, switches=None, **timing):
-        raise RuntimeError("not a compile problem")
+        raise RuntimeError("not a compile problem")  # without compile, any error ends the run
 
     monkeypatch.setattr(measure, "train_images_per_s", broken)
     with pytest.raises(RuntimeError, match="not a compile problem"):

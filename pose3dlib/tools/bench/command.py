@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch._dynamo.exc
 
 from ...config import load_config
 from ...engine.errors import ConfigError
@@ -85,7 +86,7 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             try:
                 with measure.fresh_compile_cache():  # compile: cold, what a first run pays
                     timed = measure.train_images_per_s(cfg, switches=switches, **switch)
-            except Exception as e:
+            except torch._dynamo.exc.BackendCompilerFailed as e:  # InductorError is one
                 if not switches.compile:
                     raise
                 # torch.compile is an optional switch whose code generation can fail on some CPUs
