@@ -99,8 +99,8 @@ def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data
 
 # ----------------------------------------------------------------------------- second pass (eval.recrop_margin)
 
-def test_second_pass_crops_around_the_joints_the_first_pass_found(random_run, smoke_data):
-    from pose3dlib import camera, decode
+def _random_network_on_wild(random_run, smoke_data):
+    """(model, its trained config, the evaluation's data config, the smoke wild_test split) for the second-pass tests."""
     from pose3dlib.config import load_config
     from pose3dlib.data.h36m import H36MDataset
     from pose3dlib.model import load_model
@@ -108,7 +108,13 @@ def test_second_pass_crops_around_the_joints_the_first_pass_found(random_run, sm
     cfg = load_config("configs/smoke.yaml", smoke_data)
     model, trained = load_model(str(random_run / "3000" / "stage1" / "last.pt"))
     data = evaluate.checkpoint_geometry(cfg.data, trained)
-    wild = H36MDataset(data.wild_test_dir, "test", data)
+    return model, trained, data, H36MDataset(data.wild_test_dir, "test", data)
+
+
+def test_second_pass_crops_around_the_joints_the_first_pass_found(random_run, smoke_data):
+    from pose3dlib import camera, decode
+
+    model, trained, data, wild = _random_network_on_wild(random_run, smoke_data)
     size, hm = data.input_size, data.heatmap_size
 
     def run(margin):
@@ -147,14 +153,7 @@ def test_crop_fill_is_the_joints_extent_over_the_crop_side():
 
 
 def test_second_pass_only_where_the_person_fills_little_of_the_crop(random_run, smoke_data):
-    from pose3dlib.config import load_config
-    from pose3dlib.data.h36m import H36MDataset
-    from pose3dlib.model import load_model
-
-    cfg = load_config("configs/smoke.yaml", smoke_data)
-    model, trained = load_model(str(random_run / "3000" / "stage1" / "last.pt"))
-    data = evaluate.checkpoint_geometry(cfg.data, trained)
-    wild = H36MDataset(data.wild_test_dir, "test", data)
+    model, trained, data, wild = _random_network_on_wild(random_run, smoke_data)
 
     def run(margin, max_fill=0.0):
         return evaluate.predict_dataset(model, wild, trained.model.input_format, batch_size=4, limit=8,

@@ -168,8 +168,8 @@ def crop_fill(joints_px: np.ndarray, crop: np.ndarray, input_size: int) -> np.nd
     joints_px: (N, J, 2) image pixels; crop: (N, 2, 3) image px -> crop px affines of square
     `input_size` crops (no rotation at evaluation). 1 means the joints span the whole crop.
     """
-    joints_px, crop = np.asarray(joints_px, np.float64), np.asarray(crop, np.float64)
-    extent_px = (joints_px.max(-2) - joints_px.min(-2)).max(-1)
+    crop = np.asarray(crop, np.float64)
+    _, extent_px = camera.box_around(joints_px, 1.0)  # the side of a margin-1 box is the larger extent
     crop_px_per_image_px = np.sqrt(np.abs(np.linalg.det(crop[:, :, :2])))
     return extent_px * crop_px_per_image_px / input_size
 
