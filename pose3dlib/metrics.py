@@ -297,6 +297,33 @@ def left_right_order_oracle(pred: Any, gt: Any, flip_pairs: Any) -> np.ndarray:
     return order
 
 
+def bone_depth_sign_agreement(pred_depth: Any, true_depth: Any, edges: Any, fraction: float = 0.5) -> float:
+    """Fraction in [0, 1] of clearly oriented bones whose predicted depth runs the right way.
+
+    A diagnostic of a depth branch's front/back reading, which bone lengths (and the
+    geometric loss) leave open. For every sample and bone (a, b) it compares the signs of
+    depth[a] - depth[b] in the prediction and the truth, over the `fraction` of all (sample,
+    bone) pairs with the largest true |depth[a] - depth[b]|: bones that lie nearly parallel
+    to the image carry no sign worth scoring. Shapes: pred_depth, true_depth (N, J), each
+    in its own unit (only the prediction's signs and the truth's ranking are used); edges:
+    (a, b) joint index pairs, e.g. `skeleton.MPII16.edges`. Ties in the prediction count
+    as wrong. Raises ValueError for mismatched shapes, no edges or `fraction` outside (0, 1].
+    """
+    p, t = _as_numpy(pred_depth), _as_numpy(true_depth)
+    if p.ndim != 2 or p.shape != t.shape:
+        raise ValueError(f"bone_depth_sign_agreement: pred_depth and true_depth must both be (N, J), "
+                         f"got {p.shape} and {t.shape}")
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if len(e) == 0:
+        raise ValueError("bone_depth_sign_agreement: no edges")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"bone_depth_sign_agreement: fraction must be in (0, 1], got {fraction}")
+    dp = (p[:, e[:, 0]] - p[:, e[:, 1]]).ravel()
+    dt = (t[:, e[:, 0]] - t[:, e[:, 1]]).ravel()
+    keep = np.argsort(-np.abs(dt), kind="stable")[:max(1, round(fraction * dt.size))]
+    return float(np.mean(np.sign(dp[keep]) * np.sign(dt[keep]) > 0))
+
+
 # ----------------------------------------------------------------------------- 3DPCK / AUC
 
 def auc_thresholds_mm(max_mm: float = PCK3D_THRESHOLD_MM, step_mm: float = AUC_STEP_MM) -> np.ndarray:

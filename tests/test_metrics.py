@@ -372,3 +372,35 @@ def test_left_right_order_oracle_undoes_a_swap_and_keeps_the_rest():
     np.testing.assert_array_equal(order, expected)
     fixed = pred[np.arange(4)[:, None], order]
     np.testing.assert_allclose(fixed[2, [a, b]], gt[2, [a, b]])
+
+
+def test_bone_depth_sign_agreement_by_hand_and_against_a_loop():
+    from pose3dlib.metrics import bone_depth_sign_agreement
+
+    edges = [(0, 1), (1, 2)]
+    true = np.array([[0.0, 10.0, 11.0],    # bone (0,1): -10, bone (1,2): -1
+                     [0.0, -5.0, -25.0]])  # bone (0,1): +5,  bone (1,2): +20
+    # the prediction gets bone (1,2) of sample 1 (|20|) and bone (0,1) of sample 0 (|10|) right,
+    # bone (0,1) of sample 1 (|5|) and bone (1,2) of sample 0 (|1|) wrong
+    pred = np.array([[0.0, 3.0, 2.0],
+                     [0.0, 1.0, -4.0]])
+    assert bone_depth_sign_agreement(pred, true, edges, fraction=0.5) == 1.0  # the two largest: |20|, |10|
+    assert bone_depth_sign_agreement(pred, true, edges, fraction=0.75) == pytest.approx(2 / 3)
+    assert bone_depth_sign_agreement(pred, true, edges, fraction=1.0) == 0.5
+    assert bone_depth_sign_agreement(-true, true, edges, fraction=1.0) == 0.0  # mirrored depth
+    assert bone_depth_sign_agreement(np.zeros_like(true), true, edges, fraction=1.0) == 0.0  # flat: ties are wrong
+    # against a loop, random data, a skeleton's edges
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=(30, 16))
+    p = t + rng.normal(scale=0.8, size=t.shape)
+    pairs = [(n, a, b) for n in range(30) for a, b in MPII16.edges]
+    pairs.sort(key=lambda x: -abs(t[x[0], x[1]] - t[x[0], x[2]]))
+    top = pairs[:round(0.3 * len(pairs))]
+    expected = np.mean([(p[n, a] - p[n, b]) * (t[n, a] - t[n, b]) > 0 for n, a, b in top])
+    assert bone_depth_sign_agreement(p, t, MPII16.edges, fraction=0.3) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="both be"):
+        bone_depth_sign_agreement(p, t[:, :15], MPII16.edges)
+    with pytest.raises(ValueError, match="no edges"):
+        bone_depth_sign_agreement(p, t, [])
+    with pytest.raises(ValueError, match="fraction"):
+        bone_depth_sign_agreement(p, t, MPII16.edges, fraction=0.0)
