@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "real-data-overrides": ("pose3dlib.data.convert.real", "print the overrides that read the configured downloads' converted sets (REAL_DATA=True)"),
     "train": ("pose3dlib.engine.train", "train one of the three stages"),
     "evaluate": ("pose3dlib.evaluation.evaluate", "evaluate checkpoints on the test splits under every protocol"),
+    "diagnose-depth": ("pose3dlib.evaluation.diagnose", "where a checkpoint's 3D error comes from: own or true 2D x own or true depth"),
     "demo": ("pose3dlib.inference.demo", "2D and 3D pose of the person in your own images"),
     "person-search": ("pose3dlib.inference.detect", "measure the person search (hit rate) on synthetic uncropped scenes"),
     "export-onnx": ("pose3dlib.inference.onnx_export", "export the network to ONNX (dynamic batch and input size)"),

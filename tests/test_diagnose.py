@@ -1,0 +1,116 @@
+"""`diagnose-depth`: the 2D x depth error decomposition and the depth statistics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pose3dlib import decode
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.evaluation import diagnose
+from pose3dlib.evaluation.evaluate import Predictions
+from pose3dlib.skeleton import DEPTH_ROOT
+
+BONE_SUM = 4000.0
+
+
+def _people(n: int = 12, seed: int = 0):
+    """Root-relative 3D skeletons with bone sum BONE_SUM and their exact weak-perspective 2D."""
+    rng = np.random.default_rng(seed)
+    mm = rng.normal(scale=300.0, size=(n, 16, 3))
+    mm -= mm[:, DEPTH_ROOT:DEPTH_ROOT + 1]
+    mm *= (BONE_SUM / decode.bone_length_sum(mm))[:, None, None]
+    scale = rng.uniform(1e-4, 3e-4, size=n)  # normalised crop units per mm, one per sample
+    centre = rng.uniform(-0.2, 0.2, size=(n, 1, 2))
+    return mm, mm[..., :2] * scale[:, None, None] + centre, scale
+
+
+def _predictions(joints_2d, depth, gt_2d, gt_mm, has_depth=None) -> Predictions:
+    n = len(gt_mm)
+    return Predictions(joints_2d=joints_2d, depth=depth, gt_joints_2d=gt_2d, gt_joints_3d_mm=gt_mm,
+                       valid=np.ones((n, 16), bool), has_depth=np.ones(n, bool) if has_depth is None else has_depth,
+                       action=np.zeros(n, int), subject=np.zeros(n, int), index=np.arange(n),
+                       crop=np.tile(np.eye(2, 3), (n, 1, 1)))
+
+
+def test_true_depth_is_the_depth_in_the_crops_units():
+    mm, gt_2d, scale = _people()
+    np.testing.assert_allclose(diagnose.true_depth_normalised(gt_2d, mm), mm[..., 2] * scale[:, None], rtol=1e-9)
+    with pytest.raises(Pose3DError, match="at the root"):
+        diagnose.true_depth_normalised(gt_2d, np.zeros_like(mm))
+
+
+def _p1(rows):
+    return {(r["2d"], r["depth"]): r["p1_mm"] for r in rows}
+
+
+def test_decomposition_puts_each_error_where_it_was_made():
+    mm, gt_2d, scale = _people()
+    true_depth = mm[..., 2] * scale[:, None] + 0.3  # an offset: only root-relative depth counts
+    exact = _p1(diagnose.error_decomposition(_predictions(gt_2d, true_depth, gt_2d, mm), BONE_SUM))
+    assert list(exact) == list(diagnose.COMBINATIONS)
+    assert max(exact.values()) < 1e-6  # exact weak perspective, equal bone sums: nothing is lost
+
+    rng = np.random.default_rng(1)
+    bad_depth = true_depth + rng.normal(scale=0.05, size=true_depth.shape)
+    rows = diagnose.error_decomposition(_predictions(gt_2d, bad_depth, gt_2d, mm), BONE_SUM)
+    p1 = _p1(rows)
+    assert p1["own", "own"] == pytest.approx(p1["true", "own"]) and p1["own", "own"] > 10
+    assert p1["own", "true"] < 1e-6 and p1["true", "true"] < 1e-6
+    own = rows[0]
+    assert own["abs_depth_mm"] > own["abs_x_mm"] and own["abs_depth_mm"] > own["abs_y_mm"]
+
+    bad_2d = gt_2d + rng.normal(scale=0.02, size=gt_2d.shape)
+    p1 = _p1(diagnose.error_decomposition(_predictions(bad_2d, true_depth, gt_2d, mm), BONE_SUM))
+    assert p1["own", "own"] == pytest.approx(p1["own", "true"]) and p1["own", "own"] > 10
+    assert p1["true", "own"] < 1e-6
+
+
+def test_depth_statistics_spread_correlation_and_signs():
+    mm, gt_2d, scale = _people(40)
+    true_depth = mm[..., 2] * scale[:, None]
+    half = diagnose.depth_statistics(_predictions(gt_2d, 0.5 * true_depth - 1.0, gt_2d, mm))
+    assert half["spread_ratio"] == pytest.approx(0.5)
+    assert half["correlation"] == pytest.approx(1.0)
+    assert half["sign_agreement"] == 1.0
+    joints = [j for j in range(16) if j != DEPTH_ROOT]
+    assert half["true_mean_abs_depth_mm"] == pytest.approx(np.median(np.abs(mm[:, joints, 2]).mean(1)))
+    mirrored = diagnose.depth_statistics(_predictions(gt_2d, -true_depth, gt_2d, mm))
+    assert mirrored["correlation"] == pytest.approx(-1.0) and mirrored["sign_agreement"] == 0.0
+    with pytest.raises(Pose3DError, match="constant"):
+        diagnose.depth_statistics(_predictions(gt_2d, np.zeros_like(true_depth), gt_2d, mm))
+
+
+def test_samples_without_3d_truth_are_left_out_and_none_is_an_error():
+    mm, gt_2d, scale = _people()
+    depth = mm[..., 2] * scale[:, None]
+    has = np.arange(len(mm)) < 6
+    broken = depth.copy()
+    broken[~has] += 5.0  # garbage where there is no 3D truth: must not count
+    rows = diagnose.error_decomposition(_predictions(gt_2d, broken, gt_2d, mm, has), BONE_SUM)
+    assert max(_p1(rows).values()) < 1e-6
+    with pytest.raises(Pose3DError, match="no samples with 3D"):
+        diagnose.error_decomposition(_predictions(gt_2d, depth, gt_2d, mm, np.zeros(len(mm), bool)), BONE_SUM)
+
+
+def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data, capsys):
+    import torch
+
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.model import build_model
+    from pose3dlib.tools.cli import main
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "net.pt", make_checkpoint(
+        model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=3, bone_sum_mm=BONE_SUM))
+    sets = [a for o in smoke_data for a in ("--set", o)]
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--splits", "lab_val,wild_test", "--limit", "8", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "### lab_val" in out and "### wild_test" in out
+    for src in ("own, own", "true, own", "own, true", "true, true"):
+        assert out.count(f"| {src} |") == 2
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--splits", "lab_val,bogus", *sets]) == 2
+    assert "'lab_val,bogus': expected a comma-separated list of lab_val, wild_val" in capsys.readouterr().err
