@@ -306,16 +306,25 @@ def bone_depth_sign_agreement(pred_depth: Any, true_depth: Any, edges: Any, frac
     bone) pairs with the largest true |depth[a] - depth[b]|: bones that lie nearly parallel
     to the image carry no sign worth scoring. Shapes: pred_depth, true_depth (N, J), each
     in its own unit (only the prediction's signs and the truth's ranking are used); edges:
-    (a, b) joint index pairs, e.g. `skeleton.MPII16.edges`. Ties in the prediction count
-    as wrong. Raises ValueError for mismatched shapes, no edges or `fraction` outside (0, 1].
+    (a, b) joint index pairs, e.g. `skeleton.MPII16.edges`. A zero difference (in the
+    prediction, or in the truth when `fraction` reaches such bones) counts as wrong. Raises
+    ValueError for mismatched shapes, no samples, non-finite depths, no edges, edges outside
+    0..J-1 or `fraction` outside (0, 1].
     """
     p, t = _as_numpy(pred_depth), _as_numpy(true_depth)
     if p.ndim != 2 or p.shape != t.shape:
         raise ValueError(f"bone_depth_sign_agreement: pred_depth and true_depth must both be (N, J), "
                          f"got {p.shape} and {t.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("bone_depth_sign_agreement: no samples")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(t))):
+        raise ValueError("bone_depth_sign_agreement: pred_depth and true_depth must be finite")
     e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if len(e) == 0:
         raise ValueError("bone_depth_sign_agreement: no edges")
+    if e.min() < 0 or e.max() >= p.shape[1]:
+        raise ValueError(f"bone_depth_sign_agreement: edges must index joints 0..{p.shape[1] - 1}, "
+                         f"got {e.min()}..{e.max()}")
     if not 0 < fraction <= 1:
         raise ValueError(f"bone_depth_sign_agreement: fraction must be in (0, 1], got {fraction}")
     dp = (p[:, e[:, 0]] - p[:, e[:, 1]]).ravel()

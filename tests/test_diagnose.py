@@ -8,7 +8,7 @@ from pose3dlib import decode
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.evaluation import diagnose
 from pose3dlib.evaluation.evaluate import Predictions
-from pose3dlib.skeleton import DEPTH_ROOT
+from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 
 BONE_SUM = 4000.0
 
@@ -34,9 +34,15 @@ def _predictions(joints_2d, depth, gt_2d, gt_mm, has_depth=None) -> Predictions:
 
 def test_true_depth_is_the_depth_in_the_crops_units():
     mm, gt_2d, scale = _people()
-    np.testing.assert_allclose(diagnose.true_depth_normalised(gt_2d, mm), mm[..., 2] * scale[:, None], rtol=1e-9)
-    with pytest.raises(Pose3DError, match="at the root"):
-        diagnose.true_depth_normalised(gt_2d, np.zeros_like(mm))
+    camera_frame = mm + np.array([120.0, -40.0, 5000.0])  # the root anywhere: only root-relative depth counts
+    np.testing.assert_allclose(diagnose.true_depth_normalised(gt_2d, camera_frame), mm[..., 2] * scale[:, None],
+                               rtol=1e-6, atol=1e-12)
+    flat = mm.copy()
+    flat[4] = 0.0
+    with pytest.raises(Pose3DError, match="sample 4"):
+        diagnose.true_depth_normalised(gt_2d, flat)
+    with pytest.raises(Pose3DError, match=r"expected \(N, 16, 2\) and \(N, 16, 3\)"):
+        diagnose.true_depth_normalised(gt_2d[:, :15], mm)
 
 
 def _p1(rows):
@@ -48,21 +54,21 @@ def test_decomposition_puts_each_error_where_it_was_made():
     true_depth = mm[..., 2] * scale[:, None] + 0.3  # an offset: only root-relative depth counts
     exact = _p1(diagnose.error_decomposition(_predictions(gt_2d, true_depth, gt_2d, mm), BONE_SUM))
     assert list(exact) == list(diagnose.COMBINATIONS)
-    assert max(exact.values()) < 1e-6  # exact weak perspective, equal bone sums: nothing is lost
+    assert max(exact.values()) < 1e-3  # exact weak perspective, equal bone sums: nothing is lost (float32 targets)
 
     rng = np.random.default_rng(1)
     bad_depth = true_depth + rng.normal(scale=0.05, size=true_depth.shape)
     rows = diagnose.error_decomposition(_predictions(gt_2d, bad_depth, gt_2d, mm), BONE_SUM)
     p1 = _p1(rows)
     assert p1["own", "own"] == pytest.approx(p1["true", "own"]) and p1["own", "own"] > 10
-    assert p1["own", "true"] < 1e-6 and p1["true", "true"] < 1e-6
+    assert p1["own", "true"] < 1e-3 and p1["true", "true"] < 1e-3
     own = rows[0]
     assert own["abs_depth_mm"] > own["abs_x_mm"] and own["abs_depth_mm"] > own["abs_y_mm"]
 
     bad_2d = gt_2d + rng.normal(scale=0.02, size=gt_2d.shape)
     p1 = _p1(diagnose.error_decomposition(_predictions(bad_2d, true_depth, gt_2d, mm), BONE_SUM))
     assert p1["own", "own"] == pytest.approx(p1["own", "true"]) and p1["own", "own"] > 10
-    assert p1["true", "own"] < 1e-6
+    assert p1["true", "own"] < 1e-3
 
 
 def test_depth_statistics_spread_correlation_and_signs():
@@ -80,14 +86,46 @@ def test_depth_statistics_spread_correlation_and_signs():
         diagnose.depth_statistics(_predictions(gt_2d, np.zeros_like(true_depth), gt_2d, mm))
 
 
+def test_trunk_tilt_by_hand_and_the_rows_per_tilt():
+    from pose3dlib.metrics import bone_depth_sign_agreement, mpjpe_per_sample
+
+    thorax = diagnose.THORAX
+    mm = np.zeros((3, 16, 3))
+    mm[:, thorax] = [[0, -500, 0], [0, -500, -500], [0, -500, 500]]  # upright; toward the camera; away
+    np.testing.assert_allclose(diagnose.trunk_tilt_deg(mm), [0.0, 45.0, -45.0])
+
+    people, gt_2d, scale = _people(30)
+    tilt = diagnose.trunk_tilt_deg(people)
+    rng = np.random.default_rng(2)
+    depth = people[..., 2] * scale[:, None] + rng.normal(scale=0.03, size=(30, 16))
+    train = people[::-1] + 10.0
+    rows = diagnose.by_trunk_tilt(_predictions(gt_2d, depth, gt_2d, people), BONE_SUM, train)
+    labels = [label for label, _, _ in diagnose.TILT_BINS]
+    assert [r["tilt"] for r in rows] == [label for label in labels if any(r["tilt"] == label for r in rows)]
+    assert sum(r["n"] for r in rows) == 30
+    error = mpjpe_per_sample(decode.reconstruct_3d(gt_2d, depth, BONE_SUM), people)
+    baseline = mpjpe_per_sample(np.repeat(train.mean(0, keepdims=True), 30, 0), people)
+    for r in rows:
+        lo, hi = next((lo, hi) for label, lo, hi in diagnose.TILT_BINS if label == r["tilt"])
+        inside = (tilt >= lo) & (tilt < hi)
+        assert r["n"] == inside.sum()
+        assert r["p1_mm"] == pytest.approx(error[inside].mean())
+        assert r["mean_pose_p1_mm"] == pytest.approx(baseline[inside].mean())
+        assert r["sign_agreement"] == pytest.approx(
+            bone_depth_sign_agreement(depth[inside], people[inside][..., 2], MPII16.edges))
+
+
 def test_samples_without_3d_truth_are_left_out_and_none_is_an_error():
     mm, gt_2d, scale = _people()
     depth = mm[..., 2] * scale[:, None]
     has = np.arange(len(mm)) < 6
-    broken = depth.copy()
-    broken[~has] += 5.0  # garbage where there is no 3D truth: must not count
-    rows = diagnose.error_decomposition(_predictions(gt_2d, broken, gt_2d, mm, has), BONE_SUM)
-    assert max(_p1(rows).values()) < 1e-6
+    broken, no_truth = depth.copy(), mm.copy()
+    broken[~has] += np.random.default_rng(4).normal(size=broken[~has].shape)  # garbage where there is no 3D truth
+    no_truth[~has] = 0.0  # as the 2D-only samples store it
+    rows = diagnose.error_decomposition(_predictions(gt_2d, broken, gt_2d, no_truth, has), BONE_SUM)
+    assert max(_p1(rows).values()) < 1e-3
+    stats = diagnose.depth_statistics(_predictions(gt_2d, broken, gt_2d, no_truth, has))
+    assert stats["correlation"] == pytest.approx(1.0) and stats["sign_agreement"] == 1.0
     with pytest.raises(Pose3DError, match="no samples with 3D"):
         diagnose.error_decomposition(_predictions(gt_2d, depth, gt_2d, mm, np.zeros(len(mm), bool)), BONE_SUM)
 
@@ -111,6 +149,7 @@ def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data
     assert "### lab_val" in out and "### wild_test" in out
     for src in ("own, own", "true, own", "own, true", "true, true"):
         assert out.count(f"| {src} |") == 2
+    assert out.count("| trunk tilt toward the camera (deg) |") == 2
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
                  "--splits", "lab_val,bogus", *sets]) == 2
-    assert "'lab_val,bogus': expected a comma-separated list of lab_val, wild_val" in capsys.readouterr().err
+    assert "'lab_val,bogus': unknown bogus; expected a comma-separated list of lab_val, wild_val" in capsys.readouterr().err

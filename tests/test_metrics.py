@@ -404,3 +404,11 @@ def test_bone_depth_sign_agreement_by_hand_and_against_a_loop():
         bone_depth_sign_agreement(p, t, [])
     with pytest.raises(ValueError, match="fraction"):
         bone_depth_sign_agreement(p, t, MPII16.edges, fraction=0.0)
+    with pytest.raises(ValueError, match="no samples"):
+        bone_depth_sign_agreement(p[:0], t[:0], MPII16.edges)
+    with pytest.raises(ValueError, match="finite"):
+        bone_depth_sign_agreement(np.full_like(p, np.nan), t, MPII16.edges)
+    with pytest.raises(ValueError, match="joints 0..15"):
+        bone_depth_sign_agreement(p, t, [(0, 16)])
+    with pytest.raises(ValueError, match="joints 0..15"):
+        bone_depth_sign_agreement(p, t, [(-1, 3)])

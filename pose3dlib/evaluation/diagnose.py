@@ -2,10 +2,11 @@
 
 Protocol #1 is rebuilt from each combination of the network's own or the true 2D and its
 own or the true depth (`error_decomposition`), and the predicted depth is compared with the
-true one (`depth_statistics`: spread, correlation, the front/back sign of each bone). The
-true depth is put in the crop's normalised units (`true_depth_normalised`), the units of
-the network's depth, so every combination goes through the same `decode.reconstruct_3d`
-as `evaluate`. A diagnostic for choosing what to work on, not a benchmark protocol: the
+true one (`depth_statistics`: spread, correlation, the front/back sign of each bone), also
+by how far the trunk leans toward the camera (`by_trunk_tilt`: the camera's elevation for an
+upright person). The true depth is put in the crop's normalised units
+(`true_depth_normalised`), the units of the network's depth, so every combination goes
+through the same `decode.reconstruct_3d` as `evaluate`. A diagnostic for choosing what to work on, not a benchmark protocol: the
 errors here are means over samples, not `evaluate`'s means over actions.
 """
 from __future__ import annotations
@@ -13,32 +14,39 @@ from __future__ import annotations
 import numpy as np
 
 from .. import decode, metrics
+from ..data.targets import depth_target
 from ..engine.errors import Pose3DError
 from ..skeleton import DEPTH_ROOT, MPII16
-from .evaluate import Predictions
+from .evaluate import TEST_SPLIT_DIRS, Predictions, mean_pose_prediction
 
 # (2D, depth) sources of each rebuilt skeleton: "own" = the network's, "true" = ground truth
 COMBINATIONS = (("own", "own"), ("true", "own"), ("own", "true"), ("true", "true"))
-# the 3D splits a config names, as (config key of the folder, split inside it)
-SPLITS = {"lab_val": ("lab_val_dir", "test"), "wild_val": ("wild_val_dir", "test"),
-          "lab_test": ("h36m_dir", "test"), "wild_test": ("wild_test_dir", "test")}
+# bins of `trunk_tilt_deg`: (label, lower bound included, upper bound excluded)
+TILT_BINS = (("< 0", -180.0, 0.0), ("0-15", 0.0, 15.0), ("15-30", 15.0, 30.0), ("30-45", 30.0, 45.0),
+             (">= 45", 45.0, 180.1))
+THORAX = MPII16.joint_names.index("thorax")
+# the 3D splits a config names, and the data config key of each one's folder
+SPLITS = {"lab_val": "lab_val_dir", "wild_val": "wild_val_dir", **TEST_SPLIT_DIRS}  # the folder's "test" split
 
 
 def true_depth_normalised(gt_joints_2d: np.ndarray, gt_joints_3d_mm: np.ndarray) -> np.ndarray:
-    """The true root-relative depth in the crop's normalised units, (N, 16).
+    """The true root-relative depth in the crop's normalised units, (N, 16): the training target.
 
-    Weak perspective: the crop shows the person's x, y in millimetres times one scale per
-    sample, estimated as the mean |root-relative coordinate| of the true 2D over that of
-    the true 3D's x and y; the depth in millimetres times that scale is the depth the
-    network is trained to predict, up to the perspective the model ignores.
-    Shapes: gt_joints_2d (N, 16, 2) normalised crop units, gt_joints_3d_mm (N, 16, 3).
+    Per sample `data.targets.depth_target`, the depth the network is trained to predict
+    (the millimetre depth times the ratio of the 2D to the 3D skeleton's projected bone
+    lengths). Shapes: gt_joints_2d (N, 16, 2) normalised crop units, gt_joints_3d_mm (N, 16, 3).
     """
-    xy = gt_joints_2d - gt_joints_2d[:, DEPTH_ROOT:DEPTH_ROOT + 1]
-    xyz = gt_joints_3d_mm - gt_joints_3d_mm[:, DEPTH_ROOT:DEPTH_ROOT + 1]
-    extent_3d = np.abs(xyz[..., :2]).mean(axis=(1, 2))
-    if np.any(extent_3d == 0):
-        raise Pose3DError("true_depth_normalised: a sample's true 3D joints are all at the root")
-    return xyz[..., 2] * (np.abs(xy).mean(axis=(1, 2)) / extent_3d)[:, None]
+    n = len(gt_joints_3d_mm)
+    if gt_joints_2d.shape != (n, MPII16.num_joints, 2) or gt_joints_3d_mm.shape != (n, MPII16.num_joints, 3):
+        raise Pose3DError(f"true_depth_normalised: expected (N, 16, 2) and (N, 16, 3), got "
+                          f"{gt_joints_2d.shape} and {gt_joints_3d_mm.shape}")
+    out = np.empty((n, MPII16.num_joints), dtype=np.float64)
+    for i in range(n):
+        try:
+            out[i] = depth_target(gt_joints_2d[i], gt_joints_3d_mm[i])
+        except ValueError as e:
+            raise Pose3DError(f"true_depth_normalised: sample {i}: {e}") from None
+    return out
 
 
 def _three_d(pred: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -72,9 +80,10 @@ def depth_statistics(pred: Predictions) -> dict[str, float]:
 
     "spread_ratio": standard deviation of the prediction / of the truth, over every
     non-root joint (normalised units); "correlation": their Pearson correlation;
-    "sign_agreement": `metrics.bone_depth_sign_agreement` over the half of the bones most
-    clearly pointing toward or away from the camera (true depth in mm);
-    "true_mean_abs_depth_mm": the median over samples of the mean |true root-relative depth|.
+    "sign_agreement": `metrics.bone_depth_sign_agreement` over the half of the (sample, bone)
+    pairs most clearly pointing toward or away from the camera (true depth in mm);
+    "true_mean_abs_depth_mm": the median over samples of the mean |true root-relative depth|
+    of the non-root joints.
     """
     _, own_depth, gt_2d, gt_3d = _three_d(pred)
     joints = [j for j in range(MPII16.num_joints) if j != DEPTH_ROOT]
@@ -88,7 +97,42 @@ def depth_statistics(pred: Predictions) -> dict[str, float]:
             "true_mean_abs_depth_mm": float(np.median(np.abs(depth_mm[:, joints]).mean(axis=1)))}
 
 
-def markdown(split: str, rows: list[dict], stats: dict[str, float]) -> str:
+def trunk_tilt_deg(gt_joints_3d_mm: np.ndarray) -> np.ndarray:
+    """Per sample, how far the pelvis -> thorax direction leans toward the camera, degrees, (N,).
+
+    0 for an upright trunk seen from chest height (the lab cameras); positive when the
+    thorax is nearer the camera than the pelvis (a camera above the person, or a person
+    leaning toward it), negative when it is further (a camera below). Camera axes: y down,
+    depth away from the camera.
+    """
+    spine = gt_joints_3d_mm[:, THORAX] - gt_joints_3d_mm[:, DEPTH_ROOT]
+    return np.degrees(np.arctan2(-spine[:, 2], -spine[:, 1]))
+
+
+def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.ndarray) -> list[dict]:
+    """Protocol #1 and the bones' front/back signs per TILT_BINS of `trunk_tilt_deg`.
+
+    Each row, for the bins holding samples with 3D ground truth: "tilt" (the bin's label),
+    "n", "p1_mm" (mean over its samples), "mean_pose_p1_mm" (the same for the mean-pose
+    baseline of `train_joints_3d_mm`, (M, 16, 3) root-relative training poses) and
+    "sign_agreement" (`metrics.bone_depth_sign_agreement`, true depth in mm).
+    """
+    own_2d, own_depth, _, gt_3d = _three_d(pred)
+    error = metrics.mpjpe_per_sample(decode.reconstruct_3d(own_2d, own_depth, bone_sum_mm), gt_3d)
+    baseline = metrics.mpjpe_per_sample(mean_pose_prediction(train_joints_3d_mm, len(gt_3d)), gt_3d)
+    tilt = trunk_tilt_deg(gt_3d)
+    rows = []
+    for label, lo, hi in TILT_BINS:
+        inside = (tilt >= lo) & (tilt < hi)
+        if np.any(inside):
+            rows.append({"tilt": label, "n": int(inside.sum()), "p1_mm": float(error[inside].mean()),
+                         "mean_pose_p1_mm": float(baseline[inside].mean()),
+                         "sign_agreement": metrics.bone_depth_sign_agreement(
+                             own_depth[inside], gt_3d[inside][..., 2], MPII16.edges)})
+    return rows
+
+
+def markdown(split: str, rows: list[dict], stats: dict[str, float], tilt_rows: list[dict]) -> str:
     """The two results of one split as a short markdown report."""
     lines = [f"### {split}", "",
              "| 2D, depth | P1 (mm, mean over samples) | mean abs error x / y / depth (mm) |", "|---|---:|---|"]
@@ -97,7 +141,13 @@ def markdown(split: str, rows: list[dict], stats: dict[str, float]) -> str:
                      f"{r['abs_x_mm']:.0f} / {r['abs_y_mm']:.0f} / {r['abs_depth_mm']:.0f} |")
     lines += ["", f"predicted depth: {stats['spread_ratio']:.2f} x the true spread, correlation "
               f"{stats['correlation']:.2f}; bone front/back signs right: {100 * stats['sign_agreement']:.1f} % "
-              f"(clearer half); true mean |depth| per pose, median: {stats['true_mean_abs_depth_mm']:.0f} mm", ""]
+              f"(clearer half); true mean |depth| per pose, median: {stats['true_mean_abs_depth_mm']:.0f} mm", "",
+              "| trunk tilt toward the camera (deg) | samples | P1 (mm) | mean pose P1 (mm) | ratio | bone signs right |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in tilt_rows:
+        lines.append(f"| {r['tilt']} | {r['n']} | {r['p1_mm']:.1f} | {r['mean_pose_p1_mm']:.1f} | "
+                     f"{r['p1_mm'] / r['mean_pose_p1_mm']:.2f} | {100 * r['sign_agreement']:.1f} % |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -112,38 +162,35 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from ..config import load_config
     from ..data.h36m import H36MDataset
     from ..engine.checkpoint import bone_sum_mm, load_checkpoint
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
-    from .evaluate import checkpoint_geometry, predict_dataset
+    from .evaluate import checkpoint_geometry, predict_split
 
     cfg = load_config(args.config, args.overrides)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
-        raise Pose3DError(f"--splits {args.splits!r}: expected a comma-separated list of {', '.join(SPLITS)}")
+        raise Pose3DError(f"--splits {args.splits!r}: unknown {', '.join(unknown) or '(none given)'}; "
+                          f"expected a comma-separated list of {', '.join(SPLITS)}")
     dev = resolve_device(cfg.train.device)
     ckpt = load_checkpoint(args.checkpoint, map_location=dev)
     model, trained = load_model(ckpt, map_location=dev)
     model.to(dev).eval()
     scale_mm = bone_sum_mm(ckpt, str(args.checkpoint))
     data = checkpoint_geometry(cfg.data, trained)
+    check_not_stale(data.h36m_dir)
+    train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
     for split in splits:
-        key, part = SPLITS[split]
-        root = getattr(data, key)
+        root = getattr(data, SPLITS[split])
         if not root:
-            raise Pose3DError(f"--splits {split}: the config's data.{key} is empty")
+            raise Pose3DError(f"--splits {split}: the config's data.{SPLITS[split]} is empty")
         check_not_stale(root)
-        with torch.no_grad():
-            pred = predict_dataset(model, H36MDataset(root, part, data), trained.model.input_format,
-                                   batch_size=cfg.eval.batch_size, flip_test=cfg.eval.flip_test,
-                                   subpixel=cfg.eval.subpixel, device=dev, limit=args.limit,
-                                   recrop_margin=cfg.eval.recrop_margin, recrop_max_fill=cfg.eval.recrop_max_fill,
-                                   desc=split)
-        print(markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred)))
+        pred = predict_split(model, H36MDataset(root, "test", data), cfg.eval, trained.model.input_format, dev,
+                             limit=args.limit, desc=split)
+        print(markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred),
+                       by_trunk_tilt(pred, scale_mm, train_3d)))
     return 0

@@ -46,6 +46,8 @@ from .eval_3dhp import mpi3dhp_rows
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
+# the 3D test splits and the data config key of each one's folder (its "test" split is scored)
+TEST_SPLIT_DIRS = {"lab_test": "h36m_dir", "wild_test": "wild_test_dir"}
 PCKH_PREFIX = "pckh@"  # PCKh rows are labelled pckh@<threshold>, e.g. pckh@0.5
 # Every protocol the evaluator writes, in the order of the README table, with its column label.
 PROTOCOLS: dict[str, str] = {
@@ -276,13 +278,19 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
     return rows
 
 
+def predict_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
+                  progress: bool = True, desc: str = "predict") -> Predictions:
+    """`predict_dataset` with every prediction setting taken from `eval_cfg` (the one place they are read)."""
+    return predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
+                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
+                           recrop_margin=eval_cfg.recrop_margin, recrop_max_fill=eval_cfg.recrop_max_fill,
+                           progress=progress, desc=desc)
+
+
 def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
                  progress: bool = True) -> float:
     """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
-    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
-                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           recrop_margin=eval_cfg.recrop_margin, recrop_max_fill=eval_cfg.recrop_max_fill,
-                           progress=progress, desc="PCKh")
+    pred = predict_split(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress, desc="PCKh")
     joints_img = joints_in_image(pred, dataset.cfg)
     rows = pred.index
     gt_img = dataset.part[rows]  # (N,16,2) original px
@@ -301,10 +309,8 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     depth branch from 2D errors (the number training validation reports). `bone_sum_mm`
     is the checkpoint's millimetre scale (pose3dlib.engine.checkpoint.bone_sum_mm).
     """
-    pred = predict_dataset(model, dataset, input_format, batch_size=eval_cfg.batch_size,
-                           flip_test=eval_cfg.flip_test, subpixel=eval_cfg.subpixel, device=device, limit=limit,
-                           recrop_margin=eval_cfg.recrop_margin, recrop_max_fill=eval_cfg.recrop_max_fill,
-                           progress=progress, desc=f"{stage}/{split}")
+    pred = predict_split(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress,
+                         desc=f"{stage}/{split}")
     pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
     gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
@@ -354,8 +360,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     rows: list[dict] = []
-    for split, root in (("lab_test", cfg.data.h36m_dir), ("wild_test", cfg.data.wild_test_dir)):
-        test = H36MDataset(root, "test", cfg.data)
+    for split, key in TEST_SPLIT_DIRS.items():
+        test = H36MDataset(getattr(cfg.data, key), "test", cfg.data)
         rows += mean_pose_rows(train_3d.joints_3d_mm, test, cfg.eval, split=split,
                                action_names=action_names_for(test), limit=limit)
     for stage in stages:
@@ -366,8 +372,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
         model.to(dev).eval()
         data = checkpoint_geometry(cfg.data, trained)
         fmt = trained.model.input_format
-        for split, root in (("lab_test", data.h36m_dir), ("wild_test", data.wild_test_dir)):
-            test = H36MDataset(root, "test", data)
+        for split, key in TEST_SPLIT_DIRS.items():
+            test = H36MDataset(getattr(data, key), "test", data)
             rows += evaluate_3d_split(model, test, cfg.eval, fmt, dev, scale_mm, stage=runs.stage_name(stage),
                                       split=split, action_names=action_names_for(test), limit=limit,
                                       progress=progress)
