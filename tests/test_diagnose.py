@@ -143,9 +143,12 @@ def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data
     ckpt = save_checkpoint(tmp_path / "net.pt", make_checkpoint(
         model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=3, bone_sum_mm=BONE_SUM))
     sets = [a for o in smoke_data for a in ("--set", o)]
+    figure = tmp_path / "viewpoint.png"
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
-                 "--splits", "lab_val,wild_test", "--limit", "8", *sets]) == 0
+                 "--splits", "lab_val,wild_test", "--limit", "8", "--figure", str(figure), *sets]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
+    assert f"wrote {figure}" in out
     assert "### lab_val" in out and "### wild_test" in out
     for src in ("own, own", "true, own", "own, true", "true, true"):
         assert out.count(f"| {src} |") == 2
@@ -153,3 +156,24 @@ def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
                  "--splits", "lab_val,bogus", *sets]) == 2
     assert "'lab_val,bogus': unknown bogus; expected a comma-separated list of lab_val, wild_val" in capsys.readouterr().err
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--figure", str(tmp_path / "viewpoint.jpg"), *sets]) == 2
+    assert "expected a .png path" in capsys.readouterr().err
+
+
+def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():
+    import matplotlib
+    matplotlib.use("Agg")
+    from pose3dlib.plots.diagnostics import plot_by_trunk_tilt
+
+    rows = {"lab_val": [{"tilt": "0-15", "n": 5, "p1_mm": 50.0, "mean_pose_p1_mm": 200.0, "sign_agreement": 0.9}],
+            "wild_val": [{"tilt": label, "n": 3, "p1_mm": 150.0, "mean_pose_p1_mm": 200.0, "sign_agreement": 0.7}
+                         for label, _, _ in diagnose.TILT_BINS]}
+    fig = plot_by_trunk_tilt(rows, target_ratio=0.75)
+    ratio_ax, sign_ax = fig.axes
+    heights = sorted(round(p.get_height(), 3) for p in ratio_ax.patches if np.isfinite(p.get_height()))
+    assert heights == [0.25] + [0.75] * len(diagnose.TILT_BINS)
+    assert sorted(round(p.get_height(), 1) for p in sign_ax.patches if np.isfinite(p.get_height())) == \
+        [70.0] * len(diagnose.TILT_BINS) + [90.0]
+    with pytest.raises(ValueError, match="no splits"):
+        plot_by_trunk_tilt({})

@@ -11,6 +11,8 @@ errors here are means over samples, not `evaluate`'s means over actions.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import decode, metrics
@@ -157,6 +159,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--splits", default="lab_val,wild_val",
                         help=f"comma-separated, from {', '.join(SPLITS)} (default lab_val,wild_val: tune on validation)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N samples of each split")
+    parser.add_argument("--figure", default=None, metavar="PATH.png",
+                        help="also save the per-viewpoint figure (Protocol #1 / mean pose, bone signs) here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. eval.recrop_margin=0 (repeatable)")
 
@@ -171,6 +175,8 @@ def run(args) -> int:
     from .evaluate import checkpoint_geometry, predict_split
 
     cfg = load_config(args.config, args.overrides)
+    if args.figure is not None and Path(args.figure).suffix.lower() != ".png":
+        raise Pose3DError(f"--figure {args.figure}: expected a .png path")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
@@ -184,6 +190,7 @@ def run(args) -> int:
     data = checkpoint_geometry(cfg.data, trained)
     check_not_stale(data.h36m_dir)
     train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
+    tilt_rows = {}
     for split in splits:
         root = getattr(data, SPLITS[split])
         if not root:
@@ -191,6 +198,12 @@ def run(args) -> int:
         check_not_stale(root)
         pred = predict_split(model, H36MDataset(root, "test", data), cfg.eval, trained.model.input_format, dev,
                              limit=args.limit, desc=split)
-        print(markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred),
-                       by_trunk_tilt(pred, scale_mm, train_3d)))
+        tilt_rows[split] = by_trunk_tilt(pred, scale_mm, train_3d)
+        print(markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred), tilt_rows[split]))
+    if args.figure is not None:
+        from ..plots.diagnostics import plot_by_trunk_tilt
+        from ..plots.viz import save_figure
+
+        path = save_figure(plot_by_trunk_tilt(tilt_rows), Path(args.figure).parent, Path(args.figure).stem)
+        print(f"wrote {path}")
     return 0
