@@ -98,18 +98,25 @@ def test_trunk_tilt_by_hand_and_the_rows_per_tilt():
     tilt = diagnose.trunk_tilt_deg(people)
     rng = np.random.default_rng(2)
     depth = people[..., 2] * scale[:, None] + rng.normal(scale=0.03, size=(30, 16))
+    own_2d = gt_2d + rng.normal(scale=0.01, size=gt_2d.shape)
     train = people[::-1] + 10.0
-    rows = diagnose.by_trunk_tilt(_predictions(gt_2d, depth, gt_2d, people), BONE_SUM, train)
+    rows = diagnose.by_trunk_tilt(_predictions(own_2d, depth, gt_2d, people), BONE_SUM, train)
     labels = [label for label, _, _ in diagnose.TILT_BINS]
     assert [r["tilt"] for r in rows] == [label for label in labels if any(r["tilt"] == label for r in rows)]
     assert sum(r["n"] for r in rows) == 30
-    error = mpjpe_per_sample(decode.reconstruct_3d(gt_2d, depth, BONE_SUM), people)
+    error = mpjpe_per_sample(decode.reconstruct_3d(own_2d, depth, BONE_SUM), people)
+    error_true_2d = mpjpe_per_sample(decode.reconstruct_3d(gt_2d, depth, BONE_SUM), people)
+    relative = depth - depth[:, DEPTH_ROOT:DEPTH_ROOT + 1]
+    joints = [j for j in range(16) if j != DEPTH_ROOT]
     baseline = mpjpe_per_sample(np.repeat(train.mean(0, keepdims=True), 30, 0), people)
     for r in rows:
         lo, hi = next((lo, hi) for label, lo, hi in diagnose.TILT_BINS if label == r["tilt"])
         inside = (tilt >= lo) & (tilt < hi)
         assert r["n"] == inside.sum()
         assert r["p1_mm"] == pytest.approx(error[inside].mean())
+        assert r["p1_true_2d_mm"] == pytest.approx(error_true_2d[inside].mean())
+        truth = people[inside][..., 2] * scale[inside][:, None]
+        assert r["spread_ratio"] == pytest.approx(relative[inside][:, joints].std() / truth[:, joints].std(), rel=1e-5)
         assert r["mean_pose_p1_mm"] == pytest.approx(baseline[inside].mean())
         assert r["sign_agreement"] == pytest.approx(
             bone_depth_sign_agreement(depth[inside], people[inside][..., 2], MPII16.edges))

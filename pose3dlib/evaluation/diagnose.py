@@ -11,6 +11,7 @@ errors here are means over samples, not `evaluate`'s means over actions.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -111,26 +112,34 @@ def trunk_tilt_deg(gt_joints_3d_mm: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(-spine[:, 2], -spine[:, 1]))
 
 
+def _subset(pred: Predictions, rows: np.ndarray) -> Predictions:
+    """The predictions of the samples `rows` (indices or a boolean mask)."""
+    return Predictions(**{f.name: getattr(pred, f.name)[rows] for f in dataclasses.fields(Predictions)})
+
+
 def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.ndarray) -> list[dict]:
-    """Protocol #1 and the bones' front/back signs per TILT_BINS of `trunk_tilt_deg`.
+    """Protocol #1 and the depth's statistics per TILT_BINS of `trunk_tilt_deg`.
 
     Each row, for the bins holding samples with 3D ground truth: "tilt" (the bin's label),
-    "n", "p1_mm" (mean over its samples), "mean_pose_p1_mm" (the same for the mean-pose
-    baseline of `train_joints_3d_mm`, (M, 16, 3) root-relative training poses) and
-    "sign_agreement" (`metrics.bone_depth_sign_agreement`, true depth in mm).
+    "n", "p1_mm" and "p1_true_2d_mm" (mean over its samples, with the network's own and the
+    true 2D; the depth is the network's), "mean_pose_p1_mm" (the same for the mean-pose
+    baseline of `train_joints_3d_mm`, (M, 16, 3) root-relative training poses) and the bin's
+    `depth_statistics`.
     """
-    own_2d, own_depth, _, gt_3d = _three_d(pred)
-    error = metrics.mpjpe_per_sample(decode.reconstruct_3d(own_2d, own_depth, bone_sum_mm), gt_3d)
-    baseline = metrics.mpjpe_per_sample(mean_pose_prediction(train_joints_3d_mm, len(gt_3d)), gt_3d)
-    tilt = trunk_tilt_deg(gt_3d)
+    _three_d(pred)  # refuses a split without 3D ground truth
+    scored = _subset(pred, pred.has_depth)
+    baseline = metrics.mpjpe_per_sample(
+        mean_pose_prediction(train_joints_3d_mm, len(scored.gt_joints_3d_mm)), scored.gt_joints_3d_mm)
+    tilt = trunk_tilt_deg(scored.gt_joints_3d_mm)
     rows = []
     for label, lo, hi in TILT_BINS:
         inside = (tilt >= lo) & (tilt < hi)
         if np.any(inside):
-            rows.append({"tilt": label, "n": int(inside.sum()), "p1_mm": float(error[inside].mean()),
-                         "mean_pose_p1_mm": float(baseline[inside].mean()),
-                         "sign_agreement": metrics.bone_depth_sign_agreement(
-                             own_depth[inside], gt_3d[inside][..., 2], MPII16.edges)})
+            sub = _subset(scored, inside)
+            p1 = {(r["2d"], r["depth"]): r["p1_mm"] for r in error_decomposition(sub, bone_sum_mm)}
+            rows.append({"tilt": label, "n": int(inside.sum()), "p1_mm": p1["own", "own"],
+                         "p1_true_2d_mm": p1["true", "own"], "mean_pose_p1_mm": float(baseline[inside].mean()),
+                         **depth_statistics(sub)})
     return rows
 
 
@@ -144,11 +153,13 @@ def markdown(split: str, rows: list[dict], stats: dict[str, float], tilt_rows: l
     lines += ["", f"predicted depth: {stats['spread_ratio']:.2f} x the true spread, correlation "
               f"{stats['correlation']:.2f}; bone front/back signs right: {100 * stats['sign_agreement']:.1f} % "
               f"(clearer half); true mean |depth| per pose, median: {stats['true_mean_abs_depth_mm']:.0f} mm", "",
-              "| trunk tilt toward the camera (deg) | samples | P1 (mm) | mean pose P1 (mm) | ratio | bone signs right |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| trunk tilt toward the camera (deg) | samples | P1 (mm) | mean pose P1 (mm) | ratio "
+              "| P1, true 2D (mm) | depth spread | depth correlation | bone signs right |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in tilt_rows:
         lines.append(f"| {r['tilt']} | {r['n']} | {r['p1_mm']:.1f} | {r['mean_pose_p1_mm']:.1f} | "
-                     f"{r['p1_mm'] / r['mean_pose_p1_mm']:.2f} | {100 * r['sign_agreement']:.1f} % |")
+                     f"{r['p1_mm'] / r['mean_pose_p1_mm']:.2f} | {r['p1_true_2d_mm']:.1f} | "
+                     f"{r['spread_ratio']:.2f} | {r['correlation']:.2f} | {100 * r['sign_agreement']:.1f} % |")
     lines.append("")
     return "\n".join(lines)
 
