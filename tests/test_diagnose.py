@@ -8,7 +8,7 @@ from pose3dlib import decode
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.evaluation import diagnose
 from pose3dlib.evaluation.evaluate import Predictions
-from pose3dlib.skeleton import DEPTH_ROOT, MPII16
+from pose3dlib.skeleton import DEPTH_ROOT
 
 BONE_SUM = 4000.0
 
@@ -87,39 +87,53 @@ def test_depth_statistics_spread_correlation_and_signs():
 
 
 def test_trunk_tilt_by_hand_and_the_rows_per_tilt():
-    from pose3dlib.metrics import bone_depth_sign_agreement, mpjpe_per_sample
+    from pose3dlib.metrics import mpjpe_per_sample
 
     thorax = diagnose.THORAX
     mm = np.zeros((3, 16, 3))
     mm[:, thorax] = [[0, -500, 0], [0, -500, -500], [0, -500, 500]]  # upright; toward the camera; away
     np.testing.assert_allclose(diagnose.trunk_tilt_deg(mm), [0.0, 45.0, -45.0])
+    with pytest.raises(Pose3DError, match=r"samples \[0\]"):
+        diagnose.trunk_tilt_deg(np.zeros((1, 16, 3)))
+    with pytest.raises(Pose3DError, match=r"expected \(N, 16, 3\)"):
+        diagnose.trunk_tilt_deg(np.zeros((1, 15, 3)))
 
-    people, gt_2d, scale = _people(30)
-    tilt = diagnose.trunk_tilt_deg(people)
+    # bins by hand, just either side of their bounds; two samples without 3D truth on top
+    angles = [-120.0, -120.0, -1e-4] + [1e-4] * 6 + [14.999] * 6 + [15.001] * 3 + [45.001, 45.001, 100.0, 170.0]
+    n = len(angles) + 2
+    people, gt_2d, scale = _people(n, seed=6)
+    a = np.radians(angles)
+    people[:len(angles), thorax] = 400.0 * np.stack([np.zeros_like(a), -np.cos(a), -np.sin(a)], axis=1)
+    gt_2d = people[..., :2] * scale[:, None, None]
+    np.testing.assert_allclose(diagnose.trunk_tilt_deg(people[:len(angles)]), angles, atol=1e-9)
+    has = np.arange(n) < len(angles)
+    people[~has] = 0.0  # 2D-only samples: no 3D truth, no tilt
     rng = np.random.default_rng(2)
-    depth = people[..., 2] * scale[:, None] + rng.normal(scale=0.03, size=(30, 16))
+    depth = people[..., 2] * scale[:, None] + rng.normal(scale=0.03, size=(n, 16))
     own_2d = gt_2d + rng.normal(scale=0.01, size=gt_2d.shape)
-    train = people[::-1] + 10.0
-    rows = diagnose.by_trunk_tilt(_predictions(own_2d, depth, gt_2d, people), BONE_SUM, train)
-    labels = [label for label, _, _ in diagnose.TILT_BINS]
-    assert [r["tilt"] for r in rows] == [label for label in labels if any(r["tilt"] == label for r in rows)]
-    assert sum(r["n"] for r in rows) == 30
-    error = mpjpe_per_sample(decode.reconstruct_3d(own_2d, depth, BONE_SUM), people)
-    error_true_2d = mpjpe_per_sample(decode.reconstruct_3d(gt_2d, depth, BONE_SUM), people)
-    relative = depth - depth[:, DEPTH_ROOT:DEPTH_ROOT + 1]
+    train = people[:len(angles)][::-1] + 10.0
+    rows = diagnose.by_trunk_tilt(_predictions(own_2d, depth, gt_2d, people, has), BONE_SUM, train)
+    assert [(r["tilt"], r["n"]) for r in rows] == [("< 0", 3), ("0-15", 12), ("15-30", 3), (">= 45", 4)]
+
+    zero_to_15 = np.arange(3, 15)
+    row = rows[1]
+    error = mpjpe_per_sample(decode.reconstruct_3d(own_2d[zero_to_15], depth[zero_to_15], BONE_SUM), people[zero_to_15])
+    assert row["p1_mm"] == pytest.approx(error.mean())
+    true_2d = mpjpe_per_sample(decode.reconstruct_3d(gt_2d[zero_to_15], depth[zero_to_15], BONE_SUM), people[zero_to_15])
+    assert row["p1_true_2d_mm"] == pytest.approx(true_2d.mean()) and row["p1_true_2d_mm"] != row["p1_mm"]
+    baseline = mpjpe_per_sample(np.repeat(train.mean(0, keepdims=True), 12, 0), people[zero_to_15])
+    assert row["mean_pose_p1_mm"] == pytest.approx(baseline.mean())
     joints = [j for j in range(16) if j != DEPTH_ROOT]
-    baseline = mpjpe_per_sample(np.repeat(train.mean(0, keepdims=True), 30, 0), people)
-    for r in rows:
-        lo, hi = next((lo, hi) for label, lo, hi in diagnose.TILT_BINS if label == r["tilt"])
-        inside = (tilt >= lo) & (tilt < hi)
-        assert r["n"] == inside.sum()
-        assert r["p1_mm"] == pytest.approx(error[inside].mean())
-        assert r["p1_true_2d_mm"] == pytest.approx(error_true_2d[inside].mean())
-        truth = people[inside][..., 2] * scale[inside][:, None]
-        assert r["spread_ratio"] == pytest.approx(relative[inside][:, joints].std() / truth[:, joints].std(), rel=1e-5)
-        assert r["mean_pose_p1_mm"] == pytest.approx(baseline[inside].mean())
-        assert r["sign_agreement"] == pytest.approx(
-            bone_depth_sign_agreement(depth[inside], people[inside][..., 2], MPII16.edges))
+    relative = (depth - depth[:, DEPTH_ROOT:DEPTH_ROOT + 1])[zero_to_15][:, joints]
+    truth = (people[..., 2] * scale[:, None])[zero_to_15][:, joints]
+    assert row["spread_ratio"] == pytest.approx(relative.std() / truth.std(), rel=1e-5)
+    assert 0.5 < row["sign_agreement"] <= 1.0
+    for small in (rows[0], rows[2], rows[3]):  # fewer than MIN_BIN_SAMPLES: no depth statistics
+        assert small["n"] < diagnose.MIN_BIN_SAMPLES
+        assert all(np.isnan(small[k]) for k in diagnose.STATISTICS)
+        assert np.isfinite(small["p1_mm"])
+    with pytest.raises(Pose3DError, match=r"\(M, 16, 3\) with M > 0"):
+        diagnose.by_trunk_tilt(_predictions(own_2d, depth, gt_2d, people, has), BONE_SUM, train[:0])
 
 
 def test_samples_without_3d_truth_are_left_out_and_none_is_an_error():
@@ -166,6 +180,16 @@ def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
                  "--figure", str(tmp_path / "viewpoint.jpg"), *sets]) == 2
     assert "expected a .png path" in capsys.readouterr().err
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--limit", "-1", *sets]) == 2
+    assert "--limit -1" in capsys.readouterr().err
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--splits", "lab_val,lab_val", "--limit", "4", *sets]) == 0
+    assert capsys.readouterr().out.count("### lab_val") == 1
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),
+                 "--splits", "lab_val,wild_val", *sets, "--set", "data.wild_val_dir=''"]) == 2
+    captured = capsys.readouterr()
+    assert "data.wild_val_dir is empty" in captured.err and "### lab_val" not in captured.out  # checked first
 
 
 def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():

@@ -25,9 +25,11 @@ from .evaluate import TEST_SPLIT_DIRS, Predictions, mean_pose_prediction
 # (2D, depth) sources of each rebuilt skeleton: "own" = the network's, "true" = ground truth
 COMBINATIONS = (("own", "own"), ("true", "own"), ("own", "true"), ("true", "true"))
 # bins of `trunk_tilt_deg`: (label, lower bound included, upper bound excluded)
-TILT_BINS = (("< 0", -180.0, 0.0), ("0-15", 0.0, 15.0), ("15-30", 15.0, 30.0), ("30-45", 30.0, 45.0),
-             (">= 45", 45.0, 180.1))
+TILT_BINS = (("< 0", -np.inf, 0.0), ("0-15", 0.0, 15.0), ("15-30", 15.0, 30.0), ("30-45", 30.0, 45.0),
+             (">= 45", 45.0, np.inf))
+MIN_BIN_SAMPLES = 10  # a tilt bin with fewer samples gets no depth statistics (NaN): too few to read
 THORAX = MPII16.joint_names.index("thorax")
+STATISTICS = ("spread_ratio", "correlation", "sign_agreement", "true_mean_abs_depth_mm")  # of depth_statistics
 # the 3D splits a config names, and the data config key of each one's folder
 SPLITS = {"lab_val": "lab_val_dir", "wild_val": "wild_val_dir", **TEST_SPLIT_DIRS}  # the folder's "test" split
 
@@ -106,9 +108,19 @@ def trunk_tilt_deg(gt_joints_3d_mm: np.ndarray) -> np.ndarray:
     0 for an upright trunk seen from chest height (the lab cameras); positive when the
     thorax is nearer the camera than the pelvis (a camera above the person, or a person
     leaning toward it), negative when it is further (a camera below). Camera axes: y down,
-    depth away from the camera.
+    depth away from the camera. The angle is taken against the camera's depth axis, not the
+    line of sight to the person, so for a person far off the image centre (a wide whole
+    picture) it differs from the camera's elevation by up to half the field of view; and it
+    mixes the viewpoint with the pose (a person bending toward the camera leans too).
+    Range -180..180; a sample whose thorax sits on the pelvis is refused.
     """
+    if gt_joints_3d_mm.ndim != 3 or gt_joints_3d_mm.shape[1:] != (MPII16.num_joints, 3):
+        raise Pose3DError(f"trunk_tilt_deg: expected (N, 16, 3) joints, got {gt_joints_3d_mm.shape}")
     spine = gt_joints_3d_mm[:, THORAX] - gt_joints_3d_mm[:, DEPTH_ROOT]
+    flat = np.flatnonzero(~np.any(spine[:, 1:] != 0, axis=1) | ~np.all(np.isfinite(spine), axis=1))
+    if len(flat):
+        raise Pose3DError(f"trunk_tilt_deg: samples {flat[:5].tolist()} have no finite pelvis -> thorax "
+                          "direction in the y-depth plane")
     return np.degrees(np.arctan2(-spine[:, 2], -spine[:, 1]))
 
 
@@ -124,9 +136,13 @@ def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.
     "n", "p1_mm" and "p1_true_2d_mm" (mean over its samples, with the network's own and the
     true 2D; the depth is the network's), "mean_pose_p1_mm" (the same for the mean-pose
     baseline of `train_joints_3d_mm`, (M, 16, 3) root-relative training poses) and the bin's
-    `depth_statistics`.
+    `depth_statistics` (NaN for bins with fewer than MIN_BIN_SAMPLES samples).
     """
     _three_d(pred)  # refuses a split without 3D ground truth
+    if train_joints_3d_mm.ndim != 3 or train_joints_3d_mm.shape[1:] != (MPII16.num_joints, 3) \
+            or len(train_joints_3d_mm) == 0:
+        raise Pose3DError(f"by_trunk_tilt: train_joints_3d_mm must be (M, 16, 3) with M > 0, "
+                          f"got {train_joints_3d_mm.shape}")
     scored = _subset(pred, pred.has_depth)
     baseline = metrics.mpjpe_per_sample(
         mean_pose_prediction(train_joints_3d_mm, len(scored.gt_joints_3d_mm)), scored.gt_joints_3d_mm)
@@ -137,10 +153,16 @@ def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.
         if np.any(inside):
             sub = _subset(scored, inside)
             p1 = {(r["2d"], r["depth"]): r["p1_mm"] for r in error_decomposition(sub, bone_sum_mm)}
+            stats = depth_statistics(sub) if inside.sum() >= MIN_BIN_SAMPLES else dict.fromkeys(STATISTICS, np.nan)
             rows.append({"tilt": label, "n": int(inside.sum()), "p1_mm": p1["own", "own"],
                          "p1_true_2d_mm": p1["true", "own"], "mean_pose_p1_mm": float(baseline[inside].mean()),
-                         **depth_statistics(sub)})
+                         **stats})
     return rows
+
+
+def _number(value: float, fmt: str, unit: str = "") -> str:
+    """A table cell: the formatted value, or "-" for NaN (a bin too small for statistics)."""
+    return "-" if np.isnan(value) else f"{value:{fmt}}{unit}"
 
 
 def markdown(split: str, rows: list[dict], stats: dict[str, float], tilt_rows: list[dict]) -> str:
@@ -153,13 +175,15 @@ def markdown(split: str, rows: list[dict], stats: dict[str, float], tilt_rows: l
     lines += ["", f"predicted depth: {stats['spread_ratio']:.2f} x the true spread, correlation "
               f"{stats['correlation']:.2f}; bone front/back signs right: {100 * stats['sign_agreement']:.1f} % "
               f"(clearer half); true mean |depth| per pose, median: {stats['true_mean_abs_depth_mm']:.0f} mm", "",
+              f"(per viewpoint: the depth statistics only for bins of at least {MIN_BIN_SAMPLES} samples)", "",
               "| trunk tilt toward the camera (deg) | samples | P1 (mm) | mean pose P1 (mm) | ratio "
               "| P1, true 2D (mm) | depth spread | depth correlation | bone signs right |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in tilt_rows:
         lines.append(f"| {r['tilt']} | {r['n']} | {r['p1_mm']:.1f} | {r['mean_pose_p1_mm']:.1f} | "
                      f"{r['p1_mm'] / r['mean_pose_p1_mm']:.2f} | {r['p1_true_2d_mm']:.1f} | "
-                     f"{r['spread_ratio']:.2f} | {r['correlation']:.2f} | {100 * r['sign_agreement']:.1f} % |")
+                     f"{_number(r['spread_ratio'], '.2f')} | {_number(r['correlation'], '.2f')} | "
+                     f"{_number(100 * r['sign_agreement'], '.1f', ' %')} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -188,7 +212,9 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.figure is not None and Path(args.figure).suffix.lower() != ".png":
         raise Pose3DError(f"--figure {args.figure}: expected a .png path")
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if args.limit < 0:
+        raise Pose3DError(f"--limit {args.limit}: expected 0 (every sample) or a positive number")
+    splits = list(dict.fromkeys(s.strip() for s in args.splits.split(",") if s.strip()))  # in order, once each
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
         raise Pose3DError(f"--splits {args.splits!r}: unknown {', '.join(unknown) or '(none given)'}; "
@@ -199,22 +225,31 @@ def run(args) -> int:
     model.to(dev).eval()
     scale_mm = bone_sum_mm(ckpt, str(args.checkpoint))
     data = checkpoint_geometry(cfg.data, trained)
-    check_not_stale(data.h36m_dir)
-    train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
-    tilt_rows = {}
-    for split in splits:
-        root = getattr(data, SPLITS[split])
+    roots = {split: getattr(data, SPLITS[split]) for split in splits}
+    for split, root in roots.items():  # every folder checked before any prediction
         if not root:
             raise Pose3DError(f"--splits {split}: the config's data.{SPLITS[split]} is empty")
-        check_not_stale(root)
+    check_not_stale(data.h36m_dir, *roots.values())
+    train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
+    tilt_rows = {}
+    for split, root in roots.items():
         pred = predict_split(model, H36MDataset(root, "test", data), cfg.eval, trained.model.input_format, dev,
                              limit=args.limit, desc=split)
-        tilt_rows[split] = by_trunk_tilt(pred, scale_mm, train_3d)
-        print(markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred), tilt_rows[split]))
+        try:
+            tilt_rows[split] = by_trunk_tilt(pred, scale_mm, train_3d)
+            report = markdown(split, error_decomposition(pred, scale_mm), depth_statistics(pred), tilt_rows[split])
+        except Pose3DError as e:
+            raise Pose3DError(f"{split} ({root}): {e}") from None
+        print(report)
     if args.figure is not None:
-        from ..plots.diagnostics import plot_by_trunk_tilt
-        from ..plots.viz import save_figure
+        import matplotlib.pyplot as plt
 
-        path = save_figure(plot_by_trunk_tilt(tilt_rows), Path(args.figure).parent, Path(args.figure).stem)
+        from ..engine.atomic_io import atomic_write
+        from ..plots.diagnostics import plot_by_trunk_tilt
+
+        fig = plot_by_trunk_tilt(tilt_rows)
+        path = atomic_write(Path(args.figure).resolve(), lambda f: fig.savefig(f, format="png", dpi=120,
+                                                                                bbox_inches="tight"), binary=True)
+        plt.close(fig)
         print(f"wrote {path}")
     return 0

@@ -38,7 +38,8 @@ def plot_by_trunk_tilt(rows_by_split: dict[str, list[dict]], target_ratio: float
     for ax in (ax_ratio, ax_sign):
         ax.set_xticks(x, labels)
         ax.set_xlabel("trunk tilt toward the camera (degrees)")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.margins(y=0.12)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     fig.suptitle("3D error by viewpoint (predicted 2D and depth)")
     fig.tight_layout()
     return fig
