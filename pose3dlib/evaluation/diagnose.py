@@ -6,8 +6,9 @@ true one (`depth_statistics`: spread, correlation, the front/back sign of each b
 by how far the trunk leans toward the camera (`by_trunk_tilt`: the camera's elevation for an
 upright person). The true depth is put in the crop's normalised units
 (`true_depth_normalised`), the units of the network's depth, so every combination goes
-through the same `decode.reconstruct_3d` as `evaluate`. A diagnostic for choosing what to work on, not a benchmark protocol: the
-errors here are means over samples, not `evaluate`'s means over actions.
+through the same `decode.reconstruct_3d` as `evaluate`. A diagnostic for choosing what to
+work on, not a benchmark protocol: the errors here are means over samples, not `evaluate`'s
+means over actions.
 """
 from __future__ import annotations
 
@@ -54,11 +55,26 @@ def true_depth_normalised(gt_joints_2d: np.ndarray, gt_joints_3d_mm: np.ndarray)
     return out
 
 
-def _three_d(pred: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class _Scored:
+    """The samples with 3D ground truth, and their true depth in the network's units (computed once)."""
+
+    joints_2d: np.ndarray
+    depth: np.ndarray
+    gt_joints_2d: np.ndarray
+    gt_joints_3d_mm: np.ndarray
+    true_depth: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Scored:
+        return _Scored(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+
+def _scored(pred: Predictions) -> _Scored:
     keep = pred.has_depth
     if not np.any(keep):
         raise Pose3DError("the split has no samples with 3D ground truth to diagnose")
-    return pred.joints_2d[keep], pred.depth[keep], pred.gt_joints_2d[keep], pred.gt_joints_3d_mm[keep]
+    gt_2d, gt_3d = pred.gt_joints_2d[keep], pred.gt_joints_3d_mm[keep]
+    return _Scored(pred.joints_2d[keep], pred.depth[keep], gt_2d, gt_3d, true_depth_normalised(gt_2d, gt_3d))
 
 
 def error_decomposition(pred: Predictions, bone_sum_mm: float) -> list[dict]:
@@ -69,13 +85,16 @@ def error_decomposition(pred: Predictions, bone_sum_mm: float) -> list[dict]:
     camera axis). ("true", "true") is not zero: it holds what weak perspective and the
     bone-sum scale (`bone_sum_mm`, the checkpoint's) cost by themselves.
     """
-    own_2d, own_depth, gt_2d, gt_3d = _three_d(pred)
-    sources = {"own": (own_2d, own_depth), "true": (gt_2d, true_depth_normalised(gt_2d, gt_3d))}
+    return _decomposition(_scored(pred), bone_sum_mm)
+
+
+def _decomposition(s: _Scored, bone_sum_mm: float) -> list[dict]:
+    sources = {"own": (s.joints_2d, s.depth), "true": (s.gt_joints_2d, s.true_depth)}
     rows = []
     for src_2d, src_depth in COMBINATIONS:
         mm = decode.reconstruct_3d(sources[src_2d][0], sources[src_depth][1], bone_sum_mm)
-        err = np.abs(mm - gt_3d).mean(axis=(0, 1))
-        rows.append({"2d": src_2d, "depth": src_depth, "p1_mm": float(metrics.mpjpe(mm, gt_3d)),
+        err = np.abs(mm - s.gt_joints_3d_mm).mean(axis=(0, 1))
+        rows.append({"2d": src_2d, "depth": src_depth, "p1_mm": float(metrics.mpjpe(mm, s.gt_joints_3d_mm)),
                      "abs_x_mm": float(err[0]), "abs_y_mm": float(err[1]), "abs_depth_mm": float(err[2])})
     return rows
 
@@ -90,15 +109,19 @@ def depth_statistics(pred: Predictions) -> dict[str, float]:
     "true_mean_abs_depth_mm": the median over samples of the mean |true root-relative depth|
     of the non-root joints.
     """
-    _, own_depth, gt_2d, gt_3d = _three_d(pred)
+    return _statistics(_scored(pred))
+
+
+def _statistics(s: _Scored) -> dict[str, float]:
     joints = [j for j in range(MPII16.num_joints) if j != DEPTH_ROOT]
-    p = (own_depth - own_depth[:, DEPTH_ROOT:DEPTH_ROOT + 1])[:, joints].ravel()
-    t = true_depth_normalised(gt_2d, gt_3d)[:, joints].ravel()
+    p = (s.depth - s.depth[:, DEPTH_ROOT:DEPTH_ROOT + 1])[:, joints].ravel()
+    t = s.true_depth[:, joints].ravel()
     if p.std() == 0 or t.std() == 0:
         raise Pose3DError("depth_statistics: the predicted or the true depth is constant")
+    gt_3d = s.gt_joints_3d_mm
     depth_mm = gt_3d[..., 2] - gt_3d[:, DEPTH_ROOT:DEPTH_ROOT + 1, 2]
     return {"spread_ratio": float(p.std() / t.std()), "correlation": float(np.corrcoef(p, t)[0, 1]),
-            "sign_agreement": metrics.bone_depth_sign_agreement(own_depth, depth_mm, MPII16.edges),
+            "sign_agreement": metrics.bone_depth_sign_agreement(s.depth, depth_mm, MPII16.edges),
             "true_mean_abs_depth_mm": float(np.median(np.abs(depth_mm[:, joints]).mean(axis=1)))}
 
 
@@ -124,11 +147,6 @@ def trunk_tilt_deg(gt_joints_3d_mm: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(-spine[:, 2], -spine[:, 1]))
 
 
-def _subset(pred: Predictions, rows: np.ndarray) -> Predictions:
-    """The predictions of the samples `rows` (indices or a boolean mask)."""
-    return Predictions(**{f.name: getattr(pred, f.name)[rows] for f in dataclasses.fields(Predictions)})
-
-
 def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.ndarray) -> list[dict]:
     """Protocol #1 and the depth's statistics per TILT_BINS of `trunk_tilt_deg`.
 
@@ -138,12 +156,11 @@ def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.
     baseline of `train_joints_3d_mm`, (M, 16, 3) root-relative training poses) and the bin's
     `depth_statistics` (NaN for bins with fewer than MIN_BIN_SAMPLES samples).
     """
-    _three_d(pred)  # refuses a split without 3D ground truth
     if train_joints_3d_mm.ndim != 3 or train_joints_3d_mm.shape[1:] != (MPII16.num_joints, 3) \
             or len(train_joints_3d_mm) == 0:
         raise Pose3DError(f"by_trunk_tilt: train_joints_3d_mm must be (M, 16, 3) with M > 0, "
                           f"got {train_joints_3d_mm.shape}")
-    scored = _subset(pred, pred.has_depth)
+    scored = _scored(pred)
     baseline = metrics.mpjpe_per_sample(
         mean_pose_prediction(train_joints_3d_mm, len(scored.gt_joints_3d_mm)), scored.gt_joints_3d_mm)
     tilt = trunk_tilt_deg(scored.gt_joints_3d_mm)
@@ -151,9 +168,9 @@ def by_trunk_tilt(pred: Predictions, bone_sum_mm: float, train_joints_3d_mm: np.
     for label, lo, hi in TILT_BINS:
         inside = (tilt >= lo) & (tilt < hi)
         if np.any(inside):
-            sub = _subset(scored, inside)
-            p1 = {(r["2d"], r["depth"]): r["p1_mm"] for r in error_decomposition(sub, bone_sum_mm)}
-            stats = depth_statistics(sub) if inside.sum() >= MIN_BIN_SAMPLES else dict.fromkeys(STATISTICS, np.nan)
+            sub = scored.take(inside)
+            p1 = {(r["2d"], r["depth"]): r["p1_mm"] for r in _decomposition(sub, bone_sum_mm)}
+            stats = _statistics(sub) if inside.sum() >= MIN_BIN_SAMPLES else dict.fromkeys(STATISTICS, np.nan)
             rows.append({"tilt": label, "n": int(inside.sum()), "p1_mm": p1["own", "own"],
                          "p1_true_2d_mm": p1["true", "own"], "mean_pose_p1_mm": float(baseline[inside].mean()),
                          **stats})
