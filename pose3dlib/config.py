@@ -119,6 +119,10 @@ class StageConfig:
     lr: float = bounded(2.5e-4, lo=0.0)
     lr_drop_epochs: tuple[int, ...] = ()  # epochs at which lr *= lr_drop_factor
     lr_drop_factor: float = bounded(0.1, lo=0.0)
+    # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses
+    # lr x k / warmup_steps until k reaches it. 0: none (the paper's). A fresh Adam state at the
+    # start of a stage otherwise moves every weight by about lr on its first steps.
+    warmup_steps: int = bounded(0, lo=0)
     ratio_3d: float = bounded(0.0, lo=0.0)  # 3D (h36m) samples per 2D (mpii) sample in an epoch
     heatmap_weight: float = bounded(1.0, lo=0.0)  # weight of the summed per-stack heatmap MSE
     depth_weight: float = bounded(0.0, lo=0.0)  # weight of the depth L2 loss on 3D samples

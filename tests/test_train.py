@@ -13,7 +13,7 @@ from pose3dlib.config import StageConfig, TrainConfig, load_config
 from pose3dlib.engine.distributed import shard_indices, state_digest
 from pose3dlib.engine.errors import ConfigError
 from pose3dlib.engine.runlog import MetricsLog, read_metrics
-from pose3dlib.engine.train import build_optimizer, config_differences, lr_at_epoch, resolve_device
+from pose3dlib.engine.train import build_optimizer, config_differences, lr_at_epoch, lr_at_step, resolve_device
 from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 
@@ -25,6 +25,15 @@ PY = sys.executable
 def test_lr_drops_at_the_configured_epochs():
     s = StageConfig(lr=1e-3, lr_drop_epochs=(2, 4), lr_drop_factor=0.5)
     assert [lr_at_epoch(s, e) for e in range(6)] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_lr_warms_up_linearly_then_follows_the_epochs():
+    s = StageConfig(lr=1e-3, lr_drop_epochs=(1,), warmup_steps=4)
+    assert [lr_at_step(s, 0, k) for k in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert lr_at_step(s, 1, 2) == pytest.approx(1e-4 * 3 / 4)  # a warm-up longer than an epoch scales the drop too
+    assert lr_at_step(s, 1, 4) == pytest.approx(1e-4)
+    none = StageConfig(lr=1e-3, lr_drop_epochs=(1,))
+    assert [lr_at_step(none, e, k) for e, k in ((0, 0), (1, 0))] == pytest.approx([1e-3, 1e-4])
 
 
 def test_optimizers_follow_the_config():
@@ -168,6 +177,15 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
     # and a plain re-run refuses to overwrite it
     r = train_cli(run, 3, overrides)
     assert r.returncode == 2 and "--resume" in r.stderr
+
+
+def test_a_stages_warmup_reaches_the_optimiser(tmp_path, smoke_data, train_cli):
+    """train.stageN.warmup_steps: the logged learning rate of each step climbs lr / 3, 2 lr / 3, lr, then stays."""
+    overrides = smoke_data + ["train.log_every_steps=1", "train.stage1.warmup_steps=3", "train.stage1.lr=3e-3"]
+    r = train_cli(tmp_path / "run", 1, overrides)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lrs = {rec["step"]: rec["lr"] for rec in _records(tmp_path / "run", 1, "train")}
+    assert [lrs[k] for k in (1, 2, 3, 4, 5)] == pytest.approx([1e-3, 2e-3, 3e-3, 3e-3, 3e-3])
 
 
 def test_bf16_on_cpu_is_opt_in_and_trains(tmp_path, smoke_data, train_cli):

@@ -129,6 +129,15 @@ def lr_at_epoch(stage_cfg: StageConfig, epoch: int) -> float:
     return stage_cfg.lr * stage_cfg.lr_drop_factor ** drops
 
 
+def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
+    """Learning rate of the optimiser step after `step` steps taken in 0-based `epoch`:
+    `lr_at_epoch` times the linear warm-up factor min(1, (step + 1) / warmup_steps)."""
+    lr = lr_at_epoch(stage_cfg, epoch)
+    if step < stage_cfg.warmup_steps:
+        lr *= (step + 1) / stage_cfg.warmup_steps
+    return lr
+
+
 def build_optimizer(params, train_cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """RMSprop (the paper's) or Adam, from the train config."""
     if train_cfg.optimizer == "rmsprop":
@@ -452,6 +461,10 @@ class Trainer:
         self.clock.start()
         for sample in loader:
             sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
+            if self.step <= self.stage_cfg.warmup_steps:  # the warm-up's steps, then the epoch's lr once more
+                self.lr = lr_at_step(self.stage_cfg, self.epoch, self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr
             try:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
                                          switches=self.switches, weights=weights, info=self.info)
