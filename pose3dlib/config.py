@@ -156,7 +156,7 @@ class TrainConfig:
     num_threads: int = bounded(0, lo=0)  # torch CPU threads; 0 leaves torch's default
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     # bf16 autocast on CPU too: true, false or "auto" (only where the CPU has native bf16, AVX512-BF16 or AMX:
-    # 1.6-2.2 x faster there; emulated bf16 is slower than float32)
+    # 1.2-2.2 x faster there; emulated bf16 is slower than float32)
     bf16_on_cpu: bool | str = one_of(False, False, True, "auto")
     channels_last: bool = True  # channels_last (NHWC) memory format, on every device
     compile: bool = False  # torch.compile the model
