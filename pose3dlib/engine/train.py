@@ -130,8 +130,9 @@ def lr_at_epoch(stage_cfg: StageConfig, epoch: int) -> float:
 
 
 def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
-    """Learning rate of the optimiser step after `step` steps taken in 0-based `epoch`:
-    `lr_at_epoch` times the linear warm-up factor min(1, (step + 1) / warmup_steps)."""
+    """Learning rate of the stage's next optimiser step, in 0-based `epoch`, when `step` steps of
+    the whole stage (not of the epoch) are taken: `lr_at_epoch` times the linear warm-up factor
+    min(1, (step + 1) / warmup_steps)."""
     lr = lr_at_epoch(stage_cfg, epoch)
     if step < stage_cfg.warmup_steps:
         lr *= (step + 1) / stage_cfg.warmup_steps
@@ -559,9 +560,11 @@ class ProgressCallback:
 
 
 def log_step(t: Trainer) -> None:
-    """Every train.log_every_steps steps: a 'train' record with the step's losses."""
+    """Every train.log_every_steps steps: a 'train' record with the step's losses and the
+    learning rate the optimiser used for it."""
     if t.step % t.cfg.train.log_every_steps == 0:
-        t.log.write("train", stage=t.stage, epoch=t.epoch + 1, step=t.step, lr=t.lr, **t.values)
+        t.log.write("train", stage=t.stage, epoch=t.epoch + 1, step=t.step, lr=t.optimizer.param_groups[0]["lr"],
+                    **t.values)
 
 
 def log_epoch(t: Trainer) -> None:
