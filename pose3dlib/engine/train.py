@@ -443,12 +443,16 @@ class Trainer:
                 extra=extra, bone_sum_mm=self.bone_sum_mm))
         barrier(self.info)
 
+    def _set_lr(self) -> None:
+        """The schedule's learning rate for the next step (`lr_at_step`), into the optimiser and self.lr."""
+        self.lr = lr_at_step(self.stage_cfg, self.epoch, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
     def run_epoch(self) -> None:
         """The remaining steps of the current epoch (all of them unless resuming mid-epoch)."""
         batch = self.cfg.train.batch_size
-        self.lr = lr_at_epoch(self.stage_cfg, self.epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+        self._set_lr()
         self.train_ds.set_epoch(self.epoch)
         order = shard_indices(len(self.train_ds), seed=self.cfg.seed, stage=self.stage, epoch=self.epoch,
                               rank=self.info.rank, world_size=self.info.world_size)
@@ -462,10 +466,7 @@ class Trainer:
         self.clock.start()
         for sample in loader:
             sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
-            if self.step <= self.stage_cfg.warmup_steps:  # the warm-up's steps, then the epoch's lr once more
-                self.lr = lr_at_step(self.stage_cfg, self.epoch, self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr
+            self._set_lr()
             try:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
                                          switches=self.switches, weights=weights, info=self.info)
