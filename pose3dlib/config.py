@@ -152,6 +152,10 @@ class TrainConfig:
     eps: float = bounded(1e-8, lo=0.0)
     momentum: float = bounded(0.0, lo=0.0)
     weight_decay: float = bounded(0.0, lo=0.0)
+    # Adam only: torch's fused kernel (one vectorised update of all weights per step instead of a
+    # loop over the tensors). The same algorithm with another rounding, so a run's weights differ
+    # from the loop's in the last bits; faster on CPU (docs/benchmarks.md, "Speed switches").
+    fused_adam: bool = False
     device: str = "auto"  # "auto" (CUDA, then CPU), "cpu", "cuda", "cuda:1", ...
     num_threads: int = bounded(0, lo=0)  # torch CPU threads; 0 leaves torch's default
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)

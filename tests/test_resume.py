@@ -20,7 +20,8 @@ RESUME_OVERRIDES = ["train.stage1.epochs=2", "train.checkpoint_every_steps=4", "
 KILL_STEP = 11
 
 
-@pytest.mark.parametrize("extra", [[], ["train.stage1.warmup_steps=10"]], ids=["plain", "mid-warm-up"])
+@pytest.mark.parametrize("extra", [[], ["train.stage1.warmup_steps=10"], ["train.fused_adam=true"]],
+                         ids=["plain", "mid-warm-up", "fused-adam"])
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, train_cli, extra):
     """The second case resumes at step 8 of a 10-step warm-up: its rates (in metrics.jsonl) must continue it."""
     overrides = smoke_data + RESUME_OVERRIDES + extra
