@@ -152,9 +152,10 @@ class TrainConfig:
     eps: float = bounded(1e-8, lo=0.0)
     momentum: float = bounded(0.0, lo=0.0)
     weight_decay: float = bounded(0.0, lo=0.0)
-    # Adam only: torch's fused kernel (one vectorised update of all weights per step instead of a
-    # loop over the tensors). The same algorithm with another rounding, so a run's weights differ
-    # from the loop's in the last bits; faster on CPU (docs/benchmarks.md, "Speed switches").
+    # Adam only: torch's fused kernel (one vectorised update of all weights per step instead of,
+    # on CPU, a loop over the tensors; CUDA's default is already a multi-tensor update). The same
+    # algorithm with another rounding, so a run's weights differ from the loop's in the last bits;
+    # faster on CPU (docs/benchmarks.md, "Speed switches").
     fused_adam: bool = False
     device: str = "auto"  # "auto" (CUDA, then CPU), "cpu", "cuda", "cuda:1", ...
     num_threads: int = bounded(0, lo=0)  # torch CPU threads; 0 leaves torch's default
@@ -341,6 +342,10 @@ def check_invariants(cfg: Config) -> Config:
     if d.color_scale_min > d.color_scale_max:
         raise ConfigError(f"config key 'data.color_scale_min': expected <= data.color_scale_max "
                           f"({d.color_scale_max}), got {d.color_scale_min}")
+    t = cfg.train
+    if t.fused_adam and t.optimizer != "adam":
+        raise ConfigError(f"config key 'train.fused_adam': expected false with train.optimizer {t.optimizer!r} "
+                          "(torch has a fused kernel for Adam only); set train.optimizer=adam or train.fused_adam=false")
     return cfg
 
 

@@ -39,6 +39,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
     a = load_checkpoint(whole / "stage1" / "last.pt")
     b = load_checkpoint(broken / "stage1" / "last.pt")
     assert b["step"] == a["step"] == 12
+    assert a["optimizer"]["param_groups"][0].get("fused") is ("train.fused_adam=true" in extra or None)
     assert state_digest(a["model"]) == state_digest(b["model"])  # bit for bit
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k

@@ -44,7 +44,9 @@ def test_optimizers_follow_the_config():
     assert (g["lr"], g["alpha"], g["eps"], g["momentum"], g["weight_decay"]) == (2.5e-4, 0.99, 1e-8, 0.0, 0.0)
     assert isinstance(build_optimizer(params, TrainConfig(optimizer="adam"), 1e-3), torch.optim.Adam)
     with pytest.raises(ConfigError, match="train.fused_adam"):
-        build_optimizer(params, TrainConfig(fused_adam=True), 1e-3)  # the fused kernel is Adam's only
+        build_optimizer(params, TrainConfig(optimizer="rmsprop", fused_adam=True), 1e-3)  # the fused kernel is Adam's only
+    with pytest.raises(ConfigError, match="train.fused_adam.*rmsprop"):
+        load_config(Path(__file__).parents[1] / "configs" / "paper.yaml", ["train.fused_adam=true"])
 
 
 def test_fused_adam_is_the_same_algorithm_as_the_loop():

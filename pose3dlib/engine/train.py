@@ -141,12 +141,14 @@ def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
 
 def build_optimizer(params, train_cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """RMSprop (the paper's) or Adam (fused when train.fused_adam), from the train config."""
-    if train_cfg.fused_adam and train_cfg.optimizer != "adam":
+    if train_cfg.fused_adam and train_cfg.optimizer != "adam":  # configs are checked on load (check_invariants)
         raise ConfigError(f"config key 'train.fused_adam': true needs train.optimizer 'adam', got {train_cfg.optimizer!r}")
     if train_cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=train_cfg.rmsprop_alpha, eps=train_cfg.eps,
                                    momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
     if train_cfg.optimizer == "adam":
+        # fused=None, not False, without train.fused_adam: torch then keeps its own default
+        # (the multi-tensor update on CUDA, the per-tensor loop on CPU)
         return torch.optim.Adam(params, lr=lr, eps=train_cfg.eps, weight_decay=train_cfg.weight_decay,
                                 fused=train_cfg.fused_adam or None)
     raise ConfigError(f"config key 'train.optimizer': expected 'rmsprop' or 'adam', got {train_cfg.optimizer!r}")
