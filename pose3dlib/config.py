@@ -342,11 +342,15 @@ def check_invariants(cfg: Config) -> Config:
     if d.color_scale_min > d.color_scale_max:
         raise ConfigError(f"config key 'data.color_scale_min': expected <= data.color_scale_max "
                           f"({d.color_scale_max}), got {d.color_scale_min}")
-    t = cfg.train
+    check_fused_adam(cfg.train)
+    return cfg
+
+
+def check_fused_adam(t: TrainConfig) -> None:
+    """Raise ConfigError when train.fused_adam is on with an optimiser other than Adam."""
     if t.fused_adam and t.optimizer != "adam":
         raise ConfigError(f"config key 'train.fused_adam': expected false with train.optimizer {t.optimizer!r} "
                           "(torch has a fused kernel for Adam only); set train.optimizer=adam or train.fused_adam=false")
-    return cfg
 
 
 def config_from_dict(data: dict, cls: type = Config) -> Any:

@@ -38,6 +38,7 @@ from ..config import (
     Config,
     StageConfig,
     TrainConfig,
+    check_fused_adam,
     config_differences,
     config_to_dict,
     dump_config,
@@ -141,8 +142,7 @@ def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
 
 def build_optimizer(params, train_cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """RMSprop (the paper's) or Adam (fused when train.fused_adam), from the train config."""
-    if train_cfg.fused_adam and train_cfg.optimizer != "adam":  # configs are checked on load (check_invariants)
-        raise ConfigError(f"config key 'train.fused_adam': true needs train.optimizer 'adam', got {train_cfg.optimizer!r}")
+    check_fused_adam(train_cfg)  # configs loaded from files were checked already; a TrainConfig built in code was not
     if train_cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=train_cfg.rmsprop_alpha, eps=train_cfg.eps,
                                    momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
