@@ -92,8 +92,8 @@ data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE
 
 SWEEP_PROFILE ?= cpu
 SWEEP_PARAM ?= train.stage3.geometric_weight
-# Default geometric-loss weights per profile, around each profile's own value: the paper and
-# the cpu profile use 0.01 with depth weight 0.1, smoke uses 0.01. Give SWEEP_VALUES when
+# Default geometric-loss weights per profile, from 0 up past each profile's own value: the paper
+# and the cpu profile use 0.01 with depth weight 0.1, smoke uses 0.01. Give SWEEP_VALUES when
 # sweeping another SWEEP_PARAM (a dotted config key).
 SWEEP_VALUES_cpu = 0,0.01,0.1,1
 SWEEP_VALUES_paper = 0,0.001,0.01,0.1
