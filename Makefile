@@ -113,10 +113,8 @@ ABLATION_PROFILE ?= cpu
 ABLATION_SEEDS_BC ?= 0,1,2,3,4
 ABLATION_SEEDS_A ?= 0,1,2
 # A schedule for every arm alike, as space-separated config overrides. The cpu profile's
-# default gives each stage one epoch (Stage 1 20k samples at its full learning rate,
-# Stage 2 16k with its warm-up and no drop, Stage 3 16k as in the profile); everything else
-# is configs/cpu.yaml; README gives the minutes it took. ABLATION_SCHEDULE= runs the
-# profile's full recipe.
+# default gives each stage one epoch with no learning-rate drop; everything else is
+# configs/cpu.yaml. ABLATION_SCHEDULE= runs the profile's full recipe.
 ABLATION_SCHEDULE_cpu = train.stage1.epochs=1 train.stage1.lr_drop_epochs=[] train.stage2.epochs=1 train.stage2.lr_drop_epochs=[]
 ABLATION_SCHEDULE ?= $(ABLATION_SCHEDULE_$(ABLATION_PROFILE))
 ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only images, (c) + geometric loss -> runs/ablation/$(ABLATION_PROFILE)/
