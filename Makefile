@@ -15,6 +15,8 @@ REAL_DATA ?= False
 RUN_DIR := runs/$(PROFILE)$(if $(filter True,$(REAL_DATA)),-real)
 # Only the default profile writes the committed figures/; other profiles keep theirs in the run folder.
 FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
+# When this make started: `make reproduce` reports its own minutes, setup included.
+MAKE_START := $(shell date +%s)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
 .PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
@@ -57,7 +59,8 @@ reproduce: $(RUN_DIR)/.stamps/06_eval_mpjpe
 ifeq ($(RUN_DIR),runs/cpu)
 	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
 endif
-	@echo "reproduce: done; executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
+	@echo "reproduce: done in $$(awk -v s=$(MAKE_START) -v e=$$(date +%s) 'BEGIN {printf "%.1f", (e - s) / 60}') minutes (this make, setup included; load average now $$(uptime | sed 's/.*load average[s]*: //'))"
+	@echo "reproduce: executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
 
 # Each step is a make target: a stamp in $(RUN_DIR)/.stamps/ (git-ignored, so a fresh clone
 # runs every step even though the executed notebooks in runs/cpu/ are committed). A step is
