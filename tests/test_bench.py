@@ -267,3 +267,37 @@ def test_a_failing_compile_switch_is_recorded_and_the_run_goes_on(monkeypatch, t
     monkeypatch.setattr(measure, "train_images_per_s", broken)
     with pytest.raises(RuntimeError, match="not a compile problem"):
         tasks["cpu NCHW"]()
+
+
+def test_host_speed_prints_the_matmul_peak_and_writes_nothing(monkeypatch, tmp_path, capsys):
+    """`bench --host-speed` (the line `make reproduce` ends with) measures matmul_peak_gflops only."""
+    from pose3dlib.tools.bench import command
+
+    calls = []
+
+    def fake_peak(size, *, warmup, repeats, **kw):
+        calls.append((size, torch.get_num_threads()))
+        return 123.4
+
+    monkeypatch.setattr(measure, "matmul_peak_gflops", fake_peak)
+    monkeypatch.setattr(command, "run_benchmarks", lambda *a, **k: pytest.fail("--host-speed ran the benchmarks"))
+    threads = torch.get_num_threads()
+    out, doc = tmp_path / "bench.json", tmp_path / "doc.md"
+    assert command.main(["--quick", "--threads", "1", "--host-speed", "--out", str(out), "--doc", str(doc)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == ("host speed: 123 GFLOP/s (matmul_peak_gflops of make bench: fp32 2048 x 2048 matmul, "
+                    "torch threads 1)")
+    assert calls == [(measure.QUICK_PLAN.matmul_size, 1)]
+    assert torch.get_num_threads() == threads  # restored
+    assert not out.exists() and not doc.exists()
+
+
+def test_host_speed_line_measures_a_positive_speed(monkeypatch):
+    from dataclasses import replace
+
+    from pose3dlib.tools.bench.command import host_speed_line
+
+    monkeypatch.setattr(measure, "MIN_REPEAT_S", 0.01)
+    line = host_speed_line(replace(measure.QUICK_PLAN, matmul_size=64, threads=1))
+    gflops = float(line.split()[2])
+    assert gflops > 0 and line.startswith("host speed: ") and "64 x 64" in line

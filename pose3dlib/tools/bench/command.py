@@ -186,6 +186,22 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
     return metrics
 
 
+def host_speed_line(plan: BenchPlan) -> str:
+    """One line giving `matmul_peak_gflops` as `make bench` measures it, on plan.threads threads.
+
+    The speed of the 2-core hosts varies by up to 1.6 x from day to day (docs/cpu-recipe.md,
+    "Against the targets"), so a wall-clock time means little without it.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        gflops = measure.matmul_peak_gflops(plan.matmul_size, warmup=plan.warmup, repeats=plan.repeats)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return (f"host speed: {gflops:.0f} GFLOP/s (matmul_peak_gflops of make bench: fp32 "
+            f"{plan.matmul_size} x {plan.matmul_size} matmul, torch threads {plan.threads})")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats and smaller sizes (development; also ${QUICK_ENV}=1)")
@@ -194,6 +210,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc", default="docs/benchmarks.md",
                         help="markdown whose generated block is rewritten (default: docs/benchmarks.md); '' to skip")
     parser.add_argument("--no-switches", action="store_true", help="skip the channels_last/bf16/compile/thread runs")
+    parser.add_argument("--host-speed", action="store_true",
+                        help="only print this host's matmul_peak_gflops (seconds; writes nothing): "
+                             "how fast the host is for a timing such as `make reproduce`'s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
     if overrides:
         from dataclasses import replace
         plan = replace(plan, **overrides)
+    if args.host_speed:
+        print(host_speed_line(plan))
+        return 0
     out = resolve(args.out)
     metrics = run_benchmarks(plan, out.parent)
     write_json(metrics, out)
