@@ -20,3 +20,11 @@ def resolve(path: str | os.PathLike) -> Path:
     """Absolute path: `path` itself if absolute, else relative to the project root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def project_relative(path: str | os.PathLike) -> Path:
+    """`path` relative to the project root when it lies inside it, else absolute: what files that
+    are committed (executed notebooks, generated tables) should name, so they do not carry the
+    folder of the machine that wrote them."""
+    p = resolve(path)
+    return p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..engine.atomic_io import replace_marked_block
-from ..engine.paths import resolve
+from ..engine.paths import project_relative, resolve
 from .evaluate import PROTOCOLS, is_fraction, protocol_key, protocol_label, read_metrics_csv
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -51,8 +51,7 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
     rows = read_metrics_csv(metrics_csv)
-    rel = metrics_csv.relative_to(resolve(".")) if metrics_csv.is_relative_to(resolve(".")) else metrics_csv
-    block = f"{START}\n_Generated from `{rel}` by `python -m pose3dlib report`._\n\n{results_table(rows)}\n{END}"
+    block = f"{START}\n_Generated from `{project_relative(metrics_csv)}` by `python -m pose3dlib report`._\n\n{results_table(rows)}\n{END}"
     return replace_marked_block(readme, START, END, block)
 
 

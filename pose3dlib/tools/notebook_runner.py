@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..engine.errors import Pose3DError
-from ..engine.paths import NOTEBOOKS_DIR, resolve
+from ..engine.paths import NOTEBOOKS_DIR, project_relative, resolve
 
 KERNEL = "pose3d"
 
@@ -53,6 +53,20 @@ def check_parameters(notebook: Path, params: dict) -> None:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
 
 
+def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
+    """Record `src` and `out` in the executed notebook's papermill metadata as project-relative
+    paths (papermill writes the absolute ones, the temporary file's for the output), so an
+    executed notebook names no folder of the machine that ran it."""
+    from papermill.iorw import load_notebook_node, write_ipynb
+
+    nb = load_notebook_node(str(notebook))
+    meta = nb.metadata.get("papermill")
+    if meta is None:
+        return
+    meta["input_path"], meta["output_path"] = str(project_relative(src)), str(project_relative(out))
+    write_ipynb(nb, str(notebook))
+
+
 def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True,
             skip_undeclared: tuple[str, ...] = ()) -> Path:
     """Execute notebook `name` with `params` into `output` (atomically); returns the output path.
@@ -79,6 +93,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
                             progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S)
+        relative_papermill_paths(tmp, src, out)
         tmp.replace(out)
     except NoSuchKernel:
         raise Pose3DError(f"no Jupyter kernel named {kernel!r}; run `make setup` (it registers {KERNEL!r}) "
