@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pose3dlib.engine import paths
+from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT, project_relative
 from pose3dlib.tools import notebook_runner
 
@@ -71,3 +72,13 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     assert (meta["input_path"], meta["output_path"]) == ("nb/tiny.ipynb", "runs/tiny.ipynb")
     assert "x is 2" in "".join(done["cells"][-1]["outputs"][0]["text"])
     assert not list((tmp_path / "runs").glob(".*tmp*"))  # the temporary file was renamed
+
+
+def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
+    nb = _notebook(None)
+    del nb["metadata"]["kernelspec"]
+    nb["cells"][0]["metadata"]["tags"] = ["parameters"]  # papermill looks for the kernel only then
+    src = tmp_path / "nokernel.ipynb"
+    src.write_text(json.dumps(nb))
+    with pytest.raises(Pose3DError, match=r"nokernel\.ipynb: papermill cannot read its parameters: No kernel name"):
+        notebook_runner.check_parameters(src, {})

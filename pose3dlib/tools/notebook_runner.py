@@ -47,7 +47,10 @@ def check_parameters(notebook: Path, params: dict) -> None:
     """Raise Pose3DError when `params` names a parameter the notebook does not declare."""
     import papermill as pm
 
-    known = pm.inspect_notebook(str(notebook))
+    try:
+        known = pm.inspect_notebook(str(notebook))
+    except ValueError as e:  # e.g. no kernelspec in the notebook's metadata
+        raise Pose3DError(f"{notebook}: papermill cannot read its parameters: {e}") from None
     unknown = sorted(k for k in params if k not in known)
     if unknown:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
