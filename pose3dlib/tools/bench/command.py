@@ -189,7 +189,7 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
 def host_speed_line(plan: BenchPlan) -> str:
     """One line giving `matmul_peak_gflops` as `make bench` measures it, on plan.threads threads.
 
-    The speed of the 2-core hosts has varied 1.7 x from day to day (124-210 GFLOP/s) (docs/cpu-recipe.md,
+    The 2-core hosts' speed has varied 1.7 x from day to day (124-210 GFLOP/s; docs/cpu-recipe.md,
     "Against the targets"), so a wall-clock time means little without it.
     """
     previous_threads = torch.get_num_threads()
