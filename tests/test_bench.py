@@ -282,14 +282,20 @@ def test_host_speed_prints_the_matmul_peak_and_writes_nothing(monkeypatch, tmp_p
     monkeypatch.setattr(measure, "matmul_peak_gflops", fake_peak)
     monkeypatch.setattr(command, "run_benchmarks", lambda *a, **k: pytest.fail("--host-speed ran the benchmarks"))
     threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the default and not what the plan asks for: restored afterwards?
     out, doc = tmp_path / "bench.json", tmp_path / "doc.md"
-    assert command.main(["--quick", "--threads", "1", "--host-speed", "--out", str(out), "--doc", str(doc)]) == 0
+    try:
+        assert command.main(["--quick", "--threads", "1", "--host-speed", "--out", str(out), "--doc", str(doc)]) == 0
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
     line = capsys.readouterr().out.strip()
     assert line == ("host speed: 123 GFLOP/s (matmul_peak_gflops of make bench: fp32 2048 x 2048 matmul, "
                     "torch threads 1)")
     assert calls == [(measure.QUICK_PLAN.matmul_size, 1)]
-    assert torch.get_num_threads() == threads  # restored
     assert not out.exists() and not doc.exists()
+    assert command.main(["--host-speed", "--threads", "0"]) == 2  # a one-line error, not a traceback
+    assert "bench threads must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_host_speed_line_measures_a_positive_speed(monkeypatch):

@@ -18,6 +18,15 @@ def test_project_relative_inside_and_outside_the_root(tmp_path):
     outside = tmp_path / "x.csv"
     assert not outside.is_relative_to(PROJECT_ROOT)  # pytest's tmp_path lies outside the repository
     assert project_relative(outside) == outside
+    # '..' that leaves the project: absolute, not '../...'
+    assert project_relative(PROJECT_ROOT / ".." / "elsewhere" / "x.ipynb") == PROJECT_ROOT.parent / "elsewhere" / "x.ipynb"
+    assert project_relative(PROJECT_ROOT / "runs" / ".." / "figures" / "a.png") == Path("figures/a.png")
+
+
+def test_project_relative_through_a_symlink_to_the_project(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+    assert project_relative(link / "runs" / "cpu" / "metrics.csv") == Path("runs/cpu/metrics.csv")
 
 
 def _notebook(meta: dict | None) -> dict:
@@ -82,3 +91,6 @@ def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
     src.write_text(json.dumps(nb))
     with pytest.raises(Pose3DError, match=r"nokernel\.ipynb: papermill cannot read its parameters: No kernel name"):
         notebook_runner.check_parameters(src, {})
+    with pytest.raises(Pose3DError, match=r"nokernel\.ipynb: papermill cannot read its parameters"):
+        notebook_runner.execute(str(src), tmp_path / "out.ipynb", {"x": 1}, skip_undeclared=("x",))  # the sweeps' path
+    assert not (tmp_path / "out.ipynb").exists()

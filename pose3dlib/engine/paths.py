@@ -26,5 +26,9 @@ def project_relative(path: str | os.PathLike) -> Path:
     """`path` relative to the project root when it lies inside it, else absolute: what files that
     are committed (executed notebooks, generated tables) should name, so they do not carry the
     folder of the machine that wrote them."""
-    p = resolve(path)
-    return p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p
+    p = Path(os.path.abspath(resolve(path)))  # '..' folded, symlinks kept
+    # As written, then with symlinks followed (a clone reached through a link, POSE3D_ROOT=.).
+    for candidate, root in ((p, Path(os.path.abspath(PROJECT_ROOT))), (p.resolve(), PROJECT_ROOT.resolve())):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root)
+    return p

@@ -43,14 +43,20 @@ def check_notebook_file(path: Path) -> None:
         raise Pose3DError(f"{path}: not a Jupyter notebook (expected a JSON object with 'cells' and 'nbformat': 4)")
 
 
-def check_parameters(notebook: Path, params: dict) -> None:
-    """Raise Pose3DError when `params` names a parameter the notebook does not declare."""
+def declared_parameters(notebook: Path) -> dict:
+    """papermill's view of the notebook's parameters cell ({name: description}); Pose3DError naming
+    the file when papermill cannot read it (e.g. no kernelspec in the notebook's metadata)."""
     import papermill as pm
 
     try:
-        known = pm.inspect_notebook(str(notebook))
-    except ValueError as e:  # e.g. no kernelspec in the notebook's metadata
+        return pm.inspect_notebook(str(notebook))
+    except ValueError as e:
         raise Pose3DError(f"{notebook}: papermill cannot read its parameters: {e}") from None
+
+
+def check_parameters(notebook: Path, params: dict) -> None:
+    """Raise Pose3DError when `params` names a parameter the notebook does not declare."""
+    known = declared_parameters(notebook)
     unknown = sorted(k for k in params if k not in known)
     if unknown:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
@@ -85,7 +91,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
 
     src = notebook_path(name)
     if skip_undeclared:
-        declared = set(pm.inspect_notebook(str(src)))
+        declared = set(declared_parameters(src))
         params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
     check_parameters(src, params)
     out = resolve(output)

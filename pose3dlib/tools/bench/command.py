@@ -166,10 +166,15 @@ def cuda_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tup
     return [("cuda matmul peak", peak), ("cuda compute", compute), ("cuda end to end", end_to_end)]
 
 
-def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) -> dict[str, float]:
-    """Run the CPU benchmarks (and the CUDA ones when `cuda`, default: when available); return the metrics."""
+def check_threads(plan: BenchPlan) -> None:
+    """ConfigError unless the plan asks for at least one torch thread."""
     if plan.threads < 1:
         raise ConfigError(f"bench threads must be >= 1, got {plan.threads}")
+
+
+def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) -> dict[str, float]:
+    """Run the CPU benchmarks (and the CUDA ones when `cuda`, default: when available); return the metrics."""
+    check_threads(plan)
     cuda = torch.cuda.is_available() if cuda is None else cuda
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
@@ -192,6 +197,7 @@ def host_speed_line(plan: BenchPlan) -> str:
     The 2-core hosts' speed has varied 1.7 x from day to day (124-210 GFLOP/s; docs/cpu-recipe.md,
     "Against the targets"), so a wall-clock time means little without it.
     """
+    check_threads(plan)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
     try:
