@@ -227,6 +227,10 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
                                      wild_test_dir=str(tmp_path / "syn" / "wild_test")), progress=False)
     with pytest.raises(DataError, match="no official download"):
         prepare_real_data(DataConfig(), progress=False)
+    (tmp_path / "empty_3dhp").mkdir()  # a download folder without any sequence
+    with pytest.raises(DataError, match=r"3dhp: nothing was converted from data.raw_3dhp_dir = .*empty_3dhp \(missing: "):
+        prepare_real_data(DataConfig(raw_3dhp_dir=str(tmp_path / "empty_3dhp"), wild_test_dir=str(tmp_path / "e3")),
+                          progress=False)
 
 
 def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):

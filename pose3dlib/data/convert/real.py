@@ -93,8 +93,7 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         done = _finished(out)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
-            continue
-        if name == "h36m":
+        elif name == "h36m":
             reports[name] = convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST,
                                          progress=progress)
         elif name == "mpii":
@@ -103,6 +102,12 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
             reports[name] = convert_mpii(folder / MPII_MAT, folder / "images", out, val_from=val, progress=progress)
         else:
             reports[name] = convert_3dhp(raw, out, progress=progress)
+        if not reports[name]["rows"]:  # as `convert-*` says it: not a later "annotation file not found"
+            missing = [str(m) for field in ("subjects_missing", "sequences_missing", "missing")
+                       for m in reports[name].get(field) or []]
+            shown = ", ".join(missing[:4]) + (f", ... ({len(missing)} in all)" if len(missing) > 4 else "")
+            raise DataError(f"{name}: nothing was converted from data.{DATASETS[name][0]} = {reports[name]['raw']}"
+                            + (f" (missing: {shown})" if shown else ""))
     return reports
 
 
