@@ -187,6 +187,26 @@ def test_video_gives_one_record_per_frame_and_an_animated_figure(tmp_path, check
     assert "Frames: 12" in (out / "clip.bvh").read_text()
 
 
+def test_video_searches_the_whole_frame_about_once_a_second(tmp_path, checkpoint, monkeypatch):
+    """Between searches the person is followed (detect.follow); every RESEARCH_EVERY_S it searches again."""
+    from pose3dlib.inference import detect
+    from pose3dlib.inference.media import write_video
+
+    write_video(tmp_path / "c.mp4", [np.full((96, 128, 3), 100, np.uint8)] * 9, fps=4)
+    flags = []
+
+    def fake_follow(model, cfg, frame, previous, search, device=None):
+        flags.append(search)
+        return previous
+
+    monkeypatch.setattr(detect, "follow", fake_follow)
+    model, cfg = demo.load_demo_model(checkpoint)
+    (tmp_path / "out").mkdir()
+    demo.run_video(model, cfg, tmp_path / "c.mp4", tmp_path / "out", "c", header={})
+    assert detect.RESEARCH_EVERY_S == 1.0
+    assert flags == [False, False, False, True, False, False, False, True]  # frames 1-8 at 4 fps: 4 and 8 search
+
+
 def test_empty_video_is_a_one_line_error(tmp_path, checkpoint):
     (tmp_path / "empty.mp4").write_bytes(b"")
     r = _cli("demo", str(tmp_path / "empty.mp4"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"))
@@ -197,6 +217,8 @@ def test_empty_video_is_a_one_line_error(tmp_path, checkpoint):
     (["--bbox", "1,2,3"], "--bbox"),
     (["--bbox", "0,0,-5,10"], "positive"),
     (["--checkpoint", "nope.pt"], "nope.pt"),
+    (["--bbox", "0,0,5,5", "--whole-image"], "--bbox and --whole-image both say where the person is"),
+    (["--bbox", "0,0,5,5", "--all-people"], "--bbox and --all-people both say where the person is"),
 ])
 def test_demo_cli_errors_are_one_line(tmp_path, checkpoint, args, needle):
     img = tmp_path / "x.png"
@@ -251,3 +273,14 @@ def test_demo_3d_has_the_checkpoints_mm_scale_and_refuses_a_checkpoint_without_o
                                           config=config_to_dict(smoke_cfg), stage=3))
     r = _cli("demo", str(image), "--checkpoint", str(bare), "--out", str(tmp_path / "o2"))
     assert r.returncode == 2 and "bone_sum_mm" in r.stderr and "bare.pt" in r.stderr
+
+
+def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cfg, capsys):
+    torch.manual_seed(0)
+    for stage, warned in ((1, True), (2, False), (3, False), (0, False)):  # 0: a converted hg3d checkpoint
+        path = tmp_path / f"s{stage}.pt"
+        save_checkpoint(path, make_checkpoint(model_state=build_model(smoke_cfg.model).state_dict(),
+                                              config=config_to_dict(smoke_cfg), stage=stage, bone_sum_mm=BONE_SUM_MM))
+        demo.load_demo_model(path)
+        err = capsys.readouterr().err
+        assert (f"warning: {path} is a Stage 1 checkpoint (2D only): its depth branch is untrained" in err) == warned

@@ -152,3 +152,41 @@ def test_refine_reports_the_best_window_re_centred_on_its_joints(smoke_cfg):
     assert score == pytest.approx(kept_score)
     assert np.linalg.norm(box[0, :2] - centre) < 0.1 * extent < np.linalg.norm(kept[0, :2] - centre)
     assert 1.0 < box[0, 2] / extent < 2.0
+
+
+def test_a_box_inside_a_better_one_is_the_same_person_for_all_people():
+    whole, part, other = np.array([100., 100., 100.]), np.array([100., 120., 40.]), np.array([300., 100., 40.])
+    assert detect.square_cover(part, whole) == 1.0
+    assert detect.square_cover(whole, part) == pytest.approx(0.16)
+    assert detect.square_iou(part, whole) == pytest.approx(0.16)  # below SAME_PERSON_IOU: overlap alone keeps it
+    assert detect.square_iou(part, whole) < detect.SAME_PERSON_IOU
+    windows, scores = np.stack([whole, part, other]), np.array([0.9, 0.8, 0.7])
+    assert detect.distinct(windows, scores, 3) == [0, 1, 2]
+    assert detect.distinct(windows, scores, 3, cover=detect.SAME_PERSON_COVER) == [0, 2]
+    half_out = np.array([150., 100., 40.])  # half of it outside the better box: another person
+    assert detect.square_cover(half_out, whole) == pytest.approx(0.5)
+    assert detect.distinct(np.stack([whole, half_out]), scores[:2], 2, cover=detect.SAME_PERSON_COVER) == [0, 1]
+
+
+def _box(score: float, x: float) -> detect.Box:
+    return detect.Box(np.array([x, 50.0]), 40.0, score, "test")
+
+
+@pytest.mark.parametrize("tracked, found, search, expected", [
+    (0.50, 0.72, False, "tracked"),  # no search asked for: the track stands, nothing else runs
+    (0.50, 0.72, True, "found"),  # a search finds a clearly better box: the wrong lock is corrected
+    (0.50, 0.54, True, "tracked"),  # a near tie (< SWITCH_MARGIN higher) keeps the track
+    (0.10, 0.12, False, "found"),  # the track is lost (below MIN_SCORE): searched, whatever the score
+])
+def test_follow_corrects_a_wrong_lock_and_keeps_a_good_track(monkeypatch, tracked, found, search, expected):
+    calls = []
+    monkeypatch.setattr(detect, "track", lambda *a, **k: _box(tracked, 10.0))
+
+    def fake_find(*a, **k):
+        calls.append("search")
+        return [_box(found, 90.0)]
+
+    monkeypatch.setattr(detect, "find_people", fake_find)
+    box = detect.follow(None, None, None, _box(0.6, 10.0), search=search)
+    assert box.center_px[0] == (90.0 if expected == "found" else 10.0)
+    assert calls == (["search"] if search or tracked < detect.MIN_SCORE else [])

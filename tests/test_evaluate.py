@@ -215,3 +215,13 @@ def test_recrop_needs_a_dataset_that_can_crop_again():
     model = build_model(load_config("configs/smoke.yaml").model)
     with pytest.raises(Pose3DError, match="recrop_margin.*sample_at.*Plain"):
         evaluate.predict_dataset(model, Plain(), "rgb", batch_size=2, recrop_margin=1.25, progress=False)
+
+
+def test_a_negative_limit_is_refused_and_zero_means_every_sample(capsys):
+    from pose3dlib.evaluation.evaluate import check_limit
+    from pose3dlib.tools.cli import main
+
+    check_limit(0)
+    check_limit(5)
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--limit", "-3"]) == 2
+    assert "--limit -3: expected 0 (every sample) or a positive number" in capsys.readouterr().err

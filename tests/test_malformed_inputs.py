@@ -58,6 +58,7 @@ class Env:
     data: Path  # tiny synthetic data root (h36m/, mpii/, wild_test/)
     ckpt: Path  # a valid pose3d checkpoint of the smoke network, finished
     image: Path  # a valid JPEG
+    ckpt3: Path  # the same weights as a Stage 3 checkpoint (the demo warns about Stage 1 ones)
 
     def sets(self, root: Path | None = None) -> list[str]:
         """`--set` arguments pointing the config at `root` (default: the pristine data)."""
@@ -85,8 +86,9 @@ def make_env(root: Path) -> Env:
     ckpt = save_checkpoint(root / "good.pt", make_checkpoint(
         model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1,
         extra={"finished": True}, bone_sum_mm=4296.99))
+    ckpt3 = save_checkpoint(root / "good3.pt", {**torch.load(ckpt, weights_only=True), "stage": 3})
     image = next((data / "h36m" / "images").rglob("*.jpg"))
-    return Env(data=data, ckpt=ckpt, image=image)
+    return Env(data=data, ckpt=ckpt, image=image, ckpt3=ckpt3)
 
 
 class Evil:
@@ -140,7 +142,7 @@ def h5_variant(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
 
 
 def demo(env: Env, d: Path, *extra: str, image: Path | None = None, ckpt: Path | None = None) -> list[str]:
-    return ["demo", str(image or env.image), "--checkpoint", str(ckpt or env.ckpt), "--out", str(d / "out"),
+    return ["demo", str(image or env.image), "--checkpoint", str(ckpt or env.ckpt3), "--out", str(d / "out"),
             "--device", "cpu", *extra]
 
 
@@ -301,7 +303,7 @@ CASES: list[Case] = [
     Case("demo_unknown_device", "demo --device", "'gpu0'",
          lambda d, e: (demo(e, d, "--device", "gpu0"), "gpu0")),
     Case("demo_out_is_file", "demo --out", "output folder path is an existing file",
-         lambda d, e: (["demo", str(e.image), "--checkpoint", str(e.ckpt), "--out", str(write(d / "f", "x"))], str(d / "f"))),
+         lambda d, e: (["demo", str(e.image), "--checkpoint", str(e.ckpt3), "--out", str(write(d / "f", "x"))], str(d / "f"))),
     Case("dataset_image_truncated", "H36MDataset[i]", "training JPEG cut in half",
          lambda d, e: (_h36m_loader(_damaged(e, d, "h36m/images/*/*.jpg", lambda p: truncated(p, p))), ".jpg")),
     Case("dataset_image_missing", "MPIIDataset[i]", "an image listed in train.h5 is gone",

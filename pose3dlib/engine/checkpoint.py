@@ -89,6 +89,15 @@ def bone_sum_mm(ckpt: dict, where: str = "checkpoint") -> float:
     return value
 
 
+def untrained_depth_warning(ckpt: dict, where: str = "checkpoint") -> str | None:
+    """A warning when the checkpoint is a Stage 1 one (2D only: its depth branch never trained, so its
+    3D output means nothing), else None. Stages 2-3 and converted hg3d checkpoints (stage 0) pass."""
+    if ckpt.get("stage") == 1:
+        return (f"{where} is a Stage 1 checkpoint (2D only): its depth branch is untrained and its 3D output "
+                "meaningless; use a Stage 2 or 3 checkpoint for 3D")
+    return None
+
+
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
     """Write a checkpoint dict (see `make_checkpoint`) atomically."""
     for k in REQUIRED_KEYS:

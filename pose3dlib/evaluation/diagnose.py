@@ -13,6 +13,7 @@ means over actions.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .. import decode, metrics
 from ..data.targets import depth_target
 from ..engine.errors import Pose3DError
 from ..skeleton import DEPTH_ROOT, MPII16
-from .evaluate import TEST_SPLIT_DIRS, Predictions, mean_pose_prediction
+from .evaluate import TEST_SPLIT_DIRS, Predictions, check_limit, mean_pose_prediction
 
 # (2D, depth) sources of each rebuilt skeleton: "own" = the network's, "true" = ground truth
 COMBINATIONS = (("own", "own"), ("true", "own"), ("own", "true"), ("true", "true"))
@@ -210,7 +211,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a stage 2 or 3 checkpoint")
     parser.add_argument("--splits", default="lab_val,wild_val",
                         help=f"comma-separated, from {', '.join(SPLITS)} (default lab_val,wild_val: tune on validation)")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N samples of each split")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N samples of each split (default 0: all)")
     parser.add_argument("--figure", default=None, metavar="PATH.png",
                         help="also save the per-viewpoint figure (Protocol #1 / mean pose, bone signs) here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -220,7 +221,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..data.h36m import H36MDataset
-    from ..engine.checkpoint import bone_sum_mm, load_checkpoint
+    from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
@@ -229,8 +230,7 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.figure is not None and Path(args.figure).suffix.lower() != ".png":
         raise Pose3DError(f"--figure {args.figure}: expected a .png path")
-    if args.limit < 0:
-        raise Pose3DError(f"--limit {args.limit}: expected 0 (every sample) or a positive number")
+    check_limit(args.limit)
     splits = list(dict.fromkeys(s.strip() for s in args.splits.split(",") if s.strip()))  # in order, once each
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
@@ -239,6 +239,8 @@ def run(args) -> int:
     dev = resolve_device(cfg.train.device)
     ckpt = load_checkpoint(args.checkpoint, map_location=dev)
     model, trained = load_model(ckpt, map_location=dev)
+    if (warning := untrained_depth_warning(ckpt, str(args.checkpoint))) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     model.to(dev).eval()
     scale_mm = bone_sum_mm(ckpt, str(args.checkpoint))
     data = checkpoint_geometry(cfg.data, trained)

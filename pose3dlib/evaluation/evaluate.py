@@ -389,7 +389,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-dir", required=True, help="run folder holding stage1/ stage2/ stage3/")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate")
     parser.add_argument("--out", default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
-    parser.add_argument("--limit", type=int, default=0, help="score only the first N samples of each split")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. eval.flip_test=false (repeatable)")
 
@@ -402,11 +403,18 @@ def parse_stages(text: str) -> list[int]:
     return [int(s) for s in items]
 
 
+def check_limit(limit: int) -> None:
+    """Pose3DError for a negative --limit (0 scores every sample)."""
+    if limit < 0:
+        raise Pose3DError(f"--limit {limit}: expected 0 (every sample) or a positive number")
+
+
 def run(args) -> int:
     from ..config import load_config
 
     cfg = load_config(args.config, args.overrides)
     stages = parse_stages(args.stages)
+    check_limit(args.limit)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
     print(f"wrote {len(rows)} rows to {out}")

@@ -30,7 +30,7 @@ from ..config import Config
 from ..engine import runs
 from ..engine.atomic_io import atomic_write_text
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
 from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import resolve
@@ -95,6 +95,8 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tup
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
     checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
+    if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     scale = checkpoint_bone_sum_mm(checkpoint, str(ckpt))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
     return model.to(device).eval(), cfg
@@ -269,14 +271,14 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     fps, claimed = media.video_info(path)
     fps = fps if fps > 0 else 25.0
     frames, boxes, box = [], [], None
-    for frame in progress_bar(media.read_video_frames(path), desc=f"{path.name}: finding the person", total=claimed or None,
-                              unit="frame", leave=False):
+    research_every = max(1, round(fps * detect.RESEARCH_EVERY_S))  # frames between whole-frame searches
+    desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person")
+    for i, frame in enumerate(progress_bar(media.read_video_frames(path), desc=desc, total=claimed or None,
+                                           unit="frame", leave=False)):
         if box is None or bbox is not None or whole_image:
             box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
-        else:  # follow the person; search again when the track is lost
-            box = detect.track(model, cfg, frame, box, device=device)
-            if box.score < detect.MIN_SCORE:
-                box = detect.find_people(model, cfg, frame, device=device)[0]
+        else:  # follow the person, with a whole-frame search when lost and every research_every frames
+            box = detect.follow(model, cfg, frame, box, search=i % research_every == 0, device=device)
         frames.append(frame)
         boxes.append(box)
     if not frames:
@@ -317,7 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
     parser.add_argument("--bbox", default=None, metavar="x,y,w,h",
-                        help="person box in pixels (top-left x, y, width, height); applies to every image and frame")
+                        help="person box in pixels (top-left x, y, width, height); applies to every image and frame; "
+                             "write --bbox=x,y,w,h when x is negative")
     parser.add_argument("--whole-image", action="store_true",
                         help="the person fills the picture (pre-cropped input): no search")
     parser.add_argument("--all-people", action="store_true",
@@ -335,6 +338,9 @@ def _warn(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when at least one input succeeded, 2 when none did (one line per failed input)."""
     bbox = parse_bbox(args.bbox)
+    for flag, on in (("--whole-image", args.whole_image), ("--all-people", args.all_people)):
+        if bbox is not None and on:
+            raise Pose3DError(f"--bbox and {flag} both say where the person is: give one of them")
     items = media.collect_inputs(args.inputs)
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")

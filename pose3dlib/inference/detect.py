@@ -39,10 +39,13 @@ CONFIDENT_JOINT = 0.0  # joints whose heatmap maximum is at least this fraction 
 NEAR_BEST = 0.9  # among refined boxes scoring at least this fraction of the best, the largest wins (parts of a
 # person score almost as well as the whole person; the whole is the larger box)
 SAME_PERSON_IOU = 0.3  # boxes overlapping more than this are one person
+SAME_PERSON_COVER = 0.9  # --all-people: a box lying this much inside a better one is a part of that person
 RECENTRE_RESULT = True  # report each track's best window re-centred on the joints found in it: a network trained on
 # loose, off-centre crops scores a window beside a person almost as high as a centred one, but finds the same joints
 OTHER_PERSON_SCORE = 0.6  # --all-people keeps boxes scoring at least this fraction of the best
 MIN_SCORE = 0.15  # below this mean heatmap maximum the search reports that no person was seen
+RESEARCH_EVERY_S = 1.0  # videos: a whole-frame search this often (seconds of video) besides following the person
+SWITCH_MARGIN = 0.1  # ... whose best box replaces the followed one when it scores this fraction higher
 BATCH = 64
 
 
@@ -125,11 +128,23 @@ def square_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (a[2] ** 2 + b[2] ** 2 - inter)
 
 
-def distinct(windows: np.ndarray, scores: np.ndarray, limit: int, iou: float = SAME_PERSON_IOU) -> list[int]:
-    """Indices of the best-scoring windows, skipping any that overlap a better one by more than `iou`."""
+def square_cover(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of square window a (cx, cy, side) that lies inside square window b."""
+    lo = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2)
+    hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
+    return float(np.prod(np.clip(hi - lo, 0, None))) / a[2] ** 2
+
+
+def distinct(windows: np.ndarray, scores: np.ndarray, limit: int, iou: float = SAME_PERSON_IOU,
+             cover: float | None = None) -> list[int]:
+    """Indices of the best-scoring windows, skipping any that overlap a better one by more than `iou`
+    or (when `cover` is given) lie at least that fraction inside a better one."""
+    def same(i: int, k: int) -> bool:
+        return square_iou(windows[i], windows[k]) > iou or (cover is not None and square_cover(windows[i], windows[k]) >= cover)
+
     kept: list[int] = []
     for i in np.argsort(-scores):
-        if all(square_iou(windows[i], windows[k]) <= iou for k in kept):
+        if not any(same(i, k) for k in kept):
             kept.append(int(i))
             if len(kept) == limit:
                 break
@@ -176,7 +191,7 @@ def find_people(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, max_
     rank = np.r_[first, rank[rank != first]]
     priority = np.empty(len(rank))
     priority[rank] = -np.arange(len(rank))  # the chosen box first, then by score
-    keep = distinct(refined, priority, max_people)
+    keep = distinct(refined, priority, max_people, cover=SAME_PERSON_COVER)
     best = refined_scores[keep[0]]
     keep = [k for k in keep if k == keep[0] or refined_scores[k] >= OTHER_PERSON_SCORE * best]
     return [Box(refined[k, :2], float(refined[k, 2]), float(refined_scores[k]), "heatmap search")
@@ -189,6 +204,22 @@ def track(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous: 
     start = np.array([[*previous.center_px, previous.side_px]])
     refined, scores = refine(model, cfg, image_rgb, start, rounds=1, device=device)
     return Box(refined[0, :2], float(refined[0, 2]), float(scores[0]), "tracked from the previous frame")
+
+
+def follow(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous: Box, search: bool,
+           device: torch.device | None = None) -> Box:
+    """The person's box in the next video frame: `track` from the previous box, and a whole-frame
+    `find_people` when the track is lost (score below MIN_SCORE) or `search` is asked for (every
+    RESEARCH_EVERY_S of video). A search's box replaces a tracked one only when it scores SWITCH_MARGIN
+    higher, so a track that locked onto the wrong thing in an earlier frame is corrected and a
+    good one is not swapped for a near tie."""
+    box = track(model, cfg, image_rgb, previous, device=device)
+    lost = box.score < MIN_SCORE
+    if lost or search:
+        found = find_people(model, cfg, image_rgb, device=device)[0]
+        if lost or found.score > box.score * (1 + SWITCH_MARGIN):
+            return found
+    return box
 
 
 def hit(box: Box, person_box_xywh: np.ndarray) -> bool:

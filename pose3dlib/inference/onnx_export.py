@@ -68,12 +68,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     example = torch.zeros(1, 3, size, size)
     out = resolve(out)
     dims = {0: "batch", 2: "side", 3: "side"}
+    heatmap_dims = {0: "batch", 2: "heatmap_side", 3: "heatmap_side"}  # side / 4: its own name, not "side"
 
     def write(f) -> None:
         with warnings.catch_warnings():  # the tracer warns about g.shape, which the graph does keep symbolic
             warnings.simplefilter("ignore")
             torch.onnx.export(_Exportable(model), (example,), f, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
-                              dynamic_axes={INPUT_NAME: dims, "heatmaps": dims, "depth": {0: "batch"}},
+                              dynamic_axes={INPUT_NAME: dims, "heatmaps": heatmap_dims, "depth": {0: "batch"}},
                               opset_version=OPSET, dynamo=False)
 
     return atomic_write(out, write, binary=True)
