@@ -120,19 +120,22 @@ def box_from_joints(joints_px: np.ndarray, maxvals: np.ndarray, margin: float = 
     return np.array([*centre, side])
 
 
-def square_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two square windows (cx, cy, side)."""
+def square_intersection(a: np.ndarray, b: np.ndarray) -> float:
+    """Area (px^2) shared by two square windows (cx, cy, side)."""
     lo = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2)
     hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    return float(np.prod(np.clip(hi - lo, 0, None)))
+
+
+def square_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two square windows (cx, cy, side)."""
+    inter = square_intersection(a, b)
     return inter / (a[2] ** 2 + b[2] ** 2 - inter)
 
 
 def square_cover(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of square window a (cx, cy, side) that lies inside square window b."""
-    lo = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2)
-    hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
-    return float(np.prod(np.clip(hi - lo, 0, None))) / a[2] ** 2
+    return square_intersection(a, b) / a[2] ** 2
 
 
 def distinct(windows: np.ndarray, scores: np.ndarray, limit: int, iou: float = SAME_PERSON_IOU,
