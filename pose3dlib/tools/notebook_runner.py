@@ -54,9 +54,10 @@ def declared_parameters(notebook: Path) -> dict:
         raise Pose3DError(f"{notebook}: papermill cannot read its parameters: {e}") from None
 
 
-def check_parameters(notebook: Path, params: dict) -> None:
-    """Raise Pose3DError when `params` names a parameter the notebook does not declare."""
-    known = declared_parameters(notebook)
+def check_parameters(notebook: Path, params: dict, known: dict | None = None) -> None:
+    """Raise Pose3DError when `params` names a parameter the notebook does not declare (`known`:
+    its `declared_parameters`, when the caller has them already)."""
+    known = declared_parameters(notebook) if known is None else known
     unknown = sorted(k for k in params if k not in known)
     if unknown:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
@@ -90,10 +91,10 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     from ..engine.progress import ENV as PROGRESS_ENV
 
     src = notebook_path(name)
+    declared = declared_parameters(src)  # read once: the filter below and the check
     if skip_undeclared:
-        declared = set(declared_parameters(src))
         params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
-    check_parameters(src, params)
+    check_parameters(src, params, declared)
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.ipynb")

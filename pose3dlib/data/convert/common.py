@@ -112,14 +112,22 @@ def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
     return report
 
 
+# The lists a conversion report may carry of what it could not use.
+REPORT_LISTS = ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "val_not_found",
+                "sequences_missing")
+
+
+def shown_items(items: list, limit: int) -> str:
+    """'a, b, c' of the first `limit` items, with the count when there are more."""
+    return ", ".join(str(x) for x in items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
 def print_report(report: dict, out: str) -> int:
     """Print a one-screen summary of a conversion report; exit status 0 when rows were written."""
-    for key in ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "val_not_found",
-                "sequences_missing"):
+    for key in REPORT_LISTS:
         items = report.get(key) or []
         if items:
-            shown = ", ".join(str(x) for x in items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-            print(f"{key.replace('_', ' ')}: {shown}")
+            print(f"{key.replace('_', ' ')}: {shown_items(items, 8)}")
     if not report["rows"]:
         raise DataError(f"nothing was converted from {report['raw']} (see the missing files above)")
     print(f"wrote {report['rows']} rows to {out}")

@@ -23,6 +23,7 @@ from ...config import DataConfig, load_config
 from ...engine.errors import DataError
 from ...engine.paths import SYNTHETIC_DIR, resolve
 from ...synthetic.generator import set_manifest
+from .common import REPORT_LISTS, shown_items
 from .h36m import convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -103,9 +104,8 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         else:
             reports[name] = convert_3dhp(raw, out, progress=progress)
         if not reports[name]["rows"]:  # as `convert-*` says it: not a later "annotation file not found"
-            missing = [str(m) for field in ("subjects_missing", "sequences_missing", "missing")
-                       for m in reports[name].get(field) or []]
-            shown = ", ".join(missing[:4]) + (f", ... ({len(missing)} in all)" if len(missing) > 4 else "")
+            missing = [m for field in REPORT_LISTS for m in reports[name].get(field) or []]
+            shown = shown_items(missing, 4)
             raise DataError(f"{name}: nothing was converted from data.{DATASETS[name][0]} = {reports[name]['raw']}"
                             + (f" (missing: {shown})" if shown else ""))
     return reports

@@ -13,7 +13,8 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -166,28 +167,30 @@ def cuda_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tup
     return [("cuda matmul peak", peak), ("cuda compute", compute), ("cuda end to end", end_to_end)]
 
 
-def check_threads(plan: BenchPlan) -> None:
-    """ConfigError unless the plan asks for at least one torch thread."""
+@contextmanager
+def plan_threads(plan: BenchPlan) -> Iterator[None]:
+    """torch runs on plan.threads threads inside (ConfigError unless >= 1); the previous count after."""
     if plan.threads < 1:
         raise ConfigError(f"bench threads must be >= 1, got {plan.threads}")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) -> dict[str, float]:
     """Run the CPU benchmarks (and the CUDA ones when `cuda`, default: when available); return the metrics."""
-    check_threads(plan)
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(plan.threads)
-    metrics: dict[str, float] = {"load_avg_1min": os.getloadavg()[0],
-                                 "omp_wait_passive": float(wait_policy().upper() == "PASSIVE")}
-    tasks = cpu_tasks(plan, work_dir, metrics) + (cuda_tasks(plan, work_dir, metrics) if cuda else [])
-    try:
+    with plan_threads(plan):
+        metrics: dict[str, float] = {"load_avg_1min": os.getloadavg()[0],
+                                     "omp_wait_passive": float(wait_policy().upper() == "PASSIVE")}
+        tasks = cpu_tasks(plan, work_dir, metrics) + (cuda_tasks(plan, work_dir, metrics) if cuda else [])
         with progress_bar(tasks, desc="bench", unit="task") as bar:
             for name, task in bar:
                 bar.set_postfix_str(name)
                 task()
-    finally:
-        torch.set_num_threads(previous_threads)
     return metrics
 
 
@@ -197,13 +200,8 @@ def host_speed_line(plan: BenchPlan) -> str:
     The 2-core hosts' speed has varied 1.7 x from day to day (124-210 GFLOP/s; docs/cpu-recipe.md,
     "Against the targets"), so a wall-clock time means little without it.
     """
-    check_threads(plan)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(plan.threads)
-    try:
+    with plan_threads(plan):
         gflops = measure.matmul_peak_gflops(plan.matmul_size, warmup=plan.warmup, repeats=plan.repeats)
-    finally:
-        torch.set_num_threads(previous_threads)
     return (f"host speed: {gflops:.0f} GFLOP/s (matmul_peak_gflops of make bench: fp32 "
             f"{plan.matmul_size} x {plan.matmul_size} matmul, torch threads {plan.threads})")
 
