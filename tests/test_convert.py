@@ -128,6 +128,7 @@ def test_h36m_errors_name_the_file(raw, tmp_path):
     (tmp_path / "raw" / "metadata.xml").write_text("<a><mapping></mapping></a>")
     with pytest.raises(DataError, match=r"metadata.xml.*<mapping> has 0"):
         convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # an input error leaves no empty output folder
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(raw / "h36m" / "metadata.xml", empty)
@@ -296,6 +297,7 @@ def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
     bad.write_bytes(b"not a mat file")
     with pytest.raises(DataError, match="mpii_human_pose_v1_u12_1.mat.*not a readable MATLAB"):
         convert_mpii(bad, tmp_path / "raw" / "images", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
     from scipy.io import savemat
 
     savemat(tmp_path / "raw" / "other.mat", {"X": np.zeros(2)})
@@ -313,3 +315,4 @@ def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
         f["univ_annot3"] = np.zeros((3, 1, 16, 3))
     with pytest.raises(DataError, match=r"annot_data.mat.*univ_annot3.*17 x 3"):
         convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)
+    assert not (tmp_path / "o3").exists()

@@ -29,14 +29,17 @@ def warn(message: str) -> None:
 
 
 def prepare_output(raw: Path, out: Path) -> Path:
-    """Resolve and create `out`, refusing any place inside the raw download (or the download inside it)."""
+    """Resolve and check `out`, refusing any place inside the raw download (or the download inside it).
+
+    The folder itself is made by the first file written into it, so a download that stops the
+    converter with an error before anything is converted leaves no empty output folder behind.
+    """
     raw, out = resolve(raw).resolve(), resolve(out).resolve()
     if out == raw or raw in out.parents or out in raw.parents:
         raise DataError(f"output folder {out} overlaps the raw download {raw}; converters never write into "
                         "the raw folder: choose an output outside it")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder; choose another output")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
