@@ -7,6 +7,7 @@ so a resumed run sees the same samples in the same order.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -45,14 +46,28 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
+        # torch.distributed.nn.functional (imported by DDP) binds `group.WORLD` into default
+        # arguments at import: imported after the group exists, it would hold the group for
+        # good, so destroy_process_group could not stop its threads (see shutdown_distributed)
+        import torch.distributed.nn.functional  # noqa: F401
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
 
 
 def shutdown_distributed(info: DistInfo) -> None:
-    """Leave the process group (no-op when not distributed)."""
+    """Leave the process group and stop its worker threads (no-op when not distributed).
+
+    `destroy_process_group` only drops torch's own references to the group; while anything
+    else holds it (a DDP wrapper, default arguments bound at import, see `init_distributed`),
+    gloo's worker threads keep running. Threads still running at interpreter shutdown abort
+    the process now and then ("terminate called without an active exception") after a
+    finished run, when one of them releases a collective's tensors. Callers drop their
+    wrappers first; objects in reference cycles are collected here before leaving.
+    """
     if info.enabled and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

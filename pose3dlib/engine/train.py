@@ -289,12 +289,15 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
+    trainer = None
     try:
         sdir = stage_dir(run_dir, stage)
         with stage_lock(sdir) if info.is_main else contextlib.nullcontext():
             trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
             return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
     finally:
+        if trainer is not None:
+            trainer.release_wrappers()  # the DDP wrapper holds the process group: let it go first
         if owns_group:
             shutdown_distributed(info)
 
@@ -380,6 +383,14 @@ class Trainer:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = torch.compile(model) if self.switches.compile else model
+
+    def release_wrappers(self) -> None:
+        """Drop the DDP / compile wrappers (training is over; `raw_model` keeps the weights).
+
+        A DDP wrapper keeps the process group, and with it gloo's worker threads, alive after
+        `destroy_process_group`; threads that outlive the interpreter abort the process at exit.
+        """
+        self.model = self.raw_model
 
     def _build_data(self, ckpt: dict | None) -> None:
         """Training set, steps per epoch, validation loaders and the millimetre scale."""
