@@ -347,6 +347,8 @@ class Trainer:
         self.values: dict[str, float] = {}  # losses of the last step
         self.sums: dict[str, float] = {}  # loss sums of the current epoch (+ "count")
         self.metrics: dict[str, float] = {}
+        self.raw_model: torch.nn.Module | None = None  # set by fit(); see _build
+        self.model: Callable | None = None
 
     def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
         self.callbacks[event].append(fn)
@@ -385,7 +387,7 @@ class Trainer:
         self.model = torch.compile(model) if self.switches.compile else model
 
     def release_wrappers(self) -> None:
-        """Drop the DDP / compile wrappers (training is over; `raw_model` keeps the weights).
+        """Drop the DDP / compile wrappers (training is over or failed; `raw_model` keeps the weights).
 
         A DDP wrapper keeps the process group, and with it gloo's worker threads, alive after
         `destroy_process_group`; threads that outlive the interpreter abort the process at exit.
