@@ -96,7 +96,7 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tup
     checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
-        print(f"warning: {warning}", file=sys.stderr)
+        _warn(warning)
     scale = checkpoint_bone_sum_mm(checkpoint, str(ckpt))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
     return model.to(device).eval(), cfg
