@@ -19,7 +19,7 @@ FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
 MAKE_START := $(shell date +%s)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
 
-.PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation bench gpu-check clean
+.PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation unseen-check bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -127,6 +127,13 @@ ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only imag
 	$(PY) -m pose3dlib ablation --profile $(ABLATION_PROFILE) --seeds-bc "$(ABLATION_SEEDS_BC)" \
 	  --seeds-a "$(ABLATION_SEEDS_A)" $(foreach o,$(ABLATION_SCHEDULE),--set '$(o)') --out runs/ablation/$(ABLATION_PROFILE)
 
+UNSEEN_PROFILE ?= cpu
+# Generator seeds of the new sets; each must differ from the config's seed (the run's own data).
+UNSEEN_SEEDS ?= 7,13,21
+unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (seeds UNSEEN_SEEDS) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
+	$(PY) -m pose3dlib unseen-check --config configs/$(UNSEEN_PROFILE).yaml --run-dir runs/$(UNSEEN_PROFILE) \
+	  --seeds "$(UNSEEN_SEEDS)" --out runs/unseen/$(UNSEEN_PROFILE)
+
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
 	$(PY) -m pose3dlib.tools.bench --out runs/bench/bench.json --doc docs/benchmarks.md
@@ -145,5 +152,5 @@ lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean: ## remove run folders and caches (never data/raw, figures/ or the committed sweep summaries)
-	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke .pytest_cache
+	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke runs/unseen/smoke runs/unseen/*/seed=* .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -38,7 +38,7 @@ def raw(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted")
-    reports = {"h36m": convert_h36m(raw / "h36m", out / "h36m", progress=False),
+    reports = {"h36m": convert_h36m(raw / "h36m", out / "h36m", every=1, every_test=1, progress=False),
                "mpii": convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", raw / "mpii" / "images",
                                     out / "mpii", val_from=raw / "mpii" / "valid.h5", progress=False),
                "3dhp": convert_3dhp(raw / "mpi_inf_3dhp_test_set", out / "3dhp", progress=False)}
@@ -107,7 +107,8 @@ def test_h36m_every_subjects_resume_and_projection(raw, tmp_path):
     assert ((subject == 9) & (action == 5) & (subaction == 2)).any()  # "Greeting 1" kept
     # S9's 2D came from Human3.6M's lens model: equal to the D2 file of the full download
     s9 = np.flatnonzero(subject == 9)
-    ref = convert_h36m(raw / "h36m", tmp_path / "ref", subjects=(9,), every=3, drop_damaged=True, progress=False)
+    ref = convert_h36m(raw / "h36m", tmp_path / "ref", subjects=(9,), every=3, every_test=None, drop_damaged=True,
+                       progress=False)  # every_test=None: the same as every
     assert ref["rows"] == len(s9)
     with h5py.File(tmp_path / "ref" / "annot.h5", "r") as f:
         assert np.allclose(f["joint_2d"][()], j2[s9], atol=1e-6) and np.allclose(f["bbox"][()], bbox[s9], atol=1e-6)
@@ -115,6 +116,52 @@ def test_h36m_every_subjects_resume_and_projection(raw, tmp_path):
     again = convert_h36m(part, tmp_path / "out", every=2, every_test=3, drop_damaged=True, progress=False)
     assert again["rows"] == report["rows"]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").rglob("*.jpg")} == before
+
+
+def test_convert_h36m_defaults_to_the_release_subsampling(raw, tmp_path, capsys):
+    """The command (and the function) keep every 5th training and every 200th test frame, as the release and
+    REAL_DATA=True do (one constant); --every / --every-test override it."""
+    from pose3dlib.data.convert import h36m, real
+    from pose3dlib.tools.cli import build_parser
+
+    assert (real.RELEASE_EVERY, real.RELEASE_EVERY_TEST) == (h36m.RELEASE_EVERY, h36m.RELEASE_EVERY_TEST) == (5, 200)
+    args = build_parser("convert-h36m").parse_args(["convert-h36m", "raw", "out"])
+    assert (args.every, args.every_test) == (5, 200)
+    with pytest.raises(SystemExit):
+        build_parser("convert-h36m").parse_args(["convert-h36m", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "default: 5, the release's" in shown and "default: 200, the release's" in shown
+
+    def ids(out, *argv):
+        assert main(["convert-h36m", str(raw / "h36m"), str(out), "--subjects", "5", "9", *argv]) == 0
+        with h5py.File(out / "annot.h5", "r") as f:
+            return set(f["id"][f["subject"][()] == 5]), set(f["id"][f["subject"][()] == 9])
+
+    assert so.H36M_FRAMES > 2
+    assert ids(tmp_path / "default") == ({1}, {1})  # frames 1, 6, ... of sequences of H36M_FRAMES frames
+    report = json.loads((tmp_path / "default" / "conversion.json").read_text())
+    assert (report["every"], report["every_test"]) == (5, 200)
+    assert ids(tmp_path / "every2", "--every", "2") == ({1, 3}, {1})  # --every-test keeps its default
+    assert ids(tmp_path / "all", "--every", "1", "--every-test", "1") == ({1, 2, 3}, {1, 2, 3})
+
+
+def test_conversion_warnings_are_one_line_and_still_warnings(raw, tmp_path):
+    """A skipped file is a ConversionWarning (pytest.warns, filters) shown as `warning: <message>` on stderr,
+    without Python's `file.py:241: ConversionWarning:` prefix and source line; other warnings keep their format."""
+    import subprocess
+    import sys
+    import warnings
+
+    with pytest.warns(common.ConversionWarning, match=r"video missing, sequence skipped: S11/Videos/Directions"):
+        convert_h36m(raw / "h36m", tmp_path / "out", subjects=(11,), progress=False)
+    code = ("import warnings; from pose3dlib.data.convert import common; "
+            "common.warn('video missing, sequence skipped: S11/Videos/x.mp4'); warnings.warn('other')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    lines = r.stderr.splitlines()
+    assert lines[0] == "warning: video missing, sequence skipped: S11/Videos/x.mp4"
+    assert "common.py" not in r.stderr and "common.warn(" not in r.stderr and "ConversionWarning" not in r.stderr
+    assert lines[1].endswith("UserWarning: other")  # the override is limited to conversion warnings
+    assert warnings.formatwarning is not common._one_line
 
 
 def test_h36m_errors_name_the_file(raw, tmp_path):
@@ -258,6 +305,31 @@ def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):
     assert "no official download configured" in capsys.readouterr().err
 
 
+def test_notebook_01_names_each_splits_actions_with_its_own_table(converted, capsys):
+    """With use_real_data, wild_test is a converted MPI-INF-3DHP set: notebook 01 lists its activities
+    (Standing/Walking, ...), not Human3.6M action names ('Action1, Directions, ...')."""
+    import dataclasses
+
+    from pose3dlib.engine.paths import NOTEBOOKS_DIR
+
+    nb = json.loads((NOTEBOOKS_DIR / "01_data_prep.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    imports = "\n".join(ln for src in code for ln in src.splitlines() if ln.startswith(("from pose3dlib", "import ")))
+    listing = next(src for src in code if "rows   actions:" in src)
+    out, _ = converted
+    data_cfg = dataclasses.replace(CFG, h36m_dir=str(out / "h36m"), mpii_dir=str(out / "mpii"),
+                                   wild_test_dir=str(out / "3dhp"))
+    capsys.readouterr()
+    exec(compile(imports + "\n" + listing, "01_data_prep.ipynb", "exec"), {"data_cfg": data_cfg})
+    lines = {ln.split()[0] + (" " + ln.split()[1] if ln.split()[1].isalpha() else ""): ln.split("actions: ")[1]
+             for ln in capsys.readouterr().out.splitlines()}
+    wild = lines["wild_test"].removesuffix(" ...").split(", ")
+    assert wild and set(wild) <= set(MPI3DHP_ACTIVITIES.values()), lines["wild_test"]
+    assert set(lines["h36m test"].removesuffix(" ...").split(", ")) <= set(ACTION_NAMES.values())
+    # the figure's titles use the same naming: no bare Human3.6M lookup is left in the notebook
+    assert not any("action_name(int(s['action']))" in src or "action_name(a) for" in src for src in code)
+
+
 def test_h36m_lens_model_against_loop():
     rng = np.random.default_rng(1)
     pts = np.c_[rng.uniform(-1500, 1500, (20, 2)), rng.uniform(2000, 7000, 20)]
@@ -283,7 +355,7 @@ def test_h36m_fetch_layout(raw, converted, tmp_path):
     shutil.copytree(src / "Videos", fetch / "Videos")
     (tmp_path / "raw" / "code").mkdir()
     shutil.copy(raw / "h36m" / "metadata.xml", tmp_path / "raw" / "code")
-    report = convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
+    report = convert_h36m(tmp_path / "raw", tmp_path / "out", every=1, every_test=1, progress=False)
     assert report["subjects_missing"] == [1, 6, 7, 8, 9, 11]
     with h5py.File(tmp_path / "out" / "annot.h5", "r") as a, h5py.File(converted[0] / "h36m" / "annot.h5", "r") as b:
         s5 = b["subject"][()] == 5

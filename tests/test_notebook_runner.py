@@ -94,3 +94,105 @@ def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
     with pytest.raises(Pose3DError, match=r"nokernel\.ipynb: papermill cannot read its parameters"):
         notebook_runner.execute(str(src), tmp_path / "out.ipynb", {"x": 1}, skip_undeclared=("x",))  # the sweeps' path
     assert not (tmp_path / "out.ipynb").exists()
+
+
+# ----------------------------------------------------------------------------- parameter types
+
+def _cli(notebook: str, *args: str) -> dict:
+    """What `run-notebook NOTEBOOK OUT -p NAME VALUE ...` hands papermill, checked as `run` checks it."""
+    src = notebook_runner.notebook_path(notebook)
+    declared = notebook_runner.declared_parameters(src)
+    assert len(args) % 3 == 0 and set(args[0::3]) <= {"-p"}, args
+    items = [list(args[i + 1:i + 3]) for i in range(0, len(args), 3)]
+    params = notebook_runner.parse_params(items, notebook_runner.parameter_types(declared))
+    notebook_runner.check_parameters(src, params, declared)
+    return params
+
+
+def test_a_value_of_the_wrong_type_is_an_error_naming_parameter_value_and_type():
+    for value in ("maybe", "yes", "1", "[True]"):
+        with pytest.raises(Pose3DError, match=rf"01_data_prep\.ipynb: parameter use_real_data = .*{value[1:3]}.*: "
+                                              r"expected a bool \(True or False\)"):
+            _cli("01_data_prep", "-p", "use_real_data", value)
+    for value, expected in (("True", True), ("true", True), ("False", False), ("false", False)):
+        assert _cli("01_data_prep", "-p", "use_real_data", value)["use_real_data"] is expected
+    assert _cli("01_data_prep", "-p", "samples_per_split", "7")["samples_per_split"] == 7
+    for value in ("7.5", "seven", "True"):
+        with pytest.raises(Pose3DError, match=rf"parameter samples_per_split = .*{value}.*: expected an int"):
+            _cli("01_data_prep", "-p", "samples_per_split", value)
+    # str takes anything, as the text given; list takes its YAML / JSON form only
+    assert _cli("01_data_prep", "-p", "config_file", "123", "-p", "run_dir", "")["config_file"] == "123"
+    assert _cli("01_data_prep", "-p", "run_dir", "")["run_dir"] == ""
+    assert _cli("06_eval_mpjpe", "-p", "stages", "[3]", "-p", "overrides", '["seed=1"]')["stages"] == [3]
+    with pytest.raises(Pose3DError, match=r"parameter overrides = 'seed=1': expected a list"):
+        _cli("06_eval_mpjpe", "-p", "overrides", "seed=1")
+    # the Python API (sweep, ablation) is checked the same way, before papermill runs
+    with pytest.raises(Pose3DError, match=r"parameter limit = '5': expected an int"):
+        notebook_runner.check_parameters(notebook_runner.notebook_path("06_eval_mpjpe"), {"limit": "5"})
+
+
+def test_float_parameters_take_ints_and_exponents_and_untyped_ones_their_defaults_type(tmp_path):
+    nb = _notebook(None)
+    nb["cells"][0]["metadata"]["tags"] = ["parameters"]
+    nb["cells"][0]["source"] = "w: float = 0.1\nx = 1\nname = 'a'\nanything = None\n"
+    src = tmp_path / "typed.ipynb"
+    src.write_text(json.dumps(nb))
+    declared = notebook_runner.declared_parameters(src)
+    types = notebook_runner.parameter_types(declared)
+    assert types == {"w": "float", "x": "int", "name": "str"}  # None: no type, any value goes
+    params = notebook_runner.parse_params([["w", "1e-3"], ["x", "2"], ["anything", "[1, 2]"]], types)
+    assert params == {"w": 0.001, "x": 2, "anything": [1, 2]}
+    notebook_runner.check_parameters(src, {**params, "w": 2}, declared)
+    with pytest.raises(Pose3DError, match=r"typed\.ipynb: parameter w = True: expected a number"):
+        notebook_runner.check_parameters(src, {"w": True}, declared)
+
+
+def test_run_notebook_rejects_a_mistyped_value_in_one_line_before_running(tmp_path, capsys):
+    from pose3dlib.tools.cli import main
+
+    out = tmp_path / "o.ipynb"
+    assert main(["run-notebook", "01_data_prep", str(out), "-p", "use_real_data", "maybe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use_real_data" in err[0] and "'maybe'" in err[0] and "bool" in err[0], err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def _makefile_invocation(notebook: str, profile: str, real_data: str, overrides: str) -> list[str]:
+    """The `-p NAME VALUE` arguments the Makefile's `$(RUN_DIR)/.stamps/%` rule passes for `notebook`,
+    read from the Makefile itself (`$$OVERRIDES`: `overrides`)."""
+    import re
+    import shlex
+
+    text = (PROJECT_ROOT / "Makefile").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if "run-notebook $*" in ln)
+    extra = dict(re.findall(r"^PAPERMILL_ARGS_(\S+)\s*=\s*(.*)$", text, re.M)).get(notebook, "")
+    cmd = line[line.index("run-notebook $*") + len("run-notebook $*"):].replace("$(PAPERMILL_ARGS_$*)", extra)
+    run_dir = f"runs/{profile}" + ("-real" if real_data == "True" else "")
+    for var, value in (("$(PROFILE)", profile), ("$(RUN_DIR)", run_dir), ("$(FIG_DIR)", f"{run_dir}/figures"),
+                       ("$(REAL_DATA)", real_data), ('"$$OVERRIDES"', "OVERRIDES_PLACEHOLDER")):
+        cmd = cmd.replace(var, value)
+    args = [overrides if a == "OVERRIDES_PLACEHOLDER" else a for a in shlex.split(cmd)[1:]]  # [0]: the output
+    assert "$" not in " ".join(a for a in args if a != overrides), args
+    return args
+
+
+def test_the_makefiles_invocations_pass_the_type_check(capsys):
+    """`make reproduce` (REAL_DATA=False and True) hands every notebook values of its parameters' types."""
+    import yaml
+
+    from pose3dlib.engine.paths import NOTEBOOKS_DIR
+    from pose3dlib.tools.cli import main
+
+    raw = ["data.raw_h36m_dir=data/raw/h36m", "data.raw_mpii_dir=data/raw/mpii", "data.raw_3dhp_dir=data/raw/3dhp"]
+    assert main(["real-data-overrides", "--config", "configs/cpu.yaml", *(a for o in raw for a in ("--set", o))]) == 0
+    real_overrides = capsys.readouterr().out.strip()  # what `OVERRIDES=$(... real-data-overrides ...)` holds
+    assert isinstance(yaml.safe_load(real_overrides), list) and len(yaml.safe_load(real_overrides)) > 1
+    notebooks = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert "01_data_prep" in notebooks and "06_eval_mpjpe" in notebooks
+    for nb in notebooks:
+        for real_data, overrides in (("False", "[]"), ("True", real_overrides)):
+            args = _makefile_invocation(nb, "cpu", real_data, overrides)
+            params = _cli(nb, *args)
+            assert params["overrides"] == yaml.safe_load(overrides) and params["config_file"] == "configs/cpu.yaml"
+            if nb == "01_data_prep":
+                assert params["use_real_data"] is (real_data == "True")

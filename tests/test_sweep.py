@@ -108,3 +108,43 @@ def test_each_profile_and_key_has_its_own_sweep_folder(tmp_path):
     assert len({a, b, c}) == 3 and a == tmp_path / "smoke" / "train.stage3.geometric_weight"
     with pytest.raises(Pose3DError, match="key"):
         sweep_dir(tmp_path, "cpu", "../escape")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _recording_execute(monkeypatch, calls: list):
+    """Replace the notebook runner's execute (which run_sweep imports when it runs) by a recorder that stops."""
+    from pose3dlib.tools import notebook_runner
+
+    def execute(name, output, params, **kw):
+        calls.append((name, params))
+        raise _Stop
+
+    monkeypatch.setattr(notebook_runner, "execute", execute)
+
+
+def test_every_notebook_is_checked_before_anything_runs(tmp_path, monkeypatch):
+    """A misspelled notebook is named at once, not after the notebooks before it ran for the first value."""
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        (tmp_path / "base" / f"stage{stage}").mkdir(parents=True)
+    with pytest.raises(Pose3DError, match=r"notebook not found: .*06_eval_mpjpx\.ipynb"):
+        run_sweep("train.stage3.geometric_weight", [0, 0.01], ["04_train_geometry", "06_eval_mpjpx"],
+                  tmp_path / "base", tmp_path / "out", "configs/smoke.yaml")
+    assert calls == [] and not (tmp_path / "out").exists()
+
+
+def test_the_sweeps_parameters_pass_the_notebooks_checks(tmp_path, monkeypatch):
+    """The default notebooks take the names and types of what run_sweep hands them; the first run starts."""
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        (tmp_path / "base" / f"stage{stage}").mkdir(parents=True)
+    with pytest.raises(_Stop):
+        run_sweep("train.stage3.geometric_weight", [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"],
+                  tmp_path / "base", tmp_path / "out", "configs/smoke.yaml", seeds=[0])
+    assert [name for name, _ in calls] == ["04_train_geometry"]
+    assert calls[0][1]["overrides"] == ["train.stage3.geometric_weight=0", "seed=0"]

@@ -165,6 +165,21 @@ def test_stage2_without_stage1_names_the_missing_checkpoint(tmp_path, smoke_data
     r = train_cli(tmp_path / "run", 2, smoke_data)
     assert r.returncode == 2
     assert str(tmp_path / "run" / "stage1" / "last.pt") in r.stderr and "--stage 1" in r.stderr
+    assert not (tmp_path / "run").exists()  # nothing written: no folder left holding only .lock
+
+
+def test_a_missing_init_checkpoint_is_named_as_init_and_leaves_no_folder(tmp_path, smoke_data, train_cli):
+    missing = tmp_path / "missing" / "file.pt"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    r = train_cli(tmp_path / "run", 2, smoke_data, "--init", str(missing))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"error: --init {missing}: checkpoint not found"], r.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.txt"]  # the run folder was there before
+    r = train_cli(tmp_path / "new" / "run", 2, smoke_data, "--init", str(tmp_path))
+    assert r.returncode == 2 and "--init" in r.stderr and "a folder" in r.stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_path, smoke_data, train_cli):

@@ -1,6 +1,12 @@
-"""Project-rooted paths: every relative path in a config resolves against PROJECT_ROOT."""
+"""Project-rooted paths: every relative path in a config resolves against PROJECT_ROOT.
+
+A path typed on the command line is the exception: it is read from the folder the command
+runs in, as in any shell command (`CommandLinePath`). The commands' own defaults and every
+path inside a config stay relative to the project root, so they work from any folder.
+"""
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -32,3 +38,18 @@ def project_relative(path: str | os.PathLike) -> Path:
         if candidate.is_relative_to(root):
             return candidate.relative_to(root)
     return p
+
+
+class CommandLinePath(argparse.Action):
+    """argparse action: store a typed path (or list of paths) absolute, relative to the current folder.
+
+    Only what the user types passes through it; a default is stored as written, and `resolve`
+    later reads it relative to the project root. Keeps the type argparse produced (str or Path).
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        def absolute(v):
+            a = os.path.abspath(os.path.expanduser(os.fspath(v)))
+            return Path(a) if isinstance(v, Path) else a
+
+        setattr(namespace, self.dest, [absolute(v) for v in values] if isinstance(values, list) else absolute(values))

@@ -59,7 +59,7 @@ from .distributed import (
     state_digest,
 )
 from .errors import CheckpointError, ConfigError, Pose3DError
-from .paths import resolve
+from .paths import CommandLinePath, resolve
 from .progress import progress_bar
 from .runlog import MetricsLog
 from .runs import (
@@ -171,7 +171,11 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
 
 def _init_path_for(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
     if init_from is not None:
-        return resolve(init_from)
+        path = resolve(init_from)
+        if not path.is_file():
+            raise CheckpointError(f"--init {path}: checkpoint not found"
+                                  + (" (a folder, not a checkpoint file)" if path.is_dir() else ""))
+        return path
     path = default_init(run_dir, stage)
     if path is not None and not path.is_file():
         raise CheckpointError(
@@ -292,14 +296,44 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
     trainer = None
     try:
         sdir = stage_dir(run_dir, stage)
-        with stage_lock(sdir) if info.is_main else contextlib.nullcontext():
-            trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
-            return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
+        created = _missing_folders(sdir) if info.is_main else []
+        with stage_lock(sdir) if info.is_main else contextlib.nullcontext() as lock:
+            try:
+                trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
+                return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
+            except BaseException:
+                _remove_if_only_lock(created, lock)  # a run that wrote nothing leaves no folder holding just .lock
+                raise
     finally:
         if trainer is not None:
             trainer.release_wrappers()  # the DDP wrapper holds the process group: let it go first
         if owns_group:
             shutdown_distributed(info)
+
+
+def _missing_folders(sdir: Path) -> list[Path]:
+    """`sdir` and its ancestors that do not exist yet (the ones this run creates), innermost first."""
+    missing, p = [], Path(sdir).absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_if_only_lock(created: list[Path], lock: Path | None) -> None:
+    """After a failure, while the lock is still held: remove the folders this run created when the
+    stage folder holds nothing but its lock file (rmdir never removes a folder with anything in it)."""
+    if not created or lock is None or created[0] != lock.parent:
+        return
+    sdir = lock.parent
+    try:
+        if [p.name for p in sdir.iterdir()] != [lock.name]:
+            return
+        lock.unlink()
+        for folder in created:
+            folder.rmdir()
+    except OSError:
+        pass  # something else appeared in it (another writer): keep what is there
 
 
 def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrite: bool,
@@ -651,12 +685,12 @@ def _saved_step(path: Path) -> str:
 # ----------------------------------------------------------------------------- CLI
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/cpu.yaml", help="YAML config (default: configs/cpu.yaml)")
+    parser.add_argument("--config", action=CommandLinePath, default="configs/cpu.yaml", help="YAML config (default: configs/cpu.yaml)")
     parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True, help="training stage")
-    parser.add_argument("--run-dir", default=None, help="run folder (default: runs/<profile>); writes <run-dir>/stage<N>/")
+    parser.add_argument("--run-dir", action=CommandLinePath, default=None, help="run folder (default: runs/<profile>); writes <run-dir>/stage<N>/")
     parser.add_argument("--resume", action="store_true", help="continue <run-dir>/stage<N>/last.pt exactly")
     parser.add_argument("--overwrite", action="store_true", help="start the stage again over an existing last.pt")
-    parser.add_argument("--init", default=None, metavar="CKPT",
+    parser.add_argument("--init", action=CommandLinePath, default=None, metavar="CKPT",
                         help="start from these weights (default for stage N>1: <run-dir>/stage<N-1>/last.pt)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.stage1.epochs=3 (repeatable)")

@@ -21,6 +21,7 @@ import numpy as np
 from .. import decode, metrics
 from ..data.targets import depth_target
 from ..engine.errors import Pose3DError
+from ..engine.paths import CommandLinePath
 from ..skeleton import DEPTH_ROOT, MPII16
 from .evaluate import TEST_SPLIT_DIRS, Predictions, check_limit, mean_pose_prediction
 
@@ -207,12 +208,12 @@ def markdown(split: str, rows: list[dict], stats: dict[str, float], tilt_rows: l
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config naming the data (e.g. configs/cpu.yaml)")
-    parser.add_argument("--checkpoint", required=True, help="a stage 2 or 3 checkpoint")
+    parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config naming the data (e.g. configs/cpu.yaml)")
+    parser.add_argument("--checkpoint", action=CommandLinePath, required=True, help="a stage 2 or 3 checkpoint")
     parser.add_argument("--splits", default="lab_val,wild_val",
                         help=f"comma-separated, from {', '.join(SPLITS)} (default lab_val,wild_val: tune on validation)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N samples of each split (default 0: all)")
-    parser.add_argument("--figure", default=None, metavar="PATH.png",
+    parser.add_argument("--figure", action=CommandLinePath, default=None, metavar="PATH.png",
                         help="also save the per-viewpoint figure (Protocol #1 / mean pose, bone signs) here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. eval.recrop_margin=0 (repeatable)")

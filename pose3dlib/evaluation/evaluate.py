@@ -38,7 +38,7 @@ from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import resolve_device
 from ..engine.errors import Pose3DError
-from ..engine.paths import resolve
+from ..engine.paths import CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
 from .eval_3dhp import LABELS as LABELS_3DHP
@@ -385,10 +385,10 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/cpu.yaml)")
-    parser.add_argument("--run-dir", required=True, help="run folder holding stage1/ stage2/ stage3/")
+    parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config (e.g. configs/cpu.yaml)")
+    parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate")
-    parser.add_argument("--out", default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
+    parser.add_argument("--out", action=CommandLinePath, default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

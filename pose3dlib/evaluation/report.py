@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..engine.atomic_io import replace_marked_block
-from ..engine.paths import project_relative, resolve
+from ..engine.paths import CommandLinePath, project_relative, resolve
 from .evaluate import PROTOCOLS, is_fraction, protocol_key, protocol_label, read_metrics_csv
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -56,8 +56,8 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics", default="runs/cpu/metrics.csv", help="long-form metrics CSV")
-    parser.add_argument("--readme", default="README.md", help="README whose results block is rewritten")
+    parser.add_argument("--metrics", action=CommandLinePath, default="runs/cpu/metrics.csv", help="long-form metrics CSV")
+    parser.add_argument("--readme", action=CommandLinePath, default="README.md", help="README whose results block is rewritten")
 
 
 def run(args: argparse.Namespace) -> int:

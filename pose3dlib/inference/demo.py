@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -32,8 +33,8 @@ from ..engine.atomic_io import atomic_write_text
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
-from ..engine.errors import DataError, Pose3DError
-from ..engine.paths import resolve
+from ..engine.errors import CheckpointError, DataError, Pose3DError
+from ..engine.paths import CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..evaluation.evaluate import predict
 from ..model import load_model
@@ -53,6 +54,11 @@ EXPECTATIONS = (
     "photographs and the limbs on few. For real photographs use the original authors' weights, "
     "converted with `python -m pose3dlib convert-hg3d hgreg-3d.pth hg3d.pt` (docs/migrating-from-hg3d.md), "
     "or a model trained on the real datasets (Human3.6M + MPII)."
+)
+CONVERTED_EXPECTATIONS = (
+    "Weights of the original hg3d release, converted with `convert-hg3d` (docs/migrating-from-hg3d.md): "
+    "they run with the original's input convention (bgr256), and their 3D is scaled to the paper evaluator's "
+    "Human3.6M skeleton (the original release stores no scale)."
 )
 
 
@@ -93,6 +99,10 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
 def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
+    if Path(ckpt).is_dir():
+        inside = next((c for c in (Path(ckpt) / "last.pt", Path(ckpt) / "stage3" / "last.pt") if c.is_file()), None)
+        raise CheckpointError(f"--checkpoint {ckpt}: is a folder; expected a checkpoint file "
+                              f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
     checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
@@ -107,7 +117,23 @@ def bone_sum_mm(cfg: Config) -> tuple[float, str]:
     if not cfg.train.bone_sum_mm > 0:
         raise Pose3DError("the config carries no millimetre scale (train.bone_sum_mm is 0): load the checkpoint "
                           "with pose3dlib.inference.demo.load_demo_model, which reads the scale the checkpoint stores")
+    if is_converted(cfg):
+        return cfg.train.bone_sum_mm, ("the checkpoint's bone_sum_mm, set by convert-hg3d to the paper evaluator's "
+                                       "Human3.6M skeleton (eval.paper_bone_sum_mm), as the original release stores "
+                                       "none; evaluation uses the same")
     return cfg.train.bone_sum_mm, "the checkpoint's bone_sum_mm, fixed when it was trained, as in evaluation"
+
+
+def is_converted(cfg: Config) -> bool:
+    """True for a checkpoint written by `convert-hg3d` (its config records the profile CONVERTED_PROFILE)."""
+    from ..original.compat import CONVERTED_PROFILE
+
+    return cfg.profile == CONVERTED_PROFILE
+
+
+def expectations(cfg: Config) -> str:
+    """What to expect of this checkpoint on real photographs (EXPECTATIONS, or CONVERTED_EXPECTATIONS)."""
+    return CONVERTED_EXPECTATIONS if is_converted(cfg) else EXPECTATIONS
 
 
 def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
@@ -124,7 +150,7 @@ def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
         "scale_convention": f"3D is root-relative ({MPII16.joint_names[DEPTH_ROOT]}) and scaled so the 14 bones "
                             f"sum to {scale_mm:.2f} mm ({scale_source})",
         "checkpoint": None if checkpoint is None else str(checkpoint),
-        "expectations": EXPECTATIONS,
+        "expectations": expectations(cfg),
     }
 
 
@@ -144,16 +170,19 @@ def boxes_for(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=N
 
 @torch.no_grad()
 def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray], boxes: list[detect.Box], *,
-                   flip_test: bool = True, device: torch.device | None = None, batch: int = BATCH) -> list[dict]:
+                   flip_test: bool = True, device: torch.device | None = None, batch: int = BATCH,
+                   progress: str | None = None) -> list[dict]:
     """2D (image px) and 3D (root-relative mm) joints for each (image, box) pair, in batches.
 
     Returns one record per pair: box, joints_2d_px (16, 2), joints_3d_mm (16, 3),
-    confidence (16,) heatmap maxima, score (their mean).
+    confidence (16,) heatmap maxima, score (their mean). `progress`: the description of a
+    progress bar over the pairs (None: no bar).
     """
     device = device or next(model.parameters()).device
     size, hm = cfg.data.input_size, cfg.data.heatmap_size
     scale_mm, _ = bone_sum_mm(cfg)
     records = []
+    bar = progress_bar(total=len(images), desc=progress, unit="frame", leave=False, disable=progress is None)
     for i in range(0, len(images), batch):
         affines = [camera.crop_affine(b.center_px, b.side_px, 0.0, size) for b in boxes[i:i + batch]]
         crops = np.stack([camera.warp_image(im, a, size) for im, a in zip(images[i:i + batch], affines)])
@@ -171,6 +200,8 @@ def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray]
                 "confidence": np.round(conf[k], 4).tolist(),
                 "score": round(float(conf[k].mean()), 4),
             })
+        bar.update(len(affines))
+    bar.close()
     return records
 
 
@@ -182,6 +213,17 @@ def warnings_for(record: dict) -> list[str]:
     if record["score"] < detect.MIN_SCORE:
         out.append(f"no confident person: mean joint confidence {record['score']:.3f} < {detect.MIN_SCORE}")
     return out
+
+
+def frame_warnings(records: list[dict]) -> list[str]:
+    """`warnings_for` over a video's frames, one line per kind: how many frames, the first and its numbers."""
+    kinds: dict[str, list[tuple[int, str]]] = {}
+    for i, r in enumerate(records):
+        for w in warnings_for(r):
+            kind, _, detail = w.partition(": ")
+            kinds.setdefault(kind, []).append((i, detail))
+    return [f"{kind} in {len(hits)} of {len(records)} frames (first: frame {hits[0][0]}, {hits[0][1]})"
+            for kind, hits in kinds.items()]
 
 
 def image_result(records: list[dict], image_rgb: np.ndarray, all_people: bool) -> dict:
@@ -264,8 +306,13 @@ def output_stem(item: media.Item, used: set[str]) -> str:
 
 def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
               bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
-              plotlyjs: Path | None = None, device: torch.device | None = None) -> dict[str, Path]:
-    """Pose of the main person in every frame of a video; writes JSON, overlay video, animated 3D, bundle."""
+              plotlyjs: Path | None = None, device: torch.device | None = None,
+              warn=None) -> dict[str, Path]:
+    """Pose of the main person in every frame of a video; writes JSON, overlay video, animated 3D, bundle.
+
+    `warn`: called with each warning of the JSON's `warnings` (a short read, people too small or
+    not seen, summed over the frames). Raises Pose3DError when --bbox misses the frame.
+    """
     from ..plots.viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
 
     fps, claimed = media.video_info(path)
@@ -273,8 +320,12 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     frames, boxes, box = [], [], None
     research_every = max(1, round(fps * detect.RESEARCH_EVERY_S))  # frames between whole-frame searches
     desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person")
-    for i, frame in enumerate(progress_bar(media.read_video_frames(path), desc=desc, total=claimed or None,
-                                           unit="frame", leave=False)):
+    reader = media.read_video_frames(path)
+    first = next(reader, None)
+    if first is not None:  # before any bar or work: the image path's check, naming the video
+        check_bbox_overlaps(bbox, first.shape[:2], path)
+    for i, frame in enumerate(progress_bar(itertools.chain([first] if first is not None else [], reader), desc=desc,
+                                           total=claimed or None, unit="frame", leave=False)):
         if box is None or bbox is not None or whole_image:
             box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
         else:  # follow the person, with a whole-frame search when lost and every research_every frames
@@ -286,7 +337,11 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     warnings = []
     if claimed > len(frames):
         warnings.append(f"only the first {len(frames)} of {claimed} frames could be read")
-    records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device)
+    records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device,
+                             progress=f"{path.name}: estimating poses")
+    warnings += frame_warnings(records)
+    for w in warnings if warn is not None else []:
+        warn(w)
     times = np.arange(len(frames)) / fps
     for i, r in enumerate(records):
         r["index"], r["time_s"] = i, round(float(times[i]), 4)
@@ -296,8 +351,10 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
              "bundle": out_dir / f"{stem}_keypoints"}
     write_json(paths["json"], result)
-    media.write_video(paths["overlay"], [draw_skeleton_2d(f, np.array(r["joints_2d_px"]))
-                                         for f, r in zip(frames, records)], fps)
+    with media.VideoWriter(paths["overlay"], fps, tuple(frames[0].shape[1::-1])) as overlay:
+        for f, r in progress_bar(list(zip(frames, records)), desc=f"{path.name}: writing the overlay video",
+                                 unit="frame", leave=False):
+            overlay.write(draw_skeleton_2d(f, np.array(r["joints_2d_px"])))
     joints_3d = np.array([r["joints_3d_mm"] for r in records])  # (T, 16, 3)
     write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
     skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
@@ -315,8 +372,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(searched recursively) and videos (mp4/avi). Without --bbox the person is found by a search "
         "driven by the network's heatmap confidence. " + EXPECTATIONS
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders and video files")
-    parser.add_argument("--checkpoint", default=None,
+    parser.add_argument("inputs", action=CommandLinePath, nargs="+", metavar="INPUT", help="image files, folders and video files")
+    parser.add_argument("--checkpoint", action=CommandLinePath, default=None,
                         help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
     parser.add_argument("--bbox", default=None, metavar="x,y,w,h",
                         help="person box in pixels (top-left x, y, width, height); applies to every image and frame; "
@@ -326,13 +383,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-people", action="store_true",
                         help="images: report every person found, as a `people` list")
     parser.add_argument("--bvh", action="store_true", help="also write BVH motion (videos and single images)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", action=CommandLinePath, required=True, help="output folder")
     parser.add_argument("--no-flip", action="store_true", help="disable flip testing")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then CPU), cpu, cuda, ...")
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    """One line on stderr; through tqdm.write so an active progress bar is cleared first, not appended to."""
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,11 +399,11 @@ def run(args: argparse.Namespace) -> int:
     for flag, on in (("--whole-image", args.whole_image), ("--all-people", args.all_people)):
         if bbox is not None and on:
             raise Pose3DError(f"--bbox and {flag} both say where the person is: give one of them")
-    items = media.collect_inputs(args.inputs)
+    items = media.collect_inputs(args.inputs, skip=resolve(args.out))  # not a previous run's outputs
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
     model, cfg = load_demo_model(ckpt, device)
-    print(f"checkpoint {ckpt}: {EXPECTATIONS}")
+    print(f"checkpoint {ckpt}: {expectations(cfg)}")
     run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
                all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)
     return 0
@@ -359,13 +417,13 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
 
     A single input's error is raised; with several, a failing one is reported as a warning
     and skipped, and Pose3DError is raised only when none succeeded. Returns the written
-    paths per input (printed too, with per-image warnings on stderr, unless `quiet`; the
+    paths per input (printed too, with each input's warnings on stderr, unless `quiet`; the
     warnings are in each JSON either way).
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
     header = output_header(cfg, ckpt)
-    plotlyjs = None
+    plotlyjs = resolve(out_dir) / "plotly.min.js"  # the pages link to it; written once an input succeeded
     single = len(items) == 1
     used: set[str] = set()
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
@@ -373,17 +431,27 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     for item in progress_bar(items, desc="demo", unit="input", disable=len(items) == 1):
         stem = output_stem(item, used)
         try:
-            plotlyjs = plotlyjs or _shared_plotlyjs(out_dir)
             if item.kind == "video":
                 paths = run_video(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
-                                  whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device)
+                                  whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device,
+                                  warn=None if quiet else lambda w, path=item.path: _warn(f"{path}: {w}"))
             else:
                 image = media.read_image_rgb(item.path)
                 check_bbox_overlaps(bbox, image.shape[:2], item.path)
-                boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people, device=device)
-                records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
-                result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
-                paths = write_outputs(result, image, out_dir, stem, plotlyjs)
+                found = "cropping" if bbox is not None or whole_image else "finding the person"
+                # a single input has no "demo" bar: its steps show that a large image is being worked on
+                with progress_bar(total=3, desc=f"{item.path.name}: {found}", unit="step", leave=False,
+                                  disable=not single) as steps:
+                    boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people,
+                                      device=device)
+                    steps.set_description(f"{item.path.name}: estimating the pose")
+                    steps.update()
+                    records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
+                    result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
+                    steps.set_description(f"{item.path.name}: writing")
+                    steps.update()
+                    paths = write_outputs(result, image, out_dir, stem, plotlyjs)
+                    steps.update()
                 if bvh:
                     paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]))
                 for w in [] if quiet else result["warnings"]:
@@ -398,6 +466,8 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
             message = " ".join(str(e).split())
             _warn(f"{message if str(item.path) in message else f'{item.path}: {message}'} (skipped)")
             continue
+        if not written:
+            _shared_plotlyjs(out_dir)  # only now: a run where every input fails leaves no --out behind
         written[item.path] = paths
         if not quiet:
             tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")

@@ -27,6 +27,7 @@ import torch
 
 from .. import camera
 from ..config import Config
+from ..engine.paths import CommandLinePath
 from ..evaluation.evaluate import predict
 
 SCALES_PER_OCTAVE = 2  # window sides shrink by 2 ** (-1 / SCALES_PER_OCTAVE)
@@ -251,10 +252,10 @@ def hit_rate(model: torch.nn.Module, cfg: Config, scenes, device: torch.device |
 def add_arguments(parser) -> None:
     parser.description = ("Measure the person search on synthetic uncropped scenes: the fraction whose best box "
                           "hits the person (centre on the person, side 0.5-2.5x the person's).")
-    parser.add_argument("checkpoint", help="pose3d checkpoint")
+    parser.add_argument("checkpoint", action=CommandLinePath, help="pose3d checkpoint")
     parser.add_argument("--scenes", type=int, default=100, help="number of scenes (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="scene seed (default 1)")
-    parser.add_argument("--out", default=None, help="also write the per-scene rows to this JSON file")
+    parser.add_argument("--out", action=CommandLinePath, default=None, help="also write the per-scene rows to this JSON file")
     parser.add_argument("--no-recentre", dest="recentre", action="store_false",
                         help="report each track's best window itself instead of re-centring it on its joints "
                              "(the rule before; for comparisons)")

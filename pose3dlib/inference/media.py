@@ -54,15 +54,20 @@ def kind_of(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
 
-def collect_inputs(paths: list[str | Path]) -> list[Item]:
+def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> list[Item]:
     """Files as given; folders searched recursively for images and videos (sorted).
 
+    `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
+    inside the searched folder, so a second run does not read the first run's outputs.
     Raises Pose3DError naming a folder that holds neither, FileNotFoundError for a missing path.
     """
     items: list[Item] = []
+    skip = None if skip is None else Path(skip).resolve()
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            below = skip is not None and skip != p.resolve() and skip.is_relative_to(p.resolve())
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                           and not (below and f.parent.resolve().is_relative_to(skip)))
             if not found:
                 raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
             items += [Item(kind_of(f), f, p) for f in found]

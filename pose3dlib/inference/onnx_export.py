@@ -18,7 +18,7 @@ import torch
 
 from ..engine.atomic_io import atomic_write
 from ..engine.errors import Pose3DError
-from ..engine.paths import resolve
+from ..engine.paths import CommandLinePath, resolve
 from ..model import DEPTH_GRID, INPUT_MULTIPLE, load_model
 
 OPSET = 17
@@ -97,8 +97,8 @@ def run_onnx(session, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="pose3d checkpoint (e.g. runs/cpu/stage3/last.pt)")
-    parser.add_argument("out", help="ONNX file to write")
+    parser.add_argument("checkpoint", action=CommandLinePath, help="pose3d checkpoint (e.g. runs/cpu/stage3/last.pt)")
+    parser.add_argument("out", action=CommandLinePath, help="ONNX file to write")
     parser.add_argument("--input-size", type=int, default=None,
                         help="side of the example input used for tracing (default: the config's data.input_size)")
 

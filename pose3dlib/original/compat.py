@@ -47,6 +47,7 @@ from ..config import Config, ModelConfig, config_to_dict
 from ..engine.checkpoint import FORMAT as POSE3D_FORMAT
 from ..engine.checkpoint import make_checkpoint, save_checkpoint
 from ..engine.errors import CheckpointError
+from ..engine.paths import CommandLinePath
 from ..model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet3D, build_model, load_model
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of torch's legacy format
@@ -526,8 +527,8 @@ def convert_hg3d(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `python -m pose3dlib convert-hg3d IN OUT`."""
-    parser.add_argument("input", type=Path, help="original hg3d checkpoint (state dict or pickled model, any torch format)")
-    parser.add_argument("output", type=Path, help="pose3d checkpoint to write")
+    parser.add_argument("input", action=CommandLinePath, type=Path, help="original hg3d checkpoint (state dict or pickled model, any torch format)")
+    parser.add_argument("output", action=CommandLinePath, type=Path, help="pose3d checkpoint to write")
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
 

@@ -42,7 +42,7 @@ from ..config import SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.errors import ConfigError, DataError
-from ..engine.paths import SYNTHETIC_DIR, resolve
+from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..skeleton import MPII16
 from . import bodies, render
@@ -252,6 +252,21 @@ def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = Fal
     return meta
 
 
+def _worker_context():
+    """Where the render workers come from: a fork server that has imported this module, or spawn.
+
+    Not a plain fork of the caller: a process that has run OpenCV's parallel functions (an
+    evaluation's crops, a benchmark) and then forks can leave the child waiting forever on the
+    first OpenCV call (the parent's thread pool is half-copied; seen as a `pthread_cond_destroy`
+    hang). The fork server is started once per process, so its import cost is paid once.
+    """
+    if "forkserver" in get_all_start_methods():
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return get_context("spawn")
+
+
 def _run_chunks(tasks: list[_Chunk], workers: int, desc: str) -> dict[str, np.ndarray]:
     """Render tasks (in `workers` processes when > 1) with a progress bar; concatenate in task order."""
     results: list[dict[str, np.ndarray]] = [None] * len(tasks)  # type: ignore[list-item]
@@ -262,8 +277,7 @@ def _run_chunks(tasks: list[_Chunk], workers: int, desc: str) -> dict[str, np.nd
                 results[i] = _render_chunk(t)
                 bar.update(len(t.paths))
         else:
-            ctx = get_context("fork") if "fork" in get_all_start_methods() else None  # no re-import cost
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
                 futures = {pool.submit(_render_chunk, t): i for i, t in enumerate(tasks)}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
@@ -455,7 +469,7 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("smoke", "cpu", "paper"), default="cpu",
                         help="sizes from configs/<profile>.yaml `synthetic:` (default: cpu)")
-    parser.add_argument("--out", default=None, help="output folder (default: data/synthetic/<profile>)")
+    parser.add_argument("--out", action=CommandLinePath, default=None, help="output folder (default: data/synthetic/<profile>)")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's seed)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the output is complete")
     parser.add_argument("--raw-format", choices=("release", "official"), default="release",

@@ -45,7 +45,7 @@ from pathlib import Path
 from ..config import Config, config_to_dict, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
-from ..engine.paths import resolve
+from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import protocol_label
 
 ARMS: dict[str, str] = {
@@ -506,7 +506,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="schedule", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every arm, e.g. a shorter schedule: "
                              "--set train.stage1.epochs=1 (repeatable)")
-    parser.add_argument("--out", default=None, help="output folder (default runs/ablation/<profile>)")
+    parser.add_argument("--out", action=CommandLinePath, default=None, help="output folder (default runs/ablation/<profile>)")
     parser.add_argument("--summarize", action="store_true",
                         help="only rewrite ablation.md and ablation.png from the output folder's ablation.csv")
 

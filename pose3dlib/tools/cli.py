@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "real-data-overrides": ("pose3dlib.data.convert.real", "print the overrides that read the configured downloads' converted sets (REAL_DATA=True)"),
     "train": ("pose3dlib.engine.train", "train one of the three stages"),
     "evaluate": ("pose3dlib.evaluation.evaluate", "evaluate checkpoints on the test splits under every protocol"),
+    "unseen-check": ("pose3dlib.evaluation.unseen", "score a run on new synthetic people (other seeds) and compare with its metrics.csv"),
     "diagnose-depth": ("pose3dlib.evaluation.diagnose", "where a checkpoint's 3D error comes from: own or true 2D x own or true depth"),
     "demo": ("pose3dlib.inference.demo", "2D and 3D pose of the person in your own images"),
     "person-search": ("pose3dlib.inference.detect", "measure the person search (hit rate) on synthetic uncropped scenes"),

@@ -3,12 +3,15 @@
     python -m pose3dlib run-notebook 02_train_2d runs/cpu/02_train_2d.ipynb -p profile cpu -p run_dir runs/cpu
 
 Unlike plain papermill, an unknown parameter is an error naming it and the notebook's
-parameters (papermill only warns), and the executed notebook is written to a temporary
-file renamed on success, so a failed or interrupted run never looks finished.
+parameters (papermill only warns), a value of the wrong type (the type of the parameter's
+default: `-p use_real_data maybe` for a bool) is an error naming the parameter, the value
+and the type, and the executed notebook is written to a temporary file renamed on success,
+so a failed or interrupted run never looks finished.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 from pathlib import Path
@@ -16,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..engine.errors import Pose3DError
-from ..engine.paths import NOTEBOOKS_DIR, project_relative, resolve
+from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, project_relative, resolve
 
 KERNEL = "pose3d"
 
@@ -54,13 +57,68 @@ def declared_parameters(notebook: Path) -> dict:
         raise Pose3DError(f"{notebook}: papermill cannot read its parameters: {e}") from None
 
 
+# Parameter types that are checked, with what a value of each may be and how the error says it.
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "a bool (True or False)"),
+    "int": ((int,), "an int"),
+    "float": ((int, float), "a number"),
+    "str": ((object,), "a string"),
+    "list": ((list, tuple), "a list (YAML or JSON, e.g. '[]' or '[a, b]')"),
+    "dict": ((dict,), "a mapping (YAML or JSON, e.g. '{a: 1}')"),
+}
+
+
+def parameter_types(declared: dict) -> dict[str, str]:
+    """{name: 'bool' | 'int' | 'float' | 'str' | 'list' | 'dict'} of the parameters whose type is known:
+    the annotation papermill read (`x: int = 0`), else the type of the default's literal; a parameter
+    with neither (e.g. default None) is left out (any value goes)."""
+    types = {}
+    for name, info in declared.items():
+        info = info if isinstance(info, dict) else {}
+        kind = str(info.get("inferred_type_name") or "").split("[")[0].strip().lower()
+        if kind not in _TYPES:
+            try:
+                kind = type(ast.literal_eval(str(info.get("default")))).__name__
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            kind = {"tuple": "list"}.get(kind, kind)
+        if kind in _TYPES:
+            types[name] = kind
+    return types
+
+
+def type_error(name: str, value, kind: str) -> str | None:
+    """The one-line complaint when `value` is not of parameter type `kind`, else None."""
+    allowed, wanted = _TYPES[kind]
+    if isinstance(value, allowed) and not (isinstance(value, bool) and kind in ("int", "float")):
+        return None
+    return f"parameter {name} = {value!r}: expected {wanted}"
+
+
 def check_parameters(notebook: Path, params: dict, known: dict | None = None) -> None:
-    """Raise Pose3DError when `params` names a parameter the notebook does not declare (`known`:
-    its `declared_parameters`, when the caller has them already)."""
+    """Raise Pose3DError when `params` names a parameter the notebook does not declare, or gives
+    one a value of another type than its default's (`known`: the notebook's `declared_parameters`,
+    when the caller has them already)."""
     known = declared_parameters(notebook) if known is None else known
     unknown = sorted(k for k in params if k not in known)
     if unknown:
         raise Pose3DError(f"{notebook.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
+    types = parameter_types(known)
+    for name, value in params.items():
+        problem = type_error(name, value, types[name]) if name in types else None
+        if problem:
+            raise Pose3DError(f"{notebook.name}: {problem}")
+
+
+def prepare(name: str, params: dict, skip_undeclared: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """The notebook's path and the parameters it gets, checked (see `execute`); Pose3DError
+    naming a missing notebook, an unknown parameter or a value of the wrong type."""
+    src = notebook_path(name)
+    declared = declared_parameters(src)  # read once: the filter below and the check
+    if skip_undeclared:
+        params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
+    check_parameters(src, params, declared)
+    return src, params
 
 
 def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
@@ -90,11 +148,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
 
     from ..engine.progress import ENV as PROGRESS_ENV
 
-    src = notebook_path(name)
-    declared = declared_parameters(src)  # read once: the filter below and the check
-    if skip_undeclared:
-        params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
-    check_parameters(src, params, declared)
+    src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.ipynb")
@@ -119,26 +173,47 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     return out
 
 
-def parse_params(items: list[list[str]]) -> dict:
-    """[['name', 'value'], ...] -> {'name': YAML-parsed value}; Pose3DError naming a value that is not YAML."""
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def parse_params(items: list[list[str]], types: dict[str, str] | None = None) -> dict:
+    """[['name', 'value'], ...] -> {'name': YAML-parsed value}; Pose3DError naming a value that is not YAML.
+
+    With `types` (`parameter_types` of the notebook) a value is read as its parameter's type: a
+    bool from True/False/true/false only (any other text stays text, which the type check
+    rejects), a float also from '1e-3', a str as the text given ('123' and '' stay strings).
+    """
     params = {}
+    types = types or {}
     for k, v in items:
         try:
-            params[k] = yaml.safe_load(v)
+            value = yaml.safe_load(v)
         except yaml.YAMLError as e:
             raise Pose3DError(f"-p {k} {v!r}: the value is not valid YAML ({' '.join(str(e).split())[:120]})") from None
+        kind = types.get(k)
+        if kind == "bool":
+            value = _BOOL_TEXT.get(v.strip().lower(), v)
+        elif kind == "float" and isinstance(value, str):
+            try:
+                value = float(v)
+            except ValueError:
+                pass
+        elif kind == "str" and not isinstance(value, str):
+            value = v
+        params[k] = value
     return params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebook", help="notebook name (e.g. 02_train_2d) or path")
-    parser.add_argument("output", help="executed notebook to write")
+    parser.add_argument("output", action=CommandLinePath, help="executed notebook to write")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="notebook parameter (value parsed as YAML); repeatable")
     parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = execute(args.notebook, args.output, parse_params(args.parameter), kernel=args.kernel)
+    types = parameter_types(declared_parameters(notebook_path(args.notebook)))
+    out = execute(args.notebook, args.output, parse_params(args.parameter, types), kernel=args.kernel)
     print(f"wrote {out}")
     return 0

@@ -28,7 +28,7 @@ import yaml
 from ..engine import runs
 from ..engine.atomic_io import atomic_write
 from ..engine.errors import Pose3DError
-from ..engine.paths import resolve
+from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import CSV_COLUMNS, read_metrics_csv
 
 
@@ -77,24 +77,31 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
-    checked by loading the config with it before anything runs (ConfigError naming the
-    key). Every notebook gets config_file, overrides, run_dir and figures_dir; evaluation
-    notebooks that take `stages` score only the re-run ones.
+    checked by loading the config with it, and every notebook (that it exists, and the names
+    and types of the parameters it gets) before anything runs (ConfigError naming the key,
+    Pose3DError naming the notebook). Every notebook gets config_file, overrides, run_dir and
+    figures_dir; evaluation notebooks that take `stages` score only the re-run ones.
     """
     from ..config import load_config
-    from .notebook_runner import execute
+    from .notebook_runner import execute, prepare
 
     for value in values:
         load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
     out_dir, base = resolve(out), resolve(base_run)
+
+    def notebook_params(run_dir: Path, overrides: list[str]) -> dict:
+        return {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
+                "figures_dir": str(run_dir / "figures"), "stages": [s for s in runs.STAGES if s not in reuse_stages]}
+
+    for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
+        prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=("stages",))
     rows = []
     for value in values:
         for seed in seeds or [None]:
             run_dir = out_dir / (f"value={value}" + ("" if seed is None else f",seed={seed}"))
             seed_run_dir(base, run_dir, reuse_stages)
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
-            params = {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
-                      "figures_dir": str(run_dir / "figures"), "stages": [s for s in runs.STAGES if s not in reuse_stages]}
+            params = notebook_params(run_dir, overrides)
             for nb in notebooks:
                 print(f"sweep {run_dir.name}: {nb}", flush=True)
                 execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=("stages",))
@@ -233,15 +240,15 @@ def summarize(summary_csv: str | Path, param: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/smoke.yaml", help="YAML config of the base run")
+    parser.add_argument("--config", action=CommandLinePath, default="configs/smoke.yaml", help="YAML config of the base run")
     parser.add_argument("--param", default="train.stage3.geometric_weight", help="dotted config key to sweep")
     parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars)")
     parser.add_argument("--notebooks", nargs="+", default=["04_train_geometry", "06_eval_mpjpe"],
                         help="notebooks (in notebooks/, without .ipynb) to run per value, in order")
-    parser.add_argument("--base-run", default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
+    parser.add_argument("--base-run", action=CommandLinePath, default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
     parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
                         "(default: once, with the config's seed)")
-    parser.add_argument("--out", default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
+    parser.add_argument("--out", action=CommandLinePath, default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,8 +24,19 @@ class ConversionWarning(UserWarning):
     """Something in a download was skipped (a missing or unreadable file); the conversion goes on."""
 
 
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def warn(message: str) -> None:
-    warnings.warn(message, ConversionWarning, stacklevel=2)
+    """Warn with a ConversionWarning (catchable and filterable as any warning), shown on stderr
+    as the one line `warning: <message>`, without Python's source path and code line."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = _one_line  # only for this warning: others keep their format
+    try:
+        warnings.warn(message, ConversionWarning, stacklevel=2)
+    finally:
+        warnings.formatwarning = previous
 
 
 def prepare_output(raw: Path, out: Path) -> Path:

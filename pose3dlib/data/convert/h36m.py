@@ -2,6 +2,10 @@
 
     python -m pose3dlib convert-h36m RAW OUT [--subjects 9 11] [--every 5] [--every-test 200] [--drop-damaged]
 
+--every / --every-test default to the original release's subsampling (every 5th training and
+every 200th test frame); `--every 1 --every-test 1` keeps every frame (hundreds of GB of crops
+for the full download).
+
 Reads, under RAW (never written): `metadata.xml` (the official code bundle's; anywhere
 under RAW), and per subject `S*/MyPoseFeatures/D3_Positions_mono/<file>.<camera id>.cdf`
 (camera-frame mm), `D2_Positions` (pixels; projected from the 3D with Human3.6M's lens
@@ -25,7 +29,7 @@ import numpy as np
 
 from ... import camera
 from ...engine.errors import DataError
-from ...engine.paths import resolve
+from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import h36m32_to_mpii16
 from ..h36m import image_path
@@ -40,6 +44,9 @@ DAMAGED = {(9, "Greeting"), (9, "SittingDown 1"), (9, "Waiting 1")}
 W0_LENGTH = 300
 INTRINSICS_OFFSET = 264  # w0: 6 extrinsics x 4 cameras x 11 subjects come first
 POSE_MODALITIES = ("D3_Positions_mono", "D2_Positions")
+# The original release kept every 5th training frame and every 200th test (S9, S11) frame:
+# the converter's defaults, and what `REAL_DATA=True` (convert.real) uses.
+RELEASE_EVERY, RELEASE_EVERY_TEST = 5, 200
 
 
 @dataclass(frozen=True)
@@ -188,14 +195,16 @@ def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: 
     return out
 
 
-def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None, every: int = 1,
-                 every_test: int | None = None, drop_damaged: bool = False, progress: bool = True) -> dict:
+def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None,
+                 every: int = RELEASE_EVERY, every_test: int | None = RELEASE_EVERY_TEST, drop_damaged: bool = False,
+                 progress: bool = True) -> dict:
     """Convert whatever part of a Human3.6M download is present; return the report (also OUT/conversion.json).
 
     Args:
         raw: the download folder (read only). out: the output folder (outside raw).
         subjects: subjects to convert (default: every subject present).
-        every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (default: every).
+        every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (None: every).
+            The defaults are the release's (RELEASE_EVERY, RELEASE_EVERY_TEST); 1 and 1 keep every frame.
         drop_damaged: leave out S9's sequences with damaged ground truth (else kept, `damaged` = 1).
     """
     raw = resolve(raw)
@@ -272,12 +281,15 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
 # ----------------------------------------------------------------------------- CLI
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("raw", help="the Human3.6M download folder (S1/, S5/, ..., metadata.xml); never written")
-    parser.add_argument("out", help="output folder for annot.h5 and images/ (outside the download)")
+    parser.add_argument("raw", action=CommandLinePath, help="the Human3.6M download folder (S1/, S5/, ..., metadata.xml); never written")
+    parser.add_argument("out", action=CommandLinePath, help="output folder for annot.h5 and images/ (outside the download)")
     parser.add_argument("--subjects", type=int, nargs="+", default=None, help="subjects (default: every one present)")
-    parser.add_argument("--every", type=int, default=1, help="keep every Nth frame (the release: 5)")
-    parser.add_argument("--every-test", type=int, default=None,
-                        help="keep every Mth frame of S9/S11 (default: --every; the release: 200)")
+    parser.add_argument("--every", type=int, default=RELEASE_EVERY,
+                        help=f"keep every Nth frame of the training subjects (default: {RELEASE_EVERY}, the release's; "
+                             "1 keeps every frame)")
+    parser.add_argument("--every-test", type=int, default=RELEASE_EVERY_TEST,
+                        help=f"keep every Mth frame of the test subjects S9/S11 (default: {RELEASE_EVERY_TEST}, "
+                             "the release's; 1 keeps every frame)")
     parser.add_argument("--drop-damaged", action="store_true",
                         help="leave out S9's sequences with damaged ground truth (Greeting, SittingDown 1, Waiting 1)")
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ... import camera
 from ...engine.errors import DataError
-from ...engine.paths import resolve
+from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import MPI3DHP17_NUM_JOINTS, mpi3dhp17_to_mpii16
 from ..h36m import image_path
@@ -125,8 +125,8 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("testset", help="the mpi_inf_3dhp_test_set folder holding TS1..TS6 (never written)")
-    parser.add_argument("out", help="output folder for annot.h5 and images/")
+    parser.add_argument("testset", action=CommandLinePath, help="the mpi_inf_3dhp_test_set folder holding TS1..TS6 (never written)")
+    parser.add_argument("out", action=CommandLinePath, help="output folder for annot.h5 and images/")
 
 
 def run(args: argparse.Namespace) -> int:

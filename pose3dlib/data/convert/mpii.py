@@ -21,7 +21,7 @@ import numpy as np
 
 from ...engine.atomic_io import atomic_write
 from ...engine.errors import DataError
-from ...engine.paths import resolve
+from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ..mpii import adjust_raw_crop
 from . import common
@@ -202,10 +202,10 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mat", help="mpii_human_pose_v1_u12_1.mat (never written)")
-    parser.add_argument("images", help="the MPII images folder (never written)")
-    parser.add_argument("out", help="output folder for train.h5, val.h5 and an images link")
-    parser.add_argument("--val-from", default=None,
+    parser.add_argument("mat", action=CommandLinePath, help="mpii_human_pose_v1_u12_1.mat (never written)")
+    parser.add_argument("images", action=CommandLinePath, help="the MPII images folder (never written)")
+    parser.add_argument("out", action=CommandLinePath, help="output folder for train.h5, val.h5 and an images link")
+    parser.add_argument("--val-from", action=CommandLinePath, default=None,
                         help="h5 with 'index'/'person' (0-based) of the validation people, e.g. Newell's valid.h5")
 
 

@@ -21,15 +21,13 @@ import yaml
 
 from ...config import DataConfig, load_config
 from ...engine.errors import DataError
-from ...engine.paths import SYNTHETIC_DIR, resolve
+from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import set_manifest
 from .common import REPORT_LISTS, shown_items
-from .h36m import convert_h36m
+from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
 
-# The original release kept every 5th training frame and every 200th test frame.
-RELEASE_EVERY, RELEASE_EVERY_TEST = 5, 200
 MPII_MAT = "mpii_human_pose_v1_u12_1.mat"
 MPII_VAL_FILES = ("valid.h5", "val.h5")  # Newell's validation split, when it lies beside the .mat
 CONVERTED_ROOT = "data/converted"  # <root>/<profile>/<name>: converted sets of a profile's downloads
@@ -122,7 +120,7 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config whose data.raw_*_dir name the downloads")
+    parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config whose data.raw_*_dir name the downloads")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (repeatable)")
 

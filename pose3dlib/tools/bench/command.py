@@ -22,7 +22,7 @@ import torch._dynamo.exc
 
 from ...config import load_config
 from ...engine.errors import ConfigError
-from ...engine.paths import resolve
+from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...engine.train import SpeedSwitches
 from . import measure
@@ -210,8 +210,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats and smaller sizes (development; also ${QUICK_ENV}=1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2)")
-    parser.add_argument("--out", default="runs/bench/bench.json", help="metrics JSON (default: runs/bench/bench.json)")
-    parser.add_argument("--doc", default="docs/benchmarks.md",
+    parser.add_argument("--out", action=CommandLinePath, default="runs/bench/bench.json", help="metrics JSON (default: runs/bench/bench.json)")
+    parser.add_argument("--doc", action=CommandLinePath, default="docs/benchmarks.md",
                         help="markdown whose generated block is rewritten (default: docs/benchmarks.md); '' to skip")
     parser.add_argument("--no-switches", action="store_true", help="skip the channels_last/bf16/compile/thread runs")
     parser.add_argument("--host-speed", action="store_true",

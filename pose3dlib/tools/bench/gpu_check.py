@@ -37,7 +37,7 @@ import torch
 from ...config import Config, load_config
 from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import Pose3DError
-from ...engine.paths import PROJECT_ROOT, resolve
+from ...engine.paths import PROJECT_ROOT, CommandLinePath, resolve
 from ...engine.runlog import read_metrics
 from ...engine.train import KILL_AT_STEP_ENV, SpeedSwitches
 from . import measure
@@ -500,14 +500,14 @@ def jpeg_decode_ms(repeats: int) -> dict[str, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry", action="store_true", help=f"tiny sizes on the CPU (also ${DRY_ENV}=1)")
-    parser.add_argument("--out", default="runs/gpu-check", help="result folder (default: runs/gpu-check)")
-    parser.add_argument("--work-dir", default=None,
+    parser.add_argument("--out", action=CommandLinePath, default="runs/gpu-check", help="result folder (default: runs/gpu-check)")
+    parser.add_argument("--work-dir", action=CommandLinePath, default=None,
                         help="data and checkpoints (default: <temp>/pose3d-gpu-check; reused between runs)")
-    parser.add_argument("--doc", default="", help="also splice the block into this markdown (not in a dry run)")
+    parser.add_argument("--doc", action=CommandLinePath, default="", help="also splice the block into this markdown (not in a dry run)")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to leave out, of: {', '.join(STEPS)}")
     parser.add_argument("--no-time-limits", action="store_true",
                         help="run every step to its end, however long (tests on a busy machine); default: the plan's budgets")
-    parser.add_argument("--from-json", default=None, metavar="JSON",
+    parser.add_argument("--from-json", action=CommandLinePath, default=None, metavar="JSON",
                         help="render a gpu_check.json (fetched from the GPU machine) into --doc; runs nothing")
 
 

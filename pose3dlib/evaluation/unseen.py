@@ -1,0 +1,254 @@
+"""Score a trained run on synthetic people it never saw, and compare with the run's own numbers.
+
+    python -m pose3dlib unseen-check --config configs/cpu.yaml --run-dir runs/cpu --seeds 7,13,21
+
+A run's `metrics.csv` is one draw of test people (lab_test holds two, as Human3.6M's S9 and
+S11), so a number in it is worth as much as it holds on people drawn again. For each seed this
+command writes a new synthetic set with the config's sizes and that generator seed
+(`<data-root>/seed=<s>/`, skipped when already complete), scores the run's checkpoints on it
+exactly as `evaluate` does, with `data.h36m_dir`, `data.mpii_dir` and `data.wild_test_dir`
+pointed there, into `<out>/seed=<s>/metrics.csv`, and compares every action-averaged number
+with the run's `metrics.csv`:
+
+- `<out>/unseen.csv`: one row per seed and number (`seed,stage,split,protocol,reference,value,
+  relative,within`); `relative` is (value - reference) / reference;
+- `<out>/unseen.md`: the run's numbers against each seed's, relative differences beyond the
+  tolerance in bold, then each set's own mean-pose baseline and Protocol #1 as a fraction of it
+  (shown, not checked: the baseline is a property of the new people, not of the network).
+
+The seed must differ from the config's: that one is the data the run was trained and scored on.
+The evaluation is redone on every call (about a minute per seed for the cpu profile); the data
+is kept and reused (about 320 MB per cpu-profile seed; delete `<data-root>` to reclaim it).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+from ..engine import runs
+from ..engine.atomic_io import atomic_write, atomic_write_text
+from ..engine.errors import Pose3DError
+from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, project_relative, resolve
+from ..tools.sweep import parse_seeds
+from .evaluate import evaluate_run, is_fraction, parse_stages, protocol_label, read_metrics_csv, write_metrics_csv
+
+BASELINE = "mean_pose"  # metrics.csv's stage label of the mean-pose rows
+UNSEEN_COLUMNS = ("seed", "stage", "split", "protocol", "reference", "value", "relative", "within")
+RATIO_PROTOCOL = "p1_mpjpe"  # shown as a fraction of each set's own mean pose
+# the data folders `evaluate` reads, and each one's sub-folder in a generated set
+DATA_KEYS = {"h36m_dir": "h36m", "mpii_dir": "mpii", "wild_test_dir": "wild_test"}
+
+
+def relative_difference(reference: float, value: float) -> float:
+    """(value - reference) / |reference|; nan when the reference is 0 or either is not finite."""
+    if not (math.isfinite(reference) and math.isfinite(value)) or reference == 0:
+        return math.nan
+    return (value - reference) / abs(reference)
+
+
+def _averaged(rows: list[dict]) -> dict[tuple[str, str, str], float]:
+    """(stage, split, protocol) -> value of the action-averaged ('all') rows, in file order."""
+    return {(r["stage"], r["split"], r["protocol"]): r["value"] for r in rows if r["action"] == "all"}
+
+
+def compare_metrics(reference: list[dict], candidate: list[dict], tolerance: float = 0.10) -> list[dict]:
+    """Compare two metrics.csv row lists number by number (action-averaged rows).
+
+    Every (stage, split, protocol) of `reference` whose stage `candidate` has too is compared;
+    a number missing from a stage that both have is an error (the two came from different
+    evaluators). Returns, in `reference`'s order, dicts with the keys of UNSEEN_COLUMNS but
+    `seed`: `relative` from `relative_difference`, and `within` True / False for |relative| <=
+    `tolerance` (False when it is nan), None for the mean-pose rows, which are not checked.
+    """
+    if not tolerance >= 0:
+        raise Pose3DError(f"tolerance must be >= 0, got {tolerance}")
+    ref, cand = _averaged(reference), _averaged(candidate)
+    common_stages = {k[0] for k in ref} & {k[0] for k in cand}
+    out = []
+    for key, r in ref.items():
+        if key[0] not in common_stages:
+            continue
+        if key not in cand:
+            raise Pose3DError(f"the compared metrics lack {'/'.join(key)}, which the reference has "
+                              "(written by another version of the evaluator? evaluate both again)")
+        rel = relative_difference(r, cand[key])
+        within = None if key[0] == BASELINE else (not math.isnan(rel) and abs(rel) <= tolerance)
+        out.append({"stage": key[0], "split": key[1], "protocol": key[2], "reference": r, "value": cand[key],
+                    "relative": rel, "within": within})
+    if not any(c["within"] is not None for c in out):
+        raise Pose3DError("the two metrics files share no model stage to compare")
+    return out
+
+
+def _number(protocol: str, value: float) -> str:
+    return f"{100 * value:.1f} %" if is_fraction(protocol) else f"{value:.1f}"
+
+
+def _percent(rel: float) -> str:
+    return "n/a" if math.isnan(rel) else f"{100 * rel:+.1f} %"
+
+
+def _label(stage: str, split: str, protocol: str) -> str:
+    name = "mean pose" if stage == BASELINE else stage.replace("stage", "Stage ")
+    return f"{name}, {split}, {protocol_label(protocol)}"
+
+
+def unseen_table(rows: list[dict], tolerance: float) -> str:
+    """Markdown: one line per number, the reference then each seed's value (relative difference).
+
+    `rows`: the long-form rows of `unseen_rows` (one per seed and number). Differences beyond
+    the tolerance are bold; then each set's mean pose and Protocol #1 as a fraction of it.
+    """
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    by_key: dict[tuple, dict] = {}
+    for r in rows:
+        by_key.setdefault((r["stage"], r["split"], r["protocol"]), {})[r["seed"]] = r
+    head = ["| | reference | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|---:|" + "---:|" * len(seeds)]
+    checked, baseline = [], []
+    for (stage, split, protocol), per_seed in by_key.items():
+        first = next(iter(per_seed.values()))
+        cells = []
+        for s in seeds:
+            r = per_seed.get(s)
+            if r is None:
+                cells.append("")
+                continue
+            rel = _percent(r["relative"])
+            cells.append(f"{_number(protocol, r['value'])} ({'**' + rel + '**' if r['within'] is False else rel})")
+        line = f"| {_label(stage, split, protocol)} | {_number(protocol, first['reference'])} | " + " | ".join(cells) + " |"
+        (baseline if stage == BASELINE else checked).append(line)
+    ratios = []
+    for (stage, split, protocol), per_seed in by_key.items():
+        base = by_key.get((BASELINE, split, protocol), {})
+        if stage == BASELINE or protocol != RATIO_PROTOCOL or not base:
+            continue
+        first_seed = next(iter(per_seed))
+        ref_ratio = per_seed[first_seed]["reference"] / base[first_seed]["reference"]
+        cells = [f"{per_seed[s]['value'] / base[s]['value']:.3f}" if s in per_seed and s in base else "" for s in seeds]
+        ratios.append(f"| {_label(stage, split, protocol)} / mean pose | {ref_ratio:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join([
+        f"Each cell: the number on that seed's new people (its difference from the reference; beyond "
+        f"±{100 * tolerance:g} % in bold).", "", *head, *checked, "",
+        "Each set's own mean-pose baseline (not checked), and Protocol #1 as a fraction of it:", "",
+        *head, *baseline, *ratios])
+
+
+def verdict(rows: list[dict], tolerance: float) -> str:
+    """One paragraph: how many model numbers hold within the tolerance on every seed, and which do not."""
+    checked = [r for r in rows if r["within"] is not None]
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+    keys = list(dict.fromkeys((r["stage"], r["split"], r["protocol"]) for r in checked))
+    misses: dict[tuple, list[dict]] = {}
+    for r in checked:
+        if not r["within"]:
+            misses.setdefault((r["stage"], r["split"], r["protocol"]), []).append(r)
+    text = (f"{len(keys) - len(misses)} of {len(keys)} numbers within ±{100 * tolerance:g} % of the reference on "
+            f"every set (seeds {', '.join(str(s) for s in seeds)})")
+    if not misses:
+        return text + "."
+    sets = len({m["seed"] for ms in misses.values() for m in ms})
+    listed = "; ".join(f"{_label(*k)}: " + ", ".join(f"seed {m['seed']} {_percent(m['relative'])}" for m in ms)
+                       for k, ms in misses.items())
+    return f"{text}; {len(misses)} differ by more on {sets} of {len(seeds)} set(s): {listed}."
+
+
+def unseen_rows(reference: list[dict], per_seed: dict[int, list[dict]], tolerance: float) -> list[dict]:
+    """`compare_metrics` of every seed's rows against `reference`, as long-form rows with a `seed`."""
+    return [{"seed": s, **c} for s, rows in per_seed.items() for c in compare_metrics(reference, rows, tolerance)]
+
+
+def write_unseen_csv(rows: list[dict], path: str | Path) -> Path:
+    """Write `unseen_rows` atomically (UNSEEN_COLUMNS; values to 4 decimals, within as 1/0/empty)."""
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=UNSEEN_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, **{k: f"{r[k]:.4f}" if math.isfinite(r[k]) else "nan" for k in ("reference", "value")},
+                        "relative": f"{r['relative']:.5f}" if math.isfinite(r["relative"]) else "nan",
+                        "within": "" if r["within"] is None else int(r["within"])})
+
+    return atomic_write(resolve(path), write)
+
+
+def set_overrides(set_dir: Path) -> list[str]:
+    """The `--set` overrides that point `evaluate`'s data folders into a generated set."""
+    return [f"data.{key}={set_dir / sub}" for key, sub in DATA_KEYS.items()]
+
+
+def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: list[int] | None = None,
+                 tolerance: float = 0.10, data_root: str | Path | None = None, out: str | Path | None = None,
+                 overrides: list[str] | tuple[str, ...] = (), limit: int = 0) -> tuple[list[dict], Path]:
+    """Generate, score and compare every seed (see the module docstring); returns (rows, out folder)."""
+    from ..config import load_config
+    from ..synthetic.generator import generate
+
+    cfg = load_config(config, overrides)
+    stages = list(runs.STAGES) if stages is None else stages
+    if not seeds:
+        raise Pose3DError("--seeds: give at least one generator seed, e.g. 7,13,21")
+    if cfg.seed in seeds:
+        raise Pose3DError(f"--seeds: {cfg.seed} is the config's own seed, the data the run was trained and scored "
+                          "on; choose other seeds")
+    if not tolerance >= 0:
+        raise Pose3DError(f"--tolerance {tolerance}: expected a fraction >= 0, e.g. 0.1 for 10 %")
+    reference = read_metrics_csv(runs.eval_csv_path(run_dir))
+    for stage in stages:  # fail before generating anything
+        if not runs.checkpoint_path(run_dir, stage).is_file():
+            raise Pose3DError(f"{runs.checkpoint_path(run_dir, stage)} not found: train the run first "
+                              "(make reproduce) or choose --stages")
+    data_root = resolve(data_root) if data_root else SYNTHETIC_DIR / "unseen" / cfg.profile
+    out = resolve(out) if out else resolve(Path("runs") / "unseen" / cfg.profile)
+    # Every set is written before the first evaluation, so the data is complete before the long part.
+    set_dirs = {}
+    for seed in seeds:
+        print(f"seed {seed}: synthetic set in {project_relative(data_root / f'seed={seed}')}", flush=True)
+        set_dirs[seed] = generate(data_root / f"seed={seed}", cfg.synthetic, seed)
+    per_seed = {}
+    for seed, set_dir in set_dirs.items():
+        print(f"seed {seed}: scoring {project_relative(run_dir)}", flush=True)
+        seed_cfg = load_config(config, [*overrides, *set_overrides(set_dir)])
+        rows = evaluate_run(seed_cfg, run_dir, stages=stages, limit=limit)
+        write_metrics_csv(rows, out / f"seed={seed}" / runs.EVAL_CSV_NAME)
+        per_seed[seed] = rows
+    result = unseen_rows(reference, per_seed, tolerance)
+    write_unseen_csv(result, out / "unseen.csv")
+    atomic_write_text(out / "unseen.md", (
+        f"# `{project_relative(run_dir)}` on people it never saw\n\n"
+        f"_Written by `python -m pose3dlib unseen-check` from `{project_relative(runs.eval_csv_path(run_dir))}` "
+        f"(the reference) and `{project_relative(out)}/seed=<s>/metrics.csv`._\n\n"
+        f"{unseen_table(result, tolerance)}\n\n{verdict(result, tolerance)}\n"))
+    return result, out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", action=CommandLinePath, required=True, help="the run's YAML config (e.g. configs/cpu.yaml)")
+    parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/ and metrics.csv")
+    parser.add_argument("--seeds", default="7,13,21", help="generator seeds of the new sets (default 7,13,21)")
+    parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to score (default 1,2,3)")
+    parser.add_argument("--tolerance", type=float, default=0.10,
+                        help="largest relative difference that counts as agreement (default 0.10)")
+    parser.add_argument("--data-root", action=CommandLinePath, default=None,
+                        help="where the new sets go, one seed=<s>/ each (default data/synthetic/unseen/<profile>)")
+    parser.add_argument("--out", action=CommandLinePath, default=None, help="results folder (default runs/unseen/<profile>)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="score only the first N samples of each split (default 0: every sample)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when a number differs by more than the tolerance")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as for evaluate (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .evaluate import check_limit
+
+    check_limit(args.limit)
+    rows, out = check_unseen(args.config, args.run_dir, parse_seeds(args.seeds), stages=parse_stages(args.stages),
+                             tolerance=args.tolerance, data_root=args.data_root, out=args.out,
+                             overrides=args.overrides, limit=args.limit)
+    print(unseen_table(rows, args.tolerance))
+    print()
+    print(verdict(rows, args.tolerance))
+    print(f"wrote {project_relative(out / 'unseen.csv')}, {project_relative(out / 'unseen.md')}")
+    return 1 if args.strict and any(r["within"] is False for r in rows) else 0

@@ -1,0 +1,170 @@
+"""The demo's user-facing behaviour: videos checked like images, --out inside an input folder,
+progress on long runs, warnings on their own line, failed runs leaving nothing, converted checkpoints."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pose3dlib.config import config_to_dict, load_config
+from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+from pose3dlib.engine.errors import CheckpointError, Pose3DError
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.engine.progress import progress_bar
+from pose3dlib.inference import demo, media
+from pose3dlib.model import build_model
+
+FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    cfg = load_config("configs/smoke.yaml")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
+    save_checkpoint(path, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg),
+                                          stage=3, bone_sum_mm=3210.5))
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(checkpoint):
+    return demo.load_demo_model(checkpoint)
+
+
+@pytest.fixture()
+def bars_on(monkeypatch):
+    monkeypatch.delenv("POSE3D_PROGRESS", raising=False)
+
+
+def _video(path, n=4, size=(128, 128)):
+    rng = np.random.default_rng(0)
+    media.write_video(path, [rng.integers(0, 255, size=(*size, 3), dtype=np.uint8) for _ in range(n)], fps=4)
+    return path
+
+
+def _run(args: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    return demo.run(parser.parse_args(args))
+
+
+def test_video_bbox_outside_is_the_image_error_and_leaves_no_out(tmp_path, loaded):
+    model, cfg = loaded
+    clip = _video(tmp_path / "clip.mp4")
+    items = media.collect_inputs([clip])
+    with pytest.raises(Pose3DError, match=r"^--bbox 500,500,10,10 lies outside .*clip\.mp4 \(128x128 px\)$"):
+        demo.run_inputs(model, cfg, None, items, tmp_path / "o", bbox=(500.0, 500.0, 10.0, 10.0), quiet=True)
+    assert not (tmp_path / "o").exists()
+
+
+def test_video_warnings_are_printed_and_in_the_json(tmp_path, loaded, monkeypatch, capsys):
+    model, cfg = loaded
+    clip = _video(tmp_path / "clip.mp4", n=4)
+    info = media.video_info
+    monkeypatch.setattr(media, "video_info", lambda p: (info(p)[0], 5))  # the container claims 5: a truncated file
+    demo.run_inputs(model, cfg, None, media.collect_inputs([clip]), tmp_path / "o", whole_image=True)
+    err = capsys.readouterr().err
+    warnings = json.loads((tmp_path / "o" / "clip.json").read_text())["warnings"]
+    assert warnings[0] == "only the first 4 of 5 frames could be read"
+    records = json.loads((tmp_path / "o" / "clip.json").read_text())["frames"]
+    assert warnings[1:] == demo.frame_warnings(records)  # the image path's per-person checks, summed over frames
+    for w in warnings:
+        assert f"warning: {clip}: {w}" in err
+
+
+def test_frame_warnings_sum_each_kind_over_the_frames():
+    good = {"box": {"side_px": 100.0}, "score": 0.9}
+    small = {"box": {"side_px": 10.0}, "score": 0.9}
+    assert demo.frame_warnings([good, small, small]) == [
+        f"person too small in 2 of 3 frames (first: frame 1, box side 10 px < {demo.MIN_PERSON_PX} px)"]
+
+
+def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    (shots / "out" / "old").mkdir(parents=True)
+    cv2.imwrite(str(shots / "out" / "old" / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    assert [i.path for i in media.collect_inputs([shots], skip=shots / "out")] == [shots / "a.png"]
+    assert len(media.collect_inputs([shots])) == 2  # without skip the old output is an input
+    assert len(media.collect_inputs([shots / "out"], skip=shots / "out")) == 1  # --out itself asked for: read
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    for _ in range(2):  # the second run must not process the first run's shots/out/shots/a_2d.png ...
+        assert _run([str(shots), "--checkpoint", str(checkpoint), "--whole-image", "--out", str(shots / "out")]) == 0
+    assert not (shots / "out" / "shots" / "out").exists()
+    assert (shots / "out" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png"]
+
+
+def test_long_video_shows_progress_while_estimating_and_writing(tmp_path, loaded, bars_on, capsys):
+    model, cfg = loaded
+    clip = _video(tmp_path / "clip.mp4", n=3)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    err = capsys.readouterr().err
+    assert "clip.mp4: estimating poses" in err and "clip.mp4: writing the overlay video" in err
+
+
+def test_single_image_shows_its_steps_and_bars_off_is_silent(tmp_path, loaded, bars_on, monkeypatch, capsys):
+    model, cfg = loaded
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 48, 3), 90, np.uint8))
+    demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "o", quiet=True)
+    assert "x.png: writing" in capsys.readouterr().err
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    demo.run_inputs(model, cfg, None, media.collect_inputs([_video(tmp_path / "c.mp4", n=2)]), tmp_path / "o",
+                    whole_image=True, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_warnings_land_on_their_own_line_under_a_bar(bars_on, capsys):
+    bar = progress_bar(total=2, desc="demo", file=sys.stderr)
+    bar.refresh()
+    demo._warn("badfolder/g.png: not an image")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "warning: badfolder/g.png: not an image" in re.split(r"[\r\n]", err)  # not appended to the bar's line
+
+
+def test_checkpoint_folder_says_a_file_is_expected(tmp_path):
+    with pytest.raises(CheckpointError, match=r"--checkpoint .*: is a folder; expected a checkpoint file"):
+        demo.load_demo_model(tmp_path)
+
+
+def test_a_run_where_every_input_fails_leaves_no_out_folder(tmp_path, loaded, capsys):
+    model, cfg = loaded
+    (tmp_path / "x.jpg").write_bytes(b"nope")
+    (tmp_path / "y.png").write_bytes(b"")
+    with pytest.raises(Pose3DError, match="none of the 2 inputs"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.jpg", tmp_path / "y.png"]),
+                        tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_header_of_a_trained_checkpoint_is_unchanged(loaded):
+    header = demo.output_header(loaded[1], None)
+    assert header["expectations"] == demo.EXPECTATIONS and "fixed when it was trained" in header["scale_convention"]
+
+
+@pytest.mark.skipif(not (FIXTURES / "hg3d_tiny_state_dict.pt").is_file(), reason=f"hg3d fixtures not at {FIXTURES}")
+def test_converted_checkpoint_gets_true_expectations_and_scale_source(tmp_path):
+    from pose3dlib.original import compat
+
+    converted = compat.convert_hg3d(FIXTURES / "hg3d_tiny_state_dict.pt", tmp_path / "hg3d.pt")
+    _, cfg = demo.load_demo_model(converted)
+    header = demo.output_header(cfg, converted)
+    assert "original authors' weights" not in header["expectations"] and "convert-hg3d" in header["expectations"]
+    assert "fixed when it was trained" not in header["scale_convention"]
+    assert f"{cfg.eval.paper_bone_sum_mm:.2f} mm" in header["scale_convention"]
+    assert "paper_bone_sum_mm" in header["scale_convention"]
+
+
+def test_checkpoint_folder_names_the_checkpoint_inside(tmp_path, checkpoint):
+    (tmp_path / "run" / "stage3").mkdir(parents=True)
+    (tmp_path / "run" / "stage3" / "last.pt").write_bytes(checkpoint.read_bytes())
+    with pytest.raises(CheckpointError, match=re.escape(f"here: {tmp_path / 'run' / 'stage3' / 'last.pt'}")):
+        demo.load_demo_model(tmp_path / "run")

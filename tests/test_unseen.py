@@ -1,0 +1,147 @@
+"""`unseen-check`: a run scored on newly generated synthetic people and compared with its metrics.csv."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from pose3dlib.engine.errors import Pose3DError
+from pose3dlib.evaluation.unseen import compare_metrics, relative_difference, unseen_rows, unseen_table, verdict
+
+
+def _row(stage, split, protocol, value, action="all"):
+    return {"stage": stage, "split": split, "protocol": protocol, "action": action, "value": value}
+
+
+REFERENCE = [
+    _row("mean_pose", "lab_test", "p1_mpjpe", 200.0),
+    _row("stage2", "lab_test", "p1_mpjpe", 120.0),
+    _row("stage3", "lab_test", "p1_mpjpe", 90.0, action="Directions"),  # per-action rows are not compared
+    _row("stage3", "lab_test", "p1_mpjpe", 100.0),
+    _row("stage3", "wild_test", "p1_mpjpe", 200.0),
+    _row("stage3", "mpii_val", "pckh@0.5", 0.8),
+]
+
+
+def test_relative_difference_is_signed_and_nan_without_a_reference():
+    assert relative_difference(100.0, 110.0) == pytest.approx(0.10)
+    assert relative_difference(-50.0, -55.0) == pytest.approx(-0.10)
+    assert math.isnan(relative_difference(0.0, 1.0))
+    assert math.isnan(relative_difference(1.0, math.nan))
+
+
+def test_numbers_beyond_the_tolerance_are_flagged_and_the_baseline_is_not_checked():
+    candidate = [
+        _row("mean_pose", "lab_test", "p1_mpjpe", 260.0),  # +30 %: the new people's baseline, shown only
+        _row("stage3", "lab_test", "p1_mpjpe", 110.0),  # +10 % exactly: within
+        _row("stage3", "lab_test", "p1_mpjpe", 500.0, action="Directions"),
+        _row("stage3", "wild_test", "p1_mpjpe", 178.0),  # -11 %
+        _row("stage3", "mpii_val", "pckh@0.5", 0.7),  # -12.5 %
+    ]
+    got = {(c["stage"], c["split"]): c for c in compare_metrics(REFERENCE, candidate, tolerance=0.10)}
+    assert set(got) == {("mean_pose", "lab_test"), ("stage3", "lab_test"), ("stage3", "wild_test"),
+                        ("stage3", "mpii_val")}  # stage2 was not scored on the new set: skipped
+    assert got[("mean_pose", "lab_test")]["within"] is None
+    assert got[("stage3", "lab_test")]["within"] is True
+    assert got[("stage3", "lab_test")]["value"] == 110.0  # the averaged row, not the per-action one
+    assert got[("stage3", "wild_test")]["within"] is False
+    assert got[("stage3", "wild_test")]["relative"] == pytest.approx(-0.11)
+    assert got[("stage3", "mpii_val")]["within"] is False
+    assert [c["within"] for c in compare_metrics(REFERENCE, candidate, tolerance=0.13)][1:] == [True, True, True]
+
+
+def test_a_number_missing_from_a_compared_stage_or_no_common_stage_is_an_error():
+    with pytest.raises(Pose3DError, match="stage3/wild_test/p1_mpjpe"):
+        compare_metrics(REFERENCE, [_row("stage3", "lab_test", "p1_mpjpe", 100.0),
+                                    _row("stage3", "mpii_val", "pckh@0.5", 0.8)])
+    with pytest.raises(Pose3DError, match="no model stage"):
+        compare_metrics(REFERENCE, [_row("stage1", "lab_test", "p1_mpjpe", 100.0)])
+    with pytest.raises(Pose3DError, match="tolerance"):
+        compare_metrics(REFERENCE, REFERENCE, tolerance=-0.1)
+
+
+def test_table_bolds_only_the_misses_and_the_verdict_counts_them():
+    good = [_row(*k, v) for k, v in (
+        (("mean_pose", "lab_test", "p1_mpjpe"), 210.0), (("stage3", "lab_test", "p1_mpjpe"), 104.0),
+        (("stage3", "wild_test", "p1_mpjpe"), 205.0), (("stage3", "mpii_val", "pckh@0.5"), 0.78))]
+    bad = [dict(r) for r in good]
+    bad[1]["value"] = 115.0  # lab +15 %
+    rows = unseen_rows(REFERENCE, {7: good, 13: bad}, tolerance=0.10)
+    table = unseen_table(rows, 0.10)
+    assert "| Stage 3, lab_test, Protocol #1 MPJPE (mm) | 100.0 | 104.0 (+4.0 %) | 115.0 (**+15.0 %**) |" in table
+    assert "| Stage 3, mpii_val, PCKh@0.5 (MPII val) | 80.0 % | 78.0 % (-2.5 %) | 78.0 % (-2.5 %) |" in table
+    assert table.count("**") == 2
+    # Protocol #1 as a fraction of each set's own mean pose: 100/200 for the reference, 104/210, 115/210
+    assert "| Stage 3, lab_test, Protocol #1 MPJPE (mm) / mean pose | 0.500 | 0.495 | 0.548 |" in table
+    text = verdict(rows, 0.10)
+    assert text.startswith("2 of 3 numbers within ±10 % of the reference on every set (seeds 7, 13)")
+    assert "1 differ by more on 1 of 2 set(s): Stage 3, lab_test, Protocol #1 MPJPE (mm): seed 13 +15.0 %" in text
+    assert verdict(unseen_rows(REFERENCE, {7: good}, 0.10), 0.10).endswith("(seeds 7).")
+
+
+# ----------------------------------------------------------------------------- the command on a smoke run
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_data):
+    """A run folder with a random smoke network as Stage 1 and its metrics.csv on the smoke data (seed 0)."""
+    import torch
+
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path, eval_csv_path
+    from pose3dlib.evaluation.evaluate import evaluate_run, write_metrics_csv
+    from pose3dlib.model import build_model
+
+    run = tmp_path_factory.mktemp("unseen_run")
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    torch.manual_seed(0)
+    save_checkpoint(checkpoint_path(run, 1), make_checkpoint(
+        model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1, bone_sum_mm=4000.0))
+    write_metrics_csv(evaluate_run(cfg, run, stages=[1], limit=8, progress=False), eval_csv_path(run))
+    return run
+
+
+def _cli(run, tmp_path, *extra):
+    from pose3dlib.tools.cli import main
+
+    return main(["unseen-check", "--config", "configs/smoke.yaml", "--run-dir", str(run), "--stages", "1",
+                 "--limit", "8", "--data-root", str(tmp_path / "sets"), "--out", str(tmp_path / "out"), *extra])
+
+
+def test_unseen_check_scores_new_people_as_evaluate_does(smoke_run, tmp_path, capsys):
+    from pose3dlib.config import load_config
+    from pose3dlib.evaluation.evaluate import evaluate_run, read_metrics_csv
+    from pose3dlib.evaluation.unseen import set_overrides
+
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
+    out = capsys.readouterr().out
+    assert "numbers within ±10 % of the reference on every set (seeds 5)" in out
+    scored = read_metrics_csv(tmp_path / "out" / "seed=5" / "metrics.csv")
+    reference = read_metrics_csv(smoke_run / "metrics.csv")
+
+    def baseline(rows):
+        return next(r["value"] for r in rows if r["stage"] == "mean_pose" and r["split"] == "lab_test"
+                    and r["protocol"] == "p1_mpjpe" and r["action"] == "all")
+
+    assert baseline(scored) != baseline(reference)  # other people: the new set, not the run's own data
+    # exactly what `evaluate` writes for the run on that set
+    cfg = load_config("configs/smoke.yaml", set_overrides(tmp_path / "sets" / "seed=5"))
+    direct = evaluate_run(cfg, smoke_run, stages=[1], limit=8, progress=False)
+    assert [round(r["value"], 4) for r in scored] == [round(r["value"], 4) for r in direct]
+    with open(tmp_path / "out" / "unseen.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    averaged = [r for r in reference if r["action"] == "all"]
+    assert len(rows) == len(averaged) and {r["seed"] for r in rows} == {"5"}
+    assert {r["within"] for r in rows if r["stage"] == "mean_pose"} == {""}
+    assert (tmp_path / "out" / "unseen.md").read_text().count("| Stage 1, ") >= len(averaged) // 2
+    # --strict: exit status 1 when a number differs at all (tolerance 0), the data is reused
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--tolerance", "0", "--strict") == 1
+
+
+def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_data(smoke_run, tmp_path, capsys):
+    assert _cli(smoke_run, tmp_path, "--seeds", "3,0") == 2
+    assert "0 is the config's own seed" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "1,3") == 2
+    assert "stage3/last.pt not found" in capsys.readouterr().err
+    assert not (tmp_path / "sets").exists()
