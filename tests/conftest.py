@@ -36,6 +36,19 @@ def run_train_cli(run_dir: Path, stage: int, overrides: list[str], *extra: str, 
     return subprocess.run(cmd, check=False, capture_output=True, text=True, env=full_env, timeout=300)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _in_the_project_folder():
+    """Run every test from the project folder, wherever pytest was started: the tests pass the
+    project's relative paths (configs/smoke.yaml) to commands, which read typed paths from the
+    current folder."""
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    before = os.getcwd()
+    os.chdir(PROJECT_ROOT)
+    yield
+    os.chdir(before)
+
+
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory) -> list[str]:
     """Smoke-size synthetic data, written once per session; the --set overrides pointing at it."""

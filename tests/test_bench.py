@@ -307,3 +307,22 @@ def test_host_speed_line_measures_a_positive_speed(monkeypatch):
     line = host_speed_line(replace(measure.QUICK_PLAN, matmul_size=64, threads=1))
     gflops = float(line.split()[2])
     assert gflops > 0 and line.startswith("host speed: ") and "64 x 64" in line
+
+
+def test_a_quick_run_never_replaces_the_committed_record(monkeypatch, tmp_path, capsys):
+    """`BENCH_QUICK=1 make bench` passes the record's paths; the quick plan writes elsewhere and leaves the doc."""
+    from pose3dlib.tools.bench import command
+
+    written, updated = [], []
+    monkeypatch.setattr(command, "run_benchmarks", lambda plan, work_dir, **k: {"matmul_peak_gflops": 1.0})
+    monkeypatch.setattr(command, "write_json", lambda metrics, path: written.append(path) or path)
+    monkeypatch.setattr(command, "update_document", lambda path, block: updated.append(path) or path)
+    monkeypatch.setattr(command, "render_block", lambda *a, **k: "block")
+    assert command.main(["--quick", "--out", command.RECORD_JSON, "--doc", command.RECORD_DOC]) == 0
+    assert written == [command.resolve(command.QUICK_JSON)] and updated == []
+    assert "not the committed runs/bench/bench.json" in capsys.readouterr().out
+    # elsewhere, a quick run writes where it is told; `--doc ''` still means no document
+    assert command.main(["--quick", "--out", str(tmp_path / "b.json"), "--doc", str(tmp_path / "d.md")]) == 0
+    assert written[-1] == tmp_path / "b.json" and updated == [tmp_path / "d.md"]
+    assert command.main(["--out", str(tmp_path / "c.json"), "--doc", ""]) == 0
+    assert written[-1] == tmp_path / "c.json" and len(updated) == 1

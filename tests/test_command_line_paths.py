@@ -20,7 +20,7 @@ def test_typed_paths_become_absolute_from_the_current_folder_and_defaults_stay_a
     assert args.metrics == str(tmp_path / "mine" / "metrics.csv")
     assert args.readme == "README.md"  # the default: resolved against the project root later
     args = _parse(["demo", "a.jpg", "shots", "--out", "out", "--checkpoint", "~/m.pt"])
-    assert args.inputs == [str(tmp_path / "a.jpg"), str(tmp_path / "shots")]
+    assert args.inputs == ["a.jpg", "shots"]  # read from the current folder as typed; the JSON shows them so
     assert args.out == str(tmp_path / "out") and args.checkpoint == str(Path.home() / "m.pt")
     args = _parse(["convert-hg3d", "orig.pth", "sub/conv.pt"])  # type=Path arguments stay Paths
     assert args.input == tmp_path / "orig.pth" and args.output == tmp_path / "sub" / "conv.pt"
@@ -30,11 +30,32 @@ def test_typed_paths_become_absolute_from_the_current_folder_and_defaults_stay_a
     assert args.config == "/abs/c.yaml" and args.run_dir == str(tmp_path.parent / "r")
 
 
-def test_every_command_parses_from_another_folder():
-    # the action is attached to arguments of every kind (positional, optional, nargs): building
-    # each command's parser must not fail, whatever its arguments
+def test_every_command_builds_its_parser_with_the_action():
+    # the action sits on arguments of every kind (positional, optional, nargs): each parser builds
     for name in COMMANDS:
         build_parser(name)
+
+
+def test_an_empty_path_is_an_error_except_where_it_means_none(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):  # `--out "$OUT"` with OUT unset must not mean the current folder
+        _parse(["demo", "a.jpg", "--out", ""])
+    assert "--out: empty path" in capsys.readouterr().err
+    from pose3dlib.tools.bench import command
+
+    parser = __import__("argparse").ArgumentParser()
+    command.add_arguments(parser)
+    assert parser.parse_args(["--doc", ""]).doc == ""  # bench: '' writes no document
+
+
+def test_a_notebook_given_as_a_path_is_read_from_the_current_folder(tmp_path, monkeypatch, capsys):
+    from pose3dlib.tools.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run-notebook", "mine.ipynb", "out.ipynb"]) == 2
+    assert f"notebook not found: {tmp_path / 'mine.ipynb'}" in capsys.readouterr().err
 
 
 def test_a_command_run_elsewhere_writes_where_it_was_asked(tmp_path):

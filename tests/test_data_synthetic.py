@@ -111,9 +111,9 @@ def test_worker_count_does_not_change_output(tmp_path):
 
 
 def test_render_workers_are_not_forks_of_the_caller():
-    # A plain fork of a process that has run OpenCV's thread pool (an evaluation before the data,
-    # as unseen-check does) hung now and then in the child's first OpenCV call. The workers come
-    # from a fork server (or spawn), which starts from a fresh interpreter.
+    # A plain fork of a process that has run OpenCV's thread pool (an evaluation before more data
+    # is written) hung now and then in the child's first OpenCV call. The workers come from a
+    # fork server (or spawn), which starts from a fresh interpreter.
     assert synthetic._worker_context().get_start_method() in ("forkserver", "spawn")
 
 

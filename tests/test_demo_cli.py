@@ -94,7 +94,8 @@ def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monke
     cv2.imwrite(str(shots / "out" / "old" / "x.png"), np.zeros((8, 8, 3), np.uint8))
     assert [i.path for i in media.collect_inputs([shots], skip=shots / "out")] == [shots / "a.png"]
     assert len(media.collect_inputs([shots])) == 2  # without skip the old output is an input
-    assert len(media.collect_inputs([shots / "out"], skip=shots / "out")) == 1  # --out itself asked for: read
+    with pytest.raises(Pose3DError, match="is also an input folder"):  # its outputs would be inputs next time
+        media.collect_inputs([shots / "out"], skip=shots / "out")
     monkeypatch.setenv("POSE3D_PROGRESS", "off")
     for _ in range(2):  # the second run must not process the first run's shots/out/shots/a_2d.png ...
         assert _run([str(shots), "--checkpoint", str(checkpoint), "--whole-image", "--out", str(shots / "out")]) == 0
@@ -131,8 +132,10 @@ def test_warnings_land_on_their_own_line_under_a_bar(bars_on, capsys):
 
 
 def test_checkpoint_folder_says_a_file_is_expected(tmp_path):
-    with pytest.raises(CheckpointError, match=r"--checkpoint .*: is a folder; expected a checkpoint file"):
+    with pytest.raises(CheckpointError, match=r"checkpoint .*: is a folder; expected a checkpoint file"):
         demo.load_demo_model(tmp_path)
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {PROJECT_ROOT / 'configs'}: is a folder")):
+        demo.load_demo_model("configs")  # a library caller's relative path: the project's, as everywhere
 
 
 def test_a_run_where_every_input_fails_leaves_no_out_folder(tmp_path, loaded, capsys):

@@ -102,6 +102,15 @@ def smoke_run(tmp_path_factory, smoke_data):
     return run
 
 
+def test_set_overrides_keep_a_path_yaml_would_cut():
+    from pose3dlib.config import load_config
+    from pose3dlib.evaluation.unseen import set_overrides
+
+    odd = "/tmp/my data #2/x: y"
+    cfg = load_config("configs/smoke.yaml", set_overrides(__import__("pathlib").Path(odd)))
+    assert cfg.data.h36m_dir == f"{odd}/h36m" and cfg.data.wild_test_dir == f"{odd}/wild_test"
+
+
 def _cli(run, tmp_path, *extra):
     from pose3dlib.tools.cli import main
 
@@ -142,6 +151,13 @@ def test_unseen_check_scores_new_people_as_evaluate_does(smoke_run, tmp_path, ca
 def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_data(smoke_run, tmp_path, capsys):
     assert _cli(smoke_run, tmp_path, "--seeds", "3,0") == 2
     assert "0 is the config's own seed" in capsys.readouterr().err
-    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "1,3") == 2
-    assert "stage3/last.pt not found" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "7,-1") == 2
+    assert "generator seeds are >= 0" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "2") == 2  # nothing to compare stage 2 with
+    assert "has no rows of stage2" in capsys.readouterr().err
+    bare = tmp_path / "bare_run"  # the run's metrics.csv without its checkpoints
+    bare.mkdir()
+    (bare / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())
+    assert _cli(bare, tmp_path, "--seeds", "5") == 2
+    assert "stage1/last.pt not found" in capsys.readouterr().err
     assert not (tmp_path / "sets").exists()

@@ -45,11 +45,24 @@ class CommandLinePath(argparse.Action):
 
     Only what the user types passes through it; a default is stored as written, and `resolve`
     later reads it relative to the project root. Keeps the type argparse produced (str or Path).
+    An empty string is an error, except for `OptionalCommandLinePath`, where it means "none".
     """
+
+    empty_means_none = False
 
     def __call__(self, parser, namespace, values, option_string=None):
         def absolute(v):
+            if os.fspath(v) == "":  # '' means "none" where the argument says so (`bench --doc ''`)
+                if self.empty_means_none:
+                    return v
+                parser.error(f"{option_string or self.metavar or self.dest}: empty path")
             a = os.path.abspath(os.path.expanduser(os.fspath(v)))
             return Path(a) if isinstance(v, Path) else a
 
         setattr(namespace, self.dest, [absolute(v) for v in values] if isinstance(values, list) else absolute(values))
+
+
+class OptionalCommandLinePath(CommandLinePath):
+    """`CommandLinePath` for which '' means "none" (e.g. `bench --doc ''`: write no document)."""
+
+    empty_means_none = True

@@ -329,7 +329,7 @@ def _remove_if_only_lock(created: list[Path], lock: Path | None) -> None:
     try:
         if [p.name for p in sdir.iterdir()] != [lock.name]:
             return
-        lock.unlink()
+        lock.unlink()  # a writer that opened the lock file just before this fails on the missing folder, harmlessly
         for folder in created:
             folder.rmdir()
     except OSError:

@@ -99,9 +99,10 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
 def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
-    if Path(ckpt).is_dir():
-        inside = next((c for c in (Path(ckpt) / "last.pt", Path(ckpt) / "stage3" / "last.pt") if c.is_file()), None)
-        raise CheckpointError(f"--checkpoint {ckpt}: is a folder; expected a checkpoint file "
+    if resolve(ckpt).is_dir():
+        folder = resolve(ckpt)
+        inside = next((c for c in (folder / "last.pt", folder / "stage3" / "last.pt") if c.is_file()), None)
+        raise CheckpointError(f"checkpoint {folder}: is a folder; expected a checkpoint file "
                               f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
     checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
@@ -372,7 +373,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(searched recursively) and videos (mp4/avi). Without --bbox the person is found by a search "
         "driven by the network's heatmap confidence. " + EXPECTATIONS
     )
-    parser.add_argument("inputs", action=CommandLinePath, nargs="+", metavar="INPUT", help="image files, folders and video files")
+    # read from the current folder as typed (not made absolute): the JSON's `input` shows them as given
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders and video files")
     parser.add_argument("--checkpoint", action=CommandLinePath, default=None,
                         help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
     parser.add_argument("--bbox", default=None, metavar="x,y,w,h",

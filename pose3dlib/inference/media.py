@@ -58,14 +58,18 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> l
     """Files as given; folders searched recursively for images and videos (sorted).
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
-    inside the searched folder, so a second run does not read the first run's outputs.
-    Raises Pose3DError naming a folder that holds neither, FileNotFoundError for a missing path.
+    inside the searched folder, so a second run does not read the first run's outputs; `skip`
+    equal to an input folder is a Pose3DError. Raises Pose3DError naming a folder that holds
+    neither, FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
     for p in map(Path, paths):
         if p.is_dir():
-            below = skip is not None and skip != p.resolve() and skip.is_relative_to(p.resolve())
+            if skip is not None and skip == p.resolve():
+                raise Pose3DError(f"--out {p}: is also an input folder; its outputs would be read as inputs "
+                                  "by the next run: choose another --out (e.g. a folder inside it)")
+            below = skip is not None and skip.is_relative_to(p.resolve())
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
                            and not (below and f.parent.resolve().is_relative_to(skip)))
             if not found:

@@ -205,7 +205,7 @@ def parse_params(items: list[list[str]], types: dict[str, str] | None = None) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("notebook", help="notebook name (e.g. 02_train_2d) or path")
+    parser.add_argument("notebook", help="notebook name (e.g. 02_train_2d, from notebooks/) or path to an .ipynb")
     parser.add_argument("output", action=CommandLinePath, help="executed notebook to write")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="notebook parameter (value parsed as YAML); repeatable")
@@ -213,6 +213,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.notebook.endswith(".ipynb"):  # a path, typed on the command line: from the current folder
+        args.notebook = os.path.abspath(os.path.expanduser(args.notebook))
     types = parameter_types(declared_parameters(notebook_path(args.notebook)))
     out = execute(args.notebook, args.output, parse_params(args.parameter, types), kernel=args.kernel)
     print(f"wrote {out}")

@@ -22,7 +22,7 @@ import torch._dynamo.exc
 
 from ...config import load_config
 from ...engine.errors import ConfigError
-from ...engine.paths import CommandLinePath, resolve
+from ...engine.paths import CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...engine.train import SpeedSwitches
 from . import measure
@@ -33,6 +33,8 @@ from .threads import OMP_WAIT_ENV, PASSIVE, wait_policy
 from .timing import CPU
 
 QUICK_ENV = "BENCH_QUICK"  # BENCH_QUICK=1 selects QUICK_PLAN
+RECORD_JSON, RECORD_DOC = "runs/bench/bench.json", "docs/benchmarks.md"  # the committed record
+QUICK_JSON = "runs/bench/quick/bench.json"  # where a quick run writes instead (git-ignored)
 PAPER_SCHEDULE_SAMPLES = 3.1e6  # three stages of the paper schedule (about 3.1 million samples)
 
 
@@ -210,9 +212,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats and smaller sizes (development; also ${QUICK_ENV}=1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2)")
-    parser.add_argument("--out", action=CommandLinePath, default="runs/bench/bench.json", help="metrics JSON (default: runs/bench/bench.json)")
-    parser.add_argument("--doc", action=CommandLinePath, default="docs/benchmarks.md",
-                        help="markdown whose generated block is rewritten (default: docs/benchmarks.md); '' to skip")
+    parser.add_argument("--out", action=CommandLinePath, default=RECORD_JSON,
+                        help=f"metrics JSON (default: {RECORD_JSON}; a quick run writes {QUICK_JSON} instead)")
+    parser.add_argument("--doc", action=OptionalCommandLinePath, default=RECORD_DOC,
+                        help=f"markdown whose generated block is rewritten (default: {RECORD_DOC}, never by a quick run); "
+                             "'' to skip")
     parser.add_argument("--no-switches", action="store_true", help="skip the channels_last/bf16/compile/thread runs")
     parser.add_argument("--host-speed", action="store_true",
                         help="only print this host's matmul_peak_gflops (seconds; writes nothing): "
@@ -233,14 +237,20 @@ def run(args: argparse.Namespace) -> int:
     if args.host_speed:
         print(host_speed_line(plan))
         return 0
-    out = resolve(args.out)
+    out, doc = resolve(args.out), args.doc
+    if quick and os.path.realpath(out) == os.path.realpath(resolve(RECORD_JSON)):  # never replaces the record
+        out = resolve(QUICK_JSON)
+        print(f"bench: quick plan: writing {out}, not the committed {RECORD_JSON}")
+    if quick and doc and os.path.realpath(resolve(doc)) == os.path.realpath(resolve(RECORD_DOC)):
+        doc = ""
+        print(f"bench: quick plan: {RECORD_DOC} left as it is")
     metrics = run_benchmarks(plan, out.parent)
     write_json(metrics, out)
     print(f"bench: wrote {out}")
-    if args.doc:
+    if doc:
         command = "make bench" + (" (BENCH_QUICK=1: quick plan, not for the record)" if quick else "")
-        update_document(resolve(args.doc), render_block(metrics, machine_description(), command=command))
-        print(f"bench: updated {resolve(args.doc)}")
+        update_document(resolve(doc), render_block(metrics, machine_description(), command=command))
+        print(f"bench: updated {resolve(doc)}")
     return 0
 
 

@@ -37,7 +37,7 @@ import torch
 from ...config import Config, load_config
 from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import Pose3DError
-from ...engine.paths import PROJECT_ROOT, CommandLinePath, resolve
+from ...engine.paths import PROJECT_ROOT, CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.runlog import read_metrics
 from ...engine.train import KILL_AT_STEP_ENV, SpeedSwitches
 from . import measure
@@ -503,7 +503,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", action=CommandLinePath, default="runs/gpu-check", help="result folder (default: runs/gpu-check)")
     parser.add_argument("--work-dir", action=CommandLinePath, default=None,
                         help="data and checkpoints (default: <temp>/pose3d-gpu-check; reused between runs)")
-    parser.add_argument("--doc", action=CommandLinePath, default="", help="also splice the block into this markdown (not in a dry run)")
+    parser.add_argument("--doc", action=OptionalCommandLinePath, default="", help="also splice the block into this markdown (not in a dry run)")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to leave out, of: {', '.join(STEPS)}")
     parser.add_argument("--no-time-limits", action="store_true",
                         help="run every step to its end, however long (tests on a busy machine); default: the plan's budgets")
