@@ -131,7 +131,7 @@ UNSEEN_PROFILE ?= cpu
 # Generator seeds of the new sets, each other than the config's seed (the run's own data). Empty:
 # the command's default, the eleven seeds of the committed runs/unseen/cpu record (about 30 min).
 UNSEEN_SEEDS ?=
-unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (UNSEEN_SEEDS=7,13: other seeds) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
+unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (UNSEEN_SEEDS=39,40: add other seeds) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
 	$(PY) -m pose3dlib unseen-check --config configs/$(UNSEEN_PROFILE).yaml --run-dir runs/$(UNSEEN_PROFILE) \
 	  $(if $(UNSEEN_SEEDS),--seeds "$(UNSEEN_SEEDS)",) --out runs/unseen/$(UNSEEN_PROFILE)
 

@@ -161,3 +161,35 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     assert _cli(bare, tmp_path, "--seeds", "5") == 2
     assert "stage1/last.pt not found" in capsys.readouterr().err
     assert not (tmp_path / "sets").exists()
+
+
+def test_a_check_of_more_seeds_keeps_the_earlier_ones_of_the_same_reference(smoke_run, tmp_path, capsys):
+    from pose3dlib.evaluation.unseen import read_unseen_csv
+
+    table = tmp_path / "out" / "unseen.csv"
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
+    one = read_unseen_csv(table)
+    assert _cli(smoke_run, tmp_path, "--seeds", "6") == 0
+    both = table.read_bytes()
+    rows = read_unseen_csv(table)
+    assert [r["seed"] for r in rows] == [5] * len(one) + [6] * len(one)  # seed 5 kept, in seed order
+    assert [r for r in rows if r["seed"] == 5] == one
+    assert "| seed 5 | seed 6 |" in (tmp_path / "out" / "unseen.md").read_text()
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0  # seed 5 again: the same numbers, the same file
+    assert table.read_bytes() == both
+    # an earlier seed compared with other reference numbers (another run) is dropped, and said so
+    text = table.read_text().splitlines()
+    shifted = list(text)
+    for i, line in enumerate(shifted):
+        if line.startswith("6,"):
+            f = line.split(",")
+            f[4] = f"{float(f[4]) + 1:.4f}"
+            shifted[i] = ",".join(f)
+    table.write_text("\n".join(shifted) + "\n")
+    capsys.readouterr()
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
+    assert "dropped seed(s) 6" in capsys.readouterr().out
+    assert {r["seed"] for r in read_unseen_csv(table)} == {5}
+    assert _cli(smoke_run, tmp_path, "--seeds", "6") == 0 and {r["seed"] for r in read_unseen_csv(table)} == {5, 6}
+    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--replace") == 0  # --replace: these seeds alone
+    assert {r["seed"] for r in read_unseen_csv(table)} == {6}

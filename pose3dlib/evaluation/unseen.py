@@ -16,6 +16,9 @@ with the run's `metrics.csv`:
   tolerance in bold, then each set's own mean-pose baseline and Protocol #1 as a fraction of it
   (shown, not checked: the baseline is a property of the new people, not of the network).
 
+A check of some seeds keeps the other seeds already in `<out>/unseen.csv` when they were compared
+with the same reference numbers and the same stages (the file gains columns instead of losing
+them; `--replace` starts it over); rows of another reference are dropped, with a message.
 The seed must differ from the config's: that one is the data the run was trained and scored on.
 The evaluation is redone on every call (about a minute per seed for the cpu profile); the data
 is kept and reused (about 320 MB per cpu-profile seed; delete `<data-root>` to reclaim it).
@@ -175,6 +178,46 @@ def write_unseen_csv(rows: list[dict], path: str | Path) -> Path:
     return atomic_write(resolve(path), write)
 
 
+def read_unseen_csv(path: str | Path) -> list[dict]:
+    """Rows written by `write_unseen_csv`, typed back (seed int; numbers float; within True/False/None)."""
+    path = resolve(path)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != UNSEEN_COLUMNS:
+            raise Pose3DError(f"{path}: header {reader.fieldnames}; expected {','.join(UNSEEN_COLUMNS)}")
+        try:
+            return [{**r, "seed": int(r["seed"]), **{k: float(r[k]) for k in ("reference", "value", "relative")},
+                     "within": None if r["within"] == "" else r["within"] == "1"} for r in reader]
+        except ValueError as e:
+            raise Pose3DError(f"{path}: line {reader.line_num}: {e}") from None
+
+
+def merge_earlier_seeds(earlier: list[dict], result: list[dict], tolerance: float) -> tuple[list[dict], list[int]]:
+    """`result` plus the rows of `earlier` seeds it does not hold, sorted by seed; (rows, dropped seeds).
+
+    An earlier seed is kept when its rows cover the same numbers as `result` with the same
+    reference values (to the 4 decimals unseen.csv stores): the same run's metrics.csv, the same
+    stages. Its `within` is recomputed from its stored `relative` with `tolerance`.
+    """
+    new_seeds = {r["seed"] for r in result}
+    reference = {(r["stage"], r["split"], r["protocol"]): round(r["reference"], 4) for r in result}
+    by_seed: dict[int, list[dict]] = {}
+    for r in earlier:
+        if r["seed"] not in new_seeds:
+            by_seed.setdefault(r["seed"], []).append(r)
+    kept, dropped = list(result), []
+    for seed, rows in by_seed.items():
+        if {(r["stage"], r["split"], r["protocol"]): round(r["reference"], 4) for r in rows} != reference \
+                or len(rows) != len(reference):
+            dropped.append(seed)
+            continue
+        kept += [{**r, "within": None if r["within"] is None else (not math.isnan(r["relative"])
+                                                                   and abs(r["relative"]) <= tolerance)} for r in rows]
+    order = {k: i for i, k in enumerate(reference)}
+    kept.sort(key=lambda r: (r["seed"], order[(r["stage"], r["split"], r["protocol"])]))
+    return kept, sorted(dropped)
+
+
 def set_overrides(set_dir: Path) -> list[str]:
     """The `--set` overrides that point `evaluate`'s data folders into a generated set."""
     return [f"data.{key}={json.dumps(str(set_dir / sub))}" for key, sub in DATA_KEYS.items()]  # quoted: a '#' or ': ' in the path stays in it
@@ -182,8 +225,12 @@ def set_overrides(set_dir: Path) -> list[str]:
 
 def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: list[int] | None = None,
                  tolerance: float = 0.10, data_root: str | Path | None = None, out: str | Path | None = None,
-                 overrides: list[str] | tuple[str, ...] = (), limit: int = 0) -> tuple[list[dict], Path]:
-    """Generate, score and compare every seed (see the module docstring); returns (rows, out folder)."""
+                 overrides: list[str] | tuple[str, ...] = (), limit: int = 0,
+                 replace: bool = False) -> tuple[list[dict], Path]:
+    """Generate, score and compare every seed (see the module docstring); returns (rows, out folder).
+
+    The rows are these seeds' and, unless `replace`, the earlier seeds kept from `<out>/unseen.csv`
+    (`merge_earlier_seeds`)."""
     from ..config import load_config
     from ..synthetic.generator import generate
 
@@ -223,6 +270,11 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         write_metrics_csv(rows, out / f"seed={seed}" / runs.EVAL_CSV_NAME)
         per_seed[seed] = rows
     result = unseen_rows(reference, per_seed, tolerance)
+    if not replace and (out / "unseen.csv").is_file():
+        result, dropped = merge_earlier_seeds(read_unseen_csv(out / "unseen.csv"), result, tolerance)
+        if dropped:
+            print(f"dropped seed(s) {', '.join(map(str, dropped))} from {project_relative(out / 'unseen.csv')}: compared "
+                  "with other reference numbers or stages than this check", flush=True)
     write_unseen_csv(result, out / "unseen.csv")
     atomic_write_text(out / "unseen.md", (
         f"# `{project_relative(run_dir)}` on people it never saw\n\n"
@@ -247,6 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", action=CommandLinePath, default=None, help="results folder (default runs/unseen/<profile>)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
+    parser.add_argument("--replace", action="store_true",
+                        help="write unseen.csv/.md from these seeds alone (default: keep the other seeds already "
+                             "there that were compared with the same reference numbers)")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 1 when a number differs by more than the tolerance")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -259,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
     rows, out = check_unseen(args.config, args.run_dir, parse_seeds(args.seeds), stages=parse_stages(args.stages),
                              tolerance=args.tolerance, data_root=args.data_root, out=args.out,
-                             overrides=args.overrides, limit=args.limit)
+                             overrides=args.overrides, limit=args.limit, replace=args.replace)
     print(unseen_table(rows, args.tolerance))
     print()
     print(verdict(rows, args.tolerance))
