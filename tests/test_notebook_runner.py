@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,9 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     nb["cells"][0]["metadata"]["tags"] = ["parameters"]
     nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "outputs": [],
                         "source": "print('x is', x)"})
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "c3", "metadata": {}, "outputs": [],
+                        "source": "import json, ipykernel.connect\n"
+                                  "print('transport', json.loads(ipykernel.connect.get_connection_info())['transport'])"})
     src = tmp_path / "nb" / "tiny.ipynb"
     src.parent.mkdir()
     src.write_text(json.dumps(nb))
@@ -79,7 +83,10 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     done = json.loads(out.read_text())
     meta = done["metadata"]["papermill"]
     assert (meta["input_path"], meta["output_path"]) == ("nb/tiny.ipynb", "runs/tiny.ipynb")
-    assert "x is 2" in "".join(done["cells"][-1]["outputs"][0]["text"])
+    assert "x is 2" in "".join(done["cells"][-2]["outputs"][0]["text"])
+    # local sockets, not localhost TCP (POSIX): ipykernel warns about unencrypted TCP for every notebook
+    expected = "ipc" if os.name == "posix" else "tcp"
+    assert f"transport {expected}" in "".join(done["cells"][-1]["outputs"][0]["text"])
     assert not list((tmp_path / "runs").glob(".*tmp*"))  # the temporary file was renamed
 
 
@@ -196,3 +203,12 @@ def test_the_makefiles_invocations_pass_the_type_check(capsys):
             assert params["overrides"] == yaml.safe_load(overrides) and params["config_file"] == "configs/cpu.yaml"
             if nb == "01_data_prep":
                 assert params["use_real_data"] is (real_data == "True")
+
+
+def test_the_kernel_sockets_go_into_the_given_folder_unless_its_path_is_too_long(tmp_path):
+    cfg = notebook_runner.kernel_config(tmp_path)
+    if os.name == "posix":
+        assert cfg.KernelManager.transport == "ipc"
+        assert cfg.KernelManager.connection_file == str(tmp_path / "kernel.json")
+    long = tmp_path / ("x" * notebook_runner.MAX_SOCKET_PATH)
+    assert "KernelManager" not in notebook_runner.kernel_config(long)  # Jupyter's default, TCP on localhost

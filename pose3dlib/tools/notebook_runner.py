@@ -14,6 +14,7 @@ import argparse
 import ast
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -26,6 +27,25 @@ KERNEL = "pose3d"
 
 # Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.
 KERNEL_START_TIMEOUT_S = 600
+MAX_SOCKET_PATH = 100  # bytes of an IPC socket's path (the system limit: 104 on macOS, 108 on Linux)
+
+
+def kernel_config(socket_dir: str | Path):
+    """traitlets Config for the executing kernel's connection: on POSIX, local (IPC) sockets in
+    `socket_dir`, a short private folder (an IPC socket path may not exceed about 104 bytes).
+
+    Unlike a kernel on localhost TCP ports, IPC sockets are reachable only through the file
+    system (the folder is the user's own), and ipykernel prints no "running over TCP without
+    encryption" warning for every notebook. Where IPC is not possible (Windows, where ZeroMQ has
+    none, or a temporary folder whose path is too long for a socket) the kernel uses Jupyter's
+    default, TCP on localhost: the notebook runs the same either way.
+    """
+    from traitlets.config import Config
+
+    if os.name != "posix" or len(os.path.join(os.fspath(socket_dir), "kernel-ipc-9999")) > MAX_SOCKET_PATH:
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "connection_file": os.path.join(socket_dir, "kernel.json")}})
+
 
 def notebook_path(name: str) -> Path:
     """notebooks/<name>.ipynb for a bare name, or the path itself."""
@@ -155,8 +175,10 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:
-        pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
-                            progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S)
+        with tempfile.TemporaryDirectory(prefix="pose3d-kernel-") as sockets:  # removed with the kernel's sockets
+            pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
+                                progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S,
+                                config=kernel_config(sockets))
         relative_papermill_paths(tmp, src, out)
         tmp.replace(out)
     except NoSuchKernel:
