@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,8 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
                         "source": "print('x is', x)"})
     nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "c3", "metadata": {}, "outputs": [],
                         "source": "import json, ipykernel.connect\n"
-                                  "print('transport', json.loads(ipykernel.connect.get_connection_info())['transport'])"})
+                                  "print('transport', json.loads(ipykernel.connect.get_connection_info())['transport'])\n"
+                                  "print('file', ipykernel.connect.get_connection_file())"})
     src = tmp_path / "nb" / "tiny.ipynb"
     src.parent.mkdir()
     src.write_text(json.dumps(nb))
@@ -86,7 +88,12 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     assert "x is 2" in "".join(done["cells"][-2]["outputs"][0]["text"])
     # local sockets, not localhost TCP (POSIX): ipykernel warns about unencrypted TCP for every notebook
     expected = "ipc" if os.name == "posix" else "tcp"
-    assert f"transport {expected}" in "".join(done["cells"][-1]["outputs"][0]["text"])
+    printed = "".join(done["cells"][-1]["outputs"][0]["text"])
+    assert f"transport {expected}" in printed
+    if os.name == "posix":  # the connection file (and the sockets beside it) in a private temporary folder, removed
+        folder = Path(printed.split("file ", 1)[1].strip()).parent
+        assert folder.name.startswith(notebook_runner.KERNEL_DIR_PREFIX) and folder.parent.resolve() == Path(tempfile.gettempdir()).resolve()
+        assert not folder.exists()
     assert not list((tmp_path / "runs").glob(".*tmp*"))  # the temporary file was renamed
 
 
@@ -205,10 +212,11 @@ def test_the_makefiles_invocations_pass_the_type_check(capsys):
                 assert params["use_real_data"] is (real_data == "True")
 
 
-def test_the_kernel_sockets_go_into_the_given_folder_unless_its_path_is_too_long(tmp_path):
-    cfg = notebook_runner.kernel_config(tmp_path)
+def test_the_kernel_sockets_go_into_the_given_folder_unless_its_path_is_too_long():
+    short = "/tmp/pose3d-kernel-abcd1234"  # a typical temporary folder (pytest's tmp_path can be too long on macOS)
+    cfg = notebook_runner.kernel_config(short)
     if os.name == "posix":
         assert cfg.KernelManager.transport == "ipc"
-        assert cfg.KernelManager.connection_file == str(tmp_path / "kernel.json")
-    long = tmp_path / ("x" * notebook_runner.MAX_SOCKET_PATH)
+        assert cfg.KernelManager.connection_file == os.path.join(short, "kernel.json")
+    long = os.path.join(short, "x" * notebook_runner.MAX_SOCKET_PATH)
     assert "KernelManager" not in notebook_runner.kernel_config(long)  # Jupyter's default, TCP on localhost

@@ -163,33 +163,57 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     assert not (tmp_path / "sets").exists()
 
 
-def test_a_check_of_more_seeds_keeps_the_earlier_ones_of_the_same_reference(smoke_run, tmp_path, capsys):
+def test_a_check_of_more_seeds_keeps_the_earlier_ones_and_refuses_to_drop_any(smoke_run, tmp_path, capsys):
+    import json
+
     from pose3dlib.evaluation.unseen import read_unseen_csv
 
-    table = tmp_path / "out" / "unseen.csv"
-    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
-    one = read_unseen_csv(table)
+    table, meta = tmp_path / "out" / "unseen.csv", tmp_path / "out" / "unseen.json"
     assert _cli(smoke_run, tmp_path, "--seeds", "6") == 0
+    one = read_unseen_csv(table)
+    assert json.loads(meta.read_text()) == {"config": "configs/smoke.yaml", "overrides": [], "stages": [1],
+                                            "limit": 8, "tolerance": 0.1}
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
     both = table.read_bytes()
     rows = read_unseen_csv(table)
-    assert [r["seed"] for r in rows] == [5] * len(one) + [6] * len(one)  # seed 5 kept, in seed order
-    assert [r for r in rows if r["seed"] == 5] == one
+    assert [r["seed"] for r in rows] == [5] * len(one) + [6] * len(one)  # seed 6 kept; sorted by seed
+    assert [r for r in rows if r["seed"] == 6] == one
     assert "| seed 5 | seed 6 |" in (tmp_path / "out" / "unseen.md").read_text()
-    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0  # seed 5 again: the same numbers, the same file
+    assert "kept seed(s) 6" in capsys.readouterr().out
+    assert _cli(smoke_run, tmp_path, "--seeds", "6") == 0  # seed 6 again: the same numbers, the same file
     assert table.read_bytes() == both
-    # an earlier seed compared with other reference numbers (another run) is dropped, and said so
-    text = table.read_text().splitlines()
-    shifted = list(text)
-    for i, line in enumerate(shifted):
-        if line.startswith("6,"):
-            f = line.split(",")
-            f[4] = f"{float(f[4]) + 1:.4f}"
-            shifted[i] = ",".join(f)
-    table.write_text("\n".join(shifted) + "\n")
-    capsys.readouterr()
-    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
-    assert "dropped seed(s) 6" in capsys.readouterr().out
+    # a check that would drop a seed is refused before any data is written, naming the difference
+    assert _cli(smoke_run, tmp_path, "--seeds", "7", "--limit", "4") == 2
+    err = capsys.readouterr().err
+    assert "holds seeds 5, 6, which this check would drop" in err and "limit 8 -> 4" in err and "--replace" in err
+    assert _cli(smoke_run, tmp_path, "--seeds", "7", "--set", "eval.recrop_margin=0") == 2
+    assert "overrides [] -> ['eval.recrop_margin=0']" in capsys.readouterr().err
+    assert not (tmp_path / "sets" / "seed=7").exists() and table.read_bytes() == both
+    lines = table.read_text().splitlines()  # seed 6 compared with other reference numbers (another run)
+    lines = [",".join(f[:4] + [f"{float(f[4]) + 1:.4f}"] + f[5:]) if (f := line.split(","))[0] == "6" else line
+             for line in lines]
+    table.write_text("\n".join(lines) + "\n")
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 2
+    assert "seeds 6 were compared with other reference numbers" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--replace") == 0  # --replace: these seeds alone
     assert {r["seed"] for r in read_unseen_csv(table)} == {5}
-    assert _cli(smoke_run, tmp_path, "--seeds", "6") == 0 and {r["seed"] for r in read_unseen_csv(table)} == {5, 6}
-    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--replace") == 0  # --replace: these seeds alone
-    assert {r["seed"] for r in read_unseen_csv(table)} == {6}
+    # a damaged record is named before any work, with the way out
+    table.write_text(table.read_text().splitlines()[0] + "\n9,stage1,lab_test\n")
+    assert _cli(smoke_run, tmp_path, "--seeds", "6") == 2
+    assert "unseen.csv: line 2: not a row of seed,stage" in capsys.readouterr().err
+
+
+def test_strict_judges_this_checks_seeds_only(smoke_run, tmp_path):
+    from pose3dlib.evaluation.unseen import read_unseen_csv
+
+    assert _cli(smoke_run, tmp_path, "--seeds", "5") == 0
+    table = tmp_path / "out" / "unseen.csv"  # seed 5 made to miss by far: relative difference 99
+    lines = [",".join(f[:6] + ["99.0", f[7] and "0"]) if (f := line.split(","))[0] == "5" else line
+             for line in table.read_text().splitlines()]
+    table.write_text("\n".join(lines) + "\n")
+    # kept seed 5 misses even at tolerance 10 (its `within` recomputed), seed 6 is within it
+    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--tolerance", "10", "--strict") == 0
+    rows = read_unseen_csv(table)
+    assert {r["within"] for r in rows if r["seed"] == 5 and r["stage"] != "mean_pose"} == {False}
+    assert {r["within"] for r in rows if r["seed"] == 6 and r["stage"] != "mean_pose"} == {True}
+    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--tolerance", "0", "--strict") == 1

@@ -14,11 +14,14 @@ with the run's `metrics.csv`:
   relative,within`); `relative` is (value - reference) / reference;
 - `<out>/unseen.md`: the run's numbers against each seed's, relative differences beyond the
   tolerance in bold, then each set's own mean-pose baseline and Protocol #1 as a fraction of it
-  (shown, not checked: the baseline is a property of the new people, not of the network).
+  (shown, not checked: the baseline is a property of the new people, not of the network);
+- `<out>/unseen.json`: how the seeds were scored (config, overrides, stages, limit, tolerance).
 
-A check of some seeds keeps the other seeds already in `<out>/unseen.csv` when they were compared
-with the same reference numbers and the same stages (the file gains columns instead of losing
-them; `--replace` starts it over); rows of another reference are dropped, with a message.
+A check of some seeds keeps the other seeds already in `<out>/unseen.csv` (the record gains
+columns instead of losing them): those scored with the same settings and compared with the same
+reference numbers. A check that would drop a seed (other settings, another run's metrics.csv) is
+refused before any data is written; `--replace` starts the record over.
+
 The seed must differ from the config's: that one is the data the run was trained and scored on.
 The evaluation is redone on every call (about a minute per seed for the cpu profile); the data
 is kept and reused (about 320 MB per cpu-profile seed; delete `<data-root>` to reclaim it).
@@ -40,6 +43,7 @@ from .evaluate import evaluate_run, is_fraction, parse_stages, protocol_label, r
 
 BASELINE = "mean_pose"  # metrics.csv's stage label of the mean-pose rows
 UNSEEN_COLUMNS = ("seed", "stage", "split", "protocol", "reference", "value", "relative", "within")
+UNSEEN_CSV, UNSEEN_JSON = "unseen.csv", "unseen.json"  # the comparison; how its seeds were scored
 # the generator seeds of the committed runs/unseen/cpu record, and the default
 RECORD_SEEDS = (7, 13, 21, 31, 32, 33, 34, 35, 36, 37, 38)
 RATIO_PROTOCOL = "p1_mpjpe"  # shown as a fraction of each set's own mean pose
@@ -165,13 +169,18 @@ def unseen_rows(reference: list[dict], per_seed: dict[int, list[dict]], toleranc
     return [{"seed": s, **c} for s, rows in per_seed.items() for c in compare_metrics(reference, rows, tolerance)]
 
 
+def _stored(value: float) -> str:
+    """A number as unseen.csv stores it (4 decimals; 'nan'): the form in which two checks' references are compared."""
+    return f"{value:.4f}" if math.isfinite(value) else "nan"
+
+
 def write_unseen_csv(rows: list[dict], path: str | Path) -> Path:
     """Write `unseen_rows` atomically (UNSEEN_COLUMNS; values to 4 decimals, within as 1/0/empty)."""
     def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=UNSEEN_COLUMNS)
         w.writeheader()
         for r in rows:
-            w.writerow({**r, **{k: f"{r[k]:.4f}" if math.isfinite(r[k]) else "nan" for k in ("reference", "value")},
+            w.writerow({**r, **{k: _stored(r[k]) for k in ("reference", "value")},
                         "relative": f"{r['relative']:.5f}" if math.isfinite(r["relative"]) else "nan",
                         "within": "" if r["within"] is None else int(r["within"])})
 
@@ -179,43 +188,64 @@ def write_unseen_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 def read_unseen_csv(path: str | Path) -> list[dict]:
-    """Rows written by `write_unseen_csv`, typed back (seed int; numbers float; within True/False/None)."""
+    """Rows written by `write_unseen_csv`, typed back (seed int; numbers float; within True/False/None).
+
+    Raises Pose3DError naming the file and line for another header or a short or malformed row."""
     path = resolve(path)
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != UNSEEN_COLUMNS:
             raise Pose3DError(f"{path}: header {reader.fieldnames}; expected {','.join(UNSEEN_COLUMNS)}")
-        try:
-            return [{**r, "seed": int(r["seed"]), **{k: float(r[k]) for k in ("reference", "value", "relative")},
-                     "within": None if r["within"] == "" else r["within"] == "1"} for r in reader]
-        except ValueError as e:
-            raise Pose3DError(f"{path}: line {reader.line_num}: {e}") from None
+        rows = []
+        for r in reader:
+            try:
+                rows.append({**r, "seed": int(r["seed"]), **{k: float(r[k]) for k in ("reference", "value", "relative")},
+                             "within": {"": None, "1": True, "0": False}[r["within"]]})
+            except (ValueError, TypeError, KeyError) as e:
+                raise Pose3DError(f"{path}: line {reader.line_num}: not a row of {','.join(UNSEEN_COLUMNS)} "
+                                  f"({type(e).__name__}: {e})") from None
+    return rows
 
 
-def merge_earlier_seeds(earlier: list[dict], result: list[dict], tolerance: float) -> tuple[list[dict], list[int]]:
-    """`result` plus the rows of `earlier` seeds it does not hold, sorted by seed; (rows, dropped seeds).
+def earlier_seeds(out: Path, settings: dict, reference: list[dict], seeds: list[int]) -> list[dict]:
+    """The rows of `<out>/unseen.csv` to keep beside a check of `seeds` (none when the file is absent).
 
-    An earlier seed is kept when its rows cover the same numbers as `result` with the same
-    reference values (to the 4 decimals unseen.csv stores): the same run's metrics.csv, the same
-    stages. Its `within` is recomputed from its stored `relative` with `tolerance`.
+    Kept: every seed not among `seeds`, provided `<out>/unseen.json` records the same scoring
+    `settings` (config, overrides, stages, limit) and each of its rows' reference numbers equals
+    the run's `metrics.csv` (`reference`) as stored. Anything else would drop a seed, so it raises
+    Pose3DError naming the difference and `--replace` before any data is written.
     """
-    new_seeds = {r["seed"] for r in result}
-    reference = {(r["stage"], r["split"], r["protocol"]): round(r["reference"], 4) for r in result}
-    by_seed: dict[int, list[dict]] = {}
-    for r in earlier:
-        if r["seed"] not in new_seeds:
-            by_seed.setdefault(r["seed"], []).append(r)
-    kept, dropped = list(result), []
-    for seed, rows in by_seed.items():
-        if {(r["stage"], r["split"], r["protocol"]): round(r["reference"], 4) for r in rows} != reference \
-                or len(rows) != len(reference):
-            dropped.append(seed)
-            continue
-        kept += [{**r, "within": None if r["within"] is None else (not math.isnan(r["relative"])
-                                                                   and abs(r["relative"]) <= tolerance)} for r in rows]
-    order = {k: i for i, k in enumerate(reference)}
-    kept.sort(key=lambda r: (r["seed"], order[(r["stage"], r["split"], r["protocol"])]))
-    return kept, sorted(dropped)
+    table, meta = out / UNSEEN_CSV, out / UNSEEN_JSON
+    if not table.is_file():
+        return []
+    rows = [r for r in read_unseen_csv(table) if r["seed"] not in seeds]
+    if not rows:
+        return []
+    others = sorted({r["seed"] for r in rows})
+    lost = (f"{project_relative(table)} holds seeds {', '.join(map(str, others))}, which this check would drop: "
+            "pass --replace to start the record over with these seeds, or --out for another folder")
+    try:
+        before = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        raise Pose3DError(f"{lost} ({project_relative(meta)}, how they were scored, is missing or unreadable)") from None
+    changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items() if k != "tolerance" and before.get(k) != v]
+    if changed:
+        raise Pose3DError(f"{lost} (scored with other settings: {'; '.join(changed)})")
+    now = {k: _stored(v) for k, v in _averaged(reference).items()}
+    stale = sorted({r["seed"] for r in rows if now.get((r["stage"], r["split"], r["protocol"])) != _stored(r["reference"])})
+    if stale:
+        raise Pose3DError(f"{lost} (seeds {', '.join(map(str, stale))} were compared with other reference numbers "
+                          "than the run's metrics.csv has now: another run, or the run evaluated again)")
+    if before.get("tolerance") != settings["tolerance"]:  # `within` from the stored relative difference
+        rows = [{**r, "within": None if r["within"] is None else (not math.isnan(r["relative"])
+                                                                   and abs(r["relative"]) <= settings["tolerance"])}
+                for r in rows]
+    return rows
+
+
+def merge_seeds(result: list[dict], kept: list[dict]) -> list[dict]:
+    """`result` and `kept` rows in one list sorted by seed, each seed's rows in their own (metrics.csv) order."""
+    return sorted([*result, *kept], key=lambda r: r["seed"])
 
 
 def set_overrides(set_dir: Path) -> list[str]:
@@ -230,7 +260,7 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
     """Generate, score and compare every seed (see the module docstring); returns (rows, out folder).
 
     The rows are these seeds' and, unless `replace`, the earlier seeds kept from `<out>/unseen.csv`
-    (`merge_earlier_seeds`)."""
+    (`earlier_seeds`), sorted by seed."""
     from ..config import load_config
     from ..synthetic.generator import generate
 
@@ -257,6 +287,9 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
                               "(make reproduce) or choose --stages")
     data_root = resolve(data_root) if data_root else SYNTHETIC_DIR / "unseen" / cfg.profile
     out = resolve(out) if out else resolve(Path("runs") / "unseen" / cfg.profile)
+    settings = {"config": str(project_relative(config)), "overrides": list(overrides), "stages": list(stages),
+                "limit": int(limit), "tolerance": tolerance}
+    kept = [] if replace else earlier_seeds(out, settings, reference, seeds)  # refuses before any data is written
     # Every set is written before the first evaluation, so the data is complete before the long part.
     set_dirs = {}
     for seed in seeds:
@@ -269,13 +302,12 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         rows = evaluate_run(seed_cfg, run_dir, stages=stages, limit=limit)
         write_metrics_csv(rows, out / f"seed={seed}" / runs.EVAL_CSV_NAME)
         per_seed[seed] = rows
-    result = unseen_rows(reference, per_seed, tolerance)
-    if not replace and (out / "unseen.csv").is_file():
-        result, dropped = merge_earlier_seeds(read_unseen_csv(out / "unseen.csv"), result, tolerance)
-        if dropped:
-            print(f"dropped seed(s) {', '.join(map(str, dropped))} from {project_relative(out / 'unseen.csv')}: compared "
-                  "with other reference numbers or stages than this check", flush=True)
-    write_unseen_csv(result, out / "unseen.csv")
+    result = merge_seeds(unseen_rows(reference, per_seed, tolerance), kept)
+    if kept:
+        print(f"kept seed(s) {', '.join(map(str, sorted({r['seed'] for r in kept})))} of earlier checks "
+              f"in {project_relative(out / UNSEEN_CSV)} (same settings, same metrics.csv)", flush=True)
+    write_unseen_csv(result, out / UNSEEN_CSV)
+    atomic_write_text(out / UNSEEN_JSON, json.dumps(settings, indent=1) + "\n")
     atomic_write_text(out / "unseen.md", (
         f"# `{project_relative(run_dir)}` on people it never saw\n\n"
         f"_Written by `python -m pose3dlib unseen-check` from `{project_relative(runs.eval_csv_path(run_dir))}` "
@@ -301,9 +333,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--replace", action="store_true",
                         help="write unseen.csv/.md from these seeds alone (default: keep the other seeds already "
-                             "there that were compared with the same reference numbers)")
+                             "there, scored with the same settings against the same metrics.csv numbers, and refuse "
+                             "a check that would drop one)")
     parser.add_argument("--strict", action="store_true",
-                        help="exit with status 1 when a number differs by more than the tolerance")
+                        help="exit with status 1 when a number of these seeds differs by more than the tolerance")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as for evaluate (repeatable)")
 
@@ -319,4 +352,5 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(verdict(rows, args.tolerance))
     print(f"wrote {project_relative(out / 'unseen.csv')}, {project_relative(out / 'unseen.md')}")
-    return 1 if args.strict and any(r["within"] is False for r in rows) else 0
+    seeds = set(parse_seeds(args.seeds))  # --strict judges this check's seeds, not the kept ones
+    return 1 if args.strict and any(r["within"] is False for r in rows if r["seed"] in seeds) else 0

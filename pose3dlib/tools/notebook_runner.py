@@ -27,6 +27,7 @@ KERNEL = "pose3d"
 
 # Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.
 KERNEL_START_TIMEOUT_S = 600
+KERNEL_DIR_PREFIX = "pose3d-kernel-"  # the temporary folder of a run's kernel connection file and sockets
 MAX_SOCKET_PATH = 100  # bytes of an IPC socket's path (the system limit: 104 on macOS, 108 on Linux)
 
 
@@ -42,7 +43,7 @@ def kernel_config(socket_dir: str | Path):
     """
     from traitlets.config import Config
 
-    if os.name != "posix" or len(os.path.join(os.fspath(socket_dir), "kernel-ipc-9999")) > MAX_SOCKET_PATH:
+    if os.name != "posix" or len(os.fsencode(os.path.join(socket_dir, "kernel-ipc-9999"))) > MAX_SOCKET_PATH:
         return Config()
     return Config({"KernelManager": {"transport": "ipc", "connection_file": os.path.join(socket_dir, "kernel.json")}})
 
@@ -175,7 +176,8 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:
-        with tempfile.TemporaryDirectory(prefix="pose3d-kernel-") as sockets:  # removed with the kernel's sockets
+        # removed after the kernel has shut down; a failed removal never hides the run's own error
+        with tempfile.TemporaryDirectory(prefix=KERNEL_DIR_PREFIX, ignore_cleanup_errors=True) as sockets:
             pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
                                 progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S,
                                 config=kernel_config(sockets))
