@@ -37,3 +37,8 @@ def action_names_for(dataset) -> dict[int, str]:
 def action_name(action_id: int) -> str:
     """Name of an action id (Human3.6M 2..16, synthetic wild 17..); 'Action<id>' if unknown."""
     return ACTION_NAMES.get(int(action_id), f"Action{int(action_id)}")
+
+
+def dataset_action_name(dataset, action_id: int) -> str:
+    """A dataset's own name of an action id: its `action_names_for` table, else `action_name`."""
+    return action_names_for(dataset).get(int(action_id), action_name(action_id))

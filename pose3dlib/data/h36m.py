@@ -18,7 +18,7 @@ from ..config import DataConfig
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from ..skeleton import DEPTH_ROOT
-from .actions import action_name, action_names_for
+from .actions import dataset_action_name
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
@@ -90,8 +90,7 @@ class H36MDataset(Dataset):
     @property
     def action_names(self) -> dict[int, str]:
         """Name of every action id present in this split (3DHP activities for a converted 3DHP set)."""
-        names = action_names_for(self)
-        return {int(a): names.get(int(a), action_name(a)) for a in np.unique(self.actions)}
+        return {int(a): dataset_action_name(self, a) for a in np.unique(self.actions)}
 
     def image_path(self, i: int) -> Path:
         return image_path(self.image_root, self.subjects[i], self.actions[i], self.subactions[i], self.cameras[i],

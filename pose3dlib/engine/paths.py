@@ -40,6 +40,11 @@ def project_relative(path: str | os.PathLike) -> Path:
     return p
 
 
+def from_current_folder(path: str) -> str:
+    """A path as typed on the command line, made absolute from the current folder (`~` expanded)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
 class CommandLinePath(argparse.Action):
     """argparse action: store a typed path (or list of paths) absolute, relative to the current folder.
 
@@ -56,7 +61,7 @@ class CommandLinePath(argparse.Action):
                 if self.empty_means_none:
                     return v
                 parser.error(f"{option_string or self.metavar or self.dest}: empty path")
-            a = os.path.abspath(os.path.expanduser(os.fspath(v)))
+            a = from_current_folder(os.fspath(v))
             return Path(a) if isinstance(v, Path) else a
 
         setattr(namespace, self.dest, [absolute(v) for v in values] if isinstance(values, list) else absolute(values))

@@ -345,12 +345,13 @@ def run(args: argparse.Namespace) -> int:
     from .evaluate import check_limit
 
     check_limit(args.limit)
-    rows, out = check_unseen(args.config, args.run_dir, parse_seeds(args.seeds), stages=parse_stages(args.stages),
+    seeds = parse_seeds(args.seeds)
+    rows, out = check_unseen(args.config, args.run_dir, seeds, stages=parse_stages(args.stages),
                              tolerance=args.tolerance, data_root=args.data_root, out=args.out,
                              overrides=args.overrides, limit=args.limit, replace=args.replace)
     print(unseen_table(rows, args.tolerance))
     print()
     print(verdict(rows, args.tolerance))
     print(f"wrote {project_relative(out / 'unseen.csv')}, {project_relative(out / 'unseen.md')}")
-    seeds = set(parse_seeds(args.seeds))  # --strict judges this check's seeds, not the kept ones
+    # --strict judges this check's seeds, not the kept ones
     return 1 if args.strict and any(r["within"] is False for r in rows if r["seed"] in seeds) else 0

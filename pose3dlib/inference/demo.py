@@ -99,8 +99,7 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
 def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
-    if resolve(ckpt).is_dir():
-        folder = resolve(ckpt)
+    if (folder := resolve(ckpt)).is_dir():
         inside = next((c for c in (folder / "last.pt", folder / "stage3" / "last.pt") if c.is_file()), None)
         raise CheckpointError(f"checkpoint {folder}: is a folder; expected a checkpoint file "
                               f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
@@ -341,8 +340,9 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device,
                              progress=f"{path.name}: estimating poses")
     warnings += frame_warnings(records)
-    for w in warnings if warn is not None else []:
-        warn(w)
+    if warn is not None:
+        for w in warnings:
+            warn(w)
     times = np.arange(len(frames)) / fps
     for i, r in enumerate(records):
         r["index"], r["time_s"] = i, round(float(times[i]), 4)

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..engine.errors import Pose3DError
-from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, project_relative, resolve
+from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
 
 KERNEL = "pose3d"
 
@@ -238,7 +238,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.notebook.endswith(".ipynb"):  # a path, typed on the command line: from the current folder
-        args.notebook = os.path.abspath(os.path.expanduser(args.notebook))
+        args.notebook = from_current_folder(args.notebook)
     types = parameter_types(declared_parameters(notebook_path(args.notebook)))
     out = execute(args.notebook, args.output, parse_params(args.parameter, types), kernel=args.kernel)
     print(f"wrote {out}")
