@@ -100,6 +100,20 @@ def test_incomplete_output_is_not_complete_and_foreign_folder_is_kept(tmp_path):
     assert (out / "mine.txt").read_text() == "user data"
 
 
+def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    dead, alive = 4_000_000, 4_000_001  # beyond any pid_max (2**22)
+    monkeypatch.setattr(synthetic, "_pid_alive", lambda pid: pid == alive)
+    leftovers = [tmp_path / f".out.{dead}.partial", tmp_path / f".out.{dead}.old"]
+    kept = [tmp_path / f".out.{alive}.partial", tmp_path / f".other.{dead}.partial", tmp_path / ".out.backup"]
+    for folder in leftovers + kept:
+        (folder / "h36m").mkdir(parents=True)
+    synthetic.generate(out, TINY, seed=3)
+    assert (out / synthetic.MANIFEST).is_file()
+    assert not any(p.exists() for p in leftovers) and all(p.is_dir() for p in kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out"] + [p.name for p in kept])
+
+
 def test_worker_count_does_not_change_output(tmp_path):
     cfg1 = SyntheticConfig(image_size=32, h36m_train=60, h36m_test=0, mpii_train=1, mpii_val=1, wild_test=1, workers=1)
     cfg2 = SyntheticConfig(**{**cfg1.__dict__, "workers": 2})

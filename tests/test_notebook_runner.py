@@ -213,10 +213,29 @@ def test_the_makefiles_invocations_pass_the_type_check(capsys):
 
 
 def test_the_kernel_sockets_go_into_the_given_folder_unless_its_path_is_too_long():
-    short = "/tmp/pose3d-kernel-abcd1234"  # a typical temporary folder (pytest's tmp_path can be too long on macOS)
-    cfg = notebook_runner.kernel_config(short)
-    if os.name == "posix":
-        assert cfg.KernelManager.transport == "ipc"
-        assert cfg.KernelManager.connection_file == os.path.join(short, "kernel.json")
+    # a typical temporary folder (pytest's tmp_path can be too long for a socket on macOS)
+    with tempfile.TemporaryDirectory(prefix=notebook_runner.KERNEL_DIR_PREFIX, dir="/tmp" if os.name == "posix" else None) as short:
+        cfg = notebook_runner.kernel_config(short)
+        if os.name == "posix":
+            assert cfg.KernelManager.transport == "ipc"
+            assert cfg.KernelManager.connection_file == os.path.join(short, "kernel.json")
+            assert os.listdir(short) == []  # the probe socket is removed again
     long = os.path.join(short, "x" * notebook_runner.MAX_SOCKET_PATH)
     assert "KernelManager" not in notebook_runner.kernel_config(long)  # Jupyter's default, TCP on localhost
+
+
+@pytest.mark.skipif(os.name != "posix", reason="IPC sockets are POSIX-only")
+def test_the_kernel_falls_back_to_tcp_where_no_local_socket_can_be_bound(monkeypatch):
+    import socket
+
+    class NoSockets(socket.socket):  # a file system that refuses sockets (some network and FUSE mounts)
+        def bind(self, address):
+            raise OSError(95, "Operation not supported", address)
+
+    with tempfile.TemporaryDirectory(prefix=notebook_runner.KERNEL_DIR_PREFIX, dir="/tmp") as short:
+        assert notebook_runner.unix_sockets_work(short)
+        monkeypatch.setattr(socket, "socket", NoSockets)
+        assert not notebook_runner.unix_sockets_work(short)
+        assert "KernelManager" not in notebook_runner.kernel_config(short)
+        assert os.listdir(short) == []
+    assert not notebook_runner.unix_sockets_work(os.path.join(short, "gone"))  # a folder that is not there

@@ -7,24 +7,70 @@ the old file or the new one, never half of one; a failed write removes its tempo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from .errors import Pose3DError
 
+# `.<name>.<pid>.<kind>[.<extension>]`: see temporary_sibling
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<kind>tmp|partial|old)(?:\.[A-Za-z0-9]+)?$")
+
+
+def temporary_sibling(path: str | os.PathLike, kind: str = "tmp", suffix: str = "") -> Path:
+    """The hidden, process-unique name beside `path` under which it is built: `.<name>.<pid>.<kind><suffix>`.
+
+    `kind` is "tmp" for a file, "partial" for a folder being filled, "old" for the version a
+    rename is about to replace; `suffix` keeps an extension the writer needs (".jpg" for OpenCV,
+    ".ipynb" for papermill). `target_of_temporary` maps such a name back to `path`.
+    """
+    if kind not in ("tmp", "partial", "old"):
+        raise ValueError(f"temporary kind must be tmp, partial or old, got {kind!r}")
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{kind}{suffix}")
+
+
+def target_of_temporary(path: str | os.PathLike) -> tuple[Path, int] | None:
+    """(the path being written, the writer's process id) for a `temporary_sibling` name, else None."""
+    path = Path(path)
+    m = _TEMPORARY.match(path.name)
+    return (path.with_name(m["name"]), int(m["pid"])) if m else None
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for a failed file operation, naming the file a user asked for rather than a temporary one.
+
+    `[Errno 2] No such file or directory: '/proc/.x.onnx.31893.tmp'` becomes
+    `cannot write /proc/x.onnx: No such file or directory (creating /proc/.x.onnx.31893.tmp)`.
+    """
+    if e.filename is None:
+        return str(e)
+    name = os.fsdecode(e.filename)
+    reason = e.strerror or str(e)
+    written = target_of_temporary(name)
+    if written is not None:
+        return f"cannot write {written[0]}: {reason} (creating {name})"
+    if e.filename2 is not None:
+        return f"{name} -> {os.fsdecode(e.filename2)}: {reason}"
+    return f"{name}: {reason}"
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False) -> Path:
     """Create or replace `path` atomically with what `write(file)` writes; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_sibling(path)
     try:
         with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None and e.errno is not None:  # a failed write (a full disk) names no file: name it
+            raise OSError(e.errno, e.strerror, str(tmp)) from e
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -41,6 +41,7 @@ from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
+from ..engine.atomic_io import target_of_temporary, temporary_sibling
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
@@ -438,11 +439,11 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
         raise DataError(f"{out} exists and was not written by prepare-synthetic (no {MANIFEST}); "
                         "choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):  # leftovers of interrupted runs
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+    for stale in list(out.parent.iterdir()):  # leftovers of interrupted runs
+        written = target_of_temporary(stale)
+        if written is not None and written[0] == out and not _pid_alive(written[1]):
             shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = temporary_sibling(out, "partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     counts = {
@@ -456,7 +457,7 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
             counts[name] = _write_h36m_split(tmp / name, cfg, seed, 0, getattr(cfg, name), wild=name == "wild_val",
                                              val=True)
     (tmp / MANIFEST).write_text(json.dumps({**_manifest(cfg, seed), "counts": counts}, indent=2))
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    old = temporary_sibling(out, "old")
     if out.exists():
         out.rename(old)
     tmp.rename(out)

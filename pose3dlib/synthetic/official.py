@@ -21,7 +21,6 @@ read exactly as they read the real ones, with the quirks listed in docs/data.md:
 """
 from __future__ import annotations
 
-import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,6 +30,7 @@ import h5py
 import numpy as np
 
 from .. import camera
+from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from ..skeleton import (
@@ -329,7 +329,7 @@ def generate_official(out_dir: str | Path, seed: int = 0) -> Path:
         raise DataError(f"{out} exists and was not written by prepare-synthetic --raw-format official; "
                         "choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = temporary_sibling(out, "partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "_truth").mkdir(parents=True)
     np.savez_compressed(tmp / "_truth" / "h36m.npz", **write_h36m(tmp / "h36m", seed))

@@ -2,7 +2,8 @@
 
 Each command lives in its own module, which defines `add_arguments(parser)` and
 `run(args) -> int`; this file only maps names to modules, so importing the CLI stays fast.
-Errors caused by input (Pose3DError; missing, misplaced or unwritable files) print one line and exit with status 2;
+Errors caused by input (Pose3DError; a file that is missing, misplaced, unwritable or on a full or read-only
+disk) print one line naming the file and exit with status 2;
 `--debug` shows the traceback instead.
 """
 from __future__ import annotations
@@ -48,7 +49,12 @@ def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# OSErrors about files that pose3d raises itself with a message (and no filename attribute)
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..engine.atomic_io import describe_os_error
     from ..engine.errors import Pose3DError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -65,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (Pose3DError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-            PermissionError) as e:
+    except (Pose3DError, OSError) as e:
         if debug:
             raise
-        msg = str(e).replace("\n", " ")
+        if isinstance(e, OSError) and e.filename is None and not isinstance(e, _FILE_ERRORS):
+            raise  # not about a file (a socket, a process): a traceback helps more than one line
+        msg = (describe_os_error(e) if isinstance(e, OSError) else str(e)).replace("\n", " ")
         print(f"error: {msg}", file=sys.stderr)
         return 2

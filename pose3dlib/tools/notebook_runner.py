@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
 
@@ -39,13 +40,32 @@ def kernel_config(socket_dir: str | Path):
     system (the folder is the user's own), and ipykernel prints no "running over TCP without
     encryption" warning for every notebook. Where IPC is not possible (Windows, where ZeroMQ has
     none, or a temporary folder whose path is too long for a socket) the kernel uses Jupyter's
-    default, TCP on localhost: the notebook runs the same either way.
+    default, TCP on localhost: the notebook runs the same either way. The same holds where a
+    local socket cannot be created in the folder (a temporary folder on a file system without
+    sockets): `unix_sockets_work` tries one first.
     """
     from traitlets.config import Config
 
-    if os.name != "posix" or len(os.fsencode(os.path.join(socket_dir, "kernel-ipc-9999"))) > MAX_SOCKET_PATH:
+    if (os.name != "posix" or len(os.fsencode(os.path.join(socket_dir, "kernel-ipc-9999"))) > MAX_SOCKET_PATH
+            or not unix_sockets_work(socket_dir)):
         return Config()
     return Config({"KernelManager": {"transport": "ipc", "connection_file": os.path.join(socket_dir, "kernel.json")}})
+
+
+def unix_sockets_work(folder: str | Path) -> bool:
+    """True when a local (Unix-domain) socket can be bound in `folder`; the probe is removed again."""
+    import socket
+
+    probe = os.path.join(folder, "probe-socket")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(probe)
+    except OSError:
+        return False
+    finally:
+        if os.path.lexists(probe):
+            os.unlink(probe)
+    return True
 
 
 def notebook_path(name: str) -> Path:
@@ -172,7 +192,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.ipynb")
+    tmp = temporary_sibling(out, suffix=".ipynb")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ... import camera
-from ...engine.atomic_io import atomic_write, atomic_write_text
+from ...engine.atomic_io import atomic_write, atomic_write_text, temporary_sibling
 from ...engine.errors import DataError
 from ...engine.paths import resolve
 
@@ -65,7 +65,7 @@ def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Pat
     affine = camera.crop_affine(centre, side, 0.0, CROP_PX)
     crop = camera.warp_image(image_bgr, affine, CROP_PX)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.jpg")
+    tmp = temporary_sibling(path, suffix=".jpg")
     if not cv2.imwrite(str(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
         raise DataError(f"could not write image {path}")
     tmp.replace(path)

@@ -1,0 +1,87 @@
+"""A failed file operation reads as one line naming the file the user asked for.
+
+Writers build their output under a hidden temporary name beside it (`temporary_sibling`);
+an error while creating or filling that name must report the output, not the temporary
+name, and a failed write that names no file (a full disk) must still say which file it was.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+
+import pytest
+
+from pose3dlib.engine import atomic_io
+from pose3dlib.engine.atomic_io import (
+    atomic_write_text,
+    describe_os_error,
+    target_of_temporary,
+    temporary_sibling,
+)
+from pose3dlib.engine.paths import PROJECT_ROOT
+from pose3dlib.tools import cli
+
+
+@pytest.mark.parametrize("kind,suffix", [("tmp", ""), ("tmp", ".ipynb"), ("tmp", ".jpg"), ("partial", ""), ("old", "")])
+def test_a_temporary_name_maps_back_to_its_output(tmp_path, kind, suffix):
+    out = tmp_path / "stage3.last.pt"  # dots in the output's own name
+    tmp = temporary_sibling(out, kind, suffix)
+    assert tmp.parent == out.parent and tmp.name.startswith(".stage3.last.pt.") and tmp.name.endswith(kind + suffix)
+    assert target_of_temporary(tmp) == (out, os.getpid())
+
+
+@pytest.mark.parametrize("name", ["stage3.pt", ".hidden", ".x.tmp", ".x.12.bak", ".x.12.tmp.ipynb~", "x.12.tmp"])
+def test_other_names_are_not_temporary(tmp_path, name):
+    assert target_of_temporary(tmp_path / name) is None
+
+
+def test_an_unknown_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="tmp, partial or old"):
+        temporary_sibling(tmp_path / "x", "temp")
+
+
+def test_describe_names_the_output_behind_a_temporary_file(tmp_path):
+    out = tmp_path / "model.onnx"
+    tmp = temporary_sibling(out)
+    msg = describe_os_error(FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp)))
+    assert msg == f"cannot write {out}: No such file or directory (creating {tmp})"
+    assert describe_os_error(PermissionError(errno.EACCES, "Permission denied", "a.h5")) == "a.h5: Permission denied"
+    assert describe_os_error(OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b")) == \
+        "a -> b: Invalid cross-device link"
+    assert describe_os_error(FileNotFoundError("no checkpoint here")) == "no checkpoint here"
+
+
+def test_a_full_disk_during_a_write_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.csv"
+    target.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a write to a full disk raises: no filename
+
+    monkeypatch.setattr(atomic_io.os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(target, "new\n")
+    assert info.value.errno == errno.ENOSPC and target_of_temporary(info.value.filename) == (target, os.getpid())
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def test_the_command_line_reports_it_in_one_line(tmp_path, monkeypatch, capsys):
+    readme = tmp_path / "README.md"
+    shutil.copy(PROJECT_ROOT / "README.md", readme)
+    monkeypatch.setattr(atomic_io.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    status = cli.main(["report", "--metrics", str(PROJECT_ROOT / "runs" / "cpu" / "metrics.csv"), "--readme", str(readme)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith(f"error: cannot write {readme}: No space left on device (creating ")
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_an_os_error_about_no_file_keeps_its_traceback(monkeypatch):
+    import pose3dlib.evaluation.report as report
+
+    def broken(args):
+        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")  # not about a file: a bug to see
+
+    monkeypatch.setattr(report, "run", broken)
+    with pytest.raises(ConnectionResetError):
+        cli.main(["report"])
