@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := pose3d
 
-# make reproduce PROFILE=cpu|smoke|paper
+#> PROFILE=cpu | smoke (seconds), cpu (a 2-core laptop) or paper: reproduce, data, and the default of sweep, ablation, unseen-check
 PROFILE ?= cpu
+#> REAL_DATA=False | True: reproduce on the converted real downloads (data.raw_*_dir of the profile's config) into runs/PROFILE-real
 REAL_DATA ?= False
 # A run on the real datasets keeps its own folder, beside the profile's synthetic run.
 RUN_DIR := runs/$(PROFILE)$(if $(filter True,$(REAL_DATA)),-real)
@@ -21,8 +22,10 @@ NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 0
 
 .PHONY: help setup browser test lint test-unit test-notebooks reproduce data lab sweep ablation unseen-check bench gpu-check clean
 
-help: ## list the targets
+help: ## list the targets and the variables they take
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+	@echo "Variables (make TARGET NAME=value):"
+	@grep -E '^#> ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = " [|] "}; {printf "  %-18s %s\n", substr($$1, 4), $$2}'
 
 setup: $(STAMP) ## create .venv and install pose3dlib (editable) with its pinned packages; idempotent
 
@@ -54,7 +57,7 @@ test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing 
 	  POSE3D_PROGRESS=off $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q; \
 	else echo "test-notebooks: no notebooks yet"; fi
 
-reproduce: setup ## run notebooks 01..06 through papermill into runs/$(PROFILE)/ (PROFILE=cpu by default); skips up-to-date steps
+reproduce: setup ## run notebooks 01..06 through papermill into runs/PROFILE/ (PROFILE=cpu by default); skips up-to-date steps
 reproduce: $(RUN_DIR)/.stamps/06_eval_mpjpe
 ifeq ($(RUN_DIR),runs/cpu)
 	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
@@ -93,10 +96,12 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 # those downloads (once) and checks them instead of generating synthetic data.
 PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
-data: setup ## write the synthetic data of PROFILE into data/synthetic/$(PROFILE) (skipped when up to date)
+data: setup ## write the synthetic data of PROFILE into data/synthetic/PROFILE (skipped when up to date)
 	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
 
-SWEEP_PROFILE ?= cpu
+#> SWEEP_PROFILE | the sweep's profile (default PROFILE); SWEEP_PARAM: the dotted config key swept (default train.stage3.geometric_weight)
+#> SWEEP_VALUES | comma-separated values; SWEEP_SEEDS=0,1,2 (empty: the config's seed); SWEEP_NOTEBOOKS="04_train_geometry 06_eval_mpjpe"
+SWEEP_PROFILE ?= $(PROFILE)
 SWEEP_PARAM ?= train.stage3.geometric_weight
 # Default geometric-loss weights per profile, from 0 up past each profile's own value: the paper
 # and the cpu profile use 0.01 with depth weight 0.1, smoke uses 0.01. Give SWEEP_VALUES when
@@ -109,12 +114,17 @@ SWEEP_VALUES ?= $(SWEEP_VALUES_$(SWEEP_PROFILE))
 # SWEEP_SEEDS= (empty) runs each value once with the config's seed.
 SWEEP_SEEDS ?= 0,1,2
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
+# The base run's last step the sweep starts from: the one before the first swept training
+# notebook; all of them for an evaluation-only sweep (SWEEP_NOTEBOOKS=06_eval_mpjpe, eval.* keys).
+SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOKS)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOKS)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOKS)),03_train_depth,04_train_geometry)))
 sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE/SWEEP_PARAM/
-	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/03_train_depth PROFILE=$(SWEEP_PROFILE)
+	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE)
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
 
-ABLATION_PROFILE ?= cpu
+#> ABLATION_PROFILE | the ablation's profile (default PROFILE); ABLATION_SEEDS_BC=0,1,2,3,4, ABLATION_SEEDS_A=0,1,2
+#> ABLATION_SCHEDULE | config overrides for every arm alike (cpu default: one epoch per stage; empty: the profile's full schedule)
+ABLATION_PROFILE ?= $(PROFILE)
 # Config seeds: arms b and c share Stages 1-2 per seed; arm a trains its own three stages.
 ABLATION_SEEDS_BC ?= 0,1,2,3,4
 ABLATION_SEEDS_A ?= 0,1,2
@@ -123,11 +133,12 @@ ABLATION_SEEDS_A ?= 0,1,2
 # configs/cpu.yaml. ABLATION_SCHEDULE= runs the profile's full recipe.
 ABLATION_SCHEDULE_cpu = train.stage1.epochs=1 train.stage1.lr_drop_epochs=[] train.stage2.epochs=1 train.stage2.lr_drop_epochs=[]
 ABLATION_SCHEDULE ?= $(ABLATION_SCHEDULE_$(ABLATION_PROFILE))
-ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only images, (c) + geometric loss -> runs/ablation/$(ABLATION_PROFILE)/
+ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only images, (c) + geometric loss -> runs/ablation/ABLATION_PROFILE/
 	$(PY) -m pose3dlib ablation --profile $(ABLATION_PROFILE) --seeds-bc "$(ABLATION_SEEDS_BC)" \
 	  --seeds-a "$(ABLATION_SEEDS_A)" $(foreach o,$(ABLATION_SCHEDULE),--set '$(o)') --out runs/ablation/$(ABLATION_PROFILE)
 
-UNSEEN_PROFILE ?= cpu
+#> UNSEEN_PROFILE | whose run unseen-check scores (default PROFILE); UNSEEN_SEEDS=39,40 adds sets (default: the record's eleven)
+UNSEEN_PROFILE ?= $(PROFILE)
 # Generator seeds of the new sets, each other than the config's seed (the run's own data). Empty:
 # the command's default, the eleven seeds of the committed runs/unseen/cpu record (about 30 min).
 UNSEEN_SEEDS ?=
@@ -143,6 +154,7 @@ bench: setup ## time training/inference/data on this machine (CUDA too when pres
 # package registry: the check runs from the checkout (PYTHONPATH=.) with that machine's
 # python3, never through .venv or `make setup`. A dev machine's dry run uses .venv's python.
 GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+#> BENCH_QUICK=1 | make bench: a short run that never overwrites the committed record; GPU_CHECK_DRY=1: make gpu-check on the CPU, tiny
 GPU_CHECK_DRY ?=
 gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/; GPU_CHECK_DRY=1: tiny sizes on the CPU (< 2 min)
 	@echo "gpu-check: $(GPU_PYTHON), load average $$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -426,8 +426,14 @@ def _parse_scalar(text: str) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Apply `key.sub=value` overrides to a nested dict, checking that each key exists."""
+    if isinstance(overrides, str) or not isinstance(overrides, (list, tuple)):
+        raise ConfigError(f"overrides must be a list of 'key.sub=value' texts, got {type(overrides).__name__} "
+                          f"{overrides!r}; papermill's -p passes text: give it as YAML, "
+                          "-y 'overrides: [train.stage3.geometric_weight=0.1]', or use python -m pose3dlib run-notebook")
     out = config_to_dict(config_from_dict(data))  # full tree, so every key can be set
     for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(f"override {item!r} is not text ({type(item).__name__}); each must be a 'key.sub=value' text")
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, text = item.split("=", 1)

@@ -102,6 +102,16 @@ def test_unknown_key_in_override_names_key() -> None:
         load_config("configs/smoke.yaml", ["train.batch_size"])
 
 
+def test_overrides_given_as_text_are_refused_with_the_yaml_form() -> None:
+    """papermill's `-p overrides x=y` hands the notebook a str: refused as a whole, not read letter by letter."""
+    for overrides in ("train.stage3.geometric_weight=0.1", '["train.stage3.geometric_weight=0.1"]', None):
+        with pytest.raises(ConfigError, match=r"overrides must be a list .*-y 'overrides: \["):
+            load_config("configs/smoke.yaml", overrides)
+    with pytest.raises(ConfigError, match=r"override 5 is not text \(int\)"):
+        load_config("configs/smoke.yaml", [5])
+    assert load_config("configs/smoke.yaml", ("train.stage3.geometric_weight=0.1",)).train.stage3.geometric_weight == 0.1
+
+
 @pytest.mark.parametrize(
     "override, key, type_name",
     [

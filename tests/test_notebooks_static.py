@@ -43,3 +43,39 @@ def test_the_library_never_forces_a_matplotlib_backend():
 
     offenders = [p for p in (PROJECT_ROOT / "pose3dlib").rglob("*.py") if "matplotlib.use(" in p.read_text()]
     assert offenders == []
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted((NOTEBOOKS_DIR.parent / "runs" / "cpu").glob("[0-9][0-9]_*.ipynb"))],
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_interactive_figure_carries_a_still_picture(path):
+    """GitHub and `nbconvert --to html` cannot draw plotly's mimetype: without a PNG beside it the cell is empty."""
+    outputs = [o for c in _code(json.loads(path.read_text())) for o in c.get("outputs", [])]
+    for o in outputs:
+        if "application/vnd.plotly.v1+json" in o.get("data", {}):
+            assert "image/png" in o["data"], f"{path.name}: a plotly output without its still picture"
+
+
+def test_the_notebook_skeleton_offers_jupyter_the_figure_and_static_viewers_a_picture():
+    import base64
+
+    import numpy as np
+
+    from pose3dlib.plots.viz import MAX_STILLS, notebook_skeleton, notebook_skeleton_sequence
+
+    rng = np.random.default_rng(0)
+    one = notebook_skeleton(rng.normal(scale=300.0, size=(16, 3)), title="photo")._repr_mimebundle_()
+    assert set(one) == {"application/vnd.plotly.v1+json", "image/png", "text/plain"}
+    assert one["application/vnd.plotly.v1+json"]["data"][1]["type"] == "scatter3d"
+    assert base64.b64decode(one["image/png"]).startswith(b"\x89PNG")
+    clip = notebook_skeleton_sequence(rng.normal(scale=300.0, size=(9, 16, 3)), np.arange(9) / 6, title="clip")
+    bundle = clip._repr_mimebundle_()
+    assert len(clip.figure.frames) == 9 and "9 frames" in bundle["text/plain"]
+
+    def width(png_b64: str) -> int:
+        import cv2
+
+        return cv2.imdecode(np.frombuffer(base64.b64decode(png_b64), np.uint8), cv2.IMREAD_COLOR).shape[1]
+
+    assert width(bundle["image/png"]) > (MAX_STILLS - 0.5) * width(one["image/png"])  # MAX_STILLS frames side by side
+    with pytest.raises(ValueError, match=r"\(T, 16, 3\)"):
+        notebook_skeleton_sequence(np.zeros((0, 16, 3)))

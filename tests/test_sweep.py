@@ -8,6 +8,7 @@ import pytest
 matplotlib.use("Agg")
 
 from pose3dlib.engine.errors import ConfigError, Pose3DError
+from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.engine.runs import sweep_dir
 from pose3dlib.tools.sweep import (
     SUMMARY_COLUMNS,
@@ -15,6 +16,7 @@ from pose3dlib.tools.sweep import (
     parse_seeds,
     read_sweep_csv,
     run_sweep,
+    stage_plan,
     summarize,
     sweep_curve,
     sweep_table,
@@ -148,3 +150,50 @@ def test_the_sweeps_parameters_pass_the_notebooks_checks(tmp_path, monkeypatch):
                   tmp_path / "base", tmp_path / "out", "configs/smoke.yaml", seeds=[0])
     assert [name for name, _ in calls] == ["04_train_geometry"]
     assert calls[0][1]["overrides"] == ["train.stage3.geometric_weight=0", "seed=0"]
+
+
+def test_the_stages_reused_and_scored_follow_the_swept_notebooks():
+    assert stage_plan(["04_train_geometry", "06_eval_mpjpe"]) == ((1, 2), (3,))
+    assert stage_plan(["03_train_depth", "04_train_geometry", "06_eval_mpjpe"]) == ((1,), (2, 3))
+    assert stage_plan(["02_train_2d", "06_eval_mpjpe"]) == ((), (1,))
+    assert stage_plan(["06_eval_mpjpe"]) == ((1, 2, 3), (1, 2, 3))  # an evaluation-only sweep (eval.* keys)
+    with pytest.raises(Pose3DError, match="03_train_depth"):
+        stage_plan(["02_train_2d", "04_train_geometry", "06_eval_mpjpe"])
+
+
+def test_an_evaluation_only_sweep_links_every_stage_and_scores_them_all(tmp_path, monkeypatch):
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2, 3):
+        (tmp_path / "base" / f"stage{stage}").mkdir(parents=True)
+        (tmp_path / "base" / f"stage{stage}" / "last.pt").write_bytes(b"weights")
+    with pytest.raises(_Stop):
+        run_sweep("eval.flip_test", [True, False], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
+                  "configs/smoke.yaml")
+    assert [name for name, _ in calls] == ["06_eval_mpjpe"] and calls[0][1]["stages"] == [1, 2, 3]
+    for stage in (1, 2, 3):
+        assert (tmp_path / "out" / "value=True" / f"stage{stage}" / "last.pt").read_bytes() == b"weights"
+
+
+def _make_dry_run(*args: str) -> str:
+    import shutil as sh
+    import subprocess
+
+    if sh.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-n", "--no-print-directory", *args], check=False, cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks():
+    smoke = _make_dry_run("sweep", "PROFILE=smoke")
+    assert "--config configs/smoke.yaml" in smoke and "--base-run runs/smoke" in smoke
+    assert "runs/smoke/.stamps/03_train_depth" in smoke and "configs/cpu.yaml" not in smoke
+    evaluation_only = _make_dry_run("sweep", "PROFILE=smoke", "SWEEP_NOTEBOOKS=06_eval_mpjpe",
+                                    "SWEEP_PARAM=eval.flip_test", "SWEEP_VALUES=true,false")
+    assert "runs/smoke/.stamps/04_train_geometry" in evaluation_only  # the base run needs all three stages
+    assert "--profile smoke" in _make_dry_run("ablation", "PROFILE=smoke")
+    assert "configs/smoke.yaml" in _make_dry_run("unseen-check", "PROFILE=smoke")
+    assert "--config configs/cpu.yaml" in _make_dry_run("sweep", "SWEEP_PROFILE=cpu", "PROFILE=smoke")

@@ -211,10 +211,12 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     augmentation, wild 3D val dataset or None when data.wild_val_dir is empty)."""
     from ..data.fusion import FusionDataset
     from ..data.h36m import H36MDataset
+    from ..data.locations import require_sets
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
 
     d, seed = cfg.data, stage_seed(cfg.seed, stage)
+    require_sets(d, ("mpii_dir", "h36m_dir", "lab_val_dir", "wild_val_dir"), mpii_splits=("train", "val"))
     check_not_stale(d.mpii_dir, d.h36m_dir, d.lab_val_dir, d.wild_val_dir)
     mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed,
                              loose_crop_prob=stage_cfg.loose_crop_prob)

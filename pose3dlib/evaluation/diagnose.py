@@ -222,6 +222,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..data.h36m import H36MDataset
+    from ..data.locations import require_sets
     from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
     from ..engine.device import resolve_device
     from ..model import load_model
@@ -249,6 +250,7 @@ def run(args) -> int:
     for split, root in roots.items():  # every folder checked before any prediction
         if not root:
             raise Pose3DError(f"--splits {split}: the config's data.{SPLITS[split]} is empty")
+    require_sets(data, ("h36m_dir", *(SPLITS[split] for split in splits)))
     check_not_stale(data.h36m_dir, *roots.values())
     train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
     tilt_rows = {}

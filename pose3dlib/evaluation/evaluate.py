@@ -353,9 +353,11 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     """
     from ..data.actions import action_names_for
     from ..data.h36m import H36MDataset
+    from ..data.locations import require_sets
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
 
+    require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir)
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)

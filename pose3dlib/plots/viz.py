@@ -144,20 +144,79 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
 
 
-def skeleton_figure_3d_png(joints_mm: np.ndarray, path: str | Path, title: str = "") -> Path:
-    """A static matplotlib PNG of the 3D skeleton (for places without JavaScript); returns the path."""
+def _still_figure(joints_mm: np.ndarray, titles: list[str]):
+    """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4, 4))  # no pyplot: leaves the notebook's or terminal's backend alone
+    poses = np.asarray(joints_mm, dtype=np.float64).reshape(-1, MPII16.num_joints, 3)
+    fig = Figure(figsize=(4 * len(poses), 4))  # no pyplot: leaves the notebook's or terminal's backend alone
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(projection="3d")
-    plot_skeleton_3d(ax, joints_mm)
-    ax.set_title(title, fontsize=9)
+    for i, (pose, title) in enumerate(zip(poses, titles)):
+        ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
+        plot_skeleton_3d(ax, pose)
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def skeleton_figure_3d_png(joints_mm: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """A static matplotlib PNG of the 3D skeleton (for places without JavaScript); returns the path."""
     path = resolve(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    _still_figure(joints_mm, [title]).savefig(path, dpi=100, bbox_inches="tight")
     return path
+
+
+MAX_STILLS = 4  # frames of a sequence shown in its still picture
+
+
+class InteractiveWithStill:
+    """A plotly figure that carries a still PNG of itself for viewers without JavaScript.
+
+    Jupyter (JupyterLab, VS Code) shows the interactive figure; GitHub's notebook view,
+    `jupyter nbconvert --to html` and other static viewers, which cannot draw plotly's
+    mimetype, show the picture instead. `.figure` is the plotly figure itself.
+    """
+
+    def __init__(self, figure, png: bytes, description: str):
+        self.figure, self.png, self.description = figure, png, description
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import base64
+
+        import plotly.io as pio
+
+        bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict()))
+        bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        bundle["text/plain"] = self.description
+        return bundle
+
+
+def _png_bytes(fig) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def notebook_skeleton(joints_mm: np.ndarray, title: str = "") -> InteractiveWithStill:
+    """`skeleton_figure_plotly` for a notebook page: interactive in Jupyter, a still picture elsewhere."""
+    return InteractiveWithStill(skeleton_figure_plotly(joints_mm, title=title),
+                                _png_bytes(_still_figure(joints_mm, [title])), f"3D skeleton: {title}")
+
+
+def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None,
+                               title: str = "") -> InteractiveWithStill:
+    """`animated_skeleton_figure` for a notebook page; its still shows up to MAX_STILLS evenly spaced frames."""
+    figure = animated_skeleton_figure(joints_mm, frame_times_s, title=title)
+    poses = np.asarray(joints_mm, dtype=np.float64)
+    picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
+    times = np.arange(len(poses)) if frame_times_s is None else np.asarray(frame_times_s, dtype=np.float64)
+    unit = "" if frame_times_s is None else " s"
+    labels = [f"frame {t}" + ("" if frame_times_s is None else f", {times[t]:.2f}{unit}") for t in picked]
+    return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels)),
+                                f"3D skeleton sequence: {title} ({len(poses)} frames)")
 
 
 def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path:

@@ -47,6 +47,7 @@ from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import protocol_label
+from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
 ARMS: dict[str, str] = {
     "a": "3D only",
@@ -64,8 +65,6 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("wild_test", "p1_mpjpe"), ("wild_test", "p2_pa_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
     ("mpii_val", "pckh@0.5"),
 )
-TRAIN_NOTEBOOKS = {1: "02_train_2d", 2: "03_train_depth", 3: "04_train_geometry"}
-EVAL_NOTEBOOK = "06_eval_mpjpe"
 EVALUATED_NAME = "evaluated.json"
 
 

@@ -24,6 +24,9 @@ from ..engine.errors import Pose3DError
 from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
 
 KERNEL = "pose3d"
+# The numbered notebook that trains each stage, and the one that evaluates a run (metrics.csv).
+TRAIN_NOTEBOOKS = {1: "02_train_2d", 2: "03_train_depth", 3: "04_train_geometry"}
+EVAL_NOTEBOOK = "06_eval_mpjpe"
 
 
 # Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.

@@ -9,7 +9,8 @@ key is checked against the config before anything runs. Outputs go to one folder
 profile and key, `<out>/<profile>/<key>/` (runs.sweep_dir), so a sweep never overwrites
 another profile's or another key's results. Each run gets its own folder
 `<that>/value=<v>[,seed=<s>]/`, seeded with a copy (hard links) of the base run's
-earlier-stage checkpoints, so only the swept notebooks re-run. The summary gathers
+earlier-stage checkpoints (all three for an evaluation-only sweep), so only the swept
+notebooks re-run. The summary gathers
 every run's metrics.csv into `sweep.csv` (the metrics columns plus `param_value` and
 `seed`), a table (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE,
 with predicted and with ground-truth 2D, on wild_test and lab_test, against the value.
@@ -72,26 +73,48 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
 SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
 
 
+def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(stages linked from the base run, stages the evaluation scores) for a sweep of `notebooks`.
+
+    The stages before the first one a swept notebook trains come from the base run; the swept
+    ones are scored (all three when no swept notebook trains: an evaluation-only sweep, such as
+    one of `eval.*` keys). Stages after the last trained one are not there, so are not scored.
+    A gap (training Stages 1 and 3 but not 2) is refused: Stage 3 would start from no Stage 2.
+    """
+    from .notebook_runner import TRAIN_NOTEBOOKS
+
+    trained = sorted(stage for stage, nb in TRAIN_NOTEBOOKS.items() if nb in notebooks)
+    if not trained:
+        return tuple(runs.STAGES), tuple(runs.STAGES)
+    missing = [TRAIN_NOTEBOOKS[s] for s in range(trained[0], trained[-1] + 1) if s not in trained]
+    if missing:
+        raise Pose3DError(f"sweep notebooks {notebooks} train Stages {trained} but skip {missing}: "
+                          "a stage starts from the one before it, so add them")
+    return tuple(s for s in runs.STAGES if s < trained[0]), tuple(trained)
+
+
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
-              config_file: str | Path, reuse_stages: tuple[int, ...] = (1, 2), seeds: list[int] | None = None) -> Path:
+              config_file: str | Path, seeds: list[int] | None = None) -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
     checked by loading the config with it, and every notebook (that it exists, and the names
     and types of the parameters it gets) before anything runs (ConfigError naming the key,
     Pose3DError naming the notebook). Every notebook gets config_file, overrides, run_dir and
-    figures_dir; evaluation notebooks that take `stages` score only the re-run ones.
+    figures_dir; the stages no swept notebook trains come from the base run and evaluation
+    notebooks that take `stages` score the re-run ones (`stage_plan`).
     """
     from ..config import load_config
     from .notebook_runner import execute, prepare
 
+    reuse_stages, scored_stages = stage_plan(notebooks)
     for value in values:
         load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
     out_dir, base = resolve(out), resolve(base_run)
 
     def notebook_params(run_dir: Path, overrides: list[str]) -> dict:
         return {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
-                "figures_dir": str(run_dir / "figures"), "stages": [s for s in runs.STAGES if s not in reuse_stages]}
+                "figures_dir": str(run_dir / "figures"), "stages": list(scored_stages)}
 
     for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
         prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=("stages",))
