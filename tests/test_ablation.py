@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 from pose3dlib.config import config_to_dict, load_config
 from pose3dlib.data.fusion import FusionDataset
+from pose3dlib.engine import runs
 from pose3dlib.engine.checkpoint import load_checkpoint
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import resolve
@@ -177,7 +178,7 @@ def test_ablation_shares_stage2_between_b_and_c_and_reruns_only_what_changed(smo
     calls.clear()
     assert run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None) == csv_path
     assert calls == [] and csv_path.read_text() == text
-    (out / "b" / "seed=0" / ablation.EVALUATED_NAME).unlink()
+    (out / "b" / "seed=0" / runs.EVALUATED_NAME).unlink()
     run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None)
     assert calls == [("b", 0, None)]
     # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2

@@ -10,6 +10,7 @@ import pytest
 
 from pose3dlib import camera
 from pose3dlib.config import SyntheticConfig, load_config
+from pose3dlib.engine import atomic_io
 from pose3dlib.engine.errors import DataError
 from pose3dlib.synthetic import generator as synthetic
 from pose3dlib.tools.cli import main
@@ -103,7 +104,7 @@ def test_incomplete_output_is_not_complete_and_foreign_folder_is_kept(tmp_path):
 def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path, monkeypatch):
     out = tmp_path / "out"
     dead, alive = 4_000_000, 4_000_001  # beyond any pid_max (2**22)
-    monkeypatch.setattr(synthetic, "_pid_alive", lambda pid: pid == alive)
+    monkeypatch.setattr(atomic_io, "process_alive", lambda pid: pid == alive)
     leftovers = [tmp_path / f".out.{dead}.partial", tmp_path / f".out.{dead}.old"]
     kept = [tmp_path / f".out.{alive}.partial", tmp_path / f".other.{dead}.partial", tmp_path / ".out.backup"]
     for folder in leftovers + kept:

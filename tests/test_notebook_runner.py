@@ -110,6 +110,37 @@ def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
     assert not (tmp_path / "out.ipynb").exists()
 
 
+@pytest.mark.parametrize("failure", ["interrupt", "cell error"])
+def test_an_interrupted_run_leaves_no_partial_notebook_and_old_leftovers_go(tmp_path, monkeypatch, failure):
+    """Ctrl-C removes the partial notebook; a failing cell keeps it (for reading) until the step runs again."""
+    import papermill
+
+    from pose3dlib.engine import atomic_io
+
+    nb = _notebook(None)
+    nb["cells"][0]["metadata"]["tags"] = ["parameters"]
+    src = tmp_path / "tiny.ipynb"
+    src.write_text(json.dumps(nb))
+    out = tmp_path / "runs" / "tiny.ipynb"
+    out.parent.mkdir()
+    dead = out.parent / ".tiny.ipynb.4000000.tmp.ipynb"  # a killed run's partial notebook
+    dead.write_text("{}")
+    monkeypatch.setattr(atomic_io, "process_alive", lambda pid: pid != 4_000_000)
+
+    def execute_notebook(input_path, output_path, **kw):
+        Path(output_path).write_text("{}")  # papermill writes the notebook as it goes
+        if failure == "interrupt":
+            raise KeyboardInterrupt
+        raise papermill.PapermillExecutionError(1, 1, "x = 1", "ValueError", "bad", [])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    with pytest.raises(KeyboardInterrupt if failure == "interrupt" else Pose3DError):
+        notebook_runner.execute(str(src), out, {"x": 1}, progress=False)
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert not out.exists() and not dead.exists()
+    assert left == ([] if failure == "interrupt" else [f".tiny.ipynb.{os.getpid()}.tmp.ipynb"])
+
+
 # ----------------------------------------------------------------------------- parameter types
 
 def _cli(notebook: str, *args: str) -> dict:

@@ -197,3 +197,51 @@ def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks():
     assert "--profile smoke" in _make_dry_run("ablation", "PROFILE=smoke")
     assert "configs/smoke.yaml" in _make_dry_run("unseen-check", "PROFILE=smoke")
     assert "--config configs/cpu.yaml" in _make_dry_run("sweep", "SWEEP_PROFILE=cpu", "PROFILE=smoke")
+
+
+def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(tmp_path):
+    import os
+
+    from pose3dlib.tools.sweep import seed_run_dir
+
+    base, cell = tmp_path / "base", tmp_path / "cell"
+    for stage in (1, 2):
+        (base / f"stage{stage}").mkdir(parents=True)
+        (base / f"stage{stage}" / "last.pt").write_bytes(bytes([stage]) * 1000)
+    seed_run_dir(base, cell, (1, 2))
+    assert all((cell / f"stage{s}" / "last.pt").read_bytes() == bytes([s]) * 1000 for s in (1, 2))
+    cut = cell / "stage2" / "last.pt"
+    cut.unlink()
+    cut.write_bytes(b"\x02" * 10)  # a copy interrupted part-way (not a link any more)
+    (cell / "stage2" / ".last.pt.4194305.tmp").write_bytes(b"\x02")  # a killed run's temporary (beyond the largest pid_max, 2**22)
+    seed_run_dir(base, cell, (1, 2))
+    assert cut.read_bytes() == b"\x02" * 1000 and not (cell / "stage2" / ".last.pt.4194305.tmp").exists()
+    retrained = base / "stage1" / "last.pt"
+    retrained.unlink()
+    retrained.write_bytes(b"\x07" * 1000)  # the base run trained again: a new file, not the linked one
+    seed_run_dir(base, cell, (1, 2))
+    assert (cell / "stage1" / "last.pt").read_bytes() == b"\x07" * 1000
+    assert os.path.samefile(cell / "stage1" / "last.pt", retrained)
+    assert sorted(p.name for p in (cell / "stage2").iterdir()) == ["last.pt"]
+
+
+def test_a_finished_evaluation_is_skipped_until_its_checkpoint_or_config_changes(tmp_path):
+    from pose3dlib.config import load_config
+    from pose3dlib.engine import runs
+    from pose3dlib.tools.sweep import is_up_to_date
+
+    cell = tmp_path / "value=0,seed=0"
+    (cell / "stage3").mkdir(parents=True)
+    (cell / "stage3" / "last.pt").write_bytes(b"weights")
+    cfg = load_config("configs/smoke.yaml", ["train.stage3.geometric_weight=0"])
+    assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))  # never run
+    (cell / "06_eval_mpjpe.ipynb").write_text("{}")
+    runs.eval_csv_path(cell).write_text("stage,split,protocol,action,value\n")
+    runs.record_evaluation(cell, (3,), cfg)
+    assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
+    assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (2, 3))  # other stages scored
+    assert not is_up_to_date("06_eval_mpjpe", cell, load_config("configs/smoke.yaml", ["eval.flip_test=false"]), (3,))
+    assert not is_up_to_date("05_demo", cell, cfg, (3,))  # no record of its own: always runs
+    (cell / "stage3" / "last.pt").write_bytes(b"retrained")
+    assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
+    assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))  # no executed copy

@@ -38,6 +38,41 @@ def target_of_temporary(path: str | os.PathLike) -> tuple[Path, int] | None:
     return (path.with_name(m["name"]), int(m["pid"])) if m else None
 
 
+def process_alive(pid: int) -> bool:
+    """True while process `pid` exists (on this machine); a process of another user counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # Windows: os.kill(pid, 0) is not a probe there; keep the file
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove what killed writers of `path` left beside it (`temporary_sibling` names of processes
+    that are gone: a kill -9, a Ctrl-C during a write); returns the removed paths. A live
+    writer's temporaries (another process writing the same output) are kept."""
+    import shutil
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for candidate in list(path.parent.iterdir()):
+        written = target_of_temporary(candidate)
+        if written is None or written[0] != path or written[1] == os.getpid() or process_alive(written[1]):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
 def describe_os_error(e: OSError) -> str:
     """One line for a failed file operation, naming the file a user asked for rather than a temporary one.
 

@@ -8,6 +8,8 @@
     <run_dir>/stage{N}/tb/            TensorBoard scalars, when tensorboard is installed
     <run_dir>/stage{N}/.lock          held (flock) by the process writing the stage
     <run_dir>/metrics.csv             evaluation of every stage (pose3dlib.evaluation.evaluate)
+    <run_dir>/evaluated.json          what a sweep's or ablation's evaluation scored (checkpoint
+                                      and config digests), so a re-run skips it when unchanged
 
 Training, evaluation, sweeps, the demo and the notebooks all find files through here.
 """
@@ -87,6 +89,45 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+EVALUATED_NAME = "evaluated.json"  # beside metrics.csv: what that evaluation scored (evaluation_key)
+
+
+def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
+    """What an evaluation of `stages` in `run_dir` scores: each stage checkpoint's bytes and the whole config."""
+    import json
+
+    from ..config import config_to_dict
+
+    checkpoints = {}
+    for stage in stages:
+        path = checkpoint_path(run_dir, stage)
+        checkpoints[stage_name(stage)] = file_digest(path) if path.is_file() else None
+    config = hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
+    return {"checkpoints_sha256": checkpoints, "config_sha256": config}
+
+
+def record_evaluation(run_dir: str | os.PathLike, stages, cfg) -> Path:
+    """Write `<run_dir>/evaluated.json` after an evaluation of `stages` wrote metrics.csv."""
+    import json
+
+    from .atomic_io import atomic_write_text
+
+    return atomic_write_text(resolve(run_dir) / EVALUATED_NAME, json.dumps(evaluation_key(run_dir, stages, cfg)) + "\n")
+
+
+def is_evaluated(run_dir: str | os.PathLike, stages, cfg) -> bool:
+    """True when metrics.csv holds an evaluation of `stages` with `cfg` of the checkpoints there now."""
+    import json
+
+    record = resolve(run_dir) / EVALUATED_NAME
+    if not eval_csv_path(run_dir).is_file() or not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text()) == evaluation_key(run_dir, stages, cfg)
+    except ValueError:
+        return False
 
 
 def training_differences(stored_config: dict, cfg, stage: int | None = None) -> list[str]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from .. import camera
 from ..config import SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
-from ..engine.atomic_io import target_of_temporary, temporary_sibling
+from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
@@ -411,16 +410,6 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
                                       *(f"{v}/annot.h5" for v in VAL_SPLITS if getattr(cfg, v) > 0)))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0, force: bool = False) -> Path:
     """Write the h36m/, mpii/ and wild_test/ splits under `out_dir`; return its absolute path.
 
@@ -439,10 +428,7 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
         raise DataError(f"{out} exists and was not written by prepare-synthetic (no {MANIFEST}); "
                         "choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in list(out.parent.iterdir()):  # leftovers of interrupted runs
-        written = target_of_temporary(stale)
-        if written is not None and written[0] == out and not _pid_alive(written[1]):
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(out)  # leftovers of interrupted runs
     tmp = temporary_sibling(out, "partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -34,18 +34,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, config_to_dict, dump_config, load_config
+from ..config import Config, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
+from ..engine.runs import record_evaluation
 from ..evaluation.evaluate import protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
@@ -65,7 +64,7 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("wild_test", "p1_mpjpe"), ("wild_test", "p2_pa_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
     ("mpii_val", "pckh@0.5"),
 )
-EVALUATED_NAME = "evaluated.json"
+EVALUATED_STAGES = (3,)  # the stage each run's evaluation scores
 
 
 # ----------------------------------------------------------------------------- arms
@@ -132,33 +131,16 @@ def plan(out: str | Path, seeds_bc: Iterable[int], seeds_a: Iterable[int]) -> li
 
 # ----------------------------------------------------------------------------- running
 
-def _config_digest(cfg: Config) -> str:
-    return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
-
-
-def _evaluation_key(step: Step, cfg: Config) -> dict:
-    """What an evaluation scored: the Stage-3 checkpoint's bytes and the run's config."""
-    from ..engine.train import checkpoint_path, file_digest
-
-    ckpt = checkpoint_path(step.run_dir, 3)
-    return {"checkpoint_sha256": file_digest(ckpt) if ckpt.is_file() else None, "config_sha256": _config_digest(cfg)}
-
-
 def is_done(step: Step, cfg: Config) -> bool:
     """True when `step` need not run: its stage is finished for `cfg` and its starting checkpoint,
-    or its evaluation scored the current Stage-3 checkpoint with `cfg`."""
+    or its evaluation scored the current Stage-3 checkpoint with `cfg` (runs.is_evaluated)."""
+    from ..engine.runs import is_evaluated
     from ..engine.train import stage_status
 
     run_dir = resolve(step.run_dir)
     if step.stage is not None:
         return stage_status(cfg, step.stage, run_dir, step.init_from) == "finished"
-    record = run_dir / EVALUATED_NAME
-    if not (run_dir / "metrics.csv").is_file() or not record.is_file():
-        return False
-    try:
-        return json.loads(record.read_text()) == _evaluation_key(step, cfg)
-    except ValueError:
-        return False
+    return is_evaluated(run_dir, EVALUATED_STAGES, cfg)
 
 
 def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
@@ -169,7 +151,7 @@ def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
     if step.init_from is not None:
         params["init_from"] = str(step.init_from)
     if step.stage is None:
-        params["stages"] = [3]
+        params["stages"] = list(EVALUATED_STAGES)
     return params
 
 
@@ -231,7 +213,7 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
         start = time.monotonic()
         executor(step, profile, config_file)
         if step.stage is None:
-            atomic_write_text(resolve(step.run_dir) / EVALUATED_NAME, json.dumps(_evaluation_key(step, cfg)) + "\n")
+            record_evaluation(step.run_dir, EVALUATED_STAGES, cfg)
         log(f"{head}: done in {time.monotonic() - start:.0f} s")
     rows = collect_rows(out, seeds_bc, seeds_a)
     return write_ablation_csv(rows, resolve(out) / "ablation.csv")

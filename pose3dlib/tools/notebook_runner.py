@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..engine.atomic_io import temporary_sibling
+from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
 
@@ -195,6 +195,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # partial notebooks of earlier runs that failed or were killed
     tmp = temporary_sibling(out, suffix=".ipynb")
     previous = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
@@ -211,7 +212,10 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
                           "or pass --kernel NAME") from None
     except pm.PapermillExecutionError as e:
         raise Pose3DError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
-                          f"(partial output kept in {tmp})") from None
+                          f"(partial output kept in {tmp} until the step runs again)") from None
+    except BaseException:  # an interrupt (Ctrl-C) or an error outside the notebook: nothing worth keeping
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if previous is None:
             os.environ.pop(PROGRESS_ENV, None)

@@ -14,6 +14,10 @@ notebooks re-run. The summary gathers
 every run's metrics.csv into `sweep.csv` (the metrics columns plus `param_value` and
 `seed`), a table (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE,
 with predicted and with ground-truth 2D, on wild_test and lab_test, against the value.
+
+Run again (after an interrupt, or with more values or seeds), a sweep skips what is done: a
+training notebook whose stage is finished for the cell's config, an evaluation that scored
+the cell's current checkpoints with it (`evaluated.json`, runs.is_evaluated).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from ..engine import runs
-from ..engine.atomic_io import atomic_write
+from ..engine.atomic_io import atomic_write, remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import CSV_COLUMNS, read_metrics_csv
@@ -53,21 +57,36 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
-    """Make `run_dir` start from `base_run`'s checkpoints of `stages` (linked, not modified)."""
+    """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
+
+    Run again on a cell that exists, it re-links every file that is not (or no longer) the base
+    run's: a copy cut off by an interrupt, or a base run retrained since (the cell's later
+    stages then see a new init checkpoint and retrain, runs.stage_status). Each file is built
+    under a temporary name and renamed, so an interrupt never leaves half of one.
+    """
+    import filecmp
+
     for stage in stages:
         src = runs.stage_dir(base_run, stage)
         if not src.is_dir():
             raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
         dst = runs.stage_dir(run_dir, stage)
-        if dst.exists():
-            continue
-        dst.mkdir(parents=True)
+        dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
-            if f.is_file():
+            target = dst / f.name
+            if not f.is_file() or (target.is_file() and (os.path.samefile(f, target)
+                                                         or filecmp.cmp(f, target, shallow=False))):
+                continue
+            remove_stale_temporaries(target)
+            tmp = temporary_sibling(target)
+            try:
                 try:
-                    os.link(f, dst / f.name)
+                    os.link(f, tmp)
                 except OSError:
-                    shutil.copy2(f, dst / f.name)
+                    shutil.copy2(f, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
 
 
 SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
@@ -93,6 +112,21 @@ def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(s for s in runs.STAGES if s < trained[0]), tuple(trained)
 
 
+def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, ...]) -> bool:
+    """True when a re-run of the sweep may skip `notebook` in this cell: its executed copy is there and
+    the stage it trains is finished for `cfg` from the current earlier stage (runs.stage_status), or
+    the evaluation it writes scored the current checkpoints with `cfg` (runs.is_evaluated). Any other
+    notebook (the demo) always runs."""
+    from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
+
+    if not (run_dir / f"{notebook}.ipynb").is_file():
+        return False
+    trained = [stage for stage, nb in TRAIN_NOTEBOOKS.items() if nb == notebook]
+    if trained:
+        return runs.stage_status(cfg, trained[0], run_dir) == "finished"
+    return notebook == EVAL_NOTEBOOK and runs.is_evaluated(run_dir, scored_stages, cfg)
+
+
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
               config_file: str | Path, seeds: list[int] | None = None) -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
@@ -105,7 +139,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     notebooks that take `stages` score the re-run ones (`stage_plan`).
     """
     from ..config import load_config
-    from .notebook_runner import execute, prepare
+    from .notebook_runner import EVAL_NOTEBOOK, execute, prepare
 
     reuse_stages, scored_stages = stage_plan(notebooks)
     for value in values:
@@ -125,9 +159,15 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
             seed_run_dir(base, run_dir, reuse_stages)
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             params = notebook_params(run_dir, overrides)
+            cfg = load_config(config_file, overrides)
             for nb in notebooks:
+                if is_up_to_date(nb, run_dir, cfg, scored_stages):
+                    print(f"sweep {run_dir.name}: {nb} up to date", flush=True)
+                    continue
                 print(f"sweep {run_dir.name}: {nb}", flush=True)
                 execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=("stages",))
+                if nb == EVAL_NOTEBOOK:
+                    runs.record_evaluation(run_dir, scored_stages, cfg)
             for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
                 if r["stage"] != "mean_pose":
                     rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
