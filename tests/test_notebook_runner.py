@@ -97,6 +97,32 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     assert not list((tmp_path / "runs").glob(".*tmp*"))  # the temporary file was renamed
 
 
+def test_the_kernels_own_stderr_is_kept_off_the_terminal_unless_the_kernel_dies(tmp_path, capfd):
+    """What the kernel process writes to its file descriptor 2 (not a cell's output) goes to its log;
+    it is shown, last lines, when the kernel dies."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if notebook_runner.KERNEL not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no 'pose3d' Jupyter kernel: run `make setup`")
+
+    def run(source: str):
+        nb = _notebook(None)
+        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "outputs": [],
+                            "source": source})
+        src = tmp_path / "nb.ipynb"
+        src.write_text(json.dumps(nb))
+        return notebook_runner.execute(str(src), tmp_path / "out" / "nb.ipynb", {}, progress=False)
+
+    run("import os\nos.write(2, b'native library chatter\\n')\nprint('cell output')")
+    assert "native library chatter" not in capfd.readouterr().err
+    assert "cell output" in (tmp_path / "out" / "nb.ipynb").read_text()
+    with pytest.raises(Pose3DError, match=r"nb\.ipynb: the kernel died while running it"):
+        run("import os\nos.write(2, b'native library: out of memory\\n')\nos._exit(3)")
+    err = capfd.readouterr().err
+    assert "the kernel's own last output" in err and "native library: out of memory" in err
+    assert not list((tmp_path / "out").glob(".*tmp*"))  # no partial notebook left
+
+
 def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
     nb = _notebook(None)
     del nb["metadata"]["kernelspec"]

@@ -14,6 +14,7 @@ import argparse
 import ast
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,9 +36,14 @@ KERNEL_DIR_PREFIX = "pose3d-kernel-"  # the temporary folder of a run's kernel c
 MAX_SOCKET_PATH = 100  # bytes of an IPC socket's path (the system limit: 104 on macOS, 108 on Linux)
 
 
+KERNEL_LOG_NAME = "kernel-stderr.log"  # in the kernel's folder: the kernel process's own stderr
+KERNEL_LOG_TAIL = 20  # lines of it shown when the kernel failed
+
+
 def kernel_config(socket_dir: str | Path):
-    """traitlets Config for the executing kernel's connection: on POSIX, local (IPC) sockets in
-    `socket_dir`, a short private folder (an IPC socket path may not exceed about 104 bytes).
+    """traitlets Config of the executing kernel: its process's stderr to `KERNEL_LOG_NAME` in
+    `socket_dir` (pose3dlib.tools.kernel_manager) and, on POSIX, its connection on local (IPC)
+    sockets there, a short private folder (an IPC socket path may not exceed about 104 bytes).
 
     Unlike a kernel on localhost TCP ports, IPC sockets are reachable only through the file
     system (the folder is the user's own), and ipykernel prints no "running over TCP without
@@ -49,10 +55,22 @@ def kernel_config(socket_dir: str | Path):
     """
     from traitlets.config import Config
 
-    if (os.name != "posix" or len(os.fsencode(os.path.join(socket_dir, "kernel-ipc-9999"))) > MAX_SOCKET_PATH
-            or not unix_sockets_work(socket_dir)):
-        return Config()
-    return Config({"KernelManager": {"transport": "ipc", "connection_file": os.path.join(socket_dir, "kernel.json")}})
+    from .kernel_manager import LoggedKernelManager
+
+    cfg = Config({"NotebookClient": {"kernel_manager_class": LoggedKernelManager},
+                  "LoggedKernelManager": {"stderr_log": os.path.join(socket_dir, KERNEL_LOG_NAME)}})
+    if (os.name == "posix" and len(os.fsencode(os.path.join(socket_dir, "kernel-ipc-9999"))) <= MAX_SOCKET_PATH
+            and unix_sockets_work(socket_dir)):
+        cfg.KernelManager = Config({"transport": "ipc", "connection_file": os.path.join(socket_dir, "kernel.json")})
+    return cfg
+
+
+def kernel_log_tail(socket_dir: str | Path, lines: int = KERNEL_LOG_TAIL) -> str:
+    """The last `lines` lines of the kernel process's stderr log ('' when it wrote nothing)."""
+    path = Path(socket_dir) / KERNEL_LOG_NAME
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()[-lines:])
 
 
 def unix_sockets_work(folder: str | Path) -> bool:
@@ -189,6 +207,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import DeadKernelError
 
     from ..engine.progress import ENV as PROGRESS_ENV
 
@@ -202,9 +221,19 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     try:
         # removed after the kernel has shut down; a failed removal never hides the run's own error
         with tempfile.TemporaryDirectory(prefix=KERNEL_DIR_PREFIX, ignore_cleanup_errors=True) as sockets:
-            pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
-                                progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S,
-                                config=kernel_config(sockets))
+            try:
+                pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
+                                    progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S,
+                                    config=kernel_config(sockets))
+            except (KeyboardInterrupt, pm.PapermillExecutionError, NoSuchKernel):
+                raise  # the user's Ctrl-C (the kernel's shutdown traceback stays in its log); a cell's own error
+            except BaseException as e:  # the kernel died or did not start: its own last words explain it
+                if tail := kernel_log_tail(sockets):
+                    print(f"{src.name}: the kernel's own last output:\n{tail}", file=sys.stderr)
+                if isinstance(e, DeadKernelError):
+                    raise Pose3DError(f"{src.name}: the kernel died while running it ({e}; out of memory, or a crash "
+                                      "in native code: see its last output above, if any)") from None
+                raise
         relative_papermill_paths(tmp, src, out)
         tmp.replace(out)
     except NoSuchKernel:
