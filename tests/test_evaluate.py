@@ -83,6 +83,18 @@ def test_eval_options_and_data_come_from_the_evaluation_config(random_run, smoke
     assert _all(doubled, "lab_test", "p1_mpjpe") != pytest.approx(_all(base, "lab_test", "p1_mpjpe"), rel=1e-3)
 
 
+def test_a_checkpoint_of_another_profile_is_scored_with_a_note_saying_so(random_run, smoke_data, capsys):
+    from pose3dlib.config import load_config
+
+    same = load_config("configs/smoke.yaml", smoke_data)
+    evaluate.evaluate_run(same, random_run / "3000", stages=[1], limit=2, progress=False, device="cpu")
+    assert "note:" not in capsys.readouterr().err
+    other = load_config("configs/smoke.yaml", [*smoke_data, "profile=cpu"])
+    evaluate.evaluate_run(other, random_run / "3000", stages=[1], limit=2, progress=False, device="cpu")
+    err = capsys.readouterr().err
+    assert "was trained with the 'smoke' profile, the config is 'cpu'" in err and "3000" in err
+
+
 def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data):
     from pose3dlib.config import config_to_dict, load_config
     from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint

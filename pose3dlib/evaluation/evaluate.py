@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,6 +373,10 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
         model, trained = load_model(ckpt, map_location=dev)
         scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
         model.to(dev).eval()
+        if trained.profile != cfg.profile:
+            print(f"note: {path} was trained with the {trained.profile!r} profile, the config is {cfg.profile!r}: "
+                  "the network and input size come from the checkpoint, the data and eval.* settings from the "
+                  "config", file=sys.stderr)
         data = checkpoint_geometry(cfg.data, trained)
         fmt = trained.model.input_format
         for split, key in TEST_SPLIT_DIRS.items():
