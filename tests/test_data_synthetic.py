@@ -103,7 +103,7 @@ def test_incomplete_output_is_not_complete_and_foreign_folder_is_kept(tmp_path):
 
 def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    dead, alive = 4_000_000, 4_000_001  # beyond any pid_max (2**22)
+    dead, alive = 4_000_000, 4_000_001  # their liveness is patched below
     monkeypatch.setattr(atomic_io, "process_alive", lambda pid: pid == alive)
     leftovers = [tmp_path / f".out.{dead}.partial", tmp_path / f".out.{dead}.old"]
     kept = [tmp_path / f".out.{alive}.partial", tmp_path / f".other.{dead}.partial", tmp_path / ".out.backup"]

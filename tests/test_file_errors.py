@@ -31,7 +31,8 @@ def test_a_temporary_name_maps_back_to_its_output(tmp_path, kind, suffix):
     assert target_of_temporary(tmp) == (out, os.getpid())
 
 
-@pytest.mark.parametrize("name", ["stage3.pt", ".hidden", ".x.tmp", ".x.12.bak", ".x.12.tmp.ipynb~", "x.12.tmp"])
+@pytest.mark.parametrize("name", ["stage3.pt", ".hidden", ".x.tmp", ".x.12.bak", ".x.12.tmp.ipynb~", "x.12.tmp",
+                                  ".data.20240101.old", ".x.4194305.tmp", ".x.0.tmp"])
 def test_other_names_are_not_temporary(tmp_path, name):
     assert target_of_temporary(tmp_path / name) is None
 
@@ -50,6 +51,31 @@ def test_describe_names_the_output_behind_a_temporary_file(tmp_path):
     assert describe_os_error(OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b")) == \
         "a -> b: Invalid cross-device link"
     assert describe_os_error(FileNotFoundError("no checkpoint here")) == "no checkpoint here"
+    assert describe_os_error(OSError(errno.EBADF, "Bad file descriptor", 7)) == "7: Bad file descriptor"
+
+
+def test_the_generators_older_partial_folders_are_still_recognised(tmp_path):
+    assert target_of_temporary(tmp_path / ".cpu.partial-31888") == (tmp_path / "cpu", 31888)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids are probed on POSIX only")
+def test_only_a_gone_writers_own_leftovers_are_removed(tmp_path, monkeypatch):
+    out = tmp_path / "out.csv"
+    dead = tmp_path / ".out.csv.4194304.tmp"  # pid 2**22: no process has it
+    live = tmp_path / f".out.csv.{os.getppid()}.tmp"
+    other_output = tmp_path / ".other.csv.4194304.tmp"
+    for f in (dead, live, other_output):
+        f.write_text("x")
+    assert atomic_io.remove_stale_temporaries(out) == [dead]
+    assert not dead.exists() and live.exists() and other_output.exists()
+    assert atomic_io.process_alive(os.getpid()) and not atomic_io.process_alive(4_194_304)
+    assert atomic_io.process_alive(10**30)  # not a process id this system can have: never taken for a dead one
+    if os.getuid() == 0:  # root can give a file away: another user's leftover is theirs to remove
+        foreign = tmp_path / ".out.csv.4194303.tmp"
+        foreign.write_text("x")
+        os.chown(foreign, 12345, -1)
+        monkeypatch.setattr(atomic_io, "process_alive", lambda pid: False)
+        assert foreign not in atomic_io.remove_stale_temporaries(out) and foreign.exists()
 
 
 def test_a_full_disk_during_a_write_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):

@@ -127,6 +127,18 @@ def _recording_execute(monkeypatch, calls: list):
     monkeypatch.setattr(notebook_runner, "execute", execute)
 
 
+def _finished_stage(run, stage: int, tag: int = 0):
+    """A finished stage checkpoint (no weights; `tag` makes its bytes differ) at `run`/stage{N}/last.pt."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
+
+    path = checkpoint_path(run, stage)
+    save_checkpoint(path, make_checkpoint(model_state={}, config=config_to_dict(load_config("configs/smoke.yaml")),
+                                          stage=stage, step=tag, extra={"finished": True}))
+    return path
+
+
 def test_every_notebook_is_checked_before_anything_runs(tmp_path, monkeypatch):
     """A misspelled notebook is named at once, not after the notebooks before it ran for the first value."""
     calls: list = []
@@ -144,7 +156,7 @@ def test_the_sweeps_parameters_pass_the_notebooks_checks(tmp_path, monkeypatch):
     calls: list = []
     _recording_execute(monkeypatch, calls)
     for stage in (1, 2):
-        (tmp_path / "base" / f"stage{stage}").mkdir(parents=True)
+        _finished_stage(tmp_path / "base", stage)
     with pytest.raises(_Stop):
         run_sweep("train.stage3.geometric_weight", [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"],
                   tmp_path / "base", tmp_path / "out", "configs/smoke.yaml", seeds=[0])
@@ -164,15 +176,34 @@ def test_the_stages_reused_and_scored_follow_the_swept_notebooks():
 def test_an_evaluation_only_sweep_links_every_stage_and_scores_them_all(tmp_path, monkeypatch):
     calls: list = []
     _recording_execute(monkeypatch, calls)
-    for stage in (1, 2, 3):
-        (tmp_path / "base" / f"stage{stage}").mkdir(parents=True)
-        (tmp_path / "base" / f"stage{stage}" / "last.pt").write_bytes(b"weights")
+    base = [_finished_stage(tmp_path / "base", stage) for stage in (1, 2, 3)]
+    (tmp_path / "base" / "stage3" / ".lock").write_text("")  # the base's own lock is not shared
+    with pytest.raises(Pose3DError, match="trains nothing: every value would score"):
+        run_sweep("train.stage3.lr", [1e-4, 1e-5], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
+                  "configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match=r"seeds \[0, 1\] would score the same checkpoints"):
+        run_sweep("eval.flip_test", [True, False], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
+                  "configs/smoke.yaml", seeds=[0, 1])
     with pytest.raises(_Stop):
         run_sweep("eval.flip_test", [True, False], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
                   "configs/smoke.yaml")
     assert [name for name, _ in calls] == ["06_eval_mpjpe"] and calls[0][1]["stages"] == [1, 2, 3]
-    for stage in (1, 2, 3):
-        assert (tmp_path / "out" / "value=True" / f"stage{stage}" / "last.pt").read_bytes() == b"weights"
+    for stage, path in zip((1, 2, 3), base):
+        assert (tmp_path / "out" / "value=True" / f"stage{stage}" / "last.pt").read_bytes() == path.read_bytes()
+    assert not (tmp_path / "out" / "value=True" / "stage3" / ".lock").exists()
+
+
+def test_an_unfinished_base_stage_is_refused(tmp_path):
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
+    from pose3dlib.tools.sweep import seed_run_dir
+
+    _finished_stage(tmp_path / "base", 1)
+    save_checkpoint(checkpoint_path(tmp_path / "base", 2), make_checkpoint(
+        model_state={}, config=config_to_dict(load_config("configs/smoke.yaml")), stage=2, step=4))  # interrupted
+    with pytest.raises(Pose3DError, match=r"stage2/last\.pt is not a finished stage"):
+        seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2))
 
 
 def _make_dry_run(*args: str) -> str:
@@ -205,22 +236,21 @@ def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(t
     from pose3dlib.tools.sweep import seed_run_dir
 
     base, cell = tmp_path / "base", tmp_path / "cell"
-    for stage in (1, 2):
-        (base / f"stage{stage}").mkdir(parents=True)
-        (base / f"stage{stage}" / "last.pt").write_bytes(bytes([stage]) * 1000)
+    paths = {stage: _finished_stage(base, stage) for stage in (1, 2)}
     seed_run_dir(base, cell, (1, 2))
-    assert all((cell / f"stage{s}" / "last.pt").read_bytes() == bytes([s]) * 1000 for s in (1, 2))
+    assert all((cell / f"stage{s}" / "last.pt").read_bytes() == paths[s].read_bytes() for s in (1, 2))
     cut = cell / "stage2" / "last.pt"
     cut.unlink()
-    cut.write_bytes(b"\x02" * 10)  # a copy interrupted part-way (not a link any more)
-    (cell / "stage2" / ".last.pt.4194305.tmp").write_bytes(b"\x02")  # a killed run's temporary (beyond the largest pid_max, 2**22)
+    cut.write_bytes(paths[2].read_bytes()[:100])  # a copy interrupted part-way (not a link any more)
+    (cell / "stage2" / ".last.pt.4194304.tmp").write_bytes(b"\x02")  # a killed run's temporary (pid 2**22: no process has it)
     seed_run_dir(base, cell, (1, 2))
-    assert cut.read_bytes() == b"\x02" * 1000 and not (cell / "stage2" / ".last.pt.4194305.tmp").exists()
-    retrained = base / "stage1" / "last.pt"
-    retrained.unlink()
-    retrained.write_bytes(b"\x07" * 1000)  # the base run trained again: a new file, not the linked one
+    assert cut.read_bytes() == paths[2].read_bytes() and not (cell / "stage2" / ".last.pt.4194304.tmp").exists()
+    old = paths[1].read_bytes()
+    paths[1].unlink()
+    retrained = _finished_stage(base, 1, tag=7)  # the base run trained again: a new file, not the linked one
+    assert retrained.read_bytes() != old
     seed_run_dir(base, cell, (1, 2))
-    assert (cell / "stage1" / "last.pt").read_bytes() == b"\x07" * 1000
+    assert (cell / "stage1" / "last.pt").read_bytes() == retrained.read_bytes()
     assert os.path.samefile(cell / "stage1" / "last.pt", retrained)
     assert sorted(p.name for p in (cell / "stage2").iterdir()) == ["last.pt"]
 
@@ -240,8 +270,33 @@ def test_a_finished_evaluation_is_skipped_until_its_checkpoint_or_config_changes
     runs.record_evaluation(cell, (3,), cfg)
     assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (2, 3))  # other stages scored
-    assert not is_up_to_date("06_eval_mpjpe", cell, load_config("configs/smoke.yaml", ["eval.flip_test=false"]), (3,))
+    other_eval = load_config("configs/smoke.yaml", ["train.stage3.geometric_weight=0", "eval.flip_test=false"])
+    assert not is_up_to_date("06_eval_mpjpe", cell, other_eval, (3,))
+    runs.eval_csv_path(cell).write_text("stage,split,protocol,action,value\nrewritten\n")  # a manual evaluate since
+    assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
+    runs.record_evaluation(cell, (3,), cfg)
+    assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("05_demo", cell, cfg, (3,))  # no record of its own: always runs
     (cell / "stage3" / "last.pt").write_bytes(b"retrained")
     assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))  # no executed copy
+
+
+def test_a_finished_training_notebook_is_skipped_until_its_config_or_start_changes(tmp_path):
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path, file_digest
+    from pose3dlib.tools.sweep import is_up_to_date
+
+    cell = tmp_path / "value=0"
+    stage2 = _finished_stage(cell, 2)
+    cfg = load_config("configs/smoke.yaml", ["train.stage3.geometric_weight=0"])
+    save_checkpoint(checkpoint_path(cell, 3), make_checkpoint(
+        model_state={}, config=config_to_dict(cfg), stage=3, extra={"finished": True, "init_digest": file_digest(stage2)}))
+    assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))  # no executed notebook yet
+    (cell / "04_train_geometry.ipynb").write_text("{}")
+    assert is_up_to_date("04_train_geometry", cell, cfg, (3,))
+    assert not is_up_to_date("04_train_geometry", cell, load_config("configs/smoke.yaml"), (3,))  # weight 0.01
+    stage2.unlink()
+    _finished_stage(cell, 2, tag=5)  # Stage 2 changed: Stage 3 started from another checkpoint
+    assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))

@@ -14,8 +14,12 @@ from typing import IO
 
 from .errors import Pose3DError
 
-# `.<name>.<pid>.<kind>[.<extension>]`: see temporary_sibling
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<kind>tmp|partial|old)(?:\.[A-Za-z0-9]+)?$")
+# `.<name>.<pid>.<kind>[.<extension>]`: see temporary_sibling. A process id has at most 7
+# digits and is at most MAX_PID (Linux's largest pid_max, 2**22), so a hidden name with a date
+# in it (`.data.20240101.old`) is not taken for one.
+MAX_PID = 4_194_304  # pid_max may be at most this, and a process id is below pid_max
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d{1,7})\.(?P<kind>tmp|partial|old)(?:\.[A-Za-z0-9]+)?$")
+_LEGACY_PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d{1,7})$")  # the generator's name before 2026-12-03
 
 
 def temporary_sibling(path: str | os.PathLike, kind: str = "tmp", suffix: str = "") -> Path:
@@ -34,27 +38,36 @@ def temporary_sibling(path: str | os.PathLike, kind: str = "tmp", suffix: str = 
 def target_of_temporary(path: str | os.PathLike) -> tuple[Path, int] | None:
     """(the path being written, the writer's process id) for a `temporary_sibling` name, else None."""
     path = Path(path)
-    m = _TEMPORARY.match(path.name)
-    return (path.with_name(m["name"]), int(m["pid"])) if m else None
+    m = _TEMPORARY.match(path.name) or _LEGACY_PARTIAL.match(path.name)
+    if m is None or not 0 < int(m["pid"]) <= MAX_PID:
+        return None
+    return path.with_name(m["name"]), int(m["pid"])
 
 
 def process_alive(pid: int) -> bool:
-    """True while process `pid` exists (on this machine); a process of another user counts as alive."""
+    """True while process `pid` may exist on this machine (a process of another user counts as alive).
+
+    Only POSIX can probe a process id (signal 0); elsewhere every writer counts as alive, so
+    nothing is removed (on Windows `os.kill(pid, 0)` would send the process a CTRL_C_EVENT).
+    """
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:  # Windows: os.kill(pid, 0) is not a probe there; keep the file
+    except (PermissionError, OverflowError, ValueError):
         return True
     return True
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove what killed writers of `path` left beside it (`temporary_sibling` names of processes
-    that are gone: a kill -9, a Ctrl-C during a write); returns the removed paths. A live
-    writer's temporaries (another process writing the same output) are kept."""
+    that are gone: a kill -9, a Ctrl-C during a write); returns the paths removed.
+
+    Kept: a live writer's temporaries (another process writing the same output), another
+    user's, and whatever cannot be removed (the run goes on; nothing here is an error).
+    """
     import shutil
 
     path = Path(path)
@@ -65,10 +78,15 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         written = target_of_temporary(candidate)
         if written is None or written[0] != path or written[1] == os.getpid() or process_alive(written[1]):
             continue
-        if candidate.is_dir() and not candidate.is_symlink():
-            shutil.rmtree(candidate, ignore_errors=True)
-        else:
-            candidate.unlink(missing_ok=True)
+        try:
+            if hasattr(os, "getuid") and candidate.lstat().st_uid != os.getuid():
+                continue
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+        except OSError:
+            continue
         removed.append(candidate)
     return removed
 
@@ -81,13 +99,14 @@ def describe_os_error(e: OSError) -> str:
     """
     if e.filename is None:
         return str(e)
-    name = os.fsdecode(e.filename)
+    name, name2 = (os.fsdecode(f) if isinstance(f, (str, bytes, os.PathLike)) else f for f in (e.filename, e.filename2))
+    name = str(name)  # a file descriptor (os.stat(3)) is an int
     reason = e.strerror or str(e)
     written = target_of_temporary(name)
     if written is not None:
         return f"cannot write {written[0]}: {reason} (creating {name})"
-    if e.filename2 is not None:
-        return f"{name} -> {os.fsdecode(e.filename2)}: {reason}"
+    if name2 is not None:
+        return f"{name} -> {name2}: {reason}"
     return f"{name}: {reason}"
 
 

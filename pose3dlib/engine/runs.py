@@ -95,7 +95,9 @@ EVALUATED_NAME = "evaluated.json"  # beside metrics.csv: what that evaluation sc
 
 
 def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
-    """What an evaluation of `stages` in `run_dir` scores: each stage checkpoint's bytes and the whole config."""
+    """What an evaluation of `stages` in `run_dir` scored: each stage checkpoint's bytes, the whole
+    config, and the metrics.csv it wrote (so a metrics.csv rewritten since, by a manual `evaluate`
+    with other settings, no longer counts as this evaluation)."""
     import json
 
     from ..config import config_to_dict
@@ -105,7 +107,9 @@ def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
         path = checkpoint_path(run_dir, stage)
         checkpoints[stage_name(stage)] = file_digest(path) if path.is_file() else None
     config = hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
-    return {"checkpoints_sha256": checkpoints, "config_sha256": config}
+    csv = eval_csv_path(run_dir)
+    return {"checkpoints_sha256": checkpoints, "config_sha256": config,
+            "metrics_csv_sha256": file_digest(csv) if csv.is_file() else None}
 
 
 def record_evaluation(run_dir: str | os.PathLike, stages, cfg) -> Path:

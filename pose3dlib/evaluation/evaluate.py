@@ -363,6 +363,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     rows: list[dict] = []
+    noted = False
     for split, key in TEST_SPLIT_DIRS.items():
         test = H36MDataset(getattr(cfg.data, key), "test", cfg.data)
         rows += mean_pose_rows(train_3d.joints_3d_mm, test, cfg.eval, split=split,
@@ -373,7 +374,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
         model, trained = load_model(ckpt, map_location=dev)
         scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
         model.to(dev).eval()
-        if trained.profile != cfg.profile:
+        if trained.profile != cfg.profile and not noted:
+            noted = True  # once per run
             print(f"note: {path} was trained with the {trained.profile!r} profile, the config is {cfg.profile!r}: "
                   "the network and input size come from the checkpoint, the data and eval.* settings from the "
                   "config", file=sys.stderr)

@@ -59,6 +59,9 @@ def parse_seeds(text: str) -> list[int]:
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
     """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
 
+    Each stage must be finished in the base run. Hidden files (the stage folder's lock, a
+    writer's temporaries) are not linked: the cell has its own.
+
     Run again on a cell that exists, it re-links every file that is not (or no longer) the base
     run's: a copy cut off by an interrupt, or a base run retrained since (the cell's later
     stages then see a new init checkpoint and retrain, runs.stage_status). Each file is built
@@ -70,11 +73,15 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
         src = runs.stage_dir(base_run, stage)
         if not src.is_dir():
             raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
+        if not runs.is_finished(runs.checkpoint_path(base_run, stage)):
+            raise Pose3DError(f"sweep base run's {runs.checkpoint_path(base_run, stage)} is not a finished stage "
+                              "(missing, or a training run that was interrupted); finish it first, e.g. "
+                              "`make reproduce PROFILE=...`")
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
             target = dst / f.name
-            if not f.is_file() or (target.is_file() and (os.path.samefile(f, target)
+            if f.name.startswith(".") or not f.is_file() or (target.is_file() and (os.path.samefile(f, target)
                                                          or filecmp.cmp(f, target, shallow=False))):
                 continue
             remove_stale_temporaries(target)
@@ -142,6 +149,14 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     from .notebook_runner import EVAL_NOTEBOOK, execute, prepare
 
     reuse_stages, scored_stages = stage_plan(notebooks)
+    if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change
+        if not param.startswith(("eval.", "data.")):
+            raise Pose3DError(f"sweep of {param} with notebooks {notebooks} trains nothing: every value would score "
+                              "the base run's checkpoints; add the training notebooks it changes, or sweep an eval.* "
+                              "or data.* key")
+        if seeds:
+            raise Pose3DError(f"sweep with notebooks {notebooks} trains nothing, so seeds {seeds} would score the "
+                              "same checkpoints again; run it without seeds (SWEEP_SEEDS= or --seeds '')")
     for value in values:
         load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
     out_dir, base = resolve(out), resolve(base_run)

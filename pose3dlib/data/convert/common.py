@@ -66,9 +66,12 @@ def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Pat
     crop = camera.warp_image(image_bgr, affine, CROP_PX)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path, suffix=".jpg")
-    if not cv2.imwrite(str(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-        raise DataError(f"could not write image {path}")
-    tmp.replace(path)
+    try:
+        if not cv2.imwrite(str(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise DataError(f"could not write image {path}")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return affine
 
 
