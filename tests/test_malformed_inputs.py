@@ -392,8 +392,8 @@ CASES: list[Case] = [
          lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "-1", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "train.stage3.lr")),
     Case("sweep_missing_base_run", "sweep --base-run", "base run folder that does not exist",
-         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "0.001", "--notebooks", "06_eval_mpjpe",
-                        "--base-run", str(d / "nobase"), "--out", str(d / "sweep")],
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "0.001", "--notebooks", "04_train_geometry",
+                        "06_eval_mpjpe", "--base-run", str(d / "nobase"), "--out", str(d / "sweep")],
                        "nobase")),
     # ---- report
     Case("report_metrics_missing", "report --metrics", "metrics CSV that does not exist",
