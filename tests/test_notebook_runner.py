@@ -123,6 +123,23 @@ def test_the_kernels_own_stderr_is_kept_off_the_terminal_unless_the_kernel_dies(
     assert not list((tmp_path / "out").glob(".*tmp*"))  # no partial notebook left
 
 
+def test_the_kernels_progress_bars_reach_the_terminal_not_the_notebook(tmp_path, capfd):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if notebook_runner.KERNEL not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no 'pose3d' Jupyter kernel: run `make setup`")
+    nb = _notebook(None)
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "outputs": [],
+                        "source": "from pose3dlib.engine.progress import progress_bar\n"
+                                  "for _ in progress_bar(range(4), desc='stage 9 epoch 1/1'):\n    pass\nprint('done')"})
+    src = tmp_path / "bars.ipynb"
+    src.write_text(json.dumps(nb))
+    out = notebook_runner.execute(str(src), tmp_path / "out" / "bars.ipynb", {}, progress=False)
+    outputs = json.dumps([c.get("outputs", []) for c in json.loads(out.read_text())["cells"]])
+    assert "done" in outputs and "stage 9 epoch" not in outputs
+    assert "bars: stage 9 epoch 1/1: 100%" in capfd.readouterr().err  # the last state, when the notebook ends
+
+
 def test_a_notebook_without_kernelspec_is_an_error_naming_it(tmp_path):
     nb = _notebook(None)
     del nb["metadata"]["kernelspec"]

@@ -51,3 +51,39 @@ def test_every_bar_of_the_library_goes_through_progress_bar():
             if re.search(r"(?<![\w.])tqdm\(", line):
                 offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{n}")
     assert not offenders, offenders
+
+
+def test_a_progress_file_takes_the_bars_instead_of_stderr(monkeypatch, tmp_path, capsys):
+    path = tmp_path / "progress.log"
+    monkeypatch.setenv(progress.ENV, f"file:{path}")
+    assert progress.progress_file() == str(path) and progress.bars_enabled()
+    bar = progress.progress_bar(range(3), desc="stage 1 epoch 1/3")
+    assert bar.mininterval == progress.FILE_REFRESH_S
+    for _ in bar:
+        pass
+    assert "stage 1 epoch 1/3" in path.read_text() and "3/3" in path.read_text()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv(progress.ENV, "file:")  # no path: bars stay on stderr
+    assert progress.progress_file() is None
+
+
+def test_the_echo_shows_the_newest_bar_state_once(tmp_path, capsys):
+    from pose3dlib.tools.notebook_runner import ProgressEcho
+
+    path = tmp_path / "progress.log"
+    echo = ProgressEcho(path, "02_train_2d", poll_s=0.05, echo_s=0.0)
+    assert echo.poll() is None  # no file yet
+    path.write_text("\rstage 1:   0%| 0/10\rstage 1:  50%| 5/10")
+    assert echo.poll() == "stage 1:  50%| 5/10"
+    assert echo.poll() is None  # nothing new
+    with path.open("a") as f:
+        f.write("\rstage 1: 100%| 10/10\n")
+    assert echo.poll() == "stage 1: 100%| 10/10"
+    with path.open("a") as f:
+        f.write("\rPCKh:   0%| 0/1\r" + " " * 20 + "\r")  # a bar that cleared itself when done
+    assert echo.poll() is None
+    with ProgressEcho(path, "02_train_2d", poll_s=0.05, echo_s=60.0):
+        with path.open("a") as f:
+            f.write("\revaluation: 1/2")
+    err = capsys.readouterr().err
+    assert "02_train_2d: evaluation: 1/2" in err and "stage 1" not in err  # read from the start, newest shown

@@ -65,6 +65,72 @@ def kernel_config(socket_dir: str | Path):
     return cfg
 
 
+PROGRESS_LOG_NAME = "progress.log"  # in the kernel's folder: its progress bars (pose3dlib.engine.progress)
+PROGRESS_POLL_S = 2.0  # how often ProgressEcho looks for a new bar line
+PROGRESS_ECHO_S = 30.0  # the least time between two lines it prints
+
+
+class ProgressEcho:
+    """While a notebook runs, print the newest state of the kernel's progress bars (the last
+    line in `path`, which tqdm rewrites with carriage returns) as one line, `<label>: <bar>`:
+    the first at once, then at most one every `echo_s` seconds (a make log stays short)."""
+
+    def __init__(self, path: str | Path, label: str, poll_s: float = PROGRESS_POLL_S, echo_s: float = PROGRESS_ECHO_S):
+        import threading
+
+        self.path, self.label, self.interval_s, self.echo_s = Path(path), label, poll_s, echo_s
+        self._stop, self._offset, self._last, self._pending = threading.Event(), 0, "", None
+        self._thread = threading.Thread(target=self._run, name="progress-echo", daemon=True)
+
+    def __enter__(self) -> ProgressEcho:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc_type is None and self._pending is not None:  # the bars' last state (not after an interrupt)
+            self._print(self._pending)
+
+    def poll(self) -> str | None:
+        """Read what the kernel added since the last poll; returns the newest complete bar state, if new."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return None
+        if not chunk:
+            return None
+        self._offset += len(chunk)
+        written = [p for p in chunk.decode("utf-8", "replace").replace("\r", "\n").split("\n") if p]
+        if not written or not written[-1].strip():  # nothing, or a bar that cleared itself (leave=False)
+            self._pending = None
+            return None
+        newest = written[-1].strip()
+        if newest == self._last:
+            return None
+        self._last = newest
+        return newest
+
+    def _print(self, state: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"{self.label}: {state}", file=sys.stderr)  # above papermill's own bar
+        self._pending = None
+
+    def _run(self) -> None:
+        import time
+
+        printed = -float("inf")
+        while not self._stop.wait(self.interval_s):
+            self._pending = self.poll() or self._pending
+            if self._pending is not None and time.monotonic() - printed >= self.echo_s:
+                self._print(self._pending)
+                printed = time.monotonic()
+        self._pending = self.poll() or self._pending
+
+
 def kernel_log_tail(socket_dir: str | Path, lines: int = KERNEL_LOG_TAIL) -> str:
     """The last `lines` lines of the kernel process's stderr log ('' when it wrote nothing)."""
     path = Path(socket_dir) / KERNEL_LOG_NAME
@@ -202,14 +268,16 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     """Execute notebook `name` with `params` into `output` (atomically); returns the output path.
 
     Parameters named in `skip_undeclared` are dropped for a notebook that does not declare
-    them (every other unknown parameter is an error). The kernel runs with progress bars
-    off (POSE3D_PROGRESS=off), so the executed notebook carries no bar text.
+    them (every other unknown parameter is an error). The kernel writes its progress bars to a
+    file (POSE3D_PROGRESS=file:...) whose latest line `ProgressEcho` shows here, so the executed
+    notebook carries no bar text and a long training cell still shows how far it is.
     """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import DeadKernelError
 
     from ..engine.progress import ENV as PROGRESS_ENV
+    from ..engine.progress import FILE_PREFIX as PROGRESS_FILE_PREFIX
 
     src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
@@ -217,14 +285,16 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     remove_stale_temporaries(out)  # partial notebooks of earlier runs that failed or were killed
     tmp = temporary_sibling(out, suffix=".ipynb")
     previous = os.environ.get(PROGRESS_ENV)
-    os.environ[PROGRESS_ENV] = "off"  # inherited by the kernel process
     try:
         # removed after the kernel has shut down; a failed removal never hides the run's own error
         with tempfile.TemporaryDirectory(prefix=KERNEL_DIR_PREFIX, ignore_cleanup_errors=True) as sockets:
+            bars = os.path.join(sockets, PROGRESS_LOG_NAME)
+            os.environ[PROGRESS_ENV] = f"{PROGRESS_FILE_PREFIX}{bars}"  # inherited by the kernel process
             try:
-                pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel, cwd=str(src.parent),
-                                    progress_bar=progress, start_timeout=KERNEL_START_TIMEOUT_S,
-                                    config=kernel_config(sockets))
+                with ProgressEcho(bars, src.stem):
+                    pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel,
+                                        cwd=str(src.parent), progress_bar=progress,
+                                        start_timeout=KERNEL_START_TIMEOUT_S, config=kernel_config(sockets))
             except (KeyboardInterrupt, pm.PapermillExecutionError, NoSuchKernel):
                 raise  # the user's Ctrl-C (the kernel's shutdown traceback stays in its log); a cell's own error
             except BaseException as e:  # the kernel died or did not start: its own last words explain it
