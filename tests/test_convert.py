@@ -171,6 +171,11 @@ def test_h36m_errors_name_the_file(raw, tmp_path):
     bad.write_bytes(b"not a cdf")
     with pytest.raises(DataError, match="bad.cdf"):
         read_pose_cdf(bad, 3)
+    real = next((raw / "h36m").rglob("D3_Positions_mono/*.cdf")).read_bytes()
+    for size in (7, 200, len(real) // 2, 2200):  # cut off: one DataError, never a traceback (7: MemoryError before)
+        bad.write_bytes(real[:size])
+        with pytest.raises(DataError, match=r"bad\.cdf: "):
+            read_pose_cdf(bad, 3)
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "metadata.xml").write_text("<a><mapping></mapping></a>")
     with pytest.raises(DataError, match=r"metadata.xml.*<mapping> has 0"):
@@ -207,6 +212,13 @@ def test_mpii_round_trip(raw, converted):
     ds = MPIIDataset(out / "mpii", "train", CFG)  # through the images link
     s = ds[0]
     assert s["image"].shape == (3, 64, 64) and s["valid"].sum() >= 1
+
+
+def test_mpii_with_the_wrong_images_folder_says_so(raw, tmp_path):
+    mat = raw / "mpii" / "mpii_human_pose_v1_u12_1.mat"
+    with pytest.raises(DataError, match=r"no image of mpii_human_pose_v1_u12_1\.mat found in .*mpii \(e\.g\. .+\.jpg\)"):
+        convert_mpii(mat, raw / "mpii", tmp_path / "out", progress=False)  # the download folder, not its images/
+    assert not (tmp_path / "out" / "images").exists()
 
 
 def test_mpii_default_split_and_missing_images(raw, tmp_path):
@@ -279,6 +291,23 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
     with pytest.raises(DataError, match=r"3dhp: nothing was converted from data.raw_3dhp_dir = .*empty_3dhp \(missing: "):
         prepare_real_data(DataConfig(raw_3dhp_dir=str(tmp_path / "empty_3dhp"), wild_test_dir=str(tmp_path / "e3")),
                           progress=False)
+
+
+def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tmp_path):
+    """Subjects added to the download (or another download named) are not hidden by the earlier conversion."""
+    from pose3dlib.data.convert.real import DOWNLOAD_STAMP, prepare_real_data
+
+    part = tmp_path / "h36m_raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S9"))
+    cfg = DataConfig(raw_h36m_dir=str(part), h36m_dir=str(tmp_path / "h36m"))
+    without_s9 = prepare_real_data(cfg, progress=False)["h36m"]
+    assert json.loads((tmp_path / "h36m" / DOWNLOAD_STAMP).read_text())["raw"] == str(part)
+    shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
+    with_s9 = prepare_real_data(cfg, progress=False)["h36m"]
+    assert with_s9["rows"] > without_s9["rows"]
+    stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
+    assert with_s9 == prepare_real_data(cfg, progress=False)["h36m"]  # unchanged now: reused, not redone
+    assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
 
 
 def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):

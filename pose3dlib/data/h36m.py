@@ -65,7 +65,9 @@ class H36MDataset(Dataset):
         arrays = read_annotations(self.annotation_path)
         self.rows = np.flatnonzero(arrays["istrain"].astype(np.int64) == SPLITS[split])
         if len(self.rows) == 0:
-            raise DataError(f"{self.annotation_path}: no rows with istrain == {SPLITS[split]} (split {split!r})")
+            hint = ("; training reads Human3.6M's subjects S1, S5, S6, S7 and S8: a download with only the test "
+                    "subjects (S9, S11) can be evaluated, not trained on" if split == "train" else "")
+            raise DataError(f"{self.annotation_path}: no rows with istrain == {SPLITS[split]} (split {split!r}){hint}")
         r = self.rows
         self.joints_2d_px = arrays["joint_2d"][r].astype(np.float64)  # (N, 16, 2)
         self.joints_3d_cam = arrays["joint_3d_mono"][r].astype(np.float64)  # (N, 16, 3)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import cv2
@@ -18,6 +20,12 @@ CROP_PX = 256  # side of the written person crops (the network's input size: no 
 CROP_MARGIN = 1.3  # crop side / larger extent of the person's 2D joints
 JPEG_QUALITY = 95
 PARTS_DIR = ".parts"  # finished sequences: one .npz of annotation rows each (resume markers)
+
+
+# What readers (h5py, cdflib, scipy.io) raise for a damaged file (truncated, flipped bytes): each
+# reader turns these into one DataError naming the file; a DataError of its own passes unchanged.
+DAMAGED_FILE_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError,
+                       OverflowError, MemoryError, zlib.error, struct.error)
 
 
 class ConversionWarning(UserWarning):

@@ -144,7 +144,7 @@ def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
 
     try:
         data = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:  # cdflib's errors for damaged files
+    except common.DAMAGED_FILE_ERRORS as e:  # cdflib's errors for damaged files
         raise DataError(f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable ({type(e).__name__}: {e})") from None
     data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or data.shape[1] != 32 * dims:

@@ -55,8 +55,10 @@ def read_sequence(path: Path) -> dict[str, np.ndarray]:
                       "univ_annot3": _frames_array(f, path, "univ_annot3", 3),
                       "valid_frame": _frames_array(f, path, "valid_frame", None),
                       "activity": _frames_array(f, path, "activity_annotation", None)}
-    except OSError as e:
-        raise DataError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({e})") from None
+    except DataError:
+        raise
+    except common.DAMAGED_FILE_ERRORS as e:
+        raise DataError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({type(e).__name__}: {e})") from None
     n = {k: len(v) for k, v in arrays.items()}
     if len(set(n.values())) != 1:
         raise DataError(f"{path}: per-frame variables differ in length: {n}")

@@ -125,8 +125,10 @@ def read_val_pairs(path: Path) -> set[tuple[int, int]]:
             if missing:
                 raise DataError(f"{path}: no datasets {missing}; --val-from needs 'index' and 'person' (0-based)")
             index, person = np.asarray(f["index"][()]).ravel(), np.asarray(f["person"][()]).ravel()
-    except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+    except DataError:
+        raise
+    except common.DAMAGED_FILE_ERRORS as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from None
     if index.shape != person.shape:
         raise DataError(f"{path}: 'index' {index.shape} and 'person' {person.shape} differ in length")
     return {(int(i), int(p)) for i, p in zip(index, person)}
@@ -194,6 +196,10 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
         if rows:
             _write_split(out / f"{split}.h5", rows, names)
     report["rows"] = report["train_rows"] + report["val_rows"]
+    if not report["rows"]:
+        example = report["missing_images"][0] if report["missing_images"] else "-"
+        raise DataError(f"no image of {mat.name} found in {images} (e.g. {example}); expected the MPII images "
+                        "folder (images/ of the download)")
     link = out / "images"
     if images.is_dir() and not link.exists() and not link.is_symlink():
         os.symlink(images, link, target_is_directory=True)

@@ -15,11 +15,14 @@ training validates on that dataset's own test split, as the original release did
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 
 import yaml
 
 from ...config import DataConfig, load_config
+from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import set_manifest
@@ -64,13 +67,38 @@ def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
     return overrides
 
 
-def _finished(out_dir: str) -> dict | None:
-    """The report of an earlier complete conversion in `out_dir`, else None."""
+DOWNLOAD_STAMP = "download.json"  # in a converted set: which download, in which state, it was converted from
+
+
+def download_fingerprint(raw: str | os.PathLike) -> str:
+    """SHA-256 over every file under the download (relative path, size, modification time): it
+    changes when a subject, a sequence or a file is added, removed or replaced."""
+    root = resolve(raw)
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:  # a dangling link: its name still counts
+                st = None
+            h.update(f"{os.path.relpath(path, root)}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _finished(out_dir: str, raw: str) -> dict | None:
+    """The report of an earlier complete conversion in `out_dir` of the download `raw` as it is now, else None
+    (a different download, or files added to or removed from it since: convert again)."""
+    out = resolve(out_dir)
     try:
-        report = json.loads((resolve(out_dir) / "conversion.json").read_text())
+        report = json.loads((out / "conversion.json").read_text())
+        stamp = json.loads((out / DOWNLOAD_STAMP).read_text())
     except (OSError, ValueError):
         return None
-    return report if report.get("rows") else None
+    if not report.get("rows") or stamp != {"raw": str(resolve(raw)), "fingerprint": download_fingerprint(raw)}:
+        return None
+    return report
 
 
 def _check_target(out_dir: str, key: str) -> None:
@@ -89,10 +117,12 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if not raw:
             continue
         _check_target(out, key)
-        done = _finished(out)
+        done = _finished(out, raw)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
-        elif name == "h36m":
+            continue
+        fingerprint = download_fingerprint(raw)  # before converting: a change while it runs converts again later
+        if name == "h36m":
             reports[name] = convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST,
                                          progress=progress)
         elif name == "mpii":
@@ -106,6 +136,8 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
             shown = shown_items(missing, 4)
             raise DataError(f"{name}: nothing was converted from data.{DATASETS[name][0]} = {reports[name]['raw']}"
                             + (f" (missing: {shown})" if shown else ""))
+        atomic_write_text(resolve(out) / DOWNLOAD_STAMP,
+                          json.dumps({"raw": str(resolve(raw)), "fingerprint": fingerprint}) + "\n")
     return reports
 
 
