@@ -330,6 +330,15 @@ def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):
     # the command prints them as the YAML list the Makefile hands every notebook
     assert main(["real-data-overrides", "--config", "configs/cpu.yaml", *(a for o in raw for a in ("--set", o))]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == overrides
+    # or as options for another command, word-split the way $(...) splits them, giving the same config
+    assert main(["real-data-overrides", "--config", "configs/cpu.yaml", "--as-args",
+                 *(a for o in raw for a in ("--set", o))]) == 0
+    words = capsys.readouterr().out.split()
+    assert words[0::2] == ["--set"] * len(overrides) and load_config("configs/cpu.yaml", raw + words[1::2]).data == real
+    spaced = [*raw, "profile=my run"]  # the converted sets' folder would hold a space
+    assert main(["real-data-overrides", "--config", "configs/cpu.yaml", "--as-args",
+                 *(a for o in spaced for a in ("--set", o))]) == 2
+    assert "holds a space, which $(...) would split" in capsys.readouterr().err
     assert main(["real-data-overrides", "--config", "configs/cpu.yaml"]) == 2
     assert "no official download configured" in capsys.readouterr().err
 

@@ -155,9 +155,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config whose data.raw_*_dir name the downloads")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (repeatable)")
+    parser.add_argument("--as-args", action="store_true",
+                        help="print them as command-line options instead ('--set KEY=VALUE ...'), e.g. for "
+                             "`evaluate ... $(python -m pose3dlib real-data-overrides --config C --as-args)`")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    print(yaml.safe_dump(real_data_overrides(cfg.data, cfg.profile), default_flow_style=True, width=10_000).strip())
+    overrides = real_data_overrides(cfg.data, cfg.profile)
+    if args.as_args:
+        spaced = [o for o in overrides if any(c.isspace() for c in o)]
+        if spaced:  # $(...) splits words on spaces and keeps quotes: such a path cannot pass that way
+            raise DataError(f"{spaced[0]!r} holds a space, which $(...) would split; use the YAML list "
+                            "(without --as-args) with papermill, or type the --set options quoted")
+        print(" ".join(f"--set {o}" for o in overrides))
+    else:
+        print(yaml.safe_dump(overrides, default_flow_style=True, width=10_000).strip())
     return 0
