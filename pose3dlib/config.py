@@ -426,7 +426,7 @@ def _parse_scalar(text: str) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Apply `key.sub=value` overrides to a nested dict, checking that each key exists."""
-    if isinstance(overrides, str) or not isinstance(overrides, (list, tuple)):
+    if not isinstance(overrides, (list, tuple)):  # e.g. the str papermill's -p passes
         raise ConfigError(f"overrides must be a list of 'key.sub=value' texts, got {type(overrides).__name__} "
                           f"{overrides!r}; papermill's -p passes text: give it as YAML, "
                           "-y 'overrides: [train.stage3.geometric_weight=0.1]', or use python -m pose3dlib run-notebook")

@@ -17,6 +17,8 @@ from ..engine.paths import resolve
 # MPII-format one (one <split>.h5 per split)
 H36M_KEYS = ("h36m_dir", "wild_test_dir", "lab_val_dir", "wild_val_dir")
 MPII_KEY = "mpii_dir"
+HINT = ("`make data PROFILE=<profile>` (prepare-synthetic) writes the synthetic sets, docs/data.md shows how to "
+        "convert the real downloads")
 
 
 def annotation_files(data, key: str, mpii_splits: Iterable[str] = ()) -> list[Path]:
@@ -41,12 +43,10 @@ def require_sets(data, keys: Iterable[str], mpii_splits: Iterable[str] = ()) -> 
             continue
         kind = "an MPII-format" if key == MPII_KEY else "a Human3.6M-format"
         root = resolve(value)
-        hint = ("`make data PROFILE=<profile>` (prepare-synthetic) writes the synthetic sets, docs/data.md "
-                "shows how to convert the real downloads")
         files = annotation_files(data, key, mpii_splits)
         holds = f"{kind} set ({', '.join(f.name for f in files) or 'its annotation files'} and {data.image_dir}/)"
         if not root.is_dir():
-            raise DataError(f"data.{key} = {value!r} ({root}): folder not found; it must hold {holds}; {hint}")
+            raise DataError(f"data.{key} = {value!r} ({root}): folder not found; it must hold {holds}; {HINT}")
         for file in files:
             if not file.is_file():
-                raise DataError(f"data.{key} = {value!r} ({root}): no {file.name} there; it must hold {holds}; {hint}")
+                raise DataError(f"data.{key} = {value!r} ({root}): no {file.name} there; it must hold {holds}; {HINT}")

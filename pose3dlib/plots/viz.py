@@ -212,9 +212,7 @@ def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray 
     figure = animated_skeleton_figure(joints_mm, frame_times_s, title=title)
     poses = np.asarray(joints_mm, dtype=np.float64)
     picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
-    times = np.arange(len(poses)) if frame_times_s is None else np.asarray(frame_times_s, dtype=np.float64)
-    unit = "" if frame_times_s is None else " s"
-    labels = [f"frame {t}" + ("" if frame_times_s is None else f", {times[t]:.2f}{unit}") for t in picked]
+    labels = [f"frame {t}" + ("" if frame_times_s is None else f", {float(frame_times_s[t]):.2f} s") for t in picked]
     return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels)),
                                 f"3D skeleton sequence: {title} ({len(poses)} frames)")
 

@@ -27,6 +27,7 @@ from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, 
 KERNEL = "pose3d"
 # The numbered notebook that trains each stage, and the one that evaluates a run (metrics.csv).
 TRAIN_NOTEBOOKS = {1: "02_train_2d", 2: "03_train_depth", 3: "04_train_geometry"}
+STAGE_TRAINED_BY = {notebook: stage for stage, notebook in TRAIN_NOTEBOOKS.items()}
 EVAL_NOTEBOOK = "06_eval_mpjpe"
 
 

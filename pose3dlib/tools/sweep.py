@@ -107,9 +107,9 @@ def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     one of `eval.*` keys). Stages after the last trained one are not there, so are not scored.
     A gap (training Stages 1 and 3 but not 2) is refused: Stage 3 would start from no Stage 2.
     """
-    from .notebook_runner import TRAIN_NOTEBOOKS
+    from .notebook_runner import STAGE_TRAINED_BY, TRAIN_NOTEBOOKS
 
-    trained = sorted(stage for stage, nb in TRAIN_NOTEBOOKS.items() if nb in notebooks)
+    trained = sorted(STAGE_TRAINED_BY[nb] for nb in set(notebooks) if nb in STAGE_TRAINED_BY)
     if not trained:
         return tuple(runs.STAGES), tuple(runs.STAGES)
     missing = [TRAIN_NOTEBOOKS[s] for s in range(trained[0], trained[-1] + 1) if s not in trained]
@@ -124,13 +124,12 @@ def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, .
     the stage it trains is finished for `cfg` from the current earlier stage (runs.stage_status), or
     the evaluation it writes scored the current checkpoints with `cfg` (runs.is_evaluated). Any other
     notebook (the demo) always runs."""
-    from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
+    from .notebook_runner import EVAL_NOTEBOOK, STAGE_TRAINED_BY
 
     if not (run_dir / f"{notebook}.ipynb").is_file():
         return False
-    trained = [stage for stage, nb in TRAIN_NOTEBOOKS.items() if nb == notebook]
-    if trained:
-        return runs.stage_status(cfg, trained[0], run_dir) == "finished"
+    if notebook in STAGE_TRAINED_BY:
+        return runs.stage_status(cfg, STAGE_TRAINED_BY[notebook], run_dir) == "finished"
     return notebook == EVAL_NOTEBOOK and runs.is_evaluated(run_dir, scored_stages, cfg)
 
 

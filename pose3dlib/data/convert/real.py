@@ -87,18 +87,21 @@ def download_fingerprint(raw: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _finished(out_dir: str, raw: str) -> dict | None:
-    """The report of an earlier complete conversion in `out_dir` of the download `raw` as it is now, else None
-    (a different download, or files added to or removed from it since: convert again)."""
+def _download_stamp(raw: str, fingerprint: str) -> dict:
+    """What `DOWNLOAD_STAMP` holds for the download `raw` with `download_fingerprint` `fingerprint`."""
+    return {"raw": str(resolve(raw)), "fingerprint": fingerprint}
+
+
+def _finished(out_dir: str, stamp: dict) -> dict | None:
+    """The report of an earlier complete conversion in `out_dir` of the download `stamp` names, as it is
+    now, else None (a different download, or files added to or removed from it since: convert again)."""
     out = resolve(out_dir)
     try:
         report = json.loads((out / "conversion.json").read_text())
-        stamp = json.loads((out / DOWNLOAD_STAMP).read_text())
+        recorded = json.loads((out / DOWNLOAD_STAMP).read_text())
     except (OSError, ValueError):
         return None
-    if not report.get("rows") or stamp != {"raw": str(resolve(raw)), "fingerprint": download_fingerprint(raw)}:
-        return None
-    return report
+    return report if report.get("rows") and recorded == stamp else None
 
 
 def _check_target(out_dir: str, key: str) -> None:
@@ -117,11 +120,11 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if not raw:
             continue
         _check_target(out, key)
-        done = _finished(out, raw)
+        stamp = _download_stamp(raw, download_fingerprint(raw))  # before converting: a later change converts again
+        done = _finished(out, stamp)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
             continue
-        fingerprint = download_fingerprint(raw)  # before converting: a change while it runs converts again later
         if name == "h36m":
             reports[name] = convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST,
                                          progress=progress)
@@ -136,8 +139,7 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
             shown = shown_items(missing, 4)
             raise DataError(f"{name}: nothing was converted from data.{DATASETS[name][0]} = {reports[name]['raw']}"
                             + (f" (missing: {shown})" if shown else ""))
-        atomic_write_text(resolve(out) / DOWNLOAD_STAMP,
-                          json.dumps({"raw": str(resolve(raw)), "fingerprint": fingerprint}) + "\n")
+        atomic_write_text(resolve(out) / DOWNLOAD_STAMP, json.dumps(stamp) + "\n")
     return reports
 
 
