@@ -92,3 +92,29 @@ def test_scene_rows_are_valid_frame_weighted_and_tabled():
     assert table[2].startswith(f"| stage3 | {gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")
     with pytest.raises(ValueError, match="1..6"):
         mpi3dhp_rows("s", "w", pred, gt, np.full(len(sequence), 7))
+
+
+def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_path, capsys):
+    """`evaluate` prints the paper's per-scene table for a split scored with the 3DHP protocol, and none otherwise."""
+    from types import SimpleNamespace
+
+    from pose3dlib.evaluation import eval_3dhp, evaluate
+
+    rng = np.random.default_rng(2)
+    gt = rng.normal(0, 300, (6, 16, 3))
+    scene_rows = eval_3dhp.mpi3dhp_rows("stage3", "wild_test", gt + rng.normal(0, 60, gt.shape), gt,
+                                        np.array([1, 1, 3, 3, 5, 6]))
+    lab = {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 90.0}
+    assert eval_3dhp.mpi3dhp_tables([lab]) == {}
+    tables = eval_3dhp.mpi3dhp_tables([lab, *scene_rows])
+    assert list(tables) == ["wild_test"] and tables["wild_test"] == eval_3dhp.mpi3dhp_table(scene_rows, "wild_test")
+
+    for rows, expect in (([lab], False), ([lab, *scene_rows], True)):
+        monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, rows=rows, **k: rows)
+        monkeypatch.setattr("pose3dlib.config.load_config", lambda *a, **k: SimpleNamespace())
+        args = SimpleNamespace(config="c.yaml", overrides=[], stages="3", limit=0, run_dir=tmp_path,
+                               out=tmp_path / "metrics.csv")
+        assert evaluate.run(args) == 0
+        out = capsys.readouterr().out
+        assert ("wild_test: MPI-INF-3DHP official protocol per scene" in out) is expect
+        assert (tables["wild_test"] in out) is expect

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_execute_writes_relative_paths_into_the_executed_notebook(tmp_path, monk
     assert f"transport {expected}" in printed
     if os.name == "posix":  # the connection file (and the sockets beside it) in a private temporary folder, removed
         folder = Path(printed.split("file ", 1)[1].strip()).parent
-        assert folder.name.startswith(notebook_runner.KERNEL_DIR_PREFIX) and folder.parent.resolve() == Path(tempfile.gettempdir()).resolve()
+        assert folder.name.startswith(notebook_runner.kernel_dir_prefix()) and folder.parent.resolve() == Path(tempfile.gettempdir()).resolve()
         assert not folder.exists()
     assert not list((tmp_path / "runs").glob(".*tmp*"))  # the temporary file was renamed
 
@@ -313,3 +314,24 @@ def test_the_kernel_falls_back_to_tcp_where_no_local_socket_can_be_bound(monkeyp
         assert "KernelManager" not in notebook_runner.kernel_config(short)
         assert os.listdir(short) == []
     assert not notebook_runner.unix_sockets_work(os.path.join(short, "gone"))  # a folder that is not there
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids are probed on POSIX only")
+def test_kernel_folders_of_killed_runners_are_removed_and_others_kept(tmp_path):
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid whose process has exited (a runner killed with SIGKILL)
+    stale = tmp_path / f"{notebook_runner.kernel_dir_prefix(gone.pid)}abc123"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "kernel-stderr.log").write_text("x")
+    live = tmp_path / f"{notebook_runner.kernel_dir_prefix()}def456"  # this process: a runner still running
+    legacy = tmp_path / f"{notebook_runner.KERNEL_DIR_PREFIX}xyz789"  # no pid in the name: cannot tell, kept
+    unrelated = tmp_path / f"other-{gone.pid}-abc"
+    for folder in (live, legacy, unrelated):
+        folder.mkdir()
+    a_file = tmp_path / f"{notebook_runner.kernel_dir_prefix(gone.pid)}file"
+    a_file.write_text("not a folder")
+    assert notebook_runner.remove_stale_kernel_dirs(tmp_path) == [stale]
+    assert not stale.exists() and live.is_dir() and legacy.is_dir() and unrelated.is_dir() and a_file.is_file()
+    assert notebook_runner.remove_stale_kernel_dirs(tmp_path / "missing") == []

@@ -58,3 +58,14 @@ def mpi3dhp_table(rows: Iterable[dict], split: str) -> str:
         cells = [f"{values[(stage, p, a)]:.1f}" if (stage, p, a) in values else "-" for _, p, a in TABLE_COLUMNS]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mpi3dhp_tables(rows: Iterable[dict]) -> dict[str, str]:
+    """{split: mpi3dhp_table} for every split scored with the official protocol, in row order; {} if none.
+
+    Only a converted MPI-INF-3DHP test set (`data.wild_test_dir`) has such rows; the synthetic
+    splits have none, so `evaluate` and notebook 06 print these tables for real data only.
+    """
+    rows = list(rows)
+    splits = dict.fromkeys(r["split"] for r in rows if r["protocol"] in PROTOCOLS)
+    return {split: mpi3dhp_table(rows, split) for split in splits}

@@ -43,7 +43,7 @@ from ..engine.paths import CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
 from .eval_3dhp import LABELS as LABELS_3DHP
-from .eval_3dhp import mpi3dhp_rows
+from .eval_3dhp import mpi3dhp_rows, mpi3dhp_tables
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
@@ -427,4 +427,6 @@ def run(args) -> int:
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
     print(f"wrote {len(rows)} rows to {out}")
+    for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
+        print(f"\n{split}: MPI-INF-3DHP official protocol per scene (3DPCK@150mm and AUC in %)\n{table}")
     return 0

@@ -33,7 +33,8 @@ EVAL_NOTEBOOK = "06_eval_mpjpe"
 
 # Seconds a kernel may take to start; a busy machine (other training runs) can need minutes.
 KERNEL_START_TIMEOUT_S = 600
-KERNEL_DIR_PREFIX = "pose3d-kernel-"  # the temporary folder of a run's kernel connection file and sockets
+# The temporary folder of a run's kernel connection file, sockets and logs: pose3d-kernel-<runner pid>-<random>
+KERNEL_DIR_PREFIX = "pose3d-kernel-"
 MAX_SOCKET_PATH = 100  # bytes of an IPC socket's path (the system limit: 104 on macOS, 108 on Linux)
 
 
@@ -154,6 +155,46 @@ def unix_sockets_work(folder: str | Path) -> bool:
         if os.path.lexists(probe):
             os.unlink(probe)
     return True
+
+
+def kernel_dir_prefix(pid: int | None = None) -> str:
+    """The prefix of the kernel folders of the runner process `pid` (default: this one)."""
+    return f"{KERNEL_DIR_PREFIX}{os.getpid() if pid is None else pid}-"
+
+
+def remove_stale_kernel_dirs(folder: str | Path | None = None) -> list[Path]:
+    """Remove the kernel folders that runners killed with SIGKILL left in `folder` (default: the
+    temporary folder); returns the folders removed.
+
+    Only folders of this user named with a runner's pid (`kernel_dir_prefix`) whose process is
+    gone are removed; a live runner's folder, another user's, and one that cannot be removed are
+    kept (a few kilobytes; nothing here stops a run). Off POSIX nothing is removed (no pid probe).
+    """
+    import re
+    import shutil
+
+    from ..engine.atomic_io import process_alive
+
+    folder = Path(folder or tempfile.gettempdir())
+    name = re.compile(rf"^{re.escape(KERNEL_DIR_PREFIX)}(?P<pid>\d{{1,7}})-")
+    removed: list[Path] = []
+    if os.name != "posix":
+        return removed
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = name.match(path.name)
+        try:
+            if (not match or not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid()
+                    or process_alive(int(match["pid"]))):
+                continue
+            shutil.rmtree(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+        removed.append(path)
+    return removed
 
 
 def notebook_path(name: str) -> Path:
@@ -284,11 +325,12 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
     out = resolve(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # partial notebooks of earlier runs that failed or were killed
+    remove_stale_kernel_dirs()  # and the kernel folders of runners killed with SIGKILL
     tmp = temporary_sibling(out, suffix=".ipynb")
     previous = os.environ.get(PROGRESS_ENV)
     try:
         # removed after the kernel has shut down; a failed removal never hides the run's own error
-        with tempfile.TemporaryDirectory(prefix=KERNEL_DIR_PREFIX, ignore_cleanup_errors=True) as sockets:
+        with tempfile.TemporaryDirectory(prefix=kernel_dir_prefix(), ignore_cleanup_errors=True) as sockets:
             bars = os.path.join(sockets, PROGRESS_LOG_NAME)
             os.environ[PROGRESS_ENV] = f"{PROGRESS_FILE_PREFIX}{bars}"  # inherited by the kernel process
             try:
