@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import cv2
@@ -185,6 +186,14 @@ def test_h36m_errors_name_the_file(raw, tmp_path):
     empty.mkdir()
     shutil.copy(raw / "h36m" / "metadata.xml", empty)
     assert main(["convert-h36m", str(empty), str(tmp_path / "out2")]) == 2  # nothing converted: non-zero
+    # the folder above the download, or one subject's folder: the error names the folder to pass
+    with pytest.raises(DataError, match=rf"no Human3.6M subject folder \(S1/, .*S11/\) in {re.escape(str(raw))}; "
+                                        rf"{re.escape(str(raw / 'h36m'))} has them: pass that folder"):
+        convert_h36m(raw, tmp_path / "out3", progress=False)
+    with pytest.raises(DataError, match=rf"it is a subject folder itself; pass the folder holding the subjects, "
+                                        rf"{re.escape(str(raw / 'h36m'))}$"):
+        convert_h36m(raw / "h36m" / "S1", tmp_path / "out3", progress=False)
+    assert not (tmp_path / "out3").exists()
 
 
 def test_mpii_round_trip(raw, converted):
@@ -291,6 +300,10 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
     with pytest.raises(DataError, match=r"3dhp: nothing was converted from data.raw_3dhp_dir = .*empty_3dhp \(missing: "):
         prepare_real_data(DataConfig(raw_3dhp_dir=str(tmp_path / "empty_3dhp"), wild_test_dir=str(tmp_path / "e3")),
                           progress=False)
+    # a converter's own error names the setting: here the folder above the Human3.6M download
+    with pytest.raises(DataError, match=rf"^data.raw_h36m_dir = {re.escape(str(raw))}: no Human3.6M subject folder .*"
+                                        rf"{re.escape(str(raw / 'h36m'))} has them"):
+        prepare_real_data(DataConfig(raw_h36m_dir=str(raw), h36m_dir=str(tmp_path / "h2")), progress=False)
 
 
 def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tmp_path):
@@ -426,3 +439,41 @@ def test_malformed_mpii_and_3dhp_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"annot_data.mat.*univ_annot3.*17 x 3"):
         convert_3dhp(tmp_path / "3dhp", tmp_path / "o3", progress=False)
     assert not (tmp_path / "o3").exists()
+
+
+def test_mpii_images_link_relative_inside_the_project_replaced_when_converted_again(raw, tmp_path, monkeypatch):
+    import os
+
+    from pose3dlib.data.convert import mpii as convert_mpii_module
+
+    project = tmp_path / "project"
+    images = project / "data" / "raw" / "mpii" / "images"
+    shutil.copytree(raw / "mpii" / "images", images)
+    mat = raw / "mpii" / "mpii_human_pose_v1_u12_1.mat"
+    out = project / "data" / "converted" / "mpii"
+    monkeypatch.setattr(convert_mpii_module, "PROJECT_ROOT", project)
+    convert_mpii(mat, images, out, val_from=raw / "mpii" / "valid.h5", progress=False)
+    assert os.readlink(out / "images") == os.path.join("..", "..", "raw", "mpii", "images")  # survives a moved project
+    assert (out / "val.h5").is_file()
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    assert MPIIDataset(moved / "data" / "converted" / "mpii", "train", CFG)[0]["image"].shape == (3, 64, 64)
+
+    # converted again from images elsewhere: the link follows (absolute: outside the project), and the
+    # earlier val.h5 goes when this conversion has no validation rows (a val file naming no annotated person)
+    elsewhere = tmp_path / "elsewhere" / "images"
+    shutil.copytree(raw / "mpii" / "images", elsewhere)
+    out = moved / "data" / "converted" / "mpii"
+    monkeypatch.setattr(convert_mpii_module, "PROJECT_ROOT", moved)
+    with h5py.File(tmp_path / "none.h5", "w") as f:
+        f["index"], f["person"] = np.array([999]), np.array([0])
+    report = convert_mpii(mat, elsewhere, out, val_from=tmp_path / "none.h5", progress=False)
+    assert os.readlink(out / "images") == str(elsewhere) and report["val_rows"] == 0
+    assert not (out / "val.h5").exists() and (out / "train.h5").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary link left
+
+    # a real folder where the link goes is never replaced
+    (out / "images").unlink()
+    (out / "images").mkdir()
+    with pytest.raises(DataError, match=r"images exists and is not a link to the MPII images"):
+        convert_mpii(mat, elsewhere, out, progress=False)

@@ -181,6 +181,8 @@ def test_an_evaluation_only_sweep_links_every_stage_and_scores_them_all(tmp_path
     with pytest.raises(Pose3DError, match="trains nothing: every value would score"):
         run_sweep("train.stage3.lr", [1e-4, 1e-5], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
                   "configs/smoke.yaml")
+    with pytest.raises(ConfigError, match="unknown config key 'bogus'"):  # the key first, then what it trains
+        run_sweep("bogus", [1], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out", "configs/smoke.yaml")
     with pytest.raises(Pose3DError, match=r"seeds \[0, 1\] would score the same checkpoints"):
         run_sweep("eval.flip_test", [True, False], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
                   "configs/smoke.yaml", seeds=[0, 1])

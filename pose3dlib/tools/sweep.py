@@ -147,6 +147,8 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     from ..config import load_config
     from .notebook_runner import EVAL_NOTEBOOK, execute, prepare
 
+    for value in values:
+        load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail first
     reuse_stages, scored_stages = stage_plan(notebooks)
     if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change
         if not param.startswith(("eval.", "data.")):
@@ -156,8 +158,6 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
         if seeds:
             raise Pose3DError(f"sweep with notebooks {notebooks} trains nothing, so seeds {seeds} would score the "
                               "same checkpoints again; run it without seeds (SWEEP_SEEDS= or --seeds '')")
-    for value in values:
-        load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail now
     out_dir, base = resolve(out), resolve(base_run)
 
     def notebook_params(run_dir: Path, overrides: list[str]) -> dict:

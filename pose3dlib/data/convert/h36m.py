@@ -127,6 +127,31 @@ def find_subject_dirs(raw: Path) -> dict[int, Path]:
     return found
 
 
+def no_subjects(raw: Path) -> str:
+    return f"no Human3.6M subject folder ({', '.join(f'S{s}/' for s in SUBJECTS)}) in {raw}"
+
+
+def subjects_elsewhere(raw: Path, depth: int = 2) -> str:
+    """Where the subject folders are when `raw` is one of them or lies above them (up to `depth`
+    levels); '' when neither (the caller names what the layout should be)."""
+    if raw.name in {f"S{s}" for s in SUBJECTS}:
+        return f": it is a subject folder itself; pass the folder holding the subjects, {raw.parent}"
+    found, level = [], [raw]
+    for _ in range(depth):
+        level = sorted(d for folder in level for d in _subfolders(folder))
+        found += [d for d in level if find_subject_dirs(d)]
+    if not found:
+        return ""
+    return f"; {' and '.join(str(d) for d in found[:3])} {'has' if len(found) == 1 else 'have'} them: pass that folder"
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return []
+
+
 def _index_files(subject_dir: Path, modality: str, suffix: str) -> dict[str, Path]:
     """File name -> path of one modality (`MyPoseFeatures/<m>`, h36m-fetch's `Poses_<m>`, or `Videos`)."""
     roots = [subject_dir / "MyPoseFeatures" / modality, subject_dir / f"Poses_{modality}", subject_dir / modality]
@@ -213,8 +238,13 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     if every < 1 or (every_test is not None and every_test < 1):
         raise DataError(f"--every and --every-test must be >= 1, got {every} and {every_test}")
     out = common.prepare_output(raw, resolve(out))
-    meta = read_metadata(find_metadata(raw))
     present = find_subject_dirs(raw)
+    if not present and (elsewhere := subjects_elsewhere(raw)):  # a folder above or inside the download
+        raise DataError(f"{no_subjects(raw)}{elsewhere}")
+    meta = read_metadata(find_metadata(raw))
+    if not present:
+        raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
+                        "Videos/ in each)")
     wanted = tuple(sorted(subjects)) if subjects else tuple(sorted(present))
     unknown = [s for s in wanted if s not in SUBJECTS]
     if unknown:

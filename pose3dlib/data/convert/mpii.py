@@ -19,9 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ...engine.atomic_io import atomic_write
+from ...engine.atomic_io import atomic_write, temporary_sibling
 from ...engine.errors import DataError
-from ...engine.paths import CommandLinePath, resolve
+from ...engine.paths import PROJECT_ROOT, CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ..mpii import adjust_raw_crop
 from . import common
@@ -191,20 +191,44 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
             split_rows[split][1].append(name)
     report["val_not_found"] = sorted(f"{i},{p}" for i, p in val_pairs - found)
     report["missing_images"] = sorted(set(report["missing_images"]))
-    for split, (rows, names) in split_rows.items():
+    for split, (rows, _) in split_rows.items():
         report[f"{split}_rows"] = len(rows)
-        if rows:
-            _write_split(out / f"{split}.h5", rows, names)
     report["rows"] = report["train_rows"] + report["val_rows"]
     if not report["rows"]:
         example = report["missing_images"][0] if report["missing_images"] else "-"
         raise DataError(f"no image of {mat.name} found in {images} (e.g. {example}); expected the MPII images "
                         "folder (images/ of the download)")
-    link = out / "images"
-    if images.is_dir() and not link.exists() and not link.is_symlink():
-        os.symlink(images, link, target_is_directory=True)
+    for split, (rows, names) in split_rows.items():
+        if rows:
+            _write_split(out / f"{split}.h5", rows, names)
+        else:  # an earlier conversion's split must not be read as this one's
+            (out / f"{split}.h5").unlink(missing_ok=True)
+    link_images(images, out / "images")
     common.write_report(out, report)
     return report
+
+
+def link_images(images: Path, link: Path) -> None:
+    """Make `link` (OUT/images) a link to the MPII images folder `images`.
+
+    Relative when both lie inside the project (the link survives moving or cloning the
+    project folder), absolute otherwise (a download elsewhere on the machine). A link to another
+    folder (an earlier conversion from other images) is replaced; anything else at `link` is an
+    error naming it, since the converter never deletes a folder or file it did not make.
+    """
+    images_abs, parent_abs = Path(os.path.abspath(images)), Path(os.path.abspath(link.parent))
+    root = Path(os.path.abspath(PROJECT_ROOT))
+    inside = root in images_abs.parents and (parent_abs == root or root in parent_abs.parents)
+    text = os.path.relpath(images_abs, parent_abs) if inside else str(images_abs)
+    if link.is_symlink() and os.readlink(link) == text:
+        return
+    if link.exists() and not link.is_symlink():
+        raise DataError(f"{link} exists and is not a link to the MPII images; move it away (the converter links "
+                        f"{images} there)")
+    parent_abs.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(link)
+    os.symlink(text, tmp, target_is_directory=True)
+    os.replace(tmp, link)  # a link to other images is replaced in one step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

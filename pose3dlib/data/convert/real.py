@@ -125,15 +125,10 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if done is not None and done.get("dataset") == name:
             reports[name] = done
             continue
-        if name == "h36m":
-            reports[name] = convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST,
-                                         progress=progress)
-        elif name == "mpii":
-            folder = resolve(raw)
-            val = next((folder / f for f in MPII_VAL_FILES if (folder / f).is_file()), None)
-            reports[name] = convert_mpii(folder / MPII_MAT, folder / "images", out, val_from=val, progress=progress)
-        else:
-            reports[name] = convert_3dhp(raw, out, progress=progress)
+        try:
+            reports[name] = _convert(name, raw, out, progress)
+        except DataError as e:  # the converter names files and folders; this names the setting to change
+            raise DataError(f"data.{DATASETS[name][0]} = {raw}: {e}") from None
         if not reports[name]["rows"]:  # as `convert-*` says it: not a later "annotation file not found"
             missing = [m for field in REPORT_LISTS for m in reports[name].get(field) or []]
             shown = shown_items(missing, 4)
@@ -141,6 +136,17 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
                             + (f" (missing: {shown})" if shown else ""))
         atomic_write_text(resolve(out) / DOWNLOAD_STAMP, json.dumps(stamp) + "\n")
     return reports
+
+
+def _convert(name: str, raw: str, out: str, progress: bool) -> dict:
+    """Run dataset `name`'s converter on the download `raw` into `out`; its report."""
+    if name == "h36m":
+        return convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST, progress=progress)
+    if name == "mpii":
+        folder = resolve(raw)
+        val = next((folder / f for f in MPII_VAL_FILES if (folder / f).is_file()), None)
+        return convert_mpii(folder / MPII_MAT, folder / "images", out, val_from=val, progress=progress)
+    return convert_3dhp(raw, out, progress=progress)
 
 
 def summary_rows(reports: dict[str, dict]) -> list[dict]:
