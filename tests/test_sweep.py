@@ -257,7 +257,7 @@ def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(t
     assert sorted(p.name for p in (cell / "stage2").iterdir()) == ["last.pt"]
 
 
-def test_a_finished_evaluation_is_skipped_until_its_checkpoint_or_config_changes(tmp_path):
+def test_a_finished_evaluation_is_skipped_until_its_checkpoint_config_or_library_changes(tmp_path, monkeypatch):
     from pose3dlib.config import load_config
     from pose3dlib.engine import runs
     from pose3dlib.tools.sweep import is_up_to_date
@@ -279,6 +279,10 @@ def test_a_finished_evaluation_is_skipped_until_its_checkpoint_or_config_changes
     runs.record_evaluation(cell, (3,), cfg)
     assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("05_demo", cell, cfg, (3,))  # no record of its own: always runs
+    monkeypatch.setattr(runs, "library_digest", lambda: "0" * 64)  # the library's code changed since (a fixed metric)
+    assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
+    monkeypatch.undo()
+    assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     (cell / "stage3" / "last.pt").write_bytes(b"retrained")
     assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))  # no executed copy
@@ -302,3 +306,21 @@ def test_a_finished_training_notebook_is_skipped_until_its_config_or_start_chang
     stage2.unlink()
     _finished_stage(cell, 2, tag=5)  # Stage 2 changed: Stage 3 started from another checkpoint
     assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))
+
+
+def test_the_library_digest_follows_every_python_file(tmp_path):
+    from pose3dlib.engine.runs import library_digest
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    first = library_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("changed")
+    assert library_digest(tmp_path) == first
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    assert library_digest(tmp_path) != first
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    assert library_digest(tmp_path) == first
+    (tmp_path / "sub" / "b.py").rename(tmp_path / "b.py")  # the same bytes under another name
+    assert library_digest(tmp_path) != first

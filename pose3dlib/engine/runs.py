@@ -92,12 +92,23 @@ def file_digest(path: Path) -> str:
 
 
 EVALUATED_NAME = "evaluated.json"  # beside metrics.csv: what that evaluation scored (evaluation_key)
+LIBRARY_DIR = Path(__file__).resolve().parents[1]  # pose3dlib/
+
+
+def library_digest(root: Path = LIBRARY_DIR) -> str:
+    """SHA-256 over the names and bytes of every .py file of the library (the Makefile's LIB_SOURCES):
+    an evaluation recorded with other library code is not reused (a fixed metric scores again)."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + file_digest(path).encode())
+    return h.hexdigest()
 
 
 def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
     """What an evaluation of `stages` in `run_dir` scored: each stage checkpoint's bytes, the whole
-    config, and the metrics.csv it wrote (so a metrics.csv rewritten since, by a manual `evaluate`
-    with other settings, no longer counts as this evaluation)."""
+    config, the library code that scored them (`library_digest`), and the metrics.csv it wrote (so a
+    metrics.csv rewritten since, by a manual `evaluate` with other settings, no longer counts as
+    this evaluation)."""
     import json
 
     from ..config import config_to_dict
@@ -108,7 +119,7 @@ def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
         checkpoints[stage_name(stage)] = file_digest(path) if path.is_file() else None
     config = hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
     csv = eval_csv_path(run_dir)
-    return {"checkpoints_sha256": checkpoints, "config_sha256": config,
+    return {"checkpoints_sha256": checkpoints, "config_sha256": config, "library_sha256": library_digest(),
             "metrics_csv_sha256": file_digest(csv) if csv.is_file() else None}
 
 
