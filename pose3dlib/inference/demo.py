@@ -370,7 +370,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "2D and 3D pose of the people in images (JPEG/PNG/...; RGB, RGBA, grey), folders of them "
-        "(searched recursively) and videos (mp4/avi). Without --bbox the person is found by a search "
+        "(searched recursively) and videos (mp4, avi, mov, mkv). Without --bbox the person is found by a search "
         "driven by the network's heatmap confidence. " + EXPECTATIONS
     )
     # read from the current folder as typed (not made absolute): the JSON's `input` shows them as given

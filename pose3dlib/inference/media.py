@@ -18,6 +18,7 @@ from ..engine.errors import DataError, Pose3DError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)  # for messages
 OVERLAY_FOURCC = "mp4v"  # MPEG-4 part 2: written by the ffmpeg inside opencv-python wheels, played everywhere
 
 
@@ -90,7 +91,7 @@ def video_info(path: Path) -> tuple[float, int]:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise DataError(f"{path}: OpenCV cannot open this video (mp4/avi expected)")
+            raise DataError(f"{path}: OpenCV cannot open this video ({VIDEO_KINDS} expected)")
         return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     finally:
         cap.release()
@@ -100,7 +101,7 @@ def read_video_frames(path: Path) -> Iterator[np.ndarray]:
     """Yield the frames of a video as (H, W, 3) uint8 RGB until the first unreadable one."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise DataError(f"{path}: OpenCV cannot open this video (mp4/avi expected)")
+        raise DataError(f"{path}: OpenCV cannot open this video ({VIDEO_KINDS} expected)")
     try:
         while True:
             ok, frame = cap.read()
