@@ -93,6 +93,21 @@ def test_read_image_modes(tmp_path, mode):
         np.testing.assert_array_equal(img[..., 0], base[..., 0])
 
 
+def test_read_image_turns_a_photo_upright_as_its_exif_orientation_says(tmp_path):
+    from PIL import Image
+
+    stored = np.zeros((30, 60, 3), np.uint8)  # stored on its side: 60 wide, the white band on the left
+    stored[:, :10] = 255
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # EXIF orientation 6: shown rotated 90 degrees clockwise, as a phone held upright writes it
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    img = demo.read_image_rgb(tmp_path / "phone.jpg")
+    assert img.shape == (60, 30, 3)  # upright: 30 wide, 60 tall
+    assert img[:8].mean() > 200 and img[12:].mean() < 30  # the band is now at the top
+    Image.fromarray(stored).save(tmp_path / "plain.jpg", quality=95)  # no tag: as stored
+    assert demo.read_image_rgb(tmp_path / "plain.jpg").shape == (30, 60, 3)
+
+
 def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "pose3dlib", *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=300)
 

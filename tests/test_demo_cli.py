@@ -74,7 +74,7 @@ def test_video_warnings_are_printed_and_in_the_json(tmp_path, loaded, monkeypatc
     warnings = json.loads((tmp_path / "o" / "clip.json").read_text())["warnings"]
     assert warnings[0] == "only the first 4 of 5 frames could be read"
     records = json.loads((tmp_path / "o" / "clip.json").read_text())["frames"]
-    assert warnings[1:] == demo.frame_warnings(records)  # the image path's per-person checks, summed over frames
+    assert warnings[1:] == demo.frame_warnings(records, (128, 128))  # the image path's per-person checks, summed over frames
     for w in warnings:
         assert f"warning: {clip}: {w}" in err
 
@@ -82,8 +82,13 @@ def test_video_warnings_are_printed_and_in_the_json(tmp_path, loaded, monkeypatc
 def test_frame_warnings_sum_each_kind_over_the_frames():
     good = {"box": {"side_px": 100.0}, "score": 0.9}
     small = {"box": {"side_px": 10.0}, "score": 0.9}
-    assert demo.frame_warnings([good, small, small]) == [
+    assert demo.frame_warnings([good, small, small], (120, 160)) == [
         f"person too small in 2 of 3 frames (first: frame 1, box side 10 px < {demo.MIN_PERSON_PX} px)"]
+    huge = {"box": {"side_px": 250.0}, "score": 0.9}  # above 1.5 x the 160 px longer side
+    assert demo.frame_warnings([good, huge], (120, 160)) == [
+        "box larger than the picture in 1 of 2 frames (first: frame 1, side 250 px = 1.6 x its longer side "
+        "(no clear person was found; 2D and 3D are unreliable))"]
+    assert demo.frame_warnings([good, {"box": {"side_px": 240.0}, "score": 0.9}], (120, 160)) == []  # 1.5 x: kept
 
 
 def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch):

@@ -168,8 +168,8 @@ def test_a_box_inside_a_better_one_is_the_same_person_for_all_people():
     assert detect.distinct(np.stack([whole, half_out]), scores[:2], 2, cover=detect.SAME_PERSON_COVER) == [0, 1]
 
 
-def _box(score: float, x: float) -> detect.Box:
-    return detect.Box(np.array([x, 50.0]), 40.0, score, "test")
+def _box(score: float, x: float, side: float = 40.0) -> detect.Box:
+    return detect.Box(np.array([x, 50.0]), side, score, "test")
 
 
 @pytest.mark.parametrize("tracked, found, search, expected", [
@@ -177,16 +177,31 @@ def _box(score: float, x: float) -> detect.Box:
     (0.50, 0.72, True, "found"),  # a search finds a clearly better box: the wrong lock is corrected
     (0.50, 0.54, True, "tracked"),  # a near tie (< SWITCH_MARGIN higher) keeps the track
     (0.10, 0.12, False, "found"),  # the track is lost (below MIN_SCORE): searched, whatever the score
+    ((0.50, 150.0), 0.30, False, "found"),  # the track grew to the largest box a 100 px frame allows: lost too
 ])
 def test_follow_corrects_a_wrong_lock_and_keeps_a_good_track(monkeypatch, tracked, found, search, expected):
     calls = []
-    monkeypatch.setattr(detect, "track", lambda *a, **k: _box(tracked, 10.0))
+    tracked, side = tracked if isinstance(tracked, tuple) else (tracked, 40.0)
+    monkeypatch.setattr(detect, "track", lambda *a, **k: _box(tracked, 10.0, side))
 
     def fake_find(*a, **k):
         calls.append("search")
         return [_box(found, 90.0)]
 
     monkeypatch.setattr(detect, "find_people", fake_find)
-    box = detect.follow(None, None, None, _box(0.6, 10.0), search=search)
+    box = detect.follow(None, None, np.zeros((100, 80, 3), np.uint8), _box(0.6, 10.0), search=search)
     assert box.center_px[0] == (90.0 if expected == "found" else 10.0)
-    assert calls == (["search"] if search or tracked < detect.MIN_SCORE else [])
+    assert calls == (["search"] if search or expected == "found" else [])
+
+
+def test_a_followed_box_stays_within_the_frame_and_its_largest_size(monkeypatch):
+    """Re-centring on scattered joints must not grow a followed box frame after frame (it reached 30 x the frame)."""
+    frame = np.zeros((120, 200, 3), np.uint8)
+    grown = np.array([[260.0, -40.0, 900.0]])  # centre off the frame, side 4.5 x its longer side
+    monkeypatch.setattr(detect, "refine", lambda *a, **k: (grown, np.array([0.4])))
+    box = detect.track(None, None, frame, _box(0.5, 100.0, 300.0))
+    assert box.side_px == detect.max_side(frame.shape[:2]) == 300.0
+    assert box.center_px.tolist() == [199.0, 0.0] and box.score == 0.4
+    monkeypatch.setattr(detect, "refine", lambda *a, **k: (np.array([[50.0, 60.0, 80.0]]), np.array([0.4])))
+    box = detect.track(None, None, frame, _box(0.5, 100.0))
+    assert box.side_px == 80.0 and box.center_px.tolist() == [50.0, 60.0]  # a box inside the limits is kept

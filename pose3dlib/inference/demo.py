@@ -205,21 +205,26 @@ def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray]
     return records
 
 
-def warnings_for(record: dict) -> list[str]:
-    """Per-person warnings: a box too small to see, or a person the network barely sees."""
+def warnings_for(record: dict, image_hw: tuple[int, int]) -> list[str]:
+    """Per-person warnings: a box too small to see, a box larger than the picture can hold a person
+    in, or a person the network barely sees."""
     out = []
-    if record["box"]["side_px"] < MIN_PERSON_PX:
-        out.append(f"person too small: box side {record['box']['side_px']:.0f} px < {MIN_PERSON_PX} px")
+    side = record["box"]["side_px"]
+    if side < MIN_PERSON_PX:
+        out.append(f"person too small: box side {side:.0f} px < {MIN_PERSON_PX} px")
+    if side > detect.max_side(image_hw):
+        out.append(f"box larger than the picture: side {side:.0f} px = {side / max(image_hw):.1f} x its longer side "
+                   "(no clear person was found; 2D and 3D are unreliable)")
     if record["score"] < detect.MIN_SCORE:
         out.append(f"no confident person: mean joint confidence {record['score']:.3f} < {detect.MIN_SCORE}")
     return out
 
 
-def frame_warnings(records: list[dict]) -> list[str]:
+def frame_warnings(records: list[dict], image_hw: tuple[int, int]) -> list[str]:
     """`warnings_for` over a video's frames, one line per kind: how many frames, the first and its numbers."""
     kinds: dict[str, list[tuple[int, str]]] = {}
     for i, r in enumerate(records):
-        for w in warnings_for(r):
+        for w in warnings_for(r, image_hw):
             kind, _, detail = w.partition(": ")
             kinds.setdefault(kind, []).append((i, detail))
     return [f"{kind} in {len(hits)} of {len(records)} frames (first: frame {hits[0][0]}, {hits[0][1]})"
@@ -229,7 +234,7 @@ def frame_warnings(records: list[dict]) -> list[str]:
 def image_result(records: list[dict], image_rgb: np.ndarray, all_people: bool) -> dict:
     """The per-image part of the JSON: the best person's fields at the top, `people` with --all-people."""
     result = {"image_size_px": list(image_rgb.shape[1::-1]), **records[0],
-              "warnings": [w for r in records[:1 if not all_people else None] for w in warnings_for(r)]}
+              "warnings": [w for r in records[:1 if not all_people else None] for w in warnings_for(r, image_rgb.shape[:2])]}
     if all_people:
         result["people"] = records
     return result
@@ -339,7 +344,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         warnings.append(f"only the first {len(frames)} of {claimed} frames could be read")
     records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device,
                              progress=f"{path.name}: estimating poses")
-    warnings += frame_warnings(records)
+    warnings += frame_warnings(records, frames[0].shape[:2])
     if warn is not None:
         for w in warnings:
             warn(w)

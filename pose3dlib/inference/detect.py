@@ -47,6 +47,8 @@ OTHER_PERSON_SCORE = 0.6  # --all-people keeps boxes scoring at least this fract
 MIN_SCORE = 0.15  # below this mean heatmap maximum the search reports that no person was seen
 RESEARCH_EVERY_S = 1.0  # videos: a whole-frame search this often (seconds of video) besides following the person
 SWITCH_MARGIN = 0.1  # ... whose best box replaces the followed one when it scores this fraction higher
+MAX_SIDE_OVER_IMAGE = 1.5  # a box larger than this x the picture's longer side frames no clear person: a followed box
+# is held to it (re-centring on scattered joints grew one frame by frame, to 30 x a 320 px frame) and counts as lost
 BATCH = 64
 
 
@@ -207,7 +209,15 @@ def track(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous: 
     """Follow a person from the previous video frame's box (refinement only, no grid search)."""
     start = np.array([[*previous.center_px, previous.side_px]])
     refined, scores = refine(model, cfg, image_rgb, start, rounds=1, device=device)
-    return Box(refined[0, :2], float(refined[0, 2]), float(scores[0]), "tracked from the previous frame")
+    h, w = image_rgb.shape[:2]
+    centre = np.clip(refined[0, :2], 0, [w - 1, h - 1])  # the person is in the frame
+    side = min(float(refined[0, 2]), max_side((h, w)))
+    return Box(centre, side, float(scores[0]), "tracked from the previous frame")
+
+
+def max_side(image_hw: tuple[int, int]) -> float:
+    """The largest box side (px) that can still frame a person in a picture of `image_hw` (MAX_SIDE_OVER_IMAGE)."""
+    return MAX_SIDE_OVER_IMAGE * max(image_hw)
 
 
 def follow(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous: Box, search: bool,
@@ -218,7 +228,7 @@ def follow(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous:
     higher, so a track that locked onto the wrong thing in an earlier frame is corrected and a
     good one is not swapped for a near tie."""
     box = track(model, cfg, image_rgb, previous, device=device)
-    lost = box.score < MIN_SCORE
+    lost = box.score < MIN_SCORE or box.side_px >= max_side(image_rgb.shape[:2]) * 0.999
     if lost or search:
         found = find_people(model, cfg, image_rgb, device=device)[0]
         if lost or found.score > box.score * (1 + SWITCH_MARGIN):

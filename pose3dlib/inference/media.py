@@ -32,9 +32,11 @@ class Item:
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB; alpha is dropped."""
+    """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB, turned upright as its EXIF
+    orientation says (a phone photo taken upright is stored on its side); alpha is dropped."""
     path = Path(path)
-    img = read_image_file(path, cv2.IMREAD_UNCHANGED)  # DataError naming the file when missing or damaged
+    # ANYDEPTH | ANYCOLOR: 16-bit and grey kept as stored, and, unlike IMREAD_UNCHANGED, the EXIF orientation applied
+    img = read_image_file(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)  # DataError naming a missing or damaged file
     if img.dtype == np.uint16:
         img = (img / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:
