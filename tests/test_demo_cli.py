@@ -108,12 +108,88 @@ def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monke
     assert (shots / "out" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png"]
 
 
-def test_long_video_shows_progress_while_estimating_and_writing(tmp_path, loaded, bars_on, capsys):
+def test_a_video_shows_one_bar_over_its_frames(tmp_path, loaded, bars_on, capsys):
     model, cfg = loaded
     clip = _video(tmp_path / "clip.mp4", n=3)
     demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
     err = capsys.readouterr().err
-    assert "clip.mp4: estimating poses" in err and "clip.mp4: writing the overlay video" in err
+    assert "clip.mp4: cropping and estimating" in err and "/3 [" in err
+
+
+def test_a_video_is_estimated_a_batch_at_a_time_with_the_same_result(tmp_path, loaded, monkeypatch):
+    """Memory does not grow with the video: frames go through estimate_poses BATCH at a time, as one call
+    over all frames would batch them, so the records are those of a single call."""
+    model, cfg = loaded
+    monkeypatch.setattr(demo, "BATCH", 3)
+    clip = _video(tmp_path / "clip.mp4", n=7, size=(64, 80))
+    sizes, real = [], demo.estimate_poses
+
+    def counting(model, cfg, images, boxes, **kw):
+        sizes.append(len(images))
+        return real(model, cfg, images, boxes, batch=3, **kw)
+
+    monkeypatch.setattr(demo, "estimate_poses", counting)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    assert sizes == [3, 3, 1]
+    frames = list(media.read_video_frames(clip))
+    boxes = [demo.boxes_for(model, cfg, f, whole_image=True)[0] for f in frames]
+    expected = real(model, cfg, frames, boxes, batch=3)
+    got = json.loads((tmp_path / "o" / "clip.json").read_text())["frames"]
+    assert [r["joints_3d_mm"] for r in got] == [r["joints_3d_mm"] for r in expected]
+    assert [r["confidence"] for r in got] == [r["confidence"] for r in expected]
+    # float64 before rounding: two decimals in the file, not float32's 315.1000061035156
+    text = (tmp_path / "o" / "clip.json").read_text()
+    assert not re.search(r"\d\.\d{6,}", text.split('"frames"')[1])
+
+
+def test_an_interrupted_video_leaves_no_part_of_its_result(tmp_path, loaded, monkeypatch):
+    model, cfg = loaded
+    clip = _video(tmp_path / "clip.mp4", n=3)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "write_people_bundle", interrupted)  # after the overlay video was written
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    left = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert "clip.json" not in left and "clip_overlay.mp4" not in left
+    assert not [name for name in left if name.startswith(".")]  # no temporary overlay
+
+
+def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monkeypatch):
+    model, cfg = loaded
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 48, 3), 90, np.uint8))
+    (tmp_path / "afile").write_text("a file, not a folder")
+    monkeypatch.setattr(demo, "boxes_for", lambda *a, **k: pytest.fail("work started before --out was checked"))
+    with pytest.raises(Pose3DError, match=r"^--out .*afile/x: cannot write there \(.*afile.*Not a directory"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "afile" / "x")
+    with pytest.raises(Pose3DError, match=r"afile: exists and is not a folder"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "afile")
+
+
+def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch):
+    """A/shots and B/shots get shots/ and shots_2/; an earlier --out inside an input folder is not read
+    back, wherever it was written from; an earlier run's BVH goes when --bvh is not given again."""
+    model, cfg = loaded
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    for name, grey in (("A", 60), ("B", 200)):
+        (tmp_path / name / "shots").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / name / "shots" / "x.png"), np.full((64, 48, 3), grey, np.uint8))
+    items = media.collect_inputs([tmp_path / "A" / "shots", tmp_path / "B" / "shots"])
+    out = tmp_path / "A" / "res"
+    demo.run_inputs(model, cfg, None, items, out, whole_image=True, bvh=True, quiet=True)
+    for label, source in (("shots", "A"), ("shots_2", "B")):
+        assert json.loads((out / label / "x.json").read_text())["input"] == str(tmp_path / source / "shots" / "x.png")
+        assert (out / label / "keypoints" / "items.txt").read_text() == "x.png\n"
+        assert (out / label / "x.bvh").is_file()
+    # the next run from folder A (another --out) reads A's photo, not the outputs in A/res
+    assert [i.path for i in media.collect_inputs([tmp_path / "A"])] == [tmp_path / "A" / "shots" / "x.png"]
+    with pytest.raises(Pose3DError, match="holds the outputs of an earlier demo run"):
+        media.collect_inputs([out])
+    demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "A" / "shots"]), out, whole_image=True,
+                    quiet=True)
+    assert not (out / "shots" / "x.bvh").exists() and (out / "shots" / "x.json").is_file()
 
 
 def test_single_image_shows_its_steps_and_bars_off_is_silent(tmp_path, loaded, bars_on, monkeypatch, capsys):

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .. import camera, decode
 from ..config import Config
 from ..engine import runs
-from ..engine.atomic_io import atomic_write_text
+from ..engine.atomic_io import atomic_write_text, describe_os_error
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
@@ -195,9 +195,10 @@ def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray]
             crop_px = camera.normalized_to_crop_px(joints_norm[k], size, hm)
             records.append({
                 "box": box.as_json(),
-                "joints_2d_px": np.round(camera.apply_affine(crop_px, camera.invert_affine(a)), 2).tolist(),
-                "joints_3d_mm": np.round(joints_3d[k], 1).tolist(),
-                "confidence": np.round(conf[k], 4).tolist(),
+                # float64 before rounding: a rounded float32 prints as 315.1000061035156 in the JSON
+                "joints_2d_px": np.round(camera.apply_affine(crop_px, camera.invert_affine(a)).astype(np.float64), 2).tolist(),
+                "joints_3d_mm": np.round(joints_3d[k].astype(np.float64), 1).tolist(),
+                "confidence": np.round(conf[k].astype(np.float64), 4).tolist(),
                 "score": round(float(conf[k].mean()), 4),
             })
         bar.update(len(affines))
@@ -264,27 +265,36 @@ def write_json(path: Path, data: dict) -> Path:
 
 
 def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
-                  plotlyjs: Path | None = None) -> dict[str, Path]:
-    """Write <stem>.json, <stem>_2d.png, <stem>_3d.html and <stem>_3d.png; returns their paths.
+                  plotlyjs: Path | None = None, bvh: bool = False) -> dict[str, Path]:
+    """Write <stem>_2d.png, <stem>_3d.html, <stem>_3d.png (and <stem>.bvh), then <stem>.json; returns their paths.
 
+    The JSON comes last, so an interrupted run never leaves a JSON without its pictures; a
+    <stem>.bvh of an earlier run is removed when `bvh` is off (it would describe another result).
     `plotlyjs`: a shared plotly.min.js the HTML links to (None: embed plotly.js).
     """
     from ..plots.viz import draw_skeleton_2d, skeleton_figure_3d_png, skeleton_figure_plotly, write_html
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}_2d.png",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png"}
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    write_json(paths["json"], result)
     overlay = image_rgb
     for person in result.get("people", [result]):
         overlay = draw_skeleton_2d(overlay, np.array(person["joints_2d_px"]))
-    if not cv2.imwrite(str(paths["png"]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
-        raise Pose3DError(f"{paths['png']}: could not write the overlay image")
+    media.write_image_rgb(paths["png"], overlay)
     title = Path(stem).name
     write_html(skeleton_figure_plotly(np.array(result["joints_3d_mm"]), title=title), paths["html"], plotlyjs)
     skeleton_figure_3d_png(np.array(result["joints_3d_mm"]), paths["png_3d"], title=title)
+    write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]), 30.0, bvh)
+    write_json(paths["json"], result)
     return paths
+
+
+def write_or_remove_bvh(paths: dict[str, Path], path: Path, joints_3d_mm: np.ndarray, fps: float, bvh: bool) -> None:
+    """`export.write_bvh` into `paths["bvh"]` when asked; otherwise remove an earlier run's BVH of this item."""
+    if bvh:
+        paths["bvh"] = export.write_bvh(path, joints_3d_mm, fps)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_people_bundle(folder: Path, names: list[str], records: list[dict]) -> Path:
@@ -297,14 +307,55 @@ def write_people_bundle(folder: Path, names: list[str], records: list[dict]) -> 
         np.array([[*r["box"]["center_px"], r["box"]["side_px"]] for r in records]).reshape(-1, 3))
 
 
-def output_stem(item: media.Item, used: set[str]) -> str:
-    """Output name of an item relative to --out: `<folder>/<relative path without suffix>` or `<stem>`."""
+def folder_labels(items: list[media.Item]) -> dict[Path, str]:
+    """The output folder name of each input folder: its own name, with _2, _3, ... for a second or
+    third folder of the same name (A/shots and B/shots: shots/ and shots_2/)."""
+    labels: dict[Path, str] = {}
+    for folder in dict.fromkeys(i.folder for i in items if i.folder is not None):
+        name, label, n = folder.resolve().name, folder.resolve().name, 1
+        while label in labels.values():
+            n += 1
+            label = f"{name}_{n}"
+        labels[folder] = label
+    return labels
+
+
+def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None = None) -> str:
+    """Output name of an item relative to --out: `<folder label>/<relative path without suffix>` or `<stem>`."""
     rel = item.path.relative_to(item.folder).with_suffix("") if item.folder else Path(item.path.stem)
-    stem = (Path(item.folder.resolve().name) / rel).as_posix() if item.folder else rel.as_posix()
+    label = (labels or {}).get(item.folder) or (item.folder.resolve().name if item.folder else None)
+    stem = (Path(label) / rel).as_posix() if item.folder else rel.as_posix()
     if stem in used:  # same stem, other suffix (photo.jpg and photo.png)
         stem = f"{stem}_{item.path.suffix.lstrip('.').lower()}"
     used.add(stem)
     return stem
+
+
+def prepare_out(out_dir: Path) -> list[Path]:
+    """Make `out_dir` and check that files can be written there, before any work; returns the folders
+    made (the caller removes them if nothing succeeds). Pose3DError naming --out when it cannot be
+    written. Marks it as a demo output (media.OUTPUT_MARKER), so no later folder search reads it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise Pose3DError(f"--out {out_dir}: exists and is not a folder")
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / media.OUTPUT_MARKER, "written by `python -m pose3dlib demo`; "
+                          "a demo folder search skips this folder\n")
+    except OSError as e:
+        remove_empty(made)
+        raise Pose3DError(f"--out {out_dir}: cannot write there ({describe_os_error(e)})") from None
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) where they hold nothing but the output marker."""
+    for d in folders:
+        try:
+            (d / media.OUTPUT_MARKER).unlink(missing_ok=True)
+            d.rmdir()
+        except OSError:
+            return
 
 
 # ----------------------------------------------------------------------------- videos
@@ -313,60 +364,76 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
               bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
               plotlyjs: Path | None = None, device: torch.device | None = None,
               warn=None) -> dict[str, Path]:
-    """Pose of the main person in every frame of a video; writes JSON, overlay video, animated 3D, bundle.
+    """Pose of the main person in every frame of a video; writes the overlay video, animated 3D,
+    bundle (and BVH), then the JSON.
 
+    Frames are read, followed, estimated and drawn into the overlay BATCH at a time, so memory
+    does not grow with the video's length. The overlay is written under a temporary name and
+    renamed at the end, and the JSON comes last: an interrupted run leaves no part of a result.
     `warn`: called with each warning of the JSON's `warnings` (a short read, people too small or
     not seen, summed over the frames). Raises Pose3DError when --bbox misses the frame.
     """
+    from ..engine.atomic_io import temporary_sibling
     from ..plots.viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
 
     fps, claimed = media.video_info(path)
     fps = fps if fps > 0 else 25.0
-    frames, boxes, box = [], [], None
     research_every = max(1, round(fps * detect.RESEARCH_EVERY_S))  # frames between whole-frame searches
-    desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person")
     reader = media.read_video_frames(path)
     first = next(reader, None)
-    if first is not None:  # before any bar or work: the image path's check, naming the video
-        check_bbox_overlaps(bbox, first.shape[:2], path)
-    for i, frame in enumerate(progress_bar(itertools.chain([first] if first is not None else [], reader), desc=desc,
-                                           total=claimed or None, unit="frame", leave=False)):
-        if box is None or bbox is not None or whole_image:
-            box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
-        else:  # follow the person, with a whole-frame search when lost and every research_every frames
-            box = detect.follow(model, cfg, frame, box, search=i % research_every == 0, device=device)
-        frames.append(frame)
-        boxes.append(box)
-    if not frames:
+    if first is None:
         raise DataError(f"{path}: no readable frames (empty or damaged video)")
-    warnings = []
-    if claimed > len(frames):
-        warnings.append(f"only the first {len(frames)} of {claimed} frames could be read")
-    records = estimate_poses(model, cfg, frames, boxes, flip_test=flip_test, device=device,
-                             progress=f"{path.name}: estimating poses")
-    warnings += frame_warnings(records, frames[0].shape[:2])
-    if warn is not None:
-        for w in warnings:
-            warn(w)
-    times = np.arange(len(frames)) / fps
-    for i, r in enumerate(records):
-        r["index"], r["time_s"] = i, round(float(times[i]), 4)
-    result = {**header, "video": str(path), "fps": fps, "image_size_px": list(frames[0].shape[1::-1]),
-              "num_frames": len(records), "frames": records, "warnings": warnings}
+    check_bbox_overlaps(bbox, first.shape[:2], path)  # before any bar or work: the image path's check, naming the video
     paths = {"json": out_dir / f"{stem}.json", "overlay": out_dir / f"{stem}_overlay.mp4",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
              "bundle": out_dir / f"{stem}_keypoints"}
+    overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
+    records: list[dict] = []
+    pending: list[tuple[np.ndarray, detect.Box]] = []  # frames followed, not yet estimated
+    desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person") + " and estimating"
+    try:
+        with media.VideoWriter(overlay_tmp, fps, tuple(first.shape[1::-1])) as overlay:
+            def estimate_pending() -> None:
+                done = estimate_poses(model, cfg, [f for f, _ in pending], [b for _, b in pending],
+                                      flip_test=flip_test, device=device)
+                for (frame, _), r in zip(pending, done):
+                    overlay.write(draw_skeleton_2d(frame, np.array(r["joints_2d_px"])))
+                records.extend(done)
+                pending.clear()
+
+            box = None
+            for i, frame in enumerate(progress_bar(itertools.chain([first], reader), desc=desc,
+                                                   total=claimed or None, unit="frame", leave=False)):
+                if box is None or bbox is not None or whole_image:
+                    box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
+                else:  # follow the person, with a whole-frame search when lost and every research_every frames
+                    box = detect.follow(model, cfg, frame, box, search=i % research_every == 0, device=device)
+                pending.append((frame, box))
+                if len(pending) == BATCH:  # the batches estimate_poses would form from all frames at once
+                    estimate_pending()
+            if pending:
+                estimate_pending()
+        warnings = []
+        if claimed > len(records):
+            warnings.append(f"only the first {len(records)} of {claimed} frames could be read")
+        warnings += frame_warnings(records, first.shape[:2])
+        if warn is not None:
+            for w in warnings:
+                warn(w)
+        times = np.arange(len(records)) / fps
+        for i, r in enumerate(records):
+            r["index"], r["time_s"] = i, round(float(times[i]), 4)
+        result = {**header, "video": str(path), "fps": fps, "image_size_px": list(first.shape[1::-1]),
+                  "num_frames": len(records), "frames": records, "warnings": warnings}
+        joints_3d = np.array([r["joints_3d_mm"] for r in records])  # (T, 16, 3)
+        write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
+        skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
+        write_people_bundle(paths["bundle"], [str(i) for i in range(len(records))], records)
+        write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", joints_3d, fps, bvh)
+        overlay_tmp.replace(paths["overlay"])
+    finally:
+        overlay_tmp.unlink(missing_ok=True)
     write_json(paths["json"], result)
-    with media.VideoWriter(paths["overlay"], fps, tuple(frames[0].shape[1::-1])) as overlay:
-        for f, r in progress_bar(list(zip(frames, records)), desc=f"{path.name}: writing the overlay video",
-                                 unit="frame", leave=False):
-            overlay.write(draw_skeleton_2d(f, np.array(r["joints_2d_px"])))
-    joints_3d = np.array([r["joints_3d_mm"] for r in records])  # (T, 16, 3)
-    write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
-    skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
-    write_people_bundle(paths["bundle"], [str(i) for i in range(len(records))], records)
-    if bvh:
-        paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", joints_3d, fps)
     return paths
 
 
@@ -427,16 +494,16 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     paths per input (printed too, with each input's warnings on stderr, unless `quiet`; the
     warnings are in each JSON either way).
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"--out {out_dir}: exists and is not a folder")
+    made = prepare_out(out_dir)
     header = output_header(cfg, ckpt)
     plotlyjs = resolve(out_dir) / "plotly.min.js"  # the pages link to it; written once an input succeeded
     single = len(items) == 1
     used: set[str] = set()
+    labels = folder_labels(items)
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
     written: dict[Path, dict[str, Path]] = {}
     for item in progress_bar(items, desc="demo", unit="input", disable=len(items) == 1):
-        stem = output_stem(item, used)
+        stem = output_stem(item, used, labels)
         try:
             if item.kind == "video":
                 paths = run_video(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
@@ -457,10 +524,8 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                     result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
                     steps.set_description(f"{item.path.name}: writing")
                     steps.update()
-                    paths = write_outputs(result, image, out_dir, stem, plotlyjs)
+                    paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)
                     steps.update()
-                if bvh:
-                    paths["bvh"] = export.write_bvh(out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]))
                 for w in [] if quiet else result["warnings"]:
                     _warn(f"{item.path}: {w}")
                 if item.folder is not None:
@@ -469,8 +534,10 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                     records.append(result)
         except (Pose3DError, OSError) as e:
             if single:
+                if not written:
+                    remove_empty(made)
                 raise
-            message = " ".join(str(e).split())
+            message = " ".join((describe_os_error(e) if isinstance(e, OSError) else str(e)).split())
             _warn(f"{message if str(item.path) in message else f'{item.path}: {message}'} (skipped)")
             continue
         if not written:
@@ -479,10 +546,11 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
         if not quiet:
             tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
     for folder, (names, records) in bundles.items():
-        bundle = write_people_bundle(out_dir / folder.resolve().name / "keypoints", names, records)
+        bundle = write_people_bundle(out_dir / labels[folder] / "keypoints", names, records)
         if not quiet:
             print(f"{folder}: keypoints of {len(names)} images in {bundle}")
     if not written:
+        remove_empty(made)
         raise Pose3DError(f"none of the {len(items)} inputs could be processed (warnings above)")
     return written
 

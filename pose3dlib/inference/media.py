@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 
 from ..data.image_file import read_image_file
+from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import DataError, Pose3DError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)  # for messages
+OUTPUT_MARKER = ".pose3d-demo-output"  # written into every demo --out: a folder search never reads it as input
 OVERLAY_FOURCC = "mp4v"  # MPEG-4 part 2: written by the ffmpeg inside opencv-python wheels, played everywhere
 
 
@@ -62,8 +64,9 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> l
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
     inside the searched folder, so a second run does not read the first run's outputs; `skip`
-    equal to an input folder is a Pose3DError. Raises Pose3DError naming a folder that holds
-    neither, FileNotFoundError for a missing path.
+    equal to an input folder is a Pose3DError. Folders holding OUTPUT_MARKER (any earlier demo
+    --out, wherever it was) are left out of a folder search too. Raises Pose3DError naming a folder
+    that holds neither, FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
@@ -72,11 +75,17 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> l
             if skip is not None and skip == p.resolve():
                 raise Pose3DError(f"--out {p}: is also an input folder; its outputs would be read as inputs "
                                   "by the next run: choose another --out (e.g. a folder inside it)")
+            if (p / OUTPUT_MARKER).is_file():
+                raise Pose3DError(f"{p}: holds the outputs of an earlier demo run ({OUTPUT_MARKER}), not photos or "
+                                  f"videos to run it on (if it holds photos of yours too, delete {p / OUTPUT_MARKER})")
             below = skip is not None and skip.is_relative_to(p.resolve())
+            outputs = [m.parent for m in p.rglob(OUTPUT_MARKER)]  # earlier runs' --out folders inside this one
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                           and not (below and f.parent.resolve().is_relative_to(skip)))
+                           and not (below and f.parent.resolve().is_relative_to(skip))
+                           and not any(f.is_relative_to(o) for o in outputs))
             if not found:
-                raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
+                raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
+                                  + (f" besides earlier demo outputs in {', '.join(map(str, outputs[:3]))}" if outputs else ""))
             items += [Item(kind_of(f), f, p) for f in found]
         elif p.exists():
             items.append(Item(kind_of(p), p, None))
@@ -112,6 +121,18 @@ def read_video_frames(path: Path) -> Iterator[np.ndarray]:
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
+
+
+def write_image_rgb(path: Path, image_rgb: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 RGB image (format from the suffix) under a temporary name, then rename it."""
+    tmp = temporary_sibling(path, suffix=path.suffix)
+    try:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
+            raise Pose3DError(f"{path}: could not write the image")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 class VideoWriter:
