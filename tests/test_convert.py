@@ -472,6 +472,15 @@ def test_mpii_images_link_relative_inside_the_project_replaced_when_converted_ag
     assert not (out / "val.h5").exists() and (out / "train.h5").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary link left
 
+    # a converted folder reached through a link to another disk: an absolute link (a relative one would not resolve)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (moved / "data" / "elsewhere_converted").symlink_to(scratch, target_is_directory=True)
+    images_inside = moved / "data" / "raw" / "mpii" / "images"
+    convert_mpii(mat, images_inside, moved / "data" / "elsewhere_converted" / "mpii", progress=False)
+    assert os.readlink(scratch / "mpii" / "images") == str(images_inside.resolve())
+    assert (scratch / "mpii" / "images").is_dir()
+
     # a real folder where the link goes is never replaced
     (out / "images").unlink()
     (out / "images").mkdir()

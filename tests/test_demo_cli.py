@@ -142,19 +142,32 @@ def test_a_video_is_estimated_a_batch_at_a_time_with_the_same_result(tmp_path, l
     assert not re.search(r"\d\.\d{6,}", text.split('"frames"')[1])
 
 
-def test_an_interrupted_video_leaves_no_part_of_its_result(tmp_path, loaded, monkeypatch):
+def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, loaded, monkeypatch):
+    """A JSON always describes the files beside it: an earlier run's goes before they are replaced."""
     model, cfg = loaded
     clip = _video(tmp_path / "clip.mp4", n=3)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True, bvh=True)
+    earlier = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert {"clip.json", "clip_overlay.mp4", "clip.bvh"} <= set(earlier)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "write_people_bundle", interrupted)  # after the overlay video was written
+    monkeypatch.setattr(demo, "write_people_bundle", interrupted)  # after the overlay video was drawn
     with pytest.raises(KeyboardInterrupt):
         demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
     left = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert "clip.json" not in left and "clip_overlay.mp4" not in left
+    assert "clip.json" not in left  # the earlier JSON went first: the pictures beside it are being replaced
     assert not [name for name in left if name.startswith(".")]  # no temporary overlay
+    assert (tmp_path / "o" / "clip_overlay.mp4").stat().st_size > 0  # the earlier overlay, whole (not replaced yet)
+
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 48, 3), 90, np.uint8))
+    monkeypatch.setattr(demo, "write_json", interrupted)  # an image interrupted before its JSON: none there
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "o2", whole_image=True,
+                        quiet=True)
+    assert (tmp_path / "o2" / "x_2d.png").is_file() and not (tmp_path / "o2" / "x.json").exists()
+    assert (tmp_path / "o2" / media.OUTPUT_MARKER).is_file()  # files were written: the folder and its marker stay
 
 
 def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monkeypatch):
@@ -190,6 +203,21 @@ def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch):
     demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "A" / "shots"]), out, whole_image=True,
                     quiet=True)
     assert not (out / "shots" / "x.bvh").exists() and (out / "shots" / "x.json").is_file()
+
+    # a folder of the user's as --out: not marked (a later search still finds the photos there), and a
+    # .bvh the demo did not write there (no JSON of that item before) is left alone
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    cv2.imwrite(str(mine / "own.png"), np.full((64, 48, 3), 120, np.uint8))
+    (mine / "x.bvh").write_text("the user's own motion")
+    demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "B" / "shots" / "x.png"]), mine,
+                    whole_image=True, quiet=True)
+    assert (mine / "x.bvh").read_text() == "the user's own motion" and (mine / "x.json").is_file()
+    assert not (mine / media.OUTPUT_MARKER).exists()
+    assert tmp_path / "mine" / "own.png" in [i.path for i in media.collect_inputs([tmp_path])]
+    skipped: list = []
+    media.collect_inputs([tmp_path], skipped=skipped)
+    assert skipped == [out]  # said on the terminal by the demo command
 
 
 def test_single_image_shows_its_steps_and_bars_off_is_silent(tmp_path, loaded, bars_on, monkeypatch, capsys):

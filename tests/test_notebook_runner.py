@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -332,6 +333,14 @@ def test_kernel_folders_of_killed_runners_are_removed_and_others_kept(tmp_path):
         folder.mkdir()
     a_file = tmp_path / f"{notebook_runner.kernel_dir_prefix(gone.pid)}file"
     a_file.write_text("not a folder")
+    recent = tmp_path / f"{notebook_runner.kernel_dir_prefix(gone.pid)}recent"  # its runner gone, but written lately
+    recent.mkdir()
+    old = time.time() - notebook_runner.STALE_KERNEL_DIR_S - 60
+    for p in (stale, stale / "sub", stale / "kernel-stderr.log"):
+        os.utime(p, (old, old))
     assert notebook_runner.remove_stale_kernel_dirs(tmp_path) == [stale]
+    assert recent.is_dir()
+    os.utime(recent, (old, old))
+    assert notebook_runner.remove_stale_kernel_dirs(tmp_path) == [recent]
     assert not stale.exists() and live.is_dir() and legacy.is_dir() and unrelated.is_dir() and a_file.is_file()
     assert notebook_runner.remove_stale_kernel_dirs(tmp_path / "missing") == []

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from .. import camera, decode
 from ..config import Config
 from ..engine import runs
-from ..engine.atomic_io import atomic_write_text, describe_os_error
+from ..engine.atomic_io import atomic_write_text, describe_os_error, temporary_sibling
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
@@ -277,6 +278,7 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
     paths = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}_2d.png",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png"}
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    earlier = start_item(paths["json"])
     overlay = image_rgb
     for person in result.get("people", [result]):
         overlay = draw_skeleton_2d(overlay, np.array(person["joints_2d_px"]))
@@ -284,16 +286,26 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
     title = Path(stem).name
     write_html(skeleton_figure_plotly(np.array(result["joints_3d_mm"]), title=title), paths["html"], plotlyjs)
     skeleton_figure_3d_png(np.array(result["joints_3d_mm"]), paths["png_3d"], title=title)
-    write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]), 30.0, bvh)
+    write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]), 30.0, bvh, earlier)
     write_json(paths["json"], result)
     return paths
 
 
-def write_or_remove_bvh(paths: dict[str, Path], path: Path, joints_3d_mm: np.ndarray, fps: float, bvh: bool) -> None:
-    """`export.write_bvh` into `paths["bvh"]` when asked; otherwise remove an earlier run's BVH of this item."""
+def start_item(json_path: Path) -> bool:
+    """Remove an item's JSON of an earlier run before its other files are replaced, so a JSON always
+    describes the files beside it (an interrupted item is one without a JSON); True when there was one."""
+    earlier = json_path.is_file()
+    json_path.unlink(missing_ok=True)
+    return earlier
+
+
+def write_or_remove_bvh(paths: dict[str, Path], path: Path, joints_3d_mm: np.ndarray, fps: float, bvh: bool,
+                        earlier: bool) -> None:
+    """`export.write_bvh` into `paths["bvh"]` when asked; otherwise remove the BVH an earlier run wrote
+    for this item (`earlier`: that run's JSON was there), which would describe another result."""
     if bvh:
         paths["bvh"] = export.write_bvh(path, joints_3d_mm, fps)
-    else:
+    elif earlier:
         path.unlink(missing_ok=True)
 
 
@@ -334,14 +346,20 @@ def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None
 def prepare_out(out_dir: Path) -> list[Path]:
     """Make `out_dir` and check that files can be written there, before any work; returns the folders
     made (the caller removes them if nothing succeeds). Pose3DError naming --out when it cannot be
-    written. Marks it as a demo output (media.OUTPUT_MARKER), so no later folder search reads it."""
+    written. A folder made here or found empty is marked as demo output (media.OUTPUT_MARKER), so
+    no later folder search reads it; a folder that already holds files of the user's is not."""
     if out_dir.exists() and not out_dir.is_dir():
         raise Pose3DError(f"--out {out_dir}: exists and is not a folder")
     made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / media.OUTPUT_MARKER, "written by `python -m pose3dlib demo`; "
-                          "a demo folder search skips this folder\n")
+        if set(os.listdir(out_dir)) <= {media.OUTPUT_MARKER}:
+            atomic_write_text(out_dir / media.OUTPUT_MARKER, "written by `python -m pose3dlib demo`; "
+                              "a demo folder search skips this folder\n")
+        else:  # the user's own folder: only check that a file can be written
+            probe = temporary_sibling(out_dir / "write-check")
+            probe.write_bytes(b"")
+            probe.unlink()
     except OSError as e:
         remove_empty(made)
         raise Pose3DError(f"--out {out_dir}: cannot write there ({describe_os_error(e)})") from None
@@ -349,9 +367,11 @@ def prepare_out(out_dir: Path) -> list[Path]:
 
 
 def remove_empty(folders: list[Path]) -> None:
-    """Remove `folders` (deepest first) where they hold nothing but the output marker."""
+    """Remove `folders` (deepest first) while they hold nothing but the output marker."""
     for d in folders:
         try:
+            if set(os.listdir(d)) - {media.OUTPUT_MARKER}:
+                return  # something was written there: the folder and its marker stay
             (d / media.OUTPUT_MARKER).unlink(missing_ok=True)
             d.rmdir()
         except OSError:
@@ -368,12 +388,12 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     bundle (and BVH), then the JSON.
 
     Frames are read, followed, estimated and drawn into the overlay BATCH at a time, so memory
-    does not grow with the video's length. The overlay is written under a temporary name and
-    renamed at the end, and the JSON comes last: an interrupted run leaves no part of a result.
+    does not grow with the video's length. An earlier JSON of the item goes first, the overlay is
+    written under a temporary name and renamed at the end, and the JSON comes last: an interrupted
+    item has no JSON (and no half-written overlay).
     `warn`: called with each warning of the JSON's `warnings` (a short read, people too small or
     not seen, summed over the frames). Raises Pose3DError when --bbox misses the frame.
     """
-    from ..engine.atomic_io import temporary_sibling
     from ..plots.viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
 
     fps, claimed = media.video_info(path)
@@ -388,6 +408,8 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
              "bundle": out_dir / f"{stem}_keypoints"}
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    earlier = start_item(paths["json"])
     records: list[dict] = []
     pending: list[tuple[np.ndarray, detect.Box]] = []  # frames followed, not yet estimated
     desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person") + " and estimating"
@@ -429,7 +451,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
         skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
         write_people_bundle(paths["bundle"], [str(i) for i in range(len(records))], records)
-        write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", joints_3d, fps, bvh)
+        write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", joints_3d, fps, bvh, earlier)
         overlay_tmp.replace(paths["overlay"])
     finally:
         overlay_tmp.unlink(missing_ok=True)
@@ -473,7 +495,10 @@ def run(args: argparse.Namespace) -> int:
     for flag, on in (("--whole-image", args.whole_image), ("--all-people", args.all_people)):
         if bbox is not None and on:
             raise Pose3DError(f"--bbox and {flag} both say where the person is: give one of them")
-    items = media.collect_inputs(args.inputs, skip=resolve(args.out))  # not a previous run's outputs
+    skipped: list[Path] = []
+    items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped)  # not a previous run's outputs
+    for folder in skipped:
+        _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
     model, cfg = load_demo_model(ckpt, device)

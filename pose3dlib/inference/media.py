@@ -59,14 +59,16 @@ def kind_of(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
 
-def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> list[Item]:
+def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
+                   skipped: list[Path] | None = None) -> list[Item]:
     """Files as given; folders searched recursively for images and videos (sorted).
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
     inside the searched folder, so a second run does not read the first run's outputs; `skip`
     equal to an input folder is a Pose3DError. Folders holding OUTPUT_MARKER (any earlier demo
-    --out, wherever it was) are left out of a folder search too. Raises Pose3DError naming a folder
-    that holds neither, FileNotFoundError for a missing path.
+    --out, wherever it was) are left out of a folder search too, and appended to `skipped` when
+    given (for the caller to say so). Raises Pose3DError naming a folder that holds neither,
+    FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
@@ -80,6 +82,8 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None) -> l
                                   f"videos to run it on (if it holds photos of yours too, delete {p / OUTPUT_MARKER})")
             below = skip is not None and skip.is_relative_to(p.resolve())
             outputs = [m.parent for m in p.rglob(OUTPUT_MARKER)]  # earlier runs' --out folders inside this one
+            if skipped is not None:
+                skipped += [o for o in outputs if not (skip is not None and o.resolve() == skip)]
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
                            and not (below and f.parent.resolve().is_relative_to(skip))
                            and not any(f.is_relative_to(o) for o in outputs))

@@ -35,6 +35,7 @@ EVAL_NOTEBOOK = "06_eval_mpjpe"
 KERNEL_START_TIMEOUT_S = 600
 # The temporary folder of a run's kernel connection file, sockets and logs: pose3d-kernel-<runner pid>-<random>
 KERNEL_DIR_PREFIX = "pose3d-kernel-"
+STALE_KERNEL_DIR_S = 3600  # ... removed by a later run once nothing in it changed for this long and its runner is gone
 MAX_SOCKET_PATH = 100  # bytes of an IPC socket's path (the system limit: 104 on macOS, 108 on Linux)
 
 
@@ -167,9 +168,13 @@ def remove_stale_kernel_dirs(folder: str | Path | None = None) -> list[Path]:
     temporary folder); returns the folders removed.
 
     Only folders of this user named with a runner's pid (`kernel_dir_prefix`) whose process is
-    gone are removed; a live runner's folder, another user's, and one that cannot be removed are
-    kept (a few kilobytes; nothing here stops a run). Off POSIX nothing is removed (no pid probe).
+    gone and in which nothing changed for STALE_KERNEL_DIR_S are removed (the age also guards a
+    temporary folder shared with machines or containers whose pids this one cannot see); a live
+    runner's folder, another user's, and one that cannot be removed are kept (a few kilobytes;
+    nothing here stops a run). Off POSIX nothing is removed (no pid probe).
     """
+    import time
+
     import re
     import shutil
 
@@ -189,6 +194,9 @@ def remove_stale_kernel_dirs(folder: str | Path | None = None) -> list[Path]:
         try:
             if (not match or not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid()
                     or process_alive(int(match["pid"]))):
+                continue
+            changed = max(p.stat().st_mtime for p in (path, *path.rglob("*")))
+            if time.time() - changed < STALE_KERNEL_DIR_S:
                 continue
             shutil.rmtree(path)
         except OSError:  # gone meanwhile, or not ours to remove

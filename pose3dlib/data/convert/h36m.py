@@ -139,7 +139,7 @@ def subjects_elsewhere(raw: Path, depth: int = 2) -> str:
     found, level = [], [raw]
     for _ in range(depth):
         level = sorted(d for folder in level for d in _subfolders(folder))
-        found += [d for d in level if find_subject_dirs(d)]
+        found += [d for d in level if find_subject_dirs(d) and not any(f in d.parents for f in found)]
     if not found:
         return ""
     return f"; {' and '.join(str(d) for d in found[:3])} {'has' if len(found) == 1 else 'have'} them: pass that folder"

@@ -211,13 +211,14 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
 def link_images(images: Path, link: Path) -> None:
     """Make `link` (OUT/images) a link to the MPII images folder `images`.
 
-    Relative when both lie inside the project (the link survives moving or cloning the
-    project folder), absolute otherwise (a download elsewhere on the machine). A link to another
-    folder (an earlier conversion from other images) is replaced; anything else at `link` is an
-    error naming it, since the converter never deletes a folder or file it did not make.
+    Relative when both really lie inside the project, symlinks followed (the link survives moving
+    or cloning the project folder), absolute otherwise (a download elsewhere on the machine, or a
+    `data/converted` that is a link to another disk). A link to another folder (an earlier
+    conversion from other images) is replaced; anything else at `link` is an error naming it,
+    since the converter never deletes a folder or file it did not make.
     """
-    images_abs, parent_abs = Path(os.path.abspath(images)), Path(os.path.abspath(link.parent))
-    root = Path(os.path.abspath(PROJECT_ROOT))
+    images_abs, parent_abs = Path(os.path.realpath(images)), Path(os.path.realpath(link.parent))
+    root = Path(os.path.realpath(PROJECT_ROOT))
     inside = root in images_abs.parents and (parent_abs == root or root in parent_abs.parents)
     text = os.path.relpath(images_abs, parent_abs) if inside else str(images_abs)
     if link.is_symlink() and os.readlink(link) == text:
@@ -229,6 +230,8 @@ def link_images(images: Path, link: Path) -> None:
     tmp = temporary_sibling(link)
     os.symlink(text, tmp, target_is_directory=True)
     os.replace(tmp, link)  # a link to other images is replaced in one step
+    if not link.is_dir():
+        raise DataError(f"{link} -> {text}: the link to the MPII images does not resolve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
