@@ -173,10 +173,9 @@ def remove_stale_kernel_dirs(folder: str | Path | None = None) -> list[Path]:
     runner's folder, another user's, and one that cannot be removed are kept (a few kilobytes;
     nothing here stops a run). Off POSIX nothing is removed (no pid probe).
     """
-    import time
-
     import re
     import shutil
+    import time
 
     from ..engine.atomic_io import process_alive
 
