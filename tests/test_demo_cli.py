@@ -91,10 +91,11 @@ def test_frame_warnings_sum_each_kind_over_the_frames():
     assert demo.frame_warnings([good, {"box": {"side_px": 320.0}, "score": 0.9}], (120, 160)) == []  # 2 x: kept
 
 
-def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch):
+def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch, capsys):
     shots = tmp_path / "shots"
     shots.mkdir()
     cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    (shots / "list.csv").write_text("a.png\n")
     (shots / "out" / "old").mkdir(parents=True)
     cv2.imwrite(str(shots / "out" / "old" / "x.png"), np.zeros((8, 8, 3), np.uint8))
     assert [i.path for i in media.collect_inputs([shots], skip=shots / "out")] == [shots / "a.png"]
@@ -106,6 +107,26 @@ def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monke
         assert _run([str(shots), "--checkpoint", str(checkpoint), "--whole-image", "--out", str(shots / "out")]) == 0
     assert not (shots / "out" / "shots" / "out").exists()
     assert (shots / "out" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png"]
+    err = capsys.readouterr().err
+    assert err.count("warning: left out 1 file of the input folders") == 2 and str(shots / "list.csv") in err
+
+
+def test_files_a_folder_search_does_not_read_are_named(tmp_path):
+    shots = tmp_path / "shots"
+    (shots / "day2").mkdir(parents=True)
+    cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    for name in ("b.HEIC", "day2/c.heic", "notes.txt", "README", ".DS_Store", "day2/.hidden.txt"):
+        (shots / name).write_bytes(b"x")
+    left_out: list = []
+    assert [i.path for i in media.collect_inputs([shots], left_out=left_out)] == [shots / "a.png"]
+    assert sorted(f.relative_to(shots).as_posix() for f in left_out) == ["README", "b.HEIC", "day2/c.heic", "notes.txt"]
+    line = media.describe_left_out(left_out)
+    assert line.startswith("left out 4 files") and "2 .heic, 1 .txt, 1 no suffix" in line and ".png" in line
+    assert "left out 1 file of" in media.describe_left_out(left_out[:1])
+    (shots / "notes.txt").unlink()
+    left_out.clear()
+    media.collect_inputs([shots / "a.png"], left_out=left_out)  # a file given by name is not a search
+    assert left_out == []
 
 
 def test_a_video_shows_one_bar_over_its_frames(tmp_path, loaded, bars_on, capsys):

@@ -87,3 +87,21 @@ def test_the_echo_shows_the_newest_bar_state_once(tmp_path, capsys):
             f.write("\revaluation: 1/2")
     err = capsys.readouterr().err
     assert "02_train_2d: evaluation: 1/2" in err and "stage 1" not in err  # read from the start, newest shown
+
+
+def test_nested_bars_write_no_cursor_escapes_off_a_terminal(monkeypatch):
+    # tqdm places a bar opened inside another on a line of its own, reached with ESC[A; a log
+    # (or the progress file run-notebook echoes) would show those as "[A" garbage
+    monkeypatch.delenv(progress.ENV, raising=False)
+    log = io.StringIO()
+    for _ in progress.progress_bar(range(2), file=log, desc="outer"):
+        with progress.progress_bar(total=3, file=log, desc="inner", leave=False) as bar:
+            bar.update(3)
+    assert "inner" in log.getvalue() and "outer" in log.getvalue()
+    assert "\x1b" not in log.getvalue(), repr(log.getvalue()[:300])
+    tty = FakeTTY()  # on a terminal tqdm keeps its own placement
+    outer = progress.progress_bar(total=2, file=tty, desc="outer")
+    inner = progress.progress_bar(total=3, file=tty, desc="inner", leave=False)
+    inner.close()
+    outer.close()
+    assert "\x1b[A" in tty.getvalue()

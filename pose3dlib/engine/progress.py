@@ -4,7 +4,8 @@ Every bar of pose3dlib (data preparation, training, evaluation) comes from `prog
 so a non-interactive log (a redirected stderr, a notebook) gets at most one refresh every
 LOG_REFRESH_S seconds instead of one line per update. POSE3D_PROGRESS=off turns bars off
 (the notebook tests set it). POSE3D_PROGRESS=file:<path> appends them to that file instead
-of stderr, every FILE_REFRESH_S seconds: `run-notebook` (so `make reproduce`, sweeps and the
+of stderr, every FILE_REFRESH_S seconds (off a terminal a nested bar redraws the same
+line, so no cursor escapes reach a log): `run-notebook` (so `make reproduce`, sweeps and the
 ablation) gives its kernel such a file and shows its latest line in the terminal
 (pose3dlib.tools.notebook_runner), so the executed notebook carries no bar text while a
 training stage still shows how far it is.
@@ -55,4 +56,9 @@ def progress_bar(iterable: Iterable | None = None, *, disable: bool = False, **k
         kwargs.setdefault("mininterval", FILE_REFRESH_S)
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("mininterval", refresh_interval_s(kwargs["file"]))
+    if refresh_interval_s(kwargs["file"]) != TERMINAL_REFRESH_S:
+        # Off a terminal a nested bar (one opened while another runs) would get its own line
+        # reached with cursor-up escapes, which a log or the progress file shows as `[A`:
+        # there every bar redraws the one line instead.
+        kwargs.setdefault("position", 0)
     return tqdm(iterable, disable=disable or not bars_enabled(), **kwargs)

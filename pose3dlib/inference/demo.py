@@ -496,9 +496,13 @@ def run(args: argparse.Namespace) -> int:
         if bbox is not None and on:
             raise Pose3DError(f"--bbox and {flag} both say where the person is: give one of them")
     skipped: list[Path] = []
-    items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped)  # not a previous run's outputs
+    left_out: list[Path] = []
+    items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped,  # not a previous run's outputs
+                                 left_out=left_out)
     for folder in skipped:
         _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
+    if left_out:
+        _warn(media.describe_left_out(left_out))
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
     model, cfg = load_demo_model(ckpt, device)

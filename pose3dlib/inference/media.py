@@ -60,15 +60,17 @@ def kind_of(path: Path) -> str:
 
 
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
-                   skipped: list[Path] | None = None) -> list[Item]:
+                   skipped: list[Path] | None = None, left_out: list[Path] | None = None) -> list[Item]:
     """Files as given; folders searched recursively for images and videos (sorted).
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
     inside the searched folder, so a second run does not read the first run's outputs; `skip`
     equal to an input folder is a Pose3DError. Folders holding OUTPUT_MARKER (any earlier demo
     --out, wherever it was) are left out of a folder search too, and appended to `skipped` when
-    given (for the caller to say so). Raises Pose3DError naming a folder that holds neither,
-    FileNotFoundError for a missing path.
+    given (for the caller to say so). Files of a searched folder whose suffix is neither an
+    image's nor a video's (a .heic, a .txt; hidden files aside) are appended to `left_out` when
+    given, so the caller can say what was not read. Raises Pose3DError naming a folder that holds
+    neither, FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
@@ -84,9 +86,13 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             outputs = [m.parent for m in p.rglob(OUTPUT_MARKER)]  # earlier runs' --out folders inside this one
             if skipped is not None:
                 skipped += [o for o in outputs if not (skip is not None and o.resolve() == skip)]
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                           and not (below and f.parent.resolve().is_relative_to(skip))
-                           and not any(f.is_relative_to(o) for o in outputs))
+            searched = sorted(f for f in p.rglob("*") if f.is_file()
+                              and not (below and f.parent.resolve().is_relative_to(skip))
+                              and not any(f.is_relative_to(o) for o in outputs))
+            found = [f for f in searched if f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            if left_out is not None:
+                left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                             and not any(part.startswith(".") for part in f.relative_to(p).parts)]
             if not found:
                 raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
                                   + (f" besides earlier demo outputs in {', '.join(map(str, outputs[:3]))}" if outputs else ""))
@@ -97,6 +103,19 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
                                     f"not found: {p}")
     return items
+
+
+def describe_left_out(files: list[Path], examples: int = 3) -> str:
+    """One line on the files a folder search did not read (`collect_inputs`' left_out): how many,
+    by suffix, a few of them, and the suffixes that are read."""
+    by_suffix: dict[str, int] = {}
+    for f in files:
+        by_suffix[f.suffix.lower() or "no suffix"] = by_suffix.get(f.suffix.lower() or "no suffix", 0) + 1
+    kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
+    shown = ", ".join(map(str, files[:examples])) + (", ..." if len(files) > examples else "")
+    return (f"left out {len(files)} file{'s' if len(files) != 1 else ''} of the input folders that "
+            f"{'are' if len(files) != 1 else 'is'} neither an image nor a video by the suffix ({kinds}: {shown}); "
+            f"read are {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}")
 
 
 def video_info(path: Path) -> tuple[float, int]:
