@@ -79,3 +79,22 @@ def test_the_notebook_skeleton_offers_jupyter_the_figure_and_static_viewers_a_pi
     assert width(bundle["image/png"]) > (MAX_STILLS - 0.5) * width(one["image/png"])  # MAX_STILLS frames side by side
     with pytest.raises(ValueError, match=r"\(T, 16, 3\)"):
         notebook_skeleton_sequence(np.zeros((0, 16, 3)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_follow_the_run_folder_unless_named(path):
+    """figures_dir defaults to "" and every notebook turns it into <run_dir>/figures, so a
+    notebook run on another run folder never writes over the smoke run's figures."""
+    import papermill as pm
+
+    assert pm.inspect_notebook(str(path))["figures_dir"]["default"] == '""'
+    nb = json.loads(path.read_text())
+    assert any("figures_dir = runs.figures_path(run_dir, figures_dir)" in "".join(c["source"]) for c in _code(nb))
+
+
+def test_figures_path():
+    from pose3dlib.engine.runs import figures_path
+
+    assert figures_path("runs/mine") == "runs/mine/figures"
+    assert figures_path("runs/mine", "") == "runs/mine/figures"
+    assert figures_path("runs/mine", "figures") == "figures"

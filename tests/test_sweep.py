@@ -232,6 +232,20 @@ def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks():
     assert "--config configs/cpu.yaml" in _make_dry_run("sweep", "SWEEP_PROFILE=cpu", "PROFILE=smoke")
 
 
+def test_make_sweep_of_another_key_needs_its_values():
+    """Only the geometric weight has default values: another key without SWEEP_VALUES stops make."""
+    import shutil as sh
+    import subprocess
+
+    if sh.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-n", "--no-print-directory", "sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr"],
+                          check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "SWEEP_VALUES is empty" in done.stderr and "train.stage3.lr" in done.stderr, done
+    assert "--values" not in done.stdout
+    assert '--values "0,0.01"' in _make_dry_run("sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults
+
+
 def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(tmp_path):
     import os
 

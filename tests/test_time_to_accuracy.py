@@ -39,7 +39,7 @@ def test_minutes_accumulate_over_stages(tmp_path) -> None:
     assert [r["stage"] for r in rows] == [1, 1, 2, 2]
     assert math.isnan(rows[1]["p1_lab_mm"]) and rows[3]["p1_wild_mm"] == 250.0
     table = time_to_accuracy_table(rows)
-    assert "| 2 | 1 | 3.0 | 39.0 | 150.0 | 250.0 |" in table and "| 1 | 1 | 2.0 | 40.0 | - | - |" in table
+    assert "| 2 | 1 | 3.00 | 39.0 | 150.0 | 250.0 |" in table and "| 1 | 1 | 2.00 | 40.0 | - | - |" in table
     fig = plot_time_to_accuracy(rows, baselines_mm={"p1_lab_mm": 200.0, "p1_wild_mm": 300.0})
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5  # 2 series, 2 baselines, 1 stage boundary
 

@@ -69,6 +69,15 @@ def eval_csv_path(run_dir: str | os.PathLike) -> Path:
     return resolve(run_dir) / EVAL_CSV_NAME
 
 
+def figures_path(run_dir: str | os.PathLike, figures_dir: str | os.PathLike = "") -> str:
+    """Where a notebook's figures go: `figures_dir` when given, else `<run_dir>/figures`.
+
+    So a notebook run on its own run folder never writes over another run's figures; the
+    Makefile names `figures/` for the committed cpu run.
+    """
+    return os.fspath(figures_dir) if os.fspath(figures_dir) else os.path.join(os.fspath(run_dir), "figures")
+
+
 def default_init(run_dir: str | os.PathLike, stage: int) -> Path | None:
     """The checkpoint stage N starts from by default: stage N-1's last.pt (None for stage 1)."""
     return checkpoint_path(run_dir, stage - 1) if stage > 1 else None

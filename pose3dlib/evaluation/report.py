@@ -85,7 +85,9 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     ax.set_xticks(x, [protocol_label(p).replace(" (mm)", "") for p in protocols], fontsize=8)
     ax.set_ylabel("error (mm)")
     ax.set_title(f"3D error on {split} by protocol (lower is better)")
-    ax.legend(fontsize=7, ncols=2)
+    ax.margins(y=0.12)  # room for the bar labels under the title
+    # below the axes, so the legend never covers a bar or its label
+    ax.legend(fontsize=7, ncols=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -81,7 +81,7 @@ def time_to_accuracy_table(rows: list[dict]) -> str:
     lines = [head, sep]
     for r in rows:
         vals = ["-" if r[k] != r[k] else f"{r[k]:.1f}" for k in SERIES]  # NaN -> "-"
-        lines.append(f"| {r['stage']} | {r['epoch']} | {r['minutes']:.1f} | " + " | ".join(vals) + " |")
+        lines.append(f"| {r['stage']} | {r['epoch']} | {r['minutes']:.2f} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 

@@ -60,7 +60,9 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
     handles = ax_val.get_legend_handles_labels()[0] + ax_mm.get_legend_handles_labels()[0]
     labels = ax_val.get_legend_handles_labels()[1] + ax_mm.get_legend_handles_labels()[1]
     if handles:
-        ax_val.legend(handles, labels, fontsize=8, loc="best")
+        # below the axes: "best" placement sees only one of the two y axes' lines and covered the other's
+        ax_val.legend(handles, labels, fontsize=8, ncols=len(handles), loc="upper center",
+                      bbox_to_anchor=(0.5, -0.2), frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -80,6 +82,15 @@ def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, ti
     return out
 
 
+# What a training notebook does for each `stage_status` of its stage's run folder.
+STATUS_MEANING = {
+    "absent": "none yet: training it now",
+    "partial": "an interrupted run with this config: resuming it",
+    "stale": "made with another config or start checkpoint: training it again from the start",
+    "finished": "done with this config: reading it, no training",
+}
+
+
 def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir: str | os.PathLike,
                        figure_name: str, init_from: str | os.PathLike | None = None) -> dict:
     """The shared body of the training notebooks 02-04: train (or load) one stage and show it.
@@ -90,14 +101,15 @@ def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir:
     metrics, "figure": the curves Figure, "val": loss_table of the 'val' records}.
     `init_from`: the checkpoint the stage starts from (default: stage N-1's, see train.fit).
     """
-    from ..engine.paths import resolve
+    from ..engine.paths import project_relative
     from ..engine.runs import checkpoint_path, metrics_log_path
     from ..engine.train import stage_status, train_or_load
     from .viz import save_figure
 
-    print("before:", stage_status(cfg, stage, run_dir, init_from))
+    status = stage_status(cfg, stage, run_dir, init_from)
+    print(f"stage {stage} checkpoint found: {status} ({STATUS_MEANING[status]})")
     metrics = train_or_load(cfg, stage, run_dir, init_from)
-    print("checkpoint:", checkpoint_path(run_dir, stage).relative_to(resolve(run_dir).parent))
+    print("checkpoint:", project_relative(checkpoint_path(run_dir, stage)))
     log = metrics_log_path(run_dir, stage)
     fig = plot_training_curves(log, title=f"stage {stage} ({cfg.profile})", weights=cfg.train.stage(stage).loss_weights())
     save_figure(fig, figures_dir, figure_name)
