@@ -98,3 +98,15 @@ def test_figures_path():
     assert figures_path("runs/mine") == "runs/mine/figures"
     assert figures_path("runs/mine", "") == "runs/mine/figures"
     assert figures_path("runs/mine", "figures") == "figures"
+
+
+def test_a_sequence_still_carries_the_sequence_title():
+    import numpy as np
+
+    from pose3dlib.plots.viz import _still_figure
+
+    poses = np.random.default_rng(0).normal(scale=300.0, size=(2, 16, 3))
+    fig = _still_figure(poses, ["frame 0", "frame 1"], suptitle="clip")
+    assert fig._suptitle is not None and fig._suptitle.get_text() == "clip"
+    assert [ax.get_title() for ax in fig.axes] == ["frame 0", "frame 1"]
+    assert _still_figure(poses[:1], ["photo"])._suptitle is None

@@ -144,8 +144,9 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
 
 
-def _still_figure(joints_mm: np.ndarray, titles: list[str]):
-    """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side."""
+def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
+    """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side,
+    each under its title, all under `suptitle` when given."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -156,6 +157,8 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str]):
         ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
         plot_skeleton_3d(ax, pose)
         ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
     return fig
 
 
@@ -213,7 +216,7 @@ def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray 
     poses = np.asarray(joints_mm, dtype=np.float64)
     picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
     labels = [f"frame {t}" + ("" if frame_times_s is None else f", {float(frame_times_s[t]):.2f} s") for t in picked]
-    return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels)),
+    return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels, suptitle=title)),
                                 f"3D skeleton sequence: {title} ({len(poses)} frames)")
 
 
