@@ -110,6 +110,12 @@ SWEEP_VALUES_cpu = 0,0.01,0.1,1
 SWEEP_VALUES_paper = 0,0.001,0.01,0.1
 SWEEP_VALUES_smoke = 0,0.01
 SWEEP_VALUES ?= $(if $(filter train.stage3.geometric_weight,$(SWEEP_PARAM)),$(SWEEP_VALUES_$(SWEEP_PROFILE)))
+# Checked when make reads the Makefile, before set-up work, so the message comes at once.
+ifneq ($(filter sweep,$(MAKECMDGOALS)),)
+ifeq ($(strip $(SWEEP_VALUES)),)
+$(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4)
+endif
+endif
 # Config seeds: every value runs once per seed, so the table shows mean +- sd over them.
 # SWEEP_SEEDS= (empty) runs each value once with the config's seed.
 SWEEP_SEEDS ?= 0,1,2
@@ -118,7 +124,6 @@ SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
 # notebook; all of them for an evaluation-only sweep (SWEEP_NOTEBOOKS=06_eval_mpjpe, eval.* keys).
 SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOKS)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOKS)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOKS)),03_train_depth,04_train_geometry)))
 sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE/SWEEP_PARAM/
-	$(if $(SWEEP_VALUES),,$(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4))
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE)
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep

@@ -175,7 +175,7 @@ def test_a_missing_init_checkpoint_is_named_as_init_and_leaves_no_folder(tmp_pat
     r = train_cli(tmp_path / "run", 2, smoke_data, "--init", str(missing))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert lines == [f"error: --init {missing}: checkpoint not found (the notebooks' init_from)"], r.stderr
+    assert lines == [f"error: --init {missing}: checkpoint not found"], r.stderr
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["notes.txt"]  # the run folder was there before
     r = train_cli(tmp_path / "new" / "run", 2, smoke_data, "--init", str(tmp_path))
     assert r.returncode == 2 and "--init" in r.stderr and "a folder" in r.stderr

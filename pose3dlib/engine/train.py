@@ -173,14 +173,16 @@ def _init_path_for(cfg: Config, stage: int, run_dir: str | os.PathLike, init_fro
     if init_from is not None:
         path = resolve(init_from)
         if not path.is_file():
-            raise CheckpointError(f"--init {path}: checkpoint not found (the notebooks' init_from)"
-                                  + (" (a folder, not a checkpoint file)" if path.is_dir() else ""))
+            raise CheckpointError(f"--init {path}: checkpoint not found"
+                                  + (" (a folder, not a checkpoint file)" if path.is_dir() else "")
+                                  + ("; notebook 04 takes it as init_from" if stage == 3 else ""))
         return path
     path = default_init(run_dir, stage)
     if path is not None and not path.is_file():
         raise CheckpointError(
             f"stage {stage} starts from stage {stage - 1}'s checkpoint, but {path} does not exist; make it with "
-            f"`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir}` or pass --init CKPT (notebook 04: -p init_from CKPT)"
+            f"`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir}` or pass --init CKPT"
+            + (" (notebook 04: -p init_from CKPT)" if stage == 3 else "")
         )
     return path
 

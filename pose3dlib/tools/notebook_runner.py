@@ -1,6 +1,6 @@
 """Run a numbered notebook through papermill with checked parameters and an atomic output.
 
-    python -m pose3dlib run-notebook 02_train_2d runs/cpu/02_train_2d.ipynb -p profile cpu -p run_dir runs/cpu
+    python -m pose3dlib run-notebook 02_train_2d runs/cpu/02_train_2d.ipynb -p config_file configs/cpu.yaml -p run_dir runs/cpu
 
 Unlike plain papermill, an unknown parameter is an error naming it and the notebook's
 parameters (papermill only warns), a value of the wrong type (the type of the parameter's
