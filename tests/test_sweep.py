@@ -208,14 +208,19 @@ def test_an_unfinished_base_stage_is_refused(tmp_path):
         seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2))
 
 
-def _make_dry_run(*args: str) -> str:
+def _make_n(*args: str):
+    """`make -n` of the project's Makefile (skipped without make); the finished process."""
     import shutil as sh
     import subprocess
 
     if sh.which("make") is None:
         pytest.skip("make is not installed")
-    done = subprocess.run(["make", "-n", "--no-print-directory", *args], check=False, cwd=PROJECT_ROOT, capture_output=True,
+    return subprocess.run(["make", "-n", "--no-print-directory", *args], check=False, cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=60)
+
+
+def _make_dry_run(*args: str) -> str:
+    done = _make_n(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -234,13 +239,7 @@ def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks():
 
 def test_make_sweep_of_another_key_needs_its_values():
     """Only the geometric weight has default values: another key without SWEEP_VALUES stops make."""
-    import shutil as sh
-    import subprocess
-
-    if sh.which("make") is None:
-        pytest.skip("make is not installed")
-    done = subprocess.run(["make", "-n", "--no-print-directory", "sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr"],
-                          check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    done = _make_n("sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr")
     assert done.returncode != 0 and "SWEEP_VALUES is empty" in done.stderr and "train.stage3.lr" in done.stderr, done
     assert "--values" not in done.stdout
     assert '--values "0,0.01"' in _make_dry_run("sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults

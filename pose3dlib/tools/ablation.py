@@ -44,7 +44,7 @@ from ..config import Config, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..engine.runs import record_evaluation
+from ..engine.runs import figures_path, record_evaluation
 from ..evaluation.evaluate import protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
@@ -146,7 +146,7 @@ def is_done(step: Step, cfg: Config) -> bool:
 def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
     """The papermill parameters of a step's notebook: the arm's config file, its run folder and,
     for arm b's Stage 3, the Stage-2 checkpoint it starts from; the evaluation scores Stage 3."""
-    params: dict = {"run_dir": str(step.run_dir), "figures_dir": str(step.run_dir / "figures"),
+    params: dict = {"run_dir": str(step.run_dir), "figures_dir": figures_path(step.run_dir),
                     "config_file": str(config_file)}
     if step.init_from is not None:
         params["init_from"] = str(step.init_from)

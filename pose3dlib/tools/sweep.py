@@ -162,7 +162,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
 
     def notebook_params(run_dir: Path, overrides: list[str]) -> dict:
         return {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
-                "figures_dir": str(run_dir / "figures"), "stages": list(scored_stages)}
+                "figures_dir": runs.figures_path(run_dir), "stages": list(scored_stages)}
 
     for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
         prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=("stages",))
