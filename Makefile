@@ -162,10 +162,10 @@ bench: setup ## time training/inference/data on this machine (CUDA too when pres
 GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
 #> BENCH_QUICK=1 | make bench: a short run that never overwrites the committed record; GPU_CHECK_DRY=1: make gpu-check on the CPU, tiny
 GPU_CHECK_DRY ?=
-gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/; GPU_CHECK_DRY=1: tiny sizes on the CPU (< 2 min)
+gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/ (the committed record); GPU_CHECK_DRY=1: tiny sizes on the CPU (< 2 min) -> runs/gpu-check/dry/
 	@echo "gpu-check: $(GPU_PYTHON), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
-	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m pose3dlib.tools.bench.gpu_check --out runs/gpu-check \
-	  $(if $(filter-out 0,$(GPU_CHECK_DRY)),--dry,--doc docs/benchmarks.md)
+	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m pose3dlib.tools.bench.gpu_check \
+	  $(if $(filter-out 0,$(GPU_CHECK_DRY)),--dry --out runs/gpu-check/dry,--out runs/gpu-check --doc docs/benchmarks.md)
 
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -147,6 +147,8 @@ def test_the_block_marks_missing_numbers_and_splices_between_the_markers(tmp_pat
     block = render_block(result)
     assert "| met |" in block and "| missed |" in block  # training met, data / training 1.0 < 1.2 missed
     assert "not measured" in block and "`ddp`: Pose3DError: boom" in block and "Dry run" not in block
+    assert "second run" not in block
+    assert "\nFit and tests: a second run.\n" in render_block({**result, "note": "Fit and tests: a second run."})
     doc = tmp_path / "benchmarks.md"
     doc.write_text(f"# Benchmarks\nbefore\n{GPU_BEGIN_MARK}\npending\n{GPU_END_MARK}\nafter\n")
     splice_block(doc, result)
@@ -158,3 +160,15 @@ def test_the_block_marks_missing_numbers_and_splices_between_the_markers(tmp_pat
 def test_the_docs_hold_the_gpu_block_markers():
     text = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
     assert text.index(GPU_BEGIN_MARK) < text.index(GPU_END_MARK)
+
+
+def test_the_full_checks_pytest_targets_exist_and_collect():
+    """A renamed test file or test would only show on a GPU machine: collect the full plan's targets here."""
+    from pose3dlib.tools.bench.gpu_check import FULL_PLAN
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           *FULL_PLAN.test_files], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    collected = [line for line in proc.stdout.splitlines() if "::" in line]
+    for target in FULL_PLAN.test_files:
+        assert any(line.startswith(target) for line in collected), (target, proc.stdout)

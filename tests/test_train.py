@@ -13,11 +13,40 @@ from pose3dlib.config import StageConfig, TrainConfig, load_config
 from pose3dlib.engine.distributed import shard_indices, state_digest
 from pose3dlib.engine.errors import ConfigError
 from pose3dlib.engine.runlog import MetricsLog, read_metrics
-from pose3dlib.engine.train import build_optimizer, config_differences, lr_at_epoch, lr_at_step, resolve_device
+from pose3dlib.engine.train import (
+    SpeedSwitches,
+    build_optimizer,
+    config_differences,
+    lr_at_epoch,
+    lr_at_step,
+    resolve_device,
+)
 from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits
+from pose3dlib.model import build_model
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
+from pose3dlib.tools.bench.measure import make_train_step, random_batch
 
 PY = sys.executable
+
+
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+# ----------------------------------------------------------------------------- one trainer step
+
+@pytest.mark.parametrize(("device", "switches"), [
+    # the CPU case runs everywhere, so CI exercises the calls the GPU case makes (make gpu-check runs it there)
+    pytest.param("cpu", SpeedSwitches(channels_last=True), id="cpu-fp32"),
+    pytest.param("cuda", SpeedSwitches(channels_last=True, bf16=True), marks=NEEDS_CUDA, id="cuda-bf16"),
+])
+def test_trainer_steps_lower_the_loss_of_a_fixed_batch(device, switches):
+    cfg = load_config("configs/smoke.yaml")
+    torch.manual_seed(0)
+    step = make_train_step(build_model(cfg.model), cfg, torch.device(device), switches)
+    batch = random_batch(cfg, 8, torch.device(device))
+    losses = [step(batch)["loss"] for _ in range(30)]
+    assert all(math.isfinite(x) for x in losses), losses
+    assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
 
 
 # ----------------------------------------------------------------------------- pure pieces

@@ -91,6 +91,8 @@ def render_block(result: dict[str, Any]) -> str:
              f"{_fmt(r.get('wall_s'), 0)} s: {r.get('device', '?')}, torch {r.get('torch_version', '?')}, "
              f"CUDA {r.get('cuda_version') or '-'}, driver {r.get('driver_version') or '-'}, "
              f"Python {r.get('python_version', '?')}, {r.get('cpu_count', '?')} CPU cores.", ""]
+    if r.get("note"):  # written by hand into a record, e.g. which rows came from a second run
+        head += [str(r["note"]), ""]
     ratio, minutes = r.get("data_over_train_ratio"), r.get("recipe_minutes")
     rows = [
         ("bf16 matmul peak", _fmt(r.get("matmul_bf16_tflops"), 1), "TFLOP/s", "", ""),
