@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,18 @@ def smoke_data(tmp_path_factory) -> list[str]:
 def train_cli():
     """The `python -m pose3dlib train` subprocess runner (see run_train_cli)."""
     return run_train_cli
+
+
+@pytest.fixture
+def make_n():
+    """`make -n` of the project's Makefile (skipped without make): a function of make's arguments -> the finished process."""
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-n", "--no-print-directory", *args], check=False, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    return run

@@ -172,3 +172,34 @@ def test_the_full_checks_pytest_targets_exist_and_collect():
     collected = [line for line in proc.stdout.splitlines() if "::" in line]
     for target in FULL_PLAN.test_files:
         assert any(line.startswith(target) for line in collected), (target, proc.stdout)
+
+
+def test_the_fit_step_is_sized_to_end_within_its_budget_at_the_trainer_speeds_seen():
+    """At the bench-step rates measured on an H200 (batch 32) and the slowest trainer share seen there (0.64 of
+    the step), three process starts plus the planned steps fit the step's budget; a dry run keeps its floor."""
+    from pose3dlib.tools.bench.gpu_check import DRY_PLAN, FIT_PROCESS_S, FIT_WORK_PER_STEP, FULL_PLAN, fit_steps
+
+    for step_img_s in (337.6, 377.8):  # the two checks' batch-32 rows
+        steps = fit_steps(FULL_PLAN, step_img_s)
+        assert steps % 8 == 0 and steps >= 16
+        seconds = 3 * FIT_PROCESS_S + steps * FIT_WORK_PER_STEP * FULL_PLAN.fit_batch / (0.64 * step_img_s)
+        assert seconds <= FULL_PLAN.budgets_s["fit"], (step_img_s, steps, seconds)
+        assert seconds >= 0.6 * FULL_PLAN.budgets_s["fit"], (step_img_s, steps, seconds)  # not sized far too short
+    assert fit_steps(DRY_PLAN, 0.1) == 16
+
+
+def test_the_compile_step_is_skipped_without_time_for_a_cold_compile(tmp_path):
+    import time
+
+    from pose3dlib.tools.bench.gpu_check import FULL_PLAN, GpuCheck, StepSkipped
+
+    check = GpuCheck(FULL_PLAN, tmp_path / "out", tmp_path / "work", "make gpu-check")
+    with pytest.raises(StepSkipped, match="a cold compile needs about 160"):
+        check.train_step_compile(time.perf_counter() + FULL_PLAN.compile_min_s - 30)
+
+
+def test_make_gpu_check_dry_writes_apart_from_the_committed_record(make_n):
+    dry, full = make_n("gpu-check", "GPU_CHECK_DRY=1"), make_n("gpu-check")
+    assert dry.returncode == 0 and full.returncode == 0, (dry.stderr, full.stderr)
+    assert "--dry --out runs/gpu-check/dry" in dry.stdout and "--doc" not in dry.stdout
+    assert "--out runs/gpu-check --doc docs/benchmarks.md" in full.stdout and "--dry" not in full.stdout

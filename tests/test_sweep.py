@@ -8,7 +8,6 @@ import pytest
 matplotlib.use("Agg")
 
 from pose3dlib.engine.errors import ConfigError, Pose3DError
-from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.engine.runs import sweep_dir
 from pose3dlib.tools.sweep import (
     SUMMARY_COLUMNS,
@@ -208,41 +207,30 @@ def test_an_unfinished_base_stage_is_refused(tmp_path):
         seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2))
 
 
-def _make_n(*args: str):
-    """`make -n` of the project's Makefile (skipped without make); the finished process."""
-    import shutil as sh
-    import subprocess
-
-    if sh.which("make") is None:
-        pytest.skip("make is not installed")
-    return subprocess.run(["make", "-n", "--no-print-directory", *args], check=False, cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=60)
-
-
-def _make_dry_run(*args: str) -> str:
-    done = _make_n(*args)
+def _make_dry_run(make_n, *args: str) -> str:
+    done = make_n(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks():
-    smoke = _make_dry_run("sweep", "PROFILE=smoke")
+def test_make_sweep_and_ablation_follow_profile_and_the_swept_notebooks(make_n):
+    smoke = _make_dry_run(make_n, "sweep", "PROFILE=smoke")
     assert "--config configs/smoke.yaml" in smoke and "--base-run runs/smoke" in smoke
     assert "runs/smoke/.stamps/03_train_depth" in smoke and "configs/cpu.yaml" not in smoke
-    evaluation_only = _make_dry_run("sweep", "PROFILE=smoke", "SWEEP_NOTEBOOKS=06_eval_mpjpe",
+    evaluation_only = _make_dry_run(make_n, "sweep", "PROFILE=smoke", "SWEEP_NOTEBOOKS=06_eval_mpjpe",
                                     "SWEEP_PARAM=eval.flip_test", "SWEEP_VALUES=true,false")
     assert "runs/smoke/.stamps/04_train_geometry" in evaluation_only  # the base run needs all three stages
-    assert "--profile smoke" in _make_dry_run("ablation", "PROFILE=smoke")
-    assert "configs/smoke.yaml" in _make_dry_run("unseen-check", "PROFILE=smoke")
-    assert "--config configs/cpu.yaml" in _make_dry_run("sweep", "SWEEP_PROFILE=cpu", "PROFILE=smoke")
+    assert "--profile smoke" in _make_dry_run(make_n, "ablation", "PROFILE=smoke")
+    assert "configs/smoke.yaml" in _make_dry_run(make_n, "unseen-check", "PROFILE=smoke")
+    assert "--config configs/cpu.yaml" in _make_dry_run(make_n, "sweep", "SWEEP_PROFILE=cpu", "PROFILE=smoke")
 
 
-def test_make_sweep_of_another_key_needs_its_values():
+def test_make_sweep_of_another_key_needs_its_values(make_n):
     """Only the geometric weight has default values: another key without SWEEP_VALUES stops make."""
-    done = _make_n("sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr")
+    done = make_n("sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr")
     assert done.returncode != 0 and "SWEEP_VALUES is empty" in done.stderr and "train.stage3.lr" in done.stderr, done
     assert "--values" not in done.stdout
-    assert '--values "0,0.01"' in _make_dry_run("sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults
+    assert '--values "0,0.01"' in _make_dry_run(make_n, "sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults
 
 
 def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(tmp_path):

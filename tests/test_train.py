@@ -1,4 +1,5 @@
-"""pose3dlib.engine.train: schedule pieces, sharding, validation numbers, and smoke runs of the three stages."""
+"""pose3dlib.engine.train: schedule pieces, sharding, validation numbers, one trainer step (CPU, and CUDA
+where present), and smoke runs of the three stages."""
 from __future__ import annotations
 
 import math
