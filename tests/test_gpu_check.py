@@ -109,6 +109,9 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     first, last = res["train_loss_first"], res["train_loss_last"]
     assert math.isfinite(first) and math.isfinite(last) and 0 < last < first and res["fit_loss_falls"]
     assert res["fit_resume_ok"] is True and res["fit_steps"] >= 16
+    # the killed process's first stage 2 epoch: half the fit's steps, every part of its time recorded
+    assert res["fit_epoch_steps"] == res["fit_steps"] // 2
+    assert res["fit_epoch_step_s"] > 0 and res["fit_epoch_data_s"] > 0 and res["fit_epoch_callback_s"] >= 0
     assert res["recipe_samples"] == 3_114_440
     assert res["recipe_minutes"] == pytest.approx(
         3_114_440 / min(res["train_paper_img_s"], res["data_img_s"]) / 60)

@@ -1,6 +1,7 @@
 """Reliability of training: kill -9 and --resume, kills during checkpoint writes, and NaN/inf losses."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -45,6 +46,11 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["metrics"] == b["metrics"]
     assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
+    # timing.jsonl: one record per epoch and process (6 steps an epoch); the killed process's unfinished
+    # epoch wrote none, the resumed one ran the 4 steps after its checkpoint at step 8
+    timing = [[json.loads(x) for x in (run / "stage1" / "timing.jsonl").read_text().splitlines()] for run in (whole, broken)]
+    assert [[(t["epoch"], t["steps"], t["resumed"]) for t in ts] for ts in timing] == [
+        [(1, 6, False), (2, 6, False)], [(1, 6, False), (2, 4, True)]], timing
 
 
 def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):

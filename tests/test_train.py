@@ -2,6 +2,7 @@
 where present), and smoke runs of the three stages."""
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -234,6 +235,10 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
         assert epochs[-1]["loss"] < epochs[0]["loss"], (stage, [e["loss"] for e in epochs])
         vals = _records(run, stage, "val")
         assert vals[0]["step"] == 0 and vals[-1]["step"] == epochs[-1]["step"]
+        timing = [json.loads(x) for x in (run / f"stage{stage}" / "timing.jsonl").read_text().splitlines()]
+        assert [t["epoch"] for t in timing] == [1, 2] and sum(t["steps"] for t in timing) == ckpt["step"]
+        assert all(t["step_seconds"] > 0 and t["data_seconds"] > 0 and t["callback_seconds"] >= 0
+                   and not t["resumed"] for t in timing), timing
         if stage > 1:  # started from the previous stage's weights
             prev = load_checkpoint(run / f"stage{stage - 1}" / "last.pt")
             assert ckpt["extra"]["init_from"] == str(run / f"stage{stage - 1}" / "last.pt")

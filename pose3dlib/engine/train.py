@@ -65,6 +65,7 @@ from .runlog import MetricsLog
 from .runs import (
     CONFIG_NAME,
     METRICS_NAME,
+    TIMING_NAME,
     WALLCLOCK_NAME,
     checkpoint_path,
     default_init,
@@ -478,8 +479,8 @@ class Trainer:
         self.log.write("val", stage=self.stage, epoch=self.epoch, step=self.step, **val)
         if self.step == 0:
             (self.sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
-        _write_wallclock(self.sdir, stage=self.stage, epoch=self.epoch, step=self.step,
-                         train_seconds=self.clock.seconds())
+        _write_jsonl(self.sdir / WALLCLOCK_NAME, stage=self.stage, epoch=self.epoch, step=self.step,
+                     train_seconds=self.clock.seconds())
 
     def save(self, finished: bool) -> None:
         """Write last.pt (main process) with everything --resume needs."""
@@ -520,8 +521,12 @@ class Trainer:
         )
         weights = self.stage_cfg.loss_weights()
         self.clock.start()
+        spent = dict.fromkeys(("data_seconds", "step_seconds", "callback_seconds"), 0.0)
+        steps_before, t_data = self.step, time.perf_counter()
         for sample in loader:
             sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
+            t_step = time.perf_counter()
+            spent["data_seconds"] += t_step - t_data  # the loader (its workers' start too) and the copy
             self._set_lr()
             try:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
@@ -531,12 +536,19 @@ class Trainer:
                     "no checkpoint was written yet"
                 raise NonFiniteLossError(f"stage {self.stage}, step {self.step + 1} (epoch {self.epoch + 1}): {e}; "
                                          f"training stopped, {kept}") from None
+            t_callbacks = time.perf_counter()
+            spent["step_seconds"] += t_callbacks - t_step  # train_step ends with the losses on the host
             self.step += 1
             for n, v in self.values.items():
                 self.sums[n] = self.sums.get(n, 0.0) + v
             self.sums["count"] = self.sums.get("count", 0.0) + 1.0
             self.trigger("on_batch_end")
+            t_data = time.perf_counter()
+            spent["callback_seconds"] += t_data - t_callbacks
         self.clock.stop()
+        if self.info.is_main:
+            _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, steps=self.step - steps_before,
+                         resumed=self.done_in_epoch > 0, **{k: round(v, 3) for k, v in spent.items()})
         self.epoch += 1
         count = max(self.sums.pop("count", 1.0), 1.0)
         self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}
@@ -559,6 +571,8 @@ class Trainer:
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
+            if ckpt is None:
+                (self.sdir / TIMING_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's epochs
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
@@ -652,11 +666,11 @@ def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]
             ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
 
 
-def _write_wallclock(sdir: Path, **record: Any) -> None:
-    """Append one JSON line to `<stage dir>/wallclock.jsonl` (time-to-accuracy curves)."""
+def _write_jsonl(path: Path, **record: Any) -> None:
+    """Append one JSON line to a stage folder's wallclock.jsonl or timing.jsonl (never reproducible)."""
     import json
 
-    with open(sdir / WALLCLOCK_NAME, "a") as f:
+    with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 

@@ -393,6 +393,7 @@ class GpuCheck:
             raise Pose3DError(f"stage 2 --resume exited with {resumed.returncode}: {_last_line(resumed)}")
         self.r["fit_img_s"] = kill_at * batch / killed_s  # lower bound: process start and checkpoints included
         self.r["recipe_minutes_fit"] = recipe_minutes(self.r["recipe_samples"], self.r["fit_img_s"])
+        self.r.update(_first_epoch_timing(run_dir / "stage2"))
         losses, resumed_ok = _train_losses(run_dir / "stage2", steps)
         self.r.update(train_loss_first=sum(losses[:LOSS_WINDOW]) / len(losses[:LOSS_WINDOW]),
                       train_loss_last=sum(losses[-LOSS_WINDOW:]) / len(losses[-LOSS_WINDOW:]),
@@ -474,6 +475,20 @@ def fit_steps(plan: GpuCheckPlan, step_img_s: float) -> int:
 def _last_line(proc: subprocess.CompletedProcess) -> str:
     lines = [x for x in (proc.stdout + proc.stderr).strip().splitlines() if x.strip()]
     return lines[-1].strip()[:400] if lines else "(no output)"
+
+
+def _first_epoch_timing(stage_dir: Path) -> dict[str, float]:
+    """Where the killed process's first stage-2 epoch went (timing.jsonl): fit_epoch_{data,step,callback}_s, steps."""
+    from ...engine.runs import TIMING_NAME
+
+    path = stage_dir / TIMING_NAME
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if path.is_file() else []
+    if not records:
+        raise Pose3DError(f"{path}: no epoch timing written")
+    first = records[0]
+    return {"fit_epoch_steps": first["steps"], "fit_epoch_data_s": first["data_seconds"],
+            "fit_epoch_step_s": first["step_seconds"], "fit_epoch_callback_s": first["callback_seconds"]}
 
 
 def _train_losses(stage_dir: Path, steps: int) -> tuple[list[float], bool]:

@@ -94,6 +94,8 @@ def render_block(result: dict[str, Any]) -> str:
     if r.get("note"):  # written by hand into a record, e.g. which rows came from a second run
         head += [str(r["note"]), ""]
     ratio, minutes = r.get("data_over_train_ratio"), r.get("recipe_minutes")
+    epoch_steps = r.get("fit_epoch_steps")
+    epoch_split = [r.get(f"fit_epoch_{k}_s") for k in ("data", "step", "callback")]
     rows = [
         ("bf16 matmul peak", _fmt(r.get("matmul_bf16_tflops"), 1), "TFLOP/s", "", ""),
         (f"paper-network training, best at batch >= {'32' if not dry else 'the largest'} "
@@ -112,6 +114,10 @@ def render_block(result: dict[str, Any]) -> str:
          f"loss {_fmt(r.get('train_loss_first'), 4)} -> {_fmt(r.get('train_loss_last'), 4)}",
          _fmt(r.get("fit_img_s")), "img/s", "loss falls", _check(r.get("fit_loss_falls"))),
         ("  kill, then --resume to the end", _fmt(r.get("fit_resume_ok")), "", "yes", _check(r.get("fit_resume_ok"))),
+        (f"  its first stage 2 epoch{f' ({epoch_steps:,} steps)' if epoch_steps else ''}: waiting for data / "
+         "in steps / in callbacks (checkpoints, logging)",
+         " / ".join(_fmt(x, 1) for x in epoch_split) if any(x is not None for x in epoch_split) else _fmt(None),
+         "s", "", ""),
         (f"torchrun DDP, {r.get('ddp_world_size', '?')} process(es), {r.get('ddp_backend', '?')}, kill + resume",
          _fmt(r.get("ddp_ok")), "", "yes", _check(r.get("ddp_ok"))),
         (f"paper recipe projection ({_fmt(r.get('recipe_samples'), 0)} samples at batch "
