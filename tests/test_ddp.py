@@ -1,6 +1,7 @@
 """Distributed training: the train command under torchrun with two CPU processes (gloo)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,3 +53,5 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
     assert ckpt["step"] == 12 and ckpt["extra"]["world_size"] == 2
     train = [x for x in records if x["kind"] == "train"]
     assert [x["step"] for x in train] == list(range(1, 13))
+    timing = (run / "stage1" / "timing.jsonl").read_text().splitlines()  # rank 0's epochs only
+    assert [json.loads(x)["steps"] for x in timing] == [6, 6], timing

@@ -49,8 +49,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
     # timing.jsonl: one record per epoch and process (6 steps an epoch); the killed process's unfinished
     # epoch wrote none, the resumed one ran the 4 steps after its checkpoint at step 8
     timing = [[json.loads(x) for x in (run / "stage1" / "timing.jsonl").read_text().splitlines()] for run in (whole, broken)]
-    assert [[(t["epoch"], t["steps"], t["resumed"]) for t in ts] for ts in timing] == [
-        [(1, 6, False), (2, 6, False)], [(1, 6, False), (2, 4, True)]], timing
+    assert [[(t["epoch"], t["first_step"], t["steps"], t["resumed"]) for t in ts] for ts in timing] == [
+        [(1, 1, 6, False), (2, 7, 6, False)], [(1, 1, 6, False), (2, 9, 4, True)]], timing
 
 
 def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):

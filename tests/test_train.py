@@ -236,9 +236,12 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
         vals = _records(run, stage, "val")
         assert vals[0]["step"] == 0 and vals[-1]["step"] == epochs[-1]["step"]
         timing = [json.loads(x) for x in (run / f"stage{stage}" / "timing.jsonl").read_text().splitlines()]
-        assert [t["epoch"] for t in timing] == [1, 2] and sum(t["steps"] for t in timing) == ckpt["step"]
-        assert all(t["step_seconds"] > 0 and t["data_seconds"] > 0 and t["callback_seconds"] >= 0
-                   and not t["resumed"] for t in timing), timing
+        assert [(t["epoch"], t["first_step"], t["resumed"]) for t in timing] == [
+            (1, 1, False), (2, timing[0]["steps"] + 1, False)]
+        assert sum(t["steps"] for t in timing) == ckpt["step"] and timing[0]["steps"] > 0
+        assert all(t["step_seconds"] > 0 and t["data_seconds"] >= 0 and t["callback_seconds"] >= 0 for t in timing)
+        parts = sum(t[k] for t in timing for k in ("data_seconds", "step_seconds", "callback_seconds"))
+        assert parts <= ckpt["extra"]["train_seconds"] + 0.01, (parts, ckpt["extra"]["train_seconds"])  # no double counting
         if stage > 1:  # started from the previous stage's weights
             prev = load_checkpoint(run / f"stage{stage - 1}" / "last.pt")
             assert ckpt["extra"]["init_from"] == str(run / f"stage{stage - 1}" / "last.pt")
@@ -247,12 +250,18 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
             assert prev["extra"]["finished"]
     depth_terms = [e["depth"] for e in _records(run, 2, "epoch")]
     assert depth_terms[-1] < depth_terms[0]
-    # a finished stage is not trained again by --resume
+    # a finished stage is not trained again by --resume (nor its timing.jsonl touched)
+    timing = (run / "stage3" / "timing.jsonl").read_text()
     r = train_cli(run, 3, overrides, "--resume")
     assert r.returncode == 0 and "already finished" in r.stderr
+    assert (run / "stage3" / "timing.jsonl").read_text() == timing
     # and a plain re-run refuses to overwrite it
     r = train_cli(run, 3, overrides)
     assert r.returncode == 2 and "--resume" in r.stderr
+    # --overwrite trains it afresh: an earlier run's epochs are forgotten
+    r = train_cli(run, 3, [*overrides, "train.stage3.epochs=1"], "--overwrite")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [json.loads(x)["epoch"] for x in (run / "stage3" / "timing.jsonl").read_text().splitlines()] == [1]
 
 
 def test_a_stages_warmup_reaches_the_optimiser(tmp_path, smoke_data, train_cli):

@@ -5,8 +5,15 @@
                                       stage has run all its epochs
     <run_dir>/stage{N}/metrics.jsonl  train / epoch / val records (pose3dlib.engine.runlog)
     <run_dir>/stage{N}/wallclock.jsonl training seconds at each validation (time to accuracy)
-    <run_dir>/stage{N}/timing.jsonl   per epoch and process: seconds waiting for data, in
-                                      optimiser steps and in callbacks (checkpoints, logging)
+    <run_dir>/stage{N}/timing.jsonl   one line per epoch that a training process ran (the
+                                      main one under DDP): seconds waiting for the loader, in
+                                      optimiser steps and in the per-step callbacks (mid-epoch
+                                      checkpoints, logging); the epoch's end (validation, its
+                                      checkpoint) is in none. On CUDA the asynchronous copy to
+                                      the GPU lands in the steps. `resumed`: the process began
+                                      the epoch part-way, at `first_step`; a process killed
+                                      after writing an epoch's line and before its checkpoint
+                                      leaves that epoch twice (same `first_step`)
     <run_dir>/stage{N}/tb/            TensorBoard scalars, when tensorboard is installed
     <run_dir>/stage{N}/.lock          held (flock) by the process writing the stage
     <run_dir>/metrics.csv             evaluation of every stage (pose3dlib.evaluation.evaluate)
@@ -31,7 +38,7 @@ STAGES = (1, 2, 3)
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 WALLCLOCK_NAME = "wallclock.jsonl"  # training seconds at each validation (not reproducible, so apart)
-TIMING_NAME = "timing.jsonl"  # where an epoch's seconds went, per process (not reproducible, so apart)
+TIMING_NAME = "timing.jsonl"  # where an epoch's seconds went, per epoch and process launch (not reproducible)
 CONFIG_NAME = "config.yaml"
 LOCK_NAME = ".lock"
 EVAL_CSV_NAME = "metrics.csv"

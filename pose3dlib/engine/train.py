@@ -526,7 +526,7 @@ class Trainer:
         for sample in loader:
             sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
             t_step = time.perf_counter()
-            spent["data_seconds"] += t_step - t_data  # the loader (its workers' start too) and the copy
+            spent["data_seconds"] += t_step - t_data  # the loader (its workers' start too); the copy on the CPU
             self._set_lr()
             try:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
@@ -547,8 +547,9 @@ class Trainer:
             spent["callback_seconds"] += t_data - t_callbacks
         self.clock.stop()
         if self.info.is_main:
-            _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, steps=self.step - steps_before,
-                         resumed=self.done_in_epoch > 0, **{k: round(v, 3) for k, v in spent.items()})
+            _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, first_step=steps_before + 1,
+                         steps=self.step - steps_before, resumed=self.done_in_epoch > 0,
+                         **{k: round(v, 3) for k, v in spent.items()})
         self.epoch += 1
         count = max(self.sums.pop("count", 1.0), 1.0)
         self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}
