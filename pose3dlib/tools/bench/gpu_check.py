@@ -89,10 +89,11 @@ class GpuCheckPlan:
     ddp_processes: int = 0  # 0: one per GPU (dry: 2 CPU processes)
     ddp_workers: int = 4  # DataLoader workers per process
     # pytest targets (files or file::test), run one at a time: the whole of test_train.py took over 82 s on an
-    # H200 machine's CPU, so only its trainer-step test, whose CUDA case is the bf16 + channels_last step
+    # H200 machine's CPU, so only its trainer-step test (its CUDA case: the bf16 + channels_last step) and
+    # test_resume.py's kill -9 test (on CUDA there: the resumed weights bit for bit, three cases)
     test_files: tuple[str, ...] = ("tests/test_cuda.py",
                                    "tests/test_train.py::test_trainer_steps_lower_the_loss_of_a_fixed_batch",
-                                   "tests/test_resume.py")
+                                   "tests/test_resume.py::test_kill_9_then_resume_equals_an_uninterrupted_run")
     budgets_s: dict[str, float] = field(default_factory=lambda: {
         "environment": 10, "peak": 10, "train_step": 45, "inference": 15, "data": 30, "fit": 150, "ddp": 50,
         "tests": 90, "train_step_compile": 165})
