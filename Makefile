@@ -171,5 +171,5 @@ lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean: ## remove run folders and caches (never data/raw, figures/ or the committed sweep summaries)
-	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke runs/unseen/smoke runs/unseen/*/seed=* .pytest_cache
+	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke runs/unseen/smoke runs/unseen/*/seed=* runs/gpu-check/dry .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
