@@ -477,8 +477,6 @@ class Trainer:
         val = validate(self.raw_model, preprocess, **self.val_kwargs)
         self.metrics.update({f"val_{k}": v for k, v in val.items()})
         self.log.write("val", stage=self.stage, epoch=self.epoch, step=self.step, **val)
-        if self.step == 0:
-            (self.sdir / WALLCLOCK_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's times
         _write_jsonl(self.sdir / WALLCLOCK_NAME, stage=self.stage, epoch=self.epoch, step=self.step,
                      train_seconds=self.clock.seconds())
 
@@ -572,8 +570,9 @@ class Trainer:
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
-            if ckpt is None:
-                (self.sdir / TIMING_NAME).unlink(missing_ok=True)  # a fresh start: forget an older run's epochs
+            if ckpt is None:  # a fresh start: forget an older run's times and epochs
+                for name in (WALLCLOCK_NAME, TIMING_NAME):
+                    (self.sdir / name).unlink(missing_ok=True)
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;

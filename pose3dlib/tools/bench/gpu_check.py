@@ -116,7 +116,6 @@ DRY_PLAN = GpuCheckPlan(
     fit_val_samples=8, ddp_batch=2, ddp_steps=4, ddp_processes=2, ddp_workers=0, test_files=("tests/test_cuda.py",),
     budgets_s={"environment": 10, "peak": 10, "train_step": 15, "inference": 10, "data": 20, "fit": 40, "ddp": 40,
                "tests": 30, "train_step_compile": 5},
-    compile_min_s=0.0,
     total_s=170.0,
 )
 REQUIRED_FIELDS = ("torch_version", "device", "train_paper_img_s", "data_img_s", "train_loss_first", "train_loss_last",
@@ -483,8 +482,7 @@ def _first_epoch_timing(stage_dir: Path) -> dict[str, float]:
     from ...engine.runs import TIMING_NAME
 
     path = stage_dir / TIMING_NAME
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if path.is_file() else []
+    records = read_metrics(path)  # any JSON-lines file: [] when absent
     if not records:
         raise Pose3DError(f"{path}: no epoch timing written")
     first = records[0]
