@@ -3,7 +3,9 @@
 Every function takes numpy arrays or torch tensors and returns the same kind (torch
 results stay on the input's device). Conventions (docs/architecture.md):
   - a heatmap pixel u (column x or row y) has normalised coordinate 2 u / H - 1, H the
-    heatmap side; the same map with H = input size converts crop pixels;
+    heatmap side; crop pixels convert through the heatmap grid with pixel centres aligned
+    (`camera.crop_px_to_normalized`: u = (p + 0.5) H / S - 0.5 for an S-pixel crop), not
+    with 2 p / S - 1, which would be (S / H - 1) / 2 crop pixels off;
   - depth is root-relative (`skeleton.DEPTH_ROOT`) in the same normalised units as x, y.
 """
 from __future__ import annotations

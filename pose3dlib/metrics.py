@@ -11,6 +11,7 @@ function needs the skeleton (only `paper_protocol_*`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -240,14 +241,23 @@ def pckh_per_joint(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: fl
         return hits.sum(0) / v.sum(0)
 
 
-def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5) -> float:
+def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5,
+         joints: Sequence[int] | None = None) -> float:
     """MPII PCKh@threshold: the fraction in [0, 1] of valid joints within threshold x head size.
 
     Shapes: pred, gt (N, J, 2) px; head_size (N,) px (MPII `normalize`); valid (N, J) bool.
-    A joint is correct when its error is <= threshold * head size. Raises ValueError when
-    no joint is valid.
+    A joint is correct when its error is <= threshold * head size. The fraction pools every
+    valid entry of the scored joints: all J by default, only the columns `joints` when
+    given. The MPII benchmark's mean leaves out the pelvis and the thorax
+    (`skeleton.PCKH_BENCHMARK_JOINTS`); with all 16 joints the value is higher, as those two
+    are the easiest. Raises ValueError when no joint is valid, or for an index outside 0..J-1.
     """
     err, v = _check_pckh(pred, gt, head_size, valid)
+    if joints is not None:
+        cols = np.asarray(joints, dtype=np.int64).reshape(-1)
+        if cols.size == 0 or cols.min() < 0 or cols.max() >= v.shape[1]:
+            raise ValueError(f"pckh: joints must be indices in 0..{v.shape[1] - 1}, got {list(cols)}")
+        err, v = err[:, cols], v[:, cols]
     if not v.any():
         raise ValueError("pckh: no valid joint (valid is all False)")
     return float(((err <= threshold) & v).sum() / v.sum())

@@ -83,6 +83,11 @@ MPII16 = Skeleton(
     root=6,
 )
 
+# The joints of the MPII benchmark's PCKh mean (its "Mean"/"Total" column, and the original
+# release's PCKh script): every MPII16 joint but the pelvis (6) and the thorax (7).
+# `metrics.pckh` scores all the joints it is given; pass these for the benchmark's mean.
+PCKH_BENCHMARK_JOINTS: tuple[int, ...] = tuple(j for j in range(16) if j not in (6, 7))
+
 # Human3.6M 17-joint order.
 H36M17 = Skeleton(
     name="H36M17",

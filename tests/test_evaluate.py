@@ -109,6 +109,54 @@ def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data
         evaluate.evaluate_run(cfg, tmp_path, stages=[1], limit=4, progress=False, device="cpu")
 
 
+def test_pckh_by_joint_scores_the_evaluations_predictions(random_run, smoke_data):
+    from pose3dlib.config import load_config
+    from pose3dlib.skeleton import PCKH_BENCHMARK_JOINTS
+
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "eval.pckh_threshold=2.0"])  # a random network hits some
+    run = random_run / "3000"
+    rows = evaluate.evaluate_run(cfg, run, stages=[1], limit=8, progress=False, device="cpu")
+    by_joint = evaluate.pckh_by_joint(cfg, run, stages=[1], limit=8, progress=False, device="cpu")
+    assert list(by_joint) == ["stage1"]
+    scores = by_joint["stage1"]
+    # the pooled 16-joint value is the CSV's pckh row, to the CSV's 4 decimals and beyond
+    assert scores.all_joints == pytest.approx(_all(rows, "mpii_val", "pckh@2"), abs=1e-12)
+    assert scores.per_joint.shape == (16,)
+    # the benchmark's mean pools the 14 joints' entries: recompute it from the same predictions
+    from pose3dlib.data.mpii import MPIIDataset
+    from pose3dlib.engine.device import resolve_device
+
+    model, trained, _ = evaluate.load_stage(run, 1, resolve_device("cpu"))
+    data = evaluate.checkpoint_geometry(cfg.data, trained)
+    pred, gt, head, annotated = evaluate.mpii_predictions(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval,
+                                                          trained.model.input_format, resolve_device("cpu"), limit=8,
+                                                          progress=False)
+    keep = list(PCKH_BENCHMARK_JOINTS)
+    hit = (np.linalg.norm(pred - gt, axis=-1) <= 2.0 * head[:, None]) & annotated
+    assert scores.benchmark == pytest.approx(hit[:, keep].sum() / annotated[:, keep].sum())
+    assert scores.all_joints == pytest.approx(hit.sum() / annotated.sum())
+    np.testing.assert_allclose(scores.per_joint, hit.sum(0) / annotated.sum(0))
+
+
+def test_pckh_joint_table_and_figure_show_both_means():
+    from pose3dlib.evaluation import report
+
+    per_joint = np.linspace(0.2, 0.95, 16)
+    per_joint[3] = np.nan  # a joint never annotated: an empty cell
+    by_stage = {"stage1": evaluate.JointPCKh(per_joint, 0.612, 0.587),
+                "stage3": evaluate.JointPCKh(np.full(16, 0.5), 0.5, 0.5)}
+    table = report.pckh_joint_table(by_stage).splitlines()
+    assert table[0] == "| joint | Stage 1 (2D only) | Stage 3 (+geometric) |"
+    assert len(table) == 2 + 16 + 2
+    assert table[2] == "| r_ankle | 20.0 | 50.0 |" and table[5] == "| l_hip |  | 50.0 |"
+    assert table[-2].endswith("| 61.2 | 50.0 |") and "all 16 joints" in table[-2]
+    assert table[-1].endswith("| 58.7 | 50.0 |") and "no pelvis, no thorax" in table[-1]
+    fig = report.plot_pckh_per_joint(by_stage)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "Stage 1 (2D only): 61.2 % (16 joints), 58.7 % (benchmark's 14)"
+    assert len(fig.axes[0].patches) == 32
+
+
 # ----------------------------------------------------------------------------- second pass (eval.recrop_margin)
 
 def _random_network_on_wild(random_run, smoke_data):

@@ -273,6 +273,31 @@ def test_pckh_against_loop() -> None:
     assert close(metrics.pckh(torch.from_numpy(pred), torch.from_numpy(gt), torch.from_numpy(head), torch.from_numpy(valid)), hits / total)
 
 
+def test_pckh_of_chosen_joints_pools_only_their_columns() -> None:
+    from pose3dlib.skeleton import MPII16, PCKH_BENCHMARK_JOINTS
+
+    # the MPII benchmark's mean: every joint but the pelvis and the thorax
+    assert [MPII16.joint_names[j] for j in range(16) if j not in PCKH_BENCHMARK_JOINTS] == ["pelvis", "thorax"]
+    assert len(PCKH_BENCHMARK_JOINTS) == 14
+    gt = np.zeros((2, 3, 2))
+    pred = np.array([[[3, 4], [6, 8], [0, 1]], [[30, 40], [0, 0], [12, 16]]], dtype=float)
+    head = np.array([10.0, 20.0])
+    all_valid = np.ones((2, 3), bool)
+    # hits (0,0), (0,2), (1,1): joints 0 and 2 hold two of four, joint 1 one of two
+    assert metrics.pckh(pred, gt, head, all_valid, joints=[0, 2]) == pytest.approx(2 / 4)
+    assert metrics.pckh(pred, gt, head, all_valid, joints=(1,)) == pytest.approx(1 / 2)
+    assert metrics.pckh(pred, gt, head, all_valid, joints=[0, 1, 2]) == metrics.pckh(pred, gt, head, all_valid)
+    # invalid entries of the chosen joints still do not count
+    valid = np.array([[True, True, False], [True, False, True]])
+    assert metrics.pckh(pred, gt, head, valid, joints=[0, 2]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"joints must be indices in 0\.\.2"):
+        metrics.pckh(pred, gt, head, valid, joints=[3])
+    with pytest.raises(ValueError, match="joints must be indices"):
+        metrics.pckh(pred, gt, head, valid, joints=[])
+    with pytest.raises(ValueError, match="no valid joint"):
+        metrics.pckh(pred, gt, head, np.array([[True, False, True], [True, False, True]]), joints=[1])
+
+
 def test_pckh_errors() -> None:
     gt = np.zeros((2, 3, 2))
     with pytest.raises(ValueError, match="no valid joint"):

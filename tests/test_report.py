@@ -88,3 +88,15 @@ def test_a_converted_3dhp_evaluation_gets_its_own_columns():
     wild = next(line for line in body if "| wild_test |" in line)
     pck = next(r["value"] for r in rows if r["protocol"] == "3dhp_pck" and r["action"] == "all")
     assert f"| {pck:.1f} |" in wild and "%" not in wild  # percent already: not scaled as a fraction
+
+
+def test_protocol_bars_are_millimetres_only():
+    """A converted MPI-INF-3DHP split adds percentages (3DPCK, AUC): they get no bar on the mm axis."""
+    from pose3dlib.evaluation.report import plot_protocols
+
+    rows = [{**r, "split": "wild_test"} for r in _rows() if r["split"] == "lab_test"]
+    rows += [{"stage": "stage3", "split": "wild_test", "protocol": p, "action": "all", "value": 60.0}
+             for p in ("3dhp_pck", "3dhp_auc")]
+    ax = plot_protocols(rows, split="wild_test").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["paper evaluator", "Protocol #1 MPJPE"]
+    assert ax.get_ylabel() == "error (mm)"

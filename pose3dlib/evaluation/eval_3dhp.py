@@ -3,7 +3,9 @@
 Scenes of the test set (sequences TS1..TS6): green screen TS1+TS2, no green screen TS3+TS4,
 outdoor TS5+TS6. A scene's value is the valid-frame-weighted mean over its sequences,
 which equals the value over all its (valid) frames pooled; the ground truth is the
-`univ_annot3` the 3DHP converter writes as `joint_3d_mono`.
+`univ_annot3` the 3DHP converter writes as `joint_3d_mono`. The table's P1 / P2 columns are the
+evaluator's 'all' rows, a mean of per-activity means as for Human3.6M, so on a test set whose
+activities hold unequal numbers of frames they are averaged differently from the pooled PCK / AUC.
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
+from ..skeleton import PCKH_BENCHMARK_JOINTS
 from .eval_3dhp import LABELS as LABELS_3DHP
 from .eval_3dhp import mpi3dhp_rows, mpi3dhp_tables
 
@@ -288,16 +289,56 @@ def predict_split(model, dataset, eval_cfg: EvalConfig, input_format: str, devic
                            progress=progress, desc=desc)
 
 
+def mpii_predictions(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
+                     progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted joints (N,16,2), ground truth (N,16,2), head sizes (N,), annotated (N,16)) on an
+    MPII-format split, in original-image pixels: the arguments of `metrics.pckh`."""
+    pred = predict_split(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress, desc="PCKh")
+    rows = pred.index
+    return joints_in_image(pred, dataset.cfg), dataset.part[rows], dataset.normalize[rows], dataset.annotated[rows]
+
+
 def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
                  progress: bool = True) -> float:
-    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels."""
-    pred = predict_split(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress, desc="PCKh")
-    joints_img = joints_in_image(pred, dataset.cfg)
-    rows = pred.index
-    gt_img = dataset.part[rows]  # (N,16,2) original px
-    annotated = dataset.annotated[rows]  # (N,16) bool
-    head = dataset.normalize[rows]  # (N,)
+    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels, over all 16 joints."""
+    joints_img, gt_img, head, annotated = mpii_predictions(model, dataset, eval_cfg, input_format, device,
+                                                           limit=limit, progress=progress)
     return metrics.pckh(joints_img, gt_img, head, annotated, threshold=eval_cfg.pckh_threshold)
+
+
+@dataclass(frozen=True)
+class JointPCKh:
+    """One checkpoint's PCKh on the MPII-format validation split, per joint and pooled two ways."""
+
+    per_joint: np.ndarray  # (16,) fractions, MPII16 order; NaN for a joint never annotated
+    all_joints: float  # pooled over all 16 joints: the pckh@<threshold> value of metrics.csv
+    benchmark: float  # pooled over skeleton.PCKH_BENCHMARK_JOINTS (no pelvis, no thorax): the MPII benchmark's mean
+
+
+def pckh_by_joint(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
+                  device: str | None = None, progress: bool = True) -> dict[str, JointPCKh]:
+    """PCKh@cfg.eval.pckh_threshold of each stage's checkpoint on the MPII-format val split, per joint.
+
+    The predictions are `evaluate_run`'s (the same `eval.*` settings and checkpoint geometry),
+    so `all_joints` equals its pckh row; `benchmark` leaves out the pelvis and the thorax as the
+    MPII benchmark's mean does. Keys are stage names ('stage1', ...).
+    """
+    from ..data.locations import require_sets
+    from ..data.mpii import MPIIDataset
+
+    require_sets(cfg.data, ("mpii_dir",), mpii_splits=("val",))
+    dev = resolve_device(device or cfg.train.device)
+    out: dict[str, JointPCKh] = {}
+    t = cfg.eval.pckh_threshold
+    for stage in stages:
+        model, trained, _ = load_stage(run_dir, stage, dev)
+        data = checkpoint_geometry(cfg.data, trained)
+        args = mpii_predictions(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, trained.model.input_format,
+                                dev, limit=limit, progress=progress)
+        out[runs.stage_name(stage)] = JointPCKh(
+            per_joint=metrics.pckh_per_joint(*args, threshold=t), all_joints=metrics.pckh(*args, threshold=t),
+            benchmark=metrics.pckh(*args, threshold=t, joints=PCKH_BENCHMARK_JOINTS))
+    return out
 
 
 def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, bone_sum_mm: float, *,
@@ -336,6 +377,15 @@ def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig
     return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
 
 
+def load_stage(run_dir: str | Path, stage: int, device: torch.device) -> tuple[torch.nn.Module, Config, float]:
+    """(network in eval mode on `device`, the config it was trained with, its mm scale) of a run's stage checkpoint."""
+    path = runs.checkpoint_path(run_dir, stage)
+    ckpt = load_checkpoint(path, map_location=device)
+    model, trained = load_model(ckpt, map_location=device)
+    scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
+    return model.to(device).eval(), trained, scale_mm
+
+
 def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
     """The evaluation's data config (its locations) with the input geometry the checkpoint was trained at."""
     return dataclasses.replace(data_cfg, input_size=trained.data.input_size, heatmap_size=trained.data.heatmap_size)
@@ -369,13 +419,10 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
         rows += mean_pose_rows(train_3d.joints_3d_mm, test, cfg.eval, split=split,
                                action_names=action_names_for(test), limit=limit)
     for stage in stages:
-        path = runs.checkpoint_path(run_dir, stage)
-        ckpt = load_checkpoint(path, map_location=dev)
-        model, trained = load_model(ckpt, map_location=dev)
-        scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
-        model.to(dev).eval()
+        model, trained, scale_mm = load_stage(run_dir, stage, dev)
         if trained.profile != cfg.profile and not noted:
             noted = True  # once per run
+            path = runs.checkpoint_path(run_dir, stage)
             print(f"note: {path} was trained with the {trained.profile!r} profile, the config is {cfg.profile!r}: "
                   "the network and input size come from the checkpoint, the data and eval.* settings from the "
                   "config", file=sys.stderr)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..engine.atomic_io import replace_marked_block
 from ..engine.paths import CommandLinePath, project_relative, resolve
-from .evaluate import PROTOCOLS, is_fraction, protocol_key, protocol_label, read_metrics_csv
+from ..skeleton import MPII16
+from .eval_3dhp import LABELS as LABELS_3DHP
+from .evaluate import PROTOCOLS, JointPCKh, is_fraction, protocol_key, protocol_label, read_metrics_csv
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
@@ -71,7 +73,8 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not is_fraction(r["protocol"])]
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not is_fraction(r["protocol"])
+           and r["protocol"] not in LABELS_3DHP]  # millimetres only (a converted 3DHP split adds percentages)
     stages = list(dict.fromkeys(r["stage"] for r in avg))
     protocols = table_protocols(avg)
     value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
@@ -126,3 +129,45 @@ def per_action_table(rows: list[dict], protocol: str = "p1_mpjpe", split: str = 
     for a in actions:
         lines.append(f"| {a} | " + " | ".join(_fmt(protocol, value[(s, a)]) if (s, a) in value else "" for s in stages) + " |")
     return "\n".join(lines)
+
+
+def pckh_joint_table(by_stage: dict[str, JointPCKh]) -> str:
+    """Markdown: PCKh (%) per joint (rows, MPII16 order) for each stage (columns), then the two pooled means."""
+    stages = list(by_stage)
+
+    def pct(v: float) -> str:
+        return "" if v != v else f"{100 * v:.1f}"  # NaN: a joint never annotated
+
+    lines = ["| joint | " + " | ".join(STAGE_LABELS.get(s, s) for s in stages) + " |",
+             "|---|" + "---:|" * len(stages)]
+    for j, name in enumerate(MPII16.joint_names):
+        lines.append(f"| {name} | " + " | ".join(pct(by_stage[s].per_joint[j]) for s in stages) + " |")
+    lines.append("| **all 16 joints** (metrics.csv) | " + " | ".join(pct(by_stage[s].all_joints) for s in stages) + " |")
+    lines.append("| **MPII benchmark mean** (no pelvis, no thorax) | "
+                 + " | ".join(pct(by_stage[s].benchmark) for s in stages) + " |")
+    return "\n".join(lines)
+
+
+def plot_pckh_per_joint(by_stage: dict[str, JointPCKh], threshold: float = 0.5):
+    """Grouped bars: PCKh (%) per joint for each stage, the two pooled means in the legend."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    stages = list(by_stage)
+    names = MPII16.joint_names
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(names))
+    for i, s in enumerate(stages):
+        r = by_stage[s]
+        ax.bar(x + i * width - 0.4 + width / 2, 100 * np.asarray(r.per_joint), width,
+               label=f"{STAGE_LABELS.get(s, s)}: {100 * r.all_joints:.1f} % (16 joints), "
+                     f"{100 * r.benchmark:.1f} % (benchmark's 14)")
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(f"PCKh@{threshold:g} (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"PCKh@{threshold:g} per joint, MPII-format val (higher is better)")
+    # below the axes and the joint names, so the legend never covers a bar
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    fig.tight_layout()
+    return fig
