@@ -249,8 +249,9 @@ def pckh(pred: Any, gt: Any, head_size: Any, valid: Any, threshold: float = 0.5,
     A joint is correct when its error is <= threshold * head size. The fraction pools every
     valid entry of the scored joints: all J by default, only the columns `joints` when
     given. The MPII benchmark's mean leaves out the pelvis and the thorax
-    (`skeleton.PCKH_BENCHMARK_JOINTS`); with all 16 joints the value is higher, as those two
-    are the easiest. Raises ValueError when no joint is valid, or for an index outside 0..J-1.
+    (`skeleton.PCKH_BENCHMARK_JOINTS`); with all 16 joints the value is usually higher, as
+    those two are among the easiest. Raises ValueError when no joint is valid, or for an index
+    outside 0..J-1.
     """
     err, v = _check_pckh(pred, gt, head_size, valid)
     if joints is not None:
