@@ -109,14 +109,14 @@ def test_a_checkpoint_without_a_mm_scale_is_refused_by_name(tmp_path, smoke_data
         evaluate.evaluate_run(cfg, tmp_path, stages=[1], limit=4, progress=False, device="cpu")
 
 
-def test_pckh_by_joint_scores_the_evaluations_predictions(random_run, smoke_data):
+def test_pckh_by_joint_comes_from_the_evaluations_predictions(random_run, smoke_data):
     from pose3dlib.config import load_config
     from pose3dlib.skeleton import PCKH_BENCHMARK_JOINTS
 
     cfg = load_config("configs/smoke.yaml", [*smoke_data, "eval.pckh_threshold=2.0"])  # a random network hits some
     run = random_run / "3000"
-    rows = evaluate.evaluate_run(cfg, run, stages=[1], limit=8, progress=False, device="cpu")
-    by_joint = evaluate.pckh_by_joint(cfg, run, stages=[1], limit=8, progress=False, device="cpu")
+    by_joint: dict = {}
+    rows = evaluate.evaluate_run(cfg, run, stages=[1], limit=8, progress=False, device="cpu", by_joint=by_joint)
     assert list(by_joint) == ["stage1"]
     scores = by_joint["stage1"]
     # the pooled 16-joint value is the CSV's pckh row, to the CSV's 4 decimals and beyond

@@ -298,14 +298,6 @@ def mpii_predictions(model, dataset, eval_cfg: EvalConfig, input_format: str, de
     return joints_in_image(pred, dataset.cfg), dataset.part[rows], dataset.normalize[rows], dataset.annotated[rows]
 
 
-def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
-                 progress: bool = True) -> float:
-    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels, over all 16 joints."""
-    joints_img, gt_img, head, annotated = mpii_predictions(model, dataset, eval_cfg, input_format, device,
-                                                           limit=limit, progress=progress)
-    return metrics.pckh(joints_img, gt_img, head, annotated, threshold=eval_cfg.pckh_threshold)
-
-
 @dataclass(frozen=True)
 class JointPCKh:
     """One checkpoint's PCKh on the MPII-format validation split, per joint and pooled two ways."""
@@ -315,30 +307,14 @@ class JointPCKh:
     benchmark: float  # pooled over skeleton.PCKH_BENCHMARK_JOINTS (no pelvis, no thorax): the MPII benchmark's mean
 
 
-def pckh_by_joint(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
-                  device: str | None = None, progress: bool = True) -> dict[str, JointPCKh]:
-    """PCKh@cfg.eval.pckh_threshold of each stage's checkpoint on the MPII-format val split, per joint.
-
-    The predictions are `evaluate_run`'s (the same `eval.*` settings and checkpoint geometry),
-    so `all_joints` equals its pckh row; `benchmark` leaves out the pelvis and the thorax as the
-    MPII benchmark's mean does. Keys are stage names ('stage1', ...).
-    """
-    from ..data.locations import require_sets
-    from ..data.mpii import MPIIDataset
-
-    require_sets(cfg.data, ("mpii_dir",), mpii_splits=("val",))
-    dev = resolve_device(device or cfg.train.device)
-    out: dict[str, JointPCKh] = {}
-    t = cfg.eval.pckh_threshold
-    for stage in stages:
-        model, trained, _ = load_stage(run_dir, stage, dev)
-        data = checkpoint_geometry(cfg.data, trained)
-        args = mpii_predictions(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, trained.model.input_format,
-                                dev, limit=limit, progress=progress)
-        out[runs.stage_name(stage)] = JointPCKh(
-            per_joint=metrics.pckh_per_joint(*args, threshold=t), all_joints=metrics.pckh(*args, threshold=t),
-            benchmark=metrics.pckh(*args, threshold=t, joints=PCKH_BENCHMARK_JOINTS))
-    return out
+def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device, *, limit: int = 0,
+                 progress: bool = True) -> JointPCKh:
+    """PCKh@eval_cfg.pckh_threshold on an MPII-format split, in original-image pixels: per joint, over
+    all 16 joints, and over the MPII benchmark's 14 (no pelvis, no thorax)."""
+    args = mpii_predictions(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress)
+    t = eval_cfg.pckh_threshold
+    return JointPCKh(per_joint=metrics.pckh_per_joint(*args, threshold=t), all_joints=metrics.pckh(*args, threshold=t),
+                     benchmark=metrics.pckh(*args, threshold=t, joints=PCKH_BENCHMARK_JOINTS))
 
 
 def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, bone_sum_mm: float, *,
@@ -392,7 +368,8 @@ def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
 
 
 def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
-                 device: str | None = None, progress: bool = True) -> list[dict]:
+                 device: str | None = None, progress: bool = True,
+                 by_joint: dict[str, JointPCKh] | None = None) -> list[dict]:
     """Score every stage checkpoint of a run on lab test, wild_test and MPII val.
 
     Returns long-form rows (CSV_COLUMNS): 3D protocols per action and 'all' for each
@@ -400,7 +377,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     fraction, action 'all') on the MPII-format validation split. `cfg` supplies `eval.*`
     and the data locations; each checkpoint its network, input geometry and mm scale
     (see the module docstring). `limit` > 0 scores only the first `limit` samples of
-    each split (smoke runs).
+    each split (smoke runs). A `by_joint` dict is filled with each stage's PCKh per joint and
+    over the MPII benchmark's joints (key: stage name), from the same predictions as its row.
     """
     from ..data.actions import action_names_for
     from ..data.h36m import H36MDataset
@@ -435,8 +413,10 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
                                       progress=progress)
         p = pckh_on_mpii(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, fmt, dev, limit=limit,
                          progress=progress)
+        if by_joint is not None:
+            by_joint[runs.stage_name(stage)] = p
         rows.append({"stage": runs.stage_name(stage), "split": "mpii_val", "protocol": pckh_protocol(cfg.eval.pckh_threshold),
-                         "action": "all", "value": p})
+                         "action": "all", "value": p.all_joints})
     return rows
 
 
