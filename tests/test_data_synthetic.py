@@ -40,6 +40,30 @@ def test_h36m_schema_matches_paper_facts(tiny):
         assert (tiny / "h36m" / "images" / folder / f"{folder}_{int(f['id'][r]):06d}.jpg").is_file()
 
 
+def test_more_lab_test_people_keep_the_training_rows(tiny, tmp_path):
+    """h36m_test_subjects spreads the same test rows over more people (S9, S11, S12, ...); every
+    training row, its annotation and its image bytes stay as they were (TINY's one chunk mixes
+    training and test rows, the hardest case)."""
+    import dataclasses
+
+    more = synthetic.generate(tmp_path / "more", dataclasses.replace(TINY, h36m_test_subjects=4), seed=3)
+    with h5py.File(tiny / "h36m" / "annot.h5", "r") as f, h5py.File(more / "h36m" / "annot.h5", "r") as g:
+        train = f["istrain"][()] == 1
+        assert np.array_equal(train, g["istrain"][()] == 1) and train.any()
+        for k in ("id", "joint_2d", "joint_3d_mono", "bbox", "subject", "action", "subaction", "camera"):
+            assert np.array_equal(f[k][()][train], g[k][()][train]), k
+        assert sorted(set(g["subject"][()][~train])) == [9, 11, 12, 13]
+        assert sorted(set(f["subject"][()][~train])) == [9, 11]
+        assert not np.array_equal(f["joint_3d_mono"][()][~train], g["joint_3d_mono"][()][~train])
+        rows = [(int(f["subject"][r]), int(f["action"][r]), int(f["subaction"][r]), int(f["camera"][r]),
+                 int(f["id"][r])) for r in np.flatnonzero(train)]
+    for row in rows:
+        folder = "s_{:02d}_act_{:02d}_subact_{:02d}_ca_{:02d}".format(*row[:4])
+        name = f"images/{folder}/{folder}_{row[4]:06d}.jpg"
+        assert (tiny / "h36m" / name).read_bytes() == (more / "h36m" / name).read_bytes(), name
+    assert synthetic.lab_test_subjects(1) == (9,) and synthetic.lab_test_subjects(3) == (9, 11, 12)
+
+
 def test_mpii_schema_and_dtypes(tiny):
     for split, n in (("train", TINY.mpii_train), ("val", TINY.mpii_val)):
         with h5py.File(tiny / "mpii" / f"{split}.h5", "r") as f:

@@ -76,3 +76,18 @@ def test_training_differences_ignore_only_the_evaluation_options():
     assert training_differences(stored, later, stage=1) == []
     assert [d.split(":")[0] for d in training_differences(stored, later, stage=2)] == ["train.stage2.epochs"]
     assert len(training_differences(stored, later, stage=3)) == 2 == len(training_differences(stored, later))
+
+
+def test_training_differences_ignore_the_number_of_lab_test_people():
+    """More synthetic lab test people change only test rows: a checkpoint stays finished, also
+    one saved before the key existed; its neighbour h36m_test (which moves training rows) does not."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.runs import training_differences
+
+    stored = config_to_dict(load_config("configs/smoke.yaml"))
+    more = load_config("configs/smoke.yaml", ["synthetic.h36m_test_subjects=12"])
+    assert training_differences(stored, more) == []
+    del stored["synthetic"]["h36m_test_subjects"]  # a checkpoint from before the key
+    assert training_differences(stored, more) == []
+    diffs = training_differences(stored, load_config("configs/smoke.yaml", ["synthetic.h36m_test=30"]))
+    assert [d.split(":")[0] for d in diffs] == ["synthetic.h36m_test"]

@@ -45,6 +45,9 @@ EVAL_CSV_NAME = "metrics.csv"
 # Run folders of this profile are the notebook tests' (make test), never a default for the demo.
 TEST_PROFILE = "smoke"
 EVAL_PREFIX = "eval."  # config keys that only evaluation reads (training_differences leaves them out)
+# Keys that change only test rows, never what a stage trains on (training_differences leaves them out):
+# the synthetic lab test people (the generator's training rows do not depend on their number).
+TEST_ONLY_KEYS = ("synthetic.h36m_test_subjects",)
 
 
 def default_run_dir(profile: str) -> Path:
@@ -167,13 +170,14 @@ def is_evaluated(run_dir: str | os.PathLike, stages, cfg) -> bool:
 def training_differences(stored_config: dict, cfg, stage: int | None = None) -> list[str]:
     """Config differences ('key: a -> b') that change what a stage trains.
 
-    Left out: the `eval.*` keys, which only evaluation reads, and, given `stage`, the
+    Left out: the `eval.*` keys, which only evaluation reads, the TEST_ONLY_KEYS, and, given `stage`, the
     settings of the later stages (`train.stage{m}.*`, m > stage), which it never reads; a
     change to an earlier stage reaches it through its init checkpoint (`stage_status`).
     """
     from ..config import config_differences, config_to_dict
 
-    ignored = (EVAL_PREFIX,) + tuple(f"train.stage{m}." for m in STAGES if stage is not None and m > stage)
+    ignored = (EVAL_PREFIX, *(f"{k}:" for k in TEST_ONLY_KEYS)) + tuple(
+        f"train.stage{m}." for m in STAGES if stage is not None and m > stage)
     return [d for d in config_differences(stored_config, config_to_dict(cfg)) if not d.startswith(ignored)]
 
 

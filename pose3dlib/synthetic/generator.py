@@ -7,7 +7,8 @@ Writes three splits (formats: docs/data.md):
 - `h36m/`: the lab domain. `annot.h5` with id, joint_2d, joint_3d_mono, bbox, subject,
   action, subaction, camera, istrain (+ extra `intrinsics` (N, 4) of each crop) and JPEG
   crops `images/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.
-  Subjects 1,5,6,7,8 train, 9,11 test; four fixed studio cameras; the 15 H36M actions.
+  Subjects 1,5,6,7,8 train; 9,11 test, then 12, 13, ... when `synthetic.h36m_test_subjects` > 2
+  (the training rows do not change with it); four fixed studio cameras; the 15 H36M actions.
 - `mpii/`: the wild domain with 2D labels only: `train.h5`, `val.h5` (imgname, part,
   center, scale, visible, normalize, index, person, torsoangle) and `images/<9 digits>.jpg`.
 - `wild_test/`: wild images with 3D ground truth in the h36m format (istrain 0, subject 0,
@@ -53,6 +54,7 @@ CHUNK_ROWS = 48  # rows per task; fixed so output is independent of the worker c
 JPEG_QUALITY = 92
 H36M_TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
 H36M_TEST_SUBJECTS = (9, 11)
+FIRST_EXTRA_TEST_SUBJECT = 12  # synthetic lab test people beyond Human3.6M's two are numbered from here
 H36M_FRAME_STEP = {1: 5, 0: 200}  # release kept every 5th training and every 200th test frame
 ANKLE_HEIGHT_MM = 80.0
 H36M_ANNOTATION_FILE = "annot.h5"
@@ -221,11 +223,22 @@ def _h36m_path(root: Path, subject: int, action: int, subaction: int, cam: int, 
     return root / folder / f"{folder}_{frame_id:06d}.jpg"
 
 
-def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = False) -> dict[str, np.ndarray]:
+def lab_test_subjects(n: int) -> tuple[int, ...]:
+    """The `n` lab test people: Human3.6M's S9 and S11 first, then S12, S13, ..."""
+    if n < 1:
+        raise ConfigError(f"synthetic.h36m_test_subjects must be >= 1, got {n}")
+    extra = tuple(range(FIRST_EXTRA_TEST_SUBJECT, FIRST_EXTRA_TEST_SUBJECT + max(0, n - len(H36M_TEST_SUBJECTS))))
+    return (H36M_TEST_SUBJECTS + extra)[:n]
+
+
+def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = False,
+               test_subjects: int = len(H36M_TEST_SUBJECTS)) -> dict[str, np.ndarray]:
     """Per-row subject, action, subaction, camera, id and istrain of an h36m-format split.
 
     `val`: a validation split (wild_val, lab_val) with its own random stream; a lab
     validation split holds new frames of the training subjects, marked istrain 0.
+    `test_subjects`: how many people the test rows cycle through (`lab_test_subjects`); the
+    random draws do not depend on it, so neither do the training rows.
     """
     rng = np.random.default_rng([seed, 2 if wild else 3] + ([VAL_STREAM] if val else []))
     if wild:
@@ -234,8 +247,8 @@ def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = Fal
                 "subaction": np.ones(n, np.int64), "istrain": np.zeros(n, np.int64),
                 "action": rng.choice(bodies.WILD_FAMILY_ACTIONS, n).astype(np.int64)}
     else:
-        test_subjects = H36M_TRAIN_SUBJECTS if val else H36M_TEST_SUBJECTS
-        subj = np.r_[np.resize(H36M_TRAIN_SUBJECTS, n_train), np.resize(test_subjects, n_test)]
+        people = H36M_TRAIN_SUBJECTS if val else lab_test_subjects(test_subjects)
+        subj = np.r_[np.resize(H36M_TRAIN_SUBJECTS, n_train), np.resize(people, n_test)]
         n = len(subj)
         meta = {"subject": subj.astype(np.int64), "camera": rng.integers(1, 5, n).astype(np.int64),
                 "subaction": rng.integers(1, 3, n).astype(np.int64),
@@ -298,7 +311,7 @@ def _write_h36m_split(root: Path, cfg: SyntheticConfig, seed: int, n_train: int,
 
     `val` writes a validation split (all rows istrain 0) from its own random streams.
     """
-    meta = _h36m_meta(seed, n_train, n_test, wild, val)
+    meta = _h36m_meta(seed, n_train, n_test, wild, val, cfg.h36m_test_subjects)
     img_root = root / IMAGE_DIR
     paths = [_h36m_path(img_root, *(int(meta[k][r]) for k in ("subject", "action", "subaction", "camera", "id")))
              for r in range(len(meta["id"]))]
