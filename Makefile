@@ -72,7 +72,8 @@ endif
 # runs every step even though the executed notebooks in runs/cpu/ are committed). A step is
 # re-run only when its source notebook, the profile's config, the library or the step
 # before it changed; inside, finished data and checkpoints of the same config are reused (a stage's
-# checkpoint ignores eval.* and later stages' settings: runs.training_differences).
+# checkpoint ignores eval.*, later stages' settings and the number of synthetic lab test people:
+# runs.training_differences).
 # `python -m pose3dlib run-notebook` rejects unknown parameters and writes the executed
 # notebook atomically, so a failed or interrupted step re-runs.
 LIB_SOURCES := $(shell find pose3dlib -name '*.py' 2>/dev/null)

@@ -3,8 +3,8 @@
     model, cfg = load_model("runs/cpu/stage3/last.pt")
     out = predict(model, images_uint8, cfg.model.input_format, flip_test=True)
 
-`evaluate_run` scores every stage's checkpoint on every test split (lab test S9/S11 and
-wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
+`evaluate_run` scores every stage's checkpoint on every test split (lab test: S9, S11 and any
+further synthetic test people; wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
 N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
 and a mean-pose baseline (on a converted MPI-INF-3DHP set, also the official 3DPCK/AUC per
 scene: `eval_3dhp`), and writes them in long form

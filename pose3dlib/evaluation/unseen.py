@@ -2,8 +2,9 @@
 
     python -m pose3dlib unseen-check --config configs/cpu.yaml --run-dir runs/cpu [--seeds 7,13,21]
 
-A run's `metrics.csv` is one draw of test people (lab_test holds two, as Human3.6M's S9 and
-S11), so a number in it is worth as much as it holds on people drawn again. For each seed this
+A run's `metrics.csv` is one draw of test people (the cpu profile's lab_test holds twelve,
+`synthetic.h36m_test_subjects`), so a number in it is worth as much as it holds on people
+drawn again. For each seed this
 command writes a new synthetic set with the config's sizes and that generator seed
 (`<data-root>/seed=<s>/`, skipped when already complete), scores the run's checkpoints on it
 exactly as `evaluate` does, with `data.h36m_dir`, `data.mpii_dir` and `data.wild_test_dir`
