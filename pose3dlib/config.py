@@ -50,7 +50,7 @@ class SyntheticConfig:
     # Lab test people: S9, S11 (Human3.6M's test subjects), then S12, S13, ... A larger number
     # spreads the same h36m_test images over more bodies, so a lab test number depends less on
     # who was drawn; the training rows stay the same (runs.TEST_ONLY_KEYS).
-    h36m_test_subjects: int = bounded(2, lo=1)
+    h36m_test_subjects: int = bounded(2, lo=1, hi=90)  # at most S99: two-digit subject folders
     mpii_train: int = bounded(2000, lo=0)  # wild images, 2D labels only
     mpii_val: int = bounded(300, lo=0)  # wild images, 2D labels only
     wild_test: int = bounded(300, lo=0)  # wild images with 3D ground truth (never trained on)
