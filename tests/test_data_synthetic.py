@@ -58,9 +58,9 @@ def test_more_lab_test_people_keep_the_training_rows(tiny, tmp_path):
         rows = [(int(f["subject"][r]), int(f["action"][r]), int(f["subaction"][r]), int(f["camera"][r]),
                  int(f["id"][r])) for r in np.flatnonzero(train)]
     for row in rows:
-        folder = "s_{:02d}_act_{:02d}_subact_{:02d}_ca_{:02d}".format(*row[:4])
-        name = f"images/{folder}/{folder}_{row[4]:06d}.jpg"
-        assert (tiny / "h36m" / name).read_bytes() == (more / "h36m" / name).read_bytes(), name
+        image = synthetic._h36m_path(tiny / "h36m" / "images", *row)
+        twin = more / "h36m" / "images" / image.relative_to(tiny / "h36m" / "images")
+        assert image.read_bytes() == twin.read_bytes(), image
     assert synthetic.lab_test_subjects(1) == (9,) and synthetic.lab_test_subjects(3) == (9, 11, 12)
 
 

@@ -233,8 +233,8 @@ def lab_test_subjects(n: int) -> tuple[int, ...]:
     return (H36M_TEST_SUBJECTS + extra)[:n]
 
 
-def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool = False,
-               test_subjects: int = len(H36M_TEST_SUBJECTS)) -> dict[str, np.ndarray]:
+def _h36m_meta(seed: int, n_train: int, n_test: int, wild: bool, val: bool,
+               test_subjects: int) -> dict[str, np.ndarray]:
     """Per-row subject, action, subaction, camera, id and istrain of an h36m-format split.
 
     `val`: a validation split (wild_val, lab_val) with its own random stream; a lab
