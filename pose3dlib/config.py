@@ -111,6 +111,11 @@ class ModelConfig:
     num_modules: int = bounded(2, lo=1)  # residual modules per hourglass level
     num_features: int = bounded(256, lo=1)  # channels in the hourglasses
     num_reg_modules: int = bounded(2, lo=1)  # residual modules per depth-head level
+    # Recursion levels of each hourglass (the paper's 4 take its 64 x 64 heatmaps down to 4 x 4) and
+    # (residuals + max-pool) levels of the depth head (the paper's 4 take 64 x 64 to its 4 x 4 grid).
+    # At most 4, so any input that is a multiple of 64 still works.
+    hourglass_depth: int = bounded(4, lo=1, hi=4)
+    depth_head_levels: int = bounded(4, lo=1, hi=4)
     num_joints: int = one_of(16, 16)  # MPII16 order (pose3dlib.skeleton)
     input_format: str = one_of("rgb", "rgb", "bgr256")  # "rgb": RGB / 255; "bgr256": original release, BGR / 256
 

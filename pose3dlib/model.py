@@ -9,8 +9,11 @@ hourglasses of recursion depth 4 each followed by a head that predicts heatmaps 
 features and heatmaps back into the running features, then a depth head of 4 x
 (residuals + max-pool) and a Linear layer on the flattened 4 x 4 grid.
 
+`model.hourglass_depth` and `model.depth_head_levels` (both 4, the paper's, unless a profile
+says otherwise; 1..4) set the hourglasses' recursion depth and the depth head's levels.
+
 Input sizes: any S that is a multiple of 64 works. After the depth head's four
-poolings the grid is (S/64, S/64); it is brought to the paper's 4 x 4 grid with adaptive
+poolings the grid is (S/64, S/64) (S/4 / 2^levels in general); it is brought to the paper's 4 x 4 grid with adaptive
 average pooling (an identity at S = 256, so the paper network is unchanged; at S = 128
 or 64 each cell is repeated, at 512 cells are averaged). The parameter count therefore
 does not depend on S and a checkpoint runs at any input size.
@@ -27,8 +30,8 @@ from torch import nn
 from .config import Config, ModelConfig, config_from_dict, migrate_config_dict
 from .engine.errors import CheckpointError, ConfigError, DataError
 
-HOURGLASS_DEPTH = 4  # recursion levels of each hourglass (docs/paper.md, "Network")
-DEPTH_HEAD_LEVELS = 4  # (residuals + max-pool) levels of the depth head
+HOURGLASS_DEPTH = 4  # the paper's recursion levels of each hourglass (docs/paper.md, "Network")
+DEPTH_HEAD_LEVELS = 4  # the paper's (residuals + max-pool) levels of the depth head
 DEPTH_GRID = 4  # side of the grid the depth head's Linear reads (4 x 4 at 256 px input)
 STEM_CHANNELS = 64  # output of the 7x7 stem convolution
 STEM_RES_CHANNELS = 128  # channels of the stem's first two residuals
@@ -133,9 +136,9 @@ class Stem(nn.Module):
 class Stack(nn.Module):
     """One hourglass and its head: heatmaps, plus features and heatmaps mapped back to F channels."""
 
-    def __init__(self, num_features: int, num_modules: int, num_joints: int) -> None:
+    def __init__(self, num_features: int, num_modules: int, num_joints: int, depth: int = HOURGLASS_DEPTH) -> None:
         super().__init__()
-        self.hourglass = Hourglass(HOURGLASS_DEPTH, num_features, num_modules)
+        self.hourglass = Hourglass(depth, num_features, num_modules)
         self.residuals = residuals(num_features, num_modules)
         self.features = nn.Sequential(
             nn.Conv2d(num_features, num_features, kernel_size=1),
@@ -154,19 +157,19 @@ class Stack(nn.Module):
 
 
 class DepthHead(nn.Module):
-    """Running features -> per-joint depth: 4 x (residuals + max-pool/2), 4x4 grid, Linear."""
+    """Running features -> per-joint depth: `levels` x (residuals + max-pool/2), 4x4 grid, Linear."""
 
-    def __init__(self, num_features: int, num_reg_modules: int, num_joints: int) -> None:
+    def __init__(self, num_features: int, num_reg_modules: int, num_joints: int, levels: int = DEPTH_HEAD_LEVELS) -> None:
         super().__init__()
         self.levels = nn.Sequential(*[
             nn.Sequential(*[Residual(num_features, num_features) for _ in range(num_reg_modules)],
                           nn.MaxPool2d(2))
-            for _ in range(DEPTH_HEAD_LEVELS)
+            for _ in range(levels)
         ])
         self.linear = nn.Linear(num_features * DEPTH_GRID * DEPTH_GRID, num_joints)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F, S/4, S/4) -> (B, J)
-        x = self.levels(x)  # (B, F, S/64, S/64)
+        x = self.levels(x)  # (B, F, S/(4 * 2^levels), S/(4 * 2^levels)): S/64 with the paper's 4 levels
         if x.shape[-2:] != (DEPTH_GRID, DEPTH_GRID):
             x = F.adaptive_avg_pool2d(x, DEPTH_GRID)  # (B, F, 4, 4); identity at S = 256, so skipped
         return self.linear(torch.flatten(x, 1))  # flatten in (C, H, W) order, like the original
@@ -180,6 +183,9 @@ class HourglassNet3D(nn.Module):
         for name in ("num_stacks", "num_modules", "num_features", "num_reg_modules", "num_joints"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(cfg, name)}")
+        for name in ("hourglass_depth", "depth_head_levels"):
+            if not 1 <= getattr(cfg, name) <= 4:
+                raise ConfigError(f"model.{name} must be 1..4 (inputs are multiples of 64), got {getattr(cfg, name)}")
         if cfg.num_features % 2:
             raise ConfigError(f"model.num_features must be even (bottleneck uses C/2), got {cfg.num_features}")
         if cfg.input_format not in INPUT_FORMATS:
@@ -188,9 +194,9 @@ class HourglassNet3D(nn.Module):
             )
         self.cfg = cfg
         self.stem = Stem(cfg.num_features)
-        self.stacks = nn.ModuleList([Stack(cfg.num_features, cfg.num_modules, cfg.num_joints)
+        self.stacks = nn.ModuleList([Stack(cfg.num_features, cfg.num_modules, cfg.num_joints, cfg.hourglass_depth)
                                      for _ in range(cfg.num_stacks)])
-        self.depth_head = DepthHead(cfg.num_features, cfg.num_reg_modules, cfg.num_joints)
+        self.depth_head = DepthHead(cfg.num_features, cfg.num_reg_modules, cfg.num_joints, cfg.depth_head_levels)
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         """Predict heatmaps and depths.

@@ -1,6 +1,8 @@
 """HourglassNet3D: parameter count, output shapes, the adaptive depth head, preprocessing, loading."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,9 @@ from pose3dlib.model import HourglassNet3D, build_model, count_parameters, is_ch
 
 PAPER_PARAMETERS = 14_429_104  # docs/paper.md "Network": default network
 SMALL = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1)
+# Hourglasses of depth 2 and a two-level depth head: at 64 px input both end on a 4 x 4 grid.
+SHALLOW = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1, hourglass_depth=2,
+                      depth_head_levels=2)
 
 torch.set_num_threads(1)
 
@@ -31,9 +36,10 @@ def _expected_parameters(cfg: ModelConfig) -> int:
 
     f, j, m = cfg.num_features, cfg.num_joints, cfg.num_modules
     stem = conv(3, 64, 7) + bn(64) + residual(64, 128) + residual(128, 128) + residual(128, f)
-    hourglass = (3 * 4 + 1) * m * residual(f, f)  # 3 branches per level x 4 levels + the bottom
+    levels = cfg.hourglass_depth  # the paper's 4
+    hourglass = (3 * levels + 1) * m * residual(f, f)  # 3 branches per level x its levels + the bottom
     stack = hourglass + m * residual(f, f) + conv(f, f) + bn(f) + conv(f, j) + conv(f, f) + conv(j, f)
-    depth_head = 4 * cfg.num_reg_modules * residual(f, f) + (16 * f) * j + j
+    depth_head = cfg.depth_head_levels * cfg.num_reg_modules * residual(f, f) + (16 * f) * j + j
     return stem + cfg.num_stacks * stack + depth_head
 
 
@@ -44,17 +50,28 @@ def test_paper_network_has_the_paper_parameter_count():
 
 
 def test_parameter_count_matches_closed_form_for_other_layouts():
-    for cfg in (SMALL, ModelConfig(num_stacks=1, num_modules=2, num_features=64, num_reg_modules=2, num_joints=14)):
+    for cfg in (SMALL, ModelConfig(num_stacks=1, num_modules=2, num_features=64, num_reg_modules=2, num_joints=14),
+                SHALLOW, ModelConfig(num_stacks=1, num_modules=1, num_features=32, num_reg_modules=1,
+                                     hourglass_depth=1, depth_head_levels=3)):
         assert count_parameters(build_model(cfg)) == _expected_parameters(cfg)
 
 
+@pytest.mark.parametrize("name,value", [("hourglass_depth", 0), ("hourglass_depth", 5), ("depth_head_levels", 0),
+                                        ("depth_head_levels", 5)])
+def test_shallow_layouts_out_of_range_are_refused(name, value):
+    with pytest.raises(ConfigError, match=f"model.{name} must be 1..4"):
+        build_model(replace(SMALL, **{name: value}))
+
+
 @pytest.mark.parametrize("size", [64, 128, 256])
-def test_output_shapes_for_any_multiple_of_64(size):
-    model = build_model(SMALL).eval()
+@pytest.mark.parametrize("layout", ["small", "shallow"])
+def test_output_shapes_for_any_multiple_of_64(size, layout):
+    cfg = SMALL if layout == "small" else SHALLOW
+    model = build_model(cfg).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, size, size))
     assert set(out) == {"heatmaps", "depth"}
-    assert len(out["heatmaps"]) == SMALL.num_stacks
+    assert len(out["heatmaps"]) == cfg.num_stacks
     for h in out["heatmaps"]:
         assert h.shape == (2, 16, size // 4, size // 4)
     assert out["depth"].shape == (2, 16)
