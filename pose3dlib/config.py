@@ -99,6 +99,9 @@ class DataConfig:
     num_workers: int = bounded(2, lo=0)  # DataLoader worker processes
 
 
+MAX_LAYOUT_LEVELS = 4  # model.hourglass_depth and model.depth_head_levels: 64 px = 4 x 2^4
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """HourglassNet3D layout; the defaults are the paper's network (14,429,104 parameters).
@@ -113,9 +116,9 @@ class ModelConfig:
     num_reg_modules: int = bounded(2, lo=1)  # residual modules per depth-head level
     # Recursion levels of each hourglass (the paper's 4 take its 64 x 64 heatmaps down to 4 x 4) and
     # (residuals + max-pool) levels of the depth head (the paper's 4 take 64 x 64 to its 4 x 4 grid).
-    # At most 4, so any input that is a multiple of 64 still works.
-    hourglass_depth: int = bounded(4, lo=1, hi=4)
-    depth_head_levels: int = bounded(4, lo=1, hi=4)
+    # At most MAX_LAYOUT_LEVELS, so any input that is a multiple of 64 still works.
+    hourglass_depth: int = bounded(4, lo=1, hi=MAX_LAYOUT_LEVELS)
+    depth_head_levels: int = bounded(4, lo=1, hi=MAX_LAYOUT_LEVELS)
     num_joints: int = one_of(16, 16)  # MPII16 order (pose3dlib.skeleton)
     input_format: str = one_of("rgb", "rgb", "bgr256")  # "rgb": RGB / 255; "bgr256": original release, BGR / 256
 

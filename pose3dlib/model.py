@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config, ModelConfig, config_from_dict, migrate_config_dict
+from .config import MAX_LAYOUT_LEVELS, Config, ModelConfig, config_from_dict, migrate_config_dict
 from .engine.errors import CheckpointError, ConfigError, DataError
 
 HOURGLASS_DEPTH = 4  # the paper's recursion levels of each hourglass (docs/paper.md, "Network")
@@ -184,8 +184,9 @@ class HourglassNet3D(nn.Module):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(cfg, name)}")
         for name in ("hourglass_depth", "depth_head_levels"):
-            if not 1 <= getattr(cfg, name) <= 4:
-                raise ConfigError(f"model.{name} must be 1..4 (inputs are multiples of 64), got {getattr(cfg, name)}")
+            if not 1 <= getattr(cfg, name) <= MAX_LAYOUT_LEVELS:
+                raise ConfigError(f"model.{name} must be 1..{MAX_LAYOUT_LEVELS} (inputs are multiples of 64), "
+                                  f"got {getattr(cfg, name)}")
         if cfg.num_features % 2:
             raise ConfigError(f"model.num_features must be even (bottleneck uses C/2), got {cfg.num_features}")
         if cfg.input_format not in INPUT_FORMATS:

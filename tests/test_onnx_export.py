@@ -14,9 +14,11 @@ from pose3dlib.inference.onnx_export import export_onnx, onnx_session, run_onnx
 from pose3dlib.model import build_model, load_model
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    cfg = load_config("configs/smoke.yaml")
+@pytest.fixture(scope="module", params=["smoke", "shallow"])
+def checkpoint(tmp_path_factory, request):
+    # "shallow": depth-2 hourglasses and a two-level depth head (its grid is S/16, not S/64).
+    layout = [] if request.param == "smoke" else ["model.hourglass_depth=2", "model.depth_head_levels=2"]
+    cfg = load_config("configs/smoke.yaml", layout)
     torch.manual_seed(0)
     model = build_model(cfg.model)
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training

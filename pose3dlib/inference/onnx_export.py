@@ -52,7 +52,7 @@ class _Exportable(torch.nn.Module):
         for stack in self.net.stacks:
             feats, heatmaps = stack(feats)  # heatmaps (B, J, S/4, S/4)
         head = self.net.depth_head
-        g = head.levels(feats)  # (B, F, S/64, S/64)
+        g = head.levels(feats)  # (B, F, S/64, S/64) with the paper's four levels
         pool = _pooling_matrix(torch.tensor(g.shape[-1]), DEPTH_GRID)  # (4, S/64)
         g = pool @ g @ pool.transpose(0, 1)  # (B, F, 4, 4)
         return heatmaps, head.linear(torch.flatten(g, 1))
