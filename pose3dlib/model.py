@@ -30,8 +30,10 @@ from torch import nn
 from .config import MAX_LAYOUT_LEVELS, Config, ModelConfig, config_from_dict, migrate_config_dict
 from .engine.errors import CheckpointError, ConfigError, DataError
 
-HOURGLASS_DEPTH = 4  # the paper's recursion levels of each hourglass (docs/paper.md, "Network")
-DEPTH_HEAD_LEVELS = 4  # the paper's (residuals + max-pool) levels of the depth head
+# The paper's layout (docs/paper.md, "Network"), which ModelConfig's defaults hold; the original release's
+# converter reads these two.
+HOURGLASS_DEPTH = ModelConfig().hourglass_depth  # recursion levels of each hourglass
+DEPTH_HEAD_LEVELS = ModelConfig().depth_head_levels  # (residuals + max-pool) levels of the depth head
 DEPTH_GRID = 4  # side of the grid the depth head's Linear reads (4 x 4 at 256 px input)
 STEM_CHANNELS = 64  # output of the 7x7 stem convolution
 STEM_RES_CHANNELS = 128  # channels of the stem's first two residuals
@@ -136,7 +138,7 @@ class Stem(nn.Module):
 class Stack(nn.Module):
     """One hourglass and its head: heatmaps, plus features and heatmaps mapped back to F channels."""
 
-    def __init__(self, num_features: int, num_modules: int, num_joints: int, depth: int = HOURGLASS_DEPTH) -> None:
+    def __init__(self, num_features: int, num_modules: int, num_joints: int, depth: int) -> None:
         super().__init__()
         self.hourglass = Hourglass(depth, num_features, num_modules)
         self.residuals = residuals(num_features, num_modules)
@@ -159,7 +161,7 @@ class Stack(nn.Module):
 class DepthHead(nn.Module):
     """Running features -> per-joint depth: `levels` x (residuals + max-pool/2), 4x4 grid, Linear."""
 
-    def __init__(self, num_features: int, num_reg_modules: int, num_joints: int, levels: int = DEPTH_HEAD_LEVELS) -> None:
+    def __init__(self, num_features: int, num_reg_modules: int, num_joints: int, levels: int) -> None:
         super().__init__()
         self.levels = nn.Sequential(*[
             nn.Sequential(*[Residual(num_features, num_features) for _ in range(num_reg_modules)],
