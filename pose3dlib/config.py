@@ -119,6 +119,10 @@ class ModelConfig:
     # At most MAX_LAYOUT_LEVELS, so any input that is a multiple of 64 still works.
     hourglass_depth: int = bounded(4, lo=1, hi=MAX_LAYOUT_LEVELS)
     depth_head_levels: int = bounded(4, lo=1, hi=MAX_LAYOUT_LEVELS)
+    # Channels of the stem's residuals before its last one (the paper's 128; even, as a residual's
+    # bottleneck halves them). The first runs at S/2, where at 64 px input it is a quarter of the
+    # cpu network's arithmetic, so fewer channels make the stem cheaper.
+    stem_res_channels: int = bounded(128, lo=2)
     num_joints: int = one_of(16, 16)  # MPII16 order (pose3dlib.skeleton)
     input_format: str = one_of("rgb", "rgb", "bgr256")  # "rgb": RGB / 255; "bgr256": original release, BGR / 256
 

@@ -10,7 +10,8 @@ features and heatmaps back into the running features, then a depth head of 4 x
 (residuals + max-pool) and a Linear layer on the flattened 4 x 4 grid.
 
 `model.hourglass_depth` and `model.depth_head_levels` (both 4, the paper's, unless a profile
-says otherwise; 1..4) set the hourglasses' recursion depth and the depth head's levels.
+says otherwise; 1..4) set the hourglasses' recursion depth and the depth head's levels;
+`model.stem_res_channels` (the paper's 128) the channels of the stem's first two residuals.
 
 Input sizes: any S that is a multiple of 64 works. After the depth head's four
 poolings the grid is (S/64, S/64) (S/4 / 2^levels in general); it is brought to the paper's 4 x 4 grid with adaptive
@@ -36,7 +37,6 @@ HOURGLASS_DEPTH = ModelConfig().hourglass_depth  # recursion levels of each hour
 DEPTH_HEAD_LEVELS = ModelConfig().depth_head_levels  # (residuals + max-pool) levels of the depth head
 DEPTH_GRID = 4  # side of the grid the depth head's Linear reads (4 x 4 at 256 px input)
 STEM_CHANNELS = 64  # output of the 7x7 stem convolution
-STEM_RES_CHANNELS = 128  # channels of the stem's first two residuals
 INPUT_MULTIPLE = 64  # the stem (/4) and the hourglass (/16) need S divisible by 64
 
 # input_format -> (reverse channel order?, divisor). "rgb": ours; "bgr256": original release.
@@ -120,18 +120,21 @@ class Hourglass(nn.Module):
 
 
 class Stem(nn.Module):
-    """Image to hourglass features: conv7x7/2-BN-ReLU, Residual(64->128), pool/2, 2 residuals."""
+    """Image to hourglass features: conv7x7/2-BN-ReLU, Residual(64->R), pool/2, Residual(R->R), Residual(R->F).
 
-    def __init__(self, num_features: int) -> None:
+    R is `res_channels` (the paper's 128).
+    """
+
+    def __init__(self, num_features: int, res_channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, STEM_CHANNELS, kernel_size=7, stride=2, padding=3)
         self.bn = nn.BatchNorm2d(STEM_CHANNELS)
-        self.res1 = Residual(STEM_CHANNELS, STEM_RES_CHANNELS)
-        self.res2 = Residual(STEM_RES_CHANNELS, STEM_RES_CHANNELS)
-        self.res3 = Residual(STEM_RES_CHANNELS, num_features)
+        self.res1 = Residual(STEM_CHANNELS, res_channels)
+        self.res2 = Residual(res_channels, res_channels)
+        self.res3 = Residual(res_channels, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, F, S/4, S/4)
-        x = self.res1(F.relu(self.bn(self.conv(x)), inplace=True))  # (B, 128, S/2, S/2)
+        x = self.res1(F.relu(self.bn(self.conv(x)), inplace=True))  # (B, R, S/2, S/2)
         return self.res3(self.res2(F.max_pool2d(x, 2)))
 
 
@@ -189,14 +192,15 @@ class HourglassNet3D(nn.Module):
             if not 1 <= getattr(cfg, name) <= MAX_LAYOUT_LEVELS:
                 raise ConfigError(f"model.{name} must be 1..{MAX_LAYOUT_LEVELS} (inputs are multiples of 64), "
                                   f"got {getattr(cfg, name)}")
-        if cfg.num_features % 2:
-            raise ConfigError(f"model.num_features must be even (bottleneck uses C/2), got {cfg.num_features}")
+        for name in ("num_features", "stem_res_channels"):
+            if getattr(cfg, name) % 2:
+                raise ConfigError(f"model.{name} must be even (bottleneck uses C/2), got {getattr(cfg, name)}")
         if cfg.input_format not in INPUT_FORMATS:
             raise ConfigError(
                 f"model.input_format: unknown value {cfg.input_format!r}; expected one of {sorted(INPUT_FORMATS)}"
             )
         self.cfg = cfg
-        self.stem = Stem(cfg.num_features)
+        self.stem = Stem(cfg.num_features, cfg.stem_res_channels)
         self.stacks = nn.ModuleList([Stack(cfg.num_features, cfg.num_modules, cfg.num_joints, cfg.hourglass_depth)
                                      for _ in range(cfg.num_stacks)])
         self.depth_head = DepthHead(cfg.num_features, cfg.num_reg_modules, cfg.num_joints, cfg.depth_head_levels)

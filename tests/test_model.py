@@ -35,7 +35,8 @@ def _expected_parameters(cfg: ModelConfig) -> int:
         return n + (conv(cin, cout) if cin != cout else 0)
 
     f, j, m = cfg.num_features, cfg.num_joints, cfg.num_modules
-    stem = conv(3, 64, 7) + bn(64) + residual(64, 128) + residual(128, 128) + residual(128, f)
+    r = cfg.stem_res_channels  # the paper's 128
+    stem = conv(3, 64, 7) + bn(64) + residual(64, r) + residual(r, r) + residual(r, f)
     levels = cfg.hourglass_depth  # the paper's 4
     hourglass = (3 * levels + 1) * m * residual(f, f)  # 3 branches per level x its levels + the bottom
     stack = hourglass + m * residual(f, f) + conv(f, f) + bn(f) + conv(f, j) + conv(f, f) + conv(j, f)
@@ -52,7 +53,8 @@ def test_paper_network_has_the_paper_parameter_count():
 def test_parameter_count_matches_closed_form_for_other_layouts():
     for cfg in (SMALL, ModelConfig(num_stacks=1, num_modules=2, num_features=64, num_reg_modules=2, num_joints=14),
                 SHALLOW, ModelConfig(num_stacks=1, num_modules=1, num_features=32, num_reg_modules=1,
-                                     hourglass_depth=1, depth_head_levels=3)):
+                                     hourglass_depth=1, depth_head_levels=3),
+                replace(SMALL, stem_res_channels=16), replace(SMALL, num_stacks=1, stem_res_channels=64)):
         assert count_parameters(build_model(cfg)) == _expected_parameters(cfg)
 
 
@@ -61,6 +63,23 @@ def test_parameter_count_matches_closed_form_for_other_layouts():
 def test_shallow_layouts_out_of_range_are_refused(name, value):
     with pytest.raises(ConfigError, match=f"model.{name} must be 1..4"):
         build_model(replace(SMALL, **{name: value}))
+
+
+@pytest.mark.parametrize("name,value", [("stem_res_channels", 63), ("num_features", 33)])
+def test_odd_bottleneck_channels_are_refused(name, value):
+    with pytest.raises(ConfigError, match=f"model.{name} must be even"):
+        build_model(replace(SMALL, **{name: value}))
+
+
+def test_stem_res_channels_sets_the_stem_residuals():
+    stem = build_model(replace(SMALL, stem_res_channels=24)).stem
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        half = stem.res1(F.relu(stem.bn(stem.conv(x))))
+        out = stem(x)
+    assert half.shape == (2, 24, 32, 32)  # the first residual, at S/2
+    assert stem.res2.conv2.weight.shape[:2] == (12, 12)  # bottleneck of R -> R
+    assert out.shape == (2, SMALL.num_features, 16, 16)
 
 
 @pytest.mark.parametrize("size", [64, 128, 256])
