@@ -97,6 +97,17 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 # those downloads (once) and checks them instead of generating synthetic data.
 PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
+# Checked when make reads the Makefile, before set-up work: a mistyped profile or REAL_DATA value
+# would otherwise find no rule for the stamps and report an empty run as done.
+ifneq ($(filter reproduce data,$(MAKECMDGOALS)),)
+ifeq ($(wildcard configs/$(PROFILE).yaml),)
+$(error PROFILE=$(PROFILE): configs/$(PROFILE).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml))))
+endif
+ifeq ($(filter True False,$(REAL_DATA)),)
+$(error REAL_DATA=$(REAL_DATA): expected True or False)
+endif
+endif
+
 data: setup ## write the synthetic data of PROFILE into data/synthetic/PROFILE (skipped when up to date)
 	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
 

@@ -299,3 +299,23 @@ def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cf
         demo.load_demo_model(path)
         err = capsys.readouterr().err
         assert (f"warning: {path} is a Stage 1 checkpoint (2D only): its depth branch is untrained" in err) == warned
+
+
+def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
+    """Notebook 05's `images`: the listed files alone (not the rest of their folder), a missing one named."""
+    from pose3dlib.inference.demo import notebook_inputs
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    picture = np.full((40, 60, 3), 128, np.uint8)
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        cv2.imwrite(str(shots / name), picture)
+    (shots / "notes.txt").write_text("not a picture")
+    items = notebook_inputs([str(shots / "b.png")], tmp_path / "unused", tmp_path / "examples")
+    assert [(i.path.name, i.kind, i.folder) for i in items] == [("b.png", "image", None)]
+    assert not (tmp_path / "examples").exists()  # no examples made when images are listed
+    with pytest.raises(FileNotFoundError, match="nosuch.jpg"):
+        notebook_inputs([str(shots / "a.jpg"), str(shots / "nosuch.jpg")], tmp_path / "unused", tmp_path / "examples")
+    examples = notebook_inputs([], shots, tmp_path / "examples")  # cut from the source's JPEGs, as one folder
+    assert [i.path.name for i in examples] == sorted(p.name for p in (tmp_path / "examples").iterdir())
+    assert len(examples) == 2 and {i.folder for i in examples} == {(tmp_path / "examples").resolve()}

@@ -285,3 +285,15 @@ def test_a_negative_limit_is_refused_and_zero_means_every_sample(capsys):
     check_limit(5)
     assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--limit", "-3"]) == 2
     assert "--limit -3: expected 0 (every sample) or a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override", ["model.num_features=32", "data.input_size=128", "data.heatmap_size=32",
+                                      "train.batch_size=4"])
+def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys):
+    from pose3dlib.evaluation.evaluate import check_overrides
+    from pose3dlib.tools.cli import main
+
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err
+    check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y"])  # what it takes

@@ -100,3 +100,15 @@ def test_protocol_bars_are_millimetres_only():
     ax = plot_protocols(rows, split="wild_test").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["paper evaluator", "Protocol #1 MPJPE"]
     assert ax.get_ylabel() == "error (mm)"
+
+
+def test_another_runs_metrics_do_not_go_into_the_project_readme(tmp_path, capsys):
+    from pose3dlib.evaluation.report import check_pairing
+    from pose3dlib.tools.cli import main
+
+    before = (PROJECT_ROOT / "README.md").read_bytes()
+    assert main(["report", "--metrics", "runs/smoke/metrics.csv"]) == 2
+    assert "--metrics runs/smoke/metrics.csv: the project README's results table is the cpu run's" in capsys.readouterr().err
+    assert (PROJECT_ROOT / "README.md").read_bytes() == before
+    check_pairing("README.md", "runs/cpu/metrics.csv")  # the pairing the README holds
+    check_pairing(tmp_path / "mine.md", "runs/smoke/metrics.csv")  # another run into a file of one's own

@@ -180,6 +180,9 @@ def test_an_evaluation_only_sweep_links_every_stage_and_scores_them_all(tmp_path
     with pytest.raises(Pose3DError, match="trains nothing: every value would score"):
         run_sweep("train.stage3.lr", [1e-4, 1e-5], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
                   "configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match="notebook not found: .*04_train_geometri.ipynb"):  # before the plan
+        run_sweep("train.stage3.lr", [1e-4], ["04_train_geometri", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml")
     with pytest.raises(ConfigError, match="unknown config key 'bogus'"):  # the key first, then what it trains
         run_sweep("bogus", [1], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out", "configs/smoke.yaml")
     with pytest.raises(Pose3DError, match=r"seeds \[0, 1\] would score the same checkpoints"):
@@ -325,3 +328,16 @@ def test_the_library_digest_follows_every_python_file(tmp_path):
     assert library_digest(tmp_path) == first
     (tmp_path / "sub" / "b.py").rename(tmp_path / "b.py")  # the same bytes under another name
     assert library_digest(tmp_path) != first
+
+
+@pytest.mark.parametrize("args,message", [
+    (("PROFILE=foo",), "PROFILE=foo: configs/foo.yaml not found; the profiles are cpu paper smoke"),
+    (("PROFILE=smoke", "REAL_DATA=yes"), "REAL_DATA=yes: expected True or False"),
+])
+def test_make_reproduce_and_data_stop_on_a_mistyped_profile_or_real_data(make_n, args, message):
+    """Without the check, a profile with no config found no rule for its stamps and reported an empty run as done."""
+    for target in ("reproduce", "data"):
+        done = make_n(target, *args)
+        assert done.returncode != 0 and message in done.stderr, done
+        assert "run-notebook" not in done.stdout and "prepare-synthetic" not in done.stdout
+    assert "run-notebook 01_data_prep" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke", "REAL_DATA=True")

@@ -445,9 +445,25 @@ def check_limit(limit: int) -> None:
         raise Pose3DError(f"--limit {limit}: expected 0 (every sample) or a positive number")
 
 
+# Keys each checkpoint decides for itself (module docstring): an `evaluate --set` of one would be ignored.
+CHECKPOINT_KEYS = ("model.", "train.", "data.input_size", "data.heatmap_size")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Pose3DError naming an --set override of a key the checkpoints decide (CHECKPOINT_KEYS), which
+    evaluate would otherwise ignore without a word."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key.startswith(CHECKPOINT_KEYS):
+            raise Pose3DError(f"--set {item}: each checkpoint decides {key} (the network, its training and its input "
+                              "geometry come from the checkpoint); evaluate takes eval.* options and data locations "
+                              "(data.*_dir)")
+
+
 def run(args) -> int:
     from ..config import load_config
 
+    check_overrides(args.overrides)
     cfg = load_config(args.config, args.overrides)
     stages = parse_stages(args.stages)
     check_limit(args.limit)

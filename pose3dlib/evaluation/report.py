@@ -12,12 +12,14 @@ import argparse
 from pathlib import Path
 
 from ..engine.atomic_io import replace_marked_block
+from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, project_relative, resolve
 from ..skeleton import MPII16
 from .eval_3dhp import LABELS as LABELS_3DHP
 from .evaluate import PROTOCOLS, JointPCKh, is_fraction, protocol_key, protocol_label, read_metrics_csv
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+PROJECT_README, CPU_METRICS = "README.md", "runs/cpu/metrics.csv"  # the project README tabulates the cpu run
 STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
                 "stage2": "Stage 2 (+depth)", "stage3": "Stage 3 (+geometric)"}
 
@@ -58,11 +60,22 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics", action=CommandLinePath, default="runs/cpu/metrics.csv", help="long-form metrics CSV")
-    parser.add_argument("--readme", action=CommandLinePath, default="README.md", help="README whose results block is rewritten")
+    parser.add_argument("--metrics", action=CommandLinePath, default=CPU_METRICS, help="long-form metrics CSV")
+    parser.add_argument("--readme", action=CommandLinePath, default=PROJECT_README,
+                        help="README whose results block is rewritten (the project's takes the cpu run's metrics only)")
+
+
+def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
+    """Pose3DError when another run's metrics would go into the project README, whose results table sits
+    under "Results (cpu profile, synthetic data)" and is the committed cpu run's."""
+    if resolve(readme) == resolve(PROJECT_README) and resolve(metrics_csv) != resolve(CPU_METRICS):
+        raise Pose3DError(f"--metrics {project_relative(resolve(metrics_csv))}: the project README's results table is the cpu run's "
+                          f"({CPU_METRICS}); to tabulate another run, give --readme a Markdown file of your own "
+                          f"holding the lines {START} and {END}")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)
     print(f"updated the results table in {path}")
     return 0

@@ -470,7 +470,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # read from the current folder as typed (not made absolute): the JSON's `input` shows them as given
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders and video files")
     parser.add_argument("--checkpoint", action=CommandLinePath, default=None,
-                        help="pose3d checkpoint (default: the newest runs/*/stage3/last.pt from `make reproduce`)")
+                        help="pose3d checkpoint (default: the newest finished runs/*/stage3/last.pt of a "
+                             "`make reproduce` run; smoke runs excluded)")
     parser.add_argument("--bbox", default=None, metavar="x,y,w,h",
                         help="person box in pixels (top-left x, y, width, height); applies to every image and frame; "
                              "write --bbox=x,y,w,h when x is negative")
@@ -588,6 +589,16 @@ def _shared_plotlyjs(out_dir: Path) -> Path:
     from ..plots.viz import write_plotlyjs
 
     return write_plotlyjs(out_dir)
+
+
+def notebook_inputs(images: list[str | Path], examples_from: str | Path, examples_dir: str | Path) -> list[media.Item]:
+    """Notebook 05's inputs: exactly the listed image or video paths (FileNotFoundError naming a missing
+    one; their folders are not searched), or, when none are listed, example images cut from the JPEGs
+    under `examples_from` into `examples_dir` (`make_example_images`), run as one folder."""
+    if images:
+        return media.collect_inputs([resolve(p) for p in images])
+    make_example_images(examples_from, examples_dir)
+    return media.collect_inputs([resolve(examples_dir)])
 
 
 def make_example_images(source_dir: str | Path, out_dir: str | Path, count: int = 3) -> list[Path]:

@@ -145,10 +145,12 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     notebooks that take `stages` score the re-run ones (`stage_plan`).
     """
     from ..config import load_config
-    from .notebook_runner import EVAL_NOTEBOOK, execute, prepare
+    from .notebook_runner import EVAL_NOTEBOOK, execute, notebook_path, prepare
 
     for value in values:
         load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail first
+    for nb in notebooks:
+        notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
     reuse_stages, scored_stages = stage_plan(notebooks)
     if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change
         if not param.startswith(("eval.", "data.")):
