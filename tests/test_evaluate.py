@@ -293,7 +293,8 @@ def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys)
     from pose3dlib.evaluation.evaluate import check_overrides
     from pose3dlib.tools.cli import main
 
-    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
-    err = capsys.readouterr().err
-    assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err
+    for command in ("evaluate", "unseen-check"):  # unseen-check takes --set as evaluate does
+        assert main([command, "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
+        err = capsys.readouterr().err
+        assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err, command
     check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y"])  # what it takes

@@ -343,9 +343,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .evaluate import check_limit
+    from .evaluate import check_limit, check_overrides
 
     check_limit(args.limit)
+    check_overrides(args.overrides)
     seeds = parse_seeds(args.seeds)
     rows, out = check_unseen(args.config, args.run_dir, seeds, stages=parse_stages(args.stages),
                              tolerance=args.tolerance, data_root=args.data_root, out=args.out,
