@@ -319,3 +319,15 @@ def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
     examples = notebook_inputs([], shots, tmp_path / "examples")  # cut from the source's JPEGs, as one folder
     assert [i.path.name for i in examples] == sorted(p.name for p in (tmp_path / "examples").iterdir())
     assert len(examples) == 2 and {i.folder for i in examples} == {(tmp_path / "examples").resolve()}
+
+
+def test_all_people_on_a_video_says_it_follows_one_person(tmp_path, checkpoint):
+    from pose3dlib.inference.media import write_video
+
+    rng = np.random.default_rng(3)
+    write_video(tmp_path / "clip.mp4", [rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8) for _ in range(2)], fps=2)
+    r = _cli("demo", str(tmp_path / "clip.mp4"), "--checkpoint", str(checkpoint), "--all-people", "--out",
+             str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "warning: --all-people applies to images; a video follows one person:" in r.stderr
+    assert "clip.mp4" in r.stderr and "people" not in json.loads((tmp_path / "out" / "clip.json").read_text())

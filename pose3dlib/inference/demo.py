@@ -504,6 +504,10 @@ def run(args: argparse.Namespace) -> int:
         _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
     if left_out:
         _warn(media.describe_left_out(left_out))
+    videos = [i.path for i in items if i.kind == "video"]
+    if args.all_people and videos:
+        _warn(f"--all-people applies to images; a video follows one person: {', '.join(map(str, videos[:3]))}"
+              + (f" and {len(videos) - 3} more" if len(videos) > 3 else ""))
     ckpt = resolve(args.checkpoint) if args.checkpoint else default_checkpoint()
     device = resolve_device(args.device, key="--device")
     model, cfg = load_demo_model(ckpt, device)
