@@ -297,4 +297,5 @@ def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys)
         assert main([command, "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
         err = capsys.readouterr().err
         assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err, command
-    check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y"])  # what it takes
+    check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y",
+                     "train.device=cpu"])  # what it takes

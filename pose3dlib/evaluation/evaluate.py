@@ -446,7 +446,9 @@ def check_limit(limit: int) -> None:
 
 
 # Keys each checkpoint decides for itself (module docstring): an `evaluate --set` of one would be ignored.
+# train.device is the evaluation's own: where it runs.
 CHECKPOINT_KEYS = ("model.", "train.", "data.input_size", "data.heatmap_size")
+EVALUATION_KEYS = ("train.device",)
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -454,10 +456,10 @@ def check_overrides(overrides: list[str]) -> None:
     evaluate would otherwise ignore without a word."""
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key.startswith(CHECKPOINT_KEYS):
+        if key.startswith(CHECKPOINT_KEYS) and key not in EVALUATION_KEYS:
             raise Pose3DError(f"--set {item}: each checkpoint decides {key} (the network, its training and its input "
-                              "geometry come from the checkpoint); evaluate takes eval.* options and data locations "
-                              "(data.*_dir)")
+                              "geometry come from the checkpoint); evaluate takes eval.* options, data locations "
+                              "(data.*_dir) and train.device")
 
 
 def run(args) -> int:
