@@ -362,9 +362,12 @@ def load_stage(run_dir: str | Path, stage: int, device: torch.device) -> tuple[t
     return model.to(device).eval(), trained, scale_mm
 
 
+GEOMETRY_KEYS = ("input_size", "heatmap_size")  # the data.* keys each checkpoint brings (its input geometry)
+
+
 def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
     """The evaluation's data config (its locations) with the input geometry the checkpoint was trained at."""
-    return dataclasses.replace(data_cfg, input_size=trained.data.input_size, heatmap_size=trained.data.heatmap_size)
+    return dataclasses.replace(data_cfg, **{k: getattr(trained.data, k) for k in GEOMETRY_KEYS})
 
 
 def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
@@ -447,7 +450,7 @@ def check_limit(limit: int) -> None:
 
 # Keys each checkpoint decides for itself (module docstring): an `evaluate --set` of one would be ignored.
 # train.device is the evaluation's own: where it runs.
-CHECKPOINT_KEYS = ("model.", "train.", "data.input_size", "data.heatmap_size")
+CHECKPOINT_KEYS = ("model.", "train.", *(f"data.{k}" for k in GEOMETRY_KEYS))
 EVALUATION_KEYS = ("train.device",)
 
 
