@@ -94,7 +94,7 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 # Notebook-specific parameters (data locations come from the config alone). REAL_DATA=True:
 # every notebook gets the overrides of `pose3dlib real-data-overrides` (the converted sets of
 # the downloads named by data.raw_*_dir in configs/$(PROFILE).yaml), and notebook 01 converts
-# those downloads (once) and checks them instead of generating synthetic data.
+# those downloads (once) and generates synthetic sets only for the datasets without one.
 PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
 # Checked when make reads the Makefile, before set-up work: a mistyped profile or REAL_DATA value

@@ -196,6 +196,50 @@ def test_h36m_errors_name_the_file(raw, tmp_path):
     assert not (tmp_path / "out3").exists()
 
 
+def _one_sequence_download(raw, tmp_path):
+    """S9 alone, with the (D3_Positions_mono, D2_Positions) files of its first sequence and camera."""
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    f3d = sorted((part / "S9").rglob("D3_Positions_mono/*.cdf"))[0]
+    return part, f3d, f3d.parent.parent / "D2_Positions" / f3d.name
+
+
+@pytest.mark.parametrize("case", ["3d in metres", "2d normalised", "2d fewer frames"])
+def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, case):
+    part, f3d, f2d = _one_sequence_download(raw, tmp_path)
+    pose_3d, pose_2d = read_pose_cdf(f3d, 3), read_pose_cdf(f2d, 2)
+    f3d.unlink()
+    f2d.unlink()
+    so._write_cdf(f3d, pose_3d)
+    so._write_cdf(f2d, pose_2d)
+    if case == "3d in metres":
+        f3d.unlink()
+        so._write_cdf(f3d, pose_3d / 1000.0)
+        bad, match = f3d, r"span [\d.]+ units .* expected mm .*metres instead of millimetres"
+    elif case == "2d normalised":
+        f2d.unlink()
+        so._write_cdf(f2d, pose_2d / so.FRAME_PX - 0.5)
+        bad, match = f2d, "expected px .*normalised or crop coordinates"
+    else:
+        f2d.unlink()
+        so._write_cdf(f2d, pose_2d[:-1])
+        bad, match = f2d, f"holds {so.H36M_FRAMES - 1} frames, .* {so.H36M_FRAMES}: the 2D and 3D poses"
+    with pytest.raises(DataError, match=re.escape(str(bad)) + ".*" + match):
+        convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+
+
+def test_3dhp_poses_in_metres_are_refused(raw, tmp_path):
+    part = tmp_path / "raw" / "TS5"
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part)
+    with h5py.File(part / "annot_data.mat", "r") as f:
+        arrays = {k: f[k][()] for k in f.keys()}
+    arrays["univ_annot3"] = arrays["univ_annot3"] / 1000.0
+    (part / "annot_data.mat").unlink()
+    so._write_mat73(part / "annot_data.mat", arrays)
+    with pytest.raises(DataError, match=r"TS5/annot_data.mat: 'univ_annot3': a person's joints span .* expected mm"):
+        convert_3dhp(part.parent, tmp_path / "out", progress=False)
+
+
 def test_mpii_round_trip(raw, converted):
     out, reports = converted
     truth = _truth(raw, "mpii")
@@ -270,10 +314,70 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
 def test_3dhp_partial_download(raw, tmp_path):
     part = tmp_path / "raw"
     shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part / "TS5")
-    (part / "TS5" / "imageSequence" / "img_000001.jpg").unlink()
+    image = part / "TS5" / "imageSequence" / "img_000001.jpg"
+    kept = image.read_bytes()
+    image.unlink()
     report = convert_3dhp(part, tmp_path / "out", progress=False)
     assert report["frames"] == {"TS5": so.TS_FRAMES - 2} and len(report["sequences_missing"]) == 5
     assert any("TS5/imageSequence" in m for m in report["missing"])
+    # a rerun with the image still missing says so again (the incomplete sequence is not kept as finished)
+    again = convert_3dhp(part, tmp_path / "out", progress=False)
+    assert again["frames"] == report["frames"] and any("TS5/imageSequence" in m for m in again["missing"])
+    image.write_bytes(kept)  # the user restores it: the sequence is converted in full
+    fixed = convert_3dhp(part, tmp_path / "out", progress=False)
+    assert fixed["frames"] == {"TS5": so.TS_FRAMES - 1} and fixed["missing"] == []
+    assert json.loads((tmp_path / "out" / "conversion.json").read_text())["missing"] == []
+
+
+def test_h36m_video_shorter_than_its_poses_is_reported_and_redone_when_replaced(raw, tmp_path):
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    full = convert_h36m(part, tmp_path / "full", every=1, every_test=1, progress=False)
+    video = sorted((part / "S9" / "Videos").glob("*.mp4"))[0]
+    original = video.read_bytes()
+    cap = cv2.VideoCapture(str(video))
+    ok, first = cap.read()
+    cap.release()
+    assert ok
+    video.unlink()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (first.shape[1], first.shape[0]))
+    writer.write(first)  # one frame where the poses have H36M_FRAMES
+    writer.release()
+    with pytest.warns(common.ConversionWarning, match=f"ends after 1 of the {so.H36M_FRAMES} frames"):
+        short = convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+    assert short["rows"] == full["rows"] - (so.H36M_FRAMES - 1)
+    assert [m for m in short["missing"] if "video ends early" in m] == [
+        f"S9/Videos/{video.name}: frames 2-{so.H36M_FRAMES} (video ends early)"]
+    video.write_bytes(original)  # the whole video again: converted anew, nothing missing
+    fixed = convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+    assert fixed["rows"] == full["rows"] and not [m for m in fixed["missing"] if "video ends early" in m]
+
+
+def test_h36m_subjects_in_batches_are_not_dropped(raw, tmp_path):
+    out = tmp_path / "out"
+    nine = convert_h36m(raw / "h36m", out, subjects=(9,), progress=False)
+    with pytest.raises(DataError, match=r"annot.h5 holds subjects \[9\] that this conversion \(subjects \[11\]\) would "
+                                        r"leave out of it: pass --subjects 9 11"):
+        convert_h36m(raw / "h36m", out, subjects=(11,), progress=False)
+    both = convert_h36m(raw / "h36m", out, subjects=(9, 11), progress=False)
+    eleven = convert_h36m(raw / "h36m", tmp_path / "eleven", subjects=(11,), progress=False)
+    assert both["rows"] == nine["rows"] + eleven["rows"]
+    with h5py.File(out / "annot.h5", "r") as f:
+        assert set(f["subject"][()]) == {9, 11}
+
+
+def test_a_replaced_source_file_is_converted_again(raw, tmp_path):
+    """A finished sequence is reused only while its source files are the same (name, size, time)."""
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part / "TS5")
+    convert_3dhp(part, tmp_path / "out", progress=False)
+    crop = next((tmp_path / "out" / "images").rglob("*.jpg"))
+    before = crop.stat().st_mtime_ns
+    assert convert_3dhp(part, tmp_path / "out", progress=False)["rows"] and crop.stat().st_mtime_ns == before
+    image = part / "TS5" / "imageSequence" / "img_000001.jpg"
+    image.write_bytes(image.read_bytes())  # the same bytes, a newer file: it may differ, so convert again
+    convert_3dhp(part, tmp_path / "out", progress=False)
+    assert crop.stat().st_mtime_ns != before
 
 
 def test_prepare_real_data_converts_once(raw, tmp_path):
@@ -486,3 +590,29 @@ def test_mpii_images_link_relative_inside_the_project_replaced_when_converted_ag
     (out / "images").mkdir()
     with pytest.raises(DataError, match=r"images exists and is not a link to the MPII images"):
         convert_mpii(mat, elsewhere, out, progress=False)
+
+
+def test_datasets_without_a_download_stay_synthetic():
+    """REAL_DATA=True with some downloads: notebook 01 generates the other datasets' synthetic sets."""
+    from pose3dlib.config import load_config
+    from pose3dlib.data.convert.real import real_data_overrides, summary_rows, synthetic_sets_root
+    from pose3dlib.engine.errors import ConfigError
+    from pose3dlib.engine.paths import SYNTHETIC_DIR
+
+    def real(downloads: list[str]):
+        cfg = load_config("configs/smoke.yaml", downloads)
+        return load_config("configs/smoke.yaml", downloads + real_data_overrides(cfg.data, cfg.profile)).data
+
+    only_3dhp = real(["data.raw_3dhp_dir=data/raw/3dhp"])
+    assert only_3dhp.wild_test_dir == "data/converted/smoke/3dhp" and only_3dhp.wild_val_dir == ""
+    assert synthetic_sets_root(only_3dhp) == SYNTHETIC_DIR / "smoke"  # Human3.6M, MPII and lab_val stay synthetic
+    every = real(["data.raw_h36m_dir=data/raw/h36m", "data.raw_mpii_dir=data/raw/mpii", "data.raw_3dhp_dir=data/raw/3dhp"])
+    assert synthetic_sets_root(every) is None  # nothing left to generate
+    split = load_config("configs/smoke.yaml", ["data.mpii_dir=data/synthetic/cpu/mpii"]).data
+    with pytest.raises(ConfigError, match="share one folder.*data.mpii_dir = .*cpu/mpii"):
+        synthetic_sets_root(split)
+    report = {"raw": "dl", "rows": 5, "sequences_missing": [f"TS{i}/annot_data.mat" for i in range(1, 7)]}
+    row = summary_rows({"3dhp": report})[0]
+    assert row["missing"] == 6
+    assert row["first missing"] == "TS1/annot_data.mat, TS2/annot_data.mat, TS3/annot_data.mat, TS4/annot_data.mat, " \
+                                   "... (6 in all)"

@@ -67,6 +67,17 @@ def test_windows_cover_the_image_at_every_scale():
         assert np.all(np.any(np.abs(ys - at[:, 1]) <= side / 2, axis=1))
 
 
+@pytest.mark.parametrize("hw", [(50, 1000), (1000, 64), (64, 640)])
+def test_long_narrow_pictures_keep_the_window_count_bounded(hw):
+    win = detect.candidate_windows(hw)
+    sides = np.unique(np.round(win[:, 2], 3))
+    assert len(win) <= detect.MAX_WINDOWS and sides.max() == pytest.approx(max(hw))
+    # what is left out is only the smallest scales: all kept ones are those of an unbounded search, largest first
+    unbounded = detect.candidate_windows(hw, max_windows=10**9)
+    assert len(unbounded) > detect.MAX_WINDOWS
+    assert np.array_equal(win, unbounded[:len(win)])
+
+
 @pytest.mark.parametrize("centre, extent", [((300.0, 80.0), 60), ((70.0, 170.0), 110), ((200.0, 120.0), 36)])
 def test_search_finds_an_off_centre_marker(smoke_cfg, centre, extent):
     image = np.full((240, 400, 3), 90, np.uint8)

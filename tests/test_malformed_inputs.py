@@ -117,6 +117,20 @@ def truncated(src: Path, dst: Path, fraction: float = 0.5) -> Path:
     return write(dst, data[: int(len(data) * fraction)])
 
 
+def flipped(src: Path, dst: Path, count: int = 64) -> Path:
+    """A copy of a torch zip archive with `count` bytes inverted in the middle of its largest entry's data."""
+    import zipfile
+
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        big = max(z.infolist(), key=lambda i: i.file_size)
+    name_len, extra_len = int.from_bytes(data[big.header_offset + 26:big.header_offset + 28], "little"), \
+        int.from_bytes(data[big.header_offset + 28:big.header_offset + 30], "little")
+    start = big.header_offset + 30 + name_len + extra_len + big.file_size // 2
+    data[start:start + count] = bytes(255 - b for b in data[start:start + count])
+    return write(dst, bytes(data))
+
+
 def ckpt_variant(env: Env, dst: Path, **changes) -> Path:
     """The valid checkpoint with some entries replaced (None removes an entry)."""
     ckpt = env.ckpt_dict()
@@ -238,6 +252,8 @@ CASES: list[Case] = [
     # ---- checkpoints
     Case("ckpt_truncated", "demo --checkpoint", "checkpoint cut in half",
          lambda d, e: (demo(e, d, ckpt=truncated(e.ckpt, d / "half.pt")), "half.pt")),
+    Case("ckpt_flipped_bytes", "demo --checkpoint", "64 bytes inside a weight tensor inverted (the zip still opens)",
+         lambda d, e: (demo(e, d, ckpt=flipped(e.ckpt, d / "flip.pt")), "flip.pt: damaged")),
     Case("ckpt_zero_bytes", "train --init", "empty checkpoint file",
          lambda d, e: (train(e, d, "--init", str(write(d / "empty.pt", b""))), "empty.pt")),
     Case("ckpt_random_bytes", "evaluate (run folder)", "stage checkpoint of random bytes",

@@ -20,6 +20,7 @@ import pickle
 import re
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,21 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
     return atomic_torch_save(checkpoint, path)
 
 
+RETRAIN_HINT = "a run's own stage checkpoint is trained again once deleted (or with `train --overwrite`)"
+
+
+def _damaged_member(path: Path) -> str | None:
+    """The first entry of a zip archive whose bytes fail their stored CRC-32, else None.
+
+    torch.load does not check the checksums, so without this a flipped byte inside a tensor
+    loads silently as a wrong weight."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
+        return f"(the archive itself: {type(e).__name__})"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a pose3d checkpoint safely (weights_only: no code from the file ever runs).
 
@@ -124,6 +140,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{'empty' if path.stat().st_size == 0 else 'truncated, corrupt or in an older format'}); "
             "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
         )
+    damaged = _damaged_member(path)
+    if damaged:
+        raise CheckpointError(f"{path}: damaged: the bytes of its entry {damaged!r} no longer match the checksum "
+                              f"stored beside them (overwritten or flipped on disk or in a copy); {RETRAIN_HINT}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -135,7 +155,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError) as e:
         # torch's zip reader and unpickler report damaged archives with any of these
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
-                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+                              f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; {RETRAIN_HINT}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a pose3d checkpoint (no 'format': {FORMAT!r}); "

@@ -6,7 +6,8 @@ only when a whole person fills the window at about the scale the network was tra
 
 1. coarse search: windows on a grid of positions (stride = WINDOW_STRIDE x side) at
    sides from the image's longer side down to MIN_SIDE_FRACTION x its shorter side,
-   SCALES_PER_OCTAVE per halving, all scored in batches;
+   SCALES_PER_OCTAVE per halving (the smallest scales left out where they would take the
+   count past MAX_WINDOWS: long, narrow pictures), all scored in batches;
 2. refinement: the best few distinct windows are re-centred on their predicted joints
    and re-sized to the joints' extent x REFINE_MARGIN (the margin of the training
    crops), REFINE_ROUNDS times, each time re-scored; each track's best-scoring window
@@ -51,6 +52,7 @@ MAX_SIDE_OVER_IMAGE = 2.0  # a box larger than this x the picture's longer side 
 # person's box is about 1.5 x); a followed box is held to it: re-centring on scattered joints grew one frame by frame,
 # to 30 x a 320 px frame, and the search every RESEARCH_EVERY_S did not replace it
 BATCH = 64
+MAX_WINDOWS = 600  # coarse windows at most: a photo needs 175-550 (4:3 to 3:1); a 50 x 1000 strip would take 5,984
 
 
 @dataclass
@@ -68,11 +70,17 @@ class Box:
 
 
 def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_SIDE_FRACTION,
-                      scales_per_octave: int = SCALES_PER_OCTAVE, stride: float = WINDOW_STRIDE) -> np.ndarray:
-    """Square windows (N, 3): centre x, centre y, side (px), covering the image at every scale."""
+                      scales_per_octave: int = SCALES_PER_OCTAVE, stride: float = WINDOW_STRIDE,
+                      max_windows: int = MAX_WINDOWS) -> np.ndarray:
+    """Square windows (N, 3): centre x, centre y, side (px), covering the image at every scale.
+
+    Scales run from the longer side down; a scale that would take the count past `max_windows`
+    ends the list (the largest scale is always kept), so a long, narrow picture does not cost
+    thousands of windows of a few pixels."""
     h, w = image_hw
     side, smallest = float(max(h, w)), min_side_fraction * min(h, w)
-    out = []
+    out: list[np.ndarray] = []
+    count = 0
     while side >= smallest * 0.999:
         axes = []
         for extent in (w, h):
@@ -82,7 +90,10 @@ def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_
                 n = int(np.ceil((extent - side) / (stride * side))) + 1
                 axes.append(np.linspace(side / 2 - 0.5, extent - side / 2 - 0.5, n))
         cx, cy = np.meshgrid(*axes)
+        if out and count + cx.size > max_windows:
+            break
         out.append(np.stack([cx.ravel(), cy.ravel(), np.full(cx.size, side)], 1))
+        count += cx.size
         side *= 2 ** (-1 / scales_per_octave)
     return np.concatenate(out)
 

@@ -1,7 +1,9 @@
 """What the three converters share: output-folder checks, person crops, resumable parts, the annotation file."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import struct
 import warnings
 import zlib
@@ -26,6 +28,25 @@ PARTS_DIR = ".parts"  # finished sequences: one .npz of annotation rows each (re
 # reader turns these into one DataError naming the file; a DataError of its own passes unchanged.
 DAMAGED_FILE_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError,
                        OverflowError, MemoryError, zlib.error, struct.error)
+
+
+# The smallest plausible median extent of one person's joints (the larger of the x / y / z spans):
+# a standing adult spans about 1,700 mm and a crouching one still over 500, so a pose below 100
+# "mm" is in metres; a person below 4 "px" is in normalised or crop units, not the frame's pixels.
+MIN_PERSON_EXTENT = {"mm": 100.0, "px": 4.0}
+
+
+def check_person_units(points: np.ndarray, unit: str, source: str) -> None:
+    """DataError naming `source` unless the median person extent of `points` (N, J, D) is plausible in `unit`."""
+    pts = np.asarray(points, dtype=np.float64)
+    if not len(pts):
+        return
+    extent = float(np.median((pts.max(axis=1) - pts.min(axis=1)).max(axis=1)))
+    least = MIN_PERSON_EXTENT[unit]
+    if extent < least:
+        hint = "metres instead of millimetres?" if unit == "mm" else "normalised or crop coordinates instead of the frame's pixels?"
+        raise DataError(f"{source}: a person's joints span {extent:.3g} units (median over {len(pts)} frames), "
+                        f"expected {unit} (at least {least:g}): {hint}")
 
 
 class ConversionWarning(UserWarning):
@@ -81,6 +102,24 @@ def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Pat
     finally:
         tmp.unlink(missing_ok=True)
     return affine
+
+
+def files_fingerprint(*paths: Path | None) -> str:
+    """SHA-256 over the name, size and modification time of each file, and of every file directly
+    inside each folder, among `paths` (None and missing paths count as absent). A part's settings
+    carry it, so a source file replaced, added or removed after the part was saved (a re-downloaded
+    video, restored images) converts that sequence again instead of reusing the old rows."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path}\0".encode())
+        if path is None or not path.exists():
+            h.update(b"absent\n")
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+        for f in files:
+            st = os.stat(f)
+            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def part_path(out: Path, name: str) -> Path:

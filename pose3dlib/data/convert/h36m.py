@@ -14,7 +14,8 @@ model when absent) and `S*/Videos/<file>.<camera id>.mp4`; the h36m-fetch layout
 `<mapping>`, never from guessing. Output (docs/data.md): `OUT/annot.h5` and
 `OUT/images/s_SS_act_AA_subact_BB_ca_CC/..._<id:06d>.jpg`, 16 joints in the network order,
 `id` = 1-based frame number, plus the extra `damaged` (N,) 0/1 for S9's damaged sequences.
-A rerun skips finished sequences (`OUT/.parts/`).
+A rerun skips finished sequences (`OUT/.parts/`) whose source files are unchanged; a rerun
+with fewer subjects than OUT/annot.h5 holds is refused (it would drop them).
 """
 from __future__ import annotations
 
@@ -180,11 +181,14 @@ def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
 
 
 def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: dict, step: int,
-                   images: Path) -> dict[str, np.ndarray] | None:
-    """Stream one video, keep every `step`-th frame that has poses, write its crops; None when unreadable."""
+                   images: Path) -> tuple[dict[str, np.ndarray] | None, int]:
+    """Stream one video, keep every `step`-th frame that has poses, write its crops.
+
+    Returns (rows, frames read); rows None when the video is unreadable. Fewer frames read than
+    there are poses means the video ended early (shorter, or broken part-way)."""
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        return None
+        return None, 0
     rows: dict[str, list] = {k: [] for k in ("id", "joint_2d", "joint_3d_mono", "bbox")}
     frame = 0
     try:
@@ -209,7 +213,7 @@ def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: 
     finally:
         cap.release()
     if frame == 0:
-        return None
+        return None, 0
     n = len(rows["id"])
     out = {"id": np.asarray(rows["id"], np.int64),
            "joint_2d": np.asarray(rows["joint_2d"], np.float64).reshape(n, 16, 2),
@@ -217,7 +221,21 @@ def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: 
            "bbox": np.asarray(rows["bbox"], np.float64).reshape(n, 4)}
     for k in ("subject", "action", "subaction", "camera", "istrain", "damaged"):
         out[k] = np.full(n, keys[k], np.int64)
-    return out
+    return out, frame
+
+
+def _converted_subjects(out: Path) -> set[int]:
+    """Subjects in an earlier conversion's OUT/annot.h5 (empty when there is none or it is unreadable)."""
+    import h5py
+
+    path = out / "annot.h5"
+    if not path.is_file():
+        return set()
+    try:
+        with h5py.File(path, "r") as f:
+            return {int(x) for x in np.unique(f["subject"][()])}
+    except common.DAMAGED_FILE_ERRORS:
+        return set()  # rewritten by this conversion
 
 
 def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None,
@@ -249,6 +267,11 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     unknown = [s for s in wanted if s not in SUBJECTS]
     if unknown:
         raise DataError(f"unknown Human3.6M subjects {unknown}; subjects are {list(SUBJECTS)}")
+    dropped = sorted(_converted_subjects(out) - set(wanted))
+    if dropped:
+        raise DataError(f"{out / 'annot.h5'} holds subjects {dropped} that this conversion (subjects {list(wanted)}) "
+                        f"would leave out of it: pass --subjects {' '.join(str(x) for x in sorted(set(wanted) | set(dropped)))} "
+                        "to keep them (their finished sequences are reused), or choose another output folder")
     report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],
                     "missing": [], "skipped": [], "damaged_dropped": [], "sequences": 0, "rows": 0,
                     "every": every, "every_test": every_test or every}
@@ -284,25 +307,37 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
                                                                    disable=not progress):
         step = every if s in TRAIN_SUBJECTS else (every_test or every)
         folder = f"s_{s:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
-        settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name}
+        settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name,
+                    "files": common.files_fingerprint(f3d, f2d, video)}
         rows = common.load_part(out, folder, settings)
         if rows is None:
             pose_3d = read_pose_cdf(f3d, 3)
+            common.check_person_units(pose_3d, "mm", f"{f3d}: 'Pose'")
             if f2d is not None:
                 pose_2d = read_pose_cdf(f2d, 2)
+                common.check_person_units(pose_2d, "px", f"{f2d}: 'Pose'")
+                if len(pose_2d) != len(pose_3d):  # the two files of one camera's sequence hold the same frames
+                    raise DataError(f"{f2d} holds {len(pose_2d)} frames, {f3d} {len(pose_3d)}: the 2D and 3D poses "
+                                    "of one sequence and camera must have the same frames; is one of them another "
+                                    "sequence's or truncated?")
             else:
                 lens = meta.lens[cam - 1]
                 pose_2d = camera.project_h36m(pose_3d, lens["focal"], lens["centre"], lens["radial_k"],
                                               lens["tangential_p"])
-            n = min(len(pose_3d), len(pose_2d))
+            n = len(pose_3d)
             keys = {"subject": s, "action": action, "subaction": subaction, "camera": cam,
                     "istrain": int(s in TRAIN_SUBJECTS), "damaged": int((s, name) in DAMAGED)}
-            rows = _sequence_rows(video, pose_3d[:n], pose_2d[:n], keys, step, images)
+            rows, frames = _sequence_rows(video, pose_3d, pose_2d, keys, step, images)
             if rows is None:
                 common.warn(f"{video}: unreadable video, sequence skipped")
                 report["skipped"].append(str(video.relative_to(raw)))
                 continue
-            common.save_part(out, folder, settings, rows)
+            if frames < n:  # kept, but not marked finished: a rerun converts it again and reports it again
+                common.warn(f"{video}: the video ends after {frames} of the {n} frames with poses; "
+                            f"the frames after it are missing")
+                report["missing"].append(f"{video.relative_to(raw)}: frames {frames + 1}-{n} (video ends early)")
+            else:
+                common.save_part(out, folder, settings, rows)
         parts.append(rows)
         report["sequences"] += 1
     return common.finish(out, parts, report)

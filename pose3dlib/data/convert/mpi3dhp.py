@@ -64,10 +64,14 @@ def read_sequence(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: per-frame variables differ in length: {n}")
     if not (np.isfinite(arrays["annot2"]).all() and np.isfinite(arrays["univ_annot3"]).all()):
         raise DataError(f"{path}: annot2 or univ_annot3 holds NaN or infinite values")
+    valid = arrays["valid_frame"] > 0
+    common.check_person_units(arrays["univ_annot3"][valid], "mm", f"{path}: 'univ_annot3'")
+    common.check_person_units(arrays["annot2"][valid], "px", f"{path}: 'annot2'")
     return arrays
 
 
-def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict) -> dict[str, np.ndarray]:
+def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict) -> tuple[dict[str, np.ndarray], int]:
+    """(rows of the valid frames whose images could be read, how many valid frames' images could not)."""
     ann = read_sequence(seq_dir / ANNOTATION_FILE)
     frames = np.flatnonzero(ann["valid_frame"] > 0)
     rows: dict[str, list] = {k: [] for k in ("id", "joint_2d", "joint_3d_mono", "bbox", "action")}
@@ -96,7 +100,7 @@ def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict) -> di
            "bbox": np.asarray(rows["bbox"]).reshape(n, 4), "subject": np.full(n, seq, np.int64),
            "action": np.asarray(rows["action"], np.int64), "subaction": np.ones(n, np.int64),
            "camera": np.ones(n, np.int64), "istrain": np.zeros(n, np.int64), "sequence": np.full(n, seq, np.int64)}
-    return out
+    return out, missing
 
 
 def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True) -> dict:
@@ -117,10 +121,13 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
     parts = []
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
-        rows = common.load_part(out, f"TS{seq}", settings)
+        seq_dir = testset / f"TS{seq}"
+        files = common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER)
+        rows = common.load_part(out, f"TS{seq}", {**settings, "files": files})
         if rows is None:
-            rows = _convert_sequence(testset / f"TS{seq}", seq, out / "images", report)
-            common.save_part(out, f"TS{seq}", settings, rows)
+            rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
+            if not missing:  # an incomplete sequence is converted (and reported) again by the next run
+                common.save_part(out, f"TS{seq}", {**settings, "files": files}, rows)
         report["frames"][f"TS{seq}"] = len(rows["id"])
         parts.append(rows)
     return common.finish(out, parts, report)

@@ -21,9 +21,11 @@ import os
 
 import yaml
 
+from pathlib import Path
+
 from ...config import DataConfig, load_config
 from ...engine.atomic_io import atomic_write_text
-from ...engine.errors import DataError
+from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import set_manifest
 from .common import REPORT_LISTS, shown_items
@@ -43,6 +45,26 @@ DATASETS = {"h36m": ("raw_h36m_dir", "h36m_dir", "lab_val_dir"),
 def _names_synthetic_data(folder: str) -> bool:
     """True for a location under data/synthetic/ or inside a folder the synthetic generator wrote."""
     return resolve(folder).is_relative_to(SYNTHETIC_DIR) or set_manifest(folder) is not None
+
+
+# Every data location a run reads (training, validation, test): those not converted stay synthetic.
+DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_dir")
+
+
+def synthetic_sets_root(data_cfg: DataConfig) -> Path | None:
+    """The one folder under data/synthetic/ holding the sets this config still reads from there, or None.
+
+    With only some downloads configured, the other datasets (and the synthetic validation split
+    of a domain without a download) stay synthetic: the generator writes them into this folder.
+    ConfigError when they lie in more than one folder (the generator writes all of them together).
+    """
+    folders = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
+    synthetic = {key: f for key, f in folders.items() if f.is_relative_to(SYNTHETIC_DIR)}
+    roots = {f.parent for f in synthetic.values()}
+    if len(roots) > 1:
+        raise ConfigError("the synthetic sets must share one folder (the generator writes them together), got "
+                          + ", ".join(f"data.{k} = {f}" for k, f in synthetic.items()))
+    return roots.pop() if roots else None
 
 
 def _require_download(data_cfg: DataConfig) -> None:
@@ -130,8 +152,7 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         except DataError as e:  # the converter names files and folders; this names the setting to change
             raise DataError(f"data.{DATASETS[name][0]} = {raw}: {e}") from None
         if not reports[name]["rows"]:  # as `convert-*` says it: not a later "annotation file not found"
-            missing = [m for field in REPORT_LISTS for m in reports[name].get(field) or []]
-            shown = shown_items(missing, 4)
+            shown = shown_items(missing_items(reports[name]), 4)
             raise DataError(f"{name}: nothing was converted from data.{DATASETS[name][0]} = {reports[name]['raw']}"
                             + (f" (missing: {shown})" if shown else ""))
         atomic_write_text(resolve(out) / DOWNLOAD_STAMP, json.dumps(stamp) + "\n")
@@ -149,13 +170,19 @@ def _convert(name: str, raw: str, out: str, progress: bool) -> dict:
     return convert_3dhp(raw, out, progress=progress)
 
 
-def summary_rows(reports: dict[str, dict]) -> list[dict]:
-    """One row per dataset for a table: rows written and how many files or sequences were missing."""
+def missing_items(report: dict) -> list[str]:
+    """Everything a conversion report lists as missing, skipped or not found, in REPORT_LISTS order."""
+    return [str(m) for field in REPORT_LISTS for m in report.get(field) or []]
+
+
+def summary_rows(reports: dict[str, dict], shown: int = 4) -> list[dict]:
+    """One row per dataset for a table: rows written, how many files, subjects or sequences were
+    missing, and the first `shown` of them by name (conversion.json in the converted set lists all)."""
     rows = []
     for name, r in reports.items():
-        missing = sum(len(r.get(k) or []) for k in ("missing", "subjects_missing", "missing_images",
-                                                     "sequences_missing", "skipped"))
-        rows.append({"dataset": name, "download": r["raw"], "rows": r["rows"], "missing": missing})
+        missing = missing_items(r)
+        rows.append({"dataset": name, "download": r["raw"], "rows": r["rows"], "missing": len(missing),
+                     "first missing": shown_items(missing, shown) if missing else ""})
     return rows
 
 
