@@ -66,3 +66,14 @@ def test_a_command_run_elsewhere_writes_where_it_was_asked(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mine" / "h36m" / "annot.h5").is_file()
     assert not (PROJECT_ROOT / "mine").exists()
+
+
+def test_ctrl_c_while_a_command_is_still_importing_is_one_line(monkeypatch, capsys):
+    from pose3dlib.tools import cli
+
+    def slow_import(*_):
+        raise KeyboardInterrupt  # as if Ctrl-C landed in the command module's imports
+
+    monkeypatch.setattr(cli, "build_parser", slow_import)
+    assert cli.main(["demo", "x.jpg"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

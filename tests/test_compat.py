@@ -82,6 +82,16 @@ def test_key_map_covers_the_full_paper_network():
     assert n_params == 14_429_104
 
 
+def test_a_data_parallel_state_dict_reads_with_the_original_names(tmp_path):
+    cfg = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1, num_joints=16)
+    model_state = build_model(cfg).state_dict()
+    state = {orig: model_state[ours] for orig, ours in compat.hg3d_key_map(cfg).items()}
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "wrapped.pth")
+    read = compat.hg3d_state_dict(tmp_path / "wrapped.pth")
+    assert set(read) == set(state) and all(torch.equal(read[k], state[k]) for k in state)
+    assert compat.infer_hg3d_config(read).num_features == 32
+
+
 def test_inferred_config_of_a_state_dict_with_original_names():
     cfg = ModelConfig(num_stacks=3, num_modules=2, num_features=64, num_reg_modules=2, num_joints=16)
     model_state = build_model(cfg).state_dict()

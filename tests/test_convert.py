@@ -240,6 +240,44 @@ def test_3dhp_poses_in_metres_are_refused(raw, tmp_path):
         convert_3dhp(part.parent, tmp_path / "out", progress=False)
 
 
+def _edited_mpii(raw, tmp_path, edit) -> tuple:
+    """A copy of the MPII .mat whose first annotated training person `edit(rect, point)` changes."""
+    from scipy.io import loadmat, savemat
+
+    release = loadmat(str(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat"), struct_as_record=False,
+                      squeeze_me=True)["RELEASE"]
+    for anno in np.ravel(release.annolist):
+        rects = anno.annorect
+        for rect in (np.ravel(rects) if isinstance(rects, np.ndarray) else [rects]):
+            points = getattr(getattr(rect, "annopoints", None), "point", None)
+            if points is not None and not isinstance(rect.scale, np.ndarray):
+                edit(rect, np.ravel(points)[0] if isinstance(points, np.ndarray) else points)
+                mat = tmp_path / "mat" / "edited.mat"
+                mat.parent.mkdir()
+                savemat(str(mat), {"RELEASE": release})
+                return mat, raw / "mpii" / "images"
+    raise AssertionError("no annotated person")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda rect, pt: setattr(pt, "is_visible", "yes"), r"annolist\(\d+\)\.annorect\(\d+\) joint \d+ has is_visible 'yes'"),
+    (lambda rect, pt: setattr(rect, "scale", -1.25), r"annolist\(\d+\)\.annorect\(\d+\)\.scale is -1.25, expected > 0"),
+    (lambda rect, pt: setattr(pt, "x", "left"), r"annolist\(\d+\)\.annorect\(\d+\) joint \d+ x is 'left', expected a number"),
+])
+def test_mpii_bad_annotation_values_name_the_entry(raw, tmp_path, edit, match):
+    mat, images = _edited_mpii(raw, tmp_path, edit)
+    with pytest.raises(DataError, match="edited.mat: " + match):
+        convert_mpii(mat, images, tmp_path / "out", progress=False)
+
+
+def test_mpii_val_from_that_matches_nobody_is_an_error(raw, tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["index"], f["person"] = np.arange(5) + 10_000.0, np.zeros(5)
+    with pytest.raises(DataError, match=r"none of the 5 validation people in --val-from .*other.h5 .*0-based"):
+        convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", raw / "mpii" / "images", tmp_path / "out",
+                     val_from=tmp_path / "other.h5", progress=False)
+
+
 def test_mpii_round_trip(raw, converted):
     out, reports = converted
     truth = _truth(raw, "mpii")
@@ -564,13 +602,13 @@ def test_mpii_images_link_relative_inside_the_project_replaced_when_converted_ag
     assert MPIIDataset(moved / "data" / "converted" / "mpii", "train", CFG)[0]["image"].shape == (3, 64, 64)
 
     # converted again from images elsewhere: the link follows (absolute: outside the project), and the
-    # earlier val.h5 goes when this conversion has no validation rows (a val file naming no annotated person)
+    # earlier val.h5 goes when this conversion has no validation rows (an empty val file: no validation split)
     elsewhere = tmp_path / "elsewhere" / "images"
     shutil.copytree(raw / "mpii" / "images", elsewhere)
     out = moved / "data" / "converted" / "mpii"
     monkeypatch.setattr(convert_mpii_module, "PROJECT_ROOT", moved)
     with h5py.File(tmp_path / "none.h5", "w") as f:
-        f["index"], f["person"] = np.array([999]), np.array([0])
+        f["index"], f["person"] = np.zeros(0), np.zeros(0)
     report = convert_mpii(mat, elsewhere, out, val_from=tmp_path / "none.h5", progress=False)
     assert os.readlink(out / "images") == str(elsewhere) and report["val_rows"] == 0
     assert not (out / "val.h5").exists() and (out / "train.h5").is_file()
@@ -616,3 +654,27 @@ def test_datasets_without_a_download_stay_synthetic():
     assert row["missing"] == 6
     assert row["first missing"] == "TS1/annot_data.mat, TS2/annot_data.mat, TS3/annot_data.mat, TS4/annot_data.mat, " \
                                    "... (6 in all)"
+
+
+def test_wrong_3dhp_and_mpii_folders_name_the_right_one(raw, tmp_path):
+    from pose3dlib.data.convert.real import prepare_real_data
+
+    testset = raw / "mpi_inf_3dhp_test_set"
+    with pytest.raises(DataError, match=rf"no TS1..TS6/annot_data.mat in {re.escape(str(raw))}; "
+                                        rf"{re.escape(str(testset))} has them: pass that folder"):
+        convert_3dhp(raw, tmp_path / "o1", progress=False)
+    with pytest.raises(DataError, match=rf"is one sequence's folder; pass the folder holding TS1..TS6, {re.escape(str(testset))}"):
+        convert_3dhp(testset / "TS5", tmp_path / "o2", progress=False)
+    download = tmp_path / "mpii_download"  # the annotations unpacked into a folder of their own
+    (download / "annotations").mkdir(parents=True)
+    shutil.copy(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", download / "annotations")
+    (download / "images").symlink_to(raw / "mpii" / "images")
+    with pytest.raises(DataError, match=r"data.raw_mpii_dir = .*no mpii_human_pose_v1_u12_1.mat in .*mpii_download; "
+                                        r"it lies in .*mpii_download/annotations: move it into"):
+        prepare_real_data(DataConfig(raw_mpii_dir=str(download), mpii_dir=str(tmp_path / "o3")), progress=False)
+
+
+def test_real_data_overrides_without_downloads_names_the_config(capsys):
+    assert main(["real-data-overrides", "--config", "configs/smoke.yaml"]) == 2
+    assert re.search(r"error: \S*configs/smoke.yaml: no official download configured: set data.raw_h36m_dir",
+                     capsys.readouterr().err)

@@ -426,7 +426,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
 def add_arguments(parser) -> None:
     parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config (e.g. configs/cpu.yaml)")
     parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/")
-    parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate")
+    parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate (default: 1,2,3, every stage)")
     parser.add_argument("--out", action=CommandLinePath, default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")

@@ -384,9 +384,18 @@ def _state_from_object(obj: Any, source: str) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not an hg3d network or its state dict")
 
 
+WRAPPER_PREFIX = "module."  # what nn.DataParallel / DistributedDataParallel put before every name
+
+
 def hg3d_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The original parameter and buffer names -> tensors (CPU) of an hg3d checkpoint of any accepted kind."""
-    return _state_from_object(read_torch_file(path), str(path))
+    """The original parameter and buffer names -> tensors (CPU) of an hg3d checkpoint of any accepted kind.
+
+    A state dict saved from a wrapped network (every name starting with `module.`, as
+    nn.DataParallel writes them) reads as the network's own names."""
+    state = _state_from_object(read_torch_file(path), str(path))
+    if state and all(k.startswith(WRAPPER_PREFIX) for k in state):
+        state = {k[len(WRAPPER_PREFIX):]: v for k, v in state.items()}
+    return state
 
 
 def infer_hg3d_config(state: Mapping[str, torch.Tensor], source: str = "state dict") -> ModelConfig:

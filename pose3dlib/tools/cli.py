@@ -59,14 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    try:
-        parser = build_parser(command if command in COMMANDS else None)
-    except ModuleNotFoundError as e:
-        print(f"error: command {command!r} is not available ({e})", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False)
-    try:
+    debug = "--debug" in argv
+    try:  # Ctrl-C while the command's modules are still importing ends the same way as later
+        try:
+            parser = build_parser(command if command in COMMANDS else None)
+        except ModuleNotFoundError as e:
+            print(f"error: command {command!r} is not available ({e})", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
+        debug = getattr(args, "debug", False)
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -118,6 +118,13 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
             present.append(seq)
         else:
             report["sequences_missing"].append(f"TS{seq}/{ANNOTATION_FILE}")
+    if not present:  # the folder above the test set, or one sequence's folder: name the one to pass
+        if (testset / ANNOTATION_FILE).is_file():
+            raise DataError(f"{testset} is one sequence's folder; pass the folder holding TS1..TS6, {testset.parent}")
+        below = sorted({p.parent.parent for p in testset.glob(f"*/TS*/{ANNOTATION_FILE}")}
+                       | {p.parent.parent for p in testset.glob(f"*/*/TS*/{ANNOTATION_FILE}")})
+        if below:
+            raise DataError(f"no TS1..TS6/{ANNOTATION_FILE} in {testset}; {below[0]} has them: pass that folder")
     parts = []
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):

@@ -94,17 +94,27 @@ def _person(rect, mat: Path, i: int, r: int) -> dict | None:
         else (None, None)
     if not points or scale is None or ox is None or oy is None:
         return None
+    where = f"{mat}: annolist({i + 1}).annorect({r + 1})"
+    if not _number(scale, f"{where}.scale") > 0:
+        raise DataError(f"{where}.scale is {scale}, expected > 0 (the person's height / 200 px)")
     part = np.zeros((NUM_JOINTS, 2))
     visible = np.zeros(NUM_JOINTS)
     for pt in points:
         j, x, y = _value(getattr(pt, "id", None)), _value(getattr(pt, "x", None)), _value(getattr(pt, "y", None))
         if j is None or x is None or y is None:
             continue
-        if not 0 <= int(j) < NUM_JOINTS:
-            raise DataError(f"{mat}: annolist({i + 1}).annorect({r + 1}) has joint id {j}, expected 0..15")
-        part[int(j)] = (float(x), float(y))
+        j = _number(j, f"{where}.annopoints.point id")
+        if not (j == int(j) and 0 <= int(j) < NUM_JOINTS):
+            raise DataError(f"{where} has joint id {j}, expected 0..15")
+        j = int(j)
+        part[j] = (_number(x, f"{where} joint {j} x"), _number(y, f"{where} joint {j} y"))
         vis = _value(getattr(pt, "is_visible", None))
-        visible[int(j)] = 1.0 if vis is None else float(vis)  # empty: annotated, visibility not given
+        if vis is None:
+            visible[j] = 1.0  # empty: annotated, visibility not given
+        elif isinstance(vis, str):  # `_value` already read the digits '0' / '1' as numbers
+            raise DataError(f"{where} joint {j} has is_visible {vis!r}, expected 0, 1 or empty")
+        else:
+            visible[j] = float(_number(vis, f"{where} joint {j} is_visible") != 0)
     head = [_value(getattr(rect, k, None)) for k in ("x1", "y1", "x2", "y2")]
     if any(h is None for h in head):
         raise DataError(f"{mat}: annolist({i + 1}).annorect({r + 1}) has joints but no head box x1, y1, x2, y2")
@@ -113,6 +123,17 @@ def _person(rect, mat: Path, i: int, r: int) -> dict | None:
     return {"part": part, "visible": visible, "center": centre[0], "scale": float(adj_scale[0]),
             "normalize": HEAD_SIZE_FACTOR * float(np.hypot(x2 - x1, y2 - y1)), "index": float(i), "person": float(r),
             "torsoangle": 0.0}
+
+
+def _number(value, what: str) -> float:
+    """A finite float from an annotation field, else DataError naming the field (`what`)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} is {value!r}, expected a number") from None
+    if not np.isfinite(number):
+        raise DataError(f"{what} is {number}, expected a finite number")
+    return number
 
 
 def read_val_pairs(path: Path) -> set[tuple[int, int]]:
@@ -189,6 +210,10 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
                 found.add(key)
             split_rows[split][0].append(p)
             split_rows[split][1].append(name)
+    if val_from is not None and val_pairs and not found:
+        raise DataError(f"none of the {len(val_pairs)} validation people in --val-from {val_from} is an annotated "
+                        f"training person of {mat.name} with its image: another release's file, or 1-based indices? "
+                        "('index' and 'person' are 0-based)")
     report["val_not_found"] = sorted(f"{i},{p}" for i, p in val_pairs - found)
     report["missing_images"] = sorted(set(report["missing_images"]))
     for split, (rows, _) in split_rows.items():

@@ -165,6 +165,11 @@ def _convert(name: str, raw: str, out: str, progress: bool) -> dict:
         return convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST, progress=progress)
     if name == "mpii":
         folder = resolve(raw)
+        if not (folder / MPII_MAT).is_file():
+            found = sorted(folder.glob(f"*/{MPII_MAT}")) + sorted(folder.glob(f"*/*/{MPII_MAT}"))
+            where = (f"; it lies in {found[0].parent}: move it into {folder}, beside images/" if found else
+                     f" (this setting names the folder that holds {MPII_MAT} and images/)")
+            raise DataError(f"no {MPII_MAT} in {folder}{where}")
         val = next((folder / f for f in MPII_VAL_FILES if (folder / f).is_file()), None)
         return convert_mpii(folder / MPII_MAT, folder / "images", out, val_from=val, progress=progress)
     return convert_3dhp(raw, out, progress=progress)
@@ -197,7 +202,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    overrides = real_data_overrides(cfg.data, cfg.profile)
+    try:
+        overrides = real_data_overrides(cfg.data, cfg.profile)
+    except DataError as e:  # name the file to edit
+        raise DataError(f"{args.config}: {e}") from None
     if args.as_args:
         spaced = [o for o in overrides if any(c.isspace() for c in o)]
         if spaced:  # $(...) splits words on spaces and keeps quotes: such a path cannot pass that way
