@@ -18,10 +18,9 @@ import argparse
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import yaml
-
-from pathlib import Path
 
 from ...config import DataConfig, load_config
 from ...engine.atomic_io import atomic_write_text
