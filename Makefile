@@ -124,6 +124,9 @@ SWEEP_VALUES_smoke = 0,0.01
 SWEEP_VALUES ?= $(if $(filter train.stage3.geometric_weight,$(SWEEP_PARAM)),$(SWEEP_VALUES_$(SWEEP_PROFILE)))
 # Checked when make reads the Makefile, before set-up work, so the message comes at once.
 ifneq ($(filter sweep,$(MAKECMDGOALS)),)
+ifeq ($(wildcard configs/$(SWEEP_PROFILE).yaml),)
+$(error SWEEP_PROFILE=$(SWEEP_PROFILE): configs/$(SWEEP_PROFILE).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml))))
+endif
 ifeq ($(strip $(SWEEP_VALUES)),)
 $(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4)
 endif
@@ -138,7 +141,11 @@ SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOKS)),01_data_prep,$(i
 sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE/SWEEP_PARAM/
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE)
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
-	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep
+	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep $(REPLACE_FLAG)
+
+#> REPLACE=False | True: sweep and ablation may write a summary without runs an earlier one in the same folder held
+REPLACE ?= False
+REPLACE_FLAG := $(if $(filter True,$(REPLACE)),--replace)
 
 #> ABLATION_PROFILE | the ablation's profile (default PROFILE); ABLATION_SEEDS_BC=0,1,2,3,4, ABLATION_SEEDS_A=0,1,2
 #> ABLATION_SCHEDULE | config overrides for every arm alike (cpu default: one epoch per stage; empty: the profile's full schedule)
@@ -153,7 +160,7 @@ ABLATION_SCHEDULE_cpu = train.stage1.epochs=1 train.stage1.lr_drop_epochs=[] tra
 ABLATION_SCHEDULE ?= $(ABLATION_SCHEDULE_$(ABLATION_PROFILE))
 ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only images, (c) + geometric loss -> runs/ablation/ABLATION_PROFILE/
 	$(PY) -m pose3dlib ablation --profile $(ABLATION_PROFILE) --seeds-bc "$(ABLATION_SEEDS_BC)" \
-	  --seeds-a "$(ABLATION_SEEDS_A)" $(foreach o,$(ABLATION_SCHEDULE),--set '$(o)') --out runs/ablation/$(ABLATION_PROFILE)
+	  --seeds-a "$(ABLATION_SEEDS_A)" $(foreach o,$(ABLATION_SCHEDULE),--set '$(o)') --out runs/ablation/$(ABLATION_PROFILE) $(REPLACE_FLAG)
 
 #> UNSEEN_PROFILE | whose run unseen-check scores (default PROFILE); UNSEEN_SEEDS=39,40 adds sets (default: the record's eleven)
 UNSEEN_PROFILE ?= $(PROFILE)

@@ -184,12 +184,12 @@ def test_ablation_shares_stage2_between_b_and_c_and_reruns_only_what_changed(smo
     # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2
     calls.clear()
     longer = [*smoke_data, "train.stage3.epochs=2"]
-    run_ablation("smoke", [0], [], out, longer, executor=_in_process(calls), log=lambda line: None)
+    run_ablation("smoke", [0], [], out, longer, executor=_in_process(calls), log=lambda line: None, replace=True)
     assert calls == [("c", 0, 3), ("c", 0, None), ("b", 0, 3), ("b", 0, None)]
     # another Stage 1 makes every stage stale: c trains again and b follows its new Stage 2
     calls.clear()
     run_ablation("smoke", [0], [], out, [*longer, "train.stage1.lr=2e-3"], executor=_in_process(calls),
-                 log=lambda line: None)
+                 log=lambda line: None, replace=True)
     assert calls == [("c", 0, 1), ("c", 0, 2), ("c", 0, 3), ("c", 0, None), ("b", 0, 3), ("b", 0, None)]
 
 
@@ -277,3 +277,17 @@ def test_summarize_writes_table_and_figure_and_rejects_a_wrong_csv(tmp_path):
         read_ablation_csv(tmp_path / "bad.csv")
     with pytest.raises(Pose3DError, match="run `make ablation` first"):
         read_ablation_csv(tmp_path / "missing.csv")
+
+
+def test_fewer_seeds_do_not_shrink_an_ablation_csv_and_seed_is_not_a_schedule_key(tmp_path):
+    out = tmp_path / "ablation"
+    rows = [{"arm": arm, "seed": seed, "split": "wild_test", "protocol": "p1_mpjpe", "value": 1.0}
+            for arm in "abc" for seed in (0, 1)]
+    write_ablation_csv(rows, out / "ablation.csv")
+    before = (out / "ablation.csv").read_bytes()
+    with pytest.raises(Pose3DError, match=r"ablation.csv holds runs these seeds would drop from it: \(a\) seed 1, "
+                                          r"\(b\) seed 1, \(c\) seed 1; give them too"):
+        run_ablation("smoke", [0], [0], out, executor=lambda *a: None, log=lambda line: None)
+    assert (out / "ablation.csv").read_bytes() == before
+    with pytest.raises(Pose3DError, match=r"--set seed=5: the ablation's seeds come from --seeds-bc and --seeds-a"):
+        run_ablation("smoke", [0, 1], [0, 1], out, ["seed=5"], executor=lambda *a: None, log=lambda line: None)

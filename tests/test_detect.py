@@ -146,6 +146,9 @@ def test_person_search_command_reports_a_hit_rate(tmp_path):
         assert len(result["rows"]) == 2 and "person found in" in r.stdout
         assert all(r["side_ratio"] > 0 and isinstance(r["hit"], bool) for r in result["rows"])
         assert result["recentre"] is recentre
+    from pose3dlib.tools.cli import main
+
+    assert main(["person-search", str(ckpt), "--scenes", "2", "--seed", "-1"]) == 2  # a traceback before
 
 
 def test_refine_reports_the_best_window_re_centred_on_its_joints(smoke_cfg):

@@ -285,6 +285,12 @@ def test_a_negative_limit_is_refused_and_zero_means_every_sample(capsys):
     check_limit(5)
     assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--limit", "-3"]) == 2
     assert "--limit -3: expected 0 (every sample) or a positive number" in capsys.readouterr().err
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.evaluation.evaluate import evaluate_run
+
+    with pytest.raises(Pose3DError, match="--limit -2"):  # notebook 06 calls the library directly
+        evaluate_run(load_config("configs/smoke.yaml"), "runs/nowhere", limit=-2)
 
 
 @pytest.mark.parametrize("override", ["model.num_features=32", "data.input_size=128", "data.heatmap_size=32",
@@ -297,5 +303,8 @@ def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys)
         assert main([command, "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
         err = capsys.readouterr().err
         assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err, command
+    assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", "runs/nowhere/last.pt",
+                 "--set", override]) == 2  # diagnose-depth scores one checkpoint the same way
+    assert f"--set {override}: each checkpoint decides" in capsys.readouterr().err
     check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y",
                      "train.device=cpu"])  # what it takes

@@ -66,3 +66,7 @@ def test_export_onnx_command(checkpoint, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pose3dlib", "export-onnx", str(checkpoint), str(out), "--input-size", "100"],
                          check=False, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "multiple of 64" in bad.stderr
+    for size in ("-64", "0"):  # a traceback (negative) or silently the default (0) before
+        from pose3dlib.tools.cli import main
+
+        assert main(["export-onnx", str(checkpoint), str(out), "--input-size", size]) == 2

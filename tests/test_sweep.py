@@ -341,3 +341,69 @@ def test_make_reproduce_and_data_stop_on_a_mistyped_profile_or_real_data(make_n,
         assert done.returncode != 0 and message in done.stderr, done
         assert "run-notebook" not in done.stdout and "prepare-synthetic" not in done.stdout
     assert "run-notebook 01_data_prep" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke", "REAL_DATA=True")
+
+
+def test_seeds_repeat_once_and_negative_seeds_name_the_option():
+    assert parse_seeds("0,0,2,0") == [0, 2]
+    with pytest.raises(Pose3DError, match=r"--seeds-bc '0,-1': seeds are integers >= 0, got \[-1\]"):
+        parse_seeds("0,-1", "--seeds-bc")
+
+
+@pytest.mark.parametrize("param, values, seeds, notebooks, message", [
+    ("train.stage3.geometric_weight", [0.01, "1e-2"], None, ["04_train_geometry", "06_eval_mpjpe"],
+     r"0.01 and '1e-2' are the same value of train.stage3.geometric_weight"),
+    ("seed", [1, 2], [0], ["04_train_geometry", "06_eval_mpjpe"], r"a sweep of seed takes no --seeds"),
+    ("train.stage2.lr", [1e-3, 1e-2], None, ["04_train_geometry", "06_eval_mpjpe"],
+     r"none of them trains Stage 2, so every value would reuse the base run's Stage 2; add 03_train_depth"),
+])
+def test_sweeps_that_would_count_or_reuse_runs_wrongly_are_refused(tmp_path, monkeypatch, param, values, seeds,
+                                                                   notebooks, message):
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    with pytest.raises(Pose3DError, match=message):
+        run_sweep(param, values, notebooks, tmp_path / "base", tmp_path / "out", "configs/smoke.yaml", seeds=seeds)
+    assert calls == [] and not (tmp_path / "out").exists()
+    # the stage's own notebook trains it: that sweep starts
+    with pytest.raises(_Stop):
+        run_sweep("train.stage3.lr", [1e-4], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml")
+
+
+def test_a_smaller_rerun_does_not_drop_earlier_runs_from_the_summary(tmp_path, monkeypatch):
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    out = tmp_path / "out"
+    out.mkdir()
+    write_sweep_csv(_rows({"0": {("wild_test", "p1_mpjpe"): 1.0}, "0.01": {("wild_test", "p1_mpjpe"): 2.0}}, seed=0),
+                    out / "sweep.csv")
+    with pytest.raises(Pose3DError, match=r"sweep.csv holds runs this sweep would drop from its summary "
+                                          r"\(value=0,seed=0\): give their values and seeds too"):
+        run_sweep("train.stage3.geometric_weight", [0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  out, "configs/smoke.yaml", seeds=[0])
+    assert calls == []
+    with pytest.raises(_Stop):  # the same runs and more: carries on; or --replace
+        run_sweep("train.stage3.geometric_weight", [0, 0.01, 0.1], ["04_train_geometry", "06_eval_mpjpe"],
+                  tmp_path / "base", out, "configs/smoke.yaml", seeds=[0])
+    with pytest.raises(_Stop):
+        run_sweep("train.stage3.geometric_weight", [0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  out, "configs/smoke.yaml", seeds=[0], replace=True)
+
+
+def test_the_summary_shows_the_last_stage_the_sweep_scored(tmp_path):
+    rows = [{"param_value": "0", "seed": "", "stage": "stage2", "split": "wild_test", "protocol": "p1_mpjpe",
+             "action": "all", "value": 300.0}]
+    write_sweep_csv(rows, tmp_path / "sweep.csv")
+    table = summarize(tmp_path / "sweep.csv", "train.stage2.lr")
+    assert "300.0" in table  # Stage 2 rows, not an empty Stage 3 table
+
+
+def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
+    done = make_n("sweep", "SWEEP_PROFILE=nope")
+    assert done.returncode != 0 and "SWEEP_PROFILE=nope: configs/nope.yaml not found" in done.stderr, done
+    assert "--replace" in _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REPLACE=True")
+    assert "--replace" not in _make_dry_run(make_n, "sweep", "PROFILE=smoke")
+    assert "--replace" in _make_dry_run(make_n, "ablation", "PROFILE=smoke", "REPLACE=True")

@@ -227,8 +227,9 @@ def run(args) -> int:
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
-    from .evaluate import checkpoint_geometry, predict_split
+    from .evaluate import check_overrides, checkpoint_geometry, predict_split
 
+    check_overrides(args.overrides)  # the checkpoint decides its network and input geometry
     cfg = load_config(args.config, args.overrides)
     if args.figure is not None and Path(args.figure).suffix.lower() != ".png":
         raise Pose3DError(f"--figure {args.figure}: expected a .png path")

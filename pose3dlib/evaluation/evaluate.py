@@ -389,6 +389,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
 
+    check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir)
     dev = resolve_device(device or cfg.train.device)

@@ -291,9 +291,9 @@ def run(args) -> int:
     from ..model import load_model
     from ..synthetic.scenes import make_scenes
 
-    if args.scenes < 1:
+    if args.scenes < 1 or args.seed < 0:
         from ..engine.errors import Pose3DError
-        raise Pose3DError(f"--scenes must be >= 1, got {args.scenes}")
+        raise Pose3DError(f"--scenes must be >= 1 and --seed >= 0, got {args.scenes} and {args.seed}")
     model, cfg = load_model(resolve(args.checkpoint))
     result = hit_rate(model, cfg, make_scenes(args.seed, args.scenes), progress=True, recentre=args.recentre)
     print(f"person found in {sum(r['hit'] for r in result['rows'])}/{result['scenes']} scenes "

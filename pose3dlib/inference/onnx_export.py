@@ -62,6 +62,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     """Write the checkpoint's network as ONNX (dynamic batch and input side); returns the path."""
     model, cfg = load_model(checkpoint)
     model = model.to(memory_format=torch.contiguous_format).float().eval()
+    if input_size is not None and input_size <= 0:
+        raise Pose3DError(f"--input-size {input_size}: expected a positive multiple of {INPUT_MULTIPLE} "
+                          "(or no --input-size: the checkpoint's data.input_size)")
     size = input_size or cfg.data.input_size
     if size % INPUT_MULTIPLE:
         raise Pose3DError(f"input size {size} is not a multiple of {INPUT_MULTIPLE}")

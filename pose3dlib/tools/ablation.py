@@ -177,9 +177,21 @@ def ensure_data(cfg: Config) -> None:
         generate(dirs[0].parent, cfg.synthetic, cfg.seed)
 
 
+def check_kept_seeds(csv_path: Path, seeds_bc: Iterable[int], seeds_a: Iterable[int], replace: bool) -> None:
+    """Refuse to rewrite an ablation.csv without arm/seed runs it holds, unless `replace`."""
+    if replace or not csv_path.is_file():
+        return
+    wanted = set(arm_seeds(seeds_bc, seeds_a))
+    dropped = sorted({(r["arm"], r["seed"]) for r in read_ablation_csv(csv_path)} - wanted)
+    if dropped:
+        shown = ", ".join(f"({a}) seed {s}" for a, s in dropped)
+        raise Pose3DError(f"{csv_path} holds runs these seeds would drop from it: {shown}; give them too "
+                          "(finished runs are reused), or --replace (REPLACE=True with make) to write only these")
+
+
 def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str | Path | None = None,
                  schedule: Iterable[str] = (), executor: Callable[[Step, str, Path], None] = run_notebook,
-                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> Path:
+                 log: Callable[[str], None] = lambda line: print(line, flush=True), replace: bool = False) -> Path:
     """Train and evaluate what is not up to date, then write `<out>/ablation.csv`; returns its path.
 
     Args:
@@ -189,11 +201,17 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
         schedule: config overrides applied to every arm (a shorter schedule, other data folders).
         executor: runs one step, given (step, profile, config file); default: its notebook.
         log: receives one progress line per step.
+        replace: let ablation.csv leave out arm/seed runs it held before (else refused, `check_kept_seeds`).
     """
     if not seeds_bc and not seeds_a:
         raise Pose3DError("the ablation needs seeds: give --seeds-bc and/or --seeds-a (e.g. 0,1,2)")
     schedule = list(schedule)
+    seeded = [o for o in schedule if o.split("=", 1)[0].strip() == "seed"]
+    if seeded:
+        raise Pose3DError(f"--set {seeded[0]}: the ablation's seeds come from --seeds-bc and --seeds-a "
+                          "(ABLATION_SEEDS_BC, ABLATION_SEEDS_A), not from the config")
     out = Path(out or f"runs/ablation/{profile}")
+    check_kept_seeds(resolve(out) / "ablation.csv", seeds_bc, seeds_a, replace)
     ensure_data(load_config(f"configs/{profile}.yaml", schedule))
     configs: dict[tuple[str, int], tuple[Config, Path]] = {}
     for arm, seed in arm_seeds(seeds_bc, seeds_a):
@@ -488,6 +506,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config override for every arm, e.g. a shorter schedule: "
                              "--set train.stage1.epochs=1 (repeatable)")
     parser.add_argument("--out", action=CommandLinePath, default=None, help="output folder (default runs/ablation/<profile>)")
+    parser.add_argument("--replace", action="store_true",
+                        help="let ablation.csv leave out arm/seed runs an earlier run wrote into it (default: refused)")
     parser.add_argument("--summarize", action="store_true",
                         help="only rewrite ablation.md and ablation.png from the output folder's ablation.csv")
 
@@ -500,7 +520,8 @@ def run(args: argparse.Namespace) -> int:
         csv_path = resolve(out) / "ablation.csv"
     else:
         start = time.monotonic()
-        csv_path = run_ablation(args.profile, parse_seeds(args.seeds_bc), parse_seeds(args.seeds_a), out, args.schedule)
+        csv_path = run_ablation(args.profile, parse_seeds(args.seeds_bc, "--seeds-bc"),
+                                parse_seeds(args.seeds_a, "--seeds-a"), out, args.schedule, replace=args.replace)
         print(f"ablation: trained and evaluated in {(time.monotonic() - start) / 60:.1f} min")
     print(summarize(csv_path))
     print(f"ablation: {csv_path}, {csv_path.parent / 'ablation.md'}, {csv_path.parent / 'ablation.png'}")

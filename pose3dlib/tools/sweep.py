@@ -48,12 +48,17 @@ def parse_values(text: str) -> list:
     return values
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override)."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override). A repeated seed counts once (order kept);
+    Pose3DError naming `option` for anything but integers >= 0."""
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        seeds = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise Pose3DError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+        raise Pose3DError(f"{option} {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    negative = [s for s in seeds if s < 0]
+    if negative:
+        raise Pose3DError(f"{option} {text!r}: seeds are integers >= 0, got {negative}")
+    return list(dict.fromkeys(seeds))
 
 
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
@@ -119,6 +124,59 @@ def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(s for s in runs.STAGES if s < trained[0]), tuple(trained)
 
 
+def typed_value(config_file: str | Path, param: str, value):
+    """The value of dotted key `param` as the config reads it with `<param>=<value>` (ConfigError when bad)."""
+    from ..config import load_config
+
+    node = load_config(config_file, [f"{param}={value}"])
+    for part in param.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def check_values(param: str, values: list, seeds: list[int] | None, config_file: str | Path) -> None:
+    """Refuse values that are the same value of `param` twice (0.01 and 1e-2: one run counted as two) and
+    a sweep of `seed` given seeds as well (the seed override would replace every swept value)."""
+    seen: dict = {}
+    for value in values:
+        typed = typed_value(config_file, param, value)
+        if typed in seen:
+            raise Pose3DError(f"--values: {seen[typed]!r} and {value!r} are the same value of {param} ({typed!r}); "
+                              "give each value once")
+        seen[typed] = value
+    if param == "seed" and seeds:
+        raise Pose3DError(f"a sweep of seed takes no --seeds (each value is the seed; --seeds {seeds} would replace "
+                          "it): give SWEEP_SEEDS= (empty) or --seeds ''")
+
+
+def check_stage_key(param: str, notebooks: list[str], trained: tuple[int, ...]) -> None:
+    """Refuse a sweep of a stage's key (`train.stage<N>.*`) that none of `notebooks` trains: every value
+    would reuse the base run's Stage N, trained with the base value."""
+    from .notebook_runner import TRAIN_NOTEBOOKS
+
+    parts = param.split(".")
+    if len(parts) > 2 and parts[0] == "train" and parts[1].startswith("stage") and parts[1][5:].isdigit():
+        stage = int(parts[1][5:])
+        if stage in TRAIN_NOTEBOOKS and stage not in trained:
+            raise Pose3DError(f"sweep of {param} with notebooks {notebooks}: none of them trains Stage {stage}, so "
+                              f"every value would reuse the base run's Stage {stage}; add {TRAIN_NOTEBOOKS[stage]} "
+                              "(and the training notebooks after it)")
+
+
+def check_kept_runs(summary_csv: Path, cells: set[tuple[str, str]], replace: bool) -> None:
+    """Refuse to write a summary that leaves out runs an earlier summary in the same folder holds,
+    unless `replace` (their folders stay on disk either way)."""
+    if replace or not summary_csv.is_file():
+        return
+    earlier = {(r["param_value"], r["seed"]) for r in read_sweep_csv(summary_csv)}
+    dropped = sorted(earlier - cells)
+    if dropped:
+        shown = ", ".join(f"value={v}" + (f",seed={s}" if s else "") for v, s in dropped[:6])
+        raise Pose3DError(f"{summary_csv} holds runs this sweep would drop from its summary ({shown}"
+                          f"{', ...' if len(dropped) > 6 else ''}): give their values and seeds too (finished "
+                          "runs are reused), or --replace (REPLACE=True with make) to summarise only these")
+
+
 def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, ...]) -> bool:
     """True when a re-run of the sweep may skip `notebook` in this cell: its executed copy is there and
     the stage it trains is finished for `cfg` from the current earlier stage (runs.stage_status), or
@@ -134,7 +192,7 @@ def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, .
 
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
-              config_file: str | Path, seeds: list[int] | None = None) -> Path:
+              config_file: str | Path, seeds: list[int] | None = None, replace: bool = False) -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
@@ -142,7 +200,9 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     and types of the parameters it gets) before anything runs (ConfigError naming the key,
     Pose3DError naming the notebook). Every notebook gets config_file, overrides, run_dir and
     figures_dir; the stages no swept notebook trains come from the base run and evaluation
-    notebooks that take `stages` score the re-run ones (`stage_plan`).
+    notebooks that take `stages` score the re-run ones (`stage_plan`). Refused before anything
+    runs: the same value twice, `seed` swept with seeds, a `train.stage<N>.*` key whose stage
+    no notebook trains, and (unless `replace`) a summary that would drop earlier runs.
     """
     from ..config import load_config
     from .notebook_runner import EVAL_NOTEBOOK, execute, notebook_path, prepare
@@ -152,6 +212,9 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
     reuse_stages, scored_stages = stage_plan(notebooks)
+    check_values(param, values, seeds, config_file)
+    if reuse_stages != tuple(runs.STAGES):
+        check_stage_key(param, notebooks, scored_stages)
     if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change
         if not param.startswith(("eval.", "data.")):
             raise Pose3DError(f"sweep of {param} with notebooks {notebooks} trains nothing: every value would score "
@@ -168,6 +231,8 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
 
     for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
         prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=("stages",))
+    check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
+                                            for s in (seeds or [None])}, replace)
     rows = []
     for value in values:
         for seed in seeds or [None]:
@@ -309,17 +374,21 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
 
 
 def summarize(summary_csv: str | Path, param: str) -> str:
-    """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table."""
+    """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table.
+
+    They show the last stage the sweep scored: Stage 3, or Stage 2 for a sweep that stops there."""
     summary = resolve(summary_csv)
     rows = read_sweep_csv(summary)
-    table = sweep_table(rows, param)
+    stage = max((r["stage"] for r in rows if r["stage"].startswith("stage")), default="stage3")
+    table = sweep_table(rows, param, stage=stage)
     (summary.parent / "sweep.md").write_text(table + "\n")
-    plot_sweep(rows, param).savefig(summary.parent / "sweep.png", dpi=120)
+    plot_sweep(rows, param, stage=stage).savefig(summary.parent / "sweep.png", dpi=120)
     return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action=CommandLinePath, default="configs/smoke.yaml", help="YAML config of the base run")
+    parser.add_argument("--config", action=CommandLinePath, default="configs/smoke.yaml",
+                        help="YAML config of the base run (default configs/smoke.yaml; `make sweep` passes configs/<SWEEP_PROFILE>.yaml)")
     parser.add_argument("--param", default="train.stage3.geometric_weight", help="dotted config key to sweep")
     parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars)")
     parser.add_argument("--notebooks", nargs="+", default=["04_train_geometry", "06_eval_mpjpe"],
@@ -328,6 +397,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
                         "(default: once, with the config's seed)")
     parser.add_argument("--out", action=CommandLinePath, default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
+    parser.add_argument("--replace", action="store_true",
+                        help="let the summary leave out runs of an earlier sweep in the same folder (default: refused)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -337,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
     base = args.base_run or runs.default_run_dir(profile)
     out = runs.sweep_dir(args.out, profile, args.param)
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
-                        seeds=parse_seeds(args.seeds) or None)
+                        seeds=parse_seeds(args.seeds) or None, replace=args.replace)
     print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0
