@@ -137,11 +137,11 @@ def typed_value(config_file: str | Path, param: str, value):
 def check_values(param: str, values: list, seeds: list[int] | None, config_file: str | Path) -> None:
     """Refuse values that are the same value of `param` twice (0.01 and 1e-2: one run counted as two) and
     a sweep of `seed` given seeds as well (the seed override would replace every swept value)."""
-    seen: dict = {}
+    seen: dict[str, object] = {}
     for value in values:
-        typed = typed_value(config_file, param, value)
+        typed = repr(typed_value(config_file, param, value))  # repr: a tuple-valued key is compared as well
         if typed in seen:
-            raise Pose3DError(f"--values: {seen[typed]!r} and {value!r} are the same value of {param} ({typed!r}); "
+            raise Pose3DError(f"--values: {seen[typed]!r} and {value!r} are the same value of {param} ({typed}); "
                               "give each value once")
         seen[typed] = value
     if param == "seed" and seeds:
