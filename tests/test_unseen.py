@@ -152,7 +152,7 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     assert _cli(smoke_run, tmp_path, "--seeds", "3,0") == 2
     assert "0 is the config's own seed" in capsys.readouterr().err
     assert _cli(smoke_run, tmp_path, "--seeds", "7,-1") == 2
-    assert "generator seeds are >= 0" in capsys.readouterr().err
+    assert "--seeds '7,-1': seeds are integers >= 0, got [-1]" in capsys.readouterr().err
     assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "2") == 2  # nothing to compare stage 2 with
     assert "has no rows of stage2" in capsys.readouterr().err
     bare = tmp_path / "bare_run"  # the run's metrics.csv without its checkpoints
