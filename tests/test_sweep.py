@@ -407,3 +407,15 @@ def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
     assert "--replace" in _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REPLACE=True")
     assert "--replace" not in _make_dry_run(make_n, "sweep", "PROFILE=smoke")
     assert "--replace" in _make_dry_run(make_n, "ablation", "PROFILE=smoke", "REPLACE=True")
+
+
+def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2, 3):
+        _finished_stage(tmp_path / "base", stage)
+    with pytest.raises(_Stop):
+        run_sweep("data.wild_test_dir", ["data/synthetic/smoke/wild_test"], ["06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["value=data%2Fsynthetic%2Fsmoke%2Fwild_test"]
+    assert calls[0][1]["overrides"] == ["data.wild_test_dir=data/synthetic/smoke/wild_test"]  # the value itself

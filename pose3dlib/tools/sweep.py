@@ -124,6 +124,12 @@ def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(s for s in runs.STAGES if s < trained[0]), tuple(trained)
 
 
+def cell_value(value) -> str:
+    """A swept value as it appears in its folder's name: as written, with '/' as '%2F' (a path value
+    such as data/synthetic/x would otherwise nest one value's folder inside another's)."""
+    return str(value).replace("/", "%2F")
+
+
 def typed_value(config_file: str | Path, param: str, value):
     """The value of dotted key `param` as the config reads it with `<param>=<value>` (ConfigError when bad)."""
     from ..config import load_config
@@ -236,7 +242,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     rows = []
     for value in values:
         for seed in seeds or [None]:
-            run_dir = out_dir / (f"value={value}" + ("" if seed is None else f",seed={seed}"))
+            run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
             seed_run_dir(base, run_dir, reuse_stages)
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             params = notebook_params(run_dir, overrides)
