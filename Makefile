@@ -99,10 +99,10 @@ PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
 # Checked when make reads the Makefile, before set-up work: a mistyped profile or REAL_DATA value
 # would otherwise find no rule for the stamps and report an empty run as done.
+# $(call check_profile,VARIABLE): stop unless configs/<its value>.yaml exists.
+check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))
 ifneq ($(filter reproduce data,$(MAKECMDGOALS)),)
-ifeq ($(wildcard configs/$(PROFILE).yaml),)
-$(error PROFILE=$(PROFILE): configs/$(PROFILE).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml))))
-endif
+$(call check_profile,PROFILE)
 ifeq ($(filter True False,$(REAL_DATA)),)
 $(error REAL_DATA=$(REAL_DATA): expected True or False)
 endif
@@ -124,9 +124,7 @@ SWEEP_VALUES_smoke = 0,0.01
 SWEEP_VALUES ?= $(if $(filter train.stage3.geometric_weight,$(SWEEP_PARAM)),$(SWEEP_VALUES_$(SWEEP_PROFILE)))
 # Checked when make reads the Makefile, before set-up work, so the message comes at once.
 ifneq ($(filter sweep,$(MAKECMDGOALS)),)
-ifeq ($(wildcard configs/$(SWEEP_PROFILE).yaml),)
-$(error SWEEP_PROFILE=$(SWEEP_PROFILE): configs/$(SWEEP_PROFILE).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml))))
-endif
+$(call check_profile,SWEEP_PROFILE)
 ifeq ($(strip $(SWEEP_VALUES)),)
 $(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4)
 endif

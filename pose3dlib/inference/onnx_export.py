@@ -65,7 +65,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     if input_size is not None and input_size <= 0:
         raise Pose3DError(f"--input-size {input_size}: expected a positive multiple of {INPUT_MULTIPLE} "
                           "(or no --input-size: the checkpoint's data.input_size)")
-    size = input_size or cfg.data.input_size
+    size = cfg.data.input_size if input_size is None else input_size
     if size % INPUT_MULTIPLE:
         raise Pose3DError(f"input size {size} is not a multiple of {INPUT_MULTIPLE}")
     example = torch.zeros(1, 3, size, size)

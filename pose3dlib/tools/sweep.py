@@ -213,12 +213,10 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     from ..config import load_config
     from .notebook_runner import EVAL_NOTEBOOK, execute, notebook_path, prepare
 
-    for value in values:
-        load_config(config_file, [f"{param}={value}"])  # unknown key or bad value: fail first
+    check_values(param, values, seeds, config_file)  # unknown key or bad value first, then repeats
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
     reuse_stages, scored_stages = stage_plan(notebooks)
-    check_values(param, values, seeds, config_file)
     if reuse_stages != tuple(runs.STAGES):
         check_stage_key(param, notebooks, scored_stages)
     if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change

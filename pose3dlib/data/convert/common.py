@@ -104,21 +104,38 @@ def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Pat
     return affine
 
 
+def hash_file_stats(h, root: str | os.PathLike) -> None:
+    """Feed `h` one line per file under `root` (links followed; `root` itself when it is a file): its
+    path relative to `root` (its name for a file), size and modification time. A dangling link's name
+    still counts. What the download and sequence fingerprints are made of."""
+    root = os.fspath(root)
+    if os.path.isfile(root):
+        walk = [(os.path.dirname(root), [], [os.path.basename(root)])]
+        base = os.path.dirname(root)
+    else:
+        walk, base = os.walk(root, followlinks=True), root
+    for folder, dirs, files in walk:
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:  # a dangling link: its name still counts
+                st = None
+            h.update(f"{os.path.relpath(path, base)}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+
+
 def files_fingerprint(*paths: Path | None) -> str:
-    """SHA-256 over the name, size and modification time of each file, and of every file directly
-    inside each folder, among `paths` (None and missing paths count as absent). A part's settings
-    carry it, so a source file replaced, added or removed after the part was saved (a re-downloaded
-    video, restored images) converts that sequence again instead of reusing the old rows."""
+    """SHA-256 over `hash_file_stats` of each of `paths` (None and missing paths count as absent). A
+    part's settings carry it, so a source file replaced, added or removed after the part was saved (a
+    re-downloaded video, restored images) converts that sequence again instead of reusing the old rows."""
     h = hashlib.sha256()
     for path in paths:
         h.update(f"{path}\0".encode())
         if path is None or not path.exists():
             h.update(b"absent\n")
-            continue
-        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-        for f in files:
-            st = os.stat(f)
-            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        else:
+            hash_file_stats(h, path)
     return h.hexdigest()
 
 

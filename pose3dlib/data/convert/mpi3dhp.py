@@ -129,12 +129,12 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
         seq_dir = testset / f"TS{seq}"
-        files = common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER)
-        rows = common.load_part(out, f"TS{seq}", {**settings, "files": files})
+        part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER)}
+        rows = common.load_part(out, f"TS{seq}", part)
         if rows is None:
             rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
             if not missing:  # an incomplete sequence is converted (and reported) again by the next run
-                common.save_part(out, f"TS{seq}", {**settings, "files": files}, rows)
+                common.save_part(out, f"TS{seq}", part, rows)
         report["frames"][f"TS{seq}"] = len(rows["id"])
         parts.append(rows)
     return common.finish(out, parts, report)

@@ -27,7 +27,7 @@ from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import set_manifest
-from .common import REPORT_LISTS, shown_items
+from .common import REPORT_LISTS, hash_file_stats, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -51,14 +51,14 @@ DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_d
 
 
 def synthetic_sets_root(data_cfg: DataConfig) -> Path | None:
-    """The one folder under data/synthetic/ holding the sets this config still reads from there, or None.
+    """The one folder holding the synthetic sets this config still reads (`_names_synthetic_data`), or None.
 
     With only some downloads configured, the other datasets (and the synthetic validation split
     of a domain without a download) stay synthetic: the generator writes them into this folder.
     ConfigError when they lie in more than one folder (the generator writes all of them together).
     """
-    folders = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
-    synthetic = {key: f for key, f in folders.items() if f.is_relative_to(SYNTHETIC_DIR)}
+    synthetic = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS
+                 if getattr(data_cfg, key) and _names_synthetic_data(getattr(data_cfg, key))}
     roots = {f.parent for f in synthetic.values()}
     if len(roots) > 1:
         raise ConfigError("the synthetic sets must share one folder (the generator writes them together), got "
@@ -94,17 +94,8 @@ DOWNLOAD_STAMP = "download.json"  # in a converted set: which download, in which
 def download_fingerprint(raw: str | os.PathLike) -> str:
     """SHA-256 over every file under the download (relative path, size, modification time): it
     changes when a subject, a sequence or a file is added, removed or replaced."""
-    root = resolve(raw)
     h = hashlib.sha256()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            try:
-                st = os.stat(path)
-            except OSError:  # a dangling link: its name still counts
-                st = None
-            h.update(f"{os.path.relpath(path, root)}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+    hash_file_stats(h, resolve(raw))
     return h.hexdigest()
 
 
