@@ -318,6 +318,29 @@ def test_mpii_default_split_and_missing_images(raw, tmp_path):
     (images / "900000001.jpg").unlink()
     report = convert_mpii(raw / "mpii" / "mpii_human_pose_v1_u12_1.mat", images, tmp_path / "out", progress=False)
     assert report["missing_images"] == ["900000001.jpg"] and report["val_rows"] >= 1
+    assert report["damaged_images"] == []
+
+
+def test_mpii_leaves_out_truncated_and_empty_images(raw, tmp_path, capsys):
+    """A download cut short: a person whose JPEG lacks its end marker, or is empty, is left out and named."""
+    mat = raw / "mpii" / "mpii_human_pose_v1_u12_1.mat"
+    images = tmp_path / "images"
+    shutil.copytree(raw / "mpii" / "images", images)
+    whole = convert_mpii(mat, images, tmp_path / "whole", progress=False)
+    names = sorted(p.name for p in images.glob("*.jpg"))
+    data = (images / names[0]).read_bytes()
+    (images / names[0]).write_bytes(data[: len(data) // 2])
+    (images / names[1]).write_bytes(b"")
+    report = convert_mpii(mat, images, tmp_path / "out", progress=False)
+    assert report["damaged_images"] == sorted([f"{names[0]} (truncated JPEG (no end marker))",
+                                               f"{names[1]} (empty file)"])
+    assert report["missing_images"] == [] and report["rows"] < whole["rows"]
+    kept = {n.decode() if isinstance(n, bytes) else str(n) for split in ("train", "val")
+            if (tmp_path / "out" / f"{split}.h5").exists()
+            for n in read_annotations(tmp_path / "out" / f"{split}.h5")["imgname"]}
+    assert names[0] not in kept and names[1] not in kept and kept
+    common.print_report(report, "out")
+    assert f"damaged images: {names[0]} (truncated JPEG" in capsys.readouterr().out
     val = read_annotations(tmp_path / "out" / "val.h5")
     train = read_annotations(tmp_path / "out" / "train.h5")
     assert not set(val["index"].astype(int)) & set(train["index"].astype(int))

@@ -194,8 +194,8 @@ def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
 
 
 # The lists a conversion report may carry of what it could not use.
-REPORT_LISTS = ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "val_not_found",
-                "sequences_missing")
+REPORT_LISTS = ("subjects_missing", "missing", "skipped", "damaged_dropped", "missing_images", "damaged_images",
+                "val_not_found", "sequences_missing")
 
 
 def shown_items(items: list, limit: int) -> str:

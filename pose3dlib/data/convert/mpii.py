@@ -9,6 +9,8 @@ imgname, index (0-based image), person (0-based annorect), torsoangle 0 (not com
 Validation people come from `--val-from` (the `index` / `person` datasets of Newell's
 `valid.h5` or any h5 with them), else from VAL_EVERY_NTH_IMAGE; images that hold a
 validation person are left out of training. `OUT/images` links to IMAGES (never written).
+A person whose image is missing, empty or a truncated JPEG is left out and listed in the report
+(`missing_images`, `damaged_images`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,27 @@ HEAD_SIZE_FACTOR = 0.6  # PCKh normaliser: 0.6 x the head-box diagonal
 # Without --val-from: the people of every 8th training image with an annotated person
 # (images in .mat order) form the validation set (about the size of the standard split).
 VAL_EVERY_NTH_IMAGE = 8
+# A JPEG ends with its end-of-image marker FF D9; a download cut short does not. Looked for in the
+# file's last bytes (a few encoders pad after it).
+JPEG_START, JPEG_END, JPEG_TAIL_BYTES = b"\xff\xd8", b"\xff\xd9", 1024
+
+
+def damaged_image(path: Path) -> str | None:
+    """Why the image file at `path` cannot be a whole image, or None: empty, or (a .jpg/.jpeg) without
+    the JPEG start marker or the end marker near its end (a truncated copy). Reads 2 + 1024 bytes,
+    not the picture."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file"
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    with open(path, "rb") as f:
+        if f.read(2) != JPEG_START:
+            return "not a JPEG (no start marker)"
+        f.seek(max(0, size - JPEG_TAIL_BYTES))
+        if JPEG_END not in f.read():
+            return "truncated JPEG (no end marker)"
+    return None
 
 
 def _value(v):
@@ -194,9 +217,11 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
         val_pairs = {(i, int(p["person"])) for i in val_images for _, p in people[i]}
     val_image_set = {i for i, _ in val_pairs}
     report = {"dataset": "mpii", "raw": str(mat), "images": str(images), "val_rule": str(val_from or
-              f"every {VAL_EVERY_NTH_IMAGE}th training image"), "val_not_found": [], "missing_images": []}
+              f"every {VAL_EVERY_NTH_IMAGE}th training image"), "val_not_found": [], "missing_images": [],
+              "damaged_images": []}
     split_rows: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     found = set()
+    checked: dict[str, str | None] = {}  # image name -> damaged_image's answer (an image holds several people)
     for i in sorted(people):
         for name, p in people[i]:
             key = (i, int(p["person"]))
@@ -205,6 +230,11 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
                 continue  # a training person on an image with a validation person
             if not (images / name).is_file():
                 report["missing_images"].append(name)
+                continue
+            if name not in checked:
+                checked[name] = damaged_image(images / name)
+            if checked[name] is not None:
+                report["damaged_images"].append(f"{name} ({checked[name]})")
                 continue
             if split == "val":
                 found.add(key)
@@ -216,11 +246,12 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
                         "('index' and 'person' are 0-based)")
     report["val_not_found"] = sorted(f"{i},{p}" for i, p in val_pairs - found)
     report["missing_images"] = sorted(set(report["missing_images"]))
+    report["damaged_images"] = sorted(set(report["damaged_images"]))
     for split, (rows, _) in split_rows.items():
         report[f"{split}_rows"] = len(rows)
     report["rows"] = report["train_rows"] + report["val_rows"]
     if not report["rows"]:
-        example = report["missing_images"][0] if report["missing_images"] else "-"
+        example = (report["missing_images"] + report["damaged_images"] + ["-"])[0]
         raise DataError(f"no image of {mat.name} found in {images} (e.g. {example}); expected the MPII images "
                         "folder (images/ of the download)")
     for split, (rows, names) in split_rows.items():
