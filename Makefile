@@ -146,7 +146,7 @@ REPLACE ?= False
 REPLACE_FLAG := $(if $(filter True,$(REPLACE)),--replace)
 
 #> ABLATION_PROFILE | the ablation's profile (default PROFILE); ABLATION_SEEDS_BC=0,1,2,3,4, ABLATION_SEEDS_A=0,1,2
-#> ABLATION_SCHEDULE | config overrides for every arm alike (cpu default: one epoch per stage; empty: the profile's full schedule)
+#> ABLATION_SCHEDULE | config overrides for every arm alike, space-separated KEY=VALUE (lists without spaces: [1,2]; cpu default: one epoch per stage; empty: the profile's full schedule)
 ABLATION_PROFILE ?= $(PROFILE)
 # Config seeds: arms b and c share Stages 1-2 per seed; arm a trains its own three stages.
 ABLATION_SEEDS_BC ?= 0,1,2,3,4
