@@ -149,11 +149,12 @@ def test_pckh_joint_table_and_figure_show_both_means():
     assert table[0] == "| joint | Stage 1 (2D only) | Stage 3 (+geometric) |"
     assert len(table) == 2 + 16 + 2
     assert table[2] == "| r_ankle | 20.0 | 50.0 |" and table[5] == "| l_hip |  | 50.0 |"
-    assert table[-2].endswith("| 61.2 | 50.0 |") and "all 16 joints" in table[-2]
-    assert table[-1].endswith("| 58.7 | 50.0 |") and "no pelvis, no thorax" in table[-1]
+    # the pooled means to two decimals, as the CSV's four-decimal fraction: 0.612 -> 61.20
+    assert table[-2].endswith("| 61.20 | 50.00 |") and "all 16 joints" in table[-2]
+    assert table[-1].endswith("| 58.70 | 50.00 |") and "no pelvis, no thorax" in table[-1]
     fig = report.plot_pckh_per_joint(by_stage)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0] == "Stage 1 (2D only): 61.2 % (16 joints), 58.7 % (benchmark's 14)"
+    assert labels[0] == "Stage 1 (2D only): 61.20 % (16 joints), 58.70 % (benchmark's 14)"
     assert len(fig.axes[0].patches) == 32
 
 

@@ -76,7 +76,8 @@ def test_the_notebook_skeleton_offers_jupyter_the_figure_and_static_viewers_a_pi
 
         return cv2.imdecode(np.frombuffer(base64.b64decode(png_b64), np.uint8), cv2.IMREAD_COLOR).shape[1]
 
-    assert width(bundle["image/png"]) > (MAX_STILLS - 0.5) * width(one["image/png"])  # MAX_STILLS frames side by side
+    # MAX_STILLS frames side by side (the single still is a little wider than its one frame: its key)
+    assert width(bundle["image/png"]) > (MAX_STILLS - 1) * width(one["image/png"])
     with pytest.raises(ValueError, match=r"\(T, 16, 3\)"):
         notebook_skeleton_sequence(np.zeros((0, 16, 3)))
 
@@ -110,3 +111,85 @@ def test_a_sequence_still_carries_the_sequence_title():
     assert fig._suptitle is not None and fig._suptitle.get_text() == "clip"
     assert [ax.get_title() for ax in fig.axes] == ["frame 0", "frame 1"]
     assert _still_figure(poses[:1], ["photo"])._suptitle is None
+
+
+def test_no_committed_output_reads_as_a_class_name_where_markdown_is_not_rendered():
+    """IPython's Markdown object's plain-text form is '<IPython.core.display.Markdown object>': a
+    table shown with it is lost to every reader of the plain text (terminals, diffs, some viewers)."""
+    paths = [*NOTEBOOKS, *sorted((NOTEBOOKS_DIR.parent / "runs" / "cpu").glob("[0-9][0-9]_*.ipynb"))]
+    for path in paths:
+        for o in (o for c in _code(json.loads(path.read_text())) for o in c.get("outputs", [])):
+            plain = "".join(o.get("data", {}).get("text/plain", ""))
+            assert not plain.startswith("<IPython.core.display."), f"{path.name}: {plain[:60]}"
+
+
+def test_markdown_text_is_its_own_plain_text():
+    from pose3dlib.plots.viz import MarkdownText
+
+    table = "| a | b |\n|---|---:|\n| x | 1.0 |"
+    shown = MarkdownText(table)
+    assert shown._repr_markdown_() == table and repr(shown) == table
+
+
+def _legend_texts(fig) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_skeleton_figures_say_what_their_colours_mean():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pose3dlib.plots.viz import SIDE_LABELS, _still_figure, demo_panel
+
+    rng = np.random.default_rng(0)
+    image, joints = np.zeros((40, 60, 3), np.uint8), rng.uniform(5, 35, (16, 2))
+    with_box = demo_panel([("a", image, joints, {"center_px": [30, 20], "side_px": 30})])
+    without = demo_panel([("a", image, joints)])
+    still = _still_figure(rng.normal(scale=300.0, size=(1, 16, 3)), ["photo"])
+    try:
+        for fig in (with_box, without, still):
+            assert set(SIDE_LABELS.values()) <= set(_legend_texts(fig))
+        assert "the box the network looked at" in _legend_texts(with_box)
+        assert "the box the network looked at" not in _legend_texts(without)
+    finally:
+        plt.close(with_box)
+        plt.close(without)
+
+
+def test_sample_grid_titles_name_actions_only_where_the_split_has_them(smoke_data):
+    import matplotlib.pyplot as plt
+
+    from pose3dlib.config import load_config
+    from pose3dlib.data.h36m import H36MDataset
+    from pose3dlib.data.mpii import MPIIDataset
+    from pose3dlib.plots.viz import sample_grid
+
+    data = load_config("configs/smoke.yaml", smoke_data).data
+    splits = {"h36m test": H36MDataset(data.h36m_dir, "test", data), "mpii val": MPIIDataset(data.mpii_dir, "val", data)}
+    fig = sample_grid(splits, 2, seed=0, input_size=data.input_size, heatmap_size=data.heatmap_size)
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert len(titles) == 3 * 2  # h36m: images and 3D; mpii: images only
+        assert all(t.endswith(", 3D") for t in titles[2:4])
+        assert not any("Unknown" in t for t in titles)  # MPII rows have no action
+        h36m_names = [t.split(" ", 3)[-1] for t in titles[:2]]
+        assert all(name and not name.startswith("#") for name in h36m_names)  # "h36m test #12 Walking"
+    finally:
+        plt.close(fig)
+
+
+def test_pose_statistics_figure_labels_units_and_means():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pose3dlib.plots.viz import plot_pose_statistics
+
+    stats = {"lab": {"knee_flexion_deg": np.array([10.0, 20.0]), "depth_range_mm": np.array([400.0, 600.0])},
+             "wild": {"knee_flexion_deg": np.array([30.0, 50.0]), "depth_range_mm": np.array([800.0, 1000.0])}}
+    fig = plot_pose_statistics(stats)
+    try:
+        knee, depth = fig.axes
+        assert "degrees" in knee.get_xlabel() and "(mm)" in depth.get_xlabel() and knee.get_ylabel() == "density"
+        assert [t.get_text() for t in knee.get_legend().get_texts()] == ["lab: mean 15", "wild: mean 40"]
+    finally:
+        plt.close(fig)

@@ -42,6 +42,8 @@ def test_minutes_accumulate_over_stages(tmp_path) -> None:
     assert "| 2 | 1 | 3.00 | 39.0 | 150.0 | 250.0 |" in table and "| 1 | 1 | 2.00 | 40.0 | - | - |" in table
     fig = plot_time_to_accuracy(rows, baselines_mm={"p1_lab_mm": 200.0, "p1_wild_mm": 300.0})
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5  # 2 series, 2 baselines, 1 stage boundary
+    assert fig.axes[0].get_ylim() == (0.0, 100.0) and fig.axes[1].get_ylim()[0] == 0.0  # whole scales
+    assert [t.get_text().strip() for t in fig.axes[0].texts] == ["stage 2"]  # the boundary is named
 
 
 def test_missing_wallclock_names_the_file(tmp_path) -> None:

@@ -126,7 +126,8 @@ def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "
     ax.set_xticks(x, actions, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel(protocol_label(protocol))
     ax.set_title(f"{protocol_label(protocol)} per action, {split}")
-    ax.legend(fontsize=7, ncols=2)
+    # below the axes and the action names, so the legend never covers a bar
+    ax.legend(fontsize=7, ncols=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -145,19 +146,24 @@ def per_action_table(rows: list[dict], protocol: str = "p1_mpjpe", split: str = 
 
 
 def pckh_joint_table(by_stage: dict[str, JointPCKh]) -> str:
-    """Markdown: PCKh (%) per joint (rows, MPII16 order) for each stage (columns), then the two pooled means."""
+    """Markdown: PCKh (%) per joint (rows, MPII16 order) for each stage (columns), then the two pooled means.
+
+    The pooled means carry two decimals, as many as the CSV's four-decimal fraction holds: one
+    decimal of the unrounded value (0.80553 -> 80.6) and of the CSV's (0.8055 -> 80.5) can differ.
+    """
     stages = list(by_stage)
 
-    def pct(v: float) -> str:
-        return "" if v != v else f"{100 * v:.1f}"  # NaN: a joint never annotated
+    def pct(v: float, decimals: int = 1) -> str:
+        return "" if v != v else f"{100 * v:.{decimals}f}"  # NaN: a joint never annotated
 
     lines = ["| joint | " + " | ".join(STAGE_LABELS.get(s, s) for s in stages) + " |",
              "|---|" + "---:|" * len(stages)]
     for j, name in enumerate(MPII16.joint_names):
         lines.append(f"| {name} | " + " | ".join(pct(by_stage[s].per_joint[j]) for s in stages) + " |")
-    lines.append("| **all 16 joints** (metrics.csv) | " + " | ".join(pct(by_stage[s].all_joints) for s in stages) + " |")
+    lines.append("| **all 16 joints** (the CSV's pckh@0.5) | "
+                 + " | ".join(pct(by_stage[s].all_joints, 2) for s in stages) + " |")
     lines.append("| **MPII benchmark mean** (no pelvis, no thorax) | "
-                 + " | ".join(pct(by_stage[s].benchmark) for s in stages) + " |")
+                 + " | ".join(pct(by_stage[s].benchmark, 2) for s in stages) + " |")
     return "\n".join(lines)
 
 
@@ -174,8 +180,8 @@ def plot_pckh_per_joint(by_stage: dict[str, JointPCKh], threshold: float = 0.5):
     for i, s in enumerate(stages):
         r = by_stage[s]
         ax.bar(x + i * width - 0.4 + width / 2, 100 * np.asarray(r.per_joint), width,
-               label=f"{STAGE_LABELS.get(s, s)}: {100 * r.all_joints:.1f} % (16 joints), "
-                     f"{100 * r.benchmark:.1f} % (benchmark's 14)")
+               label=f"{STAGE_LABELS.get(s, s)}: {100 * r.all_joints:.2f} % (16 joints), "
+                     f"{100 * r.benchmark:.2f} % (benchmark's 14)")
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel(f"PCKh@{threshold:g} (%)")
     ax.set_ylim(0, 100)

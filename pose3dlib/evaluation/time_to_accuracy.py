@@ -89,25 +89,29 @@ def plot_time_to_accuracy(rows: list[dict], baselines_mm: dict[str, float] | Non
     """Figure: PCKh (left panel) and Protocol #1 lab / wild (right panel) against training minutes.
 
     `baselines_mm` ({"p1_lab_mm": mm, "p1_wild_mm": mm}) draws the mean-pose baselines as
-    dashed lines. Stage boundaries are dotted verticals. Returns a matplotlib Figure.
+    dashed lines. Stage boundaries are dotted verticals, named at the top. Both scales start at
+    zero. Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
     fig, (ax_2d, ax_3d) = plt.subplots(1, 2, figsize=(11, 4))
     minutes = [r["minutes"] for r in rows]
     ax_2d.plot(minutes, [r["pckh"] for r in rows], "o-", color="tab:blue")
-    ax_2d.set(xlabel="training minutes", ylabel=SERIES["pckh"], title="2D")
+    ax_2d.set(xlabel="training minutes", ylabel=SERIES["pckh"], title="2D", ylim=(0, 100))
     for key, color in (("p1_lab_mm", "tab:orange"), ("p1_wild_mm", "tab:green")):
         ax_3d.plot(minutes, [r[key] for r in rows], "o-", color=color, label=SERIES[key])
         if baselines_mm and key in baselines_mm:
             ax_3d.axhline(baselines_mm[key], color=color, linestyle="--", linewidth=1,
                           label=f"mean pose, {SERIES[key].split(', ')[1]}")
     ax_3d.set(xlabel="training minutes", ylabel="Protocol #1 (mm)", title="3D, predicted 2D + depth")
-    ax_3d.legend(fontsize=8)
+    ax_3d.set_ylim(bottom=0)
+    ax_3d.legend(fontsize=8, loc="lower left")
     for ax in (ax_2d, ax_3d):
         for prev, cur in zip(rows, rows[1:]):
             if cur["stage"] != prev["stage"]:
                 ax.axvline(cur["minutes"], color="grey", linestyle=":", linewidth=1)
+                ax.text(cur["minutes"], 1.0, f" stage {cur['stage']} ", transform=ax.get_xaxis_transform(),
+                        ha="left", va="top", fontsize=7, color="grey")
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

@@ -6,12 +6,15 @@ from pathlib import Path
 
 from ..engine.runlog import read_metrics
 
-# Validation series shown in the right panel: record key -> (label, axis).
+# Validation series shown in the right panel: record key -> (label, axis). The MPJPE of training
+# validation takes the true 2D and the predicted depth (engine.validation), so it measures depth
+# alone; its baseline gives every joint the mean training depth.
 VAL_SERIES = {
     "pck": ("2D PCK@0.1 (%)", "left"),
-    "mpjpe_mm": ("3D MPJPE (mm)", "right"),
-    "mpjpe_mean_pose_mm": ("mean-pose MPJPE (mm)", "right"),
+    "mpjpe_mm": ("3D MPJPE, true 2D + predicted depth (mm)", "right"),
+    "mpjpe_mean_pose_mm": ("the same with the mean training depth (mm)", "right"),
 }
+PCK_COLOUR, MPJPE_COLOUR = "C0", "C3"
 
 
 def loss_table(records: list[dict], kind: str = "epoch") -> dict[str, list[float]]:
@@ -19,6 +22,11 @@ def loss_table(records: list[dict], kind: str = "epoch") -> dict[str, list[float
     rows = [r for r in records if r.get("kind") == kind]
     keys = [k for k in (rows[0] if rows else {}) if k not in ("kind", "stage", "epoch", "lr", "digests", "world_size")]
     return {k: [float(r.get(k, float("nan"))) for r in rows] for k in keys}
+
+
+def weights_of(weights: dict[str, float] | None, term: str) -> float:
+    """The weight of one loss term in the total (1 when no weights are given)."""
+    return 1.0 if weights is None else weights.get(term, 1.0)
 
 
 def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weights: dict[str, float] | None = None):
@@ -35,9 +43,13 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
         raise FileNotFoundError(f"{metrics_path}: no training records (has the stage been trained?)")
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
     train = loss_table(records, "train")
-    for k, v in train.items():
-        if k != "step" and any(x > 0 for x in v) and (weights is None or weights.get(k, 1.0) != 0):
-            ax_loss.plot(train["step"], v, ".-" if len(v) < 50 else "-", label=k, linewidth=1)
+    shown = {k: v for k, v in train.items()
+             if k != "step" and any(x > 0 for x in v) and (weights is None or weights.get(k, 1.0) != 0)}
+    terms = [k for k in shown if k != "loss"]
+    if "loss" in shown and len(terms) == 1 and shown["loss"] == [weights_of(weights, terms[0]) * x for x in shown[terms[0]]]:
+        del shown["loss"]  # the total is that one term (Stage 1: the heatmap loss), drawn once
+    for k, v in shown.items():
+        ax_loss.plot(train["step"], v, ".-" if len(v) < 50 else "-", label=k, linewidth=1)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss")
@@ -50,18 +62,25 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
         if key in val and not (key.startswith("mpjpe") and weights is not None and weights.get("depth", 1.0) == 0):
             ax = ax_val if side == "left" else ax_mm
             style = "--" if key == "mpjpe_mean_pose_mm" else "-o"
-            ax.plot(val["step"], val[key], style, label=label, color={"pck": "C0", "mpjpe_mm": "C3"}.get(key, "0.5"))
+            ax.plot(val["step"], val[key], style, label=label,
+                    color={"pck": PCK_COLOUR, "mpjpe_mm": MPJPE_COLOUR}.get(key, "0.5"))
     ax_val.set_xlabel("step")
-    ax_val.set_ylabel("PCK (%)")
-    ax_mm.set_ylabel("MPJPE (mm)")
+    # Whole scales from zero: a stage that moves PCK by half a point should look like it
+    ax_val.set_ylim(0, 100)
+    ax_val.set_ylabel("PCK (%)", color=PCK_COLOUR)
+    ax_val.tick_params(axis="y", colors=PCK_COLOUR)
+    ax_mm.set_ylabel("MPJPE (mm)", color=MPJPE_COLOUR)
+    ax_mm.tick_params(axis="y", colors=MPJPE_COLOUR)
     if not ax_mm.lines:
         ax_mm.set_axis_off()
+    else:
+        ax_mm.set_ylim(0, 1.05 * max(max(line.get_ydata()) for line in ax_mm.lines))
     ax_val.set_title("validation")
     handles = ax_val.get_legend_handles_labels()[0] + ax_mm.get_legend_handles_labels()[0]
     labels = ax_val.get_legend_handles_labels()[1] + ax_mm.get_legend_handles_labels()[1]
     if handles:
         # below the axes: "best" placement sees only one of the two y axes' lines and covered the other's
-        ax_val.legend(handles, labels, fontsize=8, ncols=len(handles), loc="upper center",
+        ax_val.legend(handles, labels, fontsize=8, ncols=1, loc="upper center",
                       bbox_to_anchor=(0.5, -0.2), frameon=False)
     if title:
         fig.suptitle(title)

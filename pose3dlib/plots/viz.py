@@ -11,6 +11,8 @@ from ..skeleton import MPII16
 RIGHT = {"r_ankle", "r_knee", "r_hip", "r_wrist", "r_elbow", "r_shoulder"}
 LEFT = {"l_ankle", "l_knee", "l_hip", "l_wrist", "l_elbow", "l_shoulder"}
 COLOURS = {"right": "tab:red", "left": "tab:blue", "centre": "tab:green"}
+# The key of every skeleton figure (legend labels, same order as COLOURS)
+SIDE_LABELS = {"right": "the person's right side", "left": "left side", "centre": "pelvis, spine, neck and head"}
 PLOT_MARGIN = 1.15  # 3D axis half-range / half the skeleton's largest extent
 
 
@@ -26,6 +28,22 @@ def plot_skeleton_2d(ax, joints: np.ndarray, valid: np.ndarray | None = None, li
         if valid[a] and valid[b]:
             ax.plot(joints[[a, b], 0], joints[[a, b], 1], color=COLOURS[_side(a, b)], lw=linewidth)
     ax.scatter(joints[valid, 0], joints[valid, 1], s=8, c="white", edgecolors="black", linewidths=0.5, zorder=3)
+
+
+def skeleton_key(fig, box: bool = False, joints: bool = True, fontsize: float = 8) -> None:
+    """A legend under the figure saying what the skeleton colours, the joint dots (`joints`) and the
+    dashed person box (`box`) mean."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=COLOURS[side], lw=2, label=label) for side, label in SIDE_LABELS.items()]
+    if joints:
+        handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="black",
+                              markersize=4, label="joints"))
+    if box:
+        handles.append(Line2D([], [], color="yellow", ls="--", lw=1.2, label="the box the network looked at"))
+    wide = fig.get_figwidth() >= 8  # one row of entries; a narrow figure gets two columns
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=len(handles) if wide else 2,
+               fontsize=fontsize, frameon=False)
 
 
 def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
@@ -70,7 +88,7 @@ def _skeleton_traces(p: np.ndarray) -> list:
     """Three Scatter3d traces (right, left, centre) of one plot-axes skeleton (16, 3)."""
     import plotly.graph_objects as go
 
-    return [go.Scatter3d(x=x, y=y, z=z, mode="lines+markers", name=side, showlegend=False,
+    return [go.Scatter3d(x=x, y=y, z=z, mode="lines+markers", name=SIDE_LABELS[side], showlegend=True,
                          line={"color": COLOURS[side].replace("tab:", ""), "width": 6}, marker={"size": 3})
             for side, (x, y, z) in _limb_lines(p).items()]
 
@@ -98,6 +116,7 @@ def _ground_and_layout(p: np.ndarray, title: str) -> tuple[object, dict]:
     axis = {c: {"range": [centre[k] - half, centre[k] + half], "title": t}
             for k, (c, t) in enumerate((("xaxis", "x (mm)"), ("yaxis", "depth (mm)"), ("zaxis", "up (mm)")))}
     layout = {"title": title, "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+              "legend": {"orientation": "h", "x": 0.5, "xanchor": "center", "y": 1.0, "yanchor": "bottom"},
               "scene": {**axis, "aspectmode": "cube",
                         "camera": {"eye": CAMERA_EYE, "up": {"x": 0, "y": 0, "z": 1}, "center": {"x": 0, "y": 0, "z": 0}}}}
     return plane, layout
@@ -159,6 +178,7 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
         ax.set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
+    skeleton_key(fig, joints=False)  # plot_skeleton_3d draws the bones only
     return fig
 
 
@@ -199,7 +219,7 @@ def _png_bytes(fig) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
 
 
@@ -297,4 +317,80 @@ def demo_panel(items: list[tuple], height_in: float = 3.2):
         ax.set_title(f"{title}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
         ax.axis("off")
     fig.tight_layout()
+    skeleton_key(fig, box=any(box and box[0] is not None for _, _, _, *box in items))
     return fig
+
+
+def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int, heatmap_size: int):
+    """Figure: for each split (name -> dataset) a row of `samples_per_split` random network inputs with
+    their 2D labels drawn back in crop pixels (unannotated or out-of-crop joints skipped), and for a
+    split with 3D labels (an H36MDataset) a second row with the same samples' 3D ground truth."""
+    import matplotlib.pyplot as plt
+
+    from .. import camera
+    from ..data.actions import UNKNOWN_ACTION, dataset_action_name
+    from ..data.h36m import H36MDataset
+
+    panels = [(name, kind) for name, ds in splits.items() for kind in ("image", "3d")
+              if kind == "image" or isinstance(ds, H36MDataset)]
+    fig = plt.figure(figsize=(2.2 * samples_per_split, 2.2 * len(panels)))
+    for r, (name, kind) in enumerate(panels):
+        ds = splits[name]
+        rows = np.random.default_rng(seed).choice(len(ds), min(samples_per_split, len(ds)), replace=False)
+        for c, i in enumerate(rows):
+            s = ds[int(i)]
+            position = (len(panels), samples_per_split, r * samples_per_split + c + 1)
+            action = "" if int(s["action"]) == UNKNOWN_ACTION else f" {dataset_action_name(ds, s['action'])}"
+            if kind == "image":
+                ax = fig.add_subplot(*position)
+                ax.imshow(s["image"].transpose(1, 2, 0))
+                plot_skeleton_2d(ax, camera.normalized_to_crop_px(s["joints_2d"], input_size, heatmap_size),
+                                 s["valid"], linewidth=1)
+                ax.set_title(f"{name} #{int(s['index'])}{action}", fontsize=7)
+                ax.axis("off")
+            else:
+                ax = fig.add_subplot(*position, projection="3d")
+                plot_skeleton_3d(ax, s["joints_3d_mm"])
+                ax.set_title(f"{name} #{int(s['index'])}, 3D", fontsize=7)
+    fig.tight_layout()
+    skeleton_key(fig)
+    return fig
+
+
+# Axis labels of data.stats.pose_statistics' keys
+POSE_STATISTIC_LABELS = {"knee_flexion_deg": "knee bend (degrees, both knees' mean)",
+                         "elbow_flexion_deg": "elbow bend (degrees, both elbows' mean)",
+                         "torso_tilt_deg": "torso tilt from the image's vertical (degrees)",
+                         "depth_range_mm": "depth range of the joints (mm)"}
+
+
+def plot_pose_statistics(stats: dict[str, dict[str, np.ndarray]]):
+    """Overlaid histograms (densities), one panel per statistic of `data.stats.pose_statistics`, one
+    colour per named set of poses ({"lab (h36m train)": stats, ...}), each set's mean in the legend."""
+    import matplotlib.pyplot as plt
+
+    keys = list(next(iter(stats.values())))
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2))
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        bins = np.linspace(0, max(float(s[key].max()) for s in stats.values()), 25)
+        for name, s in stats.items():
+            ax.hist(s[key], bins=bins, alpha=0.6, density=True, label=f"{name}: mean {np.mean(s[key]):.0f}")
+        ax.set_xlabel(POSE_STATISTIC_LABELS.get(key, key), fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+class MarkdownText:
+    """Markdown for a notebook page (a table, a note) that stays readable where markdown is not
+    rendered: its plain-text form is the markdown source (IPython's Markdown shows its class name)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
