@@ -111,6 +111,8 @@ def _log_parabola_offset(before: torch.Tensor, centre: torch.Tensor, after: torc
     peaked = curvature < 0
     offset = torch.where(peaked, 0.5 * (lb - la) / torch.where(peaked, curvature, -torch.ones_like(curvature)),
                          torch.zeros_like(curvature))
+    # At a peak (the centre is the argmax, so lc >= lb, la) the vertex is within half a pixel already; the
+    # clamp only guards against rounding.
     return offset.clamp(-0.5, 0.5).to(dtype)
 
 

@@ -226,6 +226,35 @@ def test_welch_test_matches_a_hand_computation():
     assert welch_test([1.0], B) is None and welch_test([2.0, 2.0], [2.0, 2.0]) is None
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, on the constant arm
+def test_one_arm_without_spread_is_still_a_test():
+    """The other arm carries the variance: only both without spread leave the test undefined."""
+    one_flat = welch_test([1.0, 2.0, 3.0], [5.0, 5.0, 5.0])
+    assert one_flat is not None and one_flat.difference == pytest.approx(3.0) and one_flat.df == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("p, significant", [(0.049, True), (0.05, False), (0.07, False)])
+def test_significant_means_p_below_alpha(p, significant):
+    assert ablation.ALPHA == 0.05
+    test = ablation.WelchTest("a", "b", 3, 5, -1.0, -2.5, 4.0, p, -2.0, 0.0)
+    assert test.significant is significant
+
+
+def test_figure_error_bars_are_the_sample_sd_of_the_seeds():
+    import matplotlib.pyplot as plt
+
+    rows = _rows(a=A, b=B, c=C)
+    fig = ablation.plot_ablation(rows, [("wild_test", "p1_mpjpe")])
+    try:
+        ax = fig.axes[0]
+        for arm_index, values in enumerate((A, B, C)):
+            (low, high), = [seg[:, 1] for seg in ax.containers[arm_index].lines[2][0].get_segments()]
+            assert (high - low) / 2 == pytest.approx(statistics.stdev(values))  # n - 1, not n
+            assert (high + low) / 2 == pytest.approx(statistics.fmean(values))
+    finally:
+        plt.close(fig)
+
+
 def _rows(**arms: list[float]) -> list[dict]:
     rows = []
     for arm, values in arms.items():

@@ -57,6 +57,25 @@ def test_no_refinement_on_border() -> None:
     np.testing.assert_allclose(joints[0], [[0.0, 0.0], [4.0, 3.0]])
 
 
+@pytest.mark.parametrize("subpixel", ["quarter", "log_parabola"])
+def test_edge_peaks_refine_along_the_edge_only(subpixel) -> None:
+    """A peak on the left or right edge (an inner row) still moves in y, and one on the top or bottom
+    edge (an inner column) in x: each axis has its own border rule (catches one axis's rule used for both)."""
+    hm = np.full((1, 4, 5, 7), 1e-3, np.float32)  # H=5, W=7; small positive floor for the log-parabola
+    hm[0, 0, 2, 0], hm[0, 0, 3, 0], hm[0, 0, 2, 1] = 1.0, 0.5, 0.5  # left edge, row 2: lower row higher
+    hm[0, 1, 2, 6], hm[0, 1, 1, 6], hm[0, 1, 2, 5] = 1.0, 0.5, 0.5  # right edge, row 2: upper row higher
+    hm[0, 2, 0, 3], hm[0, 2, 0, 4], hm[0, 2, 1, 3] = 1.0, 0.5, 0.5  # top edge, column 3: right column higher
+    hm[0, 3, 4, 3], hm[0, 3, 4, 2], hm[0, 3, 3, 3] = 1.0, 0.5, 0.5  # bottom edge, column 3: left column higher
+    joints, _ = decode.heatmaps_to_joints(hm, subpixel)
+    x, y = joints[0, :, 0], joints[0, :, 1]
+    np.testing.assert_allclose(x[:2], [0.0, 6.0])  # no move across the left and right edges
+    np.testing.assert_allclose(y[2:], [0.0, 4.0])  # nor across the top and bottom ones
+    assert y[0] > 2.0 and y[1] < 2.0  # but along them
+    assert x[2] > 3.0 and x[3] < 3.0
+    if subpixel == "quarter":
+        np.testing.assert_allclose([y[0], y[1], x[2], x[3]], [2.25, 1.75, 3.25, 2.75])
+
+
 # ----------------------------------------------------------------------------- log-parabola refinement
 
 @pytest.mark.parametrize("sigma", [0.8, 1.0, 1.75, 3.0])
@@ -75,7 +94,7 @@ def test_log_parabola_recovers_gaussian_centres(sigma) -> None:
 def test_log_parabola_is_safe_on_flat_and_border_peaks() -> None:
     hm = np.zeros((1, 3, 5, 6), np.float32)  # joint 0: all zero (flat: no move)
     hm[0, 1, 0, 0], hm[0, 1, 1, 0], hm[0, 1, 0, 1] = 1.0, 0.9, 0.9  # corner peak: no move on the border
-    hm[0, 2, 2, 2], hm[0, 2, 2, 3] = 1.0, 1.0 - 1e-9  # a near-plateau: offset clipped to half a pixel
+    hm[0, 2, 2, 2], hm[0, 2, 2, 3] = 1.0, 1.0 - 1e-9  # a near-plateau: the vertex is (almost) half a pixel over, no further
     joints, _ = decode.heatmaps_to_joints(hm, "log_parabola")
     np.testing.assert_allclose(joints[0, 0], [0.0, 0.0])
     np.testing.assert_allclose(joints[0, 1], [0.0, 0.0])

@@ -309,3 +309,23 @@ def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys)
     assert f"--set {override}: each checkpoint decides" in capsys.readouterr().err
     check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y",
                      "train.device=cpu"])  # what it takes
+
+
+def test_per_action_table_and_figure_show_the_requested_split_only():
+    import matplotlib.pyplot as plt
+
+    from pose3dlib.evaluation import report
+
+    rows = [{"stage": st, "split": split, "protocol": "p1_mpjpe", "action": a, "value": v}
+            for st, base in (("stage2", 100.0), ("stage3", 90.0))
+            for split, shift in (("lab_test", 0.0), ("wild_test", 1000.0))
+            for a, v in (("Walking", base + shift), ("Eating", base + 5 + shift))]
+    table = report.per_action_table(rows, "p1_mpjpe", "lab_test").splitlines()
+    assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == ["Walking", "Eating"]
+    assert "1090" not in "\n".join(table) and table[2].startswith("| Walking | 100.0 | 90.0")
+    fig = report.plot_per_action(rows, "p1_mpjpe", "lab_test")
+    try:
+        heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
+        assert heights == [90.0, 95.0, 100.0, 105.0]  # no wild_test bar among them
+    finally:
+        plt.close(fig)

@@ -187,3 +187,23 @@ def test_eval_midpoint_matches_paper_facts(facts) -> None:
     flat = " ".join(section(facts, "Evaluation").split())  # prose lines wrap anywhere
     a, b = map(int, re.search(r"joint 7 is replaced by the midpoint of (\d+) and (\d+)", flat).groups())
     assert (a, b) == skeleton.PAPER_EVAL_MIDPOINT and skeleton.SPINE_INDEX == 7
+
+
+def test_h36m17_to_mpii16_by_joint_name() -> None:
+    """The 17 -> 16 map spelled by names (docs/data.md; the original release's convention): MPII's
+    thorax row holds Human3.6M's spine, its upper neck Human3.6M's thorax, its head top the head;
+    the nose is dropped. Independent of ../shared, so a swap inside the index tuple fails here too."""
+    by_name = {"r_ankle": "r_foot", "r_knee": "r_knee", "r_hip": "r_hip", "l_hip": "l_hip", "l_knee": "l_knee",
+               "l_ankle": "l_foot", "pelvis": "hip", "thorax": "spine", "upper_neck": "thorax", "head_top": "head",
+               "r_wrist": "r_wrist", "r_elbow": "r_elbow", "r_shoulder": "r_shoulder", "l_shoulder": "l_shoulder",
+               "l_elbow": "l_elbow", "l_wrist": "l_wrist"}
+    assert [H36M17.joint_names[i] for i in H36M17_TO_MPII16] == [by_name[n] for n in MPII16.joint_names]
+
+
+def test_h36m32_to_h36m17_matches_the_documented_indices() -> None:
+    """docs/data.md states which of Human3.6M's 32 recorded joints make its 17 (from the official
+    format); the synthetic official files are written with the same tuple, so only this pins it."""
+    text = (PROJECT_ROOT / "docs" / "data.md").read_text()
+    found = re.search(r"32 -> 17 joints: indices ([\d, ]+) \(", text)
+    assert found, "docs/data.md no longer states the 32 -> 17 indices"
+    assert skeleton.H36M32_TO_H36M17 == tuple(int(i) for i in found.group(1).split(","))

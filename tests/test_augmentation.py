@@ -1,0 +1,68 @@
+"""The training augmentation's draws follow the paper's recipe (transforms.sample_augmentation) and
+the colour jitter saturates instead of wrapping around."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from pose3dlib.config import DataConfig
+from pose3dlib.data.transforms import color_jitter, sample_augmentation
+
+N = 4000
+
+
+def _draws(cfg: DataConfig, n: int = N, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    return [sample_augmentation(rng, cfg) for _ in range(n)]
+
+
+def _normal_two_sided_tail(z: float) -> float:
+    return math.erfc(z / math.sqrt(2))
+
+
+def test_scale_is_two_to_a_clipped_normal():
+    cfg = DataConfig()
+    log2_scale = np.log2([a.scale for a in _draws(cfg)])
+    assert np.abs(log2_scale).max() <= cfg.scale_clip + 1e-12
+    # the clip at +-scale_clip is hit as often as a normal of sd scale_sigma leaves that band
+    at_clip = np.mean(np.isclose(np.abs(log2_scale), cfg.scale_clip))
+    expected = _normal_two_sided_tail(cfg.scale_clip / cfg.scale_sigma)
+    assert at_clip == pytest.approx(expected, abs=4 * math.sqrt(expected / N))
+    inside = log2_scale[~np.isclose(np.abs(log2_scale), cfg.scale_clip)]
+    assert abs(inside.mean()) < 4 * cfg.scale_sigma / math.sqrt(N)
+    assert 0.8 * cfg.scale_sigma < log2_scale.std() < cfg.scale_sigma  # a clipped normal: a little narrower
+
+
+def test_rotation_and_flip_happen_with_their_probabilities():
+    cfg = DataConfig()
+    draws = _draws(cfg)
+    rotated = np.array([a.rotation_deg != 0.0 for a in draws])
+    flipped = np.array([a.flip for a in draws])
+    for observed, p in ((rotated.mean(), cfg.rotation_prob), (flipped.mean(), cfg.flip_prob)):
+        assert observed == pytest.approx(p, abs=4 * math.sqrt(p * (1 - p) / N))
+    angles = np.array([a.rotation_deg for a in draws])[rotated]
+    assert np.abs(angles).max() <= cfg.rotation_clip_deg
+    assert 0.8 * cfg.rotation_sigma_deg < angles.std() < 1.05 * cfg.rotation_sigma_deg
+    colours = np.array([a.color_scale for a in draws])
+    assert colours.min() >= cfg.color_scale_min and colours.max() <= cfg.color_scale_max
+    assert np.std(colours, axis=0) == pytest.approx(np.full(3, (cfg.color_scale_max - cfg.color_scale_min) / math.sqrt(12)),
+                                                    rel=0.1)  # uniform, each channel its own draw
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_probabilities_zero_and_one_mean_never_and_always(p):
+    cfg = dataclasses.replace(DataConfig(), rotation_prob=p, flip_prob=p)
+    draws = _draws(cfg, n=300)
+    assert all((a.rotation_deg != 0.0) == bool(p) for a in draws)
+    assert all(a.flip == bool(p) for a in draws)
+
+
+def test_color_jitter_scales_each_channel_and_saturates():
+    image = np.array([[[250, 100, 10]]], dtype=np.uint8)
+    out = color_jitter(image, (1.2, 0.5, 1.0))
+    assert out.dtype == np.uint8
+    assert out[0, 0].tolist() == [255, 50, 10]  # 300 saturates at 255 instead of wrapping to 44
+    assert color_jitter(image, (1.0, 1.0, 1.0)) is image
