@@ -206,5 +206,12 @@ def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():
     assert heights == [0.25] + [0.75] * len(diagnose.TILT_BINS)
     assert sorted(round(p.get_height(), 1) for p in sign_ax.patches if np.isfinite(p.get_height())) == \
         [70.0] * len(diagnose.TILT_BINS) + [90.0]
+    # a bin with samples but too few for the sign statistic says so instead of showing an empty slot
+    small = {"lab_val": [{"tilt": "15-30", "n": 6, "p1_mm": 60.0, "mean_pose_p1_mm": 200.0, "sign_agreement": np.nan}]}
+    fig = plot_by_trunk_tilt(small)
+    def notes(ax) -> list[str]:
+        return [t.get_text() for t in ax.texts if "too few" in t.get_text()]
+
+    assert notes(fig.axes[1]) == ["n=6:\ntoo few"] and notes(fig.axes[0]) == []
     with pytest.raises(ValueError, match="no splits"):
         plot_by_trunk_tilt({})

@@ -8,7 +8,8 @@ def plot_by_trunk_tilt(rows_by_split: dict[str, list[dict]], target_ratio: float
     """Protocol #1 / the mean pose's and the bones' front/back signs per trunk-tilt bin.
 
     `rows_by_split`: split name -> `diagnose.by_trunk_tilt` rows. Bins missing from a split
-    are left empty; each bar is labelled with its number of samples. `target_ratio` draws a
+    are left empty; each bar is labelled with its number of samples, and a bin with samples but no
+    value (the sign statistic needs MIN_BIN_SAMPLES of them) says so. `target_ratio` draws a
     dashed line on the left panel (e.g. a profile's target). Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
@@ -30,6 +31,9 @@ def plot_by_trunk_tilt(rows_by_split: dict[str, list[dict]], target_ratio: float
         for ax, values in ((ax_ratio, ratio), (ax_sign, signs)):
             bars = ax.bar(pos, values, width, label=split)
             ax.bar_label(bars, labels=[f"n={c}" if c else "" for c in counts], fontsize=7, padding=2)
+            for p, v, c in zip(pos, values, counts):
+                if c and np.isnan(v):  # a bin too small for this statistic (diagnose.MIN_BIN_SAMPLES)
+                    ax.text(p, 0, f"n={c}:\ntoo few", ha="center", va="bottom", fontsize=6, rotation=90)
     if target_ratio is not None:
         ax_ratio.axhline(target_ratio, color="k", linestyle="--", linewidth=1, label=f"target {target_ratio:g} x")
     ax_ratio.set_ylabel("Protocol #1 / mean pose's")
