@@ -1,6 +1,8 @@
 """Person search without a box: windows, the coarse-to-fine search, the hit criterion, synthetic scenes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -217,3 +219,12 @@ def test_a_followed_box_stays_within_the_frame_and_its_largest_size(monkeypatch)
     monkeypatch.setattr(detect, "refine", lambda *a, **k: (np.array([[50.0, 60.0, 80.0]]), np.array([0.4])))
     box = detect.track(None, None, frame, _box(0.5, 100.0))
     assert box.side_px == 80.0 and box.center_px.tolist() == [50.0, 60.0]  # a box inside the limits is kept
+
+
+def test_a_box_reads_back_from_its_json():
+    box = detect.Box(np.array([120.456, 99.5]), 150.25, 0.61234, "heatmap search")
+    back = detect.Box.from_json(box.as_json())
+    assert back.center_px.tolist() == [120.46, 99.5] and back.side_px == 150.25
+    assert back.score == 0.6123 and back.source == "heatmap search"
+    unscored = detect.Box.from_json(detect.Box(np.zeros(2), 10.0, float("nan"), "whole image").as_json())
+    assert math.isnan(unscored.score) and detect.hit(back, np.array([45.0, 10.0, 150.0, 180.0]))

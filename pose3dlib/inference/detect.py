@@ -68,6 +68,13 @@ class Box:
         return {"center_px": [round(float(v), 2) for v in self.center_px], "side_px": round(float(self.side_px), 2),
                 "source": self.source, "score": None if math.isnan(self.score) else round(float(self.score), 4)}
 
+    @classmethod
+    def from_json(cls, box: dict) -> Box:
+        """The box of a demo record (`as_json`'s form: the JSON's "box"); a null score reads as NaN."""
+        score = box.get("score")
+        return cls(np.asarray(box["center_px"], dtype=np.float64), float(box["side_px"]),
+                   float("nan") if score is None else float(score), str(box.get("source", "")))
+
 
 def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_SIDE_FRACTION,
                       scales_per_octave: int = SCALES_PER_OCTAVE, stride: float = WINDOW_STRIDE,
