@@ -193,3 +193,18 @@ def test_pose_statistics_figure_labels_units_and_means():
         assert [t.get_text() for t in knee.get_legend().get_texts()] == ["lab: mean 15", "wild: mean 40"]
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_committed_cpu_run_is_of_the_current_notebooks(path):
+    """runs/cpu/<notebook> is read as the cpu profile's copy of notebooks/<notebook>: the same cells
+    (papermill's injected parameters aside), so a reader never sees prose or code that has changed since."""
+    executed = NOTEBOOKS_DIR.parent / "runs" / "cpu" / path.name
+    if not executed.exists():
+        pytest.skip(f"{executed} is not committed")
+
+    def sources(p) -> list[str]:
+        cells = json.loads(p.read_text())["cells"]
+        return ["".join(c["source"]) for c in cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+    assert sources(executed) == sources(path), f"re-run {path.stem} for runs/cpu (make reproduce)"
