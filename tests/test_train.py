@@ -23,7 +23,7 @@ from pose3dlib.engine.train import (
     lr_at_step,
     resolve_device,
 )
-from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits
+from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits, shown_metrics
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 from pose3dlib.tools.bench.measure import make_train_step, random_batch
@@ -318,3 +318,9 @@ def test_a_stages_loose_crop_prob_reaches_only_its_2d_training_loader(smoke_data
     assert probs == {1: 0.0, 2: 0.5, 3: 0.0}
     with pytest.raises(ConfigError, match="loose_crop_prob"):
         load_config("configs/smoke.yaml", ["train.stage2.loose_crop_prob=1.5"])
+
+
+def test_the_stage_summary_marks_percentages():
+    """Training validation gives PCK and PCKh in percent, evaluation's CSV a fraction: the summary says which."""
+    line = shown_metrics({"val_pck": 75.4321, "val_pckh": 63.03, "val_mpjpe_mm": 406.2, "train_loss": 0.012, "steps": 3750})
+    assert line == "val_pck=75.43%, val_pckh=63.03%, val_mpjpe_mm=406.2, train_loss=0.012, steps=3750"

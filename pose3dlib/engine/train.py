@@ -719,6 +719,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or default_run_dir(cfg.profile)
     metrics = fit(cfg, args.stage, run_dir, resume=args.resume, init_from=args.init, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        print(f"stage {args.stage} done: {checkpoint_path(run_dir, args.stage)} ({shown})")
+        from .validation import shown_metrics
+
+        print(f"stage {args.stage} done: {checkpoint_path(run_dir, args.stage)} ({shown_metrics(metrics)})")
     return 0

@@ -87,6 +87,19 @@ def head_size_in_crop(head_px: torch.Tensor, crop: torch.Tensor) -> torch.Tensor
     return head_px * torch.linalg.det(crop[:, :, :2].double()).abs().sqrt().to(head_px.dtype)
 
 
+# The keys of `validate`'s result given in percent (evaluation's metrics.csv stores PCKh as a fraction)
+PERCENT_KEYS = ("pck", "pckh")
+
+
+def shown_metrics(metrics: dict[str, float]) -> str:
+    """'val_pck=75.43%, val_mpjpe_mm=406.2, ...': a stage's final metrics for a terminal, the
+    percentages marked as such."""
+    def unit(key: str) -> str:
+        return "%" if key.removeprefix("val_") in PERCENT_KEYS and key.startswith("val_") else ""
+
+    return ", ".join(f"{k}={v:.4g}{unit(k)}" for k, v in metrics.items())
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, preprocess, *, loader_2d: DataLoader, loader_3d: DataLoader,
              mean_depth_16: torch.Tensor, device: torch.device, input_format: str,
