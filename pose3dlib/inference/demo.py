@@ -44,8 +44,8 @@ from . import detect, export, media
 
 read_image_rgb = media.read_image_rgb  # the demo's image reader (any mode -> RGB)
 
-# Training crops show the person's box enlarged by this factor (the 2D hourglass convention
-# of paper-facts: "enlarges the box by 1.25"), so a tight --bbox is enlarged the same way.
+# Training crops show the person's box enlarged by this factor (the 2D hourglass convention,
+# docs/paper.md "Training recipe"), so a tight --bbox is enlarged the same way.
 BOX_MARGIN = 1.25
 SCHEMA = "pose3d-demo/1"
 MIN_PERSON_PX = 32  # a box side below this is upsampled more than 2x for a 64 px network: too small to see
