@@ -85,13 +85,45 @@ def test_scene_rows_are_valid_frame_weighted_and_tabled():
     assert got[("3dhp_pck", "no_green_screen")] == pytest.approx(per_seq[3])
     overall = sum(per_seq[s] * c for s, c in counts.items()) / sum(counts.values())
     assert got[("3dhp_pck", "all")] == pytest.approx(overall)
-    assert ("3dhp_auc", "outdoor") in got and len(rows) == 8
+    assert ("3dhp_auc", "outdoor") in got
+    # every present scene (3), sequence (4) and 'all': two rows each; no activity rows without activities
+    assert len(rows) == 2 * (3 + 4 + 1)
+    assert got[("3dhp_pck", "TS3")] == pytest.approx(per_seq[3]) and ("3dhp_pck", "TS4") not in got
     rows.append({"stage": "stage3", "split": "wild_test", "protocol": "p1_mpjpe", "action": "all", "value": 123.456})
     table = mpi3dhp_table(rows, "wild_test").splitlines()
     assert table[0].startswith("| stage | GS PCK | noGS PCK | Outdoor PCK | All PCK | All AUC | P1")
     assert table[2].startswith(f"| stage3 | {gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")
     with pytest.raises(ValueError, match="1..6"):
         mpi3dhp_rows("s", "w", pred, gt, np.full(len(sequence), 7))
+
+
+def test_activity_rows_pool_each_activity_and_are_tabled():
+    from pose3dlib.data.actions import MPI3DHP_ACTIVITIES
+    from pose3dlib.evaluation import eval_3dhp
+
+    rng = np.random.default_rng(9)
+    sequence = np.array([1, 1, 2, 3, 3, 5, 5, 6, 6, 6])
+    activity = np.array([1, 3, 3, 1, 7, 3, 1, 1, 3, 7])
+    gt = rng.normal(0, 300, (len(sequence), 16, 3))
+    pred = gt + rng.normal(0, 80, gt.shape)
+    rows = eval_3dhp.mpi3dhp_rows("stage3", "wild_test", pred, gt, sequence, activity=activity)
+    got = {(r["protocol"], r["action"]): r["value"] for r in rows}
+    for a in (1, 3, 7):  # an activity's value pools its frames over every sequence
+        expected = metrics.pck3d_3dhp(pred[activity == a], gt[activity == a])
+        assert got[("3dhp_pck", MPI3DHP_ACTIVITIES[a])] == pytest.approx(expected["pck"])
+        assert got[("3dhp_auc", MPI3DHP_ACTIVITIES[a])] == pytest.approx(expected["auc"])
+    assert ("3dhp_pck", MPI3DHP_ACTIVITIES[2]) not in got  # no frame of activity 2
+    report = eval_3dhp.mpi3dhp_report(rows, "wild_test")
+    assert report.startswith(eval_3dhp.mpi3dhp_table(rows, "wild_test"))
+    activity_table = report.split("Per activity (3DPCK@150mm, %):\n\n")[1].split("\n\n")[0].splitlines()
+    assert activity_table[0] == "| stage | Standing/Walking PCK | Sitting PCK | Miscellaneous PCK | All PCK | All AUC |"
+    assert activity_table[2].startswith(f"| stage3 | {got[('3dhp_pck', 'Standing/Walking')]:.1f} |")
+    sequence_table = report.split("Per sequence (3DPCK@150mm, %):\n\n")[1].splitlines()
+    assert sequence_table[0] == "| stage | TS1 PCK | TS2 PCK | TS3 PCK | TS5 PCK | TS6 PCK | All PCK | All AUC |"
+    with pytest.raises(ValueError, match="activities are 1..7"):
+        eval_3dhp.mpi3dhp_rows("s", "w", pred, gt, sequence, activity=np.full(len(sequence), 8))
+    with pytest.raises(ValueError, match="activity must have shape"):
+        eval_3dhp.mpi3dhp_rows("s", "w", pred, gt, sequence, activity=activity[:3])
 
 
 def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_path, capsys):
@@ -107,7 +139,8 @@ def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_p
     lab = {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 90.0}
     assert eval_3dhp.mpi3dhp_tables([lab]) == {}
     tables = eval_3dhp.mpi3dhp_tables([lab, *scene_rows])
-    assert list(tables) == ["wild_test"] and tables["wild_test"] == eval_3dhp.mpi3dhp_table(scene_rows, "wild_test")
+    assert list(tables) == ["wild_test"] and tables["wild_test"] == eval_3dhp.mpi3dhp_report(scene_rows, "wild_test")
+    assert tables["wild_test"].startswith(eval_3dhp.mpi3dhp_table(scene_rows, "wild_test"))
 
     for rows, expect in (([lab], False), ([lab, *scene_rows], True)):
         monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, rows=rows, **k: rows)
@@ -116,5 +149,5 @@ def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_p
                                out=tmp_path / "metrics.csv")
         assert evaluate.run(args) == 0
         out = capsys.readouterr().out
-        assert ("wild_test: MPI-INF-3DHP official protocol per scene" in out) is expect
+        assert ("wild_test: MPI-INF-3DHP official protocol" in out) is expect
         assert (tables["wild_test"] in out) is expect

@@ -1,8 +1,10 @@
-"""MPI-INF-3DHP test-set report: the official 3DPCK / AUC per scene and overall.
+"""MPI-INF-3DHP test-set report: the official 3DPCK / AUC per scene, per sequence, per activity and overall.
 
 Scenes of the test set (sequences TS1..TS6): green screen TS1+TS2, no green screen TS3+TS4,
-outdoor TS5+TS6. A scene's value is the valid-frame-weighted mean over its sequences,
-which equals the value over all its (valid) frames pooled; the ground truth is the
+outdoor TS5+TS6. The official protocol also reports each sequence and each of the seven
+activities (`data.actions.MPI3DHP_ACTIVITIES`, the per-frame activity label of the test set).
+A group's value (scene, sequence, activity) is taken over all its valid frames pooled, which
+for a scene equals the valid-frame-weighted mean over its sequences; the ground truth is the
 `univ_annot3` the 3DHP converter writes as `joint_3d_mono`. The table's P1 / P2 columns are the
 evaluator's 'all' rows, a mean of per-activity means as for Human3.6M, so on a test set whose
 activities hold unequal numbers of frames they are averaged differently from the pooled PCK / AUC.
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..data.actions import MPI3DHP_ACTIVITIES
 from ..metrics import pck3d_3dhp
 
 SCENES: dict[str, tuple[int, ...]] = {"green_screen": (1, 2), "no_green_screen": (3, 4), "outdoor": (5, 6)}
@@ -24,12 +27,21 @@ TABLE_COLUMNS = (("GS PCK", "3dhp_pck", "green_screen"), ("noGS PCK", "3dhp_pck"
                  ("All AUC", "3dhp_auc", "all"), ("P1 (mm)", "p1_mpjpe", "all"), ("P2 (mm)", "p2_pa_mpjpe", "all"))
 
 
-def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray, sequence: np.ndarray) -> list[dict]:
-    """Long-form rows (stage, split, protocol, action=scene or 'all', value in %) of the official protocol.
+SEQUENCES: tuple[str, ...] = tuple(f"TS{s}" for s in range(1, 7))
+
+
+def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray, sequence: np.ndarray,
+                 activity: np.ndarray | None = None) -> list[dict]:
+    """Long-form rows (stage, split, protocol, action, value in %) of the official protocol.
+
+    `action` is a scene (SCENES), a sequence ('TS1'..'TS6'), an activity's name
+    (MPI3DHP_ACTIVITIES, when `activity` is given) or 'all'; groups without frames (a partial
+    download) have no rows.
 
     Args:
         pred_mm, gt_mm: (N, 16, 3) pelvis-relative mm, MPII16 order.
         sequence: (N,) test sequence 1..6 of each frame.
+        activity: (N,) activity id 1..7 of each frame, or None.
     """
     sequence = np.asarray(sequence).astype(np.int64)
     if sequence.shape != (len(pred_mm),):
@@ -39,10 +51,20 @@ def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray,
         raise ValueError(f"MPI-INF-3DHP test sequences are 1..6, got {unknown}")
     rows = []
     groups = {scene: np.isin(sequence, seqs) for scene, seqs in SCENES.items()}
+    groups.update({name: sequence == s for s, name in enumerate(SEQUENCES, start=1)})
+    if activity is not None:
+        activity = np.asarray(activity).astype(np.int64)
+        if activity.shape != sequence.shape:
+            raise ValueError(f"activity must have shape {sequence.shape}, got {activity.shape}")
+        unknown = sorted(set(activity.tolist()) - set(MPI3DHP_ACTIVITIES))
+        if unknown:
+            raise ValueError(f"MPI-INF-3DHP activities are {min(MPI3DHP_ACTIVITIES)}..{max(MPI3DHP_ACTIVITIES)}, "
+                             f"got {unknown}")
+        groups.update({name: activity == a for a, name in MPI3DHP_ACTIVITIES.items()})
     groups["all"] = np.ones(len(sequence), bool)
     for scene, mask in groups.items():
         if not mask.any():
-            continue  # a partial download: report the scenes that are there
+            continue  # a partial download: report the groups that are there
         scores = pck3d_3dhp(pred_mm[mask], gt_mm[mask])
         for protocol in PROTOCOLS:
             rows.append({"stage": stage, "split": split, "protocol": protocol, "action": scene,
@@ -62,12 +84,37 @@ def mpi3dhp_table(rows: Iterable[dict], split: str) -> str:
     return "\n".join(lines)
 
 
+def breakdown_table(rows: Iterable[dict], split: str, groups: Iterable[str]) -> str:
+    """Markdown: 3DPCK per group (columns, those with rows) and overall, then the overall AUC, one row per stage."""
+    values = {(r["stage"], r["protocol"], r["action"]): float(r["value"]) for r in rows if r["split"] == split}
+    stages = sorted({s for s, p, _ in values if p in PROTOCOLS})
+    shown = [g for g in groups if any((s, "3dhp_pck", g) in values for s in stages)]
+    columns = [(f"{g} PCK", "3dhp_pck", g) for g in shown] + [("All PCK", "3dhp_pck", "all"), ("All AUC", "3dhp_auc", "all")]
+    lines = ["| stage | " + " | ".join(c for c, _, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for stage in stages:
+        cells = [f"{values[(stage, p, a)]:.1f}" if (stage, p, a) in values else "-" for _, p, a in columns]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mpi3dhp_report(rows: Iterable[dict], split: str) -> str:
+    """Markdown: the paper's per-scene table (`mpi3dhp_table`), then the official protocol's per-activity
+    and per-sequence 3DPCK (where the rows hold them)."""
+    rows = list(rows)
+    parts = [mpi3dhp_table(rows, split)]
+    for title, groups in (("Per activity", MPI3DHP_ACTIVITIES.values()), ("Per sequence", SEQUENCES)):
+        groups = list(groups)
+        if any(r["split"] == split and r["protocol"] == "3dhp_pck" and r["action"] in groups for r in rows):
+            parts.append(f"{title} (3DPCK@150mm, %):\n\n{breakdown_table(rows, split, groups)}")
+    return "\n\n".join(parts)
+
+
 def mpi3dhp_tables(rows: Iterable[dict]) -> dict[str, str]:
-    """{split: mpi3dhp_table} for every split scored with the official protocol, in row order; {} if none.
+    """{split: mpi3dhp_report} for every split scored with the official protocol, in row order; {} if none.
 
     Only a converted MPI-INF-3DHP test set (`data.wild_test_dir`) has such rows; the synthetic
     splits have none, so `evaluate` and notebook 06 print these tables for real data only.
     """
     rows = list(rows)
     splits = dict.fromkeys(r["split"] for r in rows if r["protocol"] in PROTOCOLS)
-    return {split: mpi3dhp_table(rows, split) for split in splits}
+    return {split: mpi3dhp_report(rows, split) for split in splits}

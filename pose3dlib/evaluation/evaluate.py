@@ -335,7 +335,8 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
     per_sample[GT2D_PROTOCOL] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
     rows = per_action_rows(stage, split, per_sample, pred.action, action_names)
     if getattr(dataset, "sequences", None) is not None:  # a converted MPI-INF-3DHP test set
-        rows += mpi3dhp_rows(stage, split, pred_mm, pred.gt_joints_3d_mm, dataset.sequences[:len(pred_mm)])
+        rows += mpi3dhp_rows(stage, split, pred_mm, pred.gt_joints_3d_mm, dataset.sequences[:len(pred_mm)],
+                             activity=pred.action)
     return rows
 
 
@@ -477,5 +478,5 @@ def run(args) -> int:
     out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
     print(f"wrote {len(rows)} rows to {out}")
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
-        print(f"\n{split}: MPI-INF-3DHP official protocol per scene (3DPCK@150mm and AUC in %)\n{table}")
+        print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")
     return 0

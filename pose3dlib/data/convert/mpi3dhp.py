@@ -7,7 +7,7 @@ Human3.6M skeleton: the official protocol's ground truth), joint_2d = `annot2` i
 pixels, 16 joints in the network order (`skeleton.MPI3DHP17_TO_MPII16`); subject = the
 sequence number, action = the activity (1..7), subaction 1, camera 1, id = the 1-based
 frame number, istrain 0, plus `sequence` (N,) 1..6, so `data.wild_test_dir` can point at
-OUT and evaluation adds the official per-scene 3DPCK/AUC (`eval_3dhp`).
+OUT and evaluation adds the official 3DPCK/AUC per scene, activity and sequence (`eval_3dhp`).
 """
 from __future__ import annotations
 
