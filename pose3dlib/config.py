@@ -23,6 +23,7 @@ import yaml
 from .engine.atomic_io import atomic_write_text
 from .engine.errors import ConfigError
 from .engine.paths import resolve
+from .skeleton import PAPER_BONE_SUM_MM
 
 # Network input side must be a multiple of this (four 2x poolings per hourglass plus the stem's 4x).
 INPUT_SIZE_MULTIPLE = 64
@@ -217,7 +218,7 @@ class EvalConfig:
     flip_test: bool = True  # average with the mirrored image's prediction
     subpixel: str = one_of("quarter", "quarter", "log_parabola")  # heatmap peak refinement (decode.SUBPIXEL_METHODS)
     batch_size: int = bounded(32, lo=1)
-    paper_bone_sum_mm: float = bounded(4296.99, lo=0.0)  # paper evaluator: sum of the 14 edge lengths
+    paper_bone_sum_mm: float = bounded(PAPER_BONE_SUM_MM, lo=0.0)  # paper evaluator: sum of the 14 edge lengths
     pckh_threshold: float = bounded(0.5, lo=0.0)  # fraction of the head segment length
     # 0: one pass on each split's own crop. > 0: a second pass on a crop framed around the joints the first
     # pass found, side = this x their extent (the training crops: 1.25; evaluate.predict_dataset)

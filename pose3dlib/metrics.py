@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from .decode import bone_length_sum
-from .skeleton import DEPTH_ROOT, MPI3DHP_EVAL_GROUPS, PAPER_EVAL_MIDPOINT, SPINE_INDEX
+from .skeleton import DEPTH_ROOT, MPI3DHP_EVAL_GROUPS, PAPER_BONE_SUM_MM, PAPER_EVAL_MIDPOINT, SPINE_INDEX
 
-PAPER_BONE_SUM_MM = 4296.99  # the paper's evaluator: the 14 edge lengths sum to this (mm)
 PCK3D_THRESHOLD_MM = 150.0  # MPI-INF-3DHP 3DPCK threshold
 AUC_STEP_MM = 5.0  # MPI-INF-3DHP AUC: thresholds 0, 5, ..., max_mm
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_LAYOUT_LEVELS, Config, ModelConfig, config_from_dict, migrate_config_dict
+from .config import INPUT_SIZE_MULTIPLE, MAX_LAYOUT_LEVELS, Config, ModelConfig, config_from_dict, migrate_config_dict
 from .engine.errors import CheckpointError, ConfigError, DataError
 
 # The paper's layout (docs/paper.md, "Network"), which ModelConfig's defaults hold; the original release's
@@ -37,7 +37,7 @@ HOURGLASS_DEPTH = ModelConfig().hourglass_depth  # recursion levels of each hour
 DEPTH_HEAD_LEVELS = ModelConfig().depth_head_levels  # (residuals + max-pool) levels of the depth head
 DEPTH_GRID = 4  # side of the grid the depth head's Linear reads (4 x 4 at 256 px input)
 STEM_CHANNELS = 64  # output of the 7x7 stem convolution
-INPUT_MULTIPLE = 64  # the stem (/4) and the hourglass (/16) need S divisible by 64
+INPUT_MULTIPLE = INPUT_SIZE_MULTIPLE  # the stem (/4) and the hourglass (/16) need S divisible by 64 (config checks it too)
 
 # input_format -> (reverse channel order?, divisor). "rgb": ours; "bgr256": original release.
 INPUT_FORMATS: dict[str, tuple[bool, float]] = {
@@ -89,6 +89,7 @@ class Residual(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, H, W)
+        """The bottleneck branch plus the (projected) input."""
         y = self.conv1(F.relu(self.bn1(x), inplace=True))  # (B, C/2, H, W)
         y = self.conv2(F.relu(self.bn2(y), inplace=True))  # (B, C/2, H, W)
         y = self.conv3(F.relu(self.bn3(y), inplace=True))  # (B, Cout, H, W)
@@ -115,6 +116,7 @@ class Hourglass(nn.Module):
         self.up = residuals(channels, num_modules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        """The skip branch at this resolution plus the upsampled result of the level below."""
         low = self.up(self.inner(self.down(F.max_pool2d(x, 2))))  # (B, C, H/2, W/2)
         return self.skip(x) + F.interpolate(low, scale_factor=2, mode="nearest")
 
@@ -134,6 +136,7 @@ class Stem(nn.Module):
         self.res3 = Residual(res_channels, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, F, S/4, S/4)
+        """The image at a quarter of its resolution, with the hourglass's feature count."""
         x = self.res1(F.relu(self.bn(self.conv(x)), inplace=True))  # (B, R, S/2, S/2)
         return self.res3(self.res2(F.max_pool2d(x, 2)))
 
@@ -174,6 +177,7 @@ class DepthHead(nn.Module):
         self.linear = nn.Linear(num_features * DEPTH_GRID * DEPTH_GRID, num_joints)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F, S/4, S/4) -> (B, J)
+        """One depth per joint from the final features (pooled down to the linear layer's grid)."""
         x = self.levels(x)  # (B, F, S/(4 * 2^levels), S/(4 * 2^levels)): S/64 with the paper's 4 levels
         if x.shape[-2:] != (DEPTH_GRID, DEPTH_GRID):
             x = F.adaptive_avg_pool2d(x, DEPTH_GRID)  # (B, F, 4, 4); identity at S = 256, so skipped

@@ -30,6 +30,7 @@ class Skeleton:
 
     @property
     def num_joints(self) -> int:
+        """How many joints the skeleton has (the length of `joint_names`)."""
         return len(self.joint_names)
 
     @property
@@ -149,6 +150,9 @@ BONE_GROUPS: dict[str, tuple[tuple[int, int, float], ...]] = {
 DEPTH_ROOT: int = MPII16.root
 # Paper evaluator: joint 7 is replaced by the midpoint of these two joints (pelvis, upper neck).
 PAPER_EVAL_MIDPOINT: tuple[int, int] = (6, 8)
+# Paper evaluator: the predicted skeleton is rescaled so its 14 edge lengths sum to this (mm)
+# (docs/paper.md, "Evaluation"; `eval.paper_bone_sum_mm` defaults to it).
+PAPER_BONE_SUM_MM: float = 4296.99
 SPINE_INDEX: int = 7
 
 

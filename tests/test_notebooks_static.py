@@ -208,3 +208,18 @@ def test_the_committed_cpu_run_is_of_the_current_notebooks(path):
         return ["".join(c["source"]) for c in cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
     assert sources(executed) == sources(path), f"re-run {path.stem} for runs/cpu (make reproduce)"
+
+
+def test_every_figure_kind_draws_a_body_side_in_one_colour():
+    """matplotlib skeletons, plotly skeletons and the OpenCV overlays share viz.COLOURS."""
+    import matplotlib.colors as mcolors
+    import numpy as np
+
+    from pose3dlib.plots import viz
+
+    fig = viz.skeleton_figure_plotly(np.random.default_rng(0).normal(scale=300.0, size=(16, 3)))
+    by_name = {trace.name: trace.line.color for trace in fig.data if trace.type == "scatter3d"}
+    assert by_name == {viz.SIDE_LABELS[side]: colour for side, colour in viz.COLOURS.items()}
+    for side, colour in viz.COLOURS.items():
+        assert viz.RGB_COLOURS[side] == tuple(round(255 * c) for c in mcolors.to_rgb(colour))
+    assert viz.COLOURS["right"] == mcolors.to_hex("tab:red")  # the matplotlib palette the figures were drawn in

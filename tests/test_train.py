@@ -23,7 +23,7 @@ from pose3dlib.engine.train import (
     lr_at_step,
     resolve_device,
 )
-from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits, shown_metrics
+from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits, pckh_hits, shown_metrics
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 from pose3dlib.tools.bench.measure import make_train_step, random_batch
@@ -324,3 +324,15 @@ def test_the_stage_summary_marks_percentages():
     """Training validation gives PCK and PCKh in percent, evaluation's CSV a fraction: the summary says which."""
     line = shown_metrics({"val_pck": 75.4321, "val_pckh": 63.03, "val_mpjpe_mm": 406.2, "train_loss": 0.012, "steps": 3750})
     assert line == "val_pck=75.43%, val_pckh=63.03%, val_mpjpe_mm=406.2, train_loss=0.012, steps=3750"
+
+
+def test_validation_pckh_counts_a_joint_at_the_threshold_as_metrics_pckh_does():
+    """An error of exactly threshold x head size is correct in both PCKh implementations (<=)."""
+    from pose3dlib import metrics
+
+    pred = torch.tensor([[[0.25, 0.0], [0.5, 0.0]]])  # normalised: 0.25 x 64 / 2 = 8 px, 16 px
+    gt = torch.zeros(1, 2, 2)
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    assert pckh_hits(pred, gt, valid, torch.tensor([16.0]), input_size=64) == (1, 2)  # 8 <= 0.5 x 16
+    px = pred.numpy() * 32.0
+    assert metrics.pckh(px, gt.numpy(), np.array([16.0]), valid.numpy()) == 0.5

@@ -14,11 +14,9 @@ from pathlib import Path
 # installs outside the repository.
 PROJECT_ROOT = Path(os.environ.get("POSE3D_ROOT", Path(__file__).resolve().parents[2]))  # pose3dlib/engine/paths.py
 DATA_DIR = PROJECT_ROOT / "data"
-RAW_DATA_DIR = DATA_DIR / "raw"  # real datasets; never modified by any command
 SYNTHETIC_DIR = DATA_DIR / "synthetic"
 CONFIG_DIR = PROJECT_ROOT / "configs"
 RUNS_DIR = PROJECT_ROOT / "runs"
-FIGURES_DIR = PROJECT_ROOT / "figures"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 

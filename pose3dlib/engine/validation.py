@@ -71,14 +71,14 @@ def mean_depth(dataset_3d: Dataset, max_samples: int, batch_size: int) -> torch.
 
 def pckh_hits(pred_2d: torch.Tensor, gt_2d: torch.Tensor, valid: torch.Tensor, head_crop_px: torch.Tensor,
               input_size: int, threshold: float = 0.5) -> tuple[int, int]:
-    """(correct, counted) valid joints within `threshold` x the head size, measured in crop pixels.
+    """(correct, counted) valid joints within `threshold` x the head size (<=, as `metrics.pckh`), in crop pixels.
 
     pred_2d, gt_2d: (B, J, 2) normalised units (the crop spans 2 units, so a normalised
     distance times input_size / 2 is crop pixels); head_crop_px: (B,) head size in crop
     pixels. Equals PCKh in original-image pixels for unaugmented (similarity) crops.
     """
     dist_px = torch.linalg.norm(pred_2d - gt_2d, dim=-1) * (input_size / 2.0)  # (B, J)
-    ok = (dist_px < threshold * head_crop_px[:, None]) & valid
+    ok = (dist_px <= threshold * head_crop_px[:, None]) & valid
     return int(ok.sum()), int(valid.sum())
 
 

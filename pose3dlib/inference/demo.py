@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .. import camera, decode
 from ..config import Config
+from ..data.mpii import BOX_FACTOR
 from ..engine import runs
 from ..engine.atomic_io import atomic_write_text, describe_os_error, temporary_sibling
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
@@ -46,7 +47,7 @@ read_image_rgb = media.read_image_rgb  # the demo's image reader (any mode -> RG
 
 # Training crops show the person's box enlarged by this factor (the 2D hourglass convention,
 # docs/paper.md "Training recipe"), so a tight --bbox is enlarged the same way.
-BOX_MARGIN = 1.25
+BOX_MARGIN = BOX_FACTOR
 SCHEMA = "pose3d-demo/1"
 MIN_PERSON_PX = 32  # a box side below this is upsampled more than 2x for a 64 px network: too small to see
 BATCH = 16  # crops per forward pass for folders and videos
@@ -97,9 +98,12 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
     return np.array([x + bw / 2.0 - 0.5, y + bh / 2.0 - 0.5]), float(max(bw, bh) * BOX_MARGIN)
 
 
-def load_demo_model(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
-    set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too)."""
+    set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too).
+    `device`: a torch device or a name for `engine.device.resolve_device` ("auto": CUDA, then CPU)."""
+    if isinstance(device, str):
+        device = resolve_device(device, key="device")
     if (folder := resolve(ckpt)).is_dir():
         inside = next((c for c in (folder / "last.pt", folder / "stage3" / "last.pt") if c.is_file()), None)
         raise CheckpointError(f"checkpoint {folder}: is a folder; expected a checkpoint file "

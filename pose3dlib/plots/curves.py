@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ..engine.runlog import read_metrics
 
@@ -86,19 +85,6 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def save_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, title: str = "",
-                weights: dict[str, float] | None = None) -> Path:
-    """Plot the curves of one stage and save them to `out_path` (folders created)."""
-    import matplotlib.pyplot as plt
-
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_training_curves(metrics_path, title, weights)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
 
 
 # What a training notebook does for each `stage_status` of its stage's run folder.

@@ -8,17 +8,18 @@ import numpy as np
 from ..engine.paths import resolve
 from ..skeleton import MPII16
 
-RIGHT = {"r_ankle", "r_knee", "r_hip", "r_wrist", "r_elbow", "r_shoulder"}
-LEFT = {"l_ankle", "l_knee", "l_hip", "l_wrist", "l_elbow", "l_shoulder"}
-COLOURS = {"right": "tab:red", "left": "tab:blue", "centre": "tab:green"}
+# One colour per body side for every figure (matplotlib, plotly and the OpenCV overlays below):
+# matplotlib's tab:red, tab:blue and tab:green
+COLOURS = {"right": "#d62728", "left": "#1f77b4", "centre": "#2ca02c"}
 # The key of every skeleton figure (legend labels, same order as COLOURS)
 SIDE_LABELS = {"right": "the person's right side", "left": "left side", "centre": "pelvis, spine, neck and head"}
 PLOT_MARGIN = 1.15  # 3D axis half-range / half the skeleton's largest extent
 
 
 def _side(a: int, b: int) -> str:
-    names = {MPII16.joint_names[a], MPII16.joint_names[b]}
-    return "right" if names & RIGHT else "left" if names & LEFT else "centre"
+    """The body side of the edge between joints a and b, from the joints' names (r_*, l_*, else centre)."""
+    prefixes = {MPII16.joint_names[a][:2], MPII16.joint_names[b][:2]}
+    return "right" if "r_" in prefixes else "left" if "l_" in prefixes else "centre"
 
 
 def plot_skeleton_2d(ax, joints: np.ndarray, valid: np.ndarray | None = None, linewidth: float = 2.0) -> None:
@@ -89,7 +90,7 @@ def _skeleton_traces(p: np.ndarray) -> list:
     import plotly.graph_objects as go
 
     return [go.Scatter3d(x=x, y=y, z=z, mode="lines+markers", name=SIDE_LABELS[side], showlegend=True,
-                         line={"color": COLOURS[side].replace("tab:", ""), "width": 6}, marker={"size": 3})
+                         line={"color": COLOURS[side], "width": 6}, marker={"size": 3})
             for side, (x, y, z) in _limb_lines(p).items()]
 
 
@@ -249,8 +250,8 @@ def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path
     return path
 
 
-# BGR-free RGB colours (0-255) for drawing on images with OpenCV, same sides as COLOURS.
-RGB_COLOURS = {"right": (220, 40, 40), "left": (40, 90, 230), "centre": (40, 170, 60)}
+# COLOURS as RGB (0-255) for drawing on images with OpenCV (in RGB order: the images are RGB)
+RGB_COLOURS = {side: tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for side, h in COLOURS.items()}
 
 
 def draw_skeleton_2d(image_rgb: np.ndarray, joints_px: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -62,7 +62,6 @@ RADIAL_K = ((-0.20710, 0.24778, -0.00308), (-0.19421, 0.24041, 0.00682), (-0.208
 W0_TANGENTIAL = (-0.001424, -0.000976)
 MPII_TRAIN_IMAGES, MPII_TEST_IMAGES = 14, 3
 MPII_VAL_FROM = ((1, 0), (4, 0))  # (image index, person index) of valid.h5, 0-based
-MPII_ACT_NAMES = 21
 TS_FRAMES = 4  # frames per 3DHP test sequence; frame 2 is not valid
 TS_INVALID_FRAME = 2
 

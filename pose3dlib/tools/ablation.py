@@ -40,12 +40,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, dump_config, load_config
+from ..config import Config, EvalConfig, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..engine.runs import figures_path, record_evaluation
-from ..evaluation.evaluate import protocol_label
+from ..evaluation.evaluate import is_fraction, pckh_protocol, protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
 ARMS: dict[str, str] = {
@@ -62,7 +62,7 @@ CSV_COLUMNS = ("arm", "seed", "split", "protocol", "value")
 SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("lab_test", "p1_mpjpe"), ("lab_test", "p2_pa_mpjpe"), ("lab_test", "p1_mpjpe_gt2d"),
     ("wild_test", "p1_mpjpe"), ("wild_test", "p2_pa_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
-    ("mpii_val", "pckh@0.5"),
+    ("mpii_val", pckh_protocol(EvalConfig().pckh_threshold)),  # the evaluator's label, 'pckh@0.5'
 )
 EVALUATED_STAGES = (3,)  # the stage each run's evaluation scores
 
@@ -333,7 +333,7 @@ def compare(rows: list[dict], split: str, protocol: str, first: str, second: str
 # ----------------------------------------------------------------------------- table, figure, words
 
 def _is_pck(protocol: str) -> bool:
-    return protocol.startswith("pck")
+    return is_fraction(protocol)
 
 
 def _shown(protocol: str, value: float) -> float:
