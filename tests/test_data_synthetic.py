@@ -199,3 +199,28 @@ def test_data_from_an_older_generator_version_is_refused_by_training_and_evaluat
                                  wild_test_dir=str(stale / "wild_test")))
     with pytest.raises(DataError, match="regenerate it"):  # before any checkpoint is looked for
         evaluate_run(cfg, tmp_path / "no_run")
+
+
+def test_ensure_synthetic_data_generates_only_what_is_missing(tmp_path, monkeypatch):
+    """One rule for notebooks 01 and 02 and the ablation: every set the config names (the validation
+    sets too) in one folder, generated with the config's seed when one is missing."""
+    import dataclasses
+
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.errors import ConfigError
+    from pose3dlib.synthetic import generator
+
+    calls = []
+    monkeypatch.setattr(generator, "generate", lambda root, syn, seed: calls.append((root, seed)) or root)
+    names = {"h36m_dir": "h36m", "mpii_dir": "mpii", "wild_test_dir": "wild_test", "lab_val_dir": "lab_val",
+             "wild_val_dir": "wild_val"}
+    cfg = load_config("configs/smoke.yaml", [f"data.{k}={tmp_path / v}" for k, v in names.items()] + ["seed=7"])
+    for folder in list(names.values())[:4]:  # wild_val missing
+        (tmp_path / folder).mkdir()
+    assert generator.ensure_synthetic_data(cfg) == tmp_path and calls == [(tmp_path, 7)]
+    (tmp_path / "wild_val").mkdir()
+    assert generator.ensure_synthetic_data(cfg) is None and len(calls) == 1  # nothing missing: nothing done
+    assert generator.ensure_synthetic_data(cfg, only_missing=False) == tmp_path and len(calls) == 2
+    split = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mpii_dir=str(tmp_path / "elsewhere" / "mpii")))
+    with pytest.raises(ConfigError, match=r"data\.mpii_dir=.*elsewhere.* 2 parents"):
+        generator.ensure_synthetic_data(split)

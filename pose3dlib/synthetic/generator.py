@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from .. import camera
-from ..config import SyntheticConfig, config_to_dict, load_config
+from ..config import Config, DataConfig, SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
@@ -423,6 +423,35 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
     return all(stored.get(k) == v for k, v in expected.items()) and all(
         (out / p).is_file() for p in ("h36m/annot.h5", "mpii/train.h5", "mpii/val.h5", "wild_test/annot.h5",
                                       *(f"{v}/annot.h5" for v in VAL_SPLITS if getattr(cfg, v) > 0)))
+
+
+# The data.* keys of the folders one generation writes (the last two may be "": off)
+DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_dir")
+
+
+def synthetic_root(data_cfg: DataConfig) -> Path:
+    """The one folder holding the synthetic sets the config's data.*_dir name (their common parent);
+    a ConfigError naming the keys when they do not share one."""
+    folders = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
+    roots = {p.parent for p in folders.values()}
+    if len(roots) != 1:
+        shown = ", ".join(f"data.{k}={p}" for k, p in folders.items())
+        raise ConfigError(f"synthetic data is generated into one folder, but {shown} have {len(roots)} parents")
+    return roots.pop()
+
+
+def ensure_synthetic_data(cfg: Config, only_missing: bool = True) -> Path | None:
+    """Generate the synthetic sets the config names, with the config's own seed (`generate`, which
+    reuses a complete generation of the same config and seed).
+
+    `only_missing`: only when one of the folders (DATA_KEYS that are set) is missing, so a run
+    whose data.*_dir name converted real data never generates; returns None when nothing was
+    missing. False: always (notebook 01, which also refreshes a generation of another config).
+    """
+    folders = [resolve(getattr(cfg.data, key)) for key in DATA_KEYS if getattr(cfg.data, key)]
+    if only_missing and all(p.is_dir() for p in folders):
+        return None
+    return generate(synthetic_root(cfg.data), cfg.synthetic, cfg.seed)
 
 
 def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0, force: bool = False) -> Path:

@@ -169,12 +169,9 @@ def ensure_data(cfg: Config) -> None:
     Done here, before any arm runs, so that an arm's seed never becomes the data's seed
     (notebook 02 would generate missing data with the seed of the run that first needs it).
     """
-    d = cfg.data
-    dirs = [resolve(p) for p in (d.h36m_dir, d.mpii_dir, d.wild_test_dir, d.lab_val_dir, d.wild_val_dir) if p]
-    if not all(p.is_dir() for p in dirs):
-        from ..synthetic.generator import generate
+    from ..synthetic.generator import ensure_synthetic_data
 
-        generate(dirs[0].parent, cfg.synthetic, cfg.seed)
+    ensure_synthetic_data(cfg)
 
 
 def check_kept_seeds(csv_path: Path, seeds_bc: Iterable[int], seeds_a: Iterable[int], replace: bool) -> None:
