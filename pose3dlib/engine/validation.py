@@ -94,10 +94,8 @@ PERCENT_KEYS = ("pck", "pckh")
 def shown_metrics(metrics: dict[str, float]) -> str:
     """'val_pck=75.43%, val_mpjpe_mm=406.2, ...': a stage's final metrics for a terminal, the
     percentages marked as such."""
-    def unit(key: str) -> str:
-        return "%" if key.removeprefix("val_") in PERCENT_KEYS and key.startswith("val_") else ""
-
-    return ", ".join(f"{k}={v:.4g}{unit(k)}" for k, v in metrics.items())
+    percent = {f"val_{k}" for k in PERCENT_KEYS}
+    return ", ".join(f"{k}={v:.4g}{'%' if k in percent else ''}" for k, v in metrics.items())
 
 
 @torch.no_grad()

@@ -72,29 +72,32 @@ def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray,
     return rows
 
 
-def mpi3dhp_table(rows: Iterable[dict], split: str) -> str:
-    """A markdown table in the paper's layout (per-scene PCK, overall PCK and AUC) with Protocols #1/#2 beside it."""
+def _stage_table(rows: Iterable[dict], split: str, columns: list[tuple[str, str, str]]) -> str:
+    """Markdown: one row per stage scored with the official protocol, one column per (label, protocol, action)."""
     values = {(r["stage"], r["protocol"], r["action"]): float(r["value"]) for r in rows if r["split"] == split}
     stages = sorted({s for s, p, _ in values if p in PROTOCOLS})
-    lines = ["| stage | " + " | ".join(c for c, _, _ in TABLE_COLUMNS) + " |",
-             "|---|" + "---:|" * len(TABLE_COLUMNS)]
-    for stage in stages:
-        cells = [f"{values[(stage, p, a)]:.1f}" if (stage, p, a) in values else "-" for _, p, a in TABLE_COLUMNS]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def breakdown_table(rows: Iterable[dict], split: str, groups: Iterable[str]) -> str:
-    """Markdown: 3DPCK per group (columns, those with rows) and overall, then the overall AUC, one row per stage."""
-    values = {(r["stage"], r["protocol"], r["action"]): float(r["value"]) for r in rows if r["split"] == split}
-    stages = sorted({s for s, p, _ in values if p in PROTOCOLS})
-    shown = [g for g in groups if any((s, "3dhp_pck", g) in values for s in stages)]
-    columns = [(f"{g} PCK", "3dhp_pck", g) for g in shown] + [("All PCK", "3dhp_pck", "all"), ("All AUC", "3dhp_auc", "all")]
     lines = ["| stage | " + " | ".join(c for c, _, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
     for stage in stages:
         cells = [f"{values[(stage, p, a)]:.1f}" if (stage, p, a) in values else "-" for _, p, a in columns]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mpi3dhp_table(rows: Iterable[dict], split: str) -> str:
+    """A markdown table in the paper's layout (per-scene PCK, overall PCK and AUC) with Protocols #1/#2 beside it."""
+    return _stage_table(rows, split, list(TABLE_COLUMNS))
+
+
+def breakdown_table(rows: Iterable[dict], split: str, groups: Iterable[str]) -> str | None:
+    """Markdown: 3DPCK per group (columns, those with rows) and overall, then the overall AUC, one row per
+    stage; None when no group has rows."""
+    rows = list(rows)
+    present = {r["action"] for r in rows if r["split"] == split and r["protocol"] == "3dhp_pck"}
+    shown = [g for g in groups if g in present]
+    if not shown:
+        return None
+    return _stage_table(rows, split, [(f"{g} PCK", "3dhp_pck", g) for g in shown]
+                        + [("All PCK", "3dhp_pck", "all"), ("All AUC", "3dhp_auc", "all")])
 
 
 def mpi3dhp_report(rows: Iterable[dict], split: str) -> str:
@@ -103,9 +106,8 @@ def mpi3dhp_report(rows: Iterable[dict], split: str) -> str:
     rows = list(rows)
     parts = [mpi3dhp_table(rows, split)]
     for title, groups in (("Per activity", MPI3DHP_ACTIVITIES.values()), ("Per sequence", SEQUENCES)):
-        groups = list(groups)
-        if any(r["split"] == split and r["protocol"] == "3dhp_pck" and r["action"] in groups for r in rows):
-            parts.append(f"{title} (3DPCK@150mm, %):\n\n{breakdown_table(rows, split, groups)}")
+        if (table := breakdown_table(rows, split, groups)) is not None:
+            parts.append(f"{title} (3DPCK@150mm, %):\n\n{table}")
     return "\n\n".join(parts)
 
 

@@ -43,7 +43,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
     train = loss_table(records, "train")
     shown = {k: v for k, v in train.items()
-             if k != "step" and any(x > 0 for x in v) and (weights is None or weights.get(k, 1.0) != 0)}
+             if k != "step" and any(x > 0 for x in v) and weights_of(weights, k) != 0}
     terms = [k for k in shown if k != "loss"]
     if "loss" in shown and len(terms) == 1 and shown["loss"] == [weights_of(weights, terms[0]) * x for x in shown[terms[0]]]:
         del shown["loss"]  # the total is that one term (Stage 1: the heatmap loss), drawn once
@@ -58,7 +58,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, title: str = "", weigh
     val = loss_table(records, "val")
     ax_mm = ax_val.twinx()
     for key, (label, side) in VAL_SERIES.items():
-        if key in val and not (key.startswith("mpjpe") and weights is not None and weights.get("depth", 1.0) == 0):
+        if key in val and not (key.startswith("mpjpe") and weights_of(weights, "depth") == 0):
             ax = ax_val if side == "left" else ax_mm
             style = "--" if key == "mpjpe_mean_pose_mm" else "-o"
             ax.plot(val["step"], val[key], style, label=label,

@@ -429,10 +429,15 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
 DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_dir")
 
 
+def data_folders(data_cfg: DataConfig) -> dict[str, Path]:
+    """{key: folder} of the DATA_KEYS the config sets (an optional validation split may be "": off)."""
+    return {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
+
+
 def synthetic_root(data_cfg: DataConfig) -> Path:
     """The one folder holding the synthetic sets the config's data.*_dir name (their common parent);
     a ConfigError naming the keys when they do not share one."""
-    folders = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
+    folders = data_folders(data_cfg)
     roots = {p.parent for p in folders.values()}
     if len(roots) != 1:
         shown = ", ".join(f"data.{k}={p}" for k, p in folders.items())
@@ -448,8 +453,7 @@ def ensure_synthetic_data(cfg: Config, only_missing: bool = True) -> Path | None
     whose data.*_dir name converted real data never generates; returns None when nothing was
     missing. False: always (notebook 01, which also refreshes a generation of another config).
     """
-    folders = [resolve(getattr(cfg.data, key)) for key in DATA_KEYS if getattr(cfg.data, key)]
-    if only_missing and all(p.is_dir() for p in folders):
+    if only_missing and all(p.is_dir() for p in data_folders(cfg.data).values()):
         return None
     return generate(synthetic_root(cfg.data), cfg.synthetic, cfg.seed)
 

@@ -329,18 +329,14 @@ def compare(rows: list[dict], split: str, protocol: str, first: str, second: str
 
 # ----------------------------------------------------------------------------- table, figure, words
 
-def _is_pck(protocol: str) -> bool:
-    return is_fraction(protocol)
-
-
 def _shown(protocol: str, value: float) -> float:
     """Values as displayed: PCKh in %, errors in mm."""
-    return 100 * value if _is_pck(protocol) else value
+    return 100 * value if is_fraction(protocol) else value
 
 
 def metric_label(split: str, protocol: str) -> str:
     """'wild_test Protocol #1 MPJPE (mm)', 'mpii_val PCKh@0.5 (%)'."""
-    if _is_pck(protocol):
+    if is_fraction(protocol):
         return f"{split} {protocol.replace('pckh', 'PCKh')} (%)"
     return f"{split} {protocol_label(protocol)}"
 
@@ -359,7 +355,7 @@ def _mean_sd_words(values: list[float], protocol: str) -> str:
 def _test_cells(test: WelchTest | None, protocol: str, have_both: bool) -> list[str]:
     if test is None:
         return ["", "", "", "", "n/a: needs two seeds per arm with some spread" if have_both else "no results"]
-    s = 100.0 if _is_pck(protocol) else 1.0
+    s = 100.0 if is_fraction(protocol) else 1.0
     verdict = "significant (p < 0.05)" if test.significant else "not significant at this scale"
     return [f"{s * test.difference:+.1f} ({s * test.ci_low:+.1f} to {s * test.ci_high:+.1f})", f"{test.t:.2f}",
             f"{test.df:.1f}", f"{test.p:.3g}", verdict]
@@ -389,9 +385,9 @@ def plot_ablation(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMARY
     import matplotlib.pyplot as plt
 
     metrics = list(metrics)
-    splits_3d = list(dict.fromkeys(split for split, protocol in metrics if not _is_pck(protocol)))
-    pck = [m for m in metrics if _is_pck(m[1])]
-    ncols = max([0, *(sum(1 for s, p in metrics if s == split and not _is_pck(p)) for split in splits_3d)]) + bool(pck)
+    splits_3d = list(dict.fromkeys(split for split, protocol in metrics if not is_fraction(protocol)))
+    pck = [m for m in metrics if is_fraction(m[1])]
+    ncols = max([0, *(sum(1 for s, p in metrics if s == split and not is_fraction(p)) for split in splits_3d)]) + bool(pck)
     nrows = max(len(splits_3d), len(pck), 1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
     # one row per 3D split (its protocols side by side), PCKh in the last column
@@ -428,13 +424,13 @@ def _effect(rows: list[dict], split: str, protocol: str, first: str, second: str
     v1, v2 = arm_values(rows, first, split, protocol), arm_values(rows, second, split, protocol)
     if not v1 or not v2:
         return "", None
-    unit = "points" if _is_pck(protocol) else "mm"
+    unit = "points" if is_fraction(protocol) else "mm"
     name = f"{protocol_label(protocol).replace(' (mm)', '')} on {split}"
     text = f"{name} went from {_mean_sd_words(v1, protocol)} to {_mean_sd_words(v2, protocol)} {unit}"
     test = compare(rows, split, protocol, first, second)
     if test is None:
         return text + "; too few seeds with spread for a test.", None
-    s = 100.0 if _is_pck(protocol) else 1.0
+    s = 100.0 if is_fraction(protocol) else 1.0
     text += (f", a change of {s * test.difference:+.1f} {unit} (95% CI {s * test.ci_low:+.1f} to {s * test.ci_high:+.1f}; "
              f"Welch t = {test.t:.2f}, df = {test.df:.1f}, p = {test.p:.2g}"
              + (")" if test.significant else ", not significant at this scale)"))

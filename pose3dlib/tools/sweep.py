@@ -219,7 +219,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     reuse_stages, scored_stages = stage_plan(notebooks)
     if reuse_stages != tuple(runs.STAGES):
         check_stage_key(param, notebooks, scored_stages)
-    if reuse_stages == tuple(runs.STAGES):  # nothing trained: only what the evaluation reads can change
+    else:  # nothing trained: only what the evaluation reads can change
         if not param.startswith(("eval.", "data.")):
             raise Pose3DError(f"sweep of {param} with notebooks {notebooks} trains nothing: every value would score "
                               "the base run's checkpoints; add the training notebooks it changes, or sweep an eval.* "

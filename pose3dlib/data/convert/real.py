@@ -26,7 +26,7 @@ from ...config import DataConfig, load_config
 from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
-from ...synthetic.generator import set_manifest
+from ...synthetic.generator import data_folders, set_manifest
 from .common import REPORT_LISTS, hash_file_stats, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m
 from .mpi3dhp import convert_3dhp
@@ -46,10 +46,6 @@ def _names_synthetic_data(folder: str) -> bool:
     return resolve(folder).is_relative_to(SYNTHETIC_DIR) or set_manifest(folder) is not None
 
 
-# Every data location a run reads (training, validation, test): those not converted stay synthetic.
-DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_dir")
-
-
 def synthetic_sets_root(data_cfg: DataConfig) -> Path | None:
     """The one folder holding the synthetic sets this config still reads (`_names_synthetic_data`), or None.
 
@@ -57,8 +53,7 @@ def synthetic_sets_root(data_cfg: DataConfig) -> Path | None:
     of a domain without a download) stay synthetic: the generator writes them into this folder.
     ConfigError when they lie in more than one folder (the generator writes all of them together).
     """
-    synthetic = {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS
-                 if getattr(data_cfg, key) and _names_synthetic_data(getattr(data_cfg, key))}
+    synthetic = {key: f for key, f in data_folders(data_cfg).items() if _names_synthetic_data(getattr(data_cfg, key))}
     roots = {f.parent for f in synthetic.values()}
     if len(roots) > 1:
         raise ConfigError("the synthetic sets must share one folder (the generator writes them together), got "
