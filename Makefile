@@ -70,8 +70,8 @@ endif
 
 # Each step is a make target: a stamp in $(RUN_DIR)/.stamps/ (git-ignored, so a fresh clone
 # runs every step even though the executed notebooks in runs/cpu/ are committed). A step is
-# re-run only when its source notebook, the profile's config, the library or the step
-# before it changed; inside, finished data and checkpoints of the same config are reused (a stage's
+# re-run only when its source notebook, the profile's config, the library, the step
+# before it or (below) the checkpoint of the stage before it changed; inside, finished data and checkpoints of the same config are reused (a stage's
 # checkpoint ignores eval.*, later stages' settings and the number of synthetic lab test people:
 # runs.training_differences).
 # `python -m pose3dlib run-notebook` rejects unknown parameters and writes the executed
@@ -83,6 +83,11 @@ $(RUN_DIR)/.stamps/03_train_depth: notebooks/03_train_depth.ipynb $(RUN_DIR)/.st
 $(RUN_DIR)/.stamps/04_train_geometry: notebooks/04_train_geometry.ipynb $(RUN_DIR)/.stamps/03_train_depth
 $(RUN_DIR)/.stamps/05_demo: notebooks/05_demo.ipynb $(RUN_DIR)/.stamps/04_train_geometry
 $(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stamps/05_demo
+# A stage checkpoint newer than the step after it (the stage retrained by hand with `python -m
+# pose3dlib train`) re-runs that step and the ones after it. (Absent checkpoints add nothing.)
+$(RUN_DIR)/.stamps/03_train_depth: $(wildcard $(RUN_DIR)/stage1/last.pt)
+$(RUN_DIR)/.stamps/04_train_geometry: $(wildcard $(RUN_DIR)/stage2/last.pt)
+$(RUN_DIR)/.stamps/05_demo: $(wildcard $(RUN_DIR)/stage3/last.pt)
 $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
 	@OVERRIDES='[]'; if [ "$(REAL_DATA)" = True ]; then \

@@ -223,3 +223,31 @@ def test_every_figure_kind_draws_a_body_side_in_one_colour():
     for side, colour in viz.COLOURS.items():
         assert viz.RGB_COLOURS[side] == tuple(round(255 * c) for c in mcolors.to_rgb(colour))
     assert viz.COLOURS["right"] == mcolors.to_hex("tab:red")  # the matplotlib palette the figures were drawn in
+
+
+def test_scale_bar_is_the_longest_round_length_that_fits():
+    from pose3dlib.plots.viz import SCALE_BARS_MM, scale_bar_mm
+
+    assert scale_bar_mm(2000.0) == 500.0  # 0.4 x 2000 = 800: 500 fits, 1000 does not
+    assert scale_bar_mm(2500.0) == 1000.0  # exactly 0.4 x the side
+    assert scale_bar_mm(600.0) == 200.0
+    assert scale_bar_mm(10.0) == SCALE_BARS_MM[0]  # nothing fits: the shortest
+    assert scale_bar_mm(2000.0, fraction=0.2) == 250.0
+
+
+def test_a_3d_still_shows_its_scale_in_millimetres():
+    """The 3D panels hide their tick labels (camera-frame coordinates), so each carries a scale bar
+    whose length in data units is the length its label names."""
+    import numpy as np
+
+    from pose3dlib.plots.viz import PLOT_MARGIN, _still_figure, scale_bar_mm
+
+    pose = np.random.default_rng(1).normal(scale=300.0, size=(16, 3))
+    (ax,) = _still_figure(pose[None], ["photo"]).axes
+    labels = [t.get_text() for t in ax.texts if t.get_text().endswith(" mm")]
+    side = np.ptp(pose[:, [0, 2, 1]], axis=0).max() * PLOT_MARGIN
+    assert labels == [f"{scale_bar_mm(side):g} mm"]
+    bars = [line for line in ax.lines if line.get_color() == "black"]
+    assert len(bars) == 1
+    xs = bars[0].get_data_3d()[0]
+    assert np.isclose(xs[1] - xs[0], scale_bar_mm(side))

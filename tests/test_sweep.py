@@ -419,3 +419,28 @@ def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):
                   tmp_path / "out", "configs/smoke.yaml")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["value=data%2Fsynthetic%2Fsmoke%2Fwild_test"]
     assert calls[0][1]["overrides"] == ["data.wild_test_dir=data/synthetic/smoke/wild_test"]  # the value itself
+
+
+def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n, tmp_path):
+    """Every step's stamp is up to date, but Stage 2's checkpoint is newer than the step after it
+    (`python -m pose3dlib train --stage 2` by hand): notebooks 04-06 run again, 01-03 do not."""
+    import os
+    import time
+
+    run = tmp_path / "run"
+    now = time.time() + 1000  # later than every source file of the checkout
+    steps = ["01_data_prep", "02_train_2d", "03_train_depth", "04_train_geometry", "05_demo", "06_eval_mpjpe"]
+    for k, step in enumerate(steps):
+        (run / ".stamps").mkdir(parents=True, exist_ok=True)
+        (run / ".stamps" / step).touch()
+        os.utime(run / ".stamps" / step, (now + k, now + k))
+    for stage in (1, 2, 3):
+        path = run / f"stage{stage}" / "last.pt"
+        path.parent.mkdir()
+        path.touch()
+        os.utime(path, (now + stage, now + stage))  # written by the step that trains it, before its stamp
+    assert "run-notebook" not in _make_dry_run(make_n, "reproduce", "PROFILE=smoke", f"RUN_DIR={run}")
+    os.utime(run / "stage2" / "last.pt", (now + 100, now + 100))
+    ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
+                                                                      f"RUN_DIR={run}")]
+    assert ran == steps[3:]

@@ -48,7 +48,8 @@ def skeleton_key(fig, box: bool = False, joints: bool = True, fontsize: float = 
 
 
 def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
-    """Draw (16, 3) camera-frame mm joints on a 3D axis, viewed upright (camera y down -> plot z up)."""
+    """Draw (16, 3) camera-frame mm joints on a 3D axis, viewed upright (camera y down -> plot z up),
+    on a grey ground under the lowest joint with a millimetre scale bar (`scale_bar_mm`)."""
     p = np.asarray(joints_mm, dtype=np.float64)
     x, y, z = p[:, 0], p[:, 2], -p[:, 1]  # plot axes: right, depth, up
     for a, b in MPII16.edges:
@@ -59,11 +60,26 @@ def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
         setter(mid - r, mid + r)
     gx, gy = np.meshgrid([mids[0] - r, mids[0] + r], [mids[1] - r, mids[1] + r])
     ax.plot_surface(gx, gy, np.full_like(gx, z.min()), color="lightgrey", alpha=0.35, linewidth=0)  # ground
+    # A scale bar on the ground's front edge (the tick labels, camera-frame coordinates, stay off)
+    bar = scale_bar_mm(2 * r)
+    x0, y0 = mids[0] - r * 0.9, mids[1] - r
+    ax.plot([x0, x0 + bar], [y0, y0], [z.min()] * 2, color="black", lw=2.5, solid_capstyle="butt")
+    ax.text(x0 + bar / 2, y0, z.min() + 0.06 * r, f"{bar:g} mm", fontsize=7, ha="center", va="bottom")
     ax.set_box_aspect((1, 1, 1))
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
     ax.view_init(elev=10, azim=-75)
+
+
+SCALE_BARS_MM = (50, 100, 200, 250, 500, 1000, 2000, 5000)  # round lengths a scale bar may take
+
+
+def scale_bar_mm(side_mm: float, fraction: float = 0.4) -> float:
+    """The longest round length (SCALE_BARS_MM) at most `fraction` of a plot side of `side_mm`
+    millimetres; the shortest one when even that is longer."""
+    fitting = [b for b in SCALE_BARS_MM if b <= fraction * side_mm]
+    return float(fitting[-1] if fitting else SCALE_BARS_MM[0])
 
 
 CAMERA_EYE = {"x": 0.35, "y": -1.9, "z": 0.55}  # from the photo's camera side (depth < 0), a little above
