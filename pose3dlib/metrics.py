@@ -390,7 +390,8 @@ def auc3d(pred: Any, gt: Any, max_mm: float = PCK3D_THRESHOLD_MM, per_sample: bo
 
 
 def pck3d_3dhp(pred_mm: Any, gt_mm: Any) -> dict[str, Any]:
-    """The official MPI-INF-3DHP protocol: 3DPCK@150 mm and AUC, in percent, per joint group and overall.
+    """The official MPI-INF-3DHP protocol: 3DPCK@150 mm and AUC as fractions in [0, 1] (the papers
+    print them in percent), per joint group and overall.
 
     Args:
         pred_mm, gt_mm: (N, 16, 3) pelvis-relative joints in MPII16 order, mm (ground truth:
@@ -410,7 +411,7 @@ def pck3d_3dhp(pred_mm: Any, gt_mm: Any) -> dict[str, Any]:
 
     def scores(joints: list[int]) -> dict[str, float]:
         e = err[:, joints]
-        return {"pck": 100.0 * float((e < PCK3D_THRESHOLD_MM).mean()), "auc": 100.0 * float((e[..., None] < t).mean())}
+        return {"pck": float((e < PCK3D_THRESHOLD_MM).mean()), "auc": float((e[..., None] < t).mean())}
 
     groups = {name: scores(list(js)) for name, js in MPI3DHP_EVAL_GROUPS.items()}
     return {**scores([j for js in MPI3DHP_EVAL_GROUPS.values() for j in js]), "groups": groups, "n": len(p)}

@@ -366,7 +366,7 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
     scenes_and_sequences = {"green_screen", "no_green_screen", "outdoor", "all"} | {f"TS{s}" for s in set(ds.sequences)}
     activities = {MPI3DHP_ACTIVITIES[a] for a in set(ds.actions)}
     assert {r["action"] for r in rows} == scenes_and_sequences | activities
-    assert all(r["value"] == 100.0 for r in rows if r["protocol"] == "3dhp_pck")
+    assert all(r["value"] == 1.0 for r in rows if r["protocol"] == "3dhp_pck")
     # per-action tables name 3DHP activities, not the Human3.6M actions with the same ids
     per_action = per_action_rows("gt", "wild_test", {"p1_mpjpe": np.zeros(len(ds))}, ds.actions, action_names_for(ds))
     named = {r["action"] for r in per_action} - {"all"}

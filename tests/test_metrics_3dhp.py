@@ -27,7 +27,7 @@ def _loop_pck_auc(pred, gt, names):
             count += 1
             hits += d < 150
             auc_hits += sum(d < t for t in range(0, 151, 5)) / 31
-    return 100 * hits / count, 100 * auc_hits / count
+    return hits / count, auc_hits / count
 
 
 def test_pck3d_3dhp_against_loop():
@@ -37,7 +37,7 @@ def test_pck3d_3dhp_against_loop():
     out = metrics.pck3d_3dhp(pred, gt)
     all_names = [nm for names in GROUPS_BY_NAME.values() for nm in names]
     pck, auc = _loop_pck_auc(pred, gt, all_names)
-    assert 10 < pck < 95 and out["n"] == 40
+    assert 0.1 < pck < 0.95 and out["n"] == 40
     assert out["pck"] == pytest.approx(pck, abs=1e-9) and out["auc"] == pytest.approx(auc, abs=1e-9)
     assert set(out["groups"]) == set(GROUPS_BY_NAME)
     for group, names in GROUPS_BY_NAME.items():
@@ -54,14 +54,14 @@ def test_pck3d_3dhp_strict_threshold_and_excluded_joints():
     pred[0, MPII16.index("pelvis"), 0] = 0.0
     pred[0, MPII16.index("thorax"), 0] = 0.0
     out = metrics.pck3d_3dhp(pred, gt)
-    assert out["pck"] == pytest.approx(100 / 14)  # only the right wrist, of 14 joints
-    assert out["groups"]["wrists"]["pck"] == pytest.approx(50.0)
+    assert out["pck"] == pytest.approx(1 / 14)  # only the right wrist, of 14 joints
+    assert out["groups"]["wrists"]["pck"] == pytest.approx(0.5)
     perfect = metrics.pck3d_3dhp(gt, gt)
-    assert perfect["pck"] == 100.0 and perfect["auc"] == pytest.approx(100 * 30 / 31)  # 0 mm never counts
+    assert perfect["pck"] == 1.0 and perfect["auc"] == pytest.approx(30 / 31)  # 0 mm never counts
     far = gt.copy()
     far[0, MPII16.index("pelvis")] = 1e4  # pelvis and thorax are not evaluated
     far[0, MPII16.index("thorax")] = 1e4
-    assert metrics.pck3d_3dhp(far, gt)["pck"] == 100.0
+    assert metrics.pck3d_3dhp(far, gt)["pck"] == 1.0
 
 
 def test_pck3d_3dhp_needs_16_joints():
@@ -92,7 +92,8 @@ def test_scene_rows_are_valid_frame_weighted_and_tabled():
     rows.append({"stage": "stage3", "split": "wild_test", "protocol": "p1_mpjpe", "action": "all", "value": 123.456})
     table = mpi3dhp_table(rows, "wild_test").splitlines()
     assert table[0].startswith("| stage | GS PCK | noGS PCK | Outdoor PCK | All PCK | All AUC | P1")
-    assert table[2].startswith(f"| stage3 | {gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")
+    # 3DPCK and AUC shown in percent, the millimetre columns as they are
+    assert table[2].startswith(f"| stage3 | {100 * gs:.1f} |") and "| 123.5 |" in table[2] and table[2].endswith("| - |")
     with pytest.raises(ValueError, match="1..6"):
         mpi3dhp_rows("s", "w", pred, gt, np.full(len(sequence), 7))
 
@@ -117,7 +118,7 @@ def test_activity_rows_pool_each_activity_and_are_tabled():
     assert report.startswith(eval_3dhp.mpi3dhp_table(rows, "wild_test"))
     activity_table = report.split("Per activity (3DPCK@150mm, %):\n\n")[1].split("\n\n")[0].splitlines()
     assert activity_table[0] == "| stage | Standing/Walking PCK | Sitting PCK | Miscellaneous PCK | All PCK | All AUC |"
-    assert activity_table[2].startswith(f"| stage3 | {got[('3dhp_pck', 'Standing/Walking')]:.1f} |")
+    assert activity_table[2].startswith(f"| stage3 | {100 * got[('3dhp_pck', 'Standing/Walking')]:.1f} |")
     sequence_table = report.split("Per sequence (3DPCK@150mm, %):\n\n")[1].splitlines()
     assert sequence_table[0] == "| stage | TS1 PCK | TS2 PCK | TS3 PCK | TS5 PCK | TS6 PCK | All PCK | All AUC |"
     with pytest.raises(ValueError, match="activities are 1..7"):
@@ -151,3 +152,18 @@ def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_p
         out = capsys.readouterr().out
         assert ("wild_test: MPI-INF-3DHP official protocol" in out) is expect
         assert (tables["wild_test"] in out) is expect
+
+
+def test_3dhp_values_are_fractions_like_pckh_and_reported_in_percent():
+    """metrics.csv holds one scale for its ratios: PCKh, 3DPCK and AUC in [0, 1]; the results table shows percent."""
+    from pose3dlib.evaluation import eval_3dhp
+    from pose3dlib.evaluation.evaluate import is_fraction, pckh_protocol
+    from pose3dlib.evaluation.report import results_table
+
+    assert all(is_fraction(p) for p in (*eval_3dhp.PROTOCOLS, pckh_protocol(0.5)))
+    assert not any(is_fraction(p) for p in ("p1_mpjpe", "p2_pa_mpjpe", "paper", "n_mpjpe"))
+    gt = np.random.default_rng(3).normal(0, 300, (8, 16, 3))
+    rows = eval_3dhp.mpi3dhp_rows("stage3", "wild_test", gt + 40.0, gt, np.array([1, 2, 3, 4, 5, 6, 1, 2]))
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows)
+    pck = next(r["value"] for r in rows if r["protocol"] == "3dhp_pck" and r["action"] == "all")
+    assert f"{100 * pck:.1f}%" in results_table(rows)

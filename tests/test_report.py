@@ -74,7 +74,7 @@ def test_pckh_column_label_carries_the_rows_threshold():
 
 
 def test_a_converted_3dhp_evaluation_gets_its_own_columns():
-    # evaluate_run adds the official 3DHP rows (percent) on a converted 3DHP wild_test
+    # evaluate_run adds the official 3DHP rows (fractions, as PCKh) on a converted 3DHP wild_test
     import numpy as np
 
     from pose3dlib.evaluation.eval_3dhp import mpi3dhp_rows
@@ -84,18 +84,18 @@ def test_a_converted_3dhp_evaluation_gets_its_own_columns():
     rows = [*_rows(), *mpi3dhp_rows("stage3", "wild_test", gt + rng.normal(0, 30, gt.shape), gt,
                                     np.repeat([1, 2, 3, 4, 5, 6], 2))]
     header, _, *body = results_table(rows).splitlines()
-    assert header.endswith("| 3DPCK@150mm, MPI-INF-3DHP (%) | AUC 0-150mm, MPI-INF-3DHP (%) |")
+    assert header.endswith("| 3DPCK@150mm, MPI-INF-3DHP | AUC 0-150mm, MPI-INF-3DHP |")
     wild = next(line for line in body if "| wild_test |" in line)
     pck = next(r["value"] for r in rows if r["protocol"] == "3dhp_pck" and r["action"] == "all")
-    assert f"| {pck:.1f} |" in wild and "%" not in wild  # percent already: not scaled as a fraction
+    assert 0 < pck <= 1 and f"| {100 * pck:.1f}% |" in wild  # a fraction, shown in percent as PCKh is
 
 
 def test_protocol_bars_are_millimetres_only():
-    """A converted MPI-INF-3DHP split adds percentages (3DPCK, AUC): they get no bar on the mm axis."""
+    """A converted MPI-INF-3DHP split adds fractions (3DPCK, AUC): they get no bar on the mm axis."""
     from pose3dlib.evaluation.report import plot_protocols
 
     rows = [{**r, "split": "wild_test"} for r in _rows() if r["split"] == "lab_test"]
-    rows += [{"stage": "stage3", "split": "wild_test", "protocol": p, "action": "all", "value": 60.0}
+    rows += [{"stage": "stage3", "split": "wild_test", "protocol": p, "action": "all", "value": 0.6}
              for p in ("3dhp_pck", "3dhp_auc")]
     ax = plot_protocols(rows, split="wild_test").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["paper evaluator", "Protocol #1 MPJPE"]

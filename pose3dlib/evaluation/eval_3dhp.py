@@ -19,9 +19,9 @@ from ..data.actions import MPI3DHP_ACTIVITIES
 from ..metrics import pck3d_3dhp
 
 SCENES: dict[str, tuple[int, ...]] = {"green_screen": (1, 2), "no_green_screen": (3, 4), "outdoor": (5, 6)}
-PROTOCOLS = ("3dhp_pck", "3dhp_auc")  # percent
-# their column labels in the results table (evaluate.PROTOCOLS takes them from here)
-LABELS = {"3dhp_pck": "3DPCK@150mm, MPI-INF-3DHP (%)", "3dhp_auc": "AUC 0-150mm, MPI-INF-3DHP (%)"}
+PROTOCOLS = ("3dhp_pck", "3dhp_auc")  # fractions in [0, 1] in rows and metrics.csv, percent in the tables
+# their column labels in the results table (evaluate.PROTOCOLS takes them from here; the cells say %, as PCKh's)
+LABELS = {"3dhp_pck": "3DPCK@150mm, MPI-INF-3DHP", "3dhp_auc": "AUC 0-150mm, MPI-INF-3DHP"}
 TABLE_COLUMNS = (("GS PCK", "3dhp_pck", "green_screen"), ("noGS PCK", "3dhp_pck", "no_green_screen"),
                  ("Outdoor PCK", "3dhp_pck", "outdoor"), ("All PCK", "3dhp_pck", "all"),
                  ("All AUC", "3dhp_auc", "all"), ("P1 (mm)", "p1_mpjpe", "all"), ("P2 (mm)", "p2_pa_mpjpe", "all"))
@@ -32,7 +32,7 @@ SEQUENCES: tuple[str, ...] = tuple(f"TS{s}" for s in range(1, 7))
 
 def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray, sequence: np.ndarray,
                  activity: np.ndarray | None = None) -> list[dict]:
-    """Long-form rows (stage, split, protocol, action, value in %) of the official protocol.
+    """Long-form rows (stage, split, protocol, action, value a fraction in [0, 1]) of the official protocol.
 
     `action` is a scene (SCENES), a sequence ('TS1'..'TS6'), an activity's name
     (MPI3DHP_ACTIVITIES, when `activity` is given) or 'all'; groups without frames (a partial
@@ -73,12 +73,14 @@ def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray,
 
 
 def _stage_table(rows: Iterable[dict], split: str, columns: list[tuple[str, str, str]]) -> str:
-    """Markdown: one row per stage scored with the official protocol, one column per (label, protocol, action)."""
+    """Markdown: one row per stage scored with the official protocol, one column per (label, protocol, action);
+    3DPCK and AUC in percent, Protocols #1 / #2 in mm."""
     values = {(r["stage"], r["protocol"], r["action"]): float(r["value"]) for r in rows if r["split"] == split}
     stages = sorted({s for s, p, _ in values if p in PROTOCOLS})
     lines = ["| stage | " + " | ".join(c for c, _, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
     for stage in stages:
-        cells = [f"{values[(stage, p, a)]:.1f}" if (stage, p, a) in values else "-" for _, p, a in columns]
+        cells = [f"{values[(stage, p, a)] * (100 if p in PROTOCOLS else 1):.1f}" if (stage, p, a) in values
+                 else "-" for _, p, a in columns]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -8,7 +8,8 @@ further synthetic test people; wild_test) under every protocol (the paper's eval
 N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
 and a mean-pose baseline (on a converted MPI-INF-3DHP set, also the official 3DPCK/AUC per
 scene: `eval_3dhp`), and writes them in long form
-(`stage,split,protocol,action,value`) to a CSV.
+(`stage,split,protocol,action,value`) to a CSV: errors in mm, PCKh, 3DPCK and AUC as fractions
+in [0, 1] (`is_fraction`; tables and figures show those in percent).
 
 What comes from where: the network and its input geometry (data.input_size,
 data.heatmap_size, model.input_format) and the millimetre scale (`bone_sum_mm`) come from
@@ -59,7 +60,7 @@ PROTOCOLS: dict[str, str] = {
     "n_mpjpe": "N-MPJPE (mm)",
     GT2D_PROTOCOL: "Protocol #1 with GT 2D (mm)",
     PCKH_PREFIX: "PCKh@{threshold} (MPII val)",
-    **LABELS_3DHP,  # a converted MPI-INF-3DHP wild_test adds the official protocol (percent)
+    **LABELS_3DHP,  # a converted MPI-INF-3DHP wild_test adds the official protocol (fractions, shown in percent)
 }
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
 
@@ -84,8 +85,9 @@ def protocol_label(protocol: str) -> str:
 
 
 def is_fraction(protocol: str) -> bool:
-    """True for protocols whose value is a fraction (PCKh), False for errors in mm."""
-    return protocol_key(protocol) == PCKH_PREFIX
+    """True for protocols whose value is a fraction in [0, 1] (PCKh, MPI-INF-3DHP's 3DPCK and AUC),
+    False for errors in mm."""
+    return protocol_key(protocol) == PCKH_PREFIX or protocol in LABELS_3DHP
 
 
 @torch.no_grad()

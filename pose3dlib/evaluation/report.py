@@ -15,7 +15,6 @@ from ..engine.atomic_io import replace_marked_block
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, project_relative, resolve
 from ..skeleton import MPII16
-from .eval_3dhp import LABELS as LABELS_3DHP
 from .evaluate import PROTOCOLS, JointPCKh, is_fraction, protocol_key, protocol_label, read_metrics_csv
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -86,8 +85,8 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    avg = [r for r in rows if r["action"] == "all" and r["split"] == split and not is_fraction(r["protocol"])
-           and r["protocol"] not in LABELS_3DHP]  # millimetres only (a converted 3DHP split adds percentages)
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split
+           and not is_fraction(r["protocol"])]  # millimetres only (no PCKh, 3DPCK or AUC)
     stages = list(dict.fromkeys(r["stage"] for r in avg))
     protocols = table_protocols(avg)
     value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
