@@ -124,6 +124,7 @@ H36M32_NUM_JOINTS = 32
 # 13 l_ankle, 14 pelvis (root), 15 spine, 16 head. Row k of MPII16 takes joint
 # MPI3DHP17_TO_MPII16[k]: upper neck <- neck, thorax (our index 7) <- spine, as the original release.
 MPI3DHP17_NUM_JOINTS = 17
+MPI3DHP17_HEAD = 16  # its `head` joint, between the neck and the head top; no MPII16 joint is it
 MPI3DHP17_TO_MPII16: tuple[int, ...] = (10, 9, 8, 11, 12, 13, 14, 15, 1, 0, 4, 3, 2, 5, 6, 7)
 # The official MPI-INF-3DHP evaluation: 14 joints in 8 groups (pelvis, spine and head
 # excluded), in MPII16 indices.

@@ -14,8 +14,11 @@ from ..data.actions import H36M_ACTIONS, WILD_ACTIONS
 from ..skeleton import MPII16
 
 J = MPII16.num_joints
-R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, SPINE, NECK, HEAD_TOP = range(10)
-R_WRIST, R_ELBOW, R_SHOULDER, L_SHOULDER, L_ELBOW, L_WRIST = range(10, 16)
+# Joint indices by name, from the skeleton's own order (SPINE is MPII's thorax, NECK its upper neck)
+(R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, SPINE, NECK, HEAD_TOP,
+ R_WRIST, R_ELBOW, R_SHOULDER, L_SHOULDER, L_ELBOW, L_WRIST) = (MPII16.index(name) for name in (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist"))
 
 # Mean bone lengths (mm) near the Human3.6M means (docs/paper.md, "Skeleton": thigh 456.0, shin 452.1,
 # upper arm 284.1, forearm 249.8); the others are typical adult values.

@@ -36,6 +36,7 @@ from ..engine.paths import resolve
 from ..skeleton import (
     H36M32_NUM_JOINTS,
     H36M32_TO_H36M17,
+    MPI3DHP17_HEAD,
     MPI3DHP17_NUM_JOINTS,
     MPI3DHP17_TO_MPII16,
     MPII16_FROM_H36M17,
@@ -70,10 +71,11 @@ TS_INVALID_FRAME = 2
 
 def _to_h36m32(joints16: np.ndarray) -> np.ndarray:
     """(n, 16, D) network-order joints -> (n, 32, D) recorded Human3.6M joints (unused rows: the pelvis)."""
-    out = np.repeat(joints16[:, 6:7], H36M32_NUM_JOINTS, axis=1)
+    out = np.repeat(joints16[:, bodies.PELVIS, None], H36M32_NUM_JOINTS, axis=1)
+    nose = (joints16[:, bodies.NECK] + joints16[:, bodies.HEAD_TOP]) / 2
     for i17, i32 in enumerate(H36M32_TO_H36M17):
         src = MPII16_FROM_H36M17[i17]
-        out[:, i32] = joints16[:, src] if src >= 0 else (joints16[:, 8] + joints16[:, 9]) / 2  # nose
+        out[:, i32] = joints16[:, src] if src >= 0 else nose
     return out
 
 
@@ -82,7 +84,7 @@ def _to_3dhp17(joints16: np.ndarray) -> np.ndarray:
     out = np.zeros((len(joints16), MPI3DHP17_NUM_JOINTS, joints16.shape[-1]))
     for k, j in enumerate(MPI3DHP17_TO_MPII16):
         out[:, j] = joints16[:, k]
-    out[:, 16] = (joints16[:, 8] + joints16[:, 9]) / 2
+    out[:, MPI3DHP17_HEAD] = (joints16[:, bodies.NECK] + joints16[:, bodies.HEAD_TOP]) / 2
     return out
 
 
