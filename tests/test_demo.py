@@ -14,7 +14,7 @@ import torch
 
 from pose3dlib.config import config_to_dict, load_config
 from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
-from pose3dlib.inference import demo
+from pose3dlib.inference import demo, media
 from pose3dlib.model import build_model
 from pose3dlib.skeleton import MPII16
 
@@ -156,6 +156,7 @@ def test_folder_with_a_bad_image_still_runs_and_writes_a_bundle(tmp_path, checkp
     r = _cli("demo", str(folder), "--checkpoint", str(checkpoint), "--whole-image", "--all-people", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "broken.jpg" in r.stderr and "skipped" in r.stderr
+    assert "warning: 2 of 3 inputs done, 1 skipped (warnings above)" in r.stderr
     for stem in ("shots/a", "shots/sub/b"):
         meta = json.loads((out / f"{stem}.json").read_text())
         assert len(meta["people"]) == 1 and meta["people"][0]["joints_2d_px"] == meta["joints_2d_px"]
@@ -299,6 +300,17 @@ def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cf
         demo.load_demo_model(path)
         err = capsys.readouterr().err
         assert (f"warning: {path} is a Stage 1 checkpoint (2D only): its depth branch is untrained" in err) == warned
+        # and every JSON says so too, not only the terminal
+        header = demo.output_header(dataclasses.replace(smoke_cfg, train=dataclasses.replace(
+            smoke_cfg.train, bone_sum_mm=BONE_SUM_MM)), path)
+        assert [w.startswith(f"{path} is a Stage 1 checkpoint") for w in header["checkpoint_warnings"]] == (
+            [True] if warned else [])
+    model, cfg = demo.load_demo_model(tmp_path / "s1.pt")
+    cv2.imwrite(str(tmp_path / "p.png"), np.full((64, 48, 3), 128, np.uint8))
+    demo.run_inputs(model, cfg, tmp_path / "s1.pt", media.collect_inputs([tmp_path / "p.png"]), tmp_path / "o",
+                    whole_image=True, quiet=True)
+    warnings = json.loads((tmp_path / "o" / "p.json").read_text())["warnings"]
+    assert warnings[0].startswith(f"{tmp_path / 's1.pt'} is a Stage 1 checkpoint")
 
 
 def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):

@@ -117,6 +117,9 @@ def test_files_a_folder_search_does_not_read_are_named(tmp_path):
     cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
     for name in ("b.HEIC", "day2/c.heic", "notes.txt", "README", ".DS_Store", "day2/.hidden.txt"):
         (shots / name).write_bytes(b"x")
+    (shots / "._a.png").write_bytes(b"x")  # macOS's resource-fork twin: hidden, not an unreadable photo
+    (shots / ".thumbnails").mkdir()
+    cv2.imwrite(str(shots / ".thumbnails" / "a.png"), np.full((8, 8, 3), 90, np.uint8))  # a hidden folder's image
     left_out: list = []
     assert [i.path for i in media.collect_inputs([shots], left_out=left_out)] == [shots / "a.png"]
     assert sorted(f.relative_to(shots).as_posix() for f in left_out) == ["README", "b.HEIC", "day2/c.heic", "notes.txt"]
@@ -301,3 +304,15 @@ def test_checkpoint_folder_names_the_checkpoint_inside(tmp_path, checkpoint):
     (tmp_path / "run" / "stage3" / "last.pt").write_bytes(checkpoint.read_bytes())
     with pytest.raises(CheckpointError, match=re.escape(f"here: {tmp_path / 'run' / 'stage3' / 'last.pt'}")):
         demo.load_demo_model(tmp_path / "run")
+
+
+def test_files_of_one_name_never_share_outputs(tmp_path):
+    """Three photo.jpg from three folders, the same file given twice, and photo.jpg/.png/.PNG each get
+    their own output name (the third one of a name overwrote the second before)."""
+    items = [media.Item("image", tmp_path / d / "photo.jpg", None) for d in ("A", "B", "C")]
+    items += [media.Item("image", tmp_path / "A" / "photo.jpg", None)]
+    items += [media.Item("image", tmp_path / "D" / f"p.{s}", None) for s in ("jpg", "png", "PNG")]
+    used: set[str] = set()
+    stems = [demo.output_stem(i, used) for i in items]
+    assert stems == ["photo", "photo_jpg", "photo_jpg_2", "photo_jpg_3", "p", "p_png", "p_png_2"]
+    assert len(set(stems)) == len(stems) == len(used)

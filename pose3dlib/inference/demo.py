@@ -141,8 +141,17 @@ def expectations(cfg: Config) -> str:
     return CONVERTED_EXPECTATIONS if is_converted(cfg) else EXPECTATIONS
 
 
+def checkpoint_warnings(checkpoint: str | Path | None) -> list[str]:
+    """What every result of this checkpoint must carry (a Stage 1 checkpoint's meaningless 3D); [] for None."""
+    if checkpoint is None:
+        return []
+    warning = untrained_depth_warning(load_checkpoint(checkpoint), str(checkpoint))
+    return [] if warning is None else [warning]
+
+
 def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
-    """The fields every demo JSON starts with: what the numbers mean and where they came from."""
+    """The fields every demo JSON starts with: what the numbers mean and where they came from.
+    `checkpoint_warnings` (`checkpoint_warnings`) also open each result's `warnings`."""
     scale_mm, scale_source = bone_sum_mm(cfg)
     return {
         "schema": SCHEMA,
@@ -155,6 +164,7 @@ def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
         "scale_convention": f"3D is root-relative ({MPII16.joint_names[DEPTH_ROOT]}) and scaled so the 14 bones "
                             f"sum to {scale_mm:.2f} mm ({scale_source})",
         "checkpoint": None if checkpoint is None else str(checkpoint),
+        "checkpoint_warnings": checkpoint_warnings(checkpoint),
         "expectations": expectations(cfg),
     }
 
@@ -343,6 +353,10 @@ def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None
     stem = (Path(label) / rel).as_posix() if item.folder else rel.as_posix()
     if stem in used:  # same stem, other suffix (photo.jpg and photo.png)
         stem = f"{stem}_{item.path.suffix.lstrip('.').lower()}"
+    base, n = stem, 1
+    while stem in used:  # still taken: the same name given again, or from another folder (A/p.jpg, B/p.jpg)
+        n += 1
+        stem = f"{base}_{n}"
     used.add(stem)
     return stem
 
@@ -450,7 +464,8 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         for i, r in enumerate(records):
             r["index"], r["time_s"] = i, round(float(times[i]), 4)
         result = {**header, "video": str(path), "fps": fps, "image_size_px": list(first.shape[1::-1]),
-                  "num_frames": len(records), "frames": records, "warnings": warnings}
+                  "num_frames": len(records), "frames": records,
+                  "warnings": header.get("checkpoint_warnings", []) + warnings}
         joints_3d = np.array([r["joints_3d_mm"] for r in records])  # (T, 16, 3)
         write_html(animated_skeleton_figure(joints_3d, times, title=Path(stem).name), paths["html"], plotlyjs)
         skeleton_figure_3d_png(joints_3d[0], paths["png_3d"], title=f"{Path(stem).name}, frame 0")
@@ -482,8 +497,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whole-image", action="store_true",
                         help="the person fills the picture (pre-cropped input): no search")
     parser.add_argument("--all-people", action="store_true",
-                        help="images: report every person found, as a `people` list")
-    parser.add_argument("--bvh", action="store_true", help="also write BVH motion (videos and single images)")
+                        help="images: report every person found, as a `people` list (with --whole-image, "
+                             "the one person as a one-entry list)")
+    parser.add_argument("--bvh", action="store_true", help="also write BVH motion files (each video and each image)")
     parser.add_argument("--out", action=CommandLinePath, required=True, help="output folder")
     parser.add_argument("--no-flip", action="store_true", help="disable flip testing")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then CPU), cpu, cuda, ...")
@@ -560,12 +576,13 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                     steps.update()
                     records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
                     result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
+                    result["warnings"] = header["checkpoint_warnings"] + result["warnings"]
                     steps.set_description(f"{item.path.name}: writing")
                     steps.update()
                     paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)
                     steps.update()
-                for w in [] if quiet else result["warnings"]:
-                    _warn(f"{item.path}: {w}")
+                for w in [] if quiet else result["warnings"][len(header["checkpoint_warnings"]):]:
+                    _warn(f"{item.path}: {w}")  # the checkpoint's own warnings were printed once, when it loaded
                 if item.folder is not None:
                     names, records = bundles.setdefault(item.folder, ([], []))
                     names.append(item.path.relative_to(item.folder).as_posix())
@@ -586,10 +603,12 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     for folder, (names, records) in bundles.items():
         bundle = write_people_bundle(out_dir / labels[folder] / "keypoints", names, records)
         if not quiet:
-            print(f"{folder}: keypoints of {len(names)} images in {bundle}")
+            print(f"{folder}: keypoints of {len(names)} image{'s' if len(names) != 1 else ''} in {bundle}")
     if not written:
         remove_empty(made)
         raise Pose3DError(f"none of the {len(items)} inputs could be processed (warnings above)")
+    if len(written) < len(items) and not quiet:
+        _warn(f"{len(written)} of {len(items)} inputs done, {len(items) - len(written)} skipped (warnings above)")
     return written
 
 

@@ -61,14 +61,15 @@ def kind_of(path: Path) -> str:
 
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                    skipped: list[Path] | None = None, left_out: list[Path] | None = None) -> list[Item]:
-    """Files as given; folders searched recursively for images and videos (sorted).
+    """Files as given; folders searched recursively for images and videos (sorted), leaving out hidden
+    files and folders (a name starting with '.': macOS's ._photo.jpg, .thumbnails/).
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
     inside the searched folder, so a second run does not read the first run's outputs; `skip`
     equal to an input folder is a Pose3DError. Folders holding OUTPUT_MARKER (any earlier demo
     --out, wherever it was) are left out of a folder search too, and appended to `skipped` when
     given (for the caller to say so). Files of a searched folder whose suffix is neither an
-    image's nor a video's (a .heic, a .txt; hidden files aside) are appended to `left_out` when
+    image's nor a video's (a .heic, a .txt) are appended to `left_out` when
     given, so the caller can say what was not read. Raises Pose3DError naming a folder that holds
     neither, FileNotFoundError for a missing path.
     """
@@ -87,12 +88,12 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             if skipped is not None:
                 skipped += [o for o in outputs if not (skip is not None and o.resolve() == skip)]
             searched = sorted(f for f in p.rglob("*") if f.is_file()
+                              and not any(part.startswith(".") for part in f.relative_to(p).parts)  # hidden
                               and not (below and f.parent.resolve().is_relative_to(skip))
                               and not any(f.is_relative_to(o) for o in outputs))
             found = [f for f in searched if f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             if left_out is not None:
-                left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                             and not any(part.startswith(".") for part in f.relative_to(p).parts)]
+                left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             if not found:
                 raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
                                   + (f" besides earlier demo outputs in {', '.join(map(str, outputs[:3]))}" if outputs else ""))
