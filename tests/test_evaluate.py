@@ -329,3 +329,26 @@ def test_per_action_table_and_figure_show_the_requested_split_only():
         assert heights == [90.0, 95.0, 100.0, 105.0]  # no wild_test bar among them
     finally:
         plt.close(fig)
+
+
+def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke_data, tmp_path, capsys):
+    """`evaluate --stages 1 --limit N` (a quick look) wrote <run>/metrics.csv before, replacing the full
+    table that `report` puts in the README; now it goes to metrics_partial.csv, and the numbers are printed."""
+    import shutil
+
+    from pose3dlib.tools.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(random_run / "3000", run)
+    (run / "metrics.csv").write_text("the full scoring\n")
+    sets = [a for o in smoke_data for a in ("--set", o)]
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(run), "--stages", "1",
+                 "--limit", "2", *sets]) == 0
+    out = capsys.readouterr().out
+    assert (run / "metrics.csv").read_text() == "the full scoring\n"
+    rows = evaluate.read_metrics_csv(run / evaluate.PARTIAL_CSV_NAME)
+    assert {r["stage"] for r in rows} == {"mean_pose", "stage1"}
+    assert "| model | split |" in out and "Stage 1 (2D only)" in out
+    assert "(a partial scoring: stages 1, the first 2 samples of each split)" in out
+    assert evaluate.default_csv(run, [3, 1, 2], 0) == run / "metrics.csv"
+    assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_partial.csv"

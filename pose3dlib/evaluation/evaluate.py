@@ -63,6 +63,7 @@ PROTOCOLS: dict[str, str] = {
     **LABELS_3DHP,  # a converted MPI-INF-3DHP wild_test adds the official protocol (fractions, shown in percent)
 }
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
+PARTIAL_CSV_NAME = "metrics_partial.csv"  # the command line's default CSV of a partial scoring (`default_csv`)
 
 
 def pckh_protocol(threshold: float) -> str:
@@ -431,7 +432,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config (e.g. configs/cpu.yaml)")
     parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate (default: 1,2,3, every stage)")
-    parser.add_argument("--out", action=CommandLinePath, default=None, help="metrics CSV (default <run-dir>/metrics.csv)")
+    parser.add_argument("--out", action=CommandLinePath, default=None,
+                        help=f"metrics CSV (default <run-dir>/metrics.csv; a partial scoring, --stages or --limit, "
+                             f"<run-dir>/{PARTIAL_CSV_NAME}, so it never replaces the full one)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -469,16 +472,27 @@ def check_overrides(overrides: list[str]) -> None:
                               "(data.*_dir) and train.device")
 
 
+def default_csv(run_dir, stages: list[int], limit: int) -> Path:
+    """Where `evaluate` writes without --out: `<run-dir>/metrics.csv` for a full scoring (every stage,
+    every sample), `<run-dir>/metrics_partial.csv` for a partial one, which must not replace it."""
+    full = sorted(set(stages)) == [1, 2, 3] and limit == 0
+    return runs.eval_csv_path(run_dir) if full else resolve(run_dir) / PARTIAL_CSV_NAME
+
+
 def run(args) -> int:
     from ..config import load_config
+    from .report import results_table
 
     check_overrides(args.overrides)
     cfg = load_config(args.config, args.overrides)
     stages = parse_stages(args.stages)
     check_limit(args.limit)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
-    out = write_metrics_csv(rows, args.out or runs.eval_csv_path(args.run_dir))
-    print(f"wrote {len(rows)} rows to {out}")
+    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit))
+    print(results_table(rows))
+    partial = ", ".join(p for p, on in ((f"stages {args.stages}", sorted(set(stages)) != [1, 2, 3]),
+                                        (f"the first {args.limit} samples of each split", args.limit > 0)) if on)
+    print(f"\nwrote {len(rows)} rows to {out}" + (f" (a partial scoring: {partial})" if partial else ""))
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
         print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")
     return 0
