@@ -344,3 +344,25 @@ def test_kernel_folders_of_killed_runners_are_removed_and_others_kept(tmp_path):
     assert notebook_runner.remove_stale_kernel_dirs(tmp_path) == [recent]
     assert not stale.exists() and live.is_dir() and legacy.is_dir() and unrelated.is_dir() and a_file.is_file()
     assert notebook_runner.remove_stale_kernel_dirs(tmp_path / "missing") == []
+
+
+def test_an_output_that_would_replace_the_source_or_is_a_folder_is_refused_before_running(tmp_path, monkeypatch):
+    import papermill as pm
+
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: pytest.fail("the notebook ran"))
+    src = tmp_path / "nb.ipynb"
+    src.write_text(json.dumps(_notebook(None)))
+    with pytest.raises(Pose3DError, match=r"nb\.ipynb: is the notebook being run; the executed copy would replace it"):
+        notebook_runner.execute(str(src), tmp_path / "." / "nb.ipynb", {}, progress=False)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(Pose3DError, match=r"out: is a folder; give the executed notebook's file name \(e\.g\. .*out/nb"):
+        notebook_runner.execute(str(src), tmp_path / "out", {}, progress=False)
+    with pytest.raises(Pose3DError, match=r"run\.txt: the executed notebook's name must end in \.ipynb"):
+        notebook_runner.execute(str(src), tmp_path / "run.txt", {}, progress=False)
+    assert json.loads(src.read_text()) == _notebook(None)
+
+
+def test_an_unknown_notebook_name_lists_the_projects_notebooks():
+    with pytest.raises(Pose3DError, match=r"notebook not found: .*07_nope\.ipynb \(the project's notebooks by name: "
+                                          r"01_data_prep, 02_train_2d, .*06_eval_mpjpe\)"):
+        notebook_runner.notebook_path("07_nope")

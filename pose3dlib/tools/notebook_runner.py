@@ -208,7 +208,8 @@ def notebook_path(name: str) -> Path:
     """notebooks/<name>.ipynb for a bare name, or the path itself."""
     p = resolve(name) if name.endswith(".ipynb") else NOTEBOOKS_DIR / f"{name}.ipynb"
     if not p.is_file():
-        raise Pose3DError(f"notebook not found: {p}")
+        names = ", ".join(sorted(n.stem for n in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")))
+        raise Pose3DError(f"notebook not found: {p} (the project's notebooks by name: {names})")
     check_notebook_file(p)
     return p
 
@@ -312,6 +313,18 @@ def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
     write_ipynb(nb, str(notebook))
 
 
+def check_output(src: Path, out: Path) -> None:
+    """Pose3DError before anything runs when the executed notebook could not, or must not, go to `out`:
+    the source notebook itself (its clean copy would be replaced by an executed one), or a folder."""
+    if out.exists() and out.resolve() == src.resolve():
+        raise Pose3DError(f"{out}: is the notebook being run; the executed copy would replace it: give another "
+                          "output path (e.g. runs/mine/<name>.ipynb)")
+    if out.is_dir():
+        raise Pose3DError(f"{out}: is a folder; give the executed notebook's file name (e.g. {out / src.name})")
+    if out.suffix != ".ipynb":
+        raise Pose3DError(f"{out}: the executed notebook's name must end in .ipynb")
+
+
 def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True,
             skip_undeclared: tuple[str, ...] = ()) -> Path:
     """Execute notebook `name` with `params` into `output` (atomically); returns the output path.
@@ -330,6 +343,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
 
     src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
+    check_output(src, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # partial notebooks of earlier runs that failed or were killed
     remove_stale_kernel_dirs()  # and the kernel folders of runners killed with SIGKILL
