@@ -11,6 +11,7 @@ Every checkpoint stores `config_to_dict(cfg)`; `config_from_dict` restores it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -32,7 +33,8 @@ HEATMAP_STRIDE = 4
 
 
 def bounded(default: Any, *, lo: float | None = None, hi: float | None = None) -> Any:
-    """A numeric field whose accepted range [lo, hi] sits beside it (checked at load)."""
+    """A numeric field (or tuple of numbers, each item checked) whose accepted range [lo, hi]
+    sits beside it (checked at load)."""
     return field(default=default, metadata={"lo": lo, "hi": hi})
 
 
@@ -134,7 +136,9 @@ class StageConfig:
 
     epochs: int = bounded(1, lo=0)
     lr: float = bounded(2.5e-4, lo=0.0)
-    lr_drop_epochs: tuple[int, ...] = ()  # epochs at which lr *= lr_drop_factor
+    # lr *= lr_drop_factor from 0-based epoch e on, i.e. after e finished epochs (train.lr_at_epoch);
+    # at least 1: a drop at 0 would only be a lower lr
+    lr_drop_epochs: tuple[int, ...] = bounded((), lo=1)
     lr_drop_factor: float = bounded(0.1, lo=0.0)
     # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses
     # lr x k / warmup_steps until k reaches it. 0: none (the paper's). A fresh Adam state at the
@@ -269,15 +273,19 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against the annotation `tp` (converting where lossless); raise ConfigError."""
+def _coerce(value: Any, tp: Any, key: str, base: Any = None) -> Any:
+    """Check `value` against the annotation `tp` (converting where lossless); raise ConfigError.
+
+    A mapping for a dataclass `tp` fills the fields it leaves out from `base` (the value this key
+    has when the mapping is not given; None: `tp`'s own defaults).
+    """
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r}: expected a mapping for {tp.__name__}, got {value!r}")
-        return _from_dict(tp, value, key)
+        return _from_dict(tp, value, key, base)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -308,11 +316,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key {key!r}: expected int, got {value!r}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
-            return float(value)  # "1e-3" in a YAML file (YAML 1.1 reads it as a string)
-        raise ConfigError(f"config key {key!r}: expected float, got {value!r}")
+        return _finite(_to_float(value, key), key)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -320,29 +324,75 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"config key {key!r}: unsupported annotation {tp!r}")
 
 
-def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+def _to_float(value: Any, key: str) -> float:
+    """`value` as a float: an int or float, or a number written as text; else ConfigError."""
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            return float(value)  # "1e-3" in a YAML file (YAML 1.1 reads it as a string)
+    except OverflowError:  # an int beyond the float range
+        raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}") from None
+    raise ConfigError(f"config key {key!r}: expected float, got {value!r}")
+
+
+def _finite(value: float, key: str) -> float:
+    """`value` unchanged when finite; ConfigError naming `key` for NaN and infinities (which every
+    bound check would let through: NaN compares False)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
+    return value
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    """The value a dataclass field takes when it is not given."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _from_dict(cls: type, data: dict, prefix: str = "", base: Any = None) -> Any:
+    """A `cls` with the values in `data` (checked and converted); the fields `data` leaves out
+    keep their value in `base` (default: the field defaults of `cls`).
+
+    A nested dataclass field given as a mapping starts from the parent's value of that field, so
+    `train: {stage2: {epochs: 5}}` keeps the other values of TrainConfig's default stage 2, not
+    those of a bare StageConfig.
+    """
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for k in data:
-        if k not in names:
+        if k not in fields:
             where = f"{prefix}.{k}" if prefix else k
             if where in RETIRED_KEYS:
                 raise ConfigError(f"config key {where!r} was retired: {RETIRED_KEYS[where]}")
-            raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(names))}")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    for f in dataclasses.fields(cls):
+            raise ConfigError(f"unknown config key {where!r}; {cls.__name__} has keys: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for k, v in data.items():
+        default = getattr(base, k) if base is not None else _field_default(fields[k])
+        kwargs[k] = _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k, default)
+    for f in fields.values():
         if f.name in kwargs:
             _check_field(f, kwargs[f.name], f"{prefix}.{f.name}" if prefix else f.name)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def _check_field(f: dataclasses.Field, value: Any, key: str) -> None:
-    """Raise ConfigError naming `key` when `value` is outside the bounds or choices beside the field."""
-    lo, hi, choices = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices")
+def _check_bounds(value: Any, lo: float | None, hi: float | None, key: str) -> None:
+    """Raise ConfigError naming `key` when `value` (each item of a tuple) is outside [lo, hi]."""
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _check_bounds(item, lo, hi, f"{key}[{i}]")
+        return
     if lo is not None and value < lo:
         raise ConfigError(f"config key {key!r}: expected a value >= {lo}, got {value!r}")
     if hi is not None and value > hi:
         raise ConfigError(f"config key {key!r}: expected a value <= {hi}, got {value!r}")
+
+
+def _check_field(f: dataclasses.Field, value: Any, key: str) -> None:
+    """Raise ConfigError naming `key` when `value` is outside the bounds or choices beside the field."""
+    _check_bounds(value, f.metadata.get("lo"), f.metadata.get("hi"), key)
+    choices = f.metadata.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"config key {key!r}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
 
@@ -441,60 +491,125 @@ def _parse_scalar(text: str) -> Any:
     return value
 
 
-def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Apply `key.sub=value` overrides to a nested dict, checking that each key exists."""
+def _check_override_list(overrides: Any) -> None:
+    """Raise ConfigError unless `overrides` is a list or tuple (papermill's -p hands over one text)."""
     if not isinstance(overrides, (list, tuple)):  # e.g. the str papermill's -p passes
         raise ConfigError(f"overrides must be a list of 'key.sub=value' texts, got {type(overrides).__name__} "
                           f"{overrides!r}; papermill's -p passes text: give it as YAML, "
                           "-y 'overrides: [train.stage3.geometric_weight=0.1]', or use python -m pose3dlib run-notebook")
+
+
+def _merged(current: Any, value: Any) -> Any:
+    """`value` laid over `current`: two mappings merge key by key (recursively); else `value` replaces."""
+    if isinstance(current, dict) and isinstance(value, dict):
+        return {**current, **{k: _merged(current.get(k), v) for k, v in value.items()}}
+    return value
+
+
+def _apply_override(tree: dict, item: Any) -> None:
+    """Set one `key.sub=value` override in the full config dict `tree` (in place) and check the key's
+    type and bounds; a mapping value merges into the key's current value. Errors name the override."""
+    if not isinstance(item, str):
+        raise ConfigError(f"override {item!r} is not text ({type(item).__name__}); each must be a 'key.sub=value' text")
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.sub=value")
+    key, text = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for i, p in enumerate(parts):
+        if not isinstance(node, dict) or p not in node:
+            if key.strip() in RETIRED_KEYS:
+                raise ConfigError(f"override {item!r}: config key {key.strip()!r} was retired: "
+                                  f"{RETIRED_KEYS[key.strip()]}")
+            raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
+        if i < len(parts) - 1:
+            node = node[p]
+    try:
+        node[parts[-1]] = _merged(node[parts[-1]], _parse_scalar(text))
+        _from_dict(Config, tree)  # type and bounds; the cross-field invariants wait for all overrides
+    except ConfigError as e:
+        raise ConfigError(f"override {item!r}: {e}") from None
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply `key.sub=value` overrides to a nested dict, checking that each key exists and each value
+    has its key's type and bounds (ConfigError naming the override). A mapping value merges into the
+    key's current value: `train.stage2={epochs: 1}` keeps stage 2's other values."""
+    _check_override_list(overrides)
     out = config_to_dict(config_from_dict(data))  # full tree, so every key can be set
     for item in overrides:
-        if not isinstance(item, str):
-            raise ConfigError(f"override {item!r} is not text ({type(item).__name__}); each must be a 'key.sub=value' text")
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = out
-        for i, p in enumerate(parts):
-            if not isinstance(node, dict) or p not in node:
-                if key.strip() in RETIRED_KEYS:
-                    raise ConfigError(f"override {item!r}: config key {key.strip()!r} was retired: "
-                                      f"{RETIRED_KEYS[key.strip()]}")
-                raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
-            if i == len(parts) - 1:
-                try:
-                    node[p] = _parse_scalar(text)
-                except ConfigError as e:
-                    raise ConfigError(f"override {item!r}: {e}") from None
-            else:
-                node = node[p]
+        _apply_override(out, item)
     return out
 
 
+def _overrides_named(overrides: list[str] | tuple[str, ...]) -> str:
+    """"override 'a=1'" or "overrides 'a=1', 'b=2'": the overrides an error is laid to."""
+    return ("override " if len(overrides) == 1 else "overrides ") + ", ".join(map(repr, overrides))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """The mapping of `node`, after checking that no key repeats (ConfigError naming key and lines)."""
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merge keys may repeat what they merge; SafeLoader reports odd keys itself
+            key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+            if key in first_line:
+                raise ConfigError(f"key {key!r} given twice in one mapping (line {first_line[key]} and line {line})")
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_load_unique(text: str) -> Any:
+    """yaml.safe_load with `_UniqueKeyLoader` (a SafeLoader: no Python objects are ever built)."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _read_config_file(p: Path) -> dict:
+    """The top-level mapping of the YAML config file `p`; ConfigError naming `p` when the file is
+    missing, not UTF-8, not valid YAML, empty, not a mapping or repeats a key in one mapping."""
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        loaded = _safe_load_unique(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})".replace("\n", " ")) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text (YAML) file ({e.reason} at byte {e.start})") from None
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    if loaded is None:
+        raise ConfigError(f"{p}: empty config file (write the keys to set, or {{}} for every default)")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: a config must be a mapping at the top level")
+    return loaded
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (relative paths resolve at the project root) and apply overrides."""
+    """Load a YAML config (relative paths resolve at the project root) and apply overrides.
+
+    An error in the file names the file; an error an override causes names the override.
+    """
     data: dict = {}
     if path is not None:
         p = resolve(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
+        data = _read_config_file(p)
         try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})".replace("\n", " ")) from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{p}: not a UTF-8 text (YAML) file ({e.reason} at byte {e.start})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: a config must be a mapping at the top level")
-        data = loaded
+            config_from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from None
+    tree = apply_overrides(data, overrides)
     try:
-        return config_from_dict(apply_overrides(data, overrides))
-    except ConfigError as e:
-        where = f"{resolve(path)}: " if path is not None else ""
-        raise ConfigError(f"{where}{e}") from None
+        return config_from_dict(tree)
+    except ConfigError as e:  # a cross-field invariant the overrides broke (the file alone passed)
+        raise ConfigError(f"{_overrides_named(overrides)}: {e}") from None
 
 
 def dump_config(cfg: Any, path: str | Path) -> Path:

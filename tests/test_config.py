@@ -61,7 +61,8 @@ def test_yaml_values_and_defaults(tmp_path) -> None:
     cfg = load_config(path)
     assert cfg.seed == 3 and cfg.train.batch_size == 4
     assert cfg.train.stage2.lr_drop_epochs == (2, 5)  # lists become tuples
-    assert cfg.train.stage2.depth_weight == 0.0  # a stage given in YAML starts from StageConfig defaults
+    # a stage given in YAML keeps the rest of that stage's defaults (TrainConfig's stage 2, not StageConfig's)
+    assert (cfg.train.stage2.depth_weight, cfg.train.stage2.ratio_3d) == (0.1, 1.0)
     assert cfg.train.stage1 == Config().train.stage1  # untouched sections keep the dataclass defaults
     assert load_config(write_yaml(tmp_path, {})) == Config()
 
@@ -130,7 +131,7 @@ def test_wrong_type_names_key_and_type(override: str, key: str, type_name: str) 
         load_config("configs/smoke.yaml", [override])
     msg = str(err.value)
     assert repr(key) in msg and type_name in msg, msg
-    assert "smoke.yaml" in msg  # and the file
+    assert msg.startswith(f"override {override!r}: ") and "smoke.yaml" not in msg, msg  # the override, not the file
 
 
 def test_wrong_type_in_yaml_names_key_and_type(tmp_path) -> None:
@@ -234,3 +235,93 @@ def test_stored_configs_with_moved_keys_are_migrated() -> None:
     cfg = config_from_dict(migrate_config_dict(old))
     assert [cfg.train.stage(n).heatmap_weight for n in (1, 2, 3)] == [2.0, 2.0, 2.0]
     assert cfg.train.bone_sum_mm == 4000.0
+
+
+# ----------------------------------------------------------------------------- audit fixes
+
+def test_a_partial_stage_section_keeps_that_stages_own_defaults(tmp_path) -> None:
+    default = Config().train.stage2
+    cfg = load_config(write_yaml(tmp_path, {"train": {"stage2": {"epochs": 5}}}))
+    assert cfg.train.stage2 == dataclasses.replace(default, epochs=5)
+    assert (cfg.train.stage2.ratio_3d, cfg.train.stage2.depth_weight, cfg.train.stage2.lr_drop_epochs) == (1.0, 0.1, (25,))
+    stage3 = load_config(write_yaml(tmp_path, {"train": {"stage3": {"epochs": 2}}})).train.stage3
+    assert (stage3.lr, stage3.geometric_weight) == (2.5e-5, 0.01)
+    # nested all the way down: a section given as a mapping in an override or a stored dict does the same
+    assert config_from_dict({"train": {"stage2": {"epochs": 5}}}).train.stage2 == cfg.train.stage2
+
+
+def test_a_mapping_override_merges_into_the_keys_current_value() -> None:
+    yaml_stage2 = load_config("configs/cpu.yaml").train.stage2
+    cfg = load_config("configs/cpu.yaml", ["train.stage2={epochs: 1}"])
+    assert cfg.train.stage2 == dataclasses.replace(yaml_stage2, epochs=1)  # the YAML's other values stay
+    cfg = load_config(None, ["train={stage3: {epochs: 2}, batch_size: 3}"])
+    assert cfg.train.stage3 == dataclasses.replace(Config().train.stage3, epochs=2) and cfg.train.batch_size == 3
+    assert cfg.train.stage2 == Config().train.stage2
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.stage2\.bogus'"):
+        load_config("configs/cpu.yaml", ["train.stage2={bogus: 1}"])
+    with pytest.raises(ConfigError, match=r"'train\.stage1': expected a mapping"):
+        load_config("configs/cpu.yaml", ["train.stage1=3"])
+
+
+@pytest.mark.parametrize("override", [
+    "eval.pckh_threshold=.nan", "data.rotation_prob=.nan", "train.bone_sum_mm=.nan", "train.stage1.lr=.inf",
+    "train.stage2.depth_weight=-.inf", "data.sigma=1e400", pytest.param(f"train.stage1.lr={10 ** 400}", id="int-1e400"),
+])
+def test_nan_and_infinity_are_refused(override: str) -> None:
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match=rf"override '{re.escape(override)}': config key '{re.escape(key)}': "
+                                          r"expected a finite number, got "):
+        load_config("configs/smoke.yaml", [override])
+
+
+def test_nan_in_a_file_is_refused_naming_file_and_key(tmp_path) -> None:
+    path = tmp_path / "nan.yaml"
+    path.write_text("eval:\n  pckh_threshold: .nan\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: config key 'eval\.pckh_threshold': "
+                                          r"expected a finite number, got nan$"):
+        load_config(path)
+
+
+def test_errors_name_the_override_or_the_file_that_caused_them(tmp_path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config("configs/smoke.yaml", ["train.batch_size=abc"])
+    assert str(err.value) == "override 'train.batch_size=abc': config key 'train.batch_size': expected int, got 'abc'"
+    # a cross-field invariant broken by the overrides names them (the file alone is valid)
+    with pytest.raises(ConfigError, match=r"^overrides 'seed=1', 'data\.input_size=128': config key 'data\.heatmap_size'"):
+        load_config("configs/smoke.yaml", ["seed=1", "data.input_size=128"])
+    # an error in the file names the file, even when overrides are given
+    path = write_yaml(tmp_path, {"train": {"batch_size": "abc"}})
+    with pytest.raises(ConfigError, match=rf"^{re.escape(path)}: config key 'train\.batch_size': expected int"):
+        load_config(path, ["train.batch_size=3"])
+
+
+def test_an_empty_config_file_is_refused(tmp_path) -> None:
+    for text in ("", "# only a comment\n"):
+        path = tmp_path / "empty.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: empty config file"):
+            load_config(path)
+    assert load_config(write_yaml(tmp_path, {})) == Config()  # an explicit empty mapping: every default
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused(tmp_path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  batch_size: 4\nseed: 1\ntrain:\n  batch_size: 5\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: key 'train' given twice in one mapping "
+                                          r"\(line 1 and line 4\)$"):
+        load_config(path)
+    path.write_text("train:\n  stage1: {epochs: 1, epochs: 2}\n")
+    with pytest.raises(ConfigError, match=r"key 'epochs' given twice in one mapping \(line 2 and line 2\)"):
+        load_config(path)
+    # merge keys may restate what they merge
+    path.write_text("train:\n  stage1: &s {epochs: 3, lr: 0.1}\n  stage2:\n    <<: *s\n    epochs: 2\n")
+    cfg = load_config(path)
+    assert (cfg.train.stage2.epochs, cfg.train.stage2.lr, cfg.train.stage1.epochs) == (2, 0.1, 3)
+
+
+@pytest.mark.parametrize("drops", ["[-1]", "[0]", "[2, -3]"])
+def test_lr_drop_epochs_below_one_are_refused(drops: str) -> None:
+    # lr_at_epoch counts 0-based epochs: a drop at e applies from the (e+1)-th epoch on, so e >= 1
+    with pytest.raises(ConfigError, match=r"config key 'train\.stage1\.lr_drop_epochs\[\d\]': expected a value >= 1"):
+        load_config("configs/smoke.yaml", [f"train.stage1.lr_drop_epochs={drops}"])
+    assert load_config("configs/smoke.yaml", ["train.stage1.lr_drop_epochs=[1]"]).train.stage1.lr_drop_epochs == (1,)

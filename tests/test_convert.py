@@ -703,3 +703,30 @@ def test_real_data_overrides_without_downloads_names_the_config(capsys):
     assert main(["real-data-overrides", "--config", "configs/smoke.yaml"]) == 2
     assert re.search(r"error: \S*configs/smoke.yaml: no official download configured: set data.raw_h36m_dir",
                      capsys.readouterr().err)
+
+
+def test_convert_mpii_given_a_folder_for_the_mat_says_so(raw, tmp_path, capsys):
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    assert main(["convert-mpii", str(folder), str(raw / "mpii" / "images"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {folder} is a folder; expected the annotation file "
+                                               "mpii_human_pose_v1_u12_1.mat")
+    download = raw / "mpii"  # the download's folder, which holds the file: the error names it
+    with pytest.raises(DataError, match=rf"^{re.escape(str(download))} is a folder; expected the annotation file "
+                                        rf"mpii_human_pose_v1_u12_1.mat: pass {re.escape(str(download))}/"):
+        convert_mpii(download, download / "images", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_converters_write_nothing_when_nothing_converts(raw, tmp_path, capsys):
+    empty = tmp_path / "empty_3dhp"
+    empty.mkdir()
+    assert main(["convert-3dhp", str(empty), str(tmp_path / "o3")]) == 2
+    shown = capsys.readouterr()
+    assert "sequences missing: TS1/annot_data.mat" in shown.out and f"error: nothing was converted from {empty}" in shown.err
+    assert not (tmp_path / "o3").exists()  # no conversion.json, as convert-h36m and convert-mpii
+    no_sequences = tmp_path / "h36m"  # a subject folder without any sequence: nothing converts either
+    (no_sequences / "S9").mkdir(parents=True)
+    shutil.copy(raw / "h36m" / "metadata.xml", no_sequences)
+    report = convert_h36m(no_sequences, tmp_path / "oh", progress=False)
+    assert report["rows"] == 0 and report["missing"] and not (tmp_path / "oh").exists()

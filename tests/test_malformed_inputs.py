@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -198,10 +199,10 @@ def _h36m_loader(root: Path, split: str = "train") -> Callable[[], object]:
     return lambda: H36MDataset(root / "h36m", split, load_config(SMOKE).data)[0]
 
 
-def _mpii_loader(root: Path) -> Callable[[], object]:
+def _mpii_loader(root: Path, split: str = "train") -> Callable[[], object]:
     from pose3dlib.data.mpii import MPIIDataset
 
-    return lambda: MPIIDataset(root / "mpii", "train", load_config(SMOKE).data)[0]
+    return lambda: MPIIDataset(root / "mpii", split, load_config(SMOKE).data)[0]
 
 
 def _damaged(env: Env, d: Path, pattern: str, damage: Callable[[Path], object]) -> Path:
@@ -219,11 +220,12 @@ def _h36m_annot(env: Env, d: Path, edit: Callable[[dict], None]) -> tuple[Callab
     return _h36m_loader(root), path
 
 
-def _mpii_annot(env: Env, d: Path, edit: Callable[[dict], None]) -> tuple[Callable[[], object], Path]:
+def _mpii_annot(env: Env, d: Path, edit: Callable[[dict], None],
+                split: str = "train") -> tuple[Callable[[], object], Path]:
     root = env.data_copy(d)
-    path = root / "mpii" / "train.h5"
+    path = root / "mpii" / f"{split}.h5"
     h5_variant(path, path, edit)
-    return _mpii_loader(root), path
+    return _mpii_loader(root, split), path
 
 
 def _set(arrays: dict, key: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -349,6 +351,17 @@ CASES: list[Case] = [
          lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "scale", lambda x: np.float64(1.0)))[0], "scale")),
     Case("h5_nonpositive_scale", "MPIIDataset", "scale of 0",
          lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "scale", np.zeros_like))[0], "scale")),
+    Case("h5_zero_head_size", "MPIIDataset('val')", "normalize (PCKh head size) of 0 in val.h5",
+         lambda d, e: (_mpii_annot(e, d, lambda a: _set(a, "normalize", np.zeros_like), split="val")[0],
+                       "'normalize'")),
+    Case("h5_zero_head_size_train", "train (MPII val.h5)", "normalize (PCKh head size) of 0 in val.h5",
+         lambda d, e: (train(e, d, data=_damaged(e, d, "mpii/val.h5", lambda p: h5_variant(
+             p, p, lambda a: _set(a, "normalize", np.zeros_like)))), "val.h5: 'normalize'")),
+    Case("h5_3d_in_metres", "H36MDataset", "joint_3d_mono in metres instead of millimetres",
+         lambda d, e: (_h36m_annot(e, d, lambda a: _set(a, "joint_3d_mono", lambda x: x / 1000.0))[0],
+                       "'joint_3d_mono'")),
+    Case("h5_istrain_not_0_1", "H36MDataset", "istrain 2 where 1 is meant",
+         lambda d, e: (_h36m_annot(e, d, lambda a: _set(a, "istrain", lambda x: x * 2))[0], "'istrain' holds {2}")),
     Case("h5_no_test_rows", "H36MDataset('test')", "istrain is 1 on every row",
          lambda d, e: (_h36m_loader(_h36m_annot(e, d, lambda a: _set(a, "istrain", np.ones_like))[1].parent.parent,
                                     split="test"), "istrain")),
@@ -538,6 +551,91 @@ def test_debug_flag_shows_the_exception_instead(env: Env, tmp_path):
         cli.main([*argv, "--debug"])
 
 
+def _edited_copy(env: Env, d: Path, name: str, edit: Callable[[dict], None]) -> Path:
+    """A private data copy whose file `name` (e.g. "mpii/val.h5") has its datasets edited; returns its root."""
+    root = env.data_copy(d)
+    h5_variant(root / name, root / name, edit)
+    return root
+
+
+def _at_row(key: str, row: int, value) -> Callable[[dict], None]:
+    def edit(arrays: dict) -> None:
+        arrays[key] = arrays[key].astype(np.float64)
+        arrays[key][row] = value
+    return edit
+
+
+def test_val_head_sizes_must_be_positive_on_the_rows_pckh_scores(env: Env, tmp_path):
+    from pose3dlib.data.mpii import MPIIDataset
+    from pose3dlib.engine.errors import DataError
+
+    cfg = load_config(SMOKE).data
+    root = _edited_copy(env, tmp_path / "neg", "mpii/val.h5", _at_row("normalize", 2, -3.5))
+    path = root / "mpii" / "val.h5"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 'normalize' \(the PCKh head size\) is -3.5 in row 2 "
+                                        r"\(1 of \d+ rows\); expected a head size in px, > 0 and finite$"):
+        MPIIDataset(root / "mpii", "val", cfg)
+    # training never reads normalize: a train.h5 with head sizes of 0 still loads
+    root = _edited_copy(env, tmp_path / "train", "mpii/train.h5", lambda a: _set(a, "normalize", np.zeros_like))
+    assert len(MPIIDataset(root / "mpii", "train", cfg)) == TINY.mpii_train
+
+    def unannotated_row_without_head(arrays: dict) -> None:  # PCKh never scores a person without joints
+        _at_row("normalize", 1, 0.0)(arrays)
+        arrays["part"] = arrays["part"].astype(np.float64)
+        arrays["part"][1] = 0.0
+    root = _edited_copy(env, tmp_path / "empty_row", "mpii/val.h5", unannotated_row_without_head)
+    assert not MPIIDataset(root / "mpii", "val", cfg).annotated[1].any()
+
+
+def test_evaluate_names_a_zero_head_size(env: Env, tmp_path, capsys):
+    """Before: a bare `ValueError: head_size must be positive` from metrics.py, naming no file."""
+    root = _edited_copy(env, tmp_path, "mpii/val.h5", _at_row("normalize", 0, 0.0))
+    run_dir_with(tmp_path, env.ckpt.read_bytes())
+    assert cli.main(evaluate(env, tmp_path, data=root)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        f"error: {root / 'mpii' / 'val.h5'}: 'normalize' (the PCKh head size) is 0 in row 0 ")
+
+
+def test_h36m_joints_in_metres_are_refused(env: Env, tmp_path, monkeypatch):
+    from pose3dlib.data import h36m
+    from pose3dlib.engine.errors import DataError
+
+    root = _edited_copy(env, tmp_path, "h36m/annot.h5", lambda a: _set(a, "joint_3d_mono", lambda x: x / 1000.0))
+    path = root / "h36m" / "annot.h5"
+    match = rf"^{re.escape(str(path))}: 'joint_3d_mono': a person's joints span [\d.]+ units .*expected mm .*metres instead of millimetres"
+    with pytest.raises(DataError, match=match):
+        h36m.H36MDataset(root / "h36m", "test", load_config(SMOKE).data)
+    monkeypatch.setattr(h36m, "UNITS_SAMPLE_ROWS", 3)  # a large file: only an evenly spaced sample is measured
+    with pytest.raises(DataError, match=r"median over [3-5] frames"):
+        h36m.read_annotations(path)
+    assert len(h36m.read_annotations(env.data / "h36m" / "annot.h5")["id"]) == TINY.h36m_train + TINY.h36m_test
+
+
+def test_smoke_data_in_the_project_still_load():
+    from pose3dlib.data.h36m import H36MDataset
+    from pose3dlib.data.mpii import MPIIDataset
+
+    smoke = PROJECT_ROOT / "data" / "synthetic" / "smoke"
+    if not (smoke / "manifest.json").is_file():
+        pytest.skip("no smoke data (python -m pose3dlib prepare-synthetic --profile smoke)")
+    cfg = load_config(SMOKE).data
+    for split in ("train", "test"):
+        assert len(H36MDataset(smoke / "h36m", split, cfg))
+    assert len(H36MDataset(smoke / "wild_test", "test", cfg)) and len(MPIIDataset(smoke / "mpii", "val", cfg))
+
+
+def test_istrain_other_than_0_or_1_is_named(env: Env, tmp_path):
+    from pose3dlib.data.h36m import H36MDataset
+    from pose3dlib.engine.errors import DataError
+
+    root = _edited_copy(env, tmp_path, "h36m/annot.h5", lambda a: _set(a, "istrain", lambda x: x * 2))
+    path = root / "h36m" / "annot.h5"
+    for split in ("train", "test"):  # the test split has its 0 rows: the 2s were silently left out of both
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 'istrain' holds \{{2\}}; expected 0 or 1$"):
+            H36MDataset(root / "h36m", split, load_config(SMOKE).data)
+
+
 # ----------------------------------------------------------------------------- the table in docs/reliability.md
 
 def outcome_table(outcomes: list[tuple[Case, Outcome]], tmp: Path) -> str:
@@ -572,3 +670,23 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--table"]:
         raise SystemExit("usage: python tests/test_malformed_inputs.py --table")
     raise SystemExit(1 if write_table() else 0)
+
+
+def test_a_val_split_without_head_sizes_is_named(tmp_path):
+    """PCKh needs `normalize`; without it evaluate crashed with a TypeError deep in the metric."""
+    import h5py
+
+    from pose3dlib.config import load_config
+    from pose3dlib.data.mpii import MPIIDataset
+
+    root = tmp_path / "mpii"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    with h5py.File(root / "val.h5", "w") as f:
+        f["imgname"] = np.array([b"a.jpg", b"b.jpg"])
+        f["part"] = rng.uniform(10, 50, (2, 16, 2))
+        f["center"] = np.full((2, 2), 30.0)
+        f["scale"] = np.ones(2)
+        f["visible"] = np.ones((2, 16))
+    with pytest.raises(Pose3DError, match=r"val\.h5: no .normalize. \(the PCKh head size per row"):
+        MPIIDataset(root, "val", load_config("configs/smoke.yaml").data)

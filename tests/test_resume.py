@@ -12,7 +12,7 @@ import torch
 
 from pose3dlib.engine.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.engine.distributed import state_digest
-from pose3dlib.engine.train import KILL_AT_STEP_ENV
+from pose3dlib.engine.train import INTERRUPT_AT_STEP_ENV, KILL_AT_STEP_ENV
 
 # 48 MPII training samples, batch 8: 6 steps per epoch; 2 epochs = 12 steps. Checkpoints
 # every 4 steps (4, 8 mid-epoch; 6, 12 at epoch ends). A kill at step 11 loses steps 9-11
@@ -51,6 +51,40 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
     timing = [[json.loads(x) for x in (run / "stage1" / "timing.jsonl").read_text().splitlines()] for run in (whole, broken)]
     assert [[(t["epoch"], t["first_step"], t["steps"], t["resumed"]) for t in ts] for ts in timing] == [
         [(1, 1, 6, False), (2, 7, 6, False)], [(1, 1, 6, False), (2, 9, 4, True)]], timing
+
+
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, train_cli):
+    """Ctrl-C after step 9 (a periodic checkpoint holds step 8): the trainer saves step 9 and says so,
+    --resume says where it starts, and the run ends bit for bit as an uninterrupted one."""
+    overrides = smoke_data + RESUME_OVERRIDES
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train_cli(whole, 1, overrides).returncode == 0
+    r = train_cli(broken, 1, overrides, env={INTERRUPT_AT_STEP_ENV: "9"})
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert f"stage 1: interrupted; {broken / 'stage1' / 'last.pt'} holds step 9 (epoch 2 of 2, step 3 of 6)" in r.stderr
+    partial = load_checkpoint(broken / "stage1" / "last.pt")
+    assert (partial["step"], partial["epoch"], partial["extra"]["finished"]) == (9, 1, False)
+    r = train_cli(broken, 1, overrides, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming" in r.stderr and "at step 9 (epoch 2 of 2, step 3 of 6)" in r.stderr
+    a, b = (load_checkpoint(run / "stage1" / "last.pt") for run in (whole, broken))
+    assert b["step"] == a["step"] == 12 and state_digest(a["model"]) == state_digest(b["model"])
+    assert a["metrics"] == b["metrics"]
+    assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
+
+
+def test_a_fresh_start_over_a_finished_stage_removes_its_checkpoint_first(tmp_path, smoke_data, train_cli):
+    """--overwrite killed before its first checkpoint left the old run's last.pt beside the new config.yaml
+    and logs, so the folder described two runs; now the old weights go when the new run starts."""
+    overrides = smoke_data + RESUME_OVERRIDES
+    run = tmp_path / "run"
+    assert train_cli(run, 1, overrides).returncode == 0
+    r = train_cli(run, 1, overrides + ["train.stage1.lr=0.002"], "--overwrite", env={KILL_AT_STEP_ENV: "2"})
+    assert r.returncode == -signal.SIGKILL
+    assert not (run / "stage1" / "last.pt").exists()
+    assert "lr: 0.002" in (run / "stage1" / "config.yaml").read_text()
+    r = train_cli(run, 1, overrides + ["train.stage1.lr=0.002"])  # nothing to resume or overwrite: starts
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):

@@ -19,6 +19,7 @@ from ..engine.errors import DataError
 from ..engine.paths import resolve
 from ..skeleton import DEPTH_ROOT
 from .actions import dataset_action_name
+from .convert.common import check_person_units
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
@@ -27,17 +28,34 @@ SCHEMA: dict[str, tuple] = {
     "subaction": (), "camera": (), "istrain": (),
 }
 SPLITS = {"train": 1, "test": 0}
+UNITS_SAMPLE_ROWS = 10_000  # rows (evenly spaced) whose 3D person extent tells millimetres from metres
 
 
 def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
-    """All datasets of a Human3.6M annotation file as numpy arrays, schema- and NaN-checked."""
+    """All datasets of a Human3.6M annotation file as numpy arrays, schema- and NaN-checked.
+
+    Also refused: `istrain` other than 0 / 1, and `joint_3d_mono` whose people span under
+    100 "mm" (metres; `convert.common.check_person_units`, on at most UNITS_SAMPLE_ROWS rows).
+    """
     path = resolve(path)
     if not path.is_file():
         raise DataError(f"Human3.6M annotation file not found: {path}")
     arrays = read_hdf5_datasets(path)
     check_schema(path, arrays, SCHEMA)
     check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox"))
+    check_istrain(path, arrays["istrain"])
+    joints_3d = arrays["joint_3d_mono"]
+    step = max(1, len(joints_3d) // UNITS_SAMPLE_ROWS)  # a strided view: cheap for any file size
+    check_person_units(joints_3d[::step], "mm", f"{path}: 'joint_3d_mono'")  # the converters' rule
     return arrays
+
+
+def check_istrain(path: Path, istrain: np.ndarray) -> None:
+    """DataError naming the file unless every `istrain` value is 0 (test) or 1 (train)."""
+    bad = np.unique(istrain[~np.isin(istrain, tuple(SPLITS.values()))])
+    if len(bad):
+        shown = ", ".join(f"{v:g}" for v in bad[:5].astype(np.float64)) + (", ..." if len(bad) > 5 else "")
+        raise DataError(f"{path}: 'istrain' holds {{{shown}}}; expected 0 or 1")
 
 
 def image_path(image_root: Path, subject: int, action: int, subaction: int, cam: int, frame_id: int) -> Path:

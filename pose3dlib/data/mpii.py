@@ -2,7 +2,8 @@
 
 Schema (docs/data.md): imgname (N,) bytes, part (N, 16, 2) px with unannotated joints at
 (0, 0), center (N, 2) px, scale (N,) = person size / 200 px, visible (N, 16), and when
-present normalize (N,) head size px (the PCKh normaliser). Extras are ignored.
+present normalize (N,) head size px (the PCKh normaliser; in val.h5 > 0 on every row with
+an annotated joint). Extras are ignored.
 Unannotated joints become `annotated == False` at load time and are never used as zeros.
 
 Crop convention (Newell's 2D stacked-hourglass `train.h5` / `valid.h5`): `center` and
@@ -67,6 +68,17 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def check_head_sizes(path: Path, normalize: np.ndarray, scored: np.ndarray) -> None:
+    """DataError naming the file, key and first bad row unless `normalize` (the PCKh head size, (N,) px)
+    is positive and finite on every `scored` row ((N,) bool: the rows with an annotated joint, which
+    PCKh divides by it)."""
+    bad = scored & ~(np.isfinite(normalize) & (normalize > 0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: 'normalize' (the PCKh head size) is {normalize[row]:g} in row {row} "
+                        f"({int(bad.sum())} of {len(normalize)} rows); expected a head size in px, > 0 and finite")
+
+
 def crop_boxes(annotations: dict[str, np.ndarray], data_cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """The crop of every row in original-image pixels, Newell's convention (as stored).
 
@@ -106,6 +118,11 @@ class MPIIDataset(Dataset):
         self.annotated = ~np.all(self.part == 0.0, axis=-1)  # (N, 16): (0, 0) marks "no label"
         self.visible = a["visible"].astype(np.float64) * self.annotated
         self.normalize = a["normalize"].astype(np.float64) if "normalize" in a else None
+        if split == "val":  # only validation scores PCKh (training never reads the head sizes)
+            if self.normalize is None:
+                raise DataError(f"{self.annotation_path}: no 'normalize' (the PCKh head size per row, (N,) px); "
+                                "the validation split needs it to score PCKh")
+            check_head_sizes(self.annotation_path, self.normalize, self.annotated.any(axis=1))
         self.scale = a["scale"].astype(np.float64)
         self.centre, self.box_px = crop_boxes(a, data_cfg)  # (N, 2) crop centre, (N,) crop side
         self.actions = np.zeros(len(self.part), np.int64)  # MPII has no action labels here

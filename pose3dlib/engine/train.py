@@ -80,6 +80,7 @@ from .runs import (
 # Fault injection for the reliability tests: SIGKILL this process right after the given
 # global step (counted within the stage) has been taken, before any checkpoint of it.
 KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
+INTERRUPT_AT_STEP_ENV = "POSE3D_FAULT_INTERRUPT_AT_STEP"  # tests: SIGINT to itself right after that step
 # Per-stage seeds (weight initialisation, sample augmentation, 3D draws): cfg.seed + stage * this.
 _STAGE_SEED_MIX = 1000
 
@@ -356,6 +357,11 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
             if ckpt["extra"].get("world_size", 1) != info.world_size:
                 raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
                                   f"this run has {info.world_size}; resume with the same number")
+            if info.is_main and not ckpt["extra"].get("finished", False):
+                per_epoch = ckpt["extra"].get("steps_per_epoch") or 1
+                print(f"stage {stage}: resuming {last} at step {ckpt['step']} (epoch {ckpt['epoch'] + 1} of "
+                      f"{cfg.train.stage(stage).epochs}, step {ckpt['step'] - ckpt['epoch'] * per_epoch} of "
+                      f"{per_epoch})", file=sys.stderr)
         elif not overwrite:
             raise Pose3DError(f"{last} exists; pass --resume to continue it, --overwrite to start the stage again, "
                               "or choose another --run-dir")
@@ -365,6 +371,33 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
         return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
     init_path = _init_path_for(cfg, stage, run_dir, init_from)
     return None, init_path, file_digest(init_path) if init_path is not None else None
+
+
+class InterruptGuard:
+    """Ctrl-C (SIGINT) during training, caught at the next step boundary: `requested` turns True, the
+    trainer saves last.pt there and then raises KeyboardInterrupt, so an interrupt loses no finished
+    step (without it, everything since the last periodic checkpoint was lost: up to an epoch). A
+    second Ctrl-C interrupts at once. Only in the main thread of a single process: DDP ranks would
+    stop at different steps, so there Ctrl-C interrupts at once, as before."""
+
+    def __init__(self, active: bool) -> None:
+        self.active, self.requested, self._previous = active, False, None
+
+    def _handler(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: the previous handler's immediate stop
+
+    def __enter__(self) -> InterruptGuard:
+        import threading
+
+        self.active = self.active and threading.current_thread() is threading.main_thread()
+        if self.active:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -388,6 +421,7 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.raw_model: torch.nn.Module | None = None  # set by fit(); see _build
         self.model: Callable | None = None
+        self.interrupt = InterruptGuard(active=False)  # fit() makes it live
 
     def add_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
         self.callbacks[event].append(fn)
@@ -543,6 +577,8 @@ class Trainer:
             self.trigger("on_batch_end")
             t_data = time.perf_counter()
             spent["callback_seconds"] += t_data - t_callbacks
+            if self.interrupt.requested:
+                self._stop_interrupted(save=True)
         self.clock.stop()
         if self.info.is_main:
             _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, first_step=steps_before + 1,
@@ -570,9 +606,9 @@ class Trainer:
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
-            if ckpt is None:  # a fresh start: forget an older run's times and epochs
-                for name in (WALLCLOCK_NAME, TIMING_NAME):
-                    (self.sdir / name).unlink(missing_ok=True)
+            if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times, epochs
+                for name in (WALLCLOCK_NAME, TIMING_NAME, self.last.name):  # and weights, so the folder never
+                    (self.sdir / name).unlink(missing_ok=True)  # holds this run's config beside its last.pt
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
@@ -586,17 +622,31 @@ class Trainer:
         for event, fn in default_callbacks(self):
             self.add_callback(event, fn)
         try:
-            if ckpt is None:
-                self.validate()  # the starting point of the curves
-            while self.epoch < self.stage_cfg.epochs:
-                self.run_epoch()
-                if self.epoch % self.cfg.train.val_every == 0 or self.epoch == self.stage_cfg.epochs:
-                    self.validate()
-                self.save(finished=self.epoch == self.stage_cfg.epochs)
+            with InterruptGuard(active=self.info.world_size == 1) as self.interrupt:
+                if ckpt is None:
+                    self.validate()  # the starting point of the curves
+                while self.epoch < self.stage_cfg.epochs:
+                    self.run_epoch()
+                    if self.epoch % self.cfg.train.val_every == 0 or self.epoch == self.stage_cfg.epochs:
+                        self.validate()
+                    self.save(finished=self.epoch == self.stage_cfg.epochs)
+                    if self.interrupt.requested and self.epoch < self.stage_cfg.epochs:
+                        self._stop_interrupted(save=False)  # during validation or the save: saved just now
             self._check_replicas()
         finally:
             self.log.close()
         return self.metrics
+
+    def _stop_interrupted(self, save: bool) -> None:
+        """After a Ctrl-C: save last.pt at this step boundary (unless just saved), say what it holds, and
+        raise KeyboardInterrupt."""
+        if save:
+            self.save(finished=False)
+        in_epoch = self.step - self.epoch * self.steps_per_epoch
+        print(f"stage {self.stage}: interrupted; {self.last} holds step {self.step} (epoch {self.epoch + 1} of "
+              f"{self.stage_cfg.epochs}, step {in_epoch} of {self.steps_per_epoch}); `train --resume` continues "
+              "from there", file=sys.stderr)
+        raise KeyboardInterrupt
 
     def _check_replicas(self) -> None:
         """DDP: every process must end with the same weights."""
@@ -651,6 +701,13 @@ def fault_kill(t: Trainer) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def fault_interrupt(t: Trainer) -> None:
+    """Reliability tests: SIGINT to this process right after step POSE3D_FAULT_INTERRUPT_AT_STEP (a Ctrl-C)."""
+    at = int(os.environ.get(INTERRUPT_AT_STEP_ENV, "0") or 0)
+    if at and t.step == at:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def periodic_checkpoint(t: Trainer) -> None:
     """Every train.checkpoint_every_steps steps (except at an epoch's end, which saves anyway)."""
     every = t.cfg.train.checkpoint_every_steps
@@ -663,7 +720,7 @@ def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]
     """fit's callbacks, in order: log, progress, fault injection, then the periodic checkpoint."""
     bar = ProgressCallback()
     return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
-            ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
+            ("on_batch_end", fault_interrupt), ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
 
 
 def _write_jsonl(path: Path, **record: Any) -> None:

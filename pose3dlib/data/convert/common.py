@@ -187,9 +187,14 @@ def write_report(out: Path, report: dict) -> Path:
 
 
 def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
-    """Write the release annotation file from the sequence parts and the report; return the report."""
+    """Write the release annotation file from the sequence parts and the report; return the report.
+
+    When no rows were converted nothing is written (as convert-mpii, and convert-h36m without a
+    subject folder): the caller reports the missing files from the returned report.
+    """
     report["rows"] = write_release_annotations(out, parts)
-    write_report(out, report)
+    if report["rows"]:
+        write_report(out, report)
     return report
 
 

@@ -28,6 +28,7 @@ from ...engine.progress import progress_bar
 from ..mpii import adjust_raw_crop
 from . import common
 
+ANNOTATION_FILE = "mpii_human_pose_v1_u12_1.mat"  # the release's annotations (MATLAB v5)
 NUM_JOINTS = 16  # MPII joint ids 0..15 are already the network order
 HEAD_SIZE_FACTOR = 0.6  # PCKh normaliser: 0.6 x the head-box diagonal
 # Without --val-from: the people of every 8th training image with an annotated person
@@ -85,13 +86,22 @@ def _items(v) -> list:
     return [v]
 
 
+def check_annotation_path(mat: Path) -> None:
+    """DataError unless `mat` is a file: a folder given in its place is named as such (with the file inside it)."""
+    if mat.is_dir():
+        inside = mat / ANNOTATION_FILE
+        hint = f": pass {inside}" if inside.is_file() else ""
+        raise DataError(f"{mat} is a folder; expected the annotation file {ANNOTATION_FILE}{hint}")
+    if not mat.is_file():
+        raise DataError(f"MPII annotation file not found: {mat}")
+
+
 def read_release(mat: Path):
     """RELEASE of the MPII .mat (scipy, MATLAB v5); DataError naming the file when unreadable."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
-    if not mat.is_file():
-        raise DataError(f"MPII annotation file not found: {mat}")
+    check_annotation_path(mat)
     try:
         release = loadmat(str(mat), struct_as_record=False, squeeze_me=True)["RELEASE"]
     except KeyError:
@@ -192,6 +202,7 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
                  progress: bool = True) -> dict:
     """Write OUT/train.h5 and OUT/val.h5 (Newell's schema) and link OUT/images; return the report."""
     mat, images = resolve(mat), resolve(images)
+    check_annotation_path(mat)  # before the output checks, which compare the output with mat's folder
     out = common.prepare_output(images, resolve(out))
     common.prepare_output(mat.parent, out)
     release = read_release(mat)
