@@ -59,7 +59,8 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics", action=CommandLinePath, default=CPU_METRICS, help="long-form metrics CSV")
+    parser.add_argument("--metrics", action=CommandLinePath, default=CPU_METRICS,
+                        help=f"long-form metrics CSV (default {CPU_METRICS})")
     parser.add_argument("--readme", action=CommandLinePath, default=PROJECT_README,
                         help="README whose results block is rewritten (the project's takes the cpu run's metrics only)")
 

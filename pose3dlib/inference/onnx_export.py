@@ -108,8 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
-    print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}; "
-          f"outputs {', '.join(OUTPUTS)}")
+    print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}, "
+          "already preprocessed (pose3dlib.model.preprocess for the checkpoint's model.input_format: the crop's "
+          f"RGB / 255, or BGR / 256 for converted hg3d weights); outputs {', '.join(OUTPUTS)}")
     return 0
 
 
