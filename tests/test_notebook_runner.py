@@ -360,6 +360,7 @@ def test_an_output_that_would_replace_the_source_or_is_a_folder_is_refused_befor
     with pytest.raises(Pose3DError, match=r"run\.txt: the executed notebook's name must end in \.ipynb"):
         notebook_runner.execute(str(src), tmp_path / "run.txt", {}, progress=False)
     assert json.loads(src.read_text()) == _notebook(None)
+    notebook_runner.check_output(src, src, in_place=True)  # refreshing a committed notebook's outputs: asked for
 
 
 def test_an_unknown_notebook_name_lists_the_projects_notebooks():

@@ -313,12 +313,12 @@ def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
     write_ipynb(nb, str(notebook))
 
 
-def check_output(src: Path, out: Path) -> None:
+def check_output(src: Path, out: Path, in_place: bool = False) -> None:
     """Pose3DError before anything runs when the executed notebook could not, or must not, go to `out`:
-    the source notebook itself (its clean copy would be replaced by an executed one), or a folder."""
-    if out.exists() and out.resolve() == src.resolve():
+    the source notebook itself unless `in_place` (its copy would be replaced by the executed one), or a folder."""
+    if not in_place and out.exists() and out.resolve() == src.resolve():
         raise Pose3DError(f"{out}: is the notebook being run; the executed copy would replace it: give another "
-                          "output path (e.g. runs/mine/<name>.ipynb)")
+                          "output path (e.g. runs/mine/<name>.ipynb), or --in-place to refresh its outputs")
     if out.is_dir():
         raise Pose3DError(f"{out}: is a folder; give the executed notebook's file name (e.g. {out / src.name})")
     if out.suffix != ".ipynb":
@@ -326,13 +326,14 @@ def check_output(src: Path, out: Path) -> None:
 
 
 def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL, progress: bool = True,
-            skip_undeclared: tuple[str, ...] = ()) -> Path:
+            skip_undeclared: tuple[str, ...] = (), in_place: bool = False) -> Path:
     """Execute notebook `name` with `params` into `output` (atomically); returns the output path.
 
     Parameters named in `skip_undeclared` are dropped for a notebook that does not declare
     them (every other unknown parameter is an error). The kernel writes its progress bars to a
     file (POSE3D_PROGRESS=file:...) whose latest line `ProgressEcho` shows here, so the executed
-    notebook carries no bar text and a long training cell still shows how far it is.
+    notebook carries no bar text and a long training cell still shows how far it is. `output` may be
+    the notebook itself only with `in_place` (`check_output`).
     """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
@@ -343,7 +344,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
 
     src, params = prepare(name, params, skip_undeclared)
     out = resolve(output)
-    check_output(src, out)
+    check_output(src, out, in_place)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # partial notebooks of earlier runs that failed or were killed
     remove_stale_kernel_dirs()  # and the kernel folders of runners killed with SIGKILL
@@ -424,12 +425,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="notebook parameter (value parsed as YAML); repeatable")
     parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name")
+    parser.add_argument("--in-place", action="store_true",
+                        help="allow OUTPUT to be the notebook itself (refreshing the committed smoke outputs of "
+                             "notebooks/*.ipynb); refused without it")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.notebook.endswith(".ipynb"):  # a path, typed on the command line: from the current folder
         args.notebook = from_current_folder(args.notebook)
     types = parameter_types(declared_parameters(notebook_path(args.notebook)))
-    out = execute(args.notebook, args.output, parse_params(args.parameter, types), kernel=args.kernel)
+    out = execute(args.notebook, args.output, parse_params(args.parameter, types), kernel=args.kernel,
+                  in_place=args.in_place)
     print(f"wrote {out}")
     return 0
