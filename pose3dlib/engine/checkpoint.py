@@ -138,7 +138,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path}: not a pose3d checkpoint (expected a torch zip archive; the file is "
             f"{'empty' if path.stat().st_size == 0 else 'truncated, corrupt or in an older format'}); "
-            "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
+            f"{RETRAIN_HINT}; a file of the original release converts with `python -m pose3dlib convert-hg3d IN OUT`"
         )
     damaged = _damaged_member(path)
     if damaged:

@@ -145,7 +145,7 @@ def checkpoint_warnings(checkpoint: str | Path | None) -> list[str]:
     """What every result of this checkpoint must carry (a Stage 1 checkpoint's meaningless 3D); [] for None."""
     if checkpoint is None:
         return []
-    warning = untrained_depth_warning(load_checkpoint(checkpoint), str(checkpoint))
+    warning = untrained_depth_warning(load_checkpoint(resolve(checkpoint)), str(checkpoint))  # project-relative
     return [] if warning is None else [warning]
 
 
