@@ -137,8 +137,8 @@ class StageConfig:
     epochs: int = bounded(1, lo=0)
     lr: float = bounded(2.5e-4, lo=0.0)
     # lr *= lr_drop_factor from 0-based epoch e on, i.e. after e finished epochs (train.lr_at_epoch);
-    # at least 1: a drop at 0 would only be a lower lr
-    lr_drop_epochs: tuple[int, ...] = bounded((), lo=1)
+    # never negative (0: a lower rate from the start)
+    lr_drop_epochs: tuple[int, ...] = bounded((), lo=0)
     lr_drop_factor: float = bounded(0.1, lo=0.0)
     # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses
     # lr x k / warmup_steps until k reaches it. 0: none (the paper's). A fresh Adam state at the
@@ -483,7 +483,7 @@ _FLOAT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 def _parse_scalar(text: str) -> Any:
     """Parse an override's value with YAML rules (1e-3 -> float, true -> bool, [1,2] -> list)."""
     try:
-        value = yaml.safe_load(text)
+        value = _safe_load_unique(text)  # a mapping value repeating a key is refused, as in a file
     except yaml.YAMLError as e:
         raise ConfigError(f"value {text!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
     if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):

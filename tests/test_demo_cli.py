@@ -316,3 +316,5 @@ def test_files_of_one_name_never_share_outputs(tmp_path):
     stems = [demo.output_stem(i, used) for i in items]
     assert stems == ["photo", "photo_jpg", "photo_jpg_2", "photo_jpg_3", "p", "p_png", "p_png_2"]
     assert len(set(stems)) == len(stems) == len(used)
+    # names that differ in case only are one file on case-insensitive file systems
+    assert demo.output_stem(media.Item("image", tmp_path / "E" / "Photo.jpg", None), used) == "Photo_jpg_4"

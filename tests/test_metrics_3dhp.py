@@ -167,3 +167,17 @@ def test_3dhp_values_are_fractions_like_pckh_and_reported_in_percent():
     assert all(0.0 <= r["value"] <= 1.0 for r in rows)
     pck = next(r["value"] for r in rows if r["protocol"] == "3dhp_pck" and r["action"] == "all")
     assert f"{100 * pck:.1f}%" in results_table(rows)
+
+
+def test_a_metrics_csv_with_3dhp_values_in_percent_is_refused(tmp_path):
+    """Files written before the fractions held 3DPCK in percent: read as fractions they would show as 6920%."""
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.evaluation.evaluate import read_metrics_csv
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("stage,split,protocol,action,value\nstage3,wild_test,3dhp_pck,all,0.692\n")
+    assert read_metrics_csv(path)[0]["value"] == 0.692
+    path.write_text("stage,split,protocol,action,value\nstage3,wild_test,p1_mpjpe,all,120.5\n"
+                    "stage3,wild_test,3dhp_pck,all,69.2\n")
+    with pytest.raises(Pose3DError, match=r"line 3: 3dhp_pck is 69\.2, expected a fraction in \[0, 1\]"):
+        read_metrics_csv(path)

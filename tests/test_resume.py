@@ -12,7 +12,7 @@ import torch
 
 from pose3dlib.engine.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, save_checkpoint
 from pose3dlib.engine.distributed import state_digest
-from pose3dlib.engine.train import INTERRUPT_AT_STEP_ENV, KILL_AT_STEP_ENV
+from pose3dlib.engine.train import INTERRUPT_AT_STEP_ENV, KILL_AT_STEP_ENV, PREVIOUS_NAME, InterruptGuard
 
 # 48 MPII training samples, batch 8: 6 steps per epoch; 2 epochs = 12 steps. Checkpoints
 # every 4 steps (4, 8 mid-epoch; 6, 12 at epoch ends). A kill at step 11 loses steps 9-11
@@ -73,18 +73,37 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_equals_an_uninterrupted_
     assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
 
 
-def test_a_fresh_start_over_a_finished_stage_removes_its_checkpoint_first(tmp_path, smoke_data, train_cli):
+def test_a_fresh_start_over_a_finished_stage_moves_its_checkpoint_aside_first(tmp_path, smoke_data, train_cli):
     """--overwrite killed before its first checkpoint left the old run's last.pt beside the new config.yaml
-    and logs, so the folder described two runs; now the old weights go when the new run starts."""
+    and logs, so the folder described two runs; now the old weights move to previous.pt when the new run starts."""
     overrides = smoke_data + RESUME_OVERRIDES
     run = tmp_path / "run"
     assert train_cli(run, 1, overrides).returncode == 0
+    old = state_digest(load_checkpoint(run / "stage1" / "last.pt")["model"])
     r = train_cli(run, 1, overrides + ["train.stage1.lr=0.002"], "--overwrite", env={KILL_AT_STEP_ENV: "2"})
     assert r.returncode == -signal.SIGKILL
     assert not (run / "stage1" / "last.pt").exists()
+    assert state_digest(load_checkpoint(run / "stage1" / PREVIOUS_NAME)["model"]) == old  # kept, not lost
     assert "lr: 0.002" in (run / "stage1" / "config.yaml").read_text()
     r = train_cli(run, 1, overrides + ["train.stage1.lr=0.002"])  # nothing to resume or overwrite: starts
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_the_interrupt_guard_restores_the_handler_and_leaves_an_ignored_sigint_alone():
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(RuntimeError):
+        with InterruptGuard(active=True) as guard:
+            assert guard.active and signal.getsignal(signal.SIGINT) == guard._handler
+            raise RuntimeError("a failure inside training")
+    assert signal.getsignal(signal.SIGINT) == before
+    with InterruptGuard(active=False) as guard:  # several processes: Ctrl-C stops at once, as before
+        assert signal.getsignal(signal.SIGINT) == before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job: SIGINT stays ignored
+    try:
+        with InterruptGuard(active=True) as guard:
+            assert not guard.active and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):

@@ -433,14 +433,14 @@ def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n,
     for k, step in enumerate(steps):
         (run / ".stamps").mkdir(parents=True, exist_ok=True)
         (run / ".stamps" / step).touch()
-        os.utime(run / ".stamps" / step, (now + k, now + k))
-    for stage in (1, 2, 3):
+        os.utime(run / ".stamps" / step, (now + 10 * k, now + 10 * k))
+    for stage in (1, 2, 3):  # steps[stage] trains it: written between the stamps before and of that step
         path = run / f"stage{stage}" / "last.pt"
         path.parent.mkdir()
         path.touch()
-        os.utime(path, (now + stage, now + stage))  # written by the step that trains it, before its stamp
+        os.utime(path, (now + 10 * stage - 5, now + 10 * stage - 5))
     assert "run-notebook" not in _make_dry_run(make_n, "reproduce", "PROFILE=smoke", f"RUN_DIR={run}")
-    os.utime(run / "stage2" / "last.pt", (now + 100, now + 100))
+    os.utime(run / "stage2" / "last.pt", (now + 1000, now + 1000))
     ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
                                                                       f"RUN_DIR={run}")]
     assert ran == steps[3:]

@@ -81,6 +81,7 @@ from .runs import (
 # global step (counted within the stage) has been taken, before any checkpoint of it.
 KILL_AT_STEP_ENV = "POSE3D_FAULT_KILL_AT_STEP"
 INTERRUPT_AT_STEP_ENV = "POSE3D_FAULT_INTERRUPT_AT_STEP"  # tests: SIGINT to itself right after that step
+PREVIOUS_NAME = "previous.pt"  # a stage's last.pt from before a fresh start (--overwrite, a stale stage)
 # Per-stage seeds (weight initialisation, sample augmentation, 3D draws): cfg.seed + stage * this.
 _STAGE_SEED_MIX = 1000
 
@@ -390,7 +391,9 @@ class InterruptGuard:
     def __enter__(self) -> InterruptGuard:
         import threading
 
-        self.active = self.active and threading.current_thread() is threading.main_thread()
+        # not where SIGINT is ignored (a background job) or handled outside Python (getsignal None)
+        self.active = (self.active and threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None))
         if self.active:
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
@@ -606,9 +609,13 @@ class Trainer:
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
-            if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times, epochs
-                for name in (WALLCLOCK_NAME, TIMING_NAME, self.last.name):  # and weights, so the folder never
-                    (self.sdir / name).unlink(missing_ok=True)  # holds this run's config beside its last.pt
+            if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times and epochs
+                for name in (WALLCLOCK_NAME, TIMING_NAME):
+                    (self.sdir / name).unlink(missing_ok=True)
+                if self.last.is_file():  # its weights move aside: the folder never holds this run's config and
+                    self.last.replace(self.sdir / PREVIOUS_NAME)  # logs beside another run's last.pt
+                    print(f"stage {self.stage}: starting again; the earlier {self.last.name} is kept as "
+                          f"{self.sdir / PREVIOUS_NAME} until the next fresh start", file=sys.stderr)
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
@@ -630,7 +637,7 @@ class Trainer:
                     if self.epoch % self.cfg.train.val_every == 0 or self.epoch == self.stage_cfg.epochs:
                         self.validate()
                     self.save(finished=self.epoch == self.stage_cfg.epochs)
-                    if self.interrupt.requested and self.epoch < self.stage_cfg.epochs:
+                    if self.interrupt.requested:
                         self._stop_interrupted(save=False)  # during validation or the save: saved just now
             self._check_replicas()
         finally:
@@ -642,6 +649,10 @@ class Trainer:
         raise KeyboardInterrupt."""
         if save:
             self.save(finished=False)
+        if self.epoch == self.stage_cfg.epochs:  # during the last validation or save: the stage is complete
+            print(f"stage {self.stage}: interrupted after its last epoch; {self.last} holds the finished stage",
+                  file=sys.stderr)
+            raise KeyboardInterrupt
         in_epoch = self.step - self.epoch * self.steps_per_epoch
         print(f"stage {self.stage}: interrupted; {self.last} holds step {self.step} (epoch {self.epoch + 1} of "
               f"{self.stage_cfg.epochs}, step {in_epoch} of {self.steps_per_epoch}); `train --resume` continues "

@@ -45,6 +45,7 @@ from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
 from ..skeleton import PCKH_BENCHMARK_JOINTS
 from .eval_3dhp import LABELS as LABELS_3DHP
+from .eval_3dhp import PROTOCOLS as PROTOCOLS_3DHP
 from .eval_3dhp import mpi3dhp_rows, mpi3dhp_tables
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
@@ -280,6 +281,9 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
             r["value"] = float(r["value"])
         except (TypeError, ValueError):
             raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+        if r["protocol"] in PROTOCOLS_3DHP and r["value"] > 1:  # is_fraction's other protocols: PCKh, always [0, 1]
+            raise Pose3DError(f"{path}: line {line}: {r['protocol']} is {r['value']:g}, expected a fraction in [0, 1] "
+                              "(a file written in percent by an older pose3d: evaluate the run again)")
     return rows
 
 

@@ -351,13 +351,16 @@ def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None
     rel = item.path.relative_to(item.folder).with_suffix("") if item.folder else Path(item.path.stem)
     label = (labels or {}).get(item.folder) or (item.folder.resolve().name if item.folder else None)
     stem = (Path(label) / rel).as_posix() if item.folder else rel.as_posix()
-    if stem in used:  # same stem, other suffix (photo.jpg and photo.png)
+    def taken(name: str) -> bool:  # compared without case: Photo and photo are one file on macOS and Windows
+        return name.casefold() in used
+
+    if taken(stem):  # same stem, other suffix (photo.jpg and photo.png)
         stem = f"{stem}_{item.path.suffix.lstrip('.').lower()}"
     base, n = stem, 1
-    while stem in used:  # still taken: the same name given again, or from another folder (A/p.jpg, B/p.jpg)
+    while taken(stem):  # still taken: the same name given again, or from another folder (A/p.jpg, B/p.jpg)
         n += 1
         stem = f"{base}_{n}"
-    used.add(stem)
+    used.add(stem.casefold())
     return stem
 
 
