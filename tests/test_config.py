@@ -274,12 +274,16 @@ def test_nan_and_infinity_are_refused(override: str) -> None:
         load_config("configs/smoke.yaml", [override])
 
 
-def test_nan_in_a_file_is_refused_naming_file_and_key(tmp_path) -> None:
-    path = tmp_path / "nan.yaml"
-    path.write_text("eval:\n  pckh_threshold: .nan\n")
-    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: config key 'eval\.pckh_threshold': "
-                                          r"expected a finite number, got nan$"):
+def _refused_file(path, text: str, message: str) -> None:
+    """Write `text` to the config file `path`; loading it must raise ConfigError '<path>: <message>'."""
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {message}"):
         load_config(path)
+
+
+def test_nan_in_a_file_is_refused_naming_file_and_key(tmp_path) -> None:
+    _refused_file(tmp_path / "nan.yaml", "eval:\n  pckh_threshold: .nan\n",
+                  r"config key 'eval\.pckh_threshold': expected a finite number, got nan$")
 
 
 def test_errors_name_the_override_or_the_file_that_caused_them(tmp_path) -> None:
@@ -297,19 +301,14 @@ def test_errors_name_the_override_or_the_file_that_caused_them(tmp_path) -> None
 
 def test_an_empty_config_file_is_refused(tmp_path) -> None:
     for text in ("", "# only a comment\n"):
-        path = tmp_path / "empty.yaml"
-        path.write_text(text)
-        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: empty config file"):
-            load_config(path)
+        _refused_file(tmp_path / "empty.yaml", text, "empty config file")
     assert load_config(write_yaml(tmp_path, {})) == Config()  # an explicit empty mapping: every default
 
 
 def test_a_key_given_twice_in_one_mapping_is_refused(tmp_path) -> None:
+    _refused_file(tmp_path / "dup.yaml", "train:\n  batch_size: 4\nseed: 1\ntrain:\n  batch_size: 5\n",
+                  r"key 'train' given twice in one mapping \(line 1 and line 4\)$")
     path = tmp_path / "dup.yaml"
-    path.write_text("train:\n  batch_size: 4\nseed: 1\ntrain:\n  batch_size: 5\n")
-    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: key 'train' given twice in one mapping "
-                                          r"\(line 1 and line 4\)$"):
-        load_config(path)
     path.write_text("train:\n  stage1: {epochs: 1, epochs: 2}\n")
     with pytest.raises(ConfigError, match=r"key 'epochs' given twice in one mapping \(line 2 and line 2\)"):
         load_config(path)
