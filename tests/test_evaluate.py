@@ -352,3 +352,11 @@ def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke
     assert "(a partial scoring: stages 1, the first 2 samples of each split)" in out
     assert evaluate.default_csv(run, [3, 1, 2], 0) == run / "metrics.csv"
     assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_partial.csv"
+
+
+def test_an_out_that_is_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    from pose3dlib.tools.cli import main
+
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before --out was checked"))
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path}: is a folder; give the CSV file's name" in capsys.readouterr().err

@@ -491,6 +491,8 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     stages = parse_stages(args.stages)
     check_limit(args.limit)
+    if args.out is not None and Path(args.out).is_dir():
+        raise Pose3DError(f"--out {args.out}: is a folder; give the CSV file's name (e.g. {Path(args.out) / 'metrics.csv'})")
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit))
     print(results_table(rows))
