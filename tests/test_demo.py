@@ -129,7 +129,8 @@ def test_demo_cli_writes_json_png_html(tmp_path, checkpoint):
         assert np.array(meta["joints_3d_mm"]).shape == (16, 3)
         png = cv2.imread(str(out / f"{p.stem}_2d.png"))
         h, w = cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[:2]
-        assert png.shape[:2] == (h, w)
+        zoom = demo.overlay_canvas(np.zeros((h, w, 3), np.uint8))[1]  # small pictures: drawn enlarged
+        assert png.shape[:2] == (h * zoom, w * zoom)
         assert meta["units"] == {"2d": "px", "3d": "mm"} and meta["root"] == "pelvis" and meta["root_relative"] is True
         assert meta["edges"] == [list(e) for e in MPII16.edges] and meta["checkpoint"] == str(checkpoint)
         assert meta["box"]["source"] == "heatmap search" and len(meta["confidence"]) == 16

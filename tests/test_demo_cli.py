@@ -318,3 +318,12 @@ def test_files_of_one_name_never_share_outputs(tmp_path):
     assert len(set(stems)) == len(stems) == len(used)
     # names that differ in case only are one file on case-insensitive file systems
     assert demo.output_stem(media.Item("image", tmp_path / "E" / "Photo.jpg", None), used) == "Photo_jpg_4"
+
+
+def test_a_small_pictures_overlay_is_drawn_enlarged_and_a_large_ones_as_it_is():
+    small = np.zeros((40, 30, 3), np.uint8)
+    canvas, zoom = demo.overlay_canvas(small)
+    assert zoom == 7 and canvas.shape == (280, 210, 3)  # 7 x 40 = 280 >= 256 > 6 x 40
+    assert np.array_equal(canvas[::7, ::7], small)  # nearest neighbour: every pixel a 7 x 7 block
+    large = np.zeros((300, 20, 3), np.uint8)
+    assert demo.overlay_canvas(large)[1] == 1 and demo.overlay_canvas(large)[0] is large

@@ -293,9 +293,9 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png"}
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     earlier = start_item(paths["json"])
-    overlay = image_rgb
+    overlay, zoom = overlay_canvas(image_rgb)
     for person in result.get("people", [result]):
-        overlay = draw_skeleton_2d(overlay, np.array(person["joints_2d_px"]))
+        overlay = draw_skeleton_2d(overlay, (np.array(person["joints_2d_px"]) + 0.5) * zoom - 0.5)
     media.write_image_rgb(paths["png"], overlay)
     title = Path(stem).name
     write_html(skeleton_figure_plotly(np.array(result["joints_3d_mm"]), title=title), paths["html"], plotlyjs)
@@ -303,6 +303,19 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
     write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]), 30.0, bvh, earlier)
     write_json(paths["json"], result)
     return paths
+
+
+MIN_OVERLAY_PX = 256  # a smaller picture's overlay is drawn on a whole-number enlargement of it
+
+
+def overlay_canvas(image_rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """(picture to draw the 2D overlay on, its zoom): a picture whose longer side is under MIN_OVERLAY_PX
+    is enlarged by the smallest whole number that reaches it (nearest neighbour, pixels stay square), so
+    the skeleton does not cover a 40 px person; the JSON keeps the original picture's pixels."""
+    zoom = max(1, math.ceil(MIN_OVERLAY_PX / max(image_rgb.shape[:2])))
+    if zoom == 1:
+        return image_rgb, 1
+    return np.repeat(np.repeat(image_rgb, zoom, axis=0), zoom, axis=1), zoom
 
 
 def start_item(json_path: Path) -> bool:
