@@ -588,13 +588,13 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                                   disable=not single) as steps:
                     boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people,
                                       device=device)
+                    steps.update()  # the count first: the description names the step under way
                     steps.set_description(f"{item.path.name}: estimating the pose")
-                    steps.update()
                     records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
                     result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
                     result["warnings"] = header["checkpoint_warnings"] + result["warnings"]
-                    steps.set_description(f"{item.path.name}: writing")
                     steps.update()
+                    steps.set_description(f"{item.path.name}: writing")
                     paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)
                     steps.update()
                 for w in [] if quiet else result["warnings"][len(header["checkpoint_warnings"]):]:
