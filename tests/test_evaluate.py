@@ -333,7 +333,7 @@ def test_per_action_table_and_figure_show_the_requested_split_only():
 
 def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke_data, tmp_path, capsys):
     """`evaluate --stages 1 --limit N` (a quick look) wrote <run>/metrics.csv before, replacing the full
-    table that `report` puts in the README; now it goes to metrics_partial.csv, and the numbers are printed."""
+    table that `report` puts in the README; now it goes to metrics_other.csv, and the numbers are printed."""
     import shutil
 
     from pose3dlib.tools.cli import main
@@ -346,12 +346,13 @@ def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke
                  "--limit", "2", *sets]) == 0
     out = capsys.readouterr().out
     assert (run / "metrics.csv").read_text() == "the full scoring\n"
-    rows = evaluate.read_metrics_csv(run / evaluate.PARTIAL_CSV_NAME)
+    rows = evaluate.read_metrics_csv(run / evaluate.OTHER_CSV_NAME)
     assert {r["stage"] for r in rows} == {"mean_pose", "stage1"}
     assert "| model | split |" in out and "Stage 1 (2D only)" in out
-    assert "(a partial scoring: stages 1, the first 2 samples of each split)" in out
+    assert "(not the run's full scoring: stages 1; the first 2 samples of each split; --set data.h36m_dir=" in out
     assert evaluate.default_csv(run, [3, 1, 2], 0) == run / "metrics.csv"
-    assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_partial.csv"
+    assert (evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0)
+            == evaluate.default_csv(run, [1, 2, 3], 0, ["data.wild_test_dir=elsewhere"]) == run / "metrics_other.csv")
 
 
 def test_an_out_that_is_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):

@@ -444,3 +444,50 @@ def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n,
     ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
                                                                       f"RUN_DIR={run}")]
     assert ran == steps[3:]
+
+
+def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_path):
+    """A base Stage 2 retrained by hand with another learning rate: the cells built Stage 3 on it while
+    their config.yaml named the sweep config's rate. The cells' own seeds are not a difference."""
+    from pose3dlib.config import load_config
+    from pose3dlib.tools.sweep import seed_run_dir
+
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    cell = load_config("configs/smoke.yaml", ["train.stage3.lr=1e-4", "seed=3"])
+    seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2), cell)  # same recipe: the seed and Stage 3 may differ
+    other = load_config("configs/smoke.yaml", ["train.stage2.lr=5e-4"])
+    with pytest.raises(Pose3DError, match=r"stage2/last\.pt was trained with another config than the sweep's "
+                                          r"\(train\.stage2\.lr: 0\.0005 -> 0\.001\)|\(train\.stage2\.lr: 0\.001 -> 0\.0005\)"):
+        seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2), other)
+
+
+def test_sweep_and_ablation_evaluations_write_the_cells_own_metrics_csv(tmp_path, monkeypatch):
+    """Both score Stage 3 (or the swept stages) only, which notebook 06 would write to metrics_other.csv;
+    each reads the run's metrics.csv, so they name it."""
+    from pose3dlib.tools import ablation
+
+    step = ablation.Step("c", 0, tmp_path / "c" / "seed=0", ablation.EVAL_NOTEBOOK, None)
+    params = ablation.notebook_params(step, "smoke", tmp_path / "config.yaml")
+    assert params["metrics_csv"] == str(tmp_path / "c" / "seed=0" / "metrics.csv") and params["stages"] == [3]
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    with pytest.raises(_Stop):
+        run_sweep("train.stage3.lr", [1e-4], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml")
+    assert calls and all(c[1]["metrics_csv"] == str(tmp_path / "out" / "value=0.0001" / "metrics.csv") for c in calls)
+
+
+def test_the_sweep_table_says_what_it_shows_and_what_the_seeds_varied():
+    from pose3dlib.tools.sweep import sweep_caption
+
+    row = {"param_value": "0", "split": "wild_test", "protocol": "p1_mpjpe", "action": "all", "value": 1.0}
+    seeded = [{**row, "stage": "stage3", "seed": s} for s in ("0", "1")]
+    words = sweep_caption(seeded, "stage3")
+    assert words.startswith("_Stage 3 of each run, Protocol #1 in mm; mean ± sample sd over the runs of a value")
+    assert "(Stage 3); the stages before them are the base run's" in words
+    two = sweep_caption([*seeded, *({**r, "stage": "stage2"} for r in seeded)], "stage3")
+    assert "(Stages 2, 3)" in two
+    assert sweep_caption([{**row, "stage": "stage3", "seed": ""}], "stage3") == "_Stage 3 of each run, Protocol #1 in mm._"

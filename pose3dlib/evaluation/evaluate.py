@@ -64,7 +64,7 @@ PROTOCOLS: dict[str, str] = {
     **LABELS_3DHP,  # a converted MPI-INF-3DHP wild_test adds the official protocol (fractions, shown in percent)
 }
 CSV_COLUMNS = ("stage", "split", "protocol", "action", "value")
-PARTIAL_CSV_NAME = "metrics_partial.csv"  # the command line's default CSV of a partial scoring (`default_csv`)
+OTHER_CSV_NAME = "metrics_other.csv"  # the default CSV of any scoring but the run's full one (`default_csv`)
 
 
 def pckh_protocol(threshold: float) -> str:
@@ -437,8 +437,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate (default: 1,2,3, every stage)")
     parser.add_argument("--out", action=CommandLinePath, default=None,
-                        help=f"metrics CSV (default <run-dir>/metrics.csv; a partial scoring, --stages or --limit, "
-                             f"<run-dir>/{PARTIAL_CSV_NAME}, so it never replaces the full one)")
+                        help=f"metrics CSV (default <run-dir>/metrics.csv for the run's full scoring; with --stages short "
+                             f"of 1,2,3, --limit or --set: <run-dir>/{OTHER_CSV_NAME}, so it never replaces the full one)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -476,11 +476,24 @@ def check_overrides(overrides: list[str]) -> None:
                               "(data.*_dir) and train.device")
 
 
-def default_csv(run_dir, stages: list[int], limit: int) -> Path:
-    """Where `evaluate` writes without --out: `<run-dir>/metrics.csv` for a full scoring (every stage,
-    every sample), `<run-dir>/metrics_partial.csv` for a partial one, which must not replace it."""
-    full = sorted(set(stages)) == [1, 2, 3] and limit == 0
-    return runs.eval_csv_path(run_dir) if full else resolve(run_dir) / PARTIAL_CSV_NAME
+def other_scoring(stages: list[int], limit: int, overrides: Iterable[str] = ()) -> list[str]:
+    """Why a scoring is not the run's full one with its config, in words ([] when it is): fewer stages,
+    a --limit, or config overrides (other data, other evaluation options)."""
+    reasons = [f"stages {','.join(map(str, stages))}"] if sorted(set(stages)) != [1, 2, 3] else []
+    if limit > 0:
+        reasons.append(f"the first {limit} samples of each split")
+    if overrides:
+        reasons.append("--set " + " ".join(overrides))
+    return reasons
+
+
+def default_csv(run_dir, stages: list[int], limit: int, overrides: Iterable[str] = ()) -> Path:
+    """Where an evaluation writes without an explicit file: `<run-dir>/metrics.csv` for the run's full
+    scoring (every stage and sample, no overrides), else `<run-dir>/metrics_other.csv`, so a quick look
+    or a check on other data never replaces the table that `report` and `unseen-check` read. (Notebook
+    06 passes no overrides: its `overrides` carry the run's own data choice, e.g. REAL_DATA=True.)"""
+    other = other_scoring(stages, limit, overrides)
+    return resolve(run_dir) / OTHER_CSV_NAME if other else runs.eval_csv_path(run_dir)
 
 
 def run(args) -> int:
@@ -494,11 +507,10 @@ def run(args) -> int:
     if args.out is not None and Path(args.out).is_dir():
         raise Pose3DError(f"--out {args.out}: is a folder; give the CSV file's name (e.g. {Path(args.out) / 'metrics.csv'})")
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
-    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit))
+    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit, args.overrides))
     print(results_table(rows))
-    partial = ", ".join(p for p, on in ((f"stages {args.stages}", sorted(set(stages)) != [1, 2, 3]),
-                                        (f"the first {args.limit} samples of each split", args.limit > 0)) if on)
-    print(f"\nwrote {len(rows)} rows to {out}" + (f" (a partial scoring: {partial})" if partial else ""))
+    other = other_scoring(stages, args.limit, args.overrides)
+    print(f"\nwrote {len(rows)} rows to {out}" + (f" (not the run's full scoring: {'; '.join(other)})" if other else ""))
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
         print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")
     return 0

@@ -44,7 +44,7 @@ from ..config import Config, EvalConfig, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..engine.runs import figures_path, record_evaluation
+from ..engine.runs import eval_csv_path, figures_path, record_evaluation
 from ..evaluation.evaluate import is_fraction, pckh_protocol, protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
@@ -150,8 +150,9 @@ def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
                     "config_file": str(config_file)}
     if step.init_from is not None:
         params["init_from"] = str(step.init_from)
-    if step.stage is None:
+    if step.stage is None:  # Stage 3 only, into the run's metrics.csv, which the ablation reads
         params["stages"] = list(EVALUATED_STAGES)
+        params["metrics_csv"] = str(eval_csv_path(step.run_dir))
     return params
 
 

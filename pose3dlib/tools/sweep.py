@@ -61,10 +61,24 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
+def check_base_stage(ckpt_path: Path, cfg, stage: int) -> None:
+    """Pose3DError unless the base run's finished stage was trained with `cfg` (the sweep cell's config;
+    its seed aside: the cells' seeds vary only the stages they train), so a cell never builds on a
+    stage of another recipe while its records name this one."""
+    from ..engine.checkpoint import load_checkpoint
+
+    diffs = [d for d in runs.training_differences(load_checkpoint(ckpt_path)["config"], cfg, stage)
+             if not d.startswith("seed:")]
+    if diffs:
+        raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config than the sweep's "
+                          f"({'; '.join(diffs)}); train the base run with this config (`make reproduce "
+                          "PROFILE=...`) or sweep with the config it was trained with (--config)")
+
+
+def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None) -> None:
     """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
 
-    Each stage must be finished in the base run. Hidden files (the stage folder's lock, a
+    Each stage must be finished in the base run, and trained with `cfg` when given (`check_base_stage`). Hidden files (the stage folder's lock, a
     writer's temporaries) are not linked: the cell has its own.
 
     Run again on a cell that exists, it re-links every file that is not (or no longer) the base
@@ -82,6 +96,8 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
             raise Pose3DError(f"sweep base run's {runs.checkpoint_path(base_run, stage)} is not a finished stage "
                               "(missing, or a training run that was interrupted); finish it first, e.g. "
                               "`make reproduce PROFILE=...`")
+        if cfg is not None:
+            check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage)
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
@@ -102,6 +118,7 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None
 
 
 SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
+SKIPPED_PARAMS = ("stages", "metrics_csv")  # notebook parameters only the evaluation notebook declares
 
 
 def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -230,27 +247,29 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     out_dir, base = resolve(out), resolve(base_run)
 
     def notebook_params(run_dir: Path, overrides: list[str]) -> dict:
+        # metrics_csv: the cell's metrics.csv even when it scores fewer stages (the sweep reads it)
         return {"config_file": str(config_file), "overrides": overrides, "run_dir": str(run_dir),
-                "figures_dir": runs.figures_path(run_dir), "stages": list(scored_stages)}
+                "figures_dir": runs.figures_path(run_dir), "stages": list(scored_stages),
+                "metrics_csv": str(runs.eval_csv_path(run_dir))}
 
     for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
-        prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=("stages",))
+        prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=SKIPPED_PARAMS)
     check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
                                             for s in (seeds or [None])}, replace)
     rows = []
     for value in values:
         for seed in seeds or [None]:
             run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
-            seed_run_dir(base, run_dir, reuse_stages)
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
-            params = notebook_params(run_dir, overrides)
             cfg = load_config(config_file, overrides)
+            seed_run_dir(base, run_dir, reuse_stages, cfg)
+            params = notebook_params(run_dir, overrides)
             for nb in notebooks:
                 if is_up_to_date(nb, run_dir, cfg, scored_stages):
                     print(f"sweep {run_dir.name}: {nb} up to date", flush=True)
                     continue
                 print(f"sweep {run_dir.name}: {nb}", flush=True)
-                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=("stages",))
+                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=SKIPPED_PARAMS)
                 if nb == EVAL_NOTEBOOK:
                     runs.record_evaluation(run_dir, scored_stages, cfg)
             for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
@@ -377,6 +396,19 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
     return fig
 
 
+def sweep_caption(rows: list[dict], stage: str) -> str:
+    """What the sweep table shows, in words: the stage, the statistic, and what the seeds varied."""
+    scored = sorted({int(r["stage"][len("stage"):]) for r in rows if r["stage"].startswith("stage")})
+    seeded = len({r["seed"] for r in rows}) > 1
+    words = f"_Stage {stage[len('stage'):]} of each run, Protocol #1 in mm"
+    if seeded:
+        words += ("; mean ± sample sd over the runs of a value (one per seed). The seeds vary only the stages "
+                  f"the sweep trained and scored (Stage{'s' if len(scored) > 1 else ''} {', '.join(map(str, scored))}); "
+                  "the stages before them "
+                  "are the base run's, shared by every run")
+    return words + "._"
+
+
 def summarize(summary_csv: str | Path, param: str) -> str:
     """Write sweep.md (table) and sweep.png (figure) beside `summary_csv`; return the table.
 
@@ -384,7 +416,7 @@ def summarize(summary_csv: str | Path, param: str) -> str:
     summary = resolve(summary_csv)
     rows = read_sweep_csv(summary)
     stage = max((r["stage"] for r in rows if r["stage"].startswith("stage")), default="stage3")
-    table = sweep_table(rows, param, stage=stage)
+    table = sweep_table(rows, param, stage=stage) + "\n\n" + sweep_caption(rows, stage)
     (summary.parent / "sweep.md").write_text(table + "\n")
     plot_sweep(rows, param, stage=stage).savefig(summary.parent / "sweep.png", dpi=120)
     return table
@@ -393,14 +425,16 @@ def summarize(summary_csv: str | Path, param: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action=CommandLinePath, default="configs/smoke.yaml",
                         help="YAML config of the base run (default configs/smoke.yaml; `make sweep` passes configs/<SWEEP_PROFILE>.yaml)")
-    parser.add_argument("--param", default="train.stage3.geometric_weight", help="dotted config key to sweep")
-    parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars)")
+    parser.add_argument("--param", default="train.stage3.geometric_weight",
+                        help="dotted config key to sweep (default train.stage3.geometric_weight)")
+    parser.add_argument("--values", default="0,0.01", help="comma-separated values (YAML scalars; default 0,0.01)")
     parser.add_argument("--notebooks", nargs="+", default=["04_train_geometry", "06_eval_mpjpe"],
                         help="notebooks (in notebooks/, without .ipynb) to run per value, in order")
     parser.add_argument("--base-run", action=CommandLinePath, default=None, help="run folder holding the stages not re-run (default runs/<profile>)")
     parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
                         "(default: once, with the config's seed)")
-    parser.add_argument("--out", action=CommandLinePath, default="runs/sweep", help="sweep root; results go to <out>/<profile>/<param>/")
+    parser.add_argument("--out", action=CommandLinePath, default="runs/sweep",
+                        help="sweep root (default runs/sweep); results go to <out>/<profile>/<param>/")
     parser.add_argument("--replace", action="store_true",
                         help="let the summary leave out runs of an earlier sweep in the same folder (default: refused)")
 
