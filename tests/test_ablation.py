@@ -320,3 +320,34 @@ def test_fewer_seeds_do_not_shrink_an_ablation_csv_and_seed_is_not_a_schedule_ke
     assert (out / "ablation.csv").read_bytes() == before
     with pytest.raises(Pose3DError, match=r"--set seed=5: the ablation's seeds come from --seeds-bc and --seeds-a"):
         run_ablation("smoke", [0, 1], [0, 1], out, ["seed=5"], executor=lambda *a: None, log=lambda line: None)
+
+
+def test_paired_test_matches_a_hand_computation_over_the_shared_seeds():
+    """Arms b and c share Stages 1-2 per seed: the paired t of their per-seed differences, by hand."""
+    rows = _rows(b=B, c=C) + [{"arm": "c", "seed": 9, "split": "wild_test", "protocol": "p1_mpjpe", "value": 500.0}]
+    d = [c - b for b, c in zip(B, C)]  # seed 9 has no (b) run: left out
+    se = statistics.stdev(d) / math.sqrt(len(d))
+    t = statistics.fmean(d) / se
+    test = ablation.paired_test(rows, "wild_test", "p1_mpjpe", "b", "c")
+    assert test.n == 5 and test.df == 4 and test.difference == pytest.approx(statistics.fmean(d))
+    assert test.t == pytest.approx(t, rel=1e-12)
+    assert test.p == pytest.approx(_student_t_two_sided_p(t, 4), abs=1e-8)
+    assert _student_t_two_sided_p((test.ci_high - test.ci_low) / 2 / se, 4) == pytest.approx(0.05, abs=1e-8)
+    same = _rows(b=B, c=[v + 1.0 for v in B])  # every difference 1: no spread, no test
+    assert ablation.paired_test(same, "wild_test", "p1_mpjpe", "b", "c") is None
+    table = ablation.ablation_table(rows, [("wild_test", "p1_mpjpe")])
+    assert "Arms (b) and (c) share Stages 1-2 per seed" in table
+    assert (f"| wild_test Protocol #1 MPJPE (mm) | 5 | {test.difference:+.1f} ({test.ci_low:+.1f} to "
+            f"{test.ci_high:+.1f}) | {test.t:.2f} | {test.df:.1f} | {test.p:.3g} |") in table
+    claim = claims_summary(_rows(a=A, b=B, c=C)).split("\n\n")[1]
+    assert f"Paired by seed (the two arms share Stages 1-2 per seed; 5 seeds): {test.difference:+.1f} mm" in claim
+
+
+def test_the_paired_test_decides_the_second_claims_verdict():
+    """Seeds that move together: Welch sees only the spread between seeds, the pairing removes it."""
+    b = [200.0, 220.0, 240.0, 260.0, 280.0]
+    c = [v - 3.0 + 0.2 * (i % 2) for i, v in enumerate(b)]
+    rows = _rows(a=A, b=b, c=c)
+    assert not welch_test(b, c).significant and ablation.paired_test(rows, "wild_test", "p1_mpjpe", "b", "c").significant
+    claim = claims_summary(rows).split("\n\n")[1]
+    assert "support the claim" in claim and "not significant at this scale, so" not in claim

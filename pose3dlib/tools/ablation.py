@@ -55,6 +55,7 @@ ARMS: dict[str, str] = {
 }
 # (first arm, second arm) of each two-sided Welch t-test; the difference is second - first.
 COMPARISONS: tuple[tuple[str, str], ...] = (("a", "b"), ("b", "c"))
+PAIRED: tuple[str, str] = ("b", "c")  # arms that share Stages 1-2 per seed, so their seeds pair
 ALPHA = 0.05  # significance level of the tests
 CONFIDENCE = 0.95  # confidence level of the difference's interval
 CSV_COLUMNS = ("arm", "seed", "split", "protocol", "value")
@@ -323,6 +324,44 @@ def welch_test(first: list[float], second: list[float], first_arm: str = "", sec
                      float(res.statistic), float(res.df), float(res.pvalue), float(ci.low), float(ci.high))
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Two-sided paired t-test of `second` against `first` over the seeds both arms ran; difference =
+    the mean over those seeds of (second - first)."""
+
+    first: str
+    second: str
+    n: int  # seeds in both arms
+    difference: float
+    t: float
+    df: float
+    p: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p < ALPHA
+
+
+def paired_test(rows: list[dict], split: str, protocol: str, first: str, second: str,
+                confidence: float = CONFIDENCE) -> PairedTest | None:
+    """scipy.stats.ttest_rel over the seeds both arms ran (arms PAIRED share Stages 1-2 per seed); None
+    with fewer than two such seeds or differences without spread (the test is then undefined)."""
+    by_seed = {arm: {r["seed"]: r["value"] for r in rows if r["arm"] == arm and r["split"] == split
+                     and r["protocol"] == protocol} for arm in (first, second)}
+    seeds = sorted(set(by_seed[first]) & set(by_seed[second]))
+    v1, v2 = [by_seed[first][s] for s in seeds], [by_seed[second][s] for s in seeds]
+    if len(seeds) < 2 or statistics.stdev(b - a for a, b in zip(v1, v2)) == 0:
+        return None
+    from scipy import stats
+
+    res = stats.ttest_rel(v2, v1)
+    ci = res.confidence_interval(confidence)
+    return PairedTest(first, second, len(seeds), statistics.fmean(b - a for a, b in zip(v1, v2)),
+                      float(res.statistic), float(res.df), float(res.pvalue), float(ci.low), float(ci.high))
+
+
 def compare(rows: list[dict], split: str, protocol: str, first: str, second: str) -> WelchTest | None:
     """Welch test of arm `second` against arm `first` on one (split, protocol)."""
     return welch_test(arm_values(rows, first, split, protocol), arm_values(rows, second, split, protocol), first, second)
@@ -353,7 +392,7 @@ def _mean_sd_words(values: list[float], protocol: str) -> str:
     return f"{statistics.fmean(shown):.1f} ± {statistics.stdev(shown):.1f} ({len(shown)} seeds)"
 
 
-def _test_cells(test: WelchTest | None, protocol: str, have_both: bool) -> list[str]:
+def _test_cells(test: WelchTest | PairedTest | None, protocol: str, have_both: bool) -> list[str]:
     if test is None:
         return ["", "", "", "", "n/a: needs two seeds per arm with some spread" if have_both else "no results"]
     s = 100.0 if is_fraction(protocol) else 1.0
@@ -378,6 +417,16 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
             have_both = all(arm_values(rows, arm, split, protocol) for arm in (first, second))
             cells = _test_cells(compare(rows, split, protocol, first, second), protocol, have_both)
             lines.append(f"| {metric_label(split, protocol)} | ({second}) − ({first}) | " + " | ".join(cells) + " |")
+    first, second = PAIRED
+    lines += ["", f"Arms ({first}) and ({second}) share Stages 1-2 per seed, so their seeds pair: two-sided paired "
+              f"t-tests over the seeds both ran; difference = mean of ({second}) − ({first}) per seed with its "
+              f"{CONFIDENCE:.0%} confidence interval.", "",
+              "| metric | seeds | difference (95% CI) | t | df | p | |", "|---|---:|---:|---:|---:|---:|---|"]
+    for split, protocol in metrics:
+        test = paired_test(rows, split, protocol, first, second)
+        seeds = str(test.n) if test else ""
+        lines.append(f"| {metric_label(split, protocol)} | {seeds} | "
+                     + " | ".join(_test_cells(test, protocol, test is not None)) + " |")
     return "\n".join(lines)
 
 
@@ -438,12 +487,29 @@ def _effect(rows: list[dict], split: str, protocol: str, first: str, second: str
     return text + ".", test
 
 
+def _paired_words(rows: list[dict], split: str, protocol: str, first: str, second: str) -> tuple[str, PairedTest | None]:
+    """A sentence with the paired test of arms that share Stages 1-2 per seed; ('', None) without one."""
+    test = paired_test(rows, split, protocol, first, second)
+    if test is None:
+        return "", None
+    s, unit = (100.0, "points") if is_fraction(protocol) else (1.0, "mm")
+    return (f"Paired by seed (the two arms share Stages 1-2 per seed; {test.n} seeds): {s * test.difference:+.1f} {unit} "
+            f"(95% CI {s * test.ci_low:+.1f} to {s * test.ci_high:+.1f}; paired t = {test.t:.2f}, df = {test.df:.0f}, "
+            f"p = {test.p:.2g}" + (")." if test.significant else ", not significant at this scale).")), test
+
+
 def _claim(rows: list[dict], claim: str, first: str, second: str) -> str:
-    """One paragraph: the claim, the wild_test Protocol #1 effect and its verdict, then context."""
+    """One paragraph: the claim, the wild_test Protocol #1 effect and its verdict, then context. For arms
+    that pair by seed (PAIRED) the paired test is given too and decides the verdict: it is the test their
+    design calls for."""
     head = f"**{claim}** ({arm_label(second)} against {arm_label(first)})."
     main, test = _effect(rows, "wild_test", "p1_mpjpe", first, second)
     if not main:
         return f"{head} No results of both arms on wild_test yet."
+    if (first, second) == PAIRED:
+        paired, paired_result = _paired_words(rows, "wild_test", "p1_mpjpe", first, second)
+        test = paired_result or test
+        main = f"{main} {paired}" if paired else main
     if test is None:
         verdict = "These runs cannot test the claim."
     elif not test.significant:
@@ -464,7 +530,8 @@ def claims_summary(rows: list[dict]) -> str:
     1. Mixing 2D-only in-the-wild images into 3D training transfers 3D pose to the wild:
        (b) against (a) on wild_test.
     2. The geometric loss improves it further: (c) against (b) on wild_test.
-    Each says whether the effect is significant (two-sided Welch t-test, p < 0.05).
+    Each says whether the effect is significant (p < 0.05): two-sided Welch t-test, and for claim 2,
+    whose arms share Stages 1-2 per seed, the paired t-test over those seeds.
     """
     return "\n\n".join([
         _claim(rows, "Mixing 2D-only in-the-wild images into 3D training transfers 3D pose to the wild", "a", "b"),
