@@ -456,6 +456,11 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
         _finished_stage(tmp_path / "base", stage)
     cell = load_config("configs/smoke.yaml", ["train.stage3.lr=1e-4", "seed=3"])
     seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2), cell)  # same recipe: the seed and Stage 3 may differ
+    # an evaluation-only sweep reuses every stage: its own key is not a difference
+    wild = load_config("configs/smoke.yaml", ["data.wild_test_dir=elsewhere"])
+    seed_run_dir(tmp_path / "base", tmp_path / "cell3", (1, 2), wild, ignored=("seed", "data.wild_test_dir"))
+    with pytest.raises(Pose3DError, match=r"data\.wild_test_dir"):  # it is one when not the swept key
+        seed_run_dir(tmp_path / "base", tmp_path / "cell4", (1, 2), wild)
     other = load_config("configs/smoke.yaml", ["train.stage2.lr=5e-4"])
     with pytest.raises(Pose3DError, match=r"stage2/last\.pt was trained with another config than the sweep's "
                                           r"\(train\.stage2\.lr: 0\.0005 -> 0\.001\)|\(train\.stage2\.lr: 0\.001 -> 0\.0005\)"):

@@ -61,25 +61,29 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def check_base_stage(ckpt_path: Path, cfg, stage: int) -> None:
-    """Pose3DError unless the base run's finished stage was trained with `cfg` (the sweep cell's config;
-    its seed aside: the cells' seeds vary only the stages they train), so a cell never builds on a
-    stage of another recipe while its records name this one."""
+def check_base_stage(ckpt_path: Path, cfg, stage: int, ignored: tuple[str, ...] = ("seed",)) -> None:
+    """Pose3DError unless the base run's finished stage was trained with `cfg` (the sweep cell's config),
+    so a cell never builds on a stage of another recipe while its records name this one. `ignored`:
+    keys the cells may change on a reused stage: the seed (the cells' seeds vary only the stages they
+    train) and the swept key (`run_sweep` refuses one that a reused stage reads, e.g. a Stage 2 key
+    without notebook 03; an evaluation-only sweep of `data.wild_test_dir` reuses every stage)."""
     from ..engine.checkpoint import load_checkpoint
 
     diffs = [d for d in runs.training_differences(load_checkpoint(ckpt_path)["config"], cfg, stage)
-             if not d.startswith("seed:")]
+             if not d.startswith(tuple(f"{k}:" for k in ignored))]
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config than the sweep's "
                           f"({'; '.join(diffs)}); train the base run with this config (`make reproduce "
                           "PROFILE=...`) or sweep with the config it was trained with (--config)")
 
 
-def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None) -> None:
+def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None,
+                 ignored: tuple[str, ...] = ("seed",)) -> None:
     """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
 
-    Each stage must be finished in the base run, and trained with `cfg` when given (`check_base_stage`). Hidden files (the stage folder's lock, a
-    writer's temporaries) are not linked: the cell has its own.
+    Each stage must be finished in the base run, and trained with `cfg` when given (`check_base_stage`,
+    differences in the `ignored` keys aside). Hidden files (the stage folder's lock, a writer's
+    temporaries) are not linked: the cell has its own.
 
     Run again on a cell that exists, it re-links every file that is not (or no longer) the base
     run's: a copy cut off by an interrupt, or a base run retrained since (the cell's later
@@ -97,7 +101,7 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=Non
                               "(missing, or a training run that was interrupted); finish it first, e.g. "
                               "`make reproduce PROFILE=...`")
         if cfg is not None:
-            check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage)
+            check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage, ignored)
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
@@ -262,7 +266,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
             run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             cfg = load_config(config_file, overrides)
-            seed_run_dir(base, run_dir, reuse_stages, cfg)
+            seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=("seed", param))
             params = notebook_params(run_dir, overrides)
             for nb in notebooks:
                 if is_up_to_date(nb, run_dir, cfg, scored_stages):
