@@ -224,3 +224,20 @@ def test_ensure_synthetic_data_generates_only_what_is_missing(tmp_path, monkeypa
     split = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mpii_dir=str(tmp_path / "elsewhere" / "mpii")))
     with pytest.raises(ConfigError, match=r"data\.mpii_dir=.*elsewhere.* 2 parents"):
         generator.ensure_synthetic_data(split)
+
+
+def test_prepare_synthetic_generates_the_data_a_config_of_ones_own_names(tmp_path, capsys):
+    """`--config` (not only the three profiles): its `synthetic:` sizes, into the folder its data.*_dir name."""
+    from pose3dlib.config import config_to_dict, dump_config, load_config
+    from pose3dlib.synthetic.generator import DATA_KEYS
+    from pose3dlib.tools.cli import main
+
+    mine = tmp_path / "mine"
+    cfg = load_config("configs/smoke.yaml", [f"data.{k}={mine / k.removesuffix('_dir')}" for k in DATA_KEYS])
+    path = dump_config(cfg, tmp_path / "mine.yaml")
+    assert config_to_dict(load_config(path))["data"]["h36m_dir"] == str(mine / "h36m")
+    assert main(["prepare-synthetic", "--config", str(path)]) == 0
+    assert (mine / "h36m" / "annot.h5").is_file() and (mine / "mpii" / "train.h5").is_file()
+    assert f"wrote: {mine}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # one of the two
+        main(["prepare-synthetic", "--config", str(path), "--profile", "smoke"])

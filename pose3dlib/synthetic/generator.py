@@ -502,9 +502,15 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
 # ----------------------------------------------------------------------------- CLI
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=("smoke", "cpu", "paper"), default="cpu",
-                        help="sizes from configs/<profile>.yaml `synthetic:` (default: cpu)")
-    parser.add_argument("--out", action=CommandLinePath, default=None, help="output folder (default: data/synthetic/<profile>)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--profile", choices=("smoke", "cpu", "paper"), default=None,
+                       help="sizes from configs/<profile>.yaml `synthetic:` (default: cpu)")
+    which.add_argument("--config", action=CommandLinePath, default=None,
+                       help="any YAML config (your own): sizes from its `synthetic:` section, written by default "
+                            "into the folder its data.*_dir name")
+    parser.add_argument("--out", action=CommandLinePath, default=None,
+                        help="output folder (default: data/synthetic/<profile>, or with --config the folder its "
+                             "data.*_dir name)")
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the config's seed)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the output is complete")
     parser.add_argument("--raw-format", choices=("release", "official"), default="release",
@@ -514,7 +520,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(f"configs/{args.profile}.yaml")
+    profile = args.profile or "cpu"
+    cfg = load_config(args.config or f"configs/{profile}.yaml")
     seed = cfg.seed if args.seed is None else args.seed
     if args.raw_format == "official":
         from .official import generate_official
@@ -522,7 +529,7 @@ def run(args: argparse.Namespace) -> int:
         out = generate_official(resolve(args.out) if args.out else SYNTHETIC_DIR / "official", seed)
         print(f"wrote: {out} (h36m/, mpii/, mpi_inf_3dhp_test_set/ in the official layouts; _truth/)")
         return 0
-    out = resolve(args.out) if args.out else SYNTHETIC_DIR / args.profile
+    out = resolve(args.out) if args.out else synthetic_root(cfg.data) if args.config else SYNTHETIC_DIR / profile
     skipped = not args.force and is_complete(out, cfg.synthetic, seed)
     out = generate(out, cfg.synthetic, seed, force=args.force)
     counts = json.loads((out / MANIFEST).read_text()).get("counts", {})
