@@ -112,3 +112,10 @@ def test_another_runs_metrics_do_not_go_into_the_project_readme(tmp_path, capsys
     assert (PROJECT_ROOT / "README.md").read_bytes() == before
     check_pairing("README.md", "runs/cpu/metrics.csv")  # the pairing the README holds
     check_pairing(tmp_path / "mine.md", "runs/smoke/metrics.csv")  # another run into a file of one's own
+    # --print: any run's table on the terminal, nothing written
+    mine = tmp_path / "m.csv"
+    mine.write_text("stage,split,protocol,action,value\nstage3,wild_test,p1_mpjpe,all,123.45\n")
+    assert main(["report", "--metrics", str(mine), "--print"]) == 0
+    out = capsys.readouterr().out
+    assert "| model | split |" in out and "| 123.5 |" in out
+    assert (PROJECT_ROOT / "README.md").read_bytes() == before

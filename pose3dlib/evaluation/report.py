@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"long-form metrics CSV (default {CPU_METRICS})")
     parser.add_argument("--readme", action=CommandLinePath, default=PROJECT_README,
                         help="README whose results block is rewritten (the project's takes the cpu run's metrics only)")
+    parser.add_argument("--print", dest="print_only", action="store_true",
+                        help="print the results table of --metrics (any run's) and write nothing")
 
 
 def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
@@ -75,6 +77,9 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.print_only:
+        print(results_table(read_metrics_csv(args.metrics)))
+        return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)
     print(f"updated the results table in {path}")
