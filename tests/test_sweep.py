@@ -496,3 +496,20 @@ def test_the_sweep_table_says_what_it_shows_and_what_the_seeds_varied():
     two = sweep_caption([*seeded, *({**r, "stage": "stage2"} for r in seeded)], "stage3")
     assert "(Stages 2, 3)" in two
     assert sweep_caption([{**row, "stage": "stage3", "seed": ""}], "stage3") == "_Stage 3 of each run, Protocol #1 in mm._"
+
+
+def test_sweep_figure_joins_only_values_that_have_an_order():
+    import matplotlib.pyplot as plt
+
+    from pose3dlib.tools.sweep import plot_sweep
+
+    def rows(values):
+        return [{"param_value": v, "seed": "", "stage": "stage3", "split": "wild_test", "protocol": "p1_mpjpe",
+                 "action": "all", "value": 100.0 + i} for i, v in enumerate(values)]
+
+    for values, style in ((["0", "0.01", "1e-1"], "-"), (["data/synthetic/a", "data/synthetic/b"], "None")):
+        fig = plot_sweep(rows(values), "k", columns=[("wild_test", "p1_mpjpe")])
+        try:
+            assert fig.axes[0].containers[0].lines[0].get_linestyle() == style
+        finally:
+            plt.close(fig)

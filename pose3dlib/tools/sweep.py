@@ -365,10 +365,21 @@ def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: st
     return "\n".join(lines)
 
 
+def _is_number(text: str) -> bool:
+    """True for a swept value written as a number ('0.01', '1e-4'), whose values have an order."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3"):
     """One panel per split, one line per protocol: error (mm) against the swept value (categorical x).
 
-    With several seeds per value: every run as a dot, the mean as a line, the sd as error bars.
+    With several seeds per value: every run as a dot, the mean as a line, the sd as error bars. Values
+    that are not all numbers (paths, names) have no order: their means are not joined by lines, and
+    long labels are turned.
     """
     import matplotlib.pyplot as plt
 
@@ -383,13 +394,16 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
             stats = [mean_sd(errors) for _, errors in curve]
             seeds = max([seeds, *(len(errors) for _, errors in curve)])
             x = range(len(curve))
-            line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-", capsize=3,
-                               label=_PROTOCOL_LABEL.get(protocol, protocol))
+            ordered = all(_is_number(v) for v, _ in curve)
+            line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-" if ordered else "o",
+                               capsize=3, label=_PROTOCOL_LABEL.get(protocol, protocol))
             for i, (_, errors) in enumerate(curve):
                 if len(errors) > 1:
                     ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
                             alpha=0.7)  # beside the error bar, so single runs stay visible
-            ax.set_xticks(x, [v for v, _ in curve])
+            labels = [v for v, _ in curve]
+            ax.set_xticks(x, labels, rotation=30 if max(map(len, labels), default=0) > 10 else 0,
+                          ha="right" if max(map(len, labels), default=0) > 10 else "center")
         ax.set_xlabel(param)
         ax.set_ylabel("MPJPE (mm)")
         ax.set_title(f"{stage}, {split}")
