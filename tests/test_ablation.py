@@ -325,6 +325,7 @@ def test_fewer_seeds_do_not_shrink_an_ablation_csv_and_seed_is_not_a_schedule_ke
 def test_paired_test_matches_a_hand_computation_over_the_shared_seeds():
     """Arms b and c share Stages 1-2 per seed: the paired t of their per-seed differences, by hand."""
     rows = _rows(b=B, c=C) + [{"arm": "c", "seed": 9, "split": "wild_test", "protocol": "p1_mpjpe", "value": 500.0}]
+    rows = [r for r in rows if r["arm"] == "b"][::-1] + [r for r in rows if r["arm"] == "c"]  # pairs by seed, not position
     d = [c - b for b, c in zip(B, C)]  # seed 9 has no (b) run: left out
     se = statistics.stdev(d) / math.sqrt(len(d))
     t = statistics.fmean(d) / se

@@ -241,3 +241,7 @@ def test_prepare_synthetic_generates_the_data_a_config_of_ones_own_names(tmp_pat
     assert f"wrote: {mine}" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one of the two
         main(["prepare-synthetic", "--config", str(path), "--profile", "smoke"])
+    # a folder not named after its key would be generated beside the one the config names: refused
+    renamed = dump_config(load_config(path, [f"data.h36m_dir={mine / 'lab3d'}"]), tmp_path / "renamed.yaml")
+    assert main(["prepare-synthetic", "--config", str(renamed)]) == 2
+    assert f"data.h36m_dir={mine / 'lab3d'} (generated as {mine / 'h36m'})" in capsys.readouterr().err

@@ -320,10 +320,18 @@ def test_files_of_one_name_never_share_outputs(tmp_path):
     assert demo.output_stem(media.Item("image", tmp_path / "E" / "Photo.jpg", None), used) == "Photo_jpg_4"
 
 
-def test_a_small_pictures_overlay_is_drawn_enlarged_and_a_large_ones_as_it_is():
+def test_a_small_pictures_overlay_is_drawn_enlarged_and_a_large_ones_as_it_is(tmp_path, monkeypatch):
     small = np.zeros((40, 30, 3), np.uint8)
     canvas, zoom = demo.overlay_canvas(small)
     assert zoom == 7 and canvas.shape == (280, 210, 3)  # 7 x 40 = 280 >= 256 > 6 x 40
     assert np.array_equal(canvas[::7, ::7], small)  # nearest neighbour: every pixel a 7 x 7 block
+    # the write path moves each joint to its pixel's centre on the enlargement: (x + 0.5) * zoom - 0.5
+    drawn = []
+    monkeypatch.setattr("pose3dlib.plots.viz.draw_skeleton_2d", lambda image, joints: drawn.append(joints) or image)
+    result = {"joints_2d_px": [[0.0, 0.0]] * 16, "joints_3d_mm": [[0.0, 0.0, 0.0]] * 16}
+    monkeypatch.setattr("pose3dlib.plots.viz.write_html", lambda *a, **k: None)
+    monkeypatch.setattr("pose3dlib.plots.viz.skeleton_figure_3d_png", lambda *a, **k: None)
+    demo.write_outputs(result, small, tmp_path, "p", None)
+    assert np.allclose(drawn[0][0], [(7 - 1) / 2] * 2)
     large = np.zeros((300, 20, 3), np.uint8)
     assert demo.overlay_canvas(large)[1] == 1 and demo.overlay_canvas(large)[0] is large

@@ -349,10 +349,28 @@ def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke
     rows = evaluate.read_metrics_csv(run / evaluate.OTHER_CSV_NAME)
     assert {r["stage"] for r in rows} == {"mean_pose", "stage1"}
     assert "| model | split |" in out and "Stage 1 (2D only)" in out
-    assert "(not the run's full scoring: stages 1; the first 2 samples of each split; --set data.h36m_dir=" in out
+    assert "(not the run's full scoring: stages 1; the first 2 samples of each split)" in out
     assert evaluate.default_csv(run, [3, 1, 2], 0) == run / "metrics.csv"
-    assert (evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0)
-            == evaluate.default_csv(run, [1, 2, 3], 0, ["data.wild_test_dir=elsewhere"]) == run / "metrics_other.csv")
+    assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_other.csv"
+
+
+def test_a_full_scoring_on_other_data_than_the_runs_goes_to_metrics_other(tmp_path):
+    """The unseen-data check (`evaluate --set data.*_dir=<new people>`) replaced the run's metrics.csv;
+    the run's own data (a real-data run's converted folders given again) and eval options do not."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
+
+    own = ["data.h36m_dir=/data/mine/h36m", "data.mpii_dir=/data/mine/mpii", "data.wild_test_dir=/data/mine/wild_test"]
+    trained = load_config("configs/smoke.yaml", own)
+    save_checkpoint(checkpoint_path(tmp_path, 3), make_checkpoint(model_state={}, config=config_to_dict(trained),
+                                                                  stage=3, bone_sum_mm=4000.0))
+    same = load_config("configs/smoke.yaml", [*own, "eval.flip_test=false", "train.device=cpu"])
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, same) == tmp_path / "metrics.csv"
+    other = load_config("configs/smoke.yaml", [*own[:2], "data.wild_test_dir=/data/unseen/wild_test"])
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, other) == tmp_path / "metrics_other.csv"
+    assert evaluate.other_scoring([1, 2, 3], 0, other, tmp_path) == [
+        "other data than the run's (data.wild_test_dir=/data/unseen/wild_test)"]
 
 
 def test_an_out_that_is_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):

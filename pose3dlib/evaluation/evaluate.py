@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import camera, decode, metrics
-from ..config import Config, DataConfig, EvalConfig
+from ..config import Config, DataConfig, EvalConfig, config_from_dict
 from ..engine import runs
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
@@ -438,7 +438,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate (default: 1,2,3, every stage)")
     parser.add_argument("--out", action=CommandLinePath, default=None,
                         help=f"metrics CSV (default <run-dir>/metrics.csv for the run's full scoring; with --stages short "
-                             f"of 1,2,3, --limit or --set: <run-dir>/{OTHER_CSV_NAME}, so it never replaces the full one)")
+                             f"of 1,2,3, --limit or other data than the run was trained with: <run-dir>/{OTHER_CSV_NAME}, "
+                             "so it never replaces the full one)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -476,23 +477,35 @@ def check_overrides(overrides: list[str]) -> None:
                               "(data.*_dir) and train.device")
 
 
-def other_scoring(stages: list[int], limit: int, overrides: Iterable[str] = ()) -> list[str]:
-    """Why a scoring is not the run's full one with its config, in words ([] when it is): fewer stages,
-    a --limit, or config overrides (other data, other evaluation options)."""
+def other_data(cfg: Config, run_dir) -> list[str]:
+    """The data folders (`data.*_dir`) of `cfg` that differ from those the run's Stage 3 was trained
+    with (its checkpoint's config), as 'data.key=folder' texts; [] when they are the run's own."""
+    from ..engine.checkpoint import load_checkpoint
+    from ..synthetic.generator import DATA_KEYS
+
+    stored = config_from_dict(load_checkpoint(runs.checkpoint_path(run_dir, 3))["config"]).data
+    return [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS
+            if resolve(getattr(cfg.data, k) or ".") != resolve(getattr(stored, k) or ".")]
+
+
+def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
+    """Why a scoring is not the run's full one, in words ([] when it is): fewer stages, a limit, or,
+    given `cfg` and `run_dir`, other data than the run was trained with (`other_data`). Evaluation
+    options (`eval.*`) and the device are the evaluation's own choice and keep it the run's scoring."""
     reasons = [f"stages {','.join(map(str, stages))}"] if sorted(set(stages)) != [1, 2, 3] else []
     if limit > 0:
         reasons.append(f"the first {limit} samples of each split")
-    if overrides:
-        reasons.append("--set " + " ".join(overrides))
+    if not reasons and cfg is not None and (changed := other_data(cfg, run_dir)):
+        reasons.append("other data than the run's (" + ", ".join(changed) + ")")
     return reasons
 
 
-def default_csv(run_dir, stages: list[int], limit: int, overrides: Iterable[str] = ()) -> Path:
+def default_csv(run_dir, stages: list[int], limit: int, cfg: Config | None = None) -> Path:
     """Where an evaluation writes without an explicit file: `<run-dir>/metrics.csv` for the run's full
-    scoring (every stage and sample, no overrides), else `<run-dir>/metrics_other.csv`, so a quick look
-    or a check on other data never replaces the table that `report` and `unseen-check` read. (Notebook
-    06 passes no overrides: its `overrides` carry the run's own data choice, e.g. REAL_DATA=True.)"""
-    other = other_scoring(stages, limit, overrides)
+    scoring (every stage and sample, on the data its Stage 3 was trained with when `cfg` is given),
+    else `<run-dir>/metrics_other.csv`, so a quick look or a check on other data never replaces the
+    table that `report` and `unseen-check` read."""
+    other = other_scoring(stages, limit, cfg, run_dir)
     return resolve(run_dir) / OTHER_CSV_NAME if other else runs.eval_csv_path(run_dir)
 
 
@@ -507,9 +520,9 @@ def run(args) -> int:
     if args.out is not None and Path(args.out).is_dir():
         raise Pose3DError(f"--out {args.out}: is a folder; give the CSV file's name (e.g. {Path(args.out) / 'metrics.csv'})")
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
-    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit, args.overrides))
+    other = other_scoring(stages, args.limit, cfg, args.run_dir)
+    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit, cfg))
     print(results_table(rows))
-    other = other_scoring(stages, args.limit, args.overrides)
     print(f"\nwrote {len(rows)} rows to {out}" + (f" (not the run's full scoring: {'; '.join(other)})" if other else ""))
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
         print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")

@@ -436,8 +436,14 @@ def data_folders(data_cfg: DataConfig) -> dict[str, Path]:
 
 def synthetic_root(data_cfg: DataConfig) -> Path:
     """The one folder holding the synthetic sets the config's data.*_dir name (their common parent);
-    a ConfigError naming the keys when they do not share one."""
+    a ConfigError naming the keys when they do not share one, or when a folder is not named after its
+    key (the generator writes h36m/, mpii/, wild_test/, lab_val/ and wild_val/ there)."""
     folders = data_folders(data_cfg)
+    misnamed = [f"data.{k}={p} (generated as {p.parent / k.removesuffix('_dir')})" for k, p in folders.items()
+                if p.name != k.removesuffix("_dir")]
+    if misnamed:
+        raise ConfigError("synthetic data is generated into folders named after their keys (h36m, mpii, wild_test, "
+                          f"lab_val, wild_val), but {', '.join(misnamed)}; rename the folders in the config")
     roots = {p.parent for p in folders.values()}
     if len(roots) != 1:
         shown = ", ".join(f"data.{k}={p}" for k, p in folders.items())

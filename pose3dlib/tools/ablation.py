@@ -425,8 +425,11 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
     for split, protocol in metrics:
         test = paired_test(rows, split, protocol, first, second)
         seeds = str(test.n) if test else ""
-        lines.append(f"| {metric_label(split, protocol)} | {seeds} | "
-                     + " | ".join(_test_cells(test, protocol, test is not None)) + " |")
+        have_both = all(arm_values(rows, arm, split, protocol) for arm in (first, second))
+        cells = _test_cells(test, protocol, have_both)
+        if test is None and have_both:
+            cells[-1] = "n/a: needs two shared seeds whose differences spread"
+        lines.append(f"| {metric_label(split, protocol)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -508,8 +511,10 @@ def _claim(rows: list[dict], claim: str, first: str, second: str) -> str:
         return f"{head} No results of both arms on wild_test yet."
     if (first, second) == PAIRED:
         paired, paired_result = _paired_words(rows, "wild_test", "p1_mpjpe", first, second)
-        test = paired_result or test
-        main = f"{main} {paired}" if paired else main
+        if paired_result is not None:
+            test, main = paired_result, f"{main} {paired}"
+        elif test is not None:
+            main += " Too few shared seeds for a paired test: the Welch test decides."
     if test is None:
         verdict = "These runs cannot test the claim."
     elif not test.significant:

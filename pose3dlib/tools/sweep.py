@@ -65,8 +65,8 @@ def check_base_stage(ckpt_path: Path, cfg, stage: int, ignored: tuple[str, ...] 
     """Pose3DError unless the base run's finished stage was trained with `cfg` (the sweep cell's config),
     so a cell never builds on a stage of another recipe while its records name this one. `ignored`:
     keys the cells may change on a reused stage: the seed (the cells' seeds vary only the stages they
-    train) and the swept key (`run_sweep` refuses one that a reused stage reads, e.g. a Stage 2 key
-    without notebook 03; an evaluation-only sweep of `data.wild_test_dir` reuses every stage)."""
+    train) and, in an evaluation-only sweep (every stage reused, e.g. of `data.wild_test_dir`), the
+    swept key."""
     from ..engine.checkpoint import load_checkpoint
 
     diffs = [d for d in runs.training_differences(load_checkpoint(ckpt_path)["config"], cfg, stage)
@@ -266,7 +266,9 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
             run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             cfg = load_config(config_file, overrides)
-            seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=("seed", param))
+            # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
+            seed_run_dir(base, run_dir, reuse_stages, cfg,
+                         ignored=("seed", param) if reuse_stages == tuple(runs.STAGES) else ("seed",))
             params = notebook_params(run_dir, overrides)
             for nb in notebooks:
                 if is_up_to_date(nb, run_dir, cfg, scored_stages):
