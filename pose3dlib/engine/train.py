@@ -705,17 +705,21 @@ def log_epoch(t: Trainer) -> None:
                 **{k[len("train_"):]: v for k, v in t.epoch_means.items()})
 
 
+def _fault_step(t: Trainer, env: str) -> bool:
+    """Reliability tests: True right after the step the environment variable `env` names (0/unset: never)."""
+    at = int(os.environ.get(env, "0") or 0)
+    return bool(at) and t.step == at
+
+
 def fault_kill(t: Trainer) -> None:
     """Reliability tests: SIGKILL right after step POSE3D_FAULT_KILL_AT_STEP, before any checkpoint of it."""
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)
-    if kill_at and t.step == kill_at:
+    if _fault_step(t, KILL_AT_STEP_ENV):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def fault_interrupt(t: Trainer) -> None:
     """Reliability tests: SIGINT to this process right after step POSE3D_FAULT_INTERRUPT_AT_STEP (a Ctrl-C)."""
-    at = int(os.environ.get(INTERRUPT_AT_STEP_ENV, "0") or 0)
-    if at and t.step == at:
+    if _fault_step(t, INTERRUPT_AT_STEP_ENV):
         os.kill(os.getpid(), signal.SIGINT)
 
 

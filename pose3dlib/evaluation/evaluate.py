@@ -481,11 +481,11 @@ def other_data(cfg: Config, run_dir) -> list[str]:
     """The data folders (`data.*_dir`) of `cfg` that differ from those the run's Stage 3 was trained
     with (its checkpoint's config), as 'data.key=folder' texts; [] when they are the run's own."""
     from ..engine.checkpoint import load_checkpoint
-    from ..synthetic.generator import DATA_KEYS
+    from ..synthetic.generator import DATA_KEYS, data_folders
 
-    stored = config_from_dict(load_checkpoint(runs.checkpoint_path(run_dir, 3))["config"]).data
-    return [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS
-            if resolve(getattr(cfg.data, k) or ".") != resolve(getattr(stored, k) or ".")]
+    mine = data_folders(cfg.data)
+    trained = data_folders(config_from_dict(load_checkpoint(runs.checkpoint_path(run_dir, 3))["config"]).data)
+    return [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS if mine.get(k) != trained.get(k)]
 
 
 def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
@@ -505,7 +505,11 @@ def default_csv(run_dir, stages: list[int], limit: int, cfg: Config | None = Non
     scoring (every stage and sample, on the data its Stage 3 was trained with when `cfg` is given),
     else `<run-dir>/metrics_other.csv`, so a quick look or a check on other data never replaces the
     table that `report` and `unseen-check` read."""
-    other = other_scoring(stages, limit, cfg, run_dir)
+    return _csv_for(run_dir, other_scoring(stages, limit, cfg, run_dir))
+
+
+def _csv_for(run_dir, other: list[str]) -> Path:
+    """metrics.csv for the run's full scoring (`other` empty), metrics_other.csv for any other."""
     return resolve(run_dir) / OTHER_CSV_NAME if other else runs.eval_csv_path(run_dir)
 
 
@@ -521,7 +525,7 @@ def run(args) -> int:
         raise Pose3DError(f"--out {args.out}: is a folder; give the CSV file's name (e.g. {Path(args.out) / 'metrics.csv'})")
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     other = other_scoring(stages, args.limit, cfg, args.run_dir)
-    out = write_metrics_csv(rows, args.out or default_csv(args.run_dir, stages, args.limit, cfg))
+    out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
     print(results_table(rows))
     print(f"\nwrote {len(rows)} rows to {out}" + (f" (not the run's full scoring: {'; '.join(other)})" if other else ""))
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout

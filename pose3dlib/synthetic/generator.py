@@ -535,7 +535,7 @@ def run(args: argparse.Namespace) -> int:
         out = generate_official(resolve(args.out) if args.out else SYNTHETIC_DIR / "official", seed)
         print(f"wrote: {out} (h36m/, mpii/, mpi_inf_3dhp_test_set/ in the official layouts; _truth/)")
         return 0
-    out = resolve(args.out) if args.out else synthetic_root(cfg.data) if args.config else SYNTHETIC_DIR / profile
+    out = resolve(args.out) if args.out else synthetic_root(cfg.data)  # a profile's: data/synthetic/<profile>
     skipped = not args.force and is_complete(out, cfg.synthetic, seed)
     out = generate(out, cfg.synthetic, seed, force=args.force)
     counts = json.loads((out / MANIFEST).read_text()).get("counts", {})

@@ -392,9 +392,11 @@ def _mean_sd_words(values: list[float], protocol: str) -> str:
     return f"{statistics.fmean(shown):.1f} ± {statistics.stdev(shown):.1f} ({len(shown)} seeds)"
 
 
-def _test_cells(test: WelchTest | PairedTest | None, protocol: str, have_both: bool) -> list[str]:
+def _test_cells(test: WelchTest | PairedTest | None, protocol: str, have_both: bool,
+                undefined: str = "n/a: needs two seeds per arm with some spread") -> list[str]:
+    """The table cells of one test; without one, `undefined` when both arms have results."""
     if test is None:
-        return ["", "", "", "", "n/a: needs two seeds per arm with some spread" if have_both else "no results"]
+        return ["", "", "", "", undefined if have_both else "no results"]
     s = 100.0 if is_fraction(protocol) else 1.0
     verdict = "significant (p < 0.05)" if test.significant else "not significant at this scale"
     return [f"{s * test.difference:+.1f} ({s * test.ci_low:+.1f} to {s * test.ci_high:+.1f})", f"{test.t:.2f}",
@@ -426,9 +428,7 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
         test = paired_test(rows, split, protocol, first, second)
         seeds = str(test.n) if test else ""
         have_both = all(arm_values(rows, arm, split, protocol) for arm in (first, second))
-        cells = _test_cells(test, protocol, have_both)
-        if test is None and have_both:
-            cells[-1] = "n/a: needs two shared seeds whose differences spread"
+        cells = _test_cells(test, protocol, have_both, undefined="n/a: needs two shared seeds whose differences spread")
         lines.append(f"| {metric_label(split, protocol)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -483,11 +483,15 @@ def _effect(rows: list[dict], split: str, protocol: str, first: str, second: str
     test = compare(rows, split, protocol, first, second)
     if test is None:
         return text + "; too few seeds with spread for a test.", None
-    s = 100.0 if is_fraction(protocol) else 1.0
-    text += (f", a change of {s * test.difference:+.1f} {unit} (95% CI {s * test.ci_low:+.1f} to {s * test.ci_high:+.1f}; "
-             f"Welch t = {test.t:.2f}, df = {test.df:.1f}, p = {test.p:.2g}"
-             + (")" if test.significant else ", not significant at this scale)"))
-    return text + ".", test
+    return f"{text}, a change of {_test_words(test, protocol, 'Welch', f'{test.df:.1f}')}.", test
+
+
+def _test_words(test: WelchTest | PairedTest, protocol: str, kind: str, df: str) -> str:
+    """'<difference> <unit> (95% CI a to b; <kind> t = .., df = <df>, p = ..[, not significant at this scale])'."""
+    s, unit = (100.0, "points") if is_fraction(protocol) else (1.0, "mm")
+    return (f"{s * test.difference:+.1f} {unit} (95% CI {s * test.ci_low:+.1f} to {s * test.ci_high:+.1f}; "
+            f"{kind} t = {test.t:.2f}, df = {df}, p = {test.p:.2g}"
+            + (")" if test.significant else ", not significant at this scale)"))
 
 
 def _paired_words(rows: list[dict], split: str, protocol: str, first: str, second: str) -> tuple[str, PairedTest | None]:
@@ -495,10 +499,8 @@ def _paired_words(rows: list[dict], split: str, protocol: str, first: str, secon
     test = paired_test(rows, split, protocol, first, second)
     if test is None:
         return "", None
-    s, unit = (100.0, "points") if is_fraction(protocol) else (1.0, "mm")
-    return (f"Paired by seed (the two arms share Stages 1-2 per seed; {test.n} seeds): {s * test.difference:+.1f} {unit} "
-            f"(95% CI {s * test.ci_low:+.1f} to {s * test.ci_high:+.1f}; paired t = {test.t:.2f}, df = {test.df:.0f}, "
-            f"p = {test.p:.2g}" + (")." if test.significant else ", not significant at this scale).")), test
+    return (f"Paired by seed (the two arms share Stages 1-2 per seed; {test.n} seeds): "
+            f"{_test_words(test, protocol, 'paired', f'{test.df:.0f}')}."), test
 
 
 def _claim(rows: list[dict], claim: str, first: str, second: str) -> str:
