@@ -80,17 +80,46 @@ def test_read_image_modes(tmp_path, mode):
         path, data = tmp_path / "a.jpg", base
     elif mode == "grey_png":
         path, data = tmp_path / "a.png", base[..., 0]
-    elif mode == "rgba_png":
-        path, data = tmp_path / "a.png", np.dstack([base, np.full(base.shape[:2], 128, np.uint8)])
+    elif mode == "rgba_png":  # opaque left third, transparent middle, half-transparent right
+        alpha = np.full(base.shape[:2], 255, np.uint8)
+        alpha[:, 18:36], alpha[:, 36:] = 0, 128
+        path, data = tmp_path / "a.png", np.dstack([base, alpha])
     else:
         path, data = tmp_path / "a.png", base.astype(np.uint16) * 257
     cv2.imwrite(str(path), data)
     img = demo.read_image_rgb(path)
     assert img.shape == (37, 53, 3) and img.dtype == np.uint8
-    if mode in ("rgba_png", "rgb16_png"):  # lossless: exact RGB (cv2 stores BGR)
+    if mode == "rgb16_png":  # lossless: exact RGB (cv2 stores BGR)
         np.testing.assert_array_equal(img, base[..., ::-1])
+    if mode == "rgba_png":  # composited over white, as a viewer shows it: opaque kept, transparent white
+        rgb = base[..., ::-1].astype(int)
+        np.testing.assert_array_equal(img[:, :18], rgb[:, :18])
+        assert (img[:, 18:36] == 255).all()
+        half = (rgb[:, 36:] * 128 + 255 * 127 + 127) // 255  # round(c * 128/255 + 255 * 127/255)
+        assert np.abs(img[:, 36:].astype(int) - half).max() <= 1
     if mode == "grey_png":
         np.testing.assert_array_equal(img[..., 0], base[..., 0])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_read_image_composites_alpha_on_the_upright_picture(tmp_path, orientation):
+    """A cut-out PNG carrying an EXIF orientation: colour and alpha turned alike (against Pillow's
+    exif_transpose), the transparent band white wherever the turn puts it."""
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    rgba = rng.integers(0, 255, size=(30, 60, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, :10, 3] = 0  # a transparent band on the stored left edge
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png", exif=exif.tobytes())
+    img = demo.read_image_rgb(tmp_path / "cut.png")
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "cut.png")).convert("RGBA"))
+    assert img.shape == upright.shape[:2] + (3,)
+    opaque = upright[..., 3] == 255
+    np.testing.assert_array_equal(img[opaque], upright[..., :3][opaque])
+    assert (img[~opaque] == 255).all() and (~opaque).sum() == 10 * 30
 
 
 def test_read_image_turns_a_photo_upright_as_its_exif_orientation_says(tmp_path):

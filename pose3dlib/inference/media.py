@@ -21,6 +21,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)  # for messages
 OUTPUT_MARKER = ".pose3d-demo-output"  # written into every demo --out: a folder search never reads it as input
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")  # formats that can carry an alpha channel
+ALPHA_BACKGROUND = 255  # the grey level a transparent pixel becomes (white, as image viewers show cut-outs)
 OVERLAY_FOURCC = "mp4v"  # MPEG-4 part 2: written by the ffmpeg inside opencv-python wheels, played everywhere
 
 
@@ -35,23 +37,78 @@ class Item:
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB, turned upright as its EXIF
-    orientation says (a phone photo taken upright is stored on its side); alpha is dropped."""
+    orientation says (a phone photo taken upright is stored on its side). An alpha channel is composited
+    over white (ALPHA_BACKGROUND), as image viewers show a cut-out: the colour stored under a transparent
+    pixel is often black or arbitrary, and the network would see it."""
     path = Path(path)
-    # ANYDEPTH | ANYCOLOR: 16-bit and grey kept as stored, and, unlike IMREAD_UNCHANGED, the EXIF orientation applied
-    img = read_image_file(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)  # DataError naming a missing or damaged file
-    if img.dtype == np.uint16:
-        img = (img / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise DataError(f"{path}: unsupported pixel type {img.dtype} (8- or 16-bit images expected)")
+    # ANYDEPTH | ANYCOLOR: 16-bit and grey kept as stored, and, unlike IMREAD_UNCHANGED, the EXIF orientation
+    # applied; it drops an alpha channel, which IMREAD_UNCHANGED reads (below)
+    img = _to_uint8(read_image_file(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR), path)  # DataError naming a bad file
     if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    elif img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    else:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] != 3:
         raise DataError(f"{path}: {img.shape[2]} channels; expected grey, RGB or RGBA")
-    return np.ascontiguousarray(img)
+    if path.suffix.lower() in ALPHA_SUFFIXES:
+        raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path)
+        if raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not turned upright
+            img = _as_oriented(composite_alpha(raw), raw[..., :3], img, path)
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
+    if img.dtype == np.uint16:
+        return (img / 257.0).round().astype(np.uint8)
+    if img.dtype != np.uint8:
+        raise DataError(f"{path}: unsupported pixel type {img.dtype} (8- or 16-bit images expected)")
+    return img
+
+
+# EXIF orientation tag value -> the turn that makes the stored pixels upright (numpy on (H, W, C))
+EXIF_ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],                            # mirrored left-right
+    3: lambda a: a[::-1, ::-1],                         # turned 180 degrees
+    4: lambda a: a[::-1],                               # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),                  # mirrored about the main diagonal
+    6: lambda a: np.rot90(a, k=-1),                     # shown turned 90 degrees clockwise
+    7: lambda a: np.rot90(a, k=2).transpose(1, 0, 2),   # mirrored about the other diagonal
+    8: lambda a: np.rot90(a, k=1),                      # shown turned 90 degrees counter-clockwise
+}
+
+
+def exif_orientation(path: Path) -> int:
+    """The file's EXIF orientation tag (1-8; 1 when absent or unreadable as such)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def _as_oriented(image: np.ndarray, stored: np.ndarray, oriented: np.ndarray, path: Path) -> np.ndarray:
+    """`image` (pixels as stored) turned upright the way OpenCV turned `stored` into `oriented`: by
+    the EXIF orientation tag, checked on the decoded colours (the same pixels); as stored where
+    OpenCV ignored the tag."""
+    for turn in dict.fromkeys((_UPRIGHT[exif_orientation(path)], _UPRIGHT[1])):
+        moved = turn(stored)
+        if moved.shape == oriented.shape and np.array_equal(moved, oriented):
+            return np.ascontiguousarray(turn(image))
+    raise DataError(f"{path}: its alpha channel could not be matched to the upright picture (EXIF orientation); "
+                    "save it without alpha (or without the orientation tag)")
+
+
+def composite_alpha(rgba: np.ndarray, background: int | None = None) -> np.ndarray:
+    """(H, W, 4) uint8 colour + alpha (any channel order with alpha last) -> (H, W, 3) uint8 over a
+    uniform `background` grey level (default ALPHA_BACKGROUND, white):
+    out = alpha * colour + (1 - alpha) * background, rounded."""
+    background = ALPHA_BACKGROUND if background is None else background
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    out = rgba[..., :3].astype(np.float32) * alpha + float(background) * (1.0 - alpha)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def kind_of(path: Path) -> str:
