@@ -53,7 +53,6 @@ def _in_the_project_folder():
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory) -> list[str]:
     """Smoke-size synthetic data, written once per session; the --set overrides pointing at it."""
-    pytest.importorskip("pose3dlib.synthetic.generator")
     return make_smoke_data(tmp_path_factory.getbasetemp() / "smoke_data")
 
 

@@ -30,6 +30,43 @@ def test_scores_3d_covers_every_protocol_and_matches_metrics():
     np.testing.assert_allclose(scores["paper"], metrics.paper_protocol_mpjpe_per_sample(pred, gt, 4296.99))
 
 
+def test_mean_pose_baseline_on_a_hand_computed_case():
+    """Two training poses, everything at the pelvis but the right ankle (joint 0), at x = 100 and 300 mm:
+    the baseline predicts it at their mean, (200, 0, 0) mm, for every test sample."""
+    from pose3dlib.config import EvalConfig
+
+    train = np.zeros((2, 16, 3))
+    train[0, 0] = [100.0, 0.0, 0.0]
+    train[1, 0] = [300.0, 0.0, 0.0]
+    mean = evaluate.mean_pose_prediction(train, 3)
+    expected = np.zeros((3, 16, 3))
+    expected[:, 0] = [200.0, 0.0, 0.0]
+    np.testing.assert_array_equal(mean, expected)
+
+    class Test:  # the two arrays of a test split mean_pose_rows reads
+        joints_3d_mm = np.zeros((3, 16, 3), np.float32)
+        actions = np.array([2, 2, 5])
+
+        def __len__(self):
+            return 3
+
+    gt = Test.joints_3d_mm
+    gt[0, 0] = [200.0, 40.0, 30.0]  # ankle 50 mm off (3-4-5): MPJPE 50 / 16 = 3.125
+    gt[1, 0] = [200.0, 0.0, 0.0]
+    gt[1, 9] = [0.0, -160.0, 0.0]  # ankle right, head top 160 mm off: 160 / 16 = 10
+    # sample 2: ankle at the pelvis, 200 mm off: 200 / 16 = 12.5
+    names = {2: "Directions", 5: "Greeting"}
+    rows = evaluate.mean_pose_rows(train, Test(), EvalConfig(), split="lab_test", action_names=names)
+    p1 = {r["action"]: r["value"] for r in rows if r["protocol"] == "p1_mpjpe"}
+    # 'all' is the mean of the per-action means, (6.5625 + 12.5) / 2, not the sample mean 8.541...
+    assert p1 == pytest.approx({"Directions": (3.125 + 10.0) / 2, "Greeting": 12.5, "all": 9.53125})
+    assert {r["stage"] for r in rows} == {"mean_pose"} and {r["split"] for r in rows} == {"lab_test"}
+    assert {r["protocol"] for r in rows} == set(evaluate.PROTOCOLS_3D)
+    limited = evaluate.mean_pose_rows(train, Test(), EvalConfig(), split="lab_test", action_names=names, limit=2)
+    assert {r["action"]: r["value"] for r in limited if r["protocol"] == "p1_mpjpe"} == pytest.approx(
+        {"Directions": 6.5625, "all": 6.5625})
+
+
 # ----------------------------------------------------------------------------- evaluate_run on a smoke run
 
 @pytest.fixture(scope="module")

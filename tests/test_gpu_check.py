@@ -82,6 +82,11 @@ def test_the_gpu_check_path_imports_without_the_packages_gpu_machines_lack(tmp_p
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
 
 
+def _measured(value) -> bool:
+    """A measured speed or time as gpu_check.json holds it: a finite, non-negative number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 @pytest.mark.slow
 def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_path):
     # The dry plan end to end in a process that cannot import notebook packages (the trainer
@@ -101,17 +106,18 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
         "tests": "skipped", "ddp": "skipped", "train_step_compile": "skipped"}
     assert all(res["steps"][s]["status"] == "ok" for s in ("environment", "peak", "train_step", "inference", "data", "fit"))
     assert [row["batch"] for row in res["train_rows"]] == [2, 4, 8]
-    assert res["train_paper_img_s"] == max(row["img_s"] for row in res["train_rows"] if row["batch"] == 8) > 0
-    assert res["data_img_s"] > 0 and res["data_workers"] == 1
-    assert res["jpeg_1280x720_decode_ms"] > res["jpeg_256_decode_ms"] > 0
-    assert 0 < res["data_img_s_full_jpeg_estimate"] < res["data_img_s"]
-    assert res["infer_b1_ms"] > 0 and res["infer_big_img_s"] > 0
+    # measured speeds and times: only their presence, type and finiteness (a test never compares speeds)
+    assert all(_measured(row["img_s"]) for row in res["train_rows"])
+    assert res["train_paper_img_s"] == max(row["img_s"] for row in res["train_rows"] if row["batch"] == 8)
+    assert res["data_workers"] == 1
+    for key in ("data_img_s", "jpeg_1280x720_decode_ms", "jpeg_256_decode_ms", "data_img_s_full_jpeg_estimate",
+                "infer_b1_ms", "infer_big_img_s", "fit_epoch_step_s", "fit_epoch_data_s", "fit_epoch_callback_s"):
+        assert _measured(res[key]), (key, res[key])
     first, last = res["train_loss_first"], res["train_loss_last"]
     assert math.isfinite(first) and math.isfinite(last) and 0 < last < first and res["fit_loss_falls"]
     assert res["fit_resume_ok"] is True and res["fit_steps"] >= 16
     # the killed process's first stage 2 epoch: half the fit's steps, every part of its time recorded
     assert res["fit_epoch_steps"] == res["fit_steps"] // 2
-    assert res["fit_epoch_step_s"] > 0 and res["fit_epoch_data_s"] > 0 and res["fit_epoch_callback_s"] >= 0
     assert res["recipe_samples"] == 3_114_440
     assert res["recipe_minutes"] == pytest.approx(
         3_114_440 / min(res["train_paper_img_s"], res["data_img_s"]) / 60)

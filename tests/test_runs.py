@@ -21,27 +21,48 @@ def test_layout_is_stage_folders_with_last_pt(tmp_path):
         runs.stage_dir(tmp_path, 4)
 
 
+# Holds the lock until its stdin closes or it is killed (each test kills it in `finally`): no timer
+# that a slow machine could outlast, releasing the lock while the test still counts on it.
 HOLD_LOCK = textwrap.dedent("""
-    import sys, time
+    import sys
     from pathlib import Path
     from pose3dlib.engine.runs import stage_lock
     with stage_lock(Path(sys.argv[1])):
         print("locked", flush=True)
-        time.sleep(60)
+        sys.stdin.read()
 """)
+
+
+def hold_lock(stage_dir) -> subprocess.Popen:
+    """A process holding the stage folder's lock until it is killed; returns once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(stage_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+    except BaseException:
+        kill(holder)
+        raise
+    return holder
+
+
+def kill(holder: subprocess.Popen) -> None:
+    """SIGKILL the holder (no cleanup runs in it: its lock file stays behind) and close our pipe ends."""
+    holder.kill()
+    holder.wait()
+    holder.stdin.close()
+    holder.stdout.close()
 
 
 def test_a_second_writer_gets_a_clear_error_and_a_dead_writer_leaves_no_lock(tmp_path):
     sdir = tmp_path / "stage1"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sdir)], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(sdir)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(Pose3DError, match=rf"being written by another process \(PID {holder.pid}\)"):
             with runs.stage_lock(sdir):
                 pass
+        assert holder.poll() is None  # it held the lock all along
     finally:
-        holder.kill()  # SIGKILL: no cleanup runs, the lock file stays behind
-        holder.wait()
+        kill(holder)
     assert (sdir / runs.LOCK_NAME).exists()
     with runs.stage_lock(sdir) as path:  # the kernel dropped the dead process's lock
         assert path.read_text().strip() == str(os.getpid())
@@ -49,13 +70,12 @@ def test_a_second_writer_gets_a_clear_error_and_a_dead_writer_leaves_no_lock(tmp
 
 def test_train_refuses_a_stage_folder_another_process_writes(tmp_path, smoke_data, train_cli):
     sdir = tmp_path / "run" / "stage1"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sdir)], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(sdir)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         r = train_cli(tmp_path / "run", 1, smoke_data)
+        assert holder.poll() is None  # it held the lock all along
     finally:
-        holder.kill()
-        holder.wait()
+        kill(holder)
     assert r.returncode == 2 and "being written by another process" in r.stderr and "stage1" in r.stderr
     assert not (sdir / "last.pt").exists()
 

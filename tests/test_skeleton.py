@@ -207,3 +207,36 @@ def test_h36m32_to_h36m17_matches_the_documented_indices() -> None:
     found = re.search(r"32 -> 17 joints: indices ([\d, ]+) \(", text)
     assert found, "docs/data.md no longer states the 32 -> 17 indices"
     assert skeleton.H36M32_TO_H36M17 == tuple(int(i) for i in found.group(1).split(","))
+
+
+def test_mpi3dhp17_to_mpii16_by_joint_name() -> None:
+    """The MPI-INF-3DHP 17 -> 16 map spelled by names. The official 17-joint test order is written out
+    here, not read from pose3dlib; as skeleton.py states (the original release's convention), MPII's
+    thorax row takes 3DHP's spine and its upper neck 3DHP's neck; 3DHP's head (between neck and head
+    top) goes nowhere."""
+    official_3dhp17 = ("head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+                       "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+                       "left_ankle", "pelvis", "spine", "head")
+    assert MPII16.joint_names == ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
+                                  "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",
+                                  "l_elbow", "l_wrist")
+    by_name = {"thorax": "spine", "upper_neck": "neck", "head_top": "head_top", "pelvis": "pelvis"}
+    for n in MPII16.joint_names:
+        if n[:2] in ("r_", "l_"):
+            by_name[n] = {"r_": "right_", "l_": "left_"}[n[:2]] + n[2:]
+    assert len(skeleton.MPI3DHP17_TO_MPII16) == 16 and skeleton.MPI3DHP17_NUM_JOINTS == len(official_3dhp17)
+    assert [official_3dhp17[i] for i in skeleton.MPI3DHP17_TO_MPII16] == [by_name[n] for n in MPII16.joint_names]
+    assert official_3dhp17[skeleton.MPI3DHP17_HEAD] == "head"
+    assert skeleton.MPI3DHP17_HEAD not in skeleton.MPI3DHP17_TO_MPII16
+    # the reordering function applies the same map: joint k of its output is named by_name[MPII16 name k]
+    joints = np.arange(17 * 3, dtype=float).reshape(17, 3)
+    out = skeleton.mpi3dhp17_to_mpii16(joints)
+    for k, n in enumerate(MPII16.joint_names):
+        np.testing.assert_array_equal(out[k], joints[official_3dhp17.index(by_name[n])], err_msg=n)
+    # the official evaluation groups name MPII16 rows: each group's rows hold the 3DHP joints of that name
+    groups = {g: {official_3dhp17[skeleton.MPI3DHP17_TO_MPII16[r]] for r in rows}
+              for g, rows in skeleton.MPI3DHP_EVAL_GROUPS.items()}
+    assert groups == {"head_top": {"head_top"}, "neck": {"neck"}, "shoulders": {"right_shoulder", "left_shoulder"},
+                      "elbows": {"right_elbow", "left_elbow"}, "wrists": {"right_wrist", "left_wrist"},
+                      "hips": {"right_hip", "left_hip"}, "knees": {"right_knee", "left_knee"},
+                      "ankles": {"right_ankle", "left_ankle"}}
