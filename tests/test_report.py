@@ -102,30 +102,6 @@ def test_protocol_bars_are_millimetres_only():
     assert ax.get_ylabel() == "error (mm)"
 
 
-def test_3d_bar_charts_leave_out_the_stage_without_a_trained_depth_branch_and_say_so():
-    """Stage 1's untrained depth (440 mm against a 215 mm mean pose in the cpu run) would set the axis;
-    the charts draw the other models and name the one left out; a run without Stage 1 gets no note."""
-    import matplotlib.pyplot as plt
-
-    from pose3dlib.evaluation.report import plot_per_action, plot_protocols
-
-    rows = [{"stage": st, "split": "lab_test", "protocol": "p1_mpjpe", "action": a, "value": v + (5 if a == "Eating" else 0)}
-            for st, v in (("mean_pose", 215.0), ("stage1", 440.0), ("stage2", 99.0), ("stage3", 94.0))
-            for a in ("all", "Walking", "Eating")]
-    for fig in (plot_protocols(rows, "lab_test"), plot_per_action(rows, "p1_mpjpe", "lab_test")):
-        ax = fig.axes[0]
-        heights = {round(p.get_height(), 6) for p in ax.patches}
-        assert 440.0 not in heights and 445.0 not in heights and {215.0, 99.0, 94.0} <= heights
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-            "mean-pose baseline", "Stage 2 (+depth)", "Stage 3 (+geometric)"]
-        assert any("not drawn: Stage 1 (2D only)" in t.get_text() for t in ax.texts)
-        plt.close(fig)
-    without = [r for r in rows if r["stage"] != "stage1"]
-    fig = plot_protocols(without, "lab_test")
-    assert not any("not drawn" in t.get_text() for t in fig.axes[0].texts)
-    plt.close(fig)
-
-
 def test_another_runs_metrics_do_not_go_into_the_project_readme(tmp_path, capsys):
     from pose3dlib.evaluation.report import check_pairing
     from pose3dlib.tools.cli import main

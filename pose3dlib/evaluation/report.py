@@ -21,10 +21,6 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 PROJECT_README, CPU_METRICS = "README.md", "runs/cpu/metrics.csv"  # the project README tabulates the cpu run
 STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
                 "stage2": "Stage 2 (+depth)", "stage3": "Stage 3 (+geometric)"}
-# Stages whose depth branch is never trained (the method's Stage 1 learns heatmaps alone): their 3D
-# rows score an untrained regressor, far above the mean pose; the tables keep them for reference,
-# the 3D bar charts leave them out (their bars would set the axis and hide the stages that matter).
-NO_DEPTH_STAGES = ("stage1",)
 
 
 def _fmt(protocol: str, value: float) -> str:
@@ -90,23 +86,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_left_out(ax, rows: list[dict], kept: list[dict], y: float) -> None:
-    """Say under the axes which stages a 3D chart left out (NO_DEPTH_STAGES), if any were in `rows`."""
-    left = [s for s in dict.fromkeys(r["stage"] for r in rows) if s not in {r["stage"] for r in kept}]
-    if left:
-        ax.text(0.0, y, f"not drawn: {', '.join(STAGE_LABELS.get(s, s) for s in left)}: depth never trained "
-                "(its 3D rows are in the table, for reference)", transform=ax.transAxes, fontsize=7, va="top")
-
-
 def plot_protocols(rows: list[dict], split: str = "lab_test"):
-    """Bar chart: each model (baseline, stages with a trained depth branch) under each 3D protocol on
-    one split (mm); NO_DEPTH_STAGES are left out, and a line under the chart says so."""
+    """Bar chart: each model (baseline, stages) under each 3D protocol on one split (mm)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    mm = [r for r in rows if r["action"] == "all" and r["split"] == split
-          and not is_fraction(r["protocol"])]  # millimetres only (no PCKh, 3DPCK or AUC)
-    avg = [r for r in mm if r["stage"] not in NO_DEPTH_STAGES]
+    avg = [r for r in rows if r["action"] == "all" and r["split"] == split
+           and not is_fraction(r["protocol"])]  # millimetres only (no PCKh, 3DPCK or AUC)
     stages = list(dict.fromkeys(r["stage"] for r in avg))
     protocols = table_protocols(avg)
     value = {(r["stage"], r["protocol"]): r["value"] for r in avg}
@@ -123,19 +109,16 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     ax.margins(y=0.12)  # room for the bar labels under the title
     # below the axes, so the legend never covers a bar or its label
     ax.legend(fontsize=7, ncols=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
-    _note_left_out(ax, mm, avg, -0.24)
     fig.tight_layout()
     return fig
 
 
 def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test"):
-    """Grouped bars per action for each model under one protocol on one split (mm); NO_DEPTH_STAGES
-    are left out, and a line under the chart says so."""
+    """Grouped bars per action for each model under one protocol on one split (mm)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    every = [r for r in rows if r["split"] == split and r["protocol"] == protocol and r["action"] != "all"]
-    sel = [r for r in every if r["stage"] not in NO_DEPTH_STAGES]
+    sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol and r["action"] != "all"]
     stages = list(dict.fromkeys(r["stage"] for r in sel))
     actions = list(dict.fromkeys(r["action"] for r in sel))
     value = {(r["stage"], r["action"]): r["value"] for r in sel}
@@ -150,7 +133,6 @@ def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "
     ax.set_title(f"{protocol_label(protocol)} per action, {split}")
     # below the axes and the action names, so the legend never covers a bar
     ax.legend(fontsize=7, ncols=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
-    _note_left_out(ax, every, sel, -0.47)
     fig.tight_layout()
     return fig
 

@@ -8,10 +8,10 @@ from ..plots.curves import loss_table, plot_training_curves
 
 # What a training notebook does for each `stage_status` of its stage's run folder.
 STATUS_MEANING = {
-    "absent": "no checkpoint yet: training it now",
+    "absent": "none yet: training it now",
     "partial": "an interrupted run with this config: resuming it",
-    "stale": "a checkpoint made with another config or start checkpoint: training again from the start",
-    "finished": "a finished checkpoint with this config: reading it, no training",
+    "stale": "made with another config or start checkpoint: training it again from the start",
+    "finished": "done with this config: reading it, no training",
 }
 
 
@@ -31,16 +31,14 @@ def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir:
     from ..plots.viz import save_figure
 
     status = stage_status(cfg, stage, run_dir, init_from)
-    print(f"stage {stage} ({status}): {STATUS_MEANING[status]}")
+    print(f"stage {stage} checkpoint found: {status} ({STATUS_MEANING[status]})")
     metrics = train_or_load(cfg, stage, run_dir, init_from)
     print("checkpoint:", project_relative(checkpoint_path(run_dir, stage)))
     log = metrics_log_path(run_dir, stage)
     fig = plot_training_curves(log, title=f"stage {stage} ({cfg.profile})", weights=cfg.train.stage(stage).loss_weights())
     save_figure(fig, figures_dir, figure_name)
     val = loss_table(read_metrics(log), "val")
-    # the last column is the depth-only baseline of the figure (the mean training depth with the true
-    # 2D), not the mean pose of notebook 06
-    print(f"{'step':>6} {'PCK@0.1 %':>10} {'MPJPE mm':>9} {'mean-depth mm':>14}")
+    print(f"{'step':>6} {'PCK@0.1 %':>10} {'MPJPE mm':>9} {'mean-pose mm':>13}")
     for i, step in enumerate(val["step"]):
-        print(f"{int(step):>6} {val['pck'][i]:>10.1f} {val['mpjpe_mm'][i]:>9.1f} {val['mpjpe_mean_pose_mm'][i]:>14.1f}")
+        print(f"{int(step):>6} {val['pck'][i]:>10.1f} {val['mpjpe_mm'][i]:>9.1f} {val['mpjpe_mean_pose_mm'][i]:>13.1f}")
     return {"metrics": metrics, "figure": fig, "val": val}
