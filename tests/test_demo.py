@@ -122,6 +122,51 @@ def test_read_image_composites_alpha_on_the_upright_picture(tmp_path, orientatio
     assert (img[~opaque] == 255).all() and (~opaque).sum() == 10 * 30
 
 
+@pytest.mark.parametrize("kind", ["palette_png", "grey_alpha_png", "rgba16_png", "rgba_webp"])
+def test_read_image_composites_every_alpha_kind_over_white(tmp_path, kind):
+    """Left half transparent, right half opaque grey level 100 (or its colour): white | the colour."""
+    from PIL import Image
+
+    h, w = 6, 8
+    if kind == "palette_png":  # a transparent palette index (tRNS), no alpha channel as such
+        index = np.ones((h, w), np.uint8)
+        index[:, : w // 2] = 0
+        im = Image.fromarray(index, "P")
+        im.putpalette([7, 7, 7, 100, 100, 100] + [0] * 762)
+        im.save(tmp_path / "x.png", transparency=0)
+        path = tmp_path / "x.png"
+    elif kind == "grey_alpha_png":
+        la = np.zeros((h, w, 2), np.uint8)
+        la[..., 0], la[:, w // 2:, 1] = 100, 255
+        Image.fromarray(la, "LA").save(tmp_path / "x.png")
+        path = tmp_path / "x.png"
+    elif kind == "rgba16_png":
+        bgra = np.zeros((h, w, 4), np.uint16)
+        bgra[..., :3], bgra[:, w // 2:, 3] = 100 * 257, 65535
+        cv2.imwrite(str(tmp_path / "x.png"), bgra)
+        path = tmp_path / "x.png"
+    else:
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[..., :3], rgba[:, w // 2:, 3] = 100, 255
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "x.webp", lossless=True)
+        path = tmp_path / "x.webp"
+    img = demo.read_image_rgb(path)
+    assert img.shape == (h, w, 3)
+    assert (img[:, : w // 2] == 255).all() and (img[:, w // 2:] == 100).all()
+
+
+def test_read_image_leaves_a_tiff_as_opencv_decodes_it(tmp_path):
+    """TIFF alpha is not composited (libtiff hands OpenCV colours already multiplied by alpha)."""
+    from PIL import Image
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "x.tif")
+    expected = cv2.cvtColor(cv2.imread(str(tmp_path / "x.tif"), cv2.IMREAD_ANYCOLOR), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(demo.read_image_rgb(tmp_path / "x.tif"), expected)
+    assert (expected[..., 0] < 200).all()  # not white-composited (that would be 227)
+
+
 def test_read_image_turns_a_photo_upright_as_its_exif_orientation_says(tmp_path):
     from PIL import Image
 

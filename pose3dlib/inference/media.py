@@ -21,7 +21,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)  # for messages
 OUTPUT_MARKER = ".pose3d-demo-output"  # written into every demo --out: a folder search never reads it as input
-ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")  # formats that can carry an alpha channel
+# Formats whose alpha channel is composited (read_image_rgb). Not TIFF: OpenCV reads an RGBA TIFF through
+# libtiff, whose colours come already multiplied by alpha (and a grey + alpha TIFF as plain grey), so a TIFF
+# is used as OpenCV decodes it; nor BMP, whose 32-bit alpha is rarely meant as transparency.
+ALPHA_SUFFIXES = (".png", ".webp")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # Pillow modes with an alpha channel
 ALPHA_BACKGROUND = 255  # the grey level a transparent pixel becomes (white, as image viewers show cut-outs)
 OVERLAY_FOURCC = "mp4v"  # MPEG-4 part 2: written by the ffmpeg inside opencv-python wheels, played everywhere
 
@@ -37,9 +41,9 @@ class Item:
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB, turned upright as its EXIF
-    orientation says (a phone photo taken upright is stored on its side). An alpha channel is composited
-    over white (ALPHA_BACKGROUND), as image viewers show a cut-out: the colour stored under a transparent
-    pixel is often black or arbitrary, and the network would see it."""
+    orientation says (a phone photo taken upright is stored on its side). The alpha channel of a PNG or
+    WebP is composited over white (ALPHA_BACKGROUND), as image viewers show a cut-out: the colour stored
+    under a transparent pixel is often black or arbitrary, and the network would see it."""
     path = Path(path)
     # ANYDEPTH | ANYCOLOR: 16-bit and grey kept as stored, and, unlike IMREAD_UNCHANGED, the EXIF orientation
     # applied; it drops an alpha channel, which IMREAD_UNCHANGED reads (below)
@@ -48,7 +52,7 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif img.shape[2] != 3:
         raise DataError(f"{path}: {img.shape[2]} channels; expected grey, RGB or RGBA")
-    if path.suffix.lower() in ALPHA_SUFFIXES:
+    if path.suffix.lower() in ALPHA_SUFFIXES and may_have_alpha(path):
         raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path)
         if raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not turned upright
             img = _as_oriented(composite_alpha(raw), raw[..., :3], img, path)
@@ -77,14 +81,27 @@ _UPRIGHT = {
 }
 
 
+def may_have_alpha(path: Path) -> bool:
+    """Whether the file's header declares an alpha channel or a transparent colour (Pillow reads the
+    header only); True when Pillow cannot tell, so the caller decodes the alpha to find out."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode in ALPHA_MODES or "transparency" in im.info
+    except Exception:  # any Pillow failure (incl. its decompression-bomb guard): let OpenCV decide
+        return True
+
+
 def exif_orientation(path: Path) -> int:
-    """The file's EXIF orientation tag (1-8; 1 when absent or unreadable as such)."""
+    """The file's EXIF orientation tag (1-8; 1 when absent or unreadable as such: `_as_oriented` then
+    checks that the unturned picture is what OpenCV decoded, and names the file when it is not)."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
             value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
-    except (OSError, ValueError, SyntaxError):
+    except Exception:  # any Pillow failure (incl. its decompression-bomb guard), see above
         return 1
     return value if value in _UPRIGHT else 1
 
