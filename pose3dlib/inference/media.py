@@ -52,10 +52,11 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif img.shape[2] != 3:
         raise DataError(f"{path}: {img.shape[2]} channels; expected grey, RGB or RGBA")
-    if path.suffix.lower() in ALPHA_SUFFIXES and may_have_alpha(path):
-        raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path)
-        if raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not turned upright
-            img = _as_oriented(composite_alpha(raw), raw[..., :3], img, path)
+    if path.suffix.lower() in ALPHA_SUFFIXES:
+        alpha, orientation = pillow_header(path)
+        raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path) if alpha else None
+        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not upright
+            img = _as_oriented(composite_alpha(raw), raw[..., :3], img, orientation, path)
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
@@ -81,36 +82,28 @@ _UPRIGHT = {
 }
 
 
-def may_have_alpha(path: Path) -> bool:
-    """Whether the file's header declares an alpha channel or a transparent colour (Pillow reads the
-    header only); True when Pillow cannot tell, so the caller decodes the alpha to find out."""
+def pillow_header(path: Path) -> tuple[bool, int]:
+    """From one read of the file's header (Pillow decodes no pixels): whether it declares an alpha
+    channel or a transparent colour, and its EXIF orientation tag (1-8; 1 when absent or not a valid
+    value). (True, 1) when Pillow cannot read it: the caller then decodes the alpha to find out, and
+    `_as_oriented` checks the unturned picture against OpenCV's, naming the file when they differ."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.mode in ALPHA_MODES or "transparency" in im.info
+            alpha = im.mode in ALPHA_MODES or "transparency" in im.info
+            orientation = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
     except Exception:  # any Pillow failure (incl. its decompression-bomb guard): let OpenCV decide
-        return True
+        return True, 1
+    return alpha, orientation if orientation in _UPRIGHT else 1
 
 
-def exif_orientation(path: Path) -> int:
-    """The file's EXIF orientation tag (1-8; 1 when absent or unreadable as such: `_as_oriented` then
-    checks that the unturned picture is what OpenCV decoded, and names the file when it is not)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
-    except Exception:  # any Pillow failure (incl. its decompression-bomb guard), see above
-        return 1
-    return value if value in _UPRIGHT else 1
-
-
-def _as_oriented(image: np.ndarray, stored: np.ndarray, oriented: np.ndarray, path: Path) -> np.ndarray:
+def _as_oriented(image: np.ndarray, stored: np.ndarray, oriented: np.ndarray, orientation: int,
+                 path: Path) -> np.ndarray:
     """`image` (pixels as stored) turned upright the way OpenCV turned `stored` into `oriented`: by
-    the EXIF orientation tag, checked on the decoded colours (the same pixels); as stored where
+    the EXIF `orientation`, checked on the decoded colours (the same pixels); as stored where
     OpenCV ignored the tag."""
-    for turn in dict.fromkeys((_UPRIGHT[exif_orientation(path)], _UPRIGHT[1])):
+    for turn in dict.fromkeys((_UPRIGHT[orientation], _UPRIGHT[1])):
         moved = turn(stored)
         if moved.shape == oriented.shape and np.array_equal(moved, oriented):
             return np.ascontiguousarray(turn(image))
@@ -118,11 +111,10 @@ def _as_oriented(image: np.ndarray, stored: np.ndarray, oriented: np.ndarray, pa
                     "save it without alpha (or without the orientation tag)")
 
 
-def composite_alpha(rgba: np.ndarray, background: int | None = None) -> np.ndarray:
+def composite_alpha(rgba: np.ndarray, background: int = ALPHA_BACKGROUND) -> np.ndarray:
     """(H, W, 4) uint8 colour + alpha (any channel order with alpha last) -> (H, W, 3) uint8 over a
-    uniform `background` grey level (default ALPHA_BACKGROUND, white):
-    out = alpha * colour + (1 - alpha) * background, rounded."""
-    background = ALPHA_BACKGROUND if background is None else background
+    uniform `background` grey level (default white): out = alpha * colour + (1 - alpha) * background,
+    rounded."""
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     out = rgba[..., :3].astype(np.float32) * alpha + float(background) * (1.0 - alpha)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

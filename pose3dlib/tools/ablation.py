@@ -352,13 +352,14 @@ def paired_test(rows: list[dict], split: str, protocol: str, first: str, second:
                      and r["protocol"] == protocol} for arm in (first, second)}
     seeds = sorted(set(by_seed[first]) & set(by_seed[second]))
     v1, v2 = [by_seed[first][s] for s in seeds], [by_seed[second][s] for s in seeds]
-    if len(seeds) < 2 or statistics.stdev(b - a for a, b in zip(v1, v2)) == 0:
+    differences = [b - a for a, b in zip(v1, v2)]
+    if len(seeds) < 2 or statistics.stdev(differences) == 0:
         return None
     from scipy import stats
 
     res = stats.ttest_rel(v2, v1)
     ci = res.confidence_interval(confidence)
-    return PairedTest(first, second, len(seeds), statistics.fmean(b - a for a, b in zip(v1, v2)),
+    return PairedTest(first, second, len(seeds), statistics.fmean(differences),
                       float(res.statistic), float(res.df), float(res.pvalue), float(ci.low), float(ci.high))
 
 
@@ -392,6 +393,11 @@ def _mean_sd_words(values: list[float], protocol: str) -> str:
     return f"{statistics.fmean(shown):.1f} ± {statistics.stdev(shown):.1f} ({len(shown)} seeds)"
 
 
+def _have_both(rows: list[dict], split: str, protocol: str, first: str, second: str) -> bool:
+    """Whether both arms have results on (split, protocol)."""
+    return all(arm_values(rows, arm, split, protocol) for arm in (first, second))
+
+
 def _test_cells(test: WelchTest | PairedTest | None, protocol: str, have_both: bool,
                 undefined: str = "n/a: needs two seeds per arm with some spread") -> list[str]:
     """The table cells of one test; without one, `undefined` when both arms have results."""
@@ -416,8 +422,8 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
               "| metric | test | difference (95% CI) | t | df | p | |", "|---|---|---:|---:|---:|---:|---|"]
     for split, protocol in metrics:
         for first, second in COMPARISONS:
-            have_both = all(arm_values(rows, arm, split, protocol) for arm in (first, second))
-            cells = _test_cells(compare(rows, split, protocol, first, second), protocol, have_both)
+            cells = _test_cells(compare(rows, split, protocol, first, second), protocol,
+                                _have_both(rows, split, protocol, first, second))
             lines.append(f"| {metric_label(split, protocol)} | ({second}) − ({first}) | " + " | ".join(cells) + " |")
     first, second = PAIRED
     lines += ["", f"Arms ({first}) and ({second}) share Stages 1-2 per seed, so their seeds pair: two-sided paired "
@@ -427,8 +433,8 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
     for split, protocol in metrics:
         test = paired_test(rows, split, protocol, first, second)
         seeds = str(test.n) if test else ""
-        have_both = all(arm_values(rows, arm, split, protocol) for arm in (first, second))
-        cells = _test_cells(test, protocol, have_both, undefined="n/a: needs two shared seeds whose differences spread")
+        cells = _test_cells(test, protocol, _have_both(rows, split, protocol, first, second),
+                            undefined="n/a: needs two shared seeds whose differences spread")
         lines.append(f"| {metric_label(split, protocol)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

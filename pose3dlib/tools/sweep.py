@@ -404,8 +404,8 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
                     ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
                             alpha=0.7)  # beside the error bar, so single runs stay visible
             labels = [v for v, _ in curve]
-            ax.set_xticks(x, labels, rotation=30 if max(map(len, labels), default=0) > 10 else 0,
-                          ha="right" if max(map(len, labels), default=0) > 10 else "center")
+            turned = max(map(len, labels), default=0) > 10  # long labels (paths) are turned
+            ax.set_xticks(x, labels, rotation=30 if turned else 0, ha="right" if turned else "center")
         ax.set_xlabel(param)
         ax.set_ylabel("MPJPE (mm)")
         ax.set_title(f"{stage}, {split}")
