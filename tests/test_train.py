@@ -19,12 +19,13 @@ from pose3dlib.engine.train import (
     SpeedSwitches,
     build_optimizer,
     config_differences,
+    configure_torch,
     lr_at_epoch,
     lr_at_step,
     resolve_device,
 )
 from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits, pckh_hits, shown_metrics
-from pose3dlib.model import build_model
+from pose3dlib.model import build_model, preprocess
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 from pose3dlib.tools.bench.measure import make_train_step, random_batch
 
@@ -49,6 +50,46 @@ def test_trainer_steps_lower_the_loss_of_a_fixed_batch(device, switches):
     losses = [step(batch)["loss"] for _ in range(30)]
     assert all(math.isfinite(x) for x in losses), losses
     assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
+
+
+@pytest.fixture
+def torch_globals_restored():
+    """Put back the process-wide settings that configure_torch changes."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
+    yield
+    torch.set_num_threads(before[0])
+    torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+    torch.utils.deterministic.fill_uninitialized_memory = before[3]
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_restored):
+    """configure_torch keeps deterministic algorithms but stops filling new tensors with NaN. That is
+    only safe if no operation of the step (forward, losses, backward, Adam) or of an evaluation
+    forward reads memory before writing it: with the fill on, such a read would carry NaN into the
+    weights or outputs; here both settings give bitwise-equal weights and eval outputs."""
+    cpu = torch.device("cpu")
+    cfg = load_config("configs/cpu.yaml")
+    configure_torch(cfg.train, cpu)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+    results = {}
+    for fill in (True, False):
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.manual_seed(0)
+        model = build_model(cfg.model)
+        step = make_train_step(model, cfg, cpu, SpeedSwitches(channels_last=True, bf16=bf16))
+        losses = [step(random_batch(cfg, 4, cpu, seed=i))["loss"] for i in range(3)]
+        model.eval()
+        images = preprocess(random_batch(cfg, 2, cpu, seed=9)["image"], cfg.model.input_format)
+        images = images.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(images)
+        results[fill] = (state_digest(model.state_dict()), losses, out["heatmaps"][-1].float(), out["depth"].float())
+    assert all(math.isfinite(x) for x in results[True][1])
+    assert results[True][:2] == results[False][:2]
+    assert torch.equal(results[True][2], results[False][2]) and torch.equal(results[True][3], results[False][3])
 
 
 # ----------------------------------------------------------------------------- pure pieces

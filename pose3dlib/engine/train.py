@@ -123,6 +123,11 @@ def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        # Deterministic mode also fills every new tensor (torch.empty, resize_) with NaN by
+        # default, in case an operation reads memory before writing it. None of this network's
+        # do (the fill-on and fill-off runs train bitwise-equal weights, a test checks it), and
+        # the fills were 8-18 % of a cpu-profile training step (docs/benchmarks.md).
+        torch.utils.deterministic.fill_uninitialized_memory = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
