@@ -126,7 +126,7 @@ def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
         # Deterministic mode also fills every new tensor (torch.empty, resize_) with NaN by
         # default, in case an operation reads memory before writing it. None of this network's
         # do (the fill-on and fill-off runs train bitwise-equal weights, a test checks it), and
-        # the fills were 8-18 % of a cpu-profile training step (docs/benchmarks.md).
+        # without the fills a cpu-profile training step takes 6-9 % less time (docs/benchmarks.md).
         torch.utils.deterministic.fill_uninitialized_memory = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
