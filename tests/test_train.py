@@ -71,12 +71,16 @@ def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_re
     weights or outputs; here both settings give bitwise-equal weights and eval outputs."""
     cpu = torch.device("cpu")
     cfg = load_config("configs/cpu.yaml")
-    configure_torch(cfg.train, cpu)
+    configure_torch(cfg.train, cpu)  # DDP, compile: the fill stays
+    assert torch.are_deterministic_algorithms_enabled() and torch.utils.deterministic.fill_uninitialized_memory
+    configure_torch(cfg.train, cpu, checked_unfilled=True)  # what one CPU training process sets
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.utils.deterministic.fill_uninitialized_memory is False
     results = {}
     for fill in (True, False):
         torch.utils.deterministic.fill_uninitialized_memory = fill
+        if fill:  # with the fill on, new memory reads as NaN, so a read of it would show
+            assert torch.isnan(torch.empty(8)).all()
         torch.manual_seed(0)
         model = build_model(cfg.model)
         step = make_train_step(model, cfg, cpu, SpeedSwitches(channels_last=True, bf16=bf16))

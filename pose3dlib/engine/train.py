@@ -114,8 +114,12 @@ class SpeedSwitches:
 
 # ----------------------------------------------------------------------------- small pieces
 
-def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
-    """Threads and determinism settings (see TrainConfig.deterministic)."""
+def configure_torch(train_cfg: TrainConfig, device: torch.device, *, checked_unfilled: bool = False) -> None:
+    """Threads and determinism settings (see TrainConfig.deterministic).
+
+    `checked_unfilled`: the run is of the kind tested to read no unwritten memory (one CPU
+    process, no torch.compile); deterministic mode then skips its NaN fill of new tensors.
+    """
     if train_cfg.num_threads > 0:
         torch.set_num_threads(train_cfg.num_threads)
     if train_cfg.deterministic:
@@ -124,10 +128,12 @@ def configure_torch(train_cfg: TrainConfig, device: torch.device) -> None:
             torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
         # Deterministic mode also fills every new tensor (torch.empty, resize_) with NaN by
-        # default, in case an operation reads memory before writing it. None of this network's
-        # do (the fill-on and fill-off runs train bitwise-equal weights, a test checks it), and
-        # without the fills a cpu-profile training step takes 6-9 % less time (docs/benchmarks.md).
-        torch.utils.deterministic.fill_uninitialized_memory = False
+        # default, in case an operation reads memory before writing it. In one CPU process
+        # without compile none of this network's operations do (fill on and off train
+        # bitwise-equal weights, a test checks it), and without the fills a cpu-profile step
+        # takes 6-9 % less time (docs/benchmarks.md). Elsewhere (CUDA, DDP, compile) the
+        # fill stays, as torch sets it.
+        torch.utils.deterministic.fill_uninitialized_memory = not (checked_unfilled and device.type == "cpu")
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -601,7 +607,8 @@ class Trainer:
 
     def fit(self, *, resume: bool, init_from, overwrite: bool) -> dict:
         """Restore or initialise, then run the remaining epochs; returns the final metrics."""
-        configure_torch(self.cfg.train, self.device)
+        one_plain_process = not self.info.enabled and not self.switches.compile
+        configure_torch(self.cfg.train, self.device, checked_unfilled=one_plain_process)
         ckpt, self.init_path, self.init_digest = _restore(self.cfg, self.stage, self.run_dir, resume, init_from,
                                                           overwrite, self.info)
         if ckpt is not None and ckpt["extra"].get("finished", False):
