@@ -65,10 +65,12 @@ def torch_globals_restored():
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
 def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_restored):
-    """configure_torch keeps deterministic algorithms but stops filling new tensors with NaN. That is
-    only safe if no operation of the step (forward, losses, backward, Adam) or of an evaluation
-    forward reads memory before writing it: with the fill on, such a read would carry NaN into the
-    weights or outputs; here both settings give bitwise-equal weights and eval outputs."""
+    """For one CPU training process (checked_unfilled) configure_torch keeps deterministic algorithms
+    but stops filling new tensors with NaN. That is only safe if no operation of the step (forward,
+    losses, backward, Adam) or of an evaluation forward reads memory before writing it: with the fill
+    on, such a read would carry NaN into the weights or outputs; here both settings give
+    bitwise-equal weights and eval outputs (batch 4 here; the cpu recipe's batch 16 was checked end
+    to end by a fresh-clone `make reproduce`, docs/benchmarks.md)."""
     cpu = torch.device("cpu")
     cfg = load_config("configs/cpu.yaml")
     configure_torch(cfg.train, cpu)  # DDP, compile: the fill stays
