@@ -178,7 +178,8 @@ def test_the_oracle_decodes_to_its_own_joints_with_and_without_flip_test(setup, 
 def test_pckh_of_the_oracle_is_one_and_its_joints_land_on_the_annotations(setup, subpixel):
     cfg, splits, truths, oracle = setup
     mpii, truth, hm = splits["mpii_val"], truths["mpii_val"], cfg.data.heatmap_size
-    eval_cfg = dataclasses.replace(cfg.eval, subpixel=subpixel, flip_test=True, recrop_margin=0.0)  # one pass: the oracle knows the dataset's crops only
+    # one pass (recrop_margin 0): the oracle knows the dataset's crops only
+    eval_cfg = dataclasses.replace(cfg.eval, subpixel=subpixel, flip_test=True, recrop_margin=0.0)
     scored = evaluate.pckh_on_mpii(oracle, mpii, eval_cfg, "rgb", "cpu", progress=False)
     assert scored.all_joints == 1.0 and scored.benchmark == 1.0
     assert np.all(scored.per_joint[mpii.annotated.any(0)] == 1.0)
@@ -254,7 +255,8 @@ def test_3d_protocols_of_the_oracle_are_its_rounding_and_weak_perspective_floor(
     expected = _expected_rows(truth, decoded, hm, ds.action_names)
     scored = {}
     for flip in (True, False):
-        rows = evaluate.evaluate_3d_split(oracle, ds, dataclasses.replace(cfg.eval, subpixel=subpixel, flip_test=flip, recrop_margin=0.0),
+        eval_cfg = dataclasses.replace(cfg.eval, subpixel=subpixel, flip_test=flip, recrop_margin=0.0)
+        rows = evaluate.evaluate_3d_split(oracle, ds, eval_cfg,
                                           "rgb", "cpu", BONE_SUM_MM, stage="oracle", split=split,
                                           action_names=ds.action_names, progress=False)
         assert {r["stage"] for r in rows} == {"oracle"} and {r["split"] for r in rows} == {split}

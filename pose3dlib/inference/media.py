@@ -54,9 +54,10 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: {img.shape[2]} channels; expected grey, RGB or RGBA")
     if path.suffix.lower() in ALPHA_SUFFIXES:
         alpha, orientation = pillow_header(path)
-        raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path) if alpha else None
-        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not upright
-            img = _as_oriented(composite_alpha(raw), raw[..., :3], img, orientation, path)
+        if alpha:  # decoded a second time only when the header declares alpha
+            raw = _to_uint8(read_image_file(path, cv2.IMREAD_UNCHANGED), path)
+            if raw.ndim == 3 and raw.shape[2] == 4:  # BGRA (grey + alpha too), as stored: not upright
+                img = _as_oriented(composite_alpha(raw), raw[..., :3], img, orientation, path)
     return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
