@@ -8,6 +8,7 @@ An optional label image receives each part's id, from which joint visibility fol
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -160,6 +161,125 @@ def _hull(points: np.ndarray, radii: np.ndarray, k: int = 10) -> np.ndarray:
     return cv2.convexHull(pts.astype(np.float32))[:, 0, :].astype(np.float64)
 
 
+# A part to draw: (depth in mm, the function that draws it); parts are drawn far to near.
+_Part = tuple[float, Callable[[], None]]
+
+
+class _View:
+    """One person seen through one camera: projection, radii in pixels and depth shading."""
+
+    def __init__(self, intrinsics: np.ndarray, z_ref: float, look: Appearance, paint: _Painter):
+        self.fx, self.fy, self.cx, self.cy = intrinsics
+        self.z_ref, self.look, self.paint = z_ref, look, paint
+
+    def proj(self, p: np.ndarray) -> np.ndarray:
+        """(..., 3) camera-frame mm -> (..., 2) pixels."""
+        return np.stack([self.fx * p[..., 0] / p[..., 2] + self.cx, self.fy * p[..., 1] / p[..., 2] + self.cy],
+                        axis=-1)
+
+    def rad(self, r_mm: float, z: float) -> float:
+        """A radius of r_mm (times the person's girth) at depth z, in pixels."""
+        return r_mm * self.look.girth * self.fx / z
+
+    def shade(self, z: float) -> float:
+        """Brightness factor of a part at depth z: brighter when nearer than the pelvis."""
+        return float(np.clip(1.0 + DEPTH_SHADE_PER_M * (self.z_ref - z) / 1000.0, *SHADE_RANGE))
+
+
+def _limb_parts(v: _View, joints_cam: np.ndarray) -> list[_Part]:
+    """Thighs, shins, upper arms and forearms (LIMBS), each at its midpoint's depth."""
+    parts: list[_Part] = []
+    for part_id, a, b, ra, rb, key in LIMBS:
+        pa, pb = joints_cam[a], joints_cam[b]
+        zmid = (pa[2] + pb[2]) / 2
+        parts.append((zmid, lambda pa=pa, pb=pb, ra=ra, rb=rb, key=key, part_id=part_id, zmid=zmid: v.paint.limb(
+            v.proj(pa), v.proj(pb), v.rad(ra, pa[2]), v.rad(rb, pb[2]), v.look.colour(key), v.shade(zmid), part_id)))
+    return parts
+
+
+def _hand_and_foot_parts(v: _View, joints_cam: np.ndarray, forward_cam: np.ndarray, up_cam: np.ndarray) -> list[_Part]:
+    """A disc beyond each wrist and a shoe (heel to toe along the pelvis' forward) at each ankle."""
+    parts: list[_Part] = []
+    for part_id, el, wr in ((6, R_ELBOW, R_WRIST), (9, L_ELBOW, L_WRIST)):
+        d = joints_cam[wr] - joints_cam[el]
+        c = joints_cam[wr] + 70.0 * d / np.linalg.norm(d)
+        parts.append((c[2], lambda c=c, part_id=part_id: v.paint.disc(
+            v.proj(c), v.rad(40, c[2]), _shade(v.look.skin, v.shade(c[2]) * 0.9), part_id)))
+    for part_id, an in ((12, R_ANKLE), (15, L_ANKLE)):
+        heel = joints_cam[an] - 40.0 * up_cam - 30.0 * forward_cam
+        toe = heel + 190.0 * forward_cam
+        zf = (heel[2] + toe[2]) / 2
+        parts.append((zf, lambda heel=heel, toe=toe, part_id=part_id, zf=zf: v.paint.limb(
+            v.proj(heel), v.proj(toe), v.rad(38, heel[2]), v.rad(34, toe[2]), v.look.shoes, v.shade(zf), part_id)))
+    return parts
+
+
+def _trunk_parts(v: _View, joints_cam: np.ndarray) -> list[_Part]:
+    """Torso (shirt, optional stripes, a lit chest panel) and hips (pants): convex hulls of discs."""
+    trunk = joints_cam[[R_SHOULDER, L_SHOULDER, SPINE, R_HIP, L_HIP]]
+    trunk_r = np.array([68, 68, 118, 0, 0], dtype=np.float64)
+    waist = joints_cam[SPINE] + 0.55 * (joints_cam[[R_HIP, L_HIP]] - joints_cam[SPINE])
+    z_torso = float(trunk[:3, 2].mean())
+    look, paint = v.look, v.paint
+
+    def draw_torso() -> None:
+        pts = np.concatenate([v.proj(trunk[:3]), v.proj(waist)])
+        rads = np.array([v.rad(r, z) for r, z in zip(np.r_[trunk_r[:3], 95, 95], np.r_[trunk[:3, 2], waist[:, 2]])])
+        s = v.shade(z_torso)
+        paint.polygon(_hull(pts, rads), _shade(look.shirt, s * 0.85), 1)
+        if look.stripes is not None:
+            sh, hp = v.proj(trunk[:2]), v.proj(waist)
+            width = max(v.rad(28, z_torso), 1.0)
+            for t in (0.2, 0.45, 0.7):
+                a, b = sh[0] + t * (hp[0] - sh[0]), sh[1] + t * (hp[1] - sh[1])
+                cv2.line(paint.canvas, tuple(int(c) for c in _px(a)), tuple(int(c) for c in _px(b)),
+                         _shade(look.stripes, s * 0.85), max(round(width), 1), cv2.LINE_AA, SHIFT)
+        # A lit panel on the chest reads as a rounded body.
+        centre = v.proj(trunk[:3].mean(0, keepdims=True))[0]
+        paint.disc(centre + LIGHT_2D * v.rad(40, z_torso), v.rad(70, z_torso), _shade(look.shirt, s), 1, label=False)
+
+    hips = joints_cam[[R_HIP, L_HIP, PELVIS]]
+    z_hips = float(hips[:, 2].mean())
+
+    def draw_hips() -> None:
+        pts = np.concatenate([v.proj(hips), v.proj(waist)])
+        rads = np.array([v.rad(r, z) for r, z in zip((88, 88, 95, 92, 92), np.r_[hips[:, 2], waist[:, 2]])])
+        paint.polygon(_hull(pts, rads), _shade(look.pants, v.shade(z_hips) * 0.85), 1)
+
+    return [(z_torso, draw_torso), (z_hips + 1.0, draw_hips)]  # hips just behind the torso at equal depth
+
+
+def _head_parts(v: _View, joints_cam: np.ndarray, face_cam: np.ndarray) -> list[_Part]:
+    """Neck and head: a skin sphere with hair on the back and top (in front when the face looks away)."""
+    neck, top = joints_cam[NECK], joints_cam[HEAD_TOP]
+    head_c = neck + 0.55 * (top - neck)
+    head_r = 0.45 * float(np.linalg.norm(top - neck))
+    head_up = (top - neck) / np.linalg.norm(top - neck)
+    hair_c = head_c - 0.28 * head_r * face_cam + 0.14 * head_r * head_up
+    look, paint = v.look, v.paint
+
+    def draw_neck() -> None:
+        paint.limb(v.proj(neck), v.proj(neck + 0.35 * (top - neck)), v.rad(46, neck[2]), v.rad(44, neck[2]),
+                   look.skin, v.shade(neck[2]) * 0.9, 3)
+
+    def draw_head() -> None:
+        hr = head_r * v.fx / head_c[2]
+
+        def hair() -> None:
+            paint.disc(v.proj(hair_c), 0.97 * hr, _shade(look.hair, v.shade(hair_c[2])), 2)
+
+        hair_in_front = face_cam[2] > 0  # the face looks away from the camera
+        if not hair_in_front:
+            hair()
+        paint.disc(v.proj(head_c), hr, _shade(look.skin, v.shade(head_c[2]) * 0.8), 2)
+        paint.disc(v.proj(head_c - 0.15 * head_r * face_cam) + LIGHT_2D * 0.2 * hr, 0.7 * hr,
+                   _shade(look.skin, v.shade(head_c[2])), 2, label=False)
+        if hair_in_front:
+            hair()
+
+    return [((neck[2] + head_c[2]) / 2 + 5.0, draw_neck), (head_c[2], draw_head)]
+
+
 def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.ndarray, face_cam: np.ndarray,
                   forward_cam: np.ndarray, up_cam: np.ndarray, intrinsics: np.ndarray, look: Appearance) -> None:
     """Draw one person into `canvas` (S, S, 3) uint8 RGB (and part ids into `labels` (S, S) uint8).
@@ -170,100 +290,10 @@ def render_person(canvas: np.ndarray, labels: np.ndarray | None, joints_cam: np.
             looks, the pelvis' forward and up directions.
         intrinsics: (4,) fx, fy, cx, cy of `canvas` in px.
     """
-    fx, fy, cx, cy = intrinsics
-    z_ref = joints_cam[PELVIS, 2]
-
-    def proj(p: np.ndarray) -> np.ndarray:  # (..., 3) -> (..., 2)
-        return np.stack([fx * p[..., 0] / p[..., 2] + cx, fy * p[..., 1] / p[..., 2] + cy], axis=-1)
-
-    def rad(r_mm: float, z: float) -> float:
-        return r_mm * look.girth * fx / z
-
-    def shade(z: float) -> float:
-        return float(np.clip(1.0 + DEPTH_SHADE_PER_M * (z_ref - z) / 1000.0, *SHADE_RANGE))
-
-    parts: list[tuple[float, callable]] = []  # (depth mm, draw function)
-    paint = _Painter(canvas, labels)
-
-    for part_id, a, b, ra, rb, key in LIMBS:
-        pa, pb = joints_cam[a], joints_cam[b]
-        zmid = (pa[2] + pb[2]) / 2
-        parts.append((zmid, lambda pa=pa, pb=pb, ra=ra, rb=rb, key=key, part_id=part_id, zmid=zmid: paint.limb(
-            proj(pa), proj(pb), rad(ra, pa[2]), rad(rb, pb[2]), look.colour(key), shade(zmid), part_id)))
-
-    # Hands and feet.
-    for part_id, el, wr in ((6, R_ELBOW, R_WRIST), (9, L_ELBOW, L_WRIST)):
-        d = joints_cam[wr] - joints_cam[el]
-        c = joints_cam[wr] + 70.0 * d / np.linalg.norm(d)
-        parts.append((c[2], lambda c=c, part_id=part_id: paint.disc(
-            proj(c), rad(40, c[2]), _shade(look.skin, shade(c[2]) * 0.9), part_id)))
-    for part_id, an in ((12, R_ANKLE), (15, L_ANKLE)):
-        heel = joints_cam[an] - 40.0 * up_cam - 30.0 * forward_cam
-        toe = heel + 190.0 * forward_cam
-        zf = (heel[2] + toe[2]) / 2
-        parts.append((zf, lambda heel=heel, toe=toe, part_id=part_id, zf=zf: paint.limb(
-            proj(heel), proj(toe), rad(38, heel[2]), rad(34, toe[2]), look.shoes, shade(zf), part_id)))
-
-    # Torso (shirt) and hips (pants): convex hulls of discs around the trunk joints.
-    trunk = joints_cam[[R_SHOULDER, L_SHOULDER, SPINE, R_HIP, L_HIP]]
-    trunk_r = np.array([68, 68, 118, 0, 0], dtype=np.float64)
-    waist = joints_cam[SPINE] + 0.55 * (joints_cam[[R_HIP, L_HIP]] - joints_cam[SPINE])
-    z_torso = float(trunk[:3, 2].mean())
-
-    def draw_torso() -> None:
-        pts = np.concatenate([proj(trunk[:3]), proj(waist)])
-        rads = np.array([rad(r, z) for r, z in zip(np.r_[trunk_r[:3], 95, 95], np.r_[trunk[:3, 2], waist[:, 2]])])
-        s = shade(z_torso)
-        paint.polygon(_hull(pts, rads), _shade(look.shirt, s * 0.85), 1)
-        if look.stripes is not None:
-            sh, hp = proj(trunk[:2]), proj(waist)
-            width = max(rad(28, z_torso), 1.0)
-            for t in (0.2, 0.45, 0.7):
-                a, b = sh[0] + t * (hp[0] - sh[0]), sh[1] + t * (hp[1] - sh[1])
-                cv2.line(canvas, tuple(int(v) for v in _px(a)), tuple(int(v) for v in _px(b)),
-                         _shade(look.stripes, s * 0.85), max(round(width), 1), cv2.LINE_AA, SHIFT)
-        # A lit panel on the chest reads as a rounded body.
-        centre = proj(trunk[:3].mean(0, keepdims=True))[0]
-        paint.disc(centre + LIGHT_2D * rad(40, z_torso), rad(70, z_torso), _shade(look.shirt, s), 1, label=False)
-
-    hips = joints_cam[[R_HIP, L_HIP, PELVIS]]
-    z_hips = float(hips[:, 2].mean())
-
-    def draw_hips() -> None:
-        pts = np.concatenate([proj(hips), proj(waist)])
-        rads = np.array([rad(r, z) for r, z in zip((88, 88, 95, 92, 92), np.r_[hips[:, 2], waist[:, 2]])])
-        paint.polygon(_hull(pts, rads), _shade(look.pants, shade(z_hips) * 0.85), 1)
-
-    parts.append((z_torso, draw_torso))
-    parts.append((z_hips + 1.0, draw_hips))  # hips just behind the torso at equal depth
-
-    # Neck and head (skin sphere with hair on the back and top).
-    neck, top = joints_cam[NECK], joints_cam[HEAD_TOP]
-    head_c = neck + 0.55 * (top - neck)
-    head_r = 0.45 * float(np.linalg.norm(top - neck))
-    head_up = (top - neck) / np.linalg.norm(top - neck)
-    parts.append(((neck[2] + head_c[2]) / 2 + 5.0, lambda: paint.limb(
-        proj(neck), proj(neck + 0.35 * (top - neck)), rad(46, neck[2]), rad(44, neck[2]), look.skin,
-        shade(neck[2]) * 0.9, 3)))
-    hair_c = head_c - 0.28 * head_r * face_cam + 0.14 * head_r * head_up
-
-    def draw_head() -> None:
-        hr = head_r * fx / head_c[2]
-        def hair() -> None:
-            paint.disc(proj(hair_c), 0.97 * hr, _shade(look.hair, shade(hair_c[2])), 2)
-
-        hair_in_front = face_cam[2] > 0  # the face looks away from the camera
-        if not hair_in_front:
-            hair()
-        paint.disc(proj(head_c), hr, _shade(look.skin, shade(head_c[2]) * 0.8), 2)
-        paint.disc(proj(head_c - 0.15 * head_r * face_cam) + LIGHT_2D * 0.2 * hr, 0.7 * hr,
-                   _shade(look.skin, shade(head_c[2])), 2, label=False)
-        if hair_in_front:
-            hair()
-
-    parts.append((head_c[2], draw_head))
-
-    for _, draw in sorted(parts, key=lambda p: -p[0]):
+    v = _View(intrinsics, joints_cam[PELVIS, 2], look, _Painter(canvas, labels))
+    parts = (_limb_parts(v, joints_cam) + _hand_and_foot_parts(v, joints_cam, forward_cam, up_cam)
+             + _trunk_parts(v, joints_cam) + _head_parts(v, joints_cam, face_cam))
+    for _, draw in sorted(parts, key=lambda p: -p[0]):  # far to near; a stable sort keeps ties in list order
         draw()
 
 
