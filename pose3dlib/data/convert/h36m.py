@@ -238,28 +238,8 @@ def _converted_subjects(out: Path) -> set[int]:
         return set()  # rewritten by this conversion
 
 
-def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None,
-                 every: int = RELEASE_EVERY, every_test: int | None = RELEASE_EVERY_TEST, drop_damaged: bool = False,
-                 progress: bool = True) -> dict:
-    """Convert whatever part of a Human3.6M download is present; return the report (also OUT/conversion.json).
-
-    Args:
-        raw: the download folder (read only). out: the output folder (outside raw).
-        subjects: subjects to convert (default: every subject present).
-        every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (None: every).
-            The defaults are the release's (RELEASE_EVERY, RELEASE_EVERY_TEST); 1 and 1 keep every frame.
-        drop_damaged: leave out S9's sequences with damaged ground truth (else kept, `damaged` = 1).
-    """
-    raw = resolve(raw)
-    if not raw.is_dir():
-        raise DataError(f"Human3.6M download folder not found: {raw}")
-    if every < 1 or (every_test is not None and every_test < 1):
-        raise DataError(f"--every and --every-test must be >= 1, got {every} and {every_test}")
-    out = common.prepare_output(raw, resolve(out))
-    present = find_subject_dirs(raw)
-    if not present and (elsewhere := subjects_elsewhere(raw)):  # a folder above or inside the download
-        raise DataError(f"{no_subjects(raw)}{elsewhere}")
-    meta = read_metadata(find_metadata(raw))
+def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path], subjects: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The subjects to convert (`subjects`, or every one `present`); DataError for a request that cannot be met."""
     if not present:
         raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
                         "Videos/ in each)")
@@ -272,9 +252,15 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
         raise DataError(f"{out / 'annot.h5'} holds subjects {dropped} that this conversion (subjects {list(wanted)}) "
                         f"would leave out of it: pass --subjects {' '.join(str(x) for x in sorted(set(wanted) | set(dropped)))} "
                         "to keep them (their finished sequences are reused), or choose another output folder")
-    report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],
-                    "missing": [], "skipped": [], "damaged_dropped": [], "sequences": 0, "rows": 0,
-                    "every": every, "every_test": every_test or every}
+    return wanted
+
+
+def _sequence_jobs(present: dict[int, Path], wanted: tuple[int, ...], meta: Metadata, drop_damaged: bool,
+                   report: dict) -> list[tuple]:
+    """(subject, action, subaction, camera, name, 3D CDF, 2D CDF or None, video) of every sequence to convert.
+
+    Sequences whose subject folder, 3D poses or video are missing go to report["missing"]; S9's
+    damaged ones to report["damaged_dropped"] with `drop_damaged`."""
     jobs = []
     for s in wanted:
         if s not in present:
@@ -298,6 +284,53 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
                     continue
                 jobs.append((s, action, subaction, cam, name, index["D3_Positions_mono"][f"{file}.cdf"],
                              index["D2_Positions"].get(f"{file}.cdf"), videos[f"{file}.mp4"]))
+    return jobs
+
+
+def _sequence_poses(f3d: Path, f2d: Path | None, lens: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 32, 3) mm and (N, 32, 2) px poses of one sequence and camera; the 2D ones are projected
+    through the camera's `lens` (focal, centre, distortion) when the download has no D2_Positions file."""
+    pose_3d = read_pose_cdf(f3d, 3)
+    common.check_person_units(pose_3d, "mm", f"{f3d}: 'Pose'")
+    if f2d is None:
+        return pose_3d, camera.project_h36m(pose_3d, lens["focal"], lens["centre"], lens["radial_k"],
+                                            lens["tangential_p"])
+    pose_2d = read_pose_cdf(f2d, 2)
+    common.check_person_units(pose_2d, "px", f"{f2d}: 'Pose'")
+    if len(pose_2d) != len(pose_3d):  # the two files of one camera's sequence hold the same frames
+        raise DataError(f"{f2d} holds {len(pose_2d)} frames, {f3d} {len(pose_3d)}: the 2D and 3D poses "
+                        "of one sequence and camera must have the same frames; is one of them another "
+                        "sequence's or truncated?")
+    return pose_3d, pose_2d
+
+
+def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] | None = None,
+                 every: int = RELEASE_EVERY, every_test: int | None = RELEASE_EVERY_TEST, drop_damaged: bool = False,
+                 progress: bool = True) -> dict:
+    """Convert whatever part of a Human3.6M download is present; return the report (also OUT/conversion.json).
+
+    Args:
+        raw: the download folder (read only). out: the output folder (outside raw).
+        subjects: subjects to convert (default: every subject present).
+        every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (None: every).
+            The defaults are the release's (RELEASE_EVERY, RELEASE_EVERY_TEST); 1 and 1 keep every frame.
+        drop_damaged: leave out S9's sequences with damaged ground truth (else kept, `damaged` = 1).
+    """
+    raw = resolve(raw)
+    if not raw.is_dir():
+        raise DataError(f"Human3.6M download folder not found: {raw}")
+    if every < 1 or (every_test is not None and every_test < 1):
+        raise DataError(f"--every and --every-test must be >= 1, got {every} and {every_test}")
+    out = common.prepare_output(raw, resolve(out))
+    present = find_subject_dirs(raw)
+    if not present and (elsewhere := subjects_elsewhere(raw)):  # a folder above or inside the download
+        raise DataError(f"{no_subjects(raw)}{elsewhere}")
+    meta = read_metadata(find_metadata(raw))
+    wanted = _wanted_subjects(raw, out, present, subjects)
+    report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],
+                    "missing": [], "skipped": [], "damaged_dropped": [], "sequences": 0, "rows": 0,
+                    "every": every, "every_test": every_test or every}
+    jobs = _sequence_jobs(present, wanted, meta, drop_damaged, report)
     for item in report["missing"]:
         if item.endswith(".mp4"):
             common.warn(f"video missing, sequence skipped: {item}")
@@ -311,19 +344,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
                     "files": common.files_fingerprint(f3d, f2d, video)}
         rows = common.load_part(out, folder, settings)
         if rows is None:
-            pose_3d = read_pose_cdf(f3d, 3)
-            common.check_person_units(pose_3d, "mm", f"{f3d}: 'Pose'")
-            if f2d is not None:
-                pose_2d = read_pose_cdf(f2d, 2)
-                common.check_person_units(pose_2d, "px", f"{f2d}: 'Pose'")
-                if len(pose_2d) != len(pose_3d):  # the two files of one camera's sequence hold the same frames
-                    raise DataError(f"{f2d} holds {len(pose_2d)} frames, {f3d} {len(pose_3d)}: the 2D and 3D poses "
-                                    "of one sequence and camera must have the same frames; is one of them another "
-                                    "sequence's or truncated?")
-            else:
-                lens = meta.lens[cam - 1]
-                pose_2d = camera.project_h36m(pose_3d, lens["focal"], lens["centre"], lens["radial_k"],
-                                              lens["tangential_p"])
+            pose_3d, pose_2d = _sequence_poses(f3d, f2d, meta.lens[cam - 1])
             n = len(pose_3d)
             keys = {"subject": s, "action": action, "subaction": subaction, "camera": cam,
                     "istrain": int(s in TRAIN_SUBJECTS), "damaged": int((s, name) in DAMAGED)}
