@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -412,7 +413,65 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
+# ----------------------------------------------------------------------------- images
+
+def run_image(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
+              bbox=None, whole_image: bool = False, all_people: bool = False, bvh: bool = False, flip_test: bool = True,
+              plotlyjs: Path | None = None, device: torch.device | None = None,
+              show_steps: bool = False) -> tuple[dict[str, Path], dict]:
+    """Pose of the person (or, with `all_people`, every person) in one image; writes its outputs
+    (`write_outputs`) and returns (their paths, the JSON's content). `show_steps`: a three-step
+    progress bar (finding, estimating, writing). Raises Pose3DError when --bbox misses the image."""
+    image = media.read_image_rgb(path)
+    check_bbox_overlaps(bbox, image.shape[:2], path)
+    found = "cropping" if bbox is not None or whole_image else "finding the person"
+    with progress_bar(total=3, desc=f"{path.name}: {found}", unit="step", leave=False, disable=not show_steps) as steps:
+        boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people, device=device)
+        steps.update()  # the count first: the description names the step under way
+        steps.set_description(f"{path.name}: estimating the pose")
+        records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
+        result = {**header, "input": str(path), **image_result(records, image, all_people)}
+        result["warnings"] = header["checkpoint_warnings"] + result["warnings"]
+        steps.update()
+        steps.set_description(f"{path.name}: writing")
+        paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)
+        steps.update()
+    return paths, result
+
+
 # ----------------------------------------------------------------------------- videos
+
+def _estimate_frames(model: torch.nn.Module, cfg: Config, frames: Iterable[np.ndarray], overlay: media.VideoWriter, *,
+                     bbox, whole_image: bool, flip_test: bool, device: torch.device | None, research_every: int,
+                     desc: str, total: int | None) -> list[dict]:
+    """Follow the person through `frames`, estimate their poses BATCH frames at a time and draw each
+    frame's skeleton into `overlay`; one record per frame (`estimate_poses`)."""
+    from ..plots.viz import draw_skeleton_2d
+
+    records: list[dict] = []
+    pending: list[tuple[np.ndarray, detect.Box]] = []  # frames followed, not yet estimated
+
+    def estimate_pending() -> None:
+        done = estimate_poses(model, cfg, [f for f, _ in pending], [b for _, b in pending],
+                              flip_test=flip_test, device=device)
+        for (frame, _), r in zip(pending, done):
+            overlay.write(draw_skeleton_2d(frame, np.array(r["joints_2d_px"])))
+        records.extend(done)
+        pending.clear()
+
+    box = None
+    for i, frame in enumerate(progress_bar(frames, desc=desc, total=total, unit="frame", leave=False)):
+        if box is None or bbox is not None or whole_image:
+            box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
+        else:  # follow the person, with a whole-frame search when lost and every research_every frames
+            box = detect.follow(model, cfg, frame, box, search=i % research_every == 0, device=device)
+        pending.append((frame, box))
+        if len(pending) == BATCH:  # the batches estimate_poses would form from all frames at once
+            estimate_pending()
+    if pending:
+        estimate_pending()
+    return records
+
 
 def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
               bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
@@ -428,7 +487,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     `warn`: called with each warning of the JSON's `warnings` (a short read, people too small or
     not seen, summed over the frames). Raises Pose3DError when --bbox misses the frame.
     """
-    from ..plots.viz import animated_skeleton_figure, draw_skeleton_2d, skeleton_figure_3d_png, write_html
+    from ..plots.viz import animated_skeleton_figure, skeleton_figure_3d_png, write_html
 
     fps, claimed = media.video_info(path)
     fps = fps if fps > 0 else 25.0
@@ -444,31 +503,12 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     earlier = start_item(paths["json"])
-    records: list[dict] = []
-    pending: list[tuple[np.ndarray, detect.Box]] = []  # frames followed, not yet estimated
     desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person") + " and estimating"
     try:
         with media.VideoWriter(overlay_tmp, fps, tuple(first.shape[1::-1])) as overlay:
-            def estimate_pending() -> None:
-                done = estimate_poses(model, cfg, [f for f, _ in pending], [b for _, b in pending],
-                                      flip_test=flip_test, device=device)
-                for (frame, _), r in zip(pending, done):
-                    overlay.write(draw_skeleton_2d(frame, np.array(r["joints_2d_px"])))
-                records.extend(done)
-                pending.clear()
-
-            box = None
-            for i, frame in enumerate(progress_bar(itertools.chain([first], reader), desc=desc,
-                                                   total=claimed or None, unit="frame", leave=False)):
-                if box is None or bbox is not None or whole_image:
-                    box = boxes_for(model, cfg, frame, bbox, whole_image=whole_image, device=device)[0]
-                else:  # follow the person, with a whole-frame search when lost and every research_every frames
-                    box = detect.follow(model, cfg, frame, box, search=i % research_every == 0, device=device)
-                pending.append((frame, box))
-                if len(pending) == BATCH:  # the batches estimate_poses would form from all frames at once
-                    estimate_pending()
-            if pending:
-                estimate_pending()
+            records = _estimate_frames(model, cfg, itertools.chain([first], reader), overlay, bbox=bbox,
+                                       whole_image=whole_image, flip_test=flip_test, device=device,
+                                       research_every=research_every, desc=desc, total=claimed or None)
         warnings = []
         if claimed > len(records):
             warnings.append(f"only the first {len(records)} of {claimed} frames could be read")
@@ -580,23 +620,10 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                                   whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device,
                                   warn=None if quiet else lambda w, path=item.path: _warn(f"{path}: {w}"))
             else:
-                image = media.read_image_rgb(item.path)
-                check_bbox_overlaps(bbox, image.shape[:2], item.path)
-                found = "cropping" if bbox is not None or whole_image else "finding the person"
                 # a single input has no "demo" bar: its steps show that a large image is being worked on
-                with progress_bar(total=3, desc=f"{item.path.name}: {found}", unit="step", leave=False,
-                                  disable=not single) as steps:
-                    boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people,
-                                      device=device)
-                    steps.update()  # the count first: the description names the step under way
-                    steps.set_description(f"{item.path.name}: estimating the pose")
-                    records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
-                    result = {**header, "input": str(item.path), **image_result(records, image, all_people)}
-                    result["warnings"] = header["checkpoint_warnings"] + result["warnings"]
-                    steps.update()
-                    steps.set_description(f"{item.path.name}: writing")
-                    paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)
-                    steps.update()
+                paths, result = run_image(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
+                                          whole_image=whole_image, all_people=all_people, bvh=bvh, flip_test=flip_test,
+                                          plotlyjs=plotlyjs, device=device, show_steps=single)
                 for w in [] if quiet else result["warnings"][len(header["checkpoint_warnings"]):]:
                     _warn(f"{item.path}: {w}")  # the checkpoint's own warnings were printed once, when it loaded
                 if item.folder is not None:
