@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
-	@# pip byte-compiles on one core; compileall on every core does the same in half the time (docs/benchmarks.md).
+	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md).
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).
 	$(PY) -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0)'
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pose3d)" >/dev/null

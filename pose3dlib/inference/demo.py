@@ -431,7 +431,7 @@ def run_image(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         steps.set_description(f"{path.name}: estimating the pose")
         records = estimate_poses(model, cfg, [image] * len(boxes), boxes, flip_test=flip_test, device=device)
         result = {**header, "input": str(path), **image_result(records, image, all_people)}
-        result["warnings"] = header["checkpoint_warnings"] + result["warnings"]
+        result["warnings"] = header.get("checkpoint_warnings", []) + result["warnings"]
         steps.update()
         steps.set_description(f"{path.name}: writing")
         paths = write_outputs(result, image, out_dir, stem, plotlyjs, bvh=bvh)

@@ -168,7 +168,7 @@ _Part = tuple[float, Callable[[], None]]
 class _View:
     """One person seen through one camera: projection, radii in pixels and depth shading."""
 
-    def __init__(self, intrinsics: np.ndarray, z_ref: float, look: Appearance, paint: _Painter):
+    def __init__(self, intrinsics: np.ndarray, z_ref: float, look: Appearance, paint: _Painter) -> None:
         self.fx, self.fy, self.cx, self.cy = intrinsics
         self.z_ref, self.look, self.paint = z_ref, look, paint
 

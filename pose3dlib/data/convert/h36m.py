@@ -238,7 +238,8 @@ def _converted_subjects(out: Path) -> set[int]:
         return set()  # rewritten by this conversion
 
 
-def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path], subjects: tuple[int, ...] | None) -> tuple[int, ...]:
+def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
+                     subjects: tuple[int, ...] | None) -> tuple[int, ...]:
     """The subjects to convert (`subjects`, or every one `present`); DataError for a request that cannot be met."""
     if not present:
         raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
