@@ -415,6 +415,11 @@ def remove_empty(folders: list[Path]) -> None:
 
 # ----------------------------------------------------------------------------- images
 
+def _locating(bbox, whole_image: bool) -> str:
+    """An input's first step in its progress bar: cropping a given box, or searching for the person."""
+    return "cropping" if bbox is not None or whole_image else "finding the person"
+
+
 def run_image(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
               bbox=None, whole_image: bool = False, all_people: bool = False, bvh: bool = False, flip_test: bool = True,
               plotlyjs: Path | None = None, device: torch.device | None = None,
@@ -424,8 +429,7 @@ def run_image(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     progress bar (finding, estimating, writing). Raises Pose3DError when --bbox misses the image."""
     image = media.read_image_rgb(path)
     check_bbox_overlaps(bbox, image.shape[:2], path)
-    found = "cropping" if bbox is not None or whole_image else "finding the person"
-    with progress_bar(total=3, desc=f"{path.name}: {found}", unit="step", leave=False, disable=not show_steps) as steps:
+    with progress_bar(total=3, desc=f"{path.name}: {_locating(bbox, whole_image)}", unit="step", leave=False, disable=not show_steps) as steps:
         boxes = boxes_for(model, cfg, image, bbox, whole_image=whole_image, all_people=all_people, device=device)
         steps.update()  # the count first: the description names the step under way
         steps.set_description(f"{path.name}: estimating the pose")
@@ -503,7 +507,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     earlier = start_item(paths["json"])
-    desc = f"{path.name}: " + ("cropping" if bbox is not None or whole_image else "finding the person") + " and estimating"
+    desc = f"{path.name}: {_locating(bbox, whole_image)} and estimating"
     try:
         with media.VideoWriter(overlay_tmp, fps, tuple(first.shape[1::-1])) as overlay:
             records = _estimate_frames(model, cfg, itertools.chain([first], reader), overlay, bbox=bbox,
