@@ -390,6 +390,9 @@ def test_3dhp_partial_download(raw, tmp_path):
     fixed = convert_3dhp(part, tmp_path / "out", progress=False)
     assert fixed["frames"] == {"TS5": so.TS_FRAMES - 1} and fixed["missing"] == []
     assert json.loads((tmp_path / "out" / "conversion.json").read_text())["missing"] == []
+    image.write_bytes(kept[: len(kept) // 2])  # cut short: OpenCV alone would fill its lower half with grey
+    cut = convert_3dhp(part, tmp_path / "out", progress=False)
+    assert cut["frames"] == {"TS5": so.TS_FRAMES - 2} and any("TS5/imageSequence: 1 of" in m for m in cut["missing"])
 
 
 def test_h36m_video_shorter_than_its_poses_is_reported_and_redone_when_replaced(raw, tmp_path):

@@ -2,7 +2,9 @@
 
 OpenCV decodes a truncated JPEG without failing (it prints "Premature end of JPEG file" and
 fills the missing rows with grey), so completeness is checked on the bytes first: a JPEG
-must end with its end-of-image marker and a PNG with its IEND chunk.
+must end with its end-of-image marker and a PNG with its IEND chunk. A JPEG may carry more
+after its end marker (the video clip of a phone's "motion photo"): when the file's last bytes
+hold no end marker, its segments are followed to find the one that ends the picture.
 """
 from __future__ import annotations
 
@@ -18,12 +20,47 @@ PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
 TAIL_BYTES = 1024  # the end marker must lie in the file's last bytes (some writers pad after it)
 
 
+def jpeg_image_end(data: bytes) -> int | None:
+    """Offset just past the end-of-image marker that closes the JPEG picture starting at `data`'s
+    SOI, found by following its marker segments (lengths) and entropy-coded scans (where 0xFF is
+    followed by a stuffed 0x00 or a restart marker); None when the bytes end first or are not
+    marker-structured there. Thumbnails inside APP segments are skipped with their segment."""
+    n, i = len(data), len(JPEG_START)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+        elif marker == JPEG_END[1]:
+            return i + 2
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
+            i += 2
+        else:
+            if i + 4 > n:
+                return None
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+            if marker == 0xDA:  # start of scan: entropy-coded bytes up to the next real marker
+                while True:
+                    j = data.find(b"\xff", i)
+                    if j < 0 or j + 1 >= n:
+                        return None
+                    if data[j + 1] == 0x00 or 0xD0 <= data[j + 1] <= 0xD7:
+                        i = j + 2
+                    elif data[j + 1] == 0xFF:
+                        i = j + 1
+                    else:
+                        i = j
+                        break
+    return None
+
+
 def incomplete_reason(data: bytes) -> str | None:
     """Why the encoded bytes of a JPEG or PNG are not a whole image (None when they look complete)."""
     if not data:
         return "the file is empty"
     tail = data[-TAIL_BYTES:]
-    if data.startswith(JPEG_START) and JPEG_END not in tail:
+    if data.startswith(JPEG_START) and JPEG_END not in tail and jpeg_image_end(data) is None:
         return "truncated JPEG (no end-of-image marker)"
     if data.startswith(PNG_SIGNATURE) and PNG_END not in tail:
         return "truncated PNG (no IEND chunk)"
@@ -43,7 +80,12 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
     reason = incomplete_reason(data)
     if reason is not None:
         raise DataError(f"{path}: not a readable image: {reason}")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as e:  # e.g. a header declaring more pixels than OpenCV decodes (damaged, or a gigapixel panorama)
+        raise DataError(f"{path}: not a readable image: OpenCV refused it ({str(e).strip().splitlines()[-1]})") from None
+    except MemoryError:
+        raise DataError(f"{path}: not a readable image: too large to decode in this machine's memory") from None
     if image is None or image.size == 0:
         raise DataError(f"{path}: not a readable image (JPEG/PNG expected; corrupt?)")
     return image

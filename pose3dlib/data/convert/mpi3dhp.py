@@ -24,6 +24,7 @@ from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import MPI3DHP17_NUM_JOINTS, mpi3dhp17_to_mpii16
 from ..h36m import image_path
+from ..image_file import read_image_file
 from . import common
 
 SEQUENCES = (1, 2, 3, 4, 5, 6)
@@ -78,7 +79,10 @@ def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict) -> tu
     missing = 0
     for i in frames:
         src = seq_dir / IMAGE_FOLDER / f"img_{i + 1:06d}.jpg"
-        image = cv2.imread(str(src), cv2.IMREAD_COLOR) if src.is_file() else None
+        try:  # not cv2.imread: it decodes a JPEG cut short (an interrupted download) with grey rows, no error
+            image = read_image_file(src, cv2.IMREAD_COLOR)
+        except DataError:
+            image = None
         if image is None:
             missing += 1
             continue
