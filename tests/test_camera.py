@@ -101,3 +101,55 @@ def test_box_around_frames_points_with_a_margin():
         camera.box_around(pts, 0.0)
     with pytest.raises(ValueError, match=r"\(\.\.\., J, 2\)"):
         camera.box_around(np.zeros((3, 3)), 1.25)
+
+
+def _blob(h: int, w: int, centre: tuple[float, float], sigma: float) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    g = np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma ** 2))
+    return np.repeat((255 * g).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _peak(crop: np.ndarray) -> np.ndarray:
+    """Intensity-weighted centre (x, y) of a crop's bright blob."""
+    g = crop[..., 0].astype(np.float64)
+    g = np.clip(g - 0.2 * g.max(), 0, None)
+    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]]
+    return np.array([(g * x).sum(), (g * y).sum()]) / g.sum()
+
+
+def test_a_crop_that_shrinks_little_reads_the_picture_itself():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    pyramid = camera.ImagePyramid(image)
+    for side in (64.0, 100.0, 128.0):  # 64 px crops of windows up to 2 x their size
+        a = camera.crop_affine(np.array([180.0, 140.0]), side, 0.0, 64)
+        np.testing.assert_array_equal(pyramid.warp(a, 64), camera.warp_image(image, a, 64))
+    assert len(pyramid.levels) == 1  # no halving made
+
+
+def test_a_crop_that_shrinks_a_lot_is_smooth_and_in_place():
+    """A 1024 px window cut to 64 px: from a halving, fine stripes average to their grey and pixel noise
+    to a smooth picture (bilinear alone reads the stripes' white only, and keeps most of the noise), and
+    a blob lands where the affine puts it."""
+    stripes = np.zeros((1200, 1200, 3), np.uint8)
+    stripes[:, ::2] = 255  # the finest pattern a picture holds
+    a = camera.crop_affine(np.array([600.0, 600.0]), 1024.0, 0.0, 64)
+    direct, smooth = camera.warp_image(stripes, a, 64), camera.ImagePyramid(stripes).warp(a, 64)
+    assert direct.mean() == 255  # aliased: every sample falls on a white stripe
+    assert smooth.std() < 3 and abs(float(smooth.mean()) - 127.5) < 3
+    noise = np.random.default_rng(1).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    assert camera.warp_image(noise, a, 64).std() > 30 and camera.ImagePyramid(noise).warp(a, 64).std() < 6
+    blob = _blob(1200, 1600, (700.3, 515.7), sigma=60.0)
+    for centre, side in [((700.0, 520.0), 1024.0), ((650.0, 480.0), 700.0), ((760.0, 560.0), 300.0)]:
+        a = camera.crop_affine(np.array(centre), side, 0.0, 64)
+        expected = camera.apply_affine(np.array([700.3, 515.7]), a)
+        np.testing.assert_allclose(_peak(camera.ImagePyramid(blob).warp(a, 64)), expected, atol=0.15)
+        np.testing.assert_allclose(_peak(camera.warp_image(blob, a, 64)), expected, atol=0.15)  # the same place
+
+
+def test_a_pyramid_of_a_small_picture_stops_halving():
+    tiny = np.full((6, 5, 3), 200, np.uint8)
+    pyramid = camera.ImagePyramid(tiny)
+    a = camera.crop_affine(np.array([2.0, 3.0]), 600.0, 0.0, 64)  # shrinks ~9 x: would want level 3
+    crop = pyramid.warp(a, 64)
+    assert crop.shape == (64, 64, 3) and len(pyramid.levels) == 2 and pyramid.levels[1].shape == (3, 3, 3)

@@ -105,10 +105,13 @@ def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_
     return np.concatenate(out)
 
 
-def crop_windows(image_rgb: np.ndarray, windows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (N, S, S, 3) uint8 of the windows (N, 3) and their affines (N, 2, 3) image px -> crop px."""
+def crop_windows(image_rgb: np.ndarray | camera.ImagePyramid, windows: np.ndarray,
+                 size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (N, S, S, 3) uint8 of the windows (N, 3) and their affines (N, 2, 3) image px -> crop px
+    (a large window read from a halving of the picture, `camera.ImagePyramid`)."""
+    pyramid = image_rgb if isinstance(image_rgb, camera.ImagePyramid) else camera.ImagePyramid(image_rgb)
     affines = np.stack([camera.crop_affine(win[:2], win[2], 0.0, size) for win in windows])
-    crops = np.stack([camera.warp_image(image_rgb, a, size) for a in affines])
+    crops = np.stack([pyramid.warp(a, size) for a in affines])
     return crops, affines
 
 
@@ -123,8 +126,9 @@ def score_windows(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, wi
     device = device or next(model.parameters()).device
     size, hm = cfg.data.input_size, cfg.data.heatmap_size
     scores, joints, maxvals = [], [], []
+    pyramid = camera.ImagePyramid(image_rgb)  # its halvings made once for all the batches
     for i in range(0, len(windows), batch):
-        crops, affines = crop_windows(image_rgb, windows[i:i + batch], size)
+        crops, affines = crop_windows(pyramid, windows[i:i + batch], size)
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(device)  # (B, 3, S, S) uint8
         out = predict(model, x, cfg.model.input_format, flip_test=False)
         mv = out["maxvals"].float().cpu().numpy()  # (B, 16)
