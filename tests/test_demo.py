@@ -329,7 +329,7 @@ def test_demo_missing_image_and_corrupt_image(tmp_path, checkpoint):
         assert r.returncode == 2 and path.name in r.stderr and "Traceback" not in r.stderr
 
 
-def test_default_checkpoint_is_the_newest_finished_non_smoke_run(tmp_path, monkeypatch):
+def test_default_checkpoint_is_the_newest_finished_non_smoke_run(tmp_path, monkeypatch, capsys):
     import os
 
     from pose3dlib.config import Config, config_to_dict
@@ -348,6 +348,19 @@ def test_default_checkpoint_is_the_newest_finished_non_smoke_run(tmp_path, monke
     assert runs.newest_finished_checkpoint(3, root) == root / "paper" / "stage3" / "last.pt"
     monkeypatch.setattr(runs, "RUNS_DIR", root)
     assert demo.default_checkpoint() == root / "paper" / "stage3" / "last.pt"
+    # A damaged run checkpoint the user never named is passed over, with a warning, not the end of the demo.
+    damaged = root / "zz" / "stage3" / "last.pt"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"cut short")
+    unreadable: list[str] = []
+    assert runs.newest_finished_checkpoint(3, root, unreadable) == root / "paper" / "stage3" / "last.pt"
+    assert len(unreadable) == 1 and unreadable[0].startswith(f"{damaged}: not a pose3d checkpoint")
+    assert demo.default_checkpoint() == root / "paper" / "stage3" / "last.pt"
+    assert f"warning: passed over: {damaged}: not a pose3d checkpoint" in capsys.readouterr().err
+    for run in ("cpu", "paper", "wip", "smoke"):
+        (root / run / "stage3" / "last.pt").unlink()
+    with pytest.raises(demo.Pose3DError, match=rf"no finished stage-3 checkpoint .*unreadable: {re.escape(str(damaged))}"):
+        runs.newest_finished_checkpoint(3, root)
 
 
 def test_demo_3d_has_the_checkpoints_mm_scale_and_refuses_a_checkpoint_without_one(tmp_path, checkpoint, smoke_cfg):
@@ -418,3 +431,15 @@ def test_all_people_on_a_video_says_it_follows_one_person(tmp_path, checkpoint):
     assert r.returncode == 0, r.stderr
     assert "warning: --all-people applies to images; a video follows one person:" in r.stderr
     assert "clip.mp4" in r.stderr and "people" not in json.loads((tmp_path / "out" / "clip.json").read_text())
+
+
+def test_all_people_warnings_name_their_person():
+    good = {"box": {"center_px": [50.0, 50.0], "side_px": 80.0}, "score": 0.5}
+    small = {"box": {"center_px": [20.0, 20.0], "side_px": 12.0}, "score": 0.5}
+    image = np.zeros((100, 120, 3), np.uint8)
+    result = demo.image_result([good, small], image, all_people=True)
+    assert result["warnings"] == [f"person 2: person too small: box side 12 px < {demo.MIN_PERSON_PX} px"]
+    assert result["people"] == [good, small] and result["box"] == good["box"]
+    assert demo.image_result([good, small], image, all_people=False)["warnings"] == []  # the best person's only
+    assert demo.image_result([small], image, all_people=True)["warnings"] == [
+        f"person too small: box side 12 px < {demo.MIN_PERSON_PX} px"]

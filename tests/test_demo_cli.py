@@ -132,6 +132,20 @@ def test_files_a_folder_search_does_not_read_are_named(tmp_path):
     assert left_out == []
 
 
+def test_a_file_given_by_name_needs_a_suffix_the_demo_reads(tmp_path):
+    """A phone's .heic named on the command line: said so, not "corrupt image?"; other video containers are videos."""
+    (tmp_path / "IMG_1.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(Pose3DError, match=r"IMG_1\.HEIC: \.HEIC is neither an image nor a video the demo reads "
+                                          r"\(\.jpg, .*\.webm\); convert it \(a phone's \.heic photo to \.jpg"):
+        media.collect_inputs([tmp_path / "IMG_1.HEIC"])
+    (tmp_path / "README").write_text("x")
+    with pytest.raises(Pose3DError, match=r"README: a name without a suffix is neither an image nor a video"):
+        media.collect_inputs([tmp_path / "README"])
+    for name in ("clip.m4v", "clip.webm", "clip.MOV"):
+        (tmp_path / name).write_bytes(b"x")
+        assert [i.kind for i in media.collect_inputs([tmp_path / name])] == ["video"]
+
+
 def test_a_video_shows_one_bar_over_its_frames(tmp_path, loaded, bars_on, capsys):
     model, cfg = loaded
     clip = _video(tmp_path / "clip.mp4", n=3)
@@ -164,6 +178,41 @@ def test_a_video_is_estimated_a_batch_at_a_time_with_the_same_result(tmp_path, l
     # float64 before rounding: two decimals in the file, not float32's 315.1000061035156
     text = (tmp_path / "o" / "clip.json").read_text()
     assert not re.search(r"\d\.\d{6,}", text.split('"frames"')[1])
+
+
+def test_frame_times_come_from_the_videos_timestamps(tmp_path, loaded):
+    model, cfg = loaded
+    clip = _video(tmp_path / "clip.mp4", n=6, size=(64, 80))  # a constant 4 fps
+    stamps: list[float] = []
+    assert len(list(media.read_video_frames(clip, stamps))) == 6
+    np.testing.assert_allclose(stamps, [0, 250, 500, 750, 1000, 1250], atol=1)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    result = json.loads((tmp_path / "o" / "clip.json").read_text())
+    assert [r["time_s"] for r in result["frames"]] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
+    assert not any("frame rate" in w or "timestamps" in w for w in result["warnings"])
+    # A phone's variable frame rate: the timestamps are kept, and the constant-rate files are flagged.
+    times, warning = media.frame_times([1000.0, 1033.3, 1066.7, 1200.0, 1300.0, 1400.0], fps=30)
+    np.testing.assert_allclose(times, [0, 0.0333, 0.0667, 0.2, 0.3, 0.4], atol=1e-4)
+    assert warning.startswith("variable frame rate: time_s are the video's own timestamps, up to 0.23 s from")
+    times, warning = media.frame_times([0.0, 0.0, 0.0], fps=10)  # a container without timestamps
+    np.testing.assert_allclose(times, [0, 0.1, 0.2])
+    assert warning == "the video's frame timestamps could not be read: time_s is frame index / 10 fps"
+    assert media.frame_times([0.0, 33.4, 66.6], fps=30)[1] is None  # rounding is not a variable rate
+
+
+def test_a_long_videos_animation_shows_evenly_spaced_frames():
+    from pose3dlib.plots.viz import animated_skeleton_figure, animation_frames
+
+    assert animation_frames(5, max_frames=10).tolist() == [0, 1, 2, 3, 4]
+    shown = animation_frames(1000, max_frames=50)
+    assert len(shown) == 50 and shown[0] == 0 and shown[-1] == 999 and np.all(np.diff(shown) > 0)
+    joints = np.random.default_rng(0).normal(0, 300, (1000, 16, 3))
+    fig = animated_skeleton_figure(joints, np.arange(1000) / 25.0, max_frames=50)
+    assert [f.name for f in fig.frames] == [str(t) for t in shown]
+    assert [step["label"] for step in fig.layout.sliders[0].steps] == [str(t) for t in shown]
+    play = fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"]
+    assert 780 <= play <= 840  # about 20 frames at 25 fps between shown frames: the video's own pace
+    assert len(animated_skeleton_figure(joints[:40]).frames) == 40
 
 
 def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, loaded, monkeypatch):
@@ -271,6 +320,23 @@ def test_checkpoint_folder_says_a_file_is_expected(tmp_path):
         demo.load_demo_model("configs")  # a library caller's relative path: the project's, as everywhere
 
 
+def test_out_whose_results_folder_is_the_input_folder_is_refused(tmp_path, loaded):
+    """`demo photos --out .` would write photos/a.json, a_2d.png, ... among the photos, read as photos next time."""
+    model, cfg = loaded
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    with pytest.raises(Pose3DError, match=re.escape(f"--out {tmp_path}: the results of the input folder {photos} would go "
+                                                    f"into that folder itself ({photos}), and a later run would read "
+                                                    "them as photos")):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([photos]), tmp_path, whole_image=True)
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    written = demo.run_inputs(model, cfg, None, media.collect_inputs([photos]), tmp_path / "out", whole_image=True,
+                              quiet=True)  # another --out: fine
+    assert list(written) == [photos / "a.png"]
+
+
 def test_a_run_where_every_input_fails_leaves_no_out_folder(tmp_path, loaded, capsys):
     model, cfg = loaded
     (tmp_path / "x.jpg").write_bytes(b"nope")
@@ -335,3 +401,19 @@ def test_a_small_pictures_overlay_is_drawn_enlarged_and_a_large_ones_as_it_is(tm
     assert np.allclose(drawn[0][0], [(7 - 1) / 2] * 2)
     large = np.zeros((300, 20, 3), np.uint8)
     assert demo.overlay_canvas(large)[1] == 1 and demo.overlay_canvas(large)[0] is large
+
+
+def test_the_shared_plotly_script_is_rewritten_when_cut_short(tmp_path):
+    from plotly.offline import get_plotlyjs
+
+    from pose3dlib.plots.viz import write_plotlyjs
+
+    script = get_plotlyjs().encode("utf-8")
+    path = write_plotlyjs(tmp_path)
+    assert path == tmp_path / "plotly.min.js" and path.read_bytes() == script
+    path.write_bytes(script[: len(script) // 2])  # a kill or a full disk during an earlier run's write
+    assert write_plotlyjs(tmp_path).read_bytes() == script
+    stamp = path.stat().st_mtime_ns
+    write_plotlyjs(tmp_path)  # already the installed plotly's copy: left as it is
+    assert path.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plotly.min.js"]  # no temporary left behind

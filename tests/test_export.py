@@ -6,6 +6,7 @@ import csv
 import numpy as np
 import pytest
 
+from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.inference import export
 from pose3dlib.skeleton import MPII16
 
@@ -99,3 +100,36 @@ def test_bundle_arrays_and_csv(tmp_path):
     assert float(rows[17]["z_mm"]) == pytest.approx(j3[1, 1, 2], abs=0.06)
     with pytest.raises(ValueError, match="joints_2d_px"):
         export.write_bundle(tmp_path, ["a"], j2, j3[:1], conf[:1], box[:1])
+
+
+def test_an_interrupted_bundle_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    j2, j3, conf, box = rng.random((2, 16, 2)), rng.random((2, 16, 3)), rng.random((2, 16)), rng.random((2, 3))
+    folder = tmp_path / "keypoints"
+    export.write_bundle(folder, ["a.jpg", "b.jpg"], j2, j3, conf, box)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(before) == sorted(export.BUNDLE_FILES)
+    real = export.atomic_write
+
+    def killed_at_the_csv(path, write, **kw):
+        if path.name == "keypoints.csv":
+            raise KeyboardInterrupt  # Ctrl-C after the new arrays and items.txt were written
+        return real(path, write, **kw)
+
+    monkeypatch.setattr(export, "atomic_write", killed_at_the_csv)
+    with pytest.raises(KeyboardInterrupt):
+        export.write_bundle(folder, ["c.jpg"], j2[:1] + 1, j3[:1], conf[:1], box[:1])
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # not the new arrays beside the old CSV
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keypoints"]  # no temporary folder left
+    monkeypatch.setattr(export, "atomic_write", real)
+    export.write_bundle(folder, ["c.jpg"], j2[:1], j3[:1], conf[:1], box[:1])
+    assert (folder / "items.txt").read_text() == "c.jpg\n" and np.load(folder / "confidence.npy").shape == (1, 16)
+
+
+def test_a_bundle_never_replaces_a_folder_of_other_files(tmp_path):
+    rng = np.random.default_rng(4)
+    (tmp_path / "photo.jpg").write_bytes(b"mine")
+    with pytest.raises(Pose3DError, match=r"holds files that are not a keypoint bundle's \(photo\.jpg\)"):
+        export.write_bundle(tmp_path, ["a"], rng.random((1, 16, 2)), rng.random((1, 16, 3)), rng.random((1, 16)),
+                            rng.random((1, 3)))
+    assert (tmp_path / "photo.jpg").read_bytes() == b"mine"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -136,6 +137,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary
             os.close(dir_fd)
     except OSError:
         pass
+    return path
+
+
+def replace_folder(filled: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Put the folder `filled` (built as `temporary_sibling(path, "partial")`) in place of `path`.
+
+    The folder there before is renamed aside first and removed after the new one is in place, so
+    `path` is never a mix of the two: the old whole folder, the new one or, between the two
+    renames, nothing.
+    """
+    filled, path = Path(filled), Path(path)
+    old = temporary_sibling(path, "old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    filled.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 

@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import Pose3DError
+from .errors import CheckpointError, Pose3DError
 from .paths import RUNS_DIR, resolve
 
 STAGES = (1, 2, 3)
@@ -212,19 +212,32 @@ def is_finished(path: Path) -> bool:
     return path.is_file() and bool(load_checkpoint(path).get("extra", {}).get("finished", False))
 
 
-def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = None) -> Path:
-    """The most recently written finished `<root>/<run>/stage{N}/last.pt` (root: runs/), smoke runs excluded."""
+def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = None,
+                               unreadable: list[str] | None = None) -> Path:
+    """The most recently written finished `<root>/<run>/stage{N}/last.pt` (root: runs/), smoke runs excluded.
+
+    A candidate that cannot be read (damaged, or stored by an incompatible pose3dlib) is passed
+    over, with its error appended to `unreadable` when given; the Pose3DError raised when no
+    candidate is left names them.
+    """
     from .checkpoint import load_checkpoint
 
     root = RUNS_DIR if root is None else root
-    found = []
-    for path in resolve(root).glob(f"*/{stage_name(stage)}/{CHECKPOINT_NAME}"):
-        ckpt = load_checkpoint(path)
+    found, passed_over = [], []
+    for path in sorted(resolve(root).glob(f"*/{stage_name(stage)}/{CHECKPOINT_NAME}")):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as e:
+            passed_over.append(str(e))
+            continue
         if ckpt.get("extra", {}).get("finished", False) and ckpt["config"].get("profile") != TEST_PROFILE:
             found.append(path)
+    if unreadable is not None:
+        unreadable += passed_over
     if not found:
         raise Pose3DError(
-            f"no finished stage-{stage} checkpoint under {resolve(root)} (smoke-profile runs do not count); "
+            f"no finished stage-{stage} checkpoint under {resolve(root)} (smoke-profile runs do not count"
+            + (f"; unreadable: {'; '.join(passed_over)}" if passed_over else "") + "); "
             "make one with `make reproduce` or pass --checkpoint CKPT (e.g. a converted original model "
             "from `python -m pose3dlib convert-hg3d`)")
     return max(found, key=lambda p: p.stat().st_mtime)

@@ -36,7 +36,7 @@ from ..engine.atomic_io import atomic_write_text, describe_os_error, temporary_s
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
-from ..engine.errors import CheckpointError, DataError, Pose3DError
+from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..engine.progress import progress_bar
 from ..evaluation.evaluate import predict
@@ -52,6 +52,7 @@ BOX_MARGIN = BOX_FACTOR
 SCHEMA = "pose3d-demo/1"
 MIN_PERSON_PX = 32  # a box side below this is upsampled more than 2x for a 64 px network: too small to see
 BATCH = 16  # crops per forward pass for folders and videos
+ASSUMED_FPS = 25.0  # for a video whose container states no frame rate (said in its warnings)
 EXPECTATIONS = (
     "A model trained only on this project's synthetic people finds the body axis on some real "
     "photographs and the limbs on few. For real photographs use the original authors' weights, "
@@ -105,11 +106,7 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tu
     `device`: a torch device or a name for `engine.device.resolve_device` ("auto": CUDA, then CPU)."""
     if isinstance(device, str):
         device = resolve_device(device, key="device")
-    if (folder := resolve(ckpt)).is_dir():
-        inside = next((c for c in (folder / "last.pt", folder / "stage3" / "last.pt") if c.is_file()), None)
-        raise CheckpointError(f"checkpoint {folder}: is a folder; expected a checkpoint file "
-                              f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
-    checkpoint = load_checkpoint(ckpt, map_location=device)  # read once; errors name the file
+    checkpoint = load_checkpoint(resolve(ckpt), map_location=device)  # read once; errors name the file (a folder too)
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
         _warn(warning)
@@ -192,16 +189,24 @@ def estimate_poses(model: torch.nn.Module, cfg: Config, images: list[np.ndarray]
 
     Returns one record per pair: box, joints_2d_px (16, 2), joints_3d_mm (16, 3),
     confidence (16,) heatmap maxima, score (their mean). `progress`: the description of a
-    progress bar over the pairs (None: no bar).
+    progress bar over the pairs (None: no bar). A box that the crop shrinks by more than 2 x is
+    read from a halving of the picture (`camera.ImagePyramid`), not sampled with aliasing.
     """
     device = device or next(model.parameters()).device
     size, hm = cfg.data.input_size, cfg.data.heatmap_size
     scale_mm, _ = bone_sum_mm(cfg)
     records = []
+    pyramids: dict[int, camera.ImagePyramid] = {}  # one per picture: people of one photo share its halvings
+
+    def crop(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
+        if id(image) not in pyramids:
+            pyramids[id(image)] = camera.ImagePyramid(image)
+        return pyramids[id(image)].warp(affine, size)
+
     bar = progress_bar(total=len(images), desc=progress, unit="frame", leave=False, disable=progress is None)
     for i in range(0, len(images), batch):
         affines = [camera.crop_affine(b.center_px, b.side_px, 0.0, size) for b in boxes[i:i + batch]]
-        crops = np.stack([camera.warp_image(im, a, size) for im, a in zip(images[i:i + batch], affines)])
+        crops = np.stack([crop(im, a) for im, a in zip(images[i:i + batch], affines)])
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous().to(device)  # (B, 3, S, S) uint8
         out = predict(model, x, cfg.model.input_format, flip_test=flip_test, subpixel=cfg.eval.subpixel)
         joints_norm = out["joints_2d"].float().cpu().numpy()  # (B, 16, 2)
@@ -249,9 +254,12 @@ def frame_warnings(records: list[dict], image_hw: tuple[int, int]) -> list[str]:
 
 
 def image_result(records: list[dict], image_rgb: np.ndarray, all_people: bool) -> dict:
-    """The per-image part of the JSON: the best person's fields at the top, `people` with --all-people."""
-    result = {"image_size_px": list(image_rgb.shape[1::-1]), **records[0],
-              "warnings": [w for r in records[:1 if not all_people else None] for w in warnings_for(r, image_rgb.shape[:2])]}
+    """The per-image part of the JSON: the best person's fields at the top, `people` with --all-people
+    (whose warnings name the person they are about: `person 2: ...`, counting from 1 in `people`'s order)."""
+    hw = image_rgb.shape[:2]
+    warnings = ([f"person {k}: {w}" for k, r in enumerate(records, start=1) for w in warnings_for(r, hw)]
+                if all_people and len(records) > 1 else warnings_for(records[0], hw))
+    result = {"image_size_px": list(image_rgb.shape[1::-1]), **records[0], "warnings": warnings}
     if all_people:
         result["people"] = records
     return result
@@ -270,8 +278,13 @@ def estimate_pose(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bb
 
 def default_checkpoint() -> Path:
     """The newest finished stage-3 checkpoint of a `make reproduce` run (smoke runs excluded;
-    pose3dlib.engine.runs owns the run-folder layout)."""
-    return runs.newest_finished_checkpoint(stage=3)
+    pose3dlib.engine.runs owns the run-folder layout); a warning for each run checkpoint passed
+    over because it cannot be read."""
+    unreadable: list[str] = []
+    path = runs.newest_finished_checkpoint(stage=3, unreadable=unreadable)
+    for message in unreadable:
+        _warn(f"passed over: {message}")
+    return path
 
 
 # ----------------------------------------------------------------------------- writing
@@ -494,9 +507,11 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     from ..plots.viz import animated_skeleton_figure, skeleton_figure_3d_png, write_html
 
     fps, claimed = media.video_info(path)
-    fps = fps if fps > 0 else 25.0
+    stated_fps = fps > 0
+    fps = fps if stated_fps else ASSUMED_FPS
     research_every = max(1, round(fps * detect.RESEARCH_EVERY_S))  # frames between whole-frame searches
-    reader = media.read_video_frames(path)
+    times_ms: list[float] = []
+    reader = media.read_video_frames(path, times_ms)
     first = next(reader, None)
     if first is None:
         raise DataError(f"{path}: no readable frames (empty or damaged video)")
@@ -516,11 +531,14 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         warnings = []
         if claimed > len(records):
             warnings.append(f"only the first {len(records)} of {claimed} frames could be read")
+        if not stated_fps:
+            warnings.append(f"the video states no frame rate: the overlay video and BVH play at {ASSUMED_FPS:g} fps")
+        times, timing = media.frame_times(times_ms[:len(records)], fps)
+        warnings += [timing] if timing else []
         warnings += frame_warnings(records, first.shape[:2])
         if warn is not None:
             for w in warnings:
                 warn(w)
-        times = np.arange(len(records)) / fps
         for i, r in enumerate(records):
             r["index"], r["time_s"] = i, round(float(times[i]), 4)
         result = {**header, "video": str(path), "fps": fps, "image_size_px": list(first.shape[1::-1]),
@@ -543,7 +561,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "2D and 3D pose of the people in images (JPEG/PNG/...; RGB, RGBA, grey), folders of them "
-        "(searched recursively) and videos (mp4, avi, mov, mkv). Without --bbox the person is found by a search "
+        "(searched recursively) and videos (mp4, m4v, avi, mov, mkv, webm). Without --bbox the person is found by a search "
         "driven by the network's heatmap confidence. " + EXPECTATIONS
     )
     # read from the current folder as typed (not made absolute): the JSON's `input` shows them as given
@@ -608,12 +626,17 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     paths per input (printed too, with each input's warnings on stderr, unless `quiet`; the
     warnings are in each JSON either way).
     """
+    labels = folder_labels(items)
+    for folder, label in labels.items():  # `demo photos --out .` would write photos/*.json beside the photos
+        if (resolve(out_dir) / label).resolve() == folder.resolve():
+            raise Pose3DError(f"--out {out_dir}: the results of the input folder {folder} would go into that folder "
+                              f"itself ({Path(out_dir) / label}), and a later run would read them as photos; "
+                              "choose another --out")
     made = prepare_out(out_dir)
     header = output_header(cfg, ckpt)
     plotlyjs = resolve(out_dir) / "plotly.min.js"  # the pages link to it; written once an input succeeded
     single = len(items) == 1
     used: set[str] = set()
-    labels = folder_labels(items)
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
     written: dict[Path, dict[str, Path]] = {}
     for item in progress_bar(items, desc="demo", unit="input", disable=len(items) == 1):

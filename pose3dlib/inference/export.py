@@ -8,11 +8,14 @@ Units as in the demo's JSON: 2D in image pixels, 3D in mm, root-relative (pelvis
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..engine.atomic_io import atomic_write, atomic_write_text
+from ..engine.atomic_io import atomic_write, atomic_write_text, replace_folder, temporary_sibling
+from ..engine.errors import Pose3DError
 from ..skeleton import MPII16
 
 # BVH bones: the skeleton's edge tree rooted at the pelvis, plus the thorax (in no edge of the
@@ -20,9 +23,17 @@ from ..skeleton import MPII16
 THORAX = MPII16.index("thorax")
 
 
+BUNDLE_FILES = ("joints_2d_px.npy", "joints_3d_mm.npy", "confidence.npy", "box_center_side_px.npy", "items.txt",
+                "keypoints.csv")
+
+
 def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray, joints_3d_mm: np.ndarray,
                  confidence: np.ndarray, boxes: np.ndarray) -> Path:
     """Write one NPY array per quantity and a long CSV (one row per item and joint) into `folder`.
+
+    The bundle is built in a temporary folder beside it that then replaces `folder` as a whole,
+    so an interrupted run leaves the earlier bundle or the new one, never a mix of their files;
+    a `folder` holding other files (BUNDLE_FILES are the bundle's) is refused with Pose3DError.
 
     Args:
         names: N item names (image paths relative to the folder, or frame numbers).
@@ -32,13 +43,33 @@ def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray,
     n = len(names)
     arrays = {"joints_2d_px": (joints_2d_px, (n, 16, 2)), "joints_3d_mm": (joints_3d_mm, (n, 16, 3)),
               "confidence": (confidence, (n, 16)), "box_center_side_px": (boxes, (n, 3))}
-    folder = Path(folder)
+    checked = {}
     for key, (value, shape) in arrays.items():
-        value = np.asarray(value, dtype=np.float32)
-        if value.shape != shape:
-            raise ValueError(f"{key} must have shape {shape}, got {value.shape}")
+        checked[key] = np.asarray(value, dtype=np.float32)
+        if checked[key].shape != shape:
+            raise ValueError(f"{key} must have shape {shape}, got {checked[key].shape}")
+    folder = Path(folder)
+    if folder.is_dir() and (others := sorted(f for f in os.listdir(folder) if f not in BUNDLE_FILES
+                                             and not f.startswith("."))):
+        raise Pose3DError(f"{folder}: holds files that are not a keypoint bundle's ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}); the bundle replaces its folder as a whole: "
+                          "give it a folder of its own")
+    filled = temporary_sibling(folder, "partial")
+    shutil.rmtree(filled, ignore_errors=True)
+    filled.mkdir(parents=True)
+    try:
+        _write_bundle_files(filled, names, checked)
+        return replace_folder(filled, folder)
+    finally:
+        shutil.rmtree(filled, ignore_errors=True)
+
+
+def _write_bundle_files(folder: Path, names: list[str], arrays: dict[str, np.ndarray]) -> None:
+    """The bundle's files (write_bundle) into the empty `folder`."""
+    for key, value in arrays.items():
         atomic_write(folder / f"{key}.npy", lambda f, v=value: np.save(f, v), binary=True)
     atomic_write_text(folder / "items.txt", "".join(f"{name}\n" for name in names))
+    joints_2d_px, joints_3d_mm, confidence = arrays["joints_2d_px"], arrays["joints_3d_mm"], arrays["confidence"]
 
     def rows(f) -> None:
         w = csv.writer(f)
@@ -49,7 +80,6 @@ def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray,
                             round(float(confidence[i, j]), 4)])
 
     atomic_write(folder / "keypoints.csv", rows)
-    return folder
 
 
 # ----------------------------------------------------------------------------- BVH

@@ -18,7 +18,7 @@ from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import DataError, Pose3DError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm")
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)  # for messages
 OUTPUT_MARKER = ".pose3d-demo-output"  # written into every demo --out: a folder search never reads it as input
 # Formats whose alpha channel is composited (read_image_rgb). Not TIFF: OpenCV reads an RGBA TIFF through
@@ -128,7 +128,8 @@ def kind_of(path: Path) -> str:
 
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                    skipped: list[Path] | None = None, left_out: list[Path] | None = None) -> list[Item]:
-    """Files as given; folders searched recursively for images and videos (sorted), leaving out hidden
+    """Files as given (Pose3DError for a suffix that is neither an image's nor a video's); folders
+    searched recursively for images and videos (sorted), leaving out hidden
     files and folders (a name starting with '.': macOS's ._photo.jpg, .thumbnails/).
 
     `skip`: a folder (the demo's --out) whose files a folder search leaves out when it lies
@@ -166,6 +167,10 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                                   + (f" besides earlier demo outputs in {', '.join(map(str, outputs[:3]))}" if outputs else ""))
             items += [Item(kind_of(f), f, p) for f in found]
         elif p.exists():
+            if p.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+                raise Pose3DError(f"{p}: {p.suffix or 'a name without a suffix'} is neither an image nor a video "
+                                  f"the demo reads ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); convert it "
+                                  "(a phone's .heic photo to .jpg, for example) or give it one of these suffixes")
             items.append(Item(kind_of(p), p, None))
         else:
             raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
@@ -199,8 +204,12 @@ def video_info(path: Path) -> tuple[float, int]:
         cap.release()
 
 
-def read_video_frames(path: Path) -> Iterator[np.ndarray]:
-    """Yield the frames of a video as (H, W, 3) uint8 RGB until the first unreadable one."""
+def read_video_frames(path: Path, times_ms: list[float] | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video as (H, W, 3) uint8 RGB until the first unreadable one.
+
+    `times_ms`: when given, each frame's timestamp in the container (milliseconds, as OpenCV
+    reports it after reading the frame) is appended to it as the frame is yielded.
+    """
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise DataError(f"{path}: OpenCV cannot open this video ({VIDEO_KINDS} expected)")
@@ -209,9 +218,34 @@ def read_video_frames(path: Path) -> Iterator[np.ndarray]:
             ok, frame = cap.read()
             if not ok or frame is None:
                 return
+            if times_ms is not None:
+                times_ms.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
+
+
+def frame_times(times_ms: list[float], fps: float) -> tuple[np.ndarray, str | None]:
+    """Seconds of each frame from the first, from the container's timestamps (`read_video_frames`),
+    and a warning or None.
+
+    A phone's video often has a variable frame rate: its timestamps are then the true times, and
+    the warning says that files played at the constant `fps` (the overlay, BVH) drift from them.
+    Where the timestamps are unusable (not finite, or not increasing) the times are frame index /
+    `fps`, and the warning says so.
+    """
+    nominal = np.arange(len(times_ms)) / fps
+    stamps = np.asarray(times_ms, dtype=np.float64) / 1000.0
+    if len(stamps) < 2:
+        return nominal, None
+    if not np.all(np.isfinite(stamps)) or np.any(np.diff(stamps) <= 0):
+        return nominal, f"the video's frame timestamps could not be read: time_s is frame index / {fps:g} fps"
+    stamps = stamps - stamps[0]
+    drift = float(np.max(np.abs(stamps - nominal)))
+    if drift > 1.5 / fps:
+        return stamps, (f"variable frame rate: time_s are the video's own timestamps, up to {drift:.2f} s from "
+                        f"frame index / {fps:g} fps, at which the overlay video and BVH play")
+    return stamps, None
 
 
 def write_image_rgb(path: Path, image_rgb: np.ndarray) -> Path:

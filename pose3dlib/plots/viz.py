@@ -152,8 +152,22 @@ def skeleton_figure_plotly(joints_mm: np.ndarray, title: str = ""):
     return go.Figure(data=[plane, *_skeleton_traces(p)], layout=layout)
 
 
-def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None, title: str = ""):
-    """A plotly 3D figure of a sequence (T, 16, 3) mm with one plotly frame per entry, a slider and play/pause.
+MAX_ANIMATION_FRAMES = 600  # a longer sequence is shown at evenly spaced frames (a page of every frame would not play)
+
+
+def animation_frames(count: int, max_frames: int = MAX_ANIMATION_FRAMES) -> np.ndarray:
+    """Indices of the frames an animation of `count` frames shows: all of them up to `max_frames`,
+    else `max_frames` evenly spaced ones, the first and the last included."""
+    if count <= max_frames:
+        return np.arange(count)
+    return np.unique(np.rint(np.linspace(0, count - 1, max_frames)).astype(int))
+
+
+def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None, title: str = "",
+                             max_frames: int = MAX_ANIMATION_FRAMES):
+    """A plotly 3D figure of a sequence (T, 16, 3) mm with a slider and play/pause: one plotly frame per
+    entry, or per `animation_frames` entry when T > `max_frames` (the slider names the sequence's own
+    frame numbers, and play keeps the sequence's pace).
 
     Axes and ground are fixed over the whole sequence so the person stays in view.
     """
@@ -162,9 +176,10 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     p = _plot_axes(joints_mm)  # (T, 16, 3)
     if p.ndim != 3 or p.shape[0] == 0:
         raise ValueError(f"joints_mm must have shape (T, 16, 3) with T >= 1, got {np.shape(joints_mm)}")
-    times = np.arange(len(p)) if frame_times_s is None else np.asarray(frame_times_s)
+    shown = animation_frames(len(p), max_frames)
+    times = (np.arange(len(p)) if frame_times_s is None else np.asarray(frame_times_s))[shown]
     plane, layout = _ground_and_layout(p, title)
-    frames = [go.Frame(data=_skeleton_traces(p[t]), traces=[1, 2, 3], name=str(t)) for t in range(len(p))]
+    frames = [go.Frame(data=_skeleton_traces(p[t]), traces=[1, 2, 3], name=str(t)) for t in shown]
     step_ms = 100 if len(times) < 2 else max(int(1000 * float(np.median(np.diff(times)))), 20)
     play = {"label": "play", "method": "animate",
             "args": [None, {"frame": {"duration": step_ms, "redraw": True}, "fromcurrent": True,
@@ -174,7 +189,7 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     slider = {"active": 0, "currentvalue": {"prefix": "frame "}, "pad": {"t": 30},
               "steps": [{"label": f"{t}", "method": "animate",
                          "args": [[str(t)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
-                        for t in range(len(p))]}
+                        for t in shown]}
     layout["updatemenus"] = [{"type": "buttons", "buttons": [play, pause], "x": 0.05, "y": 0.05}]
     layout["sliders"] = [slider]
     return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
@@ -304,13 +319,19 @@ def write_html(fig, path: str | Path, plotlyjs: str | Path | None = None) -> Pat
 
 
 def write_plotlyjs(folder: str | Path) -> Path:
-    """Write plotly.min.js (the installed plotly's own copy) into `folder` once; returns its path."""
+    """Write plotly.min.js (the installed plotly's own copy) into `folder`; returns its path.
+
+    Written atomically, and again whenever the file there is not that copy (cut short by a
+    kill or a full disk, or another plotly's): every page of the folder loads it.
+    """
     from plotly.offline import get_plotlyjs
 
+    from ..engine.atomic_io import atomic_write
+
     path = resolve(folder) / "plotly.min.js"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(get_plotlyjs(), encoding="utf-8")
+    script = get_plotlyjs().encode("utf-8")
+    if not (path.is_file() and path.stat().st_size == len(script) and path.read_bytes() == script):
+        atomic_write(path, lambda f: f.write(script), binary=True)
     return path
 
 

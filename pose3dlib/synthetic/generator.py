@@ -41,7 +41,7 @@ from .. import camera
 from ..config import Config, DataConfig, SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
-from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
+from ..engine.atomic_io import remove_stale_temporaries, replace_folder, temporary_sibling
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
@@ -497,12 +497,7 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
             counts[name] = _write_h36m_split(tmp / name, cfg, seed, 0, getattr(cfg, name), wild=name == "wild_val",
                                              val=True)
     (tmp / MANIFEST).write_text(json.dumps({**_manifest(cfg, seed), "counts": counts}, indent=2))
-    old = temporary_sibling(out, "old")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    return replace_folder(tmp, out)
 
 
 # ----------------------------------------------------------------------------- CLI

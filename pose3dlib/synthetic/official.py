@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from .. import camera
-from ..engine.atomic_io import temporary_sibling
+from ..engine.atomic_io import replace_folder, temporary_sibling
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from ..skeleton import (
@@ -336,7 +336,4 @@ def generate_official(out_dir: str | Path, seed: int = 0) -> Path:
     np.savez_compressed(tmp / "_truth" / "h36m.npz", **write_h36m(tmp / "h36m", seed))
     np.savez_compressed(tmp / "_truth" / "mpii.npz", **write_mpii(tmp / "mpii", seed))
     np.savez_compressed(tmp / "_truth" / "3dhp.npz", **write_3dhp(tmp / "mpi_inf_3dhp_test_set", seed))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return replace_folder(tmp, out)
