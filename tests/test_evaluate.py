@@ -331,21 +331,27 @@ def test_a_negative_limit_is_refused_and_zero_means_every_sample(capsys):
         evaluate_run(load_config("configs/smoke.yaml"), "runs/nowhere", limit=-2)
 
 
-@pytest.mark.parametrize("override", ["model.num_features=32", "data.input_size=128", "data.heatmap_size=32",
-                                      "train.batch_size=4"])
-def test_an_override_of_what_the_checkpoint_decides_is_refused(override, capsys):
+@pytest.mark.parametrize("override, key", [("model.num_features=32", "model.num_features"),
+                                           ("data.input_size=128", "data.input_size"),
+                                           ("data.heatmap_size=32", "data.heatmap_size"),
+                                           ("train.batch_size=4", "train.batch_size"),
+                                           ("model={num_features: 32}", "model.num_features"),  # a whole section
+                                           ("data={h36m_dir: d, input_size: 128}", "data.input_size"),
+                                           ("train={stage1: {lr: 0.1}}", "train.stage1.lr")])
+def test_an_override_of_what_the_checkpoint_decides_is_refused(override, key, capsys):
     from pose3dlib.evaluation.evaluate import check_overrides
     from pose3dlib.tools.cli import main
 
     for command in ("evaluate", "unseen-check"):  # unseen-check takes --set as evaluate does
         assert main([command, "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--set", override]) == 2
         err = capsys.readouterr().err
-        assert f"--set {override}: each checkpoint decides {override.split('=')[0]}" in err, command
+        assert f"--set {override}: each checkpoint decides {key} " in err, command
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", "runs/nowhere/last.pt",
                  "--set", override]) == 2  # diagnose-depth scores one checkpoint the same way
     assert f"--set {override}: each checkpoint decides" in capsys.readouterr().err
     check_overrides(["eval.flip_test=false", "data.wild_test_dir=data/x", "data.h36m_dir=data/y",
-                     "train.device=cpu"])  # what it takes
+                     "train.device=cpu", "data={h36m_dir: a, mpii_dir: b}", "train={device: cpu}",
+                     "eval={flip_test: false}"])  # what it takes
 
 
 def test_per_action_table_and_figure_show_the_requested_split_only():

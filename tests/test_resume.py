@@ -34,9 +34,15 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
     partial = load_checkpoint(broken / "stage1" / "last.pt")
     assert (partial["step"], partial["epoch"], partial["extra"]["finished"]) == (8, 1, False)
+    if not extra:  # the kill also cut a record short while it was appended to the wall-clock and timing logs
+        for name in ("wallclock.jsonl", "timing.jsonl"):
+            with open(broken / "stage1" / name, "a") as f:
+                f.write('{"stage": 1, "epoch": 2, "st')
 
     r = train_cli(broken, 1, overrides, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("wallclock.jsonl", "timing.jsonl"):  # every line a whole record: the fragment was cut
+        assert all(json.loads(line) for line in (broken / "stage1" / name).read_text().splitlines()), name
     a = load_checkpoint(whole / "stage1" / "last.pt")
     b = load_checkpoint(broken / "stage1" / "last.pt")
     assert b["step"] == a["step"] == 12

@@ -64,6 +64,15 @@ def test_summarize_writes_table_and_figure_beside_the_csv(tmp_path):
     assert read_sweep_csv(csv) == [{**r, "value": float(f"{r['value']:.4f}")} for r in rows]
 
 
+def test_a_short_row_in_a_sweep_csv_is_named(tmp_path):
+    rows = _rows({"0": dict.fromkeys(SUMMARY_COLUMNS, 100.0)})
+    csv = write_sweep_csv(rows, tmp_path / "sweep.csv")
+    with open(csv, "a") as f:
+        f.write("0.1,0,stage3,wild_test\n")  # cut short (a hand edit, or a copy interrupted)
+    with pytest.raises(Pose3DError, match=rf"sweep\.csv: line {len(rows) + 2}: column 'value' is None, expected a number"):
+        read_sweep_csv(csv)
+
+
 def test_seeds_are_grouped_per_value_with_mean_and_sample_sd():
     col = ("wild_test", "p1_mpjpe")
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -153,6 +154,20 @@ def test_device_auto_is_cpu_without_cuda():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_devices_this_machine_lacks_are_named_before_any_work(monkeypatch):
+    with pytest.raises(ConfigError, match=r"^--device: 'mps': pose3d runs on the CPU or CUDA only"):
+        resolve_device("mps", key="--device")
+    with pytest.raises(ConfigError, match=r"^train.device: 'gpu0' is not a device"):
+        resolve_device("gpu0")
+    # A CUDA index past the machine's devices (pretend one GPU, so this runs without one).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=re.escape("train.device is 'cuda:1' but this machine has 1 CUDA device (cuda:0)")):
+        resolve_device("cuda:1")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert resolve_device("cuda") == torch.device("cuda")
 
 
 def test_config_differences_names_dotted_keys():

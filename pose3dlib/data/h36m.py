@@ -2,7 +2,8 @@
 
 Schema (docs/data.md): id, joint_2d (N, 16, 2)
 pixels in the image, joint_3d_mono (N, 16, 3) camera-frame mm, bbox (N, 4), subject,
-action, subaction, camera, istrain (N,). Unknown extra datasets are ignored. Images:
+action, subaction, camera, istrain (N,); the extras `intrinsics` (N, 4) and `sequence` (N,) are
+checked where present (OPTIONAL_SCHEMA), other extra datasets are ignored. Images:
 `<root>/<image_dir>/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.
 The crop is the whole (pre-cropped) image, as in the original release.
 """
@@ -27,6 +28,10 @@ SCHEMA: dict[str, tuple] = {
     "id": (), "joint_2d": (16, 2), "joint_3d_mono": (16, 3), "bbox": (4,), "subject": (), "action": (),
     "subaction": (), "camera": (), "istrain": (),
 }
+# Extra datasets, checked where a file has them: `intrinsics`, each synthetic crop's fx, fy, cx, cy,
+# and `sequence`, the test sequence (1..6) of each row of a converted MPI-INF-3DHP test set.
+OPTIONAL_SCHEMA: dict[str, tuple] = {"intrinsics": (4,), "sequence": ()}
+MPI3DHP_TEST_SEQUENCES = (1, 2, 3, 4, 5, 6)
 SPLITS = {"train": 1, "test": 0}
 UNITS_SAMPLE_ROWS = 10_000  # rows (evenly spaced) whose 3D person extent tells millimetres from metres
 
@@ -41,9 +46,11 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"Human3.6M annotation file not found: {path}")
     arrays = read_hdf5_datasets(path)
-    check_schema(path, arrays, SCHEMA)
-    check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox"))
+    check_schema(path, arrays, SCHEMA, optional=OPTIONAL_SCHEMA)
+    check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox", "intrinsics"))
     check_istrain(path, arrays["istrain"])
+    if "sequence" in arrays and len(bad := np.setdiff1d(arrays["sequence"], MPI3DHP_TEST_SEQUENCES)):
+        raise DataError(f"{path}: 'sequence' holds {bad[:5].tolist()}; an MPI-INF-3DHP test sequence is 1..6")
     joints_3d = arrays["joint_3d_mono"]
     step = max(1, len(joints_3d) // UNITS_SAMPLE_ROWS)  # a strided view: cheap for any file size
     check_person_units(joints_3d[::step], "mm", f"{path}: 'joint_3d_mono'")  # the converters' rule

@@ -56,10 +56,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"MPII annotation file not found: {path}")
     arrays = read_hdf5_datasets(path)
-    n = check_schema(path, arrays, SCHEMA, text_keys=("imgname",))
-    for k, shape in OPTIONAL_SCHEMA.items():
-        if k in arrays and tuple(arrays[k].shape) != (n, *shape):
-            raise DataError(f"{path}: wrong shape: {k} {tuple(arrays[k].shape)} (expected {(n, *shape)})")
+    check_schema(path, arrays, SCHEMA, text_keys=("imgname",), optional=OPTIONAL_SCHEMA)
     check_finite(path, arrays, ("part", "center", "scale", "visible", "normalize"))
     if np.any(arrays["scale"] <= 0):
         raise DataError(f"{path}: 'scale' must be positive (row {int(np.flatnonzero(arrays['scale'] <= 0)[0])})")

@@ -114,11 +114,13 @@ def read_hdf5_datasets(path: Path) -> dict[str, np.ndarray]:
 
 
 def check_schema(path: Path, arrays: dict[str, np.ndarray], schema: dict[str, tuple],
-                 text_keys: tuple[str, ...] = ()) -> int:
+                 text_keys: tuple[str, ...] = (), optional: dict[str, tuple] | None = None) -> int:
     """Check keys, shapes and numeric dtypes against `schema` (key -> shape after the row axis).
 
-    Keys in `text_keys` hold strings; every other schema key must be numeric. Returns the row count.
+    Keys in `text_keys` hold strings; every other schema key must be numeric. Keys of `optional`
+    are checked the same way where the file has them. Returns the row count.
     """
+    schema = {**schema, **{k: shape for k, shape in (optional or {}).items() if k in arrays}}
     missing = [k for k in schema if k not in arrays]
     if missing:
         raise DataError(f"{path}: missing datasets {missing}; expected {sorted(schema)}")

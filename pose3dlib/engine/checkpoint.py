@@ -132,6 +132,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     `check_checkpoint`).
     """
     path = Path(path)
+    if path.is_dir():
+        inside = next((c for c in (path / "last.pt", path / "stage3" / "last.pt") if c.is_file()), None)
+        raise CheckpointError(f"checkpoint {path}: is a folder; expected a checkpoint file "
+                              f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):  # torch.save (>= 1.6) always writes a zip archive

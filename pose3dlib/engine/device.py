@@ -19,8 +19,14 @@ def resolve_device(name: str = "auto", key: str = "train.device") -> torch.devic
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"{key}: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}: {name!r}: pose3d runs on the CPU or CUDA only (auto, cpu, cuda, cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{key} is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"{key} is {name!r} but this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                          f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
     return device
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .atomic_io import atomic_write_text
+from .atomic_io import atomic_write, atomic_write_text
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -31,6 +31,23 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             break  # a kill while appending leaves at most one partial line, the last
     return records
+
+
+def drop_torn_line(path: str | os.PathLike) -> bool:
+    """Cut an append-only JSON-lines file back to its last whole line; True when something was cut.
+
+    A process killed while appending a record leaves it without its newline; the next process
+    (`train --resume`) would append its first record onto that fragment, and the file would no
+    longer parse. A missing file is left alone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    atomic_write(path, lambda f: f.write(data[: data.rfind(b"\n") + 1]), binary=True)
+    return True
 
 
 def _json_value(v: Any) -> Any:

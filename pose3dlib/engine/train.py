@@ -61,7 +61,7 @@ from .distributed import (
 from .errors import CheckpointError, ConfigError, Pose3DError
 from .paths import CommandLinePath, resolve
 from .progress import progress_bar
-from .runlog import MetricsLog
+from .runlog import MetricsLog, drop_torn_line
 from .runs import (
     CONFIG_NAME,
     METRICS_NAME,
@@ -621,13 +621,15 @@ class Trainer:
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
-            if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times and epochs
-                for name in (WALLCLOCK_NAME, TIMING_NAME):
+            for name in (WALLCLOCK_NAME, TIMING_NAME):
+                if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times and epochs
                     (self.sdir / name).unlink(missing_ok=True)
-                if self.last.is_file():  # its weights move aside: the folder never holds this run's config and
-                    self.last.replace(self.sdir / PREVIOUS_NAME)  # logs beside another run's last.pt
-                    print(f"stage {self.stage}: starting again; the earlier {self.last.name} is kept as "
-                          f"{self.sdir / PREVIOUS_NAME} until the next fresh start", file=sys.stderr)
+                else:  # resumed: a record half-written by the killed process must not swallow the next one
+                    drop_torn_line(self.sdir / name)
+            if ckpt is None and self.last.is_file():  # its weights move aside: the folder never holds this run's
+                self.last.replace(self.sdir / PREVIOUS_NAME)  # config and logs beside another run's last.pt
+                print(f"stage {self.stage}: starting again; the earlier {self.last.name} is kept as "
+                      f"{self.sdir / PREVIOUS_NAME} until the next fresh start", file=sys.stderr)
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;

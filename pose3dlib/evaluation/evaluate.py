@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import camera, decode, metrics
-from ..config import Config, DataConfig, EvalConfig, config_from_dict
+from ..config import Config, DataConfig, EvalConfig, config_from_dict, override_keys
 from ..engine import runs
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
@@ -470,11 +470,11 @@ def check_overrides(overrides: list[str]) -> None:
     """Pose3DError naming an --set override of a key the checkpoints decide (CHECKPOINT_KEYS), which
     evaluate would otherwise ignore without a word."""
     for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if key.startswith(CHECKPOINT_KEYS) and key not in EVALUATION_KEYS:
-            raise Pose3DError(f"--set {item}: each checkpoint decides {key} (the network, its training and its input "
-                              "geometry come from the checkpoint); evaluate takes eval.* options, data locations "
-                              "(data.*_dir) and train.device")
+        for key in override_keys(item):  # a section's mapping (--set 'model={num_features: 32}') key by key
+            if key.startswith(CHECKPOINT_KEYS) and key not in EVALUATION_KEYS:
+                raise Pose3DError(f"--set {item}: each checkpoint decides {key} (the network, its training and its "
+                                  "input geometry come from the checkpoint); evaluate takes eval.* options, data "
+                                  "locations (data.*_dir) and train.device")
 
 
 def other_data(cfg: Config, run_dir) -> list[str]:

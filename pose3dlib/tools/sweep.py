@@ -308,7 +308,7 @@ def read_sweep_csv(path: str | Path) -> list[dict]:
     for line, r in enumerate(rows, start=2):
         try:
             r["value"] = float(r["value"])
-        except ValueError:
+        except (TypeError, ValueError):  # TypeError: a short row, whose missing columns read as None
             raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
     return rows
 
