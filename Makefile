@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+#> PYTHON_SYS=python3.11 | the Python 3.11 that make setup creates .venv with (its name or path where it is called otherwise)
 PYTHON_SYS ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -149,7 +150,7 @@ sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SW
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep $(REPLACE_FLAG)
 
-#> REPLACE=False | True: sweep and ablation may write a summary without runs an earlier one in the same folder held
+#> REPLACE=False | True: sweep, ablation and unseen-check may write a summary without runs or seeds an earlier one in the same folder held
 REPLACE ?= False
 REPLACE_FLAG := $(if $(filter True,$(REPLACE)),--replace)
 
@@ -175,7 +176,7 @@ UNSEEN_PROFILE ?= $(PROFILE)
 UNSEEN_SEEDS ?=
 unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (UNSEEN_SEEDS=39,40: add other seeds) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
 	$(PY) -m pose3dlib unseen-check --config configs/$(UNSEEN_PROFILE).yaml --run-dir runs/$(UNSEEN_PROFILE) \
-	  $(if $(UNSEEN_SEEDS),--seeds "$(UNSEEN_SEEDS)",) --out runs/unseen/$(UNSEEN_PROFILE)
+	  $(if $(UNSEEN_SEEDS),--seeds "$(UNSEEN_SEEDS)",) --out runs/unseen/$(UNSEEN_PROFILE) $(REPLACE_FLAG)
 
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
@@ -184,6 +185,7 @@ bench: setup ## time training/inference/data on this machine (CUDA too when pres
 # The GPU machines have Python, torch and the other runtime packages preinstalled but no
 # package registry: the check runs from the checkout (PYTHONPATH=.) with that machine's
 # python3, never through .venv or `make setup`. A dev machine's dry run uses .venv's python.
+#> GPU_PYTHON | the Python that make gpu-check runs (default: .venv's where it exists, else python3)
 GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
 #> BENCH_QUICK=1 | make bench: a short run that never overwrites the committed record; GPU_CHECK_DRY=1: make gpu-check on the CPU, tiny
 GPU_CHECK_DRY ?=
