@@ -139,7 +139,7 @@ def test_a_crop_that_shrinks_a_lot_is_smooth_and_in_place():
     assert smooth.std() < 3 and abs(float(smooth.mean()) - 127.5) < 3
     noise = np.random.default_rng(1).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
     assert camera.warp_image(noise, a, 64).std() > 30 and camera.ImagePyramid(noise).warp(a, 64).std() < 6
-    blob = _blob(1200, 1600, (700.3, 515.7), sigma=60.0)
+    blob = _blob(1201, 1599, (700.3, 515.7), sigma=60.0)  # odd sides: the halvings' pixel centres shift
     for centre, side in [((700.0, 520.0), 1024.0), ((650.0, 480.0), 700.0), ((760.0, 560.0), 300.0)]:
         a = camera.crop_affine(np.array(centre), side, 0.0, 64)
         expected = camera.apply_affine(np.array([700.3, 515.7]), a)
@@ -153,3 +153,6 @@ def test_a_pyramid_of_a_small_picture_stops_halving():
     a = camera.crop_affine(np.array([2.0, 3.0]), 600.0, 0.0, 64)  # shrinks ~9 x: would want level 3
     crop = pyramid.warp(a, 64)
     assert crop.shape == (64, 64, 3) and len(pyramid.levels) == 2 and pyramid.levels[1].shape == (3, 3, 3)
+    inside = camera.apply_affine(np.array([[0.0, 0.0], [4.0, 5.0]]), a)  # the picture's corners in the crop
+    lo, hi = np.floor(inside.min(0)).astype(int) + 2, np.ceil(inside.max(0)).astype(int) - 2
+    assert (crop[lo[1]:hi[1], lo[0]:hi[0]] == 200).all() and crop[0, 0].tolist() == [0, 0, 0]  # picture, then border

@@ -327,14 +327,33 @@ def test_out_whose_results_folder_is_the_input_folder_is_refused(tmp_path, loade
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), np.full((64, 48, 3), 90, np.uint8))
     with pytest.raises(Pose3DError, match=re.escape(f"--out {tmp_path}: the results of the input folder {photos} would go "
-                                                    f"into that folder itself ({photos}), and a later run would read "
-                                                    "them as photos")):
+                                                    f"into the input folder {photos} ({photos}), and a later run would "
+                                                    "read them as photos")):
         demo.run_inputs(model, cfg, None, media.collect_inputs([photos]), tmp_path, whole_image=True)
+    other = tmp_path / "A" / "photos"  # `demo A/photos photos --out .`: A/photos is labelled photos, the second photos_2
+    other.mkdir(parents=True)
+    cv2.imwrite(str(other / "b.png"), np.full((64, 48, 3), 90, np.uint8))
+    with pytest.raises(Pose3DError, match=re.escape(f"the results of the input folder {other} would go into the input "
+                                                    f"folder {photos} ({photos})")):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([other, photos]), tmp_path, whole_image=True)
     assert sorted(p.name for p in photos.iterdir()) == ["a.png"]  # nothing written
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A", "photos"]  # no --out files made
     written = demo.run_inputs(model, cfg, None, media.collect_inputs([photos]), tmp_path / "out", whole_image=True,
                               quiet=True)  # another --out: fine
     assert list(written) == [photos / "a.png"]
+
+
+def test_a_subfolder_named_keypoints_keeps_its_results_apart_from_the_bundle(tmp_path, loaded):
+    model, cfg = loaded
+    shots = tmp_path / "shots"
+    (shots / "keypoints").mkdir(parents=True)
+    cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    cv2.imwrite(str(shots / "keypoints" / "b.png"), np.full((64, 48, 3), 120, np.uint8))
+    out = tmp_path / "out"
+    demo.run_inputs(model, cfg, None, media.collect_inputs([shots]), out, whole_image=True, quiet=True)
+    assert (out / "shots" / "keypoints" / "b.json").is_file()  # the subfolder's results
+    assert (out / "shots" / "keypoints_2" / "items.txt").read_text().split() == ["a.png", "keypoints/b.png"]
+    assert not (out / "shots" / "keypoints" / "items.txt").exists()
 
 
 def test_a_run_where_every_input_fails_leaves_no_out_folder(tmp_path, loaded, capsys):

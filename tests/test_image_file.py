@@ -40,6 +40,23 @@ def test_a_motion_photo_reads_as_its_picture(tmp_path, progressive):
     np.testing.assert_array_equal(read_image_file(tmp_path / "PXL_1.MP.jpg"), read_image_file(tmp_path / "plain.jpg"))
 
 
+def _app1(payload: bytes) -> bytes:
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_the_walk_passes_thumbnails_restart_markers_and_stray_bytes():
+    data = _jpeg()
+    thumbnail = b"Exif\x00\x00" + b"\xff\xd8\xff\xdb" + bytes(40) + b"\xff\xd9"  # an EXIF thumbnail's own end marker
+    with_thumb = data[:2] + _app1(thumbnail) + data[2:]
+    assert jpeg_image_end(with_thumb + b"\x00" * 3000) == len(with_thumb)  # not the thumbnail's end
+    picture = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 255, (96, 128, 3), dtype=np.uint8), (5, 5), 0)
+    ok, enc = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    assert ok and b"\xff\xd0" in enc.tobytes()  # restart markers inside the scan
+    assert jpeg_image_end(enc.tobytes() + b"\x00" * 3000) == len(enc.tobytes())
+    stray = data[:2] + b"\x00\x00\x00" + data[2:]  # bytes between segments: libjpeg skips them with a warning
+    assert jpeg_image_end(stray + b"\x00" * 3000) == len(stray)
+
+
 def test_a_cut_short_jpeg_is_refused_by_name(tmp_path):
     data = _jpeg()
     (tmp_path / "half.jpg").write_bytes(data[: len(data) // 2])

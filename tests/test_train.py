@@ -15,7 +15,7 @@ import torch
 from pose3dlib.config import StageConfig, TrainConfig, load_config
 from pose3dlib.engine.distributed import shard_indices, state_digest
 from pose3dlib.engine.errors import ConfigError
-from pose3dlib.engine.runlog import MetricsLog, read_metrics
+from pose3dlib.engine.runlog import MetricsLog, drop_torn_line, read_metrics
 from pose3dlib.engine.train import (
     SpeedSwitches,
     build_optimizer,
@@ -210,6 +210,20 @@ def test_metrics_log_resume_drops_records_after_the_checkpoint(tmp_path):
     assert [r["step"] for r in read_metrics(path)] == [1, 2, 3]
     MetricsLog(path)  # a fresh run starts an empty log
     assert read_metrics(path) == []
+
+
+def test_a_torn_last_line_is_cut_and_whole_files_are_left_alone(tmp_path):
+    path = tmp_path / "wallclock.jsonl"
+    assert drop_torn_line(path) is False and not path.exists()  # no file: nothing made
+    path.write_bytes(b"")
+    assert drop_torn_line(path) is False and path.read_bytes() == b""
+    whole = b'{"step": 1}\n{"step": 2}\n'
+    path.write_bytes(whole)
+    assert drop_torn_line(path) is False and path.read_bytes() == whole
+    path.write_bytes(whole + b'{"st')
+    assert drop_torn_line(path) is True and path.read_bytes() == whole
+    path.write_bytes(b'{"st')  # the first record itself torn
+    assert drop_torn_line(path) is True and path.read_bytes() == b""
 
 
 def test_pck_hits_counts_valid_joints_within_a_tenth_of_the_crop():

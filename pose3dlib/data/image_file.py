@@ -23,12 +23,16 @@ TAIL_BYTES = 1024  # the end marker must lie in the file's last bytes (some writ
 def jpeg_image_end(data: bytes) -> int | None:
     """Offset just past the end-of-image marker that closes the JPEG picture starting at `data`'s
     SOI, found by following its marker segments (lengths) and entropy-coded scans (where 0xFF is
-    followed by a stuffed 0x00 or a restart marker); None when the bytes end first or are not
-    marker-structured there. Thumbnails inside APP segments are skipped with their segment."""
+    followed by a stuffed 0x00 or a restart marker); None when the bytes end first. Stray bytes
+    between segments are passed over to the next 0xFF, as libjpeg does (with a warning); thumbnails
+    inside APP segments are skipped with their segment."""
     n, i = len(data), len(JPEG_START)
     while i + 1 < n:
         if data[i] != 0xFF:
-            return None
+            i = data.find(b"\xff", i)
+            if i < 0:
+                return None
+            continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1

@@ -148,11 +148,18 @@ def replace_folder(filled: str | os.PathLike, path: str | os.PathLike) -> Path:
     renames, nothing.
     """
     filled, path = Path(filled), Path(path)
+    if path.exists() and not path.is_dir():
+        raise Pose3DError(f"{path}: exists and is not a folder; a folder of results would replace it")
     old = temporary_sibling(path, "old")
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)
-    filled.rename(path)
+    try:
+        filled.rename(path)
+    except OSError:
+        if old.exists():
+            old.rename(path)  # the folder there before comes back
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return path
 

@@ -7,7 +7,8 @@ Without --bbox the person is found by a search over the whole picture driven by 
 network's own heatmap confidence (`pose3dlib.inference.detect`). Per image it writes
 `<stem>.json` (schema: docs/demo-output.md), `<stem>_2d.png` (overlay), `<stem>_3d.html`
 (interactive 3D) and `<stem>_3d.png` (static 3D). A folder (searched recursively) also gets an
-NPY/CSV bundle `<folder>/keypoints/`; a video gets one JSON with a `frames` list,
+NPY/CSV bundle `<folder>/keypoints/` (`keypoints_2/` where the folder has a subfolder named keypoints);
+a video gets one JSON with a `frames` list,
 `<stem>_overlay.mp4`, an animated `<stem>_3d.html` and a bundle `<stem>_keypoints/`.
 All HTML pages of a run share one `DIR/plotly.min.js`.
 """
@@ -373,6 +374,21 @@ def folder_labels(items: list[media.Item]) -> dict[Path, str]:
     return labels
 
 
+def bundle_names(items: list[media.Item]) -> dict[Path, str]:
+    """The keypoint bundle's folder name of each input folder: `keypoints`, or `keypoints_2`, ... when
+    the input folder has a subfolder of that name (its pictures' results go to a folder of that name)."""
+    names: dict[Path, str] = {}
+    for folder in dict.fromkeys(i.folder for i in items if i.folder is not None):
+        taken = {i.path.relative_to(folder).parts[0].casefold() for i in items
+                 if i.folder == folder and len(i.path.relative_to(folder).parts) > 1}
+        name, n = "keypoints", 1
+        while name in taken:
+            n += 1
+            name = f"keypoints_{n}"
+        names[folder] = name
+    return names
+
+
 def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None = None) -> str:
     """Output name of an item relative to --out: `<folder label>/<relative path without suffix>` or `<stem>`."""
     rel = item.path.relative_to(item.folder).with_suffix("") if item.folder else Path(item.path.stem)
@@ -626,11 +642,12 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     paths per input (printed too, with each input's warnings on stderr, unless `quiet`; the
     warnings are in each JSON either way).
     """
-    labels = folder_labels(items)
+    labels, bundle_dirs = folder_labels(items), bundle_names(items)
+    inputs = {folder.resolve(): folder for folder in labels}
     for folder, label in labels.items():  # `demo photos --out .` would write photos/*.json beside the photos
-        if (resolve(out_dir) / label).resolve() == folder.resolve():
-            raise Pose3DError(f"--out {out_dir}: the results of the input folder {folder} would go into that folder "
-                              f"itself ({Path(out_dir) / label}), and a later run would read them as photos; "
+        if (into := inputs.get((resolve(out_dir) / label).resolve())) is not None:
+            raise Pose3DError(f"--out {out_dir}: the results of the input folder {folder} would go into the input "
+                              f"folder {into} ({Path(out_dir) / label}), and a later run would read them as photos; "
                               "choose another --out")
     made = prepare_out(out_dir)
     header = output_header(cfg, ckpt)
@@ -671,7 +688,7 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
         if not quiet:
             tqdm.write(f"{item.path}: {', '.join(str(p) for p in paths.values())}")
     for folder, (names, records) in bundles.items():
-        bundle = write_people_bundle(out_dir / labels[folder] / "keypoints", names, records)
+        bundle = write_people_bundle(out_dir / labels[folder] / bundle_dirs[folder], names, records)
         if not quiet:
             print(f"{folder}: keypoints of {len(names)} image{'s' if len(names) != 1 else ''} in {bundle}")
     if not written:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.atomic_io import atomic_write, atomic_write_text, replace_folder, temporary_sibling
+from ..engine.atomic_io import atomic_write, atomic_write_text, replace_folder, target_of_temporary, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..skeleton import MPII16
 
@@ -50,7 +50,7 @@ def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray,
             raise ValueError(f"{key} must have shape {shape}, got {checked[key].shape}")
     folder = Path(folder)
     if folder.is_dir() and (others := sorted(f for f in os.listdir(folder) if f not in BUNDLE_FILES
-                                             and not f.startswith("."))):
+                                             and target_of_temporary(folder / f) is None)):
         raise Pose3DError(f"{folder}: holds files that are not a keypoint bundle's ({', '.join(others[:3])}"
                           f"{', ...' if len(others) > 3 else ''}); the bundle replaces its folder as a whole: "
                           "give it a folder of its own")

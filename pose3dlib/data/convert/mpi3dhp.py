@@ -23,11 +23,10 @@ from ...engine.errors import DataError
 from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import MPI3DHP17_NUM_JOINTS, mpi3dhp17_to_mpii16
-from ..h36m import image_path
+from ..h36m import MPI3DHP_TEST_SEQUENCES, image_path
 from ..image_file import read_image_file
 from . import common
 
-SEQUENCES = (1, 2, 3, 4, 5, 6)
 ANNOTATION_FILE = "annot_data.mat"
 IMAGE_FOLDER = "imageSequence"
 
@@ -116,7 +115,7 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
     report: dict = {"dataset": "3dhp", "raw": str(testset), "sequences_missing": [], "missing": [], "rows": 0,
                     "frames": {}}
     present = []
-    for seq in SEQUENCES:
+    for seq in MPI3DHP_TEST_SEQUENCES:
         d = testset / f"TS{seq}"
         if (d / ANNOTATION_FILE).is_file():
             present.append(seq)
