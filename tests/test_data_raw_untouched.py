@@ -165,6 +165,10 @@ def test_finished_stage_is_not_trained_again(tmp_path):
     assert fingerprint(path.parent) == before
     other = load_config(SMOKE, [f"data.h36m_dir={tmp_path / 'none'}", "train.stage1.lr=0.5"])
     assert stage_status(other, 1, tmp_path / "run") == "stale"  # another config is not mistaken for done
+    from pose3dlib.engine.runs import stale_reasons
+
+    assert "train.stage1.lr: 0.001 -> 0.5" in stale_reasons(other, 1, tmp_path / "run")  # what the notebook prints
+    assert stale_reasons(cfg, 1, tmp_path / "run") == []
     # evaluation options do not change what a stage trains: a finished stage stays finished
     scored_otherwise = load_config(SMOKE, [f"data.h36m_dir={tmp_path / 'none'}", f"data.mpii_dir={tmp_path / 'none'}",
                                            "eval.recrop_margin=1.25", "eval.flip_test=false"])

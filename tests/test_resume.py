@@ -196,3 +196,16 @@ def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoin
     assert f"step {bad_step}" in msg and repr(term) in msg and "\n" not in msg
     ckpt = load_checkpoint(run / "stage1" / "last.pt")
     assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
+
+
+def test_data_workers_leave_ctrl_c_to_the_training_process():
+    """A terminal's Ctrl-C reaches every process of the job: the workers ignore it, so the trainer's own
+    handler saves at the step boundary instead of the loader failing on a worker that exited."""
+    import multiprocessing
+
+    from pose3dlib.engine.train import ignore_interrupt
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1, initializer=ignore_interrupt, initargs=(0,)) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # this process keeps its own handler

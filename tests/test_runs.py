@@ -91,6 +91,11 @@ def test_training_differences_ignore_only_the_evaluation_options():
     diffs = training_differences(stored, load_config("configs/smoke.yaml", ["eval.flip_test=false",
                                                                             "train.stage1.lr=0.5"]))
     assert len(diffs) == 1 and diffs[0].startswith("train.stage1.lr:")
+    # how a stage runs, not what it trains: worker processes (the same weights, bit for bit) and the log cadence
+    assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3",
+                                                                           "train.log_every_steps=7"])) == []
+    assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3", "data.flip_prob=0.1"])
+                                ) == [f"data.flip_prob: {stored['data']['flip_prob']} -> 0.1"]
     # a stage never reads the later stages' settings; it does read its own and the earlier ones'
     later = load_config("configs/smoke.yaml", ["train.stage3.lr=0.5", "train.stage2.epochs=7"])
     assert training_differences(stored, later, stage=1) == []

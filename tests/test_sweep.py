@@ -476,6 +476,26 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
         seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2), other)
 
 
+def test_a_sweep_is_refused_before_any_cell_trains(tmp_path, monkeypatch):
+    """What only a later cell would have found: a reused stage trained with another value of the swept key,
+    a sweep without the evaluation notebook, and an evaluation-only sweep of a key only training reads."""
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2, 3):
+        _finished_stage(tmp_path / "base", stage)
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config than the sweep's "
+                                          r"\(train\.batch_size: 8 -> 32\)"):  # Stage 1 reads the batch size too
+        run_sweep("train.batch_size", [8, 32], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match=r"each cell's numbers come from 06_eval_mpjpe's metrics\.csv; add 06_eval"):
+        run_sweep("train.stage3.lr", [1e-4], ["04_train_geometry"], tmp_path / "base", tmp_path / "out",
+                  "configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match=r"sweep of data\.flip_prob with notebooks \['06_eval_mpjpe'\] trains nothing"):
+        run_sweep("data.flip_prob", [0.0, 0.5], ["06_eval_mpjpe"], tmp_path / "base", tmp_path / "out",
+                  "configs/smoke.yaml")
+    assert calls == [] and not (tmp_path / "out").exists()  # nothing ran, nothing was made
+
+
 def test_sweep_and_ablation_evaluations_write_the_cells_own_metrics_csv(tmp_path, monkeypatch):
     """Both score Stage 3 (or the swept stages) only, which notebook 06 would write to metrics_other.csv;
     each reads the run's metrics.csv, so they name it."""

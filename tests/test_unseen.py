@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import pytest
 
@@ -160,6 +161,13 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     (bare / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())
     assert _cli(bare, tmp_path, "--seeds", "5") == 2
     assert "stage1/last.pt not found" in capsys.readouterr().err
+    retrained = tmp_path / "retrained_run"  # Stage 1 trained again after metrics.csv was written
+    (retrained / "stage1").mkdir(parents=True)
+    (retrained / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())
+    (retrained / "stage1" / "last.pt").write_bytes((smoke_run / "stage1" / "last.pt").read_bytes())
+    os.utime(retrained / "metrics.csv", (1_000_000, 1_000_000))
+    assert _cli(retrained, tmp_path, "--seeds", "5") == 2
+    assert "stage1/last.pt is newer than" in capsys.readouterr().err
     assert not (tmp_path / "sets").exists()
 
 

@@ -48,6 +48,11 @@ EVAL_PREFIX = "eval."  # config keys that only evaluation reads (training_differ
 # Keys that change only test rows, never what a stage trains on (training_differences leaves them out):
 # the synthetic lab test people (the generator's training rows do not depend on their number).
 TEST_ONLY_KEYS = ("synthetic.h36m_test_subjects",)
+# Settings of how a stage runs, not of what it trains: its weights come out bitwise the same with
+# any value (data worker processes: each sample's augmentation is seeded by its index,
+# docs/benchmarks.md; how often losses are logged), so changing one neither blocks --resume nor
+# makes a finished stage stale.
+RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps")
 
 
 def default_run_dir(profile: str) -> Path:
@@ -170,13 +175,13 @@ def is_evaluated(run_dir: str | os.PathLike, stages, cfg) -> bool:
 def training_differences(stored_config: dict, cfg, stage: int | None = None) -> list[str]:
     """Config differences ('key: a -> b') that change what a stage trains.
 
-    Left out: the `eval.*` keys, which only evaluation reads, the TEST_ONLY_KEYS, and, given `stage`, the
+    Left out: the `eval.*` keys, which only evaluation reads, the TEST_ONLY_KEYS and RUN_ONLY_KEYS, and, given `stage`, the
     settings of the later stages (`train.stage{m}.*`, m > stage), which it never reads; a
     change to an earlier stage reaches it through its init checkpoint (`stage_status`).
     """
     from ..config import config_differences, config_to_dict
 
-    ignored = (EVAL_PREFIX, *(f"{k}:" for k in TEST_ONLY_KEYS)) + tuple(
+    ignored = (EVAL_PREFIX, *(f"{k}:" for k in TEST_ONLY_KEYS + RUN_ONLY_KEYS)) + tuple(
         f"train.stage{m}." for m in STAGES if stage is not None and m > stage)
     return [d for d in config_differences(stored_config, config_to_dict(cfg)) if not d.startswith(ignored)]
 
@@ -196,13 +201,29 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     if not path.is_file():
         return "absent"
     ckpt = load_checkpoint(path)
-    if training_differences(ckpt["config"], cfg, stage):
+    if stale_reasons(cfg, stage, run_dir, init_from, ckpt):
         return "stale"
-    extra = ckpt.get("extra", {})
+    return "finished" if ckpt.get("extra", {}).get("finished", False) else "partial"
+
+
+def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None,
+                  ckpt: dict | None = None) -> list[str]:
+    """Why a stage's last.pt is "stale" for this config ([] when it is not, or there is none): the
+    config differences that change what it trains ('key: a -> b', `training_differences`) and a
+    start checkpoint other than the one it was trained from."""
+    from .checkpoint import load_checkpoint
+
+    path = checkpoint_path(run_dir, stage)
+    if ckpt is None:
+        if not path.is_file():
+            return []
+        ckpt = load_checkpoint(path)
+    reasons = training_differences(ckpt["config"], cfg, stage)
     init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)
-    if init is not None and (not init.is_file() or extra.get("init_digest") != file_digest(init)):
-        return "stale"
-    return "finished" if extra.get("finished", False) else "partial"
+    if init is not None and (not init.is_file() or ckpt.get("extra", {}).get("init_digest") != file_digest(init)):
+        reasons.append(f"its start checkpoint {init} is not the one it was trained from"
+                       + ("" if init.is_file() else " (missing)"))
+    return reasons
 
 
 def is_finished(path: Path) -> bool:

@@ -564,6 +564,7 @@ class Trainer:
             self.train_ds, batch_size=batch, drop_last=True,
             sampler=ListSampler(order[self.done_in_epoch * batch : self.steps_per_epoch * batch]),
             num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_interrupt,
         )
         weights = self.stage_cfg.loss_weights()
         self.clock.start()
@@ -750,6 +751,14 @@ def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]
     bar = ProgressCallback()
     return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
             ("on_batch_end", fault_interrupt), ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
+
+
+def ignore_interrupt(worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C (which a terminal sends to every process of the job) is
+    left to the training process, which saves at the next step boundary; a worker that exited on it
+    would end the run with "worker exited unexpectedly" instead, losing the steps since the last
+    checkpoint. The workers stop with the training process either way."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_jsonl(path: Path, **record: Any) -> None:

@@ -283,9 +283,13 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         raise Pose3DError(f"{runs.eval_csv_path(run_dir)} has no rows of {', '.join(missing)}, so there is nothing to "
                           "compare them with: evaluate the run first or choose --stages")
     for stage in stages:  # fail before generating anything
-        if not runs.checkpoint_path(run_dir, stage).is_file():
-            raise Pose3DError(f"{runs.checkpoint_path(run_dir, stage)} not found: train the run first "
-                              "(make reproduce) or choose --stages")
+        ckpt = runs.checkpoint_path(run_dir, stage)
+        if not ckpt.is_file():
+            raise Pose3DError(f"{ckpt} not found: train the run first (make reproduce) or choose --stages")
+        if ckpt.stat().st_mtime > runs.eval_csv_path(run_dir).stat().st_mtime:
+            raise Pose3DError(f"{ckpt} is newer than {runs.eval_csv_path(run_dir)}, so the numbers to compare with may be "
+                              "of other weights: score the run again first (make reproduce, or python -m pose3dlib "
+                              "evaluate --run-dir ...)")
     data_root = resolve(data_root) if data_root else SYNTHETIC_DIR / "unseen" / cfg.profile
     out = resolve(out) if out else resolve(Path("runs") / "unseen" / cfg.profile)
     settings = {"config": str(project_relative(config)), "overrides": list(overrides), "stages": list(stages),

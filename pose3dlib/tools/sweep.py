@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from ..engine import runs
-from ..engine.atomic_io import atomic_write, remove_stale_temporaries, temporary_sibling
+from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import CSV_COLUMNS, read_metrics_csv
@@ -77,6 +77,20 @@ def check_base_stage(ckpt_path: Path, cfg, stage: int, ignored: tuple[str, ...] 
                           "PROFILE=...`) or sweep with the config it was trained with (--config)")
 
 
+def check_reused_stage(base_run: Path, stage: int, cfg=None, ignored: tuple[str, ...] = ("seed",)) -> None:
+    """Pose3DError unless the base run's `stage` is there, finished, and (given `cfg`) trained with it
+    (`check_base_stage`): what a sweep cell reusing that stage needs."""
+    src = runs.stage_dir(base_run, stage)
+    if not src.is_dir():
+        raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
+    if not runs.is_finished(runs.checkpoint_path(base_run, stage)):
+        raise Pose3DError(f"sweep base run's {runs.checkpoint_path(base_run, stage)} is not a finished stage "
+                          "(missing, or a training run that was interrupted); finish it first, e.g. "
+                          "`make reproduce PROFILE=...`")
+    if cfg is not None:
+        check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage, ignored)
+
+
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None,
                  ignored: tuple[str, ...] = ("seed",)) -> None:
     """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
@@ -93,15 +107,8 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=Non
     import filecmp
 
     for stage in stages:
+        check_reused_stage(base_run, stage, cfg, ignored)
         src = runs.stage_dir(base_run, stage)
-        if not src.is_dir():
-            raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
-        if not runs.is_finished(runs.checkpoint_path(base_run, stage)):
-            raise Pose3DError(f"sweep base run's {runs.checkpoint_path(base_run, stage)} is not a finished stage "
-                              "(missing, or a training run that was interrupted); finish it first, e.g. "
-                              "`make reproduce PROFILE=...`")
-        if cfg is not None:
-            check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage, ignored)
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
         for f in src.iterdir():
@@ -237,14 +244,17 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     check_values(param, values, seeds, config_file)  # unknown key or bad value first, then repeats
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
+    if EVAL_NOTEBOOK not in notebooks:
+        raise Pose3DError(f"sweep with notebooks {notebooks}: each cell's numbers come from {EVAL_NOTEBOOK}'s "
+                          f"metrics.csv; add {EVAL_NOTEBOOK} (last)")
     reuse_stages, scored_stages = stage_plan(notebooks)
     if reuse_stages != tuple(runs.STAGES):
         check_stage_key(param, notebooks, scored_stages)
     else:  # nothing trained: only what the evaluation reads can change
-        if not param.startswith(("eval.", "data.")):
+        if not (param.startswith("eval.") or (param.startswith("data.") and param.endswith("_dir"))):
             raise Pose3DError(f"sweep of {param} with notebooks {notebooks} trains nothing: every value would score "
                               "the base run's checkpoints; add the training notebooks it changes, or sweep an eval.* "
-                              "or data.* key")
+                              "key or a data location (data.*_dir)")
         if seeds:
             raise Pose3DError(f"sweep with notebooks {notebooks} trains nothing, so seeds {seeds} would score the "
                               "same checkpoints again; run it without seeds (SWEEP_SEEDS= or --seeds '')")
@@ -260,6 +270,12 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
         prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=SKIPPED_PARAMS)
     check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
                                             for s in (seeds or [None])}, replace)
+    ignored = ("seed", param) if reuse_stages == tuple(runs.STAGES) else ("seed",)
+    for value in values:  # every cell's reused stages, before the first cell trains anything
+        for seed in seeds or [None]:
+            cfg = load_config(config_file, [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"]))
+            for stage in reuse_stages:
+                check_reused_stage(base, stage, cfg, ignored)
     rows = []
     for value in values:
         for seed in seeds or [None]:
@@ -267,8 +283,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             cfg = load_config(config_file, overrides)
             # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
-            seed_run_dir(base, run_dir, reuse_stages, cfg,
-                         ignored=("seed", param) if reuse_stages == tuple(runs.STAGES) else ("seed",))
+            seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=ignored)
             params = notebook_params(run_dir, overrides)
             for nb in notebooks:
                 if is_up_to_date(nb, run_dir, cfg, scored_stages):
@@ -437,8 +452,9 @@ def summarize(summary_csv: str | Path, param: str) -> str:
     rows = read_sweep_csv(summary)
     stage = max((r["stage"] for r in rows if r["stage"].startswith("stage")), default="stage3")
     table = sweep_table(rows, param, stage=stage) + "\n\n" + sweep_caption(rows, stage)
-    (summary.parent / "sweep.md").write_text(table + "\n")
-    plot_sweep(rows, param, stage=stage).savefig(summary.parent / "sweep.png", dpi=120)
+    atomic_write_text(summary.parent / "sweep.md", table + "\n")  # a Ctrl-C never leaves half a committed record
+    fig = plot_sweep(rows, param, stage=stage)
+    atomic_write(summary.parent / "sweep.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
     return table
 
 

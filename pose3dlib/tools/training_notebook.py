@@ -26,12 +26,15 @@ def run_stage_notebook(cfg, stage: int, run_dir: str | os.PathLike, figures_dir:
     `init_from`: the checkpoint the stage starts from (default: stage N-1's, see train.fit).
     """
     from ..engine.paths import project_relative
-    from ..engine.runs import checkpoint_path, metrics_log_path
+    from ..engine.runs import checkpoint_path, metrics_log_path, stale_reasons
     from ..engine.train import stage_status, train_or_load
     from ..plots.viz import save_figure
 
     status = stage_status(cfg, stage, run_dir, init_from)
     print(f"stage {stage} checkpoint found: {status} ({STATUS_MEANING[status]})")
+    if status == "stale":  # say what changed: a config key, or the stage it starts from
+        reasons = stale_reasons(cfg, stage, run_dir, init_from)
+        print("  because: " + "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""))
     metrics = train_or_load(cfg, stage, run_dir, init_from)
     print("checkpoint:", project_relative(checkpoint_path(run_dir, stage)))
     log = metrics_log_path(run_dir, stage)
