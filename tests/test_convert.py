@@ -240,6 +240,41 @@ def test_3dhp_poses_in_metres_are_refused(raw, tmp_path):
         convert_3dhp(part.parent, tmp_path / "out", progress=False)
 
 
+def test_3dhp_checks_the_valid_frames_only_and_their_activities(raw, tmp_path):
+    """NaN in a frame the annotation marks invalid (never converted) is no reason to refuse a sequence; NaN
+    or an unknown activity in a valid frame is, naming the file and frame."""
+    part = tmp_path / "raw" / "TS5"
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part)
+    with h5py.File(part / "annot_data.mat", "r") as f:
+        original = {k: f[k][()] for k in f.keys()}
+    valid = original["valid_frame"].ravel() > 0
+    n = valid.size
+    assert not valid.all() and valid.any()
+
+    def with_frame(key: str, frame: int, value) -> None:
+        arrays = {k: v.copy() for k, v in original.items()}
+        a = arrays[key].astype(np.float64)
+        axis = a.shape.index(n)  # frame-first or frame-last, as MATLAB stored it
+        index = [slice(None)] * a.ndim
+        index[axis] = frame
+        a[tuple(index)] = value
+        arrays[key] = a
+        (part / "annot_data.mat").unlink()
+        so._write_mat73(part / "annot_data.mat", arrays)
+
+    invalid_frame, valid_frame = int(np.flatnonzero(~valid)[0]), int(np.flatnonzero(valid)[0])
+    with_frame("annot2", invalid_frame, np.nan)
+    assert convert_3dhp(part.parent, tmp_path / "out", progress=False)["frames"] == {"TS5": int(valid.sum())}
+    with_frame("univ_annot3", valid_frame, np.nan)
+    with pytest.raises(DataError, match=rf"annot_data.mat: annot2 or univ_annot3 holds NaN or infinite values in 1 "
+                                        rf"valid frames \(first: frame {valid_frame + 1}\)"):
+        convert_3dhp(part.parent, tmp_path / "out2", progress=False)
+    with_frame("activity_annotation", valid_frame, 8)
+    with pytest.raises(DataError, match=r"'activity_annotation' of valid frames holds \[8\.0\]; an MPI-INF-3DHP "
+                                        r"activity is 1\.\.7"):
+        convert_3dhp(part.parent, tmp_path / "out3", progress=False)
+
+
 def _edited_mpii(raw, tmp_path, edit) -> tuple:
     """A copy of the MPII .mat whose first annotated training person `edit(rect, point)` changes."""
     from scipy.io import loadmat, savemat
@@ -417,6 +452,23 @@ def test_h36m_video_shorter_than_its_poses_is_reported_and_redone_when_replaced(
     video.write_bytes(original)  # the whole video again: converted anew, nothing missing
     fixed = convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
     assert fixed["rows"] == full["rows"] and not [m for m in fixed["missing"] if "video ends early" in m]
+
+
+def test_h36m_a_cut_short_pose_file_skips_its_sequence_as_an_unreadable_video_does(raw, tmp_path):
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    full = convert_h36m(part, tmp_path / "full", progress=False)
+    f3d = sorted((part / "S9").rglob("D3_Positions_mono/*.cdf"))[0]
+    kept = f3d.read_bytes()
+    f3d.write_bytes(kept[: len(kept) // 3])  # an interrupted extraction
+    with pytest.warns(common.ConversionWarning, match=rf"{re.escape(f3d.name)}: not a readable Human3.6M CDF file.*; "
+                                                       "sequence skipped"):
+        cut = convert_h36m(part, tmp_path / "out", progress=False)
+    assert cut["skipped"] == [str(f3d.relative_to(part))] and 0 < cut["rows"] < full["rows"]
+    assert cut["sequences"] == full["sequences"] - 1
+    f3d.write_bytes(kept)  # restored: the sequence is converted again, nothing skipped
+    fixed = convert_h36m(part, tmp_path / "out", progress=False)
+    assert fixed["skipped"] == [] and fixed["rows"] == full["rows"]
 
 
 def test_h36m_subjects_in_batches_are_not_dropped(raw, tmp_path):

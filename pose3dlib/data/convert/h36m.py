@@ -164,14 +164,25 @@ def _index_files(subject_dir: Path, modality: str, suffix: str) -> dict[str, Pat
     return index
 
 
+class UnreadableCDF(DataError):
+    """A pose file (`path`) that cannot be read at all (damaged, cut short): its sequence is skipped
+    and listed, as an unreadable video's is; other pose errors (shapes, units) stop the conversion."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = path
+
+
 def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
-    """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file."""
+    """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file
+    (UnreadableCDF for a file cdflib cannot read)."""
     import cdflib
 
     try:
         data = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
     except common.DAMAGED_FILE_ERRORS as e:  # cdflib's errors for damaged files
-        raise DataError(f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable ({type(e).__name__}: {e})") from None
+        raise UnreadableCDF(path, f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable "
+                                  f"({type(e).__name__}: {e})") from None
     data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or data.shape[1] != 32 * dims:
         raise DataError(f"{path}: 'Pose' has shape {np.shape(data)}, expected (1, N, {32 * dims})")
@@ -345,7 +356,12 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
                     "files": common.files_fingerprint(f3d, f2d, video)}
         rows = common.load_part(out, folder, settings)
         if rows is None:
-            pose_3d, pose_2d = _sequence_poses(f3d, f2d, meta.lens[cam - 1])
+            try:
+                pose_3d, pose_2d = _sequence_poses(f3d, f2d, meta.lens[cam - 1])
+            except UnreadableCDF as e:  # a pose file cut short (an interrupted extraction): like an unreadable video
+                common.warn(f"{e}; sequence skipped")
+                report["skipped"].append(str(e.path.relative_to(raw)))
+                continue
             n = len(pose_3d)
             keys = {"subject": s, "action": action, "subaction": subaction, "camera": cam,
                     "istrain": int(s in TRAIN_SUBJECTS), "damaged": int((s, name) in DAMAGED)}

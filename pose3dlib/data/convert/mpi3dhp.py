@@ -23,6 +23,7 @@ from ...engine.errors import DataError
 from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import MPI3DHP17_NUM_JOINTS, mpi3dhp17_to_mpii16
+from ..actions import MPI3DHP_ACTIVITIES
 from ..h36m import MPI3DHP_TEST_SEQUENCES, image_path
 from ..image_file import read_image_file
 from . import common
@@ -62,9 +63,15 @@ def read_sequence(path: Path) -> dict[str, np.ndarray]:
     n = {k: len(v) for k, v in arrays.items()}
     if len(set(n.values())) != 1:
         raise DataError(f"{path}: per-frame variables differ in length: {n}")
-    if not (np.isfinite(arrays["annot2"]).all() and np.isfinite(arrays["univ_annot3"]).all()):
-        raise DataError(f"{path}: annot2 or univ_annot3 holds NaN or infinite values")
-    valid = arrays["valid_frame"] > 0
+    valid = arrays["valid_frame"] > 0  # only these frames are converted: the others may hold anything
+    bad = ~(np.isfinite(arrays["annot2"][valid]).all(axis=(1, 2)) & np.isfinite(arrays["univ_annot3"][valid]).all(axis=(1, 2)))
+    if bad.any():
+        raise DataError(f"{path}: annot2 or univ_annot3 holds NaN or infinite values in {int(bad.sum())} valid frames "
+                        f"(first: frame {int(np.flatnonzero(valid)[np.argmax(bad)]) + 1})")
+    activity = arrays["activity"][valid]
+    if len(unknown := np.setdiff1d(activity, tuple(MPI3DHP_ACTIVITIES))):
+        raise DataError(f"{path}: 'activity_annotation' of valid frames holds {unknown[:5].tolist()}; "
+                        f"an MPI-INF-3DHP activity is {min(MPI3DHP_ACTIVITIES)}..{max(MPI3DHP_ACTIVITIES)}")
     common.check_person_units(arrays["univ_annot3"][valid], "mm", f"{path}: 'univ_annot3'")
     common.check_person_units(arrays["annot2"][valid], "px", f"{path}: 'annot2'")
     return arrays
