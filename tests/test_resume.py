@@ -209,3 +209,29 @@ def test_data_workers_leave_ctrl_c_to_the_training_process():
     with ctx.Pool(1, initializer=ignore_interrupt, initargs=(0,)) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
     assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # this process keeps its own handler
+
+
+def test_resume_refuses_a_stage_whose_start_checkpoint_changed(tmp_path):
+    """Stage 1 trained again after Stage 2 was interrupted: continuing Stage 2 would mix two starts."""
+    from pose3dlib.engine.errors import ConfigError
+    from pose3dlib.engine.runs import file_digest
+    from pose3dlib.engine.train import _check_resumed_start
+
+    run = tmp_path / "run"
+    first = run / "stage1" / "last.pt"
+    first.parent.mkdir(parents=True)
+    first.write_bytes(b"stage 1, first training")
+    last = run / "stage2" / "last.pt"
+    ckpt = {"extra": {"init_from": str(first), "init_digest": file_digest(first)}}
+    _check_resumed_start(ckpt, last, 2, run, None)  # the same start: fine
+    other = tmp_path / "other.pt"
+    other.write_bytes(first.read_bytes())
+    _check_resumed_start(ckpt, last, 2, run, other)  # --init naming a copy of it: fine
+    first.write_bytes(b"stage 1, trained again")
+    with pytest.raises(ConfigError, match=r"--resume: .*stage2/last\.pt was started from .*stage1/last\.pt, not from "
+                                          r".*stage1/last\.pt as it is now; resume with --init"):
+        _check_resumed_start(ckpt, last, 2, run, None)
+    _check_resumed_start(ckpt, last, 2, run, other)  # the checkpoint it started from, given by hand: fine
+    first.unlink()
+    _check_resumed_start(ckpt, last, 2, run, None)  # gone: not compared (the resumed run does not read it)
+    assert _check_resumed_start(ckpt, last, 1, run, None) is None  # Stage 1 starts from nothing

@@ -369,6 +369,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
             if ckpt["extra"].get("world_size", 1) != info.world_size:
                 raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
                                   f"this run has {info.world_size}; resume with the same number")
+            _check_resumed_start(ckpt, last, stage, run_dir, init_from)
             if info.is_main and not ckpt["extra"].get("finished", False):
                 per_epoch = ckpt["extra"].get("steps_per_epoch") or 1
                 print(f"stage {stage}: resuming {last} at step {ckpt['step']} (epoch {ckpt['epoch'] + 1} of "
@@ -383,6 +384,22 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
         return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
     init_path = _init_path_for(cfg, stage, run_dir, init_from)
     return None, init_path, file_digest(init_path) if init_path is not None else None
+
+
+def _check_resumed_start(ckpt: dict, last: Path, stage: int, run_dir, init_from) -> None:
+    """ConfigError when the checkpoint a stage would start from now (--init, or the previous stage's)
+    is not the one the resumed last.pt started from: continuing would mix two starts, and the
+    stage would count as stale afterwards. A start checkpoint that is gone is not compared (the
+    resumed run does not read it)."""
+    explicit = resolve(init_from) if init_from is not None else None
+    start = explicit if explicit is not None else default_init(run_dir, stage)
+    if start is None or (explicit is None and not start.is_file()):
+        return
+    started = ckpt["extra"].get("init_digest")
+    if started is not None and file_digest(_init_path_for(None, stage, run_dir, init_from)) != started:
+        raise ConfigError(f"--resume: {last} was started from {ckpt['extra'].get('init_from')}, not from {start} as it "
+                          "is now; resume with --init set to the checkpoint it started from, or train the stage "
+                          "again (--overwrite)")
 
 
 class InterruptGuard:
