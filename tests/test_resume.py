@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_equals_an_uninterrupted_
     r = train_cli(broken, 1, overrides, env={INTERRUPT_AT_STEP_ENV: "9"})
     assert r.returncode == 130, r.stderr[-2000:]
     assert f"stage 1: interrupted; {broken / 'stage1' / 'last.pt'} holds step 9 (epoch 2 of 2, step 3 of 6)" in r.stderr
+    assert re.search(r"(?:^|[\r\n])stage 1: interrupted; ", r.stderr)  # on a line of its own, not after the bar
     partial = load_checkpoint(broken / "stage1" / "last.pt")
     assert (partial["step"], partial["epoch"], partial["extra"]["finished"]) == (9, 1, False)
     r = train_cli(broken, 1, overrides, "--resume")

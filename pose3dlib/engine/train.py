@@ -444,7 +444,9 @@ class Trainer:
         self.device, self.info = device, info
         self.sdir, self.last = stage_dir(run_dir, stage), checkpoint_path(run_dir, stage)
         self.switches = SpeedSwitches.for_training(cfg.train, device)
-        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {"on_batch_end": [], "on_epoch_end": []}
+        # on_stop: an epoch ends early (Ctrl-C, a non-finite loss), before its message is printed
+        self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {"on_batch_end": [], "on_epoch_end": [],
+                                                                       "on_stop": []}
         self.step = self.epoch = 0  # optimiser steps taken, epochs completed
         self.lr = stage_cfg.lr
         self.values: dict[str, float] = {}  # losses of the last step
@@ -596,6 +598,7 @@ class Trainer:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
                                          switches=self.switches, weights=weights, info=self.info)
             except NonFiniteLossError as e:
+                self.trigger("on_stop")  # the progress bar ends before the error is printed below it
                 kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
                     "no checkpoint was written yet"
                 raise NonFiniteLossError(f"stage {self.stage}, step {self.step + 1} (epoch {self.epoch + 1}): {e}; "
@@ -679,6 +682,7 @@ class Trainer:
     def _stop_interrupted(self, save: bool) -> None:
         """After a Ctrl-C: save last.pt at this step boundary (unless just saved), say what it holds, and
         raise KeyboardInterrupt."""
+        self.trigger("on_stop")  # the progress bar ends first: the message gets a line of its own
         if save:
             self.save(finished=False)
         if self.epoch == self.stage_cfg.epochs:  # during the last validation or save: the stage is complete
@@ -767,7 +771,8 @@ def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]
     """fit's callbacks, in order: log, progress, fault injection, then the periodic checkpoint."""
     bar = ProgressCallback()
     return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
-            ("on_batch_end", fault_interrupt), ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end), ("on_epoch_end", log_epoch)]
+            ("on_batch_end", fault_interrupt), ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end),
+            ("on_epoch_end", log_epoch), ("on_stop", bar.on_epoch_end)]
 
 
 def ignore_interrupt(worker_id: int) -> None:
