@@ -150,7 +150,7 @@ sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SW
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
 	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep $(REPLACE_FLAG)
 
-#> REPLACE=False | True: sweep, ablation and unseen-check may write a summary without runs or seeds an earlier one in the same folder held
+#> REPLACE=False | True: sweep, ablation and unseen-check may write a summary without runs or seeds an earlier one in the same folder held (ablation: and retrain arms whose folders hold another recipe)
 REPLACE ?= False
 REPLACE_FLAG := $(if $(filter True,$(REPLACE)),--replace)
 

@@ -181,9 +181,14 @@ def test_ablation_shares_stage2_between_b_and_c_and_reruns_only_what_changed(smo
     (out / "b" / "seed=0" / runs.EVALUATED_NAME).unlink()
     run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None)
     assert calls == [("b", 0, None)]
-    # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2
+    # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2; without --replace it is
+    # refused before anything runs (it would retrain the arms and replace the folder's record)
     calls.clear()
     longer = [*smoke_data, "train.stage3.epochs=2"]
+    with pytest.raises(Pose3DError, match=r"c/seed=0/config\.yaml holds another recipe than this ablation's "
+                                          r"\(train\.stage3\.epochs: 1 -> 2\)"):
+        run_ablation("smoke", [0], [0], out, longer, executor=_in_process(calls), log=lambda line: None)
+    assert calls == [] and csv_path.read_text() == text
     run_ablation("smoke", [0], [], out, longer, executor=_in_process(calls), log=lambda line: None, replace=True)
     assert calls == [("c", 0, 3), ("c", 0, None), ("b", 0, 3), ("b", 0, None)]
     # another Stage 1 makes every stage stale: c trains again and b follows its new Stage 2

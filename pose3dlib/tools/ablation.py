@@ -188,6 +188,23 @@ def check_kept_seeds(csv_path: Path, seeds_bc: Iterable[int], seeds_a: Iterable[
                           "(finished runs are reused), or --replace (REPLACE=True with make) to write only these")
 
 
+def check_same_recipe(configs: dict[tuple[str, int], tuple[Config, Path]], replace: bool) -> None:
+    """Refuse, unless `replace`, an ablation whose arms' recipe differs from the one their run
+    folders hold (another --set schedule, or `make ablation ABLATION_SCHEDULE=` for the full one):
+    every arm would be trained again and the record in the folder replaced."""
+    from ..config import config_to_dict
+    from ..engine.runs import training_differences
+
+    if replace:
+        return
+    for (arm, seed), (cfg, path) in configs.items():
+        if path.is_file() and (diffs := training_differences(config_to_dict(load_config(path)), cfg)):
+            raise Pose3DError(f"{path} holds another recipe than this ablation's ({'; '.join(diffs[:4])}"
+                              f"{'; ...' if len(diffs) > 4 else ''}): arm ({arm}) seed {seed} and the others would be "
+                              "trained again and the record in this folder replaced; use the schedule it was made "
+                              "with, another --out, or --replace (REPLACE=True with make) to train them here again")
+
+
 def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str | Path | None = None,
                  schedule: Iterable[str] = (), executor: Callable[[Step, str, Path], None] = run_notebook,
                  log: Callable[[str], None] = lambda line: print(line, flush=True), replace: bool = False) -> Path:
@@ -200,7 +217,8 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
         schedule: config overrides applied to every arm (a shorter schedule, other data folders).
         executor: runs one step, given (step, profile, config file); default: its notebook.
         log: receives one progress line per step.
-        replace: let ablation.csv leave out arm/seed runs it held before (else refused, `check_kept_seeds`).
+        replace: let ablation.csv leave out arm/seed runs it held before (else refused, `check_kept_seeds`),
+            and train arms again whose folders hold another recipe (else refused, `check_same_recipe`).
     """
     if not seeds_bc and not seeds_a:
         raise Pose3DError("the ablation needs seeds: give --seeds-bc and/or --seeds-a (e.g. 0,1,2)")
@@ -214,11 +232,12 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
     ensure_data(load_config(f"configs/{profile}.yaml", schedule))
     configs: dict[tuple[str, int], tuple[Config, Path]] = {}
     for arm, seed in arm_seeds(seeds_bc, seeds_a):
-        cfg = arm_config(profile, arm, seed, schedule)
-        path = resolve(run_folder(out, arm, seed)) / "config.yaml"
+        configs[(arm, seed)] = (arm_config(profile, arm, seed, schedule),
+                                resolve(run_folder(out, arm, seed)) / "config.yaml")
+    check_same_recipe(configs, replace)
+    for cfg, path in configs.values():
         if not path.is_file() or load_config(path) != cfg:
             dump_config(cfg, path)
-        configs[(arm, seed)] = (cfg, path)
     steps = plan(out, seeds_bc, seeds_a)
     for i, step in enumerate(steps, start=1):
         cfg, config_file = configs[(step.arm, step.seed)]
