@@ -68,6 +68,12 @@ def warn(message: str) -> None:
         warnings.formatwarning = previous
 
 
+# In a set converted by `prepare-real-data` (make reproduce REAL_DATA=True): which download, in which
+# state, it was converted from, with the release's settings. Every converter run removes it first, so a
+# set converted since by hand (other settings, another download) is never taken for that one.
+DOWNLOAD_STAMP = "download.json"
+
+
 def prepare_output(raw: Path, out: Path) -> Path:
     """Resolve and check `out`, refusing any place inside the raw download (or the download inside it).
 
@@ -80,6 +86,7 @@ def prepare_output(raw: Path, out: Path) -> Path:
                         "the raw folder: choose an output outside it")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder; choose another output")
+    (out / DOWNLOAD_STAMP).unlink(missing_ok=True)
     return out
 
 
@@ -143,8 +150,14 @@ def part_path(out: Path, name: str) -> Path:
     return out / PARTS_DIR / f"{name}.npz"
 
 
-def load_part(out: Path, name: str, settings: dict) -> dict[str, np.ndarray] | None:
-    """The rows of a finished sequence converted with the same settings, else None (convert it again)."""
+def load_part(out: Path, name: str, settings: dict, images: Path | None = None) -> dict[str, np.ndarray] | None:
+    """The rows of a finished sequence converted with the same settings, else None (convert it again).
+
+    `images`: the release's image folder of the rows (subject, action, subaction, camera, id); a
+    part any of whose crops is gone there (a deleted images/ folder) is converted again too.
+    """
+    from ..h36m import image_path
+
     path = part_path(out, name)
     if not path.is_file():
         return None
@@ -152,9 +165,14 @@ def load_part(out: Path, name: str, settings: dict) -> dict[str, np.ndarray] | N
         with np.load(path, allow_pickle=False) as z:
             if json.loads(str(z["settings"])) != settings:
                 return None
-            return {k: z[k] for k in z.files if k != "settings"}
+            rows = {k: z[k] for k in z.files if k != "settings"}
     except (OSError, ValueError, KeyError):
         return None  # a damaged marker: convert the sequence again
+    if images is not None and not all(
+            os.path.exists(image_path(images, *keys)) for keys in zip(
+                rows["subject"], rows["action"], rows["subaction"], rows["camera"], rows["id"])):
+        return None
+    return rows
 
 
 def save_part(out: Path, name: str, settings: dict, rows: dict[str, np.ndarray]) -> None:

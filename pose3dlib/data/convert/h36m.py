@@ -354,7 +354,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
         folder = f"s_{s:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
         settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name,
                     "files": common.files_fingerprint(f3d, f2d, video)}
-        rows = common.load_part(out, folder, settings)
+        rows = common.load_part(out, folder, settings, images)
         if rows is None:
             try:
                 pose_3d, pose_2d = _sequence_poses(f3d, f2d, meta.lens[cam - 1])

@@ -140,7 +140,7 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
         seq_dir = testset / f"TS{seq}"
         part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER)}
-        rows = common.load_part(out, f"TS{seq}", part)
+        rows = common.load_part(out, f"TS{seq}", part, out / "images")
         if rows is None:
             rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
             if not missing:  # an incomplete sequence is converted (and reported) again by the next run

@@ -27,7 +27,7 @@ from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
-from .common import REPORT_LISTS, hash_file_stats, shown_items
+from .common import DOWNLOAD_STAMP, REPORT_LISTS, hash_file_stats, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -83,7 +83,6 @@ def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
     return overrides
 
 
-DOWNLOAD_STAMP = "download.json"  # in a converted set: which download, in which state, it was converted from
 
 
 def download_fingerprint(raw: str | os.PathLike) -> str:
