@@ -493,6 +493,11 @@ def test_h36m_subjects_in_batches_are_not_dropped(raw, tmp_path):
                                         r"leave out of it: pass --subjects 9 11"):
         convert_h36m(raw / "h36m", out, subjects=(11,), progress=False)
     both = convert_h36m(raw / "h36m", out, subjects=(9, 11), progress=False)
+    moved = tmp_path / "moved"  # S9's folder leaves the download: --subjects could not keep it, so that is not said
+    shutil.copytree(raw / "h36m", moved, ignore=shutil.ignore_patterns("S9"))
+    with pytest.raises(DataError, match=r"holds subjects \[9\], and S9/ is no longer in the download .*moved: a "
+                                        r"conversion now would leave them out of it; put the folder back"):
+        convert_h36m(moved, out, progress=False)
     eleven = convert_h36m(raw / "h36m", tmp_path / "eleven", subjects=(11,), progress=False)
     assert both["rows"] == nine["rows"] + eleven["rows"]
     with h5py.File(out / "annot.h5", "r") as f:

@@ -186,6 +186,8 @@ def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
     data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or data.shape[1] != 32 * dims:
         raise DataError(f"{path}: 'Pose' has shape {np.shape(data)}, expected (1, N, {32 * dims})")
+    if len(data) == 0:  # skipped and listed as a cut-short file is: its sequence has nothing to convert
+        raise UnreadableCDF(path, f"{path}: 'Pose' holds no frames")
     if not np.isfinite(data).all():
         raise DataError(f"{path}: 'Pose' holds NaN or infinite values")
     return data.reshape(len(data), 32, dims)
@@ -260,6 +262,11 @@ def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
     if unknown:
         raise DataError(f"unknown Human3.6M subjects {unknown}; subjects are {list(SUBJECTS)}")
     dropped = sorted(_converted_subjects(out) - set(wanted))
+    gone = [s for s in dropped if s not in present]  # their folders left the download: --subjects cannot keep them
+    if gone:
+        raise DataError(f"{out / 'annot.h5'} holds subjects {dropped}, and {', '.join(f'S{s}/' for s in gone)} "
+                        f"{'is' if len(gone) == 1 else 'are'} no longer in the download {raw}: a conversion now would "
+                        "leave them out of it; put the folder back, or choose another output folder")
     if dropped:
         raise DataError(f"{out / 'annot.h5'} holds subjects {dropped} that this conversion (subjects {list(wanted)}) "
                         f"would leave out of it: pass --subjects {' '.join(str(x) for x in sorted(set(wanted) | set(dropped)))} "

@@ -233,8 +233,8 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
     split_rows: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     found = set()
     checked: dict[str, str | None] = {}  # image name -> damaged_image's answer (an image holds several people)
-    for i in sorted(people):
-        for name, p in people[i]:
+    for i in progress_bar(sorted(people), desc="convert-mpii: checking images", unit="img", disable=not progress):
+        for name, p in people[i]:  # each image is stat'ed and its end read once: minutes on a cold or network disk
             key = (i, int(p["person"]))
             split = "val" if key in val_pairs else ("train" if i not in val_image_set else None)
             if split is None:
