@@ -270,8 +270,8 @@ def test_3dhp_checks_the_valid_frames_only_and_their_activities(raw, tmp_path):
                                         rf"valid frames \(first: frame {valid_frame + 1}\)"):
         convert_3dhp(part.parent, tmp_path / "out2", progress=False)
     with_frame("activity_annotation", valid_frame, 8)
-    with pytest.raises(DataError, match=r"'activity_annotation' of valid frames holds \[8\.0\]; an MPI-INF-3DHP "
-                                        r"activity is 1\.\.7"):
+    with pytest.raises(DataError, match=rf"'activity_annotation' of valid frames holds \[8\.0\] \(first: frame "
+                                        rf"{valid_frame + 1}\); an MPI-INF-3DHP activity is 1\.\.7"):
         convert_3dhp(part.parent, tmp_path / "out3", progress=False)
 
 

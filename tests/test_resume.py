@@ -66,7 +66,7 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_equals_an_uninterrupted_
     overrides = smoke_data + RESUME_OVERRIDES
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert train_cli(whole, 1, overrides).returncode == 0
-    r = train_cli(broken, 1, overrides, env={INTERRUPT_AT_STEP_ENV: "9"})
+    r = train_cli(broken, 1, overrides, env={INTERRUPT_AT_STEP_ENV: "9", "POSE3D_PROGRESS": ""})  # bars on
     assert r.returncode == 130, r.stderr[-2000:]
     assert f"stage 1: interrupted; {broken / 'stage1' / 'last.pt'} holds step 9 (epoch 2 of 2, step 3 of 6)" in r.stderr
     assert re.search(r"(?:^|[\r\n])stage 1: interrupted; ", r.stderr)  # on a line of its own, not after the bar
@@ -205,8 +205,10 @@ def test_data_workers_leave_ctrl_c_to_the_training_process():
     handler saves at the step boundary instead of the loader failing on a worker that exited."""
     import multiprocessing
 
-    from pose3dlib.engine.train import ignore_interrupt
+    from pose3dlib.engine.train import epoch_loader, ignore_interrupt
 
+    loader = epoch_loader(list(range(8)), 2, [0, 1, 2, 3], num_workers=1, pin_memory=False)  # what training iterates
+    assert loader.worker_init_fn is ignore_interrupt and [b.tolist() for b in loader] == [[0, 1], [2, 3]]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1, initializer=ignore_interrupt, initargs=(0,)) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
@@ -236,4 +238,7 @@ def test_resume_refuses_a_stage_whose_start_checkpoint_changed(tmp_path):
     _check_resumed_start(ckpt, last, 2, run, other)  # the checkpoint it started from, given by hand: fine
     first.unlink()
     _check_resumed_start(ckpt, last, 2, run, None)  # gone: not compared (the resumed run does not read it)
-    assert _check_resumed_start(ckpt, last, 1, run, None) is None  # Stage 1 starts from nothing
+    scratch = {"extra": {"init_from": None, "init_digest": None}}  # a Stage 1 trained from scratch
+    assert _check_resumed_start(scratch, run / "stage1" / "last.pt", 1, run, None) is None
+    with pytest.raises(ConfigError, match=r"stage1/last\.pt was started from None, not from .*other\.pt"):
+        _check_resumed_start(scratch, run / "stage1" / "last.pt", 1, run, other)  # an --init it never had

@@ -220,10 +220,17 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
         ckpt = load_checkpoint(path)
     reasons = training_differences(ckpt["config"], cfg, stage)
     init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)
-    if init is not None and (not init.is_file() or ckpt.get("extra", {}).get("init_digest") != file_digest(init)):
+    if init is not None and not started_from(ckpt, init):
         reasons.append(f"its start checkpoint {init} is not the one it was trained from"
                        + ("" if init.is_file() else " (missing)"))
     return reasons
+
+
+def started_from(ckpt: dict, init: Path) -> bool:
+    """Whether the stage checkpoint `ckpt` was trained from the checkpoint file `init` as it is now
+    (its recorded `init_digest`); False for a missing `init` or a checkpoint that started from nothing."""
+    started = ckpt.get("extra", {}).get("init_digest")
+    return started is not None and init.is_file() and file_digest(init) == started
 
 
 def is_finished(path: Path) -> bool:

@@ -74,6 +74,7 @@ from .runs import (
     stage_dir,
     stage_lock,
     stage_status,
+    started_from,
     training_differences,
 )
 
@@ -388,15 +389,14 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
 
 def _check_resumed_start(ckpt: dict, last: Path, stage: int, run_dir, init_from) -> None:
     """ConfigError when the checkpoint a stage would start from now (--init, or the previous stage's)
-    is not the one the resumed last.pt started from: continuing would mix two starts, and the
-    stage would count as stale afterwards. A start checkpoint that is gone is not compared (the
-    resumed run does not read it)."""
-    explicit = resolve(init_from) if init_from is not None else None
-    start = explicit if explicit is not None else default_init(run_dir, stage)
-    if start is None or (explicit is None and not start.is_file()):
+    is not the one the resumed last.pt started from (`runs.started_from`; a last.pt that started
+    from nothing and an --init given now count as different): continuing would mix two starts,
+    and the stage would count as stale afterwards. A previous stage's checkpoint that is gone is
+    not compared (the resumed run does not read it); an --init that is gone is an error, as always."""
+    start = _init_path_for(None, stage, run_dir, init_from) if init_from is not None else default_init(run_dir, stage)
+    if start is None or not start.is_file():
         return
-    started = ckpt["extra"].get("init_digest")
-    if started is not None and file_digest(_init_path_for(None, stage, run_dir, init_from)) != started:
+    if not started_from(ckpt, start):
         raise ConfigError(f"--resume: {last} was started from {ckpt['extra'].get('init_from')}, not from {start} as it "
                           "is now; resume with --init set to the checkpoint it started from, or train the stage "
                           "again (--overwrite)")
@@ -579,12 +579,8 @@ class Trainer:
         order = shard_indices(len(self.train_ds), seed=self.cfg.seed, stage=self.stage, epoch=self.epoch,
                               rank=self.info.rank, world_size=self.info.world_size)
         self.done_in_epoch = self.step - self.epoch * self.steps_per_epoch
-        loader = DataLoader(
-            self.train_ds, batch_size=batch, drop_last=True,
-            sampler=ListSampler(order[self.done_in_epoch * batch : self.steps_per_epoch * batch]),
-            num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda",
-            worker_init_fn=ignore_interrupt,
-        )
+        loader = epoch_loader(self.train_ds, batch, order[self.done_in_epoch * batch : self.steps_per_epoch * batch],
+                              self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
         weights = self.stage_cfg.loss_weights()
         self.clock.start()
         spent = dict.fromkeys(("data_seconds", "step_seconds", "callback_seconds"), 0.0)
@@ -773,6 +769,13 @@ def default_callbacks(t: Trainer) -> list[tuple[str, Callable[[Trainer], None]]]
     return [("on_batch_end", log_step), ("on_batch_end", bar.on_batch_end), ("on_batch_end", fault_kill),
             ("on_batch_end", fault_interrupt), ("on_batch_end", periodic_checkpoint), ("on_epoch_end", bar.on_epoch_end),
             ("on_epoch_end", log_epoch), ("on_stop", bar.on_epoch_end)]
+
+
+def epoch_loader(dataset, batch: int, indices, num_workers: int, pin_memory: bool) -> DataLoader:
+    """The training DataLoader of (the rest of) an epoch: `indices` in order, whole batches, workers
+    that leave Ctrl-C to the training process (`ignore_interrupt`)."""
+    return DataLoader(dataset, batch_size=batch, drop_last=True, sampler=ListSampler(indices),
+                      num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=ignore_interrupt)
 
 
 def ignore_interrupt(worker_id: int) -> None:

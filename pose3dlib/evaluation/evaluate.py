@@ -52,6 +52,9 @@ PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
 # the 3D test splits and the data config key of each one's folder (its "test" split is scored)
 TEST_SPLIT_DIRS = {"lab_test": "h36m_dir", "wild_test": "wild_test_dir"}
+# The data.* keys an evaluation reads (where the scored sets and their files are): what an
+# evaluation-only sweep may change.
+EVALUATION_DATA_KEYS = (*TEST_SPLIT_DIRS.values(), "mpii_dir", "h36m_annotation_file", "image_dir")
 PCKH_PREFIX = "pckh@"  # PCKh rows are labelled pckh@<threshold>, e.g. pckh@0.5
 # Every protocol the evaluator writes, in the order of the README table, with its column label.
 PROTOCOLS: dict[str, str] = {

@@ -249,6 +249,21 @@ def merge_seeds(result: list[dict], kept: list[dict]) -> list[dict]:
     return sorted([*result, *kept], key=lambda r: r["seed"])
 
 
+def scored_these_weights(run_dir: str | Path, stage: int) -> bool:
+    """Whether the run's metrics.csv scored its `stage` checkpoint as it is now: by the checkpoint's
+    digest where an `evaluated.json` records the evaluation that wrote this metrics.csv (sweep and
+    ablation runs), else by the files' times (the checkpoint not newer than metrics.csv)."""
+    ckpt, csv_path = runs.checkpoint_path(run_dir, stage), runs.eval_csv_path(run_dir)
+    try:
+        record = json.loads((resolve(run_dir) / runs.EVALUATED_NAME).read_text())
+        scored = record["checkpoints_sha256"][runs.stage_name(stage)]
+        if record["metrics_csv_sha256"] == runs.file_digest(csv_path) and scored is not None:
+            return scored == runs.file_digest(ckpt)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return ckpt.stat().st_mtime <= csv_path.stat().st_mtime
+
+
 def set_overrides(set_dir: Path) -> list[str]:
     """The `--set` overrides that point `evaluate`'s data folders into a generated set."""
     return [f"data.{key}={json.dumps(str(set_dir / sub))}" for key, sub in DATA_KEYS.items()]  # quoted: a '#' or ': ' in the path stays in it
@@ -286,7 +301,7 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         ckpt = runs.checkpoint_path(run_dir, stage)
         if not ckpt.is_file():
             raise Pose3DError(f"{ckpt} not found: train the run first (make reproduce) or choose --stages")
-        if ckpt.stat().st_mtime > runs.eval_csv_path(run_dir).stat().st_mtime:
+        if not scored_these_weights(run_dir, stage):
             raise Pose3DError(f"{ckpt} is newer than {runs.eval_csv_path(run_dir)}, so the numbers to compare with may be "
                               "of other weights: score the run again first (make reproduce, or python -m pose3dlib "
                               "evaluate --run-dir ...)")

@@ -44,7 +44,7 @@ from ..config import Config, EvalConfig, dump_config, load_config
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..engine.runs import eval_csv_path, figures_path, record_evaluation
+from ..engine.runs import STAGES, checkpoint_path, eval_csv_path, figures_path, record_evaluation
 from ..evaluation.evaluate import is_fraction, pckh_protocol, protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
 
@@ -190,15 +190,16 @@ def check_kept_seeds(csv_path: Path, seeds_bc: Iterable[int], seeds_a: Iterable[
 
 def check_same_recipe(configs: dict[tuple[str, int], tuple[Config, Path]], replace: bool) -> None:
     """Refuse, unless `replace`, an ablation whose arms' recipe differs from the one their run
-    folders hold (another --set schedule, or `make ablation ABLATION_SCHEDULE=` for the full one):
-    every arm would be trained again and the record in the folder replaced."""
+    folders hold and trained (another --set schedule, or `make ablation ABLATION_SCHEDULE=` for the
+    full one): every arm would be trained again and the record in the folder replaced."""
     from ..config import config_to_dict
     from ..engine.runs import training_differences
 
     if replace:
         return
     for (arm, seed), (cfg, path) in configs.items():
-        if path.is_file() and (diffs := training_differences(config_to_dict(load_config(path)), cfg)):
+        trained = any(checkpoint_path(path.parent, s).is_file() for s in STAGES)
+        if trained and path.is_file() and (diffs := training_differences(config_to_dict(load_config(path)), cfg)):
             raise Pose3DError(f"{path} holds another recipe than this ablation's ({'; '.join(diffs[:4])}"
                               f"{'; ...' if len(diffs) > 4 else ''}): arm ({arm}) seed {seed} and the others would be "
                               "trained again and the record in this folder replaced; use the schedule it was made "
@@ -229,12 +230,12 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
                           "(ABLATION_SEEDS_BC, ABLATION_SEEDS_A), not from the config")
     out = Path(out or f"runs/ablation/{profile}")
     check_kept_seeds(resolve(out) / "ablation.csv", seeds_bc, seeds_a, replace)
-    ensure_data(load_config(f"configs/{profile}.yaml", schedule))
     configs: dict[tuple[str, int], tuple[Config, Path]] = {}
     for arm, seed in arm_seeds(seeds_bc, seeds_a):
         configs[(arm, seed)] = (arm_config(profile, arm, seed, schedule),
                                 resolve(run_folder(out, arm, seed)) / "config.yaml")
-    check_same_recipe(configs, replace)
+    check_same_recipe(configs, replace)  # before any data is generated or written
+    ensure_data(load_config(f"configs/{profile}.yaml", schedule))
     for cfg, path in configs.values():
         if not path.is_file() or load_config(path) != cfg:
             dump_config(cfg, path)

@@ -34,7 +34,7 @@ from ..engine import runs
 from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..evaluation.evaluate import CSV_COLUMNS, read_metrics_csv
+from ..evaluation.evaluate import CSV_COLUMNS, EVALUATION_DATA_KEYS, read_metrics_csv
 
 
 def parse_values(text: str) -> list:
@@ -251,10 +251,10 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     if reuse_stages != tuple(runs.STAGES):
         check_stage_key(param, notebooks, scored_stages)
     else:  # nothing trained: only what the evaluation reads can change
-        if not (param.startswith("eval.") or (param.startswith("data.") and param.endswith("_dir"))):
+        if not (param.startswith("eval.") or param in {f"data.{k}" for k in EVALUATION_DATA_KEYS}):
             raise Pose3DError(f"sweep of {param} with notebooks {notebooks} trains nothing: every value would score "
                               "the base run's checkpoints; add the training notebooks it changes, or sweep an eval.* "
-                              "key or a data location (data.*_dir)")
+                              f"key or what the evaluation reads ({', '.join(f'data.{k}' for k in EVALUATION_DATA_KEYS)})")
         if seeds:
             raise Pose3DError(f"sweep with notebooks {notebooks} trains nothing, so seeds {seeds} would score the "
                               "same checkpoints again; run it without seeds (SWEEP_SEEDS= or --seeds '')")

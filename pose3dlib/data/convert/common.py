@@ -86,8 +86,18 @@ def prepare_output(raw: Path, out: Path) -> Path:
                         "the raw folder: choose an output outside it")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder; choose another output")
-    (out / DOWNLOAD_STAMP).unlink(missing_ok=True)
     return out
+
+
+def drop_download_stamp(out: Path) -> None:
+    """Remove `out`'s DOWNLOAD_STAMP (when it is one: a JSON object of `raw` and `fingerprint`) before a
+    converter rewrites the set's annotations: the set is then no longer the one the stamp describes."""
+    try:
+        stamp = json.loads((out / DOWNLOAD_STAMP).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(stamp, dict) and set(stamp) == {"raw", "fingerprint"}:
+        (out / DOWNLOAD_STAMP).unlink(missing_ok=True)
 
 
 def person_crop(joints_px: np.ndarray) -> tuple[np.ndarray, float]:
@@ -168,10 +178,13 @@ def load_part(out: Path, name: str, settings: dict, images: Path | None = None) 
             rows = {k: z[k] for k in z.files if k != "settings"}
     except (OSError, ValueError, KeyError):
         return None  # a damaged marker: convert the sequence again
-    if images is not None and not all(
-            os.path.exists(image_path(images, *keys)) for keys in zip(
-                rows["subject"], rows["action"], rows["subaction"], rows["camera"], rows["id"])):
-        return None
+    try:
+        if images is not None and not all(
+                os.path.exists(image_path(images, *keys)) for keys in zip(
+                    rows["subject"], rows["action"], rows["subaction"], rows["camera"], rows["id"])):
+            return None
+    except KeyError:
+        return None  # a part without the release's row keys: convert it again
     return rows
 
 
@@ -210,6 +223,8 @@ def finish(out: Path, parts: list[dict[str, np.ndarray]], report: dict) -> dict:
     When no rows were converted nothing is written (as convert-mpii, and convert-h36m without a
     subject folder): the caller reports the missing files from the returned report.
     """
+    if any(len(p["id"]) for p in parts):
+        drop_download_stamp(out)
     report["rows"] = write_release_annotations(out, parts)
     if report["rows"]:
         write_report(out, report)

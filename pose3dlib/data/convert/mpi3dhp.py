@@ -68,10 +68,12 @@ def read_sequence(path: Path) -> dict[str, np.ndarray]:
     if bad.any():
         raise DataError(f"{path}: annot2 or univ_annot3 holds NaN or infinite values in {int(bad.sum())} valid frames "
                         f"(first: frame {int(np.flatnonzero(valid)[np.argmax(bad)]) + 1})")
-    activity = arrays["activity"][valid]
-    if len(unknown := np.setdiff1d(activity, tuple(MPI3DHP_ACTIVITIES))):
-        raise DataError(f"{path}: 'activity_annotation' of valid frames holds {unknown[:5].tolist()}; "
-                        f"an MPI-INF-3DHP activity is {min(MPI3DHP_ACTIVITIES)}..{max(MPI3DHP_ACTIVITIES)}")
+    known = np.isin(arrays["activity"], tuple(MPI3DHP_ACTIVITIES))
+    if (valid & ~known).any():
+        unknown = np.unique(arrays["activity"][valid & ~known])
+        raise DataError(f"{path}: 'activity_annotation' of valid frames holds {unknown[:5].tolist()} (first: frame "
+                        f"{int(np.argmax(valid & ~known)) + 1}); an MPI-INF-3DHP activity is "
+                        f"{min(MPI3DHP_ACTIVITIES)}..{max(MPI3DHP_ACTIVITIES)}")
     common.check_person_units(arrays["univ_annot3"][valid], "mm", f"{path}: 'univ_annot3'")
     common.check_person_units(arrays["annot2"][valid], "px", f"{path}: 'annot2'")
     return arrays

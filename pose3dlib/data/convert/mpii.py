@@ -265,6 +265,7 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
         example = (report["missing_images"] + report["damaged_images"] + ["-"])[0]
         raise DataError(f"no image of {mat.name} found in {images} (e.g. {example}); expected the MPII images "
                         "folder (images/ of the download)")
+    common.drop_download_stamp(out)
     for split, (rows, names) in split_rows.items():
         if rows:
             _write_split(out / f"{split}.h5", rows, names)

@@ -83,8 +83,6 @@ def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
     return overrides
 
 
-
-
 def download_fingerprint(raw: str | os.PathLike) -> str:
     """SHA-256 over every file under the download (relative path, size, modification time): it
     changes when a subject, a sequence or a file is added, removed or replaced."""
