@@ -191,7 +191,7 @@ class ImagePyramid:
         self.to_image = [np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])]  # level px -> picture px, per level
 
     def level(self, k: int) -> int:
-        """The level nearest to `k` that exists (made up to `k` while each halving keeps >= 2 px a side)."""
+        """The level nearest to `k` that exists (made up to `k` while the last level's shorter side is >= 4 px)."""
         while len(self.levels) <= k:
             prev = self.levels[-1]
             h, w = prev.shape[:2]

@@ -569,6 +569,18 @@ def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tm
     assert prepare_real_data(cfg, progress=False)["h36m"]["rows"] == with_s9["rows"]
 
 
+def test_only_a_download_stamp_is_dropped(tmp_path):
+    from pose3dlib.data.convert.common import DOWNLOAD_STAMP, drop_download_stamp
+
+    (tmp_path / DOWNLOAD_STAMP).write_text('{"raw": "/data/raw/h36m", "fingerprint": "ab"}')
+    drop_download_stamp(tmp_path)
+    assert not (tmp_path / DOWNLOAD_STAMP).exists()
+    (tmp_path / DOWNLOAD_STAMP).write_text('{"something": "of yours"}')  # a file of that name that is not one
+    drop_download_stamp(tmp_path)
+    assert (tmp_path / DOWNLOAD_STAMP).read_text() == '{"something": "of yours"}'
+    drop_download_stamp(tmp_path / "nowhere")  # no folder, no stamp: nothing to do
+
+
 def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):
     import yaml
 

@@ -242,3 +242,27 @@ def test_resume_refuses_a_stage_whose_start_checkpoint_changed(tmp_path):
     assert _check_resumed_start(scratch, run / "stage1" / "last.pt", 1, run, None) is None
     with pytest.raises(ConfigError, match=r"stage1/last\.pt was started from None, not from .*other\.pt"):
         _check_resumed_start(scratch, run / "stage1" / "last.pt", 1, run, other)  # an --init it never had
+
+
+def test_restoring_a_stage_for_resume_checks_its_start(tmp_path):
+    """`_restore` (what `train --resume` runs) makes the start-checkpoint check; `stale_reasons` says the same."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.distributed import DistInfo
+    from pose3dlib.engine.errors import ConfigError
+    from pose3dlib.engine.runs import file_digest, stale_reasons
+    from pose3dlib.engine.train import _restore
+
+    cfg = load_config("configs/smoke.yaml")
+    run = tmp_path / "run"
+    first = run / "stage1" / "last.pt"
+    save_checkpoint(first, make_checkpoint(model_state={}, config=config_to_dict(cfg), stage=1, extra={"finished": True}))
+    save_checkpoint(run / "stage2" / "last.pt", make_checkpoint(
+        model_state={}, config=config_to_dict(cfg), stage=2, step=3,
+        extra={"finished": False, "init_from": str(first), "init_digest": file_digest(first)}))
+    ckpt, _, digest = _restore(cfg, 2, run, True, None, False, DistInfo())
+    assert ckpt["step"] == 3 and digest == file_digest(first) and stale_reasons(cfg, 2, run) == []
+    save_checkpoint(first, make_checkpoint(model_state={}, config=config_to_dict(cfg), stage=1, step=9,
+                                           extra={"finished": True}))  # Stage 1 trained again
+    with pytest.raises(ConfigError, match=r"stage2/last\.pt was started from .*stage1/last\.pt, not from"):
+        _restore(cfg, 2, run, True, None, False, DistInfo())
+    assert stale_reasons(cfg, 2, run) == [f"its start checkpoint {first} is not the one it was trained from"]

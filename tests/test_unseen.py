@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 
@@ -167,7 +168,19 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     (retrained / "stage1" / "last.pt").write_bytes((smoke_run / "stage1" / "last.pt").read_bytes())
     os.utime(retrained / "metrics.csv", (1_000_000, 1_000_000))
     assert _cli(retrained, tmp_path, "--seeds", "5") == 2
-    assert "stage1/last.pt is newer than" in capsys.readouterr().err
+    assert "stage1/last.pt is not the checkpoint" in capsys.readouterr().err
+    from pose3dlib.engine import runs
+    from pose3dlib.evaluation.unseen import scored_these_weights
+
+    # where evaluated.json records the scoring (sweep and ablation runs), digests decide, not file times
+    (retrained / runs.EVALUATED_NAME).write_text(json.dumps({
+        "checkpoints_sha256": {"stage1": runs.file_digest(retrained / "stage1" / "last.pt")},
+        "metrics_csv_sha256": runs.file_digest(retrained / "metrics.csv")}))
+    assert scored_these_weights(retrained, 1)  # a copy with fresh file times (cp -r): still these weights
+    (retrained / runs.EVALUATED_NAME).write_text(json.dumps({
+        "checkpoints_sha256": {"stage1": "0" * 64}, "metrics_csv_sha256": runs.file_digest(retrained / "metrics.csv")}))
+    os.utime(retrained / "stage1" / "last.pt", (1, 1))  # older than metrics.csv, but another file than it scored
+    assert not scored_these_weights(retrained, 1)
     assert not (tmp_path / "sets").exists()
 
 

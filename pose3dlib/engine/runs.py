@@ -192,8 +192,9 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     "finished": last.pt ran all epochs with this config and from the current init checkpoint;
     "partial": an unfinished last.pt with this config (continue it with resume=True);
     "stale": a last.pt made with another config or init; "absent": no last.pt.
-    The evaluation options (`eval.*`) and later stages' settings do not change what a stage
-    trains, so they are not compared (`training_differences`).
+    The evaluation options (`eval.*`), later stages' settings, TEST_ONLY_KEYS and RUN_ONLY_KEYS do
+    not change what a stage trains, so they are not compared (`training_differences`); the start
+    checkpoint is (`stale_reasons`).
     """
     from .checkpoint import load_checkpoint
 

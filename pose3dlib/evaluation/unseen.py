@@ -302,7 +302,8 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         if not ckpt.is_file():
             raise Pose3DError(f"{ckpt} not found: train the run first (make reproduce) or choose --stages")
         if not scored_these_weights(run_dir, stage):
-            raise Pose3DError(f"{ckpt} is newer than {runs.eval_csv_path(run_dir)}, so the numbers to compare with may be "
+            raise Pose3DError(f"{ckpt} is not the checkpoint {runs.eval_csv_path(run_dir)} scored (newer than it, or "
+                              "another file than its evaluated.json records), so the numbers to compare with may be "
                               "of other weights: score the run again first (make reproduce, or python -m pose3dlib "
                               "evaluate --run-dir ...)")
     data_root = resolve(data_root) if data_root else SYNTHETIC_DIR / "unseen" / cfg.profile

@@ -69,8 +69,9 @@ def warn(message: str) -> None:
 
 
 # In a set converted by `prepare-real-data` (make reproduce REAL_DATA=True): which download, in which
-# state, it was converted from, with the release's settings. Every converter run removes it first, so a
-# set converted since by hand (other settings, another download) is never taken for that one.
+# state, it was converted from, with the release's settings. A converter that rewrites the set's
+# annotations removes it first (`drop_download_stamp`), so a set converted since by hand (other
+# settings, another download) is never taken for that one.
 DOWNLOAD_STAMP = "download.json"
 
 

@@ -175,7 +175,7 @@ class UnreadableCDF(DataError):
 
 def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
     """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file
-    (UnreadableCDF for a file cdflib cannot read)."""
+    (UnreadableCDF for a file cdflib cannot read, or one whose `Pose` holds no frames)."""
     import cdflib
 
     try:
