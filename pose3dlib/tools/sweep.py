@@ -270,32 +270,32 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
         prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=SKIPPED_PARAMS)
     check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
                                             for s in (seeds or [None])}, replace)
+    # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
     ignored = ("seed", param) if reuse_stages == tuple(runs.STAGES) else ("seed",)
-    for value in values:  # every cell's reused stages, before the first cell trains anything
-        for seed in seeds or [None]:
-            cfg = load_config(config_file, [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"]))
-            for stage in reuse_stages:
-                check_reused_stage(base, stage, cfg, ignored)
-    rows = []
+    cells = []  # (value, seed, overrides, config) of every cell
     for value in values:
         for seed in seeds or [None]:
-            run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
-            cfg = load_config(config_file, overrides)
-            # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
-            seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=ignored)
-            params = notebook_params(run_dir, overrides)
-            for nb in notebooks:
-                if is_up_to_date(nb, run_dir, cfg, scored_stages):
-                    print(f"sweep {run_dir.name}: {nb} up to date", flush=True)
-                    continue
-                print(f"sweep {run_dir.name}: {nb}", flush=True)
-                execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=SKIPPED_PARAMS)
-                if nb == EVAL_NOTEBOOK:
-                    runs.record_evaluation(run_dir, scored_stages, cfg)
-            for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
-                if r["stage"] != "mean_pose":
-                    rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
+            cells.append((value, seed, overrides, load_config(config_file, overrides)))
+    for *_, cfg in cells:  # every cell's reused stages, before the first cell trains anything
+        for stage in reuse_stages:
+            check_reused_stage(base, stage, cfg, ignored)
+    rows = []
+    for value, seed, overrides, cfg in cells:
+        run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
+        seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=ignored)
+        params = notebook_params(run_dir, overrides)
+        for nb in notebooks:
+            if is_up_to_date(nb, run_dir, cfg, scored_stages):
+                print(f"sweep {run_dir.name}: {nb} up to date", flush=True)
+                continue
+            print(f"sweep {run_dir.name}: {nb}", flush=True)
+            execute(nb, run_dir / f"{nb}.ipynb", params, progress=False, skip_undeclared=SKIPPED_PARAMS)
+            if nb == EVAL_NOTEBOOK:
+                runs.record_evaluation(run_dir, scored_stages, cfg)
+        for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
+            if r["stage"] != "mean_pose":
+                rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
     return write_sweep_csv(rows, out_dir / "sweep.csv")
 
 
