@@ -50,7 +50,8 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox", "intrinsics"))
     check_istrain(path, arrays["istrain"])
     if "sequence" in arrays and len(bad := np.setdiff1d(arrays["sequence"], MPI3DHP_TEST_SEQUENCES)):
-        raise DataError(f"{path}: 'sequence' holds {bad[:5].tolist()}; an MPI-INF-3DHP test sequence is 1..6")
+        raise DataError(f"{path}: 'sequence' holds {bad[:5].tolist()}; an MPI-INF-3DHP test sequence is "
+                        f"{min(MPI3DHP_TEST_SEQUENCES)}..{max(MPI3DHP_TEST_SEQUENCES)}")
     joints_3d = arrays["joint_3d_mono"]
     step = max(1, len(joints_3d) // UNITS_SAMPLE_ROWS)  # a strided view: cheap for any file size
     check_person_units(joints_3d[::step], "mm", f"{path}: 'joint_3d_mono'")  # the converters' rule

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..data.actions import MPI3DHP_ACTIVITIES
+from ..data.h36m import MPI3DHP_TEST_SEQUENCES
 from ..metrics import pck3d_3dhp
 
 SCENES: dict[str, tuple[int, ...]] = {"green_screen": (1, 2), "no_green_screen": (3, 4), "outdoor": (5, 6)}
@@ -27,7 +28,7 @@ TABLE_COLUMNS = (("GS PCK", "3dhp_pck", "green_screen"), ("noGS PCK", "3dhp_pck"
                  ("All AUC", "3dhp_auc", "all"), ("P1 (mm)", "p1_mpjpe", "all"), ("P2 (mm)", "p2_pa_mpjpe", "all"))
 
 
-SEQUENCES: tuple[str, ...] = tuple(f"TS{s}" for s in range(1, 7))
+SEQUENCES: tuple[str, ...] = tuple(f"TS{s}" for s in MPI3DHP_TEST_SEQUENCES)
 
 
 def mpi3dhp_rows(stage: str, split: str, pred_mm: np.ndarray, gt_mm: np.ndarray, sequence: np.ndarray,

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from .. import camera
+from ..data.h36m import MPI3DHP_TEST_SEQUENCES
 from ..engine.atomic_io import replace_folder, temporary_sibling
 from ..engine.errors import DataError
 from ..engine.paths import resolve
@@ -293,7 +294,7 @@ def _write_mat73(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def write_3dhp(root: Path, seed: int) -> dict[str, np.ndarray]:
     """TS1..TS6 of the test set; returns the truth (sequence, frame, joints_mm, mask) of the valid frames."""
     truth: dict[str, list] = {"sequence": [], "frame": [], "joints_mm": [], "mask": []}
-    for seq in range(1, 7):
+    for seq in MPI3DHP_TEST_SEQUENCES:
         d = root / f"TS{seq}"
         (d / "imageSequence").mkdir(parents=True)
         rng = np.random.default_rng([seed, 22, seq])
