@@ -6,10 +6,11 @@ the old file or the new one, never half of one; a failed write removes its tempo
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -162,6 +163,21 @@ def replace_folder(filled: str | os.PathLike, path: str | os.PathLike) -> Path:
         raise
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def building_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary folder beside `path` (`temporary_sibling(path, "partial")`) to fill; when the
+    block ends without an error it replaces `path` whole (`replace_folder`), after an error it is
+    removed and `path` is as it was."""
+    filled = temporary_sibling(path, "partial")
+    shutil.rmtree(filled, ignore_errors=True)
+    filled.mkdir(parents=True)
+    try:
+        yield filled
+        replace_folder(filled, path)
+    finally:
+        shutil.rmtree(filled, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -184,7 +184,7 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
     return ckpt["model"]
 
 
-def _init_path_for(cfg: Config, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
+def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
     if init_from is not None:
         path = resolve(init_from)
         if not path.is_file():
@@ -383,7 +383,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
         print(f"stage {stage}: no checkpoint at {last}; starting the stage from the beginning", file=sys.stderr)
     if ckpt is not None:
         return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
-    init_path = _init_path_for(cfg, stage, run_dir, init_from)
+    init_path = _init_path_for(stage, run_dir, init_from)
     return None, init_path, file_digest(init_path) if init_path is not None else None
 
 
@@ -393,7 +393,7 @@ def _check_resumed_start(ckpt: dict, last: Path, stage: int, run_dir, init_from)
     from nothing and an --init given now count as different): continuing would mix two starts,
     and the stage would count as stale afterwards. A previous stage's checkpoint that is gone is
     not compared (the resumed run does not read it); an --init that is gone is an error, as always."""
-    start = _init_path_for(None, stage, run_dir, init_from) if init_from is not None else default_init(run_dir, stage)
+    start = _init_path_for(stage, run_dir, init_from) if init_from is not None else default_init(run_dir, stage)
     if start is None or not start.is_file():
         return
     if not started_from(ckpt, start):

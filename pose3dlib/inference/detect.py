@@ -105,11 +105,9 @@ def candidate_windows(image_hw: tuple[int, int], min_side_fraction: float = MIN_
     return np.concatenate(out)
 
 
-def crop_windows(image_rgb: np.ndarray | camera.ImagePyramid, windows: np.ndarray,
-                 size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (N, S, S, 3) uint8 of the windows (N, 3) and their affines (N, 2, 3) image px -> crop px
-    (a large window read from a halving of the picture, `camera.ImagePyramid`)."""
-    pyramid = image_rgb if isinstance(image_rgb, camera.ImagePyramid) else camera.ImagePyramid(image_rgb)
+def crop_windows(pyramid: camera.ImagePyramid, windows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (N, S, S, 3) uint8 of the windows (N, 3) of the picture of `pyramid` and their affines
+    (N, 2, 3) image px -> crop px (a large window read from a halving of the picture)."""
     affines = np.stack([camera.crop_affine(win[:2], win[2], 0.0, size) for win in windows])
     crops = np.stack([pyramid.warp(a, size) for a in affines])
     return crops, affines

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..engine.atomic_io import atomic_write, atomic_write_text, replace_folder, target_of_temporary, temporary_sibling
+from ..engine.atomic_io import atomic_write, atomic_write_text, building_folder, target_of_temporary
 from ..engine.errors import Pose3DError
 from ..skeleton import MPII16
 
@@ -54,14 +53,9 @@ def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray,
         raise Pose3DError(f"{folder}: holds files that are not a keypoint bundle's ({', '.join(others[:3])}"
                           f"{', ...' if len(others) > 3 else ''}); the bundle replaces its folder as a whole: "
                           "give it a folder of its own")
-    filled = temporary_sibling(folder, "partial")
-    shutil.rmtree(filled, ignore_errors=True)
-    filled.mkdir(parents=True)
-    try:
+    with building_folder(folder) as filled:
         _write_bundle_files(filled, names, checked)
-        return replace_folder(filled, folder)
-    finally:
-        shutil.rmtree(filled, ignore_errors=True)
+    return folder
 
 
 def _write_bundle_files(folder: Path, names: list[str], arrays: dict[str, np.ndarray]) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -41,7 +40,7 @@ from .. import camera
 from ..config import Config, DataConfig, SyntheticConfig, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
-from ..engine.atomic_io import remove_stale_temporaries, replace_folder, temporary_sibling
+from ..engine.atomic_io import building_folder, remove_stale_temporaries
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
@@ -483,21 +482,19 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
                         "choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # leftovers of interrupted runs
-    tmp = temporary_sibling(out, "partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    counts = {
-        "h36m": _write_h36m_split(tmp / "h36m", cfg, seed, cfg.h36m_train, cfg.h36m_test, wild=False),
-        "mpii_train": _write_mpii_split(tmp / "mpii", "train", cfg, seed, cfg.mpii_train, 0),
-        "mpii_val": _write_mpii_split(tmp / "mpii", "val", cfg, seed, cfg.mpii_val, 1),
-        "wild_test": _write_h36m_split(tmp / "wild_test", cfg, seed, 0, cfg.wild_test, wild=True),
-    }
-    for name in VAL_SPLITS:  # tuning happens on these; the test splits are for reporting
-        if getattr(cfg, name) > 0:
-            counts[name] = _write_h36m_split(tmp / name, cfg, seed, 0, getattr(cfg, name), wild=name == "wild_val",
-                                             val=True)
-    (tmp / MANIFEST).write_text(json.dumps({**_manifest(cfg, seed), "counts": counts}, indent=2))
-    return replace_folder(tmp, out)
+    with building_folder(out) as tmp:
+        counts = {
+            "h36m": _write_h36m_split(tmp / "h36m", cfg, seed, cfg.h36m_train, cfg.h36m_test, wild=False),
+            "mpii_train": _write_mpii_split(tmp / "mpii", "train", cfg, seed, cfg.mpii_train, 0),
+            "mpii_val": _write_mpii_split(tmp / "mpii", "val", cfg, seed, cfg.mpii_val, 1),
+            "wild_test": _write_h36m_split(tmp / "wild_test", cfg, seed, 0, cfg.wild_test, wild=True),
+        }
+        for name in VAL_SPLITS:  # tuning happens on these; the test splits are for reporting
+            if getattr(cfg, name) > 0:
+                counts[name] = _write_h36m_split(tmp / name, cfg, seed, 0, getattr(cfg, name),
+                                                 wild=name == "wild_val", val=True)
+        (tmp / MANIFEST).write_text(json.dumps({**_manifest(cfg, seed), "counts": counts}, indent=2))
+    return out
 
 
 # ----------------------------------------------------------------------------- CLI

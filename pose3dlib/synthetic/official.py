@@ -21,7 +21,6 @@ read exactly as they read the real ones, with the quirks listed in docs/data.md:
 """
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from .. import camera
 from ..data.h36m import MPI3DHP_TEST_SEQUENCES
-from ..engine.atomic_io import replace_folder, temporary_sibling
+from ..engine.atomic_io import building_folder
 from ..engine.errors import DataError
 from ..engine.paths import resolve
 from ..skeleton import (
@@ -331,10 +330,9 @@ def generate_official(out_dir: str | Path, seed: int = 0) -> Path:
         raise DataError(f"{out} exists and was not written by prepare-synthetic --raw-format official; "
                         "choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out, "partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "_truth").mkdir(parents=True)
-    np.savez_compressed(tmp / "_truth" / "h36m.npz", **write_h36m(tmp / "h36m", seed))
-    np.savez_compressed(tmp / "_truth" / "mpii.npz", **write_mpii(tmp / "mpii", seed))
-    np.savez_compressed(tmp / "_truth" / "3dhp.npz", **write_3dhp(tmp / "mpi_inf_3dhp_test_set", seed))
-    return replace_folder(tmp, out)
+    with building_folder(out) as tmp:
+        (tmp / "_truth").mkdir()
+        np.savez_compressed(tmp / "_truth" / "h36m.npz", **write_h36m(tmp / "h36m", seed))
+        np.savez_compressed(tmp / "_truth" / "mpii.npz", **write_mpii(tmp / "mpii", seed))
+        np.savez_compressed(tmp / "_truth" / "3dhp.npz", **write_3dhp(tmp / "mpi_inf_3dhp_test_set", seed))
+    return out

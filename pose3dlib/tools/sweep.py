@@ -61,15 +61,14 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def check_base_stage(ckpt_path: Path, cfg, stage: int, ignored: tuple[str, ...] = ("seed",)) -> None:
-    """Pose3DError unless the base run's finished stage was trained with `cfg` (the sweep cell's config),
-    so a cell never builds on a stage of another recipe while its records name this one. `ignored`:
-    keys the cells may change on a reused stage: the seed (the cells' seeds vary only the stages they
-    train) and, in an evaluation-only sweep (every stage reused, e.g. of `data.wild_test_dir`), the
-    swept key."""
-    from ..engine.checkpoint import load_checkpoint
-
-    diffs = [d for d in runs.training_differences(load_checkpoint(ckpt_path)["config"], cfg, stage)
+def check_base_stage(ckpt_path: Path, stored_config: dict, cfg, stage: int,
+                     ignored: tuple[str, ...] = ("seed",)) -> None:
+    """Pose3DError unless the base run's finished stage (`ckpt_path`, whose config is `stored_config`)
+    was trained with `cfg` (the sweep cell's config), so a cell never builds on a stage of another
+    recipe while its records name this one. `ignored`: keys the cells may change on a reused stage:
+    the seed (the cells' seeds vary only the stages they train) and, in an evaluation-only sweep
+    (every stage reused, e.g. of `data.wild_test_dir`), the swept key."""
+    diffs = [d for d in runs.training_differences(stored_config, cfg, stage)
              if not d.startswith(tuple(f"{k}:" for k in ignored))]
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config than the sweep's "
@@ -77,18 +76,21 @@ def check_base_stage(ckpt_path: Path, cfg, stage: int, ignored: tuple[str, ...] 
                           "PROFILE=...`) or sweep with the config it was trained with (--config)")
 
 
-def check_reused_stage(base_run: Path, stage: int, cfg=None, ignored: tuple[str, ...] = ("seed",)) -> None:
-    """Pose3DError unless the base run's `stage` is there, finished, and (given `cfg`) trained with it
-    (`check_base_stage`): what a sweep cell reusing that stage needs."""
-    src = runs.stage_dir(base_run, stage)
+def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = ("seed",)) -> None:
+    """Pose3DError unless the base run's `stage` is there, finished, and trained with each of `cfgs`
+    (`check_base_stage`): what the sweep cells reusing that stage need. Its checkpoint is read once."""
+    from ..engine.checkpoint import load_checkpoint
+
+    src, path = runs.stage_dir(base_run, stage), runs.checkpoint_path(base_run, stage)
     if not src.is_dir():
         raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
-    if not runs.is_finished(runs.checkpoint_path(base_run, stage)):
-        raise Pose3DError(f"sweep base run's {runs.checkpoint_path(base_run, stage)} is not a finished stage "
+    ckpt = load_checkpoint(path) if path.is_file() else None
+    if ckpt is None or not ckpt.get("extra", {}).get("finished", False):
+        raise Pose3DError(f"sweep base run's {path} is not a finished stage "
                           "(missing, or a training run that was interrupted); finish it first, e.g. "
                           "`make reproduce PROFILE=...`")
-    if cfg is not None:
-        check_base_stage(runs.checkpoint_path(base_run, stage), cfg, stage, ignored)
+    for cfg in cfgs:
+        check_base_stage(path, ckpt["config"], cfg, stage, ignored)
 
 
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None,
@@ -107,7 +109,7 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=Non
     import filecmp
 
     for stage in stages:
-        check_reused_stage(base_run, stage, cfg, ignored)
+        check_reused_stage(base_run, stage, () if cfg is None else (cfg,), ignored)
         src = runs.stage_dir(base_run, stage)
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
@@ -277,9 +279,8 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
         for seed in seeds or [None]:
             overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             cells.append((value, seed, overrides, load_config(config_file, overrides)))
-    for *_, cfg in cells:  # every cell's reused stages, before the first cell trains anything
-        for stage in reuse_stages:
-            check_reused_stage(base, stage, cfg, ignored)
+    for stage in reuse_stages:  # every cell's reused stages, before the first cell trains anything
+        check_reused_stage(base, stage, [cfg for *_, cfg in cells], ignored)
     rows = []
     for value, seed, overrides, cfg in cells:
         run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
