@@ -322,6 +322,8 @@ def test_mpii_round_trip(raw, converted):
     assert not set(train["index"].astype(int)) & {i for i, _ in so.MPII_VAL_FROM}
     # quirks: image 3's person without scale and image 5's empty annorect give no rows; test images none
     assert set(train["index"].astype(int)) == set(range(so.MPII_TRAIN_IMAGES)) - {1, 4, 5}
+    # image 3's second person (no scale) and image 4's (no joints) are counted, not written
+    assert reports["mpii"]["skipped_people"] == {"no_joints": 1, "no_scale_or_objpos": 1}
     assert reports["mpii"]["train_rows"] == len(train["index"])
     for ann in (train, val):
         for r, i in enumerate(ann["index"].astype(int)):
@@ -375,7 +377,9 @@ def test_mpii_leaves_out_truncated_and_empty_images(raw, tmp_path, capsys):
             for n in read_annotations(tmp_path / "out" / f"{split}.h5")["imgname"]}
     assert names[0] not in kept and names[1] not in kept and kept
     common.print_report(report, "out")
-    assert f"damaged images: {names[0]} (truncated JPEG" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"damaged images: {names[0]} (truncated JPEG" in printed
+    assert "people without a row: 1 no joints, 1 no scale or objpos" in printed
     val = read_annotations(tmp_path / "out" / "val.h5")
     train = read_annotations(tmp_path / "out" / "train.h5")
     assert not set(val["index"].astype(int)) & set(train["index"].astype(int))

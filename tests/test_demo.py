@@ -402,7 +402,8 @@ def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cf
 
 
 def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
-    """Notebook 05's `images`: the listed files alone (not the rest of their folder), a missing one named."""
+    """Notebook 05's `images`: the listed files alone (not the rest of their folder), a missing one named; a
+    video, or two pictures with one stem, refused with their names."""
     from pose3dlib.inference.demo import notebook_inputs
 
     shots = tmp_path / "shots"
@@ -416,6 +417,17 @@ def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
     assert not (tmp_path / "examples").exists()  # no examples made when images are listed
     with pytest.raises(FileNotFoundError, match="nosuch.jpg"):
         notebook_inputs([str(shots / "a.jpg"), str(shots / "nosuch.jpg")], tmp_path / "unused", tmp_path / "examples")
+    # the notebook names its results by stem and shows stills: colliding stems and videos are refused, named
+    cv2.imwrite(str(shots / "a.png"), picture)
+    with pytest.raises(demo.Pose3DError, match=r"a\.jpg and .*a\.png share a name"):
+        notebook_inputs([str(shots / "a.jpg"), str(shots / "b.png"), str(shots / "a.png")], tmp_path / "unused",
+                        tmp_path / "examples")
+    with pytest.raises(demo.Pose3DError, match=r"a\.jpg and .*a\.png share a name"):
+        notebook_inputs([str(shots)], tmp_path / "unused", tmp_path / "examples")  # a listed folder too
+    (shots / "a.png").unlink()
+    (shots / "clip.mp4").write_bytes(b"")
+    with pytest.raises(demo.Pose3DError, match=r"clip\.mp4 is a video; notebook 05 shows still pictures"):
+        notebook_inputs([str(shots / "c.jpg"), str(shots / "clip.mp4")], tmp_path / "unused", tmp_path / "examples")
     examples = notebook_inputs([], shots, tmp_path / "examples")  # cut from the source's JPEGs, as one folder
     assert [i.path.name for i in examples] == sorted(p.name for p in (tmp_path / "examples").iterdir())
     assert len(examples) == 2 and {i.folder for i in examples} == {(tmp_path / "examples").resolve()}

@@ -706,11 +706,32 @@ def _shared_plotlyjs(out_dir: Path) -> Path:
 
 
 def notebook_inputs(images: list[str | Path], examples_from: str | Path, examples_dir: str | Path) -> list[media.Item]:
-    """Notebook 05's inputs: exactly the listed image or video paths (FileNotFoundError naming a missing
-    one; their folders are not searched), or, when none are listed, example images cut from the JPEGs
-    under `examples_from` into `examples_dir` (`make_example_images`), run as one folder."""
+    """Notebook 05's inputs: exactly the listed image paths (FileNotFoundError naming a missing one; the
+    rest of their folders is not read; a listed folder is searched), or, when none are listed, example
+    images cut from the JPEGs under `examples_from` into `examples_dir` (`make_example_images`), run as
+    one folder.
+
+    The notebook shows still pictures and names each result by its file's stem, so a video among the
+    inputs, or two pictures with one stem (photo.jpg and photo.png, or a/photo.jpg and b/photo.jpg), is a
+    Pose3DError naming the files, before any of them is run."""
     if images:
-        return media.collect_inputs([resolve(p) for p in images])
+        items = media.collect_inputs([resolve(p) for p in images])
+        videos = [str(i.path) for i in items if i.kind == "video"]
+        if videos:
+            raise Pose3DError(f"images: {', '.join(videos[:3])}{' ...' if len(videos) > 3 else ''} "
+                              f"{'is a video' if len(videos) == 1 else 'are videos'}; notebook 05 shows still "
+                              "pictures (its own synthetic clip is its video example): run "
+                              "`python -m pose3dlib demo VIDEO --checkpoint ...` for a video's poses and 3D animation")
+        by_stem: dict[str, list[Path]] = {}
+        for i in items:
+            by_stem.setdefault(i.path.stem, []).append(i.path)
+        shared = [paths for paths in by_stem.values() if len(paths) > 1]
+        if shared:
+            raise Pose3DError("images: " + "; ".join(" and ".join(map(str, paths)) for paths in shared)
+                              + f" share {'a name' if len(shared) == 1 else 'names'} without the suffix; notebook 05 "
+                              "names each result by its file's stem, so one would hide the other: rename one "
+                              "(or run `python -m pose3dlib demo`, which keeps both)")
+        return items
     make_example_images(examples_from, examples_dir)
     return media.collect_inputs([resolve(examples_dir)])
 

@@ -11,8 +11,8 @@ read exactly as they read the real ones, with the quirks listed in docs/data.md:
   `S*/Videos/<name>.<camera id>.mp4`; camera 2's videos hold 2 frames more than the poses,
   S11's Directions video of camera 54138969 is missing, S9's Greeting is a damaged sequence.
 - `mpii/`: `mpii_human_pose_v1_u12_1.mat` (MATLAB v5, RELEASE with raw objpos / scale; a
-  single-struct point list, empty and string is_visible, a person without scale, an image
-  with an empty annorect, test images without joints), `images/`, and a Newell-style
+  single-struct point list, empty and string is_visible, a person without scale, one without
+  joints, an image with an empty annorect, test images without joints), `images/`, and a Newell-style
   `valid.h5` with 0-based `index` / `person` for `--val-from`.
 - `mpi_inf_3dhp_test_set/TS1..TS6/`: `annot_data.mat` (MATLAB v7.3 = HDF5, arrays stored
   frame-first as h5py shows MATLAB's), `imageSequence/img_%06d.jpg`, frame 2 invalid.
@@ -263,6 +263,9 @@ def write_mpii(root: Path, seed: int) -> dict[str, np.ndarray]:
         if i == 3:
             rects.append({"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0, "objpos": {"x": 50.0, "y": 50.0},
                           "annopoints": {"point": _mat_struct_array(points, point_fields)}})  # quirk: no scale
+        if i == 4:
+            rects.append({"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0, "scale": raw_scale,
+                          "objpos": {"x": 50.0, "y": 50.0}})  # quirk: a marked person without joints
         annorect = _mat_struct_array(rects, rect_fields)
         if i == 5:
             annorect = np.zeros((0, 0))  # quirk: an empty annorect

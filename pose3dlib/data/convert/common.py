@@ -248,6 +248,9 @@ def print_report(report: dict, out: str) -> int:
         items = report.get(key) or []
         if items:
             print(f"{key.replace('_', ' ')}: {shown_items(items, 8)}")
+    counts = {why: n for why, n in (report.get("skipped_people") or {}).items() if n}
+    if counts:  # MPII: annotated rectangles that give no row, by reason
+        print("people without a row: " + ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in counts.items()))
     if not report["rows"]:
         raise DataError(f"nothing was converted from {report['raw']} (see the missing files above)")
     print(f"wrote {report['rows']} rows to {out}")

@@ -34,6 +34,9 @@ HEAD_SIZE_FACTOR = 0.6  # PCKh normaliser: 0.6 x the head-box diagonal
 # Without --val-from: the people of every 8th training image with an annotated person
 # (images in .mat order) form the validation set (about the size of the standard split).
 VAL_EVERY_NTH_IMAGE = 8
+# Why an annorect of a training image gives no row (conversion.json's "skipped_people" counts each)
+SKIPPED_NO_JOINTS = "no_joints"  # no annopoints: a person marked (box, scale) but without joints
+SKIPPED_NO_BOX = "no_scale_or_objpos"  # joints but no scale or objpos, so no crop to cut
 # A JPEG ends with its end-of-image marker FF D9; a download cut short does not. Looked for in the
 # file's last bytes (a few encoders pad after it).
 JPEG_START, JPEG_END, JPEG_TAIL_BYTES = b"\xff\xd8", b"\xff\xd9", 1024
@@ -114,8 +117,9 @@ def read_release(mat: Path):
     return release
 
 
-def _person(rect, mat: Path, i: int, r: int) -> dict | None:
-    """One annotated person as Newell-schema values, or None (no points, no scale or no objpos)."""
+def _person(rect, mat: Path, i: int, r: int) -> dict | str:
+    """One annotated person as Newell-schema values, or why it is not one: SKIPPED_NO_JOINTS (no points)
+    or SKIPPED_NO_BOX (no scale or no objpos, so no crop)."""
     def struct(name: str):  # an absent field and an empty array both mean "not annotated"
         v = getattr(rect, name, None)
         return None if isinstance(v, np.ndarray) else v
@@ -125,8 +129,10 @@ def _person(rect, mat: Path, i: int, r: int) -> dict | None:
     scale = _value(getattr(rect, "scale", None))
     ox, oy = (_value(getattr(objpos, "x", None)), _value(getattr(objpos, "y", None))) if objpos is not None \
         else (None, None)
-    if not points or scale is None or ox is None or oy is None:
-        return None
+    if not points:
+        return SKIPPED_NO_JOINTS
+    if scale is None or ox is None or oy is None:
+        return SKIPPED_NO_BOX
     where = f"{mat}: annolist({i + 1}).annorect({r + 1})"
     if not _number(scale, f"{where}.scale") > 0:
         raise DataError(f"{where}.scale is {scale}, expected > 0 (the person's height / 200 px)")
@@ -211,6 +217,7 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
     if len(img_train) != len(annolist):
         raise DataError(f"{mat}: RELEASE.img_train has {len(img_train)} entries, annolist {len(annolist)}")
     people: dict[int, list[tuple[str, dict]]] = {}
+    skipped = {SKIPPED_NO_JOINTS: 0, SKIPPED_NO_BOX: 0}  # people of training images that give no row
     for i, anno in enumerate(progress_bar(annolist, desc="convert-mpii", unit="img", disable=not progress)):
         if int(img_train[i]) != 1:
             continue
@@ -219,7 +226,9 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
             raise DataError(f"{mat}: annolist({i + 1}).image.name is missing")
         for r, rect in enumerate(_items(getattr(anno, "annorect", None))):
             person = _person(rect, mat, i, r)
-            if person is not None:
+            if isinstance(person, str):
+                skipped[person] += 1
+            else:
                 people.setdefault(i, []).append((name, person))
     if val_from is not None:
         val_pairs = read_val_pairs(resolve(val_from))
@@ -229,7 +238,7 @@ def convert_mpii(mat: str | Path, images: str | Path, out: str | Path, *, val_fr
     val_image_set = {i for i, _ in val_pairs}
     report = {"dataset": "mpii", "raw": str(mat), "images": str(images), "val_rule": str(val_from or
               f"every {VAL_EVERY_NTH_IMAGE}th training image"), "val_not_found": [], "missing_images": [],
-              "damaged_images": []}
+              "damaged_images": [], "skipped_people": skipped}
     split_rows: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     found = set()
     checked: dict[str, str | None] = {}  # image name -> damaged_image's answer (an image holds several people)
