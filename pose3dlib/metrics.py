@@ -1,7 +1,8 @@
 """Pose metrics: MPJPE protocols, the paper's evaluator, PCKh and 3DPCK/AUC.
 
 Pure functions on numpy arrays or torch tensors (any device, any float dtype). Inputs are
-copied to float64 numpy first: metrics are never differentiated, and float64 keeps the
+converted to float64 numpy first (no copy when they are float64 numpy already; no function writes
+into its inputs): metrics are never differentiated, and float64 keeps the
 batched SVD exact. Each `name(...)` returns the mean over samples and joints as a Python
 float; `name(..., per_sample=True)` and `name_per_sample(...)` return a float64 numpy
 array of shape (N,).

@@ -181,8 +181,10 @@ def mpi3dhp17_to_mpii16(joints: np.ndarray) -> np.ndarray:
 def flip_joints(joints, width: float | None = None):
     """Mirror (..., 16, D) joints left-right: swap flip pairs and negate x.
 
-    With `width` (pixels), x maps to width - 1 - x (image coordinates); without, x -> -x
-    (root-relative or normalised coordinates). Works on numpy arrays and torch tensors.
+    With `width` (pixels), x maps to width - 1 - x (image coordinates, pixel centres at integers);
+    without, x -> -x: the mirror of root-relative or otherwise centred coordinates. Not of the crop's
+    normalised coordinates (`camera.crop_px_to_normalized`, n = 2u / H - 1 on an H-pixel heatmap),
+    whose mirror is n -> -n - 2 / H. Works on numpy arrays and torch tensors.
     """
     out = joints[..., MPII16.flip_permutation, :].clone() if hasattr(joints, "clone") else joints[..., MPII16.flip_permutation, :].copy()
     out[..., 0] = (width - 1 - out[..., 0]) if width is not None else -out[..., 0]

@@ -19,9 +19,11 @@ from pose3dlib.original import compat
 
 torch.set_num_threads(1)
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
-needs_fixtures = pytest.mark.skipif(not (FIXTURES / "hg3d_tiny_io.pt").is_file(),
-                                    reason=f"fixtures of the original release not found at {FIXTURES}")
 FIXTURE_FILES = ["hg3d_tiny_state_dict.pt", "hg3d_tiny_model_legacy.pth"]
+# every fixture file the tests read: a partial ../shared skips them all, instead of erroring
+needs_fixtures = pytest.mark.skipif(
+    not all((FIXTURES / f).is_file() for f in ["hg3d_tiny_io.pt", "hg3d_full_keys.txt", *FIXTURE_FILES]),
+    reason=f"fixtures of the original release not (all) found at {FIXTURES}")
 TOLERANCE = 1e-5  # outputs within 1e-5 of the original network's
 
 
@@ -102,6 +104,28 @@ def test_inferred_config_of_a_state_dict_with_original_names():
     del state["reg_.3.conv1.weight"]
     with pytest.raises(CheckpointError, match="reg_"):
         compat.convert_hg3d_state_dict(state)
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_by_its_original_name():
+    """Loading is strict; a shape that does not fit is named as the original file names it."""
+    cfg = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1, num_joints=16)
+    model_state = build_model(cfg).state_dict()
+    state = {orig: model_state[ours] for orig, ours in compat.hg3d_key_map(cfg).items()}
+    state["tmpOut_.0.weight"] = torch.zeros(32, 17, 1, 1)  # remaps 17 heatmaps where the network has 16
+    with pytest.raises(CheckpointError, match=r"wrapped\.pth: tmpOut_\.0\.weight has shape \(32, 17, 1, 1\), "
+                                              r"expected \(32, 16, 1, 1\)"):
+        compat.convert_hg3d_state_dict(state, "wrapped.pth")
+
+
+def test_a_network_pose3d_cannot_build_is_refused_before_anything_is_written(tmp_path):
+    """A 17-joint variant: refused with the config check's reason, and convert_hg3d writes no file."""
+    cfg = ModelConfig(num_stacks=2, num_modules=1, num_features=32, num_reg_modules=1, num_joints=17)
+    model_state = build_model(cfg).state_dict()
+    state = {orig: model_state[ours] for orig, ours in compat.hg3d_key_map(cfg).items()}
+    torch.save(state, tmp_path / "j17.pth")
+    with pytest.raises(CheckpointError, match=r"j17\.pth: an hg3d network pose3d cannot build \(.*num_joints"):
+        compat.convert_hg3d(tmp_path / "j17.pth", tmp_path / "j17.pt")
+    assert not (tmp_path / "j17.pt").exists()
 
 
 def test_legacy_reader_handles_shared_storages_and_offsets(tmp_path):

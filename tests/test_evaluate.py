@@ -67,6 +67,36 @@ def test_mean_pose_baseline_on_a_hand_computed_case():
         {"Directions": 6.5625, "all": 6.5625})
 
 
+def test_mean_pose_baseline_gets_the_official_3dhp_rows_on_a_3dhp_set():
+    """On a set with MPI-INF-3DHP `sequences`, the baseline is scored with 3DPCK/AUC too. The mean pose
+    is the pelvis but for the right ankle 200 mm off, the truth all at the pelvis: of the protocol's 14
+    joints, the ankle misses at every threshold (>= 150 mm) and the 13 others (0 mm off) hit at every
+    threshold but 0 mm (a hit is strictly below): PCK 13/14, AUC (30 x 13/14) / 31."""
+    from pose3dlib.config import EvalConfig
+    from pose3dlib.data.actions import MPI3DHP_ACTIVITIES
+
+    train = np.zeros((2, 16, 3))
+    train[:, 0] = [200.0, 0.0, 0.0]
+
+    class Test3DHP:
+        joints_3d_mm = np.zeros((3, 16, 3), np.float32)
+        actions = np.array([1, 1, 6])  # activities: Standing/Walking, Sports
+        sequences = np.array([1, 5, 6])  # green screen, outdoor, outdoor
+
+        def __len__(self):
+            return 3
+
+    names = {a: MPI3DHP_ACTIVITIES[a] for a in (1, 6)}
+    rows = evaluate.mean_pose_rows(train, Test3DHP(), EvalConfig(), split="wild_test", action_names=names)
+    pck = {r["action"]: r["value"] for r in rows if r["protocol"] == "3dhp_pck"}
+    auc = {r["action"]: r["value"] for r in rows if r["protocol"] == "3dhp_auc"}
+    assert {r["stage"] for r in rows} == {"mean_pose"}
+    assert set(pck) == set(auc) == {"green_screen", "outdoor", "TS1", "TS5", "TS6", MPI3DHP_ACTIVITIES[1],
+                                    MPI3DHP_ACTIVITIES[6], "all"}
+    assert pck["all"] == pytest.approx(13 / 14) and auc["all"] == pytest.approx(30 * 13 / 14 / 31)
+    assert pck["TS5"] == pytest.approx(13 / 14) and "TS2" not in pck  # groups without frames have no rows
+
+
 # ----------------------------------------------------------------------------- evaluate_run on a smoke run
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,31 @@ def test_heatmap_sides_have_their_own_symbolic_name(checkpoint, tmp_path):
     assert dims[graph.input[0].name][2:] == ["side", "side"]
 
 
+def test_the_file_says_how_to_feed_it_and_how_to_read_it(checkpoint, tmp_path):
+    """The exported file carries its input convention, mm scale and joint order: a converted hg3d
+    network (BGR / 256) fed like a pose3d one (RGB / 255) would give wrong poses without an error."""
+    from pose3dlib.engine.checkpoint import load_checkpoint
+    from pose3dlib.inference.onnx_export import METADATA, onnx_metadata
+    from pose3dlib.skeleton import MPII16
+
+    ckpt = load_checkpoint(checkpoint)
+    meta = onnx_metadata(export_onnx(checkpoint, tmp_path / "plain.onnx"))
+    assert meta["pose3d.input_format"] == "rgb" and meta["pose3d.preprocess"].startswith("RGB channel order, uint8 values / 255")
+    assert meta["pose3d.input_size"] == str(ckpt["config"]["data"]["input_size"])
+    assert meta["pose3d.joints"].split(",") == list(MPII16.joint_names) and meta["pose3d.heatmap_stride"] == "4"
+    assert "pose3d.bone_sum_mm" not in meta  # this checkpoint stores no mm scale: none is made up
+
+    ckpt["config"]["model"]["input_format"] = "bgr256"
+    ckpt["bone_sum_mm"] = 4296.99
+    save_checkpoint(tmp_path / "bgr.pt", ckpt)
+    path = export_onnx(tmp_path / "bgr.pt", tmp_path / "bgr.onnx")
+    meta = onnx_metadata(path)
+    assert set(meta) == set(METADATA)
+    assert meta["pose3d.input_format"] == "bgr256" and meta["pose3d.preprocess"].startswith("BGR channel order, uint8 values / 256")
+    assert float(meta["pose3d.bone_sum_mm"]) == 4296.99
+    assert onnx_session(path).get_modelmeta().custom_metadata_map == meta  # what onnxruntime users read
+
+
 def test_export_onnx_command(checkpoint, tmp_path):
     out = tmp_path / "cli.onnx"
     r = subprocess.run([sys.executable, "-m", "pose3dlib", "export-onnx", str(checkpoint), str(out)],

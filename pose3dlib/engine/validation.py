@@ -20,8 +20,8 @@ from ..decode import bone_length_sum, heatmap_to_normalized, heatmaps_to_joints,
 from ..metrics import mpjpe_per_sample
 from ..skeleton import DEPTH_ROOT, MPII16
 
-# PCK threshold: a fraction of the crop side. The crop spans 2 normalised units
-# (coordinates run from -1 to 1), so 0.1 of the crop is 0.2 normalised units.
+# PCK threshold: a fraction of the crop side. The crop spans 2 normalised units (from -1 - 1/H to
+# 1 - 1/H on an H-pixel heatmap, pixel centres aligned), so 0.1 of the crop is 0.2 normalised units.
 PCK_FRACTION_OF_CROP = 0.1
 CROP_SIDE_NORMALISED = 2.0
 
@@ -75,7 +75,9 @@ def pckh_hits(pred_2d: torch.Tensor, gt_2d: torch.Tensor, valid: torch.Tensor, h
 
     pred_2d, gt_2d: (B, J, 2) normalised units (the crop spans 2 units, so a normalised
     distance times input_size / 2 is crop pixels); head_crop_px: (B,) head size in crop
-    pixels. Equals PCKh in original-image pixels for unaugmented (similarity) crops.
+    pixels. Counts the `valid` joints only (annotated and inside the crop, `data.sample`), so it
+    equals `metrics.pckh` in original-image pixels only for unaugmented (similarity) crops holding
+    every annotated joint; `evaluate` counts every annotated joint, a joint outside the crop a miss.
     """
     dist_px = torch.linalg.norm(pred_2d - gt_2d, dim=-1) * (input_size / 2.0)  # (B, J)
     ok = (dist_px <= threshold * head_crop_px[:, None]) & valid

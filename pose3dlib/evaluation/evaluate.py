@@ -7,7 +7,7 @@
 further synthetic test people; wild_test) under every protocol (the paper's evaluator, Protocol #1, Protocol #2,
 N-MPJPE), per action and averaged, plus 2D PCKh@0.5 on the MPII-format validation split
 and a mean-pose baseline (on a converted MPI-INF-3DHP set, also the official 3DPCK/AUC per
-scene: `eval_3dhp`), and writes them in long form
+scene: `eval_3dhp`, for the baseline too), and writes them in long form
 (`stage,split,protocol,action,value`) to a CSV: errors in mm, PCKh, 3DPCK and AUC as fractions
 in [0, 1] (`is_fraction`; tables and figures show those in percent).
 
@@ -357,11 +357,16 @@ def mean_pose_prediction(train_joints_3d_mm: np.ndarray, n: int) -> np.ndarray:
 
 def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig, *, split: str,
                    action_names: dict[int, str], limit: int = 0) -> list[dict]:
-    """The mean-pose baseline: predict the mean root-relative training pose for every sample."""
+    """The mean-pose baseline: predict the mean root-relative training pose for every sample; on a
+    converted MPI-INF-3DHP test set (a dataset with `sequences`) also its official 3DPCK/AUC rows."""
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     gt = dataset.joints_3d_mm[:n]
-    per_sample = scores_3d(mean_pose_prediction(train_joints_3d_mm, n), gt, eval_cfg.paper_bone_sum_mm)
-    return per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
+    pred = mean_pose_prediction(train_joints_3d_mm, n)
+    per_sample = scores_3d(pred, gt, eval_cfg.paper_bone_sum_mm)
+    rows = per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
+    if getattr(dataset, "sequences", None) is not None:
+        rows += mpi3dhp_rows("mean_pose", split, pred, gt, dataset.sequences[:n], activity=dataset.actions[:n])
+    return rows
 
 
 def load_stage(run_dir: str | Path, stage: int, device: torch.device) -> tuple[torch.nn.Module, Config, float]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from ..engine.errors import Pose3DError
 from ..engine.runlog import read_metrics
 
-# Validation record key -> column label; the three numbers the recipe is judged by.
+# Validation record key -> column label; the three numbers the recipe is judged by (training validation:
+# one pass, no flip test, PCKh over the joints inside the crop; engine.validation.pckh_hits).
 SERIES = {
     "pckh": "PCKh@0.5, MPII val (%)",
     "p1_lab_mm": "Protocol #1, lab val (mm)",

@@ -4,8 +4,11 @@ The graph is the network as is: input `image`, float32 (B, 3, S, S) already prep
 (`model.preprocess` for the checkpoint's `model.input_format`), B dynamic and S any
 multiple of 64; outputs `heatmaps` (B, 16, S/4, S/4) of the last stack and `depth`
 (B, 16) root-relative depth in normalised units. Decoding (argmax, flip test, 2D + depth ->
-mm) stays in pose3dlib.decode. TorchScript-based exporter (dynamo=False): it needs
-neither onnx nor onnxscript.
+mm) stays in pose3dlib.decode. TorchScript-based exporter (dynamo=False, no onnxscript);
+the onnx package then writes into the file what a deployment needs to use it right
+(`METADATA`, read back with `onnx_metadata`): the input convention, which differs between
+pose3d's networks (RGB / 255) and converted hg3d weights (BGR / 256), the millimetre scale
+and the joint order.
 """
 from __future__ import annotations
 
@@ -17,12 +20,17 @@ import numpy as np
 import torch
 
 from ..engine.atomic_io import atomic_write
-from ..engine.errors import Pose3DError
+from ..engine.checkpoint import bone_sum_mm, load_checkpoint
+from ..engine.errors import CheckpointError, Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..model import DEPTH_GRID, INPUT_MULTIPLE, load_model
+from ..model import DEPTH_GRID, INPUT_FORMATS, INPUT_MULTIPLE, load_model
+from ..skeleton import DEPTH_ROOT, MPII16
 
 OPSET = 17
 INPUT_NAME, OUTPUTS = "image", ("heatmaps", "depth")
+# Keys of the exported file's metadata (ONNX metadata_props; onnxruntime: get_modelmeta().custom_metadata_map)
+METADATA = ("pose3d.input_format", "pose3d.preprocess", "pose3d.input_size", "pose3d.heatmap_stride",
+            "pose3d.joints", "pose3d.depth", "pose3d.bone_sum_mm")
 
 
 def _pooling_matrix(k: torch.Tensor, out: int) -> torch.Tensor:
@@ -58,9 +66,45 @@ class _Exportable(torch.nn.Module):
         return heatmaps, head.linear(torch.flatten(g, 1))
 
 
+def metadata(cfg, scale_mm: float | None) -> dict[str, str]:
+    """The METADATA an exported network carries (strings, as ONNX stores them); `scale_mm` None
+    (a checkpoint without a millimetre scale) leaves pose3d.bone_sum_mm out."""
+    flip, divisor = INPUT_FORMATS[cfg.model.input_format]
+    meta = {
+        "pose3d.input_format": cfg.model.input_format,
+        "pose3d.preprocess": f"{'BGR' if flip else 'RGB'} channel order, uint8 values / {divisor:g}, no mean or std",
+        "pose3d.input_size": str(cfg.data.input_size),  # the side the network was trained at
+        "pose3d.heatmap_stride": "4",  # heatmap pixel (u + 0.5) * 4 - 0.5 = input pixel
+        "pose3d.joints": ",".join(MPII16.joint_names),
+        "pose3d.depth": f"relative to joint {DEPTH_ROOT} ({MPII16.joint_names[DEPTH_ROOT]}), normalised units: "
+                        "pose3dlib.decode.reconstruct_3d(joints_2d, depth, bone_sum_mm) gives millimetres",
+    }
+    if scale_mm is not None:
+        meta["pose3d.bone_sum_mm"] = repr(float(scale_mm))
+    return meta
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The pose3d.* metadata of an exported file (empty for a file written by another tool)."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+            if p.key.startswith("pose3d.")}
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None = None) -> Path:
-    """Write the checkpoint's network as ONNX (dynamic batch and input side); returns the path."""
-    model, cfg = load_model(checkpoint)
+    """Write the checkpoint's network as ONNX (dynamic batch and input side) with its METADATA;
+    returns the path."""
+    import io
+
+    import onnx
+
+    ckpt = load_checkpoint(resolve(checkpoint))
+    model, cfg = load_model(ckpt, source=str(checkpoint))
+    try:
+        scale_mm = bone_sum_mm(ckpt, str(checkpoint))
+    except CheckpointError:  # a network without a millimetre scale still exports; the metadata says none
+        scale_mm = None
     model = model.to(memory_format=torch.contiguous_format).float().eval()
     if input_size is not None and input_size <= 0:
         raise Pose3DError(f"--input-size {input_size}: expected a positive multiple of {INPUT_MULTIPLE} "
@@ -73,14 +117,17 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     dims = {0: "batch", 2: "side", 3: "side"}
     heatmap_dims = {0: "batch", 2: "heatmap_side", 3: "heatmap_side"}  # side / 4: its own name, not "side"
 
-    def write(f) -> None:
-        with warnings.catch_warnings():  # the tracer warns about g.shape, which the graph does keep symbolic
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Exportable(model), (example,), f, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
-                              dynamic_axes={INPUT_NAME: dims, "heatmaps": heatmap_dims, "depth": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
-
-    return atomic_write(out, write, binary=True)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the tracer warns about g.shape, which the graph does keep symbolic
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Exportable(model), (example,), buffer, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
+                          dynamic_axes={INPUT_NAME: dims, "heatmaps": heatmap_dims, "depth": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    proto = onnx.load_from_string(buffer.getvalue())
+    for key, value in metadata(cfg, scale_mm).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return atomic_write(out, lambda f: f.write(proto.SerializeToString()), binary=True)
 
 
 def onnx_session(path: str | Path, threads: int = 0):
@@ -110,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
     print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}, "
           "already preprocessed (pose3dlib.model.preprocess for the checkpoint's model.input_format: the crop's "
-          f"RGB / 255, or BGR / 256 for converted hg3d weights); outputs {', '.join(OUTPUTS)}")
+          f"RGB / 255, or BGR / 256 for converted hg3d weights; this file's own convention, mm scale and joint "
+          f"order are in its metadata, {', '.join(METADATA[:2])} ...); outputs {', '.join(OUTPUTS)}")
     return 0
 
 

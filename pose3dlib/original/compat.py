@@ -43,10 +43,10 @@ from typing import Any, BinaryIO
 
 import torch
 
-from ..config import Config, ModelConfig, config_to_dict
+from ..config import Config, ModelConfig, config_from_dict, config_to_dict
 from ..engine.checkpoint import FORMAT as POSE3D_FORMAT
 from ..engine.checkpoint import make_checkpoint, save_checkpoint
-from ..engine.errors import CheckpointError
+from ..engine.errors import CheckpointError, ConfigError
 from ..engine.paths import CommandLinePath
 from ..model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet3D, build_model, load_model
 
@@ -481,15 +481,25 @@ def convert_hg3d_state_dict(state: Mapping[str, torch.Tensor], source: str = "st
     """Rename an original state dict to ours; missing `num_batches_tracked` buffers become 0.
 
     Returns (our state dict, inferred ModelConfig). Raises CheckpointError listing
-    unexpected or missing names.
+    unexpected or missing names, naming the first original tensor whose shape does not fit the
+    inferred network, or saying why pose3d cannot use that network (its config's checks).
     """
     cfg = infer_hg3d_config(state, source)
+    try:
+        config_from_dict(config_to_dict(Config(profile=CONVERTED_PROFILE, model=cfg)))
+    except ConfigError as e:
+        raise CheckpointError(f"{source}: an hg3d network pose3d cannot build ({e})") from None
     key_map = hg3d_key_map(cfg)
     unexpected = sorted(set(state) - set(key_map))
     missing = sorted(k for k in set(key_map) - set(state) if not k.endswith(".num_batches_tracked"))
     if unexpected or missing:
         raise CheckpointError(f"{source}: does not match an hg3d network {cfg}: unexpected {unexpected[:5]}, "
                               f"missing {missing[:5]}")
+    expected = build_model(cfg).state_dict()
+    for orig, new in key_map.items():
+        if orig in state and tuple(state[orig].shape) != tuple(expected[new].shape):
+            raise CheckpointError(f"{source}: {orig} has shape {tuple(state[orig].shape)}, expected "
+                                  f"{tuple(expected[new].shape)} for an hg3d network {cfg}")
     ours = {key_map[k]: v for k, v in state.items()}
     for orig, new in key_map.items():
         if orig not in state:  # PyTorch 0.1.x had no num_batches_tracked buffers
