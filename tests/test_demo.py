@@ -304,6 +304,16 @@ def test_empty_video_is_a_one_line_error(tmp_path, checkpoint):
     assert r.returncode == 2 and "empty.mp4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_parse_bbox_reads_four_finite_numbers():
+    """x,y,w,h in pixels; NaN, inf, a missing or extra value, or a side <= 0 is named."""
+    assert demo.parse_bbox(None) is None
+    assert demo.parse_bbox(" 10, 5.5,60,100") == (10.0, 5.5, 60.0, 100.0)
+    for text, needle in (("1,nan,3,4", "four finite numbers"), ("1,2,inf,4", "four finite numbers"),
+                         ("1,2,3", "four numbers"), ("1,2,3,4,5", "four numbers"), ("1,2,0,4", "positive")):
+        with pytest.raises(demo.Pose3DError, match=needle):
+            demo.parse_bbox(text)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--bbox", "1,2,3"], "--bbox"),
     (["--bbox", "0,0,-5,10"], "positive"),

@@ -122,6 +122,29 @@ def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):
     assert r.returncode == 2 and "train.stage1.lr" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_resume_refuses_another_process_count_or_epoch_length_and_starts_afresh_without_a_checkpoint(
+        tmp_path, smoke_data, train_cli):
+    """A checkpoint from 2 processes, or from data with another number of steps per epoch (a regenerated
+    set), is refused by --resume with both numbers; --resume where no checkpoint is says it starts over."""
+    overrides = smoke_data + RESUME_OVERRIDES
+    last = tmp_path / "run" / "stage1" / "last.pt"
+    assert train_cli(tmp_path / "run", 1, overrides, env={KILL_AT_STEP_ENV: "5"}).returncode == -signal.SIGKILL
+    saved = load_checkpoint(last)
+    assert saved["extra"]["steps_per_epoch"] == 6  # 48 samples, batch 8
+    for key, value, message in (("world_size", 2, f"{last} was made by 2 process(es), this run has 1"),
+                                ("steps_per_epoch", 7, f"{last} has 7 steps per epoch, the data now give 6")):
+        edited = load_checkpoint(last)
+        edited["extra"][key] = value
+        save_checkpoint(last, edited)
+        r = train_cli(tmp_path / "run", 1, overrides, "--resume")
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        save_checkpoint(last, saved)
+    r = train_cli(tmp_path / "fresh", 1, overrides, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"stage 1: no checkpoint at {tmp_path / 'fresh' / 'stage1' / 'last.pt'}; starting the stage from the beginning" in r.stderr
+    assert load_checkpoint(tmp_path / "fresh" / "stage1" / "last.pt")["step"] == 12
+
+
 # ----------------------------------------------------------------------------- kill during a checkpoint write
 
 KILL_IN_SAVE = textwrap.dedent("""
