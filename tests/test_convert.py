@@ -573,6 +573,36 @@ def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tm
     assert prepare_real_data(cfg, progress=False)["h36m"]["rows"] == with_s9["rows"]
 
 
+def test_the_download_fingerprint_covers_what_the_converter_reads_and_nothing_else(raw, tmp_path):
+    """h36m-fetch keeps extracted frames in processed/ beside extracted/S*/: not walked, not counted;
+    a subject's file replaced or metadata.xml touched changes it; each dataset has its own."""
+    import os
+
+    from pose3dlib.data.convert.real import download_fingerprint
+
+    fetch = tmp_path / "fetch"
+    shutil.copytree(raw / "h36m", fetch / "extracted")
+    (fetch / "extracted" / "metadata.xml").rename(fetch / "metadata.xml")
+    before = download_fingerprint(fetch, "h36m")
+    (fetch / "processed" / "S1").mkdir(parents=True)
+    (fetch / "processed" / "S1" / "img_000001.jpg").write_bytes(b"frame")
+    (fetch / "h36m.zip").write_bytes(b"archive")
+    assert download_fingerprint(fetch, "h36m") == before
+    assert download_fingerprint(fetch) != before  # the whole-folder fingerprint does see them
+    cdf = sorted((fetch / "extracted" / "S1").rglob("*.cdf"))[0]
+    st = cdf.stat()
+    os.utime(cdf, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # replaced by another copy of it
+    assert download_fingerprint(fetch, "h36m") != before
+    changed = download_fingerprint(fetch, "h36m")
+    (fetch / "metadata.xml").write_text((fetch / "metadata.xml").read_text() + " ")
+    assert download_fingerprint(fetch, "h36m") != changed
+    testset = raw / "mpi_inf_3dhp_test_set"
+    assert download_fingerprint(testset, "3dhp") == download_fingerprint(testset, "3dhp")
+    copy = tmp_path / "3dhp"
+    shutil.copytree(testset, copy, ignore=shutil.ignore_patterns("TS6"))
+    assert download_fingerprint(copy, "3dhp") != download_fingerprint(testset, "3dhp")  # a sequence missing
+
+
 def test_only_a_download_stamp_is_dropped(tmp_path):
     from pose3dlib.data.convert.common import DOWNLOAD_STAMP, drop_download_stamp
 

@@ -27,8 +27,9 @@ from ...engine.atomic_io import atomic_write_text
 from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
+from ..h36m import MPI3DHP_TEST_SEQUENCES
 from .common import DOWNLOAD_STAMP, REPORT_LISTS, hash_file_stats, shown_items
-from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m
+from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m, find_metadata, find_subject_dirs
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
 
@@ -83,11 +84,37 @@ def real_data_overrides(data_cfg: DataConfig, profile: str) -> list[str]:
     return overrides
 
 
-def download_fingerprint(raw: str | os.PathLike) -> str:
-    """SHA-256 over every file under the download (relative path, size, modification time): it
-    changes when a subject, a sequence or a file is added, removed or replaced."""
-    h = hashlib.sha256()
-    hash_file_stats(h, resolve(raw))
+def read_paths(raw: Path, name: str | None) -> list[Path]:
+    """The files and folders under the download `raw` that dataset `name`'s converter reads (all of
+    `raw` for None): Human3.6M's subject folders (`S1/` or h36m-fetch's `extracted/S1/`) and
+    metadata.xml; MPII's .mat, validation file and images/; MPI-INF-3DHP's TS1..TS6/. Whatever
+    else the download holds (h36m-fetch's `processed/` frames, archives) is not walked."""
+    if name == "h36m":
+        subjects = find_subject_dirs(raw)
+        paths = [subjects[s] for s in sorted(subjects)]
+        try:
+            paths.append(find_metadata(raw))
+        except DataError:  # the converter names it; absent, it counts as absent
+            paths.append(raw / "metadata.xml")
+        return paths
+    if name == "mpii":
+        return [raw / MPII_MAT, *(raw / f for f in MPII_VAL_FILES), raw / "images"]
+    if name == "3dhp":
+        return [raw / f"TS{s}" for s in MPI3DHP_TEST_SEQUENCES]
+    return [raw]
+
+
+def download_fingerprint(raw: str | os.PathLike, name: str | None = None) -> str:
+    """SHA-256 over the files dataset `name`'s converter reads under the download (`read_paths`;
+    relative path, size, modification time; an absent one as absent): it changes when a subject, a
+    sequence or a file the converter reads is added, removed or replaced."""
+    root, h = resolve(raw), hashlib.sha256()
+    for path in read_paths(root, name):
+        h.update(f"{path.relative_to(root) if path.is_relative_to(root) else path}\0".encode())
+        if path.exists():
+            hash_file_stats(h, path)
+        else:
+            h.update(b"absent\n")
     return h.hexdigest()
 
 
@@ -124,7 +151,7 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if not raw:
             continue
         _check_target(out, key)
-        stamp = _download_stamp(raw, download_fingerprint(raw))  # before converting: a later change converts again
+        stamp = _download_stamp(raw, download_fingerprint(raw, name))  # before converting: a later change converts again
         done = _finished(out, stamp)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
