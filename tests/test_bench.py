@@ -1,4 +1,7 @@
-"""pose3dlib.tools.bench: FLOP counting, the loop form of the geometric loss, bench.json and the markdown.
+"""pose3dlib.tools.bench: FLOP counting, bench.json and the markdown.
+
+The loop form of the geometric loss (tools/bench/loop_loss.py) is the reference of tests/test_losses.py,
+which checks it against the loss and on a hand example.
 
 No timing assertions: timings depend on the machine and its load. Only cheap measurements
 run here (smoke-size network, small matrices), to check that they produce positive numbers.
@@ -19,11 +22,8 @@ from pose3dlib.engine import device as device_module
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.engine.train import SpeedSwitches
-from pose3dlib.losses import geometric_loss
-from pose3dlib.skeleton import BONE_GROUPS
 from pose3dlib.tools.bench import measure
 from pose3dlib.tools.bench.flops import count_forward_flops, model_forward_flops
-from pose3dlib.tools.bench.loop_loss import geometric_loss_loop
 from pose3dlib.tools.bench.report import (
     BEGIN_MARK,
     END_MARK,
@@ -64,47 +64,6 @@ def test_stem_conv_alone_by_hand():
     # the 7x7/2 stem convolution of the paper network: 3 -> 64 channels, 256 -> 128 px
     conv = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
     assert count_forward_flops(conv, (1, 3, 256, 256)) == 2 * 128 * 128 * 64 * 3 * 49
-
-
-# ----------------------------------------------------------------------------- loop transcription
-
-def _random_inputs(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    depth = torch.randn(batch, 16, generator=g) * 0.3
-    joints_2d = torch.rand(batch, 16, 2, generator=g) * 2 - 1
-    valid = torch.rand(batch, 16, generator=g) < 0.8
-    valid[0] = True  # every bone usable
-    valid[1, [10, 11, 12, 13, 14, 15]] = False  # no arm bone, no shoulder bone: empty groups
-    valid[2] = False  # nothing annotated
-    return depth, joints_2d, valid
-
-
-def test_loop_transcription_equals_geometric_loss_values_and_gradients():
-    depth, joints_2d, valid = _random_inputs(12, seed=3)
-    d_loop = depth.clone().requires_grad_(True)
-    d_ours = depth.clone().requires_grad_(True)
-    loop = geometric_loss_loop(d_loop, joints_2d, valid)
-    ours = geometric_loss(d_ours, joints_2d, valid)
-    assert loop.shape == ours.shape == (12,)
-    torch.testing.assert_close(loop, ours, rtol=1e-5, atol=1e-7)
-    assert loop[2] == 0 and loop[0] > 0
-    (loop * torch.arange(1.0, 13.0)).sum().backward()  # distinct weights per sample
-    (ours * torch.arange(1.0, 13.0)).sum().backward()
-    torch.testing.assert_close(d_loop.grad, d_ours.grad, rtol=1e-5, atol=1e-6)
-
-
-def test_loop_transcription_on_a_hand_example():
-    # only the hips group usable: bones (2, 6) and (3, 6), weight 1, lengths 1 and 3 ->
-    # mean 2, loss = ((1 - 2)^2 + (3 - 2)^2) / 2 = 1
-    assert [(a, b, w) for a, b, w in BONE_GROUPS["hips"]] == [(2, 6, 1.0), (3, 6, 1.0)]
-    depth = torch.zeros(1, 16)
-    joints_2d = torch.zeros(1, 16, 2)
-    joints_2d[0, 2] = torch.tensor([0.6, 0.8])  # |(0.6, 0.8, 0)| = 1
-    joints_2d[0, 3, 0] = -1.0
-    depth[0, 3] = math.sqrt(8.0)  # |(-1, 0, sqrt 8)| = 3
-    valid = torch.zeros(1, 16, dtype=torch.bool)
-    valid[0, [2, 3, 6]] = True
-    assert geometric_loss_loop(depth, joints_2d, valid).item() == pytest.approx(1.0, rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- cheap measurements

@@ -86,6 +86,21 @@ def test_normalised_units_round_trip_and_centre():
     assert np.allclose(n, 2 * u / 16 - 1)
 
 
+def test_crop_to_heatmap_by_hand_from_the_pixel_centre_convention():
+    """Integer coordinates are pixel centres (camera.py), so a 64 px crop spans [-0.5, 63.5] and a
+    16 px heatmap [-0.5, 15.5]; the grids cover the same square, so edge maps to edge and centre to centre."""
+    crop = np.array([[-0.5, 63.5], [31.5, 1.5], [33.5, 63.5]])
+    # -0.5, 63.5: the edges; 31.5: the centre (7.5); 1.5: the centre of the first 4 x 4 block (heatmap pixel 0);
+    # 33.5: heatmap pixel 8
+    heat = np.array([[-0.5, 15.5], [7.5, 0.0], [8.0, 15.5]])
+    np.testing.assert_allclose(camera.crop_px_to_heatmap_px(crop, 64, 16), heat, atol=1e-12)
+    # normalised 2 u / 16 - 1: pixel 0 is -1, pixel 8 is 0; the crop's centre is -1/16, not 0, so a
+    # mirror about it maps x -> -x - 2/16 (as the flip test in test_data_loaders.py expects)
+    norm = np.array([[-1.0625, 0.9375], [-0.0625, -1.0], [0.0, 0.9375]])
+    np.testing.assert_allclose(camera.crop_px_to_normalized(crop, 64, 16), norm, atol=1e-12)
+    np.testing.assert_allclose(camera.normalized_to_crop_px(norm, 64, 16), crop, atol=1e-12)
+
+
 def test_box_around_frames_points_with_a_margin():
     pts = np.array([[[10.0, 20.0], [30.0, 60.0], [20.0, 40.0]],
                     [[0.0, 0.0], [8.0, 2.0], [4.0, 1.0]]])  # (2, 3, 2)

@@ -1,4 +1,6 @@
-"""CUDA code paths: training switches, checkpoints across devices, NCCL.
+"""CUDA code paths: checkpoints across devices, NCCL.
+
+The training switches on a CUDA device (SpeedSwitches.for_training) need no GPU: test_bench.py checks them.
 
 Every test here skips without a CUDA device; `make gpu-check` runs this file on a GPU
 machine (with test_train.py, whose trainer-step test runs bf16 + channels_last on CUDA there
@@ -14,17 +16,11 @@ import torch.distributed as dist
 
 from pose3dlib.config import config_to_dict, load_config
 from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
-from pose3dlib.engine.train import SpeedSwitches
 from pose3dlib.model import build_model, is_channels_last, load_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
 SMOKE = "configs/smoke.yaml"
-
-
-def test_training_switches_on_cuda_are_bf16_and_channels_last():
-    switches = SpeedSwitches.for_training(load_config("configs/paper.yaml").train, CUDA)
-    assert switches.bf16 and switches.channels_last
 
 
 def test_a_checkpoint_of_cuda_weights_loads_on_the_cpu_with_the_same_outputs(tmp_path):

@@ -239,8 +239,10 @@ def test_prepare_synthetic_generates_the_data_a_config_of_ones_own_names(tmp_pat
     assert main(["prepare-synthetic", "--config", str(path)]) == 0
     assert (mine / "h36m" / "annot.h5").is_file() and (mine / "mpii" / "train.h5").is_file()
     assert f"wrote: {mine}" in capsys.readouterr().out
-    with pytest.raises(SystemExit):  # one of the two
+    with pytest.raises(SystemExit) as exited:  # one of the two: an argparse usage error
         main(["prepare-synthetic", "--config", str(path), "--profile", "smoke"])
+    assert exited.value.code == 2
+    assert "error: argument --profile: not allowed with argument --config" in capsys.readouterr().err
     # a folder not named after its key would be generated beside the one the config names: refused
     renamed = dump_config(load_config(path, [f"data.h36m_dir={mine / 'lab3d'}"]), tmp_path / "renamed.yaml")
     assert main(["prepare-synthetic", "--config", str(renamed)]) == 2

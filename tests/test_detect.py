@@ -99,9 +99,10 @@ def test_all_people_finds_two_markers(smoke_cfg):
     image[130:200, 330:400] = (255, 0, 0)
     boxes = detect.find_people(MarkerModel(smoke_cfg.data.heatmap_size), smoke_cfg, image, max_people=4)
     assert len(boxes) == 2
-    found = sorted(tuple(np.round(b.center_px, -1)) for b in boxes)
-    assert detect.hit(boxes[0], np.array([40, 40, 80, 80.0])) or detect.hit(boxes[0], np.array([330, 130, 70, 70.0]))
-    assert found[0][0] < 200 < found[1][0]  # one on each side
+    markers = [np.array([40, 40, 80, 80.0]), np.array([330, 130, 70, 70.0])]
+    hits = np.array([[detect.hit(b, m) for m in markers] for b in boxes])
+    # a hit needs the box centre inside the marker: one box per marker, each box on one marker
+    assert hits.sum(axis=0).tolist() == [1, 1] and hits.sum(axis=1).tolist() == [1, 1], hits
 
 
 def test_hit_criterion():

@@ -143,10 +143,13 @@ def test_eval_options_and_data_come_from_the_evaluation_config(random_run, smoke
     assert {r["protocol"] for r in loose if r["split"] == "mpii_val"} == {"pckh@2"}
     assert {r["protocol"] for r in strict if r["split"] == "mpii_val"} == {"pckh@0.05"}
     assert _all(loose, "mpii_val", "pckh@2") > _all(strict, "mpii_val", "pckh@0.05")
-    # the millimetre scale is the checkpoint's: doubling it doubles the reconstruction, the
-    # paper evaluator (which rescales the prediction itself) does not move
+    # the millimetre scale is the checkpoint's: doubling it doubles the reconstruction; the paper
+    # evaluator (which rescales the prediction itself), N-MPJPE (least-squares scale) and PA-MPJPE
+    # (similarity alignment) are invariant to the prediction's scale, so they do not move
     doubled = score(run="6000")
     assert _all(doubled, "lab_test", "paper") == pytest.approx(_all(base, "lab_test", "paper"), rel=1e-6)
+    for protocol in ("n_mpjpe", "p2_pa_mpjpe"):
+        assert _all(doubled, "lab_test", protocol) == pytest.approx(_all(base, "lab_test", protocol), rel=1e-9)
     assert _all(doubled, "lab_test", "p1_mpjpe") != pytest.approx(_all(base, "lab_test", "p1_mpjpe"), rel=1e-3)
 
 

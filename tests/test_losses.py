@@ -26,6 +26,8 @@ def _random_case(gen: torch.Generator, batch: int = 12):
     # a group without usable bones: no hip joints in samples 4-5 (hips group empty)
     valid[4:6, 2] = valid[4:6, 3] = False
     valid[6] = False  # a sample without any annotated joint
+    valid[7, 10:16] = False  # no arm bone and no shoulder bone: two groups empty
+    valid[8] = True  # every bone usable
     return depth, joints, valid
 
 
@@ -39,7 +41,7 @@ def test_geometric_loss_matches_loop_values_and_gradients(seed):
     ref = geometric_reference(d2, joints, valid)
     assert out.shape == (depth.shape[0],)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-    assert out[6] == 0
+    assert out[6] == 0 and out[8] > 0
     weights = torch.rand(depth.shape[0], generator=gen)  # a random cotangent exercises every sample
     (out * weights).sum().backward()
     (ref * weights).sum().backward()
@@ -49,15 +51,20 @@ def test_geometric_loss_matches_loop_values_and_gradients(seed):
 
 
 def test_geometric_loss_hand_computed_value():
-    """Hips group only: bone lengths 1 and 3 around mean 2 -> loss ((1-2)^2 + (3-2)^2) / 2 = 1."""
-    depth = torch.zeros(1, J)
-    joints = torch.zeros(1, J, 2)
-    valid = torch.zeros(1, J, dtype=torch.bool)
+    """Hips group only: bone lengths 1 and 3 around mean 2 -> loss ((1-2)^2 + (3-2)^2) / 2 = 1,
+    for the loss and for the loop form the other tests take as their reference."""
+    assert [(a, b, w) for a, b, w in BONE_GROUPS["hips"]] == [(2, 6, 1.0), (3, 6, 1.0)]
+    depth = torch.zeros(2, J)
+    joints = torch.zeros(2, J, 2)
+    valid = torch.zeros(2, J, dtype=torch.bool)
     joints[0, 2] = torch.tensor([1.0, 0.0])  # r_hip, 1 from the pelvis (joint 6 at the origin)
-    joints[0, 3] = torch.tensor([0.0, 0.0])
     depth[0, 3] = 3.0  # l_hip, 3 from the pelvis along depth
-    valid[0, [2, 3, 6]] = True
-    assert geometric_loss(depth, joints, valid).item() == pytest.approx(1.0, abs=1e-6)
+    joints[1, 2] = torch.tensor([0.6, 0.8])  # |(0.6, 0.8, 0)| = 1
+    joints[1, 3, 0] = -1.0
+    depth[1, 3] = math.sqrt(8.0)  # |(-1, 0, sqrt 8)| = 3: image plane and depth in one bone
+    valid[:, [2, 3, 6]] = True
+    for loss in (geometric_loss, geometric_reference):
+        torch.testing.assert_close(loss(depth, joints, valid), torch.ones(2), rtol=1e-6, atol=1e-6)
 
 
 def test_geometric_loss_uses_the_ratio_weights():
@@ -135,9 +142,17 @@ def test_total_loss_weights_and_normalisation():
     loss, terms = total_loss(outputs, batch, heatmap_weight=1.0, depth_weight=0.1, geometric_weight=0.01)
     # the original: varWeight * (sum over 2D samples) / batch size
     geo = geometric_reference(depth_pred.detach(), batch["joints_2d"], batch["valid"])[~batch["has_depth"]].sum() / b
-    hm = heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["heatmap_valid"])
-    assert not torch.isclose(hm, heatmap_loss(outputs["heatmaps"], batch["heatmaps"], batch["valid"]))
-    dl = depth_loss(depth_pred.detach(), batch["depth"], batch["has_depth"])
+    # heatmaps: per stack, the mean squared error over the pixels of the supervised joints, summed over stacks
+    def heatmap_mse(mask):
+        return sum((p - batch["heatmaps"])[mask].square().mean() for p in outputs["heatmaps"])
+
+    hm = heatmap_mse(batch["heatmap_valid"])
+    assert not torch.isclose(hm, heatmap_mse(batch["valid"]))  # the two masks give different terms here
+    # depth: the per-sample mean over joints, summed over the samples with depth, divided by the batch size
+    dl = sum(((depth_pred[i] - batch["depth"][i]) ** 2).mean() for i in range(b) if batch["has_depth"][i]) / b
+    dl = dl.detach()
+    torch.testing.assert_close(terms["heatmap"], hm, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(terms["depth"], dl, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(terms["geometric"], geo, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss.detach(), hm + 0.1 * dl + 0.01 * geo, rtol=1e-5, atol=1e-7)
     assert set(terms) == {"heatmap", "depth", "geometric", "total"}

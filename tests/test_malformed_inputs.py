@@ -515,11 +515,12 @@ def classify(call: list[str] | Callable[[], object], needle: str, marker: Path) 
 
 
 def run_case(case: Case, d: Path, env: Env) -> Outcome:
+    """Build the case and classify it; a case whose own build raises is unhandled (a broken case proves nothing)."""
     d.mkdir(parents=True, exist_ok=True)
     try:
         call, needle = case.build(d, env)
     except Exception as e:
-        call, needle = (lambda exc=e: (_ for _ in ()).throw(exc)), ""
+        return Outcome(False, f"the case's build raised {type(e).__name__}", " ".join(str(e).split())[:300])
     return classify(call, needle, d / MARKER)
 
 
@@ -556,6 +557,17 @@ def test_pristine_inputs_are_accepted(env: Env, tmp_path):
     assert not unhandled.handled and unhandled.how == "accepted"
     escaped = classify(lambda: {}["key"], "key", tmp_path / MARKER)
     assert not escaped.handled and escaped.how == "KeyError"
+
+
+def test_a_case_whose_build_raises_is_unhandled(env: Env, tmp_path):
+    """A broken case proves nothing: its build error is never counted as handled, even a one-line DataError."""
+    from pose3dlib.engine.errors import DataError
+
+    def broken(d: Path, e: Env):
+        raise DataError("one line, as a loader would raise")
+
+    outcome = run_case(Case("broken", "H36MDataset", "none: the case itself is broken", broken), tmp_path, env)
+    assert not outcome.handled and outcome.how == "the case's build raised DataError"
 
 
 def test_debug_flag_shows_the_exception_instead(env: Env, tmp_path):

@@ -135,14 +135,28 @@ def test_paper_protocol_hand_computed() -> None:
     gt = rng.normal(size=(1, 16, 3)) * 200
     bone_sum = float(sum(np.linalg.norm(gt[0, a] - gt[0, b]) for a, b in MPII16.edges))
     pred = 3.0 * (gt - gt[:, 6:7]) + 1000.0  # bigger, elsewhere: same shape
+    gt0, pred0 = gt.copy(), pred.copy()
+
+    def inputs_unchanged() -> None:
+        np.testing.assert_array_equal(gt, gt0)
+        np.testing.assert_array_equal(pred, pred0)
+
     # Rescaled and moved to the gt root, pred equals gt except joint 7, the midpoint of 6 and 8.
-    spine_err = np.linalg.norm((gt[0, 6] + gt[0, 8]) / 2 - gt[0, 7])
+    spine_err = np.linalg.norm((gt0[0, 6] + gt0[0, 8]) / 2 - gt0[0, 7])
     got = metrics.paper_protocol_mpjpe(pred, gt, bone_sum_mm=bone_sum)
     assert got == pytest.approx(spine_err / 16, rel=1e-9)
+    inputs_unchanged()
     assert metrics.paper_protocol_mpjpe(pred, gt, bone_sum, spine_midpoint="none") == pytest.approx(0, abs=1e-9)
+    inputs_unchanged()
     assert metrics.paper_protocol_mpjpe(pred, gt, bone_sum, spine_midpoint="both") == pytest.approx(0, abs=1e-9)
+    inputs_unchanged()
     _, g_al = metrics.paper_protocol_align(pred, gt, bone_sum)
-    np.testing.assert_allclose(g_al, gt)  # the ground truth is never changed by default
+    inputs_unchanged()
+    np.testing.assert_array_equal(g_al, gt0)  # the ground truth is compared as given by default
+    _, g_both = metrics.paper_protocol_align(pred, gt, bone_sum, spine_midpoint="both")
+    inputs_unchanged()  # "both" replaces joint 7 in a copy, never in the caller's array
+    np.testing.assert_allclose(g_both[:, 7], (gt0[:, 6] + gt0[:, 8]) / 2)
+    np.testing.assert_array_equal(np.delete(g_both, 7, axis=1), np.delete(gt0, 7, axis=1))
     with pytest.raises(ValueError, match="spine_midpoint"):
         metrics.paper_protocol_mpjpe(pred, gt, spine_midpoint="gt")
 

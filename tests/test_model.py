@@ -156,12 +156,24 @@ def test_load_model_keeps_the_training_memory_format_and_predict_follows_it(tmp_
     torch.testing.assert_close(got["heatmaps"], ref["heatmaps"], rtol=1e-4, atol=1e-5)
 
 
-def test_every_parameter_gets_a_gradient():
-    model = build_model(SMALL).train()
+@pytest.mark.parametrize("train", [True, False])
+def test_every_parameter_gets_a_gradient(train):
+    """Every parameter gets a finite gradient, non-zero wherever the loss depends on it.
+
+    In training a batch norm subtracts each channel's batch mean, so a conv bias right before one
+    gets only rounding noise: there every parameter but the conv biases must move. In eval mode
+    (running statistics, an affine map) every parameter must.
+    """
+    torch.manual_seed(0)
+    model = build_model(SMALL).train(train)
     out = model(torch.rand(2, 3, 64, 64))
     (sum(h.square().mean() for h in out["heatmaps"]) + out["depth"].square().mean()).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not missing
+    params = dict(model.named_parameters())
+    assert not [n for n, p in params.items() if p.grad is None]
+    assert not [n for n, p in params.items() if not torch.isfinite(p.grad).all()]
+    conv_biases = {f"{m}.bias" for m, mod in model.named_modules() if isinstance(mod, torch.nn.Conv2d)}
+    must_move = [n for n in params if not (train and n in conv_biases)]
+    assert not [n for n in must_move if not params[n].grad.any()]
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 100, 100), (1, 3, 64, 128), (1, 1, 64, 64)])
@@ -244,7 +256,16 @@ def test_load_model_refuses_weights_of_another_layout(tmp_path):
 
 
 def test_flatten_order_is_channel_major():
-    """The Linear reads (C, H, W) order, as the original's view(B, -1) did (needed for its weights)."""
-    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    assert torch.equal(torch.flatten(x.contiguous(memory_format=torch.channels_last), 1), x.reshape(2, -1))
-    assert F.adaptive_avg_pool2d(x, 4).equal(x)  # the 4x4 pooling is an identity at 256 px
+    """The depth head's Linear reads its 4x4 grid in (C, H, W) order, as the original's view(B, -1) did
+    (needed for its weights), also on channels_last features (training's memory format)."""
+    torch.manual_seed(0)
+    j, f = SHALLOW.num_joints, SHALLOW.num_features
+    head = build_model(SHALLOW).depth_head.eval().double().to(memory_format=torch.channels_last)
+    feats = torch.randn(2, f, 16, 16, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = head(feats)
+        grid = head.levels(feats)  # two residual + max-pool levels: 16 x 16 -> the 4 x 4 grid, no adaptive pooling
+        assert grid.shape == (2, f, 4, 4) and grid.is_contiguous(memory_format=torch.channels_last)
+        weight = head.linear.weight.view(j, f, 4, 4)  # channel-major: input column c * 16 + h * 4 + w
+        expected = torch.einsum("bchw,jchw->bj", grid, weight) + head.linear.bias
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

@@ -200,8 +200,7 @@ def test_the_committed_cpu_run_is_of_the_current_notebooks(path):
     """runs/cpu/<notebook> is read as the cpu profile's copy of notebooks/<notebook>: the same cells
     (papermill's injected parameters aside), so a reader never sees prose or code that has changed since."""
     executed = NOTEBOOKS_DIR.parent / "runs" / "cpu" / path.name
-    if not executed.exists():
-        pytest.skip(f"{executed} is not committed")
+    assert executed.is_file(), f"{executed} is missing: every notebook's cpu run is committed (make reproduce)"
 
     def sources(p) -> list[str]:
         cells = json.loads(p.read_text())["cells"]

@@ -47,8 +47,7 @@ def test_update_readme_rewrites_only_the_block(tmp_path):
 
 def test_committed_readme_matches_committed_metrics():
     csv = PROJECT_ROOT / "runs" / "cpu" / "metrics.csv"
-    if not csv.exists():
-        pytest.skip("no committed runs/cpu/metrics.csv yet (make reproduce writes it)")
+    assert csv.is_file(), f"{csv} is committed (git ls-files runs/cpu) but missing: restore it or run `make reproduce`"
     text = (PROJECT_ROOT / "README.md").read_text()
     block = text.split(START, 1)[1].split(END, 1)[0]
     expected = results_table(read_metrics_csv(csv))
