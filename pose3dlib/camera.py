@@ -100,8 +100,8 @@ def crop_affine(center: np.ndarray, box_px: float, rotation_deg: float, out_size
                 flip: bool = False) -> np.ndarray:
     """Affine (2, 3) taking the square box of side `box_px` around `center` to an `out_size` crop.
 
-    The box is rotated by `rotation_deg` (counter-clockwise in the image, as cv2) about its
-    centre; with `flip` the crop is then mirrored horizontally (x' -> out_size - 1 - x').
+    The crop's content turns by `rotation_deg` counter-clockwise (as cv2's getRotationMatrix2D),
+    so the box sampled from the source turns clockwise about its centre; with `flip` the crop is then mirrored horizontally (x' -> out_size - 1 - x').
     The box spans [-0.5, out_size - 0.5] in the crop, so `center` lands on (out_size-1)/2.
     """
     if box_px <= 0 or not np.isfinite(box_px):

@@ -148,7 +148,7 @@ class StageConfig:
     heatmap_weight: float = bounded(1.0, lo=0.0)  # weight of the summed per-stack heatmap MSE
     depth_weight: float = bounded(0.0, lo=0.0)  # weight of the depth L2 loss on 3D samples
     geometric_weight: float = bounded(0.0, lo=0.0)  # weight of the bone-length-ratio loss on 2D samples
-    samples_2d_per_epoch: int = bounded(0, lo=0)  # 0: the whole 2D training split
+    samples_2d_per_epoch: int = bounded(0, lo=0)  # 0: the whole 2D training split; else a fresh draw each epoch, without repeats within it (images may repeat across epochs, and some go unseen)
     # False: no 2D-only (MPII-format) image in this stage; the epoch keeps its length with
     # 3D (Human3.6M-format) samples in their place (the "3D only" arm of `make ablation`)
     mix_2d: bool = True

@@ -4,9 +4,14 @@ Plain differentiable functions over whole batches (no Python loops over samples)
 gradients come from autograd. Every loss is computed in float32, whatever the dtype of
 the predictions (e.g. bf16 under autocast).
 
+The `valid` masks are the samples' (`data.sample`): a joint that is annotated and lies inside
+the crop (every joint of a crop made without the whole person). An annotated joint that
+scale or rotation pushed out of the crop is left out of every term (docs/paper.md, "Where this
+code departs from the release").
+
 Normalisation, shared by the three terms so that they mix in fixed proportions whatever
 the 3D/2D split of a batch:
-- heatmap: mean over the pixels of the annotated joints of the batch, summed over stacks;
+- heatmap: mean over the pixels of the batch's `valid` joints, summed over stacks;
 - depth and geometric: a per-sample value, summed over the samples the term applies to
   and divided by the batch size B (all samples). For the geometric term this is the
   original release's normalisation (docs/paper.md, "Geometric loss": weight * sum over 2D samples / B).
@@ -41,17 +46,17 @@ def _bone_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def heatmap_loss(pred_heatmaps: list[torch.Tensor], target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Heatmap MSE over annotated joints, summed over stacks.
+    """Heatmap MSE over the valid joints, summed over stacks.
 
     Args:
         pred_heatmaps: one (B, J, H, W) tensor per stack.
         target: (B, J, H, W) Gaussian targets.
-        valid: (B, J) bool, joint annotated.
+        valid: (B, J) bool, joint annotated and inside the crop.
     Returns:
         scalar: sum over stacks of sum_{b,j valid} sum_{h,w} (pred - target)^2 / (n_valid H W),
-        i.e. the mean squared error over the pixels of annotated joints; 0 (with a graph)
-        when no joint is annotated. The original averaged over all joints, unannotated
-        ones included (their target was zero); with every joint annotated the two agree.
+        i.e. the mean squared error over the pixels of the valid joints; 0 (with a graph)
+        when no joint is valid. The original averaged over all joints, the others included
+        (their target was an all-zero map); with every joint valid the two agree.
     """
     _check(target.dim() == 4 and valid.shape == target.shape[:2],
            f"heatmap_loss: target (B, J, H, W) and valid (B, J) expected, got {tuple(target.shape)}, {tuple(valid.shape)}")
@@ -94,14 +99,15 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
 def geometric_loss(depth: torch.Tensor, joints_2d: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Per-sample bone-length-ratio loss (docs/paper.md, "Geometric loss"), groups from skeleton.BONE_GROUPS.
 
-    For each group g and its bones e = (a, b, w) whose two joints are annotated:
+    For each group g and its bones e = (a, b, w) whose two joints are valid (annotated and inside
+    the crop; the paper's rule is "annotated", docs/paper.md):
     l_e = w * sqrt(dx^2 + dy^2 + dd^2), L_g = mean_e l_e, loss_g = sum_e (l_e - L_g)^2 / n_g;
     a group without usable bones contributes 0. Zero-length bones have gradient 0.
 
     Args:
         depth: (B, 16) predicted depth, normalised units.
         joints_2d: (B, 16, 2) ground-truth 2D joints, same normalised units.
-        valid: (B, 16) bool, joint annotated.
+        valid: (B, 16) bool, joint annotated and inside the crop.
     Returns:
         (B,) sum over the four groups of loss_g.
     """

@@ -197,6 +197,24 @@ def test_h36m_nan_rejected(tmp_path, root):
         H36MDataset(tmp_path, "train", CFG)
 
 
+@pytest.mark.parametrize("key, value, needle", [
+    ("id", np.nan, r"'id' has NaN or infinite values in 1 rows \(first: row 3\)"),
+    ("subject", 9.5, r"'subject' holds fractions in 1 rows \(first: row 3, \[9\.5\]\); expected whole numbers"),
+])
+def test_h36m_ids_stored_as_floats_must_be_whole_numbers(tmp_path, root, key, value, needle):
+    """An id or index stored as a float must be a whole number: cast to an index, a NaN or 9.5 would
+    name another image, or fail later without naming its key."""
+    with h5py.File(root / "h36m" / "annot.h5") as src, h5py.File(tmp_path / "annot.h5", "w") as dst:
+        for k in src:
+            v = src[k][()]
+            if k == key:
+                v = v.astype(np.float64)
+                v[3] = value
+            dst[k] = v
+    with pytest.raises(DataError, match=needle):
+        H36MDataset(tmp_path, "train", CFG)
+
+
 def test_mpii_crops_map_parts_to_sample_joints(root):
     m = MPIIDataset(root / "mpii", "val", CFG)
     for i in range(len(m)):

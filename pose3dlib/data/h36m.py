@@ -21,7 +21,7 @@ from ..engine.paths import resolve
 from ..skeleton import DEPTH_ROOT
 from .actions import dataset_action_name
 from .convert.common import check_person_units
-from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
+from .sample import check_finite, check_schema, check_whole_numbers, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
 SCHEMA: dict[str, tuple] = {
@@ -48,6 +48,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     arrays = read_hdf5_datasets(path)
     check_schema(path, arrays, SCHEMA, optional=OPTIONAL_SCHEMA)
     check_finite(path, arrays, ("joint_2d", "joint_3d_mono", "bbox", "intrinsics"))
+    check_whole_numbers(path, arrays, ("subject", "action", "subaction", "camera", "id", "sequence"))
     check_istrain(path, arrays["istrain"])
     if "sequence" in arrays and len(bad := np.setdiff1d(arrays["sequence"], MPI3DHP_TEST_SEQUENCES)):
         raise DataError(f"{path}: 'sequence' holds {bad[:5].tolist()}; an MPI-INF-3DHP test sequence is "

@@ -99,6 +99,21 @@ def check_finite(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...
                             f"(first: row {int(np.flatnonzero(bad)[0])})")
 
 
+def check_whole_numbers(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...]) -> None:
+    """Raise DataError naming the file, key and first bad row if any of `keys` (ids and indices that
+    may be stored as floats) holds NaN, inf or a fraction: cast to int64, a NaN would become a
+    nonsense index that fails much later ("image not found") without naming its key."""
+    check_finite(path, arrays, keys)
+    for k in keys:
+        if k in arrays and np.issubdtype(arrays[k].dtype, np.floating):
+            a = np.asarray(arrays[k], dtype=np.float64)
+            bad = (a != np.round(a)).any(axis=tuple(range(1, a.ndim)))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{path}: {k!r} holds fractions in {int(bad.sum())} rows (first: row {row}, "
+                                f"{a[row].ravel()[:3].tolist()}); expected whole numbers")
+
+
 def read_hdf5_datasets(path: Path) -> dict[str, np.ndarray]:
     """Every top-level dataset of an HDF5 file as a numpy array.
 

@@ -59,7 +59,10 @@ def crop_without_person(rng: np.random.Generator, cfg: DataConfig, aug: Augmenta
     rotation, flip and colour are kept); otherwise, with probability
     `cfg.shifted_crop_prob`, the usual crop (with its drawn scale) moved SHIFTED_CROP_OFFSET
     of the box side away from the person in a random direction. Draws from `rng` only for
-    a probability above 0, so with both at 0 the sample stream is unchanged.
+    a probability above 0, so with both at 0 the sample stream is unchanged. Either crop is
+    labelled as holding no whole person (all-zero heatmaps), though a close-up holds its centre
+    joint and a shifted crop part of the person (at offset 0.5 and scale 1 about half of them):
+    the network learns to give low peaks to parts; both are off in every shipped config.
 
     Args:
         centre: (2,) the person's crop centre and box_px its side, source px; joints_px (16, 2);
@@ -95,7 +98,9 @@ def loose_framing(rng: np.random.Generator, prob: float, aug: Augmentation, cent
     With probability `prob` (a stage's `loose_crop_prob`) the crop side becomes
     U(LOOSE_CROP_MARGIN) x the person's extent (box_px / box_factor) and its centre moves
     U(-LOOSE_CROP_SHIFT, LOOSE_CROP_SHIFT) x the slack ((side - extent) / 2) along each axis,
-    so the person stays inside the crop (before any rotation). The drawn rotation, flip and
+    so the person stays inside the crop (before any rotation) when the box is centred on the
+    person with side box_factor x its extent, as the synthetic data's are (real MPII boxes only
+    roughly: their centre is objpos, not the joints' midpoint). The drawn rotation, flip and
     colour are kept; the drawn scale is replaced. Draws from `rng` only for a probability
     above 0, so at 0 the sample stream is unchanged.
 
