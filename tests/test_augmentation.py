@@ -66,3 +66,29 @@ def test_color_jitter_scales_each_channel_and_saturates():
     assert out.dtype == np.uint8
     assert out[0, 0].tolist() == [255, 50, 10]  # 300 saturates at 255 instead of wrapping to 44
     assert color_jitter(image, (1.0, 1.0, 1.0)) is image
+
+
+def test_a_close_up_needs_an_annotated_joint():
+    """part_crop_prob = 1 but no annotated joint: no close-up is made (it would centre on an unlabelled point);
+    the sample falls through to the shifted crop when that is asked for, else to the usual framing."""
+    from pose3dlib.data.transforms import SHIFTED_CROP_OFFSET, Augmentation, crop_without_person
+
+    aug = Augmentation(scale=1.3, rotation_deg=10.0, flip=True, color_scale=(0.9, 1.0, 1.1))
+    centre, box = np.array([200.0, 150.0]), 80.0
+    joints = np.full((16, 2), 1000.0)  # where a close-up on an unannotated joint would go
+    none = np.zeros(16, bool)
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        only_part = dataclasses.replace(DataConfig(), part_crop_prob=1.0, shifted_crop_prob=0.0)
+        assert crop_without_person(rng, only_part, aug, centre, box, joints, none) is None
+        both = dataclasses.replace(DataConfig(), part_crop_prob=1.0, shifted_crop_prob=1.0)
+        shifted_centre, shifted_aug = crop_without_person(rng, both, aug, centre, box, joints, none)
+        assert shifted_aug == aug  # the drawn scale is kept: not a close-up's 0.3-0.5
+        off = np.linalg.norm(shifted_centre - centre) / box
+        assert SHIFTED_CROP_OFFSET[0] - 1e-9 <= off <= SHIFTED_CROP_OFFSET[1] + 1e-9
+    # the same call with one annotated joint does make the close-up, centred on that joint
+    one = none.copy()
+    one[5] = True
+    joints[5] = [210.0, 140.0]
+    close_centre, close_aug = crop_without_person(np.random.default_rng(0), only_part, aug, centre, box, joints, one)
+    assert close_centre.tolist() == [210.0, 140.0] and 0.3 <= close_aug.scale <= 0.5

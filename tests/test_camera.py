@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -171,3 +172,40 @@ def test_a_pyramid_of_a_small_picture_stops_halving():
     inside = camera.apply_affine(np.array([[0.0, 0.0], [4.0, 5.0]]), a)  # the picture's corners in the crop
     lo, hi = np.floor(inside.min(0)).astype(int) + 2, np.ceil(inside.max(0)).astype(int) - 2
     assert (crop[lo[1]:hi[1], lo[0]:hi[0]] == 200).all() and crop[0, 0].tolist() == [0, 0, 0]  # picture, then border
+
+
+def test_project_refuses_points_on_or_behind_the_camera():
+    """z <= 0 has no pinhole image (division by zero or a mirrored point): an error saying z > 0 is required."""
+    k = np.array([1000.0, 1000.0, 320.0, 240.0])
+    for z in (0.0, -500.0):
+        pts = np.array([[[10.0, 20.0, 3000.0], [5.0, 5.0, z]]])  # one joint of two off
+        with pytest.raises(ValueError, match=re.escape("in front of the camera (z > 0)")):
+            camera.project(pts, k)
+
+
+def test_look_at_refuses_a_view_along_up():
+    """Looking straight down (or along a given `up`) leaves the camera's right axis undefined: an error naming `up`."""
+    with pytest.raises(ValueError, match="viewing direction is parallel to `up`"):
+        camera.look_at(np.array([0.0, 0.0, 5000.0]), np.array([0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="viewing direction is parallel to `up`"):
+        camera.look_at(np.array([0.0, -3000.0, 0.0]), np.zeros(3), up=(0.0, 1.0, 0.0))
+
+
+@pytest.mark.parametrize("side", [0.0, -20.0, float("nan"), float("inf")])
+def test_crop_affine_refuses_a_side_that_is_not_positive_and_finite(side):
+    """A box side <= 0, NaN or infinite gives no crop: an error naming the box side and its value."""
+    with pytest.raises(ValueError, match=re.escape(f"box side must be positive, got {side}")):
+        camera.crop_affine(np.array([50.0, 50.0]), side, 0.0, 64)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (2, 8, 8, 3)])
+def test_warp_and_pyramid_refuse_an_image_that_is_not_h_w_c(shape):
+    """A grey (H, W) array or a batch is not an (H, W, C) image: a DataError naming the expected layout and the shape."""
+    from pose3dlib.engine.errors import DataError
+
+    image = np.zeros(shape, np.uint8)
+    expected = re.escape(f"expected an (H, W, C) image, got shape {shape}")
+    with pytest.raises(DataError, match=f"warp_image: {expected}"):
+        camera.warp_image(image, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), 4)
+    with pytest.raises(DataError, match=f"ImagePyramid: {expected}"):
+        camera.ImagePyramid(image)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -122,6 +123,15 @@ def test_heatmaps_shape_error() -> None:
         decode.heatmaps_to_joints(np.zeros((16, 8, 8)))
 
 
+
+@pytest.mark.parametrize("shape", [(1, 16, 0, 8), (2, 16, 8, 0)])
+def test_heatmaps_with_an_empty_grid_are_refused(shape) -> None:
+    """A heatmap of no pixels has no argmax: a ValueError naming the empty grid and the shape, numpy or torch."""
+    for hm in (np.zeros(shape), torch.zeros(shape)):
+        with pytest.raises(ValueError, match=re.escape(f"non-empty H x W grid, got shape {shape}")):
+            decode.heatmaps_to_joints(hm)
+
+
 # ----------------------------------------------------------------------------- normalised units
 
 def test_normalized_round_trip() -> None:
@@ -225,6 +235,13 @@ def test_bone_sums() -> None:
     with pytest.raises(ValueError, match=r"\(N, 16, 3\)"):
         decode.mean_bone_sum_mm(np.zeros((2, 17, 3)))
 
+
+
+def test_mean_bone_sum_of_no_samples_is_refused() -> None:
+    """A mean over no skeletons (an empty training split) is an error naming the input, not NaN."""
+    for empty in (np.zeros((0, 16, 3)), torch.zeros(0, 16, 3)):
+        with pytest.raises(ValueError, match="joints_3d_mm has no samples"):
+            decode.mean_bone_sum_mm(empty)
 
 def test_reconstruct_3d_recovers_known_skeleton() -> None:
     rng = np.random.default_rng(5)

@@ -160,3 +160,49 @@ def test_total_loss_weights_and_normalisation():
     loss.backward()
     assert torch.isfinite(depth_pred.grad).all() and depth_pred.grad.abs().sum() > 0
     assert math.isclose(terms["total"].item(), loss.item())
+
+
+def test_losses_of_bf16_predictions_are_float32_and_equal_the_upcast_loss():
+    """The module's promise: every loss is computed in float32 whatever the predictions' dtype (bf16 under
+    autocast), so bf16 predictions give the float32 loss of the same values upcast first."""
+    gen = torch.Generator().manual_seed(6)
+    b = 5
+    hm_bf16 = [torch.rand(b, J, 8, 8, generator=gen).bfloat16() for _ in range(2)]
+    depth_bf16 = (torch.randn(b, J, generator=gen) * 3).bfloat16()
+    target = torch.rand(b, J, 8, 8, generator=gen)
+    depth_target = torch.randn(b, J, generator=gen) * 3
+    joints, valid = torch.rand(b, J, 2, generator=gen) * 2 - 1, torch.rand(b, J, generator=gen) > 0.2
+    has_depth = torch.tensor([True, False, True, False, True])
+    hm_up, depth_up = [h.float() for h in hm_bf16], depth_bf16.float()  # exactly the bf16 values, in float32
+    pairs = [
+        (heatmap_loss(hm_bf16, target, valid), heatmap_loss(hm_up, target, valid)),
+        (depth_loss(depth_bf16, depth_target, has_depth), depth_loss(depth_up, depth_target, has_depth)),
+        (geometric_loss(depth_bf16, joints, valid), geometric_loss(depth_up, joints, valid)),
+    ]
+    batch = {"heatmaps": target, "heatmap_valid": valid, "valid": valid, "joints_2d": joints,
+             "depth": depth_target, "has_depth": has_depth}
+    weights = {"heatmap_weight": 1.0, "depth_weight": 0.1, "geometric_weight": 0.01}
+    low, low_terms = total_loss({"heatmaps": hm_bf16, "depth": depth_bf16}, batch, **weights)
+    up, up_terms = total_loss({"heatmaps": hm_up, "depth": depth_up}, batch, **weights)
+    pairs += [(low, up)] + [(low_terms[k], up_terms[k]) for k in up_terms]
+    for got, expected in pairs:
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+    # a loss computed in bf16 itself would be off by bf16's rounding (8 bits of mantissa), far outside that tolerance
+    in_bf16 = (hm_bf16[0] - target.bfloat16()).square().sum(dim=(2, 3))[valid].sum() / (valid.sum() * 64)
+    in_f32 = (hm_up[0] - target).square().sum(dim=(2, 3))[valid].sum() / (valid.sum() * 64)
+    assert not torch.isclose(in_bf16.float(), in_f32, rtol=1e-6, atol=1e-7)
+
+
+def test_heatmap_and_depth_losses_name_the_mismatched_shapes():
+    """A stack's heatmaps of another shape than the target, and a depth target of another shape than the
+    prediction, are DataErrors naming both shapes."""
+    target, valid = torch.zeros(2, J, 8, 8), torch.ones(2, J, dtype=torch.bool)
+    with pytest.raises(DataError, match=r"heatmaps have shape \(2, 16, 4, 4\), target \(2, 16, 8, 8\)"):
+        heatmap_loss([torch.zeros(2, J, 8, 8), torch.zeros(2, J, 4, 4)], target, valid)
+    with pytest.raises(DataError, match=r"valid \(B, J\) expected, got \(2, 16, 8, 8\), \(2, 15\)"):
+        heatmap_loss([target], target, torch.ones(2, J - 1, dtype=torch.bool))
+    with pytest.raises(DataError, match=r"has_depth \(B,\) expected, got \(2, 16\), \(2, 15\), \(2,\)"):
+        depth_loss(torch.zeros(2, J), torch.zeros(2, J - 1), torch.ones(2, dtype=torch.bool))
+    with pytest.raises(DataError, match=r"has_depth \(B,\) expected, got \(2, 16\), \(2, 16\), \(3,\)"):
+        depth_loss(torch.zeros(2, J), torch.zeros(2, J), torch.ones(3, dtype=torch.bool))

@@ -464,6 +464,14 @@ CASES: list[Case] = [
          lambda d, e: (["frobnicate"], "frobnicate")),
     Case("cli_missing_argument", "train", "no --stage",
          lambda d, e: (["train", "--config", SMOKE], "--stage")),
+    # ---- checkpoint entries of the wrong type (appended: the table's earlier rows keep their numbers)
+    Case("ckpt_stage_bool", "load_checkpoint", "'stage' is True (a bool where an int is expected)",
+         lambda d, e: (partial(load_checkpoint, ckpt_variant(e, d / "c.pt", stage=True)),
+                       "checkpoint entry 'stage' is a bool, expected an int")),
+    Case("ckpt_model_values_not_tensors", "load_model", "'model' maps parameter names to lists, not tensors",
+         lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", model={
+             k: v.tolist() for k, v in e.ckpt_dict()["model"].items()})),
+                       "checkpoint entry 'model' must map parameter names to tensors")),
 ]
 
 

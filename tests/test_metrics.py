@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -326,6 +327,29 @@ def test_pckh_errors() -> None:
         metrics.pckh(np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), np.ones(2), np.ones((2, 3), bool))
 
 
+
+def test_pckh_accepts_a_zero_head_size_where_no_joint_is_valid() -> None:
+    """A sample without a valid joint is not scored, so its head size may be 0 (or NaN, as MPII leaves it);
+    a head size of 0 on a sample with a valid joint is refused."""
+    gt = np.zeros((3, 2, 2))
+    pred = np.array([[[3, 4], [0, 0]], [[9, 9], [9, 9]], [[0, 30], [0, 1]]], dtype=float)  # errors 5, 0 | - | 30, 1
+    head = np.array([10.0, 0.0, 20.0])
+    valid = np.array([[True, True], [False, False], [True, True]])
+    # sample 0: 5 <= 0.5 * 10 hit, 0 hit; sample 2: 30 > 10 miss, 1 hit -> 3 of 4; sample 1 not counted
+    assert metrics.pckh(pred, gt, head, valid) == pytest.approx(3 / 4)
+    np.testing.assert_allclose(metrics.pckh_per_joint(pred, gt, head, valid), [1 / 2, 1.0])
+    assert metrics.pckh(pred, gt, np.array([10.0, np.nan, 20.0]), valid) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="head_size must be positive for every sample with a valid joint"):
+        metrics.pckh(pred, gt, head, np.array([[True, True], [True, False], [True, True]]))
+
+
+@pytest.mark.parametrize("shape", [(0, 16, 2), (2, 0, 2)])
+def test_pckh_refuses_no_samples_or_no_joints(shape) -> None:
+    """Empty N or J has nothing to score: the pair check names the shape instead of returning NaN."""
+    with pytest.raises(ValueError, match=re.escape(f"pred must have shape (N, J, 2) with N, J >= 1, got {shape}")):
+        metrics.pckh(np.zeros(shape), np.zeros(shape), np.ones(shape[0]), np.ones(shape[:2], bool))
+
+
 # ----------------------------------------------------------------------------- 3DPCK / AUC edge cases
 
 def test_pck3d_auc_edge_cases() -> None:
@@ -356,6 +380,16 @@ def test_shape_errors_name_expected_shape(fn) -> None:
     with pytest.raises(ValueError, match="same shape"):
         fn(np.ones((2, 16, 3)), np.ones((3, 16, 3)))
 
+
+
+@pytest.mark.parametrize("fn", [metrics.mpjpe, metrics.pa_mpjpe, metrics.n_mpjpe, metrics.pck3d, metrics.auc3d])
+def test_empty_inputs_are_refused_naming_the_shape(fn) -> None:
+    """No sample (N = 0) or no joint (J = 0): a mean over nothing is refused, naming the array and its shape."""
+    for shape in ((0, 16, 3), (2, 0, 3)):
+        with pytest.raises(ValueError, match=re.escape(f"pred must have shape (N, J, 3) with N, J >= 1, got {shape}")):
+            fn(np.zeros(shape), np.zeros(shape))
+    with pytest.raises(ValueError, match=re.escape("gt must have shape (N, J, 3) with N, J >= 1, got (0, 16, 3)")):
+        fn(np.ones((1, 16, 3)), np.zeros((0, 16, 3)))
 
 def test_paper_protocol_needs_16_joints() -> None:
     with pytest.raises(ValueError, match=r"\(N, 16, 3\)"):
