@@ -260,6 +260,30 @@ def test_figure_error_bars_are_the_sample_sd_of_the_seeds():
         plt.close(fig)
 
 
+def test_figure_titles_name_each_test_and_the_run():
+    """The panel p-values say which test they are (the claim's verdict on (c)−(b) follows the paired one), and
+    the overall title names the run, so two profiles' figures differ."""
+    import matplotlib.pyplot as plt
+
+    rows = _rows(a=A, b=B, c=C)
+    welch_ab, welch_bc = (ablation.compare(rows, "wild_test", "p1_mpjpe", a, b) for a, b in ablation.COMPARISONS)
+    paired = ablation.paired_test(rows, "wild_test", "p1_mpjpe", *ablation.PAIRED)
+    fig = ablation.plot_ablation(rows, [("wild_test", "p1_mpjpe")], run_name="cpu-intel-xeon")
+    try:
+        assert fig.axes[0].get_title().splitlines() == [
+            "wild_test Protocol #1 MPJPE (mm)", f"(b)−(a): Welch p={welch_ab.p:.2g}",
+            f"(c)−(b): Welch p={welch_bc.p:.2g}, paired p={paired.p:.2g}"]
+        assert fig._suptitle.get_text().startswith("Ablation (cpu-intel-xeon), Stage 3: ")
+    finally:
+        plt.close(fig)
+    fig = ablation.plot_ablation(_rows(a=A[:1], b=B[:1], c=C[:1]), [("wild_test", "p1_mpjpe")])
+    try:
+        assert fig.axes[0].get_title().splitlines()[1:] == ["(b)−(a): Welch n/a", "(c)−(b): Welch n/a, paired n/a"]
+        assert fig._suptitle.get_text().startswith("Ablation, Stage 3: ")
+    finally:
+        plt.close(fig)
+
+
 def _rows(**arms: list[float]) -> list[dict]:
     rows = []
     for arm, values in arms.items():
@@ -298,7 +322,11 @@ def test_summarize_writes_table_and_figure_and_rejects_a_wrong_csv(tmp_path):
     rows = _rows(a=A, b=B, c=C)
     path = write_ablation_csv(rows, tmp_path / "ablation.csv")
     assert read_ablation_csv(path) == rows
+    import matplotlib.pyplot as plt
+
+    open_figures = plt.get_fignums()
     text = summarize(path)
+    assert plt.get_fignums() == open_figures  # the figure is closed once saved
     assert (tmp_path / "ablation.md").read_text() == text
     assert "## The paper's two claims" in text and claims_summary(rows) in text
     png = (tmp_path / "ablation.png").read_bytes()

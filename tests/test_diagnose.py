@@ -202,6 +202,8 @@ def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():
                          for label, _, _ in diagnose.TILT_BINS]}
     fig = plot_by_trunk_tilt(rows, target_ratio=0.75)
     ratio_ax, sign_ax = fig.axes
+    # lab_val's only bin has 5 samples: hatched; wild_val's have 3: hatched too (a value but too few samples)
+    assert all(bar.get_hatch() for c in ratio_ax.containers for bar in c if bar.get_height() > 0)
     heights = sorted(round(p.get_height(), 3) for p in ratio_ax.patches if np.isfinite(p.get_height()))
     assert heights == [0.25] + [0.75] * len(diagnose.TILT_BINS)
     assert sorted(round(p.get_height(), 1) for p in sign_ax.patches if np.isfinite(p.get_height())) == \
@@ -213,5 +215,13 @@ def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():
         return [t.get_text() for t in ax.texts if "too few" in t.get_text()]
 
     assert notes(fig.axes[1]) == ["n=6:\ntoo few"] and notes(fig.axes[0]) == []
+    # ... and its ratio bar, which has a value, is hatched as the legend explains: the same bins on both panels
+    (ratio_bars,) = fig.axes[0].containers
+    assert [bool(bar.get_hatch()) for bar in ratio_bars] == [label == "15-30" for label, _, _ in diagnose.TILT_BINS]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["mean pose", "lab_val", f"n < {diagnose.MIN_BIN_SAMPLES}: no sign statistic"]
+    assert fig.axes[0].get_ylabel() == "Protocol #1 / mean pose's\n(lower is better)"
+    (mean_pose,) = [line for line in fig.axes[0].lines if line.get_label() == "mean pose"]
+    assert list(mean_pose.get_ydata()) == [1.0, 1.0]  # the ratio of the mean pose itself
     with pytest.raises(ValueError, match="no splits"):
         plot_by_trunk_tilt({})

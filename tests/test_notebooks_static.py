@@ -176,6 +176,14 @@ def test_sample_grid_titles_name_actions_only_where_the_split_has_them(smoke_dat
         assert all(name and not name.startswith("#") for name in h36m_names)  # "h36m test #12 Walking"
     finally:
         plt.close(fig)
+    # two splits of the same size draw different samples: each split has its own seed
+    twins = {"mpii val": splits["mpii val"], "mpii val again": splits["mpii val"]}
+    fig = sample_grid(twins, 2, seed=0, input_size=data.input_size, heatmap_size=data.heatmap_size)
+    try:
+        indices = [ax.get_title().split("#")[1] for ax in fig.axes]
+        assert indices[:2] != indices[2:]
+    finally:
+        plt.close(fig)
 
 
 def test_pose_statistics_figure_labels_units_and_means():
@@ -189,8 +197,11 @@ def test_pose_statistics_figure_labels_units_and_means():
     fig = plot_pose_statistics(stats)
     try:
         knee, depth = fig.axes
-        assert "degrees" in knee.get_xlabel() and "(mm)" in depth.get_xlabel() and knee.get_ylabel() == "density"
-        assert [t.get_text() for t in knee.get_legend().get_texts()] == ["lab: mean 15", "wild: mean 40"]
+        assert "degrees" in knee.get_xlabel() and "(mm)" in depth.get_xlabel()
+        assert knee.get_ylabel() == "density (per degree)" and depth.get_ylabel() == "density (per mm)"
+        assert [t.get_text() for t in knee.get_legend().get_texts()] == ["lab: mean 15 degrees", "wild: mean 40 degrees"]
+        assert [t.get_text() for t in depth.get_legend().get_texts()] == ["lab: mean 500 mm", "wild: mean 900 mm"]
+        assert fig._suptitle.get_text() == "Pose statistics: lab against wild"
     finally:
         plt.close(fig)
 

@@ -118,3 +118,73 @@ def test_another_runs_metrics_do_not_go_into_the_project_readme(tmp_path, capsys
     out = capsys.readouterr().out
     assert "| model | split |" in out and "| 123.5 |" in out
     assert (PROJECT_ROOT / "README.md").read_bytes() == before
+
+
+def _stage_rows(stages: tuple[str, ...]) -> list[dict]:
+    """lab_test rows of `stages` under two protocols and per action; the mean pose has no GT-2D value."""
+    rows = []
+    for k, stage in enumerate(stages):
+        for protocol in ("p1_mpjpe", "p1_mpjpe_gt2d"):
+            if stage == "mean_pose" and protocol == "p1_mpjpe_gt2d":
+                continue
+            for action in ("all", "Walking", "Eating"):
+                rows.append({"stage": stage, "split": "lab_test", "protocol": protocol, "action": action,
+                             "value": 100.0 + 10 * k})
+    return rows
+
+
+def _bar_colours(ax) -> dict[str, set[str]]:
+    """Legend label -> the face colours of that label's bars."""
+    import matplotlib.colors as mcolors
+
+    return {c.get_label(): {mcolors.to_hex(p.get_facecolor()) for p in c.patches} for c in ax.containers}
+
+
+def test_a_stage_has_the_same_colour_in_every_per_stage_figure():
+    """With the mean-pose baseline or without it, per protocol, per action or per joint: Stage 2 is Stage 2's
+    colour (viz.STAGE_COLOURS), not the colour cycle's next one."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pose3dlib.evaluation import report
+    from pose3dlib.evaluation.evaluate import JointPCKh
+    from pose3dlib.plots.viz import STAGE_COLOURS
+
+    expected = {report.STAGE_LABELS[s]: {c} for s, c in STAGE_COLOURS.items()}
+    figures = [report.plot_protocols(_stage_rows(("mean_pose", "stage1", "stage2", "stage3"))),
+               report.plot_protocols(_stage_rows(("stage2", "stage3"))),
+               report.plot_per_action(_stage_rows(("mean_pose", "stage1", "stage2", "stage3"))),
+               report.plot_per_action(_stage_rows(("stage1", "stage3")))]
+    try:
+        for fig in figures:
+            colours = _bar_colours(fig.axes[0])
+            assert colours == {label: expected[label] for label in colours}
+        assert len(_bar_colours(figures[0].axes[0])) == 4  # every row drawn, the mean pose and Stage 1 included
+        joints = report.plot_pckh_per_joint({"stage3": JointPCKh(np.full(16, 0.5), 0.5, 0.5)})
+        figures.append(joints)
+        (colours,) = _bar_colours(joints.axes[0]).values()
+        assert colours == expected[report.STAGE_LABELS["stage3"]]
+        assert "lower is better" in figures[2].axes[0].get_title()
+    finally:
+        for fig in figures:
+            plt.close(fig)
+
+
+def test_a_protocol_without_a_value_is_marked_not_left_blank():
+    """The mean pose has no 'Protocol #1 with GT 2D': its slot says n/a, the other bars keep their labels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Annotation
+
+    from pose3dlib.evaluation.report import plot_protocols
+
+    fig = plot_protocols(_stage_rows(("mean_pose", "stage3")))
+    try:
+        ax = fig.axes[0]
+        notes = [t for t in ax.texts if not isinstance(t, Annotation)]
+        assert [t.get_text() for t in notes] == ["n/a"]
+        (gt2d,) = [k for k, t in enumerate(ax.get_xticklabels()) if "GT 2D" in t.get_text()]
+        assert notes[0].get_position()[0] == pytest.approx(gt2d - 0.2)  # the mean pose's slot, first of two
+        bar_labels = sorted(t.get_text() for t in ax.texts if isinstance(t, Annotation))
+        assert bar_labels == ["", "100", "110", "110"]  # the empty bar gets no 'nan'
+    finally:
+        plt.close(fig)

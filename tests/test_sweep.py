@@ -57,7 +57,11 @@ def test_curve_keeps_the_sweep_order():
 def test_summarize_writes_table_and_figure_beside_the_csv(tmp_path):
     rows = _rows({v: dict.fromkeys(SUMMARY_COLUMNS, 100.0 + i) for i, v in enumerate(["0", "0.01"])})
     csv = write_sweep_csv(rows, tmp_path / "sweep.csv")
+    import matplotlib.pyplot as plt
+
+    open_figures = plt.get_fignums()
     table = summarize(csv, "geometric_weight")
+    assert plt.get_fignums() == open_figures  # the figure is closed once saved
     assert (tmp_path / "sweep.md").read_text().strip() == table
     png = (tmp_path / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -559,3 +563,24 @@ def test_a_sweep_that_trains_refuses_a_swept_key_its_reused_stages_read(tmp_path
     with pytest.raises(_Stop):  # evaluation only: every stage reused, the swept key is the point
         run_sweep("data.wild_test_dir", ["elsewhere/wild_test"], ["06_eval_mpjpe"], tmp_path / "base",
                   tmp_path / "out2", "configs/smoke.yaml")
+
+
+def test_sweep_figure_shows_lab_then_wild_with_the_protocols_in_words():
+    """Panels in the other figures' order (lab, wild; the table keeps its columns), legends that spell the
+    protocols out, and a title that says the test splits are for reporting."""
+    import matplotlib.pyplot as plt
+
+    from pose3dlib.tools.sweep import plot_sweep
+
+    rows = _rows({v: dict.fromkeys(SUMMARY_COLUMNS, 100.0 + i) for i, v in enumerate(["0", "0.01"])})
+    assert [split for split, _ in SUMMARY_COLUMNS][0] == "wild_test"
+    fig = plot_sweep(rows, "geometric_weight")
+    try:
+        assert [ax.get_title() for ax in fig.axes] == ["stage3, lab_test", "stage3, wild_test"]
+        for ax in fig.axes:
+            assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+                "Protocol #1, predicted 2D", "Protocol #1, ground-truth 2D"]
+            assert ax.get_ylabel() == "MPJPE (mm), lower is better"
+        assert "on the test splits: for reporting, not for choosing a value" in fig._suptitle.get_text()
+    finally:
+        plt.close(fig)

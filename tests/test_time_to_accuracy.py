@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -44,6 +46,49 @@ def test_minutes_accumulate_over_stages(tmp_path) -> None:
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5  # 2 series, 2 baselines, 1 stage boundary
     assert fig.axes[0].get_ylim() == (0.0, 100.0) and fig.axes[1].get_ylim()[0] == 0.0  # whole scales
     assert [t.get_text().strip() for t in fig.axes[0].texts] == ["stage 2"]  # the boundary is named
+    # which way is better; PCKh is training validation's (the table's column labels stay as they are)
+    assert fig.axes[0].get_ylabel() == "PCKh@0.5, MPII val (%), higher is better\n(training validation, one pass)"
+    assert fig.axes[1].get_ylabel() == "Protocol #1 (mm), lower is better"
+    assert "PCKh@0.5, MPII val (%) |" in table
+    plt.close(fig)
+
+
+def _colours(artists) -> dict[str, set[str]]:
+    """Label -> the colours of the artists with that label (lines or bar containers)."""
+    out: dict[str, set[str]] = {}
+    for a in artists:
+        colours = [p.get_facecolor() for p in a.patches] if hasattr(a, "patches") else [a.get_color()]
+        out.setdefault(a.get_label(), set()).update(mcolors.to_hex(c) for c in colours)
+    return out
+
+
+def test_lab_and_wild_have_the_same_colours_in_every_figure():
+    """Time to accuracy, the viewpoint diagnosis and the pose statistics draw lab and wild data in
+    viz.DOMAIN_COLOURS, whichever comes first (not the colour cycle's, by position)."""
+    from pose3dlib.evaluation.diagnose import TILT_BINS
+    from pose3dlib.plots.diagnostics import plot_by_trunk_tilt
+    from pose3dlib.plots.viz import DOMAIN_COLOURS, plot_pose_statistics
+
+    lab, wild = (mcolors.to_hex(DOMAIN_COLOURS[d]) for d in ("lab", "wild"))
+    assert lab != wild
+    rows = [{"stage": 2, "epoch": e, "minutes": e, "pckh": 50.0, "p1_lab_mm": 100.0, "p1_wild_mm": 200.0} for e in (0, 1)]
+    tta = plot_time_to_accuracy(rows, baselines_mm={"p1_lab_mm": 200.0, "p1_wild_mm": 300.0})
+    bins = [{"tilt": label, "n": 20, "p1_mm": 1.0, "mean_pose_p1_mm": 2.0, "sign_agreement": 0.5} for label, _, _ in TILT_BINS]
+    tilt = plot_by_trunk_tilt({"wild_val": bins, "lab_val": bins})  # wild first: the colours still follow the domain
+    poses = {"knee_flexion_deg": np.array([10.0, 20.0])}
+    stats = plot_pose_statistics({"wild (wild_test)": poses, "lab (h36m train)": poses})
+    try:
+        assert _colours(tta.axes[1].lines) == {
+            "Protocol #1, lab val (mm)": {lab}, "mean pose, lab val (mm)": {lab},
+            "Protocol #1, wild val (mm)": {wild}, "mean pose, wild val (mm)": {wild}}
+        for ax in tilt.axes:
+            assert _colours(ax.containers) == {"wild_val": {wild}, "lab_val": {lab}}
+        hists = stats.axes[0].containers  # a histogram's label is on its first bar
+        assert {c.patches[0].get_label(): _colours([c])[c.get_label()] for c in hists} == {"wild (wild_test): mean 15 degrees": {wild},
+                                                      "lab (h36m train): mean 15 degrees": {lab}}
+    finally:
+        for fig in (tta, tilt, stats):
+            plt.close(fig)
 
 
 def test_missing_wallclock_names_the_file(tmp_path) -> None:

@@ -87,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plot_protocols(rows: list[dict], split: str = "lab_test"):
-    """Bar chart: each model (baseline, stages) under each 3D protocol on one split (mm)."""
+    """Bar chart: each model (baseline, stages) under each 3D protocol on one split (mm).
+
+    Each model in its viz.STAGE_COLOURS colour; a protocol a model has no value for (the mean
+    pose's with ground-truth 2D) is marked "n/a" instead of an empty slot."""
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from ..plots.viz import stage_colour
 
     avg = [r for r in rows if r["action"] == "all" and r["split"] == split
            and not is_fraction(r["protocol"])]  # millimetres only (no PCKh, 3DPCK or AUC)
@@ -101,8 +106,12 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
     x = np.arange(len(protocols))
     for i, s in enumerate(stages):
         vals = [value.get((s, p), np.nan) for p in protocols]
-        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=STAGE_LABELS.get(s, s))
-        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        pos = x + i * width - 0.4 + width / 2
+        bars = ax.bar(pos, vals, width, label=STAGE_LABELS.get(s, s), color=stage_colour(s))
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.0f}" for v in vals], fontsize=7)
+        for p, v in zip(pos, vals):
+            if np.isnan(v):  # no value under this protocol: say so rather than leave the slot blank
+                ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=7, color="0.3")
     ax.set_xticks(x, [protocol_label(p).replace(" (mm)", "") for p in protocols], fontsize=8)
     ax.set_ylabel("error (mm)")
     ax.set_title(f"3D error on {split} by protocol (lower is better)")
@@ -114,9 +123,12 @@ def plot_protocols(rows: list[dict], split: str = "lab_test"):
 
 
 def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "lab_test"):
-    """Grouped bars per action for each model under one protocol on one split (mm)."""
+    """Grouped bars per action for each model (in its viz.STAGE_COLOURS colour) under one protocol
+    on one split (mm)."""
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from ..plots.viz import stage_colour
 
     sel = [r for r in rows if r["split"] == split and r["protocol"] == protocol and r["action"] != "all"]
     stages = list(dict.fromkeys(r["stage"] for r in sel))
@@ -127,10 +139,11 @@ def plot_per_action(rows: list[dict], protocol: str = "p1_mpjpe", split: str = "
     x = np.arange(len(actions))
     for i, s in enumerate(stages):
         ax.bar(x + i * width - 0.4 + width / 2, [value.get((s, a), np.nan) for a in actions], width,
-               label=STAGE_LABELS.get(s, s))
+               label=STAGE_LABELS.get(s, s), color=stage_colour(s))
     ax.set_xticks(x, actions, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel(protocol_label(protocol))
-    ax.set_title(f"{protocol_label(protocol)} per action, {split}")
+    better = "higher" if is_fraction(protocol) else "lower"
+    ax.set_title(f"{protocol_label(protocol)} per action, {split} ({better} is better)")
     # below the axes and the action names, so the legend never covers a bar
     ax.legend(fontsize=7, ncols=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
     fig.tight_layout()
@@ -173,9 +186,12 @@ def pckh_joint_table(by_stage: dict[str, JointPCKh]) -> str:
 
 
 def plot_pckh_per_joint(by_stage: dict[str, JointPCKh], threshold: float = 0.5):
-    """Grouped bars: PCKh (%) per joint for each stage, the two pooled means in the legend."""
+    """Grouped bars: PCKh (%) per joint for each stage (in its viz.STAGE_COLOURS colour), the two
+    pooled means in the legend."""
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from ..plots.viz import stage_colour
 
     stages = list(by_stage)
     names = MPII16.joint_names
@@ -184,7 +200,7 @@ def plot_pckh_per_joint(by_stage: dict[str, JointPCKh], threshold: float = 0.5):
     x = np.arange(len(names))
     for i, s in enumerate(stages):
         r = by_stage[s]
-        ax.bar(x + i * width - 0.4 + width / 2, 100 * np.asarray(r.per_joint), width,
+        ax.bar(x + i * width - 0.4 + width / 2, 100 * np.asarray(r.per_joint), width, color=stage_colour(s),
                label=f"{STAGE_LABELS.get(s, s)}: {100 * r.all_joints:.2f} % (16 joints), "
                      f"{100 * r.benchmark:.2f} % (benchmark's 14)")
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)

@@ -27,6 +27,12 @@ SERIES = {
     "p1_lab_mm": "Protocol #1, lab val (mm)",
     "p1_wild_mm": "Protocol #1, wild val (mm)",
 }
+# The figure's y axes (SERIES are the table's column labels): which way is better, and for PCKh
+# that it is training validation's number (one pass), not the evaluation's
+AXIS_LABELS = {
+    "2d": "PCKh@0.5, MPII val (%), higher is better\n(training validation, one pass)",
+    "3d": "Protocol #1 (mm), lower is better",
+}
 
 
 def _read_wallclock(path: Path) -> dict[tuple[int, int], float]:
@@ -90,21 +96,24 @@ def plot_time_to_accuracy(rows: list[dict], baselines_mm: dict[str, float] | Non
     """Figure: PCKh (left panel) and Protocol #1 lab / wild (right panel) against training minutes.
 
     `baselines_mm` ({"p1_lab_mm": mm, "p1_wild_mm": mm}) draws the mean-pose baselines as
-    dashed lines. Stage boundaries are dotted verticals, named at the top. Both scales start at
-    zero. Returns a matplotlib Figure.
+    dashed lines. Lab and wild in their viz.DOMAIN_COLOURS colours. Stage boundaries are dotted
+    verticals, named at the top. Both scales start at zero. Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+
+    from ..plots.viz import domain_colour
 
     fig, (ax_2d, ax_3d) = plt.subplots(1, 2, figsize=(11, 4))
     minutes = [r["minutes"] for r in rows]
     ax_2d.plot(minutes, [r["pckh"] for r in rows], "o-", color="tab:blue")
-    ax_2d.set(xlabel="training minutes", ylabel=SERIES["pckh"], title="2D", ylim=(0, 100))
-    for key, color in (("p1_lab_mm", "tab:orange"), ("p1_wild_mm", "tab:green")):
+    ax_2d.set(xlabel="training minutes", ylabel=AXIS_LABELS["2d"], title="2D", ylim=(0, 100))
+    for key in ("p1_lab_mm", "p1_wild_mm"):
+        split = SERIES[key].split(", ")[1]  # 'lab val (mm)': its domain names the colour
+        color = domain_colour(split)
         ax_3d.plot(minutes, [r[key] for r in rows], "o-", color=color, label=SERIES[key])
         if baselines_mm and key in baselines_mm:
-            ax_3d.axhline(baselines_mm[key], color=color, linestyle="--", linewidth=1,
-                          label=f"mean pose, {SERIES[key].split(', ')[1]}")
-    ax_3d.set(xlabel="training minutes", ylabel="Protocol #1 (mm)", title="3D, predicted 2D + depth")
+            ax_3d.axhline(baselines_mm[key], color=color, linestyle="--", linewidth=1, label=f"mean pose, {split}")
+    ax_3d.set(xlabel="training minutes", ylabel=AXIS_LABELS["3d"], title="3D, predicted 2D + depth")
     ax_3d.set_ylim(bottom=0)
     ax_3d.legend(fontsize=8, loc="lower left")
     for ax in (ax_2d, ax_3d):

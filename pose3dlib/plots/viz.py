@@ -1,6 +1,7 @@
 """Skeleton figures (matplotlib and plotly) and saving figures."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,23 @@ COLOURS = {"right": "#d62728", "left": "#1f77b4", "centre": "#2ca02c"}
 # The key of every skeleton figure (legend labels, same order as COLOURS)
 SIDE_LABELS = {"right": "the person's right side", "left": "left side", "centre": "pelvis, spine, neck and head"}
 PLOT_MARGIN = 1.15  # 3D axis half-range / half the skeleton's largest extent
+# One colour per model row of the per-stage figures (metrics.csv's stage labels), whichever rows a
+# figure shows: matplotlib's tab:gray for the mean-pose baseline, tab:blue, tab:orange, tab:green
+STAGE_COLOURS = {"mean_pose": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#ff7f0e", "stage3": "#2ca02c"}
+# One colour per data domain for every figure that sets lab against wild data: tab:purple, tab:olive
+DOMAIN_COLOURS = {"lab": "#9467bd", "wild": "#bcbd22"}
+
+
+def stage_colour(stage: str) -> str | None:
+    """The STAGE_COLOURS colour of a metrics.csv stage label ('mean_pose', 'stage1', ...); None (the
+    default colour cycle) for another label."""
+    return STAGE_COLOURS.get(stage)
+
+
+def domain_colour(name: str) -> str | None:
+    """The DOMAIN_COLOURS colour of a split or set of poses named after its domain ('lab_val',
+    'wild_test', 'lab (h36m train)': the name's first word); None (the default colour cycle) for another name."""
+    return DOMAIN_COLOURS.get(re.split(r"[^a-z]+", name.lower(), maxsplit=1)[0])
 
 
 def _side(a: int, b: int) -> str:
@@ -362,7 +380,10 @@ def demo_panel(items: list[tuple], height_in: float = 3.2):
 def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int, heatmap_size: int):
     """Figure: for each split (name -> dataset) a row of `samples_per_split` random network inputs with
     their 2D labels drawn back in crop pixels (unannotated or out-of-crop joints skipped), and for a
-    split with 3D labels (an H36MDataset) a second row with the same samples' 3D ground truth."""
+    split with 3D labels (an H36MDataset) a second row with the same samples' 3D ground truth.
+
+    The k-th split draws its samples with seed `seed + k`, so splits of the same size do not show
+    the same indices."""
     import matplotlib.pyplot as plt
 
     from .. import camera
@@ -372,9 +393,10 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
     panels = [(name, kind) for name, ds in splits.items() for kind in ("image", "3d")
               if kind == "image" or isinstance(ds, H36MDataset)]
     fig = plt.figure(figsize=(2.2 * samples_per_split, 2.2 * len(panels)))
+    split_seed = {name: seed + k for k, name in enumerate(splits)}
     for r, (name, kind) in enumerate(panels):
         ds = splits[name]
-        rows = np.random.default_rng(seed).choice(len(ds), min(samples_per_split, len(ds)), replace=False)
+        rows = np.random.default_rng(split_seed[name]).choice(len(ds), min(samples_per_split, len(ds)), replace=False)
         for c, i in enumerate(rows):
             s = ds[int(i)]
             position = (len(panels), samples_per_split, r * samples_per_split + c + 1)
@@ -402,20 +424,34 @@ POSE_STATISTIC_LABELS = {"knee_flexion_deg": "knee bend (degrees, both knees' me
                          "depth_range_mm": "depth range of the joints (mm)"}
 
 
+# The unit of a pose_statistics key, from its suffix: (plural, singular: the histograms' density is per one)
+STATISTIC_UNITS = {"_deg": ("degrees", "degree"), "_mm": ("mm", "mm")}
+
+
+def statistic_unit(key: str) -> tuple[str, str]:
+    """('degrees', 'degree') or ('mm', 'mm') for a data.stats.pose_statistics key ('knee_flexion_deg');
+    ('', '') for another key."""
+    return next((unit for suffix, unit in STATISTIC_UNITS.items() if key.endswith(suffix)), ("", ""))
+
+
 def plot_pose_statistics(stats: dict[str, dict[str, np.ndarray]]):
     """Overlaid histograms (densities), one panel per statistic of `data.stats.pose_statistics`, one
-    colour per named set of poses ({"lab (h36m train)": stats, ...}), each set's mean in the legend."""
+    colour per named set of poses ({"lab (h36m train)": stats, ...}; a set named after its domain
+    takes DOMAIN_COLOURS' colour), each set's mean with its unit in the legend."""
     import matplotlib.pyplot as plt
 
     keys = list(next(iter(stats.values())))
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2))
     for ax, key in zip(np.atleast_1d(axes), keys):
+        unit, per = statistic_unit(key)
         bins = np.linspace(0, max(float(s[key].max()) for s in stats.values()), 25)
         for name, s in stats.items():
-            ax.hist(s[key], bins=bins, alpha=0.6, density=True, label=f"{name}: mean {np.mean(s[key]):.0f}")
+            ax.hist(s[key], bins=bins, alpha=0.6, density=True, color=domain_colour(name),
+                    label=f"{name}: mean {np.mean(s[key]):.0f}" + (f" {unit}" if unit else ""))
         ax.set_xlabel(POSE_STATISTIC_LABELS.get(key, key), fontsize=8)
-        ax.set_ylabel("density", fontsize=8)
+        ax.set_ylabel(f"density (per {per})" if per else "density", fontsize=8)
         ax.legend(fontsize=7)
+    fig.suptitle("Pose statistics: " + " against ".join(stats), fontsize=10)
     fig.tight_layout()
     return fig
 

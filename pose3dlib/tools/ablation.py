@@ -459,8 +459,24 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
     return "\n".join(lines)
 
 
-def plot_ablation(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMARY_METRICS):
-    """One panel per metric: each arm's mean ± sd (error bar) and every seed as a dot; p-values in titles."""
+def _panel_tests(rows: list[dict], split: str, protocol: str) -> list[str]:
+    """A panel title's lines: each comparison's Welch p and, for arms that pair by seed (PAIRED), the
+    paired test's p too (the one the claim's verdict follows); 'n/a' where a test is undefined."""
+    lines = []
+    for first, second in COMPARISONS:
+        welch = compare(rows, split, protocol, first, second)
+        words = [f"Welch p={welch.p:.2g}" if welch else "Welch n/a"]
+        if (first, second) == PAIRED:
+            paired = paired_test(rows, split, protocol, first, second)
+            words.append(f"paired p={paired.p:.2g}" if paired else "paired n/a")
+        lines.append(f"({second})−({first}): {', '.join(words)}")
+    return lines
+
+
+def plot_ablation(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMARY_METRICS, run_name: str = ""):
+    """One panel per metric: each arm's mean ± sd (error bar) and every seed as a dot; the two-sided
+    tests' p-values (Welch; paired too for PAIRED) in the titles. `run_name` (e.g. the output folder's
+    name, the profile) goes into the overall title."""
     import matplotlib.pyplot as plt
 
     metrics = list(metrics)
@@ -483,17 +499,18 @@ def plot_ablation(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMARY
             line = ax.errorbar([x], [statistics.fmean(values)], yerr=[sd], fmt="s", ms=7, capsize=5)
             offsets = [0.12 + 0.04 * (i - (len(values) - 1) / 2) for i in range(len(values))]
             ax.plot([x + o for o in offsets], values, "o", ms=4, mfc="none", color=line[0].get_color())
-        tests = [compare(rows, split, protocol, a, b) for a, b in COMPARISONS]
-        notes = [f"({b})−({a}): p={t.p:.2g}" if t else f"({b})−({a}): n/a" for (a, b), t in zip(COMPARISONS, tests)]
-        ax.set_title(f"{metric_label(split, protocol)}\n{', '.join(notes)}", fontsize=8)
+        ax.set_title("\n".join([metric_label(split, protocol), *_panel_tests(rows, split, protocol)]), fontsize=8)
         ax.set_xticks(range(len(arms)), [f"({a})" for a in arms])
         ax.set_xlim(-0.5, len(arms) - 0.5)
         ax.grid(alpha=0.3)
     for r, c in {(r, c) for r in range(nrows) for c in range(ncols)} - set(where.values()):
         axes[r, c].axis("off")
     seeds = {a: len({r["seed"] for r in rows if r["arm"] == a}) for a in arms}
-    fig.suptitle("Ablation, Stage 3: " + "; ".join(f"{arm_label(a)}, {seeds[a]} seeds" for a in arms)
-                 + "\nsquares: mean ± sd; circles: single seeds", fontsize=9)
+    first, second = PAIRED
+    fig.suptitle(f"Ablation{f' ({run_name})' if run_name else ''}, Stage 3: "
+                 + "; ".join(f"{arm_label(a)}, {seeds[a]} seeds" for a in arms)
+                 + "\nsquares: mean ± sd; circles: single seeds; p: two-sided t-tests, Welch's between arms and, "
+                 f"for ({second})−({first}) (Stages 1-2 shared per seed), paired by seed", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -585,8 +602,13 @@ def summarize(csv_path: str | Path) -> str:
         ablation_table(rows), "", "## The paper's two claims", "", claims_summary(rows), "",
     ])
     atomic_write_text(path.parent / "ablation.md", text)
-    fig = plot_ablation(rows)
-    atomic_write(path.parent / "ablation.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
+    import matplotlib.pyplot as plt
+
+    fig = plot_ablation(rows, run_name=path.parent.name)
+    try:
+        atomic_write(path.parent / "ablation.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
+    finally:
+        plt.close(fig)
     return text
 
 

@@ -335,7 +335,9 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("wild_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe_gt2d"),
     ("lab_test", "p1_mpjpe"), ("lab_test", "p1_mpjpe_gt2d"),
 )
-_PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}
+_PROTOCOL_LABEL = {"p1_mpjpe": "P1", "p1_mpjpe_gt2d": "P1, GT 2D"}  # the table's column labels
+# The figure's legend labels of the same protocols, in words
+_PROTOCOL_LEGEND = {"p1_mpjpe": "Protocol #1, predicted 2D", "p1_mpjpe_gt2d": "Protocol #1, ground-truth 2D"}
 
 
 def sweep_curve(rows: list[dict], split: str = "wild_test", protocol: str = "p1_mpjpe",
@@ -393,15 +395,16 @@ def _is_number(text: str) -> bool:
 
 
 def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3"):
-    """One panel per split, one line per protocol: error (mm) against the swept value (categorical x).
+    """One panel per split (lab before wild, as the other figures), one line per protocol: error (mm)
+    against the swept value (categorical x).
 
     With several seeds per value: every run as a dot, the mean as a line, the sd as error bars. Values
     that are not all numbers (paths, names) have no order: their means are not joined by lines, and
-    long labels are turned.
+    long labels are turned. On test splits the title says the figure reports, it is not for choosing a value.
     """
     import matplotlib.pyplot as plt
 
-    splits = list(dict.fromkeys(split for split, _ in columns))
+    splits = sorted(dict.fromkeys(split for split, _ in columns), key=lambda split: not split.startswith("lab"))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.4), squeeze=False)
     seeds = 1  # most runs of any value
     for ax, split in zip(axes[0], splits):
@@ -414,7 +417,7 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
             x = range(len(curve))
             ordered = all(_is_number(v) for v, _ in curve)
             line = ax.errorbar(x, [m for m, _ in stats], yerr=[sd for _, sd in stats], fmt="o-" if ordered else "o",
-                               capsize=3, label=_PROTOCOL_LABEL.get(protocol, protocol))
+                               capsize=3, label=_PROTOCOL_LEGEND.get(protocol, protocol))
             for i, (_, errors) in enumerate(curve):
                 if len(errors) > 1:
                     ax.plot([i + 0.08] * len(errors), errors, "o", ms=3.5, mfc="none", color=line[0].get_color(),
@@ -423,11 +426,13 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
             turned = max(map(len, labels), default=0) > 10  # long labels (paths) are turned
             ax.set_xticks(x, labels, rotation=30 if turned else 0, ha="right" if turned else "center")
         ax.set_xlabel(param)
-        ax.set_ylabel("MPJPE (mm)")
+        ax.set_ylabel("MPJPE (mm), lower is better")
         ax.set_title(f"{stage}, {split}")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Sweep of {param}" + (f" (mean ± sd of {seeds} seeds, dots: single runs)" if seeds > 1 else ""))
+    fig.suptitle(f"Sweep of {param}" + (f" (mean ± sd of {seeds} seeds, dots: single runs)" if seeds > 1 else "")
+                 + ("\non the test splits: for reporting, not for choosing a value"
+                    if all(split.endswith("_test") for split in splits) else ""), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -454,8 +459,13 @@ def summarize(summary_csv: str | Path, param: str) -> str:
     stage = max((r["stage"] for r in rows if r["stage"].startswith("stage")), default="stage3")
     table = sweep_table(rows, param, stage=stage) + "\n\n" + sweep_caption(rows, stage)
     atomic_write_text(summary.parent / "sweep.md", table + "\n")  # a Ctrl-C never leaves half a committed record
+    import matplotlib.pyplot as plt
+
     fig = plot_sweep(rows, param, stage=stage)
-    atomic_write(summary.parent / "sweep.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
+    try:
+        atomic_write(summary.parent / "sweep.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
+    finally:
+        plt.close(fig)
     return table
 
 
