@@ -162,9 +162,8 @@ def test_repository_doc_has_the_markers_and_every_target_metric_is_known():
 def test_data_rate_on_a_tiny_generated_set(tmp_path):
     smoke = load_config("configs/smoke.yaml")
     rows = {"h36m_train": 16, "h36m_test": 4, "mpii_train": 16, "mpii_val": 4, "wild_test": 4}
-    root = measure.prepare_bench_data(smoke, tmp_path / "data", rows)
-    assert (Path(root) / "mpii" / "train.h5").is_file()
-    cfg = measure.with_data_root(smoke, root)
+    cfg = measure.bench_data(smoke, tmp_path / "data", rows)
+    assert (Path(cfg.data.mpii_dir) / "train.h5").is_file() and cfg.synthetic.mpii_train == 16  # read as sized
     assert measure.data_samples_per_s(cfg, 8) > 0
     # the end-to-end path the `_cuda` metrics use, run on the CPU (no GPU in CI)
     assert measure.loader_samples_per_s(cfg, batch_size=4, steps=2, num_workers=0) > 0

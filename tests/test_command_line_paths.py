@@ -119,3 +119,22 @@ def test_ctrl_c_while_a_command_is_still_importing_is_one_line(monkeypatch, caps
     monkeypatch.setattr(cli, "build_parser", slow_import)
     assert cli.main(["demo", "x.jpg"]) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_relative_pose3d_root_is_made_absolute_for_this_process_and_its_children(tmp_path):
+    """POSE3D_ROOT=. names the folder the command started in, also for a process started elsewhere
+    (a notebook kernel runs in notebooks/), and ~ is expanded."""
+    import os
+    import subprocess
+    import sys
+
+    show = ("import os; from pose3dlib.engine.paths import PROJECT_ROOT, resolve; "
+            "print(PROJECT_ROOT); print(resolve('runs')); print(os.environ['POSE3D_ROOT'])")
+    env = dict(os.environ, POSE3D_ROOT=".", PYTHONPATH=os.getcwd())
+    out = subprocess.run([sys.executable, "-c", show], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[:3] == [str(tmp_path), str(tmp_path / "runs"), str(tmp_path)]
+    env["POSE3D_ROOT"] = "~/p3root"
+    out = subprocess.run([sys.executable, "-c", show], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == os.path.join(os.path.expanduser("~"), "p3root")

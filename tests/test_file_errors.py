@@ -111,3 +111,37 @@ def test_an_os_error_about_no_file_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(report, "run", broken)
     with pytest.raises(ConnectionResetError):
         cli.main(["report"])
+
+
+def test_a_failed_append_to_a_log_names_the_log(tmp_path, monkeypatch):
+    """metrics.jsonl / timing.jsonl appends: a full disk (an OSError naming no file) names the log."""
+    import builtins
+
+    from pose3dlib.engine import runlog
+
+    log = tmp_path / "metrics.jsonl"
+    runlog.append_line(log, '{"a": 1}')
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            self.f = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(builtins, "open", FullDisk)
+    with pytest.raises(OSError) as caught:
+        runlog.append_line(log, '{"b": 2}')
+    assert caught.value.filename == str(log) and caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert log.read_text() == '{"a": 1}\n'

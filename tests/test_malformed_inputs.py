@@ -42,6 +42,7 @@ from pose3dlib.engine.checkpoint import load_checkpoint, make_checkpoint, save_c
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.model import build_model, load_model
+from pose3dlib.synthetic.generator import synthetic_overrides
 from pose3dlib.tools import cli
 
 SMOKE = "configs/smoke.yaml"
@@ -67,6 +68,7 @@ class Env:
         out = []
         for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
             out += ["--set", f"data.{key}={root / sub}"]
+        out += [arg for o in synthetic_overrides(TINY) for arg in ("--set", o)]  # its sizes
         return out + ["--set", "data.lab_val_dir=''", "--set", "data.wild_val_dir=''"]  # validation: the test rows
 
     def data_copy(self, d: Path) -> Path:
@@ -472,6 +474,10 @@ CASES: list[Case] = [
          lambda d, e: (partial(load_model, ckpt_variant(e, d / "c.pt", model={
              k: v.tolist() for k, v in e.ckpt_dict()["model"].items()})),
                        "checkpoint entry 'model' must map parameter names to tensors")),
+    Case("ckpt_newer_format_new_key", "load_checkpoint", "a future pose3dlib's checkpoint, its config with a key "
+         "this one does not know",
+         lambda d, e: (partial(load_checkpoint, ckpt_variant(e, d / "c.pt", format_version=99, config={
+             **e.ckpt_dict()["config"], "future": {"knob": 1}})), "format_version 99 is newer than this pose3dlib")),
 ]
 
 

@@ -122,17 +122,40 @@ def test_resume_refuses_another_config(tmp_path, smoke_data, train_cli):
     assert r.returncode == 2 and "train.stage1.lr" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_new_run_removes_what_killed_writes_left_in_its_stage_folder(tmp_path, smoke_data, train_cli):
+    """A kill -9 during a checkpoint write leaves `.last.pt.<pid>.tmp` (weights and optimiser, full size):
+    the next run of the stage removes it; a live process's own temporary file would be kept."""
+    from pose3dlib.engine.atomic_io import target_of_temporary
+
+    overrides = smoke_data + RESUME_OVERRIDES
+    stage = tmp_path / "run" / "stage1"
+    assert train_cli(tmp_path / "run", 1, overrides, env={KILL_AT_STEP_ENV: "5"}).returncode == -signal.SIGKILL
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    pid = int(dead.stdout)  # a process that has exited
+    left = [stage / f".{name}.{pid}.tmp" for name in ("last.pt", "config.yaml", "metrics.jsonl")]
+    assert [target_of_temporary(p) for p in left] == [(stage / n, pid) for n in ("last.pt", "config.yaml", "metrics.jsonl")]
+    for path in left:
+        path.write_bytes(b"half a file")
+    assert train_cli(tmp_path / "run", 1, overrides, "--resume").returncode == 0
+    assert not [p for p in left if p.exists()]
+
+
 def test_resume_refuses_another_process_count_or_epoch_length_and_starts_afresh_without_a_checkpoint(
         tmp_path, smoke_data, train_cli):
-    """A checkpoint from 2 processes, or from data with another number of steps per epoch (a regenerated
-    set), is refused by --resume with both numbers; --resume where no checkpoint is says it starts over."""
+    """A checkpoint from 2 processes, from data with another number of steps per epoch (a regenerated
+    set), or trained in bf16 where this run would continue in float32 (another kind of CPU under
+    bf16_on_cpu: auto), is refused by --resume naming both; --resume where no checkpoint is says it starts over."""
     overrides = smoke_data + RESUME_OVERRIDES
     last = tmp_path / "run" / "stage1" / "last.pt"
     assert train_cli(tmp_path / "run", 1, overrides, env={KILL_AT_STEP_ENV: "5"}).returncode == -signal.SIGKILL
     saved = load_checkpoint(last)
     assert saved["extra"]["steps_per_epoch"] == 6  # 48 samples, batch 8
+    assert saved["extra"]["precision"] == {"device": "cpu", "bf16": False}  # the smoke profile: float32
     for key, value, message in (("world_size", 2, f"{last} was made by 2 process(es), this run has 1"),
-                                ("steps_per_epoch", 7, f"{last} has 7 steps per epoch, the data now give 6")):
+                                ("steps_per_epoch", 7, f"{last} has 7 steps per epoch, the data now give 6"),
+                                ("precision", {"device": "cpu", "bf16": True},
+                                 f"{last} was trained on cpu in bf16, this run would continue on cpu in float32")):
         edited = load_checkpoint(last)
         edited["extra"][key] = value
         save_checkpoint(last, edited)

@@ -116,3 +116,86 @@ def test_training_differences_ignore_the_number_of_lab_test_people():
     assert training_differences(stored, more) == []
     diffs = training_differences(stored, load_config("configs/smoke.yaml", ["synthetic.h36m_test=30"]))
     assert [d.split(":")[0] for d in diffs] == ["synthetic.h36m_test"]
+
+
+def _smoke_copy(smoke_data, dst) -> list[str]:
+    """A copy of the session's smoke data under `dst` (its manifest included); the --set overrides for it."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(smoke_data[0].split("=", 1)[1]).parent
+    shutil.copytree(src, dst)
+    return [o.replace(str(src), str(dst)) for o in smoke_data]
+
+
+def _rewrite_manifest(root, **changes) -> None:
+    import json
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.update({k: v for k, v in changes.items() if k != "synthetic"})
+    manifest["synthetic"].update(changes.get("synthetic", {}))
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_stage_trained_on_other_synthetic_data_is_stale_and_cannot_be_resumed(tmp_path, smoke_data, train_cli):
+    """The data regenerated under the same config (a newer generator, another seed) make a finished stage
+    stale, with the reason; the worker count is not part of the data; --resume on other data is refused."""
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    overrides = _smoke_copy(smoke_data, data)
+    cfg = load_config("configs/smoke.yaml", overrides)
+    run = tmp_path / "run"
+    assert train_cli(run, 1, overrides).returncode == 0
+    recorded = load_checkpoint(runs.checkpoint_path(run, 1))["extra"]["data"]
+    assert set(recorded) == set(runs.TRAINING_DATA_KEYS) and recorded["mpii_dir"]["seed"] == cfg.seed
+    assert "workers" not in recorded["mpii_dir"]["synthetic"]
+    assert runs.stage_status(cfg, 1, run) == "finished"
+
+    _rewrite_manifest(data, synthetic={"workers": 7})  # how it ran, not what it wrote
+    assert runs.stage_status(cfg, 1, run) == "finished"
+    _rewrite_manifest(data, version=recorded["mpii_dir"]["version"] + 1, seed=5)  # written anew, other people
+    reasons = runs.stale_reasons(cfg, 1, run)
+    assert runs.stage_status(cfg, 1, run) == "stale"
+    assert reasons == [f"data.{key} = {getattr(cfg.data, key)} holds other synthetic data than it was trained on "
+                       f"(generator version {recorded[key]['version']} -> {recorded[key]['version'] + 1}, seed 0 -> 5)"
+                       for key in runs.TRAINING_DATA_KEYS]
+    r = train_cli(run, 1, overrides, "--resume")
+    assert r.returncode == 2 and "holds other synthetic data than it was trained on" in r.stderr, r.stderr[-2000:]
+
+
+def test_data_generated_with_other_sizes_than_the_config_are_refused(tmp_path, smoke_data):
+    """A config edited after its data were made: training and evaluation name the keys instead of using
+    the data as they are; the worker count and, for training, the test-only keys do not count."""
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.errors import DataError
+    from pose3dlib.synthetic.generator import check_not_stale
+
+    dirs = [o.split("=", 1)[1] for o in smoke_data]
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "synthetic.wild_test=17", "synthetic.workers=3"])
+    with pytest.raises(DataError, match=r"manifest\.json: the synthetic data in .* were generated with other sizes "
+                                        r"than the config gives \(synthetic\.wild_test: 16 in the data, 17 in the config\)"):
+        check_not_stale(*dirs, synthetic=cfg.synthetic)
+    with pytest.raises(DataError, match=r"or read them as they are with --set synthetic\.wild_test=16$"):
+        check_not_stale(*dirs, synthetic=cfg.synthetic)
+    check_not_stale(*dirs, synthetic=load_config("configs/smoke.yaml", ["synthetic.workers=3"]).synthetic)
+    test_only = load_config("configs/smoke.yaml", ["synthetic.h36m_test_subjects=3"]).synthetic
+    check_not_stale(*dirs, synthetic=test_only, ignore=runs.TEST_ONLY_KEYS)
+    with pytest.raises(DataError, match="synthetic.h36m_test_subjects: 2 in the data, 3 in the config"):
+        check_not_stale(*dirs, synthetic=test_only)
+
+
+def test_a_generation_with_another_worker_count_is_complete_already(tmp_path, smoke_data):
+    """The worker count does not change what the generator writes, so it is not regenerated for it."""
+    from pose3dlib.config import load_config
+    from pose3dlib.synthetic.generator import generate, is_complete
+
+    data = tmp_path / "data"
+    _smoke_copy(smoke_data, data)
+    cfg = load_config("configs/smoke.yaml")
+    other = load_config("configs/smoke.yaml", [f"synthetic.workers={cfg.synthetic.workers + 2}"]).synthetic
+    before = (data / "manifest.json").stat().st_mtime_ns
+    assert is_complete(data, other, cfg.seed) and generate(data, other, cfg.seed) == data
+    assert (data / "manifest.json").stat().st_mtime_ns == before  # nothing rewritten
+    assert not is_complete(data, load_config("configs/smoke.yaml", ["synthetic.mpii_val=17"]).synthetic, cfg.seed)

@@ -160,7 +160,7 @@ PAYLOADS = ("pose3d_dict_with_object", "zip_object", "legacy_object", "bare_pick
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     """Tiny data, a valid checkpoint dict, and the --set overrides pointing at the data."""
-    from pose3dlib.synthetic.generator import generate
+    from pose3dlib.synthetic.generator import generate, synthetic_overrides
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("safe_env")
@@ -171,6 +171,7 @@ def env(tmp_path_factory) -> dict:
     sets = []
     for key, sub in (("h36m_dir", "h36m"), ("mpii_dir", "mpii"), ("wild_test_dir", "wild_test")):
         sets += ["--set", f"data.{key}={data / sub}"]
+    sets += [arg for o in synthetic_overrides(TINY) for arg in ("--set", o)]  # its sizes
     image = next((data / "h36m" / "images").rglob("*.jpg"))
     return {"good": good, "sets": sets, "image": image}
 

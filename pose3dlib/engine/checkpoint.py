@@ -165,9 +165,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: not a pose3d checkpoint (no 'format': {FORMAT!r}); "
             "for the original release's files use `python -m pose3dlib convert-hg3d IN OUT`"
         )
+    version = ckpt.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        # before the entries are checked: a newer release's config may hold keys this one does not know
+        raise CheckpointError(f"{path}: format_version {version} is newer than this pose3dlib understands "
+                              f"({FORMAT_VERSION}); update pose3dlib to read it")
     cfg = check_checkpoint(ckpt, str(path))
-    if ckpt["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {ckpt['format_version']} is newer than this pose3dlib understands ({FORMAT_VERSION})")
     # The full config tree of this version: keys added since the file was written take their
     # defaults, so an older checkpoint compares equal to the config it was trained with
     # (stage_status, --resume) instead of looking stale.

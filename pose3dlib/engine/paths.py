@@ -11,8 +11,12 @@ import os
 from pathlib import Path
 
 # The repository root (the folder holding pyproject.toml). POSE3D_ROOT overrides it for
-# installs outside the repository.
-PROJECT_ROOT = Path(os.environ.get("POSE3D_ROOT", Path(__file__).resolve().parents[2]))  # pose3dlib/engine/paths.py
+# installs outside the repository; a relative value (POSE3D_ROOT=.) or one with ~ is made absolute
+# here, against the folder this process started in, and written back, so that processes started from
+# another folder (notebook kernels run in notebooks/) use the same root.
+if os.environ.get("POSE3D_ROOT"):
+    os.environ["POSE3D_ROOT"] = os.path.abspath(os.path.expanduser(os.environ["POSE3D_ROOT"]))
+PROJECT_ROOT = Path(os.environ.get("POSE3D_ROOT") or Path(__file__).resolve().parents[2])  # pose3dlib/engine/paths.py
 DATA_DIR = PROJECT_ROOT / "data"
 SYNTHETIC_DIR = DATA_DIR / "synthetic"
 CONFIG_DIR = PROJECT_ROOT / "configs"

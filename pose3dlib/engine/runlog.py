@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,19 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line (a JSON record) to a log file, flushed; an OSError that names no file (a full
+    disk) is raised again naming `path`, so the command line reports it in one line."""
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
 class MetricsLog:
     """Appends records to `<stage_dir>/metrics.jsonl` and mirrors scalars to TensorBoard.
 
@@ -80,16 +94,18 @@ class MetricsLog:
             except ImportError:
                 self._tb = None
             else:
-                self._tb = SummaryWriter(str(tensorboard_dir))
+                if resume_step is None:  # a fresh run: the older run's curves go, as its records did
+                    shutil.rmtree(tensorboard_dir, ignore_errors=True)
+                # resumed: the events written after the checkpoint are dropped, as the records are
+                self._tb = SummaryWriter(str(tensorboard_dir),
+                                         purge_step=None if resume_step is None else resume_step + 1)
 
     def write(self, kind: str, **values: Any) -> None:
         """Append one record; numeric values also go to TensorBoard as `<kind>/<name>`."""
         if not self.enabled:
             return
         record = {"kind": kind, **{k: _json_value(v) for k, v in values.items()}}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_line(self.path, json.dumps(record))
         if self._tb is not None:
             step = int(values.get("step", 0))
             for k, v in values.items():

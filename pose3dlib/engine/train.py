@@ -44,6 +44,7 @@ from ..config import (
     dump_config,
     load_config,
 )
+from .atomic_io import remove_stale_temporaries
 from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from .device import cpu_bf16, resolve_device
 from .distributed import (
@@ -61,13 +62,16 @@ from .distributed import (
 from .errors import CheckpointError, ConfigError, Pose3DError
 from .paths import CommandLinePath, resolve
 from .progress import progress_bar
-from .runlog import MetricsLog, drop_torn_line
+from .runlog import MetricsLog, append_line, drop_torn_line
 from .runs import (
+    CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
     TIMING_NAME,
     WALLCLOCK_NAME,
     checkpoint_path,
+    data_changes,
+    data_identities,
     default_init,
     default_run_dir,
     file_digest,
@@ -231,10 +235,11 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     from ..data.locations import require_sets
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
+    from .runs import TEST_ONLY_KEYS
 
     d, seed = cfg.data, stage_seed(cfg.seed, stage)
     require_sets(d, ("mpii_dir", "h36m_dir", "lab_val_dir", "wild_val_dir"), mpii_splits=("train", "val"))
-    check_not_stale(d.mpii_dir, d.h36m_dir, d.lab_val_dir, d.wild_val_dir)
+    check_not_stale(d.mpii_dir, d.h36m_dir, d.lab_val_dir, d.wild_val_dir, synthetic=cfg.synthetic, ignore=TEST_ONLY_KEYS)
     mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed,
                              loose_crop_prob=stage_cfg.loose_crop_prob)
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
@@ -363,7 +368,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
     if last.is_file():
         if resume:
             ckpt = load_checkpoint(last)
-            diffs = training_differences(ckpt["config"], cfg, stage)
+            diffs = training_differences(ckpt["config"], cfg, stage) + data_changes(ckpt, cfg)
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")
@@ -400,6 +405,22 @@ def _check_resumed_start(ckpt: dict, last: Path, stage: int, run_dir, init_from)
         raise ConfigError(f"--resume: {last} was started from {ckpt['extra'].get('init_from')}, not from {start} as it "
                           "is now; resume with --init set to the checkpoint it started from, or train the stage "
                           "again (--overwrite)")
+
+
+def _check_resumed_precision(ckpt: dict, last: Path, now: dict) -> None:
+    """ConfigError when the resumed last.pt was trained on another kind of device or in another precision
+    than this run would continue in (`train.bf16_on_cpu: auto` turns bf16 on or off with the CPU): its
+    steps would mix two numerics. Checkpoints that recorded none (older ones) are not compared."""
+    then = ckpt["extra"].get("precision")
+    if not isinstance(then, dict) or then == now:
+        return
+
+    def say(p: dict) -> str:
+        return f"{p.get('device')} in {'bf16' if p.get('bf16') else 'float32'}"
+
+    raise ConfigError(f"--resume: {last} was trained on {say(then)}, this run would continue on {say(now)}, so its "
+                      "steps would mix two numerics; resume it on the same kind of machine (or set train.bf16_on_cpu "
+                      "to match), or train the stage again (--overwrite)")
 
 
 class InterruptGuard:
@@ -518,6 +539,7 @@ class Trainer:
                                   f"the data now give {self.steps_per_epoch}; was the dataset regenerated?")
         # the one millimetre-scale rule (TrainConfig.bone_sum_mm), fixed here and stored in every checkpoint
         self.bone_sum_mm = tcfg.bone_sum_mm or decode.mean_bone_sum_mm(h36m_plain.joints_3d_mm)
+        self.data_identities = data_identities(self.cfg)
         self.val_kwargs: dict[str, Any] = {}
         if self.info.is_main:
             eval_bs = self.cfg.eval.batch_size
@@ -558,6 +580,8 @@ class Trainer:
                 "train_seconds": self.clock.seconds(),
                 "init_from": str(self.init_path) if self.init_path is not None else None,
                 "init_digest": self.init_digest,
+                "data": self.data_identities,  # the synthetic sets trained on (runs.data_changes)
+                "precision": self.precision,  # what --resume must continue with (_check_resumed_precision)
             }
             save_checkpoint(self.last, make_checkpoint(
                 model_state=self.raw_model.state_dict(), config=config_to_dict(self.cfg), stage=self.stage,
@@ -633,20 +657,25 @@ class Trainer:
                 print(f"stage {self.stage}: {self.last} has already finished all {self.stage_cfg.epochs} epochs",
                       file=sys.stderr)
             return dict(ckpt["metrics"])
+        self.precision = {"device": self.device.type, "bf16": self.switches.bf16}
+        if ckpt is not None:
+            _check_resumed_precision(ckpt, self.last, self.precision)
         self._build(ckpt, self.init_path)
         self._build_data(ckpt)
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
+            for name in (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, WALLCLOCK_NAME, TIMING_NAME):
+                remove_stale_temporaries(self.sdir / name)  # what killed writes left (a checkpoint's is large)
+            if ckpt is None and self.last.is_file():  # its weights move aside first: the folder never holds
+                self.last.replace(self.sdir / PREVIOUS_NAME)  # this run's config and logs beside another's last.pt
+                print(f"stage {self.stage}: starting again; the earlier {self.last.name} is kept as "
+                      f"{self.sdir / PREVIOUS_NAME} until the next fresh start", file=sys.stderr)
             dump_config(self.cfg, self.sdir / CONFIG_NAME)
             for name in (WALLCLOCK_NAME, TIMING_NAME):
                 if ckpt is None:  # a fresh start (--overwrite, a stale stage): forget the older run's times and epochs
                     (self.sdir / name).unlink(missing_ok=True)
                 else:  # resumed: a record half-written by the killed process must not swallow the next one
                     drop_torn_line(self.sdir / name)
-            if ckpt is None and self.last.is_file():  # its weights move aside: the folder never holds this run's
-                self.last.replace(self.sdir / PREVIOUS_NAME)  # config and logs beside another run's last.pt
-                print(f"stage {self.stage}: starting again; the earlier {self.last.name} is kept as "
-                      f"{self.sdir / PREVIOUS_NAME} until the next fresh start", file=sys.stderr)
         self.log = MetricsLog(self.sdir / METRICS_NAME, enabled=self.info.is_main,
                               resume_step=ckpt["step"] if ckpt else None, tensorboard_dir=self.sdir / "tb")
         # Wall-clock seconds spent in training steps (validation excluded), carried over a resume;
@@ -790,8 +819,7 @@ def _write_jsonl(path: Path, **record: Any) -> None:
     """Append one JSON line to a stage folder's wallclock.jsonl or timing.jsonl (never reproducible)."""
     import json
 
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_line(path, json.dumps(record))
 
 
 class _StepClock:

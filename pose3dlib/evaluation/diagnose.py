@@ -252,7 +252,7 @@ def run(args) -> int:
         if not root:
             raise Pose3DError(f"--splits {split}: the config's data.{SPLITS[split]} is empty")
     require_sets(data, ("h36m_dir", *(SPLITS[split] for split in splits)))
-    check_not_stale(data.h36m_dir, *roots.values())
+    check_not_stale(data.h36m_dir, *roots.values(), synthetic=cfg.synthetic)
     train_3d = H36MDataset(data.h36m_dir, "train", data).joints_3d_mm
     tilt_rows = {}
     for split, root in roots.items():

@@ -407,7 +407,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
 
     check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
-    check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir)
+    check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     rows: list[dict] = []

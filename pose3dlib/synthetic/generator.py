@@ -389,8 +389,61 @@ def set_manifest(data_dir: str | Path) -> Path | None:
     return next((p / MANIFEST for p in (path, path.parent) if (p / MANIFEST).is_file()), None)
 
 
-def check_not_stale(*data_dirs: str | Path | None) -> None:
-    """Raise DataError if a data folder lies in synthetic data that an older generator version wrote.
+# Settings of how a generation runs, not of what it writes (the output is the same with any value)
+RUN_ONLY_SYNTHETIC = ("workers",)
+
+
+def data_identity(data_dir: str | Path | None) -> dict | None:
+    """What identifies the synthetic set a data folder belongs to: its manifest's generator, version,
+    seed and `synthetic` sizes (RUN_ONLY_SYNTHETIC left out); None for data this generator did not
+    write (real data, converted downloads) or an unreadable manifest. A checkpoint records it for its
+    training folders, so a stage trained on other data counts as stale (`engine.runs.stale_reasons`)."""
+    path = set_manifest(data_dir) if data_dir else None
+    if path is None:
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("synthetic"), dict):
+        return None
+    return {"generator": stored.get("generator"), "version": stored.get("version"), "seed": stored.get("seed"),
+            "synthetic": {k: v for k, v in stored["synthetic"].items() if k not in RUN_ONLY_SYNTHETIC}}
+
+
+def synthetic_overrides(synthetic_cfg: SyntheticConfig) -> list[str]:
+    """The `synthetic.*` config overrides (as for `--set`) that describe a set generated with
+    `synthetic_cfg`: what a command reading that set needs besides its data.*_dir."""
+    return [f"synthetic.{k}={v}" for k, v in config_to_dict(synthetic_cfg).items() if k not in RUN_ONLY_SYNTHETIC]
+
+
+def check_matches_config(synthetic_cfg: SyntheticConfig, *data_dirs: str | Path | None,
+                         ignore: tuple[str, ...] = ()) -> None:
+    """Raise DataError when a synthetic data folder was generated with other `synthetic.*` sizes than the
+    config gives (a config edited after its data were made: the data load without complaint, so every
+    number would belong to other data), naming the keys. `ignore`: `synthetic.*` keys that do not matter
+    to the caller (training ignores the test-only ones). Folders without this generator's manifest pass."""
+    wanted = config_to_dict(synthetic_cfg)
+    for d in data_dirs:
+        identity = data_identity(d)
+        if identity is None or identity["generator"] != MANIFEST_GENERATOR:
+            continue
+        keys = [k for k, v in wanted.items() if k not in RUN_ONLY_SYNTHETIC and f"synthetic.{k}" not in ignore
+                and identity["synthetic"].get(k) != v]
+        if keys:
+            differ = [f"synthetic.{k}: {identity['synthetic'].get(k)} in the data, {wanted[k]} in the config" for k in keys]
+            as_they_are = " ".join(f"--set synthetic.{k}={identity['synthetic'].get(k)}" for k in keys)
+            raise DataError(f"{set_manifest(d)}: the synthetic data in {set_manifest(d).parent} were generated with "
+                            f"other sizes than the config gives ({'; '.join(differ)}); regenerate them (make data, or "
+                            "python -m pose3dlib prepare-synthetic --config <config> --force), or read them as they "
+                            f"are with {as_they_are}")
+
+
+def check_not_stale(*data_dirs: str | Path | None, synthetic: SyntheticConfig | None = None,
+                    ignore: tuple[str, ...] = ()) -> None:
+    """Raise DataError if a data folder lies in synthetic data that an older generator version wrote,
+    or, given the config's `synthetic` section, that was generated with other sizes
+    (`check_matches_config`, which leaves out the `ignore` keys).
 
     Such data loads without complaint but differs from what this code generates for the same
     config and seed, so every number computed on it would silently belong to other data. Folders
@@ -409,6 +462,8 @@ def check_not_stale(*data_dirs: str | Path | None) -> None:
                 f"{path}: synthetic data written by generator version {stored.get('version')}, but this code "
                 f"writes version {GENERATOR_VERSION}, so {resolve(d)} is not the data the config describes; "
                 f"regenerate it (python -m pose3dlib prepare-synthetic --profile <profile> --force, or make data)")
+    if synthetic is not None:  # after the version: data of an older generator are refused as such
+        check_matches_config(synthetic, *data_dirs, ignore=ignore)
 
 
 def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
@@ -419,7 +474,14 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
     except (OSError, ValueError):
         return False
     expected = _manifest(cfg, seed)
-    return all(stored.get(k) == v for k, v in expected.items()) and all(
+
+    def same(k: str, v) -> bool:  # the worker count does not change what is written
+        if k != "synthetic" or not isinstance(stored.get(k), dict):
+            return stored.get(k) == v
+        return {a: b for a, b in stored[k].items() if a not in RUN_ONLY_SYNTHETIC} == \
+            {a: b for a, b in v.items() if a not in RUN_ONLY_SYNTHETIC}
+
+    return all(same(k, v) for k, v in expected.items()) and all(
         (out / p).is_file() for p in ("h36m/annot.h5", "mpii/train.h5", "mpii/val.h5", "wild_test/annot.h5",
                                       *(f"{v}/annot.h5" for v in VAL_SPLITS if getattr(cfg, v) > 0)))
 

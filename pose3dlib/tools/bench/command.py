@@ -70,11 +70,12 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
         m["infer_cpu_img_s"] = measure.infer_images_per_s(cpu, cpu.eval.batch_size, **timing).images_per_s
 
     def data() -> None:
-        root = measure.prepare_bench_data(cpu, work_dir / "data" / "cpu")
-        m["data_samples_s"] = measure.data_samples_per_s(measure.with_data_root(cpu, root), plan.data_samples)
+        m["data_samples_s"] = measure.data_samples_per_s(measure.bench_data(cpu, work_dir / "data" / "cpu"),
+                                                         plan.data_samples)
         m["data_over_train_ratio"] = m["data_samples_s"] / m["train_cpu_img_s"]
-        root = measure.prepare_bench_data(paper, work_dir / "data" / "paper")  # 256 px: input to the GPU plan
-        m["data_paper_samples_s"] = measure.data_samples_per_s(measure.with_data_root(paper, root), plan.data_samples)
+        # 256 px: input to the GPU plan
+        m["data_paper_samples_s"] = measure.data_samples_per_s(measure.bench_data(paper, work_dir / "data" / "paper"),
+                                                               plan.data_samples)
 
     def rss() -> None:
         m["peak_rss_mb"] = measure.train_in_subprocess("paper", threads=plan.threads)["peak_rss_mb"]
@@ -157,7 +158,7 @@ def cuda_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tup
             switches=switches).images_per_s
 
     def end_to_end() -> None:
-        cfg = measure.with_data_root(paper, measure.prepare_bench_data(paper, work_dir / "data" / "paper"))
+        cfg = measure.bench_data(paper, work_dir / "data" / "paper")
         m["data_loader_samples_s_cuda"] = measure.loader_samples_per_s(cfg, plan.cuda_batch, plan.cuda_steps, workers)
         img_s = measure.cuda_end_to_end_images_per_s(cfg, plan.cuda_batch, plan.cuda_steps, warmup=plan.warmup + 3,
                                                      device=device, switches=switches, num_workers=workers)

@@ -225,8 +225,11 @@ class GpuCheck:
     def data_overrides(self) -> list[str]:
         if self.data_cfg is None:
             raise StepSkipped("needs the data step's synthetic set")
+        from ...synthetic.generator import synthetic_overrides
+
         d = self.data_cfg.data
-        return [f"data.h36m_dir={d.h36m_dir}", f"data.mpii_dir={d.mpii_dir}", f"data.wild_test_dir={d.wild_test_dir}"]
+        return [f"data.h36m_dir={d.h36m_dir}", f"data.mpii_dir={d.mpii_dir}", f"data.wild_test_dir={d.wild_test_dir}",
+                *synthetic_overrides(self.data_cfg.synthetic)]  # its sizes, which training checks
 
     def train_rate(self, batch: int) -> float | None:
         """Measured eager training img/s at `batch` (None when not measured)."""
@@ -328,8 +331,7 @@ class GpuCheck:
     def data(self, deadline: float) -> None:
         cores = os.cpu_count() or 1
         cfg = dataclasses.replace(self.cfg, synthetic=dataclasses.replace(self.cfg.synthetic, workers=cores))
-        root = measure.prepare_bench_data(cfg, self.work_dir / "data", self.plan.data_rows)
-        self.data_cfg = measure.with_data_root(cfg, root)
+        self.data_cfg = measure.bench_data(cfg, self.work_dir / "data", self.plan.data_rows)
         rates = {}
         for n in dict.fromkeys(w or cores for w in self.plan.worker_counts):
             if time.perf_counter() > deadline:

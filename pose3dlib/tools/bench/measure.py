@@ -269,14 +269,18 @@ def with_data_root(cfg: Config, root: Path) -> Config:
     return dataclasses.replace(cfg, data=data)
 
 
-def prepare_bench_data(cfg: Config, out_dir: Path, rows: dict[str, int] | None = None) -> Path:
-    """Write (or reuse, when complete) a small synthetic set with cfg's image size under `out_dir`.
+def bench_data(cfg: Config, out_dir: Path, rows: dict[str, int] | None = None) -> Config:
+    """Write (or reuse, when complete) a small synthetic set with cfg's image size under `out_dir`;
+    return cfg reading it: its folders (`with_data_root`) and its sizes (`synthetic.*`, which
+    training and evaluation check against the set's manifest).
 
     rows: split sizes (SyntheticConfig field -> rows), default BENCH_DATA_ROWS.
     """
     from ...synthetic.generator import generate
 
-    return generate(out_dir, dataclasses.replace(cfg.synthetic, **(rows or BENCH_DATA_ROWS)), seed=cfg.seed)
+    synthetic = dataclasses.replace(cfg.synthetic, **(rows or BENCH_DATA_ROWS))
+    root = generate(out_dir, synthetic, seed=cfg.seed)
+    return with_data_root(dataclasses.replace(cfg, synthetic=synthetic), root)
 
 
 def train_dataset(cfg: Config):
