@@ -48,15 +48,15 @@ class SyntheticConfig:
     """Sizes of the synthetic-people splits written by `prepare-synthetic`."""
 
     image_size: int = bounded(256, lo=64)  # px, square images written to disk
-    h36m_train: int = bounded(2000, lo=0)  # lab images, subjects 1,5,6,7,8
+    h36m_train: int = bounded(2000, lo=1)  # lab images, subjects 1,5,6,7,8
     h36m_test: int = bounded(500, lo=0)  # lab test images
     # Lab test people: S9, S11 (Human3.6M's test subjects), then S12, S13, ... A larger number
     # spreads the same h36m_test images over more bodies, so a lab test number depends less on
     # who was drawn; the training rows stay the same (runs.TEST_ONLY_KEYS).
     h36m_test_subjects: int = bounded(2, lo=1, hi=90)  # at most S99: two-digit subject folders
-    mpii_train: int = bounded(2000, lo=0)  # wild images, 2D labels only
-    mpii_val: int = bounded(300, lo=0)  # wild images, 2D labels only
-    wild_test: int = bounded(300, lo=0)  # wild images with 3D ground truth (never trained on)
+    mpii_train: int = bounded(2000, lo=1)  # wild images, 2D labels only
+    mpii_val: int = bounded(300, lo=1)  # wild images, 2D labels only
+    wild_test: int = bounded(300, lo=1)  # wild images with 3D ground truth (never trained on)
     wild_val: int = bounded(0, lo=0)  # wild validation images with 3D ground truth (tuning only; 0: not written)
     lab_val: int = bounded(0, lo=0)  # lab validation images: new frames of the training subjects (tuning only)
     workers: int = bounded(2, lo=1)  # generator processes

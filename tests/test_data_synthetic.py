@@ -247,3 +247,19 @@ def test_prepare_synthetic_generates_the_data_a_config_of_ones_own_names(tmp_pat
     renamed = dump_config(load_config(path, [f"data.h36m_dir={mine / 'lab3d'}"]), tmp_path / "renamed.yaml")
     assert main(["prepare-synthetic", "--config", str(renamed)]) == 2
     assert f"data.h36m_dir={mine / 'lab3d'} (generated as {mine / 'h36m'})" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["h36m_train", "mpii_train", "mpii_val", "wild_test"])
+def test_an_empty_split_is_refused_naming_its_key(tmp_path, key):
+    """0 rows of a split the pipeline reads was a bare IndexError inside the generator; in a config file
+    or a SyntheticConfig built in code it is refused naming the key, before anything is written."""
+    import dataclasses
+
+    from pose3dlib.config import SyntheticConfig, load_config
+    from pose3dlib.engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"synthetic\.{key}': expected a value >= 1, got 0"):
+        load_config("configs/smoke.yaml", [f"synthetic.{key}=0"])
+    with pytest.raises(ConfigError, match=rf"synthetic\.{key}': expected a value >= 1, got 0"):
+        synthetic.generate(tmp_path / "out", dataclasses.replace(SyntheticConfig(), **{key: 0}))
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,7 @@
     python -m pose3dlib prepare-synthetic --out data/synthetic/cpu --profile cpu [--seed 0]
     generate(out_dir, cfg.synthetic, seed)   # from Python; skips work when already complete
 
-Writes three splits (formats: docs/data.md):
+Writes three splits, five with the validation ones (formats: docs/data.md):
 - `h36m/`: the lab domain. `annot.h5` with id, joint_2d, joint_3d_mono, bbox, subject,
   action, subaction, camera, istrain (+ extra `intrinsics` (N, 4) of each crop) and JPEG
   crops `images/s_SS_act_AA_subact_BB_ca_CC/s_SS_act_AA_subact_BB_ca_CC_<id:06d>.jpg`.
@@ -12,7 +12,7 @@ Writes three splits (formats: docs/data.md):
 - `mpii/`: the wild domain with 2D labels only: `train.h5`, `val.h5` (imgname, part,
   center, scale, visible, normalize, index, person, torsoangle) and `images/<9 digits>.jpg`.
 - `wild_test/`: wild images with 3D ground truth in the h36m format (istrain 0, subject 0,
-  camera 0), never trained on; extra `visible` (N, 16).
+  camera 0), never trained on; extra `visible` (N, 16) (wild_val's too).
 - `wild_val/`, `lab_val/` (when `synthetic.wild_val` / `synthetic.lab_val` > 0): validation
   splits in the same h36m format, from their own random streams (wild_val: new wild
   people; lab_val: new frames of the training subjects), all rows istrain 0. Recipes
@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 
 from .. import camera
-from ..config import Config, DataConfig, SyntheticConfig, config_to_dict, load_config
+from ..config import Config, DataConfig, SyntheticConfig, config_from_dict, config_to_dict, load_config
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import building_folder, remove_stale_temporaries
@@ -147,8 +147,20 @@ def _wild_camera(rng: np.random.Generator, pelvis: np.ndarray) -> tuple[np.ndarr
 
 
 def _render_chunk(task: _Chunk) -> dict[str, np.ndarray]:
-    """Render and write the chunk's images; return its annotation arrays (first axis: rows)."""
+    """Render and write the chunk's images; return its annotation arrays (first axis: rows).
+
+    OpenCV runs single-threaded meanwhile (one worker per core) and gets its thread count back after,
+    for a chunk rendered in the caller's process (one worker, or the official-layout writer)."""
+    threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        return _render_chunk_rows(task)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _render_chunk_rows(task: _Chunk) -> dict[str, np.ndarray]:
+    """`_render_chunk`'s work, with OpenCV's threads already set."""
     rng = np.random.default_rng([task.seed, 0 if task.domain == "lab" else 1, task.split_code, task.chunk_index])
     n, size = len(task.actions), task.image_size
     people = _posed_people(rng, task)
@@ -364,6 +376,9 @@ def _write_mpii_split(root: Path, name: str, cfg: SyntheticConfig, seed: int, n:
         f["visible"] = (ann["visible"] & annotated).astype(np.float64)
         f["normalize"] = (HEAD_BOX_FACTOR * ann["head_px"]).astype(np.float64)
         f["index"] = np.arange(n, dtype=np.float64)
+        # 1, not Newell's 0-based annorect index (0 for a picture's only person): bookkeeping nothing reads,
+        # kept because changing it changes every synthetic set's bytes (a GENERATOR_VERSION bump); do not
+        # give such a file to convert-mpii --val-from, which reads 'person' as 0-based
         f["person"] = np.ones(n, dtype=np.float64)
         f["torsoangle"] = np.zeros(n, dtype=np.float64)
         f["intrinsics"] = ann["intrinsics"].astype(np.float64)  # extra
@@ -532,7 +547,7 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
     seed (see `is_complete`), unless `force`. Refuses to replace a folder it did not write.
     """
     out = resolve(out_dir)
-    cfg = synthetic_cfg
+    cfg = config_from_dict({"synthetic": config_to_dict(synthetic_cfg)}).synthetic  # a config file's checks, for one built in code
     if seed < 0:
         raise ConfigError(f"synthetic data seed must be >= 0, got {seed}")
     if out.exists() and not out.is_dir():

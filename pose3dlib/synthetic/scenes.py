@@ -6,7 +6,7 @@
 
 Used to measure how well the demo finds people without a `--bbox` (`detect.hit_rate`).
 The people come from the same body model, poses, appearance and background generator as
-the wild training split (`data.synthetic`), but each is rendered straight into a wide or
+the wild training split (`synthetic.generator`), but each is rendered straight into a wide or
 tall canvas at a random position with a random height, instead of into a square crop.
 """
 from __future__ import annotations
