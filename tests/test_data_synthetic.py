@@ -263,3 +263,23 @@ def test_an_empty_split_is_refused_naming_its_key(tmp_path, key):
     with pytest.raises(ConfigError, match=rf"synthetic\.{key}': expected a value >= 1, got 0"):
         synthetic.generate(tmp_path / "out", dataclasses.replace(SyntheticConfig(), **{key: 0}))
     assert not (tmp_path / "out").exists()
+
+
+def test_generating_in_this_process_gives_opencv_its_thread_count_back(tmp_path):
+    """Rendering runs OpenCV single-threaded (one worker per core); in the caller's own process (one
+    worker) the caller's thread count comes back after, also when rendering fails."""
+    import cv2
+
+    from pose3dlib.engine.device import opencv_threads
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        synthetic.generate(tmp_path / "out", TINY, seed=4)  # workers=1: rendered here
+        assert cv2.getNumThreads() == 3
+        with pytest.raises(RuntimeError), opencv_threads(1):
+            assert cv2.getNumThreads() == 1
+            raise RuntimeError("a failed render")
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)

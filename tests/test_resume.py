@@ -155,12 +155,23 @@ def test_resume_refuses_another_process_count_or_epoch_length_and_starts_afresh_
     for key, value, message in (("world_size", 2, f"{last} was made by 2 process(es), this run has 1"),
                                 ("steps_per_epoch", 7, f"{last} has 7 steps per epoch, the data now give 6"),
                                 ("precision", {"device": "cpu", "bf16": True},
-                                 f"{last} was trained on cpu in bf16, this run would continue on cpu in float32")):
+                                 f"{last}: it was trained on cpu in bf16 and would continue on cpu in float32")):
         edited = load_checkpoint(last)
         edited["extra"][key] = value
         save_checkpoint(last, edited)
         r = train_cli(tmp_path / "run", 1, overrides, "--resume")
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        if key == "precision":  # a notebook (train_or_load) starts such a stage again instead of failing
+            from pose3dlib.config import load_config
+            from pose3dlib.engine import runs
+
+            cfg = load_config("configs/smoke.yaml", overrides)
+            assert runs.stage_status(cfg, 1, tmp_path / "run") == "stale"
+            assert runs.stale_reasons(cfg, 1, tmp_path / "run") == [
+                "it was trained on cpu in bf16 and would continue on cpu in float32, mixing two numerics in one stage"]
+            edited["extra"]["finished"] = True  # a finished network is reused whatever it ran on
+            save_checkpoint(last, edited)
+            assert runs.stage_status(cfg, 1, tmp_path / "run") == "finished"
         save_checkpoint(last, saved)
     r = train_cli(tmp_path / "fresh", 1, overrides, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -312,3 +323,32 @@ def test_restoring_a_stage_for_resume_checks_its_start(tmp_path):
     with pytest.raises(ConfigError, match=r"stage2/last\.pt was started from .*stage1/last\.pt, not from"):
         _restore(cfg, 2, run, True, None, False, DistInfo())
     assert stale_reasons(cfg, 2, run) == [f"its start checkpoint {first} is not the one it was trained from"]
+
+
+def test_a_stage_gives_the_process_its_torch_settings_back(tmp_path, smoke_data):
+    """fit() sets threads and deterministic mode for the stage (smoke: 1 thread, deterministic); the
+    notebook's later cells, or a second stage in the process, get the settings they had before."""
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.train import fit
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    try:
+        torch.set_num_threads(2)
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        cfg = load_config("configs/smoke.yaml", smoke_data + ["train.stage1.epochs=1"])
+        assert cfg.train.num_threads == 1 and cfg.train.deterministic  # what the stage sets
+        fit(cfg, 1, tmp_path / "run")
+        assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is True
+        # and a config without deterministic mode turns it off for its stage even after one with it
+        torch.use_deterministic_algorithms(True)
+        from pose3dlib.engine.train import configure_torch
+
+        configure_torch(load_config("configs/smoke.yaml", ["train.deterministic=false"]).train, torch.device("cpu"))
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]

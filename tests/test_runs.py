@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -155,11 +156,19 @@ def test_a_stage_trained_on_other_synthetic_data_is_stale_and_cannot_be_resumed(
 
     _rewrite_manifest(data, synthetic={"workers": 7})  # how it ran, not what it wrote
     assert runs.stage_status(cfg, 1, run) == "finished"
+    # regenerated with other test-only sizes (more lab test people, a larger wild test split): the
+    # training rows are the same (each split has its own random streams), so nothing is trained again
+    _rewrite_manifest(data, synthetic={"h36m_test_subjects": 3, "wild_test": 99})
+    assert runs.stage_status(cfg, 1, run) == "finished"
+    _rewrite_manifest(data, synthetic={"mpii_train": 47})  # the 2D training split itself
+    assert runs.stale_reasons(cfg, 1, run) == [f"data.mpii_dir = {cfg.data.mpii_dir} holds other synthetic data than "
+                                               f"it was trained on (synthetic.mpii_train {cfg.synthetic.mpii_train} -> 47)"]
+    _rewrite_manifest(data, synthetic={"mpii_train": cfg.synthetic.mpii_train})
     _rewrite_manifest(data, version=recorded["mpii_dir"]["version"] + 1, seed=5)  # written anew, other people
     reasons = runs.stale_reasons(cfg, 1, run)
     assert runs.stage_status(cfg, 1, run) == "stale"
     assert reasons == [f"data.{key} = {getattr(cfg.data, key)} holds other synthetic data than it was trained on "
-                       f"(generator version {recorded[key]['version']} -> {recorded[key]['version'] + 1}, seed 0 -> 5)"
+                       f"(generator version {recorded[key]['version']} -> {recorded[key]['version'] + 1}, generator seed 0 -> 5)"
                        for key in runs.TRAINING_DATA_KEYS]
     r = train_cli(run, 1, overrides, "--resume")
     assert r.returncode == 2 and "holds other synthetic data than it was trained on" in r.stderr, r.stderr[-2000:]
@@ -174,11 +183,14 @@ def test_data_generated_with_other_sizes_than_the_config_are_refused(tmp_path, s
 
     dirs = [o.split("=", 1)[1] for o in smoke_data]
     cfg = load_config("configs/smoke.yaml", [*smoke_data, "synthetic.wild_test=17", "synthetic.workers=3"])
-    with pytest.raises(DataError, match=r"manifest\.json: the synthetic data in .* were generated with other sizes "
-                                        r"than the config gives \(synthetic\.wild_test: 16 in the data, 17 in the config\)"):
+    with pytest.raises(DataError, match=r"manifest\.json: the synthetic wild_test split in .* was generated with other "
+                                        r"sizes than the config gives \(synthetic\.wild_test: 16 in the data, 17 in the config\)"):
         check_not_stale(*dirs, synthetic=cfg.synthetic)
-    with pytest.raises(DataError, match=r"or read them as they are with --set synthetic\.wild_test=16$"):
+    with pytest.raises(DataError, match=r"or read it as it is with --set synthetic\.wild_test=16$"):
         check_not_stale(*dirs, synthetic=cfg.synthetic)
+    # each split is compared on its own sizes: the other splits of a config of other sizes pass
+    h36m_and_mpii = [d for d in dirs if Path(d).name in ("h36m", "mpii")]
+    check_not_stale(*h36m_and_mpii, synthetic=cfg.synthetic)
     check_not_stale(*dirs, synthetic=load_config("configs/smoke.yaml", ["synthetic.workers=3"]).synthetic)
     test_only = load_config("configs/smoke.yaml", ["synthetic.h36m_test_subjects=3"]).synthetic
     check_not_stale(*dirs, synthetic=test_only, ignore=runs.TEST_ONLY_KEYS)

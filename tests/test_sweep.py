@@ -475,7 +475,8 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
     with pytest.raises(Pose3DError, match=r"data\.wild_test_dir"):  # it is one when not the swept key
         seed_run_dir(tmp_path / "base", tmp_path / "cell4", (1, 2), wild)
     other = load_config("configs/smoke.yaml", ["train.stage2.lr=5e-4"])
-    with pytest.raises(Pose3DError, match=r"stage2/last\.pt was trained with another config than the sweep's "
+    with pytest.raises(Pose3DError, match=r"stage2/last\.pt was trained with another config or other data "
+                                          r"than the sweep's "
                                           r"\(train\.stage2\.lr: 0\.001 -> 0\.0005\)"):
         seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2), other)
 
@@ -487,7 +488,8 @@ def test_a_sweep_is_refused_before_any_cell_trains(tmp_path, monkeypatch):
     _recording_execute(monkeypatch, calls)
     for stage in (1, 2, 3):
         _finished_stage(tmp_path / "base", stage)
-    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config than the sweep's "
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data "
+                                          r"than the sweep's "
                                           r"\(train\.batch_size: 8 -> 32\)"):  # Stage 1 reads the batch size too
         run_sweep("train.batch_size", [8, 32], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
                   tmp_path / "out", "configs/smoke.yaml")
@@ -555,7 +557,8 @@ def test_a_sweep_that_trains_refuses_a_swept_key_its_reused_stages_read(tmp_path
     _recording_execute(monkeypatch, calls)
     for stage in (1, 2, 3):
         _finished_stage(tmp_path / "base", stage)
-    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config than the sweep's "
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data "
+                                          r"than the sweep's "
                                           r"\(data\.h36m_dir: "):
         run_sweep("data.h36m_dir", ["elsewhere/h36m"], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
                   tmp_path / "out", "configs/smoke.yaml")
@@ -584,3 +587,21 @@ def test_sweep_figure_shows_lab_then_wild_with_the_protocols_in_words():
         assert "on the test splits: for reporting, not for choosing a value" in fig._suptitle.get_text()
     finally:
         plt.close(fig)
+
+
+def test_a_reused_base_stage_trained_on_other_synthetic_data_is_refused(tmp_path, smoke_data):
+    """A sweep cell never builds on a base stage whose data were regenerated since (another generator
+    version or seed): named with the data key and what changed."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine import runs
+    from pose3dlib.tools.sweep import check_base_stage
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    trained_on = runs.data_identities(cfg)
+    ckpt = {"config": config_to_dict(cfg), "extra": {"data": trained_on}}
+    check_base_stage(tmp_path / "stage1" / "last.pt", ckpt, cfg, 1)  # the same data: reused
+    older = {k: {**v, "seed": v["seed"] + 3} for k, v in trained_on.items()}
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data than the "
+                                          r"sweep's \(data\.h36m_dir = .* holds other synthetic data than it was "
+                                          r"trained on \(generator seed 3 -> 0\)"):
+        check_base_stage(tmp_path / "stage1" / "last.pt", {**ckpt, "extra": {"data": older}}, cfg, 1)

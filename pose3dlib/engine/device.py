@@ -1,6 +1,8 @@
-"""Choosing the torch device from a config value, and what the CPU can do natively."""
+"""Choosing the torch device from a config value, what the CPU can do natively, and thread counts."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -73,3 +75,28 @@ def cpu_bf16(setting: bool | str) -> bool:
     if setting == "auto":
         return cpu_has_native_bf16()
     return bool(setting)
+
+
+@contextlib.contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """OpenCV's thread count set to `n` meanwhile, and given back after (the caller's own setting)."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def training_bf16(train_cfg, device: torch.device) -> bool:
+    """Whether training on `device` runs in bf16 autocast: on CUDA when train.bf16, on CPU only when
+    train.bf16_on_cpu says so as well (`cpu_bf16`)."""
+    return bool(train_cfg.bf16) and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16(train_cfg.bf16_on_cpu)))
+
+
+def training_precision(train_cfg, device: torch.device) -> dict:
+    """What a checkpoint records of how its steps ran, and --resume must continue with: the device kind
+    and whether in bf16 (`training_bf16`)."""
+    return {"device": device.type, "bf16": training_bf16(train_cfg, device)}

@@ -12,8 +12,9 @@ from pathlib import Path
 
 # The repository root (the folder holding pyproject.toml). POSE3D_ROOT overrides it for
 # installs outside the repository; a relative value (POSE3D_ROOT=.) or one with ~ is made absolute
-# here, against the folder this process started in, and written back, so that processes started from
-# another folder (notebook kernels run in notebooks/) use the same root.
+# here, against the folder this process started in, and written back, so that the processes pose3dlib
+# starts from another folder (the kernels `run-notebook` runs in notebooks/) use the same root. A kernel
+# JupyterLab starts reads the variable as the shell gave it: give it an absolute path there.
 if os.environ.get("POSE3D_ROOT"):
     os.environ["POSE3D_ROOT"] = os.path.abspath(os.path.expanduser(os.environ["POSE3D_ROOT"]))
 PROJECT_ROOT = Path(os.environ.get("POSE3D_ROOT") or Path(__file__).resolve().parents[2])  # pose3dlib/engine/paths.py

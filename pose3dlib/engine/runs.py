@@ -226,6 +226,10 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
             return []
         ckpt = load_checkpoint(path)
     reasons = training_differences(ckpt["config"], cfg, stage) + data_changes(ckpt, cfg)
+    if not ckpt.get("extra", {}).get("finished", False):  # a partial stage would continue here
+        from .device import resolve_device, training_precision
+
+        reasons += precision_change(ckpt, training_precision(cfg.train, resolve_device(cfg.train.device)))
     init = resolve(init_from) if init_from is not None else default_init(run_dir, stage)
     if init is not None and not started_from(ckpt, init):
         reasons.append(f"its start checkpoint {init} is not the one it was trained from"
@@ -252,12 +256,29 @@ def data_changes(ckpt: dict, cfg) -> list[str]:
         then = recorded.get(key)
         if not isinstance(then, dict) or now is None or now == then:
             continue
-        what = [f"{k} {then.get(k)} -> {now.get(k)}" for k in ("version", "seed") if then.get(k) != now.get(k)]
-        if then.get("synthetic") != now.get("synthetic"):
-            what.append("other sizes")
+        sizes_then, sizes_now = then.get("synthetic") or {}, now.get("synthetic") or {}
+        what = [f"generator {k} {then.get(k)} -> {now.get(k)}" for k in ("version", "seed") if then.get(k) != now.get(k)]
+        what += [f"synthetic.{k} {sizes_then.get(k)} -> {sizes_now.get(k)}" for k in dict.fromkeys([*sizes_then, *sizes_now])
+                 if sizes_then.get(k) != sizes_now.get(k)]
         reasons.append(f"data.{key} = {getattr(cfg.data, key)} holds other synthetic data than it was trained on "
-                       f"(generator {', '.join(what) or 'manifest differs'})")
+                       f"({', '.join(what) or 'another generator'})")
     return reasons
+
+
+def precision_change(ckpt: dict, now: dict) -> list[str]:
+    """Why an unfinished checkpoint cannot be continued in the precision `now`
+    (`device.training_precision` of this machine): trained on another kind of device or in another
+    precision (`train.bf16_on_cpu: auto` follows the CPU), which would mix two numerics in one stage;
+    [] when the same, or the checkpoint recorded none. A finished stage is a trained network, whatever
+    it ran on: `stale_reasons` does not compare it."""
+    then = ckpt.get("extra", {}).get("precision")
+    if not isinstance(then, dict) or then == now:
+        return []
+
+    def say(p: dict) -> str:
+        return f"{p.get('device')} in {'bf16' if p.get('bf16') else 'float32'}"
+
+    return [f"it was trained on {say(then)} and would continue on {say(now)}, mixing two numerics in one stage"]
 
 
 def started_from(ckpt: dict, init: Path) -> bool:

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from ..config import (
 )
 from .atomic_io import remove_stale_temporaries
 from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from .device import cpu_bf16, resolve_device
+from .device import resolve_device, training_bf16, training_precision
 from .distributed import (
     DistInfo,
     ListSampler,
@@ -75,6 +75,7 @@ from .runs import (
     default_init,
     default_run_dir,
     file_digest,
+    precision_change,
     stage_dir,
     stage_lock,
     stage_status,
@@ -113,8 +114,7 @@ class SpeedSwitches:
         project's reference CPU, docs/benchmarks.md); bf16 on CPU is opt-in because it changes
         the numerics and is slower than float32 on CPUs without native bf16.
         """
-        bf16 = tcfg.bf16 and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16(tcfg.bf16_on_cpu)))
-        return cls(channels_last=tcfg.channels_last, bf16=bf16, compile=tcfg.compile)
+        return cls(channels_last=tcfg.channels_last, bf16=training_bf16(tcfg, device), compile=tcfg.compile)
 
 
 # ----------------------------------------------------------------------------- small pieces
@@ -139,8 +139,29 @@ def configure_torch(train_cfg: TrainConfig, device: torch.device, *, checked_unf
         # takes 6-9 % less time (docs/benchmarks.md). Elsewhere (CUDA, DDP, compile) the
         # fill stays, as torch sets it.
         torch.utils.deterministic.fill_uninitialized_memory = not (checked_unfilled and device.type == "cpu")
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    else:  # also where an earlier run in this process turned it on
+        torch.use_deterministic_algorithms(False)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+
+@contextlib.contextmanager
+def torch_settings_kept() -> Iterator[None]:
+    """The process-wide torch settings `configure_torch` changes (threads, deterministic algorithms and
+    their NaN fill, cuDNN autotuning) given back after a stage, so that what a notebook does after
+    training, or a second stage in one process, runs as it would have without this one."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def lr_at_epoch(stage_cfg: StageConfig, epoch: int) -> float:
@@ -321,7 +342,7 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
     try:
         sdir = stage_dir(run_dir, stage)
         created = _missing_folders(sdir) if info.is_main else []
-        with stage_lock(sdir) if info.is_main else contextlib.nullcontext() as lock:
+        with stage_lock(sdir) if info.is_main else contextlib.nullcontext() as lock, torch_settings_kept():
             try:
                 trainer = Trainer(cfg, stage, stage_cfg, run_dir, device, info)
                 return trainer.fit(resume=resume, init_from=init_from, overwrite=overwrite)
@@ -405,22 +426,6 @@ def _check_resumed_start(ckpt: dict, last: Path, stage: int, run_dir, init_from)
         raise ConfigError(f"--resume: {last} was started from {ckpt['extra'].get('init_from')}, not from {start} as it "
                           "is now; resume with --init set to the checkpoint it started from, or train the stage "
                           "again (--overwrite)")
-
-
-def _check_resumed_precision(ckpt: dict, last: Path, now: dict) -> None:
-    """ConfigError when the resumed last.pt was trained on another kind of device or in another precision
-    than this run would continue in (`train.bf16_on_cpu: auto` turns bf16 on or off with the CPU): its
-    steps would mix two numerics. Checkpoints that recorded none (older ones) are not compared."""
-    then = ckpt["extra"].get("precision")
-    if not isinstance(then, dict) or then == now:
-        return
-
-    def say(p: dict) -> str:
-        return f"{p.get('device')} in {'bf16' if p.get('bf16') else 'float32'}"
-
-    raise ConfigError(f"--resume: {last} was trained on {say(then)}, this run would continue on {say(now)}, so its "
-                      "steps would mix two numerics; resume it on the same kind of machine (or set train.bf16_on_cpu "
-                      "to match), or train the stage again (--overwrite)")
 
 
 class InterruptGuard:
@@ -657,9 +662,11 @@ class Trainer:
                 print(f"stage {self.stage}: {self.last} has already finished all {self.stage_cfg.epochs} epochs",
                       file=sys.stderr)
             return dict(ckpt["metrics"])
-        self.precision = {"device": self.device.type, "bf16": self.switches.bf16}
-        if ckpt is not None:
-            _check_resumed_precision(ckpt, self.last, self.precision)
+        self.precision = training_precision(self.cfg.train, self.device)
+        changed = precision_change(ckpt, self.precision) if ckpt is not None else []
+        if changed:
+            raise ConfigError(f"--resume: {self.last}: {changed[0]}; resume it on the same kind of machine (or set "
+                              "train.bf16_on_cpu to match), or train the stage again (--overwrite)")
         self._build(ckpt, self.init_path)
         self._build_data(ckpt)
         if self.info.is_main:

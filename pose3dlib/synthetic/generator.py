@@ -41,9 +41,11 @@ from ..config import Config, DataConfig, SyntheticConfig, config_from_dict, conf
 from ..data import mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import building_folder, remove_stale_temporaries
+from ..engine.device import opencv_threads
 from ..engine.errors import ConfigError, DataError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ..engine.progress import progress_bar
+from ..engine.runs import RUN_ONLY_KEYS, TEST_ONLY_KEYS
 from ..skeleton import MPII16
 from . import bodies, render
 
@@ -151,12 +153,8 @@ def _render_chunk(task: _Chunk) -> dict[str, np.ndarray]:
 
     OpenCV runs single-threaded meanwhile (one worker per core) and gets its thread count back after,
     for a chunk rendered in the caller's process (one worker, or the official-layout writer)."""
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
+    with opencv_threads(1):
         return _render_chunk_rows(task)
-    finally:
-        cv2.setNumThreads(threads)
 
 
 def _render_chunk_rows(task: _Chunk) -> dict[str, np.ndarray]:
@@ -404,15 +402,22 @@ def set_manifest(data_dir: str | Path) -> Path | None:
     return next((p / MANIFEST for p in (path, path.parent) if (p / MANIFEST).is_file()), None)
 
 
-# Settings of how a generation runs, not of what it writes (the output is the same with any value)
-RUN_ONLY_SYNTHETIC = ("workers",)
+def _written(synthetic: dict) -> dict:
+    """A manifest's or config's `synthetic` section without the settings of how the generation ran
+    (`engine.runs.RUN_ONLY_KEYS`: the worker count), which do not change what it writes."""
+    return {k: v for k, v in synthetic.items() if f"synthetic.{k}" not in RUN_ONLY_KEYS}
 
 
-def data_identity(data_dir: str | Path | None) -> dict | None:
-    """What identifies the synthetic set a data folder belongs to: its manifest's generator, version,
-    seed and `synthetic` sizes (RUN_ONLY_SYNTHETIC left out); None for data this generator did not
-    write (real data, converted downloads) or an unreadable manifest. A checkpoint records it for its
-    training folders, so a stage trained on other data counts as stale (`engine.runs.stale_reasons`)."""
+# The synthetic.* sizes each split's folder depends on: every split is drawn from its own random
+# streams (seed, split, chunk), so the other splits' sizes do not change its rows.
+SPLIT_SIZES = {"h36m": ("image_size", "h36m_train", "h36m_test", "h36m_test_subjects"),
+               "mpii": ("image_size", "mpii_train", "mpii_val"), "wild_test": ("image_size", "wild_test"),
+               "lab_val": ("image_size", "lab_val"), "wild_val": ("image_size", "wild_val")}
+
+
+def _read_manifest(data_dir: str | Path | None) -> tuple[Path, dict] | None:
+    """(path, contents) of the manifest of the synthetic set a data folder belongs to; None for data
+    this generator did not write or an unreadable manifest."""
     path = set_manifest(data_dir) if data_dir else None
     if path is None:
         return None
@@ -420,38 +425,59 @@ def data_identity(data_dir: str | Path | None) -> dict | None:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict) or not isinstance(stored.get("synthetic"), dict):
+    return (path, stored) if isinstance(stored, dict) and stored.get("generator") == MANIFEST_GENERATOR else None
+
+
+def _split_sizes(data_dir: str | Path, synthetic: dict, leave_out: tuple[str, ...] = ()) -> dict:
+    """The SPLIT_SIZES of the split in `data_dir` (all sizes for a folder of another name) from a
+    `synthetic` section, without the `leave_out` keys ('synthetic.<key>')."""
+    keys = SPLIT_SIZES.get(Path(data_dir).name, tuple(synthetic))
+    return {k: synthetic.get(k) for k in keys if f"synthetic.{k}" not in leave_out + RUN_ONLY_KEYS}
+
+
+def data_identity(data_dir: str | Path | None) -> dict | None:
+    """What identifies the training rows of the synthetic split in a data folder: its manifest's
+    generator, version and seed and the sizes the split depends on (`SPLIT_SIZES`, without the
+    test-only ones, `engine.runs.TEST_ONLY_KEYS`); None for data this generator did not write (real
+    data, converted downloads). A checkpoint records it for its training folders, so a stage trained
+    on other data counts as stale (`engine.runs.data_changes`)."""
+    read = _read_manifest(data_dir)
+    if read is None or not isinstance(read[1].get("synthetic"), dict):
         return None
-    return {"generator": stored.get("generator"), "version": stored.get("version"), "seed": stored.get("seed"),
-            "synthetic": {k: v for k, v in stored["synthetic"].items() if k not in RUN_ONLY_SYNTHETIC}}
+    stored = read[1]
+    return {"generator": stored["generator"], "version": stored.get("version"), "seed": stored.get("seed"),
+            "synthetic": _split_sizes(data_dir, stored["synthetic"], TEST_ONLY_KEYS)}
 
 
 def synthetic_overrides(synthetic_cfg: SyntheticConfig) -> list[str]:
     """The `synthetic.*` config overrides (as for `--set`) that describe a set generated with
     `synthetic_cfg`: what a command reading that set needs besides its data.*_dir."""
-    return [f"synthetic.{k}={v}" for k, v in config_to_dict(synthetic_cfg).items() if k not in RUN_ONLY_SYNTHETIC]
+    return [f"synthetic.{k}={v}" for k, v in _written(config_to_dict(synthetic_cfg)).items()]
 
 
 def check_matches_config(synthetic_cfg: SyntheticConfig, *data_dirs: str | Path | None,
                          ignore: tuple[str, ...] = ()) -> None:
-    """Raise DataError when a synthetic data folder was generated with other `synthetic.*` sizes than the
-    config gives (a config edited after its data were made: the data load without complaint, so every
-    number would belong to other data), naming the keys. `ignore`: `synthetic.*` keys that do not matter
-    to the caller (training ignores the test-only ones). Folders without this generator's manifest pass."""
+    """Raise DataError when a synthetic split was generated with other `synthetic.*` sizes than the config
+    gives (a config edited after its data were made: the data load without complaint, so every number
+    would belong to other data), naming the keys. Each folder is compared on the sizes its split depends
+    on (`SPLIT_SIZES`), so a split of another set (`--set data.wild_test_dir=...`) needs only its own
+    sizes given. `ignore`: keys ('synthetic.<key>') that do not matter to the caller (training ignores
+    the test-only ones). Folders without this generator's manifest pass."""
     wanted = config_to_dict(synthetic_cfg)
     for d in data_dirs:
-        identity = data_identity(d)
-        if identity is None or identity["generator"] != MANIFEST_GENERATOR:
+        read = _read_manifest(d)
+        if read is None or not isinstance(read[1].get("synthetic"), dict):
             continue
-        keys = [k for k, v in wanted.items() if k not in RUN_ONLY_SYNTHETIC and f"synthetic.{k}" not in ignore
-                and identity["synthetic"].get(k) != v]
+        path, stored = read
+        have = _split_sizes(d, stored["synthetic"], ignore)
+        keys = [k for k, v in have.items() if wanted.get(k) != v]
         if keys:
-            differ = [f"synthetic.{k}: {identity['synthetic'].get(k)} in the data, {wanted[k]} in the config" for k in keys]
-            as_they_are = " ".join(f"--set synthetic.{k}={identity['synthetic'].get(k)}" for k in keys)
-            raise DataError(f"{set_manifest(d)}: the synthetic data in {set_manifest(d).parent} were generated with "
-                            f"other sizes than the config gives ({'; '.join(differ)}); regenerate them (make data, or "
-                            "python -m pose3dlib prepare-synthetic --config <config> --force), or read them as they "
-                            f"are with {as_they_are}")
+            differ = [f"synthetic.{k}: {have[k]} in the data, {wanted.get(k)} in the config" for k in keys]
+            as_they_are = " ".join(f"--set synthetic.{k}={have[k]}" for k in keys)
+            raise DataError(f"{path}: the synthetic {Path(d).name} split in {path.parent} was generated with other "
+                            f"sizes than the config gives ({'; '.join(differ)}); regenerate it (make data, or "
+                            "python -m pose3dlib prepare-synthetic --config <config> --force), or read it as it is "
+                            f"with {as_they_are}")
 
 
 def check_not_stale(*data_dirs: str | Path | None, synthetic: SyntheticConfig | None = None,
@@ -465,14 +491,11 @@ def check_not_stale(*data_dirs: str | Path | None, synthetic: SyntheticConfig | 
     without this generator's manifest beside them (real data, converted downloads) pass unchecked.
     """
     for d in data_dirs:
-        path = set_manifest(d) if d else None
-        if path is None:
+        read = _read_manifest(d)
+        if read is None:
             continue
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if stored.get("generator") == MANIFEST_GENERATOR and stored.get("version") != GENERATOR_VERSION:
+        path, stored = read
+        if stored.get("version") != GENERATOR_VERSION:
             raise DataError(
                 f"{path}: synthetic data written by generator version {stored.get('version')}, but this code "
                 f"writes version {GENERATOR_VERSION}, so {resolve(d)} is not the data the config describes; "
@@ -493,8 +516,7 @@ def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:
     def same(k: str, v) -> bool:  # the worker count does not change what is written
         if k != "synthetic" or not isinstance(stored.get(k), dict):
             return stored.get(k) == v
-        return {a: b for a, b in stored[k].items() if a not in RUN_ONLY_SYNTHETIC} == \
-            {a: b for a, b in v.items() if a not in RUN_ONLY_SYNTHETIC}
+        return _written(stored[k]) == _written(v)
 
     return all(same(k, v) for k, v in expected.items()) and all(
         (out / p).is_file() for p in ("h36m/annot.h5", "mpii/train.h5", "mpii/val.h5", "wild_test/annot.h5",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
+
+from ..engine.device import opencv_threads
 
 
 def measure_throughput(dataset, num_samples: int = 256, warmup: int = 8, epoch: int = 0) -> dict[str, float]:
@@ -16,9 +17,7 @@ def measure_throughput(dataset, num_samples: int = 256, warmup: int = 8, epoch: 
     n = min(num_samples, len(dataset))
     if n == 0:
         raise ValueError("measure_throughput: empty dataset")
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
+    with opencv_threads(1):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         for i in range(min(warmup, n)):
@@ -28,7 +27,5 @@ def measure_throughput(dataset, num_samples: int = 256, warmup: int = 8, epoch: 
         for i in rows:
             sample = dataset[int(i)]
         seconds = time.perf_counter() - t0
-    finally:
-        cv2.setNumThreads(threads)
     return {"samples_per_s": n / seconds, "seconds": seconds, "num_samples": float(n),
             "input_size": float(sample["image"].shape[-1])}

@@ -61,18 +61,19 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def check_base_stage(ckpt_path: Path, stored_config: dict, cfg, stage: int,
+def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
                      ignored: tuple[str, ...] = ("seed",)) -> None:
-    """Pose3DError unless the base run's finished stage (`ckpt_path`, whose config is `stored_config`)
-    was trained with `cfg` (the sweep cell's config), so a cell never builds on a stage of another
-    recipe while its records name this one. `ignored`: keys the cells may change on a reused stage:
-    the seed (the cells' seeds vary only the stages they train) and, in an evaluation-only sweep
-    (every stage reused, e.g. of `data.wild_test_dir`), the swept key."""
-    diffs = [d for d in runs.training_differences(stored_config, cfg, stage)
-             if not d.startswith(tuple(f"{k}:" for k in ignored))]
+    """Pose3DError unless the base run's finished stage (`ckpt_path`, loaded as `ckpt`) was trained with
+    `cfg` (the sweep cell's config) and on the synthetic data its folders hold now (`runs.data_changes`),
+    so a cell never builds on a stage of another recipe or other data while its records name these.
+    `ignored`: keys the cells may change on a reused stage: the seed (the cells' seeds vary only the
+    stages they train) and, in an evaluation-only sweep (every stage reused, e.g. of
+    `data.wild_test_dir`), the swept key."""
+    diffs = [d for d in runs.training_differences(ckpt["config"], cfg, stage) + runs.data_changes(ckpt, cfg)
+             if not d.startswith(tuple(f"{k}:" for k in ignored) + tuple(f"{k} = " for k in ignored))]
     if diffs:
-        raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config than the sweep's "
-                          f"({'; '.join(diffs)}); train the base run with this config (`make reproduce "
+        raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
+                          f"sweep's ({'; '.join(diffs)}); train the base run with this config and data (`make reproduce "
                           "PROFILE=...`) or sweep with the config it was trained with (--config)")
 
 
@@ -90,7 +91,7 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
                           "(missing, or a training run that was interrupted); finish it first, e.g. "
                           "`make reproduce PROFILE=...`")
     for cfg in cfgs:
-        check_base_stage(path, ckpt["config"], cfg, stage, ignored)
+        check_base_stage(path, ckpt, cfg, stage, ignored)
 
 
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None,

@@ -36,6 +36,7 @@ import torch
 
 from ...config import Config, load_config
 from ...engine.atomic_io import atomic_write_text
+from ...engine.device import opencv_threads
 from ...engine.errors import Pose3DError
 from ...engine.paths import PROJECT_ROOT, CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.runlog import read_metrics
@@ -523,9 +524,7 @@ def jpeg_decode_ms(repeats: int) -> dict[str, float]:
     image = np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
     small = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA)
     out = {}
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
+    with opencv_threads(1):
         for name, img in (("jpeg_1280x720", image), ("jpeg_256", small)):
             data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
             cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -534,8 +533,6 @@ def jpeg_decode_ms(repeats: int) -> dict[str, float]:
                 cv2.imdecode(data, cv2.IMREAD_COLOR)
             out[f"{name}_decode_ms"] = (time.perf_counter() - t0) / repeats * 1e3
             out[f"{name}_kb"] = data.size / 1024
-    finally:
-        cv2.setNumThreads(threads)
     return out
 
 
