@@ -32,7 +32,8 @@ setup: $(STAMP) ## create .venv and install pose3dlib (editable) with its pinned
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON_SYS) >/dev/null || { echo "error: $(PYTHON_SYS) not found (pose3d needs Python 3.11)"; exit 2; }
-	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	@# a .venv without a working pip (venv stopped at ensurepip, e.g. before python3.11-venv was installed) is made again
+	$(PY) -c 'import pip' 2>/dev/null || $(PYTHON_SYS) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
 	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md).
@@ -47,18 +48,20 @@ test: setup browser lint test-unit test-notebooks ## lint, then run the unit tes
 lint: setup ## ruff check (rules in pyproject.toml); must be clean
 	$(PY) -m ruff check .
 
-browser: ## install Debian's headless Chromium for the real-browser test, when missing
-	@command -v chromium >/dev/null || { \
+browser: ## install Debian's headless Chromium for the real-browser test, when missing (outside CI a failed install only warns: the test then skips)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing chromium (Debian package) for the browser test"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
+	  || { [ -z "$${CI:-}" ] && echo "warning: chromium could not be installed (no apt-get or sudo?); the browser test will be skipped"; }; }
 
 test-unit: setup ## unit tests only
 	$(PY) -m pytest tests -q
 
 test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing the checked cells
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-	  POSE3D_PROGRESS=off $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q; \
+	  POSE3D_PROGRESS=off $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q \
+	    --ignore-glob='notebooks/.*'; \
 	else echo "test-notebooks: no notebooks yet"; fi
 
 reproduce: setup ## run notebooks 01..06 through papermill into runs/PROFILE/ (PROFILE=cpu by default); skips up-to-date steps
@@ -117,8 +120,8 @@ $(error REAL_DATA=$(REAL_DATA): expected True or False)
 endif
 endif
 
-data: setup ## write the synthetic data of PROFILE into data/synthetic/PROFILE (skipped when up to date)
-	$(PY) -m pose3dlib prepare-synthetic --profile $(PROFILE) --out data/synthetic/$(PROFILE)
+data: setup ## write the synthetic data of configs/PROFILE.yaml where its data.*_dir name (data/synthetic/PROFILE for the built-in profiles; skipped when up to date)
+	$(PY) -m pose3dlib prepare-synthetic --config configs/$(PROFILE).yaml
 
 #> SWEEP_PROFILE | the sweep's profile (default PROFILE); SWEEP_PARAM: the dotted config key swept (default train.stage3.geometric_weight)
 #> SWEEP_VALUES | comma-separated values; SWEEP_SEEDS=0,1,2 (empty: the config's seed); SWEEP_NOTEBOOKS="04_train_geometry 06_eval_mpjpe"

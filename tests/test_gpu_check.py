@@ -212,3 +212,18 @@ def test_make_gpu_check_dry_writes_apart_from_the_committed_record(make_n):
     assert dry.returncode == 0 and full.returncode == 0, (dry.stderr, full.stderr)
     assert "--dry --out runs/gpu-check/dry" in dry.stdout and "--doc" not in dry.stdout
     assert "--out runs/gpu-check --doc docs/benchmarks.md" in full.stdout and "--dry" not in full.stdout
+
+
+def test_the_full_check_without_a_gpu_stops_before_touching_the_committed_record(tmp_path, monkeypatch, capsys):
+    """`make gpu-check` on a machine without CUDA (GPU_CHECK_DRY left out) used to delete the record, fail
+    every step and write an all-error record in its place, exit 0: now exit 2, the record untouched."""
+    from pose3dlib.tools.bench import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv(gpu_check.DRY_ENV, raising=False)
+    out = tmp_path / "record"
+    out.mkdir()
+    (out / "gpu_check.json").write_text('{"committed": true}')
+    assert gpu_check.main(["--out", str(out), "--work-dir", str(tmp_path / "work")]) == 2
+    assert "no CUDA device here" in capsys.readouterr().err
+    assert (out / "gpu_check.json").read_text() == '{"committed": true}' and not (tmp_path / "work").exists()

@@ -564,6 +564,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(skip) - set(STEPS))
     if unknown:
         raise Pose3DError(f"--skip: unknown step(s) {unknown}; the steps are {', '.join(STEPS)}")
+    plan = DRY_PLAN if dry else FULL_PLAN
+    if plan.device == "cuda" and not torch.cuda.is_available():  # before the committed record is touched
+        raise Pose3DError(f"no CUDA device here (torch {torch.__version__}); the full check needs a GPU and would "
+                          f"replace the committed record with errors: run it on a GPU machine, or `{DRY_ENV}=1 make "
+                          "gpu-check` for the tiny CPU run")
     out = resolve(args.out or ("runs/gpu-check/dry" if dry else "runs/gpu-check"))
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("gpu_check.json", "gpu_check.md", "gpu_check.log"):
@@ -571,7 +576,6 @@ def run(args: argparse.Namespace) -> int:
     work = resolve(args.work_dir) if args.work_dir else Path(tempfile.gettempdir()) / "pose3d-gpu-check"
     work = work / ("dry" if dry else "full")
     command = f"{DRY_ENV}=1 make gpu-check" if dry else "make gpu-check"
-    plan = DRY_PLAN if dry else FULL_PLAN
     if args.no_time_limits:
         plan = dataclasses.replace(plan, budgets_s=dict.fromkeys(plan.budgets_s, math.inf), total_s=math.inf)
     result = GpuCheck(plan, out, work, command).run(skip)
