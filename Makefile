@@ -30,7 +30,8 @@ help: ## list the targets and the variables they take
 
 setup: $(STAMP) ## create .venv and install pose3dlib (editable) with its pinned packages; idempotent
 
-$(STAMP): pyproject.toml
+# also when .venv's python is gone or broken (the system Python it linked to removed), whatever the stamp says
+$(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || echo FORCE)
 	@command -v $(PYTHON_SYS) >/dev/null || { echo "error: $(PYTHON_SYS) not found (pose3d needs Python 3.11)"; exit 2; }
 	@# a .venv without a working pip (venv stopped at ensurepip, e.g. before python3.11-venv was installed) is made again
 	$(PY) -c 'import pip' 2>/dev/null || $(PYTHON_SYS) -m venv --clear $(VENV)
@@ -42,6 +43,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pose3d)" >/dev/null
 	@touch $(STAMP)
 	@echo "setup: .venv ready (kernel '$(KERNEL)' registered)"
+
+.PHONY: FORCE
+FORCE:
 
 test: setup browser lint test-unit test-notebooks ## lint, then run the unit tests and the notebook tests (smoke scale)
 

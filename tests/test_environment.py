@@ -104,7 +104,8 @@ def test_make_browser_warns_outside_ci_when_chromium_cannot_be_installed(tmp_pat
         (stubs / tool).chmod(0o755)
 
     def browser(**env):
-        full = {k: v for k, v in os.environ.items() if k != "CI"} | {"PATH": str(stubs)} | env
+        outer = ("CI", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")  # make test CI=1 would pass CI on
+        full = {k: v for k, v in os.environ.items() if k not in outer} | {"PATH": str(stubs)} | env
         return subprocess.run([shutil.which("make"), "--no-print-directory", "browser"], cwd=PROJECT_ROOT, env=full,
                               capture_output=True, text=True, timeout=60, check=False)
 

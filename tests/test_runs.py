@@ -160,6 +160,12 @@ def test_a_stage_trained_on_other_synthetic_data_is_stale_and_cannot_be_resumed(
     # training rows are the same (each split has its own random streams), so nothing is trained again
     _rewrite_manifest(data, synthetic={"h36m_test_subjects": 3, "wild_test": 99})
     assert runs.stage_status(cfg, 1, run) == "finished"
+    more_tests = load_config("configs/smoke.yaml", [*overrides, "synthetic.h36m_test_subjects=3", "synthetic.wild_test=99"])
+    assert runs.stage_status(more_tests, 1, run) == "finished"  # and the config asking for them
+    # a checkpoint that recorded more sizes of its split than count now (an older record) is compared on these
+    ckpt = load_checkpoint(runs.checkpoint_path(run, 1))
+    older = {k: {**v, "synthetic": {**v["synthetic"], "retired_size": 5}} for k, v in ckpt["extra"]["data"].items()}
+    assert runs.data_changes({**ckpt, "extra": {**ckpt["extra"], "data": older}}, cfg) == []
     _rewrite_manifest(data, synthetic={"mpii_train": 47})  # the 2D training split itself
     assert runs.stale_reasons(cfg, 1, run) == [f"data.mpii_dir = {cfg.data.mpii_dir} holds other synthetic data than "
                                                f"it was trained on (synthetic.mpii_train {cfg.synthetic.mpii_train} -> 47)"]

@@ -586,7 +586,7 @@ class Trainer:
                 "init_from": str(self.init_path) if self.init_path is not None else None,
                 "init_digest": self.init_digest,
                 "data": self.data_identities,  # the synthetic sets trained on (runs.data_changes)
-                "precision": self.precision,  # what --resume must continue with (_check_resumed_precision)
+                "precision": self.precision,  # what --resume must continue with (runs.precision_change)
             }
             save_checkpoint(self.last, make_checkpoint(
                 model_state=self.raw_model.state_dict(), config=config_to_dict(self.cfg), stage=self.stage,

@@ -566,7 +566,8 @@ def run(args: argparse.Namespace) -> int:
         raise Pose3DError(f"--skip: unknown step(s) {unknown}; the steps are {', '.join(STEPS)}")
     plan = DRY_PLAN if dry else FULL_PLAN
     if plan.device == "cuda" and not torch.cuda.is_available():  # before the committed record is touched
-        raise Pose3DError(f"no CUDA device here (torch {torch.__version__}); the full check needs a GPU and would "
+        raise Pose3DError(f"no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}: None "
+                          f"is a CPU-only build; {torch.cuda.device_count()} devices seen); the full check needs a GPU and would "
                           f"replace the committed record with errors: run it on a GPU machine, or `{DRY_ENV}=1 make "
                           "gpu-check` for the tiny CPU run")
     out = resolve(args.out or ("runs/gpu-check/dry" if dry else "runs/gpu-check"))
