@@ -397,7 +397,9 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
     assert np.array_equal(annot["sequence"], truth["sequence"]) and np.array_equal(annot["id"], truth["frame"])
     assert so.TS_INVALID_FRAME not in set(annot["id"])  # valid frames only
     assert np.array_equal(annot["subject"], annot["sequence"]) and set(annot["camera"]) == {1}
-    assert np.allclose(annot["joint_3d_mono"], truth["joints_mm"], atol=1e-9)
+    assert np.allclose(annot["joint_3d_mono"], truth["joints_mm"], atol=1e-9)  # univ_annot3, the universal skeleton
+    with h5py.File(raw / "mpi_inf_3dhp_test_set" / "TS1" / "annot_data.mat", "r") as f:  # which differs from annot3
+        assert not np.allclose(f["univ_annot3"][()], f["annot3"][()], atol=1.0)
     _labels_on_person(annot, truth["mask"], out)
     ds = H36MDataset(out / "3dhp", "test", CFG)
     assert np.array_equal(ds.sequences, annot["sequence"])

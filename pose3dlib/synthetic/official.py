@@ -15,7 +15,9 @@ read exactly as they read the real ones, with the quirks listed in docs/data.md:
   joints, an image with an empty annorect, test images without joints), `images/`, and a Newell-style
   `valid.h5` with 0-based `index` / `person` for `--val-from`.
 - `mpi_inf_3dhp_test_set/TS1..TS6/`: `annot_data.mat` (MATLAB v7.3 = HDF5, arrays stored
-  frame-first as h5py shows MATLAB's), `imageSequence/img_%06d.jpg`, frame 2 invalid.
+  frame-first as h5py shows MATLAB's), `imageSequence/img_%06d.jpg`, frame 2 invalid; its
+  `univ_annot3` is `annot3` scaled about the pelvis (by 0.9 + 0.02 x the sequence number), as the
+  real one is rescaled to the universal skeleton, so a converter reading `annot3` is caught.
 - `_truth/*.npz` (not part of any download): the source poses and person masks the
   end-to-end tests compare the converted files with.
 """
@@ -301,7 +303,8 @@ def write_3dhp(root: Path, seed: int) -> dict[str, np.ndarray]:
         (d / "imageSequence").mkdir(parents=True)
         rng = np.random.default_rng([seed, 22, seq])
         people = _people(rng, "wild", TS_FRAMES, seed)
-        joints, pix = [], []
+        joints, pix, univ = [], [], []
+        size = 0.9 + 0.02 * seq  # the universal skeleton's scale of this sequence's person
         for i in range(TS_FRAMES):
             rot, eye, k = synthetic._wild_camera(rng, people["joints"][i, bodies.PELVIS])
             k = k * FRAME_PX / 1000.0
@@ -310,16 +313,18 @@ def write_3dhp(root: Path, seed: int) -> dict[str, np.ndarray]:
                 raise DataError(f"could not write {d / 'imageSequence'}")
             joints.append(cam_pts)
             pix.append(camera.project(cam_pts, k))
+            pelvis = cam_pts[bodies.PELVIS]
+            univ.append(pelvis + size * (cam_pts - pelvis))
             if i + 1 != TS_INVALID_FRAME:
                 truth["sequence"].append(seq)
                 truth["frame"].append(i + 1)
-                truth["joints_mm"].append(cam_pts)
+                truth["joints_mm"].append(univ[-1])  # what the converter reads: univ_annot3
                 truth["mask"].append(mask)
-        j3, j2 = _to_3dhp17(np.asarray(joints)), _to_3dhp17(np.asarray(pix))
+        j3, j2, u3 = _to_3dhp17(np.asarray(joints)), _to_3dhp17(np.asarray(pix)), _to_3dhp17(np.asarray(univ))
         valid = np.ones(TS_FRAMES)
         valid[TS_INVALID_FRAME - 1] = 0
         _write_mat73(d / "annot_data.mat", {
-            "annot2": j2[:, None], "annot3": j3[:, None], "univ_annot3": j3[:, None],  # (n, 1, 17, D) as h5py shows
+            "annot2": j2[:, None], "annot3": j3[:, None], "univ_annot3": u3[:, None],  # (n, 1, 17, D) as h5py shows
             "valid_frame": valid[:, None], "activity_annotation": rng.integers(1, 8, (TS_FRAMES, 1)).astype(np.float64)})
     return {k: np.asarray(v) for k, v in truth.items()}
 
