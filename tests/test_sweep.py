@@ -151,6 +151,16 @@ def _finished_stage(run, stage: int, tag: int = 0):
     return path
 
 
+def _recorded_sweep_on_a_finished_base(base, monkeypatch) -> list:
+    """A base run with all three stages finished (`_finished_stage`) and a recording execute
+    (`_recording_execute`); returns the list the notebook calls go into."""
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2, 3):
+        _finished_stage(base, stage)
+    return calls
+
+
 def test_every_notebook_is_checked_before_anything_runs(tmp_path, monkeypatch):
     """A misspelled notebook is named at once, not after the notebooks before it ran for the first value."""
     calls: list = []
@@ -423,10 +433,7 @@ def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
 
 
 def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):
-    calls: list = []
-    _recording_execute(monkeypatch, calls)
-    for stage in (1, 2, 3):
-        _finished_stage(tmp_path / "base", stage)
+    calls = _recorded_sweep_on_a_finished_base(tmp_path / "base", monkeypatch)
     with pytest.raises(_Stop):
         run_sweep("data.wild_test_dir", ["data/synthetic/smoke/wild_test"], ["06_eval_mpjpe"], tmp_path / "base",
                   tmp_path / "out", "configs/smoke.yaml")
@@ -484,10 +491,7 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
 def test_a_sweep_is_refused_before_any_cell_trains(tmp_path, monkeypatch):
     """What only a later cell would have found: a reused stage trained with another value of the swept key,
     a sweep without the evaluation notebook, and an evaluation-only sweep of a key only training reads."""
-    calls: list = []
-    _recording_execute(monkeypatch, calls)
-    for stage in (1, 2, 3):
-        _finished_stage(tmp_path / "base", stage)
+    calls = _recorded_sweep_on_a_finished_base(tmp_path / "base", monkeypatch)
     with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data "
                                           r"than the sweep's "
                                           r"\(train\.batch_size: 8 -> 32\)"):  # Stage 1 reads the batch size too
@@ -553,10 +557,7 @@ def test_sweep_figure_joins_only_values_that_have_an_order():
 def test_a_sweep_that_trains_refuses_a_swept_key_its_reused_stages_read(tmp_path, monkeypatch):
     """The swept key is ignored on reused stages only when every stage is reused (an evaluation-only
     sweep): a sweep of data.h36m_dir that trains Stage 3 would build on Stages 1-2 of the other data."""
-    calls: list = []
-    _recording_execute(monkeypatch, calls)
-    for stage in (1, 2, 3):
-        _finished_stage(tmp_path / "base", stage)
+    calls = _recorded_sweep_on_a_finished_base(tmp_path / "base", monkeypatch)
     with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data "
                                           r"than the sweep's "
                                           r"\(data\.h36m_dir: "):

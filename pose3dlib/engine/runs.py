@@ -227,7 +227,7 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
         if not path.is_file():
             return []
         ckpt = load_checkpoint(path)
-    reasons = training_differences(ckpt["config"], cfg, stage) + data_changes(ckpt, cfg)
+    reasons = recipe_differences(ckpt, cfg, stage)
     if not ckpt.get("extra", {}).get("finished", False):  # a partial stage would continue here
         from .device import resolve_device, training_precision
         from .errors import ConfigError
@@ -243,6 +243,14 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
     return reasons
 
 
+def recipe_differences(ckpt: dict, cfg, stage: int, ignored: tuple[str, ...] = ()) -> list[str]:
+    """Why the stage checkpoint `ckpt` was not trained as `cfg` would train it now: its config
+    differences (`training_differences`) and its training data's (`data_changes`), leaving out the
+    dotted keys in `ignored` (a sweep's seed, or the key an evaluation-only sweep varies)."""
+    diffs = [d for d in training_differences(ckpt["config"], cfg, stage) if not d.startswith(tuple(f"{k}:" for k in ignored))]
+    return diffs + data_changes(ckpt, cfg, ignored)
+
+
 def data_identities(cfg) -> dict[str, dict | None]:
     """{data key: `synthetic.generator.data_identity` of its folder} for TRAINING_DATA_KEYS (None for
     real or converted data, which is not compared)."""
@@ -251,16 +259,17 @@ def data_identities(cfg) -> dict[str, dict | None]:
     return {key: data_identity(getattr(cfg.data, key)) for key in TRAINING_DATA_KEYS}
 
 
-def data_changes(ckpt: dict, cfg) -> list[str]:
+def data_changes(ckpt: dict, cfg, ignored: tuple[str, ...] = ()) -> list[str]:
     """Why the synthetic sets the config's training folders hold now are not the ones `ckpt` was trained
-    on ([] when they are, or where either side is not synthetic data or the checkpoint recorded none)."""
+    on ([] when they are, or where either side is not synthetic data or the checkpoint recorded none);
+    the folders whose key ('data.h36m_dir') is in `ignored` are not compared."""
     recorded = ckpt.get("extra", {}).get("data")
     if not isinstance(recorded, dict):
         return []
     reasons = []
     for key, now in data_identities(cfg).items():
         then = recorded.get(key)
-        if not isinstance(then, dict) or now is None:
+        if not isinstance(then, dict) or now is None or f"data.{key}" in ignored:
             continue
         sizes_now = now.get("synthetic") or {}
         sizes_then = {k: v for k, v in (then.get("synthetic") or {}).items() if k in sizes_now}  # what counts now
@@ -296,13 +305,6 @@ def started_from(ckpt: dict, init: Path) -> bool:
     (its recorded `init_digest`); False for a missing `init` or a checkpoint that started from nothing."""
     started = ckpt.get("extra", {}).get("init_digest")
     return started is not None and init.is_file() and file_digest(init) == started
-
-
-def is_finished(path: Path) -> bool:
-    """True when the checkpoint at `path` exists and its stage ran all its epochs."""
-    from .checkpoint import load_checkpoint
-
-    return path.is_file() and bool(load_checkpoint(path).get("extra", {}).get("finished", False))
 
 
 def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = None,

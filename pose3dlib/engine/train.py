@@ -67,20 +67,20 @@ from .runs import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
+    TEST_ONLY_KEYS,
     TIMING_NAME,
     WALLCLOCK_NAME,
     checkpoint_path,
-    data_changes,
     data_identities,
     default_init,
     default_run_dir,
     file_digest,
     precision_change,
+    recipe_differences,
     stage_dir,
     stage_lock,
     stage_status,
     started_from,
-    training_differences,
 )
 
 # Fault injection for the reliability tests: SIGKILL this process right after the given
@@ -256,7 +256,6 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     from ..data.locations import require_sets
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
-    from .runs import TEST_ONLY_KEYS
 
     d, seed = cfg.data, stage_seed(cfg.seed, stage)
     require_sets(d, ("mpii_dir", "h36m_dir", "lab_val_dir", "wild_val_dir"), mpii_splits=("train", "val"))
@@ -389,7 +388,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
     if last.is_file():
         if resume:
             ckpt = load_checkpoint(last)
-            diffs = training_differences(ckpt["config"], cfg, stage) + data_changes(ckpt, cfg)
+            diffs = recipe_differences(ckpt, cfg, stage)
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")

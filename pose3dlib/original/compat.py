@@ -495,7 +495,8 @@ def convert_hg3d_state_dict(state: Mapping[str, torch.Tensor], source: str = "st
     if unexpected or missing:
         raise CheckpointError(f"{source}: does not match an hg3d network {cfg}: unexpected {unexpected[:5]}, "
                               f"missing {missing[:5]}")
-    expected = build_model(cfg).state_dict()
+    with torch.device("meta"):  # shapes only: no weights allocated or initialised
+        expected = build_model(cfg).state_dict()
     for orig, new in key_map.items():
         if orig in state and tuple(state[orig].shape) != tuple(expected[new].shape):
             raise CheckpointError(f"{source}: {orig} has shape {tuple(state[orig].shape)}, expected "

@@ -455,53 +455,52 @@ def synthetic_overrides(synthetic_cfg: SyntheticConfig) -> list[str]:
     return [f"synthetic.{k}={v}" for k, v in _written(config_to_dict(synthetic_cfg)).items()]
 
 
-def check_matches_config(synthetic_cfg: SyntheticConfig, *data_dirs: str | Path | None,
-                         ignore: tuple[str, ...] = ()) -> None:
-    """Raise DataError when a synthetic split was generated with other `synthetic.*` sizes than the config
-    gives (a config edited after its data were made: the data load without complaint, so every number
-    would belong to other data), naming the keys. Each folder is compared on the sizes its split depends
-    on (`SPLIT_SIZES`), so a split of another set (`--set data.wild_test_dir=...`) needs only its own
-    sizes given. `ignore`: keys ('synthetic.<key>') that do not matter to the caller (training ignores
-    the test-only ones). Folders without this generator's manifest pass."""
-    wanted = config_to_dict(synthetic_cfg)
-    for d in data_dirs:
-        read = _read_manifest(d)
-        if read is None or not isinstance(read[1].get("synthetic"), dict):
-            continue
-        path, stored = read
-        have = _split_sizes(d, stored["synthetic"], ignore)
-        keys = [k for k, v in have.items() if wanted.get(k) != v]
-        if keys:
-            differ = [f"synthetic.{k}: {have[k]} in the data, {wanted.get(k)} in the config" for k in keys]
-            as_they_are = " ".join(f"--set synthetic.{k}={have[k]}" for k in keys)
-            raise DataError(f"{path}: the synthetic {Path(d).name} split in {path.parent} was generated with other "
-                            f"sizes than the config gives ({'; '.join(differ)}); regenerate it (make data, or "
-                            "python -m pose3dlib prepare-synthetic --config <config> --force), or read it as it is "
-                            f"with {as_they_are}")
+def _check_sizes(data_dir: str | Path, path: Path, stored: dict, wanted: dict, ignore: tuple[str, ...]) -> None:
+    """DataError when the split in `data_dir`, whose manifest `path` holds `stored`, was generated with
+    other `synthetic.*` sizes than `wanted` (the config's section) on the sizes it depends on
+    (`SPLIT_SIZES`, without the `ignore` keys), naming them and the --set that reads it as it is."""
+    if not isinstance(stored.get("synthetic"), dict):
+        return
+    have = _split_sizes(data_dir, stored["synthetic"], ignore)
+    keys = [k for k, v in have.items() if wanted.get(k) != v]
+    if keys:
+        differ = [f"synthetic.{k}: {have[k]} in the data, {wanted.get(k)} in the config" for k in keys]
+        as_they_are = " ".join(f"--set synthetic.{k}={have[k]}" for k in keys)
+        raise DataError(f"{path}: the synthetic {Path(data_dir).name} split in {path.parent} was generated with "
+                        f"other sizes than the config gives ({'; '.join(differ)}); regenerate it (make data, or "
+                        "python -m pose3dlib prepare-synthetic --config <config> --force), or read it as it is "
+                        f"with {as_they_are}")
 
 
 def check_not_stale(*data_dirs: str | Path | None, synthetic: SyntheticConfig | None = None,
                     ignore: tuple[str, ...] = ()) -> None:
     """Raise DataError if a data folder lies in synthetic data that an older generator version wrote,
-    or, given the config's `synthetic` section, that was generated with other sizes
-    (`check_matches_config`, which leaves out the `ignore` keys).
+    or, given the config's `synthetic` section, that was generated with other sizes than it gives (a
+    config edited after its data were made), naming the keys. Each folder is compared on the sizes its
+    split depends on (`SPLIT_SIZES`), so a split of another set (`--set data.wild_test_dir=...`) needs
+    only its own sizes given; `ignore`: keys ('synthetic.<key>') that do not matter to the caller
+    (training ignores the test-only ones).
 
     Such data loads without complaint but differs from what this code generates for the same
     config and seed, so every number computed on it would silently belong to other data. Folders
     without this generator's manifest beside them (real data, converted downloads) pass unchecked.
     """
+    manifests = []  # (folder, manifest path, contents), each read once
     for d in data_dirs:
         read = _read_manifest(d)
         if read is None:
             continue
         path, stored = read
+        manifests.append((d, path, stored))
         if stored.get("version") != GENERATOR_VERSION:
             raise DataError(
                 f"{path}: synthetic data written by generator version {stored.get('version')}, but this code "
                 f"writes version {GENERATOR_VERSION}, so {resolve(d)} is not the data the config describes; "
                 f"regenerate it (python -m pose3dlib prepare-synthetic --profile <profile> --force, or make data)")
     if synthetic is not None:  # after the version: data of an older generator are refused as such
-        check_matches_config(synthetic, *data_dirs, ignore=ignore)
+        wanted = config_to_dict(synthetic)
+        for d, path, stored in manifests:
+            _check_sizes(d, path, stored, wanted, ignore)
 
 
 def is_complete(out_dir: str | Path, cfg: SyntheticConfig, seed: int) -> bool:

@@ -69,8 +69,7 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
     `ignored`: keys the cells may change on a reused stage: the seed (the cells' seeds vary only the
     stages they train) and, in an evaluation-only sweep (every stage reused, e.g. of
     `data.wild_test_dir`), the swept key."""
-    diffs = [d for d in runs.training_differences(ckpt["config"], cfg, stage) + runs.data_changes(ckpt, cfg)
-             if not d.startswith(tuple(f"{k}:" for k in ignored) + tuple(f"{k} = " for k in ignored))]
+    diffs = runs.recipe_differences(ckpt, cfg, stage, ignored)
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
                           f"sweep's ({'; '.join(diffs)}); train the base run with this config and data (`make reproduce "
@@ -79,7 +78,8 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
 
 def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = ("seed",)) -> None:
     """Pose3DError unless the base run's `stage` is there, finished, and trained with each of `cfgs`
-    (`check_base_stage`): what the sweep cells reusing that stage need. Its checkpoint is read once."""
+    (`check_base_stage`): what the sweep cells reusing that stage need. Its checkpoint is read once
+    for all of them."""
     from ..engine.checkpoint import load_checkpoint
 
     src, path = runs.stage_dir(base_run, stage), runs.checkpoint_path(base_run, stage)
@@ -107,10 +107,16 @@ def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=Non
     stages then see a new init checkpoint and retrain, runs.stage_status). Each file is built
     under a temporary name and renamed, so an interrupt never leaves half of one.
     """
+    for stage in stages:
+        check_reused_stage(base_run, stage, () if cfg is None else (cfg,), ignored)
+    link_stages(base_run, run_dir, stages)
+
+
+def link_stages(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
+    """`seed_run_dir`'s linking alone, for stages already checked (`check_reused_stage`)."""
     import filecmp
 
     for stage in stages:
-        check_reused_stage(base_run, stage, () if cfg is None else (cfg,), ignored)
         src = runs.stage_dir(base_run, stage)
         dst = runs.stage_dir(run_dir, stage)
         dst.mkdir(parents=True, exist_ok=True)
@@ -285,7 +291,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     rows = []
     for value, seed, overrides, cfg in cells:
         run_dir = out_dir / (f"value={cell_value(value)}" + ("" if seed is None else f",seed={seed}"))
-        seed_run_dir(base, run_dir, reuse_stages, cfg, ignored=ignored)
+        link_stages(base, run_dir, reuse_stages)  # every cell's reused stages were checked above
         params = notebook_params(run_dir, overrides)
         for nb in notebooks:
             if is_up_to_date(nb, run_dir, cfg, scored_stages):

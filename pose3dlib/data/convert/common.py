@@ -143,13 +143,15 @@ def hash_file_stats(h, root: str | os.PathLike) -> None:
             h.update(f"{os.path.relpath(path, base)}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
 
 
-def files_fingerprint(*paths: Path | None) -> str:
+def files_fingerprint(*paths: Path | None, root: Path | None = None) -> str:
     """SHA-256 over `hash_file_stats` of each of `paths` (None and missing paths count as absent). A
     part's settings carry it, so a source file replaced, added or removed after the part was saved (a
-    re-downloaded video, restored images) converts that sequence again instead of reusing the old rows."""
+    re-downloaded video, restored images) converts that sequence again instead of reusing the old rows.
+    `root`: each path is named relative to it (where it lies inside it), not as given."""
     h = hashlib.sha256()
     for path in paths:
-        h.update(f"{path}\0".encode())
+        named = path.relative_to(root) if root is not None and path is not None and path.is_relative_to(root) else path
+        h.update(f"{named}\0".encode())
         if path is None or not path.exists():
             h.update(b"absent\n")
         else:

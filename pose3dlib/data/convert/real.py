@@ -15,7 +15,6 @@ training validates on that dataset's own test split, as the original release did
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,7 +27,7 @@ from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
 from ..h36m import MPI3DHP_TEST_SEQUENCES
-from .common import DOWNLOAD_STAMP, REPORT_LISTS, hash_file_stats, shown_items
+from .common import DOWNLOAD_STAMP, REPORT_LISTS, files_fingerprint, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m, find_metadata, find_subject_dirs
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -108,14 +107,8 @@ def download_fingerprint(raw: str | os.PathLike, name: str | None = None) -> str
     """SHA-256 over the files dataset `name`'s converter reads under the download (`read_paths`;
     relative path, size, modification time; an absent one as absent): it changes when a subject, a
     sequence or a file the converter reads is added, removed or replaced."""
-    root, h = resolve(raw), hashlib.sha256()
-    for path in read_paths(root, name):
-        h.update(f"{path.relative_to(root) if path.is_relative_to(root) else path}\0".encode())
-        if path.exists():
-            hash_file_stats(h, path)
-        else:
-            h.update(b"absent\n")
-    return h.hexdigest()
+    root = resolve(raw)
+    return files_fingerprint(*read_paths(root, name), root=root)
 
 
 def _download_stamp(raw: str, fingerprint: str) -> dict:
