@@ -137,7 +137,9 @@ def total_loss(outputs: dict, batch: dict, *, heatmap_weight: float, depth_weigh
     apply to and divided by the whole batch size B, as the original normalised its
     geometric term (varWeight * sum over 2D samples / batch size); with
     geometric_weight = varWeight the geometric term equals the original's value. Every
-    term is always computed (weight 0 included) so all parameters stay in the graph.
+    term is always computed (weight 0 included), so the logs show all three, and every
+    parameter whose output reaches a term is in the graph (DDP needs that; a depth output
+    computed without autograd, `train.depth_head_trains`, adds nothing to the graph).
 
     Args:
         outputs: HourglassNet3D output, {"heatmaps": [(B, J, H, W)], "depth": (B, J)}.

@@ -209,11 +209,14 @@ class HourglassNet3D(nn.Module):
                                      for _ in range(cfg.num_stacks)])
         self.depth_head = DepthHead(cfg.num_features, cfg.num_reg_modules, cfg.num_joints, cfg.depth_head_levels)
 
-    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+    def forward(self, x: torch.Tensor, depth_grad: bool = True) -> dict[str, Any]:
         """Predict heatmaps and depths.
 
         Args:
             x: float (B, 3, S, S), S a multiple of 64, as produced by `preprocess`.
+            depth_grad: False runs the depth head without autograd (its output then has no
+                gradient; BatchNorm statistics update as usual in train mode). For a training
+                step whose losses do not read the depth (`train.depth_head_trains`).
         Returns:
             {"heatmaps": list of num_stacks tensors (B, J, S/4, S/4) (the last is the final
             prediction), "depth": (B, J) root-relative depth in normalised units}.
@@ -228,7 +231,9 @@ class HourglassNet3D(nn.Module):
         for stack in self.stacks:
             feats, h = stack(feats)  # (B, F, S/4, S/4), (B, J, S/4, S/4)
             heatmaps.append(h)
-        return {"heatmaps": heatmaps, "depth": self.depth_head(feats)}
+        with torch.set_grad_enabled(depth_grad and torch.is_grad_enabled()):
+            depth = self.depth_head(feats)  # (B, J)
+        return {"heatmaps": heatmaps, "depth": depth}
 
 
 def build_model(cfg: ModelConfig) -> HourglassNet3D:
