@@ -99,6 +99,68 @@ def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_re
     assert torch.equal(results[True][2], results[False][2]) and torch.equal(results[True][3], results[False][3])
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(optimizer, monkeypatch,
+                                                                               torch_globals_restored):
+    """Stage 1's losses do not read the depth, so its steps run the depth head without autograd
+    (`depth_head_trains`). That is only allowed because the weights come out bitwise as from steps
+    through the head: zero gradients leave Adam's and RMSprop's weights unchanged, and BatchNorm's
+    statistics in the head still update. Compared here with the head forced into the backward pass."""
+    import pose3dlib.engine.train as train_module
+    from pose3dlib.engine.train import train_step
+
+    cpu = torch.device("cpu")
+    cfg = load_config("configs/cpu.yaml", [f"train.optimizer={optimizer}", f"train.fused_adam={optimizer == 'adam'}",
+                                           "train.momentum=0.9"])
+    configure_torch(cfg.train, cpu, checked_unfilled=True)
+    weights = cfg.train.stage1.loss_weights()
+    assert weights["depth"] == 0 and weights["geometric"] == 0
+    torch.manual_seed(0)
+    init = build_model(cfg.model).state_dict()  # the weights both runs below start from
+    head_bn = "depth_head.levels.0.0.bn1.running_mean"
+    real = train_module.depth_head_trains
+    results = {}
+    for forced in (True, False):
+        torch.manual_seed(0)
+        model = build_model(cfg.model).to(memory_format=torch.channels_last).train()
+        optimizer_ = build_optimizer(model.parameters(), cfg.train, 1e-3)
+        decisions = []
+
+        def decide(*args, forced=forced, decisions=decisions):
+            decisions.append(real(*args))
+            return True if forced else decisions[-1]
+
+        monkeypatch.setattr(train_module, "depth_head_trains", decide)
+        losses = [train_step(model, optimizer_, random_batch(cfg, 4, cpu, seed=i), input_format=cfg.model.input_format,
+                             switches=SpeedSwitches(channels_last=True), weights=weights) for i in range(3)]
+        assert decisions == [False] * 3  # Stage 1 in one process without weight decay: no backward through the head
+        state = model.state_dict()
+        assert not torch.equal(state[head_bn], init[head_bn])  # the head ran forward and its statistics moved
+        assert torch.equal(state["depth_head.linear.weight"], init["depth_head.linear.weight"])  # zero gradients
+        results[forced] = (state_digest(state), losses)
+    assert all(math.isfinite(x["loss"]) for x in results[False][1])
+    assert results[True] == results[False]
+
+
+def test_the_depth_head_stays_in_backward_where_a_loss_reads_it_or_its_weights_would_change():
+    from pose3dlib.engine.distributed import DistInfo
+    from pose3dlib.engine.train import depth_head_trains
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    adam, decaying = torch.optim.Adam(params), torch.optim.Adam(params, weight_decay=1e-4)
+    none = {"heatmap": 1.0, "depth": 0.0, "geometric": 0.0}
+    assert not depth_head_trains(none, adam, DistInfo())
+    assert depth_head_trains({**none, "depth": 0.1}, adam, DistInfo())  # Stage 2
+    assert depth_head_trains({**none, "geometric": 0.01}, adam, DistInfo())  # a geometric-only stage
+    assert depth_head_trains(none, decaying, DistInfo())  # decay moves the head's weights without gradients
+    assert depth_head_trains(none, adam, DistInfo(world_size=2))  # DDP wants a gradient for every parameter
+    model = build_model(load_config("configs/smoke.yaml").model).train()
+    out = model(torch.zeros(2, 3, 64, 64), depth_grad=False)
+    assert not out["depth"].requires_grad and out["heatmaps"][-1].requires_grad
+    with torch.no_grad():  # depth_grad=True never turns autograd on where the caller has it off
+        assert not model(torch.zeros(2, 3, 64, 64))["depth"].requires_grad
+
+
 # ----------------------------------------------------------------------------- pure pieces
 
 def test_lr_drops_at_the_configured_epochs():
