@@ -99,8 +99,10 @@ def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_re
     assert torch.equal(results[True][2], results[False][2]) and torch.equal(results[True][3], results[False][3])
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
-def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(optimizer, monkeypatch,
+@pytest.mark.parametrize(("optimizer", "fused", "momentum"), [
+    ("adam", True, 0.0), ("adam", False, 0.0), ("rmsprop", False, 0.0), ("rmsprop", False, 0.9),
+], ids=["adam-fused", "adam-loop", "rmsprop", "rmsprop-momentum"])
+def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(optimizer, fused, momentum, monkeypatch,
                                                                                torch_globals_restored):
     """Stage 1's losses do not read the depth, so its steps run the depth head without autograd
     (`depth_head_trains`). That is only allowed because the weights come out bitwise as from steps
@@ -110,8 +112,8 @@ def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(
     from pose3dlib.engine.train import train_step
 
     cpu = torch.device("cpu")
-    cfg = load_config("configs/cpu.yaml", [f"train.optimizer={optimizer}", f"train.fused_adam={optimizer == 'adam'}",
-                                           "train.momentum=0.9"])
+    cfg = load_config("configs/cpu.yaml", [f"train.optimizer={optimizer}", f"train.fused_adam={fused}",
+                                           f"train.momentum={momentum}"])
     configure_torch(cfg.train, cpu, checked_unfilled=True)
     weights = cfg.train.stage1.loss_weights()
     assert weights["depth"] == 0 and weights["geometric"] == 0
@@ -149,11 +151,13 @@ def test_the_depth_head_stays_in_backward_where_a_loss_reads_it_or_its_weights_w
     params = [torch.nn.Parameter(torch.zeros(2))]
     adam, decaying = torch.optim.Adam(params), torch.optim.Adam(params, weight_decay=1e-4)
     none = {"heatmap": 1.0, "depth": 0.0, "geometric": 0.0}
-    assert not depth_head_trains(none, adam, DistInfo())
-    assert depth_head_trains({**none, "depth": 0.1}, adam, DistInfo())  # Stage 2
-    assert depth_head_trains({**none, "geometric": 0.01}, adam, DistInfo())  # a geometric-only stage
-    assert depth_head_trains(none, decaying, DistInfo())  # decay moves the head's weights without gradients
-    assert depth_head_trains(none, adam, DistInfo(world_size=2))  # DDP wants a gradient for every parameter
+    eager = SpeedSwitches(channels_last=True, bf16=True)
+    assert not depth_head_trains(none, adam, DistInfo(), eager)
+    assert depth_head_trains({**none, "depth": 0.1}, adam, DistInfo(), eager)  # Stage 2
+    assert depth_head_trains({**none, "geometric": 0.01}, adam, DistInfo(), eager)  # a geometric-only stage
+    assert depth_head_trains(none, decaying, DistInfo(), eager)  # decay moves the head's weights without gradients
+    assert depth_head_trains(none, adam, DistInfo(world_size=2), eager)  # DDP wants a gradient for every parameter
+    assert depth_head_trains(none, adam, DistInfo(), SpeedSwitches(compile=True))  # not compared compiled
     model = build_model(load_config("configs/smoke.yaml").model).train()
     out = model(torch.zeros(2, 3, 64, 64), depth_grad=False)
     assert not out["depth"].requires_grad and out["heatmaps"][-1].requires_grad

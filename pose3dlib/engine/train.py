@@ -275,20 +275,23 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
 
 # ----------------------------------------------------------------------------- the step
 
-def depth_head_trains(weights: dict[str, float], optimizer: torch.optim.Optimizer, info: DistInfo) -> bool:
+def depth_head_trains(weights: dict[str, float], optimizer: torch.optim.Optimizer, info: DistInfo,
+                      switches: SpeedSwitches) -> bool:
     """Whether a step must backpropagate through the depth head.
 
     Not when no loss reads the depth (depth and geometric weights 0, as in Stage 1), in one
-    process, with no weight decay: the head's parameters would then get all-zero gradients,
-    which Adam and RMSprop turn into no change at all, and the zeros it would pass back add
-    nothing to the stacks' gradients; so the weights are bitwise those of a step through the
-    head, for less work (6 % of a cpu-profile Stage 1 step, docs/benchmarks.md). Weight decay
-    would move the head's weights even with zero gradients, and DDP needs every parameter to
-    receive a gradient, so both keep the head in the backward pass.
+    process, without torch.compile and with no weight decay: the head's parameters, and the last
+    stack's two 1 x 1 convolutions that only feed it, would then get all-zero gradients, which
+    Adam and RMSprop (eps > 0) turn into no change at all, and the zeros passed back would add
+    nothing to the stacks' gradients; so the weights and BatchNorm statistics are bitwise those
+    of a step through the head (the optimiser then keeps no state for those parameters), for
+    less work (a cpu-profile Stage 1 step 1.07-1.11 x faster, docs/benchmarks.md). Weight decay would move those weights even with zero
+    gradients, DDP needs every parameter to receive a gradient, and a compiled step is not
+    covered by the test that compares the two, so all three keep the head in the backward pass.
     """
     reads_depth = weights["depth"] != 0 or weights["geometric"] != 0
     decays = any(group.get("weight_decay", 0) != 0 for group in optimizer.param_groups)
-    return reads_depth or decays or info.world_size > 1
+    return reads_depth or decays or info.world_size > 1 or switches.compile
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample: dict[str, torch.Tensor], *,
@@ -297,7 +300,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample:
     """One optimiser step on a batch already on the model's device; returns the losses.
 
     preprocess -> forward (bf16 autocast when switches.bf16; the depth head without autograd
-    where `depth_head_trains` says it may) -> losses.total_loss with
+    where `depth_head_trains` says it may, so there `model` must take HourglassNet3D's
+    `depth_grad` keyword) -> losses.total_loss with
     `weights` ({"heatmap", "depth", "geometric"}) -> backward -> optimizer.step. The
     returned {"loss": total, <term>: value} are averaged over the processes (DDP). Raises
     NonFiniteLossError naming the term, before the update, when any of them is not finite.
@@ -310,7 +314,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample:
     if switches.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=switches.bf16):
-        out = model(images) if depth_head_trains(weights, optimizer, info) else model(images, depth_grad=False)
+        out = model(images) if depth_head_trains(weights, optimizer, info, switches) else model(images, depth_grad=False)
     out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
     loss, terms = total_loss(out, sample, heatmap_weight=weights["heatmap"], depth_weight=weights["depth"],
                              geometric_weight=weights["geometric"])
