@@ -99,11 +99,12 @@ def test_deterministic_training_reads_no_unwritten_memory(bf16, torch_globals_re
     assert torch.equal(results[True][2], results[False][2]) and torch.equal(results[True][3], results[False][3])
 
 
-@pytest.mark.parametrize(("optimizer", "fused", "momentum"), [
-    ("adam", True, 0.0), ("adam", False, 0.0), ("rmsprop", False, 0.0), ("rmsprop", False, 0.9),
-], ids=["adam-fused", "adam-loop", "rmsprop", "rmsprop-momentum"])
-def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(optimizer, fused, momentum, monkeypatch,
-                                                                               torch_globals_restored):
+@pytest.mark.parametrize(("optimizer", "fused", "momentum", "bf16"), [
+    ("adam", True, 0.0, False), ("adam", True, 0.0, True), ("adam", False, 0.0, False), ("rmsprop", False, 0.0, False),
+    ("rmsprop", False, 0.9, False),
+], ids=["adam-fused", "adam-fused-bf16", "adam-loop", "rmsprop", "rmsprop-momentum"])
+def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(optimizer, fused, momentum, bf16,
+                                                                               monkeypatch, torch_globals_restored):
     """Stage 1's losses do not read the depth, so its steps run the depth head without autograd
     (`depth_head_trains`). That is only allowed because the weights come out bitwise as from steps
     through the head: zero gradients leave Adam's and RMSprop's weights unchanged, and BatchNorm's
@@ -134,7 +135,7 @@ def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(
 
         monkeypatch.setattr(train_module, "depth_head_trains", decide)
         losses = [train_step(model, optimizer_, random_batch(cfg, 4, cpu, seed=i), input_format=cfg.model.input_format,
-                             switches=SpeedSwitches(channels_last=True), weights=weights) for i in range(3)]
+                             switches=SpeedSwitches(channels_last=True, bf16=bf16), weights=weights) for i in range(3)]
         assert decisions == [False] * 3  # Stage 1 in one process without weight decay: no backward through the head
         state = model.state_dict()
         assert not torch.equal(state[head_bn], init[head_bn])  # the head ran forward and its statistics moved
@@ -156,6 +157,7 @@ def test_the_depth_head_stays_in_backward_where_a_loss_reads_it_or_its_weights_w
     assert depth_head_trains({**none, "depth": 0.1}, adam, DistInfo(), eager)  # Stage 2
     assert depth_head_trains({**none, "geometric": 0.01}, adam, DistInfo(), eager)  # a geometric-only stage
     assert depth_head_trains(none, decaying, DistInfo(), eager)  # decay moves the head's weights without gradients
+    assert depth_head_trains(none, torch.optim.Adam(params, eps=0.0), DistInfo(), eager)  # 0/0 with zero gradients
     assert depth_head_trains(none, adam, DistInfo(world_size=2), eager)  # DDP wants a gradient for every parameter
     assert depth_head_trains(none, adam, DistInfo(), SpeedSwitches(compile=True))  # not compared compiled
     model = build_model(load_config("configs/smoke.yaml").model).train()

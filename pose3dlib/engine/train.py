@@ -280,18 +280,20 @@ def depth_head_trains(weights: dict[str, float], optimizer: torch.optim.Optimize
     """Whether a step must backpropagate through the depth head.
 
     Not when no loss reads the depth (depth and geometric weights 0, as in Stage 1), in one
-    process, without torch.compile and with no weight decay: the head's parameters, and the last
-    stack's two 1 x 1 convolutions that only feed it, would then get all-zero gradients, which
-    Adam and RMSprop (eps > 0) turn into no change at all, and the zeros passed back would add
-    nothing to the stacks' gradients; so the weights and BatchNorm statistics are bitwise those
-    of a step through the head (the optimiser then keeps no state for those parameters), for
-    less work (a cpu-profile Stage 1 step 1.07-1.11 x faster, docs/benchmarks.md). Weight decay would move those weights even with zero
-    gradients, DDP needs every parameter to receive a gradient, and a compiled step is not
-    covered by the test that compares the two, so all three keep the head in the backward pass.
+    process, without torch.compile, with no weight decay and eps > 0: the head's parameters, and
+    the last stack's two 1 x 1 convolutions that only feed it, would then get all-zero gradients,
+    which Adam and RMSprop turn into no change at all, and the zeros passed back would add nothing
+    to the stacks' gradients; so the weights and BatchNorm statistics are bitwise those of a step
+    through the head (the optimiser then keeps no state for those parameters), for less work (a
+    cpu-profile Stage 1 step 1.07-1.11 x faster, docs/benchmarks.md). Weight decay would move
+    those weights even with zero gradients, eps 0 would turn them into 0/0, DDP needs every
+    parameter to receive a gradient, and a compiled step is not covered by the test that compares
+    the two, so each of these keeps the head in the backward pass.
     """
     reads_depth = weights["depth"] != 0 or weights["geometric"] != 0
-    decays = any(group.get("weight_decay", 0) != 0 for group in optimizer.param_groups)
-    return reads_depth or decays or info.world_size > 1 or switches.compile
+    moves_without_gradient = any(group.get("weight_decay", 0) != 0 or group.get("eps", 1) == 0
+                                 for group in optimizer.param_groups)
+    return reads_depth or moves_without_gradient or info.world_size > 1 or switches.compile
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample: dict[str, torch.Tensor], *,
@@ -314,7 +316,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample:
     if switches.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=switches.bf16):
-        out = model(images) if depth_head_trains(weights, optimizer, info, switches) else model(images, depth_grad=False)
+        trains_head = depth_head_trains(weights, optimizer, info, switches)
+        out = model(images) if trains_head else model(images, depth_grad=False)
     out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
     loss, terms = total_loss(out, sample, heatmap_weight=weights["heatmap"], depth_weight=weights["depth"],
                              geometric_weight=weights["geometric"])
