@@ -247,7 +247,8 @@ def recipe_differences(ckpt: dict, cfg, stage: int, ignored: tuple[str, ...] = (
     """Why the stage checkpoint `ckpt` was not trained as `cfg` would train it now: its config
     differences (`training_differences`) and its training data's (`data_changes`), leaving out the
     dotted keys in `ignored` (a sweep's seed, or the key an evaluation-only sweep varies)."""
-    diffs = [d for d in training_differences(ckpt["config"], cfg, stage) if not d.startswith(tuple(f"{k}:" for k in ignored))]
+    ignored_prefixes = tuple(f"{k}:" for k in ignored)
+    diffs = [d for d in training_differences(ckpt["config"], cfg, stage) if not d.startswith(ignored_prefixes)]
     return diffs + data_changes(ckpt, cfg, ignored)
 
 

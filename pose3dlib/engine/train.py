@@ -315,8 +315,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample:
     images = preprocess(sample["image"], input_format)  # (B, 3, S, S)
     if switches.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    trains_head = depth_head_trains(weights, optimizer, info, switches)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=switches.bf16):
-        trains_head = depth_head_trains(weights, optimizer, info, switches)
         out = model(images) if trains_head else model(images, depth_grad=False)
     out = {"heatmaps": [h.float() for h in out["heatmaps"]], "depth": out["depth"].float()}
     loss, terms = total_loss(out, sample, heatmap_weight=weights["heatmap"], depth_weight=weights["depth"],

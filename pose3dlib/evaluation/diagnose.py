@@ -265,14 +265,9 @@ def run(args) -> int:
             raise Pose3DError(f"{split} ({root}): {e}") from None
         print(report)
     if args.figure is not None:
-        import matplotlib.pyplot as plt
-
-        from ..engine.atomic_io import atomic_write
         from ..plots.diagnostics import plot_by_trunk_tilt
+        from ..plots.viz import write_png
 
-        fig = plot_by_trunk_tilt(tilt_rows)
-        path = atomic_write(Path(args.figure).resolve(), lambda f: fig.savefig(f, format="png", dpi=120,
-                                                                                bbox_inches="tight"), binary=True)
-        plt.close(fig)
+        path = write_png(plot_by_trunk_tilt(tilt_rows), Path(args.figure).resolve(), bbox_inches="tight")
         print(f"wrote {path}")
     return 0

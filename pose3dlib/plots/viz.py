@@ -299,6 +299,20 @@ def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path
     return path
 
 
+def write_png(fig, path: str | Path, dpi: int = 120, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure to `path` as PNG atomically (an interrupt never leaves half a file),
+    then close it (also when writing fails); return the path. For the committed records that
+    commands write (sweep.png, ablation.png, diagnose-depth --figure)."""
+    import matplotlib.pyplot as plt
+
+    from ..engine.atomic_io import atomic_write
+
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, **savefig_kwargs), binary=True)
+    finally:
+        plt.close(fig)
+
+
 # COLOURS as RGB (0-255) for drawing on images with OpenCV (in RGB order: the images are RGB)
 RGB_COLOURS = {side: tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for side, h in COLOURS.items()}
 

@@ -602,13 +602,9 @@ def summarize(csv_path: str | Path) -> str:
         ablation_table(rows), "", "## The paper's two claims", "", claims_summary(rows), "",
     ])
     atomic_write_text(path.parent / "ablation.md", text)
-    import matplotlib.pyplot as plt
+    from ..plots.viz import write_png
 
-    fig = plot_ablation(rows, run_name=path.parent.name)
-    try:
-        atomic_write(path.parent / "ablation.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
-    finally:
-        plt.close(fig)
+    write_png(plot_ablation(rows, run_name=path.parent.name), path.parent / "ablation.png")
     return text
 
 

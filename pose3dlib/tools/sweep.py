@@ -466,13 +466,9 @@ def summarize(summary_csv: str | Path, param: str) -> str:
     stage = max((r["stage"] for r in rows if r["stage"].startswith("stage")), default="stage3")
     table = sweep_table(rows, param, stage=stage) + "\n\n" + sweep_caption(rows, stage)
     atomic_write_text(summary.parent / "sweep.md", table + "\n")  # a Ctrl-C never leaves half a committed record
-    import matplotlib.pyplot as plt
+    from ..plots.viz import write_png
 
-    fig = plot_sweep(rows, param, stage=stage)
-    try:
-        atomic_write(summary.parent / "sweep.png", lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
-    finally:
-        plt.close(fig)
+    write_png(plot_sweep(rows, param, stage=stage), summary.parent / "sweep.png")
     return table
 
 
