@@ -492,6 +492,34 @@ def test_a_rerun_converts_again_what_lost_its_crops(raw, tmp_path):
     assert len(list((tmp_path / "3dhp" / "images").rglob("*.jpg"))) == report["rows"] > 0
 
 
+def test_crops_present_lists_each_sequence_folder_once_and_misses_nothing(tmp_path, monkeypatch):
+    from pose3dlib.data.convert import common
+    from pose3dlib.data.h36m import image_path
+
+    rows = np.array([(9, 2, 1, 1, i) for i in (1, 6, 11)] + [(11, 3, 2, 4, i) for i in (1, 2)])
+    cols = list(rows.T)
+    for row in rows:
+        path = image_path(tmp_path, *map(int, row))
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"jpg")
+    listed = []
+    real_present_names = common._present_names
+    monkeypatch.setattr(common, "_present_names", lambda folder: listed.append(folder) or real_present_names(folder))
+    assert common.crops_present(tmp_path, *cols)
+    assert sorted(f.name for f in listed) == ["s_09_act_02_subact_01_ca_01", "s_11_act_03_subact_02_ca_04"]
+    last = image_path(tmp_path, *map(int, rows[-1]))
+    last.unlink()  # one crop gone, in the second folder
+    assert not common.crops_present(tmp_path, *cols)
+    target = tmp_path / "elsewhere.jpg"
+    last.symlink_to(target)  # a dangling link is no crop ...
+    assert not common.crops_present(tmp_path, *cols)
+    target.write_bytes(b"jpg")  # ... a link to one is
+    assert common.crops_present(tmp_path, *cols)
+    shutil.rmtree(last.parent)  # a whole folder gone
+    assert not common.crops_present(tmp_path, *cols)
+    assert common.crops_present(tmp_path, *(c[:3] for c in cols))  # the rows of the other folder alone
+
+
 def test_h36m_subjects_in_batches_are_not_dropped(raw, tmp_path):
     out = tmp_path / "out"
     nine = convert_h36m(raw / "h36m", out, subjects=(9,), progress=False)
@@ -522,6 +550,27 @@ def test_a_replaced_source_file_is_converted_again(raw, tmp_path):
     image.write_bytes(image.read_bytes())  # the same bytes, a newer file: it may differ, so convert again
     convert_3dhp(part, tmp_path / "out", progress=False)
     assert crop.stat().st_mtime_ns != before
+
+
+def test_a_moved_download_reuses_its_finished_sequences(raw, tmp_path):
+    """The sequence fingerprints name files relative to the download: a download moved or renamed as a
+    whole (times kept) is not decoded and cropped again."""
+    h36m = tmp_path / "h36m_raw"
+    shutil.copytree(raw / "h36m", h36m, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    ts = tmp_path / "3dhp_raw"
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", ts / "TS5")
+    first = {"h36m": convert_h36m(h36m, tmp_path / "h36m", progress=False),
+             "3dhp": convert_3dhp(ts, tmp_path / "3dhp", progress=False)}
+    crops = {name: {p: p.stat().st_mtime_ns for p in (tmp_path / name / "images").rglob("*.jpg")} for name in first}
+    assert all(crops.values())
+    (tmp_path / "moved").mkdir()
+    h36m, ts = h36m.rename(tmp_path / "moved" / "h36m"), ts.rename(tmp_path / "moved" / "3dhp")
+    again = {"h36m": convert_h36m(h36m, tmp_path / "h36m", progress=False),
+             "3dhp": convert_3dhp(ts, tmp_path / "3dhp", progress=False)}
+    for name in first:
+        assert again[name]["rows"] == first[name]["rows"] > 0
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / name / "images").rglob("*.jpg")} == crops[name], name
+        assert again[name]["raw"] != first[name]["raw"]  # the report names the download where it is now
 
 
 def test_prepare_real_data_converts_once(raw, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from pose3dlib import camera
 from pose3dlib.config import SyntheticConfig, load_config
+from pose3dlib.data.h36m import image_path
 from pose3dlib.engine import atomic_io
 from pose3dlib.engine.errors import DataError
 from pose3dlib.synthetic import generator as synthetic
@@ -58,7 +59,7 @@ def test_more_lab_test_people_keep_the_training_rows(tiny, tmp_path):
         rows = [(int(f["subject"][r]), int(f["action"][r]), int(f["subaction"][r]), int(f["camera"][r]),
                  int(f["id"][r])) for r in np.flatnonzero(train)]
     for row in rows:
-        image = synthetic._h36m_path(tiny / "h36m" / "images", *row)
+        image = image_path(tiny / "h36m" / "images", *row)
         twin = more / "h36m" / "images" / image.relative_to(tiny / "h36m" / "images")
         assert image.read_bytes() == twin.read_bytes(), image
     assert synthetic.lab_test_subjects(1) == (9,) and synthetic.lab_test_subjects(3) == (9, 11, 12)

@@ -123,11 +123,35 @@ def test_the_kernels_own_stderr_is_kept_off_the_terminal_unless_the_kernel_dies(
     run("import os\nos.write(2, b'native library chatter\\n')\nprint('cell output')")
     assert "native library chatter" not in capfd.readouterr().err
     assert "cell output" in (tmp_path / "out" / "nb.ipynb").read_text()
-    with pytest.raises(Pose3DError, match=r"nb\.ipynb: the kernel died while running it"):
+    # the message names the cell that was running: the second code cell, by its first line
+    with pytest.raises(Pose3DError, match=r"nb\.ipynb: the kernel died while running code cell 2 of 2 \(`import os`\)"):
         run("import os\nos.write(2, b'native library: out of memory\\n')\nos._exit(3)")
     err = capfd.readouterr().err
     assert "the kernel's own last output" in err and "native library: out of memory" in err
     assert not list((tmp_path / "out").glob(".*tmp*"))  # no partial notebook left
+
+
+def test_running_cell_is_the_last_cell_papermill_started(tmp_path):
+    """From papermill's partial notebook: the last code cell with a start_time, counted among the
+    notebook's own code cells (the injected parameters cell and markdown left out)."""
+    def cell(kind, source, started, tags=()):
+        meta = {"tags": list(tags), "papermill": {"start_time": "2026-12-06T01:00:00" if started else None}}
+        return {"cell_type": kind, "metadata": meta, "source": source, **({"outputs": []} if kind == "code" else {})}
+
+    nb = {"cells": [cell("markdown", "# title", True), cell("code", "x = 1", True, ["parameters"]),
+                    cell("code", "x = 2", True, ["injected-parameters"]),
+                    cell("code", ["\n", "model = train(x)  # a long comment that goes well past sixty characters in all\n"], True),
+                    cell("code", "plot(model)", False)]}
+    path = tmp_path / "partial.ipynb"
+    path.write_text(json.dumps(nb))
+    assert notebook_runner.running_cell(path) == "code cell 2 of 3 (`model = train(x)  # a long comment that goes well past si...`)"
+    nb["cells"][3]["metadata"]["papermill"]["start_time"] = None
+    nb["cells"][1]["metadata"]["papermill"]["start_time"] = None
+    path.write_text(json.dumps(nb))
+    assert notebook_runner.running_cell(path) is None  # only the injected cell started: nothing of the notebook's own
+    path.write_text("{not json")
+    assert notebook_runner.running_cell(path) is None
+    assert notebook_runner.running_cell(tmp_path / "absent.ipynb") is None
 
 
 def test_the_kernels_progress_bars_reach_the_terminal_not_the_notebook(tmp_path, capfd):

@@ -67,10 +67,20 @@ def check_istrain(path: Path, istrain: np.ndarray) -> None:
         raise DataError(f"{path}: 'istrain' holds {{{shown}}}; expected 0 or 1")
 
 
+def sequence_folder(subject: int, action: int, subaction: int, cam: int) -> str:
+    """The release's folder name of one sequence's crops: s_SS_act_AA_subact_BB_ca_CC."""
+    return f"s_{subject:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
+
+
+def image_name(folder: str, frame_id: int) -> str:
+    """The release's file name of one crop in its sequence folder: <folder>_<id:06d>.jpg."""
+    return f"{folder}_{frame_id:06d}.jpg"
+
+
 def image_path(image_root: Path, subject: int, action: int, subaction: int, cam: int, frame_id: int) -> Path:
     """The release's image path of one row."""
-    folder = f"s_{subject:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
-    return image_root / folder / f"{folder}_{frame_id:06d}.jpg"
+    folder = sequence_folder(subject, action, subaction, cam)
+    return image_root / folder / image_name(folder, frame_id)
 
 
 class H36MDataset(Dataset):

@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import camera
 from ..config import Config, DataConfig, SyntheticConfig, config_from_dict, config_to_dict, load_config
-from ..data import mpii
+from ..data import h36m, mpii
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import building_folder, remove_stale_temporaries
 from ..engine.device import opencv_threads
@@ -228,12 +228,6 @@ def _appearance(task: _Chunk, i: int, rng: np.random.Generator) -> render.Appear
 
 # ----------------------------------------------------------------------------- splits
 
-def _h36m_path(root: Path, subject: int, action: int, subaction: int, cam: int, frame_id: int) -> Path:
-    """Image path in the release's naming: s_SS_act_AA_subact_BB_ca_CC/..._<id:06d>.jpg."""
-    folder = f"s_{subject:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
-    return root / folder / f"{folder}_{frame_id:06d}.jpg"
-
-
 def lab_test_subjects(n: int) -> tuple[int, ...]:
     """The `n` lab test people: Human3.6M's S9 and S11 first, then S12, S13, ..."""
     if n < 1:
@@ -324,7 +318,7 @@ def _write_h36m_split(root: Path, cfg: SyntheticConfig, seed: int, n_train: int,
     """
     meta = _h36m_meta(seed, n_train, n_test, wild, val, cfg.h36m_test_subjects)
     img_root = root / IMAGE_DIR
-    paths = [_h36m_path(img_root, *(int(meta[k][r]) for k in ("subject", "action", "subaction", "camera", "id")))
+    paths = [h36m.image_path(img_root, *(int(meta[k][r]) for k in ("subject", "action", "subaction", "camera", "id")))
              for r in range(len(meta["id"]))]
     for folder in {p.parent for p in paths}:
         folder.mkdir(parents=True, exist_ok=True)

@@ -313,6 +313,30 @@ def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
     write_ipynb(nb, str(notebook))
 
 
+def running_cell(executed: Path) -> str | None:
+    """Which cell of the partial notebook papermill saved at `executed` was running when the kernel
+    stopped: "code cell K of N (`first line`)", counting the code cells of the notebook as written
+    (papermill's injected parameters cell left out); None when the file says nothing.
+
+    papermill stamps each cell's start_time as it begins and saves the notebook, and only the cells
+    it reached have one, so the running cell is the last with a start_time."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    code = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    started = [k for k, c in enumerate(code, 1) if (c.get("metadata", {}).get("papermill") or {}).get("start_time")]
+    if not started:
+        return None
+    k = started[-1]
+    source = code[k - 1].get("source", "")
+    first = next((line.strip() for line in ("".join(source) if isinstance(source, list) else source).splitlines()
+                  if line.strip()), "")
+    shown = first if len(first) <= 60 else first[:57] + "..."
+    return f"code cell {k} of {len(code)}" + (f" (`{shown}`)" if shown else "")
+
+
 def check_output(src: Path, out: Path, in_place: bool = False) -> None:
     """Pose3DError before anything runs when the executed notebook could not, or must not, go to `out`:
     the source notebook itself unless `in_place` (its copy would be replaced by the executed one), or a folder."""
@@ -366,8 +390,9 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
                 if tail := kernel_log_tail(sockets):
                     print(f"{src.name}: the kernel's own last output:\n{tail}", file=sys.stderr)
                 if isinstance(e, DeadKernelError):
-                    raise Pose3DError(f"{src.name}: the kernel died while running it ({e}; out of memory, or a crash "
-                                      "in native code: see its last output above, if any)") from None
+                    where = running_cell(tmp)
+                    raise Pose3DError(f"{src.name}: the kernel died while running {where or 'it'} ({e}; out of memory, "
+                                      "or a crash in native code: see its last output above, if any)") from None
                 raise
         relative_papermill_paths(tmp, src, out)
         tmp.replace(out)

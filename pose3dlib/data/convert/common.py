@@ -147,7 +147,8 @@ def files_fingerprint(*paths: Path | None, root: Path | None = None) -> str:
     """SHA-256 over `hash_file_stats` of each of `paths` (None and missing paths count as absent). A
     part's settings carry it, so a source file replaced, added or removed after the part was saved (a
     re-downloaded video, restored images) converts that sequence again instead of reusing the old rows.
-    `root`: each path is named relative to it (where it lies inside it), not as given."""
+    `root`: each path is named relative to it (where it lies inside it), not as given, so a download
+    moved or renamed as a whole (its files' sizes and times kept) keeps its fingerprints."""
     h = hashlib.sha256()
     for path in paths:
         named = path.relative_to(root) if root is not None and path is not None and path.is_relative_to(root) else path
@@ -169,8 +170,6 @@ def load_part(out: Path, name: str, settings: dict, images: Path | None = None) 
     `images`: the release's image folder of the rows (subject, action, subaction, camera, id); a
     part any of whose crops is gone there (a deleted images/ folder) is converted again too.
     """
-    from ..h36m import image_path
-
     path = part_path(out, name)
     if not path.is_file():
         return None
@@ -182,13 +181,38 @@ def load_part(out: Path, name: str, settings: dict, images: Path | None = None) 
     except (OSError, ValueError, KeyError):
         return None  # a damaged marker: convert the sequence again
     try:
-        if images is not None and not all(
-                os.path.exists(image_path(images, *keys)) for keys in zip(
-                    rows["subject"], rows["action"], rows["subaction"], rows["camera"], rows["id"])):
-            return None
+        keys = [rows[k] for k in ("subject", "action", "subaction", "camera", "id")]
     except KeyError:
         return None  # a part without the release's row keys: convert it again
+    if images is not None and not crops_present(images, *keys):
+        return None
     return rows
+
+
+def crops_present(images: Path, subject, action, subaction, camera, ids) -> bool:
+    """Whether the release's crop of every row (arrays of subject, action, subaction, camera, id) lies in `images`.
+
+    Each sequence folder is listed once instead of one `stat` per crop (a sequence of the release
+    has thousands): a name listed there counts, a link only when its target exists."""
+    from ..h36m import image_name, sequence_folder
+
+    ids = np.asarray(ids)
+    sequences = np.stack([np.asarray(k) for k in (subject, action, subaction, camera)], axis=1).reshape(len(ids), 4)
+    for key in np.unique(sequences, axis=0):
+        folder = sequence_folder(*(int(k) for k in key))
+        names = _present_names(images / folder)
+        if names is None or any(image_name(folder, int(i)) not in names for i in ids[(sequences == key).all(1)]):
+            return False
+    return True
+
+
+def _present_names(folder: Path) -> set[str] | None:
+    """The names in `folder` that exist (a dangling link left out); None when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if not e.is_symlink() or os.path.exists(e.path)}
+    except OSError:
+        return None
 
 
 def save_part(out: Path, name: str, settings: dict, rows: dict[str, np.ndarray]) -> None:

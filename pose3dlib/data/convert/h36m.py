@@ -33,7 +33,7 @@ from ...engine.errors import DataError
 from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import h36m32_to_mpii16
-from ..h36m import image_path
+from ..h36m import image_path, sequence_folder
 from . import common
 
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
@@ -358,9 +358,9 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     for s, action, subaction, cam, name, f3d, f2d, video in progress_bar(jobs, desc="convert-h36m", unit="seq",
                                                                    disable=not progress):
         step = every if s in TRAIN_SUBJECTS else (every_test or every)
-        folder = f"s_{s:02d}_act_{action:02d}_subact_{subaction:02d}_ca_{cam:02d}"
+        folder = sequence_folder(s, action, subaction, cam)
         settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name,
-                    "files": common.files_fingerprint(f3d, f2d, video)}
+                    "files": common.files_fingerprint(f3d, f2d, video, root=raw)}
         rows = common.load_part(out, folder, settings, images)
         if rows is None:
             try:

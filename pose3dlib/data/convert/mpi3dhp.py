@@ -141,7 +141,8 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
         seq_dir = testset / f"TS{seq}"
-        part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER)}
+        part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER,
+                                                                 root=testset)}
         rows = common.load_part(out, f"TS{seq}", part, out / "images")
         if rows is None:
             rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
