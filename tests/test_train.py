@@ -280,6 +280,54 @@ def test_metrics_log_resume_drops_records_after_the_checkpoint(tmp_path):
     assert read_metrics(path) == []
 
 
+class _FakeSummaryWriter:
+    """Stands in for torch.utils.tensorboard.SummaryWriter (the tensorboard package is an optional extra)."""
+
+    made: list = []
+
+    def __init__(self, log_dir, purge_step=None):
+        self.log_dir, self.purge_step, self.scalars, self.closed = log_dir, purge_step, [], False
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        _FakeSummaryWriter.made.append(self)
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_curves_follow_the_records_fresh_resumed_and_absent(tmp_path, monkeypatch):
+    """A fresh run clears the old curves; a resumed one keeps them and purges the steps after its
+    checkpoint; scalars other than step/stage/epoch and booleans go to `<kind>/<name>`; without the
+    tensorboard package (or on another rank) nothing is written and the folder is left alone."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=_FakeSummaryWriter))
+    monkeypatch.setattr(_FakeSummaryWriter, "made", [])
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    (tb / "events.old").write_text("an older run's curves")
+    log = MetricsLog(tmp_path / "metrics.jsonl", tensorboard_dir=tb)
+    fresh = _FakeSummaryWriter.made[-1]
+    assert not (tb / "events.old").exists() and (fresh.log_dir, fresh.purge_step) == (str(tb), None)
+    log.write("train", step=5, stage=1, epoch=1, loss=0.25, lr=2, finite=True, name="x")
+    assert fresh.scalars == [("train/loss", 0.25, 5), ("train/lr", 2, 5)]
+    log.close()
+    assert fresh.closed
+
+    (tb / "events.kept").write_text("curves up to the checkpoint")
+    MetricsLog(tmp_path / "metrics.jsonl", tensorboard_dir=tb, resume_step=250)
+    assert (tb / "events.kept").exists() and _FakeSummaryWriter.made[-1].purge_step == 251
+
+    MetricsLog(tmp_path / "metrics.jsonl", tensorboard_dir=tb, enabled=False)  # another rank
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` raises ImportError
+    quiet = MetricsLog(tmp_path / "metrics.jsonl", tensorboard_dir=tb)
+    quiet.write("train", step=6, loss=0.5)
+    assert len(_FakeSummaryWriter.made) == 2 and (tb / "events.kept").exists()
+    assert [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0.5]
+
+
 def test_a_torn_last_line_is_cut_and_whole_files_are_left_alone(tmp_path):
     path = tmp_path / "wallclock.jsonl"
     assert drop_torn_line(path) is False and not path.exists()  # no file: nothing made
