@@ -209,7 +209,12 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
     return ckpt["model"]
 
 
-def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
+def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None,
+                   cfg: Config | None = None) -> Path | None:
+    """The checkpoint a fresh stage starts from: --init, else the run's previous stage (None for Stage 1).
+
+    Given `cfg`, the previous stage's checkpoint must have been trained as `cfg` would train it
+    (`previous_stage_differences`): an explicit --init is taken as it is."""
     if init_from is not None:
         path = resolve(init_from)
         if not path.is_file():
@@ -224,7 +229,21 @@ def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.P
             f"`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir}` or pass --init CKPT"
             + (" (notebook 04: -p init_from CKPT)" if stage == 3 else "")
         )
+    if path is not None and cfg is not None and (diffs := previous_stage_differences(load_checkpoint(path), cfg, stage)):
+        raise CheckpointError(
+            f"stage {stage} would start from {path}, but stage {stage - 1} was trained there with other settings or "
+            f"data than this config gives it ({'; '.join(diffs)}); train it again (`python -m pose3dlib train --config "
+            f"<config> --stage {stage - 1} --run-dir {run_dir} --overwrite`), or pass --init {path} to start from it as it is"
+            + (" (notebook 04: -p init_from CKPT)" if stage == 3 else ""))
     return path
+
+
+def previous_stage_differences(ckpt: dict, cfg: Config, stage: int) -> list[str]:
+    """Why the previous stage's checkpoint `ckpt` was not trained as `cfg` would train stage `stage - 1`
+    (`runs.recipe_differences`: its settings and training data), leaving out the seed: each stage
+    draws its own randomness from it (`stage_seed`), so a start trained with another seed is still
+    this recipe's (seed sweeps share one Stage 1 this way)."""
+    return recipe_differences(ckpt, cfg, stage - 1, ignored=("seed",))
 
 
 # ----------------------------------------------------------------------------- status for notebooks
@@ -432,7 +451,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
         print(f"stage {stage}: no checkpoint at {last}; starting the stage from the beginning", file=sys.stderr)
     if ckpt is not None:
         return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
-    init_path = _init_path_for(stage, run_dir, init_from)
+    init_path = _init_path_for(stage, run_dir, init_from, cfg)
     return None, init_path, file_digest(init_path) if init_path is not None else None
 
 

@@ -40,6 +40,7 @@ from ...engine.device import opencv_threads
 from ...engine.errors import Pose3DError
 from ...engine.paths import PROJECT_ROOT, CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.runlog import read_metrics
+from ...engine.runs import checkpoint_path
 from ...engine.train import KILL_AT_STEP_ENV, SpeedSwitches
 from . import measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
@@ -383,13 +384,15 @@ class GpuCheck:
                f"train.stage2.samples_2d_per_epoch={steps * batch // 4}", f"train.checkpoint_every_steps={every}",
                "train.val_every=2"]
         t1 = time.perf_counter()
-        killed = self.run_child("fit stage 2 (killed)", self.train_cmd(2, run_dir, two),
+        # --init: stage 2 starts from the short stage 1 above, whose settings differ from the ones given here
+        init = ("--init", str(checkpoint_path(run_dir, 1)))
+        killed = self.run_child("fit stage 2 (killed)", self.train_cmd(2, run_dir, two, *init),
                                 deadline - time.perf_counter(), **{KILL_AT_STEP_ENV: str(kill_at)})
         killed_s = time.perf_counter() - t1
         if killed.returncode != -9:
             raise Pose3DError(f"stage 2 should have been killed at step {kill_at} (SIGKILL), exited with "
                               f"{killed.returncode}: {_last_line(killed)}")
-        resumed = self.run_child("fit stage 2 (--resume)", self.train_cmd(2, run_dir, two, "--resume"),
+        resumed = self.run_child("fit stage 2 (--resume)", self.train_cmd(2, run_dir, two, *init, "--resume"),
                                  deadline - time.perf_counter())
         self.r["fit_wall_s"] = time.perf_counter() - t0
         if resumed.returncode != 0:
