@@ -552,25 +552,72 @@ def test_a_replaced_source_file_is_converted_again(raw, tmp_path):
     assert crop.stat().st_mtime_ns != before
 
 
-def test_a_moved_download_reuses_its_finished_sequences(raw, tmp_path):
+def _no_sequence_converted_again(monkeypatch):
+    """Make decoding and cropping a sequence again an error: what follows must reuse the finished parts."""
+    from pose3dlib.data.convert import h36m as h36m_converter
+    from pose3dlib.data.convert import mpi3dhp as mpi3dhp_converter
+
+    def converted_again(*args, **kwargs):
+        raise AssertionError("a finished sequence was decoded and cropped again")
+
+    monkeypatch.setattr(h36m_converter, "_sequence_rows", converted_again)
+    monkeypatch.setattr(mpi3dhp_converter, "_convert_sequence", converted_again)
+
+
+def _small_downloads(raw, folder):
+    """Human3.6M's S9 and MPI-INF-3DHP's TS5, copied with their files' times into `folder`."""
+    h36m, ts = folder / "h36m_raw", folder / "3dhp_raw"
+    shutil.copytree(raw / "h36m", h36m, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", ts / "TS5")
+    return h36m, ts
+
+
+def test_a_moved_download_reuses_its_finished_sequences(raw, tmp_path, monkeypatch):
     """The sequence fingerprints name files relative to the download: a download moved or renamed as a
     whole (times kept) is not decoded and cropped again."""
-    h36m = tmp_path / "h36m_raw"
-    shutil.copytree(raw / "h36m", h36m, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
-    ts = tmp_path / "3dhp_raw"
-    shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", ts / "TS5")
+    h36m, ts = _small_downloads(raw, tmp_path)
     first = {"h36m": convert_h36m(h36m, tmp_path / "h36m", progress=False),
              "3dhp": convert_3dhp(ts, tmp_path / "3dhp", progress=False)}
-    crops = {name: {p: p.stat().st_mtime_ns for p in (tmp_path / name / "images").rglob("*.jpg")} for name in first}
-    assert all(crops.values())
     (tmp_path / "moved").mkdir()
     h36m, ts = h36m.rename(tmp_path / "moved" / "h36m"), ts.rename(tmp_path / "moved" / "3dhp")
+    _no_sequence_converted_again(monkeypatch)
     again = {"h36m": convert_h36m(h36m, tmp_path / "h36m", progress=False),
              "3dhp": convert_3dhp(ts, tmp_path / "3dhp", progress=False)}
     for name in first:
         assert again[name]["rows"] == first[name]["rows"] > 0
-        assert {p: p.stat().st_mtime_ns for p in (tmp_path / name / "images").rglob("*.jpg")} == crops[name], name
         assert again[name]["raw"] != first[name]["raw"]  # the report names the download where it is now
+
+
+def test_parts_recorded_with_absolute_path_fingerprints_are_kept_and_recorded_again(raw, tmp_path, monkeypatch):
+    """Parts an older converter recorded (its fingerprint named the files by absolute path) are reused
+    once, not decoded again, and recorded with the fingerprint inside the download."""
+    h36m, ts = _small_downloads(raw, tmp_path)
+    fingerprint = common.files_fingerprint
+    with monkeypatch.context() as older:  # the older converter: no `root`, absolute paths
+        older.setattr(common, "files_fingerprint", lambda *paths, root=None: fingerprint(*paths))
+        convert_h36m(h36m, tmp_path / "h36m", progress=False)
+        convert_3dhp(ts, tmp_path / "3dhp", progress=False)
+    markers = [*(tmp_path / "h36m" / common.PARTS_DIR).glob("*.npz"), *(tmp_path / "3dhp" / common.PARTS_DIR).glob("*.npz")]
+
+    def recorded() -> dict:
+        out = {}
+        for marker in markers:
+            with np.load(marker, allow_pickle=False) as z:
+                out[marker] = json.loads(str(z["settings"]))["files"]
+        return out
+
+    before = recorded()
+    assert len(markers) > 1 and all(before.values())
+    _no_sequence_converted_again(monkeypatch)
+    assert convert_h36m(h36m, tmp_path / "h36m", progress=False)["rows"] > 0
+    assert convert_3dhp(ts, tmp_path / "3dhp", progress=False)["rows"] > 0
+    after = recorded()
+    assert all(after[m] != before[m] for m in markers)  # recorded again, the new way ...
+    (tmp_path / "moved").mkdir()
+    h36m, ts = h36m.rename(tmp_path / "moved" / "h36m"), ts.rename(tmp_path / "moved" / "3dhp")
+    assert convert_h36m(h36m, tmp_path / "h36m", progress=False)["rows"] > 0  # ... so a move now keeps them too
+    assert convert_3dhp(ts, tmp_path / "3dhp", progress=False)["rows"] > 0
+    assert recorded() == after
 
 
 def test_prepare_real_data_converts_once(raw, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -129,6 +130,23 @@ def test_the_kernels_own_stderr_is_kept_off_the_terminal_unless_the_kernel_dies(
     err = capfd.readouterr().err
     assert "the kernel's own last output" in err and "native library: out of memory" in err
     assert not list((tmp_path / "out").glob(".*tmp*"))  # no partial notebook left
+
+
+def test_a_failing_cell_is_named_and_its_partial_output_kept(tmp_path):
+    _need_the_pose3d_kernel()
+    nb = _notebook(None)
+    nb["cells"] += [{"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# a heading"},
+                    {"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "outputs": [],
+                     "source": "\nraise ValueError('no such joint')"},
+                    {"cell_type": "code", "execution_count": None, "id": "c3", "metadata": {}, "outputs": [],
+                     "source": "print('never')"}]
+    src = tmp_path / "nb.ipynb"
+    src.write_text(json.dumps(nb))
+    with pytest.raises(Pose3DError, match=r"nb\.ipynb failed in code cell 2 of 3 \(`raise ValueError\('no such joint'\)`\): "
+                                          r"ValueError: no such joint \(partial output, where it is In \[2\], kept in (.*) until") as e:
+        notebook_runner.execute(str(src), tmp_path / "out" / "nb.ipynb", {}, progress=False)
+    kept = Path(re.search(r"kept in (.*) until", str(e.value)).group(1))
+    assert "no such joint" in kept.read_text()
 
 
 def test_running_cell_is_the_last_cell_papermill_started(tmp_path):

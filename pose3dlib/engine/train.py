@@ -67,6 +67,7 @@ from .runs import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
+    SEED_KEYS,
     TEST_ONLY_KEYS,
     TIMING_NAME,
     WALLCLOCK_NAME,
@@ -209,12 +210,8 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
     return ckpt["model"]
 
 
-def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None,
-                   cfg: Config | None = None) -> Path | None:
-    """The checkpoint a fresh stage starts from: --init, else the run's previous stage (None for Stage 1).
-
-    Given `cfg`, the previous stage's checkpoint must have been trained as `cfg` would train it
-    (`previous_stage_differences`): an explicit --init is taken as it is."""
+def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None) -> Path | None:
+    """The checkpoint a fresh stage starts from: --init, else the run's previous stage (None for Stage 1)."""
     if init_from is not None:
         path = resolve(init_from)
         if not path.is_file():
@@ -229,21 +226,22 @@ def _init_path_for(stage: int, run_dir: str | os.PathLike, init_from: str | os.P
             f"`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir}` or pass --init CKPT"
             + (" (notebook 04: -p init_from CKPT)" if stage == 3 else "")
         )
-    if path is not None and cfg is not None and (diffs := previous_stage_differences(load_checkpoint(path), cfg, stage)):
-        raise CheckpointError(
-            f"stage {stage} would start from {path}, but stage {stage - 1} was trained there with other settings or "
-            f"data than this config gives it ({'; '.join(diffs)}); train it again (`python -m pose3dlib train --config "
-            f"<config> --stage {stage - 1} --run-dir {run_dir} --overwrite`), or pass --init {path} to start from it as it is"
-            + (" (notebook 04: -p init_from CKPT)" if stage == 3 else ""))
     return path
 
 
-def previous_stage_differences(ckpt: dict, cfg: Config, stage: int) -> list[str]:
-    """Why the previous stage's checkpoint `ckpt` was not trained as `cfg` would train stage `stage - 1`
-    (`runs.recipe_differences`: its settings and training data), leaving out the seed: each stage
-    draws its own randomness from it (`stage_seed`), so a start trained with another seed is still
-    this recipe's (seed sweeps share one Stage 1 this way)."""
-    return recipe_differences(ckpt, cfg, stage - 1, ignored=("seed",))
+def previous_stage_note(path: Path, cfg: Config, stage: int, run_dir) -> str | None:
+    """A note when the run's own previous stage (`path`, what stage `stage` starts from without --init)
+    was not trained as `cfg` would train it (`runs.recipe_differences`: its settings and training data,
+    the seed left out, SEED_KEYS), else None. A note, not an error: training one stage at a time with
+    per-stage `--set` is a way of working (docs/multi-gpu.md), and the stage's checkpoint records the
+    file it started from; the note says what differs in case it was not meant."""
+    diffs = recipe_differences(load_checkpoint(path), cfg, stage - 1, ignored=SEED_KEYS)
+    if not diffs:
+        return None
+    return (f"stage {stage}: note: it starts from {path}, which was trained with other settings or data than this "
+            f"config gives stage {stage - 1} ({'; '.join(diffs)}). If that was not meant, train stage {stage - 1} "
+            f"again (`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir} --overwrite`, "
+            f"with the same --set as here); --init {path} starts from it without this note")
 
 
 # ----------------------------------------------------------------------------- status for notebooks
@@ -451,7 +449,10 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
         print(f"stage {stage}: no checkpoint at {last}; starting the stage from the beginning", file=sys.stderr)
     if ckpt is not None:
         return ckpt, ckpt["extra"].get("init_from"), ckpt["extra"].get("init_digest")
-    init_path = _init_path_for(stage, run_dir, init_from, cfg)
+    init_path = _init_path_for(stage, run_dir, init_from)
+    if init_from is None and init_path is not None and info.is_main and (
+            note := previous_stage_note(init_path, cfg, stage, run_dir)):
+        print(note, file=sys.stderr)
     return None, init_path, file_digest(init_path) if init_path is not None else None
 
 

@@ -400,8 +400,10 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
         raise Pose3DError(f"no Jupyter kernel named {kernel!r}; run `make setup` (it registers {KERNEL!r}) "
                           "or pass --kernel NAME") from None
     except pm.PapermillExecutionError as e:
-        raise Pose3DError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
-                          f"(partial output kept in {tmp} until the step runs again)") from None
+        # the cell as `running_cell` names it (the kernel-died message too), and its In [n] in the partial output
+        where = running_cell(tmp) or "a cell"
+        raise Pose3DError(f"{src.name} failed in {where}: {e.ename}: {e.evalue} (partial output, where it is "
+                          f"In [{e.exec_count}], kept in {tmp} until the step runs again)") from None
     except BaseException:  # an interrupt (Ctrl-C) or an error outside the notebook: nothing worth keeping
         tmp.unlink(missing_ok=True)
         raise

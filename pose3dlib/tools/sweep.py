@@ -62,7 +62,7 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
 
 
 def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
-                     ignored: tuple[str, ...] = ("seed",)) -> None:
+                     ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
     """Pose3DError unless the base run's finished stage (`ckpt_path`, loaded as `ckpt`) was trained with
     `cfg` (the sweep cell's config) and on the synthetic data its folders hold now (`runs.data_changes`),
     so a cell never builds on a stage of another recipe or other data while its records name these.
@@ -76,7 +76,7 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
                           "PROFILE=...`) or sweep with the config it was trained with (--config)")
 
 
-def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = ("seed",)) -> None:
+def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
     """Pose3DError unless the base run's `stage` is there, finished, and trained with each of `cfgs`
     (`check_base_stage`): what the sweep cells reusing that stage need. Its checkpoint is read once
     for all of them."""
@@ -95,7 +95,7 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
 
 
 def seed_run_dir(base_run: Path, run_dir: Path, stages: tuple[int, ...], cfg=None,
-                 ignored: tuple[str, ...] = ("seed",)) -> None:
+                 ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
     """Make `run_dir`'s `stages` the base run's: its files hard-linked (copied where links fail).
 
     Each stage must be finished in the base run, and trained with `cfg` when given (`check_base_stage`,
@@ -280,7 +280,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
                                             for s in (seeds or [None])}, replace)
     # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
-    ignored = ("seed", param) if reuse_stages == tuple(runs.STAGES) else ("seed",)
+    ignored = (*runs.SEED_KEYS, param) if reuse_stages == tuple(runs.STAGES) else runs.SEED_KEYS
     cells = []  # (value, seed, overrides, config) of every cell
     for value in values:
         for seed in seeds or [None]:

@@ -7,6 +7,7 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -160,32 +161,41 @@ def files_fingerprint(*paths: Path | None, root: Path | None = None) -> str:
     return h.hexdigest()
 
 
+def absolute_path_settings(settings: dict, *paths: Path | None) -> Callable[[], dict]:
+    """`load_part`'s `legacy`: a part's settings as converters recorded them before the fingerprint named
+    files inside the download (`files_fingerprint` of `paths` by absolute path), computed when called."""
+    return lambda: {**settings, "files": files_fingerprint(*paths)}
+
+
 def part_path(out: Path, name: str) -> Path:
     return out / PARTS_DIR / f"{name}.npz"
 
 
-def load_part(out: Path, name: str, settings: dict, images: Path | None = None) -> dict[str, np.ndarray] | None:
+def load_part(out: Path, name: str, settings: dict, images: Path | None = None,
+              legacy: Callable[[], dict] | None = None) -> dict[str, np.ndarray] | None:
     """The rows of a finished sequence converted with the same settings, else None (convert it again).
 
     `images`: the release's image folder of the rows (subject, action, subaction, camera, id); a
     part any of whose crops is gone there (a deleted images/ folder) is converted again too.
+    `legacy`: the settings as an older converter recorded them (called only when the stored ones
+    differ from `settings`); a part recorded so is kept, and recorded again with `settings`.
     """
     path = part_path(out, name)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            if json.loads(str(z["settings"])) != settings:
+            stored = json.loads(str(z["settings"]))
+            if stored != settings and (legacy is None or stored != legacy()):
                 return None
             rows = {k: z[k] for k in z.files if k != "settings"}
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged marker: convert the sequence again
-    try:
         keys = [rows[k] for k in ("subject", "action", "subaction", "camera", "id")]
-    except KeyError:
-        return None  # a part without the release's row keys: convert it again
-    if images is not None and not crops_present(images, *keys):
-        return None
+        if images is not None and not crops_present(images, *keys):
+            return None
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged marker, or one without the release's row keys: convert the sequence again
+    if stored != settings:
+        save_part(out, name, settings, rows)
     return rows
 
 

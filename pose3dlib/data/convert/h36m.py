@@ -361,7 +361,8 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
         folder = sequence_folder(s, action, subaction, cam)
         settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name,
                     "files": common.files_fingerprint(f3d, f2d, video, root=raw)}
-        rows = common.load_part(out, folder, settings, images)
+        rows = common.load_part(out, folder, settings, images,
+                                legacy=common.absolute_path_settings(settings, f3d, f2d, video))
         if rows is None:
             try:
                 pose_3d, pose_2d = _sequence_poses(f3d, f2d, meta.lens[cam - 1])

@@ -143,7 +143,8 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
         seq_dir = testset / f"TS{seq}"
         part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER,
                                                                  root=testset)}
-        rows = common.load_part(out, f"TS{seq}", part, out / "images")
+        rows = common.load_part(out, f"TS{seq}", part, out / "images", legacy=common.absolute_path_settings(
+            settings, seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER))
         if rows is None:
             rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
             if not missing:  # an incomplete sequence is converted (and reported) again by the next run

@@ -384,7 +384,8 @@ class GpuCheck:
                f"train.stage2.samples_2d_per_epoch={steps * batch // 4}", f"train.checkpoint_every_steps={every}",
                "train.val_every=2"]
         t1 = time.perf_counter()
-        # --init: stage 2 starts from the short stage 1 above, whose settings differ from the ones given here
+        # --init: stage 2 starts from the short stage 1 above as it is (its settings differ from the ones
+        # given here, which `train` would otherwise note)
         init = ("--init", str(checkpoint_path(run_dir, 1)))
         killed = self.run_child("fit stage 2 (killed)", self.train_cmd(2, run_dir, two, *init),
                                 deadline - time.perf_counter(), **{KILL_AT_STEP_ENV: str(kill_at)})
