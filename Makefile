@@ -99,6 +99,11 @@ $(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stam
 $(RUN_DIR)/.stamps/03_train_depth: $(wildcard $(RUN_DIR)/stage1/last.pt)
 $(RUN_DIR)/.stamps/04_train_geometry: $(wildcard $(RUN_DIR)/stage2/last.pt)
 $(RUN_DIR)/.stamps/05_demo: $(wildcard $(RUN_DIR)/stage3/last.pt)
+# A stage whose checkpoint is gone (its folder deleted by hand) is trained again, stamp or not, and the
+# steps after it follow. (A fresh clone has no stamps: nothing changes there.)
+$(RUN_DIR)/.stamps/02_train_2d: $(if $(wildcard $(RUN_DIR)/stage1/last.pt),,FORCE)
+$(RUN_DIR)/.stamps/03_train_depth: $(if $(wildcard $(RUN_DIR)/stage2/last.pt),,FORCE)
+$(RUN_DIR)/.stamps/04_train_geometry: $(if $(wildcard $(RUN_DIR)/stage3/last.pt),,FORCE)
 $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
 	@OVERRIDES='[]'; if [ "$(REAL_DATA)" = True ]; then \

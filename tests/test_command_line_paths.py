@@ -138,3 +138,33 @@ def test_a_relative_pose3d_root_is_made_absolute_for_this_process_and_its_childr
     out = subprocess.run([sys.executable, "-c", show], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True).stdout.split("\n")
     assert out[0] == os.path.join(os.path.expanduser("~"), "p3root")
+
+
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(tmp_path, capsys):
+    """export-onnx, evaluate --out and convert-hg3d would replace the checkpoint (or config) they read."""
+    import pytest
+
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.engine.paths import refuse_overwriting_an_input
+    from pose3dlib.tools.cli import main
+
+    ckpt = tmp_path / "run" / "stage3" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"trained weights")
+    (tmp_path / "link.pt").symlink_to(ckpt)
+    os.link(ckpt, tmp_path / "hard.pt")
+    for other_name in (ckpt, tmp_path / "link.pt", tmp_path / "hard.pt"):
+        with pytest.raises(Pose3DError, match=r"^OUT .*: is the checkpoint this command reads; writing there would replace it"):
+            refuse_overwriting_an_input(other_name, "OUT", {"config": None, "checkpoint": ckpt})
+    refuse_overwriting_an_input(tmp_path / "new.onnx", "OUT", {"checkpoint": ckpt})  # not there yet: fine
+    (tmp_path / "other.pt").write_bytes(b"trained weights")  # the same bytes, another file: fine
+    refuse_overwriting_an_input(tmp_path / "other.pt", "OUT", {"checkpoint": ckpt})
+
+    commands = (["export-onnx", str(ckpt), str(tmp_path / "link.pt")],
+                ["convert-hg3d", str(ckpt), str(ckpt), "--force"],
+                ["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path / "run"), "--stages", "3",
+                 "--out", str(ckpt)])
+    for argv in commands:
+        assert main(argv) == 2, argv
+        assert "this command reads; writing there would replace it" in capsys.readouterr().err
+        assert ckpt.read_bytes() == b"trained weights"

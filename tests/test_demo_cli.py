@@ -89,6 +89,36 @@ def test_frame_warnings_sum_each_kind_over_the_frames():
         "box larger than the picture in 1 of 2 frames (first: frame 1, side 340 px = 2.1 x its longer side "
         "(no clear person was found; 2D and 3D are unreliable))"]
     assert demo.frame_warnings([good, {"box": {"side_px": 320.0}, "score": 0.9}], (120, 160)) == []  # 2 x: kept
+    given = {"box": {"side_px": 340.0, "source": "--bbox enlarged by 1.25"}, "score": 0.9}  # no search ran: not "no person found"
+    assert demo.warnings_for(given, (120, 160)) == [
+        "box larger than the picture: side 340 px = 2.1 x its longer side (the --bbox given; 2D and 3D are unreliable)"]
+
+
+def test_a_bbox_far_larger_than_the_picture_an_empty_input_and_repeated_inputs(tmp_path, checkpoint, monkeypatch, capsys):
+    """A mistyped --bbox size is one error line before any work; '' is not the current folder; an input
+    given again (itself, or inside a folder given too) is run once, with a warning."""
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    monkeypatch.chdir(tmp_path)
+    photo = tmp_path / "shots" / "a.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((60, 80, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "shots" / "b.png"), np.full((60, 80, 3), 90, np.uint8))
+    common = ["--checkpoint", str(checkpoint), "--out"]
+    assert _run([str(photo), "--bbox", "10,5,800,100", *common, "o1"]) == 0  # 10 x the longer side: kept
+    with pytest.raises(Pose3DError, match=r"^--bbox 10,5,1e\+09,1e\+09 is 1\.25e\+07 x the longer side of .*a\.png "
+                                          r"\(80x60 px\), more than 10 x; the box is the person's"):
+        _run([str(photo), "--bbox", "10,5,1e9,1e9", *common, "o2"])
+    assert not (tmp_path / "o2").exists()
+    with pytest.raises(SystemExit):
+        _run(["", *common, "o3"])
+    assert "argument INPUT: empty path" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+    assert _run(["shots", str(photo), "shots", "shots/b.png", "--whole-image", *common, "o4"]) == 0
+    err = capsys.readouterr().err
+    for again in (photo, "shots", "shots/b.png"):
+        assert f"warning: {again}: given more than once (itself, or inside an input folder); read once" in err
+    assert "skipped" not in err
+    assert (tmp_path / "o4" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "o4" / "shots").glob("*.json")) == ["a.json", "b.json"]
 
 
 def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch, capsys):
@@ -254,7 +284,7 @@ def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monk
         demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "afile")
 
 
-def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch):
+def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, capsys):
     """A/shots and B/shots get shots/ and shots_2/; an earlier --out inside an input folder is not read
     back, wherever it was written from; an earlier run's BVH goes when --bvh is not given again."""
     model, cfg = loaded
@@ -287,6 +317,7 @@ def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch):
                     whole_image=True, quiet=True)
     assert (mine / "x.bvh").read_text() == "the user's own motion" and (mine / "x.json").is_file()
     assert not (mine / media.OUTPUT_MARKER).exists()
+    assert f"warning: --out {mine}: holds files of yours, so it is not marked as demo output" in capsys.readouterr().err
     assert tmp_path / "mine" / "own.png" in [i.path for i in media.collect_inputs([tmp_path])]
     skipped: list = []
     media.collect_inputs([tmp_path], skipped=skipped)
@@ -436,3 +467,17 @@ def test_the_shared_plotly_script_is_rewritten_when_cut_short(tmp_path):
     write_plotlyjs(tmp_path)  # already the installed plotly's copy: left as it is
     assert path.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plotly.min.js"]  # no temporary left behind
+
+
+def test_a_bundle_folder_holding_files_of_yours_is_refused_before_any_work(tmp_path, loaded):
+    model, cfg = loaded
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    mine = tmp_path / "o" / "shots" / "keypoints" / "mine.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes")
+    with pytest.raises(Pose3DError, match=r"keypoints: holds files that are not a keypoint bundle's \(mine\.txt\)"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([shots]), tmp_path / "o", whole_image=True, quiet=True)
+    assert not (tmp_path / "o" / "shots" / "a.json").exists()  # refused before the image was run
+    assert mine.read_text() == "my notes"

@@ -80,3 +80,16 @@ def test_a_header_opencv_refuses_is_a_data_error_naming_the_file(tmp_path):
         cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)  # what OpenCV itself does with it
     with pytest.raises(DataError, match=r"huge\.png: not a readable image: OpenCV refused it"):
         read_image_file(tmp_path / "huge.png")
+
+
+def test_a_pipe_named_like_an_image_is_not_called_missing(tmp_path):
+    import os
+
+    pipe = tmp_path / "pipe.jpg"
+    os.mkfifo(pipe)
+    with pytest.raises(DataError, match=r"pipe\.jpg: not a regular file \(a pipe or a device\?\)"):
+        read_image_file(pipe)
+    with pytest.raises(DataError, match=r"^image not found: .*gone\.jpg$"):
+        read_image_file(tmp_path / "gone.jpg")
+    with pytest.raises(DataError, match=r"\(it is a folder\)"):
+        read_image_file(tmp_path)

@@ -464,6 +464,15 @@ def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n,
     ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
                                                                       f"RUN_DIR={run}")]
     assert ran == steps[3:]
+    os.utime(run / "stage2" / "last.pt", (now + 15, now + 15))  # back in step
+    (run / "stage3" / "last.pt").unlink()  # Stage 3's folder emptied by hand: trained again, and what follows
+    ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
+                                                                      f"RUN_DIR={run}")]
+    assert ran == steps[3:]
+    (run / "stage1" / "last.pt").unlink()
+    ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
+                                                                      f"RUN_DIR={run}")]
+    assert ran == steps[1:]
 
 
 def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_path):

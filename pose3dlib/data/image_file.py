@@ -79,6 +79,8 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists() and not path.is_dir():  # a pipe, a socket, a device: there, but no file to read
+            raise DataError(f"{path}: not a regular file (a pipe or a device?); give an image file")
         raise DataError(f"image not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
     data = path.read_bytes()
     reason = incomplete_reason(data)

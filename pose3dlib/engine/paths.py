@@ -43,6 +43,21 @@ def project_relative(path: str | os.PathLike) -> Path:
     return p
 
 
+def refuse_overwriting_an_input(out: str | os.PathLike, option: str, inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Pose3DError when the file a command would write (`out`, given as `option`) is one it reads:
+    {what it is: path} of `inputs` (None: not read). Writing it would replace the input, a trained
+    checkpoint say, with the output. Compared as files (links and other names of one file too)."""
+    from .errors import Pose3DError
+
+    target = resolve(out)
+    if not target.is_file():
+        return
+    for what, path in inputs.items():
+        if path is not None and resolve(path).is_file() and os.path.samefile(target, resolve(path)):
+            raise Pose3DError(f"{option} {target}: is the {what} this command reads; writing there would replace it: "
+                              "give another file name")
+
+
 def from_current_folder(path: str) -> str:
     """A path as typed on the command line, made absolute from the current folder (`~` expanded)."""
     return os.path.abspath(os.path.expanduser(path))

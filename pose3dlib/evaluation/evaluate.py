@@ -40,7 +40,7 @@ from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import resolve_device
 from ..engine.errors import Pose3DError
-from ..engine.paths import CommandLinePath, resolve
+from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
 from ..skeleton import PCKH_BENCHMARK_JOINTS
@@ -531,6 +531,9 @@ def run(args) -> int:
     check_limit(args.limit)
     if args.out is not None and Path(args.out).is_dir():
         raise Pose3DError(f"--out {args.out}: is a folder; give the CSV file's name (e.g. {Path(args.out) / 'metrics.csv'})")
+    if args.out is not None:
+        refuse_overwriting_an_input(args.out, "--out", {"config": args.config, **{
+            f"stage {s} checkpoint": runs.checkpoint_path(args.run_dir, s) for s in stages}})
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     other = other_scoring(stages, args.limit, cfg, args.run_dir)
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once

@@ -52,6 +52,7 @@ read_image_rgb = media.read_image_rgb  # the demo's image reader (any mode -> RG
 BOX_MARGIN = BOX_FACTOR
 SCHEMA = "pose3d-demo/1"
 MIN_PERSON_PX = 32  # a box side below this is upsampled more than 2x for a 64 px network: too small to see
+MAX_BBOX_SIDES = 10  # a --bbox side above this many times the picture's longer side is refused: no person is that large
 BATCH = 16  # crops per forward pass for folders and videos
 ASSUMED_FPS = 25.0  # for a video whose container states no frame rate (said in its warnings)
 EXPECTATIONS = (
@@ -83,13 +84,17 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 def check_bbox_overlaps(bbox: tuple[float, float, float, float] | None, image_hw: tuple[int, int], path: str | Path) -> None:
-    """Raise Pose3DError naming the image when the --bbox box does not overlap it."""
+    """Raise Pose3DError naming the image when the --bbox box does not overlap it, or is more than
+    MAX_BBOX_SIDES times its longer side (a mistyped size: its crop would show the picture as a dot)."""
     if bbox is None:
         return
     h, w = image_hw
     x, y, bw, bh = bbox
     if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
         raise Pose3DError(f"--bbox {x:g},{y:g},{bw:g},{bh:g} lies outside {path} ({w}x{h} px)")
+    if max(bw, bh) > MAX_BBOX_SIDES * max(h, w):
+        raise Pose3DError(f"--bbox {x:g},{y:g},{bw:g},{bh:g} is {max(bw, bh) / max(h, w):.3g} x the longer side of "
+                          f"{path} ({w}x{h} px), more than {MAX_BBOX_SIDES} x; the box is the person's, in the picture's pixels")
 
 
 def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float] | None) -> tuple[np.ndarray, float]:
@@ -236,8 +241,10 @@ def warnings_for(record: dict, image_hw: tuple[int, int]) -> list[str]:
     if side < MIN_PERSON_PX:
         out.append(f"person too small: box side {side:.0f} px < {MIN_PERSON_PX} px")
     if side > detect.max_side(image_hw):
+        why = ("the --bbox given" if record["box"].get("source", "").startswith("--bbox")
+               else "no clear person was found")
         out.append(f"box larger than the picture: side {side:.0f} px = {side / max(image_hw):.1f} x its longer side "
-                   "(no clear person was found; 2D and 3D are unreliable)")
+                   f"({why}; 2D and 3D are unreliable)")
     if record["score"] < detect.MIN_SCORE:
         out.append(f"no confident person: mean joint confidence {record['score']:.3f} < {detect.MIN_SCORE}")
     return out
@@ -427,6 +434,10 @@ def prepare_out(out_dir: Path) -> list[Path]:
     except OSError as e:
         remove_empty(made)
         raise Pose3DError(f"--out {out_dir}: cannot write there ({describe_os_error(e)})") from None
+    if not (out_dir / media.OUTPUT_MARKER).is_file():
+        _warn(f"--out {out_dir}: holds files of yours, so it is not marked as demo output ({media.OUTPUT_MARKER}); "
+              "a later demo run over a folder that holds it will read these results as photos (a new or empty --out "
+              "is marked)")
     return made
 
 
@@ -581,7 +592,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "driven by the network's heatmap confidence. " + EXPECTATIONS
     )
     # read from the current folder as typed (not made absolute): the JSON's `input` shows them as given
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders and video files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=_input_path, help="image files, folders and video files")
     parser.add_argument("--checkpoint", action=CommandLinePath, default=None,
                         help="pose3d checkpoint (default: the newest finished runs/*/stage3/last.pt of a "
                              "`make reproduce` run; smoke runs excluded)")
@@ -599,6 +610,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA, then CPU), cpu, cuda, ...")
 
 
+def _input_path(text: str) -> str:
+    """An INPUT as typed; '' (an unset shell variable, `demo "$PHOTO"`) is an error, not the current folder."""
+    if text == "":
+        raise argparse.ArgumentTypeError("empty path")
+    return text
+
+
 def _warn(message: str) -> None:
     """One line on stderr; through tqdm.write so an active progress bar is cleared first, not appended to."""
     tqdm.write(f"warning: {message}", file=sys.stderr)
@@ -612,8 +630,11 @@ def run(args: argparse.Namespace) -> int:
             raise Pose3DError(f"--bbox and {flag} both say where the person is: give one of them")
     skipped: list[Path] = []
     left_out: list[Path] = []
+    repeated: list[Path] = []
     items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped,  # not a previous run's outputs
-                                 left_out=left_out)
+                                 left_out=left_out, repeated=repeated)
+    for path in repeated:
+        _warn(f"{path}: given more than once (itself, or inside an input folder); read once")
     for folder in skipped:
         _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
     if left_out:
@@ -649,6 +670,8 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
             raise Pose3DError(f"--out {out_dir}: the results of the input folder {folder} would go into the input "
                               f"folder {into} ({Path(out_dir) / label}), and a later run would read them as photos; "
                               "choose another --out")
+    for folder in sorted({item.folder for item in items if item.kind == "image" and item.folder is not None}):
+        export.check_bundle_folder(out_dir / labels[folder] / bundle_dirs[folder])  # before any work, not after it all
     made = prepare_out(out_dir)
     header = output_header(cfg, ckpt)
     plotlyjs = resolve(out_dir) / "plotly.min.js"  # the pages link to it; written once an input succeeded
@@ -715,7 +738,10 @@ def notebook_inputs(images: list[str | Path], examples_from: str | Path, example
     inputs, or two pictures with one stem (photo.jpg and photo.png, or a/photo.jpg and b/photo.jpg), is a
     Pose3DError naming the files, before any of them is run."""
     if images:
-        items = media.collect_inputs([resolve(p) for p in images])
+        repeated: list[Path] = []
+        items = media.collect_inputs([resolve(p) for p in images], repeated=repeated)
+        for path in repeated:
+            _warn(f"images: {path}: listed more than once (itself, or inside a listed folder); read once")
         videos = [str(i.path) for i in items if i.kind == "video"]
         if videos:
             raise Pose3DError(f"images: {', '.join(videos[:3])}{' ...' if len(videos) > 3 else ''} "

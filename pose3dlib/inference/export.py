@@ -48,14 +48,20 @@ def write_bundle(folder: str | Path, names: list[str], joints_2d_px: np.ndarray,
         if checked[key].shape != shape:
             raise ValueError(f"{key} must have shape {shape}, got {checked[key].shape}")
     folder = Path(folder)
+    check_bundle_folder(folder)
+    with building_folder(folder) as filled:
+        _write_bundle_files(filled, names, checked)
+    return folder
+
+
+def check_bundle_folder(folder: Path) -> None:
+    """Pose3DError when `folder` holds files that are not a keypoint bundle's (BUNDLE_FILES): the
+    bundle replaces its folder as a whole. Callers check before the work whose results it holds."""
     if folder.is_dir() and (others := sorted(f for f in os.listdir(folder) if f not in BUNDLE_FILES
                                              and target_of_temporary(folder / f) is None)):
         raise Pose3DError(f"{folder}: holds files that are not a keypoint bundle's ({', '.join(others[:3])}"
                           f"{', ...' if len(others) > 3 else ''}); the bundle replaces its folder as a whole: "
                           "give it a folder of its own")
-    with building_folder(folder) as filled:
-        _write_bundle_files(filled, names, checked)
-    return folder
 
 
 def _write_bundle_files(folder: Path, names: list[str], arrays: dict[str, np.ndarray]) -> None:

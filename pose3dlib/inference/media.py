@@ -127,7 +127,8 @@ def kind_of(path: Path) -> str:
 
 
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
-                   skipped: list[Path] | None = None, left_out: list[Path] | None = None) -> list[Item]:
+                   skipped: list[Path] | None = None, left_out: list[Path] | None = None,
+                   repeated: list[Path] | None = None) -> list[Item]:
     """Files as given (Pose3DError for a suffix that is neither an image's nor a video's); folders
     searched recursively for images and videos (sorted), leaving out hidden
     files and folders (a name starting with '.': macOS's ._photo.jpg, .thumbnails/).
@@ -138,13 +139,26 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
     --out, wherever it was) are left out of a folder search too, and appended to `skipped` when
     given (for the caller to say so). Files of a searched folder whose suffix is neither an
     image's nor a video's (a .heic, a .txt) are appended to `left_out` when
-    given, so the caller can say what was not read. Raises Pose3DError naming a folder that holds
-    neither, FileNotFoundError for a missing path.
+    given, so the caller can say what was not read. A file or folder given again (itself, or a file
+    inside a folder given before it) is read once; the later mentions are appended to `repeated` when
+    given. Raises Pose3DError naming a folder that holds neither, FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
+    seen: set[Path] = set()  # resolved files and folders already taken
+
+    def first_time(path: Path) -> bool:
+        if path.resolve() in seen:
+            if repeated is not None:
+                repeated.append(path)
+            return False
+        seen.add(path.resolve())
+        return True
+
     for p in map(Path, paths):
         if p.is_dir():
+            if not first_time(p):
+                continue
             if skip is not None and skip == p.resolve():
                 raise Pose3DError(f"--out {p}: is also an input folder; its outputs would be read as inputs "
                                   "by the next run: choose another --out (e.g. a folder inside it)")
@@ -165,13 +179,14 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             if not found:
                 raise Pose3DError(f"{p}: folder holds no images or videos ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
                                   + (f" besides earlier demo outputs in {', '.join(map(str, outputs[:3]))}" if outputs else ""))
-            items += [Item(kind_of(f), f, p) for f in found]
+            items += [Item(kind_of(f), f, p) for f in found if first_time(f)]
         elif p.exists():
             if p.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
                 raise Pose3DError(f"{p}: {p.suffix or 'a name without a suffix'} is neither an image nor a video "
                                   f"the demo reads ({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); convert it "
                                   "(a phone's .heic photo to .jpg, for example) or give it one of these suffixes")
-            items.append(Item(kind_of(p), p, None))
+            if first_time(p):
+                items.append(Item(kind_of(p), p, None))
         else:
             raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
                                     f"not found: {p}")

@@ -22,7 +22,7 @@ import torch
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm, load_checkpoint
 from ..engine.errors import CheckpointError, Pose3DError
-from ..engine.paths import CommandLinePath, resolve
+from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
 from ..model import DEPTH_GRID, INPUT_FORMATS, INPUT_MULTIPLE, load_model
 from ..skeleton import DEPTH_ROOT, MPII16
 
@@ -154,6 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_overwriting_an_input(args.out, "OUT", {"checkpoint": args.checkpoint})
     path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
     print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}, "
           "already preprocessed (pose3dlib.model.preprocess for the checkpoint's model.input_format: the crop's "

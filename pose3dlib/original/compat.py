@@ -47,7 +47,7 @@ from ..config import Config, ModelConfig, config_from_dict, config_to_dict
 from ..engine.checkpoint import FORMAT as POSE3D_FORMAT
 from ..engine.checkpoint import make_checkpoint, save_checkpoint
 from ..engine.errors import CheckpointError, ConfigError
-from ..engine.paths import CommandLinePath
+from ..engine.paths import CommandLinePath, refuse_overwriting_an_input
 from ..model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet3D, build_model, load_model
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of torch's legacy format
@@ -554,6 +554,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert, check that the result loads, and print one line describing the network."""
+    refuse_overwriting_an_input(args.output, "OUTPUT", {"original checkpoint": args.input})
     if args.output.exists() and not args.force:
         raise CheckpointError(f"{args.output} exists; pass --force to overwrite")
     out = convert_hg3d(args.input, args.output)
