@@ -93,3 +93,17 @@ def test_a_pipe_named_like_an_image_is_not_called_missing(tmp_path):
         read_image_file(tmp_path / "gone.jpg")
     with pytest.raises(DataError, match=r"\(it is a folder\)"):
         read_image_file(tmp_path)
+
+
+def test_a_video_named_like_an_image_is_called_a_video(tmp_path):
+    from pose3dlib.inference import media
+
+    clip = media.write_video(tmp_path / "clip.mp4", [np.full((32, 32, 3), 90, np.uint8)] * 2, fps=4)
+    renamed = tmp_path / "video_as.jpg"
+    renamed.write_bytes(clip.read_bytes())
+    with pytest.raises(DataError, match=r"video_as\.jpg: not a readable image: it is a video \(an MP4/MOV container\)"):
+        read_image_file(renamed)
+    heic = tmp_path / "IMG.jpg"  # a phone's HEIC photo with a .jpg name is not called a video
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    with pytest.raises(DataError, match=r"IMG\.jpg: not a readable image \(JPEG/PNG expected; corrupt\?\)"):
+        read_image_file(heic)

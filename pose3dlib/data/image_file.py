@@ -17,6 +17,7 @@ from ..engine.errors import DataError
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # SOI / EOI markers
 PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif")  # ISO-media still pictures, not videos
 TAIL_BYTES = 1024  # the end marker must lie in the file's last bytes (some writers pad after it)
 
 
@@ -93,5 +94,8 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
     except MemoryError:
         raise DataError(f"{path}: not a readable image: too large to decode in this machine's memory") from None
     if image is None or image.size == 0:
+        if data[4:8] == b"ftyp" and data[8:12] not in HEIF_BRANDS:  # an ISO media file: MP4, MOV, M4V
+            raise DataError(f"{path}: not a readable image: it is a video (an MP4/MOV container); give it its "
+                            "video suffix (.mp4, .mov) to run it as a video")
         raise DataError(f"{path}: not a readable image (JPEG/PNG expected; corrupt?)")
     return image
