@@ -284,6 +284,24 @@ def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monk
         demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), tmp_path / "afile")
 
 
+def test_a_read_only_out_names_the_folder_and_the_reason_only(tmp_path, loaded, monkeypatch):
+    import errno
+
+    from pose3dlib.engine.atomic_io import temporary_sibling
+
+    model, cfg = loaded
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 48, 3), 90, np.uint8))
+
+    def read_only(path, *args, **kwargs):  # what a read-only file system answers for the marker's temporary file
+        raise OSError(errno.EROFS, "Read-only file system", str(temporary_sibling(path)))
+
+    monkeypatch.setattr(demo, "atomic_write_text", read_only)
+    out = tmp_path / "ro"
+    out.mkdir()
+    with pytest.raises(Pose3DError, match=rf"^--out {re.escape(str(out))}: cannot write there \(Read-only file system\)$"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), out)
+
+
 def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, capsys):
     """A/shots and B/shots get shots/ and shots_2/; an earlier --out inside an input folder is not read
     back, wherever it was written from; an earlier run's BVH goes when --bvh is not given again."""

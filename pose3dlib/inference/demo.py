@@ -433,7 +433,9 @@ def prepare_out(out_dir: Path) -> list[Path]:
             probe.unlink()
     except OSError as e:
         remove_empty(made)
-        raise Pose3DError(f"--out {out_dir}: cannot write there ({describe_os_error(e)})") from None
+        # the marker or the write check in --out itself: the reason alone (their names are no file of the user's)
+        own = e.filename is not None and e.strerror and Path(os.fsdecode(e.filename)).parent == out_dir
+        raise Pose3DError(f"--out {out_dir}: cannot write there ({e.strerror if own else describe_os_error(e)})") from None
     if not (out_dir / media.OUTPUT_MARKER).is_file():
         _warn(f"--out {out_dir}: holds files of yours, so it is not marked as demo output ({media.OUTPUT_MARKER}); "
               "a later demo run over a folder that holds it will read these results as photos (a new or empty --out "
