@@ -520,6 +520,20 @@ def test_crops_present_lists_each_sequence_folder_once_and_misses_nothing(tmp_pa
     assert common.crops_present(tmp_path, *(c[:3] for c in cols))  # the rows of the other folder alone
 
 
+def test_a_damaged_part_marker_means_convert_again(tmp_path):
+    rows = {k: np.arange(3) + 1 for k in ("subject", "action", "subaction", "camera", "id")}
+    settings = {"step": 1}
+    common.save_part(tmp_path, "seq", settings, rows)
+    marker = common.part_path(tmp_path, "seq")
+    whole = marker.read_bytes()
+    assert common.load_part(tmp_path, "seq", settings) is not None
+    for damaged in (b"", whole[: len(whole) // 2], b"not a zip archive at all"):
+        marker.write_bytes(damaged)
+        assert common.load_part(tmp_path, "seq", settings) is None
+    common.save_part(tmp_path, "seq", settings, {**rows, "id": np.arange(5)})  # rows of two lengths
+    assert common.load_part(tmp_path, "seq", settings, tmp_path / "images") is None
+
+
 def test_h36m_subjects_in_batches_are_not_dropped(raw, tmp_path):
     out = tmp_path / "out"
     nine = convert_h36m(raw / "h36m", out, subjects=(9,), progress=False)

@@ -423,6 +423,8 @@ def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
         cv2.imwrite(str(shots / name), picture)
     (shots / "notes.txt").write_text("not a picture")
     items = notebook_inputs([str(shots / "b.png")], tmp_path / "unused", tmp_path / "examples")
+    with pytest.raises(demo.Pose3DError, match=r"images: \[''\] holds an empty path"):  # not the project's root folder
+        notebook_inputs([""], tmp_path / "unused", tmp_path / "examples")
     assert [(i.path.name, i.kind, i.folder) for i in items] == [("b.png", "image", None)]
     assert not (tmp_path / "examples").exists()  # no examples made when images are listed
     with pytest.raises(FileNotFoundError, match="nosuch.jpg"):

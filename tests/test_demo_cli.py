@@ -112,13 +112,14 @@ def test_a_bbox_far_larger_than_the_picture_an_empty_input_and_repeated_inputs(t
     with pytest.raises(SystemExit):
         _run(["", *common, "o3"])
     assert "argument INPUT: empty path" in capsys.readouterr().err and not (tmp_path / "o3").exists()
-    assert _run(["shots", str(photo), "shots", "shots/b.png", "--whole-image", *common, "o4"]) == 0
+    (tmp_path / "shots" / "alias.png").symlink_to("a.png")  # a link in the folder: a picture of its own
+    assert _run(["shots", str(photo), "shots/", "./shots/b.png", "--whole-image", *common, "o4"]) == 0
     err = capsys.readouterr().err
-    for again in (photo, "shots", "shots/b.png"):
-        assert f"warning: {again}: given more than once (itself, or inside an input folder); read once" in err
+    assert (f"warning: 3 inputs given more than once (itself, or inside an input folder) and read once: {photo}, shots, "
+            "shots/b.png\n") in err
     assert "skipped" not in err
-    assert (tmp_path / "o4" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png", "b.png"]
-    assert sorted(p.name for p in (tmp_path / "o4" / "shots").glob("*.json")) == ["a.json", "b.json"]
+    assert (tmp_path / "o4" / "shots" / "keypoints" / "items.txt").read_text().split() == ["a.png", "alias.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "o4" / "shots").glob("*.json")) == ["a.json", "alias.json", "b.json"]
 
 
 def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monkeypatch, capsys):
@@ -340,6 +341,17 @@ def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, 
     skipped: list = []
     media.collect_inputs([tmp_path], skipped=skipped)
     assert skipped == [out]  # said on the terminal by the demo command
+    finder = tmp_path / "finder"  # a folder holding only hidden files (a Finder's .DS_Store) counts as empty: marked
+    finder.mkdir()
+    (finder / ".DS_Store").write_bytes(b"x")
+    inner = out / "sub"  # a folder inside a marked one: every search skips it already
+    inner.mkdir()
+    (inner / "mine.txt").write_text("x")
+    for target in (finder, inner):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "B" / "shots" / "x.png"]), target,
+                        whole_image=True, quiet=True)
+    assert (finder / media.OUTPUT_MARKER).is_file() and not (inner / media.OUTPUT_MARKER).exists()
+    assert "holds files of yours" not in capsys.readouterr().err
 
 
 def test_single_image_shows_its_steps_and_bars_off_is_silent(tmp_path, loaded, bars_on, monkeypatch, capsys):

@@ -103,7 +103,8 @@ def test_a_video_named_like_an_image_is_called_a_video(tmp_path):
     renamed.write_bytes(clip.read_bytes())
     with pytest.raises(DataError, match=r"video_as\.jpg: not a readable image: it is a video \(an MP4/MOV container\)"):
         read_image_file(renamed)
-    heic = tmp_path / "IMG.jpg"  # a phone's HEIC photo with a .jpg name is not called a video
-    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
-    with pytest.raises(DataError, match=r"IMG\.jpg: not a readable image \(JPEG/PNG expected; corrupt\?\)"):
-        read_image_file(heic)
+    heic = tmp_path / "IMG.jpg"  # HEIF photos with a .jpg name are not called videos, whatever their major brand
+    for major in (b"heic", b"mif2", b"avif", b"heim"):
+        heic.write_bytes(b"\x00\x00\x00\x18ftyp" + major + b"\x00\x00\x00\x00mif1" + major + bytes(64))
+        with pytest.raises(DataError, match=r"IMG\.jpg: not a readable image \(JPEG/PNG expected; corrupt\?\)"):
+            read_image_file(heic)

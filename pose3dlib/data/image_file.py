@@ -17,7 +17,7 @@ from ..engine.errors import DataError
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # SOI / EOI markers
 PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
-HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif")  # ISO-media still pictures, not videos
+HEIF_BRANDS = (b"mif1", b"msf1")  # every HEIF/AVIF picture (a phone's .heic) lists one of these brands
 TAIL_BYTES = 1024  # the end marker must lie in the file's last bytes (some writers pad after it)
 
 
@@ -72,6 +72,17 @@ def incomplete_reason(data: bytes) -> str | None:
     return None
 
 
+def is_video_container(data: bytes) -> bool:
+    """Whether the bytes open an ISO base media file (MP4, MOV, M4V: an `ftyp` box) that is no HEIF or
+    AVIF still picture, whose `ftyp` lists HEIF_BRANDS among its major and compatible brands."""
+    if data[4:8] != b"ftyp":
+        return False
+    size = int.from_bytes(data[:4], "big")
+    box = data[8:min(max(size, 16), len(data), 256)]  # major brand, minor version, compatible brands
+    brands = {box[i:i + 4] for i in range(0, len(box) - 3, 4)}
+    return not brands & set(HEIF_BRANDS)
+
+
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file with OpenCV `flags`; (H, W[, C]) array in OpenCV's channel order (BGR).
 
@@ -94,7 +105,7 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
     except MemoryError:
         raise DataError(f"{path}: not a readable image: too large to decode in this machine's memory") from None
     if image is None or image.size == 0:
-        if data[4:8] == b"ftyp" and data[8:12] not in HEIF_BRANDS:  # an ISO media file: MP4, MOV, M4V
+        if is_video_container(data):
             raise DataError(f"{path}: not a readable image: it is a video (an MP4/MOV container); give it its "
                             "video suffix (.mp4, .mov) to run it as a video")
         raise DataError(f"{path}: not a readable image (JPEG/PNG expected; corrupt?)")

@@ -417,14 +417,15 @@ def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None
 def prepare_out(out_dir: Path) -> list[Path]:
     """Make `out_dir` and check that files can be written there, before any work; returns the folders
     made (the caller removes them if nothing succeeds). Pose3DError naming --out when it cannot be
-    written. A folder made here or found empty is marked as demo output (media.OUTPUT_MARKER), so
-    no later folder search reads it; a folder that already holds files of the user's is not."""
+    written. A folder made here or found empty (hidden files aside) is marked as demo output
+    (media.OUTPUT_MARKER), so no later folder search reads it; a folder that already holds files of the
+    user's is not, and a warning says so unless a folder above it is marked."""
     if out_dir.exists() and not out_dir.is_dir():
         raise Pose3DError(f"--out {out_dir}: exists and is not a folder")
     made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if set(os.listdir(out_dir)) <= {media.OUTPUT_MARKER}:
+        if all(name.startswith(".") for name in os.listdir(out_dir)):  # empty but for hidden files (.DS_Store), which no search reads
             atomic_write_text(out_dir / media.OUTPUT_MARKER, "written by `python -m pose3dlib demo`; "
                               "a demo folder search skips this folder\n")
         else:  # the user's own folder: only check that a file can be written
@@ -436,7 +437,7 @@ def prepare_out(out_dir: Path) -> list[Path]:
         # the marker or the write check in --out itself: the reason alone (their names are no file of the user's)
         own = e.filename is not None and e.strerror and Path(os.fsdecode(e.filename)).parent == out_dir
         raise Pose3DError(f"--out {out_dir}: cannot write there ({e.strerror if own else describe_os_error(e)})") from None
-    if not (out_dir / media.OUTPUT_MARKER).is_file():
+    if not any((d / media.OUTPUT_MARKER).is_file() for d in (out_dir, *out_dir.parents)):  # inside a marked one: skipped too
         _warn(f"--out {out_dir}: holds files of yours, so it is not marked as demo output ({media.OUTPUT_MARKER}); "
               "a later demo run over a folder that holds it will read these results as photos (a new or empty --out "
               "is marked)")
@@ -635,8 +636,8 @@ def run(args: argparse.Namespace) -> int:
     repeated: list[Path] = []
     items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped,  # not a previous run's outputs
                                  left_out=left_out, repeated=repeated)
-    for path in repeated:
-        _warn(f"{path}: given more than once (itself, or inside an input folder); read once")
+    if repeated:
+        _warn(media.describe_repeated(repeated))
     for folder in skipped:
         _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
     if left_out:
@@ -740,10 +741,12 @@ def notebook_inputs(images: list[str | Path], examples_from: str | Path, example
     inputs, or two pictures with one stem (photo.jpg and photo.png, or a/photo.jpg and b/photo.jpg), is a
     Pose3DError naming the files, before any of them is run."""
     if images:
+        if any(str(p) == "" for p in images):  # as the command line's INPUT: not the project's root folder
+            raise Pose3DError(f"images: {images!r} holds an empty path; list image files or folders")
         repeated: list[Path] = []
         items = media.collect_inputs([resolve(p) for p in images], repeated=repeated)
-        for path in repeated:
-            _warn(f"images: {path}: listed more than once (itself, or inside a listed folder); read once")
+        if repeated:
+            _warn(f"images: {media.describe_repeated(repeated)}")
         videos = [str(i.path) for i in items if i.kind == "video"]
         if videos:
             raise Pose3DError(f"images: {', '.join(videos[:3])}{' ...' if len(videos) > 3 else ''} "

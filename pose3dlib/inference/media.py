@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,19 +141,23 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
     given (for the caller to say so). Files of a searched folder whose suffix is neither an
     image's nor a video's (a .heic, a .txt) are appended to `left_out` when
     given, so the caller can say what was not read. A file or folder given again (itself, or a file
-    inside a folder given before it) is read once; the later mentions are appended to `repeated` when
-    given. Raises Pose3DError naming a folder that holds neither, FileNotFoundError for a missing path.
+    inside a folder given before it) is read once, where it is first met (`demo a.png .` reads a.png as
+    a single file, `demo . a.png` as one of the folder's); the later mentions are appended to `repeated`
+    when given. Paths are compared as written (made absolute, links not followed), so a link inside a
+    folder is a picture of its own. Raises Pose3DError naming a folder that holds neither,
+    FileNotFoundError for a missing path.
     """
     items: list[Item] = []
     skip = None if skip is None else Path(skip).resolve()
-    seen: set[Path] = set()  # resolved files and folders already taken
+    seen: set[str] = set()  # absolute paths of the files and folders already taken
 
     def first_time(path: Path) -> bool:
-        if path.resolve() in seen:
+        key = os.path.abspath(path)
+        if key in seen:
             if repeated is not None:
                 repeated.append(path)
             return False
-        seen.add(path.resolve())
+        seen.add(key)
         return True
 
     for p in map(Path, paths):
@@ -191,6 +196,13 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             raise FileNotFoundError(f"{kind_of(p) if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES else 'input'} "
                                     f"not found: {p}")
     return items
+
+
+def describe_repeated(paths: list[Path], examples: int = 3) -> str:
+    """One line on the inputs `collect_inputs` met more than once (its `repeated`): how many, a few of them."""
+    shown = ", ".join(map(str, paths[:examples])) + (", ..." if len(paths) > examples else "")
+    return (f"{len(paths)} input{'s' if len(paths) != 1 else ''} given more than once (itself, or inside an input "
+            f"folder) and read once: {shown}")
 
 
 def describe_left_out(files: list[Path], examples: int = 3) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import warnings
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -192,8 +193,8 @@ def load_part(out: Path, name: str, settings: dict, images: Path | None = None,
         keys = [rows[k] for k in ("subject", "action", "subaction", "camera", "id")]
         if images is not None and not crops_present(images, *keys):
             return None
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged marker, or one without the release's row keys: convert the sequence again
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # a damaged marker (empty, cut short), or one without the release's row keys: convert again
     if stored != settings:
         save_part(out, name, settings, rows)
     return rows
