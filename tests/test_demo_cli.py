@@ -499,7 +499,7 @@ def test_the_shared_plotly_script_is_rewritten_when_cut_short(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plotly.min.js"]  # no temporary left behind
 
 
-def test_a_bundle_folder_holding_files_of_yours_is_refused_before_any_work(tmp_path, loaded):
+def test_a_bundle_folder_holding_files_of_yours_is_refused_before_any_work(tmp_path, loaded, monkeypatch):
     model, cfg = loaded
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -511,3 +511,10 @@ def test_a_bundle_folder_holding_files_of_yours_is_refused_before_any_work(tmp_p
         demo.run_inputs(model, cfg, None, media.collect_inputs([shots]), tmp_path / "o", whole_image=True, quiet=True)
     assert not (tmp_path / "o" / "shots" / "a.json").exists()  # refused before the image was run
     assert mine.read_text() == "my notes"
+    clip = _video(tmp_path / "clip.mp4")
+    mine = tmp_path / "o" / "clip_keypoints" / "mine.txt"  # a video's bundle folder too, before its frames are run
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes")
+    monkeypatch.setattr(demo, "_estimate_frames", lambda *a, **k: pytest.fail("frames estimated before the check"))
+    with pytest.raises(Pose3DError, match=r"clip_keypoints: holds files that are not a keypoint bundle's \(mine\.txt\)"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([clip]), tmp_path / "o", whole_image=True, quiet=True)

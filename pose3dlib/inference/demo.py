@@ -549,6 +549,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     paths = {"json": out_dir / f"{stem}.json", "overlay": out_dir / f"{stem}_overlay.mp4",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
              "bundle": out_dir / f"{stem}_keypoints"}
+    export.check_bundle_folder(paths["bundle"])  # before the frames are estimated, not after
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     earlier = start_item(paths["json"])
