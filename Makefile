@@ -128,6 +128,13 @@ ifeq ($(filter True False,$(REAL_DATA)),)
 $(error REAL_DATA=$(REAL_DATA): expected True or False)
 endif
 endif
+# The sweep, the ablation and the unseen-data check build on the synthetic run runs/PROFILE: a
+# REAL_DATA=True there would be ignored without a word.
+ifneq ($(filter sweep ablation unseen-check,$(MAKECMDGOALS)),)
+ifeq ($(REAL_DATA),True)
+$(error REAL_DATA=True: make sweep, make ablation and make unseen-check run on the synthetic data of runs/PROFILE; REAL_DATA applies to make reproduce and make data)
+endif
+endif
 
 data: setup ## write the synthetic data of configs/PROFILE.yaml where its data.*_dir name (data/synthetic/PROFILE for the built-in profiles; skipped when up to date)
 	$(PY) -m pose3dlib prepare-synthetic --config configs/$(PROFILE).yaml

@@ -97,6 +97,13 @@ def test_training_differences_ignore_only_the_evaluation_options():
                                                                            "train.log_every_steps=7"])) == []
     assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3", "data.flip_prob=0.1"])
                                 ) == [f"data.flip_prob: {stored['data']['flip_prob']} -> 0.1"]
+    # where the official downloads lie: only the converters read it (the converted sets' own keys are compared)
+    named = load_config("configs/smoke.yaml", ["data.raw_h36m_dir=/data/h36m", "data.raw_mpii_dir=/data/mpii",
+                                               "data.raw_3dhp_dir=/data/3dhp"])
+    assert training_differences(stored, named) == []
+    assert training_differences(stored, load_config("configs/smoke.yaml", ["data.raw_h36m_dir=/data/h36m",
+                                                                           "data.h36m_dir=data/converted/h36m"])
+                                ) == [f"data.h36m_dir: {stored['data']['h36m_dir']!r} -> 'data/converted/h36m'"]
     # a stage never reads the later stages' settings; it does read its own and the earlier ones'
     later = load_config("configs/smoke.yaml", ["train.stage3.lr=0.5", "train.stage2.epochs=7"])
     assert training_differences(stored, later, stage=1) == []

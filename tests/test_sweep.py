@@ -2,6 +2,8 @@
 output folder per profile and key (no notebooks run here)."""
 from __future__ import annotations
 
+import re
+
 import matplotlib
 import pytest
 
@@ -430,6 +432,10 @@ def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
     assert "--replace" in _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REPLACE=True")
     assert "--replace" not in _make_dry_run(make_n, "sweep", "PROFILE=smoke")
     assert "--replace" in _make_dry_run(make_n, "ablation", "PROFILE=smoke", "REPLACE=True")
+    for target in ("sweep", "ablation", "unseen-check"):  # they run on the synthetic run: REAL_DATA would be ignored
+        done = make_n(target, "PROFILE=smoke", "REAL_DATA=True")
+        assert done.returncode != 0 and "REAL_DATA=True: make sweep, make ablation and make unseen-check run on the " \
+            "synthetic data" in done.stderr, target
 
 
 def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):
@@ -613,5 +619,7 @@ def test_a_reused_base_stage_trained_on_other_synthetic_data_is_refused(tmp_path
     older = {k: {**v, "seed": v["seed"] + 3} for k, v in trained_on.items()}
     with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data than the "
                                           r"sweep's \(data\.h36m_dir = .* holds other synthetic data than it was "
-                                          r"trained on \(generator seed 3 -> 0\)"):
+                                          r"trained on \(generator seed 3 -> 0\)\); train that stage again .*"
+                                          r"--stage 1 --run-dir " + re.escape(str(tmp_path)) + r" --overwrite`, then "
+                                          r"`make reproduce PROFILE=\.\.\.` for the stages after it\)"):
         check_base_stage(tmp_path / "stage1" / "last.pt", {**ckpt, "extra": {"data": older}}, cfg, 1)

@@ -157,6 +157,17 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     assert "--seeds '7,-1': seeds are integers >= 0, got [-1]" in capsys.readouterr().err
     assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "2") == 2  # nothing to compare stage 2 with
     assert "has no rows of stage2" in capsys.readouterr().err
+    real = tmp_path / "real_run"  # scored on a converted MPI-INF-3DHP test set: no synthetic set reproduces it
+    real.mkdir()
+    lines = (smoke_run / "metrics.csv").read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index("protocol")], first[header.index("value")] = "3dhp_pck", "0.5"
+    (real / "metrics.csv").write_text("\n".join([*lines, ",".join(first)]) + "\n")
+    assert _cli(real, tmp_path, "--seeds", "5") == 2
+    assert "was scored on a converted MPI-INF-3DHP test set" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--set", "data.wild_test_dir=elsewhere") == 2  # would do nothing
+    assert ("--set data.wild_test_dir=elsewhere: unseen-check scores each seed on the sets it generates"
+            in capsys.readouterr().err)
     bare = tmp_path / "bare_run"  # the run's metrics.csv without its checkpoints
     bare.mkdir()
     (bare / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())

@@ -40,6 +40,7 @@ from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, project_relative, resolve
 from ..tools.sweep import parse_seeds
+from .eval_3dhp import PROTOCOLS as THREEDHP_PROTOCOLS
 from .evaluate import evaluate_run, is_fraction, parse_stages, protocol_label, read_metrics_csv, write_metrics_csv
 
 BASELINE = "mean_pose"  # metrics.csv's stage label of the mean-pose rows
@@ -264,6 +265,20 @@ def scored_these_weights(run_dir: str | Path, stage: int) -> bool:
     return ckpt.stat().st_mtime <= csv_path.stat().st_mtime
 
 
+def check_no_data_folders(overrides: list[str]) -> None:
+    """Pose3DError naming an --set of a data folder (`data.*_dir`): each seed is scored on the sets this
+    check generates for it (`set_overrides` points the evaluation there), so such an override would be
+    recorded in unseen.json without changing a number."""
+    from ..config import override_keys
+
+    for item in overrides:
+        for key in override_keys(item):
+            if key.startswith("data.") and key.endswith("_dir"):
+                raise Pose3DError(f"--set {item}: unseen-check scores each seed on the sets it generates (under "
+                                  "--data-root), not on data folders of the config; to score the run on a folder of "
+                                  "yours, use `python -m pose3dlib evaluate --set data.KEY=FOLDER`")
+
+
 def set_overrides(set_dir: Path) -> list[str]:
     """The `--set` overrides that point `evaluate`'s data folders into a generated set."""
     return [f"data.{key}={json.dumps(str(set_dir / sub))}" for key, sub in DATA_KEYS.items()]  # quoted: a '#' or ': ' in the path stays in it
@@ -292,6 +307,10 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
     if not tolerance >= 0:
         raise Pose3DError(f"--tolerance {tolerance}: expected a fraction >= 0, e.g. 0.1 for 10 %")
     reference = read_metrics_csv(runs.eval_csv_path(run_dir))
+    if any(r["protocol"] in THREEDHP_PROTOCOLS for r in reference):
+        raise Pose3DError(f"{runs.eval_csv_path(run_dir)} was scored on a converted MPI-INF-3DHP test set (its "
+                          f"{', '.join(THREEDHP_PROTOCOLS)} rows): a run on the real datasets, which synthetic sets of "
+                          "new people do not reproduce; unseen-check compares a synthetic run with sets generated anew")
     scored = {r["stage"] for r in reference}
     missing = [runs.stage_name(s) for s in stages if runs.stage_name(s) not in scored]
     if missing:
@@ -367,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_limit(args.limit)
     check_overrides(args.overrides)
+    check_no_data_folders(args.overrides)
     seeds = parse_seeds(args.seeds)
     rows, out = check_unseen(args.config, args.run_dir, seeds, stages=parse_stages(args.stages),
                              tolerance=args.tolerance, data_root=args.data_root, out=args.out,

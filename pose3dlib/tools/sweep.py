@@ -72,8 +72,10 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
     diffs = runs.recipe_differences(ckpt, cfg, stage, ignored)
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
-                          f"sweep's ({'; '.join(diffs)}); train the base run with this config and data (`make reproduce "
-                          "PROFILE=...`) or sweep with the config it was trained with (--config)")
+                          f"sweep's ({'; '.join(diffs)}); train that stage again with this config and data (`python -m "
+                          f"pose3dlib train --config <config> --stage {stage} --run-dir {ckpt_path.parent.parent} "
+                          "--overwrite`, then `make reproduce PROFILE=...` for the stages after it) or sweep with the "
+                          "config it was trained with (--config)")
 
 
 def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
