@@ -411,3 +411,15 @@ def test_an_unknown_notebook_name_lists_the_projects_notebooks():
     with pytest.raises(Pose3DError, match=r"notebook not found: .*07_nope\.ipynb \(the project's notebooks by name: "
                                           r"01_data_prep, 02_train_2d, .*06_eval_mpjpe\)"):
         notebook_runner.notebook_path("07_nope")
+
+
+def test_a_config_or_override_that_does_not_load_fails_before_a_kernel_starts():
+    """prepare() loads the notebook's config with its overrides (given, else the notebook's defaults),
+    as the notebook's first cell would, so a typo is one line at once, not a failed cell seconds later."""
+    src, params = notebook_runner.prepare("06_eval_mpjpe", {"overrides": ["train.stage3.geometric_weight=0.1"]})
+    assert src.name == "06_eval_mpjpe.ipynb" and params["overrides"] == ["train.stage3.geometric_weight=0.1"]
+    with pytest.raises(Pose3DError, match=r"^06_eval_mpjpe\.ipynb: unknown config key 'train\.stage3\.geometric_wieght'"):
+        notebook_runner.prepare("06_eval_mpjpe", {"overrides": ["train.stage3.geometric_wieght=0.1"]})
+    with pytest.raises(Pose3DError, match=r"^02_train_2d\.ipynb: .*configs/nosuch\.yaml"):
+        notebook_runner.prepare("02_train_2d", {"config_file": "configs/nosuch.yaml"})
+    notebook_runner.prepare("05_demo", {"run_dir": "runs/x"})  # neither given: nothing to load early

@@ -296,7 +296,31 @@ def prepare(name: str, params: dict, skip_undeclared: tuple[str, ...] = ()) -> t
     if skip_undeclared:
         params = {k: v for k, v in params.items() if k in declared or k not in skip_undeclared}
     check_parameters(src, params, declared)
+    check_config_parameters(src, params, declared)
     return src, params
+
+
+def check_config_parameters(notebook: Path, params: dict, declared: dict) -> None:
+    """Pose3DError naming the notebook when its `config_file` and `overrides` (as given, else the
+    notebook's defaults) do not load: a mistyped override key fails here, before a kernel starts,
+    as it would in the notebook's first cell."""
+    from ..config import load_config
+
+    if "config_file" not in declared or not ({"config_file", "overrides"} & set(params)):
+        return
+
+    def value(name: str, fallback):
+        if name in params:
+            return params[name]
+        try:
+            return ast.literal_eval(str((declared.get(name) or {}).get("default")))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return fallback
+
+    try:
+        load_config(value("config_file", None), value("overrides", []) or [])
+    except Pose3DError as e:
+        raise Pose3DError(f"{notebook.name}: {e}") from None
 
 
 def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
