@@ -131,8 +131,8 @@ endif
 # The sweep, the ablation and the unseen-data check build on the synthetic run runs/PROFILE: a
 # REAL_DATA=True there would be ignored without a word.
 ifneq ($(filter sweep ablation unseen-check,$(MAKECMDGOALS)),)
-ifeq ($(REAL_DATA),True)
-$(error REAL_DATA=True: make sweep, make ablation and make unseen-check run on the synthetic data of runs/PROFILE; REAL_DATA applies to make reproduce and make data)
+ifneq ($(REAL_DATA),False)
+$(error REAL_DATA=$(REAL_DATA): make sweep, make ablation and make unseen-check run on the synthetic data of runs/PROFILE; REAL_DATA applies to make reproduce)
 endif
 endif
 

@@ -97,18 +97,27 @@ def test_training_differences_ignore_only_the_evaluation_options():
                                                                            "train.log_every_steps=7"])) == []
     assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3", "data.flip_prob=0.1"])
                                 ) == [f"data.flip_prob: {stored['data']['flip_prob']} -> 0.1"]
-    # where the official downloads lie: only the converters read it (the converted sets' own keys are compared)
-    named = load_config("configs/smoke.yaml", ["data.raw_h36m_dir=/data/h36m", "data.raw_mpii_dir=/data/mpii",
-                                               "data.raw_3dhp_dir=/data/3dhp"])
-    assert training_differences(stored, named) == []
-    assert training_differences(stored, load_config("configs/smoke.yaml", ["data.raw_h36m_dir=/data/h36m",
-                                                                           "data.h36m_dir=data/converted/h36m"])
-                                ) == [f"data.h36m_dir: {stored['data']['h36m_dir']!r} -> 'data/converted/h36m'"]
     # a stage never reads the later stages' settings; it does read its own and the earlier ones'
     later = load_config("configs/smoke.yaml", ["train.stage3.lr=0.5", "train.stage2.epochs=7"])
     assert training_differences(stored, later, stage=1) == []
     assert [d.split(":")[0] for d in training_differences(stored, later, stage=2)] == ["train.stage2.epochs"]
     assert len(training_differences(stored, later, stage=3)) == 2 == len(training_differences(stored, later))
+
+
+def test_naming_the_downloads_leaves_a_synthetic_run_alone_but_not_a_converted_one(smoke_data, tmp_path):
+    """Only the converters read data.raw_*_dir. Where the training folders hold synthetic data, naming
+    the downloads changes nothing a stage trains; where they hold a converted set (no identity of its
+    own), another download means other training data."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.runs import training_differences
+
+    downloads = ["data.raw_h36m_dir=/data/h36m", "data.raw_mpii_dir=/data/mpii", "data.raw_3dhp_dir=/data/3dhp"]
+    stored = config_to_dict(load_config("configs/smoke.yaml", smoke_data))
+    assert training_differences(stored, load_config("configs/smoke.yaml", [*smoke_data, *downloads])) == []
+    converted = [f"data.h36m_dir={tmp_path / 'h36m'}", f"data.mpii_dir={tmp_path / 'mpii'}"]  # no generator manifest
+    real = config_to_dict(load_config("configs/smoke.yaml", [*smoke_data, *converted, "data.raw_h36m_dir=/dl/A"]))
+    diffs = training_differences(real, load_config("configs/smoke.yaml", [*smoke_data, *converted, *downloads]))
+    assert [d.split(":")[0] for d in diffs] == ["data.raw_h36m_dir", "data.raw_mpii_dir"]  # 3DHP trains nothing
 
 
 def test_training_differences_ignore_the_number_of_lab_test_people():

@@ -432,10 +432,10 @@ def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
     assert "--replace" in _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REPLACE=True")
     assert "--replace" not in _make_dry_run(make_n, "sweep", "PROFILE=smoke")
     assert "--replace" in _make_dry_run(make_n, "ablation", "PROFILE=smoke", "REPLACE=True")
-    for target in ("sweep", "ablation", "unseen-check"):  # they run on the synthetic run: REAL_DATA would be ignored
-        done = make_n(target, "PROFILE=smoke", "REAL_DATA=True")
-        assert done.returncode != 0 and "REAL_DATA=True: make sweep, make ablation and make unseen-check run on the " \
-            "synthetic data" in done.stderr, target
+    for target, value in (("sweep", "True"), ("ablation", "True"), ("unseen-check", "true")):  # run on synthetic data
+        done = make_n(target, "PROFILE=smoke", f"REAL_DATA={value}")
+        assert done.returncode != 0 and f"REAL_DATA={value}: make sweep, make ablation and make unseen-check run on " \
+            "the synthetic data" in done.stderr, target
 
 
 def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):

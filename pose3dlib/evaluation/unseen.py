@@ -266,14 +266,15 @@ def scored_these_weights(run_dir: str | Path, stage: int) -> bool:
 
 
 def check_no_data_folders(overrides: list[str]) -> None:
-    """Pose3DError naming an --set of a data folder (`data.*_dir`): each seed is scored on the sets this
+    """Pose3DError naming an --set of a data folder (generator.DATA_KEYS): each seed is scored on the sets this
     check generates for it (`set_overrides` points the evaluation there), so such an override would be
     recorded in unseen.json without changing a number."""
     from ..config import override_keys
+    from ..synthetic.generator import DATA_KEYS
 
     for item in overrides:
         for key in override_keys(item):
-            if key.startswith("data.") and key.endswith("_dir"):
+            if key in {f"data.{k}" for k in DATA_KEYS}:  # what `set_overrides` points at each seed's sets
                 raise Pose3DError(f"--set {item}: unseen-check scores each seed on the sets it generates (under "
                                   "--data-root), not on data folders of the config; to score the run on a folder of "
                                   "yours, use `python -m pose3dlib evaluate --set data.KEY=FOLDER`")
