@@ -53,7 +53,8 @@ def refuse_overwriting_an_input(out: str | os.PathLike, option: str, inputs: dic
     if not target.is_file():
         return
     for what, path in inputs.items():
-        if path is not None and resolve(path).is_file() and os.path.samefile(target, resolve(path)):
+        source = None if path is None else resolve(path)
+        if source is not None and source.is_file() and os.path.samefile(target, source):
             raise Pose3DError(f"{option} {target}: is the {what} this command reads; writing there would replace it: "
                               "give another file name")
 

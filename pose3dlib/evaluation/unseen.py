@@ -272,9 +272,10 @@ def check_no_data_folders(overrides: list[str]) -> None:
     from ..config import override_keys
     from ..synthetic.generator import DATA_KEYS
 
+    folders = {f"data.{k}" for k in DATA_KEYS}  # the generator's data folders: each seed's sets stand in for them
     for item in overrides:
         for key in override_keys(item):
-            if key in {f"data.{k}" for k in DATA_KEYS}:  # what `set_overrides` points at each seed's sets
+            if key in folders:
                 raise Pose3DError(f"--set {item}: unseen-check scores each seed on the sets it generates (under "
                                   "--data-root), not on data folders of the config; to score the run on a folder of "
                                   "yours, use `python -m pose3dlib evaluate --set data.KEY=FOLDER`")

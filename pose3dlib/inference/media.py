@@ -198,11 +198,15 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
     return items
 
 
+def _first_few(paths: list[Path], examples: int) -> str:
+    """'a, b, c' of the first `examples` paths, ', ...' after them when there are more."""
+    return ", ".join(map(str, paths[:examples])) + (", ..." if len(paths) > examples else "")
+
+
 def describe_repeated(paths: list[Path], examples: int = 3) -> str:
     """One line on the inputs `collect_inputs` met more than once (its `repeated`): how many, a few of them."""
-    shown = ", ".join(map(str, paths[:examples])) + (", ..." if len(paths) > examples else "")
     return (f"{len(paths)} input{'s' if len(paths) != 1 else ''} given more than once (itself, or inside an input "
-            f"folder) and read once: {shown}")
+            f"folder) and read once: {_first_few(paths, examples)}")
 
 
 def describe_left_out(files: list[Path], examples: int = 3) -> str:
@@ -212,9 +216,9 @@ def describe_left_out(files: list[Path], examples: int = 3) -> str:
     for f in files:
         by_suffix[f.suffix.lower() or "no suffix"] = by_suffix.get(f.suffix.lower() or "no suffix", 0) + 1
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
-    shown = ", ".join(map(str, files[:examples])) + (", ..." if len(files) > examples else "")
     return (f"left out {len(files)} file{'s' if len(files) != 1 else ''} of the input folders that "
-            f"{'are' if len(files) != 1 else 'is'} neither an image nor a video by the suffix ({kinds}: {shown}); "
+            f"{'are' if len(files) != 1 else 'is'} neither an image nor a video by the suffix ({kinds}: "
+            f"{_first_few(files, examples)}); "
             f"read are {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}")
 
 

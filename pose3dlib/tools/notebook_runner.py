@@ -246,6 +246,18 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+NO_DEFAULT = object()  # `declared_default` of a parameter whose default is not a literal
+
+
+def declared_default(info) -> object:
+    """The value of a parameter's default as papermill read it (`declared_parameters`' entry), when it
+    is a Python literal; NO_DEFAULT otherwise (an expression, or nothing)."""
+    try:
+        return ast.literal_eval(str((info if isinstance(info, dict) else {}).get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return NO_DEFAULT
+
+
 def parameter_types(declared: dict) -> dict[str, str]:
     """{name: 'bool' | 'int' | 'float' | 'str' | 'list' | 'dict'} of the parameters whose type is known:
     the annotation papermill read (`x: int = 0`), else the type of the default's literal; a parameter
@@ -255,11 +267,10 @@ def parameter_types(declared: dict) -> dict[str, str]:
         info = info if isinstance(info, dict) else {}
         kind = str(info.get("inferred_type_name") or "").split("[")[0].strip().lower()
         if kind not in _TYPES:
-            try:
-                kind = type(ast.literal_eval(str(info.get("default")))).__name__
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            default = declared_default(info)
+            if default is NO_DEFAULT:
                 continue
-            kind = {"tuple": "list"}.get(kind, kind)
+            kind = {"tuple": "list"}.get(type(default).__name__, type(default).__name__)
         if kind in _TYPES:
             types[name] = kind
     return types
@@ -312,10 +323,8 @@ def check_config_parameters(notebook: Path, params: dict, declared: dict) -> Non
     def value(name: str, fallback):
         if name in params:
             return params[name]
-        try:
-            return ast.literal_eval(str((declared.get(name) or {}).get("default")))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return fallback
+        default = declared_default(declared.get(name))
+        return fallback if default is NO_DEFAULT else default
 
     try:
         load_config(value("config_file", None), value("overrides", []) or [])
