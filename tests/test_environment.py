@@ -7,10 +7,11 @@ from importlib import metadata
 
 import pytest
 import yaml
+from packaging.markers import Marker
 
 from pose3dlib.engine.paths import PROJECT_ROOT
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)\s*(?:;\s*(.+))?$")  # name==version[; marker]
 
 
 def canonical(name: str) -> str:
@@ -18,8 +19,9 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def parse_pins(requirements: list[str], where: str) -> dict[str, str]:
-    """['torch==2.13.0', ...] -> {'torch': '2.13.0'}; every entry must be an exact pin."""
+def parse_pins(requirements: list[str], where: str, markers: dict[str, str] | None = None) -> dict[str, str]:
+    """['torch==2.13.0', ...] -> {'torch': '2.13.0'}; every entry must be an exact pin. An environment
+    marker ('name==1.0; sys_platform == "linux"') goes into `markers` (name -> marker, quotes unified)."""
     pins: dict[str, str] = {}
     for req in requirements:
         m = PIN.match(req.strip())
@@ -27,6 +29,8 @@ def parse_pins(requirements: list[str], where: str) -> dict[str, str]:
         name = canonical(m.group(1))
         assert name not in pins, f"{where}: {name} pinned twice"
         pins[name] = m.group(2)
+        if m.group(3) and markers is not None:
+            markers[name] = " ".join(m.group(3).replace("'", '"').split())
     return pins
 
 
@@ -47,9 +51,11 @@ def conda_pip_section(env: dict) -> list[str]:
 
 
 def test_both_files_pin_the_same_packages(pyproject, conda_env) -> None:
-    pp = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml")
-    env = parse_pins(conda_pip_section(conda_env), "environment.yml pip section")
+    pp_markers, env_markers = {}, {}
+    pp = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml", pp_markers)
+    env = parse_pins(conda_pip_section(conda_env), "environment.yml pip section", env_markers)
     assert env == pp
+    assert env_markers == pp_markers
 
 
 def test_required_packages_are_pinned(pyproject) -> None:
@@ -72,9 +78,12 @@ def test_conda_python_and_channel(pyproject, conda_env) -> None:
 
 def test_installed_versions_match_pins(pyproject) -> None:
     """The running environment is the pinned one (what `make setup` installs)."""
-    pins = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml")
     wrong = {}
+    markers: dict[str, str] = {}
+    pins = parse_pins(pyproject["project"]["dependencies"], "pyproject.toml", markers)
     for name, version in pins.items():
+        if name in markers and not Marker(markers[name]).evaluate():
+            continue  # not for this platform
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:

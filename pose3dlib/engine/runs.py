@@ -13,7 +13,8 @@
                                       the GPU lands in the steps. `resumed`: the process began
                                       the epoch part-way, at `first_step`; a process killed
                                       after writing an epoch's line and before its checkpoint
-                                      leaves that epoch twice (same `first_step`)
+                                      leaves that epoch twice (same `first_step`); `allocator`:
+                                      the process's memory allocator (engine/allocator.py)
     <run_dir>/stage{N}/tb/            TensorBoard scalars, when tensorboard is installed
     <run_dir>/stage{N}/.lock          held (flock) by the process writing the stage
     <run_dir>/metrics.csv             evaluation of every stage (pose3dlib.evaluation.evaluate)

@@ -44,6 +44,7 @@ from ..config import (
     dump_config,
     load_config,
 )
+from . import allocator
 from .atomic_io import remove_stale_temporaries
 from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from .device import resolve_device, training_bf16, training_precision
@@ -686,7 +687,7 @@ class Trainer:
         if self.info.is_main:
             _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, first_step=steps_before + 1,
                          steps=self.step - steps_before, resumed=self.done_in_epoch > 0,
-                         **{k: round(v, 3) for k, v in spent.items()})
+                         **{k: round(v, 3) for k, v in spent.items()}, allocator=allocator.loaded())
         self.epoch += 1
         count = max(self.sums.pop("count", 1.0), 1.0)
         self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}

@@ -21,6 +21,7 @@ import torch
 import torch._dynamo.exc
 
 from ...config import load_config
+from ...engine import allocator
 from ...engine.errors import ConfigError
 from ...engine.paths import CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.progress import progress_bar
@@ -80,6 +81,12 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
     def rss() -> None:
         m["peak_rss_mb"] = measure.train_in_subprocess("paper", threads=plan.threads)["peak_rss_mb"]
 
+    def system_malloc() -> None:
+        m["train_cpu_system_malloc_img_s"] = measure.train_in_subprocess(
+            "cpu", threads=plan.threads, repeats=plan.switch_repeats, env={allocator.SWITCH_ENV: "system"})["images_per_s"]
+        m["train_cpu_mimalloc_img_s"] = measure.train_in_subprocess(
+            "cpu", threads=plan.threads, repeats=plan.switch_repeats, env={allocator.SWITCH_ENV: "mimalloc"})["images_per_s"]
+
     def omp_passive() -> None:
         m["train_cpu_omp_passive_img_s"] = measure.train_in_subprocess(
             "cpu", threads=plan.threads, repeats=plan.switch_repeats, env={OMP_WAIT_ENV: PASSIVE})["images_per_s"]
@@ -135,6 +142,7 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             ("cpu compile", switch_task("train_cpu_compile", cpu, on_top(cpu, compile=True))),
             ("cpu 1 thread", switch_task("train_cpu_1thread", cpu, on_top(cpu), threads=1)),
             ("cpu OpenMP passive wait", omp_passive),
+            ("cpu allocators", system_malloc),
         ]
     return tasks
 
@@ -188,7 +196,8 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
     cuda = torch.cuda.is_available() if cuda is None else cuda
     with plan_threads(plan):
         metrics: dict[str, float] = {"load_avg_1min": os.getloadavg()[0],
-                                     "omp_wait_passive": float(wait_policy().upper() == "PASSIVE")}
+                                     "omp_wait_passive": float(wait_policy().upper() == "PASSIVE"),
+                                     "mimalloc": float(allocator.loaded() == "mimalloc")}
         tasks = cpu_tasks(plan, work_dir, metrics) + (cuda_tasks(plan, work_dir, metrics) if cuda else [])
         with progress_bar(tasks, desc="bench", unit="task") as bar:
             for name, task in bar:

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
 from ...config import Config
+from ...engine import allocator
 from ...engine.errors import Pose3DError
 from ...engine.train import SpeedSwitches, build_datasets, build_optimizer, train_step
 from ...losses import geometric_loss
@@ -311,7 +312,8 @@ def train_in_subprocess(profile: str, *, threads: int, warmup: int = 1, repeats:
                         env: dict[str, str | None] | None = None) -> dict[str, float]:
     """{"peak_rss_mb", "images_per_s"} of `profile`'s training step in a fresh process (bench.step_process).
 
-    env: variables to set (str) or remove (None) in the child, e.g. {"OMP_WAIT_POLICY": None}.
+    env: variables to set (str) or remove (None) in the child, e.g. {"OMP_WAIT_POLICY": None}. The child
+    starts with the memory allocator that POSE3D_ALLOCATOR (there, after `env`) chooses (engine/allocator.py).
     """
     cmd = [sys.executable, "-m", "pose3dlib.tools.bench.step_process", "--profile", profile, "--threads", str(threads),
            "--warmup", str(warmup), "--repeats", str(repeats)]
@@ -321,6 +323,7 @@ def train_in_subprocess(profile: str, *, threads: int, warmup: int = 1, repeats:
             child_env.pop(key, None)
         else:
             child_env[key] = value
+    child_env = allocator.launch_env(child_env, allocator.library())
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=child_env)
     if proc.returncode != 0:
         raise Pose3DError(f"bench subprocess failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}")

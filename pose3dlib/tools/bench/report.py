@@ -62,6 +62,8 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
     MetricSpec("threads", "-", "torch CPU threads of every CPU measurement", decimals=0),
     MetricSpec("omp_wait_passive", "-", "1: OMP_WAIT_POLICY=PASSIVE was set in the environment of the bench process",
                decimals=0),
+    MetricSpec("mimalloc", "-", "1: the bench process ran with mimalloc as its memory allocator (engine/allocator.py)",
+               decimals=0),
     MetricSpec("load_avg_1min", "-", "1-minute load average when the run started (other work on the machine)",
                decimals=2),
     None,  # -> speed switches (evidence for the defaults)
@@ -79,6 +81,10 @@ _METRICS_AND_BREAKS: tuple[MetricSpec | None, ...] = (
                decimals=0),
     MetricSpec("train_cpu_1thread_img_s", "img/s", "switch: cpu-profile training with 1 thread"),
     MetricSpec("train_cpu_omp_passive_img_s", "img/s", "switch: cpu-profile training, OMP_WAIT_POLICY=PASSIVE"),
+    MetricSpec("train_cpu_system_malloc_img_s", "img/s",
+               "switch: cpu-profile training in a fresh process with the C library's allocator (POSE3D_ALLOCATOR=system)"),
+    MetricSpec("train_cpu_mimalloc_img_s", "img/s",
+               "switch: the same fresh process with mimalloc (the default), measured right after it"),
     None,  # -> CUDA (measured only where a GPU is present)
     MetricSpec("matmul_peak_gflops_cuda", "GFLOP/s", "bf16 torch.matmul of square matrices on the GPU", decimals=0),
     MetricSpec("train_paper_img_s_cuda", "img/s", "paper training, data included (workers, bf16, channels_last)",
