@@ -40,8 +40,8 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md).
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).
 	$(PY) -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0)'
-	@# the notebooks' Jupyter kernel, started through pose3dlib.kernel (the memory allocator: pose3dlib/engine/allocator.py)
-	$(PY) -c 'from pose3dlib.kernel import register; register("$(KERNEL)")' >/dev/null
+	@# the notebooks' Jupyter kernel, started through pose3dlib.tools.kernel (the memory allocator: pose3dlib/engine/allocator.py)
+	$(PY) -c 'from pose3dlib.tools.kernel import register; register("$(KERNEL)")' >/dev/null
 	@touch $(STAMP)
 	@echo "setup: .venv ready (kernel '$(KERNEL)' registered)"
 

@@ -126,11 +126,11 @@ def test_training_with_either_allocator_gives_the_same_weights_to_the_bit(tmp_pa
 
 
 def test_the_registered_kernel_starts_with_the_chosen_allocator():
-    """make setup registers the pose3d kernel through pose3dlib.kernel, which honours POSE3D_ALLOCATOR."""
+    """make setup registers the pose3d kernel through pose3dlib.tools.kernel, which honours POSE3D_ALLOCATOR."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from jupyter_client.manager import KernelManager
 
-    from pose3dlib.kernel import NAME
+    from pose3dlib.tools.kernel import NAME
 
     _need_mimalloc()
     try:
@@ -139,7 +139,7 @@ def test_the_registered_kernel_starts_with_the_chosen_allocator():
         if os.environ.get("CI"):
             pytest.fail("no 'pose3d' Jupyter kernel in CI: `make test` should have registered it (make setup)")
         pytest.skip("no 'pose3d' Jupyter kernel: run `make setup`")
-    assert "pose3dlib.kernel" in spec.argv and "ipykernel_launcher" not in spec.argv, spec.argv
+    assert "pose3dlib.tools.kernel" in spec.argv and "ipykernel_launcher" not in spec.argv, spec.argv
     seen = {}
     for name in allocator.CHOICES:
         km = KernelManager(kernel_name=NAME)

@@ -1,14 +1,14 @@
 """The C memory allocator of pose3d's processes: mimalloc where it is installed (Linux), else the C library's.
 
 PyTorch takes every CPU tensor from malloc. On the 2-core hosts a cpu-profile training step took
-1.15-1.25 x as long with glibc's allocator as with mimalloc (docs/benchmarks.md, "Memory
-allocator"), and the trained weights were the same to the bit: an allocator decides where memory
+1.16-1.27 x as long with glibc's allocator as with mimalloc (docs/benchmarks.md, "Speed
+switches", row "mimalloc"), and the trained weights were the same to the bit: an allocator decides where memory
 comes from, never what a kernel computes with it. A running process cannot change its allocator,
 so the choice is made where a process starts, by preloading the library (LD_PRELOAD):
 
 - `python -m pose3dlib ...` starts itself once more with the library preloaded
   (`exec_with_allocator`, the first thing `pose3dlib.__main__` does);
-- the Jupyter kernel that `make setup` registers starts through `pose3dlib.kernel`, which does
+- the Jupyter kernel that `make setup` registers starts through `pose3dlib.tools.kernel`, which does
   the same, so notebooks in JupyterLab, `make reproduce`, the sweep, the ablation and nbval train
   alike.
 
@@ -35,8 +35,8 @@ PRELOAD_ENV = "LD_PRELOAD"
 LIBRARY_IN_SITE_PACKAGES = Path("cmeel.prefix", "lib", "libmimalloc.so.3")
 LIBRARY_STEM = "libmimalloc"
 # mimalloc's own settings, set unless the environment already gives them. MIMALLOC_PURGE_DELAY=-1 keeps
-# freed memory for the next training step instead of returning it to the system: steps took 0.78-0.85 x
-# glibc's time with it and 0.85-0.90 x without (docs/benchmarks.md, "Memory allocator").
+# freed memory for the next training step instead of returning it to the system: steps took 0.79-0.86 x
+# glibc's time with it and 0.86-0.96 x without (docs/benchmarks.md, row "mimalloc").
 SETTINGS = {"MIMALLOC_PURGE_DELAY": "-1"}
 # Set in the environment of the process started again by `exec_with_allocator`, so it never starts a third time.
 RESTARTED_ENV = "POSE3D_ALLOCATOR_RESTARTED"
@@ -103,7 +103,7 @@ def loaded() -> str:
 def exec_with_allocator(argv: list[str] | None = None) -> None:
     """Start this process again, with the same command line, when its allocator is not the one chosen.
 
-    Called before anything else is imported or done (pose3dlib.__main__, pose3dlib.kernel): the
+    Called before anything else is imported or done (pose3dlib.__main__, pose3dlib.tools.kernel): the
     process is replaced (same process id, same standard streams), so the caller never notices.
     Returns without doing anything when the allocator is already right, when the library is missing
     (one line on stderr on Linux, where it should be installed), or in the process started again

@@ -23,7 +23,7 @@ import yaml
 from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
-from ..kernel import NAME as KERNEL  # the Jupyter kernel run-notebook asks for (registered by make setup)
+from .kernel import NAME as KERNEL  # the Jupyter kernel run-notebook asks for (registered by make setup)
 
 # The numbered notebook that trains each stage, and the one that evaluates a run (metrics.csv).
 TRAIN_NOTEBOOKS = {1: "02_train_2d", 2: "03_train_depth", 3: "04_train_geometry"}

@@ -1,7 +1,7 @@
 """The Jupyter kernel that `make setup` registers ("pose3d"): ipykernel, started with the chosen memory allocator.
 
-    python -m pose3dlib.kernel -f {connection_file}     (what the kernel's kernel.json runs)
-    python -c 'from pose3dlib.kernel import register; register()'     (registers it; make setup does)
+    python -m pose3dlib.tools.kernel -f {connection_file}     (what the kernel's kernel.json runs)
+    python -c 'from pose3dlib.tools.kernel import register; register()'     (registers it; make setup does)
 
 The same as `python -m ipykernel_launcher`, except that the process first starts again with
 mimalloc preloaded (engine/allocator.py; POSE3D_ALLOCATOR=system keeps the C library's), so a
@@ -24,14 +24,14 @@ def register(name: str = NAME, display_name: str = DISPLAY_NAME) -> Path:
     spec_file = Path(install(kernel_name=name, display_name=display_name, prefix=sys.prefix)) / "kernel.json"
     spec = json.loads(spec_file.read_text())
     argv = spec["argv"]
-    argv[argv.index(IPYKERNEL_MODULE)] = __spec__.name if __spec__ else "pose3dlib.kernel"
+    argv[argv.index(IPYKERNEL_MODULE)] = __spec__.name  # this module
     spec_file.write_text(json.dumps(spec, indent=1) + "\n")
     return spec_file
 
 
 if __name__ == "__main__":
-    from .engine.allocator import exec_with_allocator
-    from .engine.errors import ConfigError
+    from ..engine.allocator import exec_with_allocator
+    from ..engine.errors import ConfigError
 
     try:
         exec_with_allocator()
