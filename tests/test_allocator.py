@@ -94,6 +94,11 @@ def test_a_missing_library_is_said_once_and_the_command_runs_on(execs, monkeypat
     monkeypatch.setenv(allocator.SWITCH_ENV, "system")  # asked for: silent
     allocator.exec_with_allocator(["python"])
     assert execs == [] and capsys.readouterr().err == ""
+    # a mimalloc inherited from elsewhere (not this environment's) is still taken out, without the note
+    monkeypatch.setattr(allocator, "loaded", lambda: "mimalloc")
+    monkeypatch.setenv("LD_PRELOAD", "/other/env/libmimalloc.so.3")
+    allocator.exec_with_allocator(["python"])
+    assert len(execs) == 1 and "LD_PRELOAD" not in execs[0][2] and capsys.readouterr().err == ""
 
 
 def _need_mimalloc() -> None:

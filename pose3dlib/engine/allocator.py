@@ -118,10 +118,10 @@ def exec_with_allocator(argv: list[str] | None = None) -> None:
             print(f"pose3d: warning: could not switch to the {wanted} allocator ({PRELOAD_ENV}="
                   f"{os.environ.get(PRELOAD_ENV, '')!r}); running with {loaded()}", file=sys.stderr)
         return
-    lib = library()
     if wanted == loaded():
         return
-    if lib is None:  # mimalloc wanted, not installed
+    lib = library()
+    if wanted == "mimalloc" and lib is None:  # not installed
         print(f"pose3d: note: mimalloc is not installed in this environment (`make setup` installs it); running with "
               f"the C library's allocator, training steps about 1.2 x slower ({SWITCH_ENV}=system silences this)",
               file=sys.stderr)
