@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from pose3dlib.config import ModelConfig, load_config
+from pose3dlib.engine import allocator
 from pose3dlib.engine import device as device_module
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
@@ -255,7 +256,7 @@ def test_host_speed_prints_the_matmul_peak_and_writes_nothing(monkeypatch, tmp_p
         torch.set_num_threads(threads)
     line = capsys.readouterr().out.strip()
     assert line == ("host speed: 123 GFLOP/s (matmul_peak_gflops of make bench: fp32 2048 x 2048 matmul, "
-                    "torch threads 1)")
+                    f"torch threads 1); memory allocator: {allocator.loaded()}")
     assert calls == [(measure.QUICK_PLAN.matmul_size, 1)]
     assert not out.exists() and not doc.exists()
     assert command.main(["--host-speed", "--threads", "0"]) == 2  # a one-line error, not a traceback

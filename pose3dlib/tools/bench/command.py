@@ -210,12 +210,14 @@ def host_speed_line(plan: BenchPlan) -> str:
     """One line giving `matmul_peak_gflops` as `make bench` measures it, on plan.threads threads.
 
     The 2-core hosts' speed has varied 1.7 x from day to day (124-210 GFLOP/s; docs/cpu-recipe.md,
-    "Against the targets"), so a wall-clock time means little without it.
+    "Against the targets"), so a wall-clock time means little without it; the memory allocator
+    (engine/allocator.py) changes training's speed too, so the line names it.
     """
     with plan_threads(plan):
         gflops = measure.matmul_peak_gflops(plan.matmul_size, warmup=plan.warmup, repeats=plan.repeats)
     return (f"host speed: {gflops:.0f} GFLOP/s (matmul_peak_gflops of make bench: fp32 "
-            f"{plan.matmul_size} x {plan.matmul_size} matmul, torch threads {plan.threads})")
+            f"{plan.matmul_size} x {plan.matmul_size} matmul, torch threads {plan.threads}); "
+            f"memory allocator: {allocator.loaded()}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
