@@ -101,8 +101,45 @@ def test_a_missing_library_is_said_once_and_the_command_runs_on(execs, monkeypat
     assert len(execs) == 1 and "LD_PRELOAD" not in execs[0][2] and capsys.readouterr().err == ""
 
 
+def test_a_library_path_the_loader_cannot_take_is_said_and_not_preloaded(execs, monkeypatch, capsys):
+    """LD_PRELOAD is split on spaces and colons: a project under "My Projects" runs on without mimalloc."""
+    spaced = Path("/home/u/My Projects/.venv/cmeel.prefix/lib/libmimalloc.so.3")
+    monkeypatch.setattr(allocator, "library", lambda: spaced)
+    monkeypatch.setattr(allocator, "loaded", lambda: "system")
+    allocator.exec_with_allocator(["python"])
+    assert execs == [] and "cannot be preloaded from /home/u/My Projects" in capsys.readouterr().err
+    assert allocator.launch_env({}, spaced) == {}
+    assert allocator.unpreloadable(Path("/a:b/libmimalloc.so.3")) and not allocator.unpreloadable(LIB)
+
+
+def test_a_mistyped_choice_is_an_error_on_every_platform(execs, monkeypatch):
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    monkeypatch.setenv(allocator.SWITCH_ENV, "mimaloc")
+    with pytest.raises(ConfigError, match="POSE3D_ALLOCATOR='mimaloc'"):
+        allocator.exec_with_allocator(["python"])
+    assert execs == []
+
+
+def test_register_points_the_kernel_at_the_launcher(tmp_path):
+    from pose3dlib.tools.kernel import register
+
+    spec_file = register("pose3d-test", "Python (test)", prefix=str(tmp_path))
+    assert spec_file.is_relative_to(tmp_path)
+    argv = json.loads(spec_file.read_text())["argv"]
+    assert argv[argv.index("-m") + 1] == "pose3dlib.tools.kernel" and "ipykernel_launcher" not in argv
+    assert "{connection_file}" in argv
+
+
 def _need_mimalloc() -> None:
+    from importlib import metadata
+
     if allocator.library() is None:
+        try:
+            metadata.version("cmeel-mimalloc")
+        except metadata.PackageNotFoundError:
+            pass
+        else:  # installed, yet not where library() looks: the wheel's layout changed
+            pytest.fail(f"cmeel-mimalloc is installed but {allocator.LIBRARY_IN_SITE_PACKAGES} is not in site-packages")
         if os.environ.get("CI") and sys.platform.startswith("linux"):
             pytest.fail("mimalloc is not installed in CI: `make setup` installs cmeel-mimalloc (pyproject.toml)")
         pytest.skip("mimalloc is not installed here (cmeel-mimalloc, Linux only)")

@@ -9,8 +9,11 @@ so the choice is made where a process starts, by preloading the library (LD_PREL
 - `python -m pose3dlib ...` starts itself once more with the library preloaded
   (`exec_with_allocator`, the first thing `pose3dlib.__main__` does);
 - the Jupyter kernel that `make setup` registers starts through `pose3dlib.tools.kernel`, which does
-  the same, so notebooks in JupyterLab, `make reproduce`, the sweep, the ablation and nbval train
-  alike.
+  the same, so notebooks in JupyterLab, `make reproduce`, the sweep and the ablation train alike
+  (nbval's `--nbval-current-env` kernel, which `make test` uses, starts ipykernel directly).
+
+The preloaded library and its settings stay in the environment, so the processes these start (a
+notebook's `!` commands, git, ffmpeg) run with mimalloc too.
 
 POSE3D_ALLOCATOR=system keeps the C library's allocator (to compare, or should mimalloc misbehave
 somewhere); POSE3D_ALLOCATOR=mimalloc (the default) uses mimalloc. The library comes with the pinned
@@ -55,13 +58,23 @@ def choice(environ: Mapping[str, str] | None = None) -> str:
 def library() -> Path | None:
     """The mimalloc shared library of this Python environment (the cmeel-mimalloc package), or None:
     not installed, or not Linux (where preloading works as used here)."""
-    if not sys.platform.startswith("linux"):
+    if not _on_linux():
         return None
     for key in ("purelib", "platlib"):
         path = Path(sysconfig.get_paths()[key]) / LIBRARY_IN_SITE_PACKAGES
         if path.is_file():
             return path
     return None
+
+
+def _on_linux() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def unpreloadable(lib: Path) -> bool:
+    """Whether the dynamic loader cannot be given `lib` in LD_PRELOAD: it splits that list on spaces and
+    colons, with no way to escape them, so a path holding either (a project in "My Projects") is refused."""
+    return any(c in str(lib) for c in " :")
 
 
 def _preloads(value: str) -> list[str]:
@@ -74,12 +87,13 @@ def launch_env(environ: Mapping[str, str], lib: Path | None) -> dict[str, str]:
 
     With mimalloc chosen (`choice`) and `lib` given: `lib` first in LD_PRELOAD (other entries kept)
     and SETTINGS where unset. With POSE3D_ALLOCATOR=system: every mimalloc entry removed from
-    LD_PRELOAD (one a parent process added), the rest kept. Without `lib`: unchanged.
+    LD_PRELOAD (one a parent process added), the rest kept. Without `lib`, or with one the loader
+    cannot be given (`unpreloadable`): unchanged.
     """
     env = dict(environ)
     others = [p for p in _preloads(env.get(PRELOAD_ENV, "")) if LIBRARY_STEM not in Path(p).name]
     if choice(environ) == "mimalloc":
-        if lib is None:
+        if lib is None or unpreloadable(lib):
             return env
         env[PRELOAD_ENV] = " ".join([str(lib), *others])
         for key, value in SETTINGS.items():
@@ -110,9 +124,9 @@ def exec_with_allocator(argv: list[str] | None = None) -> None:
     (RESTARTED_ENV: a library the loader refused is not retried forever; one line says so).
     `argv`: the interpreter's command line (default sys.orig_argv).
     """
-    if not sys.platform.startswith("linux"):
+    wanted = choice()  # a mistyped value is an error on every platform
+    if not _on_linux():
         return
-    wanted = choice()
     if os.environ.pop(RESTARTED_ENV, None):  # this is the process started again; its children check for themselves
         if wanted != loaded():
             print(f"pose3d: warning: could not switch to the {wanted} allocator ({PRELOAD_ENV}="
@@ -121,10 +135,11 @@ def exec_with_allocator(argv: list[str] | None = None) -> None:
     if wanted == loaded():
         return
     lib = library()
-    if wanted == "mimalloc" and lib is None:  # not installed
-        print(f"pose3d: note: mimalloc is not installed in this environment (`make setup` installs it); running with "
-              f"the C library's allocator, training steps about 1.2 x slower ({SWITCH_ENV}=system silences this)",
-              file=sys.stderr)
+    if wanted == "mimalloc" and (lib is None or unpreloadable(lib)):
+        why = ("is not installed in this environment (`make setup` installs it)" if lib is None else
+               f"cannot be preloaded from {lib} (a space or colon in the path)")
+        print(f"pose3d: note: mimalloc {why}; running with the C library's allocator, training steps about 1.2 x "
+              f"slower ({SWITCH_ENV}=system silences this)", file=sys.stderr)
         return
     env = launch_env(os.environ, lib)
     env[RESTARTED_ENV] = "1"
