@@ -22,6 +22,7 @@ once and runs with the C library's allocator.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -34,6 +35,7 @@ SWITCH_ENV = "POSE3D_ALLOCATOR"
 CHOICES = ("mimalloc", "system")
 DEFAULT = "mimalloc"
 PRELOAD_ENV = "LD_PRELOAD"
+PRELOAD_SEPARATORS = " :"  # the dynamic loader splits LD_PRELOAD on spaces and colons
 # Where the cmeel-mimalloc wheel puts the shared library, under site-packages.
 LIBRARY_IN_SITE_PACKAGES = Path("cmeel.prefix", "lib", "libmimalloc.so.3")
 LIBRARY_STEM = "libmimalloc"
@@ -72,14 +74,14 @@ def _on_linux() -> bool:
 
 
 def unpreloadable(lib: Path) -> bool:
-    """Whether the dynamic loader cannot be given `lib` in LD_PRELOAD: it splits that list on spaces and
-    colons, with no way to escape them, so a path holding either (a project in "My Projects") is refused."""
-    return any(c in str(lib) for c in " :")
+    """Whether the dynamic loader cannot be given `lib` in LD_PRELOAD: it splits that list on
+    PRELOAD_SEPARATORS, with no way to escape them, so a path holding one (a project in "My Projects") is refused."""
+    return any(c in str(lib) for c in PRELOAD_SEPARATORS)
 
 
 def _preloads(value: str) -> list[str]:
-    """The entries of an LD_PRELOAD value (the dynamic loader splits on spaces and colons)."""
-    return [p for p in value.replace(":", " ").split() if p]
+    """The entries of an LD_PRELOAD value, split as the dynamic loader splits it (PRELOAD_SEPARATORS)."""
+    return value.replace(":", " ").split()
 
 
 def launch_env(environ: Mapping[str, str], lib: Path | None) -> dict[str, str]:
@@ -105,6 +107,7 @@ def launch_env(environ: Mapping[str, str], lib: Path | None) -> dict[str, str]:
     return env
 
 
+@functools.cache  # a running process never changes its allocator: /proc/self/maps is read once
 def loaded() -> str:
     """The allocator this process runs with: "mimalloc" when the library is mapped into it, else "system"."""
     try:

@@ -270,9 +270,9 @@ def check_no_data_folders(overrides: list[str]) -> None:
     check generates for it (`set_overrides` points the evaluation there), so such an override would be
     recorded in unseen.json without changing a number."""
     from ..config import override_keys
-    from ..synthetic.generator import DATA_KEYS
+    from ..synthetic.generator import DATA_KEYS as GENERATOR_DATA_KEYS  # not this module's DATA_KEYS (three of them)
 
-    folders = {f"data.{k}" for k in DATA_KEYS}  # the generator's data folders: each seed's sets stand in for them
+    folders = {f"data.{k}" for k in GENERATOR_DATA_KEYS}  # each seed's sets stand in for all of them
     for item in overrides:
         for key in override_keys(item):
             if key in folders:
