@@ -11,10 +11,12 @@ KERNEL := pose3d
 
 #> PROFILE=cpu | smoke (seconds), cpu (a 2-core laptop) or paper: reproduce, data, and the default of sweep, ablation, unseen-check
 PROFILE ?= cpu
-#> REAL_DATA=False | True: reproduce on the converted real downloads (data.raw_*_dir of the profile's config) into runs/PROFILE-real
+#> REAL_DATA=False | True: reproduce (and sweep) on the converted real downloads (data.raw_*_dir of the profile's config) into runs/PROFILE-real
 REAL_DATA ?= False
-# A run on the real datasets keeps its own folder, beside the profile's synthetic run.
-RUN_DIR := runs/$(PROFILE)$(if $(filter True,$(REAL_DATA)),-real)
+# A run on the real datasets keeps its own folder, beside the profile's synthetic run
+# (pose3dlib.engine.runs.run_name spells the same names for the sweep).
+REAL_SUFFIX := $(if $(filter True,$(REAL_DATA)),-real)
+RUN_DIR := runs/$(PROFILE)$(REAL_SUFFIX)
 # Only the default profile writes the committed figures/; other profiles keep theirs in the run folder.
 FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
 # When this make started: `make reproduce` reports its own minutes, setup included.
@@ -113,6 +115,15 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	  -p overrides "$$OVERRIDES" -p run_dir $(RUN_DIR) -p figures_dir $(FIG_DIR) $(PAPERMILL_ARGS_$*)
 	@mkdir -p $(@D) && touch $@
 
+# REAL_DATA=True: notebook 01, which converts the downloads, runs again when one changed since (a subject
+# added, a file replaced; `real-data-overrides --state-file` rewrites this stamp only then), and so do the
+# steps after it: a stage trained on the earlier conversion is trained again (runs.data_changes).
+ifeq ($(REAL_DATA),True)
+$(RUN_DIR)/.stamps/01_data_prep: $(RUN_DIR)/.stamps/downloads
+endif
+$(RUN_DIR)/.stamps/downloads: FORCE | $(STAMP)
+	@mkdir -p $(@D) && $(PY) -m pose3dlib real-data-overrides --config configs/$(PROFILE).yaml --state-file $@ >/dev/null
+
 # Notebook-specific parameters (data locations come from the config alone). REAL_DATA=True:
 # every notebook gets the overrides of `pose3dlib real-data-overrides` (the converted sets of
 # the downloads named by data.raw_*_dir in configs/$(PROFILE).yaml), and notebook 01 converts
@@ -125,15 +136,17 @@ PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))
 ifneq ($(filter reproduce data,$(MAKECMDGOALS)),)
 $(call check_profile,PROFILE)
+endif
+ifneq ($(filter reproduce data sweep,$(MAKECMDGOALS)),)
 ifeq ($(filter True False,$(REAL_DATA)),)
 $(error REAL_DATA=$(REAL_DATA): expected True or False)
 endif
 endif
-# The sweep, the ablation and the unseen-data check build on the synthetic run runs/PROFILE: a
+# The ablation and the unseen-data check build on the synthetic run runs/PROFILE: a
 # REAL_DATA=True there would be ignored without a word.
-ifneq ($(filter sweep ablation unseen-check,$(MAKECMDGOALS)),)
+ifneq ($(filter ablation unseen-check,$(MAKECMDGOALS)),)
 ifneq ($(REAL_DATA),False)
-$(error REAL_DATA=$(REAL_DATA): make sweep, make ablation and make unseen-check run on the synthetic data of runs/PROFILE; REAL_DATA applies to make reproduce)
+$(error REAL_DATA=$(REAL_DATA): make ablation and make unseen-check run on the synthetic data of runs/PROFILE; REAL_DATA applies to make reproduce and make sweep)
 endif
 endif
 
@@ -165,10 +178,13 @@ SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
 # The base run's last step the sweep starts from: the one before the first swept training
 # notebook; all of them for an evaluation-only sweep (SWEEP_NOTEBOOKS=06_eval_mpjpe, eval.* keys).
 SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOKS)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOKS)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOKS)),03_train_depth,04_train_geometry)))
-sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE/SWEEP_PARAM/
-	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE)
+# REAL_DATA=True: the base run is the real-data one (runs/SWEEP_PROFILE-real, made by the same steps as
+# make reproduce REAL_DATA=True) and every cell reads the converted downloads too.
+sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE[-real]/SWEEP_PARAM/
+	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)$(REAL_SUFFIX)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE) REAL_DATA=$(REAL_DATA)
 	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
-	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE) --out runs/sweep $(REPLACE_FLAG)
+	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE)$(REAL_SUFFIX) --out runs/sweep \
+	  $(if $(REAL_SUFFIX),--real-data) $(REPLACE_FLAG)
 
 #> REPLACE=False | True: sweep, ablation and unseen-check may write a summary without runs or seeds an earlier one in the same folder held (ablation: and retrain arms whose folders hold another recipe)
 REPLACE ?= False

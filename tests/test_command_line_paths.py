@@ -38,7 +38,7 @@ PATH_ARGUMENTS: dict[str, set[str]] = {
     "convert-h36m": {"raw", "out"},
     "convert-mpii": {"mat", "images", "out", "val_from"},
     "convert-3dhp": {"testset", "out"},
-    "real-data-overrides": {"config"},
+    "real-data-overrides": {"config", "state_file"},
     "train": {"config", "run_dir", "init"},
     "evaluate": {"config", "run_dir", "out"},
     "unseen-check": {"config", "run_dir", "data_root", "out"},

@@ -668,20 +668,34 @@ def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tm
     """Subjects added to the download (or another download named) are not hidden by the earlier conversion."""
     from pose3dlib.data.convert.real import DOWNLOAD_STAMP, prepare_real_data
 
+    from pose3dlib.config import load_config
+    from pose3dlib.engine import runs
+
     part = tmp_path / "h36m_raw"
     shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S9"))
     cfg = DataConfig(raw_h36m_dir=str(part), h36m_dir=str(tmp_path / "h36m"))
     without_s9 = prepare_real_data(cfg, progress=False)["h36m"]
     assert json.loads((tmp_path / "h36m" / DOWNLOAD_STAMP).read_text())["raw"] == str(part)
+    # a stage trained on this conversion records the download's state (what its checkpoint holds)
+    training = load_config("configs/smoke.yaml", [f"data.raw_h36m_dir={part}", f"data.h36m_dir={tmp_path / 'h36m'}"])
+    trained_on = {"extra": {"data": runs.data_identities(training)}}
+    assert trained_on["extra"]["data"]["h36m_dir"] == {"download": json.loads((tmp_path / "h36m" / DOWNLOAD_STAMP)
+                                                                               .read_text())}
+    assert runs.data_changes(trained_on, training) == []
     shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
     with_s9 = prepare_real_data(cfg, progress=False)["h36m"]
     assert with_s9["rows"] > without_s9["rows"]
+    # ... so that stage no longer counts as trained on what the folder holds: make reproduce trains it again
+    assert runs.data_changes(trained_on, training) == [
+        f"data.h36m_dir = {tmp_path / 'h36m'} was converted again since it was trained on it: its download {part} "
+        "changed (files added, removed or replaced)"]
     stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
     assert with_s9 == prepare_real_data(cfg, progress=False)["h36m"]  # unchanged now: reused, not redone
     assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
     # converted by hand since, with other settings: REAL_DATA converts it again with the release's
     by_hand = convert_h36m(part, tmp_path / "h36m", every=1, every_test=1, progress=False)
     assert by_hand["rows"] > with_s9["rows"] and not (tmp_path / "h36m" / DOWNLOAD_STAMP).exists()
+    assert runs.data_identities(training)["h36m_dir"] is None  # a set converted by hand records no download
     assert prepare_real_data(cfg, progress=False)["h36m"]["rows"] == with_s9["rows"]
 
 
@@ -727,6 +741,41 @@ def test_only_a_download_stamp_is_dropped(tmp_path):
     drop_download_stamp(tmp_path)
     assert (tmp_path / DOWNLOAD_STAMP).read_text() == '{"something": "of yours"}'
     drop_download_stamp(tmp_path / "nowhere")  # no folder, no stamp: nothing to do
+
+
+def test_the_download_state_file_moves_only_when_a_download_changed(raw, tmp_path, capsys, make_n):
+    """`real-data-overrides --state-file`: make's stamp before notebook 01 under REAL_DATA=True. Written when
+    absent or when a download changed (or another one is named), left alone (its time kept) otherwise, so
+    make reruns the conversion and the stages after it only then."""
+    import os
+
+    from pose3dlib.data.convert.real import download_fingerprint
+
+    part = tmp_path / "h36m_raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S9"))
+    state = tmp_path / "stamps" / "downloads"
+
+    def write(*downloads: str) -> dict:
+        assert main(["real-data-overrides", "--config", "configs/smoke.yaml", "--state-file", str(state),
+                     *(a for o in downloads for a in ("--set", o))]) == 0
+        capsys.readouterr()
+        return json.loads(state.read_text())
+
+    assert write(f"data.raw_h36m_dir={part}") == {"h36m": {"raw": str(part), "fingerprint": download_fingerprint(part, "h36m")}}
+    os.utime(state, (1_000_000, 1_000_000))
+    write(f"data.raw_h36m_dir={part}")
+    assert state.stat().st_mtime == 1_000_000  # nothing changed: make sees the stamp as it was
+    shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
+    assert write(f"data.raw_h36m_dir={part}")["h36m"]["fingerprint"] == download_fingerprint(part, "h36m")
+    assert state.stat().st_mtime > 1_000_000
+    os.utime(state, (1_000_000, 1_000_000))
+    assert set(write(f"data.raw_h36m_dir={part}", f"data.raw_3dhp_dir={raw / 'mpi_inf_3dhp_test_set'}")) == {"h36m", "3dhp"}
+    assert state.stat().st_mtime > 1_000_000
+    # make: notebook 01 of a real-data run depends on that stamp, which is checked at every make reproduce
+    real = make_n("reproduce", "PROFILE=smoke", "REAL_DATA=True").stdout
+    assert "--state-file runs/smoke-real/.stamps/downloads" in real
+    assert real.index("--state-file") < real.index("run-notebook 01_data_prep")
+    assert "--state-file" not in make_n("reproduce", "PROFILE=smoke").stdout
 
 
 def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):

@@ -233,3 +233,46 @@ def test_a_generation_with_another_worker_count_is_complete_already(tmp_path, sm
     assert is_complete(data, other, cfg.seed) and generate(data, other, cfg.seed) == data
     assert (data / "manifest.json").stat().st_mtime_ns == before  # nothing rewritten
     assert not is_complete(data, load_config("configs/smoke.yaml", ["synthetic.mpii_val=17"]).synthetic, cfg.seed)
+
+
+def test_a_converted_training_set_is_compared_by_the_download_it_was_converted_from(tmp_path):
+    """A set `REAL_DATA=True` converted holds a download stamp (path and fingerprint): a stage trained on
+    it is stale once the folder holds a conversion of another download, or of the same one changed since,
+    or synthetic data; a set without a stamp (converted by hand), or a checkpoint that recorded none, is
+    not compared."""
+    import json
+
+    from pose3dlib.config import load_config
+    from pose3dlib.data.convert.common import DOWNLOAD_STAMP
+
+    folder = tmp_path / "h36m"
+    folder.mkdir()
+
+    def stamp(raw: str, fingerprint: str) -> None:
+        (folder / DOWNLOAD_STAMP).write_text(json.dumps({"raw": raw, "fingerprint": fingerprint}))
+
+    cfg = load_config("configs/smoke.yaml", [f"data.h36m_dir={folder}", f"data.mpii_dir={tmp_path / 'none'}"])
+    stamp("/downloads/h36m", "aaa")
+    assert runs.data_identities(cfg) == {"h36m_dir": {"download": {"raw": "/downloads/h36m", "fingerprint": "aaa"}},
+                                         "mpii_dir": None}
+    ckpt = {"extra": {"data": runs.data_identities(cfg)}}
+    assert runs.data_changes(ckpt, cfg) == []
+    stamp("/downloads/h36m", "bbb")
+    assert runs.data_changes(ckpt, cfg) == [f"data.h36m_dir = {folder} was converted again since it was trained on "
+                                            "it: its download /downloads/h36m changed (files added, removed or "
+                                            "replaced)"]
+    assert runs.data_changes(ckpt, cfg, ignored=("data.h36m_dir",)) == []
+    stamp("/elsewhere/h36m", "aaa")
+    assert runs.data_changes(ckpt, cfg) == [f"data.h36m_dir = {folder} was converted from another download "
+                                            "(/downloads/h36m -> /elsewhere/h36m)"]
+    synthetic = {"generator": "pose3d-synthetic", "version": 1, "seed": 0, "synthetic": {}}
+    assert runs.data_changes({"extra": {"data": {"h36m_dir": synthetic}}}, cfg) == [
+        f"data.h36m_dir = {folder} holds a converted download where it was trained on synthetic data"]
+    assert runs._download_change(ckpt["extra"]["data"]["h36m_dir"], synthetic) == \
+        "holds synthetic data where it was trained on a converted download"
+    (folder / DOWNLOAD_STAMP).write_text('{"raw": "/downloads/h36m"}')  # not a stamp: no identity
+    assert runs.data_identities(cfg)["h36m_dir"] is None and runs.data_changes(ckpt, cfg) == []
+    (folder / DOWNLOAD_STAMP).unlink()  # converted by hand
+    assert runs.data_changes(ckpt, cfg) == []
+    stamp("/downloads/h36m", "bbb")
+    assert runs.data_changes({"extra": {"data": {"h36m_dir": None, "mpii_dir": None}}}, cfg) == []  # recorded none

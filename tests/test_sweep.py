@@ -141,15 +141,17 @@ def _recording_execute(monkeypatch, calls: list):
     monkeypatch.setattr(notebook_runner, "execute", execute)
 
 
-def _finished_stage(run, stage: int, tag: int = 0):
-    """A finished stage checkpoint (no weights; `tag` makes its bytes differ) at `run`/stage{N}/last.pt."""
+def _finished_stage(run, stage: int, tag: int = 0, overrides: list[str] | None = None):
+    """A finished stage checkpoint (no weights; `tag` makes its bytes differ) at `run`/stage{N}/last.pt, of
+    the smoke config with `overrides`."""
     from pose3dlib.config import config_to_dict, load_config
     from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.engine.runs import checkpoint_path
 
     path = checkpoint_path(run, stage)
-    save_checkpoint(path, make_checkpoint(model_state={}, config=config_to_dict(load_config("configs/smoke.yaml")),
-                                          stage=stage, step=tag, extra={"finished": True}))
+    cfg = load_config("configs/smoke.yaml", overrides or [])
+    save_checkpoint(path, make_checkpoint(model_state={}, config=config_to_dict(cfg), stage=stage, step=tag,
+                                          extra={"finished": True}))
     return path
 
 
@@ -432,10 +434,95 @@ def test_make_sweep_stops_on_a_mistyped_profile_and_passes_replace(make_n):
     assert "--replace" in _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REPLACE=True")
     assert "--replace" not in _make_dry_run(make_n, "sweep", "PROFILE=smoke")
     assert "--replace" in _make_dry_run(make_n, "ablation", "PROFILE=smoke", "REPLACE=True")
-    for target, value in (("sweep", "True"), ("ablation", "True"), ("unseen-check", "true")):  # run on synthetic data
+    for target, value in (("ablation", "True"), ("unseen-check", "true")):  # run on synthetic data
         done = make_n(target, "PROFILE=smoke", f"REAL_DATA={value}")
-        assert done.returncode != 0 and f"REAL_DATA={value}: make sweep, make ablation and make unseen-check run on " \
+        assert done.returncode != 0 and f"REAL_DATA={value}: make ablation and make unseen-check run on " \
             "the synthetic data" in done.stderr, target
+    done = make_n("sweep", "PROFILE=smoke", "REAL_DATA=yes")
+    assert done.returncode != 0 and "REAL_DATA=yes: expected True or False" in done.stderr, done
+
+
+def test_make_sweep_on_real_data_builds_on_the_real_data_run(make_n):
+    """REAL_DATA=True: the base steps are make reproduce REAL_DATA=True's, in runs/<profile>-real (the name
+    runs.run_name gives the sweep's own folder), and the sweep reads the converted downloads."""
+    from pose3dlib.engine.runs import default_run_dir, run_name
+
+    real = _make_dry_run(make_n, "sweep", "PROFILE=smoke", "REAL_DATA=True")
+    assert f"--base-run runs/{run_name('smoke', real_data=True)}" in real and "--real-data" in real
+    assert default_run_dir("smoke", real_data=True).name == "smoke-real"
+    # the base run's steps, as make reproduce REAL_DATA=True runs them: notebook 01 converts the downloads
+    assert "runs/smoke-real/.stamps/03_train_depth" in real and "real-data-overrides --config configs/smoke.yaml" in real
+    assert "run-notebook 01_data_prep runs/smoke-real/01_data_prep.ipynb" in real and "use_real_data True" in real
+    synthetic = _make_dry_run(make_n, "sweep", "PROFILE=smoke")
+    assert "--real-data" not in synthetic and "smoke-real" not in synthetic and "--base-run runs/smoke " in synthetic
+
+
+# What `real_data_overrides` gives the smoke config with a Human3.6M download: its converted set, and no
+# synthetic lab validation split (so Stages 1-2 are trained on other data than the synthetic run's).
+REAL_H36M = ["data.raw_h36m_dir=/downloads/h36m", "data.h36m_dir=data/converted/smoke/h36m", 'data.lab_val_dir=""']
+
+
+def test_every_cell_reads_the_overrides_given_for_all_of_them_first(tmp_path, monkeypatch):
+    """base_overrides (the real-data ones) come first in every cell's overrides; a base run trained without
+    them is refused before anything runs; one of the swept key or, with seeds, of the seed is refused."""
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "synthetic", stage)
+        _finished_stage(tmp_path / "real", stage, overrides=REAL_H36M)
+    key = "train.stage3.geometric_weight"
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data than the "
+                                          r"sweep's \(.*data\.h36m_dir"):
+        run_sweep(key, [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "synthetic", tmp_path / "out",
+                  "configs/smoke.yaml", base_overrides=REAL_H36M)
+    for overrides, seeds, given in (([f"{key}=1"], None, "the swept key"),
+                                    (["seed=3"], [0], r"the seed, which --seeds \[0\] set per cell")):
+        with pytest.raises(Pose3DError, match=rf"sweep of {re.escape(key)}: the override '{overrides[0]}' for every "
+                                              rf"cell sets {given}; leave it out"):
+            run_sweep(key, [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "real", tmp_path / "out",
+                      "configs/smoke.yaml", seeds=seeds, base_overrides=[*REAL_H36M, *overrides])
+    assert calls == [] and not (tmp_path / "out").exists()
+    with pytest.raises(_Stop):
+        run_sweep(key, [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "real", tmp_path / "out",
+                  "configs/smoke.yaml", seeds=[1], base_overrides=REAL_H36M)
+    assert [name for name, _ in calls] == ["04_train_geometry"]
+    assert calls[0][1]["overrides"] == [*REAL_H36M, f"{key}=0", "seed=1"]
+    # a seed given for every cell of a sweep without seeds is kept: there it is the cells' seed
+    with pytest.raises(_Stop):
+        run_sweep(key, [0], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "real", tmp_path / "out2",
+                  "configs/smoke.yaml", base_overrides=[*REAL_H36M, "seed=0"])
+    assert calls[1][1]["overrides"] == [*REAL_H36M, "seed=0", f"{key}=0"]
+
+
+def test_sweep_command_with_real_data_uses_the_real_data_run_and_its_own_folder(tmp_path, monkeypatch, capsys):
+    """`sweep --real-data`: the overrides of real_data_overrides, runs/<profile>-real as the base run and
+    <out>/<profile>-real/<param>/; a config naming no download is an error naming the file."""
+    from pose3dlib.tools.cli import main
+    from pose3dlib.engine import runs
+    from pose3dlib.engine.paths import PROJECT_ROOT
+    from pose3dlib.tools import sweep
+
+    seen = {}
+
+    def record(param, values, notebooks, base_run, out, config_file, **kw):
+        seen.update(base_run=base_run, out=out, **kw)
+        raise _Stop
+
+    monkeypatch.setattr(sweep, "run_sweep", record)
+    config = tmp_path / "with_download.yaml"
+    config.write_text((PROJECT_ROOT / "configs" / "smoke.yaml").read_text()
+                      .replace("data:\n", "data:\n  raw_h36m_dir: /downloads/h36m\n", 1))
+    with pytest.raises(_Stop):
+        main(["sweep", "--config", str(config), "--real-data", "--out", str(tmp_path / "sweeps")])
+    assert seen["base_overrides"] == REAL_H36M[1:]  # the download itself is in this config already
+    assert seen["base_run"] == runs.default_run_dir("smoke", real_data=True)
+    assert seen["out"] == tmp_path / "sweeps" / "smoke-real" / "train.stage3.geometric_weight"
+    with pytest.raises(_Stop):
+        main(["sweep", "--config", str(config), "--out", str(tmp_path / "sweeps")])
+    assert seen["base_overrides"] == [] and seen["base_run"] == runs.default_run_dir("smoke")
+    assert seen["out"] == tmp_path / "sweeps" / "smoke" / "train.stage3.geometric_weight"
+    assert main(["sweep", "--config", "configs/smoke.yaml", "--real-data"]) == 2
+    assert "configs/smoke.yaml: no official download configured: set data.raw_h36m_dir" in capsys.readouterr().err
 
 
 def test_a_path_value_names_one_folder_not_nested_ones(tmp_path, monkeypatch):

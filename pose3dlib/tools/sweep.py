@@ -15,6 +15,11 @@ every run's metrics.csv into `sweep.csv` (the metrics columns plus `param_value`
 `seed`), a table (`sweep.md`) and a figure (`sweep.png`) of Stage 3's Protocol #1 MPJPE,
 with predicted and with ground-truth 2D, on wild_test and lab_test, against the value.
 
+On the converted real downloads (`--real-data`, `make sweep REAL_DATA=True`) every cell also
+gets the overrides of `real-data-overrides` (the config's `data.raw_*_dir` read from their
+converted sets, as `make reproduce REAL_DATA=True` reads them), builds on the real-data run
+`runs/<profile>-real` and writes to `<out>/<profile>-real/<key>/`, beside the synthetic sweeps.
+
 Run again (after an interrupt, or with more values or seeds), a sweep skips what is done: a
 training notebook whose stage is finished for the cell's config, an evaluation that scored
 the cell's current checkpoints with it (`evaluated.json`, runs.is_evaluated).
@@ -32,7 +37,7 @@ import yaml
 
 from ..engine import runs
 from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_temporaries, temporary_sibling
-from ..engine.errors import Pose3DError
+from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import CSV_COLUMNS, EVALUATION_DATA_KEYS, read_metrics_csv
 
@@ -194,6 +199,18 @@ def check_values(param: str, values: list, seeds: list[int] | None, config_file:
                           "it): give SWEEP_SEEDS= (empty) or --seeds ''")
 
 
+def check_base_overrides(param: str, base_overrides: list[str] | tuple[str, ...], seeds: list[int] | None) -> list[str]:
+    """`base_overrides` as a list, refusing one that a cell's own override would replace: of the swept
+    key (its values come from --values), or of `seed` when the sweep has seeds."""
+    for override in base_overrides:
+        key = override.partition("=")[0].strip()
+        if key == param or (key == "seed" and seeds):
+            given = "the swept key" if key == param else f"the seed, which --seeds {seeds} set per cell"
+            raise Pose3DError(f"sweep of {param}: the override {override!r} for every cell sets {given}; "
+                              "leave it out")
+    return list(base_overrides)
+
+
 def check_stage_key(param: str, notebooks: list[str], trained: tuple[int, ...]) -> None:
     """Refuse a sweep of a stage's key (`train.stage<N>.*`) that none of `notebooks` trains: every value
     would reuse the base run's Stage N, trained with the base value."""
@@ -237,7 +254,8 @@ def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, .
 
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
-              config_file: str | Path, seeds: list[int] | None = None, replace: bool = False) -> Path:
+              config_file: str | Path, seeds: list[int] | None = None, replace: bool = False,
+              base_overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
@@ -248,11 +266,15 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     notebooks that take `stages` score the re-run ones (`stage_plan`). Refused before anything
     runs: the same value twice, `seed` swept with seeds, a `train.stage<N>.*` key whose stage
     no notebook trains, and (unless `replace`) a summary that would drop earlier runs.
+    `base_overrides` (`KEY=VALUE`, such as the real-data ones) come first in every cell's
+    overrides; one of the swept key, or of `seed` beside seeds, is refused (the cell's own
+    override would replace it without a word).
     """
     from ..config import load_config
     from .notebook_runner import EVAL_NOTEBOOK, execute, notebook_path, prepare
 
     check_values(param, values, seeds, config_file)  # unknown key or bad value first, then repeats
+    base_overrides = check_base_overrides(param, base_overrides, seeds)
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
     if EVAL_NOTEBOOK not in notebooks:
@@ -278,7 +300,8 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
                 "metrics_csv": str(runs.eval_csv_path(run_dir))}
 
     for nb in notebooks:  # a missing notebook or a parameter it does not take: fail before the first run
-        prepare(nb, notebook_params(out_dir, [f"{param}={v}" for v in values[:1]]), skip_undeclared=SKIPPED_PARAMS)
+        prepare(nb, notebook_params(out_dir, [*base_overrides, *(f"{param}={v}" for v in values[:1])]),
+                skip_undeclared=SKIPPED_PARAMS)
     check_kept_runs(out_dir / "sweep.csv", {(str(v), "" if s is None else str(s)) for v in values
                                             for s in (seeds or [None])}, replace)
     # the swept key may differ on a reused stage only in an evaluation-only sweep (every stage reused)
@@ -286,7 +309,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     cells = []  # (value, seed, overrides, config) of every cell
     for value in values:
         for seed in seeds or [None]:
-            overrides = [f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
+            overrides = [*base_overrides, f"{param}={value}"] + ([] if seed is None else [f"seed={seed}"])
             cells.append((value, seed, overrides, load_config(config_file, overrides)))
     for stage in reuse_stages:  # every cell's reused stages, before the first cell trains anything
         check_reused_stage(base, stage, [cfg for *_, cfg in cells], ignored)
@@ -489,16 +512,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep root (default runs/sweep); results go to <out>/<profile>/<param>/")
     parser.add_argument("--replace", action="store_true",
                         help="let the summary leave out runs of an earlier sweep in the same folder (default: refused)")
+    parser.add_argument("--real-data", action="store_true",
+                        help="every cell reads the converted real downloads of the config's data.raw_*_dir (the "
+                             "overrides of `real-data-overrides`, as make reproduce REAL_DATA=True); base run "
+                             "runs/<profile>-real by default, results in <out>/<profile>-real/<param>/")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
 
-    profile = load_config(args.config).profile
-    base = args.base_run or runs.default_run_dir(profile)
-    out = runs.sweep_dir(args.out, profile, args.param)
+    cfg = load_config(args.config)
+    base_overrides = []
+    if args.real_data:
+        from ..data.convert.real import real_data_overrides
+
+        try:
+            base_overrides = real_data_overrides(cfg.data, cfg.profile)
+        except DataError as e:  # name the file to edit
+            raise DataError(f"{args.config}: {e}") from None
+    base = args.base_run or runs.default_run_dir(cfg.profile, real_data=args.real_data)
+    out = runs.sweep_dir(args.out, runs.run_name(cfg.profile, args.real_data), args.param)
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
-                        seeds=parse_seeds(args.seeds) or None, replace=args.replace)
+                        seeds=parse_seeds(args.seeds) or None, replace=args.replace, base_overrides=base_overrides)
     print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0

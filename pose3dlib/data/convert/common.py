@@ -92,14 +92,20 @@ def prepare_output(raw: Path, out: Path) -> Path:
     return out
 
 
-def drop_download_stamp(out: Path) -> None:
-    """Remove `out`'s DOWNLOAD_STAMP (when it is one: a JSON object of `raw` and `fingerprint`) before a
-    converter rewrites the set's annotations: the set is then no longer the one the stamp describes."""
+def download_stamp(out: str | Path) -> dict | None:
+    """The DOWNLOAD_STAMP of the converted set in `out` (a JSON object of `raw`, the download's path, and
+    `fingerprint`, its state when converted), or None where there is none or the file is not one."""
     try:
-        stamp = json.loads((out / DOWNLOAD_STAMP).read_text())
+        stamp = json.loads((resolve(out) / DOWNLOAD_STAMP).read_text())
     except (OSError, ValueError):
-        return
-    if isinstance(stamp, dict) and set(stamp) == {"raw", "fingerprint"}:
+        return None
+    return stamp if isinstance(stamp, dict) and set(stamp) == {"raw", "fingerprint"} else None
+
+
+def drop_download_stamp(out: Path) -> None:
+    """Remove `out`'s DOWNLOAD_STAMP (when it is one, `download_stamp`) before a converter rewrites the
+    set's annotations: the set is then no longer the one the stamp describes."""
+    if download_stamp(out) is not None:
         (out / DOWNLOAD_STAMP).unlink(missing_ok=True)
 
 

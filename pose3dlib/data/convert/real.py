@@ -27,7 +27,7 @@ from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
 from ..h36m import MPI3DHP_TEST_SEQUENCES
-from .common import DOWNLOAD_STAMP, REPORT_LISTS, files_fingerprint, shown_items
+from .common import DOWNLOAD_STAMP, REPORT_LISTS, download_stamp, files_fingerprint, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m, find_metadata, find_subject_dirs
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -116,16 +116,38 @@ def _download_stamp(raw: str, fingerprint: str) -> dict:
     return {"raw": str(resolve(raw)), "fingerprint": fingerprint}
 
 
+def download_states(data_cfg: DataConfig) -> dict[str, dict]:
+    """{dataset: the DOWNLOAD_STAMP its conversion would get now (path and `download_fingerprint`)} for
+    every configured download."""
+    return {name: _download_stamp(getattr(data_cfg, raw), download_fingerprint(getattr(data_cfg, raw), name))
+            for name, (raw, _, _) in DATASETS.items() if getattr(data_cfg, raw)}
+
+
+def write_download_states(data_cfg: DataConfig, path: str | os.PathLike) -> bool:
+    """Write `download_states` as JSON to `path` unless it holds them already; True when written. The
+    file's time then moves only when a download changed (or another one is named): make's stamp that
+    runs notebook 01, which converts the downloads, again (and with it the stages after it)."""
+    text = json.dumps(download_states(data_cfg), sort_keys=True) + "\n"
+    target = resolve(path)
+    try:
+        if target.read_text() == text:
+            return False
+    except OSError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, text)
+    return True
+
+
 def _finished(out_dir: str, stamp: dict) -> dict | None:
     """The report of an earlier complete conversion in `out_dir` of the download `stamp` names, as it is
     now, else None (a different download, or files added to or removed from it since: convert again)."""
     out = resolve(out_dir)
     try:
         report = json.loads((out / "conversion.json").read_text())
-        recorded = json.loads((out / DOWNLOAD_STAMP).read_text())
     except (OSError, ValueError):
         return None
-    return report if report.get("rows") and recorded == stamp else None
+    return report if report.get("rows") and download_stamp(out) == stamp else None
 
 
 def _check_target(out_dir: str, key: str) -> None:
@@ -197,6 +219,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action=CommandLinePath, required=True, help="YAML config whose data.raw_*_dir name the downloads")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (repeatable)")
+    parser.add_argument("--state-file", action=CommandLinePath, default=None, metavar="FILE",
+                        help="also write the downloads' state (path and fingerprint of each) to FILE, only when it "
+                             "changed: the stamp with which make reruns notebook 01 after a download changed")
     parser.add_argument("--as-args", action="store_true",
                         help="print them as command-line options instead ('--set KEY=VALUE ...'), e.g. for "
                              "`evaluate ... $(python -m pose3dlib real-data-overrides --config C --as-args)`")
@@ -208,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         overrides = real_data_overrides(cfg.data, cfg.profile)
     except DataError as e:  # name the file to edit
         raise DataError(f"{args.config}: {e}") from None
+    if args.state_file is not None:
+        write_download_states(cfg.data, args.state_file)
     if args.as_args:
         spaced = [o for o in overrides if any(c.isspace() for c in o)]
         if spaced:  # $(...) splits words on spaces and keeps quotes: such a path cannot pass that way
