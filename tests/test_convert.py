@@ -666,9 +666,8 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
 
 def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tmp_path):
     """Subjects added to the download (or another download named) are not hidden by the earlier conversion."""
-    from pose3dlib.data.convert.real import DOWNLOAD_STAMP, prepare_real_data
-
     from pose3dlib.config import load_config
+    from pose3dlib.data.convert.real import DOWNLOAD_STAMP, prepare_real_data
     from pose3dlib.engine import runs
 
     part = tmp_path / "h36m_raw"

@@ -497,10 +497,10 @@ def test_every_cell_reads_the_overrides_given_for_all_of_them_first(tmp_path, mo
 def test_sweep_command_with_real_data_uses_the_real_data_run_and_its_own_folder(tmp_path, monkeypatch, capsys):
     """`sweep --real-data`: the overrides of real_data_overrides, runs/<profile>-real as the base run and
     <out>/<profile>-real/<param>/; a config naming no download is an error naming the file."""
-    from pose3dlib.tools.cli import main
     from pose3dlib.engine import runs
     from pose3dlib.engine.paths import PROJECT_ROOT
     from pose3dlib.tools import sweep
+    from pose3dlib.tools.cli import main
 
     seen = {}
 
