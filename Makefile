@@ -116,8 +116,10 @@ $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@mkdir -p $(@D) && touch $@
 
 # REAL_DATA=True: notebook 01, which converts the downloads, runs again when one changed since (a subject
-# added, a file replaced; `real-data-overrides --state-file` rewrites this stamp only then), and so do the
-# steps after it: a stage trained on the earlier conversion is trained again (runs.data_changes).
+# added, a file replaced; `real-data-overrides --state-file` rewrites this stamp only then, and make
+# re-reads its time after the recipe), and so do the steps after it: a stage trained on the earlier
+# conversion is trained again (runs.data_changes). `make -n` cannot know and lists them all; the
+# first real-data make of a run without this stamp reruns its notebooks once (retraining nothing).
 ifeq ($(REAL_DATA),True)
 $(RUN_DIR)/.stamps/01_data_prep: $(RUN_DIR)/.stamps/downloads
 endif

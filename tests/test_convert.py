@@ -678,23 +678,26 @@ def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tm
     # a stage trained on this conversion records the download's state (what its checkpoint holds)
     training = load_config("configs/smoke.yaml", [f"data.raw_h36m_dir={part}", f"data.h36m_dir={tmp_path / 'h36m'}"])
     trained_on = {"extra": {"data": runs.data_identities(training)}}
-    assert trained_on["extra"]["data"]["h36m_dir"] == {"download": json.loads((tmp_path / "h36m" / DOWNLOAD_STAMP)
-                                                                               .read_text())}
+    assert trained_on["extra"]["data"]["h36m_dir"] == {
+        "download": json.loads((tmp_path / "h36m" / DOWNLOAD_STAMP).read_text())["fingerprint"]}
     assert runs.data_changes(trained_on, training) == []
     shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
     with_s9 = prepare_real_data(cfg, progress=False)["h36m"]
     assert with_s9["rows"] > without_s9["rows"]
     # ... so that stage no longer counts as trained on what the folder holds: make reproduce trains it again
     assert runs.data_changes(trained_on, training) == [
-        f"data.h36m_dir = {tmp_path / 'h36m'} was converted again since it was trained on it: its download {part} "
-        "changed (files added, removed or replaced)"]
+        f"data.h36m_dir = {tmp_path / 'h36m'} was converted again since it was trained on it: its download "
+        f"data.raw_h36m_dir = {part} changed (files added, removed or replaced, or their modification times)"]
     stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
     assert with_s9 == prepare_real_data(cfg, progress=False)["h36m"]  # unchanged now: reused, not redone
     assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
     # converted by hand since, with other settings: REAL_DATA converts it again with the release's
     by_hand = convert_h36m(part, tmp_path / "h36m", every=1, every_test=1, progress=False)
     assert by_hand["rows"] > with_s9["rows"] and not (tmp_path / "h36m" / DOWNLOAD_STAMP).exists()
-    assert runs.data_identities(training)["h36m_dir"] is None  # a set converted by hand records no download
+    assert runs.data_identities(training)["h36m_dir"] is None  # a set converted by hand records no download ...
+    assert runs.data_changes(trained_on, training) == [  # ... so it is not the conversion the stage was trained on
+        f"data.h36m_dir = {tmp_path / 'h36m'} holds no record of its download (no download.json: converted by hand "
+        f"since?) where it was trained on a conversion of data.raw_h36m_dir = {part}"]
     assert prepare_real_data(cfg, progress=False)["h36m"]["rows"] == with_s9["rows"]
 
 
@@ -740,6 +743,26 @@ def test_only_a_download_stamp_is_dropped(tmp_path):
     drop_download_stamp(tmp_path)
     assert (tmp_path / DOWNLOAD_STAMP).read_text() == '{"something": "of yours"}'
     drop_download_stamp(tmp_path / "nowhere")  # no folder, no stamp: nothing to do
+
+
+def test_a_sweep_on_real_data_needs_the_downloads_converted_as_they_are_now(raw, tmp_path):
+    """check_converted (what `sweep --real-data` runs first): a download not converted yet, or changed since
+    its conversion, is named with its converted folder and the hint; converted as it is, it passes."""
+    from pose3dlib.data.convert.real import check_converted, prepare_real_data
+
+    part = tmp_path / "h36m_raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S9"))
+    cfg = DataConfig(raw_h36m_dir=str(part), h36m_dir=str(tmp_path / "h36m"))
+    with pytest.raises(DataError, match=rf"^data.h36m_dir = {re.escape(str(tmp_path / 'h36m'))} is not converted yet "
+                                        rf"\(data.raw_h36m_dir = {re.escape(str(part))}\): convert it$"):
+        check_converted(cfg, "convert it")
+    prepare_real_data(cfg, progress=False)
+    check_converted(cfg, "convert it")
+    shutil.copytree(raw / "h36m" / "S9", part / "S9")  # changed since
+    with pytest.raises(DataError, match=r"h36m was not converted from it as it is now \(data.raw_h36m_dir = "):
+        check_converted(cfg, "convert it")
+    prepare_real_data(cfg, progress=False)
+    check_converted(cfg, "convert it")
 
 
 def test_the_download_state_file_moves_only_when_a_download_changed(raw, tmp_path, capsys, make_n):

@@ -236,10 +236,10 @@ def test_a_generation_with_another_worker_count_is_complete_already(tmp_path, sm
 
 
 def test_a_converted_training_set_is_compared_by_the_download_it_was_converted_from(tmp_path):
-    """A set `REAL_DATA=True` converted holds a download stamp (path and fingerprint): a stage trained on
-    it is stale once the folder holds a conversion of another download, or of the same one changed since,
-    or synthetic data; a set without a stamp (converted by hand), or a checkpoint that recorded none, is
-    not compared."""
+    """A set `REAL_DATA=True` converted holds a download stamp: a stage trained on it records the download's
+    fingerprint, and is stale once the folder holds a conversion of the download changed since, a set
+    converted by hand (no stamp), or synthetic data. Where the download or the clone lies is not part of it
+    (another download named is a config difference). A checkpoint that recorded no identity is not compared."""
     import json
 
     from pose3dlib.config import load_config
@@ -251,28 +251,48 @@ def test_a_converted_training_set_is_compared_by_the_download_it_was_converted_f
     def stamp(raw: str, fingerprint: str) -> None:
         (folder / DOWNLOAD_STAMP).write_text(json.dumps({"raw": raw, "fingerprint": fingerprint}))
 
-    cfg = load_config("configs/smoke.yaml", [f"data.h36m_dir={folder}", f"data.mpii_dir={tmp_path / 'none'}"])
+    cfg = load_config("configs/smoke.yaml", [f"data.h36m_dir={folder}", f"data.mpii_dir={tmp_path / 'none'}",
+                                             "data.raw_h36m_dir=/downloads/h36m"])
     stamp("/downloads/h36m", "aaa")
-    assert runs.data_identities(cfg) == {"h36m_dir": {"download": {"raw": "/downloads/h36m", "fingerprint": "aaa"}},
-                                         "mpii_dir": None}
+    assert runs.data_identities(cfg) == {"h36m_dir": {"download": "aaa"}, "mpii_dir": None}
     ckpt = {"extra": {"data": runs.data_identities(cfg)}}
+    assert runs.data_changes(ckpt, cfg) == []
+    stamp("/moved/clone/downloads/h36m", "aaa")  # the same download reached from elsewhere: the same data
     assert runs.data_changes(ckpt, cfg) == []
     stamp("/downloads/h36m", "bbb")
     assert runs.data_changes(ckpt, cfg) == [f"data.h36m_dir = {folder} was converted again since it was trained on "
-                                            "it: its download /downloads/h36m changed (files added, removed or "
-                                            "replaced)"]
+                                            "it: its download data.raw_h36m_dir = /downloads/h36m changed (files "
+                                            "added, removed or replaced, or their modification times)"]
     assert runs.data_changes(ckpt, cfg, ignored=("data.h36m_dir",)) == []
-    stamp("/elsewhere/h36m", "aaa")
-    assert runs.data_changes(ckpt, cfg) == [f"data.h36m_dir = {folder} was converted from another download "
-                                            "(/downloads/h36m -> /elsewhere/h36m)"]
     synthetic = {"generator": "pose3d-synthetic", "version": 1, "seed": 0, "synthetic": {}}
     assert runs.data_changes({"extra": {"data": {"h36m_dir": synthetic}}}, cfg) == [
         f"data.h36m_dir = {folder} holds a converted download where it was trained on synthetic data"]
-    assert runs._download_change(ckpt["extra"]["data"]["h36m_dir"], synthetic) == \
+    assert runs._download_change(ckpt["extra"]["data"]["h36m_dir"], synthetic, cfg, "h36m_dir") == \
         "holds synthetic data where it was trained on a converted download"
+    by_hand = [f"data.h36m_dir = {folder} holds no record of its download (no download.json: converted by hand "
+               "since?) where it was trained on a conversion of data.raw_h36m_dir = /downloads/h36m"]
     (folder / DOWNLOAD_STAMP).write_text('{"raw": "/downloads/h36m"}')  # not a stamp: no identity
-    assert runs.data_identities(cfg)["h36m_dir"] is None and runs.data_changes(ckpt, cfg) == []
+    assert runs.data_identities(cfg)["h36m_dir"] is None and runs.data_changes(ckpt, cfg) == by_hand
     (folder / DOWNLOAD_STAMP).unlink()  # converted by hand
-    assert runs.data_changes(ckpt, cfg) == []
+    assert runs.data_changes(ckpt, cfg) == by_hand
     stamp("/downloads/h36m", "bbb")
     assert runs.data_changes({"extra": {"data": {"h36m_dir": None, "mpii_dir": None}}}, cfg) == []  # recorded none
+
+
+def test_a_stage_trained_on_other_data_than_synthetic_sets_is_named(tmp_path, smoke_data):
+    """non_synthetic_training_data: a recorded conversion, or (a checkpoint that recorded no identity) a
+    training folder without a synthetic set now; [] for synthetic sets, recorded or found."""
+    from pose3dlib.config import config_to_dict, load_config
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    synthetic = {"config": config_to_dict(cfg), "extra": {"data": runs.data_identities(cfg)}}
+    assert runs.non_synthetic_training_data(synthetic) == []
+    assert runs.non_synthetic_training_data({"config": config_to_dict(cfg), "extra": {}}) == []  # found synthetic
+    real = load_config("configs/smoke.yaml", [*smoke_data, "data.raw_h36m_dir=/downloads/h36m",
+                                              f"data.h36m_dir={tmp_path / 'converted'}"])
+    recorded = {"config": config_to_dict(real), "extra": {"data": {"h36m_dir": {"download": "aaa"}, "mpii_dir": None}}}
+    assert runs.non_synthetic_training_data(recorded) == [
+        f"data.h36m_dir = {tmp_path / 'converted'}, converted from data.raw_h36m_dir = /downloads/h36m"]
+    older = {"config": config_to_dict(real), "extra": {}}  # from before identities were recorded
+    assert runs.non_synthetic_training_data(older) == [f"data.h36m_dir = {tmp_path / 'converted'}, which holds no "
+                                                       "synthetic set"]

@@ -141,9 +141,9 @@ def _recording_execute(monkeypatch, calls: list):
     monkeypatch.setattr(notebook_runner, "execute", execute)
 
 
-def _finished_stage(run, stage: int, tag: int = 0, overrides: list[str] | None = None):
+def _finished_stage(run, stage: int, tag: int = 0, overrides: list[str] | None = None, data: dict | None = None):
     """A finished stage checkpoint (no weights; `tag` makes its bytes differ) at `run`/stage{N}/last.pt, of
-    the smoke config with `overrides`."""
+    the smoke config with `overrides`, recording `data` as the identities of its training data."""
     from pose3dlib.config import config_to_dict, load_config
     from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
     from pose3dlib.engine.runs import checkpoint_path
@@ -151,7 +151,7 @@ def _finished_stage(run, stage: int, tag: int = 0, overrides: list[str] | None =
     path = checkpoint_path(run, stage)
     cfg = load_config("configs/smoke.yaml", overrides or [])
     save_checkpoint(path, make_checkpoint(model_state={}, config=config_to_dict(cfg), stage=stage, step=tag,
-                                          extra={"finished": True}))
+                                          extra={"finished": True, **({} if data is None else {"data": data})}))
     return path
 
 
@@ -476,9 +476,10 @@ def test_every_cell_reads_the_overrides_given_for_all_of_them_first(tmp_path, mo
         run_sweep(key, [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "synthetic", tmp_path / "out",
                   "configs/smoke.yaml", base_overrides=REAL_H36M)
     for overrides, seeds, given in (([f"{key}=1"], None, "the swept key"),
+                                    (["train.stage3={geometric_weight: 1}"], None, "the swept key"),
                                     (["seed=3"], [0], r"the seed, which --seeds \[0\] set per cell")):
-        with pytest.raises(Pose3DError, match=rf"sweep of {re.escape(key)}: the override '{overrides[0]}' for every "
-                                              rf"cell sets {given}; leave it out"):
+        with pytest.raises(Pose3DError, match=rf"sweep of {re.escape(key)}: the override '{re.escape(overrides[0])}' "
+                                              rf"given for every cell sets {given}, which the cells' own overrides"):
             run_sweep(key, [0, 0.01], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "real", tmp_path / "out",
                       "configs/smoke.yaml", seeds=seeds, base_overrides=[*REAL_H36M, *overrides])
     assert calls == [] and not (tmp_path / "out").exists()
@@ -492,6 +493,33 @@ def test_every_cell_reads_the_overrides_given_for_all_of_them_first(tmp_path, mo
         run_sweep(key, [0], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "real", tmp_path / "out2",
                   "configs/smoke.yaml", base_overrides=[*REAL_H36M, "seed=0"])
     assert calls[1][1]["overrides"] == [*REAL_H36M, "seed=0", f"{key}=0"]
+
+
+def test_a_base_stage_trained_on_an_earlier_conversion_of_the_download_is_refused(tmp_path, monkeypatch):
+    """The base run's stages record the download they were trained on: converted again since (the download
+    changed), the folder no longer holds it, and the sweep says so before any cell runs."""
+    import json
+
+    from pose3dlib.data.convert.common import DOWNLOAD_STAMP
+
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    converted = tmp_path / "converted_h36m"
+    converted.mkdir()
+    (converted / DOWNLOAD_STAMP).write_text(json.dumps({"raw": "/downloads/h36m", "fingerprint": "aaa"}))
+    real = ["data.raw_h36m_dir=/downloads/h36m", f"data.h36m_dir={converted}", 'data.lab_val_dir=""']
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage, overrides=real, data={"h36m_dir": {"download": "aaa"}, "mpii_dir": None})
+    with pytest.raises(_Stop):  # the conversion it was trained on: reused
+        run_sweep("train.stage3.geometric_weight", [0], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out", "configs/smoke.yaml", base_overrides=real)
+    (converted / DOWNLOAD_STAMP).write_text(json.dumps({"raw": "/downloads/h36m", "fingerprint": "bbb"}))
+    with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data than the "
+                                          r"sweep's \(data\.h36m_dir = .* was converted again since it was trained on "
+                                          r"it: its download data\.raw_h36m_dir = /downloads/h36m changed"):
+        run_sweep("train.stage3.geometric_weight", [0], ["04_train_geometry", "06_eval_mpjpe"], tmp_path / "base",
+                  tmp_path / "out2", "configs/smoke.yaml", base_overrides=real)
+    assert len(calls) == 1
 
 
 def test_sweep_command_with_real_data_uses_the_real_data_run_and_its_own_folder(tmp_path, monkeypatch, capsys):
@@ -508,10 +536,23 @@ def test_sweep_command_with_real_data_uses_the_real_data_run_and_its_own_folder(
         seen.update(base_run=base_run, out=out, **kw)
         raise _Stop
 
-    monkeypatch.setattr(sweep, "run_sweep", record)
     config = tmp_path / "with_download.yaml"
     config.write_text((PROJECT_ROOT / "configs" / "smoke.yaml").read_text()
                       .replace("data:\n", "data:\n  raw_h36m_dir: /downloads/h36m\n", 1))
+    # nothing converted yet: named before anything runs, with what converts it
+    assert main(["sweep", "--config", str(config), "--real-data", "--out", str(tmp_path / "sweeps")]) == 2
+    assert ("data.h36m_dir = data/converted/smoke/h36m is not converted yet (data.raw_h36m_dir = /downloads/h36m): "
+            "convert it first: `make sweep PROFILE=smoke REAL_DATA=True ...`" in capsys.readouterr().err)
+    assert main(["sweep", "--config", str(config), "--real-data", "--param", "data.raw_h36m_dir", "--values", "a,b"]) == 2
+    assert ("sweep of data.raw_h36m_dir with --real-data: every cell would read the sets converted from the config's "
+            "downloads" in capsys.readouterr().err)
+    from pose3dlib.data.convert import real
+
+    monkeypatch.setattr(real, "check_converted", lambda data_cfg, hint: None)  # converted, from here on
+    assert main(["sweep", "--config", str(config), "--real-data", "--param", "data.h36m_dir", "--values", "a,b"]) == 2
+    assert ("the override 'data.h36m_dir=data/converted/smoke/h36m' that --real-data gives every cell sets the swept "
+            "key" in capsys.readouterr().err)
+    monkeypatch.setattr(sweep, "run_sweep", record)
     with pytest.raises(_Stop):
         main(["sweep", "--config", str(config), "--real-data", "--out", str(tmp_path / "sweeps")])
     assert seen["base_overrides"] == REAL_H36M[1:]  # the download itself is in this config already

@@ -171,13 +171,13 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     h36m_only = tmp_path / "real_h36m_run"
     (h36m_only / "stage1").mkdir(parents=True)
     ckpt = torch.load(smoke_run / "stage1" / "last.pt", weights_only=False)
-    ckpt["extra"] = {**ckpt.get("extra", {}), "data": {
-        "h36m_dir": {"download": {"raw": "/downloads/h36m", "fingerprint": "f" * 64}}, "mpii_dir": None}}
+    ckpt["config"]["data"] = {**ckpt["config"]["data"], "raw_h36m_dir": "/downloads/h36m", "h36m_dir": "converted/h36m"}
+    ckpt["extra"] = {**ckpt.get("extra", {}), "data": {"h36m_dir": {"download": "f" * 64}, "mpii_dir": None}}
     torch.save(ckpt, h36m_only / "stage1" / "last.pt")
     (h36m_only / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())
     assert _cli(h36m_only, tmp_path, "--seeds", "5") == 2
-    assert ("stage1/last.pt was trained on converted downloads (data.h36m_dir = /downloads/h36m): a run on the real "
-            "datasets" in capsys.readouterr().err)
+    assert ("stage1/last.pt was trained on data other than synthetic sets (data.h36m_dir = converted/h36m, converted "
+            "from data.raw_h36m_dir = /downloads/h36m): a run on the real datasets" in capsys.readouterr().err)
     assert _cli(smoke_run, tmp_path, "--seeds", "5", "--set", "data.wild_test_dir=elsewhere") == 2  # would do nothing
     assert ("--set data.wild_test_dir=elsewhere: unseen-check scores each seed on the sets it generates"
             in capsys.readouterr().err)

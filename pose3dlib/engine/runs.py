@@ -131,7 +131,8 @@ def default_init(run_dir: str | os.PathLike, stage: int) -> Path | None:
 
 
 def sweep_dir(root: str | os.PathLike, profile: str, key: str) -> Path:
-    """Output folder of a multi-run command: `<root>/<profile>/<key>` (one per profile and swept key)."""
+    """Output folder of a multi-run command: `<root>/<profile>/<key>` (one per profile and swept key;
+    `profile` is the run's name, `run_name`: `<profile>-real` for a sweep on the real downloads)."""
     for name, value in (("profile", profile), ("key", key)):
         if not value or "/" in value or value.startswith("."):
             raise Pose3DError(f"sweep {name} {value!r}: expected a plain name (no '/', not empty)")
@@ -286,9 +287,11 @@ def recipe_differences(ckpt: dict, cfg, stage: int, ignored: tuple[str, ...] = (
 
 def data_identities(cfg) -> dict[str, dict | None]:
     """{data key: identity of its folder} for TRAINING_DATA_KEYS: `synthetic.generator.data_identity`
-    for a synthetic set; {"download": <its download stamp>} (`data.convert.common.download_stamp`: the
-    download's path and fingerprint when converted) for a set `REAL_DATA=True` converted; None for other
-    data (a set converted by hand, real data of your own), which is not compared."""
+    for a synthetic set; {"download": <fingerprint>} for a set `REAL_DATA=True` converted (the
+    fingerprint of its download when converted, from its download.json, `data.convert.common.download_stamp`:
+    over the relative names, sizes and modification times of the files the converter reads, so not
+    over where the download or the clone lies); None for other data (a set converted by hand, real
+    data of your own), which is not compared."""
     from ..data.convert.common import download_stamp
     from ..synthetic.generator import data_identity
 
@@ -297,27 +300,56 @@ def data_identities(cfg) -> dict[str, dict | None]:
         if synthetic is not None:
             return synthetic
         stamp = download_stamp(folder) if folder else None
-        return None if stamp is None else {"download": stamp}
+        return None if stamp is None else {"download": stamp["fingerprint"]}
 
     return {key: identity(getattr(cfg.data, key)) for key in TRAINING_DATA_KEYS}
 
 
+def download_key(key: str) -> str:
+    """The `data.raw_*_dir` field whose conversion fills training folder `key` ('h36m_dir' -> 'raw_h36m_dir')."""
+    return next(raw for raw, filled in DOWNLOAD_KEYS.items() if filled == key).split(".", 1)[1]
+
+
+def non_synthetic_training_data(ckpt: dict) -> list[str]:
+    """'data.<key> = <folder> ...' for each training folder of a stage checkpoint that did not hold synthetic
+    data: one it recorded as a converted download, or, where it recorded no identity (a checkpoint from
+    before identities were recorded), one that holds no synthetic set now. [] for a stage trained on
+    synthetic sets."""
+    from ..synthetic.generator import data_identity
+
+    recorded = ckpt.get("extra", {}).get("data") or {}
+    data = ckpt.get("config", {}).get("data", {})
+    found = []
+    for key in TRAINING_DATA_KEYS:
+        identity, folder = recorded.get(key), data.get(key, "")
+        if isinstance(identity, dict) and "download" in identity:
+            raw = download_key(key)
+            found.append(f"data.{key} = {folder}, converted from data.{raw} = {data.get(raw, '')}")
+        elif not isinstance(identity, dict) and data_identity(folder) is None:
+            found.append(f"data.{key} = {folder}, which holds no synthetic set")
+    return found
+
+
 def data_changes(ckpt: dict, cfg, ignored: tuple[str, ...] = ()) -> list[str]:
     """Why the data the config's training folders hold now are not the ones `ckpt` was trained on: other
-    synthetic sets, or a set converted from another download or from its download changed since ([] when
-    they are the same, or where either side has no identity, `data_identities`, or the checkpoint
-    recorded none); the folders whose key ('data.h36m_dir') is in `ignored` are not compared."""
+    synthetic sets, or a conversion of a download that changed since ([] when they are the same, or where
+    the checkpoint recorded no identity, `data_identities`, or the folder holds neither synthetic data nor
+    a conversion while the checkpoint recorded synthetic data); the folders whose key ('data.h36m_dir')
+    is in `ignored` are not compared. Another download named is a config difference
+    (`training_differences`), not one of these."""
     recorded = ckpt.get("extra", {}).get("data")
     if not isinstance(recorded, dict):
         return []
     reasons = []
     for key, now in data_identities(cfg).items():
         then = recorded.get(key)
-        if not isinstance(then, dict) or now is None or f"data.{key}" in ignored:
+        if not isinstance(then, dict) or f"data.{key}" in ignored:
             continue
-        if "download" in then or "download" in now:  # a converted set on either side
+        if "download" in then or (now is not None and "download" in now):  # a converted set on either side
             if then != now:
-                reasons.append(f"data.{key} = {getattr(cfg.data, key)} {_download_change(then, now)}")
+                reasons.append(f"data.{key} = {getattr(cfg.data, key)} {_download_change(then, now, cfg, key)}")
+            continue
+        if now is None:
             continue
         sizes_now = now.get("synthetic") or {}
         sizes_then = {k: v for k, v in (then.get("synthetic") or {}).items() if k in sizes_now}  # what counts now
@@ -332,17 +364,19 @@ def data_changes(ckpt: dict, cfg, ignored: tuple[str, ...] = ()) -> list[str]:
     return reasons
 
 
-def _download_change(then: dict, now: dict) -> str:
-    """How a training folder's identity moved, where one side is a converted download (`data_changes`)."""
+def _download_change(then: dict, now: dict | None, cfg, key: str) -> str:
+    """How training folder `key`'s identity moved, where one side is a converted download (`data_changes`)."""
     if "download" not in then:
         return "holds a converted download where it was trained on synthetic data"
+    raw = download_key(key)
+    download = f"data.{raw} = {getattr(cfg.data, raw)}"
+    if now is None:
+        return (f"holds no record of its download (no download.json: converted by hand since?) where it was trained "
+                f"on a conversion of {download}")
     if "download" not in now:
         return "holds synthetic data where it was trained on a converted download"
-    raw_then, raw_now = then["download"].get("raw"), now["download"].get("raw")
-    if raw_then != raw_now:
-        return f"was converted from another download ({raw_then} -> {raw_now})"
-    return (f"was converted again since it was trained on it: its download {raw_now} changed (files added, removed "
-            "or replaced)")
+    return (f"was converted again since it was trained on it: its download {download} changed (files added, removed "
+            "or replaced, or their modification times)")
 
 
 def precision_change(ckpt: dict, now: dict) -> list[str]:

@@ -629,7 +629,7 @@ class Trainer:
                 "train_seconds": self.clock.seconds(),
                 "init_from": str(self.init_path) if self.init_path is not None else None,
                 "init_digest": self.init_digest,
-                "data": self.data_identities,  # the synthetic sets trained on (runs.data_changes)
+                "data": self.data_identities,  # the synthetic sets or converted downloads trained on (runs.data_changes)
                 "precision": self.precision,  # what --resume must continue with (runs.precision_change)
             }
             save_checkpoint(self.last, make_checkpoint(

@@ -25,8 +25,9 @@ refused before any data is written; `--replace` starts the record over.
 
 The seed must differ from the config's: that one is the data the run was trained and scored on.
 A run on the real datasets is refused (new synthetic people do not reproduce its numbers): one
-scored on a converted MPI-INF-3DHP test set (its 3DPCK rows), or trained on a converted download
-(its checkpoints record the download, `runs.data_identities`).
+scored on a converted MPI-INF-3DHP test set (its 3DPCK rows), or trained on other data than
+synthetic sets (`runs.non_synthetic_training_data`: a converted download its checkpoints record,
+or a training folder that holds no synthetic set).
 The evaluation is redone on every call (about a minute per seed for the cpu profile); the data
 is kept and reused (about 320 MB per cpu-profile seed; delete `<data-root>` to reclaim it).
 """
@@ -268,16 +269,6 @@ def scored_these_weights(run_dir: str | Path, stage: int) -> bool:
     return ckpt.stat().st_mtime <= csv_path.stat().st_mtime
 
 
-def trained_on_downloads(ckpt_path: Path) -> list[str]:
-    """'data.<key> = <download>' for each training folder the checkpoint records as a converted download
-    (`runs.data_identities`); [] for synthetic training data, or a checkpoint that recorded none."""
-    from ..engine.checkpoint import load_checkpoint
-
-    recorded = load_checkpoint(ckpt_path).get("extra", {}).get("data")
-    return [f"data.{key} = {identity['download'].get('raw')}" for key, identity in (recorded or {}).items()
-            if isinstance(identity, dict) and isinstance(identity.get("download"), dict)]
-
-
 def check_no_data_folders(overrides: list[str]) -> None:
     """Pose3DError naming an --set of a data folder (generator.DATA_KEYS): each seed is scored on the sets this
     check generates for it (`set_overrides` points the evaluation there), so such an override would be
@@ -308,6 +299,7 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
     The rows are these seeds' and, unless `replace`, the earlier seeds kept from `<out>/unseen.csv`
     (`earlier_seeds`), sorted by seed."""
     from ..config import load_config
+    from ..engine.checkpoint import load_checkpoint
     from ..synthetic.generator import generate
 
     cfg = load_config(config, overrides)
@@ -335,11 +327,11 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
         ckpt = runs.checkpoint_path(run_dir, stage)
         if not ckpt.is_file():
             raise Pose3DError(f"{ckpt} not found: train the run first (make reproduce) or choose --stages")
-        converted = trained_on_downloads(ckpt)
-        if converted:
-            raise Pose3DError(f"{ckpt} was trained on converted downloads ({', '.join(converted)}): a run on the real "
-                              "datasets, which synthetic sets of new people do not reproduce; unseen-check compares "
-                              "a synthetic run with sets generated anew")
+        other = runs.non_synthetic_training_data(load_checkpoint(ckpt))
+        if other:
+            raise Pose3DError(f"{ckpt} was trained on data other than synthetic sets ({'; '.join(other)}): a run on "
+                              "the real datasets, which synthetic sets of new people do not reproduce; unseen-check "
+                              "compares a synthetic run with sets generated anew")
         if not scored_these_weights(run_dir, stage):
             raise Pose3DError(f"{ckpt} is not the checkpoint {runs.eval_csv_path(run_dir)} scored (newer than it, or "
                               "another file than its evaluated.json records), so the numbers to compare with may be "

@@ -199,15 +199,19 @@ def check_values(param: str, values: list, seeds: list[int] | None, config_file:
                           "it): give SWEEP_SEEDS= (empty) or --seeds ''")
 
 
-def check_base_overrides(param: str, base_overrides: list[str] | tuple[str, ...], seeds: list[int] | None) -> list[str]:
+def check_base_overrides(param: str, base_overrides: list[str] | tuple[str, ...], seeds: list[int] | None,
+                         origin: str = "given for every cell") -> list[str]:
     """`base_overrides` as a list, refusing one that a cell's own override would replace: of the swept
-    key (its values come from --values), or of `seed` when the sweep has seeds."""
+    key (its values come from --values), or of `seed` when the sweep has seeds. `origin` says where
+    they come from, for the message."""
+    from ..config import override_keys
+
     for override in base_overrides:
-        key = override.partition("=")[0].strip()
-        if key == param or (key == "seed" and seeds):
-            given = "the swept key" if key == param else f"the seed, which --seeds {seeds} set per cell"
-            raise Pose3DError(f"sweep of {param}: the override {override!r} for every cell sets {given}; "
-                              "leave it out")
+        for key in override_keys(override):
+            if key == param or (key == "seed" and seeds):
+                given = "the swept key" if key == param else f"the seed, which --seeds {seeds} set per cell"
+                raise Pose3DError(f"sweep of {param}: the override {override!r} {origin} sets {given}, which the "
+                                  "cells' own overrides would replace; sweep another key, or leave it out")
     return list(base_overrides)
 
 
@@ -255,7 +259,7 @@ def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, .
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,
               config_file: str | Path, seeds: list[int] | None = None, replace: bool = False,
-              base_overrides: list[str] | tuple[str, ...] = ()) -> Path:
+              base_overrides: list[str] | tuple[str, ...] = (), base_origin: str = "given for every cell") -> Path:
     """Execute `notebooks` once per value (and per seed, when given); returns the summary CSV path.
 
     `param` is a dotted config key (e.g. train.stage3.geometric_weight); every value is
@@ -266,15 +270,15 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     notebooks that take `stages` score the re-run ones (`stage_plan`). Refused before anything
     runs: the same value twice, `seed` swept with seeds, a `train.stage<N>.*` key whose stage
     no notebook trains, and (unless `replace`) a summary that would drop earlier runs.
-    `base_overrides` (`KEY=VALUE`, such as the real-data ones) come first in every cell's
-    overrides; one of the swept key, or of `seed` beside seeds, is refused (the cell's own
-    override would replace it without a word).
+    `base_overrides` (`KEY=VALUE`, such as the real-data ones; `base_origin` says where from) come
+    first in every cell's overrides; one of the swept key, or of `seed` beside seeds, is refused
+    (the cell's own override would replace it without a word).
     """
     from ..config import load_config
     from .notebook_runner import EVAL_NOTEBOOK, execute, notebook_path, prepare
 
     check_values(param, values, seeds, config_file)  # unknown key or bad value first, then repeats
-    base_overrides = check_base_overrides(param, base_overrides, seeds)
+    base_overrides = check_base_overrides(param, base_overrides, seeds, base_origin)
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
     if EVAL_NOTEBOOK not in notebooks:
@@ -509,7 +513,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="", help="comma-separated config seeds: run every value once per seed "
                         "(default: once, with the config's seed)")
     parser.add_argument("--out", action=CommandLinePath, default="runs/sweep",
-                        help="sweep root (default runs/sweep); results go to <out>/<profile>/<param>/")
+                        help="sweep root (default runs/sweep); results go to <out>/<profile>/<param>/ "
+                             "(<out>/<profile>-real/<param>/ with --real-data)")
     parser.add_argument("--replace", action="store_true",
                         help="let the summary leave out runs of an earlier sweep in the same folder (default: refused)")
     parser.add_argument("--real-data", action="store_true",
@@ -524,16 +529,23 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     base_overrides = []
     if args.real_data:
-        from ..data.convert.real import real_data_overrides
+        from ..data.convert.real import check_converted, real_data_overrides
 
+        if args.param in runs.DOWNLOAD_KEYS:
+            raise Pose3DError(f"sweep of {args.param} with --real-data: every cell would read the sets converted from "
+                              "the config's downloads; name each download in a config of its own instead")
         try:
             base_overrides = real_data_overrides(cfg.data, cfg.profile)
         except DataError as e:  # name the file to edit
             raise DataError(f"{args.config}: {e}") from None
+        check_converted(load_config(args.config, base_overrides).data,
+                        f"convert it first: `make sweep PROFILE={cfg.profile} REAL_DATA=True ...` converts the "
+                        f"downloads before the sweep, as `make reproduce PROFILE={cfg.profile} REAL_DATA=True` does")
     base = args.base_run or runs.default_run_dir(cfg.profile, real_data=args.real_data)
     out = runs.sweep_dir(args.out, runs.run_name(cfg.profile, args.real_data), args.param)
     summary = run_sweep(args.param, parse_values(args.values), args.notebooks, base, out, args.config,
-                        seeds=parse_seeds(args.seeds) or None, replace=args.replace, base_overrides=base_overrides)
+                        seeds=parse_seeds(args.seeds) or None, replace=args.replace, base_overrides=base_overrides,
+                        base_origin="that --real-data gives every cell")
     print(summarize(summary, args.param))
     print(f"sweep summary: {summary}, {summary.parent / 'sweep.md'}, {summary.parent / 'sweep.png'}")
     return 0

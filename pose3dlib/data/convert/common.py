@@ -106,7 +106,7 @@ def drop_download_stamp(out: Path) -> None:
     """Remove `out`'s DOWNLOAD_STAMP (when it is one, `download_stamp`) before a converter rewrites the
     set's annotations: the set is then no longer the one the stamp describes."""
     if download_stamp(out) is not None:
-        (out / DOWNLOAD_STAMP).unlink(missing_ok=True)
+        (resolve(out) / DOWNLOAD_STAMP).unlink(missing_ok=True)
 
 
 def person_crop(joints_px: np.ndarray) -> tuple[np.ndarray, float]:

@@ -139,6 +139,18 @@ def write_download_states(data_cfg: DataConfig, path: str | os.PathLike) -> bool
     return True
 
 
+def check_converted(data_cfg: DataConfig, hint: str) -> None:
+    """DataError unless every configured download's set (its data.*_dir, as the real-data overrides
+    give them) was converted from it as it is now (`download_stamp` = `download_states`), naming the
+    first that was not and `hint` (the command that converts it)."""
+    for name, stamp in download_states(data_cfg).items():
+        raw_key, key, _ = DATASETS[name]
+        out = getattr(data_cfg, key)
+        if download_stamp(out) != stamp:
+            state = "is not converted yet" if not resolve(out).is_dir() else "was not converted from it as it is now"
+            raise DataError(f"data.{key} = {out} {state} (data.{raw_key} = {getattr(data_cfg, raw_key)}): {hint}")
+
+
 def _finished(out_dir: str, stamp: dict) -> dict | None:
     """The report of an earlier complete conversion in `out_dir` of the download `stamp` names, as it is
     now, else None (a different download, or files added to or removed from it since: convert again)."""
