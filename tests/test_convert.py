@@ -783,12 +783,12 @@ def test_the_download_state_file_moves_only_when_a_download_changed(raw, tmp_pat
         capsys.readouterr()
         return json.loads(state.read_text())
 
-    assert write(f"data.raw_h36m_dir={part}") == {"h36m": {"raw": str(part), "fingerprint": download_fingerprint(part, "h36m")}}
+    assert write(f"data.raw_h36m_dir={part}") == {"h36m": download_fingerprint(part, "h36m")}
     os.utime(state, (1_000_000, 1_000_000))
     write(f"data.raw_h36m_dir={part}")
     assert state.stat().st_mtime == 1_000_000  # nothing changed: make sees the stamp as it was
     shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
-    assert write(f"data.raw_h36m_dir={part}")["h36m"]["fingerprint"] == download_fingerprint(part, "h36m")
+    assert write(f"data.raw_h36m_dir={part}")["h36m"] == download_fingerprint(part, "h36m")
     assert state.stat().st_mtime > 1_000_000
     os.utime(state, (1_000_000, 1_000_000))
     assert set(write(f"data.raw_h36m_dir={part}", f"data.raw_3dhp_dir={raw / 'mpi_inf_3dhp_test_set'}")) == {"h36m", "3dhp"}

@@ -290,9 +290,14 @@ def test_a_stage_trained_on_other_data_than_synthetic_sets_is_named(tmp_path, sm
     assert runs.non_synthetic_training_data({"config": config_to_dict(cfg), "extra": {}}) == []  # found synthetic
     real = load_config("configs/smoke.yaml", [*smoke_data, "data.raw_h36m_dir=/downloads/h36m",
                                               f"data.h36m_dir={tmp_path / 'converted'}"])
-    recorded = {"config": config_to_dict(real), "extra": {"data": {"h36m_dir": {"download": "aaa"}, "mpii_dir": None}}}
+    mpii = runs.data_identities(cfg)["mpii_dir"]
+    recorded = {"config": config_to_dict(real), "extra": {"data": {"h36m_dir": {"download": "aaa"}, "mpii_dir": mpii}}}
     assert runs.non_synthetic_training_data(recorded) == [
         f"data.h36m_dir = {tmp_path / 'converted'}, converted from data.raw_h36m_dir = /downloads/h36m"]
+    # recorded as other data (None: converted by hand, data of your own), whatever the folder holds now
+    by_hand = {"config": config_to_dict(cfg), "extra": {"data": {"h36m_dir": None, "mpii_dir": mpii}}}
+    assert runs.non_synthetic_training_data(by_hand) == [f"data.h36m_dir = {cfg.data.h36m_dir}, which held no "
+                                                         "synthetic set"]
     older = {"config": config_to_dict(real), "extra": {}}  # from before identities were recorded
     assert runs.non_synthetic_training_data(older) == [f"data.h36m_dir = {tmp_path / 'converted'}, which holds no "
                                                        "synthetic set"]

@@ -288,7 +288,7 @@ def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(t
     assert sorted(p.name for p in (cell / "stage2").iterdir()) == ["last.pt"]
 
 
-def test_a_finished_evaluation_is_skipped_until_its_checkpoint_config_or_library_changes(tmp_path, monkeypatch):
+def test_a_finished_evaluation_is_skipped_until_its_checkpoint_config_data_or_library_changes(tmp_path, monkeypatch):
     from pose3dlib.config import load_config
     from pose3dlib.engine import runs
     from pose3dlib.tools.sweep import is_up_to_date
@@ -314,6 +314,20 @@ def test_a_finished_evaluation_is_skipped_until_its_checkpoint_config_or_library
     assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     monkeypatch.undo()
     assert is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
+    # a test split converted again under the same config (its download changed in place): scored again
+    import json
+
+    from pose3dlib.data.convert.common import DOWNLOAD_STAMP
+
+    wild = tmp_path / "converted_3dhp"
+    wild.mkdir()
+    (wild / DOWNLOAD_STAMP).write_text(json.dumps({"raw": "/downloads/3dhp", "fingerprint": "aaa"}))
+    real = load_config("configs/smoke.yaml", ["train.stage3.geometric_weight=0", f"data.wild_test_dir={wild}"])
+    runs.record_evaluation(cell, (3,), real)
+    assert is_up_to_date("06_eval_mpjpe", cell, real, (3,))
+    (wild / DOWNLOAD_STAMP).write_text(json.dumps({"raw": "/downloads/3dhp", "fingerprint": "bbb"}))
+    assert not is_up_to_date("06_eval_mpjpe", cell, real, (3,))
+    runs.record_evaluation(cell, (3,), cfg)
     (cell / "stage3" / "last.pt").write_bytes(b"retrained")
     assert not is_up_to_date("06_eval_mpjpe", cell, cfg, (3,))
     assert not is_up_to_date("04_train_geometry", cell, cfg, (3,))  # no executed copy
@@ -749,5 +763,6 @@ def test_a_reused_base_stage_trained_on_other_synthetic_data_is_refused(tmp_path
                                           r"sweep's \(data\.h36m_dir = .* holds other synthetic data than it was "
                                           r"trained on \(generator seed 3 -> 0\)\); train that stage again .*"
                                           r"--stage 1 --run-dir " + re.escape(str(tmp_path)) + r" --overwrite`, then "
-                                          r"`make reproduce PROFILE=\.\.\.` for the stages after it\)"):
+                                          r"`make reproduce PROFILE=\.\.\.` for the stages after it; for a run on the real "
+                                          r"downloads, `make reproduce PROFILE=\.\.\. REAL_DATA=True` converts them again"):
         check_base_stage(tmp_path / "stage1" / "last.pt", {**ckpt, "extra": {"data": older}}, cfg, 1)

@@ -172,7 +172,8 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     (h36m_only / "stage1").mkdir(parents=True)
     ckpt = torch.load(smoke_run / "stage1" / "last.pt", weights_only=False)
     ckpt["config"]["data"] = {**ckpt["config"]["data"], "raw_h36m_dir": "/downloads/h36m", "h36m_dir": "converted/h36m"}
-    ckpt["extra"] = {**ckpt.get("extra", {}), "data": {"h36m_dir": {"download": "f" * 64}, "mpii_dir": None}}
+    synthetic_mpii = {"generator": "pose3d-synthetic", "version": 1, "seed": 0, "synthetic": {}}
+    ckpt["extra"] = {**ckpt.get("extra", {}), "data": {"h36m_dir": {"download": "f" * 64}, "mpii_dir": synthetic_mpii}}
     torch.save(ckpt, h36m_only / "stage1" / "last.pt")
     (h36m_only / "metrics.csv").write_bytes((smoke_run / "metrics.csv").read_bytes())
     assert _cli(h36m_only, tmp_path, "--seeds", "5") == 2

@@ -130,13 +130,13 @@ def default_init(run_dir: str | os.PathLike, stage: int) -> Path | None:
     return checkpoint_path(run_dir, stage - 1) if stage > 1 else None
 
 
-def sweep_dir(root: str | os.PathLike, profile: str, key: str) -> Path:
-    """Output folder of a multi-run command: `<root>/<profile>/<key>` (one per profile and swept key;
-    `profile` is the run's name, `run_name`: `<profile>-real` for a sweep on the real downloads)."""
-    for name, value in (("profile", profile), ("key", key)):
+def sweep_dir(root: str | os.PathLike, name: str, key: str) -> Path:
+    """Output folder of a multi-run command: `<root>/<name>/<key>` (one per run name, `run_name`: the
+    profile, or `<profile>-real` on the real downloads, and swept key)."""
+    for what, value in (("name", name), ("key", key)):
         if not value or "/" in value or value.startswith("."):
-            raise Pose3DError(f"sweep {name} {value!r}: expected a plain name (no '/', not empty)")
-    return resolve(root) / profile / key
+            raise Pose3DError(f"sweep {what} {value!r}: expected a plain name (no '/', not empty)")
+    return resolve(root) / name / key
 
 
 def file_digest(path: Path) -> str:
@@ -163,12 +163,14 @@ def library_digest(root: Path = LIBRARY_DIR) -> str:
 
 def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
     """What an evaluation of `stages` in `run_dir` scored: each stage checkpoint's bytes, the whole
-    config, the library code that scored them (`library_digest`), and the metrics.csv it wrote (so a
-    metrics.csv rewritten since, by a manual `evaluate` with other settings, no longer counts as
-    this evaluation)."""
+    config, the identity of each test split's data (`folder_identity`: a set regenerated or converted
+    again under the same config is scored again), the library code that scored them (`library_digest`),
+    and the metrics.csv it wrote (so a metrics.csv rewritten since, by a manual `evaluate` with other
+    settings, no longer counts as this evaluation)."""
     import json
 
     from ..config import config_to_dict
+    from ..evaluation.evaluate import TEST_SPLIT_DIRS
 
     checkpoints = {}
     for stage in stages:
@@ -176,8 +178,9 @@ def evaluation_key(run_dir: str | os.PathLike, stages, cfg) -> dict:
         checkpoints[stage_name(stage)] = file_digest(path) if path.is_file() else None
     config = hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
     csv = eval_csv_path(run_dir)
-    return {"checkpoints_sha256": checkpoints, "config_sha256": config, "library_sha256": library_digest(),
-            "metrics_csv_sha256": file_digest(csv) if csv.is_file() else None}
+    return {"checkpoints_sha256": checkpoints, "config_sha256": config,
+            "test_data": {key: folder_identity(getattr(cfg.data, key)) for key in sorted(set(TEST_SPLIT_DIRS.values()))},
+            "library_sha256": library_digest(), "metrics_csv_sha256": file_digest(csv) if csv.is_file() else None}
 
 
 def record_evaluation(run_dir: str | os.PathLike, stages, cfg) -> Path:
@@ -285,24 +288,26 @@ def recipe_differences(ckpt: dict, cfg, stage: int, ignored: tuple[str, ...] = (
     return diffs + data_changes(ckpt, cfg, ignored)
 
 
-def data_identities(cfg) -> dict[str, dict | None]:
-    """{data key: identity of its folder} for TRAINING_DATA_KEYS: `synthetic.generator.data_identity`
-    for a synthetic set; {"download": <fingerprint>} for a set `REAL_DATA=True` converted (the
-    fingerprint of its download when converted, from its download.json, `data.convert.common.download_stamp`:
-    over the relative names, sizes and modification times of the files the converter reads, so not
-    over where the download or the clone lies); None for other data (a set converted by hand, real
-    data of your own), which is not compared."""
+def folder_identity(folder: str) -> dict | None:
+    """What a data folder holds: `synthetic.generator.data_identity` for a synthetic set; {"download":
+    <fingerprint>} for a set `REAL_DATA=True` converted (the fingerprint of its download when converted,
+    from its download.json, `data.convert.common.download_stamp`: over the relative names, sizes and
+    modification times of the files the converter reads, so not over where the download or the clone
+    lies); None for other data (a set converted by hand, real data of your own)."""
     from ..data.convert.common import download_stamp
     from ..synthetic.generator import data_identity
 
-    def identity(folder: str) -> dict | None:
-        synthetic = data_identity(folder)
-        if synthetic is not None:
-            return synthetic
-        stamp = download_stamp(folder) if folder else None
-        return None if stamp is None else {"download": stamp["fingerprint"]}
+    synthetic = data_identity(folder)
+    if synthetic is not None:
+        return synthetic
+    stamp = download_stamp(folder) if folder else None
+    return None if stamp is None else {"download": stamp["fingerprint"]}
 
-    return {key: identity(getattr(cfg.data, key)) for key in TRAINING_DATA_KEYS}
+
+def data_identities(cfg) -> dict[str, dict | None]:
+    """{data key: `folder_identity` of its folder} for TRAINING_DATA_KEYS: what a stage checkpoint records
+    of the data it was trained on (`data_changes` compares it with what the folders hold now)."""
+    return {key: folder_identity(getattr(cfg.data, key)) for key in TRAINING_DATA_KEYS}
 
 
 def download_key(key: str) -> str:
@@ -312,20 +317,24 @@ def download_key(key: str) -> str:
 
 def non_synthetic_training_data(ckpt: dict) -> list[str]:
     """'data.<key> = <folder> ...' for each training folder of a stage checkpoint that did not hold synthetic
-    data: one it recorded as a converted download, or, where it recorded no identity (a checkpoint from
-    before identities were recorded), one that holds no synthetic set now. [] for a stage trained on
-    synthetic sets."""
+    data: as it recorded (`data_identities`: a converted download, or None for other data), or, where it
+    recorded nothing (a checkpoint from before identities were recorded), one that holds no synthetic
+    set now. [] for a stage trained on synthetic sets."""
     from ..synthetic.generator import data_identity
 
-    recorded = ckpt.get("extra", {}).get("data") or {}
+    recorded = ckpt.get("extra", {}).get("data")
     data = ckpt.get("config", {}).get("data", {})
     found = []
     for key in TRAINING_DATA_KEYS:
-        identity, folder = recorded.get(key), data.get(key, "")
-        if isinstance(identity, dict) and "download" in identity:
-            raw = download_key(key)
-            found.append(f"data.{key} = {folder}, converted from data.{raw} = {data.get(raw, '')}")
-        elif not isinstance(identity, dict) and data_identity(folder) is None:
+        folder = data.get(key, "")
+        if isinstance(recorded, dict):  # what the stage recorded: synthetic, a conversion, or other data (None)
+            identity = recorded.get(key)
+            if isinstance(identity, dict) and "download" in identity:
+                raw = download_key(key)
+                found.append(f"data.{key} = {folder}, converted from data.{raw} = {data.get(raw, '')}")
+            elif not isinstance(identity, dict):
+                found.append(f"data.{key} = {folder}, which held no synthetic set")
+        elif data_identity(folder) is None:  # recorded nothing: what the folder holds now
             found.append(f"data.{key} = {folder}, which holds no synthetic set")
     return found
 

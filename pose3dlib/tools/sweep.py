@@ -69,8 +69,9 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
 def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
                      ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
     """Pose3DError unless the base run's finished stage (`ckpt_path`, loaded as `ckpt`) was trained with
-    `cfg` (the sweep cell's config) and on the synthetic data its folders hold now (`runs.data_changes`),
-    so a cell never builds on a stage of another recipe or other data while its records name these.
+    `cfg` (the sweep cell's config) and on the data its folders hold now (`runs.data_changes`: the same
+    synthetic sets, or conversions of the downloads as they are now), so a cell never builds on a stage
+    of another recipe or other data while its records name these.
     `ignored`: keys the cells may change on a reused stage: the seed (the cells' seeds vary only the
     stages they train) and, in an evaluation-only sweep (every stage reused, e.g. of
     `data.wild_test_dir`), the swept key."""
@@ -79,8 +80,9 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
                           f"sweep's ({'; '.join(diffs)}); train that stage again with this config and data (`python -m "
                           f"pose3dlib train --config <config> --stage {stage} --run-dir {ckpt_path.parent.parent} "
-                          "--overwrite`, then `make reproduce PROFILE=...` for the stages after it) or sweep with the "
-                          "config it was trained with (--config)")
+                          "--overwrite`, then `make reproduce PROFILE=...` for the stages after it; for a run on the real "
+                          "downloads, `make reproduce PROFILE=... REAL_DATA=True` converts them again and retrains what "
+                          "was trained on other conversions) or sweep with the config it was trained with (--config)")
 
 
 def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
@@ -91,12 +93,13 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
 
     src, path = runs.stage_dir(base_run, stage), runs.checkpoint_path(base_run, stage)
     if not src.is_dir():
-        raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first")
+        raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first (REAL_DATA=True "
+                          "for a run on the real downloads)")
     ckpt = load_checkpoint(path) if path.is_file() else None
     if ckpt is None or not ckpt.get("extra", {}).get("finished", False):
         raise Pose3DError(f"sweep base run's {path} is not a finished stage "
                           "(missing, or a training run that was interrupted); finish it first, e.g. "
-                          "`make reproduce PROFILE=...`")
+                          "`make reproduce PROFILE=...` (REAL_DATA=True for a run on the real downloads)")
     for cfg in cfgs:
         check_base_stage(path, ckpt, cfg, stage, ignored)
 

@@ -111,22 +111,29 @@ def download_fingerprint(raw: str | os.PathLike, name: str | None = None) -> str
     return files_fingerprint(*read_paths(root, name), root=root)
 
 
-def _download_stamp(raw: str, fingerprint: str) -> dict:
-    """What `DOWNLOAD_STAMP` holds for the download `raw` with `download_fingerprint` `fingerprint`."""
-    return {"raw": str(resolve(raw)), "fingerprint": fingerprint}
+def _download_stamp(name: str, raw: str) -> dict:
+    """What `DOWNLOAD_STAMP` holds for dataset `name`'s download `raw` as it is now: its path (for
+    messages) and its `download_fingerprint`, which alone identifies it (wherever it lies)."""
+    return {"raw": str(resolve(raw)), "fingerprint": download_fingerprint(raw, name)}
 
 
-def download_states(data_cfg: DataConfig) -> dict[str, dict]:
-    """{dataset: the DOWNLOAD_STAMP its conversion would get now (path and `download_fingerprint`)} for
-    every configured download."""
-    return {name: _download_stamp(getattr(data_cfg, raw), download_fingerprint(getattr(data_cfg, raw), name))
+def _converted_from(out: str | os.PathLike, fingerprint: str) -> bool:
+    """Whether the set in `out` was converted from a download with this `download_fingerprint`."""
+    stamp = download_stamp(out)
+    return stamp is not None and stamp["fingerprint"] == fingerprint
+
+
+def download_states(data_cfg: DataConfig) -> dict[str, str]:
+    """{dataset: `download_fingerprint` of its download now} for every configured download."""
+    return {name: download_fingerprint(getattr(data_cfg, raw), name)
             for name, (raw, _, _) in DATASETS.items() if getattr(data_cfg, raw)}
 
 
 def write_download_states(data_cfg: DataConfig, path: str | os.PathLike) -> bool:
     """Write `download_states` as JSON to `path` unless it holds them already; True when written. The
-    file's time then moves only when a download changed (or another one is named): make's stamp that
-    runs notebook 01, which converts the downloads, again (and with it the stages after it)."""
+    file's time then moves only when a download changed (or another one, with other files, is named):
+    make's stamp that runs notebook 01, which converts the downloads, again (and with it the stages
+    after it)."""
     text = json.dumps(download_states(data_cfg), sort_keys=True) + "\n"
     target = resolve(path)
     try:
@@ -141,25 +148,26 @@ def write_download_states(data_cfg: DataConfig, path: str | os.PathLike) -> bool
 
 def check_converted(data_cfg: DataConfig, hint: str) -> None:
     """DataError unless every configured download's set (its data.*_dir, as the real-data overrides
-    give them) was converted from it as it is now (`download_stamp` = `download_states`), naming the
-    first that was not and `hint` (the command that converts it)."""
-    for name, stamp in download_states(data_cfg).items():
+    give them) was converted from it as it is now (the same fingerprint), naming the first that was
+    not and `hint` (the command that converts it)."""
+    for name, fingerprint in download_states(data_cfg).items():
         raw_key, key, _ = DATASETS[name]
         out = getattr(data_cfg, key)
-        if download_stamp(out) != stamp:
+        if not _converted_from(out, fingerprint):
             state = "is not converted yet" if not resolve(out).is_dir() else "was not converted from it as it is now"
             raise DataError(f"data.{key} = {out} {state} (data.{raw_key} = {getattr(data_cfg, raw_key)}): {hint}")
 
 
 def _finished(out_dir: str, stamp: dict) -> dict | None:
-    """The report of an earlier complete conversion in `out_dir` of the download `stamp` names, as it is
-    now, else None (a different download, or files added to or removed from it since: convert again)."""
+    """The report of an earlier complete conversion in `out_dir` of the download `stamp` describes, as it
+    is now (the same fingerprint), else None (a different download, or files added to or removed from it
+    since: convert again)."""
     out = resolve(out_dir)
     try:
         report = json.loads((out / "conversion.json").read_text())
     except (OSError, ValueError):
         return None
-    return report if report.get("rows") and download_stamp(out) == stamp else None
+    return report if report.get("rows") and _converted_from(out, stamp["fingerprint"]) else None
 
 
 def _check_target(out_dir: str, key: str) -> None:
@@ -178,7 +186,7 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if not raw:
             continue
         _check_target(out, key)
-        stamp = _download_stamp(raw, download_fingerprint(raw, name))  # before converting: a later change converts again
+        stamp = _download_stamp(name, raw)  # before converting: a later change converts again
         done = _finished(out, stamp)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
