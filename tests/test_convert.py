@@ -800,6 +800,63 @@ def test_the_download_state_file_moves_only_when_a_download_changed(raw, tmp_pat
     assert "--state-file" not in make_n("reproduce", "PROFILE=smoke").stdout
 
 
+def test_make_reruns_the_real_data_steps_only_after_a_download_changed(raw, tmp_path):
+    """The Makefile under REAL_DATA=True, run for real (not `make -n`, which lists every step): `python` is a
+    stand-in that logs each command and hands `real-data-overrides` to the real one, with a config naming a
+    copy of the Human3.6M download, and writes the (empty) checkpoints make looks for. Notebooks 01-06 run
+    once, not again while the download is unchanged,
+    and all again (01 converting it anew) once a subject was added to it: make re-reads the downloads stamp's
+    time after `--state-file` left it alone or rewrote it."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from pose3dlib.data.convert.real import download_fingerprint
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    if shutil.which("make") is None or not (PROJECT_ROOT / ".venv" / ".installed").is_file():
+        pytest.skip("needs make and a set-up .venv (make setup)")
+    part = tmp_path / "h36m_raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S9"))
+    config = tmp_path / "real.yaml"
+    config.write_text((PROJECT_ROOT / "configs" / "smoke.yaml").read_text()
+                      .replace("data:\n", f"data:\n  raw_h36m_dir: {part}\n", 1))
+    log, stub, run = tmp_path / "commands.log", tmp_path / "python", tmp_path / "run"
+    stub.write_text(f"""#!{sys.executable}
+import os, subprocess, sys
+args = sys.argv[1:]
+with open({str(log)!r}, "a") as f:
+    f.write(" ".join(args) + "\\n")
+if "real-data-overrides" in args:
+    args[args.index("--config") + 1] = {str(config)!r}
+    sys.exit(subprocess.run([{sys.executable!r}, *args], check=False).returncode)
+stage = {{"02_train_2d": 1, "03_train_depth": 2, "04_train_geometry": 3}}.get(args[3] if len(args) > 3 else "")
+if "run-notebook" in args and stage:  # the stage's checkpoint, which make looks for
+    os.makedirs(os.path.join({str(run)!r}, f"stage{{stage}}"), exist_ok=True)
+    open(os.path.join({str(run)!r}, f"stage{{stage}}", "last.pt"), "w").close()
+""")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+
+    def make() -> list[str]:
+        log.write_text("")
+        done = subprocess.run(["make", "--no-print-directory", f"{run}/.stamps/06_eval_mpjpe", "PROFILE=smoke",
+                               "REAL_DATA=True", f"PY={stub}", f"RUN_DIR={run}", f"FIG_DIR={tmp_path / 'figures'}"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, "POSE3D_ALLOCATOR": "system"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        return [line.split()[3] for line in log.read_text().splitlines() if line.startswith("-m pose3dlib run-notebook")]
+
+    notebooks = ["01_data_prep", "02_train_2d", "03_train_depth", "04_train_geometry", "05_demo", "06_eval_mpjpe"]
+    assert make() == notebooks
+    assert json.loads((run / ".stamps" / "downloads").read_text()) == {"h36m": download_fingerprint(part, "h36m")}
+    assert make() == []  # unchanged: the stamp was checked, and left as it was
+    assert "--state-file" in log.read_text()
+    shutil.copytree(raw / "h36m" / "S9", part / "S9")  # the rest of the download arrives
+    assert make() == notebooks
+    assert make() == []
+
+
 def test_three_download_keys_are_enough_for_real_data(tmp_path, capsys):
     import yaml
 
