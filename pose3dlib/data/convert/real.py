@@ -240,7 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (repeatable)")
     parser.add_argument("--state-file", action=CommandLinePath, default=None, metavar="FILE",
-                        help="also write the downloads' state (path and fingerprint of each) to FILE, only when it "
+                        help="also write the downloads' state (the fingerprint of each) to FILE, only when it "
                              "changed: the stamp with which make reruns notebook 01 after a download changed")
     parser.add_argument("--as-args", action="store_true",
                         help="print them as command-line options instead ('--set KEY=VALUE ...'), e.g. for "
