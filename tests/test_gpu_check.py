@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from pose3dlib.config import load_config
+from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.tools.bench.gpu_report import (
     GPU_BEGIN_MARK,
@@ -111,7 +112,8 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     assert res["train_paper_img_s"] == max(row["img_s"] for row in res["train_rows"] if row["batch"] == 8)
     assert res["data_workers"] == 1
     for key in ("data_img_s", "jpeg_1280x720_decode_ms", "jpeg_256_decode_ms", "data_img_s_full_jpeg_estimate",
-                "infer_b1_ms", "infer_big_img_s", "fit_epoch_step_s", "fit_epoch_data_s", "fit_epoch_callback_s"):
+                "infer_b1_ms", "infer_big_img_s", "fit_epoch_step_s", "fit_epoch_data_s", "fit_epoch_callback_s",
+                "fit_epoch_first_step_s", "fit_steady_img_s"):
         assert _measured(res[key]), (key, res[key])
     first, last = res["train_loss_first"], res["train_loss_last"]
     assert math.isfinite(first) and math.isfinite(last) and 0 < last < first and res["fit_loss_falls"]
@@ -128,6 +130,35 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     r = subprocess.run([sys.executable, "-m", "pose3dlib.tools.bench.gpu_check", "--from-json", str(out / "gpu_check.json"),
                         "--doc", str(tmp_path / "doc.md")], capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
     assert r.returncode == 2 and "dry run" in r.stderr
+
+
+def test_the_epoch_split_separates_the_first_step_and_rates_the_others(tmp_path):
+    """fit_steady_img_s leaves out the epoch's first step (warm-up); a record without it (older runs) gives None."""
+    from pose3dlib.tools.bench.gpu_check import _first_epoch_timing
+
+    stage = tmp_path / "stage2"
+    stage.mkdir()
+    record = {"stage": 2, "epoch": 1, "first_step": 1, "steps": 11, "resumed": False, "data_seconds": 0.5,
+              "step_seconds": 12.0, "callback_seconds": 0.25, "first_step_seconds": 2.0}
+    later = {**record, "epoch": 2, "first_step": 12, "step_seconds": 99.0, "first_step_seconds": 9.0}
+    (stage / "timing.jsonl").write_text("".join(json.dumps(x) + "\n" for x in (record, later)))
+    got = _first_epoch_timing(stage, batch=32)
+    assert got == {"fit_epoch_steps": 11, "fit_epoch_data_s": 0.5, "fit_epoch_step_s": 12.0,
+                   "fit_epoch_callback_s": 0.25, "fit_epoch_first_step_s": 2.0,
+                   "fit_steady_img_s": pytest.approx(32 * 10 / 10.0)}
+    record.pop("first_step_seconds")
+    (stage / "timing.jsonl").write_text(json.dumps(record) + "\n")
+    got = _first_epoch_timing(stage, batch=32)
+    assert got["fit_epoch_first_step_s"] is None and got["fit_steady_img_s"] is None
+    block = render_block({"fit_batch": 32, "fit_epoch_first_step_s": 2.0, "fit_steady_img_s": 32.0,
+                          "train_rows": [{"batch": 32, "compile": c, "img_s": v, "peak_fraction": 0.05,
+                                          "first_call_s": 7.0} for c, v in ((True, 500.0), (False, 381.5))]})
+    assert "| that epoch's other steps (the training step alone at batch 32: 381.5) | 32.0 | img/s |" in \
+        block.replace("|   ", "| ")
+    assert "| that epoch's first step alone (cuDNN autotuning, first allocations) | 2.0 | s |" in block.replace("|   ", "| ")
+    (stage / "timing.jsonl").write_text("")
+    with pytest.raises(Pose3DError, match="no epoch timing"):
+        _first_epoch_timing(stage, batch=32)
 
 
 def test_recipe_samples_counts_the_papers_three_stages():

@@ -437,6 +437,8 @@ def test_three_stages_chain_lower_their_loss_and_save_loadable_checkpoints(tmp_p
         assert all(isinstance(x, float) and math.isfinite(x) and x >= 0 for x in seconds), seconds
         # bookkeeping, not speed: the parts are measured inside the total, so they cannot add up to more
         assert sum(seconds[:-1]) <= seconds[-1] + 0.01, seconds  # no double counting
+        # the epoch's first step (warm-up) is recorded on its own and counted inside step_seconds
+        assert all(0 <= t["first_step_seconds"] <= t["step_seconds"] for t in timing), timing
         if stage > 1:  # started from the previous stage's weights
             prev = load_checkpoint(run / f"stage{stage - 1}" / "last.pt")
             assert ckpt["extra"]["init_from"] == str(run / f"stage{stage - 1}" / "last.pt")

@@ -141,7 +141,7 @@ def exec_with_allocator(argv: list[str] | None = None) -> None:
     if wanted == "mimalloc" and (lib is None or unpreloadable(lib)):
         why = ("is not installed in this environment (`make setup` installs it)" if lib is None else
                f"cannot be preloaded from {lib} (a space or colon in the path)")
-        print(f"pose3d: note: mimalloc {why}; running with the C library's allocator, training steps about 1.2 x "
+        print(f"pose3d: note: mimalloc {why}; running with the C library's allocator, CPU training steps about 1.2 x "
               f"slower ({SWITCH_ENV}=system silences this)", file=sys.stderr)
         return
     env = launch_env(os.environ, lib)

@@ -657,6 +657,7 @@ class Trainer:
         weights = self.stage_cfg.loss_weights()
         self.clock.start()
         spent = dict.fromkeys(("data_seconds", "step_seconds", "callback_seconds"), 0.0)
+        first_step_seconds = None  # inside step_seconds: warm-up (cuDNN autotuning, first allocations) shows here
         steps_before, t_data = self.step, time.perf_counter()
         for sample in loader:
             sample = {k: v.to(self.device, non_blocking=True) for k, v in sample.items()}
@@ -674,6 +675,8 @@ class Trainer:
                                          f"training stopped, {kept}") from None
             t_callbacks = time.perf_counter()
             spent["step_seconds"] += t_callbacks - t_step  # train_step ends with the losses on the host
+            if first_step_seconds is None:
+                first_step_seconds = t_callbacks - t_step
             self.step += 1
             for n, v in self.values.items():
                 self.sums[n] = self.sums.get(n, 0.0) + v
@@ -687,7 +690,9 @@ class Trainer:
         if self.info.is_main:
             _write_jsonl(self.sdir / TIMING_NAME, stage=self.stage, epoch=self.epoch + 1, first_step=steps_before + 1,
                          steps=self.step - steps_before, resumed=self.done_in_epoch > 0,
-                         **{k: round(v, 3) for k, v in spent.items()}, allocator=allocator.loaded())
+                         **{k: round(v, 3) for k, v in spent.items()},
+                         first_step_seconds=None if first_step_seconds is None else round(first_step_seconds, 3),
+                         allocator=allocator.loaded())
         self.epoch += 1
         count = max(self.sums.pop("count", 1.0), 1.0)
         self.epoch_means = {f"train_{k}": v / count for k, v in self.sums.items()}

@@ -80,6 +80,12 @@ def _check(flag: Any) -> str:
     return "not measured" if flag is None else ("met" if flag else "missed")
 
 
+def _step_row_img_s(r: dict[str, Any], batch: Any) -> float | None:
+    """img/s of the training-step row at `batch` without compile, None when there is none."""
+    rows = [row for row in r.get("train_rows", []) if row.get("batch") == batch and not row.get("compile")]
+    return rows[0]["img_s"] if rows else None
+
+
 def render_block(result: dict[str, Any]) -> str:
     """The markdown block for docs/benchmarks.md (markers included) from a gpu_check.json object."""
     r = result
@@ -118,6 +124,10 @@ def render_block(result: dict[str, Any]) -> str:
          "in steps / in callbacks (checkpoints, logging)",
          " / ".join(_fmt(x, 1) for x in epoch_split) if any(x is not None for x in epoch_split) else _fmt(None),
          "s", "", ""),
+        ("  that epoch's first step alone (cuDNN autotuning, first allocations)",
+         _fmt(r.get("fit_epoch_first_step_s"), 1), "s", "", ""),
+        (f"  that epoch's other steps (the training step alone at batch {r.get('fit_batch', '?')}: "
+         f"{_fmt(_step_row_img_s(r, r.get('fit_batch')))})", _fmt(r.get("fit_steady_img_s")), "img/s", "", ""),
         (f"torchrun DDP, {r.get('ddp_world_size', '?')} process(es), {r.get('ddp_backend', '?')}, kill + resume",
          _fmt(r.get("ddp_ok")), "", "yes", _check(r.get("ddp_ok"))),
         (f"paper recipe projection ({_fmt(r.get('recipe_samples'), 0)} samples at batch "
