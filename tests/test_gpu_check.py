@@ -141,7 +141,8 @@ def test_the_epoch_split_separates_the_first_step_and_rates_the_others(tmp_path)
     record = {"stage": 2, "epoch": 1, "first_step": 1, "steps": 11, "resumed": False, "data_seconds": 0.5,
               "step_seconds": 12.0, "callback_seconds": 0.25, "first_step_seconds": 2.0}
     later = {**record, "epoch": 2, "first_step": 12, "step_seconds": 99.0, "first_step_seconds": 9.0}
-    (stage / "timing.jsonl").write_text("".join(json.dumps(x) + "\n" for x in (record, later)))
+    resumed = {**record, "resumed": True, "steps": 3, "step_seconds": 1.0, "first_step_seconds": 0.5}
+    (stage / "timing.jsonl").write_text("".join(json.dumps(x) + "\n" for x in (resumed, record, later)))
     got = _first_epoch_timing(stage, batch=32)
     assert got == {"fit_epoch_steps": 11, "fit_epoch_data_s": 0.5, "fit_epoch_step_s": 12.0,
                    "fit_epoch_callback_s": 0.25, "fit_epoch_first_step_s": 2.0,
@@ -156,9 +157,14 @@ def test_the_epoch_split_separates_the_first_step_and_rates_the_others(tmp_path)
     assert "| that epoch's other steps (the training step alone at batch 32: 381.5) | 32.0 | img/s |" in \
         block.replace("|   ", "| ")
     assert "| that epoch's first step alone (cuDNN autotuning, first allocations) | 2.0 | s |" in block.replace("|   ", "| ")
-    (stage / "timing.jsonl").write_text("")
-    with pytest.raises(Pose3DError, match="no epoch timing"):
-        _first_epoch_timing(stage, batch=32)
+    for text in ("", json.dumps({**record, "resumed": True}) + "\n"):  # none, or only a resumed epoch's rest
+        (stage / "timing.jsonl").write_text(text)
+        with pytest.raises(Pose3DError, match="no timing of a whole epoch"):
+            _first_epoch_timing(stage, batch=32)
+    # a one-step epoch, or a first step that took all the epoch's step time: no rate for the other steps
+    for odd in ({"steps": 1, "step_seconds": 2.0}, {"step_seconds": 2.0}):
+        (stage / "timing.jsonl").write_text(json.dumps({**record, "first_step_seconds": 2.0, **odd}) + "\n")
+        assert _first_epoch_timing(stage, batch=32)["fit_steady_img_s"] is None, odd
 
 
 def test_recipe_samples_counts_the_papers_three_stages():

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,31 @@ def test_stage1_steps_without_the_depth_head_in_backward_train_the_same_weights(
         results[forced] = (state_digest(state), losses)
     assert all(math.isfinite(x["loss"]) for x in results[False][1])
     assert results[True] == results[False]
+
+
+def test_timing_records_each_epochs_first_step_on_its_own(tmp_path, smoke_data, monkeypatch):
+    """timing.jsonl's first_step_seconds is the epoch's first train_step (where a GPU's warm-up lands), inside
+    step_seconds: a first step made 0.6 s slower must show there, and not in the next epoch's first step."""
+    from pose3dlib.engine import train as train_module
+
+    real, calls = train_module.train_step, []
+
+    def slow_first(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.6)
+        return out
+
+    monkeypatch.setattr(train_module, "train_step", slow_first)
+    torch.set_num_threads(1)
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=2"])
+    train_module.fit(cfg, 1, tmp_path / "run")
+    timing = [json.loads(x) for x in (tmp_path / "run" / "stage1" / "timing.jsonl").read_text().splitlines()]
+    assert len(timing) == 2 and len(calls) == sum(t["steps"] for t in timing) > 2
+    assert timing[0]["first_step_seconds"] >= 0.6, timing
+    assert timing[1]["first_step_seconds"] < 0.6 <= timing[0]["step_seconds"], timing
+    assert all(t["first_step_seconds"] <= t["step_seconds"] for t in timing), timing
 
 
 def test_the_depth_head_stays_in_backward_where_a_loss_reads_it_or_its_weights_would_change():

@@ -489,14 +489,15 @@ def _first_epoch_timing(stage_dir: Path, batch: int) -> dict[str, float | None]:
     """Where the killed process's first stage-2 epoch went (timing.jsonl): fit_epoch_{data,step,callback}_s, steps,
     the epoch's first step alone (fit_epoch_first_step_s: cuDNN autotuning and first allocations land there) and
     fit_steady_img_s, the rate of the epoch's other steps, which compares with the training step's row at `batch`
-    (None when the record has no first step, or the epoch a single step)."""
+    (None when the record has no first step, or the epoch a single step). The first record not of a resumed
+    epoch: a process that resumed mid-epoch timed only that epoch's rest."""
     from ...engine.runs import TIMING_NAME
 
     path = stage_dir / TIMING_NAME
     records = read_metrics(path)  # any JSON-lines file: [] when absent
-    if not records:
-        raise Pose3DError(f"{path}: no epoch timing written")
-    first = records[0]
+    first = next((r for r in records if not r.get("resumed")), None)
+    if first is None:
+        raise Pose3DError(f"{path}: no timing of a whole epoch written ({len(records)} record(s) of resumed epochs)")
     first_step_s = first.get("first_step_seconds")
     rest_s = None if first_step_s is None else first["step_seconds"] - first_step_s
     steady = batch * (first["steps"] - 1) / rest_s if rest_s and rest_s > 0 and first["steps"] > 1 else None
