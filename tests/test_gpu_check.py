@@ -105,7 +105,8 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     assert res["dry"] is True and res["torch_version"] == torch.__version__ and "CPU" in res["device"]
     assert {s: res["steps"][s]["status"] for s in ("tests", "ddp", "train_step_compile")} == {
         "tests": "skipped", "ddp": "skipped", "train_step_compile": "skipped"}
-    assert all(res["steps"][s]["status"] == "ok" for s in ("environment", "peak", "train_step", "inference", "data", "fit"))
+    assert all(res["steps"][s]["status"] == "ok"
+               for s in ("environment", "peak", "train_step", "inference", "data", "train_fed", "fit"))
     assert [row["batch"] for row in res["train_rows"]] == [2, 4, 8]
     # measured speeds and times: only their presence, type and finiteness (a test never compares speeds)
     assert all(_measured(row["img_s"]) for row in res["train_rows"])
@@ -113,7 +114,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     assert res["data_workers"] == 1
     for key in ("data_img_s", "jpeg_1280x720_decode_ms", "jpeg_256_decode_ms", "data_img_s_full_jpeg_estimate",
                 "infer_b1_ms", "infer_big_img_s", "fit_epoch_step_s", "fit_epoch_data_s", "fit_epoch_callback_s",
-                "fit_epoch_first_step_s", "fit_steady_img_s"):
+                "fit_epoch_first_step_s", "fit_steady_img_s", "train_fed_img_s"):
         assert _measured(res[key]), (key, res[key])
     first, last = res["train_loss_first"], res["train_loss_last"]
     assert math.isfinite(first) and math.isfinite(last) and 0 < last < first and res["fit_loss_falls"]
@@ -123,6 +124,7 @@ def test_dry_run_writes_the_json_and_the_block_and_leaves_no_checkpoints(tmp_pat
     assert res["recipe_samples"] == 3_114_440
     assert res["recipe_minutes"] == pytest.approx(
         3_114_440 / min(res["train_paper_img_s"], res["data_img_s"]) / 60)
+    assert (res["train_fed_batch"], res["train_fed_workers"]) == (4, 0)  # the fit step's batch and workers
     assert res["ddp_ok"] is None  # not run here
     block = (out / "gpu_check.md").read_text()
     assert block.startswith(GPU_BEGIN_MARK) and block.rstrip().endswith(GPU_END_MARK) and "Dry run" in block

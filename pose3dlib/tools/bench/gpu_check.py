@@ -81,7 +81,9 @@ class GpuCheckPlan:
     data_steps: int = 24  # batches timed per worker count
     worker_counts: tuple[int, ...] = (8, 0)  # 0: one per CPU core
     jpeg_repeats: int = 40
-    fit_batch: int = 32
+    fit_batch: int = 32  # also the train_fed step's batch
+    fed_steps: int = 40  # train_fed: timed steps of the step fed by the training loader, after fed_warmup
+    fed_warmup: int = 5
     fit_seconds: float = 125.0  # the fit step's time, trainer processes' start included, the run is sized for
     fit_max_steps: int = 20_000
     fit_val_samples: int = 64
@@ -98,13 +100,13 @@ class GpuCheckPlan:
                                    "tests/test_train.py::test_trainer_steps_lower_the_loss_of_a_fixed_batch",
                                    "tests/test_resume.py::test_kill_9_then_resume_equals_an_uninterrupted_run[plain]")
     budgets_s: dict[str, float] = field(default_factory=lambda: {
-        "environment": 10, "peak": 10, "train_step": 45, "inference": 15, "data": 30, "fit": 150, "ddp": 50,
-        "tests": 90, "train_step_compile": 165})
+        "environment": 10, "peak": 10, "train_step": 45, "inference": 15, "data": 30, "train_fed": 25, "fit": 150,
+        "ddp": 50, "tests": 90, "train_step_compile": 165})
     # torch.compile's first call is one uninterruptible cold compile (the batch-128 row took 152 s on an
     # H200, 144 of them compiling): the step starts only with this much of the total budget left, else it
     # is skipped, not overrun
     compile_min_s: float = 160.0
-    total_s: float = 460.0  # + interpreter start: make gpu-check stays within 8 minutes
+    total_s: float = 475.0  # + interpreter start: make gpu-check stays within 8 minutes
 
 
 FULL_PLAN = GpuCheckPlan()
@@ -115,16 +117,18 @@ DRY_PLAN = GpuCheckPlan(
                "train.device=cpu", "train.num_threads=1"),
     warmup=1, repeats=1, matmul_size=256, train_batches=(2, 4, 8), compile_batches=(), infer_batches=(1, 8),
     data_rows={"mpii_train": 48, "mpii_val": 8, "h36m_train": 48, "h36m_test": 8, "wild_test": 8},
-    data_batch=8, data_steps=3, worker_counts=(1,), jpeg_repeats=5, fit_batch=4, fit_seconds=6.0, fit_max_steps=16, fit_workers=0,
+    data_batch=8, data_steps=3, worker_counts=(1,), jpeg_repeats=5, fit_batch=4, fed_steps=3, fed_warmup=1,
+    fit_seconds=6.0, fit_max_steps=16, fit_workers=0,
     fit_val_samples=8, ddp_batch=2, ddp_steps=4, ddp_processes=2, ddp_workers=0, test_files=("tests/test_cuda.py",),
-    budgets_s={"environment": 10, "peak": 10, "train_step": 15, "inference": 10, "data": 20, "fit": 40, "ddp": 40,
-               "tests": 30, "train_step_compile": 5},
-    total_s=170.0,
+    budgets_s={"environment": 10, "peak": 10, "train_step": 15, "inference": 10, "data": 20, "train_fed": 10, "fit": 40,
+               "ddp": 40, "tests": 30, "train_step_compile": 5},
+    total_s=180.0,
 )
 REQUIRED_FIELDS = ("torch_version", "device", "train_paper_img_s", "data_img_s", "train_loss_first", "train_loss_last",
                    "ddp_ok")
 # the tests before the compile step: a cold compile cannot be cut short, so it goes last
-STEPS = ("environment", "peak", "train_step", "inference", "data", "fit", "ddp", "tests", "train_step_compile")
+STEPS = ("environment", "peak", "train_step", "inference", "data", "train_fed", "fit", "ddp", "tests",
+         "train_step_compile")
 
 
 class StepSkipped(Exception):
@@ -350,6 +354,20 @@ class GpuCheck:
         per_sample_s = workers / best + (decode["jpeg_1280x720_decode_ms"] - decode["jpeg_256_decode_ms"]) / 1e3
         self.r["data_img_s_full_jpeg_estimate"] = workers / per_sample_s
 
+    def train_fed(self, deadline: float) -> None:
+        """The training step at the fit step's batch, fed by the training loader with the fit step's workers."""
+        if self.data_cfg is None:
+            raise StepSkipped("needs the data step's synthetic set")
+        p = self.plan
+        workers = self.fit_workers()
+        rate = measure.fed_train_images_per_s(self.data_cfg, p.fit_batch, p.fed_steps, workers, warmup=p.fed_warmup,
+                                              device=self.device, switches=SpeedSwitches(channels_last=True, bf16=True))
+        self.r.update(train_fed_img_s=rate, train_fed_batch=p.fit_batch, train_fed_workers=workers)
+
+    def fit_workers(self) -> int:
+        """DataLoader workers of the trainer run (and of train_fed): the plan's, else the data step's best count."""
+        return self.plan.fit_workers if self.plan.fit_workers is not None else self.r.get("data_workers") or 2
+
     def fit(self, deadline: float) -> None:
         """Stage 1 briefly, then stage 2 sized to fit_seconds, killed mid-way and finished with --resume."""
         run_dir = self.work_dir / "runs" / "fit"
@@ -365,7 +383,7 @@ class GpuCheck:
         rates = [self.train_rate(batch) or self.r.get("train_paper_img_s"), self.r.get("data_img_s")]
         steps = fit_steps(p, min([x for x in rates if x] or [FALLBACK_RATE]))
         stage1_steps = max(steps // 10, 4)
-        workers = p.fit_workers if p.fit_workers is not None else self.r.get("data_workers") or 2
+        workers = self.fit_workers()
         lr1 = scaled_lr(self.paper.train.stage1.lr, batch)
         lr2 = scaled_lr(self.paper.train.stage2.lr, batch)
         common = [f"train.batch_size={batch}", f"data.num_workers={workers}", "train.deterministic=false",

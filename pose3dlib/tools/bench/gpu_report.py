@@ -128,6 +128,9 @@ def render_block(result: dict[str, Any]) -> str:
          _fmt(r.get("fit_epoch_first_step_s"), 1), "s", "", ""),
         (f"  that epoch's other steps (the training step alone at batch {r.get('fit_batch', '?')}: "
          f"{_fmt(_step_row_img_s(r, r.get('fit_batch')))})", _fmt(r.get("fit_steady_img_s")), "img/s", "", ""),
+        (f"  the training step fed by the training loader as the trainer feeds it (batch "
+         f"{r.get('train_fed_batch', '?')}, {r.get('train_fed_workers', '?')} workers; no trainer)",
+         _fmt(r.get("train_fed_img_s")), "img/s", "", ""),
         (f"torchrun DDP, {r.get('ddp_world_size', '?')} process(es), {r.get('ddp_backend', '?')}, kill + resume",
          _fmt(r.get("ddp_ok")), "", "yes", _check(r.get("ddp_ok"))),
         (f"paper recipe projection ({_fmt(r.get('recipe_samples'), 0)} samples at batch "

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from ...config import Config
 from ...engine import allocator
 from ...engine.errors import Pose3DError
-from ...engine.train import SpeedSwitches, build_datasets, build_optimizer, train_step
+from ...engine.train import SpeedSwitches, build_datasets, build_optimizer, epoch_loader, train_step
 from ...losses import geometric_loss
 from ...model import build_model, preprocess
 from .loop_loss import geometric_loss_loop
@@ -357,6 +357,35 @@ def cuda_end_to_end_images_per_s(cfg: Config, batch_size: int, steps: int, *, wa
     start = time.perf_counter()
     for _ in range(steps):
         step({k: v.to(device, non_blocking=True) for k, v in next(batches).items()})
+    synchronize(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def fed_train_images_per_s(cfg: Config, batch_size: int, steps: int, num_workers: int, *, warmup: int,
+                           device: torch.device = CPU, switches: SpeedSwitches | None = None, seed: int = 0) -> float:
+    """Training img/s of the trainer's own step fed by the training DataLoader as `fit` feeds it: `epoch_loader`
+    with `num_workers` processes (pinned memory on CUDA), each batch copied to `device` with non_blocking, the
+    wait for the loader included; `warmup` steps first (the loader's workers start there). Between the step
+    alone (`train_images_per_s`) and the trainer's own steps (timing.jsonl), it tells the feeding's cost from
+    the trainer's. cfg's folders must exist; the bench stage's loss weights, as `make_train_step`."""
+    if switches is None:
+        switches = SpeedSwitches.for_training(cfg.train, device)
+    torch.manual_seed(seed)
+    step = make_train_step(build_model(cfg.model), cfg, device, switches)
+    ds = train_dataset(cfg)
+    ds.set_epoch(0)
+    order = torch.randint(len(ds), ((warmup + steps) * batch_size,), generator=torch.Generator().manual_seed(seed))
+    batches = iter(epoch_loader(ds, batch_size, order.tolist(), num_workers, pin_memory=device.type == "cuda"))
+
+    def one() -> None:
+        step({k: v.to(device, non_blocking=True) for k, v in next(batches).items()})
+
+    for _ in range(warmup):
+        one()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        one()
     synchronize(device)
     return steps * batch_size / (time.perf_counter() - start)
 
