@@ -44,7 +44,7 @@ from ...engine.runs import checkpoint_path
 from ...engine.train import KILL_AT_STEP_ENV, SpeedSwitches
 from . import measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
-from .gpu_report import recipe_minutes, recipe_samples, render_block, scaled_lr, splice_block
+from .gpu_report import eager_train_rate, recipe_minutes, recipe_samples, render_block, scaled_lr, splice_block
 
 DRY_ENV = "GPU_CHECK_DRY"  # GPU_CHECK_DRY=1 selects DRY_PLAN
 PAPER_CONFIG = "configs/paper.yaml"
@@ -229,19 +229,19 @@ class GpuCheck:
             cmd += ["--set", o]
         return cmd
 
-    def data_overrides(self) -> list[str]:
+    def bench_data_cfg(self) -> Config:
+        """The config reading the data step's synthetic set; StepSkipped when that step did not write one."""
         if self.data_cfg is None:
             raise StepSkipped("needs the data step's synthetic set")
+        return self.data_cfg
+
+    def data_overrides(self) -> list[str]:
         from ...synthetic.generator import synthetic_overrides
 
-        d = self.data_cfg.data
+        data_cfg = self.bench_data_cfg()
+        d = data_cfg.data
         return [f"data.h36m_dir={d.h36m_dir}", f"data.mpii_dir={d.mpii_dir}", f"data.wild_test_dir={d.wild_test_dir}",
-                *synthetic_overrides(self.data_cfg.synthetic)]  # its sizes, which training checks
-
-    def train_rate(self, batch: int) -> float | None:
-        """Measured eager training img/s at `batch` (None when not measured)."""
-        return next((row["img_s"] for row in self.r.get("train_rows", [])
-                     if row["batch"] == batch and not row["compile"]), None)
+                *synthetic_overrides(data_cfg.synthetic)]  # its sizes, which training checks
 
     # ------------------------------------------------------------------ steps
     def environment(self, deadline: float) -> None:
@@ -356,11 +356,9 @@ class GpuCheck:
 
     def train_fed(self, deadline: float) -> None:
         """The training step at the fit step's batch, fed by the training loader with the fit step's workers."""
-        if self.data_cfg is None:
-            raise StepSkipped("needs the data step's synthetic set")
         p = self.plan
         workers = self.fit_workers()
-        rate = measure.fed_train_images_per_s(self.data_cfg, p.fit_batch, p.fed_steps, workers, warmup=p.fed_warmup,
+        rate = measure.fed_train_images_per_s(self.bench_data_cfg(), p.fit_batch, p.fed_steps, workers, warmup=p.fed_warmup,
                                               device=self.device, switches=SpeedSwitches(channels_last=True, bf16=True))
         self.r.update(train_fed_img_s=rate, train_fed_batch=p.fit_batch, train_fed_workers=workers)
 
@@ -380,7 +378,7 @@ class GpuCheck:
     def _fit(self, deadline: float, run_dir: Path) -> None:
         p = self.plan
         batch = p.fit_batch
-        rates = [self.train_rate(batch) or self.r.get("train_paper_img_s"), self.r.get("data_img_s")]
+        rates = [eager_train_rate(self.r, batch) or self.r.get("train_paper_img_s"), self.r.get("data_img_s")]
         steps = fit_steps(p, min([x for x in rates if x] or [FALLBACK_RATE]))
         stage1_steps = max(steps // 10, 4)
         workers = self.fit_workers()

@@ -80,10 +80,9 @@ def _check(flag: Any) -> str:
     return "not measured" if flag is None else ("met" if flag else "missed")
 
 
-def _step_row_img_s(r: dict[str, Any], batch: Any) -> float | None:
-    """img/s of the training-step row at `batch` without compile, None when there is none."""
-    rows = [row for row in r.get("train_rows", []) if row.get("batch") == batch and not row.get("compile")]
-    return rows[0]["img_s"] if rows else None
+def eager_train_rate(r: dict[str, Any], batch: Any) -> float | None:
+    """img/s of the training-step row of result `r` at `batch` without compile, None when not measured."""
+    return next((row["img_s"] for row in r.get("train_rows", []) if row["batch"] == batch and not row["compile"]), None)
 
 
 def render_block(result: dict[str, Any]) -> str:
@@ -127,7 +126,7 @@ def render_block(result: dict[str, Any]) -> str:
         ("  that epoch's first step alone (cuDNN autotuning, first allocations)",
          _fmt(r.get("fit_epoch_first_step_s"), 1), "s", "", ""),
         (f"  that epoch's other steps (the training step alone at batch {r.get('fit_batch', '?')}: "
-         f"{_fmt(_step_row_img_s(r, r.get('fit_batch')))})", _fmt(r.get("fit_steady_img_s")), "img/s", "", ""),
+         f"{_fmt(eager_train_rate(r, r.get('fit_batch')))})", _fmt(r.get("fit_steady_img_s")), "img/s", "", ""),
         (f"  the training step fed by the training loader as the trainer feeds it (batch "
          f"{r.get('train_fed_batch', '?')}, {r.get('train_fed_workers', '?')} workers; no trainer)",
          _fmt(r.get("train_fed_img_s")), "img/s", "", ""),

@@ -380,14 +380,7 @@ def fed_train_images_per_s(cfg: Config, batch_size: int, steps: int, num_workers
     def one() -> None:
         step({k: v.to(device, non_blocking=True) for k, v in next(batches).items()})
 
-    for _ in range(warmup):
-        one()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        one()
-    synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return batch_size / median_seconds(one, warmup=warmup, repeats=1, device=device, calls_per_repeat=steps)
 
 
 def loader_samples_per_s(cfg: Config, batch_size: int, steps: int, num_workers: int) -> float:
