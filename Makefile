@@ -218,7 +218,7 @@ unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic 
 
 bench: setup ## time training/inference/data on this machine (CUDA too when present) -> runs/bench/bench.json, docs/benchmarks.md; BENCH_QUICK=1 for a short run
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (timings are only meaningful on an otherwise idle machine)"
-	$(PY) -m pose3dlib.tools.bench --out runs/bench/bench.json --doc docs/benchmarks.md
+	$(PY) -m pose3dlib bench --out runs/bench/bench.json --doc docs/benchmarks.md
 
 # The GPU machines have Python, torch and the other runtime packages preinstalled but no
 # package registry: the check runs from the checkout (PYTHONPATH=.) with that machine's

@@ -23,6 +23,7 @@ from pose3dlib.engine import device as device_module
 from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.engine.train import SpeedSwitches
+from pose3dlib.model import build_model
 from pose3dlib.tools.bench import measure
 from pose3dlib.tools.bench.flops import count_forward_flops, model_forward_flops
 from pose3dlib.tools.bench.report import (
@@ -198,15 +199,33 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
     seen = []
     real = measure.make_train_step
 
-    def spy(model, cfg, device, switches):
+    def spy(model, cfg, device, switches, **kw):
         seen.append(switches)
-        return real(model, cfg, device, switches)
+        return real(model, cfg, device, switches, **kw)
 
     monkeypatch.setattr(measure, "make_train_step", spy)
     smoke = load_config("configs/smoke.yaml", ["train.channels_last=false"])
     measure.train_images_per_s(smoke, warmup=0, repeats=1)
     measure.train_images_per_s(load_config("configs/smoke.yaml"), warmup=0, repeats=1)
     assert seen == [SpeedSwitches(), on_cpu]
+
+
+def test_the_stage1_step_trains_like_the_trainers_stage1():
+    """`make bench`'s Stage 1 row times stage 1's step: its loss weights (heatmap only), and so no
+    gradient through the depth head; the default (stage 3) step trains the head."""
+    cfg = load_config("configs/smoke.yaml")
+    batch = measure.random_batch(cfg, 2, torch.device("cpu"))
+    grads = {}
+    for stage in (1, 3):
+        torch.manual_seed(0)
+        model = build_model(cfg.model)
+        step = measure.make_train_step(model, cfg, torch.device("cpu"), SpeedSwitches(), stage=stage)
+        losses = step(batch)
+        grads[stage] = [p.grad for p in model.depth_head.parameters()]
+        only_heatmap = losses["loss"] == pytest.approx(cfg.train.stage(stage).heatmap_weight * losses["heatmap"])
+        assert only_heatmap is (stage == 1), (stage, losses)  # stage 3 adds its depth and geometric terms
+    assert all(g is None for g in grads[1]), "stage 1's step must not backpropagate through the depth head"
+    assert all(g is not None and g.abs().sum() > 0 for g in grads[3])
 
 
 def test_a_failing_compile_switch_is_recorded_and_the_run_goes_on(monkeypatch, tmp_path, capsys):

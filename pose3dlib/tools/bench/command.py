@@ -1,9 +1,12 @@
 """`make bench`: run every benchmark, write bench.json and the generated block of docs/benchmarks.md.
 
-    python -m pose3dlib.tools.bench                  # full run (18 min on an idle 2-core AVX2 machine)
-    python -m pose3dlib.tools.bench --quick          # fewer repeats and smaller sizes, for development
+    python -m pose3dlib bench                  # full run (18 min on an idle 2-core AVX2 machine)
+    python -m pose3dlib bench --quick          # fewer repeats and smaller sizes, for development
     BENCH_QUICK=1 make bench                   # the same through make
 
+Through `python -m pose3dlib` the process runs with the memory allocator training runs with
+(mimalloc; engine/allocator.py), so the training rows time what `make reproduce` trains with;
+`python -m pose3dlib.tools.bench` runs with the C library's (the `mimalloc` row says which).
 CPU metrics always; the `_cuda` metrics only when torch sees a CUDA device (never needed
 by CI). Timings depend on other load on the machine: check `uptime` first.
 """
@@ -61,6 +64,11 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
             if prefix == "paper":
                 m["train_paper_conv_ratio"] = m["train_paper_gflops"] / m["conv_peak_gflops"]
         return task
+
+    def train_stage1() -> None:  # the step Stage 1 trains with: heatmap loss only, no backward through the depth head
+        img_s = measure.train_images_per_s(cpu, stage=1, **timing).images_per_s
+        m["train_cpu_stage1_img_s"] = img_s
+        m["train_cpu_stage1_over_stage3"] = img_s / m["train_cpu_img_s"]
 
     def loss() -> None:
         m["geometric_loss_speedup"] = measure.geometric_loss_speedup(plan.loss_batch, **timing)
@@ -125,9 +133,10 @@ def cpu_tasks(plan: BenchPlan, work_dir: Path, m: dict[str, float]) -> list[tupl
                                                                **switch).images_per_s
 
     tasks = [("matmul peak", peak), ("train paper", train(paper, "paper")), ("train cpu", train(cpu, "cpu")),
-             ("geometric loss", loss), ("inference", infer), ("data pipeline", data), ("peak RSS", rss)]
+             ("train cpu stage 1", train_stage1), ("geometric loss", loss), ("inference", infer), ("data pipeline", data), ("peak RSS", rss)]
     if plan.switches:
-        # The main rows time training's own switches (channels_last on, fp32 on CPU); each row
+        # The main rows time training's own switches (channels_last on; bf16 autocast on a CPU with native bf16
+        # when the profile says auto, float32 elsewhere); each row
         # below changes one thing: back to NCHW, bf16 autocast on top, compile on top, 1 thread.
         nchw = SpeedSwitches()
 

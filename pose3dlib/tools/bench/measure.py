@@ -123,14 +123,16 @@ def conv_peak_gflops(batch_size: int, *, warmup: int, repeats: int, device: torc
 # ----------------------------------------------------------------------------- training
 
 def make_train_step(model: torch.nn.Module, cfg: Config, device: torch.device,
-                    switches: SpeedSwitches) -> Callable[[dict[str, torch.Tensor]], dict[str, float]]:
+                    switches: SpeedSwitches, stage: int = BENCH_STAGE) -> Callable[[dict[str, torch.Tensor]], dict[str, float]]:
     """A closure calling the trainer's own `train.train_step` on a batch (what `make bench` times).
 
-    The optimiser is cfg.train's (RMSprop for the paper profile) at the bench stage's lr;
-    loss weights are those of stage 3, so all three loss terms run. The model is moved to
-    `device` (and channels_last) here; compile wraps it when asked.
+    The optimiser is cfg.train's (RMSprop for the paper profile) at `stage`'s lr, with its loss
+    weights: stage 3 (the default) runs all three loss terms; stage 1 only the heatmap loss, so
+    the step leaves the depth head out of the backward pass where the trainer does
+    (`train.depth_head_trains`). The model is moved to `device` (and channels_last) here;
+    compile wraps it when asked.
     """
-    stage_cfg = cfg.train.stage(BENCH_STAGE)
+    stage_cfg = cfg.train.stage(stage)
     model.to(device).train()
     if switches.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -174,7 +176,7 @@ def _time_step(step: Callable[[], object], batch_size: int, *, warmup: int, repe
 
 def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.device = CPU,
                        batch_size: int | None = None, switches: SpeedSwitches | None = None,
-                       seed: int = 0) -> StepTiming:
+                       seed: int = 0, stage: int = BENCH_STAGE) -> StepTiming:
     """Training throughput (images/s) of cfg.model on random batches of cfg's shapes, data excluded.
 
     Args:
@@ -183,13 +185,14 @@ def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.
             at least MIN_REPEAT_S seconds.
         switches: channels_last / bf16 / compile; None: what training applies to cfg on
             `device` (SpeedSwitches.for_training), so the default measures the trainer's path.
+        stage: whose loss weights and lr the step trains with (`make_train_step`).
     """
     if switches is None:
         switches = SpeedSwitches.for_training(cfg.train, device)
     torch.manual_seed(seed)
     bs = batch_size or cfg.train.batch_size
     batch = random_batch(cfg, bs, device, seed)
-    step = make_train_step(build_model(cfg.model), cfg, device, switches)
+    step = make_train_step(build_model(cfg.model), cfg, device, switches, stage=stage)
     return _time_step(lambda: step(batch), bs, warmup=warmup, repeats=repeats, device=device)
 
 
