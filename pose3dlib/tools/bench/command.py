@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, write bench.json and the generated block of docs/benchmarks.md.
 
-    python -m pose3dlib bench                  # full run (18 min on an idle 2-core AVX2 machine)
+    python -m pose3dlib bench                  # full run (6-7 min on a 2-core Intel Xeon with AMX-BF16)
     python -m pose3dlib bench --quick          # fewer repeats and smaller sizes, for development
     BENCH_QUICK=1 make bench                   # the same through make
 
