@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from pose3dlib.engine import errors as evaluate_errors
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.evaluation.evaluate import CSV_COLUMNS, read_metrics_csv, write_metrics_csv
 from pose3dlib.evaluation.report import END, START, results_table, update_readme
@@ -188,3 +189,40 @@ def test_a_protocol_without_a_value_is_marked_not_left_blank():
         assert bar_labels == ["", "100", "110", "110"]  # the empty bar gets no 'nan'
     finally:
         plt.close(fig)
+
+
+def _full_rows():
+    """Every "all" row an evaluation of the mean pose and stages 1-3 writes on lab_test, wild_test and mpii_val."""
+    three_d = ("paper", "p1_mpjpe", "p1_mpjpe_gt2d", "p2_pa_mpjpe", "n_mpjpe")
+    rows = [{"stage": "mean_pose", "split": split, "protocol": p, "action": "all", "value": 200.0}
+            for split in ("lab_test", "wild_test") for p in three_d if p != "p1_mpjpe_gt2d"]
+    for stage in ("stage1", "stage2", "stage3"):
+        rows += [{"stage": stage, "split": split, "protocol": p, "action": "all", "value": 100.0}
+                 for split in ("lab_test", "wild_test") for p in three_d]
+        rows.append({"stage": stage, "split": "mpii_val", "protocol": "pckh@0.5", "action": "all", "value": 0.8})
+    return rows
+
+
+def test_structural_blanks_pass_and_a_missing_row_is_named(tmp_path):
+    """Blank cells the evaluator means (PCKh on 3D splits, ground-truth 2D for the mean pose) are fine;
+    a row one stage has and another lacks on the same split stops the table, naming file, stage, protocol."""
+    rows = _full_rows()
+    table = results_table(rows)
+    assert len(table.splitlines()) == 1 + 1 + 2 + 3 * 3  # header, rule, mean pose x 2 splits, 3 stages x 3 splits
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\n")
+    for gone in (("stage2", "wild_test", "p2_pa_mpjpe"), ("stage1", "mpii_val", "pckh@0.5")):
+        cut = [r for r in rows if (r["stage"], r["split"], r["protocol"]) != gone]
+        csv = write_metrics_csv(cut, tmp_path / "cut.csv")
+        with pytest.raises(evaluate_errors.Pose3DError) as e:
+            update_readme(readme, csv)
+        message = str(e.value)
+        named = (f"{gone[0]} has no {gone[2]} row on {gone[1]}" if gone[1] != "mpii_val"  # its only row there
+                 else f"{gone[0]} has no rows on {gone[1]}, where stage2, stage3 have")
+        assert str(csv) in message and named in message, message
+        assert readme.read_text() == f"intro\n{START}\nold\n{END}\n"  # nothing written
+    only_stage3 = [r for r in rows if r["stage"] in ("mean_pose", "stage3")]  # `evaluate --stages 3`: complete
+    assert "Stage 3" in results_table(only_stage3) and "Stage 1" not in results_table(only_stage3)
+    no_stage_n_mpjpe = [r for r in rows if r["stage"] == "mean_pose" or r["protocol"] != "n_mpjpe"]
+    with pytest.raises(evaluate_errors.Pose3DError, match="mean_pose has a n_mpjpe row on lab_test that no stage has"):
+        results_table(no_stage_n_mpjpe)

@@ -33,8 +33,57 @@ def table_protocols(rows: list[dict]) -> list[str]:
     return sorted(dict.fromkeys(r["protocol"] for r in rows), key=lambda p: (order.index(protocol_key(p)), p))
 
 
-def results_table(rows: list[dict]) -> str:
-    """Markdown: one row per (stage, split), one column per protocol, averaged over actions."""
+MEAN_POSE = "mean_pose"  # the baseline: no network, so no protocol that reads the 2D input (ground-truth 2D)
+
+
+def missing_rows(rows: list[dict]) -> list[str]:
+    """What an evaluation should have written and `rows` lacks (action "all" rows), one line each.
+
+    The evaluator scores every stage it evaluates on every split, and on a split every model under
+    the same protocols; the mean-pose baseline has a subset of them (it has no 2D input, so no
+    ground-truth-2D protocol). A stage with no rows on a split where other stages have some, a
+    protocol one stage has on a split and another lacks there, or one the baseline has and no
+    stage has, is a missing row, not a blank cell: the file was cut short, edited, or pieced
+    together from several evaluations.
+    """
+    have: dict[str, dict[str, set[str]]] = {}
+    for r in rows:
+        if r["action"] == "all":
+            have.setdefault(r["split"], {}).setdefault(r["stage"], set()).add(r["protocol"])
+    every_stage = sorted({s for by_stage in have.values() for s in by_stage if s != MEAN_POSE})
+    problems = []
+    for split, by_stage in have.items():
+        stages = {s: p for s, p in by_stage.items() if s != MEAN_POSE}
+        if stages:
+            problems += [f"{s} has no rows on {split}, where {', '.join(sorted(stages))} have"
+                         for s in every_stage if s not in stages]
+        expected = set().union(*stages.values()) if stages else set()
+        for stage, protocols in stages.items():
+            for p in sorted(expected - protocols):
+                others = ", ".join(sorted(s for s, ps in stages.items() if p in ps))
+                problems.append(f"{stage} has no {p} row on {split} (action all), which {others} have there")
+        if stages and MEAN_POSE in by_stage:
+            for p in sorted(by_stage[MEAN_POSE] - expected):
+                problems.append(f"{MEAN_POSE} has a {p} row on {split} that no stage has there")
+    return problems
+
+
+def check_complete(rows: list[dict], source: str = "the metrics") -> None:
+    """Pose3DError naming `source` and each missing row (`missing_rows`), so the table never shows
+    a missing number as an empty cell."""
+    if problems := missing_rows(rows):
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise Pose3DError(f"{source}: rows are missing: {shown}. Score the run again with `python -m pose3dlib "
+                          "evaluate` (it writes every stage's rows together) rather than editing the file")
+
+
+def results_table(rows: list[dict], source: str = "the metrics") -> str:
+    """Markdown: one row per (stage, split), one column per protocol, averaged over actions.
+
+    An empty cell is a protocol the model is not scored under on that split (PCKh on a 3D split,
+    3D errors on MPII val, ground-truth 2D for the mean pose); a row the evaluation should have
+    written and `rows` lacks is a Pose3DError naming `source` (`check_complete`)."""
+    check_complete(rows, source)
     avg = [r for r in rows if r["action"] == "all"]
     protocols = table_protocols(avg)
     keys: list[tuple[str, str]] = []
@@ -54,7 +103,8 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
     rows = read_metrics_csv(metrics_csv)
-    block = f"{START}\n_Generated from `{project_relative(metrics_csv)}` by `python -m pose3dlib report`._\n\n{results_table(rows)}\n{END}"
+    table = results_table(rows, str(metrics_csv))
+    block = f"{START}\n_Generated from `{project_relative(metrics_csv)}` by `python -m pose3dlib report`._\n\n{table}\n{END}"
     return replace_marked_block(readme, START, END, block)
 
 
@@ -78,7 +128,7 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.print_only:
-        print(results_table(read_metrics_csv(args.metrics)))
+        print(results_table(read_metrics_csv(args.metrics), str(resolve(args.metrics))))
         return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)
