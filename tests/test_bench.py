@@ -196,11 +196,12 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
         monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda native=native: native)
         assert SpeedSwitches.for_training(auto, torch.device("cpu")).bf16 is native
         assert SpeedSwitches.for_training(opt_in, torch.device("cpu")).bf16  # true stays true
-    seen = []
+    seen, stages = [], []
     real = measure.make_train_step
 
     def spy(model, cfg, device, switches, **kw):
         seen.append(switches)
+        stages.append(kw.get("stage"))
         return real(model, cfg, device, switches, **kw)
 
     monkeypatch.setattr(measure, "make_train_step", spy)
@@ -208,6 +209,23 @@ def test_bench_times_the_switches_training_applies(monkeypatch):
     measure.train_images_per_s(smoke, warmup=0, repeats=1)
     measure.train_images_per_s(load_config("configs/smoke.yaml"), warmup=0, repeats=1)
     assert seen == [SpeedSwitches(), on_cpu]
+    measure.train_images_per_s(smoke, warmup=0, repeats=1, stage=1)
+    assert stages == [measure.BENCH_STAGE, measure.BENCH_STAGE, 1]  # the stage reaches the step
+
+
+def test_the_bench_task_of_the_stage1_row_times_stage1(monkeypatch, tmp_path):
+    from pose3dlib.tools.bench.command import cpu_tasks
+
+    calls = []
+
+    def timed(cfg, **kw):
+        calls.append(kw.get("stage"))
+        return measure.StepTiming(images_per_s=90.0, first_call_s=1.0)
+
+    monkeypatch.setattr(measure, "train_images_per_s", timed)
+    m: dict[str, float] = {"train_cpu_img_s": 100.0}
+    dict(cpu_tasks(measure.QUICK_PLAN, tmp_path, m))["train cpu stage 1"]()
+    assert calls == [1] and m["train_cpu_stage1_img_s"] == 90.0 and m["train_cpu_stage1_over_stage3"] == 0.9
 
 
 def test_the_stage1_step_trains_like_the_trainers_stage1():
@@ -310,3 +328,17 @@ def test_a_quick_run_never_replaces_the_committed_record(monkeypatch, tmp_path, 
     assert written[-1] == tmp_path / "b.json" and updated == [tmp_path / "d.md"]
     assert command.main(["--out", str(tmp_path / "c.json"), "--doc", ""]) == 0
     assert written[-1] == tmp_path / "c.json" and len(updated) == 1
+
+
+def test_a_stage_without_3d_samples_is_timed_on_2d_samples_only(monkeypatch):
+    """Stage 1 (ratio_3d 0) trains on MPII-format 2D samples only: its bench batch has no 3D sample."""
+    cfg = load_config("configs/smoke.yaml")
+    cpu = torch.device("cpu")
+    assert not measure.random_batch(cfg, 4, cpu, with_3d=False)["has_depth"].any()
+    assert measure.random_batch(cfg, 4, cpu)["has_depth"].tolist() == [True, False, True, False]
+    made, real = [], measure.random_batch
+    monkeypatch.setattr(measure, "random_batch", lambda *a, **kw: made.append(kw["with_3d"]) or real(*a, **kw))
+    monkeypatch.setattr(measure, "MIN_REPEAT_S", 0.01)
+    for stage in (1, 3):
+        measure.train_images_per_s(cfg, warmup=0, repeats=1, batch_size=2, stage=stage)
+    assert cfg.train.stage(1).ratio_3d == 0 < cfg.train.stage(3).ratio_3d and made == [False, True]

@@ -188,6 +188,8 @@ def test_pckh_by_joint_comes_from_the_evaluations_predictions(random_run, smoke_
     by_joint: dict = {}
     rows = evaluate.evaluate_run(cfg, run, stages=[1], limit=8, progress=False, device="cpu", by_joint=by_joint)
     assert list(by_joint) == ["stage1"]
+    from pose3dlib.evaluation.report import missing_rows
+    assert {r["stage"] for r in rows} == {"mean_pose", "stage1"} and missing_rows(rows) == []  # what report accepts
     scores = by_joint["stage1"]
     # the pooled 16-joint value is the CSV's pckh row, to the CSV's 4 decimals and beyond
     assert scores.all_joints == pytest.approx(_all(rows, "mpii_val", "pckh@2"), abs=1e-12)

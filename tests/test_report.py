@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pose3dlib.engine import errors as evaluate_errors
+from pose3dlib.engine.errors import Pose3DError
 from pose3dlib.engine.paths import PROJECT_ROOT
 from pose3dlib.evaluation.evaluate import CSV_COLUMNS, read_metrics_csv, write_metrics_csv
 from pose3dlib.evaluation.report import END, START, results_table, update_readme
@@ -15,6 +15,7 @@ def _rows():
     return [
         {"stage": "mean_pose", "split": "lab_test", "protocol": "p1_mpjpe", "action": "Walking", "value": 150.0},
         {"stage": "mean_pose", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 150.04},
+        {"stage": "mean_pose", "split": "lab_test", "protocol": "paper", "action": "all", "value": 160.0},
         {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "all", "value": 80.26},
         {"stage": "stage3", "split": "lab_test", "protocol": "paper", "action": "all", "value": 70.0},
         {"stage": "stage3", "split": "mpii_val", "protocol": "pckh@0.5", "action": "all", "value": 0.4567},
@@ -59,8 +60,8 @@ def test_committed_readme_matches_committed_metrics():
 def test_table_columns_follow_the_evaluators_protocol_list(monkeypatch):
     from pose3dlib.evaluation import evaluate
 
-    rows = [*_rows(), {"stage": "stage3", "split": "lab_test", "protocol": "new_protocol", "action": "all",
-                       "value": 12.34}]
+    rows = [*_rows(), *({"stage": stage, "split": "lab_test", "protocol": "new_protocol", "action": "all",
+                         "value": 12.34} for stage in ("mean_pose", "stage3"))]
     with pytest.raises(evaluate.Pose3DError, match="new_protocol"):  # not the evaluator's: refused, not dropped
         results_table(rows)
     monkeypatch.setitem(evaluate.PROTOCOLS, "new_protocol", "A new protocol (mm)")
@@ -214,7 +215,7 @@ def test_structural_blanks_pass_and_a_missing_row_is_named(tmp_path):
     for gone in (("stage2", "wild_test", "p2_pa_mpjpe"), ("stage1", "mpii_val", "pckh@0.5")):
         cut = [r for r in rows if (r["stage"], r["split"], r["protocol"]) != gone]
         csv = write_metrics_csv(cut, tmp_path / "cut.csv")
-        with pytest.raises(evaluate_errors.Pose3DError) as e:
+        with pytest.raises(Pose3DError) as e:
             update_readme(readme, csv)
         message = str(e.value)
         named = (f"{gone[0]} has no {gone[2]} row on {gone[1]}" if gone[1] != "mpii_val"  # its only row there
@@ -224,5 +225,28 @@ def test_structural_blanks_pass_and_a_missing_row_is_named(tmp_path):
     only_stage3 = [r for r in rows if r["stage"] in ("mean_pose", "stage3")]  # `evaluate --stages 3`: complete
     assert "Stage 3" in results_table(only_stage3) and "Stage 1" not in results_table(only_stage3)
     no_stage_n_mpjpe = [r for r in rows if r["stage"] == "mean_pose" or r["protocol"] != "n_mpjpe"]
-    with pytest.raises(evaluate_errors.Pose3DError, match="mean_pose has a n_mpjpe row on lab_test that no stage has"):
+    with pytest.raises(Pose3DError, match="mean_pose has a n_mpjpe row on lab_test that no stage has"):
         results_table(no_stage_n_mpjpe)
+
+
+@pytest.mark.parametrize("cut, named", [
+    (lambda r: (r["stage"], r["split"], r["protocol"]) == ("mean_pose", "lab_test", "p1_mpjpe"),
+     "mean_pose has no p1_mpjpe row on lab_test, which the stages have there"),
+    (lambda r: r["stage"] == "mean_pose" and r["split"] == "wild_test",
+     "mean_pose has no rows on wild_test, where the stages have 3D errors"),
+    (lambda r: r["stage"] != "mean_pose" and r["split"] == "wild_test",
+     "stage1 has no rows on wild_test, where mean_pose has"),
+])
+def test_the_baseline_and_whole_splits_are_checked_too(cut, named):
+    with pytest.raises(Pose3DError, match=re.escape(named)):
+        results_table([r for r in _full_rows() if not cut(r)])
+
+
+def test_a_row_written_twice_is_refused():
+    rows = _full_rows()
+    twice = [*rows, {**rows[-1], "value": 0.1}]  # stage3's PCKh again, as from a second evaluation appended
+    with pytest.raises(Pose3DError, match="stage3 has two pckh@0.5 rows on mpii_val for action all"):
+        results_table(twice)
+    per_action = {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "Walking", "value": 1.0}
+    with pytest.raises(Pose3DError, match="for action Walking"):
+        results_table([*rows, per_action, per_action])

@@ -50,6 +50,7 @@ from .eval_3dhp import mpi3dhp_rows, mpi3dhp_tables
 
 PROTOCOLS_3D = ("paper", "p1_mpjpe", "p2_pa_mpjpe", "n_mpjpe")
 GT2D_PROTOCOL = "p1_mpjpe_gt2d"  # Protocol #1 of ground-truth 2D + predicted depth
+MEAN_POSE = "mean_pose"  # the stage label of the mean-pose baseline's rows (no network, so no GT2D_PROTOCOL)
 # the 3D test splits and the data config key of each one's folder (its "test" split is scored)
 TEST_SPLIT_DIRS = {"lab_test": "h36m_dir", "wild_test": "wild_test_dir"}
 # The data.* keys an evaluation reads (where the scored sets and their files are): what an
@@ -363,9 +364,9 @@ def mean_pose_rows(train_joints_3d_mm: np.ndarray, dataset, eval_cfg: EvalConfig
     gt = dataset.joints_3d_mm[:n]
     pred = mean_pose_prediction(train_joints_3d_mm, n)
     per_sample = scores_3d(pred, gt, eval_cfg.paper_bone_sum_mm)
-    rows = per_action_rows("mean_pose", split, per_sample, dataset.actions[:n], action_names)
+    rows = per_action_rows(MEAN_POSE, split, per_sample, dataset.actions[:n], action_names)
     if getattr(dataset, "sequences", None) is not None:
-        rows += mpi3dhp_rows("mean_pose", split, pred, gt, dataset.sequences[:n], activity=dataset.actions[:n])
+        rows += mpi3dhp_rows(MEAN_POSE, split, pred, gt, dataset.sequences[:n], activity=dataset.actions[:n])
     return rows
 
 

@@ -15,11 +15,20 @@ from ..engine.atomic_io import replace_marked_block
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, project_relative, resolve
 from ..skeleton import MPII16
-from .evaluate import PROTOCOLS, JointPCKh, is_fraction, protocol_key, protocol_label, read_metrics_csv
+from .evaluate import (
+    GT2D_PROTOCOL,
+    MEAN_POSE,
+    PROTOCOLS,
+    JointPCKh,
+    is_fraction,
+    protocol_key,
+    protocol_label,
+    read_metrics_csv,
+)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PROJECT_README, CPU_METRICS = "README.md", "runs/cpu/metrics.csv"  # the project README tabulates the cpu run
-STAGE_LABELS = {"mean_pose": "mean-pose baseline", "stage1": "Stage 1 (2D only)",
+STAGE_LABELS = {MEAN_POSE: "mean-pose baseline", "stage1": "Stage 1 (2D only)",
                 "stage2": "Stage 2 (+depth)", "stage3": "Stage 3 (+geometric)"}
 
 
@@ -33,38 +42,53 @@ def table_protocols(rows: list[dict]) -> list[str]:
     return sorted(dict.fromkeys(r["protocol"] for r in rows), key=lambda p: (order.index(protocol_key(p)), p))
 
 
-MEAN_POSE = "mean_pose"  # the baseline: no network, so no protocol that reads the 2D input (ground-truth 2D)
-
-
 def missing_rows(rows: list[dict]) -> list[str]:
-    """What an evaluation should have written and `rows` lacks (action "all" rows), one line each.
+    """What an evaluation writes and `rows` lacks, or holds twice (action "all" rows), one line each.
 
-    The evaluator scores every stage it evaluates on every split, and on a split every model under
-    the same protocols; the mean-pose baseline has a subset of them (it has no 2D input, so no
-    ground-truth-2D protocol). A stage with no rows on a split where other stages have some, a
-    protocol one stage has on a split and another lacks there, or one the baseline has and no
-    stage has, is a missing row, not a blank cell: the file was cut short, edited, or pieced
-    together from several evaluations.
+    The evaluator scores every stage it evaluates on every split of the run, every model on a split
+    under the same protocols, and the mean-pose baseline on every split with 3D ground truth (the
+    splits where the stages have a Protocol #1 row) under the stages' protocols but the one that
+    reads the 2D input (GT2D_PROTOCOL). So within the file: a stage with no rows on a split that
+    another model has, a protocol one stage has on a split and another lacks there, a baseline
+    without rows or protocols it should have (when the file has baseline rows at all), a baseline
+    protocol no stage has, and a (stage, split, protocol, action) written twice are each a missing or
+    broken row, not a blank cell: the file was cut short, edited, or pieced together from several
+    evaluations. A split no model has is not seen here.
     """
     have: dict[str, dict[str, set[str]]] = {}
+    seen: set[tuple[str, str, str, str]] = set()
+    problems = []
     for r in rows:
+        key = (r["stage"], r["split"], r["protocol"], r["action"])
+        if key in seen:
+            problems.append(f"{key[0]} has two {key[2]} rows on {key[1]} for action {key[3]}")
+        seen.add(key)
         if r["action"] == "all":
             have.setdefault(r["split"], {}).setdefault(r["stage"], set()).add(r["protocol"])
     every_stage = sorted({s for by_stage in have.values() for s in by_stage if s != MEAN_POSE})
-    problems = []
+    has_baseline = any(MEAN_POSE in by_stage for by_stage in have.values())
+
+    def listed(names) -> str:
+        names = sorted(names)
+        return f"{', '.join(names)} {'has' if len(names) == 1 else 'have'}"
+
     for split, by_stage in have.items():
         stages = {s: p for s, p in by_stage.items() if s != MEAN_POSE}
-        if stages:
-            problems += [f"{s} has no rows on {split}, where {', '.join(sorted(stages))} have"
-                         for s in every_stage if s not in stages]
-        expected = set().union(*stages.values()) if stages else set()
+        problems += [f"{s} has no rows on {split}, where {listed(by_stage)}" for s in every_stage if s not in stages]
+        if not stages:
+            continue
+        expected = set().union(*stages.values())
         for stage, protocols in stages.items():
             for p in sorted(expected - protocols):
-                others = ", ".join(sorted(s for s, ps in stages.items() if p in ps))
-                problems.append(f"{stage} has no {p} row on {split} (action all), which {others} have there")
-        if stages and MEAN_POSE in by_stage:
-            for p in sorted(by_stage[MEAN_POSE] - expected):
-                problems.append(f"{MEAN_POSE} has a {p} row on {split} that no stage has there")
+                problems.append(f"{stage} has no {p} row on {split}, which {listed(s for s in stages if p in stages[s])} there")
+        baseline = by_stage.get(MEAN_POSE)
+        if baseline is None:
+            if has_baseline and "p1_mpjpe" in expected:
+                problems.append(f"{MEAN_POSE} has no rows on {split}, where the stages have 3D errors")
+            continue
+        problems += [f"{MEAN_POSE} has no {p} row on {split}, which the stages have there"
+                     for p in sorted(expected - baseline - {GT2D_PROTOCOL})]
+        problems += [f"{MEAN_POSE} has a {p} row on {split} that no stage has there" for p in sorted(baseline - expected)]
     return problems
 
 
@@ -103,7 +127,7 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
     rows = read_metrics_csv(metrics_csv)
-    table = results_table(rows, str(metrics_csv))
+    table = results_table(rows, str(project_relative(metrics_csv)))
     block = f"{START}\n_Generated from `{project_relative(metrics_csv)}` by `python -m pose3dlib report`._\n\n{table}\n{END}"
     return replace_marked_block(readme, START, END, block)
 
@@ -128,7 +152,7 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.print_only:
-        print(results_table(read_metrics_csv(args.metrics), str(resolve(args.metrics))))
+        print(results_table(read_metrics_csv(args.metrics), str(project_relative(resolve(args.metrics)))))
         return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)

@@ -45,9 +45,17 @@ from ..engine.errors import Pose3DError
 from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, project_relative, resolve
 from ..tools.sweep import parse_seeds
 from .eval_3dhp import PROTOCOLS as THREEDHP_PROTOCOLS
-from .evaluate import evaluate_run, is_fraction, parse_stages, protocol_label, read_metrics_csv, write_metrics_csv
+from .evaluate import (
+    MEAN_POSE,
+    evaluate_run,
+    is_fraction,
+    parse_stages,
+    protocol_label,
+    read_metrics_csv,
+    write_metrics_csv,
+)
 
-BASELINE = "mean_pose"  # metrics.csv's stage label of the mean-pose rows
+BASELINE = MEAN_POSE  # metrics.csv's stage label of the mean-pose rows
 UNSEEN_COLUMNS = ("seed", "stage", "split", "protocol", "reference", "value", "relative", "within")
 UNSEEN_CSV, UNSEEN_JSON = "unseen.csv", "unseen.json"  # the comparison; how its seeds were scored
 # the generator seeds of the committed runs/unseen/cpu record, and the default

@@ -65,11 +65,13 @@ QUICK_PLAN = BenchPlan(warmup=1, repeats=2, switch_repeats=1, matmul_size=2048, 
 
 # ----------------------------------------------------------------------------- inputs
 
-def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int = 0,
+                 with_3d: bool = True) -> dict[str, torch.Tensor]:
     """A batch with the keys, dtypes and shapes of a collated sample dict (random values).
 
     image uint8 (B, 3, S, S); heatmaps (B, 16, H, H); valid and heatmap_valid bool (B, 16); joints_2d (B, 16, 2)
-    in [-1, 1]; has_depth (B,) alternating True/False (3D and 2D samples, ratio 1); depth (B, 16).
+    in [-1, 1]; has_depth (B,) alternating True/False (3D and 2D samples, ratio 1), or all False without
+    `with_3d` (a stage with ratio_3d 0, Stage 1: 2D samples only); depth (B, 16).
     """
     g = torch.Generator().manual_seed(seed)
     s, h, j = cfg.data.input_size, cfg.data.heatmap_size, cfg.model.num_joints
@@ -78,7 +80,7 @@ def random_batch(cfg: Config, batch_size: int, device: torch.device, seed: int =
         "heatmaps": torch.rand(batch_size, j, h, h, generator=g),
         "valid": torch.rand(batch_size, j, generator=g) < ANNOTATED_PROB,
         "joints_2d": torch.rand(batch_size, j, 2, generator=g) * 2 - 1,
-        "has_depth": torch.arange(batch_size) % 2 == 0,
+        "has_depth": (torch.arange(batch_size) % 2 == 0) & with_3d,
         "depth": torch.randn(batch_size, j, generator=g) * 0.3,
     }
     batch["heatmap_valid"] = batch["valid"].clone()
@@ -129,7 +131,8 @@ def make_train_step(model: torch.nn.Module, cfg: Config, device: torch.device,
     The optimiser is cfg.train's (RMSprop for the paper profile) at `stage`'s lr, with its loss
     weights: stage 3 (the default) runs all three loss terms; stage 1 only the heatmap loss, so
     the step leaves the depth head out of the backward pass where the trainer does
-    (`train.depth_head_trains`). The model is moved to `device` (and channels_last) here;
+    (`train.depth_head_trains`). `train_images_per_s` also gives a stage without 3D samples
+    (ratio_3d 0) a batch of 2D samples only, as its loader does. The model is moved to `device` (and channels_last) here;
     compile wraps it when asked.
     """
     stage_cfg = cfg.train.stage(stage)
@@ -191,7 +194,7 @@ def train_images_per_s(cfg: Config, *, warmup: int, repeats: int, device: torch.
         switches = SpeedSwitches.for_training(cfg.train, device)
     torch.manual_seed(seed)
     bs = batch_size or cfg.train.batch_size
-    batch = random_batch(cfg, bs, device, seed)
+    batch = random_batch(cfg, bs, device, seed, with_3d=cfg.train.stage(stage).ratio_3d > 0)  # as the stage's batches
     step = make_train_step(build_model(cfg.model), cfg, device, switches, stage=stage)
     return _time_step(lambda: step(batch), bs, warmup=warmup, repeats=repeats, device=device)
 
