@@ -126,9 +126,9 @@ def results_table(rows: list[dict], source: str = "the metrics") -> str:
 def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
-    rows = read_metrics_csv(metrics_csv)
-    table = results_table(rows, str(project_relative(metrics_csv)))
-    block = f"{START}\n_Generated from `{project_relative(metrics_csv)}` by `python -m pose3dlib report`._\n\n{table}\n{END}"
+    shown = project_relative(metrics_csv)
+    table = results_table(read_metrics_csv(metrics_csv), str(shown))
+    block = f"{START}\n_Generated from `{shown}` by `python -m pose3dlib report`._\n\n{table}\n{END}"
     return replace_marked_block(readme, START, END, block)
 
 
@@ -152,7 +152,7 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.print_only:
-        print(results_table(read_metrics_csv(args.metrics), str(project_relative(resolve(args.metrics)))))
+        print(results_table(read_metrics_csv(args.metrics), str(project_relative(args.metrics))))
         return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)

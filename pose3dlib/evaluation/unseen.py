@@ -55,7 +55,6 @@ from .evaluate import (
     write_metrics_csv,
 )
 
-BASELINE = MEAN_POSE  # metrics.csv's stage label of the mean-pose rows
 UNSEEN_COLUMNS = ("seed", "stage", "split", "protocol", "reference", "value", "relative", "within")
 UNSEEN_CSV, UNSEEN_JSON = "unseen.csv", "unseen.json"  # the comparison; how its seeds were scored
 # the generator seeds of the committed runs/unseen/cpu record, and the default
@@ -98,7 +97,7 @@ def compare_metrics(reference: list[dict], candidate: list[dict], tolerance: flo
             raise Pose3DError(f"the compared metrics lack {'/'.join(key)}, which the reference has "
                               "(written by another version of the evaluator? evaluate both again)")
         rel = relative_difference(r, cand[key])
-        within = None if key[0] == BASELINE else (not math.isnan(rel) and abs(rel) <= tolerance)
+        within = None if key[0] == MEAN_POSE else (not math.isnan(rel) and abs(rel) <= tolerance)
         out.append({"stage": key[0], "split": key[1], "protocol": key[2], "reference": r, "value": cand[key],
                     "relative": rel, "within": within})
     if not any(c["within"] is not None for c in out):
@@ -115,7 +114,7 @@ def _percent(rel: float) -> str:
 
 
 def _label(stage: str, split: str, protocol: str) -> str:
-    name = "mean pose" if stage == BASELINE else stage.replace("stage", "Stage ")
+    name = "mean pose" if stage == MEAN_POSE else stage.replace("stage", "Stage ")
     return f"{name}, {split}, {protocol_label(protocol)}"
 
 
@@ -142,11 +141,11 @@ def unseen_table(rows: list[dict], tolerance: float) -> str:
             rel = _percent(r["relative"])
             cells.append(f"{_number(protocol, r['value'])} ({'**' + rel + '**' if r['within'] is False else rel})")
         line = f"| {_label(stage, split, protocol)} | {_number(protocol, first['reference'])} | " + " | ".join(cells) + " |"
-        (baseline if stage == BASELINE else checked).append(line)
+        (baseline if stage == MEAN_POSE else checked).append(line)
     ratios = []
     for (stage, split, protocol), per_seed in by_key.items():
-        base = by_key.get((BASELINE, split, protocol), {})
-        if stage == BASELINE or protocol != RATIO_PROTOCOL or not base:
+        base = by_key.get((MEAN_POSE, split, protocol), {})
+        if stage == MEAN_POSE or protocol != RATIO_PROTOCOL or not base:
             continue
         first_seed = next(iter(per_seed))
         ref_ratio = per_seed[first_seed]["reference"] / base[first_seed]["reference"]

@@ -39,7 +39,7 @@ from ..engine import runs
 from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_temporaries, temporary_sibling
 from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import CommandLinePath, resolve
-from ..evaluation.evaluate import CSV_COLUMNS, EVALUATION_DATA_KEYS, read_metrics_csv
+from ..evaluation.evaluate import CSV_COLUMNS, EVALUATION_DATA_KEYS, MEAN_POSE, read_metrics_csv
 
 
 def parse_values(text: str) -> list:
@@ -334,7 +334,7 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
             if nb == EVAL_NOTEBOOK:
                 runs.record_evaluation(run_dir, scored_stages, cfg)
         for r in read_metrics_csv(runs.eval_csv_path(run_dir)):
-            if r["stage"] != "mean_pose":
+            if r["stage"] != MEAN_POSE:
                 rows.append({"param_value": str(value), "seed": "" if seed is None else str(seed), **r})
     return write_sweep_csv(rows, out_dir / "sweep.csv")
 
