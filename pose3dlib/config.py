@@ -100,6 +100,9 @@ class DataConfig:
     color_scale_max: float = bounded(1.4, lo=0.0)  # per-channel colour scale upper bound (Torch original)
     augment_3d: bool = True  # augment Human3.6M samples too (the original did not)
     num_workers: int = bounded(2, lo=0)  # DataLoader worker processes
+    # MiB of decoded training pictures kept in memory between epochs (data/image_cache.py); 0: none.
+    # Changes no sample, only how often a picture is decoded; needs num_workers 0 (a worker would keep its own).
+    image_cache_mb: int = bounded(0, lo=0)
 
 
 MAX_LAYOUT_LEVELS = 4  # model.hourglass_depth and model.depth_head_levels: 64 px = 4 x 2^4
@@ -410,6 +413,10 @@ def check_invariants(cfg: Config) -> Config:
     if d.color_scale_min > d.color_scale_max:
         raise ConfigError(f"config key 'data.color_scale_min': expected <= data.color_scale_max "
                           f"({d.color_scale_max}), got {d.color_scale_min}")
+    if d.image_cache_mb > 0 and d.num_workers > 0:
+        raise ConfigError(f"config key 'data.image_cache_mb': expected 0 with data.num_workers={d.num_workers} "
+                          f"(each worker process would keep its own copy of the pictures), got {d.image_cache_mb}; "
+                          "set data.image_cache_mb=0 or data.num_workers=0")
     check_fused_adam(cfg.train)
     return cfg
 

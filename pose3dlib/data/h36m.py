@@ -21,6 +21,7 @@ from ..engine.paths import resolve
 from ..skeleton import DEPTH_ROOT
 from .actions import dataset_action_name
 from .convert.common import check_person_units
+from .image_cache import ImageCache, read_with
 from .sample import check_finite, check_schema, check_whole_numbers, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, sample_augmentation, sample_rng
 
@@ -118,6 +119,7 @@ class H36MDataset(Dataset):
         # converted MPI-INF-3DHP test set: test sequence 1..6 of each row (its scene)
         self.sequences = arrays["sequence"][r].astype(np.int64) if "sequence" in arrays else None
         self._image_size: tuple[int, int] | None = None
+        self.image_cache: ImageCache | None = None  # decoded pictures kept between epochs (training only)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -149,7 +151,7 @@ class H36MDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         row = int(self.rows[i])
-        image = read_image(self.image_path(i), row)
+        image = read_with(self.image_cache, self.image_path(i), row)
         centre, box = self._crop_box(*image.shape[:2])
         aug = sample_augmentation(sample_rng(self.seed, self.epoch, row), self.cfg) if self.augment else IDENTITY
         return self._sample(i, image, centre, box, aug)

@@ -22,6 +22,7 @@ from .. import camera
 from ..config import DataConfig
 from ..engine.errors import DataError
 from ..engine.paths import resolve
+from .image_cache import ImageCache, read_with
 from .sample import check_finite, check_schema, make_sample, read_hdf5_datasets, read_image
 from .transforms import IDENTITY, crop_without_person, loose_framing, sample_augmentation, sample_rng
 
@@ -123,6 +124,7 @@ class MPIIDataset(Dataset):
         self.scale = a["scale"].astype(np.float64)
         self.centre, self.box_px = crop_boxes(a, data_cfg)  # (N, 2) crop centre, (N,) crop side
         self.actions = np.zeros(len(self.part), np.int64)  # MPII has no action labels here
+        self.image_cache: ImageCache | None = None  # decoded pictures kept between epochs (training only)
 
     def __len__(self) -> int:
         return len(self.part)
@@ -142,7 +144,7 @@ class MPIIDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         i = int(i)
-        image = read_image(self.image_path(i), i)
+        image = read_with(self.image_cache, self.image_path(i), i)
         centre, aug, elsewhere = self.centre[i], IDENTITY, None
         if self.augment:
             rng = sample_rng(self.seed, self.epoch, i)

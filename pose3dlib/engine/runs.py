@@ -53,9 +53,9 @@ EVAL_PREFIX = "eval."  # evaluation options: training reads only eval.batch_size
 TEST_ONLY_KEYS = ("synthetic.h36m_test_subjects", "synthetic.wild_test")
 # Settings of how a stage runs, not of what it trains: its weights come out bitwise the same with
 # any value (data worker processes: each sample's augmentation is seeded by its index,
-# docs/benchmarks.md; how often losses are logged), so changing one neither blocks --resume nor
-# makes a finished stage stale.
-RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps", "synthetic.workers")
+# docs/benchmarks.md; how often losses are logged; decoded pictures kept in memory), so changing one
+# neither blocks --resume nor makes a finished stage stale.
+RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps", "synthetic.workers", "data.image_cache_mb")
 # Where the official downloads lie, and the training folder each one's conversion fills (None: the
 # MPI-INF-3DHP test set, which no stage trains on). Only the converters read them. A difference in
 # one is left out where that training folder holds synthetic data (a synthetic run is not stale

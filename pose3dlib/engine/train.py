@@ -271,6 +271,7 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     augmentation, wild 3D val dataset or None when data.wild_val_dir is empty)."""
     from ..data.fusion import FusionDataset
     from ..data.h36m import H36MDataset
+    from ..data.image_cache import ImageCache
     from ..data.locations import require_sets
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
@@ -281,6 +282,8 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed,
                              loose_crop_prob=stage_cfg.loose_crop_prob)
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
+    if d.image_cache_mb > 0:  # one limit for both training sets' pictures (their paths differ)
+        mpii_train.image_cache = h36m_train.image_cache = ImageCache(d.image_cache_mb)
     train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed,
                           mix_2d=stage_cfg.mix_2d)
     val_2d = MPIIDataset(resolve(d.mpii_dir), "val", d, augment=False, seed=cfg.seed)

@@ -108,12 +108,18 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
 
 
 def _px(points: np.ndarray) -> np.ndarray:
-    """Float pixels (k, 2) -> int32 fixed-point coordinates for cv2 with SHIFT bits."""
-    return np.round(points * ONE).astype(np.int32)
+    """Float pixels (k, 2) -> int32 fixed-point coordinates for cv2 with SHIFT bits (halves to even)."""
+    return np.rint(points * ONE).astype(np.int32)
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    """`np.clip` of one number, as a Python float (the renderer draws thousands of parts a second)."""
+    return float(min(max(x, lo), hi))
 
 
 def _shade(colour: np.ndarray, factor: float) -> tuple[float, float, float]:
-    return tuple(float(c) for c in np.clip(colour * factor, 0, 255))
+    """An RGB colour (3,) times `factor`, clipped to 0..255, as cv2 takes a colour."""
+    return tuple(_clip(c * factor, 0.0, 255.0) for c in colour.tolist())
 
 
 class _Painter:
@@ -174,8 +180,10 @@ class _View:
 
     def proj(self, p: np.ndarray) -> np.ndarray:
         """(..., 3) camera-frame mm -> (..., 2) pixels."""
-        return np.stack([self.fx * p[..., 0] / p[..., 2] + self.cx, self.fy * p[..., 1] / p[..., 2] + self.cy],
-                        axis=-1)
+        out = np.empty(p.shape[:-1] + (2,))
+        out[..., 0] = self.fx * p[..., 0] / p[..., 2] + self.cx
+        out[..., 1] = self.fy * p[..., 1] / p[..., 2] + self.cy
+        return out
 
     def rad(self, r_mm: float, z: float) -> float:
         """A radius of r_mm (times the person's girth) at depth z, in pixels."""
@@ -183,7 +191,7 @@ class _View:
 
     def shade(self, z: float) -> float:
         """Brightness factor of a part at depth z: brighter when nearer than the pelvis."""
-        return float(np.clip(1.0 + DEPTH_SHADE_PER_M * (self.z_ref - z) / 1000.0, *SHADE_RANGE))
+        return _clip(1.0 + DEPTH_SHADE_PER_M * (self.z_ref - z) / 1000.0, *SHADE_RANGE)
 
 
 def _limb_parts(v: _View, joints_cam: np.ndarray) -> list[_Part]:
