@@ -100,8 +100,9 @@ class DataConfig:
     color_scale_max: float = bounded(1.4, lo=0.0)  # per-channel colour scale upper bound (Torch original)
     augment_3d: bool = True  # augment Human3.6M samples too (the original did not)
     num_workers: int = bounded(2, lo=0)  # DataLoader worker processes
-    # MiB of decoded training pictures kept in memory between epochs (data/image_cache.py); 0: none.
-    # Changes no sample, only how often a picture is decoded; needs num_workers 0 (a worker would keep its own).
+    # MiB of decoded training pictures kept in memory between the epochs of a stage of several (data/image_cache.py);
+    # 0: none. Changes no sample, only how often a picture is decoded; needs num_workers 0 (a worker process
+    # would keep its own copy; so does each DDP process).
     image_cache_mb: int = bounded(0, lo=0)
 
 

@@ -284,3 +284,26 @@ def test_generating_in_this_process_gives_opencv_its_thread_count_back(tmp_path)
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_the_renderers_scalar_helpers_compute_what_numpy_did():
+    """The renderer clips colours and shades with min/max, rounds with rint and fills projections in place, for
+    speed: the same float64 numbers as np.clip, np.round and np.stack, so the synthetic sets stay byte for byte."""
+    from pose3dlib.synthetic import render
+
+    rng = np.random.default_rng(4)
+    for _ in range(2000):
+        colour = rng.uniform(0, 255, 3) if rng.random() < 0.8 else rng.integers(0, 256, 3).astype(np.float64)
+        factor = float(rng.uniform(0.0, 2.5))
+        assert render._shade(colour, factor) == tuple(float(c) for c in np.clip(colour * factor, 0, 255))
+    pts = rng.uniform(-50, 150, (500, 2))
+    pts[:20] = np.round(pts[:20] * render.ONE) / render.ONE + 0.5 / render.ONE  # exact halves: ties to even
+    assert np.array_equal(render._px(pts), np.round(pts * render.ONE).astype(np.int32))
+    view = render._View(np.array([151.3, 149.7, 63.2, 64.9]), 4000.0, None, None)
+    for p in (rng.uniform(-900, 900, 3) + [0, 0, 4000], rng.uniform(-900, 900, (400, 3)) + [0, 0, 4000]):
+        old = np.stack([view.fx * p[..., 0] / p[..., 2] + view.cx, view.fy * p[..., 1] / p[..., 2] + view.cy], axis=-1)
+        new = view.proj(p)
+        assert new.dtype == old.dtype and new.shape == old.shape and np.array_equal(new, old)
+    for z in rng.uniform(1000, 9000, 500):
+        assert view.shade(z) == float(np.clip(1.0 + render.DEPTH_SHADE_PER_M * (view.z_ref - z) / 1000.0,
+                                               *render.SHADE_RANGE))

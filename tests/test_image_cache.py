@@ -99,23 +99,44 @@ def test_the_config_refuses_a_cache_beside_worker_processes():
     assert load_config("configs/smoke.yaml", ["data.image_cache_mb=64"]).data.image_cache_mb == 64
 
 
-def test_the_cache_changes_no_weight_and_no_training_difference(tmp_path, smoke_data):
+def test_the_cache_changes_no_weight_and_no_training_difference(tmp_path, smoke_data, decodes):
     from pose3dlib.config import config_to_dict
     from pose3dlib.engine import train as train_module
     from pose3dlib.engine.distributed import state_digest
     from pose3dlib.engine.runs import training_differences
 
-    digests, caches = {}, {}
-    for mb in (0, 64):
-        cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=2", f"data.image_cache_mb={mb}"])
-        train_ds = train_module.build_datasets(cfg, 1, cfg.train.stage1)[0]
-        caches[mb] = (train_ds.ds_2d.image_cache, train_ds.ds_3d.image_cache)
+    digests, caches, reads = {}, {}, {}
+    threads = torch.get_num_threads()
+    try:
         torch.set_num_threads(1)
-        train_module.fit(cfg, 1, tmp_path / f"run{mb}")
-        ckpt = torch.load(tmp_path / f"run{mb}" / "stage1" / "last.pt", map_location="cpu", weights_only=False)
-        digests[mb] = state_digest(ckpt["model"])
+        for mb in (0, 64):
+            cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=2", f"data.image_cache_mb={mb}"])
+            train_ds = train_module.build_datasets(cfg, 1, cfg.train.stage1)[0]
+            caches[mb] = (train_ds.ds_2d.image_cache, train_ds.ds_3d.image_cache)
+            pictures = {str(train_ds.ds_2d.image_path(i)) for i in range(len(train_ds.ds_2d))}
+            decodes.clear()
+            train_module.fit(cfg, 1, tmp_path / f"run{mb}")
+            reads[mb] = {decodes.get(p, 0) for p in pictures}  # the training pictures' decodes in the stage
+            ckpt = torch.load(tmp_path / f"run{mb}" / "stage1" / "last.pt", map_location="cpu", weights_only=False)
+            digests[mb] = state_digest(ckpt["model"])
+    finally:
+        torch.set_num_threads(threads)
     assert caches[0] == (None, None)
     assert isinstance(caches[64][0], ImageCache) and caches[64][0] is caches[64][1]  # one limit for both sets
+    assert reads == {0: {2}, 64: {1}}  # two epochs: decoded in each, or once
     assert digests[0] == digests[64]
     stored = config_to_dict(load_config("configs/smoke.yaml"))
     assert training_differences(stored, load_config("configs/smoke.yaml", ["data.image_cache_mb=64"])) == []
+
+
+def test_a_one_epoch_stage_and_the_bench_keep_no_pictures(smoke_data):
+    from pose3dlib.engine import train as train_module
+    from pose3dlib.tools.bench import measure
+
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "data.image_cache_mb=64", "train.stage1.epochs=1"])
+    assert train_module.build_datasets(cfg, 1, cfg.train.stage1)[0].ds_2d.image_cache is None
+    two = load_config("configs/smoke.yaml", [*smoke_data, "data.image_cache_mb=64", "train.stage1.epochs=2",
+                                             "train.stage3.epochs=2"])
+    assert train_module.build_datasets(two, 1, two.train.stage1)[0].ds_2d.image_cache is not None
+    bench = measure.train_dataset(two)  # times a new sample's cost; its loaders may have workers
+    assert bench.ds_2d.image_cache is None and bench.ds_3d.image_cache is None

@@ -291,8 +291,11 @@ def bench_data(cfg: Config, out_dir: Path, rows: dict[str, int] | None = None) -
 
 
 def train_dataset(cfg: Config):
-    """The augmented training mix (2D + 3D at the bench stage's ratio), as training builds it."""
+    """The augmented training mix (2D + 3D at the bench stage's ratio), as training builds it, without the
+    cache of decoded pictures (`data.image_cache_mb`): the bench times what preparing a new sample costs,
+    and its loaders may have worker processes, which the cache must not go with."""
     stage_cfg = cfg.train.stage(BENCH_STAGE)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_cache_mb=0))
     return build_datasets(cfg, BENCH_STAGE, stage_cfg)[0]
 
 
