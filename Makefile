@@ -39,9 +39,10 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	$(PY) -c 'import pip' 2>/dev/null || $(PYTHON_SYS) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
-	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md).
+	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md),
+	@# all but the packages' own test suites (a fifth of the files), which nothing here imports.
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).
-	$(PY) -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0)'
+	$(PY) -c 'import compileall, re, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0, rx=re.compile(r"/(tests?|testing/_internal)/"))'
 	@# the notebooks' Jupyter kernel, started through pose3dlib.tools.kernel (the memory allocator: pose3dlib/engine/allocator.py)
 	$(PY) -c 'from pose3dlib.tools.kernel import register; register("$(KERNEL)")' >/dev/null
 	@touch $(STAMP)
