@@ -5,21 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from pose3dlib.config import DataConfig, SyntheticConfig, load_config
+from pose3dlib.config import load_config
 from pose3dlib.data import image_cache
 from pose3dlib.data.h36m import H36MDataset
 from pose3dlib.data.image_cache import ImageCache
 from pose3dlib.data.mpii import MPIIDataset
 from pose3dlib.engine.errors import ConfigError, DataError
-from pose3dlib.synthetic import generator as synthetic
-
-TINY = SyntheticConfig(image_size=64, h36m_train=10, h36m_test=4, mpii_train=8, mpii_val=3, wild_test=4, workers=1)
-CFG = DataConfig(input_size=64, heatmap_size=16, sigma=1.0)
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("syn") / "d", TINY, seed=0)
+def data_cfg(smoke_data):
+    """The smoke profile's data section, pointing at the session's smoke-size synthetic sets."""
+    return load_config("configs/smoke.yaml", smoke_data).data
 
 
 @pytest.fixture
@@ -35,9 +32,9 @@ def decodes(monkeypatch):
     return counts
 
 
-def _datasets(root):
-    return [MPIIDataset(root / "mpii", "train", CFG, augment=True, seed=3, loose_crop_prob=0.5),
-            H36MDataset(root / "h36m", "train", CFG, augment=True, seed=3)]
+def _datasets(d):
+    return [MPIIDataset(d.mpii_dir, "train", d, augment=True, seed=3, loose_crop_prob=0.5),
+            H36MDataset(d.h36m_dir, "train", d, augment=True, seed=3)]
 
 
 def _epochs(ds, epochs=2):
@@ -48,8 +45,8 @@ def _epochs(ds, epochs=2):
     return out
 
 
-def test_cached_datasets_give_the_same_samples_and_decode_each_picture_once(root, decodes):
-    for plain, cached in zip(_datasets(root), _datasets(root)):
+def test_cached_datasets_give_the_same_samples_and_decode_each_picture_once(data_cfg, decodes):
+    for plain, cached in zip(_datasets(data_cfg), _datasets(data_cfg)):
         decodes.clear()
         cached.image_cache = ImageCache(64)
         want = _epochs(plain)
@@ -66,8 +63,8 @@ def test_cached_datasets_give_the_same_samples_and_decode_each_picture_once(root
         assert all(decodes[p] == 1 for p in pictures), decodes  # two epochs, one decode each
 
 
-def test_a_kept_picture_is_read_only_and_the_limit_holds(root, decodes):
-    ds = MPIIDataset(root / "mpii", "train", CFG)
+def test_a_kept_picture_is_read_only_and_the_limit_holds(data_cfg, decodes):
+    ds = MPIIDataset(data_cfg.mpii_dir, "train", data_cfg)
     paths = [ds.image_path(i) for i in range(3)]
     one = image_cache.read_image(paths[0], 0).nbytes
     decodes.clear()

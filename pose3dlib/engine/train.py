@@ -282,8 +282,9 @@ def build_datasets(cfg: Config, stage: int, stage_cfg: StageConfig):
     mpii_train = MPIIDataset(resolve(d.mpii_dir), "train", d, augment=True, seed=seed,
                              loose_crop_prob=stage_cfg.loose_crop_prob)
     h36m_train = H36MDataset(resolve(d.h36m_dir), "train", d, augment=d.augment_3d, seed=seed)
-    if d.image_cache_mb > 0 and stage_cfg.epochs > 1:  # one limit for both sets (their paths differ); an epoch
-        # of its own reads a picture again only when it draws more samples than a set holds, so one epoch keeps none
+    # One limit for both sets (their paths differ). A stage of one epoch reads a picture twice only when it
+    # draws more samples than a set holds, so it keeps none.
+    if d.image_cache_mb > 0 and stage_cfg.epochs > 1:
         mpii_train.image_cache = h36m_train.image_cache = ImageCache(d.image_cache_mb)
     train = FusionDataset(mpii_train, h36m_train, stage_cfg.ratio_3d, samples_2d=stage_cfg.samples_2d_per_epoch, seed=seed,
                           mix_2d=stage_cfg.mix_2d)
