@@ -220,8 +220,8 @@ def run_benchmarks(plan: BenchPlan, work_dir: Path, cuda: bool | None = None) ->
 def host_speed_line(plan: BenchPlan) -> str:
     """One line giving `matmul_peak_gflops` as `make bench` measures it, on plan.threads threads.
 
-    The 2-core hosts' speed has varied 1.7 x from day to day (124-210 GFLOP/s; docs/cpu-recipe.md,
-    "Against the targets"), so a wall-clock time means little without it; the memory allocator
+    The 2-core hosts' speed has varied more than 3 x (102-352 GFLOP/s; docs/fresh-clone-timings.md),
+    so a wall-clock time means little without it; the memory allocator
     (engine/allocator.py) changes training's speed too, so the line names it.
     """
     with plan_threads(plan):
