@@ -269,3 +269,71 @@ def test_reconstruct_3d_errors() -> None:
         decode.reconstruct_3d(np.zeros((2, 16, 2)), np.zeros((2, 16)), 1.0)
     with pytest.raises(ValueError, match=r"bone_sum_mm must be"):
         decode.reconstruct_3d(np.ones((2, 16, 2)), np.arange(32.0).reshape(2, 16), np.ones(3))
+
+
+# ----------------------------------------------------------------------------- test-time bone-proportion prior
+
+def _skeletons(n: int, seed: int) -> np.ndarray:
+    """(n, 16, 3) root-relative skeletons: one body's bones (a fixed random tree) in random directions."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.uniform(150, 450, len(MPII16.edges))
+    out = np.zeros((n, 16, 3))
+    for j, p, e in decode._tree_order():
+        v = rng.normal(size=(n, 3))
+        out[:, j] = out[:, p] + lengths[e] * v / np.linalg.norm(v, axis=1, keepdims=True)
+    out[:, 7] = (out[:, 6] + out[:, 8]) / 2  # the thorax, which no edge reaches
+    return out - out[:, DEPTH_ROOT:DEPTH_ROOT + 1]
+
+
+def test_mean_bone_lengths_averages_each_edge() -> None:
+    skel = _skeletons(5, 0)
+    a, b = MPII16.edges[3]
+    np.testing.assert_allclose(decode.mean_bone_lengths(skel)[3], np.linalg.norm(skel[:, a] - skel[:, b], axis=1).mean())
+    np.testing.assert_allclose(decode.mean_bone_lengths(skel), decode.mean_bone_lengths(skel[:1]), rtol=1e-9)  # one body
+    with pytest.raises(ValueError, match="no samples"):
+        decode.mean_bone_lengths(np.zeros((0, 16, 3)))
+
+
+def test_bone_prior_gives_flattened_depth_back_its_proportions() -> None:
+    """Depth squashed by one of the searched scales: the scale search restores the skeleton exactly, and so
+    does a full blend; squashed by a scale between two searched ones, the search gets within a grid step."""
+    skel = _skeletons(40, 1)
+    lengths = decode.mean_bone_lengths(skel)
+    k = 2e-3  # mm -> normalised units
+    xy, depth = skel[..., :2] * k, skel[..., 2] * k
+    truth = decode.reconstruct_3d(xy, depth, 4000.0)
+    err = lambda d: np.linalg.norm(decode.reconstruct_3d(xy, d, 4000.0) - truth, axis=-1).mean()  # noqa: E731
+    on_grid = depth / decode.PRIOR_SCALES[71]  # about a third
+    assert err(on_grid) > 50  # mm: the squashed skeleton is far off
+    assert err(decode.bone_prior_depth(xy, on_grid, lengths, scale_penalty=0.0, blend=0.0)) < 1e-6
+    full = decode.bone_prior_depth(xy, on_grid, lengths, scale_penalty=0.0, blend=1.0)
+    assert err(full) < 1e-6  # every bone at its length, its depth step's sign kept
+    # The sign of each bone's depth step comes from the network: flipping the input's flips the output's.
+    np.testing.assert_allclose(decode.bone_prior_depth(xy, -on_grid, lengths, scale_penalty=0.0, blend=1.0), -full,
+                               atol=1e-12)
+    off_grid = depth / (decode.PRIOR_SCALES[71] * decode.PRIOR_SCALES[72]) ** 0.5
+    scaled = err(decode.bone_prior_depth(xy, off_grid, lengths, scale_penalty=0.0, blend=0.0))
+    assert 0.1 < scaled < 0.05 * err(off_grid)
+
+
+def test_bone_prior_with_no_blend_and_a_strong_penalty_keeps_the_depth() -> None:
+    skel = _skeletons(8, 2)
+    xy, depth = skel[..., :2] * 1e-3, skel[..., 2] * 1e-3 + 0.7  # not root-relative: the root is subtracted
+    out = decode.bone_prior_depth(xy, depth / 2, decode.mean_bone_lengths(skel), scale_penalty=1e6, blend=0.0)
+    np.testing.assert_allclose(out, (depth - depth[:, DEPTH_ROOT:DEPTH_ROOT + 1]) / 2, atol=1e-12)
+    # torch in, torch out, in the input's dtype
+    t = decode.bone_prior_depth(torch.from_numpy(xy).float(), torch.from_numpy(depth).float(),
+                                decode.mean_bone_lengths(skel))
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.shape == (8, 16)
+
+
+def test_bone_prior_errors() -> None:
+    xy, d, lengths = np.zeros((2, 16, 2)), np.zeros((2, 16)), np.ones(14)
+    with pytest.raises(ValueError, match=r"bone_lengths must have shape \(14,\)"):
+        decode.bone_prior_depth(xy, d, np.ones(13))
+    with pytest.raises(ValueError, match="finite and positive"):
+        decode.bone_prior_depth(xy, d, np.r_[np.ones(13), 0.0])
+    with pytest.raises(ValueError, match=r"blend in \[0, 1\]"):
+        decode.bone_prior_depth(xy, d, lengths, blend=1.5)
+    with pytest.raises(ValueError, match=r"depth_norm must have shape"):
+        decode.bone_prior_depth(xy, np.zeros((3, 16)), lengths)

@@ -326,6 +326,33 @@ def test_recrop_margin_reaches_every_evaluated_split(random_run, smoke_data):
     assert base and base == [r for r in two if r["stage"] == "mean_pose"]
 
 
+def test_bone_prior_reaches_every_3d_reconstruction_and_only_those(random_run, smoke_data):
+    from pose3dlib.config import load_config
+
+    def score(*overrides):
+        cfg = load_config("configs/smoke.yaml", [*smoke_data, *overrides])
+        return evaluate.evaluate_run(cfg, random_run / "3000", stages=[1], limit=8, progress=False, device="cpu")
+
+    off, on = score(), score("eval.bone_prior=true")
+    for split, protocol in (("lab_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe"), ("lab_test", "p1_mpjpe_gt2d"),
+                            ("wild_test", "p2_pa_mpjpe")):
+        assert _all(off, split, protocol) != _all(on, split, protocol)
+    # PCKh (2D) and the mean-pose baseline do not move
+    same = [r for r in off if r["split"] == "mpii_val" or r["stage"] == "mean_pose"]
+    assert same and same == [r for r in on if r["split"] == "mpii_val" or r["stage"] == "mean_pose"]
+    # a penalty that keeps every scale at 1 and no blend: the prior changes nothing (but the float64 rounding)
+    assert [r["value"] for r in score("eval.bone_prior=true", "eval.bone_prior_scale_penalty=1e9",
+                                      "eval.bone_prior_blend=0")] == pytest.approx([r["value"] for r in off], rel=1e-6)
+
+
+def test_bone_prior_without_its_lengths_is_refused():
+    from pose3dlib.config import EvalConfig
+    from pose3dlib.engine.errors import Pose3DError
+
+    with pytest.raises(Pose3DError, match="eval.bone_prior is on but no bone lengths"):
+        evaluate.reconstruct(np.zeros((1, 16, 2)), np.zeros((1, 16)), 4000.0, EvalConfig(bone_prior=True))
+
+
 def test_recrop_needs_a_dataset_that_can_crop_again():
     import torch
 

@@ -15,7 +15,9 @@ What comes from where: the network and its input geometry (data.input_size,
 data.heatmap_size, model.input_format) and the millimetre scale (`bone_sum_mm`) come from
 each checkpoint; the evaluation options (`eval.*`) and the data locations (`data.*_dir`)
 come from the evaluation's own config and overrides, so one checkpoint can be scored with
-other options or on another dataset. PROTOCOLS lists every protocol the evaluator writes,
+other options or on another dataset. With `eval.bone_prior` (off by default; not in the paper)
+every 3D reconstruction's depth is first corrected toward the bone proportions of the training
+skeletons of `data.h36m_dir` (`reconstruct`, `decode.bone_prior_depth`). PROTOCOLS lists every protocol the evaluator writes,
 in table order, with its label; the README table (pose3dlib.evaluation.report) is built from it.
 """
 from __future__ import annotations
@@ -328,21 +330,36 @@ def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device
                      benchmark=metrics.pckh(*args, threshold=t, joints=PCKH_BENCHMARK_JOINTS))
 
 
+def reconstruct(joints_2d: np.ndarray, depth: np.ndarray, bone_sum_mm: float, eval_cfg: EvalConfig,
+                bone_lengths: np.ndarray | None = None) -> np.ndarray:
+    """2D + depth -> (N, 16, 3) mm as evaluation scores it: `decode.reconstruct_3d`, the depth first
+    corrected by `decode.bone_prior_depth` when `eval_cfg.bone_prior` is on (`bone_lengths`: the prior's
+    (14,) edge lengths, `decode.mean_bone_lengths` of the training skeletons; required then)."""
+    if eval_cfg.bone_prior:
+        if bone_lengths is None:
+            raise Pose3DError("eval.bone_prior is on but no bone lengths were given for its prior "
+                              "(decode.mean_bone_lengths of the Human3.6M-format training skeletons)")
+        depth = decode.bone_prior_depth(joints_2d, depth, bone_lengths, scale_penalty=eval_cfg.bone_prior_scale_penalty,
+                                        blend=eval_cfg.bone_prior_blend)
+    return decode.reconstruct_3d(joints_2d, depth, bone_sum_mm)
+
+
 def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, device, bone_sum_mm: float, *,
                       stage: str, split: str, action_names: dict[int, str], limit: int = 0,
-                      progress: bool = True) -> list[dict]:
+                      progress: bool = True, bone_lengths: np.ndarray | None = None) -> list[dict]:
     """Long-form rows for one checkpoint on one 3D split under every 3D protocol.
 
     Besides PROTOCOLS_3D on the full prediction (predicted 2D + predicted depth), it adds
     `p1_mpjpe_gt2d`: Protocol #1 of ground-truth 2D + predicted depth, which isolates the
     depth branch from 2D errors (the number training validation reports). `bone_sum_mm`
-    is the checkpoint's millimetre scale (pose3dlib.engine.checkpoint.bone_sum_mm).
+    is the checkpoint's millimetre scale (pose3dlib.engine.checkpoint.bone_sum_mm). With
+    `eval_cfg.bone_prior` the depth is corrected with `reconstruct`'s prior, `bone_lengths` (14,).
     """
     pred = predict_split(model, dataset, eval_cfg, input_format, device, limit=limit, progress=progress,
                          desc=f"{stage}/{split}")
-    pred_mm = decode.reconstruct_3d(pred.joints_2d, pred.depth, bone_sum_mm)
+    pred_mm = reconstruct(pred.joints_2d, pred.depth, bone_sum_mm, eval_cfg, bone_lengths)
     per_sample = scores_3d(pred_mm, pred.gt_joints_3d_mm, eval_cfg.paper_bone_sum_mm)
-    gt2d_mm = decode.reconstruct_3d(pred.gt_joints_2d, pred.depth, bone_sum_mm)
+    gt2d_mm = reconstruct(pred.gt_joints_2d, pred.depth, bone_sum_mm, eval_cfg, bone_lengths)
     per_sample[GT2D_PROTOCOL] = metrics.mpjpe_per_sample(gt2d_mm, pred.gt_joints_3d_mm)
     rows = per_action_rows(stage, split, per_sample, pred.action, action_names)
     if getattr(dataset, "sequences", None) is not None:  # a converted MPI-INF-3DHP test set
@@ -411,6 +428,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
+    bone_lengths = decode.mean_bone_lengths(train_3d.joints_3d_mm) if cfg.eval.bone_prior else None
     rows: list[dict] = []
     noted = False
     for split, key in TEST_SPLIT_DIRS.items():
@@ -431,7 +449,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
             test = H36MDataset(getattr(data, key), "test", data)
             rows += evaluate_3d_split(model, test, cfg.eval, fmt, dev, scale_mm, stage=runs.stage_name(stage),
                                       split=split, action_names=action_names_for(test), limit=limit,
-                                      progress=progress)
+                                      progress=progress, bone_lengths=bone_lengths)
         p = pckh_on_mpii(model, MPIIDataset(data.mpii_dir, "val", data), cfg.eval, fmt, dev, limit=limit,
                          progress=progress)
         if by_joint is not None:
