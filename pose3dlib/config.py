@@ -235,13 +235,15 @@ class EvalConfig:
     # With a second pass (recrop_margin > 0; ignored without one): 0 gives every sample one; > 0 only those whose
     # first-pass joints span at most this fraction of their first crop's side (a small person in a large crop)
     recrop_max_fill: float = bounded(0.0, lo=0.0)
-    # A test-time skeleton prior, not in the paper (decode.bone_prior_depth): each 3D prediction's depth is
+    # A test-time skeleton prior, not in the paper (evaluation.bone_prior): each 3D prediction's depth is
     # rescaled, and each bone's depth step moved `bone_prior_blend` of the way, toward the bone proportions
-    # of the Human3.6M-format training skeletons (data.h36m_dir). Applies where `evaluate` reconstructs 3D
-    # (and so notebook 06 and unseen-check); not in training validation, diagnose-depth or the demo
+    # of the Human3.6M-format training skeletons of the evaluation's data.h36m_dir (on a new synthetic set,
+    # that set's). Applies wherever `evaluate` reconstructs 3D (every 3D protocol, the 3DHP rows too; so in
+    # notebook 06 and unseen-check); not to PCKh, the mean pose, training validation, diagnose-depth or the demo
     bone_prior: bool = False
     bone_prior_scale_penalty: float = bounded(0.05, lo=0.0)  # weight of (log scale)^2 in the scale's choice
-    bone_prior_blend: float = bounded(0.25, lo=0.0, hi=1.0)  # 0: the scale alone; 1: every bone at its prior length
+    # 0: the scale alone; 1: every bone at its prior length where its 2D length and predicted sign allow
+    bone_prior_blend: float = bounded(0.25, lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ each checkpoint; the evaluation options (`eval.*`) and the data locations (`data
 come from the evaluation's own config and overrides, so one checkpoint can be scored with
 other options or on another dataset. With `eval.bone_prior` (off by default; not in the paper)
 every 3D reconstruction's depth is first corrected toward the bone proportions of the training
-skeletons of `data.h36m_dir` (`reconstruct`, `decode.bone_prior_depth`). PROTOCOLS lists every protocol the evaluator writes,
-in table order, with its label; the README table (pose3dlib.evaluation.report) is built from it.
+skeletons of the evaluation's `data.h36m_dir` (`reconstruct`, `bone_prior.bone_prior_depth`).
+PROTOCOLS lists every protocol the evaluator writes, in table order, with its label; the README
+table (pose3dlib.evaluation.report) is built from it.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
 from ..skeleton import PCKH_BENCHMARK_JOINTS
+from . import bone_prior
 from .eval_3dhp import LABELS as LABELS_3DHP
 from .eval_3dhp import PROTOCOLS as PROTOCOLS_3DHP
 from .eval_3dhp import mpi3dhp_rows, mpi3dhp_tables
@@ -333,14 +335,14 @@ def pckh_on_mpii(model, dataset, eval_cfg: EvalConfig, input_format: str, device
 def reconstruct(joints_2d: np.ndarray, depth: np.ndarray, bone_sum_mm: float, eval_cfg: EvalConfig,
                 bone_lengths: np.ndarray | None = None) -> np.ndarray:
     """2D + depth -> (N, 16, 3) mm as evaluation scores it: `decode.reconstruct_3d`, the depth first
-    corrected by `decode.bone_prior_depth` when `eval_cfg.bone_prior` is on (`bone_lengths`: the prior's
-    (14,) edge lengths, `decode.mean_bone_lengths` of the training skeletons; required then)."""
+    corrected by `bone_prior.bone_prior_depth` when `eval_cfg.bone_prior` is on (`bone_lengths`: the prior's
+    (14,) edge lengths, `bone_prior.mean_bone_lengths` of the training skeletons; required then)."""
     if eval_cfg.bone_prior:
         if bone_lengths is None:
             raise Pose3DError("eval.bone_prior is on but no bone lengths were given for its prior "
-                              "(decode.mean_bone_lengths of the Human3.6M-format training skeletons)")
-        depth = decode.bone_prior_depth(joints_2d, depth, bone_lengths, scale_penalty=eval_cfg.bone_prior_scale_penalty,
-                                        blend=eval_cfg.bone_prior_blend)
+                              "(bone_prior.mean_bone_lengths of the Human3.6M-format training skeletons)")
+        depth = bone_prior.bone_prior_depth(joints_2d, depth, bone_lengths, scale_penalty=eval_cfg.bone_prior_scale_penalty,
+                                            blend=eval_cfg.bone_prior_blend)
     return decode.reconstruct_3d(joints_2d, depth, bone_sum_mm)
 
 
@@ -428,7 +430,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
-    bone_lengths = decode.mean_bone_lengths(train_3d.joints_3d_mm) if cfg.eval.bone_prior else None
+    bone_lengths = bone_prior.mean_bone_lengths(train_3d.joints_3d_mm) if cfg.eval.bone_prior else None
     rows: list[dict] = []
     noted = False
     for split, key in TEST_SPLIT_DIRS.items():

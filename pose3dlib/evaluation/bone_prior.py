@@ -1,0 +1,115 @@
+"""A test-time prior on the predicted depth: the bone proportions of the training skeletons.
+
+Not part of the paper's method (which uses bone-length ratios only as a training loss, `losses.geometric_loss`)
+and off by default (`eval.bone_prior`). The network's depth is often too flat on pictures unlike its 3D
+training data (the wild ones); `bone_prior_depth` corrects it per sample toward the proportions of the 14
+MPII16 bones of the training skeletons, keeping the predicted 2D and the predicted sign of every bone's
+depth step. `evaluate.reconstruct` applies it before `decode.reconstruct_3d`; measured in
+docs/cpu-recipe.md ("The training skeleton's bone proportions at test time").
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..decode import bone_length_sum
+from ..skeleton import DEPTH_ROOT, MPII16
+
+PRIOR_SCALES = 2.0 ** (np.arange(-40, 41) / 20)  # depth scales searched: 1/4 to 4 in steps of 2^(1/20), 1 among them
+_EDGE_A = [a for a, _ in MPII16.edges]
+_EDGE_B = [b for _, b in MPII16.edges]
+
+
+def _tree_order() -> tuple[tuple[int, int, int], ...]:
+    """(joint, parent, edge index) of every joint an edge reaches but the root, parents before children."""
+    edge = {frozenset(e): k for k, e in enumerate(MPII16.edges)}
+    order, frontier = [], [MPII16.root]
+    while frontier:
+        p = frontier.pop(0)
+        for j, parent in enumerate(MPII16.parents):
+            if parent == p:
+                order.append((j, p, edge[frozenset((j, p))]))
+                frontier.append(j)
+    return tuple(order)
+
+
+TREE_ORDER = _tree_order()
+
+
+def mean_bone_lengths(joints_3d: Any) -> np.ndarray:
+    """Mean length of each of the 14 MPII16 edges over (N, 16, 3) skeletons (numpy or torch), (14,) float64.
+
+    The prior of `bone_prior_depth` (e.g. the Human3.6M-format training skeletons, in mm).
+    """
+    j = np.asarray(joints_3d, np.float64)
+    if j.ndim != 3 or j.shape[1:] != (MPII16.num_joints, 3):
+        raise ValueError(f"joints_3d must have shape (N, 16, 3), got {tuple(j.shape)}")
+    if j.shape[0] == 0:
+        raise ValueError("joints_3d has no samples")
+    return np.sqrt(((j[:, _EDGE_A] - j[:, _EDGE_B]) ** 2).sum(-1)).mean(0)
+
+
+def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, bone_lengths: Any, *, scale_penalty: float = 0.05,
+                     blend: float = 0.25) -> Any:
+    """Predicted depth corrected toward a skeleton's bone proportions, per sample.
+
+    Two steps, with the 2D joints as they are:
+    1. one depth scale s (searched over `PRIOR_SCALES`, 1/4 to 4) minimising
+       mean_e (log q_e(s) - log p_e)^2 + scale_penalty (log s)^2, where q(s) are the 14 bone lengths of
+       (x, y, s depth) as fractions of their sum and p those of `bone_lengths`;
+    2. each bone's depth step, from the root outward (`TREE_ORDER`), moved `blend` of the way to the step
+       that gives the bone its prior fraction of the skeleton's size after step 1: sqrt(L^2 - 2D length^2)
+       with the predicted step's sign (0 where the 2D bone is already that long, or the predicted step is
+       exactly 0).
+    The thorax, which no edge reaches, keeps its depth from step 1. With blend 0 only step 1 acts; a large
+    scale_penalty keeps s = 1.
+
+    Args:
+        joints_2d_norm: (N, 16, 2) normalised units; depth_norm: (N, 16) the same units.
+        bone_lengths: (14,) lengths of the MPII16 edges (any unit: only their proportions matter),
+            e.g. `mean_bone_lengths` of the training skeletons.
+        scale_penalty: >= 0, the weight of (log s)^2; blend: in [0, 1].
+    Returns:
+        (N, 16) root-relative depth in the same units: a numpy float64 array for numpy input, a tensor
+        of the input's floating dtype (float32 for an integer one) on its device for a tensor.
+    """
+    xy_shape, d_shape = tuple(joints_2d_norm.shape), tuple(depth_norm.shape)
+    if len(xy_shape) != 3 or xy_shape[1:] != (MPII16.num_joints, 2):
+        raise ValueError(f"joints_2d_norm must have shape (N, 16, 2), got {xy_shape}")
+    if d_shape != xy_shape[:2]:
+        raise ValueError(f"depth_norm must have shape (N, 16) = ({xy_shape[0]}, 16), got {d_shape}")
+    lengths = np.asarray(bone_lengths.detach().cpu() if isinstance(bone_lengths, torch.Tensor) else bone_lengths,
+                         np.float64)
+    if lengths.shape != (len(MPII16.edges),):
+        raise ValueError(f"bone_lengths must have shape ({len(MPII16.edges)},), got {lengths.shape}")
+    if not np.all(np.isfinite(lengths) & (lengths > 0)):
+        raise ValueError(f"bone_lengths must be finite and positive, got {lengths.tolist()}")
+    if not (scale_penalty >= 0 and 0 <= blend <= 1):
+        raise ValueError(f"scale_penalty must be >= 0 and blend in [0, 1], got {scale_penalty} and {blend}")
+    is_tensor = isinstance(depth_norm, torch.Tensor)
+    d = depth_norm if is_tensor else torch.from_numpy(np.asarray(depth_norm, np.float64))
+    xy = torch.as_tensor(joints_2d_norm).to(device=d.device, dtype=torch.float64)
+    z = d.to(torch.float64)
+    z = z - z[:, DEPTH_ROOT:DEPTH_ROOT + 1]
+    prior = torch.as_tensor(lengths / lengths.sum(), device=d.device)  # (14,)
+    scales = torch.as_tensor(PRIOR_SCALES, device=d.device)  # (K,)
+    dxy2 = (xy[:, _EDGE_A] - xy[:, _EDGE_B]).square().sum(-1)  # (N, 14)
+    dz = z[:, _EDGE_A] - z[:, _EDGE_B]  # (N, 14)
+    bones = (dxy2[:, None] + (scales[None, :, None] * dz[:, None]).square()).sqrt()  # (N, K, 14)
+    frac = (bones / bones.sum(-1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-6)
+    cost = (frac.log() - prior.log()).square().mean(-1) + scale_penalty * scales.log().square()  # (N, K)
+    z = z * scales[cost.argmin(-1)][:, None]  # step 1
+    if blend > 0:  # step 2
+        size = bone_length_sum(torch.cat((xy, z.unsqueeze(-1)), -1))  # (N,)
+        new = z.clone()
+        for j, p, e in TREE_ORDER:
+            step = z[:, j] - z[:, p]
+            flat2 = (xy[:, j] - xy[:, p]).square().sum(-1)
+            prior_step = torch.sign(step) * ((prior[e] * size).square() - flat2).clamp_min(0).sqrt()
+            new[:, j] = new[:, p] + blend * prior_step + (1 - blend) * step
+        z = new
+    if not is_tensor:
+        return z.numpy()
+    return z.to(d.dtype if d.dtype.is_floating_point else torch.float32)
