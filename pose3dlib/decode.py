@@ -190,11 +190,16 @@ def joints_to_image(joints_crop_px: Any, crop: Any) -> Any:
 
 # ----------------------------------------------------------------------------- 2D + depth -> 3D
 
-def bone_length_sum(joints: Any) -> Any:
-    """Sum of the 14 MPII16 edge lengths, (..., 16, D) -> (...); numpy or torch."""
+def bone_lengths(joints: Any) -> Any:
+    """The 14 MPII16 edge lengths, in `MPII16.edges` order, (..., 16, D) -> (..., 14); numpy or torch."""
     _check_shape(joints, "joints", tuple([None] * (joints.ndim - 2)) + (MPII16.num_joints, None), "(..., 16, D)")
     d = joints[..., _EDGE_A, :] - joints[..., _EDGE_B, :]  # (..., 14, D)
-    return (((d**2).sum(-1)) ** 0.5).sum(-1)
+    return ((d**2).sum(-1)) ** 0.5
+
+
+def bone_length_sum(joints: Any) -> Any:
+    """Sum of the 14 MPII16 edge lengths, (..., 16, D) -> (...); numpy or torch."""
+    return bone_lengths(joints).sum(-1)
 
 
 def mean_bone_sum_mm(joints_3d_mm: Any) -> float:

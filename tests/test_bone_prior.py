@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from pose3dlib import decode
+from pose3dlib.config import EvalConfig
 from pose3dlib.evaluation import bone_prior
 from pose3dlib.skeleton import DEPTH_ROOT, MPII16
 
 THORAX = MPII16.joint_names.index("thorax")
+DEFAULTS = {"scale_penalty": EvalConfig().bone_prior_scale_penalty, "blend": EvalConfig().bone_prior_blend}
 
 
 def _skeletons(n: int, seed: int) -> np.ndarray:
@@ -107,24 +109,36 @@ def test_no_blend_and_a_strong_penalty_keep_the_depth_and_torch_gives_the_same_n
     lengths = bone_prior.mean_bone_lengths(skel)
     out = bone_prior.bone_prior_depth(xy, depth / 2, lengths, scale_penalty=1e6, blend=0.0)
     np.testing.assert_allclose(out, (depth - depth[:, DEPTH_ROOT:DEPTH_ROOT + 1]) / 2, atol=1e-12)
-    ref = bone_prior.bone_prior_depth(xy, depth, lengths)  # numpy in: float64 numpy out
+    ref = bone_prior.bone_prior_depth(xy, depth, lengths, **DEFAULTS)  # numpy in: float64 numpy out
     assert isinstance(ref, np.ndarray) and ref.dtype == np.float64
-    t = bone_prior.bone_prior_depth(torch.from_numpy(xy).float(), torch.from_numpy(depth).float(), torch.from_numpy(lengths))
+    t = bone_prior.bone_prior_depth(torch.from_numpy(xy).float(), torch.from_numpy(depth).float(), torch.from_numpy(lengths),
+                                    **DEFAULTS)
     assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.shape == (8, 16)
     np.testing.assert_allclose(t.numpy(), ref, atol=1e-5)
-    whole = bone_prior.bone_prior_depth(torch.from_numpy(xy), torch.from_numpy(np.round(depth * 1e3)).long(), lengths)
+    whole = bone_prior.bone_prior_depth(torch.from_numpy(xy), torch.from_numpy(np.round(depth * 1e3)).long(), lengths,
+                                        **DEFAULTS)
     assert whole.dtype == torch.float32  # an integer depth comes back as floats, not truncated
 
 
 def test_bone_prior_errors() -> None:
     xy, d, lengths = np.zeros((2, 16, 2)), np.zeros((2, 16)), np.ones(14)
-    with pytest.raises(ValueError, match=r"bone_lengths must have shape \(14,\)"):
-        bone_prior.bone_prior_depth(xy, d, np.ones(13))
+    with pytest.raises(ValueError, match=r"lengths must have shape \(14,\)"):
+        bone_prior.bone_prior_depth(xy, d, np.ones(13), **DEFAULTS)
     with pytest.raises(ValueError, match="finite and positive"):
-        bone_prior.bone_prior_depth(xy, d, [1.0] * 13 + [0.0])
+        bone_prior.bone_prior_depth(xy, d, [1.0] * 13 + [0.0], **DEFAULTS)
     with pytest.raises(ValueError, match=r"blend in \[0, 1\]"):
-        bone_prior.bone_prior_depth(xy, d, lengths, blend=1.5)
+        bone_prior.bone_prior_depth(xy, d, lengths, scale_penalty=0.05, blend=1.5)
     with pytest.raises(ValueError, match=r"depth_norm must have shape"):
-        bone_prior.bone_prior_depth(xy, np.zeros((3, 16)), lengths)
+        bone_prior.bone_prior_depth(xy, np.zeros((3, 16)), lengths, **DEFAULTS)
     with pytest.raises(ValueError, match=r"joints_2d_norm must have shape"):
-        bone_prior.bone_prior_depth(np.zeros((2, 16, 3)), d, lengths)
+        bone_prior.bone_prior_depth(np.zeros((2, 16, 3)), d, lengths, **DEFAULTS)
+
+
+def test_the_scale_search_in_chunks_equals_one_pass(monkeypatch) -> None:
+    skel = _skeletons(50, 6)
+    xy, depth = skel[..., :2] * 1e-3, skel[..., 2] * 1e-3 * np.random.default_rng(7).uniform(0.2, 3.0, (50, 1))
+    lengths = bone_prior.mean_bone_lengths(skel)
+    whole = bone_prior.bone_prior_depth(xy, depth, lengths, **DEFAULTS)
+    monkeypatch.setattr(bone_prior, "CHUNK", 7)
+    np.testing.assert_array_equal(bone_prior.bone_prior_depth(xy, depth, lengths, **DEFAULTS), whole)
+    assert bone_prior.bone_prior_depth(xy[:0], depth[:0], lengths, **DEFAULTS).shape == (0, 16)

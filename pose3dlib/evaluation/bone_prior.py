@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..decode import bone_length_sum
+from ..decode import bone_length_sum, bone_lengths
 from ..skeleton import DEPTH_ROOT, MPII16
 
 PRIOR_SCALES = 2.0 ** (np.arange(-40, 41) / 20)  # depth scales searched: 1/4 to 4 in steps of 2^(1/20), 1 among them
-_EDGE_A = [a for a, _ in MPII16.edges]
-_EDGE_B = [b for _, b in MPII16.edges]
+CHUNK = 4096  # samples per scale search (its (chunk, 81, 14) float64 intermediates: about 37 MB each)
 
 
 def _tree_order() -> tuple[tuple[int, int, int], ...]:
@@ -48,17 +47,17 @@ def mean_bone_lengths(joints_3d: Any) -> np.ndarray:
         raise ValueError(f"joints_3d must have shape (N, 16, 3), got {tuple(j.shape)}")
     if j.shape[0] == 0:
         raise ValueError("joints_3d has no samples")
-    return np.sqrt(((j[:, _EDGE_A] - j[:, _EDGE_B]) ** 2).sum(-1)).mean(0)
+    return bone_lengths(j).mean(0)
 
 
-def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, bone_lengths: Any, *, scale_penalty: float = 0.05,
-                     blend: float = 0.25) -> Any:
+def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, lengths: Any, *, scale_penalty: float,
+                     blend: float) -> Any:
     """Predicted depth corrected toward a skeleton's bone proportions, per sample.
 
     Two steps, with the 2D joints as they are:
     1. one depth scale s (searched over `PRIOR_SCALES`, 1/4 to 4) minimising
        mean_e (log q_e(s) - log p_e)^2 + scale_penalty (log s)^2, where q(s) are the 14 bone lengths of
-       (x, y, s depth) as fractions of their sum and p those of `bone_lengths`;
+       (x, y, s depth) as fractions of their sum and p those of `lengths`;
     2. each bone's depth step, from the root outward (`TREE_ORDER`), moved `blend` of the way to the step
        that gives the bone its prior fraction of the skeleton's size after step 1: sqrt(L^2 - 2D length^2)
        with the predicted step's sign (0 where the 2D bone is already that long, or the predicted step is
@@ -68,9 +67,10 @@ def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, bone_lengths: Any, *,
 
     Args:
         joints_2d_norm: (N, 16, 2) normalised units; depth_norm: (N, 16) the same units.
-        bone_lengths: (14,) lengths of the MPII16 edges (any unit: only their proportions matter),
+        lengths: (14,) lengths of the MPII16 edges (any unit: only their proportions matter),
             e.g. `mean_bone_lengths` of the training skeletons.
-        scale_penalty: >= 0, the weight of (log s)^2; blend: in [0, 1].
+        scale_penalty: >= 0, the weight of (log s)^2; blend: in [0, 1] (`eval.bone_prior_scale_penalty` and
+            `eval.bone_prior_blend` where `evaluate` calls it).
     Returns:
         (N, 16) root-relative depth in the same units: a numpy float64 array for numpy input, a tensor
         of the input's floating dtype (float32 for an integer one) on its device for a tensor.
@@ -80,12 +80,11 @@ def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, bone_lengths: Any, *,
         raise ValueError(f"joints_2d_norm must have shape (N, 16, 2), got {xy_shape}")
     if d_shape != xy_shape[:2]:
         raise ValueError(f"depth_norm must have shape (N, 16) = ({xy_shape[0]}, 16), got {d_shape}")
-    lengths = np.asarray(bone_lengths.detach().cpu() if isinstance(bone_lengths, torch.Tensor) else bone_lengths,
-                         np.float64)
+    lengths = np.asarray(lengths.detach().cpu() if isinstance(lengths, torch.Tensor) else lengths, np.float64)
     if lengths.shape != (len(MPII16.edges),):
-        raise ValueError(f"bone_lengths must have shape ({len(MPII16.edges)},), got {lengths.shape}")
+        raise ValueError(f"lengths must have shape ({len(MPII16.edges)},), got {lengths.shape}")
     if not np.all(np.isfinite(lengths) & (lengths > 0)):
-        raise ValueError(f"bone_lengths must be finite and positive, got {lengths.tolist()}")
+        raise ValueError(f"lengths must be finite and positive, got {lengths.tolist()}")
     if not (scale_penalty >= 0 and 0 <= blend <= 1):
         raise ValueError(f"scale_penalty must be >= 0 and blend in [0, 1], got {scale_penalty} and {blend}")
     is_tensor = isinstance(depth_norm, torch.Tensor)
@@ -95,12 +94,16 @@ def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, bone_lengths: Any, *,
     z = z - z[:, DEPTH_ROOT:DEPTH_ROOT + 1]
     prior = torch.as_tensor(lengths / lengths.sum(), device=d.device)  # (14,)
     scales = torch.as_tensor(PRIOR_SCALES, device=d.device)  # (K,)
-    dxy2 = (xy[:, _EDGE_A] - xy[:, _EDGE_B]).square().sum(-1)  # (N, 14)
-    dz = z[:, _EDGE_A] - z[:, _EDGE_B]  # (N, 14)
-    bones = (dxy2[:, None] + (scales[None, :, None] * dz[:, None]).square()).sqrt()  # (N, K, 14)
-    frac = (bones / bones.sum(-1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-6)
-    cost = (frac.log() - prior.log()).square().mean(-1) + scale_penalty * scales.log().square()  # (N, K)
-    z = z * scales[cost.argmin(-1)][:, None]  # step 1
+    a, b = (list(ends) for ends in zip(*MPII16.edges))
+    dxy2 = (xy[:, a] - xy[:, b]).square().sum(-1)  # (N, 14) squared 2D lengths
+    dz = z[:, a] - z[:, b]  # (N, 14) depth steps
+    best = []
+    for i in range(0, len(z), CHUNK):  # step 1, in chunks: (chunk, K, 14) at a time
+        bones = (dxy2[i:i + CHUNK, None] + (scales[None, :, None] * dz[i:i + CHUNK, None]).square()).sqrt()
+        frac = (bones / bones.sum(-1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-6)
+        cost = (frac.log() - prior.log()).square().mean(-1) + scale_penalty * scales.log().square()  # (chunk, K)
+        best.append(scales[cost.argmin(-1)])
+    z = z * torch.cat(best)[:, None] if best else z  # step 1
     if blend > 0:  # step 2
         size = bone_length_sum(torch.cat((xy, z.unsqueeze(-1)), -1))  # (N,)
         new = z.clone()
