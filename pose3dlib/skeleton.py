@@ -68,6 +68,21 @@ class Skeleton:
             raise KeyError(f"{self.name} has no joint {joint_name!r}; joints: {self.joint_names}") from None
 
 
+def descent(parents: tuple[int, ...] | list[int], root: int) -> list[tuple[int, int]]:
+    """(parent, child) pairs of the tree that `parents` (each joint's parent, -1 for none) describes,
+    depth-first from `root`: every parent comes before its children; joints the root does not reach are left out."""
+    order: list[tuple[int, int]] = []
+
+    def visit(j: int) -> None:
+        for c, p in enumerate(parents):
+            if p == j:
+                order.append((j, c))
+                visit(c)
+
+    visit(root)
+    return order
+
+
 # 16-joint MPII order: the network's output order (docs/paper.md, "Skeleton").
 MPII16 = Skeleton(
     name="MPII16",

@@ -15,26 +15,15 @@ import numpy as np
 import torch
 
 from ..decode import bone_length_sum, bone_lengths
-from ..skeleton import DEPTH_ROOT, MPII16
+from ..skeleton import DEPTH_ROOT, MPII16, descent
 
 PRIOR_SCALES = 2.0 ** (np.arange(-40, 41) / 20)  # depth scales searched: 1/4 to 4 in steps of 2^(1/20), 1 among them
 CHUNK = 4096  # samples per scale search (its (chunk, 81, 14) float64 intermediates: about 37 MB each)
 
 
-def _tree_order() -> tuple[tuple[int, int, int], ...]:
-    """(joint, parent, edge index) of every joint an edge reaches but the root, parents before children."""
-    edge = {frozenset(e): k for k, e in enumerate(MPII16.edges)}
-    order, frontier = [], [MPII16.root]
-    while frontier:
-        p = frontier.pop(0)
-        for j, parent in enumerate(MPII16.parents):
-            if parent == p:
-                order.append((j, p, edge[frozenset((j, p))]))
-                frontier.append(j)
-    return tuple(order)
-
-
-TREE_ORDER = _tree_order()
+_EDGE_INDEX = {frozenset(e): k for k, e in enumerate(MPII16.edges)}
+# (joint, parent, edge index) of every joint an edge reaches but the root, parents before children
+TREE_ORDER = tuple((j, p, _EDGE_INDEX[frozenset((p, j))]) for p, j in descent(MPII16.parents, MPII16.root))
 
 
 def mean_bone_lengths(joints_3d: Any) -> np.ndarray:
@@ -109,8 +98,7 @@ def bone_prior_depth(joints_2d_norm: Any, depth_norm: Any, lengths: Any, *, scal
         new = z.clone()
         for j, p, e in TREE_ORDER:
             step = z[:, j] - z[:, p]
-            flat2 = (xy[:, j] - xy[:, p]).square().sum(-1)
-            prior_step = torch.sign(step) * ((prior[e] * size).square() - flat2).clamp_min(0).sqrt()
+            prior_step = torch.sign(step) * ((prior[e] * size).square() - dxy2[:, e]).clamp_min(0).sqrt()
             new[:, j] = new[:, p] + blend * prior_step + (1 - blend) * step
         z = new
     if not is_tensor:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.atomic_io import atomic_write, atomic_write_text, building_folder, target_of_temporary
 from ..engine.errors import Pose3DError
-from ..skeleton import MPII16
+from ..skeleton import MPII16, descent
 
 # BVH bones: the skeleton's edge tree rooted at the pelvis, plus the thorax (in no edge of the
 # paper's 14) hung from the pelvis so that all 16 joints are in the file.
@@ -88,16 +88,7 @@ def bvh_bones() -> list[tuple[int, int]]:
     """(parent, child) joint pairs of the BVH tree in depth-first order from the pelvis."""
     parents = list(MPII16.parents)
     parents[THORAX] = MPII16.root
-    order: list[tuple[int, int]] = []
-
-    def visit(j: int) -> None:
-        for c in range(MPII16.num_joints):
-            if parents[c] == j:
-                order.append((j, c))
-                visit(c)
-
-    visit(MPII16.root)
-    return order
+    return descent(parents, MPII16.root)
 
 
 def bone_name(parent: int, child: int) -> str:
