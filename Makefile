@@ -43,8 +43,7 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	@# parallel, 7 s against pip's 36 here (docs/benchmarks.md), and writes no .pyc files (compileall below does).
 	@# It reads no pip settings, so pip's find-links (a folder of local wheels, e.g. a CPU build of torch) are passed on.
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(PY) -m uv pip install --quiet --python $(PY) $$($(PY) -m pip config list 2>/dev/null \
-	  | sed -n "s/^[^=]*find-links='\(.*\)'$$/\1/p" | tr ' ' '\n' | sort -u | sed '/^$$/d; s/^/--find-links /') -e '.[dev]'
+	FIND_LINKS="$$($(PY) pose3dlib/tools/pip_find_links.py)" && $(PY) -m uv pip install --quiet --python $(PY) $$FIND_LINKS -e '.[dev]'
 	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md),
 	@# all but the packages' own test suites (a fifth of the files), which nothing here imports.
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).
