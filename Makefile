@@ -7,7 +7,8 @@ PYTHON_SYS ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# the installer make setup puts into .venv (by pip) to install the pinned packages with
+# the installer make setup puts into .venv (by pip) to install the pinned packages with (a new version here takes
+# effect at the next setup, when pyproject.toml changes or .venv is removed)
 UV_VERSION := 0.13.8
 KERNEL := pose3d
 
@@ -40,10 +41,10 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	@# a .venv without a working pip (venv stopped at ensurepip, e.g. before python3.11-venv was installed) is made again
 	$(PY) -c 'import pip' 2>/dev/null || $(PYTHON_SYS) -m venv --clear $(VENV)
 	@# uv (pinned, installed into .venv by its pip) installs the packages: it downloads and unpacks them in
-	@# parallel, 7 s against pip's 36 here (docs/benchmarks.md), and writes no .pyc files (compileall below does).
+	@# parallel, 7 s against pip's 40 here (docs/benchmarks.md), and writes no .pyc files (compileall below does).
 	@# It reads no pip settings, so pip's find-links (a folder of local wheels, e.g. a CPU build of torch) are passed on.
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	FIND_LINKS="$$($(PY) pose3dlib/tools/pip_find_links.py)" && $(PY) -m uv pip install --quiet --python $(PY) $$FIND_LINKS -e '.[dev]'
+	set -f; FIND_LINKS="$$($(PY) pose3dlib/tools/pip_find_links.py)" && $(PY) -m uv pip install --quiet --python $(PY) $$FIND_LINKS -e '.[dev]'
 	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md),
 	@# all but the packages' own test suites (a fifth of the files), which nothing here imports.
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).

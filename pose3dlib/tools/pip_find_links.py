@@ -1,37 +1,47 @@
 """pip's `find-links` locations, printed as arguments for `uv pip install` (used by `make setup`).
 
 `make setup` installs the pinned packages with uv, which reads none of pip's settings. Where a host
-keeps wheels in a local folder that pip is told about (`find-links` in a pip configuration file or
-`PIP_FIND_LINKS`; the 2-core hosts keep their CPU build of torch so), the same locations are handed to
-uv, so both installers take the same files. `make setup` runs this file by its path with the new
-`.venv`'s Python before pose3dlib is installed, so it uses the standard library only.
+keeps wheels in a local folder that `pip install` is told about (`find-links` in a pip configuration
+file or `PIP_FIND_LINKS`; the 2-core hosts keep their CPU build of torch so), the same locations are
+handed to uv, so both installers take the same files. `make setup` runs this file by its path with the
+new `.venv`'s Python before pose3dlib is installed, so it uses the standard library only.
 """
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 
+# Where `pip install` takes an option from, most specific first: the environment (PIP_FIND_LINKS), the
+# [install] section, the [global] section. The first that sets it wins; other commands' sections
+# ([download], [wheel], ...) do not apply to an install.
+PRECEDENCE = (":env:", "install", "global")
+
 
 def find_links(config_list: str) -> list[str]:
-    """The locations in the `find-links` entries of `pip config list` output, in order, each once.
+    """The locations `pip install` would search, from `pip config list` output, in order, each once.
 
-    pip prints one `variant.name='value'` line per setting (`global.find-links`, `install.find-links`,
-    `:env:.find-links` for `PIP_FIND_LINKS`, ...); a value may hold several locations separated by
-    spaces or newlines. Lines for other settings are ignored.
+    pip prints one `variant.name='value'` line per setting (its configuration files already merged);
+    `find-links` is taken from the most specific of PRECEDENCE that sets it, as pip does. A value may
+    hold several locations separated by spaces or newlines; a leading `~` is expanded, as pip does.
     """
-    found: list[str] = []
+    values: dict[str, str] = {}
     for line in config_list.splitlines():
         key, sep, value = line.partition("=")
-        if not sep or key.strip().rsplit(".", 1)[-1] != "find-links":
+        variant, _, name = key.strip().rpartition(".")
+        if not sep or name != "find-links" or variant not in PRECEDENCE:
             continue
         try:
-            text = ast.literal_eval(value.strip())
+            values[variant] = str(ast.literal_eval(value.strip()))
         except (ValueError, SyntaxError):  # a value printed without quotes
-            text = value
-        for location in str(text).split():
-            if location not in found:
-                found.append(location)
+            values[variant] = value.strip()
+    chosen = next((values[v] for v in PRECEDENCE if values.get(v, "").strip()), "")
+    found: list[str] = []
+    for location in chosen.split():
+        location = os.path.expanduser(location)
+        if location not in found:
+            found.append(location)
     return found
 
 
