@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	@# It reads no pip settings, so pip's find-links (a folder of local wheels, e.g. a CPU build of torch) are passed on.
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	set -f; FIND_LINKS="$$($(PY) pose3dlib/tools/pip_find_links.py)" && $(PY) -m uv pip install --quiet --python $(PY) $$FIND_LINKS -e '.[dev]'
-	@# pip byte-compiles on one core; compileall on every core writes the same files sooner (docs/benchmarks.md),
+	@# uv leaves the packages uncompiled; compileall writes their .pyc files on every core (pip's own compile used one, docs/benchmarks.md),
 	@# all but the packages' own test suites (a fifth of the files), which nothing here imports.
 	@# Like pip, it passes over files that only a newer Python parses (torch ships some for 3.12).
 	$(PY) -c 'import compileall, re, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0, rx=re.compile(r"/(tests?|testing/_internal)/"))'
