@@ -217,7 +217,7 @@ ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only imag
 #> UNSEEN_PROFILE | whose run unseen-check scores (default PROFILE); UNSEEN_SEEDS=39,40 adds sets (default: the record's eleven)
 UNSEEN_PROFILE ?= $(PROFILE)
 # Generator seeds of the new sets, each other than the config's seed (the run's own data). Empty:
-# the command's default, the eleven seeds of the committed runs/unseen/cpu record (about 30 min).
+# the command's default, the eleven seeds of the committed runs/unseen/cpu record (13 min on an idle 2-core Intel Xeon, about 30 on a shared machine).
 UNSEEN_SEEDS ?=
 unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (UNSEEN_SEEDS=39,40: add other seeds) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
 	$(PY) -m pose3dlib unseen-check --config configs/$(UNSEEN_PROFILE).yaml --run-dir runs/$(UNSEEN_PROFILE) \

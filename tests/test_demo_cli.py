@@ -303,6 +303,14 @@ def test_a_read_only_out_names_the_folder_and_the_reason_only(tmp_path, loaded, 
         demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), out)
 
 
+def test_folder_labels_differ_without_case(tmp_path):
+    """A/Shots and B/shots are one output folder on macOS and Windows: the second gets its own label,
+    or its keypoint bundle would replace the first's there."""
+    folders = [tmp_path / "A" / "Shots", tmp_path / "B" / "shots", tmp_path / "C" / "SHOTS", tmp_path / "D" / "other"]
+    items = [media.Item("image", f / "x.png", f) for f in folders]
+    assert list(demo.folder_labels(items).values()) == ["Shots", "shots_2", "SHOTS_3", "other"]
+
+
 def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, capsys):
     """A/shots and B/shots get shots/ and shots_2/; an earlier --out inside an input folder is not read
     back, wherever it was written from; an earlier run's BVH goes when --bvh is not given again."""
@@ -322,6 +330,9 @@ def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, 
     assert [i.path for i in media.collect_inputs([tmp_path / "A"])] == [tmp_path / "A" / "shots" / "x.png"]
     with pytest.raises(Pose3DError, match="holds the outputs of an earlier demo run"):
         media.collect_inputs([out])
+    with pytest.raises(Pose3DError, match=rf"^{re.escape(str(out / 'shots'))}: lies inside {re.escape(str(out))}, "
+                                          "the outputs of an earlier demo run"):
+        media.collect_inputs([out / "shots"])  # a result folder of that run: its overlays are not photos
     demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "A" / "shots"]), out, whole_image=True,
                     quiet=True)
     assert not (out / "shots" / "x.bvh").exists() and (out / "shots" / "x.json").is_file()

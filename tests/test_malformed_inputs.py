@@ -420,6 +420,8 @@ CASES: list[Case] = [
          lambda d, e: (train(e, d, "--set", "train.batch_size=0"), "train.batch_size")),
     Case("evaluate_bad_stages", "evaluate --stages", "'1,x'",
          lambda d, e: (evaluate(e, d, "--stages", "1,x"), "--stages")),
+    Case("evaluate_repeated_stage", "evaluate --stages", "'1,2,3,3'",
+         lambda d, e: (evaluate(e, d, "--stages", "1,2,3,3"), "--stages")),
     # ---- notebooks and sweeps
     Case("notebook_unknown_parameter", "run-notebook", "-p bogus 1",
          lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "bogus", "1"], "bogus")),

@@ -476,10 +476,14 @@ def add_arguments(parser) -> None:
 
 
 def parse_stages(text: str) -> list[int]:
-    """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3."""
+    """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3, each at most once
+    (a repeated stage would be scored twice and its rows written twice, which no table reads)."""
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items or any(s not in ("1", "2", "3") for s in items):
         raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
+    if repeated := sorted({s for s in items if items.count(s) > 1}):
+        raise Pose3DError(f"--stages {text!r}: stage {', '.join(repeated)} given more than once; "
+                          "name each stage at most once")
     return [int(s) for s in items]
 
 
@@ -557,8 +561,9 @@ def run(args) -> int:
             f"stage {s} checkpoint": runs.checkpoint_path(args.run_dir, s) for s in stages}})
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     other = other_scoring(stages, args.limit, cfg, args.run_dir)
+    table = results_table(rows)  # checks the rows before any file is replaced
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
-    print(results_table(rows))
+    print(table)
     print(f"\nwrote {len(rows)} rows to {out}" + (f" (not the run's full scoring: {'; '.join(other)})" if other else ""))
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
         print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")

@@ -370,14 +370,17 @@ def write_people_bundle(folder: Path, names: list[str], records: list[dict]) -> 
 
 def folder_labels(items: list[media.Item]) -> dict[Path, str]:
     """The output folder name of each input folder: its own name, with _2, _3, ... for a second or
-    third folder of the same name (A/shots and B/shots: shots/ and shots_2/)."""
+    third folder of the same name (A/shots and B/shots: shots/ and shots_2/), compared without case
+    (A/Shots and B/shots are one folder on macOS and Windows: Shots/ and shots_2/)."""
     labels: dict[Path, str] = {}
+    taken: set[str] = set()
     for folder in dict.fromkeys(i.folder for i in items if i.folder is not None):
         name, label, n = folder.resolve().name, folder.resolve().name, 1
-        while label in labels.values():
+        while label.casefold() in taken:
             n += 1
             label = f"{name}_{n}"
         labels[folder] = label
+        taken.add(label.casefold())
     return labels
 
 

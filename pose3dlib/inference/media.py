@@ -170,6 +170,10 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             if (p / OUTPUT_MARKER).is_file():
                 raise Pose3DError(f"{p}: holds the outputs of an earlier demo run ({OUTPUT_MARKER}), not photos or "
                                   f"videos to run it on (if it holds photos of yours too, delete {p / OUTPUT_MARKER})")
+            if marked := next((d for d in p.resolve().parents if (d / OUTPUT_MARKER).is_file()), None):
+                raise Pose3DError(f"{p}: lies inside {marked}, the outputs of an earlier demo run ({OUTPUT_MARKER}), "
+                                  f"not photos or videos to run it on (if it holds photos of yours too, delete "
+                                  f"{marked / OUTPUT_MARKER})")
             below = skip is not None and skip.is_relative_to(p.resolve())
             outputs = [m.parent for m in p.rglob(OUTPUT_MARKER)]  # earlier runs' --out folders inside this one
             if skipped is not None:
