@@ -138,7 +138,7 @@ class ModelConfig:
 class StageConfig:
     """One of the three training stages, with its three loss weights."""
 
-    epochs: int = bounded(1, lo=0)
+    epochs: int = bounded(1, lo=1)  # 0 would train nothing and write no checkpoint
     lr: float = bounded(2.5e-4, lo=0.0)
     # lr *= lr_drop_factor from 0-based epoch e on, i.e. after e finished epochs (train.lr_at_epoch);
     # never negative (0: a lower rate from the start)

@@ -197,6 +197,7 @@ def test_config_to_dict_is_plain() -> None:
     (["data.flip_prob=1.5"], "data.flip_prob"),  # a bound beside the field
     (["train.optimizer=sgd"], "train.optimizer"),  # a choice beside the field
     (["train.stage2.heatmap_weight=-1"], "train.stage2.heatmap_weight"),
+    (["train.stage3.epochs=0"], "train.stage3.epochs"),  # would train nothing and write no checkpoint
 ])
 def test_cross_field_invariants_and_bounds_name_the_key(overrides, key) -> None:
     with pytest.raises(ConfigError, match=re.escape(repr(key))):

@@ -81,6 +81,24 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_equals_an_uninterrupted_
     assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
 
 
+def test_ctrl_c_after_an_epochs_last_step_inside_the_warm_up_resumes_with_its_rate(tmp_path, smoke_data, train_cli):
+    """Stopped right after step 6, the first epoch's last, of a 10-step warm-up: the resumed process has no
+    step left in that epoch, and its epoch record and optimiser must keep the rate of step 6, as an
+    uninterrupted run's do, not take the next step's."""
+    overrides = smoke_data + RESUME_OVERRIDES + ["train.stage1.warmup_steps=10"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train_cli(whole, 1, overrides).returncode == 0
+    r = train_cli(broken, 1, overrides, env={INTERRUPT_AT_STEP_ENV: "6"})
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert load_checkpoint(broken / "stage1" / "last.pt")["step"] == 6
+    r = train_cli(broken, 1, overrides, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (load_checkpoint(run / "stage1" / "last.pt") for run in (whole, broken))
+    assert state_digest(a["model"]) == state_digest(b["model"])
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
+    assert (whole / "stage1" / "metrics.jsonl").read_text() == (broken / "stage1" / "metrics.jsonl").read_text()
+
+
 def test_a_fresh_start_over_a_finished_stage_moves_its_checkpoint_aside_first(tmp_path, smoke_data, train_cli):
     """--overwrite killed before its first checkpoint left the old run's last.pt beside the new config.yaml
     and logs, so the folder described two runs; now the old weights move to previous.pt when the new run starts."""

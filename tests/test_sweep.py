@@ -143,15 +143,19 @@ def _recording_execute(monkeypatch, calls: list):
 
 def _finished_stage(run, stage: int, tag: int = 0, overrides: list[str] | None = None, data: dict | None = None):
     """A finished stage checkpoint (no weights; `tag` makes its bytes differ) at `run`/stage{N}/last.pt, of
-    the smoke config with `overrides`, recording `data` as the identities of its training data."""
+    the smoke config with `overrides`, recording `data` as the identities of its training data and, as
+    training does, the digest of the previous stage's file it started from (when there is one)."""
     from pose3dlib.config import config_to_dict, load_config
     from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
-    from pose3dlib.engine.runs import checkpoint_path
+    from pose3dlib.engine.runs import checkpoint_path, file_digest
 
     path = checkpoint_path(run, stage)
     cfg = load_config("configs/smoke.yaml", overrides or [])
+    previous = checkpoint_path(run, stage - 1) if stage > 1 else None
+    started = {"init_digest": file_digest(previous)} if previous is not None and previous.is_file() else {}
     save_checkpoint(path, make_checkpoint(model_state={}, config=config_to_dict(cfg), stage=stage, step=tag,
-                                          extra={"finished": True, **({} if data is None else {"data": data})}))
+                                          extra={"finished": True, **started,
+                                                 **({} if data is None else {"data": data})}))
     return path
 
 
@@ -282,9 +286,12 @@ def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(t
     paths[1].unlink()
     retrained = _finished_stage(base, 1, tag=7)  # the base run trained again: a new file, not the linked one
     assert retrained.read_bytes() != old
+    paths[2].unlink()
+    paths[2] = _finished_stage(base, 2, tag=7)  # and its Stage 2 from the new Stage 1, as make reproduce does
     seed_run_dir(base, cell, (1, 2))
     assert (cell / "stage1" / "last.pt").read_bytes() == retrained.read_bytes()
     assert os.path.samefile(cell / "stage1" / "last.pt", retrained)
+    assert os.path.samefile(cell / "stage2" / "last.pt", paths[2])
     assert sorted(p.name for p in (cell / "stage2").iterdir()) == ["last.pt"]
 
 
@@ -643,6 +650,24 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
                                           r"than the sweep's "
                                           r"\(train\.stage2\.lr: 0\.001 -> 0\.0005\)"):
         seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2), other)
+
+
+def test_a_base_stage_trained_from_an_earlier_version_of_the_stage_before_is_refused(tmp_path):
+    """The base run's Stage 1 trained again (same config) after its Stage 2: a cell would pair the new
+    Stage 1 with a Stage 2 grown from the old one. `make sweep` retrains such a Stage 2 first; the
+    command itself must not build on it."""
+    from pose3dlib.tools.sweep import seed_run_dir
+
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2))  # in step: reused
+    _finished_stage(tmp_path / "base", 1, tag=7)  # Stage 1 again, Stage 2 left as it was
+    with pytest.raises(Pose3DError, match=r"stage2/last\.pt was not trained from its .*stage1/last\.pt as that "
+                                          r"file is now"):
+        seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2))
+    assert not (tmp_path / "cell2").exists()
+    _finished_stage(tmp_path / "base", 2)  # Stage 2 trained again from it: in step again
+    seed_run_dir(tmp_path / "base", tmp_path / "cell2", (1, 2))
 
 
 def test_a_sweep_is_refused_before_any_cell_trains(tmp_path, monkeypatch):

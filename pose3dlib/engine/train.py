@@ -652,11 +652,14 @@ class Trainer:
     def run_epoch(self) -> None:
         """The remaining steps of the current epoch (all of them unless resuming mid-epoch)."""
         batch = self.cfg.train.batch_size
-        self._set_lr()
         self.train_ds.set_epoch(self.epoch)
         order = shard_indices(len(self.train_ds), seed=self.cfg.seed, stage=self.stage, epoch=self.epoch,
                               rank=self.info.rank, world_size=self.info.world_size)
         self.done_in_epoch = self.step - self.epoch * self.steps_per_epoch
+        if self.done_in_epoch < self.steps_per_epoch:
+            self._set_lr()
+        else:  # resumed after the epoch's last step: the rate stays that step's, as the optimiser kept it
+            self.lr = self.optimizer.param_groups[0]["lr"]
         loader = epoch_loader(self.train_ds, batch, order[self.done_in_epoch * batch : self.steps_per_epoch * batch],
                               self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
         weights = self.stage_cfg.loss_weights()

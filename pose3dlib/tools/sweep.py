@@ -86,9 +86,9 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
 
 
 def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
-    """Pose3DError unless the base run's `stage` is there, finished, and trained with each of `cfgs`
-    (`check_base_stage`): what the sweep cells reusing that stage need. Its checkpoint is read once
-    for all of them."""
+    """Pose3DError unless the base run's `stage` is there, finished, trained from the base run's previous
+    stage as that file is now (`runs.started_from`), and trained with each of `cfgs` (`check_base_stage`):
+    what the sweep cells reusing that stage need. Its checkpoint is read once for all of them."""
     from ..engine.checkpoint import load_checkpoint
 
     src, path = runs.stage_dir(base_run, stage), runs.checkpoint_path(base_run, stage)
@@ -100,6 +100,12 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
         raise Pose3DError(f"sweep base run's {path} is not a finished stage "
                           "(missing, or a training run that was interrupted); finish it first, e.g. "
                           "`make reproduce PROFILE=...` (REAL_DATA=True for a run on the real downloads)")
+    previous = runs.checkpoint_path(base_run, stage - 1) if stage > 1 else None
+    if previous is not None and not runs.started_from(ckpt, previous):
+        raise Pose3DError(f"sweep base run's {path} was not trained from its {previous} as that file is now (the "
+                          f"earlier stage was trained again since, or this one started from another checkpoint); "
+                          "bring the base run up to date first: `make reproduce PROFILE=...` (REAL_DATA=True for a "
+                          "run on the real downloads)")
     for cfg in cfgs:
         check_base_stage(path, ckpt, cfg, stage, ignored)
 
