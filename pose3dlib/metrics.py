@@ -158,9 +158,11 @@ def paper_protocol_align(
 
     Which arrays get step 3 (`spine_midpoint`): "pred" (default) replaces it in the
     prediction only. In the 16-joint order row 7 of the ground truth is the Human3.6M
-    spine, while the network's joint 7 is the MPII thorax; the midpoint of pelvis and
-    upper neck approximates the H36M spine, so the prediction is mapped onto the
-    ground truth's definition and the ground truth stays untouched. "both" also replaces it
+    spine, while the network's joint 7 is trained as the MPII thorax on MPII images (and, in
+    this code, as the spine on lab images; the release trained the thorax on both, see
+    docs/paper.md), so it need not be the spine; the midpoint of pelvis and upper neck
+    approximates the H36M spine, so the prediction is mapped onto the ground truth's
+    definition and the ground truth stays untouched. "both" also replaces it
     in the ground truth, "none" skips step 3. Step 3 commutes with steps 1-2 (it is affine).
     """
     if spine_midpoint not in SPINE_MIDPOINT_CHOICES:
