@@ -293,7 +293,7 @@ def test_video_searches_the_whole_frame_about_once_a_second(tmp_path, checkpoint
     monkeypatch.setattr(detect, "follow", fake_follow)
     model, cfg = demo.load_demo_model(checkpoint)
     (tmp_path / "out").mkdir()
-    demo.run_video(model, cfg, tmp_path / "c.mp4", tmp_path / "out", "c", header={})
+    demo.run_video(model, cfg, tmp_path / "c.mp4", tmp_path / "out", "c", header={"schema": demo.SCHEMA})
     assert detect.RESEARCH_EVERY_S == 1.0
     assert flags == [False, False, False, True, False, False, False, True]  # frames 1-8 at 4 fps: 4 and 8 search
 

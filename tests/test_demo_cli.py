@@ -180,7 +180,7 @@ def test_a_file_given_by_name_needs_a_suffix_the_demo_reads(tmp_path):
 def test_a_video_shows_one_bar_over_its_frames(tmp_path, loaded, bars_on, capsys):
     model, cfg = loaded
     clip = _video(tmp_path / "clip.mp4", n=3)
-    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
     err = capsys.readouterr().err
     assert "clip.mp4: cropping and estimating" in err and "/3 [" in err
 
@@ -198,7 +198,7 @@ def test_a_video_is_estimated_a_batch_at_a_time_with_the_same_result(tmp_path, l
         return real(model, cfg, images, boxes, batch=3, **kw)
 
     monkeypatch.setattr(demo, "estimate_poses", counting)
-    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
     assert sizes == [3, 3, 1]
     frames = list(media.read_video_frames(clip))
     boxes = [demo.boxes_for(model, cfg, f, whole_image=True)[0] for f in frames]
@@ -217,7 +217,7 @@ def test_frame_times_come_from_the_videos_timestamps(tmp_path, loaded):
     stamps: list[float] = []
     assert len(list(media.read_video_frames(clip, stamps))) == 6
     np.testing.assert_allclose(stamps, [0, 250, 500, 750, 1000, 1250], atol=1)
-    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
     result = json.loads((tmp_path / "o" / "clip.json").read_text())
     assert [r["time_s"] for r in result["frames"]] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
     assert not any("frame rate" in w or "timestamps" in w for w in result["warnings"])
@@ -250,7 +250,7 @@ def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, l
     """A JSON always describes the files beside it: an earlier run's goes before they are replaced."""
     model, cfg = loaded
     clip = _video(tmp_path / "clip.mp4", n=3)
-    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True, bvh=True)
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True, bvh=True)
     earlier = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert {"clip.json", "clip_overlay.mp4", "clip.bvh"} <= set(earlier)
 
@@ -259,7 +259,7 @@ def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, l
 
     monkeypatch.setattr(demo, "write_people_bundle", interrupted)  # after the overlay video was drawn
     with pytest.raises(KeyboardInterrupt):
-        demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={}, whole_image=True)
+        demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
     left = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert "clip.json" not in left  # the earlier JSON went first: the pictures beside it are being replaced
     assert not [name for name in left if name.startswith(".")]  # no temporary overlay
@@ -303,6 +303,39 @@ def test_a_read_only_out_names_the_folder_and_the_reason_only(tmp_path, loaded, 
         demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), out)
 
 
+def test_files_of_the_users_in_an_out_folder_are_never_replaced(tmp_path, loaded, monkeypatch):
+    """A folder of the user's as --out: a person.json of theirs was replaced and their person.bvh deleted
+    (the demo took any <stem>.json for an earlier result). Now the item is refused and the files stay;
+    the demo's own results there are replaced by a later run as before."""
+    model, cfg = loaded
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    photo = tmp_path / "in" / "person.jpg"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((64, 48, 3), 90, np.uint8))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "person.json").write_text('{"my": "notes"}')
+    (mine / "person.bvh").write_text("MY OWN BVH")
+    with pytest.raises(Pose3DError, match=rf"^{re.escape(str(mine / 'person.json'))}: exists and was not written by "
+                                          r"the demo \(no \"schema\": \"pose3d-demo/1\"\)"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([photo]), mine, whole_image=True, quiet=True)
+    assert (mine / "person.json").read_text() == '{"my": "notes"}' and (mine / "person.bvh").read_text() == "MY OWN BVH"
+    (mine / "person.json").unlink()
+    (mine / "person_2d.png").write_bytes(b"my picture")  # a file of the item's name, no JSON of the demo's beside it
+    with pytest.raises(Pose3DError, match=rf"^{re.escape(str(mine / 'person_2d.png'))}: exists and was not written"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([photo]), mine, whole_image=True, quiet=True)
+    assert (mine / "person_2d.png").read_bytes() == b"my picture"
+    (mine / "person_2d.png").unlink()
+    with pytest.raises(Pose3DError, match=r"person\.bvh: exists and was not written"):  # even without --bvh:
+        demo.run_inputs(model, cfg, None, media.collect_inputs([photo]), mine, whole_image=True, quiet=True)
+    assert (mine / "person.bvh").read_text() == "MY OWN BVH"  # beside the demo's JSON a later run would remove it
+    (mine / "person.bvh").unlink()
+    for bvh in (True, False):  # the demo's own results are replaced by the next run, its BVH removed without --bvh
+        demo.run_inputs(model, cfg, None, media.collect_inputs([photo]), mine, whole_image=True, bvh=bvh, quiet=True)
+        assert json.loads((mine / "person.json").read_text())["schema"] == demo.SCHEMA
+        assert (mine / "person.bvh").is_file() is bvh
+
+
 def test_folder_labels_differ_without_case(tmp_path):
     """A/Shots and B/shots are one output folder on macOS and Windows: the second gets its own label,
     or its keypoint bundle would replace the first's there."""
@@ -338,14 +371,19 @@ def test_folders_of_one_name_and_earlier_outputs(tmp_path, loaded, monkeypatch, 
     assert not (out / "shots" / "x.bvh").exists() and (out / "shots" / "x.json").is_file()
 
     # a folder of the user's as --out: not marked (a later search still finds the photos there), and a
-    # .bvh the demo did not write there (no JSON of that item before) is left alone
+    # .bvh the demo did not write there (no JSON of that item before) stops the item and is left alone
     mine = tmp_path / "mine"
     mine.mkdir()
     cv2.imwrite(str(mine / "own.png"), np.full((64, 48, 3), 120, np.uint8))
     (mine / "x.bvh").write_text("the user's own motion")
+    with pytest.raises(Pose3DError, match=r"x\.bvh: exists and was not written by the demo"):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "B" / "shots" / "x.png"]), mine,
+                        whole_image=True, quiet=True)
+    assert (mine / "x.bvh").read_text() == "the user's own motion" and not (mine / "x.json").exists()
+    (mine / "x.bvh").rename(mine / "own.bvh")
     demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "B" / "shots" / "x.png"]), mine,
                     whole_image=True, quiet=True)
-    assert (mine / "x.bvh").read_text() == "the user's own motion" and (mine / "x.json").is_file()
+    assert (mine / "own.bvh").read_text() == "the user's own motion" and (mine / "x.json").is_file()
     assert not (mine / media.OUTPUT_MARKER).exists()
     assert f"warning: --out {mine}: holds files of yours, so it is not marked as demo output" in capsys.readouterr().err
     assert tmp_path / "mine" / "own.png" in [i.path for i in media.collect_inputs([tmp_path])]

@@ -314,7 +314,7 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
     paths = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}_2d.png",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png"}
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    earlier = start_item(paths["json"])
+    earlier = start_item(paths["json"], [*paths.values(), out_dir / f"{stem}.bvh"])
     overlay, zoom = overlay_canvas(image_rgb)
     for person in result.get("people", [result]):
         overlay = draw_skeleton_2d(overlay, (np.array(person["joints_2d_px"]) + 0.5) * zoom - 0.5)
@@ -340,12 +340,35 @@ def overlay_canvas(image_rgb: np.ndarray) -> tuple[np.ndarray, int]:
     return np.repeat(np.repeat(image_rgb, zoom, axis=0), zoom, axis=1), zoom
 
 
-def start_item(json_path: Path) -> bool:
+def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
     """Remove an item's JSON of an earlier run before its other files are replaced, so a JSON always
-    describes the files beside it (an interrupted item is one without a JSON); True when there was one."""
+    describes the files beside it (an interrupted item is one without a JSON); True when there was one.
+
+    Pose3DError, before anything is replaced, when the item would replace a file the demo did not write:
+    a `<stem>.json` without the demo's schema, or, outside a folder marked as demo output
+    (`media.OUTPUT_MARKER`, in the folder or one above it), any of `others` (the item's other files)
+    without the demo's JSON beside it: in a folder of the user's those are the user's own files (a
+    `<stem>.bvh` among them even without --bvh: beside the demo's JSON, a later run without --bvh would
+    take it for its own and remove it)."""
     earlier = json_path.is_file()
+    if earlier and not _is_demo_json(json_path):
+        raise Pose3DError(f"{json_path}: exists and was not written by the demo (no \"schema\": \"{SCHEMA}\"); "
+                          "move it or choose another --out")
+    if not earlier and not any((d / media.OUTPUT_MARKER).is_file() for d in (json_path.parent, *json_path.parent.parents)):
+        if foreign := [p for p in others if p.exists()]:
+            raise Pose3DError(f"{foreign[0]}: exists and was not written by the demo (no {json_path.name} of the demo's "
+                              "beside it); move it or choose another --out")
     json_path.unlink(missing_ok=True)
     return earlier
+
+
+def _is_demo_json(path: Path) -> bool:
+    """Whether `path` is a demo result (a JSON object with the demo's `schema`)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("schema") == SCHEMA
 
 
 def write_or_remove_bvh(paths: dict[str, Path], path: Path, joints_3d_mm: np.ndarray, fps: float, bvh: bool,
@@ -555,7 +578,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     export.check_bundle_folder(paths["bundle"])  # before the frames are estimated, not after
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    earlier = start_item(paths["json"])
+    earlier = start_item(paths["json"], [paths["overlay"], paths["html"], paths["png_3d"], out_dir / f"{stem}.bvh"])
     desc = f"{path.name}: {_locating(bbox, whole_image)} and estimating"
     try:
         with media.VideoWriter(overlay_tmp, fps, tuple(first.shape[1::-1])) as overlay:
