@@ -225,3 +225,15 @@ def test_the_viewpoint_figure_has_a_bar_per_split_and_bin():
     assert list(mean_pose.get_ydata()) == [1.0, 1.0]  # the ratio of the mean pose itself
     with pytest.raises(ValueError, match="no splits"):
         plot_by_trunk_tilt({})
+
+
+def test_a_figure_path_under_a_file_fails_before_the_diagnosis(tmp_path, capsys):
+    """`--figure afile/d.png` printed the whole diagnosis, then `afile: File exists`."""
+    from pose3dlib.tools import cli
+
+    (tmp_path / "afile").write_text("a file")
+    status = cli.main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(tmp_path / "none.pt"),
+                       "--figure", str(tmp_path / "afile" / "d.png")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err == (f"error: --figure {tmp_path / 'afile' / 'd.png'}: cannot write there "
+                                   f"({tmp_path / 'afile'}: is a file, where a folder is needed (File exists))")

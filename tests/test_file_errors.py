@@ -54,6 +54,17 @@ def test_describe_names_the_output_behind_a_temporary_file(tmp_path):
     assert describe_os_error(OSError(errno.EBADF, "Bad file descriptor", 7)) == "7: Bad file descriptor"
 
 
+def test_a_folder_wanted_where_a_file_is_is_named_as_such(tmp_path):
+    """`--out afile/m.csv` said only `afile: File exists`."""
+    (tmp_path / "afile").write_text("a file of the user's")
+    for out in (tmp_path / "afile" / "m.csv", tmp_path / "afile" / "sub" / "m.csv"):
+        with pytest.raises(OSError) as raised:
+            atomic_io.atomic_write_text(out, "x")
+        assert describe_os_error(raised.value).startswith(f"{tmp_path / 'afile'}: is a file, where a folder is needed (")
+    assert describe_os_error(FileExistsError(errno.EEXIST, "File exists", str(tmp_path / "nothing"))) == \
+        f"{tmp_path / 'nothing'}: File exists"
+
+
 def test_the_generators_older_partial_folders_are_still_recognised(tmp_path):
     assert target_of_temporary(tmp_path / ".cpu.partial-31888") == (tmp_path / "cpu", 31888)
 

@@ -263,3 +263,17 @@ def test_strict_judges_this_checks_seeds_only(smoke_run, tmp_path):
     assert {r["within"] for r in rows if r["seed"] == 5 and r["stage"] != "mean_pose"} == {False}
     assert {r["within"] for r in rows if r["seed"] == 6 and r["stage"] != "mean_pose"} == {True}
     assert _cli(smoke_run, tmp_path, "--seeds", "6", "--tolerance", "0", "--strict") == 1
+
+
+def test_an_out_that_cannot_hold_files_fails_before_any_set_is_generated(tmp_path, monkeypatch, capsys):
+    """`--out afile` generated and scored a whole synthetic set before `afile/seed=39: Not a directory`."""
+    from pose3dlib.evaluation import unseen
+    from pose3dlib.tools import cli
+
+    monkeypatch.setattr(unseen, "check_unseen", lambda *a, **k: pytest.fail("work started before --out was checked"))
+    (tmp_path / "afile").write_text("a file")
+    status = cli.main(["unseen-check", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path / "run"),
+                       "--seeds", "39", "--out", str(tmp_path / "afile")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith(f"error: --out {tmp_path / 'afile'}: cannot write there "
+                                          f"({tmp_path / 'afile'}: is a file, where a folder is needed")

@@ -7,6 +7,7 @@ the old file or the new one, never half of one; a failed write removes its tempo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -97,7 +98,8 @@ def describe_os_error(e: OSError) -> str:
     """One line for a failed file operation, naming the file a user asked for rather than a temporary one.
 
     `[Errno 2] No such file or directory: '/proc/.x.onnx.31893.tmp'` becomes
-    `cannot write /proc/x.onnx: No such file or directory (creating /proc/.x.onnx.31893.tmp)`.
+    `cannot write /proc/x.onnx: No such file or directory (creating /proc/.x.onnx.31893.tmp)`; making a
+    folder where a file is (`--out afile/m.csv`) says so instead of only `File exists`.
     """
     if e.filename is None:
         return str(e)
@@ -109,7 +111,22 @@ def describe_os_error(e: OSError) -> str:
         return f"cannot write {written[0]}: {reason} (creating {name})"
     if name2 is not None:
         return f"{name} -> {name2}: {reason}"
+    if e.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder wanted where a file is (`--out afile/m.csv`)
+        blocking = next((str(d) for d in (Path(name), *Path(name).parents) if d.is_file()), None)
+        if blocking is not None:
+            return f"{blocking}: is a file, where a folder is needed ({reason})"
     return f"{name}: {reason}"
+
+
+def prepare_output_folder(folder: str | os.PathLike, option: str, given: str | os.PathLike | None = None) -> Path:
+    """Make `folder` (and the folders above it) before any work, so an output path that cannot hold
+    files (a file where a folder is needed, no permission) fails at once, not after minutes of work;
+    Pose3DError naming `option` with the path as given (`given`, else `folder`) and the reason."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Pose3DError(f"{option} {given or folder}: cannot write there ({describe_os_error(e)})") from None
+    return Path(folder)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False) -> Path:

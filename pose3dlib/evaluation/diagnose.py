@@ -224,6 +224,7 @@ def run(args) -> int:
     from ..data.h36m import H36MDataset
     from ..data.locations import require_sets
     from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
+    from ..engine.atomic_io import prepare_output_folder
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
@@ -233,6 +234,8 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.figure is not None and Path(args.figure).suffix.lower() != ".png":
         raise Pose3DError(f"--figure {args.figure}: expected a .png path")
+    if args.figure is not None:
+        prepare_output_folder(Path(args.figure).parent, "--figure", args.figure)  # before the diagnosis, not after it
     check_limit(args.limit)
     splits = list(dict.fromkeys(s.strip() for s in args.splits.split(",") if s.strip()))  # in order, once each
     unknown = [s for s in splits if s not in SPLITS]

@@ -401,18 +401,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.atomic_io import prepare_output_folder
     from .evaluate import check_limit, check_overrides
 
     check_limit(args.limit)
     check_overrides(args.overrides)
     check_no_data_folders(args.overrides)
     seeds = parse_seeds(args.seeds)
+    if args.out is not None:
+        prepare_output_folder(args.out, "--out")  # before any set is generated or scored
     rows, out = check_unseen(args.config, args.run_dir, seeds, stages=parse_stages(args.stages),
                              tolerance=args.tolerance, data_root=args.data_root, out=args.out,
                              overrides=args.overrides, limit=args.limit, replace=args.replace)
     print(unseen_table(rows, args.tolerance))
     print()
     print(verdict(rows, args.tolerance))
-    print(f"wrote {project_relative(out / 'unseen.csv')}, {project_relative(out / 'unseen.md')}")
+    print(f"wrote {project_relative(out / UNSEEN_CSV)}, {project_relative(out / 'unseen.md')}, "
+          f"{project_relative(out / UNSEEN_JSON)} and each seed's {project_relative(out / 'seed=<N>' / runs.EVAL_CSV_NAME)}")
     # --strict judges this check's seeds, not the kept ones
     return 1 if args.strict and any(r["within"] is False for r in rows if r["seed"] in seeds) else 0
