@@ -223,8 +223,8 @@ def run(args) -> int:
     from ..config import load_config
     from ..data.h36m import H36MDataset
     from ..data.locations import require_sets
-    from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
     from ..engine.atomic_io import prepare_output_folder
+    from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
