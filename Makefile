@@ -88,6 +88,9 @@ endif
 	@set -o pipefail; $(PY) -m pose3dlib bench --host-speed | sed 's/^/reproduce: /' \
 	  || echo "reproduce: host speed not measured (bench --host-speed failed; the run itself is complete)"
 	@echo "reproduce: executed notebooks in $(RUN_DIR)/, metrics in $(RUN_DIR)/metrics.csv, figures in $(FIG_DIR)/"
+ifeq ($(PROFILE),smoke)
+	@echo "reproduce: the smoke profile trains for seconds on a few dozen pictures: its numbers only show that the code runs (the results: make reproduce, PROFILE=cpu)"
+endif
 
 # Each step is a make target: a stamp in $(RUN_DIR)/.stamps/ (git-ignored, so a fresh clone
 # runs every step even though the executed notebooks in runs/cpu/ are committed). A step is

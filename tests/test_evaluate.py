@@ -484,3 +484,17 @@ def test_an_out_that_is_a_folder_is_refused_before_scoring(tmp_path, capsys, mon
     monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before --out was checked"))
     assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--out", str(tmp_path)]) == 2
     assert f"--out {tmp_path}: is a folder; give the CSV file's name" in capsys.readouterr().err
+
+
+def test_evaluation_options_written_into_the_runs_own_table_are_noted(tmp_path):
+    """`evaluate --set eval.flip_test=false` replaced runs/<run>/metrics.csv without a word; `report`,
+    `make reproduce` and `unseen-check` then read the no-flip scoring as the run's."""
+    from pose3dlib.engine import runs
+    from pose3dlib.evaluation.evaluate import eval_option_note
+
+    own = runs.eval_csv_path(tmp_path)
+    note = eval_option_note(["eval.flip_test=false", "data.num_workers=0"], own, tmp_path)
+    assert note is not None and note.startswith(f"note: {own} now holds the scoring with eval.flip_test=false, not")
+    assert "data.num_workers" not in note
+    assert eval_option_note(["eval.flip_test=false"], tmp_path / "other.csv", tmp_path) is None  # --out elsewhere
+    assert eval_option_note(["train.device=cpu"], own, tmp_path) is None  # no evaluation option

@@ -95,3 +95,22 @@ def test_export_onnx_command(checkpoint, tmp_path):
         from pose3dlib.tools.cli import main
 
         assert main(["export-onnx", str(checkpoint), str(out), "--input-size", size]) == 2
+
+
+def test_a_missing_onnx_package_is_one_line_not_a_traceback(monkeypatch):
+    """A broken install without onnx ended `export-onnx` in a ModuleNotFoundError traceback."""
+    import builtins
+
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.inference import onnx_export
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx":
+            raise ModuleNotFoundError("No module named 'onnx'", name="onnx")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(Pose3DError, match=r"^ONNX export needs the 'onnx' package, pinned in pyproject\.toml"):
+        onnx_export.onnx_metadata("whatever.onnx")

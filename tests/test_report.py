@@ -250,3 +250,18 @@ def test_a_row_written_twice_is_refused():
     per_action = {"stage": "stage3", "split": "lab_test", "protocol": "p1_mpjpe", "action": "Walking", "value": 1.0}
     with pytest.raises(Pose3DError, match="for action Walking"):
         results_table([*rows, per_action, per_action])
+
+
+def test_a_metrics_file_without_rows_is_refused_and_a_partial_one_is_said_to_be(tmp_path, capsys):
+    """`report --print` of a header-only CSV printed an empty table and exited 0; of metrics_other.csv it did
+    not say the table is partial."""
+    from pose3dlib.tools import cli
+
+    empty = tmp_path / "metrics.csv"
+    empty.write_text(",".join(CSV_COLUMNS) + "\n")
+    with pytest.raises(Pose3DError, match=rf"^{re.escape(str(empty))}: holds the header but no rows"):
+        read_metrics_csv(empty)
+    other = tmp_path / "metrics_other.csv"
+    other.write_bytes((PROJECT_ROOT / "runs" / "cpu" / "metrics.csv").read_bytes())
+    assert cli.main(["report", "--metrics", str(other), "--print"]) == 0
+    assert "(metrics_other.csv: a scoring of fewer stages or samples, or of other data" in capsys.readouterr().out

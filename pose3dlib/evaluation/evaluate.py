@@ -284,6 +284,8 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
         raise Pose3DError(f"{path}: not a readable CSV text file ({e})") from None
+    if not rows:
+        raise Pose3DError(f"{path}: holds the header but no rows; evaluate the run to write it")
     for line, r in enumerate(rows, start=2):
         try:
             r["value"] = float(r["value"])
@@ -546,6 +548,17 @@ def _csv_for(run_dir, other: list[str]) -> Path:
     return resolve(run_dir) / OTHER_CSV_NAME if other else runs.eval_csv_path(run_dir)
 
 
+def eval_option_note(overrides: list[str], out: Path, run_dir) -> str | None:
+    """A note when `--set eval.*` options (the evaluation's own choice) go into the run's own
+    metrics.csv, which `report`, `make reproduce`'s table and `unseen-check` read as the run's scoring."""
+    options = [o for o in overrides if o.split("=", 1)[0].strip().startswith("eval.")]
+    if not options or Path(out).resolve() != runs.eval_csv_path(run_dir).resolve():
+        return None
+    return (f"note: {out} now holds the scoring with {', '.join(options)}, not the config's evaluation options; "
+            "report and unseen-check read it as the run's (score again without them, or pass --out, to keep the "
+            "config's)")
+
+
 def run(args) -> int:
     from ..config import load_config
     from .report import results_table
@@ -565,6 +578,8 @@ def run(args) -> int:
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
     print(table)
     print(f"\nwrote {len(rows)} rows to {out}" + (f" (not the run's full scoring: {'; '.join(other)})" if other else ""))
+    if (note := eval_option_note(args.overrides, out, args.run_dir)) is not None:
+        print(note, file=sys.stderr)
     for split, table in mpi3dhp_tables(rows).items():  # a converted MPI-INF-3DHP test set: the paper's layout
         print(f"\n{split}: MPI-INF-3DHP official protocol (3DPCK@150mm and AUC in %)\n{table}")
     return 0

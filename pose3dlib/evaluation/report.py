@@ -18,6 +18,7 @@ from ..skeleton import MPII16
 from .evaluate import (
     GT2D_PROTOCOL,
     MEAN_POSE,
+    OTHER_CSV_NAME,
     PROTOCOLS,
     JointPCKh,
     is_fraction,
@@ -153,6 +154,8 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.print_only:
         print(results_table(read_metrics_csv(args.metrics), str(project_relative(args.metrics))))
+        if Path(args.metrics).name == OTHER_CSV_NAME:
+            print(f"({OTHER_CSV_NAME}: a scoring of fewer stages or samples, or of other data, not the run's full one)")
         return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)

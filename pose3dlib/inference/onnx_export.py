@@ -84,9 +84,19 @@ def metadata(cfg, scale_mm: float | None) -> dict[str, str]:
     return meta
 
 
+def _import_onnx():
+    """The onnx package, or Pose3DError saying how to get it (a pinned dependency; a broken install lacks it)."""
+    try:
+        import onnx
+    except ModuleNotFoundError as e:
+        raise Pose3DError(f"ONNX export needs the {e.name!r} package, pinned in pyproject.toml: `make setup` installs "
+                          "it (or `pip install -e .` in your environment)") from None
+    return onnx
+
+
 def onnx_metadata(path: str | Path) -> dict[str, str]:
     """The pose3d.* metadata of an exported file (empty for a file written by another tool)."""
-    import onnx
+    onnx = _import_onnx()
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
             if p.key.startswith("pose3d.")}
@@ -97,8 +107,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     returns the path."""
     import io
 
-    import onnx
-
+    onnx = _import_onnx()
     ckpt = load_checkpoint(resolve(checkpoint))
     model, cfg = load_model(ckpt, source=str(checkpoint))
     try:
