@@ -305,6 +305,22 @@ def test_mpii_bad_annotation_values_name_the_entry(raw, tmp_path, edit, match):
         convert_mpii(mat, images, tmp_path / "out", progress=False)
 
 
+def test_a_short_text_file_saved_as_the_mpii_mat_is_named(raw, tmp_path):
+    """A login page saved instead of the download (under about 128 bytes) escaped as scipy's IndexError."""
+    mat = tmp_path / "dl" / "mpii_human_pose_v1_u12_1.mat"
+    mat.parent.mkdir()
+    mat.write_text("<html>login required</html>")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(mat))}: not a readable MATLAB v5 file"):
+        convert_mpii(mat, raw / "mpii" / "images", tmp_path / "out", progress=False)
+
+
+def test_a_download_short_of_some_training_subjects_says_which(raw, tmp_path):
+    """The fake download holds S1, S5, S9 and S11: training on S1 and S5 alone was said nowhere on the console."""
+    with pytest.warns(common.ConversionWarning, match=r"training subjects missing: S6, S7, S8; the training split "
+                                                      r"holds only S1, S5"):
+        convert_h36m(raw / "h36m", tmp_path / "out", subjects=(11,), progress=False)
+
+
 def test_mpii_val_from_that_matches_nobody_is_an_error(raw, tmp_path):
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["index"], f["person"] = np.arange(5) + 10_000.0, np.zeros(5)

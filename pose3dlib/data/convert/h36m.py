@@ -38,6 +38,7 @@ from . import common
 
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
 TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
+TEST_SUBJECTS = (9, 11)
 NUM_SUBJECT_COLUMNS = 11  # metadata.xml's <mapping> has a column for S1..S11
 FIRST_ACTION = 2  # action 1 (Miscellaneous) has no sequences; 2..16 are the 15 actions
 # Sequences whose ground truth is damaged in parts (subject, file name as in the mapping).
@@ -349,6 +350,11 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],
                     "missing": [], "skipped": [], "damaged_dropped": [], "sequences": 0, "rows": 0,
                     "every": every, "every_test": every_test or every}
+    for role, group in (("training", TRAIN_SUBJECTS), ("test", TEST_SUBJECTS)):
+        absent = [s for s in group if s not in present]
+        if absent and len(absent) < len(group):  # none of a group at all is said where it matters (training, scoring)
+            common.warn(f"{raw}: {role} subjects missing: {', '.join(f'S{s}' for s in absent)}; the {role} split "
+                        f"holds only {', '.join(f'S{s}' for s in group if s in present)}")
     jobs = _sequence_jobs(present, wanted, meta, drop_damaged, report)
     for item in report["missing"]:
         if item.endswith(".mp4"):

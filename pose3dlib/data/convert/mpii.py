@@ -109,7 +109,7 @@ def read_release(mat: Path):
         release = loadmat(str(mat), struct_as_record=False, squeeze_me=True)["RELEASE"]
     except KeyError:
         raise DataError(f"{mat}: no 'RELEASE' variable; is this mpii_human_pose_v1_u12_1.mat?") from None
-    except (MatReadError, OSError, ValueError, TypeError) as e:
+    except (MatReadError, OSError, ValueError, TypeError, IndexError) as e:  # IndexError: a short text file (a saved login page)
         raise DataError(f"{mat}: not a readable MATLAB v5 file ({type(e).__name__}: {e})") from None
     for field in ("annolist", "img_train"):
         if not hasattr(release, field):
