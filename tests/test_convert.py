@@ -1062,6 +1062,8 @@ def test_datasets_without_a_download_stay_synthetic():
     assert row["missing"] == 6
     assert row["first missing"] == "TS1/annot_data.mat, TS2/annot_data.mat, TS3/annot_data.mat, TS4/annot_data.mat, " \
                                    "... (6 in all)"
+    h36m = {"raw": "dl", "rows": 5, "subjects_missing": [6, 7, 8], "missing": ["S1/MyPoseFeatures/x.cdf"]}
+    assert summary_rows({"h36m": h36m})[0]["first missing"] == "S6, S7, S8, S1/MyPoseFeatures/x.cdf"  # not bare 6, 7, 8
 
 
 def test_wrong_3dhp_and_mpii_folders_name_the_right_one(raw, tmp_path):

@@ -221,7 +221,8 @@ def _convert(name: str, raw: str, out: str, progress: bool) -> dict:
 
 def missing_items(report: dict) -> list[str]:
     """Everything a conversion report lists as missing, skipped or not found, in REPORT_LISTS order."""
-    return [str(m) for field in REPORT_LISTS for m in report.get(field) or []]
+    return [f"S{m}" if field == "subjects_missing" else str(m)  # subjects by their folder names, not bare numbers
+            for field in REPORT_LISTS for m in report.get(field) or []]
 
 
 def summary_rows(reports: dict[str, dict], shown: int = 4) -> list[dict]:
