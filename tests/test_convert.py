@@ -316,8 +316,8 @@ def test_a_short_text_file_saved_as_the_mpii_mat_is_named(raw, tmp_path):
 
 def test_a_download_short_of_some_training_subjects_says_which(raw, tmp_path):
     """The fake download holds S1, S5, S9 and S11: training on S1 and S5 alone was said nowhere on the console."""
-    with pytest.warns(common.ConversionWarning, match=r"training subjects missing: S6, S7, S8; the training split "
-                                                      r"holds only S1, S5"):
+    with pytest.warns(common.ConversionWarning, match=r"training subjects missing: S6, S7, S8; the download "
+                                                      r"holds only S1, S5 of them"):
         convert_h36m(raw / "h36m", tmp_path / "out", subjects=(11,), progress=False)
 
 

@@ -262,7 +262,7 @@ def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, l
         demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
     left = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert "clip.json" not in left  # the earlier JSON went first: the pictures beside it are being replaced
-    assert not [name for name in left if name.startswith(".")]  # no temporary overlay
+    assert [name for name in left if name.startswith(".")] == [".clip.json.partial"]  # no temporary overlay
     assert (tmp_path / "o" / "clip_overlay.mp4").stat().st_size > 0  # the earlier overlay, whole (not replaced yet)
 
     cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 48, 3), 90, np.uint8))
@@ -272,6 +272,20 @@ def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, l
                         quiet=True)
     assert (tmp_path / "o2" / "x_2d.png").is_file() and not (tmp_path / "o2" / "x.json").exists()
     assert (tmp_path / "o2" / media.OUTPUT_MARKER).is_file()  # files were written: the folder and its marker stay
+
+    # into a folder of the user's (not marked), interrupted, then run again: the half-written item is the
+    # demo's own (its hidden record says so), replaced, not refused as the user's files
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), mine, whole_image=True,
+                        quiet=True)
+    assert (mine / "x_2d.png").is_file() and (mine / ".x.json.partial").is_file()
+    monkeypatch.undo()
+    monkeypatch.setenv("POSE3D_PROGRESS", "off")
+    demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), mine, whole_image=True, quiet=True)
+    assert (mine / "x.json").is_file() and not (mine / ".x.json.partial").exists()
 
 
 def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monkeypatch):

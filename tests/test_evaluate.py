@@ -498,3 +498,20 @@ def test_evaluation_options_written_into_the_runs_own_table_are_noted(tmp_path):
     assert "data.num_workers" not in note
     assert eval_option_note(["eval.flip_test=false"], tmp_path / "other.csv", tmp_path) is None  # --out elsewhere
     assert eval_option_note(["train.device=cpu"], own, tmp_path) is None  # no evaluation option
+
+
+def test_a_repeated_stage_is_refused_before_any_scoring_however_it_is_given():
+    """Notebook 06 calls evaluate_run with its own `stages`: [1, 2, 3, 3] counted as the run's full scoring and
+    replaced its metrics.csv with one that no table reads."""
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.evaluation.evaluate import evaluate_run, parse_stages
+
+    cfg = load_config("configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match=r"^stages: stage 3 given more than once"):
+        evaluate_run(cfg, "runs/nowhere", stages=[1, 2, 3, 3])
+    with pytest.raises(Pose3DError, match=r"^stages: stage 4 is not 1, 2 or 3"):
+        evaluate_run(cfg, "runs/nowhere", stages=[4])
+    with pytest.raises(Pose3DError, match=r"^--stages '1,1': stage 1 given more than once"):
+        parse_stages("1,1")
+    assert parse_stages("3, 1") == [3, 1]

@@ -112,5 +112,5 @@ def test_a_missing_onnx_package_is_one_line_not_a_traceback(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_onnx)
-    with pytest.raises(Pose3DError, match=r"^ONNX export needs the 'onnx' package, pinned in pyproject\.toml"):
+    with pytest.raises(Pose3DError, match=r"^ONNX export needs the onnx package \(missing: 'onnx'\), pinned in pyproject\.toml"):
         onnx_export.onnx_metadata("whatever.onnx")

@@ -124,6 +124,9 @@ def prepare_output_folder(folder: str | os.PathLike, option: str, given: str | o
     Pose3DError naming `option` with the path as given (`given`, else `folder`) and the reason."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        probe = temporary_sibling(Path(folder) / "write-check")  # an existing folder may still be read-only
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as e:
         raise Pose3DError(f"{option} {given or folder}: cannot write there ({describe_os_error(e)})") from None
     return Path(folder)

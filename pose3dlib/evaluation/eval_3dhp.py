@@ -110,9 +110,9 @@ def mpi3dhp_report(rows: Iterable[dict], split: str) -> str:
     parts = [mpi3dhp_table(rows, split)]
     present = {r["action"] for r in rows if r["split"] == split and r["protocol"] == "3dhp_pck"}
     if (absent := [s for s in SEQUENCES if s not in present]) and len(absent) < len(SEQUENCES):
-        parts.append(f"Not the whole test set: {', '.join(absent)} missing from the converted download, so the "
-                     "scene and All columns above cover the other sequences only (not comparable with published "
-                     "numbers).")
+        parts.append(f"Not the whole test set: {', '.join(absent)} not among the scored frames (missing from the "
+                     "converted set, or left out by a sample limit), so the scene and All columns above cover the "
+                     "other sequences only (not comparable with published numbers).")
     for title, groups in (("Per activity", MPI3DHP_ACTIVITIES.values()), ("Per sequence", SEQUENCES)):
         if (table := breakdown_table(rows, split, groups)) is not None:
             parts.append(f"{title} (3DPCK@150mm, %):\n\n{table}")

@@ -428,6 +428,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..synthetic.generator import check_not_stale
 
     check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
+    stages = list(stages)
+    check_stages(stages)  # and its `stages` without parse_stages
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     dev = resolve_device(device or cfg.train.device)
@@ -479,14 +481,23 @@ def add_arguments(parser) -> None:
 
 def parse_stages(text: str) -> list[int]:
     """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3, each at most once
-    (a repeated stage would be scored twice and its rows written twice, which no table reads)."""
+    (`check_stages`)."""
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items or any(s not in ("1", "2", "3") for s in items):
         raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
-    if repeated := sorted({s for s in items if items.count(s) > 1}):
-        raise Pose3DError(f"--stages {text!r}: stage {', '.join(repeated)} given more than once; "
+    stages = [int(s) for s in items]
+    check_stages(stages, f"--stages {text!r}")
+    return stages
+
+
+def check_stages(stages: list[int], given: str = "stages") -> None:
+    """Pose3DError unless each stage is 1, 2 or 3 and named at most once (a repeated stage would be scored
+    twice and its rows written twice, which no table reads); `given` names the setting in the message."""
+    if unknown := [s for s in stages if s not in runs.STAGES]:
+        raise Pose3DError(f"{given}: stage {', '.join(map(str, unknown))} is not 1, 2 or 3")
+    if repeated := sorted({s for s in stages if stages.count(s) > 1}):
+        raise Pose3DError(f"{given}: stage {', '.join(map(str, repeated))} given more than once; "
                           "name each stage at most once")
-    return [int(s) for s in items]
 
 
 def check_limit(limit: int) -> None:
@@ -551,7 +562,7 @@ def _csv_for(run_dir, other: list[str]) -> Path:
 def eval_option_note(overrides: list[str], out: Path, run_dir) -> str | None:
     """A note when `--set eval.*` options (the evaluation's own choice) go into the run's own
     metrics.csv, which `report`, `make reproduce`'s table and `unseen-check` read as the run's scoring."""
-    options = [o for o in overrides if o.split("=", 1)[0].strip().startswith("eval.")]
+    options = [o for o in overrides if (key := o.split("=", 1)[0].strip()) == "eval" or key.startswith("eval.")]
     if not options or Path(out).resolve() != runs.eval_csv_path(run_dir).resolve():
         return None
     return (f"note: {out} now holds the scoring with {', '.join(options)}, not the config's evaluation options; "

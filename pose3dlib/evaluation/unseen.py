@@ -47,6 +47,7 @@ from ..tools.sweep import parse_seeds
 from .eval_3dhp import PROTOCOLS as THREEDHP_PROTOCOLS
 from .evaluate import (
     MEAN_POSE,
+    check_stages,
     evaluate_run,
     is_fraction,
     parse_stages,
@@ -310,7 +311,8 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
     from ..synthetic.generator import generate
 
     cfg = load_config(config, overrides)
-    stages = list(runs.STAGES) if stages is None else stages
+    stages = list(runs.STAGES) if stages is None else list(stages)
+    check_stages(stages)
     if not seeds:
         raise Pose3DError("--seeds: give at least one generator seed, e.g. 7")
     if any(s < 0 for s in seeds):

@@ -323,7 +323,7 @@ def write_outputs(result: dict, image_rgb: np.ndarray, out_dir: Path, stem: str,
     write_html(skeleton_figure_plotly(np.array(result["joints_3d_mm"]), title=title), paths["html"], plotlyjs)
     skeleton_figure_3d_png(np.array(result["joints_3d_mm"]), paths["png_3d"], title=title)
     write_or_remove_bvh(paths, out_dir / f"{stem}.bvh", np.array([result["joints_3d_mm"]]), 30.0, bvh, earlier)
-    write_json(paths["json"], result)
+    finish_item(paths["json"], result)
     return paths
 
 
@@ -343,23 +343,39 @@ def overlay_canvas(image_rgb: np.ndarray) -> tuple[np.ndarray, int]:
 def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
     """Remove an item's JSON of an earlier run before its other files are replaced, so a JSON always
     describes the files beside it (an interrupted item is one without a JSON); True when there was one.
+    A hidden record (`partial_record`) says, until `finish_item`, that the item's files are being written,
+    so a run interrupted in a folder of the user's leaves them recognisable as the demo's.
 
     Pose3DError, before anything is replaced, when the item would replace a file the demo did not write:
     a `<stem>.json` without the demo's schema, or, outside a folder marked as demo output
-    (`media.OUTPUT_MARKER`, in the folder or one above it), any of `others` (the item's other files)
-    without the demo's JSON beside it: in a folder of the user's those are the user's own files (a
-    `<stem>.bvh` among them even without --bvh: beside the demo's JSON, a later run without --bvh would
-    take it for its own and remove it)."""
+    (`media.OUTPUT_MARKER`, in the folder or one above it) and without that record, any of `others` (the
+    item's other files) without the demo's JSON beside it: in a folder of the user's those are the user's
+    own files (a `<stem>.bvh` among them even without --bvh: beside the demo's JSON, a later run without
+    --bvh would take it for its own and remove it)."""
     earlier = json_path.is_file()
     if earlier and not _is_demo_json(json_path):
         raise Pose3DError(f"{json_path}: exists and was not written by the demo (no \"schema\": \"{SCHEMA}\"); "
                           "move it or choose another --out")
-    if not earlier and not any((d / media.OUTPUT_MARKER).is_file() for d in (json_path.parent, *json_path.parent.parents)):
-        if foreign := [p for p in others if p.exists()]:
-            raise Pose3DError(f"{foreign[0]}: exists and was not written by the demo (no {json_path.name} of the demo's "
-                              "beside it); move it or choose another --out")
+    partial = partial_record(json_path)
+    ours = earlier or partial.is_file() or any((d / media.OUTPUT_MARKER).is_file()
+                                               for d in (json_path.parent, *json_path.parent.parents))
+    if not ours and (foreign := [p for p in others if p.exists()]):
+        raise Pose3DError(f"{foreign[0]}: exists and was not written by the demo (no {json_path.name} of the demo's "
+                          "beside it); move it or choose another --out")
+    partial.touch()
     json_path.unlink(missing_ok=True)
     return earlier
+
+
+def partial_record(json_path: Path) -> Path:
+    """The hidden file that marks an item whose files are being written (`start_item` to `finish_item`)."""
+    return json_path.with_name(f".{json_path.name}.partial")
+
+
+def finish_item(json_path: Path, result: dict) -> None:
+    """Write the item's JSON, last, and drop its in-progress record."""
+    write_json(json_path, result)
+    partial_record(json_path).unlink(missing_ok=True)
 
 
 def _is_demo_json(path: Path) -> bool:
@@ -474,8 +490,12 @@ def remove_empty(folders: list[Path]) -> None:
     """Remove `folders` (deepest first) while they hold nothing but the output marker."""
     for d in folders:
         try:
-            if set(os.listdir(d)) - {media.OUTPUT_MARKER}:
+            names = set(os.listdir(d)) - {media.OUTPUT_MARKER}
+            records = {n for n in names if n.startswith(".") and n.endswith(".json.partial")}  # items that wrote nothing
+            if names - records:
                 return  # something was written there: the folder and its marker stay
+            for name in records:
+                (d / name).unlink(missing_ok=True)
             (d / media.OUTPUT_MARKER).unlink(missing_ok=True)
             d.rmdir()
         except OSError:
@@ -609,7 +629,7 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
         overlay_tmp.replace(paths["overlay"])
     finally:
         overlay_tmp.unlink(missing_ok=True)
-    write_json(paths["json"], result)
+    finish_item(paths["json"], result)
     return paths
 
 

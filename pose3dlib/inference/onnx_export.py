@@ -89,8 +89,8 @@ def _import_onnx():
     try:
         import onnx
     except ModuleNotFoundError as e:
-        raise Pose3DError(f"ONNX export needs the {e.name!r} package, pinned in pyproject.toml: `make setup` installs "
-                          "it (or `pip install -e .` in your environment)") from None
+        raise Pose3DError(f"ONNX export needs the onnx package (missing: {e.name!r}), pinned in pyproject.toml: "
+                          "`make setup` installs it (or `pip install -e .` in your environment)") from None
     return onnx
 
 

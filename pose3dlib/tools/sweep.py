@@ -104,8 +104,9 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
     if previous is not None and not runs.started_from(ckpt, previous):
         raise Pose3DError(f"sweep base run's {path} was not trained from its {previous} as that file is now (the "
                           f"earlier stage was trained again since, or this one started from another checkpoint); "
-                          "bring the base run up to date first: `make reproduce PROFILE=...` (REAL_DATA=True for a "
-                          "run on the real downloads)")
+                          f"train it again from that file first (`python -m pose3dlib train --config <config> --stage "
+                          f"{stage} --run-dir {base_run} --overwrite`, then `make reproduce PROFILE=...` for the stages "
+                          "after it)")
     for cfg in cfgs:
         check_base_stage(path, ckpt, cfg, stage, ignored)
 

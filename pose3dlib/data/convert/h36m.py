@@ -353,8 +353,8 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     for role, group in (("training", TRAIN_SUBJECTS), ("test", TEST_SUBJECTS)):
         absent = [s for s in group if s not in present]
         if absent and len(absent) < len(group):  # none of a group at all is said where it matters (training, scoring)
-            common.warn(f"{raw}: {role} subjects missing: {', '.join(f'S{s}' for s in absent)}; the {role} split "
-                        f"holds only {', '.join(f'S{s}' for s in group if s in present)}")
+            common.warn(f"{raw}: {role} subjects missing: {', '.join(f'S{s}' for s in absent)}; the download holds "
+                        f"only {', '.join(f'S{s}' for s in group if s in present)} of them")
     jobs = _sequence_jobs(present, wanted, meta, drop_damaged, report)
     for item in report["missing"]:
         if item.endswith(".mp4"):
