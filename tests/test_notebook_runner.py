@@ -137,12 +137,12 @@ def test_a_failing_cell_is_named_and_its_partial_output_kept(tmp_path):
     nb = _notebook(None)
     nb["cells"] += [{"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# a heading"},
                     {"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "outputs": [],
-                     "source": "\nraise ValueError('no such joint')"},
+                     "source": "import os\n\nraise ValueError('no such joint')"},
                     {"cell_type": "code", "execution_count": None, "id": "c3", "metadata": {}, "outputs": [],
                      "source": "print('never')"}]
     src = tmp_path / "nb.ipynb"
     src.write_text(json.dumps(nb))
-    with pytest.raises(Pose3DError, match=r"nb\.ipynb failed in code cell 2 of 3 \(`raise ValueError\('no such joint'\)`\): "
+    with pytest.raises(Pose3DError, match=r"nb\.ipynb failed in code cell 2 of 3, line 3 \(`raise ValueError\('no such joint'\)`\): "
                                           r"ValueError: no such joint \(partial output, where it is In \[2\], kept in (.*) until") as e:
         notebook_runner.execute(str(src), tmp_path / "out" / "nb.ipynb", {}, progress=False)
     kept = Path(re.search(r"kept in (.*) until", str(e.value)).group(1))
@@ -163,6 +163,11 @@ def test_running_cell_is_the_last_cell_papermill_started(tmp_path):
     path = tmp_path / "partial.ipynb"
     path.write_text(json.dumps(nb))
     assert notebook_runner.running_cell(path) == "code cell 2 of 3 (`model = train(x)  # a long comment that goes well past si...`)"
+    assert notebook_runner.running_cell(path, 2) == "code cell 2 of 3, line 2 (`model = train(x)  # a long comment that goes well past si...`)"
+    assert notebook_runner.running_cell(path, 9) == notebook_runner.running_cell(path)  # no such line: the first one
+    tb = ["\x1b[0;31m---------\x1b[0m", "Cell \x1b[0;32mIn[4], line 14\x1b[0m\n  convert()",
+          "File \x1b[0;32m/lib/x.py:3\x1b[0m, in \x1b[0;36mconvert\x1b[0m", "Cell In[4], line 2"]
+    assert notebook_runner.failing_line(tb) == 14 and notebook_runner.failing_line(["no cell here"]) is None
     nb["cells"][3]["metadata"]["papermill"]["start_time"] = None
     nb["cells"][1]["metadata"]["papermill"]["start_time"] = None
     path.write_text(json.dumps(nb))

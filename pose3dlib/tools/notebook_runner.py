@@ -14,6 +14,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -346,10 +347,11 @@ def relative_papermill_paths(notebook: Path, src: Path, out: Path) -> None:
     write_ipynb(nb, str(notebook))
 
 
-def running_cell(executed: Path) -> str | None:
+def running_cell(executed: Path, line: int | None = None) -> str | None:
     """Which cell of the partial notebook papermill saved at `executed` was running when the kernel
     stopped: "code cell K of N (`first line`)", counting the code cells of the notebook as written
-    (papermill's injected parameters cell left out); None when the file says nothing.
+    (papermill's injected parameters cell left out), or, given the cell's failing `line` (1-based, from
+    the traceback: `failing_line`), "code cell K of N, line L (`that line`)"; None when the file says nothing.
 
     papermill stamps each cell's start_time as it begins and saves the notebook, and only the cells
     it reached have one, so the running cell is the last with a start_time."""
@@ -364,10 +366,19 @@ def running_cell(executed: Path) -> str | None:
         return None
     k = started[-1]
     source = code[k - 1].get("source", "")
-    first = next((line.strip() for line in ("".join(source) if isinstance(source, list) else source).splitlines()
-                  if line.strip()), "")
+    lines = ("".join(source) if isinstance(source, list) else source).splitlines()
+    at = lines[line - 1].strip() if line is not None and 0 < line <= len(lines) else None
+    first = at or next((text.strip() for text in lines if text.strip()), "")
     shown = first if len(first) <= 60 else first[:57] + "..."
-    return f"code cell {k} of {len(code)}" + (f" (`{shown}`)" if shown else "")
+    return f"code cell {k} of {len(code)}" + (f", line {line}" if at else "") + (f" (`{shown}`)" if shown else "")
+
+
+def failing_line(traceback: list[str] | None) -> int | None:
+    """The line of the notebook cell an IPython traceback (papermill's `PapermillExecutionError.traceback`)
+    points to, `Cell In[n], line L` (its first such frame: the cell's own, before library frames); None if absent."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(traceback or []))  # without the colour codes
+    found = re.search(r"Cell In\s*\[\s*\d*\s*\],\s*line (\d+)", text)
+    return int(found.group(1)) if found else None
 
 
 def check_output(src: Path, out: Path, in_place: bool = False) -> None:
@@ -434,7 +445,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
                           "or pass --kernel NAME") from None
     except pm.PapermillExecutionError as e:
         # the cell as `running_cell` names it (the kernel-died message too), and its In [n] in the partial output
-        where = running_cell(tmp) or "a cell"
+        where = running_cell(tmp, failing_line(getattr(e, "traceback", None))) or "a cell"
         raise Pose3DError(f"{src.name} failed in {where}: {e.ename}: {e.evalue} (partial output, where it is "
                           f"In [{e.exec_count}], kept in {tmp} until the step runs again)") from None
     except BaseException:  # an interrupt (Ctrl-C) or an error outside the notebook: nothing worth keeping
