@@ -118,15 +118,21 @@ def describe_os_error(e: OSError) -> str:
     return f"{name}: {reason}"
 
 
+def probe_writable(folder: str | os.PathLike) -> None:
+    """Write and remove an empty temporary file in `folder`: OSError when files cannot be made there
+    (an existing folder may still be read-only)."""
+    probe = temporary_sibling(Path(folder) / "write-check")
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def prepare_output_folder(folder: str | os.PathLike, option: str, given: str | os.PathLike | None = None) -> Path:
     """Make `folder` (and the folders above it) before any work, so an output path that cannot hold
     files (a file where a folder is needed, no permission) fails at once, not after minutes of work;
     Pose3DError naming `option` with the path as given (`given`, else `folder`) and the reason."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        probe = temporary_sibling(Path(folder) / "write-check")  # an existing folder may still be read-only
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as e:
         raise Pose3DError(f"{option} {given or folder}: cannot write there ({describe_os_error(e)})") from None
     return Path(folder)

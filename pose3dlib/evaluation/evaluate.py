@@ -562,7 +562,7 @@ def _csv_for(run_dir, other: list[str]) -> Path:
 def eval_option_note(overrides: list[str], out: Path, run_dir) -> str | None:
     """A note when `--set eval.*` options (the evaluation's own choice) go into the run's own
     metrics.csv, which `report`, `make reproduce`'s table and `unseen-check` read as the run's scoring."""
-    options = [o for o in overrides if (key := o.split("=", 1)[0].strip()) == "eval" or key.startswith("eval.")]
+    options = [o for o in overrides if any(k.split(".")[0] == "eval" for k in override_keys(o))]
     if not options or Path(out).resolve() != runs.eval_csv_path(run_dir).resolve():
         return None
     return (f"note: {out} now holds the scoring with {', '.join(options)}, not the config's evaluation options; "

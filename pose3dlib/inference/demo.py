@@ -33,7 +33,7 @@ from .. import camera, decode
 from ..config import Config
 from ..data.mpii import BOX_FACTOR
 from ..engine import runs
-from ..engine.atomic_io import atomic_write_text, describe_os_error, temporary_sibling
+from ..engine.atomic_io import atomic_write_text, describe_os_error, probe_writable, temporary_sibling
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
@@ -357,8 +357,7 @@ def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
         raise Pose3DError(f"{json_path}: exists and was not written by the demo (no \"schema\": \"{SCHEMA}\"); "
                           "move it or choose another --out")
     partial = partial_record(json_path)
-    ours = earlier or partial.is_file() or any((d / media.OUTPUT_MARKER).is_file()
-                                               for d in (json_path.parent, *json_path.parent.parents))
+    ours = earlier or partial.is_file() or media.marked_folder(json_path.parent) is not None
     if not ours and (foreign := [p for p in others if p.exists()]):
         raise Pose3DError(f"{foreign[0]}: exists and was not written by the demo (no {json_path.name} of the demo's "
                           "beside it); move it or choose another --out")
@@ -367,9 +366,12 @@ def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
     return earlier
 
 
+PARTIAL_SUFFIX = ".json.partial"  # .<stem>.json.partial: an item whose files are being written
+
+
 def partial_record(json_path: Path) -> Path:
     """The hidden file that marks an item whose files are being written (`start_item` to `finish_item`)."""
-    return json_path.with_name(f".{json_path.name}.partial")
+    return json_path.with_name(f".{json_path.stem}{PARTIAL_SUFFIX}")
 
 
 def finish_item(json_path: Path, result: dict) -> None:
@@ -471,15 +473,13 @@ def prepare_out(out_dir: Path) -> list[Path]:
             atomic_write_text(out_dir / media.OUTPUT_MARKER, "written by `python -m pose3dlib demo`; "
                               "a demo folder search skips this folder\n")
         else:  # the user's own folder: only check that a file can be written
-            probe = temporary_sibling(out_dir / "write-check")
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_writable(out_dir)
     except OSError as e:
         remove_empty(made)
         # the marker or the write check in --out itself: the reason alone (their names are no file of the user's)
         own = e.filename is not None and e.strerror and Path(os.fsdecode(e.filename)).parent == out_dir
         raise Pose3DError(f"--out {out_dir}: cannot write there ({e.strerror if own else describe_os_error(e)})") from None
-    if not any((d / media.OUTPUT_MARKER).is_file() for d in (out_dir, *out_dir.parents)):  # inside a marked one: skipped too
+    if media.marked_folder(out_dir) is None:  # inside a marked one: skipped too
         _warn(f"--out {out_dir}: holds files of yours, so it is not marked as demo output ({media.OUTPUT_MARKER}); "
               "a later demo run over a folder that holds it will read these results as photos (a new or empty --out "
               "is marked)")
@@ -491,7 +491,7 @@ def remove_empty(folders: list[Path]) -> None:
     for d in folders:
         try:
             names = set(os.listdir(d)) - {media.OUTPUT_MARKER}
-            records = {n for n in names if n.startswith(".") and n.endswith(".json.partial")}  # items that wrote nothing
+            records = {n for n in names if n.startswith(".") and n.endswith(PARTIAL_SUFFIX)}  # items that wrote nothing
             if names - records:
                 return  # something was written there: the folder and its marker stay
             for name in records:

@@ -40,6 +40,12 @@ class Item:
     folder: Path | None  # the folder given on the command line that holds it
 
 
+def marked_folder(path: Path) -> Path | None:
+    """The nearest of `path` and the folders above it that holds OUTPUT_MARKER (an earlier demo run's
+    --out), or None."""
+    return next((d for d in (path, *path.parents) if (d / OUTPUT_MARKER).is_file()), None)
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB, turned upright as its EXIF
     orientation says (a phone photo taken upright is stored on its side). The alpha channel of a PNG or
@@ -170,7 +176,7 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             if (p / OUTPUT_MARKER).is_file():
                 raise Pose3DError(f"{p}: holds the outputs of an earlier demo run ({OUTPUT_MARKER}), not photos or "
                                   f"videos to run it on (if it holds photos of yours too, delete {p / OUTPUT_MARKER})")
-            if marked := next((d for d in p.resolve().parents if (d / OUTPUT_MARKER).is_file()), None):
+            if marked := marked_folder(p.resolve().parent):
                 raise Pose3DError(f"{p}: lies inside {marked}, the outputs of an earlier demo run ({OUTPUT_MARKER}), "
                                   f"not photos or videos to run it on (if it holds photos of yours too, delete "
                                   f"{marked / OUTPUT_MARKER})")

@@ -38,7 +38,7 @@ from . import common
 
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
 TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
-TEST_SUBJECTS = (9, 11)
+TEST_SUBJECTS = tuple(s for s in SUBJECTS if s not in TRAIN_SUBJECTS)  # 9, 11
 NUM_SUBJECT_COLUMNS = 11  # metadata.xml's <mapping> has a column for S1..S11
 FIRST_ACTION = 2  # action 1 (Miscellaneous) has no sequences; 2..16 are the 15 actions
 # Sequences whose ground truth is damaged in parts (subject, file name as in the mapping).
