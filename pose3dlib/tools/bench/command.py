@@ -29,7 +29,7 @@ from ...engine.errors import ConfigError
 from ...engine.paths import CommandLinePath, OptionalCommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...engine.train import SpeedSwitches
-from . import measure
+from . import fresh_clones, measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
 from .measure import QUICK_PLAN, BenchPlan
 from .report import machine_description, render_block, update_document, write_json
@@ -38,6 +38,7 @@ from .timing import CPU
 
 QUICK_ENV = "BENCH_QUICK"  # BENCH_QUICK=1 selects QUICK_PLAN
 RECORD_JSON, RECORD_DOC = "runs/bench/bench.json", "docs/benchmarks.md"  # the committed record
+FRESH_CLONES_FIGURE = "figures/fresh_clone_timings.png"  # `bench --fresh-clones`: every timed `make reproduce`
 QUICK_JSON = "runs/bench/quick/bench.json"  # where a quick run writes instead (git-ignored)
 PAPER_SCHEDULE_SAMPLES = 3.1e6  # three stages of the paper schedule (about 3.1 million samples)
 
@@ -231,6 +232,27 @@ def host_speed_line(plan: BenchPlan) -> str:
             f"memory allocator: {allocator.loaded()}")
 
 
+def fresh_clones_command(doc: Path, figure: Path) -> int:
+    """`bench --fresh-clones`: print the tally of the timed fresh clones, any disagreement between the
+    page's summary and its rows (then return 1), and write the figure."""
+    from ...plots.timings import plot_fresh_clones
+    from ...plots.viz import write_png
+
+    text = fresh_clones.read(doc)
+    runs = fresh_clones.parse_runs(text, str(doc))
+    summary = fresh_clones.parse_summary(text, str(doc))
+    for row in summary:
+        count, minutes, training, met = fresh_clones.summarise(runs, row.clones)
+        print(f"{row.host}: {count} clones, {minutes[0]:g}-{minutes[1]:g} min (training {training[0]:g}-"
+              f"{training[1]:g}), {met} within {fresh_clones.TARGET_MINUTES:g}")
+    problems = fresh_clones.disagreements(text, str(doc))
+    for line in problems:
+        print(f"bench: {doc}: {line}", file=sys.stderr)
+    write_png(plot_fresh_clones(runs, summary), figure)
+    print(f"bench: wrote {figure}")
+    return 1 if problems else 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats and smaller sizes (development; also ${QUICK_ENV}=1)")
@@ -244,6 +266,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host-speed", action="store_true",
                         help="only print this host's matmul_peak_gflops (seconds; writes nothing): "
                              "how fast the host is for a timing such as `make reproduce`'s")
+    parser.add_argument("--fresh-clones", action="store_true",
+                        help=f"time nothing: check that the summary of {fresh_clones.TIMINGS_DOC} agrees with its table "
+                             f"of timed fresh clones (exit 1 where not) and draw them to --figure")
+    parser.add_argument("--figure", action=CommandLinePath, default=FRESH_CLONES_FIGURE,
+                        help=f"with --fresh-clones: the PNG to write (default: {FRESH_CLONES_FIGURE})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -260,6 +287,8 @@ def run(args: argparse.Namespace) -> int:
     if args.host_speed:
         print(host_speed_line(plan))
         return 0
+    if args.fresh_clones:
+        return fresh_clones_command(resolve(fresh_clones.TIMINGS_DOC), resolve(args.figure))
     out, doc = resolve(args.out), args.doc
     if quick and os.path.realpath(out) == os.path.realpath(resolve(RECORD_JSON)):  # never replaces the record
         out = resolve(QUICK_JSON)
