@@ -224,8 +224,11 @@ def _check_pckh(pred: Any, gt: Any, head_size: Any, valid: Any) -> tuple[np.ndar
     if v.shape != (n, j):
         raise ValueError(f"valid must have shape (N, J) = ({n}, {j}), got {v.shape}")
     v = v.astype(bool)
-    if np.any(h[v.any(1)] <= 0):
-        raise ValueError("head_size must be positive for every sample with a valid joint")
+    bad = ~(np.isfinite(h) & (h > 0))  # a nan head size would count every joint a miss, inf every joint a hit
+    if np.any(bad[v.any(1)]):
+        first = int(np.flatnonzero(bad & v.any(1))[0])
+        raise ValueError(f"head_size must be finite and positive for every sample with a valid joint; "
+                         f"sample {first} has {h[first]!r}")
     with np.errstate(divide="ignore", invalid="ignore"):
         err = _joint_errors(p, g) / h[:, None]  # (N, J) in head sizes
     return err, v

@@ -385,3 +385,22 @@ def test_the_paired_test_decides_the_second_claims_verdict():
     assert not welch_test(b, c).significant and ablation.paired_test(rows, "wild_test", "p1_mpjpe", "b", "c").significant
     claim = claims_summary(rows).split("\n\n")[1]
     assert "support the claim" in claim and "not significant at this scale, so" not in claim
+
+
+def test_a_value_that_is_not_finite_leaves_the_tests_undefined_not_insignificant():
+    """`evaluate` writes nan for a diverged run's metric. Before, scipy's p = nan read as 'not significant
+    at this scale'; now both tests are undefined and the table says why."""
+    b_nan = [B[0], float("nan"), *B[2:]]
+    assert welch_test(A, b_nan) is None and welch_test(A, [*B[:-1], float("inf")]) is None
+    rows = _rows(a=A, b=b_nan, c=C)
+    assert ablation.paired_test(rows, "wild_test", "p1_mpjpe", "b", "c") is None
+    table = ablation.ablation_table(rows, [("wild_test", "p1_mpjpe")])
+    assert "not significant" not in table
+    assert table.count("n/a: needs two seeds per arm, finite and with some spread") == 2  # (b)-(a), (c)-(b)
+    assert "n/a: needs two shared seeds, finite, whose differences spread" in table
+    assert welch_test(A, B) is not None  # the same arms, all finite: a test
+    # before: the table itself failed (statistics.stdev on nan: AttributeError); now the seed is named apart
+    mean, sd = statistics.fmean(b_nan[:1] + b_nan[2:]), statistics.stdev(b_nan[:1] + b_nan[2:])
+    assert f"| {mean:.1f} ± {sd:.1f} ({len(B) - 1} seeds; 1 more not finite) |" in table
+    assert ablation._mean_sd_words([float("nan")], "p1_mpjpe") == "not finite (1 seed)"
+    ablation.plot_ablation(rows, [("wild_test", "p1_mpjpe")]).clf()  # draws, the nan seed left out

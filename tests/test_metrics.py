@@ -339,8 +339,18 @@ def test_pckh_accepts_a_zero_head_size_where_no_joint_is_valid() -> None:
     assert metrics.pckh(pred, gt, head, valid) == pytest.approx(3 / 4)
     np.testing.assert_allclose(metrics.pckh_per_joint(pred, gt, head, valid), [1 / 2, 1.0])
     assert metrics.pckh(pred, gt, np.array([10.0, np.nan, 20.0]), valid) == pytest.approx(3 / 4)
-    with pytest.raises(ValueError, match="head_size must be positive for every sample with a valid joint"):
+    with pytest.raises(ValueError, match="head_size must be finite and positive for every sample with a valid "
+                                         "joint; sample 1 has"):
         metrics.pckh(pred, gt, head, np.array([[True, True], [True, False], [True, True]]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_pckh_refuses_a_head_size_that_is_not_finite_where_a_joint_is_valid(bad) -> None:
+    """Before: nan counted every joint of the sample a miss (PCKh 0.5 here) and inf every joint a hit (1.0)."""
+    gt = np.zeros((2, 2, 2))
+    pred = np.full((2, 2, 2), 100.0)
+    with pytest.raises(ValueError, match=r"finite and positive .*sample 0 has"):
+        metrics.pckh(pred, gt, np.array([bad, 10.0]), np.ones((2, 2), bool))
 
 
 @pytest.mark.parametrize("shape", [(0, 16, 2), (2, 0, 2)])

@@ -355,7 +355,8 @@ def evaluate_3d_split(model, dataset, eval_cfg: EvalConfig, input_format: str, d
 
     Besides PROTOCOLS_3D on the full prediction (predicted 2D + predicted depth), it adds
     `p1_mpjpe_gt2d`: Protocol #1 of ground-truth 2D + predicted depth, which isolates the
-    depth branch from 2D errors (the number training validation reports). `bone_sum_mm`
+    depth branch from 2D errors. Training validation's `mpjpe_mm` is related but lower: it scales each
+    sample to its own true bone sum (engine.validation), this one to the checkpoint's. `bone_sum_mm`
     is the checkpoint's millimetre scale (pose3dlib.engine.checkpoint.bone_sum_mm). With
     `eval_cfg.bone_prior` the depth is corrected with `reconstruct`'s prior, `bone_lengths` (14,).
     """

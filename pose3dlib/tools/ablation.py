@@ -24,7 +24,8 @@ Layout of the output folder (default runs/ablation/<profile>/):
     <arm>/seed=<k>/stage<N>/        checkpoints (train.py's layout)
     <arm>/seed=<k>/metrics.csv      notebook 06 on Stage 3; evaluated.json: what it scored
     ablation.csv                    arm,seed,split,protocol,value (Stage 3, action 'all')
-    ablation.md, ablation.png       mean ± sd per arm, Welch t-tests, the paper's claims in words
+    ablation.md, ablation.png       mean ± sd per arm, Welch t-tests (and paired ones for the arms that share
+                                    Stages 1-2 per seed), the paper's claims in words
 
 A rerun is resumable: a stage whose checkpoint is finished for its config and starting
 checkpoint (`train.stage_status`) is skipped, an interrupted one continues, a stale one is
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -333,8 +335,10 @@ class WelchTest:
 def welch_test(first: list[float], second: list[float], first_arm: str = "", second_arm: str = "",
                confidence: float = CONFIDENCE) -> WelchTest | None:
     """scipy.stats.ttest_ind(second, first, equal_var=False) with its interval; None when either
-    group has fewer than two values or both have no spread (the test is then undefined)."""
-    if len(first) < 2 or len(second) < 2 or (statistics.stdev(first) == 0 and statistics.stdev(second) == 0):
+    group has fewer than two values, a value is not finite (`evaluate` writes nan for a diverged run) or
+    both groups have no spread (the test is then undefined)."""
+    if (len(first) < 2 or len(second) < 2 or not all(math.isfinite(v) for v in (*first, *second))
+            or (statistics.stdev(first) == 0 and statistics.stdev(second) == 0)):
         return None
     from scipy import stats
 
@@ -367,13 +371,14 @@ class PairedTest:
 def paired_test(rows: list[dict], split: str, protocol: str, first: str, second: str,
                 confidence: float = CONFIDENCE) -> PairedTest | None:
     """scipy.stats.ttest_rel over the seeds both arms ran (arms PAIRED share Stages 1-2 per seed); None
-    with fewer than two such seeds or differences without spread (the test is then undefined)."""
+    with fewer than two such seeds, a value that is not finite or differences without spread (the test is
+    then undefined)."""
     by_seed = {arm: {r["seed"]: r["value"] for r in rows if r["arm"] == arm and r["split"] == split
                      and r["protocol"] == protocol} for arm in (first, second)}
     seeds = sorted(set(by_seed[first]) & set(by_seed[second]))
     v1, v2 = [by_seed[first][s] for s in seeds], [by_seed[second][s] for s in seeds]
     differences = [b - a for a, b in zip(v1, v2)]
-    if len(seeds) < 2 or statistics.stdev(differences) == 0:
+    if len(seeds) < 2 or not all(math.isfinite(d) for d in differences) or statistics.stdev(differences) == 0:
         return None
     from scipy import stats
 
@@ -406,11 +411,25 @@ def arm_label(arm: str) -> str:
     return f"({arm}) {ARMS[arm]}"
 
 
+def finite_mean_sd(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample sd (0 for one value), count) of the finite values; (nan, nan, 0) without any. A
+    diverged run's metric is nan in its metrics.csv (`evaluate`), and statistics.stdev fails on nan."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, 0
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0, len(finite)
+
+
 def _mean_sd_words(values: list[float], protocol: str) -> str:
-    shown = [_shown(protocol, v) for v in values]
-    if len(shown) == 1:
-        return f"{shown[0]:.1f} (1 seed)"
-    return f"{statistics.fmean(shown):.1f} ± {statistics.stdev(shown):.1f} ({len(shown)} seeds)"
+    """'171.2 ± 3.1 (5 seeds)'; seeds whose value is not finite are named apart and left out of both."""
+    mean, sd, n = finite_mean_sd([_shown(protocol, v) for v in values])
+    bad = len(values) - n
+    note = f"; {bad} more not finite" if bad else ""
+    if n == 0:
+        return f"not finite ({bad} seed{'s' if bad > 1 else ''})"
+    if n == 1:
+        return f"{mean:.1f} (1 seed{note})"
+    return f"{mean:.1f} ± {sd:.1f} ({n} seeds{note})"
 
 
 def _have_both(rows: list[dict], split: str, protocol: str, first: str, second: str) -> bool:
@@ -419,7 +438,7 @@ def _have_both(rows: list[dict], split: str, protocol: str, first: str, second: 
 
 
 def _test_cells(test: WelchTest | PairedTest | None, protocol: str, have_both: bool,
-                undefined: str = "n/a: needs two seeds per arm with some spread") -> list[str]:
+                undefined: str = "n/a: needs two seeds per arm, finite and with some spread") -> list[str]:
     """The table cells of one test; without one, `undefined` when both arms have results."""
     if test is None:
         return ["", "", "", "", undefined if have_both else "no results"]
@@ -454,7 +473,7 @@ def ablation_table(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMAR
         test = paired_test(rows, split, protocol, first, second)
         seeds = str(test.n) if test else ""
         cells = _test_cells(test, protocol, _have_both(rows, split, protocol, first, second),
-                            undefined="n/a: needs two shared seeds whose differences spread")
+                            undefined="n/a: needs two shared seeds, finite, whose differences spread")
         lines.append(f"| {metric_label(split, protocol)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -495,8 +514,8 @@ def plot_ablation(rows: list[dict], metrics: Iterable[tuple[str, str]] = SUMMARY
             values = [_shown(protocol, v) for v in arm_values(rows, arm, split, protocol)]
             if not values:
                 continue
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            line = ax.errorbar([x], [statistics.fmean(values)], yerr=[sd], fmt="s", ms=7, capsize=5)
+            mean, sd, _ = finite_mean_sd(values)  # a value that is not finite is not drawn
+            line = ax.errorbar([x], [mean], yerr=[sd], fmt="s", ms=7, capsize=5)
             offsets = [0.12 + 0.04 * (i - (len(values) - 1) / 2) for i in range(len(values))]
             ax.plot([x + o for o in offsets], values, "o", ms=4, mfc="none", color=line[0].get_color())
         ax.set_title("\n".join([metric_label(split, protocol), *_panel_tests(rows, split, protocol)]), fontsize=8)
@@ -525,7 +544,7 @@ def _effect(rows: list[dict], split: str, protocol: str, first: str, second: str
     text = f"{name} went from {_mean_sd_words(v1, protocol)} to {_mean_sd_words(v2, protocol)} {unit}"
     test = compare(rows, split, protocol, first, second)
     if test is None:
-        return text + "; too few seeds with spread for a test.", None
+        return text + "; too few seeds with finite values and spread for a test.", None
     return f"{text}, a change of {_test_words(test, protocol, 'Welch', f'{test.df:.1f}')}.", test
 
 
