@@ -1115,3 +1115,38 @@ def test_converters_write_nothing_when_nothing_converts(raw, tmp_path, capsys):
     shutil.copy(raw / "h36m" / "metadata.xml", no_sequences)
     report = convert_h36m(no_sequences, tmp_path / "oh", progress=False)
     assert report["rows"] == 0 and report["missing"] and not (tmp_path / "oh").exists()
+
+
+def test_converter_crops_are_cut_from_a_halving_and_do_not_alias(tmp_path):
+    """A 2048 px frame of one-pixel stripes cut to a 256 px crop of a 1234 px box (4.8 x): one bilinear step
+    reads two of every 4.8 source columns and leaves a moire of nearly full contrast (aliasing); cut from
+    the frame's halving, as `write_crop` does, the crop is the stripes' mean grey."""
+    frame = np.zeros((2048, 2048, 3), np.uint8)
+    frame[:, ::2] = 255  # columns alternate black / white
+    centre, side = np.array([1024.0, 1024.0]), 1234.0
+    affine = common.write_crop(frame, centre, side, tmp_path / "crop.jpg")
+    crop = cv2.imread(str(tmp_path / "crop.jpg"))
+    np.testing.assert_allclose(affine, camera.crop_affine(centre, side, 0.0, common.CROP_PX))
+    one_step = camera.warp_image(frame, affine, common.CROP_PX)
+    assert one_step.std() > 60  # what the single step gave: stripes
+    inner = crop[8:-8, 8:-8].astype(float)
+    assert abs(inner.mean() - 127.5) < 3 and inner.std() < 6
+
+
+def test_crops_cut_another_way_change_the_crop_sets_download_fingerprint_not_mpii_s(raw, tmp_path, monkeypatch):
+    """A set of converted crops records how they were cut (`common.CROP_RESAMPLING`), in each part's settings
+    and in its download's fingerprint, so crops cut otherwise (single-step bilinear before) are cut again;
+    MPII's pictures are not cropped by the converter, so its fingerprint does not depend on it."""
+    from pose3dlib.data.convert import real
+
+    mpii, h36m = real.download_fingerprint(raw / "mpii", "mpii"), real.download_fingerprint(raw / "h36m", "h36m")
+    tdhp = real.download_fingerprint(raw / "mpi_inf_3dhp_test_set", "3dhp")
+    monkeypatch.setattr(real, "CROP_RESAMPLING", "single-step-bilinear")
+    assert real.download_fingerprint(raw / "mpii", "mpii") == mpii
+    assert real.download_fingerprint(raw / "h36m", "h36m") != h36m
+    assert real.download_fingerprint(raw / "mpi_inf_3dhp_test_set", "3dhp") != tdhp
+    monkeypatch.undo()
+    out = tmp_path / "h36m"
+    convert_h36m(raw / "h36m", out, subjects=(9,), progress=False)
+    part = next(out.rglob("*.npz"))
+    assert json.loads(str(np.load(part)["settings"]))["resampling"] == common.CROP_RESAMPLING

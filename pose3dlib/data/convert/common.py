@@ -23,6 +23,11 @@ from ...engine.paths import resolve
 CROP_PX = 256  # side of the written person crops (the network's input size: no resampling later)
 CROP_MARGIN = 1.3  # crop side / larger extent of the person's 2D joints
 JPEG_QUALITY = 95
+# How `write_crop` resamples a frame: bilinear from its halving at which the crop shrinks it by at most 2 x
+# (camera.ImagePyramid), since one bilinear step from a 1000-2048 px frame to 256 px (2-7 x) aliases.
+# Recorded with every converted part and in the fingerprint of a converted download
+# (real.download_fingerprint), so crops cut another way before are cut again.
+CROP_RESAMPLING = "pyramid-bilinear"
 PARTS_DIR = ".parts"  # finished sequences: one .npz of annotation rows each (resume markers)
 
 
@@ -118,7 +123,7 @@ def person_crop(joints_px: np.ndarray) -> tuple[np.ndarray, float]:
 def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Path) -> np.ndarray:
     """Write the CROP_PX crop of `image_bgr` (black outside the image) to `path`; return its affine (2, 3)."""
     affine = camera.crop_affine(centre, side, 0.0, CROP_PX)
-    crop = camera.warp_image(image_bgr, affine, CROP_PX)
+    crop = camera.ImagePyramid(image_bgr).warp(affine, CROP_PX)  # CROP_RESAMPLING
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path, suffix=".jpg")
     try:

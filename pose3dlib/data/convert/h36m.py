@@ -366,6 +366,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
         step = every if s in TRAIN_SUBJECTS else (every_test or every)
         folder = sequence_folder(s, action, subaction, cam)
         settings = {"step": step, "crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "source": name,
+                    "resampling": common.CROP_RESAMPLING,
                     "files": common.files_fingerprint(f3d, f2d, video, root=raw)}
         rows = common.load_part(out, folder, settings, images,
                                 legacy=common.absolute_path_settings(settings, f3d, f2d, video))

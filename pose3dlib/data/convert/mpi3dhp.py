@@ -138,7 +138,7 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
         if below:
             raise DataError(f"no TS1..TS6/{ANNOTATION_FILE} in {testset}; {below[0]} has them: pass that folder")
     parts = []
-    settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN}
+    settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "resampling": common.CROP_RESAMPLING}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
         seq_dir = testset / f"TS{seq}"
         part = {**settings, "files": common.files_fingerprint(seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER,

@@ -15,6 +15,7 @@ training validates on that dataset's own test split, as the original release did
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,7 +28,7 @@ from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
 from ..h36m import MPI3DHP_TEST_SEQUENCES
-from .common import DOWNLOAD_STAMP, REPORT_LISTS, download_stamp, files_fingerprint, shown_items
+from .common import CROP_RESAMPLING, DOWNLOAD_STAMP, REPORT_LISTS, download_stamp, files_fingerprint, shown_items
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m, find_metadata, find_subject_dirs
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -106,9 +107,14 @@ def read_paths(raw: Path, name: str | None) -> list[Path]:
 def download_fingerprint(raw: str | os.PathLike, name: str | None = None) -> str:
     """SHA-256 over the files dataset `name`'s converter reads under the download (`read_paths`;
     relative path, size, modification time; an absent one as absent): it changes when a subject, a
-    sequence or a file the converter reads is added, removed or replaced."""
+    sequence or a file the converter reads is added, removed or replaced, and, for the sets of person
+    crops (not MPII's, whose pictures are read as they are), when the converter cuts its crops another
+    way (`common.CROP_RESAMPLING`): the set is then converted again, and the stages trained on it again."""
     root = resolve(raw)
-    return files_fingerprint(*read_paths(root, name), root=root)
+    files = files_fingerprint(*read_paths(root, name), root=root)
+    if name == "mpii":
+        return files
+    return hashlib.sha256(f"{files} crops: {CROP_RESAMPLING}".encode()).hexdigest()
 
 
 def _download_stamp(name: str, raw: str) -> dict:
