@@ -269,3 +269,25 @@ def test_reconstruct_3d_errors() -> None:
         decode.reconstruct_3d(np.zeros((2, 16, 2)), np.zeros((2, 16)), 1.0)
     with pytest.raises(ValueError, match=r"bone_sum_mm must be"):
         decode.reconstruct_3d(np.ones((2, 16, 2)), np.arange(32.0).reshape(2, 16), np.ones(3))
+
+
+@pytest.mark.parametrize("flip_test, expected_offset", [(False, (1.5, 1.5)), (True, (0.0, 1.5))])
+def test_a_release_model_s_corner_aligned_heatmaps_decode_where_the_migration_guide_says(flip_test, expected_offset):
+    """docs/migrating-from-hg3d.md: the original release mapped crop pixel p to heatmap pixel p H / S (corners
+    aligned), pose3d maps centres, so a converted model's joints decode (S / H - 1) / 2 = 1.5 crop px right of and
+    below the release's; with the flip test the mirrored pass's peak comes back 1.5 px to the left, and x is right."""
+    from pose3dlib.camera import normalized_to_crop_px
+
+    size, hm = 256, 64
+    joints = np.array([[100.0, 80.0], [37.0, 201.0], [130.0, 130.0]])  # crop px, one per joint (MPII16 slots 0-2)
+    centres = np.zeros((1, 16, 2))
+    centres[0, :3] = joints * hm / size  # the release's targets
+    heatmaps = torch.from_numpy(gaussian_heatmaps(centres, hm, hm, sigma=1.75))
+    if flip_test:  # the mirrored input: crop column p -> size - 1 - p, its targets placed the release's way again
+        mirrored = centres.copy()
+        mirrored[0, :, 0] = (size - 1 - centres[0, :, 0] * size / hm) * hm / size
+        mirrored = mirrored[:, MPII16.flip_permutation]  # a left joint of the mirrored picture is the right one
+        heatmaps = 0.5 * (heatmaps + decode.flip_back(torch.from_numpy(gaussian_heatmaps(mirrored, hm, hm, sigma=1.75))))
+    joints_hm, _ = decode.heatmaps_to_joints(heatmaps, "log_parabola")
+    decoded = normalized_to_crop_px(decode.heatmap_to_normalized(joints_hm, hm).numpy()[0, :3], size, hm)
+    np.testing.assert_allclose(decoded - joints, np.broadcast_to(expected_offset, joints.shape), atol=0.02)
