@@ -81,6 +81,10 @@ class DataConfig:
     raw_h36m_dir: str = ""  # Human3.6M: S1/ ... S11/ (MyPoseFeatures/, Videos/) and metadata.xml
     raw_mpii_dir: str = ""  # MPII: mpii_human_pose_v1_u12_1.mat, images/ (and Newell's valid.h5, optional)
     raw_3dhp_dir: str = ""  # MPI-INF-3DHP: mpi_inf_3dhp_test_set (TS1..TS6)
+    # Converting raw_h36m_dir: leave out S9's sequences whose ground truth is damaged in parts (Greeting,
+    # SittingDown 1, Waiting 1; `convert-h36m --drop-damaged`). Kept by default, marked `damaged` = 1;
+    # changing it converts the set again (and so trains and scores on the other set).
+    h36m_drop_damaged: bool = False
     input_size: int = bounded(256, lo=64)  # px, network input (a multiple of 64)
     heatmap_size: int = bounded(64, lo=16)  # px, heatmap side (input_size / 4)
     sigma: float = bounded(1.75, lo=0.1)  # heatmap Gaussian std in heatmap px (original: ~1.75 px kernel)

@@ -703,7 +703,8 @@ def test_a_download_that_changed_since_its_conversion_is_converted_again(raw, tm
     # ... so that stage no longer counts as trained on what the folder holds: make reproduce trains it again
     assert runs.data_changes(trained_on, training) == [
         f"data.h36m_dir = {tmp_path / 'h36m'} was converted again since it was trained on it: its download "
-        f"data.raw_h36m_dir = {part} changed (files added, removed or replaced, or their modification times)"]
+        f"data.raw_h36m_dir = {part} changed (files added, removed or replaced, or their modification times) or the "
+        "conversion's settings did (data.h36m_drop_damaged, how the crops are cut)"]
     stamp = (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns
     assert with_s9 == prepare_real_data(cfg, progress=False)["h36m"]  # unchanged now: reused, not redone
     assert (tmp_path / "h36m" / "annot.h5").stat().st_mtime_ns == stamp
@@ -1150,3 +1151,29 @@ def test_crops_cut_another_way_change_the_crop_sets_download_fingerprint_not_mpi
     convert_h36m(raw / "h36m", out, subjects=(9,), progress=False)
     part = next(out.rglob("*.npz"))
     assert json.loads(str(np.load(part)["settings"]))["resampling"] == common.CROP_RESAMPLING
+
+
+def test_s9_s_damaged_sequences_are_left_out_of_a_real_data_conversion_on_request(raw, tmp_path):
+    """`data.h36m_drop_damaged` (REAL_DATA's `convert-h36m --drop-damaged`): off, the damaged sequences are kept
+    and marked; switched on, the set is converted again without them (its other parts reused), and a stage
+    trained on the set as it was is told the conversion changed."""
+    from pose3dlib.config import load_config
+    from pose3dlib.data.convert.real import DOWNLOAD_STAMP, prepare_real_data
+    from pose3dlib.engine import runs
+
+    out = tmp_path / "h36m"
+    kept = prepare_real_data(DataConfig(raw_h36m_dir=str(raw / "h36m"), h36m_dir=str(out)), progress=False)["h36m"]
+    with h5py.File(out / "annot.h5") as f:
+        damaged_rows = int(np.asarray(f["damaged"]).sum())
+    assert damaged_rows > 0 and kept["damaged_dropped"] == []
+    overrides = [f"data.raw_h36m_dir={raw / 'h36m'}", f"data.h36m_dir={out}"]
+    trained_on = {"extra": {"data": runs.data_identities(load_config("configs/smoke.yaml", overrides))}}
+    dropping = load_config("configs/smoke.yaml", [*overrides, "data.h36m_drop_damaged=true"])
+    dropped = prepare_real_data(dropping.data, progress=False)["h36m"]
+    assert dropped["rows"] == kept["rows"] - damaged_rows
+    assert sorted(dropped["damaged_dropped"]) and all(s.startswith("S9/") for s in dropped["damaged_dropped"])
+    with h5py.File(out / "annot.h5") as f:
+        assert int(np.asarray(f["damaged"]).sum()) == 0
+    assert json.loads((out / DOWNLOAD_STAMP).read_text())["fingerprint"] != trained_on["extra"]["data"]["h36m_dir"]["download"]
+    assert len(runs.data_changes(trained_on, dropping)) == 1
+    assert prepare_real_data(dropping.data, progress=False)["h36m"] == json.loads(json.dumps(dropped))  # reused now

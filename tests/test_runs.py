@@ -262,7 +262,8 @@ def test_a_converted_training_set_is_compared_by_the_download_it_was_converted_f
     stamp("/downloads/h36m", "bbb")
     assert runs.data_changes(ckpt, cfg) == [f"data.h36m_dir = {folder} was converted again since it was trained on "
                                             "it: its download data.raw_h36m_dir = /downloads/h36m changed (files "
-                                            "added, removed or replaced, or their modification times)"]
+                                            "added, removed or replaced, or their modification times) or the "
+                                            "conversion's settings did (data.h36m_drop_damaged, how the crops are cut)"]
     assert runs.data_changes(ckpt, cfg, ignored=("data.h36m_dir",)) == []
     synthetic = {"generator": "pose3d-synthetic", "version": 1, "seed": 0, "synthetic": {}}
     assert runs.data_changes({"extra": {"data": {"h36m_dir": synthetic}}}, cfg) == [

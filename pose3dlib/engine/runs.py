@@ -385,7 +385,8 @@ def _download_change(then: dict, now: dict | None, cfg, key: str) -> str:
     if "download" not in now:
         return "holds synthetic data where it was trained on a converted download"
     return (f"was converted again since it was trained on it: its download {download} changed (files added, removed "
-            "or replaced, or their modification times)")
+            "or replaced, or their modification times) or the conversion's settings did (data.h36m_drop_damaged, how "
+            "the crops are cut)")
 
 
 def precision_change(ckpt: dict, now: dict) -> list[str]:

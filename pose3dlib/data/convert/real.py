@@ -104,23 +104,31 @@ def read_paths(raw: Path, name: str | None) -> list[Path]:
     return [raw]
 
 
-def download_fingerprint(raw: str | os.PathLike, name: str | None = None) -> str:
+def download_fingerprint(raw: str | os.PathLike, name: str | None = None, drop_damaged: bool = False) -> str:
     """SHA-256 over the files dataset `name`'s converter reads under the download (`read_paths`;
     relative path, size, modification time; an absent one as absent): it changes when a subject, a
     sequence or a file the converter reads is added, removed or replaced, and, for the sets of person
     crops (not MPII's, whose pictures are read as they are), when the converter cuts its crops another
-    way (`common.CROP_RESAMPLING`): the set is then converted again, and the stages trained on it again."""
+    way (`common.CROP_RESAMPLING`) or, for Human3.6M, with `drop_damaged` (`data.h36m_drop_damaged`) set
+    otherwise: the set is then converted again, and the stages trained on it again."""
     root = resolve(raw)
     files = files_fingerprint(*read_paths(root, name), root=root)
     if name == "mpii":
         return files
-    return hashlib.sha256(f"{files} crops: {CROP_RESAMPLING}".encode()).hexdigest()
+    options = f"crops: {CROP_RESAMPLING}" + ("; S9's damaged sequences dropped" if drop_damaged else "")
+    return hashlib.sha256(f"{files} {options}".encode()).hexdigest()
 
 
-def _download_stamp(name: str, raw: str) -> dict:
+def conversion_options(data_cfg: DataConfig, name: str) -> dict:
+    """The config's options for dataset `name`'s converter, as keyword arguments of `download_fingerprint`
+    (which they change) and of the converter."""
+    return {"drop_damaged": data_cfg.h36m_drop_damaged} if name == "h36m" else {}
+
+
+def _download_stamp(name: str, raw: str, options: dict) -> dict:
     """What `DOWNLOAD_STAMP` holds for dataset `name`'s download `raw` as it is now: its path (for
     messages) and its `download_fingerprint`, which alone identifies it (wherever it lies)."""
-    return {"raw": str(resolve(raw)), "fingerprint": download_fingerprint(raw, name)}
+    return {"raw": str(resolve(raw)), "fingerprint": download_fingerprint(raw, name, **options)}
 
 
 def _converted_from(out: str | os.PathLike, fingerprint: str) -> bool:
@@ -131,7 +139,7 @@ def _converted_from(out: str | os.PathLike, fingerprint: str) -> bool:
 
 def download_states(data_cfg: DataConfig) -> dict[str, str]:
     """{dataset: `download_fingerprint` of its download now} for every configured download."""
-    return {name: download_fingerprint(getattr(data_cfg, raw), name)
+    return {name: download_fingerprint(getattr(data_cfg, raw), name, **conversion_options(data_cfg, name))
             for name, (raw, _, _) in DATASETS.items() if getattr(data_cfg, raw)}
 
 
@@ -192,13 +200,14 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
         if not raw:
             continue
         _check_target(out, key)
-        stamp = _download_stamp(name, raw)  # before converting: a later change converts again
+        options = conversion_options(data_cfg, name)
+        stamp = _download_stamp(name, raw, options)  # before converting: a later change converts again
         done = _finished(out, stamp)
         if done is not None and done.get("dataset") == name:
             reports[name] = done
             continue
         try:
-            reports[name] = _convert(name, raw, out, progress)
+            reports[name] = _convert(name, raw, out, progress, options)
         except DataError as e:  # the converter names files and folders; this names the setting to change
             raise DataError(f"data.{DATASETS[name][0]} = {raw}: {e}") from None
         if not reports[name]["rows"]:  # as `convert-*` says it: not a later "annotation file not found"
@@ -209,10 +218,11 @@ def prepare_real_data(data_cfg: DataConfig, progress: bool = True) -> dict[str, 
     return reports
 
 
-def _convert(name: str, raw: str, out: str, progress: bool) -> dict:
-    """Run dataset `name`'s converter on the download `raw` into `out`; its report."""
+def _convert(name: str, raw: str, out: str, progress: bool, options: dict) -> dict:
+    """Run dataset `name`'s converter on the download `raw` into `out` (with `conversion_options`); its report."""
     if name == "h36m":
-        return convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST, progress=progress)
+        return convert_h36m(raw, out, every=RELEASE_EVERY, every_test=RELEASE_EVERY_TEST, progress=progress,
+                            **options)
     if name == "mpii":
         folder = resolve(raw)
         if not (folder / MPII_MAT).is_file():
