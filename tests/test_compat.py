@@ -244,3 +244,21 @@ def test_demo_command_accepts_a_converted_checkpoint(tmp_path):
                             cwd=PROJECT_ROOT, check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert any((tmp_path / "out").iterdir())
+
+
+@needs_fixtures
+def test_folders_and_a_truncated_zip_checkpoint_get_messages_that_say_so(tmp_path):
+    """Before: a folder as INPUT was 'checkpoint not found', a folder as OUTPUT 'exists; pass --force' (and
+    then 'Is a directory'), and a zip checkpoint cut short an UnpicklingError about persistent IDs."""
+    from pose3dlib.tools.cli import main
+
+    with pytest.raises(CheckpointError, match="is a folder, where a checkpoint file is needed"):
+        compat.read_torch_file(tmp_path)
+    cut = tmp_path / "cut.pt"
+    data = (FIXTURES / "hg3d_tiny_state_dict.pt").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="a zip archive .* that cannot be read: truncated or corrupt"):
+        compat.read_torch_file(cut)
+    (tmp_path / "out").mkdir()
+    assert main(["convert-hg3d", str(FIXTURES / "hg3d_tiny_state_dict.pt"), str(tmp_path / "out"), "--force"]) == 2
+    assert list((tmp_path / "out").iterdir()) == []

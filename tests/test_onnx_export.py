@@ -80,6 +80,11 @@ def test_the_file_says_how_to_feed_it_and_how_to_read_it(checkpoint, tmp_path):
     assert meta["pose3d.input_format"] == "bgr256" and meta["pose3d.preprocess"].startswith("BGR channel order, uint8 values / 256")
     assert float(meta["pose3d.bone_sum_mm"]) == 4296.99
     assert onnx_session(path).get_modelmeta().custom_metadata_map == meta  # what onnxruntime users read
+    assert meta["pose3d.depth"].startswith("relative to joint 6 (pelvis)")  # trained by pose3d: its root
+    ckpt["extra"] = {**ckpt.get("extra", {}), "converter": "pose3dlib.original.compat"}  # as convert-hg3d writes it
+    save_checkpoint(tmp_path / "converted.pt", ckpt)
+    converted = onnx_metadata(export_onnx(tmp_path / "converted.pt", tmp_path / "converted.onnx"))
+    assert converted["pose3d.depth"].startswith("relative to joint 7 (thorax, the original release's training root)")
 
 
 def test_export_onnx_command(checkpoint, tmp_path):

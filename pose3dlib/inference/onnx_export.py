@@ -24,7 +24,8 @@ from ..engine.checkpoint import bone_sum_mm, load_checkpoint
 from ..engine.errors import CheckpointError, Pose3DError
 from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
 from ..model import DEPTH_GRID, INPUT_FORMATS, INPUT_MULTIPLE, load_model
-from ..skeleton import DEPTH_ROOT, MPII16
+from ..original.compat import CONVERTER
+from ..skeleton import DEPTH_ROOT, MPII16, SPINE_INDEX
 
 OPSET = 17
 INPUT_NAME, OUTPUTS = "image", ("heatmaps", "depth")
@@ -66,9 +67,10 @@ class _Exportable(torch.nn.Module):
         return heatmaps, head.linear(torch.flatten(g, 1))
 
 
-def metadata(cfg, scale_mm: float | None) -> dict[str, str]:
+def metadata(cfg, scale_mm: float | None, depth_root: int = DEPTH_ROOT) -> dict[str, str]:
     """The METADATA an exported network carries (strings, as ONNX stores them); `scale_mm` None
-    (a checkpoint without a millimetre scale) leaves pose3d.bone_sum_mm out."""
+    (a checkpoint without a millimetre scale) leaves pose3d.bone_sum_mm out. `depth_root`: the joint the
+    network's depth is relative to (pose3d's DEPTH_ROOT; a converted release model's is SPINE_INDEX)."""
     flip, divisor = INPUT_FORMATS[cfg.model.input_format]
     meta = {
         "pose3d.input_format": cfg.model.input_format,
@@ -76,7 +78,9 @@ def metadata(cfg, scale_mm: float | None) -> dict[str, str]:
         "pose3d.input_size": str(cfg.data.input_size),  # the side the network was trained at
         "pose3d.heatmap_stride": "4",  # heatmap pixel (u + 0.5) * 4 - 0.5 = input pixel
         "pose3d.joints": ",".join(MPII16.joint_names),
-        "pose3d.depth": f"relative to joint {DEPTH_ROOT} ({MPII16.joint_names[DEPTH_ROOT]}), normalised units: "
+        "pose3d.depth": f"relative to joint {depth_root} ({MPII16.joint_names[depth_root]}"
+                        + (", the original release's training root" if depth_root != DEPTH_ROOT else "")
+                        + "), normalised units: "
                         "pose3dlib.decode.reconstruct_3d(joints_2d, depth, bone_sum_mm) gives millimetres",
     }
     if scale_mm is not None:
@@ -133,7 +137,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
                           dynamic_axes={INPUT_NAME: dims, "heatmaps": heatmap_dims, "depth": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
     proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in metadata(cfg, scale_mm).items():
+    # a converted release model, not trained since, keeps the release's depth root (docs/migrating-from-hg3d.md)
+    converted = ckpt.get("extra", {}).get("converter") == CONVERTER
+    for key, value in metadata(cfg, scale_mm, SPINE_INDEX if converted else DEPTH_ROOT).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return atomic_write(out, lambda f: f.write(proto.SerializeToString()), binary=True)

@@ -53,6 +53,7 @@ from ..model import DEPTH_GRID, DEPTH_HEAD_LEVELS, HOURGLASS_DEPTH, HourglassNet
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # first pickle of torch's legacy format
 LEGACY_PROTOCOL_VERSION = 1001  # second pickle of torch's legacy format
 HG3D_INPUT_FORMAT = "bgr256"  # original release: OpenCV BGR image / 256, no mean/std
+CONVERTER = "pose3dlib.original.compat"  # `extra["converter"]` of a converted checkpoint (not trained since)
 CONVERTED_PROFILE = "hg3d"  # Config.profile recorded in converted checkpoints
 
 # Storage class names (in modules `torch` and `torch.cuda`) -> element dtype.
@@ -334,9 +335,17 @@ def read_zip(path: str | os.PathLike) -> Any:
 def read_torch_file(path: str | os.PathLike) -> Any:
     """Read a torch.save file of either format safely (see `read_legacy`, `read_zip`)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, where a checkpoint file is needed")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    return read_zip(path) if zipfile.is_zipfile(path) else read_legacy(path)
+    if zipfile.is_zipfile(path):
+        return read_zip(path)
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":  # a zip archive's first entry, but no readable end: cut short or damaged
+            raise CheckpointError(f"{path}: a zip archive (torch's checkpoint format) that cannot be read: "
+                                  "truncated or corrupt (copy or download it again)")
+    return read_legacy(path)
 
 
 # ----------------------------------------------------------------------------- state dicts
@@ -537,7 +546,7 @@ def convert_hg3d(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     model, cfg = _converted(in_path)
     ckpt = make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg),
                            # finished: a trained model, so `train --init` may start from it
-                           extra={"converted_from": str(in_path), "converter": "pose3dlib.original.compat", "finished": True},
+                           extra={"converted_from": str(in_path), "converter": CONVERTER, "finished": True},
                            # no training split to measure: the paper evaluator's Human3.6M skeleton size
                            bone_sum_mm=cfg.eval.paper_bone_sum_mm)
     return save_checkpoint(out_path, ckpt)
@@ -555,6 +564,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Convert, check that the result loads, and print one line describing the network."""
     refuse_overwriting_an_input(args.output, "OUTPUT", {"original checkpoint": args.input})
+    if args.output.is_dir():
+        raise CheckpointError(f"{args.output} is a folder; OUTPUT names the checkpoint file to write "
+                              f"(e.g. {args.output / 'hg3d.pt'})")
     if args.output.exists() and not args.force:
         raise CheckpointError(f"{args.output} exists; pass --force to overwrite")
     out = convert_hg3d(args.input, args.output)
