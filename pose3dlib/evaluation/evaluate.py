@@ -42,7 +42,7 @@ from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import resolve_device
-from ..engine.errors import Pose3DError
+from ..engine.errors import CheckpointError, Pose3DError
 from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
 from ..engine.progress import progress_bar
 from ..model import is_channels_last, load_model, preprocess
@@ -409,6 +409,19 @@ def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
     return dataclasses.replace(data_cfg, **{k: getattr(trained.data, k) for k in GEOMETRY_KEYS})
 
 
+def check_stage_checkpoints(run_dir: str | Path, stages: list[int]) -> None:
+    """CheckpointError before any data is read when a stage to score has no checkpoint in `run_dir`, naming it
+    and the stages the folder does hold (a converted release model is one stage 3: `--stages 3`)."""
+    missing = [s for s in stages if not runs.checkpoint_path(run_dir, s).is_file()]
+    if not missing:
+        return
+    present = [s for s in runs.STAGES if runs.checkpoint_path(run_dir, s).is_file()]
+    held = ",".join(map(str, present))
+    hint = (f"; it holds stage{'s' if len(present) > 1 else ''} {held}: score those with --stages {held} "
+            f"(notebook 06: stages=[{held}])" if present else "; train it first (make reproduce, or train --stage N)")
+    raise CheckpointError(f"checkpoint not found: {runs.checkpoint_path(run_dir, missing[0])}{hint}")
+
+
 def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = runs.STAGES, limit: int = 0,
                  device: str | None = None, progress: bool = True,
                  by_joint: dict[str, JointPCKh] | None = None) -> list[dict]:
@@ -431,6 +444,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
     stages = list(stages)
     check_stages(stages)  # and its `stages` without parse_stages
+    check_stage_checkpoints(run_dir, stages)
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     dev = resolve_device(device or cfg.train.device)
