@@ -467,3 +467,57 @@ def test_all_people_warnings_name_their_person():
     assert demo.image_result([good, small], image, all_people=False)["warnings"] == []  # the best person's only
     assert demo.image_result([small], image, all_people=True)["warnings"] == [
         f"person too small: box side 12 px < {demo.MIN_PERSON_PX} px"]
+
+
+def test_a_video_s_bundle_never_shares_a_folder_with_other_results(tmp_path):
+    """photos/clip.mp4 beside photos/clip_keypoints/a.jpg, and `demo clip.mp4 clip_keypoints/`: before, the
+    video's bundle and the pictures' results went into one folder (and a second run refused the video)."""
+    from pose3dlib.inference.demo import bundle_names, folder_labels, output_stem, video_bundles
+    from pose3dlib.inference.media import Item
+
+    photos, loose = tmp_path / "photos", tmp_path / "clip_keypoints"
+    items = [Item("video", photos / "clip.mp4", photos), Item("image", photos / "clip_keypoints" / "a.jpg", photos),
+             Item("image", photos / "b.jpg", photos), Item("video", tmp_path / "clip.mp4", None),
+             Item("image", loose / "c.jpg", loose), Item("video", tmp_path / "walk.mp4", None)]
+    labels, bundle_dirs, used = folder_labels(items), bundle_names(items), set()
+    stems = [output_stem(item, used, labels) for item in items]
+    assert stems == ["photos/clip", "photos/clip_keypoints/a", "photos/b", "clip", "clip_keypoints/c", "walk"]
+    assert video_bundles(items, stems, labels, bundle_dirs) == {
+        0: "photos/clip_keypoints_2", 3: "clip_keypoints_2", 5: "walk_keypoints"}
+
+
+def test_an_interrupted_item_counts_as_the_demo_s_so_a_run_without_bvh_removes_its_old_bvh(tmp_path):
+    """A run with --bvh wrote long.json and long.bvh; a run without --bvh was interrupted after removing the
+    JSON (its in-progress record left); before, the next run without --bvh kept the first run's long.bvh
+    beside its own new JSON, since only a JSON counted as an earlier run's."""
+    from pose3dlib.inference.demo import partial_record, start_item, write_or_remove_bvh
+
+    json_path, bvh = tmp_path / "long.json", tmp_path / "long.bvh"
+    bvh.write_text("HIERARCHY\n")
+    partial_record(json_path).touch()  # what the interrupted run left
+    earlier = start_item(json_path, [bvh])
+    assert earlier is True
+    write_or_remove_bvh({}, bvh, None, 25.0, bvh=False, earlier=earlier)
+    assert not bvh.exists()
+    fresh = tmp_path / "new.json"
+    assert start_item(fresh, [tmp_path / "new.bvh"]) is False  # nothing of an earlier run: nothing to remove
+
+
+@pytest.mark.parametrize("suffix, ext", [(".mp4", ".jpg"), (".avi", ".png"), (".mov", ".webp")])
+def test_a_photo_with_a_video_s_suffix_is_named_not_run_as_a_one_frame_video(tmp_path, suffix, ext):
+    """Before: a JPEG renamed photo.mp4 ran as a one-frame video at a made-up 25 fps, without a word."""
+    from pose3dlib.engine.errors import DataError
+    from pose3dlib.inference import media
+
+    picture = tmp_path / f"p{ext}"
+    assert cv2.imwrite(str(picture), np.full((32, 32, 3), 90, np.uint8))
+    renamed = tmp_path / f"photo{suffix}"
+    renamed.write_bytes(picture.read_bytes())
+    with pytest.raises(DataError, match=rf"photo\{suffix}: a (JPEG|PNG|WebP) image with a video's suffix"):
+        media.video_info(renamed)
+    assert media.image_signature(picture) is not None
+    video = tmp_path / "real.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.release()
+    assert media.image_signature(video) is None and media.video_info(video)[0] == 10.0  # a video stays one

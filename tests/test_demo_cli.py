@@ -142,6 +142,23 @@ def test_out_inside_an_input_folder_is_not_read_back(tmp_path, checkpoint, monke
     assert err.count("warning: left out 1 file of the input folders") == 2 and str(shots / "list.csv") in err
 
 
+def test_linked_folders_a_folder_search_does_not_follow_are_named(tmp_path):
+    """Before: photos in a symbolically linked folder inside an input folder were skipped without a word."""
+    shots, mixed = tmp_path / "shots", tmp_path / "mixed"
+    shots.mkdir()
+    mixed.mkdir()
+    cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
+    cv2.imwrite(str(mixed / "b.png"), np.full((64, 48, 3), 90, np.uint8))
+    (shots / "mixlink").symlink_to(mixed, target_is_directory=True)
+    (shots / "loop").symlink_to(shots, target_is_directory=True)  # a loop is not followed either
+    linked: list = []
+    assert [i.path for i in media.collect_inputs([shots], linked=linked)] == [shots / "a.png"]
+    assert linked == [shots / "loop", shots / "mixlink"]
+    line = media.describe_linked(linked)
+    assert line.startswith("did not follow 2 symbolic links to a folder") and str(shots / "mixlink") in line
+    assert [i.path for i in media.collect_inputs([shots / "mixlink"])] == [shots / "mixlink" / "b.png"]  # given: read
+
+
 def test_files_a_folder_search_does_not_read_are_named(tmp_path):
     shots = tmp_path / "shots"
     (shots / "day2").mkdir(parents=True)
@@ -244,6 +261,10 @@ def test_a_long_videos_animation_shows_evenly_spaced_frames():
     play = fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"]
     assert 780 <= play <= 840  # about 20 frames at 25 fps between shown frames: the video's own pace
     assert len(animated_skeleton_figure(joints[:40]).frames) == 40
+    # 900 frames at 30 fps shown as 600 (gaps of 1 and 2 frames in turn): play takes the video's 30 s, not 39.5
+    fig = animated_skeleton_figure(np.zeros((900, 16, 3)), np.arange(900) / 30.0, max_frames=600)
+    play = fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"]
+    assert len(fig.frames) == 600 and abs(play * 599 / 1000 - 29.97) < 0.6
 
 
 def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, loaded, monkeypatch):
@@ -286,6 +307,12 @@ def test_an_interrupted_item_has_no_json_and_no_half_written_overlay(tmp_path, l
     monkeypatch.setenv("POSE3D_PROGRESS", "off")
     demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "x.png"]), mine, whole_image=True, quiet=True)
     assert (mine / "x.json").is_file() and not (mine / ".x.json.partial").exists()
+
+    # a kill -9 leaves the overlay's temporary (a dead process's): the next run of the item removes it
+    killed = tmp_path / "o" / ".clip_overlay.mp4.999999.tmp.mp4"
+    killed.write_bytes(b"half an overlay")
+    demo.run_video(model, cfg, clip, tmp_path / "o", "clip", header={"schema": demo.SCHEMA}, whole_image=True)
+    assert not killed.exists() and (tmp_path / "o" / "clip.json").is_file()
 
 
 def test_out_that_cannot_be_written_fails_before_any_work(tmp_path, loaded, monkeypatch):

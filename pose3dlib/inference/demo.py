@@ -33,7 +33,13 @@ from .. import camera, decode
 from ..config import Config
 from ..data.mpii import BOX_FACTOR
 from ..engine import runs
-from ..engine.atomic_io import atomic_write_text, describe_os_error, probe_writable, temporary_sibling
+from ..engine.atomic_io import (
+    atomic_write_text,
+    describe_os_error,
+    probe_writable,
+    remove_stale_temporaries,
+    temporary_sibling,
+)
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
@@ -342,7 +348,8 @@ def overlay_canvas(image_rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
     """Remove an item's JSON of an earlier run before its other files are replaced, so a JSON always
-    describes the files beside it (an interrupted item is one without a JSON); True when there was one.
+    describes the files beside it (an interrupted item is one without a JSON); True when an earlier run
+    wrote this item, whole (its JSON) or in part (its in-progress record, left by an interrupted run).
     A hidden record (`partial_record`) says, until `finish_item`, that the item's files are being written,
     so a run interrupted in a folder of the user's leaves them recognisable as the demo's.
 
@@ -357,13 +364,14 @@ def start_item(json_path: Path, others: Iterable[Path] = ()) -> bool:
         raise Pose3DError(f"{json_path}: exists and was not written by the demo (no \"schema\": \"{SCHEMA}\"); "
                           "move it or choose another --out")
     partial = partial_record(json_path)
-    ours = earlier or partial.is_file() or media.marked_folder(json_path.parent) is not None
+    interrupted = partial.is_file()
+    ours = earlier or interrupted or media.marked_folder(json_path.parent) is not None
     if not ours and (foreign := [p for p in others if p.exists()]):
         raise Pose3DError(f"{foreign[0]}: exists and was not written by the demo (no {json_path.name} of the demo's "
                           "beside it); move it or choose another --out")
     partial.touch()
     json_path.unlink(missing_ok=True)
-    return earlier
+    return earlier or interrupted
 
 
 PARTIAL_SUFFIX = ".json.partial"  # .<stem>.json.partial: an item whose files are being written
@@ -392,7 +400,8 @@ def _is_demo_json(path: Path) -> bool:
 def write_or_remove_bvh(paths: dict[str, Path], path: Path, joints_3d_mm: np.ndarray, fps: float, bvh: bool,
                         earlier: bool) -> None:
     """`export.write_bvh` into `paths["bvh"]` when asked; otherwise remove the BVH an earlier run wrote
-    for this item (`earlier`: that run's JSON was there), which would describe another result."""
+    for this item (`earlier`: that run's JSON or in-progress record was there), which would describe another
+    result."""
     if bvh:
         paths["bvh"] = export.write_bvh(path, joints_3d_mm, fps)
     elif earlier:
@@ -456,6 +465,26 @@ def output_stem(item: media.Item, used: set[str], labels: dict[Path, str] | None
         stem = f"{base}_{n}"
     used.add(stem.casefold())
     return stem
+
+
+def video_bundles(items: list[media.Item], stems: list[str], labels: dict[Path, str],
+                  bundle_dirs: dict[Path, str]) -> dict[int, str]:
+    """The bundle folder of each video (by its index in `items`): `<stem>_keypoints`, or `_keypoints_2`, ...
+    where that folder holds other results (a folder of pictures named so beside the video: photos/clip.mp4
+    and photos/clip_keypoints/a.jpg, or `demo clip.mp4 clip_keypoints/`), compared without case."""
+    folders = {parent.as_posix().casefold() for stem in stems for parent in Path(stem).parents if parent != Path(".")}
+    folders |= {f"{labels[f]}/{bundle_dirs[f]}".casefold() for f in labels}
+    names = {}
+    for index, (item, stem) in enumerate(zip(items, stems)):
+        if item.kind != "video":
+            continue
+        name, n = f"{stem}_keypoints", 1
+        while name.casefold() in folders:
+            n += 1
+            name = f"{stem}_keypoints_{n}"
+        folders.add(name.casefold())
+        names[index] = name
+    return names
 
 
 def prepare_out(out_dir: Path) -> list[Path]:
@@ -569,9 +598,11 @@ def _estimate_frames(model: torch.nn.Module, cfg: Config, frames: Iterable[np.nd
 def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, stem: str, *, header: dict,
               bbox=None, whole_image: bool = False, flip_test: bool = True, bvh: bool = False,
               plotlyjs: Path | None = None, device: torch.device | None = None,
-              warn=None) -> dict[str, Path]:
+              warn=None, bundle: str | None = None) -> dict[str, Path]:
     """Pose of the main person in every frame of a video; writes the overlay video, animated 3D,
     bundle (and BVH), then the JSON.
+    `bundle`: the bundle folder's name relative to `out_dir` (default `<stem>_keypoints`; `video_bundles`
+    picks another where an input's results use that folder).
 
     Frames are read, followed, estimated and drawn into the overlay BATCH at a time, so memory
     does not grow with the video's length. An earlier JSON of the item goes first, the overlay is
@@ -594,11 +625,12 @@ def run_video(model: torch.nn.Module, cfg: Config, path: Path, out_dir: Path, st
     check_bbox_overlaps(bbox, first.shape[:2], path)  # before any bar or work: the image path's check, naming the video
     paths = {"json": out_dir / f"{stem}.json", "overlay": out_dir / f"{stem}_overlay.mp4",
              "html": out_dir / f"{stem}_3d.html", "png_3d": out_dir / f"{stem}_3d.png",
-             "bundle": out_dir / f"{stem}_keypoints"}
+             "bundle": out_dir / (bundle or f"{stem}_keypoints")}
     export.check_bundle_folder(paths["bundle"])  # before the frames are estimated, not after
     overlay_tmp = temporary_sibling(paths["overlay"], suffix=".mp4")
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     earlier = start_item(paths["json"], [paths["overlay"], paths["html"], paths["png_3d"], out_dir / f"{stem}.bvh"])
+    remove_stale_temporaries(paths["overlay"])  # a killed run's half-written overlay (gigabytes for a long video)
     desc = f"{path.name}: {_locating(bbox, whole_image)} and estimating"
     try:
         with media.VideoWriter(overlay_tmp, fps, tuple(first.shape[1::-1])) as overlay:
@@ -681,14 +713,17 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[Path] = []
     left_out: list[Path] = []
     repeated: list[Path] = []
+    linked: list[Path] = []
     items = media.collect_inputs(args.inputs, skip=resolve(args.out), skipped=skipped,  # not a previous run's outputs
-                                 left_out=left_out, repeated=repeated)
+                                 left_out=left_out, repeated=repeated, linked=linked)
     if repeated:
         _warn(media.describe_repeated(repeated))
     for folder in skipped:
         _warn(f"{folder}: skipped, it holds the outputs of an earlier demo run ({media.OUTPUT_MARKER})")
     if left_out:
         _warn(media.describe_left_out(left_out))
+    if linked:
+        _warn(media.describe_linked(linked))
     videos = [i.path for i in items if i.kind == "video"]
     if args.all_people and videos:
         _warn(f"--all-people applies to images; a video follows one person: {', '.join(map(str, videos[:3]))}"
@@ -727,15 +762,18 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     plotlyjs = resolve(out_dir) / "plotly.min.js"  # the pages link to it; written once an input succeeded
     single = len(items) == 1
     used: set[str] = set()
+    stems = [output_stem(item, used, labels) for item in items]
+    video_bundle = video_bundles(items, stems, labels, bundle_dirs)
     bundles: dict[Path, tuple[list[str], list[dict]]] = {}
     written: dict[Path, dict[str, Path]] = {}
-    for item in progress_bar(items, desc="demo", unit="input", disable=len(items) == 1):
-        stem = output_stem(item, used, labels)
+    for index, item in enumerate(progress_bar(items, desc="demo", unit="input", disable=len(items) == 1)):
+        stem = stems[index]
         try:
             if item.kind == "video":
                 paths = run_video(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,
                                   whole_image=whole_image, flip_test=flip_test, bvh=bvh, plotlyjs=plotlyjs, device=device,
-                                  warn=None if quiet else lambda w, path=item.path: _warn(f"{path}: {w}"))
+                                  warn=None if quiet else lambda w, path=item.path: _warn(f"{path}: {w}"),
+                                  bundle=video_bundle[index])
             else:
                 # a single input has no "demo" bar: its steps show that a large image is being worked on
                 paths, result = run_image(model, cfg, item.path, out_dir, stem, header=header, bbox=bbox,

@@ -135,7 +135,7 @@ def kind_of(path: Path) -> str:
 
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                    skipped: list[Path] | None = None, left_out: list[Path] | None = None,
-                   repeated: list[Path] | None = None) -> list[Item]:
+                   repeated: list[Path] | None = None, linked: list[Path] | None = None) -> list[Item]:
     """Files as given (Pose3DError for a suffix that is neither an image's nor a video's); folders
     searched recursively for images and videos (sorted), leaving out hidden
     files and folders (a name starting with '.': macOS's ._photo.jpg, .thumbnails/).
@@ -146,7 +146,8 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
     --out, wherever it was) are left out of a folder search too, and appended to `skipped` when
     given (for the caller to say so). Files of a searched folder whose suffix is neither an
     image's nor a video's (a .heic, a .txt) are appended to `left_out` when
-    given, so the caller can say what was not read. A file or folder given again (itself, or a file
+    given, so the caller can say what was not read; so are the symbolic links to folders that a folder search
+    does not follow (a loop would never end), to `linked`. A file or folder given again (itself, or a file
     inside a folder given before it) is read once, where it is first met (`demo a.png .` reads a.png as
     a single file, `demo . a.png` as one of the folder's); the later mentions are appended to `repeated`
     when given. Paths are compared as written (made absolute, links not followed), so a link inside a
@@ -189,6 +190,9 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                               and not (below and f.parent.resolve().is_relative_to(skip))
                               and not any(f.is_relative_to(o) for o in outputs))
             found = [f for f in searched if f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            if linked is not None:
+                linked += sorted(d for d in p.rglob("*") if d.is_symlink() and d.is_dir()
+                                 and not any(part.startswith(".") for part in d.relative_to(p).parts))
             if left_out is not None:
                 left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             if not found:
@@ -219,6 +223,13 @@ def describe_repeated(paths: list[Path], examples: int = 3) -> str:
             f"folder) and read once: {_first_few(paths, examples)}")
 
 
+def describe_linked(folders: list[Path], examples: int = 3) -> str:
+    """One line on the linked folders a folder search did not follow (`collect_inputs`' linked)."""
+    return (f"did not follow {len(folders)} symbolic link{'s' if len(folders) != 1 else ''} to a folder inside the "
+            f"input folders: {_first_few(folders, examples)}; give {'them' if len(folders) != 1 else 'it'} as "
+            f"{'inputs' if len(folders) != 1 else 'an input'} to read {'their' if len(folders) != 1 else 'its'} pictures")
+
+
 def describe_left_out(files: list[Path], examples: int = 3) -> str:
     """One line on the files a folder search did not read (`collect_inputs`' left_out): how many,
     by suffix, a few of them, and the suffixes that are read."""
@@ -232,10 +243,32 @@ def describe_left_out(files: list[Path], examples: int = 3) -> str:
             f"read are {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}")
 
 
+# The first bytes of the still-image formats OpenCV reads: an image with a video's suffix opens as a
+# one-frame "video" through FFmpeg's image demuxers, with a made-up frame rate
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF", b"BM": "BMP",
+                    b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def image_signature(path: Path) -> str | None:
+    """The still-image format whose signature the file starts with ('JPEG', 'PNG', 'WebP', ...), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
+
+
 def video_info(path: Path) -> tuple[float, int]:
-    """(frames per second, frame count the container claims) of a video; DataError when empty or unopenable."""
+    """(frames per second, frame count the container claims) of a video; DataError when empty or unopenable,
+    or when the file is a still image with a video's suffix."""
     if path.is_file() and path.stat().st_size == 0:  # checked first: FFmpeg would print its own complaint
         raise DataError(f"{path}: empty file, not a video")
+    if (still := image_signature(path)) is not None:
+        raise DataError(f"{path}: a {still} image with a video's suffix ({path.suffix}); give it an image's "
+                        f"suffix to read it as a photo")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
