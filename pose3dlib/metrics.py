@@ -228,7 +228,7 @@ def _check_pckh(pred: Any, gt: Any, head_size: Any, valid: Any) -> tuple[np.ndar
     if np.any(bad[v.any(1)]):
         first = int(np.flatnonzero(bad & v.any(1))[0])
         raise ValueError(f"head_size must be finite and positive for every sample with a valid joint; "
-                         f"sample {first} has {h[first]!r}")
+                         f"sample {first} has {float(h[first])}")
     with np.errstate(divide="ignore", invalid="ignore"):
         err = _joint_errors(p, g) / h[:, None]  # (N, J) in head sizes
     return err, v

@@ -150,13 +150,17 @@ def test_linked_folders_a_folder_search_does_not_follow_are_named(tmp_path):
     cv2.imwrite(str(shots / "a.png"), np.full((64, 48, 3), 90, np.uint8))
     cv2.imwrite(str(mixed / "b.png"), np.full((64, 48, 3), 90, np.uint8))
     (shots / "mixlink").symlink_to(mixed, target_is_directory=True)
-    (shots / "loop").symlink_to(shots, target_is_directory=True)  # a loop is not followed either
+    (shots / "loop").symlink_to(shots, target_is_directory=True)  # a loop: not followed, and read anyway
     linked: list = []
     assert [i.path for i in media.collect_inputs([shots], linked=linked)] == [shots / "a.png"]
-    assert linked == [shots / "loop", shots / "mixlink"]
+    assert linked == [shots / "mixlink"]  # not the loop: it is the input folder itself
     line = media.describe_linked(linked)
-    assert line.startswith("did not follow 2 symbolic links to a folder") and str(shots / "mixlink") in line
+    assert line.startswith("did not follow 1 symbolic link to a folder") and str(shots / "mixlink") in line
+    assert media.describe_linked(linked * 2).startswith("did not follow 2 symbolic links")
     assert [i.path for i in media.collect_inputs([shots / "mixlink"])] == [shots / "mixlink" / "b.png"]  # given: read
+    linked.clear()
+    both = media.collect_inputs([shots, shots / "mixlink"], linked=linked)  # given too: read, and no warning
+    assert [i.path for i in both] == [shots / "a.png", shots / "mixlink" / "b.png"] and linked == []
 
 
 def test_files_a_folder_search_does_not_read_are_named(tmp_path):

@@ -63,11 +63,19 @@ def test_a_stale_summary_row_is_found(row, changed):
 def test_a_training_total_that_is_not_the_sum_is_found_and_rounding_is_not():
     runs = list(RUNS)
     runs[0] = runs[0].replace("(17.9)", "(18.3)")  # 8.6 + 7.2 + 2.1 = 17.9
-    summary = [SUMMARY[0].replace("14.3-17.9", "14.3-18.3"), SUMMARY[1], SUMMARY[2].replace("14.3-22.4", "14.3-22.4")]
+    summary = [SUMMARY[0].replace("14.3-17.9", "14.3-18.3"), SUMMARY[1], SUMMARY[2]]
     problems = fc.disagreements(page(summary, runs), "t.md")
     assert len(problems) == 1 and problems[0].startswith("1: training")
     # within the rounding of one-decimal stages: 6.6 + 5.7 + 1.9 = 14.2, written 14.3 (each may be 0.05 off)
     assert fc.disagreements(page(SUMMARY, RUNS), "t.md") == []
+
+
+def test_a_run_that_no_host_row_names_is_found():
+    """A new run added below and to the 'all' row only: its host row was not updated."""
+    fifth = "| 5th (Intel Xeon) | 2026-12-04 | 19.0 | 7.0 / 6.0 / 2.0 (15.0) | 0.1 / 1.9 | - |"
+    summary = [*SUMMARY[:2], "| all | 4 | 17.7-27.6 | 14.3-22.4 | 2 |"]
+    problems = fc.disagreements(page(summary, [*RUNS, fifth]), "t.md")
+    assert problems == ["clones in no host row of the summary: 5"]
 
 
 def test_clones_out_of_order_are_found():
@@ -115,3 +123,16 @@ def test_the_figure_has_a_bar_per_stage_and_rest_for_every_run():
     assert len(heights) == 4 * len(RUNS)
     assert sum(heights[:4]) == pytest.approx(21.9)        # the 1st's bar reaches its minutes
     assert len(ax_host.lines) == 2 * 2                     # the two runs with a measured host speed
+
+
+def test_figure_without_fresh_clones_and_two_modes_at_once_are_refused(tmp_path, capsys):
+    """Before: `bench --figure x.png` ran the whole benchmark and ignored it; `--host-speed --fresh-clones`
+    measured the host and silently skipped the check."""
+    from pose3dlib.tools.cli import main
+
+    assert main(["bench", "--figure", str(tmp_path / "x.png")]) == 2
+    assert "--figure goes with --fresh-clones" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--host-speed", "--fresh-clones"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

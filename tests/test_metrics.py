@@ -346,10 +346,10 @@ def test_pckh_accepts_a_zero_head_size_where_no_joint_is_valid() -> None:
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_pckh_refuses_a_head_size_that_is_not_finite_where_a_joint_is_valid(bad) -> None:
-    """Before: nan counted every joint of the sample a miss (PCKh 0.5 here) and inf every joint a hit (1.0)."""
+    """Before: nan counted every joint of the sample a miss (PCKh 0.0 here) and inf every joint a hit (0.5)."""
     gt = np.zeros((2, 2, 2))
     pred = np.full((2, 2, 2), 100.0)
-    with pytest.raises(ValueError, match=r"finite and positive .*sample 0 has"):
+    with pytest.raises(ValueError, match=rf"finite and positive .*sample 0 has {bad}$"):
         metrics.pckh(pred, gt, np.array([bad, 10.0]), np.ones((2, 2), bool))
 
 

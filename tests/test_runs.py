@@ -302,3 +302,17 @@ def test_a_stage_trained_on_other_data_than_synthetic_sets_is_named(tmp_path, sm
     older = {"config": config_to_dict(real), "extra": {}}  # from before identities were recorded
     assert runs.non_synthetic_training_data(older) == [f"data.h36m_dir = {tmp_path / 'converted'}, which holds no "
                                                        "synthetic set"]
+
+
+def test_the_conversion_setting_leaves_a_synthetic_run_alone_and_the_mpii_message_names_no_settings(smoke_data):
+    """data.h36m_drop_damaged changes what a converted Human3.6M set holds, not a synthetic one: a synthetic run is
+    not stale for it (it was, every stage); MPII's conversion has no such settings, so its message names none."""
+    from pose3dlib.config import config_to_dict, load_config
+
+    smoke = load_config("configs/smoke.yaml", smoke_data)
+    dropping = load_config("configs/smoke.yaml", [*smoke_data, "data.h36m_drop_damaged=true"])
+    assert runs.training_differences(config_to_dict(smoke), dropping, 1) == []
+    assert runs.training_differences(config_to_dict(smoke), load_config("configs/smoke.yaml", [*smoke_data, "data.sigma=2.0"]), 1)
+    mpii = runs._download_change({"download": "a"}, {"download": "b"}, smoke, "mpii_dir")
+    assert mpii.endswith("(files added, removed or replaced, or their modification times)")
+    assert "h36m_drop_damaged" in runs._download_change({"download": "a"}, {"download": "b"}, smoke, "h36m_dir")

@@ -11,9 +11,9 @@ matplotlib.use("Agg")
 
 from pose3dlib.engine.errors import ConfigError, Pose3DError
 from pose3dlib.engine.runs import sweep_dir
+from pose3dlib.tools.seed_stats import finite_mean_sd
 from pose3dlib.tools.sweep import (
     SUMMARY_COLUMNS,
-    mean_sd,
     parse_seeds,
     read_sweep_csv,
     run_sweep,
@@ -85,9 +85,10 @@ def test_seeds_are_grouped_per_value_with_mean_and_sample_sd():
     for seed, (a, b) in enumerate([(300.0, 200.0), (310.0, 204.0), (326.0, 190.0)]):
         rows += _rows({"0": {col: a}, "1": {col: b}}, seed=seed)
     assert sweep_curve(rows) == [("0", [300.0, 310.0, 326.0]), ("1", [200.0, 204.0, 190.0])]
-    mean, sd = mean_sd([300.0, 310.0, 326.0])
-    assert mean == pytest.approx(312.0) and sd == pytest.approx(((144 + 4 + 196) / 2) ** 0.5)
-    assert mean_sd([5.0]) == (5.0, 0.0)
+    mean, sd, n = finite_mean_sd([300.0, 310.0, 326.0])
+    assert mean == pytest.approx(312.0) and sd == pytest.approx(((144 + 4 + 196) / 2) ** 0.5) and n == 3
+    assert finite_mean_sd([5.0]) == (5.0, 0.0, 1)
+    assert finite_mean_sd([300.0, float("nan"), 310.0])[:2] == pytest.approx((305.0, 50 ** 0.5))
     lines = sweep_table(rows, "geometric_weight", columns=(col,)).splitlines()
     assert lines[0].endswith("| runs |")
     assert [c.strip() for c in lines[2].strip("|").split("|")] == ["0", f"312.0 ± {sd:.1f}", "3"]
@@ -791,3 +792,14 @@ def test_a_reused_base_stage_trained_on_other_synthetic_data_is_refused(tmp_path
                                           r"`make reproduce PROFILE=\.\.\.` for the stages after it; for a run on the real "
                                           r"downloads, `make reproduce PROFILE=\.\.\. REAL_DATA=True` converts them again"):
         check_base_stage(tmp_path / "stage1" / "last.pt", {**ckpt, "extra": {"data": older}}, cfg, 1)
+
+
+def test_a_diverged_seed_is_counted_apart_in_the_sweep_table_not_a_crash():
+    """A run whose metric is nan (evaluate writes what it measured): before, the table failed in
+    statistics.stdev (AttributeError); now the cell gives the finite seeds' mean ± sd and counts it."""
+    col = ("wild_test", "p1_mpjpe")
+    rows = []
+    for seed, value in enumerate([300.0, float("nan"), 310.0]):
+        rows += _rows({"0": {col: value}}, seed=seed)
+    cells = [c.strip() for c in sweep_table(rows, "geometric_weight", columns=(col,)).splitlines()[2].strip("|").split("|")]
+    assert cells[1] == f"305.0 ± {50 ** 0.5:.1f} (1 not finite)"

@@ -62,6 +62,11 @@ RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps", "synthetic.workers
 # because the downloads were named), and kept where it holds a converted set: there another download
 # means other training data (a set converted by hand records no download, `data_identities`).
 DOWNLOAD_KEYS = {"data.raw_h36m_dir": "h36m_dir", "data.raw_mpii_dir": "mpii_dir", "data.raw_3dhp_dir": None}
+# Settings of a download's conversion, and the training folder it fills: like DOWNLOAD_KEYS, left out where
+# that folder holds synthetic data (a converted set's download fingerprint records them, `data_identities`).
+CONVERSION_KEYS = {"data.h36m_drop_damaged": "h36m_dir"}
+# What, besides the files, a converted set's fingerprint records, by training folder (`_download_change`)
+CONVERSION_SETTINGS = {"h36m_dir": "data.h36m_drop_damaged, how the crops are cut", "wild_test_dir": "how the crops are cut"}
 # Keys a stage may differ in from the stage it starts from: each stage draws its own randomness from
 # the seed (train.stage_seed), so a start trained with another seed is still the recipe's (seed sweeps
 # share one Stage 1 this way).
@@ -209,7 +214,7 @@ def training_differences(stored_config: dict, cfg, stage: int | None = None) -> 
     """Config differences ('key: a -> b') that change what a stage trains.
 
     Left out: the `eval.*` keys, which change no weight, the TEST_ONLY_KEYS and RUN_ONLY_KEYS, the DOWNLOAD_KEYS
-    whose training folder holds synthetic data, and, given `stage`, the
+    and CONVERSION_KEYS whose training folder holds synthetic data, and, given `stage`, the
     settings of the later stages (`train.stage{m}.*`, m > stage), which it never reads. The earlier
     stages' settings are compared: a change to one makes this stage stale too, also where it started
     from an explicit --init (its start checkpoint is compared as well, `stale_reasons`).
@@ -223,8 +228,8 @@ def training_differences(stored_config: dict, cfg, stage: int | None = None) -> 
 
     def download_left_out(diff: str) -> bool:  # read the folder's manifest only for a download that differs
         key = diff.split(":", 1)[0]
-        return key in DOWNLOAD_KEYS and (DOWNLOAD_KEYS[key] is None
-                                         or data_identity(getattr(cfg.data, DOWNLOAD_KEYS[key])) is not None)
+        filled = {**DOWNLOAD_KEYS, **CONVERSION_KEYS}
+        return key in filled and (filled[key] is None or data_identity(getattr(cfg.data, filled[key])) is not None)
 
     return [d for d in diffs if not download_left_out(d)]
 
@@ -384,9 +389,10 @@ def _download_change(then: dict, now: dict | None, cfg, key: str) -> str:
                 f"on a conversion of {download}")
     if "download" not in now:
         return "holds synthetic data where it was trained on a converted download"
+    settings = CONVERSION_SETTINGS.get(key)
     return (f"was converted again since it was trained on it: its download {download} changed (files added, removed "
-            "or replaced, or their modification times) or the conversion's settings did (data.h36m_drop_damaged, how "
-            "the crops are cut)")
+            "or replaced, or their modification times)"
+            + (f" or the conversion's settings did ({settings})" if settings else ""))
 
 
 def precision_change(ckpt: dict, now: dict) -> list[str]:

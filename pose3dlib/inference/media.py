@@ -190,9 +190,12 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                               and not (below and f.parent.resolve().is_relative_to(skip))
                               and not any(f.is_relative_to(o) for o in outputs))
             found = [f for f in searched if f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
-            if linked is not None:
+            if linked is not None:  # but those given as inputs too, and earlier outputs
+                given = {Path(q).resolve() for q in paths if str(q)}
                 linked += sorted(d for d in p.rglob("*") if d.is_symlink() and d.is_dir()
-                                 and not any(part.startswith(".") for part in d.relative_to(p).parts))
+                                 and not any(part.startswith(".") for part in d.relative_to(p).parts)
+                                 and d.resolve() not in given and not any(d.is_relative_to(o) for o in outputs)
+                                 and not (below and d.parent.resolve().is_relative_to(skip)))
             if left_out is not None:
                 left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             if not found:
@@ -245,7 +248,7 @@ def describe_left_out(files: list[Path], examples: int = 3) -> str:
 
 # The first bytes of the still-image formats OpenCV reads: an image with a video's suffix opens as a
 # one-frame "video" through FFmpeg's image demuxers, with a made-up frame rate
-IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF", b"BM": "BMP",
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF",
                     b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
 
 
@@ -258,6 +261,8 @@ def image_signature(path: Path) -> str | None:
         return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00":  # "BM", the file size, 4 reserved zero bytes
+        return "BMP"
     return next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
 
 

@@ -49,6 +49,7 @@ from ..engine.paths import CommandLinePath, resolve
 from ..engine.runs import STAGES, checkpoint_path, eval_csv_path, figures_path, record_evaluation
 from ..evaluation.evaluate import is_fraction, pckh_protocol, protocol_label
 from .notebook_runner import EVAL_NOTEBOOK, TRAIN_NOTEBOOKS
+from .seed_stats import finite_mean_sd
 
 ARMS: dict[str, str] = {
     "a": "3D only",
@@ -409,15 +410,6 @@ def metric_label(split: str, protocol: str) -> str:
 
 def arm_label(arm: str) -> str:
     return f"({arm}) {ARMS[arm]}"
-
-
-def finite_mean_sd(values: list[float]) -> tuple[float, float, int]:
-    """(mean, sample sd (0 for one value), count) of the finite values; (nan, nan, 0) without any. A
-    diverged run's metric is nan in its metrics.csv (`evaluate`), and statistics.stdev fails on nan."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return math.nan, math.nan, 0
-    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0, len(finite)
 
 
 def _mean_sd_words(values: list[float], protocol: str) -> str:

@@ -30,7 +30,6 @@ import argparse
 import csv
 import os
 import shutil
-import statistics
 from pathlib import Path
 
 import yaml
@@ -40,6 +39,7 @@ from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_tem
 from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import CommandLinePath, resolve
 from ..evaluation.evaluate import CSV_COLUMNS, EVALUATION_DATA_KEYS, MEAN_POSE, read_metrics_csv
+from .seed_stats import finite_mean_sd
 
 
 def parse_values(text: str) -> list:
@@ -399,16 +399,14 @@ def sweep_curve(rows: list[dict], split: str = "wild_test", protocol: str = "p1_
     return list(curve.items())
 
 
-def mean_sd(errors: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single run)."""
-    return statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else 0.0
-
-
 def _cell(errors: list[float]) -> str:
-    if len(errors) == 1:
-        return f"{errors[0]:.1f}"
-    mean, sd = mean_sd(errors)
-    return f"{mean:.1f} ± {sd:.1f}"
+    """'200.0' for one run, 'mean ± sd' for several; runs whose value is not finite are counted apart."""
+    mean, sd, n = finite_mean_sd(errors)
+    bad = len(errors) - n
+    if n == 0:
+        return "not finite"
+    text = f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {sd:.1f}"
+    return text + (f" ({bad} not finite)" if bad else "")
 
 
 def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str = "stage3") -> str:
@@ -458,7 +456,7 @@ def plot_sweep(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: str
             if col_split != split:
                 continue
             curve = sweep_curve(rows, split, protocol, stage)
-            stats = [mean_sd(errors) for _, errors in curve]
+            stats = [finite_mean_sd(errors)[:2] for _, errors in curve]  # a value that is not finite is not drawn
             seeds = max([seeds, *(len(errors) for _, errors in curve)])
             x = range(len(curve))
             ordered = all(_is_number(v) for v, _ in curve)

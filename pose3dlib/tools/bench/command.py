@@ -263,13 +263,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"markdown whose generated block is rewritten (default: {RECORD_DOC}, never by a quick run); "
                              "'' to skip")
     parser.add_argument("--no-switches", action="store_true", help="skip the channels_last/bf16/compile/thread runs")
-    parser.add_argument("--host-speed", action="store_true",
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--host-speed", action="store_true",
                         help="only print this host's matmul_peak_gflops (seconds; writes nothing): "
                              "how fast the host is for a timing such as `make reproduce`'s")
-    parser.add_argument("--fresh-clones", action="store_true",
+    only.add_argument("--fresh-clones", action="store_true",
                         help=f"time nothing: check that the summary of {fresh_clones.TIMINGS_DOC} agrees with its table "
                              f"of timed fresh clones (exit 1 where not) and draw them to --figure")
-    parser.add_argument("--figure", action=CommandLinePath, default=FRESH_CLONES_FIGURE,
+    parser.add_argument("--figure", action=CommandLinePath, default=None,
                         help=f"with --fresh-clones: the PNG to write (default: {FRESH_CLONES_FIGURE})")
 
 
@@ -287,8 +288,10 @@ def run(args: argparse.Namespace) -> int:
     if args.host_speed:
         print(host_speed_line(plan))
         return 0
+    if args.figure is not None and not args.fresh_clones:
+        raise ConfigError("--figure goes with --fresh-clones (the figure of the timed fresh clones)")
     if args.fresh_clones:
-        return fresh_clones_command(resolve(fresh_clones.TIMINGS_DOC), resolve(args.figure))
+        return fresh_clones_command(resolve(fresh_clones.TIMINGS_DOC), resolve(args.figure or FRESH_CLONES_FIGURE))
     out, doc = resolve(args.out), args.doc
     if quick and os.path.realpath(out) == os.path.realpath(resolve(RECORD_JSON)):  # never replaces the record
         out = resolve(QUICK_JSON)

@@ -166,18 +166,23 @@ def disagreements(text: str, where: str = TIMINGS_DOC) -> list[str]:
     """Every way the page's tables disagree with themselves, one line each (empty: they agree).
 
     Checked: each run's training total against the sum of its three stages (to rounding), clone
-    ordinals given once and in order, and each "In short" row's count, minutes range, training
-    range and number within the target against the runs it names.
+    ordinals given once and in order, every run named by a host row (where the summary has any), and
+    each "In short" row's count, minutes range, training range and number within the target against
+    the runs it names.
     """
     runs, problems = parse_runs(text, where), []
     ordinals = [r.clone for r in runs]
     if ordinals != sorted(set(ordinals)):
         problems.append(f"clones out of order or repeated: {ordinals}")
+    summary = parse_summary(text, where)
+    named = {c for row in summary if row.clones is not None for c in row.clones}
+    if named and (unnamed := [r.clone for r in runs if r.clone not in named]):
+        problems.append(f"clones in no host row of the summary: {', '.join(map(str, unnamed))}")
     for r in runs:
         if abs(sum(r.training) - r.training_total) > r.rounding + 1e-9:
             problems.append(f"{r.clone}: training {' + '.join(f'{t:g}' for t in r.training)} = "
                             f"{sum(r.training):.2f}, the row says {r.training_total:g}")
-    for row in parse_summary(text, where):
+    for row in summary:
         count, minutes, training, met = summarise(runs, row.clones)
         stated = (row.count, row.minutes, row.training, row.met)
         if (count, minutes, training, met) != stated:
