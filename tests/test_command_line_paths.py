@@ -50,7 +50,7 @@ PATH_ARGUMENTS: dict[str, set[str]] = {
     "run-notebook": {"output"},
     "sweep": {"config", "base_run", "out"},
     "ablation": {"out"},
-    "bench": {"out", "doc"},
+    "bench": {"out", "doc", "figure"},
     "report": {"metrics", "readme"},
 }
 

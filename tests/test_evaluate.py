@@ -517,15 +517,16 @@ def test_a_repeated_stage_is_refused_before_any_scoring_however_it_is_given():
     assert parse_stages("3, 1") == [3, 1]
 
 
-def test_a_stage_without_a_checkpoint_is_named_with_the_stages_the_run_holds(tmp_path):
+def test_a_stage_without_a_checkpoint_is_named_with_the_stages_the_run_holds(tmp_path, smoke_data, monkeypatch):
     """Before: `evaluate` of a folder holding only stage 3 (a converted release model) read every test set,
-    then failed on stage1/last.pt without a hint; now it fails first and names --stages."""
+    then failed on stage1/last.pt without a hint; now it fails before reading them and names --stages."""
     from pose3dlib.config import load_config
     from pose3dlib.engine.errors import CheckpointError
 
     (tmp_path / "stage3").mkdir()
     (tmp_path / "stage3" / "last.pt").write_bytes(b"")
-    cfg = load_config("configs/smoke.yaml", ["data.h36m_dir=/nonexistent"])  # no data is read before the check
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    monkeypatch.setattr("pose3dlib.data.h36m.H36MDataset", lambda *a, **k: pytest.fail("a set was read before the check"))
     with pytest.raises(CheckpointError, match=r"stage1/last.pt; it holds stage 3: score those with --stages 3 "
                                               r"\(notebook 06: stages=\[3\]\)"):
         evaluate.evaluate_run(cfg, tmp_path)

@@ -410,7 +410,7 @@ def checkpoint_geometry(data_cfg: DataConfig, trained: Config) -> DataConfig:
 
 
 def check_stage_checkpoints(run_dir: str | Path, stages: list[int]) -> None:
-    """CheckpointError before any data is read when a stage to score has no checkpoint in `run_dir`, naming it
+    """CheckpointError before any test set is read when a stage to score has no checkpoint in `run_dir`, naming it
     and the stages the folder does hold (a converted release model is one stage 3: `--stages 3`)."""
     missing = [s for s in stages if not runs.checkpoint_path(run_dir, s).is_file()]
     if not missing:
@@ -444,9 +444,9 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
     stages = list(stages)
     check_stages(stages)  # and its `stages` without parse_stages
-    check_stage_checkpoints(run_dir, stages)
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
+    check_stage_checkpoints(run_dir, stages)  # after the data's checks (which name the key to set), before any is read
     dev = resolve_device(device or cfg.train.device)
     train_3d = H36MDataset(cfg.data.h36m_dir, "train", cfg.data)
     bone_lengths = bone_prior.mean_bone_lengths(train_3d.joints_3d_mm) if cfg.eval.bone_prior else None
