@@ -314,6 +314,17 @@ def test_a_short_text_file_saved_as_the_mpii_mat_is_named(raw, tmp_path):
         convert_mpii(mat, raw / "mpii" / "images", tmp_path / "out", progress=False)
 
 
+def test_a_matlab_v73_mpii_mat_is_named_as_such(raw, tmp_path):
+    """A .mat re-saved as MATLAB v7.3 (HDF5) escaped as scipy's NotImplementedError, a traceback."""
+    mat = tmp_path / "dl" / "mpii_human_pose_v1_u12_1.mat"
+    mat.parent.mkdir()
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116, b" ") + b"\x00" * 8
+    mat.write_bytes(header + b"\x00\x02IM" + b"\x00" * 512)  # version 0x0200, little-endian: what v7.3 writes
+    with pytest.raises(DataError, match=rf"^{re.escape(str(mat))}: a MATLAB v7.3 \(HDF5\) file; the official download "
+                                        r"is MATLAB v5"):
+        convert_mpii(mat, raw / "mpii" / "images", tmp_path / "out", progress=False)
+
+
 def test_a_download_short_of_some_training_subjects_says_which(raw, tmp_path):
     """The fake download holds S1, S5, S9 and S11: training on S1 and S5 alone was said nowhere on the console."""
     with pytest.warns(common.ConversionWarning, match=r"training subjects missing: S6, S7, S8; the download "

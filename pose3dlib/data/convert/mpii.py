@@ -109,6 +109,9 @@ def read_release(mat: Path):
         release = loadmat(str(mat), struct_as_record=False, squeeze_me=True)["RELEASE"]
     except KeyError:
         raise DataError(f"{mat}: no 'RELEASE' variable; is this mpii_human_pose_v1_u12_1.mat?") from None
+    except NotImplementedError:  # scipy's answer to a MATLAB v7.3 (HDF5) file
+        raise DataError(f"{mat}: a MATLAB v7.3 (HDF5) file; the official download is MATLAB v5, which this reads: "
+                        "use the file as downloaded (or re-save it in MATLAB with save(..., '-v7'))") from None
     except (MatReadError, OSError, ValueError, TypeError, IndexError) as e:  # IndexError: a short text file (a saved login page)
         raise DataError(f"{mat}: not a readable MATLAB v5 file ({type(e).__name__}: {e})") from None
     for field in ("annolist", "img_train"):
