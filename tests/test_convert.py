@@ -1183,8 +1183,24 @@ def test_s9_s_damaged_sequences_are_left_out_of_a_real_data_conversion_on_reques
     dropped = prepare_real_data(dropping.data, progress=False)["h36m"]
     assert dropped["rows"] == kept["rows"] - damaged_rows
     assert sorted(dropped["damaged_dropped"]) and all(s.startswith("S9/") for s in dropped["damaged_dropped"])
+    from pose3dlib.data.convert.real import missing_items
+    assert not set(dropped["damaged_dropped"]) & set(missing_items(dropped))  # left out on request, not missing
+    for name in dropped["damaged_dropped"]:  # each sequence named is in the download (not every damaged one is)
+        subject, sequence = name.split("/")
+        assert list((raw / "h36m" / subject).rglob(f"D3_Positions_mono/{sequence}.*.cdf")), name
     with h5py.File(out / "annot.h5") as f:
         assert int(np.asarray(f["damaged"]).sum()) == 0
     assert json.loads((out / DOWNLOAD_STAMP).read_text())["fingerprint"] != trained_on["extra"]["data"]["h36m_dir"]["download"]
     assert len(runs.data_changes(trained_on, dropping)) == 1
     assert prepare_real_data(dropping.data, progress=False)["h36m"] == json.loads(json.dumps(dropped))  # reused now
+
+
+def test_a_folder_without_subject_folders_is_named_so_before_metadata_is_looked_for(raw, tmp_path):
+    """raw_h36m_dir pointed at the MPII download, or an empty folder: before, 'metadata.xml not found ... copy it
+    into the download folder', which sent the user after the wrong file."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (raw / "mpii", empty):
+        with pytest.raises(DataError, match=rf"^no Human3.6M subject folder \(S1/.*\) in {re.escape(str(folder))} "
+                                            r"\(the official layout"):
+            convert_h36m(folder, tmp_path / f"out_{folder.name}", progress=False)

@@ -254,10 +254,8 @@ def _converted_subjects(out: Path) -> set[int]:
 
 def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
                      subjects: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The subjects to convert (`subjects`, or every one `present`); DataError for a request that cannot be met."""
-    if not present:
-        raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
-                        "Videos/ in each)")
+    """The subjects to convert (`subjects`, or every one `present`, which is not empty: `convert_h36m` checked);
+    DataError for a request that cannot be met."""
     wanted = tuple(sorted(subjects)) if subjects else tuple(sorted(present))
     unknown = [s for s in wanted if s not in SUBJECTS]
     if unknown:
@@ -267,7 +265,8 @@ def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
     if gone:
         raise DataError(f"{out / 'annot.h5'} holds subjects {dropped}, and {', '.join(f'S{s}/' for s in gone)} "
                         f"{'is' if len(gone) == 1 else 'are'} no longer in the download {raw}: a conversion now would "
-                        "leave them out of it; put the folder back, or choose another output folder")
+                        f"leave them out of it; put the folder back, or delete {out} (or choose another output folder) to "
+                        "convert the download as it is now")
     if dropped:
         raise DataError(f"{out / 'annot.h5'} holds subjects {dropped} that this conversion (subjects {list(wanted)}) "
                         f"would leave out of it: pass --subjects {' '.join(str(x) for x in sorted(set(wanted) | set(dropped)))} "
@@ -291,8 +290,9 @@ def _sequence_jobs(present: dict[int, Path], wanted: tuple[int, ...], meta: Meta
         for (subj, action, subaction), name in sorted(meta.files.items()):
             if subj != s:
                 continue
-            if (s, name) in DAMAGED and drop_damaged:
-                report["damaged_dropped"].append(f"S{s}/{name}")
+            if (s, name) in DAMAGED and drop_damaged:  # named where the download holds it
+                if any(f"{name}.{cam_id}.cdf" in index["D3_Positions_mono"] for cam_id in meta.camera_ids):
+                    report["damaged_dropped"].append(f"S{s}/{name}")
                 continue
             for cam, cam_id in enumerate(meta.camera_ids, start=1):
                 file = f"{name}.{cam_id}"
@@ -345,6 +345,9 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
     present = find_subject_dirs(raw)
     if not present and (elsewhere := subjects_elsewhere(raw)):  # a folder above or inside the download
         raise DataError(f"{no_subjects(raw)}{elsewhere}")
+    if not present:  # before metadata.xml, whose absence a folder without subjects (another dataset's) also has
+        raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
+                        "Videos/ in each, and metadata.xml)")
     meta = read_metadata(find_metadata(raw))
     wanted = _wanted_subjects(raw, out, present, subjects)
     report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],

@@ -107,7 +107,9 @@ def read_paths(raw: Path, name: str | None) -> list[Path]:
 def download_fingerprint(raw: str | os.PathLike, name: str | None = None, drop_damaged: bool = False) -> str:
     """SHA-256 over the files dataset `name`'s converter reads under the download (`read_paths`;
     relative path, size, modification time; an absent one as absent): it changes when a subject, a
-    sequence or a file the converter reads is added, removed or replaced, and, for the sets of person
+    sequence or a file the converter reads is added, removed or replaced (a Human3.6M subject removed is
+    then refused by its converter, which would drop the subject's rows, until it is back or the converted
+    set is deleted), and, for the sets of person
     crops (not MPII's, whose pictures are read as they are), when the converter cuts its crops another
     way (`common.CROP_RESAMPLING`) or, for Human3.6M, with `drop_damaged` (`data.h36m_drop_damaged`) set
     otherwise: the set is then converted again, and the stages trained on it again."""
@@ -236,9 +238,10 @@ def _convert(name: str, raw: str, out: str, progress: bool, options: dict) -> di
 
 
 def missing_items(report: dict) -> list[str]:
-    """Everything a conversion report lists as missing, skipped or not found, in REPORT_LISTS order."""
+    """Everything a conversion report lists as missing, skipped or not found, in REPORT_LISTS order (not
+    the damaged sequences left out on request, `data.h36m_drop_damaged`)."""
     return [f"S{m}" if field == "subjects_missing" else str(m)  # subjects by their folder names, not bare numbers
-            for field in REPORT_LISTS for m in report.get(field) or []]
+            for field in REPORT_LISTS if field != "damaged_dropped" for m in report.get(field) or []]
 
 
 def summary_rows(reports: dict[str, dict], shown: int = 4) -> list[dict]:
