@@ -182,6 +182,8 @@ $(call check_profile,SWEEP_PROFILE)
 ifeq ($(strip $(SWEEP_VALUES)),)
 $(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4)
 endif
+# a misspelt notebook stops here, before the base run's step below (which it would otherwise pick wrongly) runs
+$(foreach nb,$(SWEEP_NOTEBOOKS),$(if $(wildcard $(if $(filter %.ipynb,$(nb)),$(nb),notebooks/$(nb).ipynb)),,$(error SWEEP_NOTEBOOKS: notebook not found: $(nb) (the project's: $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb)))))))
 endif
 # Config seeds: every value runs once per seed, so the table shows mean +- sd over them.
 # SWEEP_SEEDS= (empty) runs each value once with the config's seed.
@@ -189,13 +191,14 @@ SWEEP_SEEDS ?= 0,1,2
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
 # The base run's last step the sweep starts from: the one before the first swept training
 # notebook; all of them for an evaluation-only sweep (SWEEP_NOTEBOOKS=06_eval_mpjpe, eval.* keys).
-SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOKS)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOKS)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOKS)),03_train_depth,04_train_geometry)))
+SWEEP_NOTEBOOK_NAMES = $(basename $(notdir $(SWEEP_NOTEBOOKS)))
+SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOK_NAMES)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOK_NAMES)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOK_NAMES)),03_train_depth,04_train_geometry)))
 # REAL_DATA=True: the base run is the real-data one (runs/SWEEP_PROFILE-real, made by the same steps as
 # make reproduce REAL_DATA=True) and every cell reads the converted downloads too.
 sweep: setup ## papermill sweep of config key SWEEP_PARAM over SWEEP_VALUES x SWEEP_SEEDS (default: geometric-loss weight) -> runs/sweep/SWEEP_PROFILE[-real]/SWEEP_PARAM/
 	$(MAKE) --no-print-directory runs/$(SWEEP_PROFILE)$(REAL_SUFFIX)/.stamps/$(SWEEP_BASE_STEP) PROFILE=$(SWEEP_PROFILE) REAL_DATA=$(REAL_DATA)
-	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values "$(SWEEP_VALUES)" \
-	  --seeds "$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE)$(REAL_SUFFIX) --out runs/sweep \
+	$(PY) -m pose3dlib sweep --config configs/$(SWEEP_PROFILE).yaml --param $(SWEEP_PARAM) --values="$(SWEEP_VALUES)" \
+	  --seeds="$(SWEEP_SEEDS)" --notebooks $(SWEEP_NOTEBOOKS) --base-run runs/$(SWEEP_PROFILE)$(REAL_SUFFIX) --out runs/sweep \
 	  $(if $(REAL_SUFFIX),--real-data) $(REPLACE_FLAG)
 
 #> REPLACE=False | True: sweep, ablation and unseen-check may write a summary without runs or seeds an earlier one in the same folder held (ablation: and retrain arms whose folders hold another recipe)

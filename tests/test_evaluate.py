@@ -384,12 +384,12 @@ def test_a_negative_limit_is_refused_and_zero_means_every_sample(capsys):
     check_limit(0)
     check_limit(5)
     assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--limit", "-3"]) == 2
-    assert "--limit -3: expected 0 (every sample) or a positive number" in capsys.readouterr().err
+    assert "--limit -3: expected 0 (every sample) or a positive whole number" in capsys.readouterr().err
     from pose3dlib.config import load_config
     from pose3dlib.engine.errors import Pose3DError
     from pose3dlib.evaluation.evaluate import evaluate_run
 
-    with pytest.raises(Pose3DError, match="--limit -2"):  # notebook 06 calls the library directly
+    with pytest.raises(Pose3DError, match="^limit -2: expected"):  # notebook 06 calls the library directly
         evaluate_run(load_config("configs/smoke.yaml"), "runs/nowhere", limit=-2)
 
 
@@ -532,3 +532,15 @@ def test_a_stage_without_a_checkpoint_is_named_with_the_stages_the_run_holds(tmp
         evaluate.evaluate_run(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="train it first"):
         evaluate.evaluate_run(cfg, tmp_path / "empty")
+
+
+@pytest.mark.parametrize("stages, limit, needle", [
+    ("[3]", 0, r"stages: '\[3\]' is not a list of stages such as \[1, 2, 3\] \(with papermill, give a list as YAML"),
+    (3, 0, r"stages: 3 is not a list of stages"),
+    ([3], "abc", r"limit 'abc': expected 0 \(every sample\) or a positive whole number"),
+])
+def test_notebook_06_parameters_of_the_wrong_type_are_one_clear_error(tmp_path, stages, limit, needle):
+    """papermill -p stages "[3]" passes a string (before: 'stage [, 3, ] is not 1, 2 or 3'), -p stages 3 an int
+    and -p limit abc a string (before: TypeErrors); notebook 06 asks `default_csv` first."""
+    with pytest.raises(evaluate.Pose3DError, match=needle):
+        evaluate.default_csv(tmp_path, stages, limit)

@@ -51,11 +51,6 @@ def test_table_puts_each_value_in_its_column_and_leaves_gaps_empty():
     assert [c.strip() for c in lines[3].strip("|").split("|")] == ["0.1", "380.9", "", "", "113.2"]
 
 
-def test_curve_keeps_the_sweep_order():
-    rows = _rows({v: {("wild_test", "p1_mpjpe"): float(i)} for i, v in enumerate(["0.1", "0", "1"])})
-    assert sweep_curve(rows) == [("0.1", [0.0]), ("0", [1.0]), ("1", [2.0])]
-
-
 def test_summarize_writes_table_and_figure_beside_the_csv(tmp_path):
     rows = _rows({v: dict.fromkeys(SUMMARY_COLUMNS, 100.0 + i) for i, v in enumerate(["0", "0.01"])})
     csv = write_sweep_csv(rows, tmp_path / "sweep.csv")
@@ -265,7 +260,7 @@ def test_make_sweep_of_another_key_needs_its_values(make_n):
     done = make_n("sweep", "PROFILE=smoke", "SWEEP_PARAM=train.stage3.lr")
     assert done.returncode != 0 and "SWEEP_VALUES is empty" in done.stderr and "train.stage3.lr" in done.stderr, done
     assert "--values" not in done.stdout
-    assert '--values "0,0.01"' in _make_dry_run(make_n, "sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults
+    assert '--values="0,0.01"' in _make_dry_run(make_n, "sweep", "PROFILE=smoke")  # the geometric weight keeps its defaults
 
 
 def test_a_cell_is_re_seeded_when_its_copy_was_cut_off_or_the_base_run_changed(tmp_path):
@@ -787,7 +782,9 @@ def test_a_reused_base_stage_trained_on_other_synthetic_data_is_refused(tmp_path
     older = {k: {**v, "seed": v["seed"] + 3} for k, v in trained_on.items()}
     with pytest.raises(Pose3DError, match=r"stage1/last\.pt was trained with another config or other data than the "
                                           r"sweep's \(data\.h36m_dir = .* holds other synthetic data than it was "
-                                          r"trained on \(generator seed 3 -> 0\)\); train that stage again .*"
+                                          r"trained on \(generator seed 3 -> 0\)\); where the swept key itself is "
+                                          r"among them, sweep the notebooks that train Stage 1 too .*; otherwise "
+                                          r"train that stage again .*"
                                           r"--stage 1 --run-dir " + re.escape(str(tmp_path)) + r" --overwrite`, then "
                                           r"`make reproduce PROFILE=\.\.\.` for the stages after it; for a run on the real "
                                           r"downloads, `make reproduce PROFILE=\.\.\. REAL_DATA=True` converts them again"):
@@ -803,3 +800,59 @@ def test_a_diverged_seed_is_counted_apart_in_the_sweep_table_not_a_crash():
         rows += _rows({"0": {col: value}}, seed=seed)
     cells = [c.strip() for c in sweep_table(rows, "geometric_weight", columns=(col,)).splitlines()[2].strip("|").split("|")]
     assert cells[1] == f"305.0 ± {50 ** 0.5:.1f} (1 not finite)"
+
+
+def test_numeric_values_are_in_increasing_order_whatever_order_they_were_given_in():
+    """SWEEP_VALUES=1,0,0.1: the table and figure followed the typed order, joining the points over an unsorted axis."""
+    col = ("wild_test", "p1_mpjpe")
+    rows = _rows({"1": {col: 300.0}, "0": {col: 200.0}, "0.1": {col: 250.0}})
+    assert [v for v, _ in sweep_curve(rows)] == ["0", "0.1", "1"]
+    words = _rows({"quarter": {col: 1.0}, "log_parabola": {col: 2.0}})  # not numbers: as given
+    assert [v for v, _ in sweep_curve(words)] == ["quarter", "log_parabola"]
+
+
+def test_notebooks_out_of_stage_order_or_given_as_paths(tmp_path, monkeypatch):
+    """06 before 04 scored each cell's old Stage 3 and then trained it (the table showed the old model's
+    numbers): refused before anything runs. The project's notebooks given as paths read as their names
+    (before: 'add 06_eval_mpjpe (last)' though it was given, or 'trains nothing')."""
+    from pose3dlib.tools.sweep import check_notebook_order, project_notebook_name
+
+    calls: list = []
+    _recording_execute(monkeypatch, calls)
+    with pytest.raises(Pose3DError, match=r"in the order given, so they must follow the stages, the evaluation last: "
+                                          r"04_train_geometry 06_eval_mpjpe"):
+        run_sweep("train.stage3.geometric_weight", [0, 0.01], ["06_eval_mpjpe", "04_train_geometry"],
+                  tmp_path / "base", tmp_path / "out", "configs/smoke.yaml")
+    assert calls == [] and not (tmp_path / "out").exists()
+    with pytest.raises(Pose3DError, match="03_train_depth 04_train_geometry"):
+        check_notebook_order(["04_train_geometry", "03_train_depth", "06_eval_mpjpe"])
+    check_notebook_order(["02_train_2d", "03_train_depth", "04_train_geometry", "06_eval_mpjpe"])
+    check_notebook_order(["my_own.ipynb", "04_train_geometry", "06_eval_mpjpe"])  # a notebook of one's own: anywhere
+    assert project_notebook_name("notebooks/04_train_geometry.ipynb") == "04_train_geometry"
+    assert project_notebook_name("elsewhere/04_train_geometry.ipynb") == "elsewhere/04_train_geometry.ipynb"
+    for stage in (1, 2):
+        _finished_stage(tmp_path / "base", stage)
+    with pytest.raises(_Stop):  # given as paths, planned as by name: Stage 3 trained, the evaluation found
+        run_sweep("train.stage3.geometric_weight", [0, 0.01],
+                  ["notebooks/04_train_geometry.ipynb", "notebooks/06_eval_mpjpe.ipynb"],
+                  tmp_path / "base", tmp_path / "out", "configs/smoke.yaml", seeds=[0])
+    assert [name for name, _ in calls] == ["04_train_geometry"]
+
+
+def test_make_sweep_refuses_a_misspelt_notebook_before_the_base_run_and_passes_negative_values(make_n):
+    """A misspelt SWEEP_NOTEBOOKS made the base run train its Stage 3 first (the step picked for it); values
+    starting with a minus were read by argparse as an option ('expected one argument')."""
+    done = make_n("sweep", "PROFILE=smoke", "SWEEP_NOTEBOOKS=04_train_geometyr 06_eval_mpjpe")
+    assert done.returncode != 0 and "SWEEP_NOTEBOOKS: notebook not found: 04_train_geometyr" in done.stderr
+    assert "stamps" not in done.stdout
+    dry = _make_dry_run(make_n, "sweep", "PROFILE=smoke", "SWEEP_VALUES=-1,0",
+                        "SWEEP_NOTEBOOKS=notebooks/04_train_geometry.ipynb 06_eval_mpjpe")
+    assert '--values="-1,0"' in dry and "runs/smoke/.stamps/03_train_depth" in dry  # the path read as its name
+    import argparse
+
+    from pose3dlib.tools.sweep import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--config", "configs/smoke.yaml", "--param", "seed", '--values=-1,0', "--seeds="])
+    assert args.values == "-1,0"

@@ -441,9 +441,9 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..data.mpii import MPIIDataset
     from ..synthetic.generator import check_not_stale
 
-    check_limit(limit)  # notebook 06's `limit` comes here without the command line's check
-    stages = list(stages)
+    check_limit(limit, "limit")  # notebook 06's `limit` comes here without the command line's check
     check_stages(stages)  # and its `stages` without parse_stages
+    stages = list(stages)
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     check_stage_checkpoints(run_dir, stages)  # after the data's checks (which name the key to set), before any is read
@@ -507,7 +507,11 @@ def parse_stages(text: str) -> list[int]:
 
 def check_stages(stages: list[int], given: str = "stages") -> None:
     """Pose3DError unless each stage is 1, 2 or 3 and named at most once (a repeated stage would be scored
-    twice and its rows written twice, which no table reads); `given` names the setting in the message."""
+    twice and its rows written twice, which no table reads); `given` names the setting in the message. A value
+    that is not a list of whole numbers (papermill's `-p stages "[3]"` passes the string) is refused, saying how."""
+    if not isinstance(stages, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in stages):
+        raise Pose3DError(f"{given}: {stages!r} is not a list of stages such as [1, 2, 3] (with papermill, give a list "
+                          "as YAML: -y 'stages: [3]'; -p passes a string or a number)")
     if unknown := [s for s in stages if s not in runs.STAGES]:
         raise Pose3DError(f"{given}: stage {', '.join(map(str, unknown))} is not 1, 2 or 3")
     if repeated := sorted({s for s in stages if stages.count(s) > 1}):
@@ -515,10 +519,10 @@ def check_stages(stages: list[int], given: str = "stages") -> None:
                           "name each stage at most once")
 
 
-def check_limit(limit: int) -> None:
-    """Pose3DError for a negative --limit (0 scores every sample)."""
-    if limit < 0:
-        raise Pose3DError(f"--limit {limit}: expected 0 (every sample) or a positive number")
+def check_limit(limit: int, given: str = "--limit") -> None:
+    """Pose3DError for a --limit (notebook 06: `limit`) that is negative or not a whole number (0 scores every sample)."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise Pose3DError(f"{given} {limit!r}: expected 0 (every sample) or a positive whole number")
 
 
 # Keys each checkpoint decides for itself (module docstring): an `evaluate --set` of one would be ignored.
@@ -552,7 +556,10 @@ def other_data(cfg: Config, run_dir) -> list[str]:
 def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
     """Why a scoring is not the run's full one, in words ([] when it is): fewer stages, a limit, or,
     given `cfg` and `run_dir`, other data than the run was trained with (`other_data`). Evaluation
-    options (`eval.*`) and the device are the evaluation's own choice and keep it the run's scoring."""
+    options (`eval.*`) and the device are the evaluation's own choice and keep it the run's scoring.
+    Notebook 06 asks this first: its `stages` and `limit` are checked here (`check_stages`, `check_limit`)."""
+    check_stages(stages)
+    check_limit(limit, "limit")
     reasons = [f"stages {','.join(map(str, stages))}"] if sorted(set(stages)) != [1, 2, 3] else []
     if limit > 0:
         reasons.append(f"the first {limit} samples of each split")

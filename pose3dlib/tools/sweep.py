@@ -78,11 +78,14 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
     diffs = runs.recipe_differences(ckpt, cfg, stage, ignored)
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
-                          f"sweep's ({'; '.join(diffs)}); train that stage again with this config and data (`python -m "
-                          f"pose3dlib train --config <config> --stage {stage} --run-dir {ckpt_path.parent.parent} "
-                          "--overwrite`, then `make reproduce PROFILE=...` for the stages after it; for a run on the real "
-                          "downloads, `make reproduce PROFILE=... REAL_DATA=True` converts them again and retrains what "
-                          "was trained on other conversions) or sweep with the config it was trained with (--config)")
+                          f"sweep's ({'; '.join(diffs)}); where the swept key itself is among them, sweep the notebooks "
+                          f"that train Stage {stage} too (SWEEP_NOTEBOOKS / --notebooks, from the one training Stage "
+                          f"{stage}), so each cell trains it; otherwise train that stage again with this config and data "
+                          f"(`python -m pose3dlib train --config <config> --stage {stage} --run-dir "
+                          f"{ckpt_path.parent.parent} --overwrite`, then `make reproduce PROFILE=...` for the stages after "
+                          "it; for a run on the real downloads, `make reproduce PROFILE=... REAL_DATA=True` converts them "
+                          "again and retrains what was trained on other conversions) or sweep with the config it was "
+                          "trained with (--config)")
 
 
 def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, ...] = runs.SEED_KEYS) -> None:
@@ -156,6 +159,29 @@ def link_stages(base_run: Path, run_dir: Path, stages: tuple[int, ...]) -> None:
 
 SWEEP_COLUMNS = ("param_value", "seed", *CSV_COLUMNS)
 SKIPPED_PARAMS = ("stages", "metrics_csv")  # notebook parameters only the evaluation notebook declares
+
+
+def project_notebook_name(notebook: str) -> str:
+    """A project notebook given as a path (notebooks/04_train_geometry.ipynb) -> its name, as the plan below
+    reads it; a name, or a notebook of one's own, as given."""
+    from ..engine.paths import NOTEBOOKS_DIR
+
+    if notebook.endswith(".ipynb") and resolve(notebook).parent == NOTEBOOKS_DIR.resolve():
+        return Path(notebook).stem
+    return notebook
+
+
+def check_notebook_order(notebooks: list[str]) -> None:
+    """Pose3DError unless the training notebooks run in stage order and the evaluation after them: each cell
+    runs the notebooks in the order given, so 06 before 04 scored the cell's old Stage 3 and then trained it."""
+    from .notebook_runner import EVAL_NOTEBOOK, STAGE_TRAINED_BY
+
+    rank = {**STAGE_TRAINED_BY, EVAL_NOTEBOOK: len(STAGE_TRAINED_BY) + 1}
+    ranks = [rank[nb] for nb in notebooks if nb in rank]
+    if ranks != sorted(ranks):
+        ordered = sorted((nb for nb in notebooks if nb in rank), key=rank.__getitem__)
+        raise Pose3DError(f"sweep notebooks {' '.join(notebooks)}: each cell runs them in the order given, so they must "
+                          f"follow the stages, the evaluation last: {' '.join(ordered)}")
 
 
 def stage_plan(notebooks: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -291,6 +317,8 @@ def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Pa
     base_overrides = check_base_overrides(param, base_overrides, seeds, base_origin)
     for nb in notebooks:
         notebook_path(nb)  # a misspelled notebook is named before the plan below reasons about the others
+    notebooks = [project_notebook_name(nb) for nb in notebooks]
+    check_notebook_order(notebooks)
     if EVAL_NOTEBOOK not in notebooks:
         raise Pose3DError(f"sweep with notebooks {notebooks}: each cell's numbers come from {EVAL_NOTEBOOK}'s "
                           f"metrics.csv; add {EVAL_NOTEBOOK} (last)")
@@ -390,12 +418,16 @@ def sweep_curve(rows: list[dict], split: str = "wild_test", protocol: str = "p1_
                 stage: str = "stage3") -> list[tuple[str, list[float]]]:
     """[(value, [error mm of each seed])] of one stage on one split under one protocol, from sweep.csv rows.
 
-    Values keep their order of first appearance; a sweep without seeds has one error per value.
+    Values written as numbers are in increasing order, so the figure's lines follow its axis (values given
+    as 1,0,0.1 drew a trend over an unsorted axis); other values keep their order of first appearance. A
+    sweep without seeds has one error per value.
     """
     curve: dict[str, list[float]] = {}
     for r in rows:
         if r["stage"] == stage and r["split"] == split and r["protocol"] == protocol and r["action"] == "all":
             curve.setdefault(r["param_value"], []).append(r["value"])
+    if all(_is_number(value) for value in curve):
+        return sorted(curve.items(), key=lambda item: float(item[0]))
     return list(curve.items())
 
 
