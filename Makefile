@@ -191,7 +191,7 @@ SWEEP_SEEDS ?= 0,1,2
 SWEEP_NOTEBOOKS ?= 04_train_geometry 06_eval_mpjpe
 # The base run's last step the sweep starts from: the one before the first swept training
 # notebook; all of them for an evaluation-only sweep (SWEEP_NOTEBOOKS=06_eval_mpjpe, eval.* keys).
-SWEEP_NOTEBOOK_NAMES = $(basename $(notdir $(SWEEP_NOTEBOOKS)))
+SWEEP_NOTEBOOK_NAMES = $(patsubst notebooks/%.ipynb,%,$(SWEEP_NOTEBOOKS))
 SWEEP_BASE_STEP = $(if $(filter 02_train_2d,$(SWEEP_NOTEBOOK_NAMES)),01_data_prep,$(if $(filter 03_train_depth,$(SWEEP_NOTEBOOK_NAMES)),02_train_2d,$(if $(filter 04_train_geometry,$(SWEEP_NOTEBOOK_NAMES)),03_train_depth,04_train_geometry)))
 # REAL_DATA=True: the base run is the real-data one (runs/SWEEP_PROFILE-real, made by the same steps as
 # make reproduce REAL_DATA=True) and every cell reads the converted downloads too.

@@ -856,3 +856,11 @@ def test_make_sweep_refuses_a_misspelt_notebook_before_the_base_run_and_passes_n
     add_arguments(parser)
     args = parser.parse_args(["--config", "configs/smoke.yaml", "--param", "seed", '--values=-1,0', "--seeds="])
     assert args.values == "-1,0"
+
+
+def test_the_table_lists_numeric_values_in_increasing_order_even_with_gaps():
+    """Values 1, 0, 0.1 where 0 has only a lab row: the table's rows were merged in first-seen order (0.1, 1, 0)."""
+    lab, wild = ("lab_test", "p1_mpjpe"), ("wild_test", "p1_mpjpe")
+    rows = _rows({"1": {lab: 100.0, wild: 300.0}, "0": {lab: 90.0}, "0.1": {lab: 95.0, wild: 250.0}})
+    lines = sweep_table(rows, "geometric_weight", columns=(lab, wild)).splitlines()[2:5]
+    assert [line.strip("|").split("|")[0].strip() for line in lines] == ["0", "0.1", "1"]

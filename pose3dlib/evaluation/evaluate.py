@@ -442,8 +442,8 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..synthetic.generator import check_not_stale
 
     check_limit(limit, "limit")  # notebook 06's `limit` comes here without the command line's check
+    stages = stages if isinstance(stages, (str, int, float)) else list(stages)  # a range, a generator: their stages
     check_stages(stages)  # and its `stages` without parse_stages
-    stages = list(stages)
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
     check_not_stale(cfg.data.h36m_dir, cfg.data.wild_test_dir, cfg.data.mpii_dir, synthetic=cfg.synthetic)
     check_stage_checkpoints(run_dir, stages)  # after the data's checks (which name the key to set), before any is read

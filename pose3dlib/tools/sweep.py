@@ -166,7 +166,7 @@ def project_notebook_name(notebook: str) -> str:
     reads it; a name, or a notebook of one's own, as given."""
     from ..engine.paths import NOTEBOOKS_DIR
 
-    if notebook.endswith(".ipynb") and resolve(notebook).parent == NOTEBOOKS_DIR.resolve():
+    if notebook.endswith(".ipynb") and Path(os.path.realpath(resolve(notebook))).parent == NOTEBOOKS_DIR.resolve():
         return Path(notebook).stem
     return notebook
 
@@ -176,7 +176,7 @@ def check_notebook_order(notebooks: list[str]) -> None:
     runs the notebooks in the order given, so 06 before 04 scored the cell's old Stage 3 and then trained it."""
     from .notebook_runner import EVAL_NOTEBOOK, STAGE_TRAINED_BY
 
-    rank = {**STAGE_TRAINED_BY, EVAL_NOTEBOOK: len(STAGE_TRAINED_BY) + 1}
+    rank = {"01_data_prep": 0, **STAGE_TRAINED_BY, EVAL_NOTEBOOK: len(STAGE_TRAINED_BY) + 1}
     ranks = [rank[nb] for nb in notebooks if nb in rank]
     if ranks != sorted(ranks):
         ordered = sorted((nb for nb in notebooks if nb in rank), key=rank.__getitem__)
@@ -448,7 +448,9 @@ def sweep_table(rows: list[dict], param: str, columns=SUMMARY_COLUMNS, stage: st
     number of seeds. A value without a row for some column shows an empty cell.
     """
     curves = [dict(sweep_curve(rows, split, protocol, stage)) for split, protocol in columns]
-    values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order
+    values = list(dict.fromkeys(v for curve in curves for v in curve))  # first-seen order, numbers increasing
+    if all(_is_number(v) for v in values):
+        values.sort(key=float)
     runs = {v: max(len(curve.get(v, [])) for curve in curves) for v in values}
     seeded = any(n > 1 for n in runs.values())
     head = [f"{split} {_PROTOCOL_LABEL.get(protocol, protocol)} (mm)" for split, protocol in columns]

@@ -9,7 +9,8 @@ Only the three `data.raw_*_dir` keys need setting: a dataset whose `data.*_dir` 
 synthetic data (a folder under data/synthetic/, or one the generator wrote) is read from
 `data/converted/<profile>/<name>` instead, and the synthetic validation split of its domain
 (`data.lab_val_dir` for Human3.6M, `data.wild_val_dir` for MPI-INF-3DHP) is dropped, so
-training validates on that dataset's own test split, as the original release did. A
+training validates on Human3.6M's own test split, as the original release did, and on no wild
+split with MPI-INF-3DHP (scored by the evaluation only). A
 `data.*_dir` set to any other folder is used as given.
 """
 from __future__ import annotations
