@@ -177,7 +177,7 @@ def test_h36m_errors_name_the_file(raw, tmp_path):
         bad.write_bytes(real[:size])
         with pytest.raises(DataError, match=r"bad\.cdf: "):
             read_pose_cdf(bad, 3)
-    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "S1").mkdir(parents=True)  # a subject folder: the metadata is read next
     (tmp_path / "raw" / "metadata.xml").write_text("<a><mapping></mapping></a>")
     with pytest.raises(DataError, match=r"metadata.xml.*<mapping> has 0"):
         convert_h36m(tmp_path / "raw", tmp_path / "out", progress=False)
