@@ -681,7 +681,7 @@ def test_prepare_real_data_converts_once(raw, tmp_path):
                                      wild_test_dir=str(tmp_path / "syn" / "wild_test")), progress=False)
     with pytest.raises(DataError, match="no official download"):
         prepare_real_data(DataConfig(), progress=False)
-    (tmp_path / "empty_3dhp").mkdir()  # a download folder without any sequence
+    (tmp_path / "empty_3dhp" / "TS1").mkdir(parents=True)  # a download folder without any sequence's annotations
     with pytest.raises(DataError, match=r"3dhp: nothing was converted from data.raw_3dhp_dir = .*empty_3dhp \(missing: "):
         prepare_real_data(DataConfig(raw_3dhp_dir=str(tmp_path / "empty_3dhp"), wild_test_dir=str(tmp_path / "e3")),
                           progress=False)
@@ -1117,11 +1117,17 @@ def test_convert_mpii_given_a_folder_for_the_mat_says_so(raw, tmp_path, capsys):
 
 def test_converters_write_nothing_when_nothing_converts(raw, tmp_path, capsys):
     empty = tmp_path / "empty_3dhp"
-    empty.mkdir()
+    (empty / "TS1").mkdir(parents=True)  # a sequence folder without its annotations
     assert main(["convert-3dhp", str(empty), str(tmp_path / "o3")]) == 2
     shown = capsys.readouterr()
     assert "sequences missing: TS1/annot_data.mat" in shown.out and f"error: nothing was converted from {empty}" in shown.err
     assert not (tmp_path / "o3").exists()  # no conversion.json, as convert-h36m and convert-mpii
+    # no sequence folder at all (another dataset's folder, an empty one): named so, not as six missing files
+    for folder in (raw / "mpii", tmp_path / "bare"):
+        folder.mkdir(exist_ok=True)
+        assert main(["convert-3dhp", str(folder), str(tmp_path / "o4")]) == 2
+        assert f"error: no MPI-INF-3DHP test sequence folder (TS1/ ... TS6/" in capsys.readouterr().err
+        assert not (tmp_path / "o4").exists()
     no_sequences = tmp_path / "h36m"  # a subject folder without any sequence: nothing converts either
     (no_sequences / "S9").mkdir(parents=True)
     shutil.copy(raw / "h36m" / "metadata.xml", no_sequences)

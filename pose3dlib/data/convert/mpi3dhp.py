@@ -137,6 +137,9 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
                        | {p.parent.parent for p in testset.glob(f"*/*/TS*/{ANNOTATION_FILE}")})
         if below:
             raise DataError(f"no TS1..TS6/{ANNOTATION_FILE} in {testset}; {below[0]} has them: pass that folder")
+        if not any((testset / f"TS{seq}").is_dir() for seq in MPI3DHP_TEST_SEQUENCES):  # another dataset's folder
+            raise DataError(f"no MPI-INF-3DHP test sequence folder (TS1/ ... TS6/, each with {ANNOTATION_FILE} and "
+                            f"imageSequence/) in {testset}")
     parts = []
     settings = {"crop_px": common.CROP_PX, "margin": common.CROP_MARGIN, "resampling": common.CROP_RESAMPLING}
     for seq in progress_bar(present, desc="convert-3dhp", unit="seq", disable=not progress):
