@@ -1126,7 +1126,7 @@ def test_converters_write_nothing_when_nothing_converts(raw, tmp_path, capsys):
     for folder in (raw / "mpii", tmp_path / "bare"):
         folder.mkdir(exist_ok=True)
         assert main(["convert-3dhp", str(folder), str(tmp_path / "o4")]) == 2
-        assert f"error: no MPI-INF-3DHP test sequence folder (TS1/ ... TS6/" in capsys.readouterr().err
+        assert "error: no MPI-INF-3DHP test sequence folder (TS1/ ... TS6/" in capsys.readouterr().err
         assert not (tmp_path / "o4").exists()
     no_sequences = tmp_path / "h36m"  # a subject folder without any sequence: nothing converts either
     (no_sequences / "S9").mkdir(parents=True)
