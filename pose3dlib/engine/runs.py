@@ -65,6 +65,7 @@ DOWNLOAD_KEYS = {"data.raw_h36m_dir": "h36m_dir", "data.raw_mpii_dir": "mpii_dir
 # Settings of a download's conversion, and the training folder it fills: like DOWNLOAD_KEYS, left out where
 # that folder holds synthetic data (a converted set's download fingerprint records them, `data_identities`).
 CONVERSION_KEYS = {"data.h36m_drop_damaged": "h36m_dir"}
+FILLED_BY = {**DOWNLOAD_KEYS, **CONVERSION_KEYS}  # both: key -> the training folder its conversion fills
 # What, besides the files, a converted set's fingerprint records, by training folder (`_download_change`)
 CONVERSION_SETTINGS = {"h36m_dir": "data.h36m_drop_damaged, how the crops are cut", "wild_test_dir": "how the crops are cut"}
 # Keys a stage may differ in from the stage it starts from: each stage draws its own randomness from
@@ -228,8 +229,8 @@ def training_differences(stored_config: dict, cfg, stage: int | None = None) -> 
 
     def download_left_out(diff: str) -> bool:  # read the folder's manifest only for a download that differs
         key = diff.split(":", 1)[0]
-        filled = {**DOWNLOAD_KEYS, **CONVERSION_KEYS}
-        return key in filled and (filled[key] is None or data_identity(getattr(cfg.data, filled[key])) is not None)
+        return key in FILLED_BY and (FILLED_BY[key] is None
+                                     or data_identity(getattr(cfg.data, FILLED_BY[key])) is not None)
 
     return [d for d in diffs if not download_left_out(d)]
 

@@ -133,6 +133,14 @@ def kind_of(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
 
+def _searched(entry: Path, folder: Path, inside_skip: Path | None, outputs: list[Path]) -> bool:
+    """Whether a search of `folder` reads `entry`: not hidden below it, not in `inside_skip` (the demo's --out
+    where it lies inside the folder) and not in an earlier run's output folder (`outputs`)."""
+    return (not any(part.startswith(".") for part in entry.relative_to(folder).parts)
+            and not (inside_skip is not None and entry.parent.resolve().is_relative_to(inside_skip))
+            and not any(entry.is_relative_to(o) for o in outputs))
+
+
 def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
                    skipped: list[Path] | None = None, left_out: list[Path] | None = None,
                    repeated: list[Path] | None = None, linked: list[Path] | None = None) -> list[Item]:
@@ -167,6 +175,7 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
         seen.add(key)
         return True
 
+    given = {Path(q).resolve() for q in paths if str(q)}  # a linked folder given as an input is read, not named
     for p in map(Path, paths):
         if p.is_dir():
             if not first_time(p):
@@ -174,28 +183,21 @@ def collect_inputs(paths: list[str | Path], skip: str | Path | None = None,
             if skip is not None and skip == p.resolve():
                 raise Pose3DError(f"--out {p}: is also an input folder; its outputs would be read as inputs "
                                   "by the next run: choose another --out (e.g. a folder inside it)")
-            if (p / OUTPUT_MARKER).is_file():
-                raise Pose3DError(f"{p}: holds the outputs of an earlier demo run ({OUTPUT_MARKER}), not photos or "
-                                  f"videos to run it on (if it holds photos of yours too, delete {p / OUTPUT_MARKER})")
-            if marked := marked_folder(p.resolve().parent):
-                raise Pose3DError(f"{p}: lies inside {marked}, the outputs of an earlier demo run ({OUTPUT_MARKER}), "
-                                  f"not photos or videos to run it on (if it holds photos of yours too, delete "
-                                  f"{marked / OUTPUT_MARKER})")
-            below = skip is not None and skip.is_relative_to(p.resolve())
-            outputs = [m.parent for m in p.rglob(OUTPUT_MARKER)]  # earlier runs' --out folders inside this one
+            if (marked := marked_folder(p.resolve())) is not None:  # the folder itself, or one above it
+                own = marked == p.resolve()
+                what = "holds the outputs" if own else f"lies inside {marked}, the outputs"
+                raise Pose3DError(f"{p}: {what} of an earlier demo run ({OUTPUT_MARKER}), not photos or videos to run it "
+                                  f"on (if it holds photos of yours too, delete {(p if own else marked) / OUTPUT_MARKER})")
+            inside_skip = skip if skip is not None and skip.is_relative_to(p.resolve()) else None  # --out below it
+            entries = list(p.rglob("*"))  # one walk: the markers, the files and the linked folders
+            outputs = [e.parent for e in entries if e.name == OUTPUT_MARKER]  # earlier runs' --out folders inside
             if skipped is not None:
                 skipped += [o for o in outputs if not (skip is not None and o.resolve() == skip)]
-            searched = sorted(f for f in p.rglob("*") if f.is_file()
-                              and not any(part.startswith(".") for part in f.relative_to(p).parts)  # hidden
-                              and not (below and f.parent.resolve().is_relative_to(skip))
-                              and not any(f.is_relative_to(o) for o in outputs))
+            searched = sorted(f for f in entries if f.is_file() and _searched(f, p, inside_skip, outputs))
             found = [f for f in searched if f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
-            if linked is not None:  # but those given as inputs too, and earlier outputs
-                given = {Path(q).resolve() for q in paths if str(q)}
-                linked += sorted(d for d in p.rglob("*") if d.is_symlink() and d.is_dir()
-                                 and not any(part.startswith(".") for part in d.relative_to(p).parts)
-                                 and d.resolve() not in given and not any(d.is_relative_to(o) for o in outputs)
-                                 and not (below and d.parent.resolve().is_relative_to(skip)))
+            if linked is not None:  # but those given as inputs too
+                linked += sorted(d for d in entries if d.is_symlink() and d.is_dir()
+                                 and _searched(d, p, inside_skip, outputs) and d.resolve() not in given)
             if left_out is not None:
                 left_out += [f for f in searched if f.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             if not found:

@@ -343,11 +343,9 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
         raise DataError(f"--every and --every-test must be >= 1, got {every} and {every_test}")
     out = common.prepare_output(raw, resolve(out))
     present = find_subject_dirs(raw)
-    if not present and (elsewhere := subjects_elsewhere(raw)):  # a folder above or inside the download
-        raise DataError(f"{no_subjects(raw)}{elsewhere}")
     if not present:  # before metadata.xml, whose absence a folder without subjects (another dataset's) also has
-        raise DataError(f"{no_subjects(raw)} (the official layout has S1/, S5/, ... with MyPoseFeatures/ and "
-                        "Videos/ in each, and metadata.xml)")
+        layout = " (the official layout has S1/, S5/, ... with MyPoseFeatures/ and Videos/ in each, and metadata.xml)"
+        raise DataError(no_subjects(raw) + (subjects_elsewhere(raw) or layout))  # or a folder above or inside it
     meta = read_metadata(find_metadata(raw))
     wanted = _wanted_subjects(raw, out, present, subjects)
     report: dict = {"dataset": "h36m", "raw": str(raw), "subjects_missing": [s for s in SUBJECTS if s not in present],

@@ -245,7 +245,7 @@ def fresh_clones_command(doc: Path, figure: Path) -> int:
         count, minutes, training, met = fresh_clones.summarise(runs, row.clones)
         print(f"{row.host}: {count} clones, {minutes[0]:g}-{minutes[1]:g} min (training {training[0]:g}-"
               f"{training[1]:g}), {met} within {fresh_clones.TARGET_MINUTES:g}")
-    problems = fresh_clones.disagreements(text, str(doc))
+    problems = fresh_clones.table_disagreements(runs, summary)  # the tables as parsed above
     for line in problems:
         print(f"bench: {doc}: {line}", file=sys.stderr)
     write_png(plot_fresh_clones(runs, summary), figure)

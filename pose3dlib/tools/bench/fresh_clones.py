@@ -163,18 +163,20 @@ def summarise(runs: list[CloneRun], clones: tuple[int, ...] | None) -> tuple[int
 
 
 def disagreements(text: str, where: str = TIMINGS_DOC) -> list[str]:
-    """Every way the page's tables disagree with themselves, one line each (empty: they agree).
+    """Every way the page's tables disagree with themselves, one line each (empty: they agree):
+    `table_disagreements` of its two tables."""
+    return table_disagreements(parse_runs(text, where), parse_summary(text, where))
 
-    Checked: each run's training total against the sum of its three stages (to rounding), clone
+
+def table_disagreements(runs: list[CloneRun], summary: list[SummaryRow]) -> list[str]:
+    """Checked: each run's training total against the sum of its three stages (to rounding), clone
     ordinals given once and in order, every run named by a host row (where the summary has any), and
     each "In short" row's count, minutes range, training range and number within the target against
-    the runs it names.
-    """
-    runs, problems = parse_runs(text, where), []
+    the runs it names."""
+    problems = []
     ordinals = [r.clone for r in runs]
     if ordinals != sorted(set(ordinals)):
         problems.append(f"clones out of order or repeated: {ordinals}")
-    summary = parse_summary(text, where)
     named = {c for row in summary if row.clones is not None for c in row.clones}
     if named and (unnamed := [r.clone for r in runs if r.clone not in named]):
         problems.append(f"clones in no host row of the summary: {', '.join(map(str, unnamed))}")
