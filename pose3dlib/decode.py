@@ -49,10 +49,11 @@ SUBPIXEL_METHODS = ("quarter", "log_parabola")
 def heatmaps_to_joints(heatmaps: Any, subpixel: str = "quarter") -> tuple[Any, Any]:
     """Argmax of each heatmap with sub-pixel refinement.
 
-    subpixel="quarter" (the 2D hourglass practice and the original release): the integer
-    argmax (x = column, y = row) moves REFINE_STEP_PX toward the higher of its two column
-    neighbours (x) and of its two row neighbours (y); no move on the border or when the
-    neighbours are equal.
+    subpixel="quarter" (the 2D hourglass practice): the integer argmax (x = column,
+    y = row) moves REFINE_STEP_PX toward the higher of its two column neighbours (x) and
+    of its two row neighbours (y); no move on the border or when the neighbours are equal.
+    The original release's version differs in two corner cases: it moved +REFINE_STEP_PX
+    on a tie, and refined only peaks away from the border on both axes.
 
     subpixel="log_parabola": a parabola through the logarithms of the maximum and its two
     neighbours on each axis; its vertex is the offset. For a Gaussian peak
