@@ -74,8 +74,8 @@ def test_table_bolds_only_the_misses_and_the_verdict_counts_them():
     assert "| Stage 3, lab_test, Protocol #1 MPJPE (mm) | 100.0 | 104.0 (+4.0 %) | 115.0 (**+15.0 %**) |" in table
     assert "| Stage 3, mpii_val, PCKh@0.5 (MPII val) | 80.0 % | 78.0 % (-2.5 %) | 78.0 % (-2.5 %) |" in table
     assert table.count("**") == 2
-    # Protocol #1 as a fraction of each set's own mean pose: 100/200 for the reference, 104/210, 115/210
-    assert "| Stage 3, lab_test, Protocol #1 MPJPE (mm) / mean pose | 0.500 | 0.495 | 0.548 |" in table
+    # Protocol #1 as a fraction of each set's own mean pose, to 4 decimals: 100/200 for the reference, 104/210, 115/210
+    assert "| Stage 3, lab_test, Protocol #1 MPJPE (mm) / mean pose | 0.5000 | 0.4952 | 0.5476 |" in table
     text = verdict(rows, 0.10)
     assert text.startswith("2 of 3 numbers within ±10 % of the reference on every set (seeds 7, 13)")
     assert "1 differ by more on 1 of 2 set(s): Stage 3, lab_test, Protocol #1 MPJPE (mm): seed 13 +15.0 %" in text

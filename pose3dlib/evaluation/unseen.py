@@ -123,7 +123,8 @@ def unseen_table(rows: list[dict], tolerance: float) -> str:
     """Markdown: one line per number, the reference then each seed's value (relative difference).
 
     `rows`: the long-form rows of `unseen_rows` (one per seed and number). Differences beyond
-    the tolerance are bold; then each set's mean pose and Protocol #1 as a fraction of it.
+    the tolerance are bold; then each set's mean pose and Protocol #1 as a fraction of it, to 4
+    decimals (with 3, a ratio of 0.7497 would print as 0.750, on a 0.75 target).
     """
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
     by_key: dict[tuple, dict] = {}
@@ -150,8 +151,8 @@ def unseen_table(rows: list[dict], tolerance: float) -> str:
             continue
         first_seed = next(iter(per_seed))
         ref_ratio = per_seed[first_seed]["reference"] / base[first_seed]["reference"]
-        cells = [f"{per_seed[s]['value'] / base[s]['value']:.3f}" if s in per_seed and s in base else "" for s in seeds]
-        ratios.append(f"| {_label(stage, split, protocol)} / mean pose | {ref_ratio:.3f} | " + " | ".join(cells) + " |")
+        cells = [f"{per_seed[s]['value'] / base[s]['value']:.4f}" if s in per_seed and s in base else "" for s in seeds]
+        ratios.append(f"| {_label(stage, split, protocol)} / mean pose | {ref_ratio:.4f} | " + " | ".join(cells) + " |")
     return "\n".join([
         f"Each cell: the number on that seed's new people (its difference from the reference; beyond "
         f"±{100 * tolerance:g} % in bold).", "", *head, *checked, "",
@@ -369,12 +370,18 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
               f"in {project_relative(out / UNSEEN_CSV)} (same settings, same metrics.csv)", flush=True)
     write_unseen_csv(result, out / UNSEEN_CSV)
     atomic_write_text(out / UNSEEN_JSON, json.dumps(settings, indent=1) + "\n")
-    atomic_write_text(out / "unseen.md", (
+    write_unseen_md(result, run_dir, out, tolerance)
+    return result, out
+
+
+def write_unseen_md(rows: list[dict], run_dir: str | Path, out: str | Path, tolerance: float) -> Path:
+    """Write `<out>/unseen.md` (the table and verdict of `rows`, the long-form rows of unseen.csv) atomically."""
+    out = resolve(out)
+    return atomic_write_text(out / "unseen.md", (
         f"# `{project_relative(run_dir)}` on people it never saw\n\n"
         f"_Written by `python -m pose3dlib unseen-check` from `{project_relative(runs.eval_csv_path(run_dir))}` "
         f"(the reference) and `{project_relative(out)}/seed=<s>/metrics.csv`._\n\n"
-        f"{unseen_table(result, tolerance)}\n\n{verdict(result, tolerance)}\n"))
-    return result, out
+        f"{unseen_table(rows, tolerance)}\n\n{verdict(rows, tolerance)}\n"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
