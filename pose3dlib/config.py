@@ -205,7 +205,8 @@ class TrainConfig:
     # stored in its checkpoint ("bone_sum_mm"), which evaluation and the demo both use.
     bone_sum_mm: float = bounded(0.0, lo=0.0)
     # Deterministic algorithms: CPU runs (and --resume) are then bitwise reproducible for a
-    # fixed seed, thread count and world size; on CUDA it also disables cuDNN autotuning.
+    # fixed seed, thread count and world size; on CUDA it also disables cuDNN autotuning, and a
+    # kernel without a deterministic version only warns (warn_only), so CUDA runs are not guaranteed bitwise.
     deterministic: bool = True
     stage1: StageConfig = field(default_factory=lambda: StageConfig(epochs=60))
     stage2: StageConfig = field(

@@ -275,6 +275,39 @@ def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoin
     assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
 
 
+
+def test_a_nonfinite_gradient_under_a_finite_loss_is_not_saved(tmp_path, smoke_data, monkeypatch):
+    """A finite loss whose gradient overflows: the update writes NaN into the weights, and the periodic
+    checkpoint right after that step must not save them (the next step's loss would come too late)."""
+    import pose3dlib.losses
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.train import NonFiniteLossError, fit
+
+    real_total = pose3dlib.losses.total_loss
+    calls = {"n": 0}
+    bad_step = 8  # a periodic checkpoint step (every 4 steps; epochs of 6): 4 and 6 were saved before
+
+    def poisoned(outputs, batch, **weights):
+        loss, terms = real_total(outputs, batch, **weights)
+        calls["n"] += 1
+        if calls["n"] == bad_step:
+            t = outputs["heatmaps"][-1].sum()
+            loss = loss + torch.sqrt(t - t.detach())  # adds 0, with an infinite gradient
+        return loss, terms
+
+    monkeypatch.setattr(pose3dlib.losses, "total_loss", poisoned)
+    torch.set_num_threads(1)
+    cfg = load_config("configs/smoke.yaml", smoke_data + RESUME_OVERRIDES)
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError) as err:
+        fit(cfg, 1, run)
+    msg = str(err.value)
+    assert f"step {bad_step} (epoch 2)" in msg and "non-finite values in weight " in msg and "keeps step 6" in msg
+    assert "\n" not in msg
+    ckpt = load_checkpoint(run / "stage1" / "last.pt")
+    assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
+
+
 def test_data_workers_leave_ctrl_c_to_the_training_process():
     """A terminal's Ctrl-C reaches every process of the job: the workers ignore it, so the trainer's own
     handler saves at the step boundary instead of the loader failing on a worker that exited."""

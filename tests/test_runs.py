@@ -95,6 +95,10 @@ def test_training_differences_ignore_only_the_evaluation_options():
     # how a stage runs, not what it trains: worker processes (the same weights, bit for bit) and the log cadence
     assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3",
                                                                            "train.log_every_steps=7"])) == []
+    # ... nor the validation and checkpoint cadence (bitwise the same weights: the test below), nor the
+    # wild test folder, which training never reads
+    assert training_differences(stored, load_config("configs/smoke.yaml", [
+        "train.val_every=3", "train.checkpoint_every_steps=5", "data.wild_test_dir=elsewhere/wild_test"])) == []
     assert training_differences(stored, load_config("configs/smoke.yaml", ["data.num_workers=3", "data.flip_prob=0.1"])
                                 ) == [f"data.flip_prob: {stored['data']['flip_prob']} -> 0.1"]
     # a stage never reads the later stages' settings; it does read its own and the earlier ones'
@@ -102,6 +106,31 @@ def test_training_differences_ignore_only_the_evaluation_options():
     assert training_differences(stored, later, stage=1) == []
     assert [d.split(":")[0] for d in training_differences(stored, later, stage=2)] == ["train.stage2.epochs"]
     assert len(training_differences(stored, later, stage=3)) == 2 == len(training_differences(stored, later))
+
+
+
+def test_validation_and_checkpoint_cadence_change_no_weight(smoke_data, tmp_path):
+    """runs.RUN_ONLY_KEYS' train.val_every and train.checkpoint_every_steps: a stage validated every
+    epoch or every second one, checkpointed per epoch or every 3 steps, ends with the same weights."""
+    import torch
+
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.distributed import state_digest
+    from pose3dlib.engine.train import fit
+
+    threads = torch.get_num_threads()
+    digests = []
+    try:
+        torch.set_num_threads(1)
+        for i, cadence in enumerate((["train.val_every=1", "train.checkpoint_every_steps=0"],
+                                     ["train.val_every=2", "train.checkpoint_every_steps=3"])):
+            cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=3", *cadence])
+            fit(cfg, 1, tmp_path / f"run{i}")
+            ckpt = torch.load(tmp_path / f"run{i}" / "stage1" / "last.pt", map_location="cpu", weights_only=False)
+            digests.append((state_digest(ckpt["model"]), ckpt["step"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert digests[0] == digests[1] and digests[0][1] == 18  # three epochs of 6 steps
 
 
 def test_naming_the_downloads_leaves_a_synthetic_run_alone_but_not_a_converted_one(smoke_data, tmp_path):

@@ -47,15 +47,17 @@ EVAL_CSV_NAME = "metrics.csv"
 TEST_PROFILE = "smoke"
 EVAL_PREFIX = "eval."  # evaluation options: training reads only eval.batch_size, for validation, which changes no weight (training_differences leaves them out)
 # Keys that change only test rows, never what a stage trains on (training_differences leaves them out):
-# the synthetic lab test people (the generator's training rows do not depend on their number) and the
-# size of the wild test split (its own folder, which training never reads). An evaluation record
+# the synthetic lab test people (the generator's training rows do not depend on their number), the
+# size of the wild test split and its folder (which training never reads). An evaluation record
 # compares the whole config, so a change to one of them still scores the stages again.
-TEST_ONLY_KEYS = ("synthetic.h36m_test_subjects", "synthetic.wild_test")
+TEST_ONLY_KEYS = ("synthetic.h36m_test_subjects", "synthetic.wild_test", "data.wild_test_dir")
 # Settings of how a stage runs, not of what it trains: its weights come out bitwise the same with
 # any value (data worker processes: each sample's augmentation is seeded by its index,
-# docs/benchmarks.md; how often losses are logged; decoded pictures kept in memory), so changing one
-# neither blocks --resume nor makes a finished stage stale.
-RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps", "synthetic.workers", "data.image_cache_mb")
+# docs/benchmarks.md; how often losses are logged, the network validated and a checkpoint written
+# between epochs; decoded pictures kept in memory), so changing one neither blocks --resume nor makes
+# a finished stage stale.
+RUN_ONLY_KEYS = ("data.num_workers", "train.log_every_steps", "synthetic.workers", "data.image_cache_mb",
+                 "train.val_every", "train.checkpoint_every_steps")
 # Where the official downloads lie, and the training folder each one's conversion fills (None: the
 # MPI-INF-3DHP test set, which no stage trains on). Only the converters read them. A difference in
 # one is left out where that training folder holds synthetic data (a synthetic run is not stale

@@ -624,8 +624,10 @@ class Trainer:
                      train_seconds=self.clock.seconds())
 
     def save(self, finished: bool) -> None:
-        """Write last.pt (main process) with everything --resume needs."""
+        """Write last.pt (main process) with everything --resume needs; NonFiniteLossError, writing
+        nothing, when the weights or the optimiser's state hold a NaN or an infinity (`_check_finite`)."""
         broadcast_buffers(self.raw_model, self.info)
+        self._check_finite()
         self.metrics.update({"steps": float(self.step), "epochs": float(self.epoch)})
         if self.info.is_main:
             extra = {
@@ -642,6 +644,30 @@ class Trainer:
                 epoch=self.epoch, step=self.step, optimizer_state=self.optimizer.state_dict(), metrics=self.metrics,
                 extra=extra, bone_sum_mm=self.bone_sum_mm))
         barrier(self.info)
+
+    def _check_finite(self) -> None:
+        """NonFiniteLossError naming the first non-finite tensors of the weights or the optimiser's state.
+
+        `train_step` stops before an update whose loss is not finite, but a finite loss can still give
+        a non-finite gradient (an overflow in the backward pass), which the update writes into the
+        weights; the next step's loss would stop the run, after a periodic checkpoint between the two
+        had saved them. Checked here, at every save (a pass over the tensors, not per step), so last.pt
+        keeps the last good state. Every DDP process holds the same tensors and raises alike."""
+        tensors = {f"weight {k}": v for k, v in self.raw_model.state_dict().items()}
+        for pid, state in self.optimizer.state_dict()["state"].items():
+            tensors.update({f"optimiser state {k} of parameter {pid}": v for k, v in state.items()})
+        bad = [name for name, v in tensors.items()
+               if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if not bad:
+            return
+        self.trigger("on_stop")  # the progress bar ends before the error is printed below it
+        kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
+            "no checkpoint was written yet"
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteLossError(
+            f"stage {self.stage}, step {self.step} (epoch {max(self.step - 1, 0) // self.steps_per_epoch + 1}): "
+            f"non-finite values in {shown} after finite losses (a non-finite gradient); training stopped "
+            f"without saving them, {kept}")
 
     def _set_lr(self) -> None:
         """The schedule's learning rate for the next step (`lr_at_step`), into the optimiser and self.lr."""

@@ -3,7 +3,9 @@ val split, 3D MPJPE on the lab (and, when given, wild) validation split.
 
 These are quick numbers to watch learning, not the paper's evaluation (that is
 `pose3dlib.evaluation.evaluate`): 2D joints come from the last stack's heatmaps without flip
-testing, decoded with `decode.heatmaps_to_joints` (argmax + quarter-pixel refinement).
+testing, decoded with `decode.heatmaps_to_joints` (argmax + quarter-pixel refinement, whatever
+`eval.subpixel` says), in the training's precision (bf16 autocast where the stage trains in bf16;
+evaluation runs in float32).
 `mpjpe_mm` combines ground-truth 2D with the predicted depth, scaled to millimetres by
 the ground-truth skeleton's total bone length (so it measures depth alone); the
 `p1_*_mm` numbers use the predicted 2D as well (Protocol #1 as the evaluation computes
