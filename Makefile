@@ -144,8 +144,12 @@ PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 
 # Checked when make reads the Makefile, before set-up work: a mistyped profile or REAL_DATA value
 # would otherwise find no rule for the stamps and report an empty run as done.
-# $(call check_profile,VARIABLE): stop unless configs/<its value>.yaml exists.
-check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))
+# $(call check_profile,VARIABLE): stop unless configs/<its value>.yaml exists and its `profile:` key
+# is that name. make names a run's folders after the file (runs/<name>), the commands after the key
+# (a sweep's runs/sweep/<key>/, unseen-check's data/synthetic/unseen/<key>/, the converted downloads'
+# data/converted/<key>/), so a copied config still saying `profile: smoke` would write into smoke's.
+profile_key = $(shell sed -n 's/^profile:[[:space:]]*["'"'"']\{0,1\}\([^"'"'"'#[:space:]]*\).*/\1/p' configs/$(1).yaml)
+check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))$(if $(filter-out $($(1)),$(or $(call profile_key,$($(1))),paper)),$(error $(1)=$($(1)): configs/$($(1)).yaml says profile: $(or $(call profile_key,$($(1))),paper (the default; it has no profile key)); make names the run folders after the file and the commands after that key, so set `profile: $($(1))` in it))
 ifneq ($(filter reproduce data,$(MAKECMDGOALS)),)
 $(call check_profile,PROFILE)
 endif
@@ -208,6 +212,9 @@ REPLACE_FLAG := $(if $(filter True,$(REPLACE)),--replace)
 #> ABLATION_PROFILE | the ablation's profile (default PROFILE); ABLATION_SEEDS_BC=0,1,2,3,4, ABLATION_SEEDS_A=0,1,2
 #> ABLATION_SCHEDULE | config overrides for every arm alike, space-separated KEY=VALUE (lists without spaces: [1,2]; cpu default: one epoch per stage; empty: the profile's full schedule)
 ABLATION_PROFILE ?= $(PROFILE)
+ifneq ($(filter ablation,$(MAKECMDGOALS)),)
+$(call check_profile,ABLATION_PROFILE)
+endif
 # Config seeds: arms b and c share Stages 1-2 per seed; arm a trains its own three stages.
 ABLATION_SEEDS_BC ?= 0,1,2,3,4
 ABLATION_SEEDS_A ?= 0,1,2
@@ -222,6 +229,9 @@ ablation: setup ## the paper's ablation, seeded: (a) 3D only, (b) + 2D-only imag
 
 #> UNSEEN_PROFILE | whose run unseen-check scores (default PROFILE); UNSEEN_SEEDS=39,40 adds sets (default: the record's eleven)
 UNSEEN_PROFILE ?= $(PROFILE)
+ifneq ($(filter unseen-check,$(MAKECMDGOALS)),)
+$(call check_profile,UNSEEN_PROFILE)
+endif
 # Generator seeds of the new sets, each other than the config's seed (the run's own data). Empty:
 # the command's default, the eleven seeds of the committed runs/unseen/cpu record (13 min on an idle 2-core Intel Xeon, about 30 on a shared machine).
 UNSEEN_SEEDS ?=

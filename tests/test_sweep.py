@@ -3,6 +3,8 @@ output folder per profile and key (no notebooks run here)."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import matplotlib
 import pytest
@@ -385,6 +387,35 @@ def test_make_reproduce_and_data_stop_on_a_mistyped_profile_or_real_data(make_n,
         assert done.returncode != 0 and message in done.stderr, done
         assert "run-notebook" not in done.stdout and "prepare-synthetic" not in done.stdout
     assert "run-notebook 01_data_prep" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke", "REAL_DATA=True")
+
+
+
+@pytest.mark.parametrize("target, variable", [("reproduce", "PROFILE"), ("data", "PROFILE"), ("sweep", "SWEEP_PROFILE"),
+                                              ("ablation", "ABLATION_PROFILE"), ("unseen-check", "UNSEEN_PROFILE")])
+def test_make_stops_on_a_config_whose_profile_key_is_not_its_file_name(tmp_path, target, variable):
+    """make names run folders after the config file, the commands after its `profile:` key: a copied
+    config still saying `profile: smoke` made `make sweep` retrain and replace smoke's sweep."""
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    smoke = (PROJECT_ROOT / "configs" / "smoke.yaml").read_text()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text(smoke)  # a copy, key unchanged
+    (tmp_path / "configs" / "bare.yaml").write_text(smoke.replace("profile: smoke\n", ""))
+    (tmp_path / "configs" / "quoted.yaml").write_text(smoke.replace("profile: smoke", 'profile: "quoted"  # mine'))
+
+    def make_n(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-n", "--no-print-directory", "-f", str(PROJECT_ROOT / "Makefile"), target,
+                               f"{variable}={name}"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+
+    done = make_n("mine")
+    assert done.returncode != 0 and (f"{variable}=mine: configs/mine.yaml says profile: smoke; make names the run "
+                                     "folders after the file and the commands after that key, so set `profile: mine` "
+                                     "in it") in done.stderr, done
+    done = make_n("bare")
+    assert done.returncode != 0 and "configs/bare.yaml says profile: paper (the default; it has no profile key)" in done.stderr
+    assert "says profile" not in make_n("quoted").stderr
 
 
 def test_seeds_repeat_once_and_negative_seeds_name_the_option():
