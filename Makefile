@@ -14,6 +14,7 @@ KERNEL := pose3d
 
 #> PROFILE=cpu | smoke (seconds), cpu (a 2-core laptop) or paper: reproduce, data, and the default of sweep, ablation, unseen-check
 PROFILE ?= cpu
+comma := ,
 #> REAL_DATA=False | True: reproduce (and sweep) on the converted real downloads (data.raw_*_dir of the profile's config) into runs/PROFILE-real
 REAL_DATA ?= False
 # A run on the real datasets keeps its own folder, beside the profile's synthetic run
@@ -107,6 +108,11 @@ $(RUN_DIR)/.stamps/03_train_depth: notebooks/03_train_depth.ipynb $(RUN_DIR)/.st
 $(RUN_DIR)/.stamps/04_train_geometry: notebooks/04_train_geometry.ipynb $(RUN_DIR)/.stamps/03_train_depth
 $(RUN_DIR)/.stamps/05_demo: notebooks/05_demo.ipynb $(RUN_DIR)/.stamps/04_train_geometry
 $(RUN_DIR)/.stamps/06_eval_mpjpe: notebooks/06_eval_mpjpe.ipynb $(RUN_DIR)/.stamps/05_demo
+# The built-in profiles' synthetic set written again since notebook 01 ran (`prepare-synthetic` with
+# another seed or sizes): notebook 01 runs again (it writes the config's set) and the steps after it,
+# whose stages are then trained again where the data they were trained on changed (runs.data_changes).
+SYNTHETIC_MANIFEST ?= data/synthetic/$(PROFILE)/manifest.json
+$(RUN_DIR)/.stamps/01_data_prep: $(wildcard $(SYNTHETIC_MANIFEST))
 # A stage checkpoint newer than the step after it (the stage retrained by hand with `python -m
 # pose3dlib train`) re-runs that step and the ones after it. (Absent checkpoints add nothing.)
 $(RUN_DIR)/.stamps/03_train_depth: $(wildcard $(RUN_DIR)/stage1/last.pt)
@@ -184,7 +190,7 @@ SWEEP_VALUES ?= $(if $(filter train.stage3.geometric_weight,$(SWEEP_PARAM)),$(SW
 ifneq ($(filter sweep,$(MAKECMDGOALS)),)
 $(call check_profile,SWEEP_PROFILE)
 ifeq ($(strip $(SWEEP_VALUES)),)
-$(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, e.g. SWEEP_VALUES=1e-4,3e-4)
+$(error SWEEP_VALUES is empty: give the values of $(SWEEP_PARAM), comma-separated, $(if $(filter train.stage3.geometric_weight,$(SWEEP_PARAM)),e.g. SWEEP_VALUES=0$(comma)0.01 (0: no geometric loss; 0.01: the paper's weight; only the built-in profiles have default values),e.g. SWEEP_VALUES=1e-4$(comma)3e-4))
 endif
 # a misspelt notebook stops here, before the base run's step below (which it would otherwise pick wrongly) runs
 $(foreach nb,$(SWEEP_NOTEBOOKS),$(if $(wildcard $(if $(filter %.ipynb,$(nb)),$(nb),notebooks/$(nb).ipynb)),,$(error SWEEP_NOTEBOOKS: notebook not found: $(nb) (the project's: $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb)))))))

@@ -307,3 +307,27 @@ def test_the_renderers_scalar_helpers_compute_what_numpy_did():
     for z in rng.uniform(1000, 9000, 500):
         assert view.shade(z) == float(np.clip(1.0 + render.DEPTH_SHADE_PER_M * (view.z_ref - z) / 1000.0,
                                                *render.SHADE_RANGE))
+
+
+def test_replacing_a_finished_set_of_another_seed_or_sizes_says_so(tmp_path):
+    """prepare-synthetic --seed 7 over a run's own folder replaced its data without a word, leaving the
+    run's stages trained on other people than its folders now hold."""
+    from pose3dlib.config import config_to_dict
+    from pose3dlib.synthetic.generator import GENERATOR_VERSION, MANIFEST, _manifest, _replacing_note
+
+    cfg = load_config("configs/smoke.yaml").synthetic
+    assert _replacing_note(tmp_path, cfg, 0) is None  # nothing there
+    (tmp_path / MANIFEST).write_text(json.dumps({**_manifest(cfg, 0), "counts": {"h36m": 72}}))
+    assert _replacing_note(tmp_path, cfg, 0) is None  # the same set (generate skips it anyway)
+    note = _replacing_note(tmp_path, cfg, 7)
+    assert note is not None and note.startswith("note: replacing the synthetic set in ")
+    assert "(seed 0 -> 7); stages trained on it are stale now" in note
+    more_people = load_config("configs/smoke.yaml", ["synthetic.h36m_test_subjects=12"]).synthetic
+    note = _replacing_note(tmp_path, more_people, 0)
+    assert f"(synthetic.h36m_test_subjects {cfg.h36m_test_subjects} -> 12); only test splits change" in note
+    sizes = config_to_dict(load_config("configs/smoke.yaml", ["synthetic.mpii_train=64"]).synthetic)
+    (tmp_path / MANIFEST).write_text(json.dumps({"generator": "pose3d-synthetic", "version": GENERATOR_VERSION, "seed": 0,
+                                                 "synthetic": sizes, "counts": {}}))
+    assert f"synthetic.mpii_train 64 -> {cfg.mpii_train}" in _replacing_note(tmp_path, cfg, 0)
+    (tmp_path / MANIFEST).write_text(json.dumps(_manifest(cfg, 3)))  # unfinished: no counts
+    assert _replacing_note(tmp_path, cfg, 0) is None

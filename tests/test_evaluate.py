@@ -478,12 +478,69 @@ def test_a_full_scoring_on_other_data_than_the_runs_goes_to_metrics_other(tmp_pa
         "other data than the run's (data.wild_test_dir=/data/unseen/wild_test)"]
 
 
+
+def test_a_full_scoring_of_the_runs_folders_regenerated_since_goes_to_metrics_other(tmp_path, smoke_data):
+    """`prepare-synthetic --seed 7` over the run's own folders: the same names, other people (the test
+    splits too); scored as the run's own, the checkpoints trained on seed 0 filled its metrics.csv."""
+    import copy
+
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine import runs
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+
+    cfg = load_config("configs/smoke.yaml", smoke_data)
+    now = runs.data_identities(cfg)
+    then = copy.deepcopy(now)
+    then["h36m_dir"]["seed"] = then["mpii_dir"]["seed"] = now["h36m_dir"]["seed"] + 7
+
+    def stage3(identities) -> None:
+        save_checkpoint(runs.checkpoint_path(tmp_path, 3), make_checkpoint(
+            model_state={}, config=config_to_dict(cfg), stage=3, bone_sum_mm=4000.0, extra={"data": identities}))
+
+    stage3(now)
+    assert evaluate.other_scoring([1, 2, 3], 0, cfg, tmp_path) == []
+    stage3(then)
+    reasons = evaluate.other_scoring([1, 2, 3], 0, cfg, tmp_path)
+    assert len(reasons) == 1 and reasons[0].startswith("other data than the run's (data.h36m_dir = ")
+    seed = now["h36m_dir"]["seed"]
+    assert f"holds other synthetic data than it was trained on (generator seed {seed + 7} -> {seed})" in reasons[0]
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, cfg) == tmp_path / "metrics_other.csv"
+
+
 def test_an_out_that_is_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
     from pose3dlib.tools.cli import main
 
     monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before --out was checked"))
     assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", "runs/nowhere", "--out", str(tmp_path)]) == 2
     assert f"--out {tmp_path}: is a folder; give the CSV file's name" in capsys.readouterr().err
+
+
+
+def test_a_partial_scoring_is_refused_as_the_runs_own_table(tmp_path, capsys, monkeypatch):
+    """`evaluate --stages 3 --limit 2 --out <run>/metrics.csv` wrote a partial scoring where report, the
+    results table and unseen-check read the run's full one."""
+    from pose3dlib.engine import runs
+    from pose3dlib.tools.cli import main
+
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before --out was checked"))
+    own = runs.eval_csv_path(tmp_path)
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path), "--stages", "3",
+                 "--limit", "2", "--out", str(own)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {own}: the run's own table" in err and "(stages 3; the first 2 samples of each split)" in err
+    assert "leave out --out (it goes to metrics_other.csv)" in err and not own.exists()
+
+
+def test_a_data_folder_spelt_with_dot_dot_is_the_runs_own(tmp_path):
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
+
+    trained = load_config("configs/smoke.yaml", ["data.wild_test_dir=/data/mine/wild_test"])
+    save_checkpoint(checkpoint_path(tmp_path, 3), make_checkpoint(model_state={}, config=config_to_dict(trained),
+                                                                  stage=3, bone_sum_mm=4000.0))
+    spelt = load_config("configs/smoke.yaml", ["data.wild_test_dir=/data/other/../mine/./wild_test"])
+    assert evaluate.other_data(spelt, tmp_path) == []
 
 
 def test_evaluation_options_written_into_the_runs_own_table_are_noted(tmp_path):

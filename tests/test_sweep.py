@@ -657,6 +657,36 @@ def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n,
     assert ran == steps[1:]
 
 
+def test_make_reproduce_reruns_every_step_after_the_synthetic_set_was_written_again(make_n, tmp_path):
+    """`prepare-synthetic --seed 7` over the profile's set after a finished run: make reported the run as
+    done and kept the metrics of checkpoints trained on other people than the folders held."""
+    import os
+    import time
+
+    run, manifest = tmp_path / "run", tmp_path / "synthetic" / "manifest.json"
+    now = time.time() + 1000  # later than every source file of the checkout
+    steps = ["01_data_prep", "02_train_2d", "03_train_depth", "04_train_geometry", "05_demo", "06_eval_mpjpe"]
+    (run / ".stamps").mkdir(parents=True)
+    for k, step in enumerate(steps):
+        (run / ".stamps" / step).touch()
+        os.utime(run / ".stamps" / step, (now + 10 * k, now + 10 * k))
+    for stage in (1, 2, 3):
+        (run / f"stage{stage}").mkdir()
+        (run / f"stage{stage}" / "last.pt").touch()
+        os.utime(run / f"stage{stage}" / "last.pt", (now + 10 * stage - 5, now + 10 * stage - 5))
+    manifest.parent.mkdir()
+    manifest.touch()
+    os.utime(manifest, (now - 5, now - 5))  # written by notebook 01, before its stamp
+
+    def ran() -> list[str]:
+        out = _make_dry_run(make_n, "reproduce", "PROFILE=smoke", f"RUN_DIR={run}", f"SYNTHETIC_MANIFEST={manifest}")
+        return [s for s in steps if f"run-notebook {s}" in out]
+
+    assert ran() == []
+    os.utime(manifest, (now + 1000, now + 1000))  # written again since
+    assert ran() == steps
+
+
 def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_path):
     """A base Stage 2 retrained by hand with another learning rate: the cells built Stage 3 on it while
     their config.yaml named the sweep config's rate. The cells' own seeds are not a difference."""
@@ -668,10 +698,12 @@ def test_a_base_stage_of_another_recipe_is_refused_and_seeds_alone_are_not(tmp_p
     cell = load_config("configs/smoke.yaml", ["train.stage3.lr=1e-4", "seed=3"])
     seed_run_dir(tmp_path / "base", tmp_path / "cell", (1, 2), cell)  # same recipe: the seed and Stage 3 may differ
     # an evaluation-only sweep reuses every stage: its own key is not a difference
-    wild = load_config("configs/smoke.yaml", ["data.wild_test_dir=elsewhere"])
-    seed_run_dir(tmp_path / "base", tmp_path / "cell3", (1, 2), wild, ignored=("seed", "data.wild_test_dir"))
-    with pytest.raises(Pose3DError, match=r"data\.wild_test_dir"):  # it is one when not the swept key
-        seed_run_dir(tmp_path / "base", tmp_path / "cell4", (1, 2), wild)
+    mpii = load_config("configs/smoke.yaml", ["data.mpii_dir=elsewhere"])
+    seed_run_dir(tmp_path / "base", tmp_path / "cell3", (1, 2), mpii, ignored=("seed", "data.mpii_dir"))
+    with pytest.raises(Pose3DError, match=r"data\.mpii_dir"):  # it is one when not the swept key
+        seed_run_dir(tmp_path / "base", tmp_path / "cell4", (1, 2), mpii)
+    # the wild test folder never is: no stage reads it (runs.TEST_ONLY_KEYS)
+    seed_run_dir(tmp_path / "base", tmp_path / "cell5", (1, 2), load_config("configs/smoke.yaml", ["data.wild_test_dir=elsewhere"]))
     other = load_config("configs/smoke.yaml", ["train.stage2.lr=5e-4"])
     with pytest.raises(Pose3DError, match=r"stage2/last\.pt was trained with another config or other data "
                                           r"than the sweep's "

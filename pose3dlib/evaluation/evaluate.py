@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -544,13 +545,17 @@ def check_overrides(overrides: list[str]) -> None:
 
 def other_data(cfg: Config, run_dir) -> list[str]:
     """The data folders (`data.*_dir`) of `cfg` that differ from those the run's Stage 3 was trained
-    with (its checkpoint's config), as 'data.key=folder' texts; [] when they are the run's own."""
+    with (its checkpoint's config), as 'data.key=folder' texts, and the run's own folders that hold other
+    data now than it was trained on (regenerated with another seed or sizes, a download converted
+    again: `runs.data_changes`, whose sets' test splits are other people too); [] when they are the run's own."""
     from ..engine.checkpoint import load_checkpoint
     from ..synthetic.generator import DATA_KEYS, data_folders
 
-    mine = data_folders(cfg.data)
-    trained = data_folders(config_from_dict(load_checkpoint(runs.checkpoint_path(run_dir, 3))["config"]).data)
-    return [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS if mine.get(k) != trained.get(k)]
+    ckpt = load_checkpoint(runs.checkpoint_path(run_dir, 3))
+    mine = {k: os.path.normpath(v) for k, v in data_folders(cfg.data).items()}  # a/x/../b is a/b
+    trained = {k: os.path.normpath(v) for k, v in data_folders(config_from_dict(ckpt["config"]).data).items()}
+    moved = [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS if mine.get(k) != trained.get(k)]
+    return moved or runs.data_changes(ckpt, cfg)
 
 
 def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
@@ -592,6 +597,12 @@ def eval_option_note(overrides: list[str], out: Path, run_dir) -> str | None:
             "config's)")
 
 
+def _partial_into_own_table(out, reasons: list[str]) -> Pose3DError:
+    return Pose3DError(f"--out {out}: the run's own table, which report, make reproduce's results table and "
+                       f"unseen-check read as its full scoring; this one is not ({'; '.join(reasons)}): leave out "
+                       f"--out (it goes to {OTHER_CSV_NAME}) or name another file")
+
+
 def run(args) -> int:
     from ..config import load_config
     from .report import results_table
@@ -605,8 +616,13 @@ def run(args) -> int:
     if args.out is not None:
         refuse_overwriting_an_input(args.out, "--out", {"config": args.config, **{
             f"stage {s} checkpoint": runs.checkpoint_path(args.run_dir, s) for s in stages}})
+    own_table = args.out is not None and Path(args.out).resolve() == runs.eval_csv_path(args.run_dir).resolve()
+    if own_table and (early := other_scoring(stages, args.limit)):  # fewer stages, a limit: known before scoring
+        raise _partial_into_own_table(args.out, early)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     other = other_scoring(stages, args.limit, cfg, args.run_dir)
+    if own_table and other:  # other data: the checkpoint tells, read by the scoring's own checks first
+        raise _partial_into_own_table(args.out, other)
     table = results_table(rows)  # checks the rows before any file is replaced
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
     print(table)

@@ -147,8 +147,8 @@ def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
     under "Results (cpu profile, synthetic data)" and is the committed cpu run's."""
     if resolve(readme) == resolve(PROJECT_README) and resolve(metrics_csv) != resolve(CPU_METRICS):
         raise Pose3DError(f"--metrics {project_relative(resolve(metrics_csv))}: the project README's results table is the cpu run's "
-                          f"({CPU_METRICS}); to tabulate another run, give --readme a Markdown file of your own "
-                          f"holding the lines {START} and {END}")
+                          f"({CPU_METRICS}); to see another run's table, add --print; to write it into a file, give "
+                          f"--readme a Markdown file of your own holding the lines {START} and {END}")
 
 
 def run(args: argparse.Namespace) -> int:

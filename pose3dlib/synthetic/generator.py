@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -43,7 +44,7 @@ from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import building_folder, remove_stale_temporaries
 from ..engine.device import opencv_threads
 from ..engine.errors import ConfigError, DataError
-from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
+from ..engine.paths import SYNTHETIC_DIR, CommandLinePath, project_relative, resolve
 from ..engine.progress import progress_bar
 from ..engine.runs import RUN_ONLY_KEYS, TEST_ONLY_KEYS
 from ..skeleton import MPII16
@@ -389,6 +390,32 @@ def _manifest(cfg: SyntheticConfig, seed: int) -> dict:
             "synthetic": config_to_dict(cfg)}
 
 
+def _replacing_note(out: Path, cfg: SyntheticConfig, seed: int) -> str | None:
+    """A note when `out` holds a finished set of another seed or other sizes, which this generation
+    replaces: runs trained on it are stale then (their stages train again; `runs.data_changes`)."""
+    try:
+        stored = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or "counts" not in stored:  # no finished generation there
+        return None
+    was = []
+    if stored.get("seed") != seed:
+        was.append(f"seed {stored.get('seed')} -> {seed}")
+    sizes_then, sizes_now = _written(stored.get("synthetic") or {}), _written(config_to_dict(cfg))
+    was += [f"synthetic.{k} {sizes_then.get(k)} -> {sizes_now.get(k)}" for k in dict.fromkeys([*sizes_then, *sizes_now])
+            if sizes_then.get(k) != sizes_now.get(k)]
+    if stored.get("version") != GENERATOR_VERSION:
+        was.append(f"generator version {stored.get('version')} -> {GENERATOR_VERSION}")
+    if not was:
+        return None
+    test_only = [w for w in was if w.split(" ")[0] in TEST_ONLY_KEYS]
+    return (f"note: replacing the synthetic set in {project_relative(out)} ({', '.join(was)}); " + (
+        "only test splits change, stages trained on it stay valid" if len(test_only) == len(was) else
+        "stages trained on it are stale now (a notebook or make reproduce trains them again; train --resume "
+        "refuses them)"))
+
+
 def set_manifest(data_dir: str | Path) -> Path | None:
     """The manifest of the synthetic set a data folder belongs to (in the folder or the one above
     it, where `generate` writes it), or None for data this generator did not write."""
@@ -572,6 +599,8 @@ def generate(out_dir: str | Path, synthetic_cfg: SyntheticConfig, seed: int = 0,
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise DataError(f"{out} exists and was not written by prepare-synthetic (no {MANIFEST}); "
                         "choose another --out or remove it")
+    if (note := _replacing_note(out, cfg, seed)) is not None:
+        print(note, file=sys.stderr, flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # leftovers of interrupted runs
     with building_folder(out) as tmp:
