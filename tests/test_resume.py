@@ -243,25 +243,20 @@ def test_failed_checkpoint_write_removes_its_temporary_file(tmp_path, monkeypatc
 
 # ----------------------------------------------------------------------------- non-finite losses
 
-@pytest.mark.parametrize("bad_value, term", [(float("nan"), "depth"), (float("inf"), "heatmap")])
-def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoint(
-        tmp_path, smoke_data, monkeypatch, bad_value, term):
+def _fit_poisoned_at(step: int, poison, smoke_data, tmp_path, monkeypatch) -> tuple[str, dict]:
+    """Stage 1 of the smoke run (epochs of 6 steps, checkpoints every 4) with `poison(loss, terms, outputs)
+    -> (loss, terms)` applied to the total loss of step `step`; the NonFiniteLossError's message and last.pt."""
     import pose3dlib.losses
     from pose3dlib.config import load_config
     from pose3dlib.engine.train import NonFiniteLossError, fit
 
     real_total = pose3dlib.losses.total_loss
     calls = {"n": 0}
-    bad_step = 7  # checkpoints at steps 4 and 6 (end of epoch 1) exist by then
 
     def poisoned(outputs, batch, **weights):
         loss, terms = real_total(outputs, batch, **weights)
         calls["n"] += 1
-        if calls["n"] == bad_step:
-            terms = dict(terms)
-            terms[term] = terms[term] + bad_value
-            loss = loss + bad_value
-        return loss, terms
+        return poison(loss, dict(terms), outputs) if calls["n"] == step else (loss, terms)
 
     monkeypatch.setattr(pose3dlib.losses, "total_loss", poisoned)
     torch.set_num_threads(1)
@@ -269,43 +264,35 @@ def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoin
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLossError) as err:
         fit(cfg, 1, run)
-    msg = str(err.value)
-    assert f"step {bad_step}" in msg and repr(term) in msg and "\n" not in msg
     ckpt = load_checkpoint(run / "stage1" / "last.pt")
-    assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
+    assert torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
+    return str(err.value), ckpt
 
+
+@pytest.mark.parametrize("bad_value, term", [(float("nan"), "depth"), (float("inf"), "heatmap")])
+def test_nonfinite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoint(
+        tmp_path, smoke_data, monkeypatch, bad_value, term):
+    def poison(loss, terms, outputs):
+        terms[term] = terms[term] + bad_value
+        return loss + bad_value, terms
+
+    bad_step = 7  # checkpoints at steps 4 and 6 (end of epoch 1) exist by then
+    msg, ckpt = _fit_poisoned_at(bad_step, poison, smoke_data, tmp_path, monkeypatch)
+    assert f"step {bad_step}" in msg and repr(term) in msg and "\n" not in msg
+    assert ckpt["step"] == 6
 
 
 def test_a_nonfinite_gradient_under_a_finite_loss_is_not_saved(tmp_path, smoke_data, monkeypatch):
     """A finite loss whose gradient overflows: the update writes NaN into the weights, and the periodic
     checkpoint right after that step must not save them (the next step's loss would come too late)."""
-    import pose3dlib.losses
-    from pose3dlib.config import load_config
-    from pose3dlib.engine.train import NonFiniteLossError, fit
+    def poison(loss, terms, outputs):
+        t = outputs["heatmaps"][-1].sum()
+        return loss + torch.sqrt(t - t.detach()), terms  # adds 0, with an infinite gradient
 
-    real_total = pose3dlib.losses.total_loss
-    calls = {"n": 0}
     bad_step = 8  # a periodic checkpoint step (every 4 steps; epochs of 6): 4 and 6 were saved before
-
-    def poisoned(outputs, batch, **weights):
-        loss, terms = real_total(outputs, batch, **weights)
-        calls["n"] += 1
-        if calls["n"] == bad_step:
-            t = outputs["heatmaps"][-1].sum()
-            loss = loss + torch.sqrt(t - t.detach())  # adds 0, with an infinite gradient
-        return loss, terms
-
-    monkeypatch.setattr(pose3dlib.losses, "total_loss", poisoned)
-    torch.set_num_threads(1)
-    cfg = load_config("configs/smoke.yaml", smoke_data + RESUME_OVERRIDES)
-    run = tmp_path / "run"
-    with pytest.raises(NonFiniteLossError) as err:
-        fit(cfg, 1, run)
-    msg = str(err.value)
+    msg, ckpt = _fit_poisoned_at(bad_step, poison, smoke_data, tmp_path, monkeypatch)
     assert f"step {bad_step} (epoch 2)" in msg and "non-finite values in weight " in msg and "keeps step 6" in msg
-    assert "\n" not in msg
-    ckpt = load_checkpoint(run / "stage1" / "last.pt")
-    assert ckpt["step"] == 6 and torch.isfinite(torch.cat([v.float().flatten() for v in ckpt["model"].values()])).all()
+    assert "\n" not in msg and ckpt["step"] == 6
 
 
 def test_data_workers_leave_ctrl_c_to_the_training_process():
