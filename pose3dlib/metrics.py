@@ -76,9 +76,15 @@ def procrustes_align(pred: Any, gt: Any) -> np.ndarray:
     Args:
         pred, gt: (N, J, 3).
     Returns:
-        (N, J, 3) float64, the aligned prediction.
+        (N, J, 3) float64, the aligned prediction; all NaN for a sample holding a NaN or an infinity.
     """
     p, g = _check_pair(pred, gt, 3)
+    finite = np.isfinite(p).all((1, 2)) & np.isfinite(g).all((1, 2))  # (N,)
+    if not finite.all():  # a diverged network's NaN: that sample NaN, as mpjpe gives it (the SVD would fail)
+        aligned = np.full(p.shape, np.nan)
+        if finite.any():
+            aligned[finite] = procrustes_align(p[finite], g[finite])
+        return aligned
     mu_p, mu_g = p.mean(1, keepdims=True), g.mean(1, keepdims=True)  # (N, 1, 3)
     x, y = p - mu_p, g - mu_g  # (N, J, 3) centred
     m = np.einsum("nji,njk->nik", x, y)  # (N, 3, 3) = X^T Y

@@ -269,7 +269,10 @@ def load_model(path_or_checkpoint: str | Path | dict, map_location: str | torch.
         source: how errors name a checkpoint given as a dict (e.g. the file it was read from).
     Returns:
         (model on `map_location` in eval mode, in channels_last memory format when the
-        checkpoint's config says train.channels_last, the checkpoint's full Config).
+        checkpoint's config says train.channels_last, the checkpoint's full Config). The config's
+        `train.bone_sum_mm` is the training config's (0: measured on the data when training started);
+        the millimetre scale the checkpoint stores is `engine.checkpoint.bone_sum_mm(ckpt)`, which
+        `inference.demo.load_demo_model` puts into the config it returns.
     """
     from .engine.checkpoint import load_checkpoint  # checkpoint imports torch.save machinery only when needed
 

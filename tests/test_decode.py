@@ -300,3 +300,16 @@ def test_a_release_model_s_targets_decode_where_its_joints_were_on_average(flip_
     np.testing.assert_allclose(bias, 0.0, atol=0.1)
     release_demo = joints_hm.numpy() * size / hm  # the original demo's reading of the same peaks
     np.testing.assert_allclose((release_demo - joints).mean(axis=0), -1.5, atol=0.1)
+
+
+@pytest.mark.parametrize("scale", [0.0, -4000.0, float("nan"), float("inf")])
+def test_reconstruct_3d_refuses_a_scale_that_is_not_positive_and_finite(scale):
+    """load_model's config carries train.bone_sum_mm = 0 (measured at training), and 0 gave a skeleton of
+    zeros without a word, a negative scale a mirrored one."""
+    rng = np.random.default_rng(0)
+    joints, depth = rng.normal(size=(2, 16, 2)), rng.normal(size=(2, 16))
+    with pytest.raises(ValueError, match="bone_sum_mm must be finite and > 0"):
+        decode.reconstruct_3d(joints, depth, scale)
+    with pytest.raises(ValueError, match="bone_sum_mm must be finite and > 0"):
+        decode.reconstruct_3d(joints, depth, np.array([4000.0, scale]))
+    assert np.isfinite(decode.reconstruct_3d(joints, depth, 4000.0)).all()

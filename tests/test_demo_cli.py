@@ -612,3 +612,50 @@ def test_a_bundle_folder_holding_files_of_yours_is_refused_before_any_work(tmp_p
     monkeypatch.setattr(demo, "_estimate_frames", lambda *a, **k: pytest.fail("frames estimated before the check"))
     with pytest.raises(Pose3DError, match=r"clip_keypoints: holds files that are not a keypoint bundle's \(mine\.txt\)"):
         demo.run_inputs(model, cfg, None, media.collect_inputs([clip]), tmp_path / "o", whole_image=True, quiet=True)
+
+
+def test_library_calls_read_relative_paths_from_the_current_folder(tmp_path, checkpoint, loaded, monkeypatch):
+    """From a script in another folder, run_inputs wrote each JSON and overlay under the current folder
+    but the 3D pages and plotly.min.js under the project; load_demo_model read the checkpoint's relative
+    path from the project too (load_model from the current folder)."""
+    model, cfg = loaded
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.pt").write_bytes(checkpoint.read_bytes())
+    mine, _ = demo.load_demo_model("mine.pt")
+    assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), model.state_dict().values()))
+    cv2.imwrite(str(tmp_path / "p.png"), np.full((96, 80, 3), 120, np.uint8))
+    written = demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "p.png"]), "res", whole_image=True,
+                              quiet=True)
+    paths = [p for files in written.values() for p in files.values()]
+    assert paths and all(p.resolve().is_relative_to(tmp_path.resolve()) and p.is_file() for p in paths), paths
+    assert (tmp_path / "res" / "plotly.min.js").is_file() and not (PROJECT_ROOT / "res").exists()
+
+
+def test_estimate_pose_names_an_image_that_is_not_an_rgb_uint8_array(loaded):
+    model, cfg = loaded
+    rgb = np.zeros((64, 48, 3), np.uint8)
+    for image, expected in ((torch.zeros(64, 48, 3, dtype=torch.uint8), r"got Tensor \(a torch tensor: \.numpy\(\)"),
+                            (np.zeros((3, 64, 48), np.uint8), r"got shape \(3, 64, 48\) uint8 \(channels first\?"),
+                            (rgb.astype(np.float32) / 255, r"got shape \(64, 48, 3\) float32 \(float 0\.\.1"),
+                            (np.zeros((0, 48, 3), np.uint8), r"got shape \(0, 48, 3\) uint8$"),
+                            (np.zeros((64, 48), np.uint8), r"got shape \(64, 48\) uint8$")):
+        with pytest.raises(Pose3DError, match=r"^image_rgb: expected an \(H, W, 3\) uint8 RGB .*" + expected):
+            demo.estimate_pose(model, cfg, image)
+    with pytest.raises(Pose3DError, match=r"^--bbox 500,500,10,10 lies outside image \(48x64 px\)$"):
+        demo.estimate_pose(model, cfg, rgb, bbox=(500.0, 500.0, 10.0, 10.0))
+    assert len(demo.estimate_pose(model, cfg, rgb, whole_image=True)["joints_2d_px"]) == 16
+
+
+def test_predict_refuses_a_network_in_training_mode(loaded):
+    """In training mode BatchNorm used the batch's statistics and overwrote its running ones."""
+    from pose3dlib.evaluation.evaluate import predict
+
+    model, cfg = loaded
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    try:
+        with pytest.raises(ValueError, match=r"eval mode \(model\.eval\(\)\); it is in training mode"):
+            predict(model, torch.zeros(2, 3, 64, 64, dtype=torch.uint8), cfg.model.input_format)
+    finally:
+        model.eval()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -495,3 +495,18 @@ def test_bone_depth_sign_agreement_by_hand_and_against_a_loop():
         bone_depth_sign_agreement(p, t, [(0, 16)])
     with pytest.raises(ValueError, match="joints 0..15"):
         bone_depth_sign_agreement(p, t, [(-1, 3)])
+
+
+def test_pa_mpjpe_of_a_sample_with_nan_is_nan_and_the_others_unchanged(poses) -> None:
+    """A diverged network's NaN made the batched SVD fail for the whole batch ("SVD did not converge");
+    MPJPE gives such a sample NaN, and so does Protocol #2 now, leaving the other samples as they were."""
+    pred, gt = poses
+    bad = pred.copy()
+    bad[3, 5, 1] = np.nan
+    bad[10, 0, 0] = np.inf
+    errs = metrics.pa_mpjpe(bad, gt, per_sample=True)
+    clean = metrics.pa_mpjpe(pred, gt, per_sample=True)
+    assert np.isnan(errs[[3, 10]]).all() and np.isnan(metrics.mpjpe(bad, gt, per_sample=True)[3])
+    keep = np.setdiff1d(np.arange(len(gt)), [3, 10])
+    np.testing.assert_array_equal(errs[keep], clean[keep])
+    assert np.isnan(metrics.pa_mpjpe(bad[[3]], gt[[3]]))  # no finite sample at all

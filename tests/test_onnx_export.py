@@ -47,11 +47,15 @@ def test_onnxruntime_matches_pytorch(checkpoint, tmp_path):
         assert np.abs(ref["depth"].numpy()).max() > 1e-3  # compared something non-trivial
 
 
-def test_heatmap_sides_have_their_own_symbolic_name(checkpoint, tmp_path):
-    """The heatmaps are a quarter of the input side: one shared name would claim they are equal."""
+def test_heatmap_sides_have_their_own_symbolic_name(checkpoint, tmp_path, monkeypatch):
+    """The heatmaps are a quarter of the input side: one shared name would claim they are equal. (Written
+    through a relative path, which a library call reads from the current folder, as `open` does.)"""
     import onnx
 
-    graph = onnx.load(str(export_onnx(checkpoint, tmp_path / "net.onnx"))).graph
+    monkeypatch.chdir(tmp_path)
+    written = export_onnx(checkpoint, "net.onnx")
+    assert written == tmp_path / "net.onnx" and written.is_file()
+    graph = onnx.load(str(written)).graph
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.input, *graph.output)}
     assert dims["heatmaps"][2:] == ["heatmap_side", "heatmap_side"]
     assert dims[graph.input[0].name][2:] == ["side", "side"]

@@ -101,6 +101,10 @@ def is_fraction(protocol: str) -> bool:
     return protocol_key(protocol) == PCKH_PREFIX or protocol in LABELS_3DHP
 
 
+# Layers that compute otherwise in training mode (a network without them predicts the same in either)
+TRAIN_MODE_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, flip_test: bool = True,
             subpixel: str = "quarter") -> dict:
@@ -113,6 +117,9 @@ def predict(model: torch.nn.Module, images: torch.Tensor, input_format: str, fli
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"predict expects a uint8 (B,3,S,S) RGB batch, got {tuple(images.shape)} {images.dtype}")
+    if any(m.training for m in model.modules() if isinstance(m, TRAIN_MODE_LAYERS)):
+        raise ValueError("predict needs the network in eval mode (model.eval()); it is in training mode, where "
+                         "BatchNorm would use each batch's statistics and update its running ones")
     fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format  # as the weights
     x = preprocess(images, input_format)
     out = model(x.contiguous(memory_format=fmt))

@@ -44,7 +44,7 @@ from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
 from ..engine.device import resolve_device
 from ..engine.errors import DataError, Pose3DError
-from ..engine.paths import CommandLinePath, resolve
+from ..engine.paths import CommandLinePath, from_current_folder, resolve
 from ..engine.progress import progress_bar
 from ..evaluation.evaluate import predict
 from ..model import load_model
@@ -89,6 +89,20 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
+def check_rgb_image(image_rgb, what: str = "image_rgb") -> None:
+    """Pose3DError naming what was given unless `image_rgb` is a non-empty (H, W, 3) uint8 numpy array
+    (`media.read_image_rgb` reads a file so; the network's crops are made from such arrays)."""
+    if not isinstance(image_rgb, np.ndarray):
+        raise Pose3DError(f"{what}: expected an (H, W, 3) uint8 RGB numpy array, got {type(image_rgb).__name__} "
+                          "(a torch tensor: .numpy(); a file: media.read_image_rgb)")
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or 0 in image_rgb.shape or image_rgb.dtype != np.uint8:
+        hint = (" (channels first? .transpose(1, 2, 0))" if image_rgb.ndim == 3 and image_rgb.shape[0] == 3
+                and image_rgb.shape[2] != 3 else " (float 0..1: (x * 255).round().astype(np.uint8))"
+                if image_rgb.dtype.kind == "f" else "")
+        raise Pose3DError(f"{what}: expected an (H, W, 3) uint8 RGB array, got shape {image_rgb.shape} "
+                          f"{image_rgb.dtype}{hint}")
+
+
 def check_bbox_overlaps(bbox: tuple[float, float, float, float] | None, image_hw: tuple[int, int], path: str | Path) -> None:
     """Raise Pose3DError naming the image when the --bbox box does not overlap it, or is more than
     MAX_BBOX_SIDES times its longer side (a mistyped size: its crop would show the picture as a dot)."""
@@ -115,10 +129,11 @@ def person_box(image_hw: tuple[int, int], bbox: tuple[float, float, float, float
 def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tuple[torch.nn.Module, Config]:
     """(model in eval mode on `device`, config) of a checkpoint, the config's `train.bone_sum_mm`
     set to the millimetre scale stored in the checkpoint (the one rule evaluation uses too).
+    `ckpt`: a relative path is read from the current folder, as `open` reads it.
     `device`: a torch device or a name for `engine.device.resolve_device` ("auto": CUDA, then CPU)."""
     if isinstance(device, str):
         device = resolve_device(device, key="device")
-    checkpoint = load_checkpoint(resolve(ckpt), map_location=device)  # read once; errors name the file (a folder too)
+    checkpoint = load_checkpoint(from_current_folder(os.fspath(ckpt)), map_location=device)  # read once; errors name the file (a folder too)
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
         _warn(warning)
@@ -183,7 +198,10 @@ def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
 
 def boxes_for(model: torch.nn.Module, cfg: Config, image_rgb: np.ndarray, bbox=None, *, whole_image: bool = False,
               all_people: bool = False, device: torch.device | None = None) -> list[detect.Box]:
-    """The person boxes of one image: from --bbox, the whole image, or the heatmap search (best first)."""
+    """The person boxes of one image: from --bbox, the whole image, or the heatmap search (best first).
+    Pose3DError for an image that is not an (H, W, 3) uint8 RGB array or a box off the image."""
+    check_rgb_image(image_rgb)
+    check_bbox_overlaps(bbox, image_rgb.shape[:2], "image")
     if bbox is not None:
         centre, side = person_box(image_rgb.shape[:2], bbox)
         return [detect.Box(centre, side, float("nan"), f"--bbox enlarged by {BOX_MARGIN}")]
@@ -743,11 +761,16 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
                quiet: bool = False) -> dict[Path, dict[str, Path]]:
     """Run the demo on images and videos (`media.collect_inputs`), writing everything under `out_dir`.
 
+    `ckpt` is the checkpoint's name as each JSON records it (None: none); a relative one is read from
+    the project folder, as the notebooks name it (`engine.paths.project_relative`).
+
     A single input's error is raised; with several, a failing one is reported as a warning
     and skipped, and Pose3DError is raised only when none succeeded. Returns the written
     paths per input (printed too, with each input's warnings on stderr, unless `quiet`; the
-    warnings are in each JSON either way).
+    warnings are in each JSON either way). A relative `out_dir` is a folder of the current folder,
+    as for `open` (the command line's --out is too).
     """
+    out_dir = Path(from_current_folder(os.fspath(out_dir)))  # every file below goes to one place
     labels, bundle_dirs = folder_labels(items), bundle_names(items)
     inputs = {folder.resolve(): folder for folder in labels}
     for folder, label in labels.items():  # `demo photos --out .` would write photos/*.json beside the photos

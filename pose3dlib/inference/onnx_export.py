@@ -13,6 +13,7 @@ and the joint order.
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm, load_checkpoint
 from ..engine.errors import CheckpointError, Pose3DError
-from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
+from ..engine.paths import CommandLinePath, from_current_folder, refuse_overwriting_an_input, resolve
 from ..model import DEPTH_GRID, INPUT_FORMATS, INPUT_MULTIPLE, load_model
 from ..original.compat import CONVERTER
 from ..skeleton import DEPTH_ROOT, MPII16, SPINE_INDEX
@@ -108,11 +109,11 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 
 def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None = None) -> Path:
     """Write the checkpoint's network as ONNX (dynamic batch and input side) with its METADATA;
-    returns the path."""
+    returns the path. Relative paths are read from the current folder, as `open` reads them."""
     import io
 
     onnx = _import_onnx()
-    ckpt = load_checkpoint(resolve(checkpoint))
+    ckpt = load_checkpoint(from_current_folder(os.fspath(checkpoint)))
     model, cfg = load_model(ckpt, source=str(checkpoint))
     try:
         scale_mm = bone_sum_mm(ckpt, str(checkpoint))
@@ -126,7 +127,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None 
     if size % INPUT_MULTIPLE:
         raise Pose3DError(f"input size {size} is not a multiple of {INPUT_MULTIPLE}")
     example = torch.zeros(1, 3, size, size)
-    out = resolve(out)
+    out = Path(from_current_folder(os.fspath(out)))
     dims = {0: "batch", 2: "side", 3: "side"}
     heatmap_dims = {0: "batch", 2: "heatmap_side", 3: "heatmap_side"}  # side / 4: its own name, not "side"
 
