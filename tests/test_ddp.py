@@ -55,3 +55,28 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
     assert [x["step"] for x in train] == list(range(1, 13))
     timing = (run / "stage1" / "timing.jsonl").read_text().splitlines()  # rank 0's epochs only
     assert [json.loads(x)["steps"] for x in timing] == [6, 6], timing
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two': expected a whole number >= 1"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0': expected a whole number >= 1"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set but RANK, MASTER_ADDR, MASTER_PORT are not: launch several processes"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "WORLD_SIZE=2 is set but MASTER_ADDR, MASTER_PORT are not"),
+])
+def test_a_world_size_without_a_launch_is_one_line(monkeypatch, env, message):
+    """A WORLD_SIZE left in the shell gave KeyError: 'RANK' (or torch's MASTER_ADDR traceback) from train."""
+    from pose3dlib.engine.distributed import world_size_from_environment
+    from pose3dlib.engine.errors import ConfigError
+
+    for var in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        world_size_from_environment()
+    assert str(err.value).startswith(message)
+    for var, value in (("WORLD_SIZE", "1"), ("RANK", "0"), ("MASTER_ADDR", "localhost"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(var, value)
+    assert world_size_from_environment() == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert world_size_from_environment() == 2

@@ -179,17 +179,21 @@ def test_resume_refuses_another_process_count_or_epoch_length_and_starts_afresh_
         save_checkpoint(last, edited)
         r = train_cli(tmp_path / "run", 1, overrides, "--resume")
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
-        if key == "precision":  # a notebook (train_or_load) starts such a stage again instead of failing
+        if key in ("precision", "world_size"):  # a notebook (train_or_load) starts such a stage again instead of failing
             from pose3dlib.config import load_config
             from pose3dlib.engine import runs
 
             cfg = load_config("configs/smoke.yaml", overrides)
             assert runs.stage_status(cfg, 1, tmp_path / "run") == "stale"
             assert runs.stale_reasons(cfg, 1, tmp_path / "run") == [
-                "it was trained on cpu in bf16 and would continue on cpu in float32, mixing two numerics in one stage"]
+                "it was trained on cpu in bf16 and would continue on cpu in float32, mixing two numerics in one stage"
+                if key == "precision" else "it was trained by 2 process(es) and would continue in 1"]
             edited["extra"]["finished"] = True  # a finished network is reused whatever it ran on
             save_checkpoint(last, edited)
             assert runs.stage_status(cfg, 1, tmp_path / "run") == "finished"
+            if key == "world_size":  # and --resume of it has nothing to continue: it says so, not "process(es)"
+                r = train_cli(tmp_path / "run", 1, overrides, "--resume")
+                assert r.returncode == 0 and "process(es)" not in r.stderr, r.stderr[-2000:]
         save_checkpoint(last, saved)
     r = train_cli(tmp_path / "fresh", 1, overrides, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -39,9 +39,31 @@ class DistInfo:
         return self.world_size > 1
 
 
+LAUNCH_VARIABLES = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE
+
+
+def world_size_from_environment() -> int:
+    """WORLD_SIZE as torchrun sets it (1 when unset); ConfigError naming the variable when it is not a
+    whole number >= 1, or when it asks for several processes without the variables torchrun sets
+    beside it (a WORLD_SIZE left in the shell, not a launch)."""
+    from .errors import ConfigError
+
+    text = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"WORLD_SIZE={text!r}: expected a whole number >= 1 (torchrun sets it; unset it to "
+                          "train in one process)")
+    world = int(text)
+    missing = [v for v in LAUNCH_VARIABLES if world > 1 and not os.environ.get(v)]
+    if missing:
+        raise ConfigError(f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                          "not: launch several processes with torchrun (docs/multi-gpu.md), or unset WORLD_SIZE to "
+                          "train in one")
+    return world
+
+
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size_from_environment()
     if world <= 1:
         return DistInfo()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

@@ -274,7 +274,12 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
     reasons = recipe_differences(ckpt, cfg, stage)
     if not ckpt.get("extra", {}).get("finished", False):  # a partial stage would continue here
         from .device import resolve_device, training_precision
+        from .distributed import world_size_from_environment
         from .errors import ConfigError
+
+        made_by, now = ckpt.get("extra", {}).get("world_size", 1), world_size_from_environment()
+        if made_by != now:  # its steps and data shards are those of that many processes
+            reasons.append(f"it was trained by {made_by} process(es) and would continue in {now}")
 
         try:
             reasons += precision_change(ckpt, training_precision(cfg.train, resolve_device(cfg.train.device)))

@@ -439,7 +439,7 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")
-            if ckpt["extra"].get("world_size", 1) != info.world_size:
+            if not ckpt["extra"].get("finished", False) and ckpt["extra"].get("world_size", 1) != info.world_size:
                 raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
                                   f"this run has {info.world_size}; resume with the same number")
             _check_resumed_start(ckpt, last, stage, run_dir, init_from)
