@@ -321,10 +321,11 @@ def test_replacing_a_finished_set_of_another_seed_or_sizes_says_so(tmp_path):
     assert _replacing_note(tmp_path, cfg, 0) is None  # the same set (generate skips it anyway)
     note = _replacing_note(tmp_path, cfg, 7)
     assert note is not None and note.startswith("note: replacing the synthetic set in ")
-    assert "(seed 0 -> 7); stages trained on it are stale now" in note
-    more_people = load_config("configs/smoke.yaml", ["synthetic.h36m_test_subjects=12"]).synthetic
-    note = _replacing_note(tmp_path, more_people, 0)
-    assert f"(synthetic.h36m_test_subjects {cfg.h36m_test_subjects} -> 12); only test splits change" in note
+    assert "(seed 0 -> 7); stages trained on the set it replaces are stale for it" in note
+    for key in ("h36m_test_subjects", "lab_val"):  # test and validation splits: not what a stage trains on
+        other = load_config("configs/smoke.yaml", [f"synthetic.{key}=12"]).synthetic
+        note = _replacing_note(tmp_path, other, 0)
+        assert f"(synthetic.{key} {getattr(cfg, key)} -> 12); its training splits stay the same" in note
     sizes = config_to_dict(load_config("configs/smoke.yaml", ["synthetic.mpii_train=64"]).synthetic)
     (tmp_path / MANIFEST).write_text(json.dumps({"generator": "pose3d-synthetic", "version": GENERATOR_VERSION, "seed": 0,
                                                  "synthetic": sizes, "counts": {}}))

@@ -624,11 +624,12 @@ def test_library_calls_read_relative_paths_from_the_current_folder(tmp_path, che
     mine, _ = demo.load_demo_model("mine.pt")
     assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), model.state_dict().values()))
     cv2.imwrite(str(tmp_path / "p.png"), np.full((96, 80, 3), 120, np.uint8))
-    written = demo.run_inputs(model, cfg, None, media.collect_inputs([tmp_path / "p.png"]), "res", whole_image=True,
-                              quiet=True)
+    written = demo.run_inputs(model, cfg, "mine.pt", media.collect_inputs([tmp_path / "p.png"]), "res",
+                              whole_image=True, quiet=True)  # the checkpoint as the script names it
     paths = [p for files in written.values() for p in files.values()]
     assert paths and all(p.resolve().is_relative_to(tmp_path.resolve()) and p.is_file() for p in paths), paths
     assert (tmp_path / "res" / "plotly.min.js").is_file() and not (PROJECT_ROOT / "res").exists()
+    assert json.loads((tmp_path / "res" / "p.json").read_text())["checkpoint"] == "mine.pt"
 
 
 def test_estimate_pose_names_an_image_that_is_not_an_rgb_uint8_array(loaded):

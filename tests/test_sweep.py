@@ -403,7 +403,7 @@ def test_make_stops_on_a_config_whose_profile_key_is_not_its_file_name(tmp_path,
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "mine.yaml").write_text(smoke)  # a copy, key unchanged
     (tmp_path / "configs" / "bare.yaml").write_text(smoke.replace("profile: smoke\n", ""))
-    (tmp_path / "configs" / "quoted.yaml").write_text(smoke.replace("profile: smoke", 'profile: "quoted"  # mine'))
+    (tmp_path / "configs" / "quoted.yaml").write_text(smoke.replace("profile: smoke", '"profile" : "quoted"  # mine'))
 
     def make_n(name: str) -> subprocess.CompletedProcess:
         return subprocess.run(["make", "-n", "--no-print-directory", "-f", str(PROJECT_ROOT / "Makefile"), target,
@@ -414,8 +414,10 @@ def test_make_stops_on_a_config_whose_profile_key_is_not_its_file_name(tmp_path,
                                      "folders after the file and the commands after that key, so set `profile: mine` "
                                      "in it") in done.stderr, done
     done = make_n("bare")
-    assert done.returncode != 0 and "configs/bare.yaml says profile: paper (the default; it has no profile key)" in done.stderr
-    assert "says profile" not in make_n("quoted").stderr
+    assert done.returncode != 0 and ("configs/bare.yaml has no line `profile: NAME` that make reads (a config without "
+                                     "the key is the paper profile)") in done.stderr
+    quoted = make_n("quoted").stderr
+    assert "says profile" not in quoted and "no line `profile" not in quoted
 
 
 def test_seeds_repeat_once_and_negative_seeds_name_the_option():

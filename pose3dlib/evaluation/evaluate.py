@@ -624,12 +624,10 @@ def run(args) -> int:
         refuse_overwriting_an_input(args.out, "--out", {"config": args.config, **{
             f"stage {s} checkpoint": runs.checkpoint_path(args.run_dir, s) for s in stages}})
     own_table = args.out is not None and Path(args.out).resolve() == runs.eval_csv_path(args.run_dir).resolve()
-    if own_table and (early := other_scoring(stages, args.limit)):  # fewer stages, a limit: known before scoring
+    if own_table and (early := other_scoring(stages, args.limit, cfg, args.run_dir)):  # before minutes of scoring
         raise _partial_into_own_table(args.out, early)
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
     other = other_scoring(stages, args.limit, cfg, args.run_dir)
-    if own_table and other:  # other data: the checkpoint tells, read by the scoring's own checks first
-        raise _partial_into_own_table(args.out, other)
     table = results_table(rows)  # checks the rows before any file is replaced
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
     print(table)

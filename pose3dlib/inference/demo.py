@@ -170,7 +170,8 @@ def checkpoint_warnings(checkpoint: str | Path | None) -> list[str]:
     """What every result of this checkpoint must carry (a Stage 1 checkpoint's meaningless 3D); [] for None."""
     if checkpoint is None:
         return []
-    warning = untrained_depth_warning(load_checkpoint(resolve(checkpoint)), str(checkpoint))  # project-relative
+    path = Path(from_current_folder(os.fspath(checkpoint)))  # a script's own path, else the project's name
+    warning = untrained_depth_warning(load_checkpoint(path if path.is_file() else resolve(checkpoint)), str(checkpoint))
     return [] if warning is None else [warning]
 
 
@@ -762,7 +763,8 @@ def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, ite
     """Run the demo on images and videos (`media.collect_inputs`), writing everything under `out_dir`.
 
     `ckpt` is the checkpoint's name as each JSON records it (None: none); a relative one is read from
-    the project folder, as the notebooks name it (`engine.paths.project_relative`).
+    the current folder, or, where no such file is there, from the project folder (the notebooks name
+    it project-relative, `engine.paths.project_relative`, and run in `notebooks/`).
 
     A single input's error is raised; with several, a failing one is reported as a warning
     and skipped, and Pose3DError is raised only when none succeeded. Returns the written

@@ -409,11 +409,11 @@ def _replacing_note(out: Path, cfg: SyntheticConfig, seed: int) -> str | None:
         was.append(f"generator version {stored.get('version')} -> {GENERATOR_VERSION}")
     if not was:
         return None
-    test_only = [w for w in was if w.split(" ")[0] in TEST_ONLY_KEYS]
+    trained_on = {f"synthetic.{k}" for split in ("h36m", "mpii") for k in SPLIT_SIZES[split]} - set(TEST_ONLY_KEYS)
+    stale = any(not w.startswith("synthetic.") or w.split(" ")[0] in trained_on for w in was)  # seed, version too
     return (f"note: replacing the synthetic set in {project_relative(out)} ({', '.join(was)}); " + (
-        "only test splits change, stages trained on it stay valid" if len(test_only) == len(was) else
-        "stages trained on it are stale now (a notebook or make reproduce trains them again; train --resume "
-        "refuses them)"))
+        "stages trained on the set it replaces are stale for it (notebooks 02-04 train them again, train --resume "
+        "refuses them)" if stale else "its training splits stay the same, so do the stages trained on it"))
 
 
 def set_manifest(data_dir: str | Path) -> Path | None:

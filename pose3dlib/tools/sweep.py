@@ -74,7 +74,7 @@ def check_base_stage(ckpt_path: Path, ckpt: dict, cfg, stage: int,
     of another recipe or other data while its records name these.
     `ignored`: keys the cells may change on a reused stage: the seed (the cells' seeds vary only the
     stages they train) and, in an evaluation-only sweep (every stage reused, e.g. of
-    `data.wild_test_dir`), the swept key."""
+    `data.mpii_dir`), the swept key (`data.wild_test_dir` never counts: `runs.TEST_ONLY_KEYS`)."""
     diffs = runs.recipe_differences(ckpt, cfg, stage, ignored)
     if diffs:
         raise Pose3DError(f"sweep base run's {ckpt_path} was trained with another config or other data than the "
