@@ -153,7 +153,7 @@ def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_p
         monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, rows=rows, **k: rows)
         monkeypatch.setattr("pose3dlib.config.load_config", lambda *a, **k: SimpleNamespace())
         args = SimpleNamespace(config="c.yaml", overrides=[], stages="3", limit=0, run_dir=tmp_path,
-                               out=tmp_path / "metrics.csv")
+                               out=tmp_path / "scores.csv")
         assert evaluate.run(args) == 0
         out = capsys.readouterr().out
         assert ("wild_test: MPI-INF-3DHP official protocol" in out) is expect
