@@ -155,7 +155,9 @@ PAPERMILL_ARGS_01_data_prep = -p use_real_data $(REAL_DATA)
 # (a sweep's runs/sweep/<key>/, unseen-check's data/synthetic/unseen/<key>/, the converted downloads'
 # data/converted/<key>/), so a copied config still saying `profile: smoke` would write into smoke's.
 profile_key = $(shell sed -n 's/^["'"'"']\{0,1\}profile["'"'"']\{0,1\}[[:space:]]*:[[:space:]]*["'"'"']\{0,1\}\([^"'"'"'#[:space:]]*\).*/\1/p' configs/$(1).yaml | head -n 1)
-check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))$(if $(call profile_key,$($(1))),$(if $(filter-out $($(1)),$(call profile_key,$($(1)))),$(error $(1)=$($(1)): configs/$($(1)).yaml says profile: $(call profile_key,$($(1))); make names the run folders after the file and the commands after that key, so set `profile: $($(1))` in it)),$(error $(1)=$($(1)): configs/$($(1)).yaml has no line `profile: NAME` that make reads (a config without the key is the paper profile); make names the run folders after the file and the commands after that key, so add `profile: $($(1))` on a line of its own))
+# $(call profile_matches,VARIABLE,KEY): stop unless KEY, the config's `profile:` as read above, is the variable's value.
+profile_matches = $(if $(2),$(if $(filter-out $($(1)),$(2)),$(error $(1)=$($(1)): configs/$($(1)).yaml says profile: $(2); make names the run folders after the file and the commands after that key, so set `profile: $($(1))` in it)),$(error $(1)=$($(1)): configs/$($(1)).yaml has no line `profile: NAME` that make reads (a config without the key is the paper profile); make names the run folders after the file and the commands after that key, so add `profile: $($(1))` on a line of its own))
+check_profile = $(if $(wildcard configs/$($(1)).yaml),,$(error $(1)=$($(1)): configs/$($(1)).yaml not found; the profiles are $(basename $(notdir $(wildcard configs/*.yaml)))))$(call profile_matches,$(1),$(call profile_key,$($(1))))
 ifneq ($(filter reproduce data,$(MAKECMDGOALS)),)
 $(call check_profile,PROFILE)
 endif

@@ -243,8 +243,9 @@ def reconstruct_3d(joints_2d_norm: Any, depth_norm: Any, bone_sum_mm: Any) -> An
     target = target.to(device=p.device, dtype=dtype)
     if target.ndim not in (0, 1) or (target.ndim == 1 and target.shape[0] != n):
         raise ValueError(f"bone_sum_mm must be a float or have shape (N,) = ({n},), got {tuple(target.shape)}")
-    if not bool(torch.all(torch.isfinite(target) & (target > 0))):  # 0 gave a skeleton of zeros, < 0 a mirrored one
-        bad = target.reshape(-1)[~(torch.isfinite(target) & (target > 0)).reshape(-1)][:5].tolist()
+    valid = torch.isfinite(target) & (target > 0)  # 0 gave a skeleton of zeros, < 0 a mirrored one
+    if not bool(valid.all()):
+        bad = target.reshape(-1)[~valid.reshape(-1)][:5].tolist()
         raise ValueError(f"bone_sum_mm must be finite and > 0, got {bad} (a checkpoint's own scale: "
                          "engine.checkpoint.bone_sum_mm, or the config load_demo_model returns)")
     sums = bone_length_sum(p)  # (N,)

@@ -627,7 +627,8 @@ class Trainer:
         """Write last.pt (main process) with everything --resume needs; NonFiniteLossError, writing
         nothing, when the weights or the optimiser's state hold a NaN or an infinity (`_check_finite`)."""
         broadcast_buffers(self.raw_model, self.info)
-        self._check_finite()
+        model_state, optimizer_state = self.raw_model.state_dict(), self.optimizer.state_dict()
+        self._check_finite(model_state, optimizer_state)
         self.metrics.update({"steps": float(self.step), "epochs": float(self.epoch)})
         if self.info.is_main:
             extra = {
@@ -640,12 +641,12 @@ class Trainer:
                 "precision": self.precision,  # what --resume must continue with (runs.precision_change)
             }
             save_checkpoint(self.last, make_checkpoint(
-                model_state=self.raw_model.state_dict(), config=config_to_dict(self.cfg), stage=self.stage,
-                epoch=self.epoch, step=self.step, optimizer_state=self.optimizer.state_dict(), metrics=self.metrics,
+                model_state=model_state, config=config_to_dict(self.cfg), stage=self.stage,
+                epoch=self.epoch, step=self.step, optimizer_state=optimizer_state, metrics=self.metrics,
                 extra=extra, bone_sum_mm=self.bone_sum_mm))
         barrier(self.info)
 
-    def _check_finite(self) -> None:
+    def _check_finite(self, model_state: dict, optimizer_state: dict) -> None:
         """NonFiniteLossError naming the first non-finite tensors of the weights or the optimiser's state.
 
         `train_step` stops before an update whose loss is not finite, but a finite loss can still give
@@ -653,21 +654,25 @@ class Trainer:
         weights; the next step's loss would stop the run, after a periodic checkpoint between the two
         had saved them. Checked here, at every save (a pass over the tensors, not per step), so last.pt
         keeps the last good state. Every DDP process holds the same tensors and raises alike."""
-        tensors = {f"weight {k}": v for k, v in self.raw_model.state_dict().items()}
-        for pid, state in self.optimizer.state_dict()["state"].items():
+        tensors = {f"weight {k}": v for k, v in model_state.items()}
+        for pid, state in optimizer_state["state"].items():
             tensors.update({f"optimiser state {k} of parameter {pid}": v for k, v in state.items()})
         bad = [name for name, v in tensors.items()
                if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if not bad:
             return
-        self.trigger("on_stop")  # the progress bar ends before the error is printed below it
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise self._stopped(self.step, max(self.step - 1, 0) // self.steps_per_epoch + 1,
+                            f"non-finite values in {shown} after finite losses (a non-finite gradient)",
+                            "training stopped without saving them")
+
+    def _stopped(self, step: int, epoch: int, what: str, stopped: str) -> NonFiniteLossError:
+        """The error that stops a stage at `step` of `epoch` (both 1-based) for `what`, saying what last.pt
+        keeps; the progress bar ends first, so the error prints below it."""
+        self.trigger("on_stop")
         kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
             "no checkpoint was written yet"
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise NonFiniteLossError(
-            f"stage {self.stage}, step {self.step} (epoch {max(self.step - 1, 0) // self.steps_per_epoch + 1}): "
-            f"non-finite values in {shown} after finite losses (a non-finite gradient); training stopped "
-            f"without saving them, {kept}")
+        return NonFiniteLossError(f"stage {self.stage}, step {step} (epoch {epoch}): {what}; {stopped}, {kept}")
 
     def _set_lr(self) -> None:
         """The schedule's learning rate for the next step (`lr_at_step`), into the optimiser and self.lr."""
@@ -702,11 +707,7 @@ class Trainer:
                 self.values = train_step(self.model, self.optimizer, sample, input_format=self.cfg.model.input_format,
                                          switches=self.switches, weights=weights, info=self.info)
             except NonFiniteLossError as e:
-                self.trigger("on_stop")  # the progress bar ends before the error is printed below it
-                kept = f"{self.last} keeps step {_saved_step(self.last)}" if self.last.is_file() else \
-                    "no checkpoint was written yet"
-                raise NonFiniteLossError(f"stage {self.stage}, step {self.step + 1} (epoch {self.epoch + 1}): {e}; "
-                                         f"training stopped, {kept}") from None
+                raise self._stopped(self.step + 1, self.epoch + 1, str(e), "training stopped") from None
             t_callbacks = time.perf_counter()
             spent["step_seconds"] += t_callbacks - t_step  # train_step ends with the losses on the host
             if first_step_seconds is None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -559,8 +558,7 @@ def other_data(cfg: Config, run_dir) -> list[str]:
     from ..synthetic.generator import DATA_KEYS, data_folders
 
     ckpt = load_checkpoint(runs.checkpoint_path(run_dir, 3))
-    mine = {k: os.path.normpath(v) for k, v in data_folders(cfg.data).items()}  # a/x/../b is a/b
-    trained = {k: os.path.normpath(v) for k, v in data_folders(config_from_dict(ckpt["config"]).data).items()}
+    mine, trained = data_folders(cfg.data), data_folders(config_from_dict(ckpt["config"]).data)
     moved = [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS if mine.get(k) != trained.get(k)]
     return moved or runs.data_changes(ckpt, cfg)
 
@@ -604,12 +602,6 @@ def eval_option_note(overrides: list[str], out: Path, run_dir) -> str | None:
             "config's)")
 
 
-def _partial_into_own_table(out, reasons: list[str]) -> Pose3DError:
-    return Pose3DError(f"--out {out}: the run's own table, which report, make reproduce's results table and "
-                       f"unseen-check read as its full scoring; this one is not ({'; '.join(reasons)}): leave out "
-                       f"--out (it goes to {OTHER_CSV_NAME}) or name another file")
-
-
 def run(args) -> int:
     from ..config import load_config
     from .report import results_table
@@ -624,10 +616,14 @@ def run(args) -> int:
         refuse_overwriting_an_input(args.out, "--out", {"config": args.config, **{
             f"stage {s} checkpoint": runs.checkpoint_path(args.run_dir, s) for s in stages}})
     own_table = args.out is not None and Path(args.out).resolve() == runs.eval_csv_path(args.run_dir).resolve()
-    if own_table and (early := other_scoring(stages, args.limit, cfg, args.run_dir)):  # before minutes of scoring
-        raise _partial_into_own_table(args.out, early)
-    rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)
-    other = other_scoring(stages, args.limit, cfg, args.run_dir)
+    other = other_scoring(stages, args.limit, cfg, args.run_dir) if own_table else None  # before minutes of scoring
+    if other:
+        raise Pose3DError(f"--out {args.out}: the run's own table, which report, make reproduce's results table and "
+                          f"unseen-check read as its full scoring; this one is not ({'; '.join(other)}): leave out "
+                          f"--out (it goes to {OTHER_CSV_NAME}) or name another file")
+    rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)  # its own checks come first otherwise
+    if other is None:
+        other = other_scoring(stages, args.limit, cfg, args.run_dir)
     table = results_table(rows)  # checks the rows before any file is replaced
     out = write_metrics_csv(rows, args.out or _csv_for(args.run_dir, other))  # the checkpoint read once
     print(table)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -399,19 +400,17 @@ def _replacing_note(out: Path, cfg: SyntheticConfig, seed: int) -> str | None:
         return None
     if not isinstance(stored, dict) or "counts" not in stored:  # no finished generation there
         return None
-    was = []
-    if stored.get("seed") != seed:
-        was.append(f"seed {stored.get('seed')} -> {seed}")
     sizes_then, sizes_now = _written(stored.get("synthetic") or {}), _written(config_to_dict(cfg))
-    was += [f"synthetic.{k} {sizes_then.get(k)} -> {sizes_now.get(k)}" for k in dict.fromkeys([*sizes_then, *sizes_now])
-            if sizes_then.get(k) != sizes_now.get(k)]
-    if stored.get("version") != GENERATOR_VERSION:
-        was.append(f"generator version {stored.get('version')} -> {GENERATOR_VERSION}")
-    if not was:
+    changed = {"seed": (stored.get("seed"), seed),  # key -> (then, now); the training rows depend on the first two
+               **{f"synthetic.{k}": (sizes_then.get(k), sizes_now.get(k)) for k in dict.fromkeys([*sizes_then, *sizes_now])},
+               "generator version": (stored.get("version"), GENERATOR_VERSION)}
+    changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+    if not changed:
         return None
     trained_on = {f"synthetic.{k}" for split in ("h36m", "mpii") for k in SPLIT_SIZES[split]} - set(TEST_ONLY_KEYS)
-    stale = any(not w.startswith("synthetic.") or w.split(" ")[0] in trained_on for w in was)  # seed, version too
-    return (f"note: replacing the synthetic set in {project_relative(out)} ({', '.join(was)}); " + (
+    stale = any(not k.startswith("synthetic.") or k in trained_on for k in changed)
+    was = ", ".join(f"{k} {then} -> {now}" for k, (then, now) in changed.items())
+    return (f"note: replacing the synthetic set in {project_relative(out)} ({was}); " + (
         "stages trained on the set it replaces are stale for it (notebooks 02-04 train them again, train --resume "
         "refuses them)" if stale else "its training splits stay the same, so do the stages trained on it"))
 
@@ -548,8 +547,9 @@ DATA_KEYS = ("h36m_dir", "mpii_dir", "wild_test_dir", "lab_val_dir", "wild_val_d
 
 
 def data_folders(data_cfg: DataConfig) -> dict[str, Path]:
-    """{key: folder} of the DATA_KEYS the config sets (an optional validation split may be "": off)."""
-    return {key: resolve(getattr(data_cfg, key)) for key in DATA_KEYS if getattr(data_cfg, key)}
+    """{key: folder} of the DATA_KEYS the config sets (an optional validation split may be "": off), absolute,
+    with '..' folded (a/x/../b is a/b; links kept)."""
+    return {key: Path(os.path.normpath(resolve(getattr(data_cfg, key)))) for key in DATA_KEYS if getattr(data_cfg, key)}
 
 
 def synthetic_root(data_cfg: DataConfig) -> Path:
