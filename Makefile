@@ -125,6 +125,9 @@ $(RUN_DIR)/.stamps/03_train_depth: $(if $(wildcard $(RUN_DIR)/stage2/last.pt),,F
 $(RUN_DIR)/.stamps/04_train_geometry: $(if $(wildcard $(RUN_DIR)/stage3/last.pt),,FORCE)
 $(RUN_DIR)/.stamps/%: configs/$(PROFILE).yaml $(LIB_SOURCES) | $(STAMP)
 	@echo "== $* (PROFILE=$(PROFILE))"
+	@# The old stamp goes first: a step forced by a deleted checkpoint and then interrupted must run again,
+	@# not pass for done (its stage's last.pt, now unfinished, would look newer than the steps after it).
+	@rm -f $@
 	@OVERRIDES='[]'; if [ "$(REAL_DATA)" = True ]; then \
 	  OVERRIDES=$$($(PY) -m pose3dlib real-data-overrides --config configs/$(PROFILE).yaml) || exit 2; fi; \
 	set -x; $(PY) -m pose3dlib run-notebook $* $(RUN_DIR)/$*.ipynb -p config_file configs/$(PROFILE).yaml \

@@ -156,7 +156,7 @@ class StageConfig:
     heatmap_weight: float = bounded(1.0, lo=0.0)  # weight of the summed per-stack heatmap MSE
     depth_weight: float = bounded(0.0, lo=0.0)  # weight of the depth L2 loss on 3D samples
     geometric_weight: float = bounded(0.0, lo=0.0)  # weight of the bone-length-ratio loss on 2D samples
-    samples_2d_per_epoch: int = bounded(0, lo=0)  # 0: the whole 2D training split; else a fresh draw each epoch, without repeats within it (images may repeat across epochs, and some go unseen)
+    samples_2d_per_epoch: int = bounded(0, lo=0)  # 0: the whole 2D training split; else a fresh draw each epoch, without repeats while the split lasts (a count above its size starts a new permutation; images may repeat across epochs, and some go unseen)
     # False: no 2D-only (MPII-format) image in this stage; the epoch keeps its length with
     # 3D (Human3.6M-format) samples in their place (the "3D only" arm of `make ablation`)
     mix_2d: bool = True
@@ -529,6 +529,18 @@ def _merged(current: Any, value: Any) -> Any:
     return value
 
 
+def comma_items(text: str, option: str) -> list[str]:
+    """The comma-separated items of `text` ([] for an empty text); Pose3DError naming `option` for an
+    empty item between commas ('0,,0.1', a trailing comma), a typo that would drop a value silently."""
+    if not text.strip():
+        return []
+    items = text.split(",")
+    if empty := [i + 1 for i, v in enumerate(items) if not v.strip()]:
+        raise ConfigError(f"{option} {text!r}: item {empty[0]} of {len(items)} is empty (two commas in a row, or one "
+                          "at an end?); give comma-separated values, e.g. 0,0.01")
+    return items
+
+
 def override_keys(item: str) -> list[str]:
     """The dotted keys an override `key=value` sets: its key, or, for a mapping value, each key inside
     it (`data={input_size: 128, h36m_dir: d}` -> data.input_size, data.h36m_dir). A value that is not
@@ -569,7 +581,9 @@ def _apply_override(tree: dict, item: Any) -> None:
         node[parts[-1]] = _merged(node[parts[-1]], _parse_scalar(text))
         _from_dict(Config, tree)  # type and bounds; the cross-field invariants wait for all overrides
     except ConfigError as e:
-        raise ConfigError(f"override {item!r}: {e}") from None
+        # `--set key=$VAR` with VAR unset gives no value (YAML's null): say how to write an empty text
+        empty = f" (no value after '=': an unset shell variable? an empty text is {key.strip()}=\"\")" if not text.strip() else ""
+        raise ConfigError(f"override {item!r}: {e}{empty}") from None
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:

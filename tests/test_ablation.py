@@ -143,6 +143,7 @@ def _in_process(calls: list):
         else:
             rows = evaluate_run(cfg, step.run_dir, stages=[3], progress=False)
             write_metrics_csv(rows, resolve(step.run_dir) / "metrics.csv")
+        (resolve(step.run_dir) / f"{step.notebook}.ipynb").write_text("{}")  # the executed notebook, last
     return run
 
 
@@ -181,6 +182,12 @@ def test_ablation_shares_stage2_between_b_and_c_and_reruns_only_what_changed(smo
     (out / "b" / "seed=0" / runs.EVALUATED_NAME).unlink()
     run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None)
     assert calls == [("b", 0, None)]
+    # interrupted after its stage finished, before its executed notebook was written: that notebook runs again
+    # (its stage loads, finished), so its curves are not lost; nothing else does
+    calls.clear()
+    (out / "c" / "seed=0" / "02_train_2d.ipynb").unlink()
+    run_ablation("smoke", [0], [0], out, smoke_data, executor=_in_process(calls), log=lambda line: None)
+    assert calls == [("c", 0, 1)] and csv_path.read_text() == text
     # another Stage 3 schedule makes the Stage 3s stale, not the shared Stages 1-2; without --replace it is
     # refused before anything runs (it would retrain the arms and replace the folder's record)
     calls.clear()
@@ -353,6 +360,13 @@ def test_fewer_seeds_do_not_shrink_an_ablation_csv_and_seed_is_not_a_schedule_ke
     assert (out / "ablation.csv").read_bytes() == before
     with pytest.raises(Pose3DError, match=r"--set seed=5: the ablation's seeds come from --seeds-bc and --seeds-a"):
         run_ablation("smoke", [0, 1], [0, 1], out, ["seed=5"], executor=lambda *a: None, log=lambda line: None)
+    # a key that tells the arms apart, set on every arm, would make arm (c) arm (b) (or (b) arm (a)): refused,
+    # as a dotted key and inside a section's mapping; a key the arms share is a schedule and passes this check
+    for item in ("train.stage3.geometric_weight=0", "train.stage2={mix_2d: false}"):
+        with pytest.raises(Pose3DError, match=r"the arms differ in train\.stage1\.mix_2d, train\.stage2\.mix_2d, "
+                                              r"train\.stage3\.geometric_weight, train\.stage3\.mix_2d only"):
+            run_ablation("smoke", [0, 1], [0, 1], out, [item], executor=lambda *a: None, log=lambda line: None)
+    assert (out / "ablation.csv").read_bytes() == before
 
 
 def test_paired_test_matches_a_hand_computation_over_the_shared_seeds():

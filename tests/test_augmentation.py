@@ -50,7 +50,21 @@ def test_rotation_and_flip_happen_with_their_probabilities():
     assert colours.min() >= cfg.color_scale_min and colours.max() <= cfg.color_scale_max
     assert np.std(colours, axis=0) == pytest.approx(np.full(3, (cfg.color_scale_max - cfg.color_scale_min) / math.sqrt(12)),
                                                     rel=0.1)  # uniform, each channel its own draw
+    corr = np.corrcoef(colours.T)[np.triu_indices(3, 1)]  # independent draws: uncorrelated channels
+    assert np.abs(corr).max() < 4 / math.sqrt(N)
 
+
+
+def test_rotation_is_a_normal_clipped_at_both_signs_of_rotation_clip():
+    """Each clip, -rotation_clip_deg and +rotation_clip_deg, takes the normal's tail beyond it: half
+    the two-sided tail each (a rotation is as likely clockwise as counter-clockwise)."""
+    cfg = dataclasses.replace(DataConfig(), rotation_prob=1.0)
+    angles = np.array([a.rotation_deg for a in _draws(cfg)])
+    half_tail = _normal_two_sided_tail(cfg.rotation_clip_deg / cfg.rotation_sigma_deg) / 2
+    for side in (-1.0, 1.0):
+        at_clip = np.mean(np.isclose(angles, side * cfg.rotation_clip_deg))
+        assert at_clip == pytest.approx(half_tail, abs=4 * math.sqrt(half_tail / N))
+    assert abs(angles.mean()) < 4 * cfg.rotation_sigma_deg / math.sqrt(N)
 
 @pytest.mark.parametrize("p", [0.0, 1.0])
 def test_probabilities_zero_and_one_mean_never_and_always(p):

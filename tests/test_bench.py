@@ -153,6 +153,26 @@ def test_update_document_requires_the_markers(tmp_path):
         update_document(tmp_path / "missing.md", "x")
 
 
+def test_bench_names_a_document_without_markers_before_it_measures(tmp_path, monkeypatch):
+    """`bench --doc FILE` with a FILE that cannot take the block fails before minutes of benchmarks, not after."""
+    import argparse
+
+    from pose3dlib.tools.bench import command
+
+    ran = []
+    monkeypatch.setattr(command, "run_benchmarks", lambda *a, **k: ran.append(1) or {"x": 1.0})
+    doc = tmp_path / "notes.md"
+    doc.write_text("# my notes, no markers\n")
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--doc", str(doc), "--out", str(tmp_path / "bench.json")])
+    with pytest.raises(Pose3DError, match=r"notes\.md: lacks the generated-block markers"):
+        command.run(args)
+    assert ran == [] and not (tmp_path / "bench.json").exists()
+    doc.write_text(f"# notes\n{BEGIN_MARK}\nold\n{END_MARK}\n")  # with the markers it runs and writes
+    assert command.run(args) == 0 and ran == [1] and "old" not in doc.read_text()
+
+
 def test_repository_doc_has_the_markers_and_every_target_metric_is_known():
     text = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
     assert text.index(BEGIN_MARK) < text.index(END_MARK)
@@ -324,6 +344,7 @@ def test_a_quick_run_never_replaces_the_committed_record(monkeypatch, tmp_path, 
     assert written == [command.resolve(command.QUICK_JSON)] and updated == []
     assert "not the committed runs/bench/bench.json" in capsys.readouterr().out
     # elsewhere, a quick run writes where it is told; `--doc ''` still means no document
+    (tmp_path / "d.md").write_text(f"{BEGIN_MARK}\n{END_MARK}\n")  # a document that can take the block
     assert command.main(["--quick", "--out", str(tmp_path / "b.json"), "--doc", str(tmp_path / "d.md")]) == 0
     assert written[-1] == tmp_path / "b.json" and updated == [tmp_path / "d.md"]
     assert command.main(["--out", str(tmp_path / "c.json"), "--doc", ""]) == 0

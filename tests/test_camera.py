@@ -163,6 +163,23 @@ def test_a_crop_that_shrinks_a_lot_is_smooth_and_in_place():
         np.testing.assert_allclose(_peak(camera.warp_image(blob, a, 64)), expected, atol=0.15)  # the same place
 
 
+
+@pytest.mark.parametrize("shrink, level", [(2.5, 1), (3.5, 1), (5.0, 2), (7.0, 2), (12.0, 3)])
+def test_a_crop_reads_the_finest_halving_at_which_it_shrinks_by_at_most_2x(shrink, level):
+    """The halvings are made up to the one read, and no further: a crop that shrinks the picture 2.5 x reads
+    the half-size picture (which it shrinks 1.25 x), not the quarter-size one (which it would enlarge)."""
+    noise = np.random.default_rng(2).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    a = camera.crop_affine(np.array([512.0, 500.0]), 64 * shrink, 0.0, 64)
+    pyramid = camera.ImagePyramid(noise)
+    crop = pyramid.warp(a, 64)
+    assert len(pyramid.levels) == level + 1 and pyramid.levels[level].shape == (1024 >> level, 1024 >> level, 3)
+    if level == 1:  # the half-size picture, as 2 x 2 block means, read through px -> 2 px + 0.5
+        half = noise.reshape(512, 2, 512, 2, 3).mean((1, 3))
+        half = np.floor(half + 0.5).astype(np.uint8)
+        to_picture = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
+        expected = camera.warp_image(half, camera.compose_affine(a, to_picture), 64)
+        assert np.abs(crop.astype(int) - expected.astype(int)).max() <= 1
+
 def test_a_pyramid_of_a_small_picture_stops_halving():
     tiny = np.full((6, 5, 3), 200, np.uint8)
     pyramid = camera.ImagePyramid(tiny)

@@ -168,3 +168,15 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(tmp_pa
         assert main(argv) == 2, argv
         assert "this command reads; writing there would replace it" in capsys.readouterr().err
         assert ckpt.read_bytes() == b"trained weights"
+
+
+def test_train_takes_resume_or_overwrite_not_both(capsys):
+    """--resume continues a checkpoint and --overwrite replaces it: given both, argparse refuses before any work
+    (it used to resume and drop --overwrite without a word)."""
+    import pytest
+
+    base = ["train", "--config", "configs/smoke.yaml", "--stage", "1", "--run-dir", "runs/x"]
+    assert _parse([*base, "--resume"]).resume and _parse([*base, "--overwrite"]).overwrite
+    with pytest.raises(SystemExit):
+        _parse([*base, "--resume", "--overwrite"])
+    assert "argument --overwrite: not allowed with argument --resume" in capsys.readouterr().err

@@ -103,6 +103,18 @@ def test_unknown_key_in_override_names_key() -> None:
         load_config("configs/smoke.yaml", ["train.batch_size"])
 
 
+def test_an_override_without_a_value_says_how_to_write_an_empty_text() -> None:
+    """`--set data.lab_val_dir=$DIR` with DIR unset: YAML reads no value as null; the error says so and gives the
+    empty text's spelling, which is accepted."""
+    with pytest.raises(ConfigError, match=r"expected str, got None \(no value after '=': an unset shell variable\? "
+                                          r"an empty text is data\.lab_val_dir=\"\"\)"):
+        load_config("configs/smoke.yaml", ["data.lab_val_dir="])
+    assert load_config("configs/smoke.yaml", ['data.lab_val_dir=""']).data.lab_val_dir == ""
+    with pytest.raises(ConfigError, match=r"expected float, got 'x'") as e:  # a value given: no such hint
+        load_config("configs/smoke.yaml", ["train.stage1.lr=x"])
+    assert "no value after" not in str(e.value)
+
+
 def test_overrides_given_as_text_are_refused_with_the_yaml_form() -> None:
     """papermill's `-p overrides x=y` hands the notebook a str: refused as a whole, not read letter by letter."""
     for overrides in ("train.stage3.geometric_weight=0.1", '["train.stage3.geometric_weight=0.1"]', None):
@@ -195,6 +207,7 @@ def test_config_to_dict_is_plain() -> None:
     (["data.input_size=128"], "data.heatmap_size"),  # heatmap must be input / 4 = 32
     (["data.color_scale_min=2.0"], "data.color_scale_min"),
     (["data.flip_prob=1.5"], "data.flip_prob"),  # a bound beside the field
+    (["data.rotation_clip_deg=181"], "data.rotation_clip_deg"),  # a clip beyond half a turn means nothing
     (["train.optimizer=sgd"], "train.optimizer"),  # a choice beside the field
     (["train.stage2.heatmap_weight=-1"], "train.stage2.heatmap_weight"),
     (["train.stage3.epochs=0"], "train.stage3.epochs"),  # would train nothing and write no checkpoint

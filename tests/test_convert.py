@@ -812,6 +812,12 @@ def test_the_download_state_file_moves_only_when_a_download_changed(raw, tmp_pat
         return json.loads(state.read_text())
 
     assert write(f"data.raw_h36m_dir={part}") == {"h36m": download_fingerprint(part, "h36m")}
+    # a download folder that is not there (a typo) is named (a warning: the overrides may be printed before the
+    # download is in place), not fingerprinted as absent files without a word
+    assert main(["real-data-overrides", "--config", "configs/smoke.yaml", "--state-file", str(tmp_path / "other"),
+                 "--set", f"data.raw_h36m_dir={tmp_path / 'nope'}"]) == 0
+    assert f"configs/smoke.yaml: data.raw_h36m_dir = {tmp_path / 'nope'}: download folder not found" in (
+        capsys.readouterr().err)
     os.utime(state, (1_000_000, 1_000_000))
     write(f"data.raw_h36m_dir={part}")
     assert state.stat().st_mtime == 1_000_000  # nothing changed: make sees the stamp as it was

@@ -120,6 +120,37 @@ def test_depth_target_independent_formula(root):
     assert np.abs(rel2 - j3[:, :2] * num / den).max() < 0.08
 
 
+
+def test_depth_target_is_root_relative_whatever_the_3d_origin():
+    """depth_j = (z_j - z_root) * s: the same target for a skeleton moved along any camera axis
+    (the samples pass root-relative joints, so only a direct call sees the root's own depth)."""
+    rng = np.random.default_rng(4)
+    j3 = rng.normal(0, 300, (16, 3))
+    j3 -= j3[DEPTH_ROOT]
+    j2 = j3[:, :2] / 900.0 + rng.normal(0, 0.01, (16, 2))
+    num = sum(np.hypot(*(j2[a] - j2[b])) for a, b in MPII16.edges)
+    den = sum(np.hypot(*(j3[a, :2] - j3[b, :2])) for a, b in MPII16.edges)
+    for shift in ([0.0, 0.0, 0.0], [0.0, 0.0, 4500.0], [120.0, -80.0, 3000.0]):
+        depth = targets.depth_target(j2, j3 + shift)
+        assert depth[DEPTH_ROOT] == 0.0
+        np.testing.assert_allclose(depth, j3[:, 2] * num / den, rtol=1e-5, atol=1e-6)
+
+
+def test_unannotated_joints_carry_no_coordinates():
+    """make_sample: an unannotated joint's joints_2d is zero (its stored position, here far off, is no label);
+    the annotated ones are their source pixels through the crop, in normalised units."""
+    image = np.zeros((100, 120, 3), np.uint8)
+    rng = np.random.default_rng(2)
+    joints = rng.uniform(30, 70, (16, 2))
+    annotated = np.ones(16, bool)
+    annotated[[3, 9]] = False
+    joints[[3, 9]] = [[-1.0, -1.0], [500.0, 7.0]]  # what a file holds for a missing label
+    s = make_sample(image, joints, annotated, None, np.array([50.0, 50.0]), 60.0, Augmentation(), CFG,
+                    subject=0, action=0, index=0)
+    assert (s["joints_2d"][[3, 9]] == 0).all() and not s["valid"][[3, 9]].any()
+    expected = camera.crop_px_to_normalized(camera.apply_affine(joints, camera.crop_affine([50.0, 50.0], 60.0, 0.0, 64)), 64, 16)
+    np.testing.assert_allclose(s["joints_2d"][annotated], expected[annotated], atol=1e-5)
+
 def test_heatmap_peaks_at_joints():
     joints = np.array([[3.0, 5.0], [10.25, 7.5], [0.0, 0.0]])
     maps = targets.gaussian_heatmaps(joints, np.array([True, True, False]), 16, 1.75)

@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory, smoke_cfg):
     model = build_model(smoke_cfg.model)
     path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
     save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(smoke_cfg), stage=3,
-                                          bone_sum_mm=BONE_SUM_MM))
+                                          bone_sum_mm=BONE_SUM_MM, extra={"finished": True}))
     return path
 
 
@@ -229,7 +229,7 @@ def test_folder_with_a_bad_image_still_runs_and_writes_a_bundle(tmp_path, checkp
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
     r = _cli("demo", str(folder), "--checkpoint", str(checkpoint), "--whole-image", "--all-people", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # some inputs skipped: written, and a script can tell
     assert "broken.jpg" in r.stderr and "skipped" in r.stderr
     assert "warning: 2 of 3 inputs done, 1 skipped (warnings above)" in r.stderr
     for stem in ("shots/a", "shots/sub/b"):
@@ -389,12 +389,32 @@ def test_demo_3d_has_the_checkpoints_mm_scale_and_refuses_a_checkpoint_without_o
     assert r.returncode == 2 and "bone_sum_mm" in r.stderr and "bare.pt" in r.stderr
 
 
+def test_an_unfinished_checkpoint_is_named_on_the_terminal_and_in_every_json(tmp_path, smoke_cfg, capsys):
+    """A stage stopped before its last epoch (the trainer's last.pt after Ctrl-C) is a partly trained network:
+    the demo, export-onnx and every JSON say so, with its epoch and step."""
+    from pose3dlib.tools import cli
+
+    path = tmp_path / "part.pt"
+    save_checkpoint(path, make_checkpoint(model_state=build_model(smoke_cfg.model).state_dict(),
+                                          config=config_to_dict(smoke_cfg), stage=3, epoch=1, step=7,
+                                          bone_sum_mm=BONE_SUM_MM, extra={"finished": False}))
+    caveat = f"{path} is unfinished: its stage stopped at epoch 1, step 7, before its last epoch"
+    demo.load_demo_model(path)
+    assert f"warning: {caveat}" in capsys.readouterr().err
+    header = demo.output_header(dataclasses.replace(smoke_cfg, train=dataclasses.replace(
+        smoke_cfg.train, bone_sum_mm=BONE_SUM_MM)), path)
+    assert [w.startswith(caveat) for w in header["checkpoint_warnings"]] == [True]
+    assert cli.main(["export-onnx", str(path), str(tmp_path / "part.onnx")]) == 0
+    assert f"warning: {caveat}" in capsys.readouterr().err
+
+
 def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cfg, capsys):
     torch.manual_seed(0)
     for stage, warned in ((1, True), (2, False), (3, False), (0, False)):  # 0: a converted hg3d checkpoint
         path = tmp_path / f"s{stage}.pt"
         save_checkpoint(path, make_checkpoint(model_state=build_model(smoke_cfg.model).state_dict(),
-                                              config=config_to_dict(smoke_cfg), stage=stage, bone_sum_mm=BONE_SUM_MM))
+                                              config=config_to_dict(smoke_cfg), stage=stage, bone_sum_mm=BONE_SUM_MM,
+                                              extra={"finished": True}))
         demo.load_demo_model(path)
         err = capsys.readouterr().err
         assert (f"warning: {path} is a Stage 1 checkpoint (2D only): its depth branch is untrained" in err) == warned

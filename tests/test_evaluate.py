@@ -67,6 +67,7 @@ def test_mean_pose_baseline_on_a_hand_computed_case():
         {"Directions": 6.5625, "all": 6.5625})
 
 
+
 def test_mean_pose_baseline_gets_the_official_3dhp_rows_on_a_3dhp_set():
     """On a set with MPI-INF-3DHP `sequences`, the baseline is scored with 3DPCK/AUC too. The mean pose
     is the pelvis but for the right ankle 200 mm off, the truth all at the pelvis: of the protocol's 14
@@ -115,7 +116,8 @@ def random_run(tmp_path_factory):
     model = build_model(trained.model)
     for scale in (3000.0, 6000.0):
         save_checkpoint(checkpoint_path(run / str(int(scale)), 1), make_checkpoint(
-            model_state=model.state_dict(), config=config_to_dict(trained), stage=1, bone_sum_mm=scale))
+            model_state=model.state_dict(), config=config_to_dict(trained), stage=1, bone_sum_mm=scale,
+            extra={"finished": True}))
     return run
 
 
@@ -459,6 +461,15 @@ def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke
     assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_other.csv"
 
 
+
+@pytest.mark.parametrize("limit", [1, 2, 500])
+def test_any_positive_limit_is_a_partial_scoring(limit, tmp_path):
+    """--limit 1 scores one sample per split: as partial as any other limit, so never the run's metrics.csv."""
+    assert evaluate.other_scoring([1, 2, 3], limit) == [f"the first {limit} samples of each split"]
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], limit) == tmp_path / evaluate.OTHER_CSV_NAME
+    assert evaluate.other_scoring([1, 2, 3], 0) == [] and evaluate.default_csv(tmp_path, [1, 2, 3], 0) != (
+        tmp_path / evaluate.OTHER_CSV_NAME)
+
 def test_a_full_scoring_on_other_data_than_the_runs_goes_to_metrics_other(tmp_path):
     """The unseen-data check (`evaluate --set data.*_dir=<new people>`) replaced the run's metrics.csv;
     the run's own data (a real-data run's converted folders given again) and eval options do not."""
@@ -469,13 +480,33 @@ def test_a_full_scoring_on_other_data_than_the_runs_goes_to_metrics_other(tmp_pa
     own = ["data.h36m_dir=/data/mine/h36m", "data.mpii_dir=/data/mine/mpii", "data.wild_test_dir=/data/mine/wild_test"]
     trained = load_config("configs/smoke.yaml", own)
     save_checkpoint(checkpoint_path(tmp_path, 3), make_checkpoint(model_state={}, config=config_to_dict(trained),
-                                                                  stage=3, bone_sum_mm=4000.0))
+                                                                  stage=3, bone_sum_mm=4000.0, extra={"finished": True}))
     same = load_config("configs/smoke.yaml", [*own, "eval.flip_test=false", "train.device=cpu"])
     assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, same) == tmp_path / "metrics.csv"
     other = load_config("configs/smoke.yaml", [*own[:2], "data.wild_test_dir=/data/unseen/wild_test"])
     assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, other) == tmp_path / "metrics_other.csv"
     assert evaluate.other_scoring([1, 2, 3], 0, other, tmp_path) == [
         "other data than the run's (data.wild_test_dir=/data/unseen/wild_test)"]
+
+
+def test_a_scoring_of_an_unfinished_stage_goes_to_metrics_other(tmp_path):
+    """A stage stopped before its last epoch (Ctrl-C, a crash) is a partly trained network: its scoring is not
+    the run's and never replaces metrics.csv, which report and unseen-check read; the reason names the step."""
+    from pose3dlib.config import config_to_dict, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.runs import checkpoint_path
+
+    cfg = load_config("configs/smoke.yaml")
+    for stage, finished in ((1, True), (2, True), (3, False)):
+        save_checkpoint(checkpoint_path(tmp_path, stage), make_checkpoint(
+            model_state={}, config=config_to_dict(cfg), stage=stage, step=2, extra={"finished": finished}))
+    assert evaluate.other_scoring([1, 2, 3], 0, cfg, tmp_path) == [
+        "stage 3 unfinished: its checkpoint stopped at step 2, before its last epoch (finish it with train --resume)"]
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, cfg) == tmp_path / "metrics_other.csv"
+    assert evaluate.other_scoring([1, 2], 0, cfg, tmp_path) == ["stages 1,2"]  # the unfinished one not scored
+    save_checkpoint(checkpoint_path(tmp_path, 3), make_checkpoint(
+        model_state={}, config=config_to_dict(cfg), stage=3, step=9, extra={"finished": True}))
+    assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, cfg) == tmp_path / "metrics.csv"
 
 
 
@@ -495,7 +526,7 @@ def test_a_full_scoring_of_the_runs_folders_regenerated_since_goes_to_metrics_ot
 
     def stage3(identities) -> None:
         save_checkpoint(runs.checkpoint_path(tmp_path, 3), make_checkpoint(
-            model_state={}, config=config_to_dict(cfg), stage=3, bone_sum_mm=4000.0, extra={"data": identities}))
+            model_state={}, config=config_to_dict(cfg), stage=3, bone_sum_mm=4000.0, extra={"data": identities, "finished": True}))
 
     stage3(now)
     assert evaluate.other_scoring([1, 2, 3], 0, cfg, tmp_path) == []
@@ -572,6 +603,8 @@ def test_a_repeated_stage_is_refused_before_any_scoring_however_it_is_given():
     with pytest.raises(Pose3DError, match=r"^--stages '1,1': stage 1 given more than once"):
         parse_stages("1,1")
     assert parse_stages("3, 1") == [3, 1]
+    with pytest.raises(Pose3DError, match=r"--stages '1,,3': item 2 of 3 is empty"):  # not stages 1,3 silently
+        parse_stages("1,,3")
 
 
 def test_a_stage_without_a_checkpoint_is_named_with_the_stages_the_run_holds(tmp_path, smoke_data, monkeypatch):

@@ -156,3 +156,57 @@ def test_a_failed_append_to_a_log_names_the_log(tmp_path, monkeypatch):
     assert caught.value.filename == str(log) and caught.value.errno == errno.ENOSPC
     monkeypatch.undo()
     assert log.read_text() == '{"a": 1}\n'
+
+
+def test_a_checkpoint_that_cannot_be_read_is_not_called_corrupt(tmp_path, monkeypatch):
+    """A checkpoint the user may not read (another user's run, mode 600) used to be reported as 'truncated,
+    corrupt or in an older format' with advice to delete it: zipfile.is_zipfile swallows the PermissionError.
+    (The open is made to fail here: tests may run as root, whom file modes do not stop.)"""
+    from pathlib import Path
+
+    from pose3dlib.engine.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+    from pose3dlib.engine.errors import CheckpointError
+
+    path = save_checkpoint(tmp_path / "theirs.pt", make_checkpoint(model_state={}, config={}, extra={"finished": True}))
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(e.value) == f"checkpoint {path}: cannot be read (Permission denied); check its permissions"
+    monkeypatch.setattr(Path, "open", real_open)
+    assert load_checkpoint(path)["extra"] == {"finished": True}  # readable again: it loads
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_the_os_error_naming_the_checkpoint(tmp_path, monkeypatch):
+    """torch's zip writer turns a failed write into `RuntimeError: [enforce fail ...] unexpected pos`, the
+    OSError only in its context: 45 lines of traceback and no reason. The save raises the OSError, naming the
+    checkpoint (through its temporary name), and leaves neither the temporary file nor a partial checkpoint."""
+    from pose3dlib.engine import checkpoint
+
+    def full_disk(obj, f):
+        f.write(b"some bytes")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 894144 vs 894036") from None
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    target = tmp_path / "stage1" / "last.pt"
+    with pytest.raises(OSError) as e:
+        checkpoint.atomic_torch_save({"x": 1}, target)
+    assert e.value.errno == errno.ENOSPC and target_of_temporary(e.value.filename)[0] == target
+    assert "No space left on device" in describe_os_error(e.value) and str(target) in describe_os_error(e.value)
+    assert list((tmp_path / "stage1").iterdir()) == []
+
+    def other_failure(obj, f):
+        raise RuntimeError("not an I/O error")
+
+    monkeypatch.setattr(checkpoint.torch, "save", other_failure)
+    with pytest.raises(RuntimeError, match="not an I/O error"):  # anything else stays as it was
+        checkpoint.atomic_torch_save({"x": 1}, target)

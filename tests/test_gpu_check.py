@@ -205,6 +205,26 @@ def test_the_block_marks_missing_numbers_and_splices_between_the_markers(tmp_pat
     assert text.count(GPU_BEGIN_MARK) == 1 and "3,000.0" in text
 
 
+def test_from_json_names_a_file_that_is_not_a_gpu_check_result(tmp_path, capsys):
+    """--from-json of a missing, non-JSON or other JSON file: one line naming it, and the document's block
+    is not replaced by a table of '?' (it used to be, for `{}`)."""
+    from pose3dlib.tools.bench.gpu_check import main
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"{GPU_BEGIN_MARK}\ncommitted\n{GPU_END_MARK}\n")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "other.json").write_text("{}")
+    for name, message in (("missing.json", "not found"), ("bad.json", "not a JSON text file"),
+                          ("other.json", "not a gpu-check result (it lacks command, date, dry, steps")):
+        assert main(["--from-json", str(tmp_path / name), "--doc", str(doc)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: --from-json ") and name in err and message in err, err
+        assert "committed" in doc.read_text()
+    with pytest.raises(Pose3DError, match=r"other\.json: not a gpu-check result"):
+        from pose3dlib.tools.bench.gpu_check import read_result
+        read_result(tmp_path / "other.json")
+
+
 def test_the_docs_hold_the_gpu_block_markers():
     text = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
     assert text.index(GPU_BEGIN_MARK) < text.index(GPU_END_MARK)

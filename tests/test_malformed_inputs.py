@@ -167,8 +167,8 @@ def train(env: Env, d: Path, *extra: str, config: str = SMOKE, data: Path | None
     return ["train", "--config", config, "--stage", "1", "--run-dir", str(d / "run"), *env.sets(data), *extra]
 
 
-def evaluate(env: Env, d: Path, *extra: str, config: str = SMOKE, data: Path | None = None) -> list[str]:
-    return ["evaluate", "--config", config, "--run-dir", str(d / "run"), "--stages", "1", "--limit", "2",
+def evaluate(env: Env, d: Path, *extra: str, config: str = SMOKE, data: Path | None = None, stages: str = "1") -> list[str]:
+    return ["evaluate", "--config", config, "--run-dir", str(d / "run"), "--stages", stages, "--limit", "2",
             *env.sets(data), *extra]
 
 
@@ -328,6 +328,16 @@ CASES: list[Case] = [
          lambda d, e: (["demo", "", "--checkpoint", str(e.ckpt3), "--out", str(d / "out")], "empty path")),
     Case("export_onnx_over_checkpoint", "export-onnx", "the output named as the checkpoint it reads",
          lambda d, e: (["export-onnx", str(d / "c.pt"), str(shutil.copy(e.ckpt3, d / "c.pt"))], "c.pt")),
+    Case("export_onnx_over_another_checkpoint", "export-onnx", "the output named as another run's checkpoint",
+         lambda d, e: (["export-onnx", str(e.ckpt3), str(shutil.copy(e.ckpt, d / "other.pt"))],
+                       "other.pt: is a PyTorch checkpoint")),
+    Case("evaluate_out_over_checkpoint", "evaluate --out", "the CSV named as a stage checkpoint",
+         lambda d, e: (evaluate(e, d, "--out", str(shutil.copy(e.ckpt, d / "keep.pt"))), "keep.pt: is a PyTorch checkpoint")),
+    Case("ckpt_other_stage", "evaluate (run folder)", "a Stage 1 checkpoint copied into stage2/",
+         lambda d, e: (write(d / "run" / "stage2" / "last.pt", e.ckpt.read_bytes()) and evaluate(e, d, stages="2"),
+                       "holds a Stage 1 checkpoint, not Stage 2")),
+    Case("train_resume_and_overwrite", "train", "--resume and --overwrite together",
+         lambda d, e: (train(e, d, "--resume", "--overwrite"), "--overwrite")),
     Case("demo_unknown_device", "demo --device", "'gpu0'",
          lambda d, e: (demo(e, d, "--device", "gpu0"), "gpu0")),
     Case("demo_device_not_cpu_or_cuda", "demo --device", "'mps' (Apple's GPU) on a machine that has none",
@@ -442,6 +452,12 @@ CASES: list[Case] = [
     Case("sweep_seeds_not_integers", "sweep --seeds", "'0,x'",
          lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "2", "--seeds", "0,x", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "--seeds")),
+    Case("sweep_values_empty_item", "sweep --values", "'0,,0.1' (a value dropped by a typo)",
+         lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "0.1,,0.2", "--notebooks", "06_eval_mpjpe",
+                        "--out", str(d / "sweep")], "--values '0.1,,0.2': item 2 of 3 is empty")),
+    Case("ablation_set_arm_key", "ablation --set", "the geometric weight set on every arm (arm c becomes arm b)",
+         lambda d, e: (["ablation", "--profile", "smoke", "--seeds-bc", "0", "--seeds-a", "0", "--out", str(d / "abl"),
+                        "--set", "train.stage3.geometric_weight=0"], "train.stage3.geometric_weight")),
     Case("sweep_value_out_of_bounds", "sweep --values", "a value below the key's bound",
          lambda d, e: (["sweep", "--param", "train.stage3.lr", "--values", "-1", "--notebooks", "06_eval_mpjpe",
                         "--out", str(d / "sweep")], "train.stage3.lr")),
@@ -458,6 +474,12 @@ CASES: list[Case] = [
     Case("report_metrics_value", "report --metrics", "value column holds text",
          lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,n/a\n")),
                         "--readme", str(readme_with_block(d))], "m.csv")),
+    Case("report_metrics_negative", "report --metrics", "a negative millimetre value",
+         lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,-5\n")),
+                        "--readme", str(readme_with_block(d))], "m.csv: line 2")),
+    Case("report_metrics_nan", "report --metrics", "a nan value going into the README",
+         lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,nan\n")),
+                        "--readme", str(readme_with_block(d))], "m.csv: 1 value(s) are nan")),
     Case("report_readme_no_block", "report --readme", "README without the results markers",
          lambda d, e: (["report", "--metrics", str(write(d / "m.csv", METRICS_HEADER + "stage1,lab_test,p1_mpjpe,all,1\n")),
                         "--readme", str(write(d / "R.md", "# no block\n"))], "R.md")),

@@ -307,6 +307,9 @@ def test_pckh_of_chosen_joints_pools_only_their_columns() -> None:
     assert metrics.pckh(pred, gt, head, valid, joints=[0, 2]) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match=r"joints must be indices in 0\.\.2"):
         metrics.pckh(pred, gt, head, valid, joints=[3])
+    for negative in ([-1], [0, -3]):  # numpy would read -1 as the last joint: refused, not scored as joint 2
+        with pytest.raises(ValueError, match=r"joints must be indices in 0\.\.2"):
+            metrics.pckh(pred, gt, head, valid, joints=negative)
     with pytest.raises(ValueError, match="joints must be indices"):
         metrics.pckh(pred, gt, head, valid, joints=[])
     with pytest.raises(ValueError, match="no valid joint"):
@@ -456,6 +459,36 @@ def test_left_right_order_oracle_undoes_a_swap_and_keeps_the_rest():
     fixed = pred[np.arange(4)[:, None], order]
     np.testing.assert_allclose(fixed[2, [a, b]], gt[2, [a, b]])
 
+
+
+def test_left_right_order_oracle_swaps_a_pair_only_where_that_lowers_its_summed_error():
+    """Both predictions of a pair near one side (a collapsed pair): one of them is nearer the other
+    joint's truth than its own, yet swapping the two would raise the pair's summed error."""
+    from pose3dlib.metrics import left_right_order_oracle
+
+    rng = np.random.default_rng(11)
+    gt = rng.uniform(0, 64, (30, 16, 2))
+    pred = gt + rng.normal(0, 3, gt.shape)
+    for n in range(10):  # both predictions of every pair near the right-side joint
+        for a, b in MPII16.flip_pairs:
+            pred[n, b] = gt[n, b] + rng.normal(0, 0.5, 2)
+            pred[n, a] = gt[n, b] + 0.25 * (gt[n, a] - gt[n, b])
+    for n in range(10, 15):  # every pair swapped
+        for a, b in MPII16.flip_pairs:
+            pred[n, [a, b]] = gt[n, [b, a]] + rng.normal(0, 0.5, (2, 2))
+    order = left_right_order_oracle(pred, gt, MPII16.flip_pairs)
+    expected = np.tile(np.arange(16), (len(gt), 1))
+    for n in range(len(gt)):
+        for a, b in MPII16.flip_pairs:
+            keep = np.linalg.norm(pred[n, a] - gt[n, a]) + np.linalg.norm(pred[n, b] - gt[n, b])
+            swap = np.linalg.norm(pred[n, a] - gt[n, b]) + np.linalg.norm(pred[n, b] - gt[n, a])
+            if swap < keep:
+                expected[n, [a, b]] = [b, a]
+    assert (expected[:10] == np.arange(16)).all() and (expected[10:15] != np.arange(16)).any(1).all()
+    np.testing.assert_array_equal(order, expected)
+    # the oracle is an upper bound: its order never raises a sample's summed error
+    fixed = pred[np.arange(len(gt))[:, None], order]
+    assert (np.linalg.norm(fixed - gt, axis=-1).sum(1) <= np.linalg.norm(pred - gt, axis=-1).sum(1) + 1e-9).all()
 
 def test_bone_depth_sign_agreement_by_hand_and_against_a_loop():
     from pose3dlib.metrics import bone_depth_sign_agreement

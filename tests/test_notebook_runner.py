@@ -228,11 +228,17 @@ def test_an_interrupted_run_leaves_no_partial_notebook_and_old_leftovers_go(tmp_
         raise papermill.PapermillExecutionError(1, 1, "x = 1", "ValueError", "bad", [])
 
     monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("asyncio"), "disabled", False)  # restored after the test
     with pytest.raises(KeyboardInterrupt if failure == "interrupt" else Pose3DError):
         notebook_runner.execute(str(src), out, {"x": 1}, progress=False)
     left = sorted(p.name for p in out.parent.iterdir())
     assert not out.exists() and not dead.exists()
     assert left == ([] if failure == "interrupt" else [f".tiny.ipynb.{os.getpid()}.tmp.ipynb"])
+    # after a Ctrl-C the tasks left on the dying kernel print no "Task exception was never retrieved"
+    # traceback after `interrupted` (asyncio's logger is off); a cell's error leaves it alone
+    assert logging.getLogger("asyncio").disabled == (failure == "interrupt")
 
 
 # ----------------------------------------------------------------------------- parameter types

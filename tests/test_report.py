@@ -37,6 +37,17 @@ def test_table_has_one_row_per_model_and_split():
     assert "80.3" in table and "70.0" in table and "45.7%" in table
 
 
+
+def test_table_shows_the_average_over_actions_whatever_the_row_order():
+    """The cell is the 'all' row's value, also where a per-action row comes after it (a file sorted by hand)."""
+    rows = _rows()
+    rows.append({"stage": "stage3", "split": "lab_test", "protocol": "paper", "action": "Walking", "value": 99.0})
+    rows.append({"stage": "mean_pose", "split": "lab_test", "protocol": "paper", "action": "Walking", "value": 121.0})
+    table = results_table(rows)
+    assert "99.0" not in table and "121.0" not in table
+    assert "| Stage 3 (+geometric) | lab_test | 70.0 | 80.3 |" in table
+    assert "| mean-pose baseline | lab_test | 160.0 | 150.0 |" in table
+
 def test_update_readme_rewrites_only_the_block(tmp_path):
     csv = write_metrics_csv(_rows(), tmp_path / "m.csv")
     readme = tmp_path / "README.md"

@@ -387,13 +387,20 @@ def test_a_fresh_stage_notes_a_previous_stage_trained_with_other_settings(tmp_pa
         trained(first, 1, *overrides)
         assert _restore(cfg, 2, run, False, None, False, DistInfo())[1] == first
         assert capsys.readouterr().err == ""
+    trained(first, 1, "train.stage1.lr=0.5")
+    assert _restore(cfg, 2, run, False, None, False, DistInfo())[1] == first
+    note = capsys.readouterr().err
+    assert re.fullmatch(r"stage 2: note: it starts from .*stage1/last\.pt, which was trained with other settings or data "
+                        r"than this config gives stage 1 \(train\.stage1\.lr: 0\.5 -> [^;]*\)\. "
+                        r"If that was not meant, train stage 1 again \(.*--stage 1 .*--overwrite.*\); --init .*stage1/last\.pt "
+                        r"starts from it without this note\n", note), note
+    # another network: --init cannot start this config's from it either, so the note does not offer it
     trained(first, 1, "train.stage1.lr=0.5", "model.num_features=8")
     assert _restore(cfg, 2, run, False, None, False, DistInfo())[1] == first
     note = capsys.readouterr().err
     assert re.fullmatch(r"stage 2: note: it starts from .*stage1/last\.pt, which was trained with other settings or data "
                         r"than this config gives stage 1 \(model\.num_features: 8 -> \d+; train\.stage1\.lr: 0\.5 -> [^;]*\)\. "
-                        r"If that was not meant, train stage 1 again \(.*--stage 1 .*--overwrite.*\); --init .*stage1/last\.pt "
-                        r"starts from it without this note\n", note), note
+                        r"If that was not meant, train stage 1 again \(.*--stage 1 .*--overwrite.*\)\n", note), note
     assert _restore(cfg, 2, run, False, first, False, DistInfo())[1] == first  # --init: taken as it is
     assert capsys.readouterr().err == ""
     assert _restore(cfg, 2, run, False, None, False, DistInfo(rank=1, world_size=2))[1] == first

@@ -17,6 +17,7 @@ from pose3dlib.tools.seed_stats import finite_mean_sd
 from pose3dlib.tools.sweep import (
     SUMMARY_COLUMNS,
     parse_seeds,
+    parse_values,
     read_sweep_csv,
     run_sweep,
     stage_plan,
@@ -105,6 +106,12 @@ def test_seeds_argument_is_parsed_or_rejected_by_name():
     assert parse_seeds("") == []
     with pytest.raises(Pose3DError, match="--seeds"):
         parse_seeds("0,x")
+    # an empty item is a typo, not a value to drop: '0,,0.1' used to sweep 0 and 0.1 without a word
+    with pytest.raises(Pose3DError, match=r"--values '0,,0\.1': item 2 of 3 is empty"):
+        parse_values("0,,0.1")
+    with pytest.raises(Pose3DError, match=r"--seeds '0,1,': item 3 of 3 is empty"):
+        parse_seeds("0,1,")
+    assert parse_values(" 0 , 0.1") == [0, 0.1]
 
 
 def test_swept_key_is_checked_against_the_config_before_anything_runs(tmp_path):
@@ -650,9 +657,13 @@ def test_make_reproduce_reruns_the_steps_after_a_stage_retrained_by_hand(make_n,
     assert ran == steps[3:]
     os.utime(run / "stage2" / "last.pt", (now + 15, now + 15))  # back in step
     (run / "stage3" / "last.pt").unlink()  # Stage 3's folder emptied by hand: trained again, and what follows
-    ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
-                                                                      f"RUN_DIR={run}")]
+    dry = _make_dry_run(make_n, "reproduce", "PROFILE=smoke", f"RUN_DIR={run}")
+    ran = [s for s in steps if f"run-notebook {s}" in dry]
     assert ran == steps[3:]
+    # each step removes its old stamp before it runs: interrupted, the forced step is not taken for done
+    # (the stamp outlived the interrupted run, and the unfinished last.pt then looked newer than step 05)
+    for step in ran:
+        assert -1 < dry.index(f"rm -f {run}/.stamps/{step}") < dry.index(f"run-notebook {step}"), step
     (run / "stage1" / "last.pt").unlink()
     ran = [s for s in steps if f"run-notebook {s}" in _make_dry_run(make_n, "reproduce", "PROFILE=smoke",
                                                                       f"RUN_DIR={run}")]

@@ -155,6 +155,8 @@ def test_the_configs_own_seed_and_a_missing_checkpoint_are_refused_before_any_da
     assert "0 is the config's own seed" in capsys.readouterr().err
     assert _cli(smoke_run, tmp_path, "--seeds", "7,-1") == 2
     assert "--seeds '7,-1': seeds are integers >= 0, got [-1]" in capsys.readouterr().err
+    assert _cli(smoke_run, tmp_path, "--seeds", "5", "--tolerance", "10") == 2  # 10 % typed as 10: 1000 %
+    assert "--tolerance 10: expected a fraction in [0, 1), e.g. 0.1 for 10 %" in capsys.readouterr().err
     assert _cli(smoke_run, tmp_path, "--seeds", "5", "--stages", "2") == 2  # nothing to compare stage 2 with
     assert "has no rows of stage2" in capsys.readouterr().err
     real = tmp_path / "real_run"  # scored on a converted MPI-INF-3DHP test set: no synthetic set reproduces it
@@ -257,8 +259,8 @@ def test_strict_judges_this_checks_seeds_only(smoke_run, tmp_path):
     lines = [",".join(f[:6] + ["99.0", f[7] and "0"]) if (f := line.split(","))[0] == "5" else line
              for line in table.read_text().splitlines()]
     table.write_text("\n".join(lines) + "\n")
-    # kept seed 5 misses even at tolerance 10 (its `within` recomputed), seed 6 is within it
-    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--tolerance", "10", "--strict") == 0
+    # kept seed 5 misses even at tolerance 0.99 (its `within` recomputed), seed 6 is within it
+    assert _cli(smoke_run, tmp_path, "--seeds", "6", "--tolerance", "0.99", "--strict") == 0
     rows = read_unseen_csv(table)
     assert {r["within"] for r in rows if r["seed"] == 5 and r["stage"] != "mean_pose"} == {False}
     assert {r["within"] for r in rows if r["seed"] == 6 and r["stage"] != "mean_pose"} == {True}

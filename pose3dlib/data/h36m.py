@@ -103,8 +103,9 @@ class H36MDataset(Dataset):
         arrays = read_annotations(self.annotation_path)
         self.rows = np.flatnonzero(arrays["istrain"].astype(np.int64) == SPLITS[split])
         if len(self.rows) == 0:
-            hint = ("; training reads Human3.6M's subjects S1, S5, S6, S7 and S8: a download with only the test "
-                    "subjects (S9, S11) can be evaluated, not trained on" if split == "train" else "")
+            hint = ("; training and evaluation's mean-pose baseline read Human3.6M's training subjects S1, S5, S6, "
+                    "S7 and S8: convert a download that holds them too, not only the test subjects (S9, S11)"
+                    if split == "train" else "")
             raise DataError(f"{self.annotation_path}: no rows with istrain == {SPLITS[split]} (split {split!r}){hint}")
         r = self.rows
         self.joints_2d_px = arrays["joint_2d"][r].astype(np.float64)  # (N, 16, 2)

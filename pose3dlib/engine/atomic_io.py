@@ -211,8 +211,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text))
 
 
-def replace_marked_block(path: str | os.PathLike, begin: str, end: str, block: str) -> Path:
-    """Replace the text from `begin` to `end` (markers included) in `path` by `block`, atomically.
+def marked_block(path: str | os.PathLike, begin: str, end: str) -> tuple[str, int, int]:
+    """(text of `path`, where `begin` starts, where `end` starts): a command that writes a generated block
+    calls it before its work too, so a file without the markers is named before minutes are spent.
 
     Raises Pose3DError naming the file when it is missing, not UTF-8, or lacks the markers.
     """
@@ -227,4 +228,11 @@ def replace_marked_block(path: str | os.PathLike, begin: str, end: str, block: s
     stop = text.find(end, start + len(begin)) if start >= 0 else -1
     if start < 0 or stop < 0:
         raise Pose3DError(f"{path}: lacks the generated-block markers {begin!r} ... {end!r} (in that order)")
+    return text, start, stop
+
+
+def replace_marked_block(path: str | os.PathLike, begin: str, end: str, block: str) -> Path:
+    """Replace the text from `begin` to `end` (markers included) in `path` by `block`, atomically
+    (errors: `marked_block`)."""
+    text, start, stop = marked_block(path, begin, end)
     return atomic_write_text(path, text[:start] + block + text[stop + len(end):])

@@ -15,6 +15,7 @@ target, so a kill at any moment leaves either the old or the new checkpoint, nev
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -50,7 +51,22 @@ def code_version() -> str:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to `path` atomically (temp file + fsync + rename, pose3dlib.engine.atomic_io)."""
-    return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+    return atomic_write(path, lambda f: _torch_save(obj, f), binary=True)
+
+
+def _torch_save(obj: Any, f) -> None:
+    """torch.save, with a failed write (a full disk) raised as the OSError it is: torch's zip writer
+    reports it as a RuntimeError ('unexpected pos ...') with the OSError only in its context, which
+    would hide the reason and the file from the one-line error."""
+    try:
+        torch.save(obj, f)
+    except RuntimeError as e:
+        cause = e.__cause__ or e.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror or str(cause)) from e
 
 
 def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,
@@ -84,19 +100,26 @@ def bone_sum_mm(ckpt: dict, where: str = "checkpoint") -> float:
     skeletons in both. Raises CheckpointError naming `where` when the checkpoint has none.
     """
     value = ckpt.get("bone_sum_mm")
-    if not isinstance(value, float) or not value > 0:
+    if not isinstance(value, float) or not 0 < value < math.inf:
         raise CheckpointError(f"{where}: the checkpoint stores no millimetre scale ('bone_sum_mm'; written by "
                               "training since this entry was added); train the stage again to get one")
     return value
 
 
-def untrained_depth_warning(ckpt: dict, where: str = "checkpoint") -> str | None:
-    """A warning when the checkpoint is a Stage 1 one (2D only: its depth branch never trained, so its
-    3D output means nothing), else None. Stages 2-3 and converted hg3d checkpoints (stage 0) pass."""
+def checkpoint_caveats(ckpt: dict, where: str = "checkpoint") -> list[str]:
+    """What every output of this checkpoint must carry, in words ([] for none): a Stage 1 checkpoint
+    (2D only: its depth branch never trained, so its 3D output means nothing) and an unfinished one
+    (a stage stopped before its last epoch: a partly trained network). Finished Stages 2-3 and converted
+    hg3d checkpoints (stage 0, marked finished) pass."""
+    caveats = []
     if ckpt.get("stage") == 1:
-        return (f"{where} is a Stage 1 checkpoint (2D only): its depth branch is untrained and its 3D output "
-                "meaningless; use a Stage 2 or 3 checkpoint for 3D")
-    return None
+        caveats.append(f"{where} is a Stage 1 checkpoint (2D only): its depth branch is untrained and its 3D "
+                       "output meaningless; use a Stage 2 or 3 checkpoint for 3D")
+    if not ckpt.get("extra", {}).get("finished", False):
+        caveats.append(f"{where} is unfinished: its stage stopped at epoch {ckpt.get('epoch', '?')}, step "
+                       f"{ckpt.get('step', '?')}, before its last epoch, so the network is partly trained "
+                       "(finish it with `train --resume`)")
+    return caveats
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
@@ -138,6 +161,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                               f"({f'here: {inside}' if inside else 'e.g. runs/cpu/stage3/last.pt'})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    try:  # zipfile.is_zipfile answers False for a file it may not open: say why instead
+        path.open("rb").close()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror or type(e).__name__}); "
+                              "check its permissions") from None
     if not zipfile.is_zipfile(path):  # torch.save (>= 1.6) always writes a zip archive
         raise CheckpointError(
             f"{path}: not a pose3d checkpoint (expected a torch zip archive; the file is "

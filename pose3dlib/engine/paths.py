@@ -43,10 +43,13 @@ def project_relative(path: str | os.PathLike) -> Path:
     return p
 
 
-def refuse_overwriting_an_input(out: str | os.PathLike, option: str, inputs: dict[str, str | os.PathLike | None]) -> None:
+def refuse_overwriting_an_input(out: str | os.PathLike, option: str, inputs: dict[str, str | os.PathLike | None],
+                                checkpoints_too: bool = True) -> None:
     """Pose3DError when the file a command would write (`out`, given as `option`) is one it reads:
     {what it is: path} of `inputs` (None: not read). Writing it would replace the input, a trained
-    checkpoint say, with the output. Compared as files (links and other names of one file too)."""
+    checkpoint say, with the output. Compared as files (links and other names of one file too).
+    With `checkpoints_too` (commands that write something else) any existing PyTorch checkpoint
+    (`is_torch_file`) is refused as well: a trained stage replaced by a table or an ONNX file."""
     from .errors import Pose3DError
 
     target = resolve(out)
@@ -57,6 +60,21 @@ def refuse_overwriting_an_input(out: str | os.PathLike, option: str, inputs: dic
         if source is not None and source.is_file() and os.path.samefile(target, source):
             raise Pose3DError(f"{option} {target}: is the {what} this command reads; writing there would replace it: "
                               "give another file name")
+    if checkpoints_too and is_torch_file(target):
+        raise Pose3DError(f"{option} {target}: is a PyTorch checkpoint; writing there would replace it: "
+                          "give another file name")
+
+
+def is_torch_file(path: str | os.PathLike) -> bool:
+    """True for a file `torch.save` wrote (a zip archive with a pickled `data.pkl` inside); False for
+    anything else, an unreadable file included."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def from_current_folder(path: str) -> str:

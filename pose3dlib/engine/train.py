@@ -204,9 +204,12 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: its model config differs from this run's ({'; '.join(diffs)})")
     extra = ckpt.get("extra", {})
     if not extra.get("finished", False):
+        stage = ckpt.get("stage")
+        run = path.parent.parent if path.name == "last.pt" and path.parent.name == f"stage{stage}" else "<its run folder>"
         raise CheckpointError(
-            f"{path}: stage {ckpt.get('stage')} stopped after epoch {ckpt.get('epoch')}, before its end; "
-            f"finish it first with `python -m pose3dlib train ... --stage {ckpt.get('stage')} --resume`"
+            f"{path}: stage {stage} is unfinished: it stopped at step {ckpt.get('step')}, before its last epoch; "
+            f"finish it first with `python -m pose3dlib train --config <its config> --stage {stage} --run-dir "
+            f"{run} --resume` (with the --set it was trained with)"
         )
     return ckpt["model"]
 
@@ -239,10 +242,12 @@ def previous_stage_note(path: Path, cfg: Config, stage: int, run_dir) -> str | N
     diffs = recipe_differences(load_checkpoint(path), cfg, stage - 1, ignored=SEED_KEYS)
     if not diffs:
         return None
+    # another network (model.*) cannot start this one, with --init or without: no such advice then
+    init = "" if any(d.startswith("model.") for d in diffs) else f"; --init {path} starts from it without this note"
     return (f"stage {stage}: note: it starts from {path}, which was trained with other settings or data than this "
             f"config gives stage {stage - 1} ({'; '.join(diffs)}). If that was not meant, train stage {stage - 1} "
             f"again (`python -m pose3dlib train --config <config> --stage {stage - 1} --run-dir {run_dir} --overwrite`, "
-            f"with the same --set as here); --init {path} starts from it without this note")
+            f"with the same --set as here){init}")
 
 
 # ----------------------------------------------------------------------------- status for notebooks
@@ -945,8 +950,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action=CommandLinePath, default="configs/cpu.yaml", help="YAML config (default: configs/cpu.yaml)")
     parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True, help="training stage")
     parser.add_argument("--run-dir", action=CommandLinePath, default=None, help="run folder (default: runs/<profile>); writes <run-dir>/stage<N>/")
-    parser.add_argument("--resume", action="store_true", help="continue <run-dir>/stage<N>/last.pt exactly")
-    parser.add_argument("--overwrite", action="store_true", help="start the stage again over an existing last.pt")
+    start = parser.add_mutually_exclusive_group()  # continue the checkpoint, or replace it: not both
+    start.add_argument("--resume", action="store_true", help="continue <run-dir>/stage<N>/last.pt exactly")
+    start.add_argument("--overwrite", action="store_true", help="start the stage again over an existing last.pt")
     parser.add_argument("--init", action=CommandLinePath, default=None, metavar="CKPT",
                         help="start from these weights (default for stage N>1: <run-dir>/stage<N-1>/last.pt)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

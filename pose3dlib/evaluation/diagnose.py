@@ -220,11 +220,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
+    from ..config import comma_items, load_config
     from ..data.h36m import H36MDataset
     from ..data.locations import require_sets
     from ..engine.atomic_io import prepare_output_folder
-    from ..engine.checkpoint import bone_sum_mm, load_checkpoint, untrained_depth_warning
+    from ..engine.checkpoint import bone_sum_mm, checkpoint_caveats, load_checkpoint
     from ..engine.device import resolve_device
     from ..model import load_model
     from ..synthetic.generator import check_not_stale
@@ -237,7 +237,7 @@ def run(args) -> int:
     if args.figure is not None:
         prepare_output_folder(Path(args.figure).parent, "--figure", args.figure)  # before the diagnosis, not after it
     check_limit(args.limit)
-    splits = list(dict.fromkeys(s.strip() for s in args.splits.split(",") if s.strip()))  # in order, once each
+    splits = list(dict.fromkeys(s.strip() for s in comma_items(args.splits, "--splits")))  # in order, once each
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
         raise Pose3DError(f"--splits {args.splits!r}: unknown {', '.join(unknown) or '(none given)'}; "
@@ -245,8 +245,8 @@ def run(args) -> int:
     dev = resolve_device(cfg.train.device)
     ckpt = load_checkpoint(args.checkpoint, map_location=dev)
     model, trained = load_model(ckpt, map_location=dev)
-    if (warning := untrained_depth_warning(ckpt, str(args.checkpoint))) is not None:
-        print(f"warning: {warning}", file=sys.stderr)
+    for caveat in checkpoint_caveats(ckpt, str(args.checkpoint)):
+        print(f"warning: {caveat}", file=sys.stderr)
     model.to(dev).eval()
     scale_mm = bone_sum_mm(ckpt, str(args.checkpoint))
     data = checkpoint_geometry(cfg.data, trained)

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import camera, decode, metrics
-from ..config import Config, DataConfig, EvalConfig, config_from_dict, override_keys
+from ..config import Config, DataConfig, EvalConfig, comma_items, config_from_dict, override_keys
 from ..engine import runs
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
@@ -298,6 +298,9 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
             r["value"] = float(r["value"])
         except (TypeError, ValueError):
             raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']!r}, expected a number") from None
+        if math.isinf(r["value"]) or r["value"] < 0:  # errors, PCKh and AUC are >= 0; evaluate writes no inf
+            raise Pose3DError(f"{path}: line {line}: column 'value' is {r['value']:g}, expected a number >= 0 "
+                              "(or nan, which evaluate writes for a non-finite score)")
         if r["protocol"] in PROTOCOLS_3DHP and r["value"] > 1:  # is_fraction's other protocols: PCKh, always [0, 1]
             raise Pose3DError(f"{path}: line {line}: {r['protocol']} is {r['value']:g}, expected a fraction in [0, 1] "
                               "(a file written in percent by an older pose3d: evaluate the run again)")
@@ -403,6 +406,9 @@ def load_stage(run_dir: str | Path, stage: int, device: torch.device) -> tuple[t
     """(network in eval mode on `device`, the config it was trained with, its mm scale) of a run's stage checkpoint."""
     path = runs.checkpoint_path(run_dir, stage)
     ckpt = load_checkpoint(path, map_location=device)
+    if ckpt.get("stage") in runs.STAGES and ckpt["stage"] != stage:  # stage 0: a converted release model
+        raise CheckpointError(f"{path}: holds a Stage {ckpt['stage']} checkpoint, not Stage {stage} (copied or "
+                              f"renamed?); each stage is scored from its own folder, stage{stage}/")
     model, trained = load_model(ckpt, map_location=device)
     scale_mm = checkpoint_bone_sum_mm(ckpt, str(path))
     return model.to(device).eval(), trained, scale_mm
@@ -493,7 +499,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to evaluate (default: 1,2,3, every stage)")
     parser.add_argument("--out", action=CommandLinePath, default=None,
                         help=f"metrics CSV (default <run-dir>/metrics.csv for the run's full scoring; with --stages short "
-                             f"of 1,2,3, --limit or other data than the run was trained with: <run-dir>/{OTHER_CSV_NAME}, "
+                             f"of 1,2,3, --limit, other data than the run was trained with or an unfinished stage: "
+                             f"<run-dir>/{OTHER_CSV_NAME}, "
                              "so it never replaces the full one)")
     parser.add_argument("--limit", type=int, default=0,
                         help="score only the first N samples of each split (default 0: every sample)")
@@ -504,7 +511,7 @@ def add_arguments(parser) -> None:
 def parse_stages(text: str) -> list[int]:
     """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3, each at most once
     (`check_stages`)."""
-    items = [s.strip() for s in text.split(",") if s.strip()]
+    items = [s.strip() for s in comma_items(text, "--stages")]
     if not items or any(s not in ("1", "2", "3") for s in items):
         raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
     stages = [int(s) for s in items]
@@ -563,16 +570,33 @@ def other_data(cfg: Config, run_dir) -> list[str]:
     return moved or runs.data_changes(ckpt, cfg)
 
 
+def unfinished_stages(run_dir, stages: list[int]) -> list[str]:
+    """'stage N unfinished (...)' for each of `stages` whose checkpoint in `run_dir` stopped before its
+    last epoch (an interrupted or crashed training): a partly trained network is not the run's result."""
+    from ..engine.checkpoint import load_checkpoint
+
+    out = []
+    for stage in stages:
+        path = runs.checkpoint_path(run_dir, stage)
+        if path.is_file() and not (ckpt := load_checkpoint(path)).get("extra", {}).get("finished", False):
+            out.append(f"stage {stage} unfinished: its checkpoint stopped at step {ckpt.get('step', '?')}, "
+                       "before its last epoch (finish it with train --resume)")
+    return out
+
+
 def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
-    """Why a scoring is not the run's full one, in words ([] when it is): fewer stages, a limit, or,
-    given `cfg` and `run_dir`, other data than the run was trained with (`other_data`). Evaluation
-    options (`eval.*`) and the device are the evaluation's own choice and keep it the run's scoring.
+    """Why a scoring is not the run's full one, in words ([] when it is): fewer stages, a limit, given
+    `run_dir` a stage whose checkpoint is unfinished (`unfinished_stages`), or, given `cfg` too, other
+    data than the run was trained with (`other_data`). Evaluation options (`eval.*`) and the device are
+    the evaluation's own choice and keep it the run's scoring.
     Notebook 06 asks this first: its `stages` and `limit` are checked here (`check_stages`, `check_limit`)."""
     check_stages(stages)
     check_limit(limit, "limit")
     reasons = [f"stages {','.join(map(str, stages))}"] if sorted(set(stages)) != [1, 2, 3] else []
     if limit > 0:
         reasons.append(f"the first {limit} samples of each split")
+    if run_dir is not None:
+        reasons += unfinished_stages(run_dir, stages)
     if not reasons and cfg is not None and (changed := other_data(cfg, run_dir)):
         reasons.append("other data than the run's (" + ", ".join(changed) + ")")
     return reasons

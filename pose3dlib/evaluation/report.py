@@ -9,6 +9,7 @@ with their labels), so a protocol the evaluator adds appears without an edit her
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..engine.atomic_io import replace_marked_block
@@ -128,7 +129,12 @@ def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
     shown = project_relative(metrics_csv)
-    table = results_table(read_metrics_csv(metrics_csv), str(shown))
+    rows = read_metrics_csv(metrics_csv)
+    if bad := [r for r in rows if math.isnan(r["value"])]:
+        raise Pose3DError(f"{metrics_csv}: {len(bad)} value(s) are nan (first: {bad[0]['stage']}, {bad[0]['split']}, "
+                          f"{bad[0]['protocol']}, {bad[0]['action']}): a run that diverged or a damaged table; the "
+                          "README's results take finite numbers only (`report --print` shows the table)")
+    table = results_table(rows, str(shown))
     block = f"{START}\n_Generated from `{shown}` by `python -m pose3dlib report`._\n\n{table}\n{END}"
     return replace_marked_block(readme, START, END, block)
 

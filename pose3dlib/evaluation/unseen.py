@@ -321,8 +321,8 @@ def check_unseen(config: str, run_dir: str | Path, seeds: list[int], *, stages: 
     if cfg.seed in seeds:
         raise Pose3DError(f"--seeds: {cfg.seed} is the config's own seed, the data the run was trained and scored "
                           "on; choose other seeds")
-    if not tolerance >= 0:
-        raise Pose3DError(f"--tolerance {tolerance}: expected a fraction >= 0, e.g. 0.1 for 10 %")
+    if not 0 <= tolerance < 1:  # 10 meant as 10 % would pass differences up to 1000 %: --strict could never fail
+        raise Pose3DError(f"--tolerance {tolerance:g}: expected a fraction in [0, 1), e.g. 0.1 for 10 %")
     reference = read_metrics_csv(runs.eval_csv_path(run_dir))
     if any(r["protocol"] in THREEDHP_PROTOCOLS for r in reference):
         raise Pose3DError(f"{runs.eval_csv_path(run_dir)} was scored on a converted MPI-INF-3DHP test set (its "
@@ -393,7 +393,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "minutes and 320 MB each for the cpu profile; e.g. --seeds 7 for one)")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to score (default 1,2,3)")
     parser.add_argument("--tolerance", type=float, default=0.10,
-                        help="largest relative difference that counts as agreement (default 0.10)")
+                        help="largest relative difference that counts as agreement, a fraction in [0, 1) (default 0.10: 10 %%)")
     parser.add_argument("--data-root", action=CommandLinePath, default=None,
                         help="where the new sets go, one seed=<s>/ each (default data/synthetic/unseen/<profile>)")
     parser.add_argument("--out", action=CommandLinePath, default=None, help="results folder (default runs/unseen/<profile>)")

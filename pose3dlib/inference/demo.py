@@ -41,7 +41,7 @@ from ..engine.atomic_io import (
     temporary_sibling,
 )
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
-from ..engine.checkpoint import load_checkpoint, untrained_depth_warning
+from ..engine.checkpoint import checkpoint_caveats, load_checkpoint
 from ..engine.device import resolve_device
 from ..engine.errors import DataError, Pose3DError
 from ..engine.paths import CommandLinePath, from_current_folder, resolve
@@ -135,8 +135,8 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tu
         device = resolve_device(device, key="device")
     checkpoint = load_checkpoint(from_current_folder(os.fspath(ckpt)), map_location=device)  # read once; errors name the file (a folder too)
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
-    if (warning := untrained_depth_warning(checkpoint, str(ckpt))) is not None:
-        _warn(warning)
+    for caveat in checkpoint_caveats(checkpoint, str(ckpt)):
+        _warn(caveat)
     scale = checkpoint_bone_sum_mm(checkpoint, str(ckpt))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bone_sum_mm=scale))
     return model.to(device).eval(), cfg
@@ -167,12 +167,12 @@ def expectations(cfg: Config) -> str:
 
 
 def checkpoint_warnings(checkpoint: str | Path | None) -> list[str]:
-    """What every result of this checkpoint must carry (a Stage 1 checkpoint's meaningless 3D); [] for None."""
+    """What every result of this checkpoint must carry (`checkpoint_caveats`: a Stage 1 checkpoint's
+    meaningless 3D, an unfinished stage); [] for None."""
     if checkpoint is None:
         return []
     path = Path(from_current_folder(os.fspath(checkpoint)))  # a script's own path, else the project's name
-    warning = untrained_depth_warning(load_checkpoint(path if path.is_file() else resolve(checkpoint)), str(checkpoint))
-    return [] if warning is None else [warning]
+    return checkpoint_caveats(load_checkpoint(path if path.is_file() else resolve(checkpoint)), str(checkpoint))
 
 
 def output_header(cfg: Config, checkpoint: str | Path | None) -> dict:
@@ -724,7 +724,8 @@ def _warn(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when at least one input succeeded, 2 when none did (one line per failed input)."""
+    """Exit 0 when every input succeeded, 1 when some did and others were skipped (their outputs are
+    written; a script can tell), 2 when none did (one line per failed input)."""
     bbox = parse_bbox(args.bbox)
     for flag, on in (("--whole-image", args.whole_image), ("--all-people", args.all_people)):
         if bbox is not None and on:
@@ -751,9 +752,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, key="--device")
     model, cfg = load_demo_model(ckpt, device)
     print(f"checkpoint {ckpt}: {expectations(cfg)}")
-    run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
-               all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)
-    return 0
+    written = run_inputs(model, cfg, ckpt, items, resolve(args.out), bbox=bbox, whole_image=args.whole_image,
+                         all_people=args.all_people, bvh=args.bvh, flip_test=not args.no_flip, device=device)
+    return 0 if len(written) == len(items) else 1
 
 
 def run_inputs(model: torch.nn.Module, cfg: Config, ckpt: str | Path | None, items: list[media.Item], out_dir: Path, *,

@@ -303,6 +303,9 @@ def run(args) -> int:
     if args.scenes < 1 or args.seed < 0:
         from ..engine.errors import Pose3DError
         raise Pose3DError(f"--scenes must be >= 1 and --seed >= 0, got {args.scenes} and {args.seed}")
+    if args.out:  # before minutes of scenes
+        from ..engine.paths import refuse_overwriting_an_input
+        refuse_overwriting_an_input(args.out, "--out", {"checkpoint": args.checkpoint})
     model, cfg = load_model(resolve(args.checkpoint))
     result = hit_rate(model, cfg, make_scenes(args.seed, args.scenes), progress=True, recentre=args.recentre)
     print(f"person found in {sum(r['hit'] for r in result['rows'])}/{result['scenes']} scenes "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from ..engine.atomic_io import atomic_write
-from ..engine.checkpoint import bone_sum_mm, load_checkpoint
+from ..engine.checkpoint import bone_sum_mm, checkpoint_caveats, load_checkpoint
 from ..engine.errors import CheckpointError, Pose3DError
 from ..engine.paths import CommandLinePath, from_current_folder, refuse_overwriting_an_input, resolve
 from ..model import DEPTH_GRID, INPUT_FORMATS, INPUT_MULTIPLE, load_model
@@ -171,7 +172,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     refuse_overwriting_an_input(args.out, "OUT", {"checkpoint": args.checkpoint})
+    if Path(args.out).is_dir():
+        raise Pose3DError(f"OUT {args.out}: is a folder; give the ONNX file's name (e.g. {Path(args.out) / 'pose3d.onnx'})")
     path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
+    for caveat in checkpoint_caveats(load_checkpoint(resolve(args.checkpoint)), str(args.checkpoint)):
+        print(f"warning: {caveat}", file=sys.stderr)
     print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}, "
           "already preprocessed (pose3dlib.model.preprocess for the checkpoint's model.input_format: the crop's "
           f"RGB / 255, or BGR / 256 for converted hg3d weights; this file's own convention, mm scale and joint "

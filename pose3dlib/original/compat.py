@@ -563,7 +563,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert, check that the result loads, and print one line describing the network."""
-    refuse_overwriting_an_input(args.output, "OUTPUT", {"original checkpoint": args.input})
+    refuse_overwriting_an_input(args.output, "OUTPUT", {"original checkpoint": args.input},
+                                checkpoints_too=False)  # --force replaces an earlier conversion
     if args.output.is_dir():
         raise CheckpointError(f"{args.output} is a folder; OUTPUT names the checkpoint file to write "
                               f"(e.g. {args.output / 'hg3d.pt'})")

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, EvalConfig, dump_config, load_config
+from ..config import Config, EvalConfig, dump_config, load_config, override_keys
 from ..engine.atomic_io import atomic_write, atomic_write_text
 from ..engine.errors import Pose3DError
 from ..engine.paths import CommandLinePath, resolve
@@ -82,6 +82,24 @@ def arm_overrides(arm: str) -> list[str]:
     if arm == "c":
         return []
     raise Pose3DError(f"unknown ablation arm {arm!r}; the arms are {', '.join(ARMS)}")
+
+
+def arm_keys() -> set[str]:
+    """The config keys the arms set (`arm_overrides`): an override of one would make two arms alike."""
+    return {override_keys(o)[0] for arm in ARMS for o in arm_overrides(arm)}
+
+
+def check_schedule(schedule: list[str]) -> None:
+    """Pose3DError for an every-arm override (--set) of the seed or of a key that tells the arms apart."""
+    for item in schedule:
+        keys = [k.strip() for k in override_keys(item)]
+        if "seed" in keys:
+            raise Pose3DError(f"--set {item}: the ablation's seeds come from --seeds-bc and --seeds-a "
+                              "(ABLATION_SEEDS_BC, ABLATION_SEEDS_A), not from the config")
+        if set(keys) & arm_keys():
+            raise Pose3DError(f"--set {item}: the arms differ in {', '.join(sorted(arm_keys()))} only; set on "
+                              "every arm it would make two of them alike: change the profile's config (arm c) "
+                              "instead, the other arms follow from it")
 
 
 def arm_config(profile: str, arm: str, seed: int, schedule: Iterable[str] = ()) -> Config:
@@ -136,12 +154,16 @@ def plan(out: str | Path, seeds_bc: Iterable[int], seeds_a: Iterable[int]) -> li
 # ----------------------------------------------------------------------------- running
 
 def is_done(step: Step, cfg: Config) -> bool:
-    """True when `step` need not run: its stage is finished for `cfg` and its starting checkpoint,
-    or its evaluation scored the current Stage-3 checkpoint with `cfg` (runs.is_evaluated)."""
+    """True when `step` need not run: its executed notebook is there (an interrupt after the stage
+    finished, before the notebook was written, leaves none: its curves are drawn again) and its stage
+    is finished for `cfg` and its starting checkpoint, or its evaluation scored the current Stage-3
+    checkpoint with `cfg` (runs.is_evaluated)."""
     from ..engine.runs import is_evaluated
     from ..engine.train import stage_status
 
     run_dir = resolve(step.run_dir)
+    if not (run_dir / f"{step.notebook}.ipynb").is_file():
+        return False
     if step.stage is not None:
         return stage_status(cfg, step.stage, run_dir, step.init_from) == "finished"
     return is_evaluated(run_dir, EVALUATED_STAGES, cfg)
@@ -227,10 +249,7 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
     if not seeds_bc and not seeds_a:
         raise Pose3DError("the ablation needs seeds: give --seeds-bc and/or --seeds-a (e.g. 0,1,2)")
     schedule = list(schedule)
-    seeded = [o for o in schedule if o.split("=", 1)[0].strip() == "seed"]
-    if seeded:
-        raise Pose3DError(f"--set {seeded[0]}: the ablation's seeds come from --seeds-bc and --seeds-a "
-                          "(ABLATION_SEEDS_BC, ABLATION_SEEDS_A), not from the config")
+    check_schedule(schedule)
     out = Path(out or f"runs/ablation/{profile}")
     check_kept_seeds(resolve(out) / "ablation.csv", seeds_bc, seeds_a, replace)
     configs: dict[tuple[str, int], tuple[Config, Path]] = {}

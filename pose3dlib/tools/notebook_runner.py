@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import logging
 import os
 import re
 import sys
@@ -428,8 +429,14 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
                     pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel,
                                         cwd=str(src.parent), progress_bar=progress,
                                         start_timeout=KERNEL_START_TIMEOUT_S, config=kernel_config(sockets))
-            except (KeyboardInterrupt, pm.PapermillExecutionError, NoSuchKernel):
-                raise  # the user's Ctrl-C (the kernel's shutdown traceback stays in its log); a cell's own error
+            except KeyboardInterrupt:
+                # the user's Ctrl-C (the kernel's shutdown traceback stays in its log). nbclient's tasks that
+                # the interrupt left waiting on the dying kernel end in DeadKernelError, which asyncio would
+                # print as "Task exception was never retrieved" after `interrupted`: nobody waits for them now
+                logging.getLogger("asyncio").disabled = True
+                raise
+            except (pm.PapermillExecutionError, NoSuchKernel):
+                raise  # a cell's own error; no kernel of that name
             except BaseException as e:  # the kernel died or did not start: its own last words explain it
                 if tail := kernel_log_tail(sockets):
                     print(f"{src.name}: the kernel's own last output:\n{tail}", file=sys.stderr)

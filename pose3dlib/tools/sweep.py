@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import comma_items
 from ..engine import runs
 from ..engine.atomic_io import atomic_write, atomic_write_text, remove_stale_temporaries, temporary_sibling
 from ..engine.errors import DataError, Pose3DError
@@ -44,8 +45,9 @@ from .seed_stats import finite_mean_sd
 
 def parse_values(text: str) -> list:
     """'0,0.001,abc' -> [0, 0.001, 'abc'] (YAML scalars)."""
+    items = comma_items(text, "--values")
     try:
-        values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+        values = [yaml.safe_load(v) for v in items]
     except yaml.YAMLError as e:
         raise Pose3DError(f"--values {text!r}: not a list of YAML scalars ({' '.join(str(e).split())[:120]})") from None
     if not values:
@@ -56,8 +58,9 @@ def parse_values(text: str) -> list:
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override). A repeated seed counts once (order kept);
     Pose3DError naming `option` for anything but integers >= 0."""
+    items = comma_items(text, option)
     try:
-        seeds = [int(v) for v in text.split(",") if v.strip()]
+        seeds = [int(v) for v in items]
     except ValueError:
         raise Pose3DError(f"{option} {text!r}: give comma-separated integers, e.g. 0,1,2") from None
     negative = [s for s in seeds if s < 0]

@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -274,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
         overrides = real_data_overrides(cfg.data, cfg.profile)
     except DataError as e:  # name the file to edit
         raise DataError(f"{args.config}: {e}") from None
+    for raw, _, _ in DATASETS.values():  # the overrides read sets converted from these: a typo is named now
+        if (folder := getattr(cfg.data, raw)) and not resolve(folder).is_dir():
+            print(f"warning: {args.config}: data.{raw} = {folder}: download folder not found ({resolve(folder)}); "
+                  "the overrides name the set notebook 01 converts from it, which needs it there", file=sys.stderr)
     if args.state_file is not None:
         write_download_states(cfg.data, args.state_file)
     if args.as_args:

@@ -32,7 +32,7 @@ from ...engine.train import SpeedSwitches
 from . import fresh_clones, measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
 from .measure import QUICK_PLAN, BenchPlan
-from .report import machine_description, render_block, update_document, write_json
+from .report import check_document, machine_description, render_block, update_document, write_json
 from .threads import OMP_WAIT_ENV, PASSIVE, wait_policy
 from .timing import CPU
 
@@ -299,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
     if quick and doc and os.path.realpath(resolve(doc)) == os.path.realpath(resolve(RECORD_DOC)):
         doc = ""
         print(f"bench: quick plan: {RECORD_DOC} left as it is")
+    if doc:
+        check_document(resolve(doc))  # a document without the markers is named now, not after the run
     metrics = run_benchmarks(plan, out.parent)
     write_json(metrics, out)
     print(f"bench: wrote {out}")

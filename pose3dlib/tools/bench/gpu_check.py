@@ -581,9 +581,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render a gpu_check.json (fetched from the GPU machine) into --doc; runs nothing")
 
 
+RESULT_KEYS = ("command", "date", "dry", "steps")  # what every gpu_check.json holds (GpuCheck sets them first)
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A gpu_check.json as `--from-json` renders it; Pose3DError naming the file when it is missing, not
+    JSON, or not a gpu-check result (before a document's committed block would be replaced by '?')."""
+    if not path.is_file():
+        raise Pose3DError(f"--from-json {path}: not found (make gpu-check writes runs/gpu-check/gpu_check.json)")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Pose3DError(f"--from-json {path}: not a JSON text file ({e})") from None
+    missing = [k for k in RESULT_KEYS if not isinstance(result, dict) or k not in result]
+    if missing or not isinstance(result["steps"], dict):
+        raise Pose3DError(f"--from-json {path}: not a gpu-check result (it lacks {', '.join(missing) or 'a steps map'}; "
+                          f"make gpu-check's gpu_check.json holds {', '.join(RESULT_KEYS)}, ...)")
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     if args.from_json:
-        result = json.loads(resolve(args.from_json).read_text(encoding="utf-8"))
+        result = read_result(resolve(args.from_json))
         if not args.doc:
             print(render_block(result))
             return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ...engine.atomic_io import atomic_write_text, replace_marked_block
+from ...engine.atomic_io import atomic_write_text, marked_block, replace_marked_block
 from ...engine.device import cpuinfo_field, read_cpuinfo
 from ...engine.errors import Pose3DError
 
@@ -185,6 +185,11 @@ def render_block(metrics: dict[str, float], machine: dict[str, str], when: datet
                      f"{spec.meaning if spec else ''} |")
     lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in machine.items()] + ["", END_MARK]
     return "\n".join(lines)
+
+
+def check_document(path: Path) -> None:
+    """Pose3DError now, before the benchmarks run, when `path` cannot take the block (`marked_block`)."""
+    marked_block(path, BEGIN_MARK, END_MARK)
 
 
 def update_document(path: Path, block: str) -> Path:
