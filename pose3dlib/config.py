@@ -529,15 +529,16 @@ def _merged(current: Any, value: Any) -> Any:
     return value
 
 
-def comma_items(text: str, option: str) -> list[str]:
-    """The comma-separated items of `text` ([] for an empty text); Pose3DError naming `option` for an
-    empty item between commas ('0,,0.1', a trailing comma), a typo that would drop a value silently."""
+def comma_items(text: str, option: str, example: str) -> list[str]:
+    """The comma-separated items of `text` ([] for an empty text); ConfigError naming `option` (and a
+    valid `example`) for an empty item between commas ('0,,0.1', a trailing comma), a typo that would
+    drop a value silently."""
     if not text.strip():
         return []
     items = text.split(",")
     if empty := [i + 1 for i, v in enumerate(items) if not v.strip()]:
         raise ConfigError(f"{option} {text!r}: item {empty[0]} of {len(items)} is empty (two commas in a row, or one "
-                          "at an end?); give comma-separated values, e.g. 0,0.01")
+                          f"at an end?); give comma-separated values, e.g. {example}")
     return items
 
 
@@ -582,7 +583,8 @@ def _apply_override(tree: dict, item: Any) -> None:
         _from_dict(Config, tree)  # type and bounds; the cross-field invariants wait for all overrides
     except ConfigError as e:
         # `--set key=$VAR` with VAR unset gives no value (YAML's null): say how to write an empty text
-        empty = f" (no value after '=': an unset shell variable? an empty text is {key.strip()}=\"\")" if not text.strip() else ""
+        empty = (f" (no value after '=': an unset shell variable? an empty text is {key.strip()}=\"\", in a shell "
+                 f"--set '{key.strip()}=\"\"')" if not text.strip() else "")
         raise ConfigError(f"override {item!r}: {e}{empty}") from None
 
 

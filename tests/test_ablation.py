@@ -30,6 +30,7 @@ from pose3dlib.tools.ablation import (
     CSV_COLUMNS,
     SUMMARY_METRICS,
     arm_config,
+    check_schedule,
     claims_summary,
     plan,
     read_ablation_csv,
@@ -360,12 +361,15 @@ def test_fewer_seeds_do_not_shrink_an_ablation_csv_and_seed_is_not_a_schedule_ke
     assert (out / "ablation.csv").read_bytes() == before
     with pytest.raises(Pose3DError, match=r"--set seed=5: the ablation's seeds come from --seeds-bc and --seeds-a"):
         run_ablation("smoke", [0, 1], [0, 1], out, ["seed=5"], executor=lambda *a: None, log=lambda line: None)
-    # a key that tells the arms apart, set on every arm, would make arm (c) arm (b) (or (b) arm (a)): refused,
-    # as a dotted key and inside a section's mapping; a key the arms share is a schedule and passes this check
-    for item in ("train.stage3.geometric_weight=0", "train.stage2={mix_2d: false}"):
-        with pytest.raises(Pose3DError, match=r"the arms differ in train\.stage1\.mix_2d, train\.stage2\.mix_2d, "
-                                              r"train\.stage3\.geometric_weight, train\.stage3\.mix_2d only"):
+    # an every-arm override with which two arms train the same recipe (arm c's geometric weight 0 is arm b),
+    # as a dotted key or inside a section's mapping, is refused; another value of that key keeps the arms apart
+    for item in ("train.stage3.geometric_weight=0", "train={stage3: {geometric_weight: 0.0}}"):
+        with pytest.raises(Pose3DError, match=r"with it arms \(b\) and \(c\) would train the same recipe \(the "
+                                              r"arms differ in train\.stage1\.mix_2d, train\.stage2\.mix_2d, "
+                                              r"train\.stage3\.geometric_weight, train\.stage3\.mix_2d only\)"):
             run_ablation("smoke", [0, 1], [0, 1], out, [item], executor=lambda *a: None, log=lambda line: None)
+    for item in ("train.stage3.geometric_weight=0.05", "train.stage2.mix_2d=false", "train.stage1.epochs=1"):
+        check_schedule("smoke", [item])  # three different arms still
     assert (out / "ablation.csv").read_bytes() == before
 
 

@@ -107,7 +107,8 @@ def test_an_override_without_a_value_says_how_to_write_an_empty_text() -> None:
     """`--set data.lab_val_dir=$DIR` with DIR unset: YAML reads no value as null; the error says so and gives the
     empty text's spelling, which is accepted."""
     with pytest.raises(ConfigError, match=r"expected str, got None \(no value after '=': an unset shell variable\? "
-                                          r"an empty text is data\.lab_val_dir=\"\"\)"):
+                                          r"an empty text is data\.lab_val_dir=\"\", in a shell "
+                                          r"--set 'data\.lab_val_dir=\"\"'\)"):
         load_config("configs/smoke.yaml", ["data.lab_val_dir="])
     assert load_config("configs/smoke.yaml", ['data.lab_val_dir=""']).data.lab_val_dir == ""
     with pytest.raises(ConfigError, match=r"expected float, got 'x'") as e:  # a value given: no such hint

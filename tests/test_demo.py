@@ -398,7 +398,8 @@ def test_an_unfinished_checkpoint_is_named_on_the_terminal_and_in_every_json(tmp
     save_checkpoint(path, make_checkpoint(model_state=build_model(smoke_cfg.model).state_dict(),
                                           config=config_to_dict(smoke_cfg), stage=3, epoch=1, step=7,
                                           bone_sum_mm=BONE_SUM_MM, extra={"finished": False}))
-    caveat = f"{path} is unfinished: its stage stopped at epoch 1, step 7, before its last epoch"
+    epochs = smoke_cfg.train.stage3.epochs  # `epoch` counts completed epochs, as the trainer's Ctrl-C message
+    caveat = f"{path} is unfinished: its stage stopped after 1 of {epochs} epochs (step 7), so the network is partly"
     demo.load_demo_model(path)
     assert f"warning: {caveat}" in capsys.readouterr().err
     header = demo.output_header(dataclasses.replace(smoke_cfg, train=dataclasses.replace(

@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
     save_checkpoint(path, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg),
-                                          stage=3, bone_sum_mm=3210.5))
+                                          stage=3, bone_sum_mm=3210.5, extra={"finished": True}))
     return path
 
 

@@ -139,7 +139,8 @@ def test_person_search_command_reports_a_hit_rate(tmp_path):
 
     cfg = load_config("configs/smoke.yaml")
     ckpt = tmp_path / "c.pt"
-    save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1))
+    save_checkpoint(ckpt, make_checkpoint(model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=1,
+                                          extra={"finished": True}))
     for flags, recentre in (((), True), (("--no-recentre",), False)):
         r = subprocess.run([sys.executable, "-m", "pose3dlib", "person-search", str(ckpt), "--scenes", "2",
                             "--out", str(tmp_path / "hits.json"), *flags], check=False, capture_output=True, text=True,

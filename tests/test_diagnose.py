@@ -162,7 +162,8 @@ def test_the_command_reports_each_split_and_names_a_bad_one(tmp_path, smoke_data
     cfg = load_config("configs/smoke.yaml", smoke_data)
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "net.pt", make_checkpoint(
-        model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=3, bone_sum_mm=BONE_SUM))
+        model_state=build_model(cfg.model).state_dict(), config=config_to_dict(cfg), stage=3, bone_sum_mm=BONE_SUM,
+        extra={"finished": True}))
     sets = [a for o in smoke_data for a in ("--set", o)]
     figure = tmp_path / "viewpoint.png"
     assert main(["diagnose-depth", "--config", "configs/smoke.yaml", "--checkpoint", str(ckpt),

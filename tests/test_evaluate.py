@@ -489,7 +489,7 @@ def test_a_full_scoring_on_other_data_than_the_runs_goes_to_metrics_other(tmp_pa
         "other data than the run's (data.wild_test_dir=/data/unseen/wild_test)"]
 
 
-def test_a_scoring_of_an_unfinished_stage_goes_to_metrics_other(tmp_path):
+def test_a_scoring_of_an_unfinished_stage_goes_to_metrics_other(tmp_path, capsys):
     """A stage stopped before its last epoch (Ctrl-C, a crash) is a partly trained network: its scoring is not
     the run's and never replaces metrics.csv, which report and unseen-check read; the reason names the step."""
     from pose3dlib.config import config_to_dict, load_config
@@ -501,9 +501,15 @@ def test_a_scoring_of_an_unfinished_stage_goes_to_metrics_other(tmp_path):
         save_checkpoint(checkpoint_path(tmp_path, stage), make_checkpoint(
             model_state={}, config=config_to_dict(cfg), stage=stage, step=2, extra={"finished": finished}))
     assert evaluate.other_scoring([1, 2, 3], 0, cfg, tmp_path) == [
-        "stage 3 unfinished: its checkpoint stopped at step 2, before its last epoch (finish it with train --resume)"]
+        f"stage 3 unfinished: it stopped after 0 of {cfg.train.stage3.epochs} epochs (step 2) (finish it with "
+        "train --resume)"]
     assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, cfg) == tmp_path / "metrics_other.csv"
     assert evaluate.other_scoring([1, 2], 0, cfg, tmp_path) == ["stages 1,2"]  # the unfinished one not scored
+    from pose3dlib.tools.cli import main  # nor given as --out: refused before any set is read
+
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path), "--out",
+                 str(tmp_path / "metrics.csv")]) == 2
+    assert not (tmp_path / "metrics.csv").exists() and "stage 3 unfinished" in capsys.readouterr().err
     save_checkpoint(checkpoint_path(tmp_path, 3), make_checkpoint(
         model_state={}, config=config_to_dict(cfg), stage=3, step=9, extra={"finished": True}))
     assert evaluate.default_csv(tmp_path, [1, 2, 3], 0, cfg) == tmp_path / "metrics.csv"

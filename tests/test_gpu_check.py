@@ -286,3 +286,10 @@ def test_the_full_check_without_a_gpu_stops_before_touching_the_committed_record
     assert gpu_check.main(["--out", str(out), "--work-dir", str(tmp_path / "work")]) == 2
     assert "no CUDA device here" in capsys.readouterr().err
     assert (out / "gpu_check.json").read_text() == '{"committed": true}' and not (tmp_path / "work").exists()
+    # a --doc that cannot take the numbers, or a dry run given one, is named before any step runs
+    (tmp_path / "notes.md").write_text("no markers\n")
+    assert gpu_check.main(["--out", str(out), "--work-dir", str(tmp_path / "work"), "--doc", str(tmp_path / "notes.md")]) == 2
+    assert "notes.md: lacks the generated-block markers" in capsys.readouterr().err
+    assert gpu_check.main(["--dry", "--out", str(out), "--work-dir", str(tmp_path / "work"), "--doc", "docs/benchmarks.md"]) == 2
+    assert "--doc with a dry run" in capsys.readouterr().err
+    assert (out / "gpu_check.json").read_text() == '{"committed": true}' and not (tmp_path / "work").exists()

@@ -27,7 +27,8 @@ def checkpoint(tmp_path_factory, request):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     path = tmp_path_factory.mktemp("ckpt") / "stage3.pt"
-    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg), stage=3))
+    save_checkpoint(path, make_checkpoint(model_state=model.state_dict(), config=config_to_dict(cfg), stage=3,
+                                          extra={"finished": True}))
     return path
 
 

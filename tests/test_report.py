@@ -48,6 +48,7 @@ def test_table_shows_the_average_over_actions_whatever_the_row_order():
     assert "| Stage 3 (+geometric) | lab_test | 70.0 | 80.3 |" in table
     assert "| mean-pose baseline | lab_test | 160.0 | 150.0 |" in table
 
+
 def test_update_readme_rewrites_only_the_block(tmp_path):
     csv = write_metrics_csv(_rows(), tmp_path / "m.csv")
     readme = tmp_path / "README.md"
@@ -56,6 +57,32 @@ def test_update_readme_rewrites_only_the_block(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text
     assert "80.3" in text
+
+
+def test_the_readme_never_takes_a_runs_table_that_predates_its_checkpoints(tmp_path):
+    """A run's metrics.csv older than a stage checkpoint beside it (a stage trained since, or an unfinished one
+    whose scoring went to metrics_other.csv): report refuses to put its numbers under the run in the README;
+    once the run is scored again it writes them. A table without checkpoints beside it is taken as it is."""
+    import os
+
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.engine.runs import checkpoint_path
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\n")
+    run = tmp_path / "run"
+    csv = write_metrics_csv(_rows(), run / "metrics.csv")
+    update_readme(readme, csv)  # no checkpoint beside it
+    ckpt = save_checkpoint(checkpoint_path(run, 3), make_checkpoint(model_state={}, config={}, stage=3))
+    os.utime(csv, (1_000_000, 1_000_000))  # scored before the checkpoint was written
+    readme.write_text(f"intro\n{START}\nold\n{END}\n")
+    with pytest.raises(Pose3DError, match=r"metrics\.csv: does not score the stage 3 checkpoint beside it"):
+        update_readme(readme, csv)
+    assert "old" in readme.read_text()
+    os.utime(ckpt, (900_000, 900_000))  # scored after it
+    update_readme(readme, csv)
+    assert "80.3" in readme.read_text()
 
 
 def test_committed_readme_matches_committed_metrics():
@@ -275,4 +302,5 @@ def test_a_metrics_file_without_rows_is_refused_and_a_partial_one_is_said_to_be(
     other = tmp_path / "metrics_other.csv"
     other.write_bytes((PROJECT_ROOT / "runs" / "cpu" / "metrics.csv").read_bytes())
     assert cli.main(["report", "--metrics", str(other), "--print"]) == 0
-    assert "(metrics_other.csv: a scoring of fewer stages or samples, or of other data" in capsys.readouterr().out
+    assert "(metrics_other.csv: a scoring of fewer stages or samples, of other data or of an unfinished stage" in (
+        capsys.readouterr().out)

@@ -15,6 +15,7 @@ target, so a kill at any moment leaves either the old or the new checkpoint, nev
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import pickle
@@ -64,9 +65,9 @@ def _torch_save(obj: Any, f) -> None:
         cause = e.__cause__ or e.__context__
         while cause is not None and not isinstance(cause, OSError):
             cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        if cause is None or cause.errno is None:
             raise
-        raise OSError(cause.errno, cause.strerror or str(cause)) from e
+        raise OSError(cause.errno, cause.strerror or str(cause), cause.filename) from e
 
 
 def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,
@@ -106,6 +107,20 @@ def bone_sum_mm(ckpt: dict, where: str = "checkpoint") -> float:
     return value
 
 
+def is_finished(ckpt: dict) -> bool:
+    """Whether a checkpoint's stage ran all its epochs (`extra.finished`, which the trainer sets on the
+    last save of a stage and convert-hg3d on a converted model); False for one stopped before."""
+    return bool(ckpt.get("extra", {}).get("finished", False))
+
+
+def unfinished_note(ckpt: dict) -> str:
+    """How far an unfinished checkpoint's stage got, in the trainer's own terms: 'stopped after 1 of 3
+    epochs (step 7)'. `epoch` counts the epochs completed; the stage's length is in its config."""
+    stage = ckpt.get("stage")
+    epochs = ckpt.get("config", {}).get("train", {}).get(f"stage{stage}", {}).get("epochs", "?")
+    return f"stopped after {ckpt.get('epoch', '?')} of {epochs} epochs (step {ckpt.get('step', '?')})"
+
+
 def checkpoint_caveats(ckpt: dict, where: str = "checkpoint") -> list[str]:
     """What every output of this checkpoint must carry, in words ([] for none): a Stage 1 checkpoint
     (2D only: its depth branch never trained, so its 3D output means nothing) and an unfinished one
@@ -115,10 +130,9 @@ def checkpoint_caveats(ckpt: dict, where: str = "checkpoint") -> list[str]:
     if ckpt.get("stage") == 1:
         caveats.append(f"{where} is a Stage 1 checkpoint (2D only): its depth branch is untrained and its 3D "
                        "output meaningless; use a Stage 2 or 3 checkpoint for 3D")
-    if not ckpt.get("extra", {}).get("finished", False):
-        caveats.append(f"{where} is unfinished: its stage stopped at epoch {ckpt.get('epoch', '?')}, step "
-                       f"{ckpt.get('step', '?')}, before its last epoch, so the network is partly trained "
-                       "(finish it with `train --resume`)")
+    if not is_finished(ckpt):
+        caveats.append(f"{where} is unfinished: its stage {unfinished_note(ckpt)}, so the network is partly "
+                       "trained (finish it with `train --resume`)")
     return caveats
 
 
@@ -164,8 +178,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:  # zipfile.is_zipfile answers False for a file it may not open: say why instead
         path.open("rb").close()
     except OSError as e:
-        raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror or type(e).__name__}); "
-                              "check its permissions") from None
+        hint = "; check its permissions" if e.errno in (errno.EACCES, errno.EPERM) else ""
+        raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror or type(e).__name__}){hint}") from None
     if not zipfile.is_zipfile(path):  # torch.save (>= 1.6) always writes a zip archive
         raise CheckpointError(
             f"{path}: not a pose3d checkpoint (expected a torch zip archive; the file is "

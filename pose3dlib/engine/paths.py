@@ -73,7 +73,7 @@ def is_torch_file(path: str | os.PathLike) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):  # a damaged archive: not a checkpoint to keep
         return False
 
 

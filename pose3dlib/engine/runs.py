@@ -213,6 +213,20 @@ def is_evaluated(run_dir: str | os.PathLike, stages, cfg) -> bool:
         return False
 
 
+def step_done(executed: str | os.PathLike, run_dir: str | os.PathLike, cfg, *, stage: int | None = None,
+              init_from: str | os.PathLike | None = None, scored: tuple[int, ...] | None = None) -> bool:
+    """Whether a notebook step of a sweep or the ablation may be skipped on a re-run: its executed notebook
+    `executed` is there (an interrupt after its stage finished, before the notebook was written, leaves
+    none) and the stage it trains (`stage`) is finished for `cfg` from its start checkpoint (`stage_status`),
+    or the evaluation it writes scored the current checkpoints of `scored` with `cfg` (`is_evaluated`).
+    A step that does neither (the demo) always runs."""
+    if not Path(executed).is_file():
+        return False
+    if stage is not None:
+        return stage_status(cfg, stage, run_dir, init_from) == "finished"
+    return scored is not None and is_evaluated(run_dir, scored, cfg)
+
+
 def training_differences(stored_config: dict, cfg, stage: int | None = None) -> list[str]:
     """Config differences ('key: a -> b') that change what a stage trains.
 
@@ -247,7 +261,7 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     not change what a stage trains, so they are not compared (`training_differences`); the start
     checkpoint is (`stale_reasons`).
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import is_finished, load_checkpoint
 
     path = checkpoint_path(run_dir, stage)
     if not path.is_file():
@@ -255,7 +269,7 @@ def stage_status(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | o
     ckpt = load_checkpoint(path)
     if stale_reasons(cfg, stage, run_dir, init_from, ckpt):
         return "stale"
-    return "finished" if ckpt.get("extra", {}).get("finished", False) else "partial"
+    return "finished" if is_finished(ckpt) else "partial"
 
 
 def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | os.PathLike | None = None,
@@ -264,7 +278,7 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
     config differences that change what it trains ('key: a -> b', `training_differences`), training
     data other than it was trained on (`data_changes`) and a start checkpoint other than the one it
     was trained from."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import is_finished, load_checkpoint
 
     path = checkpoint_path(run_dir, stage)
     if ckpt is None:
@@ -272,7 +286,7 @@ def stale_reasons(cfg, stage: int, run_dir: str | os.PathLike, init_from: str | 
             return []
         ckpt = load_checkpoint(path)
     reasons = recipe_differences(ckpt, cfg, stage)
-    if not ckpt.get("extra", {}).get("finished", False):  # a partial stage would continue here
+    if not is_finished(ckpt):  # a partial stage would continue here
         from .device import resolve_device, training_precision
         from .distributed import world_size_from_environment
         from .errors import ConfigError
@@ -434,7 +448,7 @@ def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = 
     over, with its error appended to `unreadable` when given; the Pose3DError raised when no
     candidate is left names them.
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import is_finished, load_checkpoint
 
     root = RUNS_DIR if root is None else root
     found, passed_over = [], []
@@ -444,7 +458,7 @@ def newest_finished_checkpoint(stage: int = 3, root: str | os.PathLike | None = 
         except CheckpointError as e:
             passed_over.append(str(e))
             continue
-        if ckpt.get("extra", {}).get("finished", False) and ckpt["config"].get("profile") != TEST_PROFILE:
+        if is_finished(ckpt) and ckpt["config"].get("profile") != TEST_PROFILE:
             found.append(path)
     if unreadable is not None:
         unreadable += passed_over

@@ -46,7 +46,7 @@ from ..config import (
 )
 from . import allocator
 from .atomic_io import remove_stale_temporaries
-from .checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from .checkpoint import is_finished, load_checkpoint, make_checkpoint, save_checkpoint, unfinished_note
 from .device import resolve_device, training_bf16, training_precision
 from .distributed import (
     DistInfo,
@@ -202,12 +202,11 @@ def _load_init_weights(path: Path, cfg: Config) -> dict[str, torch.Tensor]:
     diffs = config_differences(ckpt["config"].get("model", {}), config_to_dict(cfg.model))
     if diffs:
         raise CheckpointError(f"{path}: its model config differs from this run's ({'; '.join(diffs)})")
-    extra = ckpt.get("extra", {})
-    if not extra.get("finished", False):
+    if not is_finished(ckpt):
         stage = ckpt.get("stage")
         run = path.parent.parent if path.name == "last.pt" and path.parent.name == f"stage{stage}" else "<its run folder>"
         raise CheckpointError(
-            f"{path}: stage {stage} is unfinished: it stopped at step {ckpt.get('step')}, before its last epoch; "
+            f"{path}: stage {stage} is unfinished: it {unfinished_note(ckpt)}; "
             f"finish it first with `python -m pose3dlib train --config <its config> --stage {stage} --run-dir "
             f"{run} --resume` (with the --set it was trained with)"
         )
@@ -444,11 +443,11 @@ def _restore(cfg: Config, stage: int, run_dir, resume: bool, init_from, overwrit
             if diffs:
                 raise ConfigError(f"--resume: {last} was made with another config ({'; '.join(diffs)}); "
                                   "use the same config or another --run-dir")
-            if not ckpt["extra"].get("finished", False) and ckpt["extra"].get("world_size", 1) != info.world_size:
+            if not is_finished(ckpt) and ckpt["extra"].get("world_size", 1) != info.world_size:
                 raise ConfigError(f"--resume: {last} was made by {ckpt['extra'].get('world_size', 1)} process(es), "
                                   f"this run has {info.world_size}; resume with the same number")
             _check_resumed_start(ckpt, last, stage, run_dir, init_from)
-            if info.is_main and not ckpt["extra"].get("finished", False):
+            if info.is_main and not is_finished(ckpt):
                 per_epoch = ckpt["extra"].get("steps_per_epoch") or 1
                 print(f"stage {stage}: resuming {last} at step {ckpt['step']} (epoch {ckpt['epoch'] + 1} of "
                       f"{cfg.train.stage(stage).epochs}, step {ckpt['step'] - ckpt['epoch'] * per_epoch} of "
@@ -746,7 +745,7 @@ class Trainer:
         configure_torch(self.cfg.train, self.device, checked_unfilled=one_plain_process)
         ckpt, self.init_path, self.init_digest = _restore(self.cfg, self.stage, self.run_dir, resume, init_from,
                                                           overwrite, self.info)
-        if ckpt is not None and ckpt["extra"].get("finished", False):
+        if ckpt is not None and is_finished(ckpt):
             if self.info.is_main:
                 print(f"stage {self.stage}: {self.last} has already finished all {self.stage_cfg.epochs} epochs",
                       file=sys.stderr)

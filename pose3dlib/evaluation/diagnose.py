@@ -237,7 +237,7 @@ def run(args) -> int:
     if args.figure is not None:
         prepare_output_folder(Path(args.figure).parent, "--figure", args.figure)  # before the diagnosis, not after it
     check_limit(args.limit)
-    splits = list(dict.fromkeys(s.strip() for s in comma_items(args.splits, "--splits")))  # in order, once each
+    splits = list(dict.fromkeys(s.strip() for s in comma_items(args.splits, "--splits", ",".join(SPLITS))))  # in order, once each
     unknown = [s for s in splits if s not in SPLITS]
     if not splits or unknown:
         raise Pose3DError(f"--splits {args.splits!r}: unknown {', '.join(unknown) or '(none given)'}; "

@@ -511,7 +511,7 @@ def add_arguments(parser) -> None:
 def parse_stages(text: str) -> list[int]:
     """'1,2,3' -> [1, 2, 3]; Pose3DError naming --stages unless each item is 1, 2 or 3, each at most once
     (`check_stages`)."""
-    items = [s.strip() for s in comma_items(text, "--stages")]
+    items = [s.strip() for s in comma_items(text, "--stages", "1,2,3")]
     if not items or any(s not in ("1", "2", "3") for s in items):
         raise Pose3DError(f"--stages {text!r}: expected a comma-separated list of 1, 2, 3")
     stages = [int(s) for s in items]
@@ -556,32 +556,27 @@ def check_overrides(overrides: list[str]) -> None:
                                   "locations (data.*_dir) and train.device")
 
 
-def other_data(cfg: Config, run_dir) -> list[str]:
+def other_data(cfg: Config, run_dir, stage3: dict | None = None) -> list[str]:
     """The data folders (`data.*_dir`) of `cfg` that differ from those the run's Stage 3 was trained
     with (its checkpoint's config), as 'data.key=folder' texts, and the run's own folders that hold other
     data now than it was trained on (regenerated with another seed or sizes, a download converted
-    again: `runs.data_changes`, whose sets' test splits are other people too); [] when they are the run's own."""
-    from ..engine.checkpoint import load_checkpoint
+    again: `runs.data_changes`, whose sets' test splits are other people too); [] when they are the run's own.
+    `stage3`: that checkpoint where the caller has read it already."""
     from ..synthetic.generator import DATA_KEYS, data_folders
 
-    ckpt = load_checkpoint(runs.checkpoint_path(run_dir, 3))
+    ckpt = stage3 if stage3 is not None else load_checkpoint(runs.checkpoint_path(run_dir, 3))
     mine, trained = data_folders(cfg.data), data_folders(config_from_dict(ckpt["config"]).data)
     moved = [f"data.{k}={getattr(cfg.data, k)}" for k in DATA_KEYS if mine.get(k) != trained.get(k)]
     return moved or runs.data_changes(ckpt, cfg)
 
 
-def unfinished_stages(run_dir, stages: list[int]) -> list[str]:
-    """'stage N unfinished (...)' for each of `stages` whose checkpoint in `run_dir` stopped before its
-    last epoch (an interrupted or crashed training): a partly trained network is not the run's result."""
-    from ..engine.checkpoint import load_checkpoint
+def unfinished_stages(checkpoints: dict[int, dict]) -> list[str]:
+    """'stage N unfinished: ...' for each {stage: checkpoint} that stopped before its last epoch (an
+    interrupted or crashed training): a partly trained network is not the run's result."""
+    from ..engine.checkpoint import is_finished, unfinished_note
 
-    out = []
-    for stage in stages:
-        path = runs.checkpoint_path(run_dir, stage)
-        if path.is_file() and not (ckpt := load_checkpoint(path)).get("extra", {}).get("finished", False):
-            out.append(f"stage {stage} unfinished: its checkpoint stopped at step {ckpt.get('step', '?')}, "
-                       "before its last epoch (finish it with train --resume)")
-    return out
+    return [f"stage {stage} unfinished: it {unfinished_note(ckpt)} (finish it with train --resume)"
+            for stage, ckpt in checkpoints.items() if not is_finished(ckpt)]
 
 
 def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_dir=None) -> list[str]:
@@ -595,9 +590,11 @@ def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_
     reasons = [f"stages {','.join(map(str, stages))}"] if sorted(set(stages)) != [1, 2, 3] else []
     if limit > 0:
         reasons.append(f"the first {limit} samples of each split")
+    checkpoints = {}  # each read once, for both questions
     if run_dir is not None:
-        reasons += unfinished_stages(run_dir, stages)
-    if not reasons and cfg is not None and (changed := other_data(cfg, run_dir)):
+        checkpoints = {s: load_checkpoint(path) for s in stages if (path := runs.checkpoint_path(run_dir, s)).is_file()}
+        reasons += unfinished_stages(checkpoints)
+    if not reasons and cfg is not None and (changed := other_data(cfg, run_dir, checkpoints.get(3))):
         reasons.append("other data than the run's (" + ", ".join(changed) + ")")
     return reasons
 

@@ -125,10 +125,30 @@ def results_table(rows: list[dict], source: str = "the metrics") -> str:
     return "\n".join(lines)
 
 
+def check_scored_current_weights(metrics_csv: Path) -> None:
+    """Pose3DError when `metrics_csv` is a run's own metrics.csv and a stage checkpoint beside it is not the
+    one it scored (`unseen.scored_these_weights`): a stage trained since, or an unfinished one whose scoring
+    went to metrics_other.csv, would put the older numbers in the README under the newer run. A table
+    without checkpoints beside it (the committed one in a fresh clone) is taken as it is."""
+    from ..engine import runs
+    from .unseen import scored_these_weights
+
+    if metrics_csv.name != runs.EVAL_CSV_NAME:
+        return
+    run_dir = metrics_csv.parent
+    newer = [s for s in runs.STAGES if runs.checkpoint_path(run_dir, s).is_file() and not scored_these_weights(run_dir, s)]
+    if newer:
+        raise Pose3DError(f"{metrics_csv}: does not score the stage {newer[0]} checkpoint beside it "
+                          f"({runs.checkpoint_path(run_dir, newer[0])}, written since; an unfinished stage's scoring "
+                          "goes to metrics_other.csv): score the run again with `python -m pose3dlib evaluate` first, "
+                          "or `report --print` to see the table as it is")
+
+
 def update_readme(readme: str | Path, metrics_csv: str | Path) -> Path:
     """Rewrite the README's results block from `metrics_csv`; returns the README path."""
     readme, metrics_csv = resolve(readme), resolve(metrics_csv)
     shown = project_relative(metrics_csv)
+    check_scored_current_weights(metrics_csv)
     rows = read_metrics_csv(metrics_csv)
     if bad := [r for r in rows if math.isnan(r["value"])]:
         raise Pose3DError(f"{metrics_csv}: {len(bad)} value(s) are nan (first: {bad[0]['stage']}, {bad[0]['split']}, "
@@ -161,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if args.print_only:
         print(results_table(read_metrics_csv(args.metrics), str(project_relative(args.metrics))))
         if Path(args.metrics).name == OTHER_CSV_NAME:
-            print(f"({OTHER_CSV_NAME}: a scoring of fewer stages or samples, or of other data, not the run's full one)")
+            print(f"({OTHER_CSV_NAME}: a scoring of fewer stages or samples, of other data or of an unfinished stage, "
+                  "not the run's full one)")
         return 0
     check_pairing(args.readme, args.metrics)
     path = update_readme(args.readme, args.metrics)

@@ -85,21 +85,26 @@ def arm_overrides(arm: str) -> list[str]:
 
 
 def arm_keys() -> set[str]:
-    """The config keys the arms set (`arm_overrides`): an override of one would make two arms alike."""
+    """The config keys the arms set (`arm_overrides`)."""
     return {override_keys(o)[0] for arm in ARMS for o in arm_overrides(arm)}
 
 
-def check_schedule(schedule: list[str]) -> None:
-    """Pose3DError for an every-arm override (--set) of the seed or of a key that tells the arms apart."""
+def check_schedule(profile: str, schedule: list[str]) -> None:
+    """Pose3DError for an every-arm override (--set) of the seed, or one with which two arms would train
+    the same recipe (arm c's geometric weight set to 0 is arm b): each arm's own overrides come after the
+    schedule, so a key the arms set can still be given another value that keeps them apart."""
     for item in schedule:
-        keys = [k.strip() for k in override_keys(item)]
-        if "seed" in keys:
+        if "seed" in (k.strip() for k in override_keys(item)):
             raise Pose3DError(f"--set {item}: the ablation's seeds come from --seeds-bc and --seeds-a "
                               "(ABLATION_SEEDS_BC, ABLATION_SEEDS_A), not from the config")
-        if set(keys) & arm_keys():
-            raise Pose3DError(f"--set {item}: the arms differ in {', '.join(sorted(arm_keys()))} only; set on "
-                              "every arm it would make two of them alike: change the profile's config (arm c) "
-                              "instead, the other arms follow from it")
+    configs = {arm: arm_config(profile, arm, 0, schedule) for arm in ARMS}
+    alike = [(x, y) for i, x in enumerate(ARMS) for y in list(ARMS)[i + 1:] if configs[x] == configs[y]]
+    if alike:
+        named = [o for o in schedule if {k.strip() for k in override_keys(o)} & arm_keys()] or schedule
+        pairs = " and ".join(f"({x}) and ({y})" for x, y in alike)
+        raise Pose3DError(f"--set {', '.join(named)}: with it arms {pairs} would train the same recipe (the arms "
+                          f"differ in {', '.join(sorted(arm_keys()))} only); change the profile's config (arm c) "
+                          "instead, the other arms follow from it")
 
 
 def arm_config(profile: str, arm: str, seed: int, schedule: Iterable[str] = ()) -> Config:
@@ -154,19 +159,14 @@ def plan(out: str | Path, seeds_bc: Iterable[int], seeds_a: Iterable[int]) -> li
 # ----------------------------------------------------------------------------- running
 
 def is_done(step: Step, cfg: Config) -> bool:
-    """True when `step` need not run: its executed notebook is there (an interrupt after the stage
-    finished, before the notebook was written, leaves none: its curves are drawn again) and its stage
-    is finished for `cfg` and its starting checkpoint, or its evaluation scored the current Stage-3
-    checkpoint with `cfg` (runs.is_evaluated)."""
-    from ..engine.runs import is_evaluated
-    from ..engine.train import stage_status
+    """True when `step` need not run (`runs.step_done`): its executed notebook is there and its stage is
+    finished for `cfg` and its starting checkpoint, or its evaluation scored the current Stage-3
+    checkpoint with `cfg`."""
+    from ..engine.runs import step_done
 
     run_dir = resolve(step.run_dir)
-    if not (run_dir / f"{step.notebook}.ipynb").is_file():
-        return False
-    if step.stage is not None:
-        return stage_status(cfg, step.stage, run_dir, step.init_from) == "finished"
-    return is_evaluated(run_dir, EVALUATED_STAGES, cfg)
+    return step_done(run_dir / f"{step.notebook}.ipynb", run_dir, cfg, stage=step.stage, init_from=step.init_from,
+                     scored=EVALUATED_STAGES if step.stage is None else None)
 
 
 def notebook_params(step: Step, profile: str, config_file: Path) -> dict:
@@ -249,7 +249,7 @@ def run_ablation(profile: str, seeds_bc: list[int], seeds_a: list[int], out: str
     if not seeds_bc and not seeds_a:
         raise Pose3DError("the ablation needs seeds: give --seeds-bc and/or --seeds-a (e.g. 0,1,2)")
     schedule = list(schedule)
-    check_schedule(schedule)
+    check_schedule(profile, schedule)
     out = Path(out or f"runs/ablation/{profile}")
     check_kept_seeds(resolve(out) / "ablation.csv", seeds_bc, seeds_a, replace)
     configs: dict[tuple[str, int], tuple[Config, Path]] = {}

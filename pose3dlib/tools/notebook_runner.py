@@ -433,7 +433,7 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
                 # the user's Ctrl-C (the kernel's shutdown traceback stays in its log). nbclient's tasks that
                 # the interrupt left waiting on the dying kernel end in DeadKernelError, which asyncio would
                 # print as "Task exception was never retrieved" after `interrupted`: nobody waits for them now
-                logging.getLogger("asyncio").disabled = True
+                quiet_abandoned_kernel_tasks()
                 raise
             except (pm.PapermillExecutionError, NoSuchKernel):
                 raise  # a cell's own error; no kernel of that name
@@ -464,6 +464,26 @@ def execute(name: str, output: str | Path, params: dict, *, kernel: str = KERNEL
         else:
             os.environ[PROGRESS_ENV] = previous
     return out
+
+
+class _AbandonedKernelTask(logging.Filter):
+    """Drops asyncio's 'Task exception was never retrieved' records of a DeadKernelError (a task an
+    interrupt left on the kernel it shut down); every other asyncio record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from nbclient.exceptions import DeadKernelError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:  # asyncio passes the task's exception in the record's context
+            exc = getattr(record, "exception", None)
+        return not (str(record.msg).startswith("Task exception was never retrieved") and isinstance(exc, DeadKernelError))
+
+
+def quiet_abandoned_kernel_tasks() -> None:
+    """Add `_AbandonedKernelTask` to asyncio's logger (once)."""
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AbandonedKernelTask) for f in log.filters):
+        log.addFilter(_AbandonedKernelTask())
 
 
 _BOOL_TEXT = {"true": True, "false": False}

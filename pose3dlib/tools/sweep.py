@@ -45,7 +45,7 @@ from .seed_stats import finite_mean_sd
 
 def parse_values(text: str) -> list:
     """'0,0.001,abc' -> [0, 0.001, 'abc'] (YAML scalars)."""
-    items = comma_items(text, "--values")
+    items = comma_items(text, "--values", "0,0.01")
     try:
         values = [yaml.safe_load(v) for v in items]
     except yaml.YAMLError as e:
@@ -58,7 +58,7 @@ def parse_values(text: str) -> list:
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """'0,1,2' -> [0, 1, 2]; '' -> [] (no seed override). A repeated seed counts once (order kept);
     Pose3DError naming `option` for anything but integers >= 0."""
-    items = comma_items(text, option)
+    items = comma_items(text, option, "0,1,2")
     try:
         seeds = [int(v) for v in items]
     except ValueError:
@@ -95,14 +95,14 @@ def check_reused_stage(base_run: Path, stage: int, cfgs=(), ignored: tuple[str, 
     """Pose3DError unless the base run's `stage` is there, finished, trained from the base run's previous
     stage as that file is now (`runs.started_from`), and trained with each of `cfgs` (`check_base_stage`):
     what the sweep cells reusing that stage need. Its checkpoint is read once for all of them."""
-    from ..engine.checkpoint import load_checkpoint
+    from ..engine.checkpoint import is_finished, load_checkpoint
 
     src, path = runs.stage_dir(base_run, stage), runs.checkpoint_path(base_run, stage)
     if not src.is_dir():
         raise Pose3DError(f"sweep base run lacks {src}; run `make reproduce PROFILE=...` for it first (REAL_DATA=True "
                           "for a run on the real downloads)")
     ckpt = load_checkpoint(path) if path.is_file() else None
-    if ckpt is None or not ckpt.get("extra", {}).get("finished", False):
+    if ckpt is None or not is_finished(ckpt):
         raise Pose3DError(f"sweep base run's {path} is not a finished stage "
                           "(missing, or a training run that was interrupted); finish it first, e.g. "
                           "`make reproduce PROFILE=...` (REAL_DATA=True for a run on the real downloads)")
@@ -289,11 +289,8 @@ def is_up_to_date(notebook: str, run_dir: Path, cfg, scored_stages: tuple[int, .
     notebook (the demo) always runs."""
     from .notebook_runner import EVAL_NOTEBOOK, STAGE_TRAINED_BY
 
-    if not (run_dir / f"{notebook}.ipynb").is_file():
-        return False
-    if notebook in STAGE_TRAINED_BY:
-        return runs.stage_status(cfg, STAGE_TRAINED_BY[notebook], run_dir) == "finished"
-    return notebook == EVAL_NOTEBOOK and runs.is_evaluated(run_dir, scored_stages, cfg)
+    return runs.step_done(run_dir / f"{notebook}.ipynb", run_dir, cfg, stage=STAGE_TRAINED_BY.get(notebook),
+                          scored=scored_stages if notebook == EVAL_NOTEBOOK else None)
 
 
 def run_sweep(param: str, values: list, notebooks: list[str], base_run: str | Path, out: str | Path,

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ...config import Config, load_config
-from ...engine.atomic_io import atomic_write_text
+from ...engine.atomic_io import atomic_write_text, marked_block
 from ...engine.device import opencv_threads
 from ...engine.errors import Pose3DError
 from ...engine.paths import PROJECT_ROOT, CommandLinePath, OptionalCommandLinePath, resolve
@@ -44,7 +44,16 @@ from ...engine.runs import checkpoint_path
 from ...engine.train import KILL_AT_STEP_ENV, SpeedSwitches
 from . import measure
 from .flops import TRAIN_FLOPS_PER_FORWARD, model_forward_flops
-from .gpu_report import eager_train_rate, recipe_minutes, recipe_samples, render_block, scaled_lr, splice_block
+from .gpu_report import (
+    GPU_BEGIN_MARK,
+    GPU_END_MARK,
+    eager_train_rate,
+    recipe_minutes,
+    recipe_samples,
+    render_block,
+    scaled_lr,
+    splice_block,
+)
 
 DRY_ENV = "GPU_CHECK_DRY"  # GPU_CHECK_DRY=1 selects DRY_PLAN
 PAPER_CONFIG = "configs/paper.yaml"
@@ -613,6 +622,11 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise Pose3DError(f"--skip: unknown step(s) {unknown}; the steps are {', '.join(STEPS)}")
     plan = DRY_PLAN if dry else FULL_PLAN
+    if args.doc:  # a document that cannot take the numbers is named now, not after minutes of GPU work
+        if dry:
+            raise Pose3DError("--doc with a dry run: a dry run's numbers are no GPU figures; they are not written "
+                              "into the docs")
+        marked_block(resolve(args.doc), GPU_BEGIN_MARK, GPU_END_MARK)
     if plan.device == "cuda" and not torch.cuda.is_available():  # before the committed record is touched
         raise Pose3DError(f"no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}: None "
                           f"is a CPU-only build; {torch.cuda.device_count()} devices seen); the full check needs a GPU and would "
