@@ -40,7 +40,7 @@ from ..config import Config, DataConfig, EvalConfig, comma_items, config_from_di
 from ..engine import runs
 from ..engine.atomic_io import atomic_write
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import is_finished, load_checkpoint, unfinished_note
 from ..engine.device import resolve_device
 from ..engine.errors import CheckpointError, Pose3DError
 from ..engine.paths import CommandLinePath, refuse_overwriting_an_input, resolve
@@ -573,8 +573,6 @@ def other_data(cfg: Config, run_dir, stage3: dict | None = None) -> list[str]:
 def unfinished_stages(checkpoints: dict[int, dict]) -> list[str]:
     """'stage N unfinished: ...' for each {stage: checkpoint} that stopped before its last epoch (an
     interrupted or crashed training): a partly trained network is not the run's result."""
-    from ..engine.checkpoint import is_finished, unfinished_note
-
     return [f"stage {stage} unfinished: it {unfinished_note(ckpt)} (finish it with train --resume)"
             for stage, ckpt in checkpoints.items() if not is_finished(ckpt)]
 

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,13 +109,17 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
             if p.key.startswith("pose3d.")}
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None = None) -> Path:
+def export_onnx(checkpoint: str | Path, out: str | Path, input_size: int | None = None,
+                warn: Callable[[str], None] | None = None) -> Path:
     """Write the checkpoint's network as ONNX (dynamic batch and input side) with its METADATA;
-    returns the path. Relative paths are read from the current folder, as `open` reads them."""
+    returns the path. Relative paths are read from the current folder, as `open` reads them.
+    `warn` receives the checkpoint's caveats (`checkpoint_caveats`: Stage 1, unfinished), if any."""
     import io
 
     onnx = _import_onnx()
     ckpt = load_checkpoint(from_current_folder(os.fspath(checkpoint)))
+    for caveat in checkpoint_caveats(ckpt, str(checkpoint)) if warn is not None else ():
+        warn(caveat)
     model, cfg = load_model(ckpt, source=str(checkpoint))
     try:
         scale_mm = bone_sum_mm(ckpt, str(checkpoint))
@@ -174,9 +179,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwriting_an_input(args.out, "OUT", {"checkpoint": args.checkpoint})
     if Path(args.out).is_dir():
         raise Pose3DError(f"OUT {args.out}: is a folder; give the ONNX file's name (e.g. {Path(args.out) / 'pose3d.onnx'})")
-    path = export_onnx(resolve(args.checkpoint), args.out, args.input_size)
-    for caveat in checkpoint_caveats(load_checkpoint(resolve(args.checkpoint)), str(args.checkpoint)):
-        print(f"warning: {caveat}", file=sys.stderr)
+    path = export_onnx(resolve(args.checkpoint), args.out, args.input_size,
+                       warn=lambda caveat: print(f"warning: {caveat}", file=sys.stderr))
     print(f"wrote {path}: input '{INPUT_NAME}' float32 (batch, 3, side, side), side a multiple of {INPUT_MULTIPLE}, "
           "already preprocessed (pose3dlib.model.preprocess for the checkpoint's model.input_format: the crop's "
           f"RGB / 255, or BGR / 256 for converted hg3d weights; this file's own convention, mm scale and joint "

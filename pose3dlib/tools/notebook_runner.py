@@ -473,9 +473,7 @@ class _AbandonedKernelTask(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from nbclient.exceptions import DeadKernelError
 
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is None:  # asyncio passes the task's exception in the record's context
-            exc = getattr(record, "exception", None)
+        exc = record.exc_info[1] if record.exc_info else None  # asyncio logs the task's exception as exc_info
         return not (str(record.msg).startswith("Task exception was never retrieved") and isinstance(exc, DeadKernelError))
 
 
