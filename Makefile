@@ -23,6 +23,25 @@ REAL_SUFFIX := $(if $(filter True,$(REAL_DATA)),-real)
 RUN_DIR := runs/$(PROFILE)$(REAL_SUFFIX)
 # Only the default profile writes the committed figures/; other profiles keep theirs in the run folder.
 FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
+# RUN_DIR names make's file targets: a space, % or : in it would split or garble them (make ran
+# unrelated rules with runs/my run), and a trailing / would send the figures of runs/cpu/ elsewhere and
+# skip its README table. Another built-in profile's own folder (runs/cpu with PROFILE=smoke) would
+# replace that run's committed notebooks, figures and table.
+ifneq ($(filter reproduce,$(MAKECMDGOALS)),)
+ifneq ($(words $(RUN_DIR)),1)
+$(error RUN_DIR='$(RUN_DIR)': make cannot use a run folder whose name holds a space (its steps are file targets); choose one without, e.g. runs/my-run)
+endif
+ifneq ($(findstring %,$(RUN_DIR))$(findstring :,$(RUN_DIR)),)
+$(error RUN_DIR=$(RUN_DIR): make cannot use a run folder whose name holds % or : (its steps are file targets); choose one without)
+endif
+ifneq ($(patsubst %/,,$(RUN_DIR)),$(RUN_DIR))
+$(error RUN_DIR=$(RUN_DIR): drop the trailing /, e.g. RUN_DIR=$(patsubst %/,%,$(RUN_DIR)))
+endif
+run_dir_profile := $(patsubst %-real,%,$(patsubst runs/%,%,$(filter runs/%,$(RUN_DIR))))
+ifneq ($(and $(run_dir_profile),$(wildcard configs/$(run_dir_profile).yaml),$(filter-out $(PROFILE),$(run_dir_profile))),)
+$(error RUN_DIR=$(RUN_DIR) is the $(run_dir_profile) profile's own run folder, but PROFILE=$(PROFILE): it would replace that run's notebooks, figures and metrics.csv; use RUN_DIR=runs/$(PROFILE)$(REAL_SUFFIX) (the default) or a folder of your own)
+endif
+endif
 # When this make started: `make reproduce` reports its own minutes, setup included.
 MAKE_START := $(shell date +%s)
 NOTEBOOKS := 01_data_prep 02_train_2d 03_train_depth 04_train_geometry 05_demo 06_eval_mpjpe
@@ -36,9 +55,14 @@ help: ## list the targets and the variables they take
 
 setup: $(STAMP) ## create .venv and install pose3dlib (editable) with its pinned packages; idempotent
 
-# also when .venv's python is gone or broken (the system Python it linked to removed), whatever the stamp says
-$(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || echo FORCE)
+# also when .venv's python is gone or broken (the system Python it linked to removed), whatever the stamp says,
+# and when the clone was moved or copied: the stamp holds the folder .venv was made in, whose code (and Jupyter
+# kernel) a .venv made elsewhere would still run, so there it is made again
+$(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || echo FORCE) $(shell test "$$(cat $(STAMP) 2>/dev/null)" = "$(CURDIR)" || echo FORCE)
 	@command -v $(PYTHON_SYS) >/dev/null || { echo "error: $(PYTHON_SYS) not found (pose3d needs Python 3.11)"; exit 2; }
+	@made_in="$$(cat $(STAMP) 2>/dev/null)"; if [ -n "$$made_in" ] && [ "$$made_in" != "$(CURDIR)" ]; then \
+	  echo "setup: .venv was made in $$made_in (a moved or copied clone); making it again here"; \
+	  $(PYTHON_SYS) -m venv --clear $(VENV); fi
 	@# a .venv without a working pip (venv stopped at ensurepip, e.g. before python3.11-venv was installed) is made again
 	$(PY) -c 'import pip' 2>/dev/null || $(PYTHON_SYS) -m venv --clear $(VENV)
 	@# uv (pinned, installed into .venv by its pip) installs the packages: it downloads and unpacks them in
@@ -52,7 +76,7 @@ $(STAMP): pyproject.toml $(shell test -x $(PY) && $(PY) -c '' 2>/dev/null || ech
 	$(PY) -c 'import compileall, re, sysconfig; compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0, rx=re.compile(r"/(tests?|testing/_internal)/"))'
 	@# the notebooks' Jupyter kernel, started through pose3dlib.tools.kernel (the memory allocator: pose3dlib/engine/allocator.py)
 	$(PY) -c 'from pose3dlib.tools.kernel import register; register("$(KERNEL)")' >/dev/null
-	@touch $(STAMP)
+	@printf '%s\n' "$(CURDIR)" > $(STAMP)
 	@echo "setup: .venv ready (kernel '$(KERNEL)' registered)"
 
 .PHONY: FORCE
@@ -82,7 +106,7 @@ test-notebooks: setup ## run all notebooks at smoke scale with nbval, comparing 
 reproduce: setup ## run notebooks 01..06 through papermill into runs/PROFILE/ (PROFILE=cpu by default); skips up-to-date steps
 reproduce: $(RUN_DIR)/.stamps/06_eval_mpjpe
 ifeq ($(RUN_DIR),runs/cpu)
-	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md
+	$(PY) -m pose3dlib report --metrics $(RUN_DIR)/metrics.csv --readme README.md --config configs/$(PROFILE).yaml
 endif
 	@echo "reproduce: done in $$(awk -v s=$(MAKE_START) -v e=$$(date +%s) 'BEGIN {printf "%.1f", (e - s) / 60}') minutes (this make, setup included; load average now $$(uptime | sed 's/.*load average[s]*: //'))"
 	@# The 2-core hosts' speed varies from day to day: say how fast this one is (about 10 s).

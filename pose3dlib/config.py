@@ -165,6 +165,11 @@ class StageConfig:
     # cropped 1.35-2.0 x the person's extent, centre shifted. 0 (the paper's recipe): the
     # annotated box.
     loose_crop_prob: float = bounded(0.0, lo=0.0, hi=1.0)
+    # An exponential moving average of the weights (engine.averaging) over this stage's steps, with
+    # this decay per step (0.998: a horizon of about 500 steps), is the stage's output: what its
+    # checkpoint's "model" holds, what validation, evaluation and the next stage start from. The
+    # optimiser trains the weights as without it (saved as "train_model" for --resume). 0: off (the paper's).
+    ema_decay: float = bounded(0.0, lo=0.0, hi=0.99999)
 
     def loss_weights(self) -> dict[str, float]:
         """{"heatmap": w, "depth": w, "geometric": w}: the keyword weights of losses.total_loss."""
@@ -509,6 +514,9 @@ def _parse_scalar(text: str) -> Any:
         value = _safe_load_unique(text)  # a mapping value repeating a key is refused, as in a file
     except yaml.YAMLError as e:
         raise ConfigError(f"value {text!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
+    if "#" in text and "#" not in repr(value):  # ' #' starts a YAML comment: '/tmp/w s/wild #1' read as '/tmp/w s/wild'
+        raise ConfigError(f"value {text!r}: YAML reads a '#' after a space as the start of a comment and would drop "
+                          f"what follows it; quote the value, e.g. '{text.strip()}' inside double quotes")
     if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):
         return float(text)  # YAML 1.1 reads "1e-3" as a string; we want the number
     return value

@@ -51,7 +51,7 @@ PATH_ARGUMENTS: dict[str, set[str]] = {
     "sweep": {"config", "base_run", "out"},
     "ablation": {"out"},
     "bench": {"out", "doc", "figure"},
-    "report": {"metrics", "readme"},
+    "report": {"metrics", "readme", "config"},
 }
 
 

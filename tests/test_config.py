@@ -165,6 +165,16 @@ def test_file_errors(tmp_path) -> None:
         load_config(broken)
 
 
+def test_an_override_value_cut_by_a_yaml_comment_is_refused() -> None:
+    """--set "data.wild_test_dir=/tmp/w s/wild #1" was read as '/tmp/w s/wild' (then 'folder not found' for a
+    folder never named); a '#' inside the value that YAML keeps stays."""
+    with pytest.raises(ConfigError, match=r"override 'data.wild_test_dir=/tmp/w s/wild #1': value '/tmp/w s/wild #1': "
+                                          r"YAML reads a '#' after a space as the start of a comment"):
+        load_config("configs/smoke.yaml", ["data.wild_test_dir=/tmp/w s/wild #1"])
+    assert load_config("configs/smoke.yaml", ["data.wild_test_dir=/tmp/w s/wild#1"]).data.wild_test_dir == "/tmp/w s/wild#1"
+    assert load_config("configs/smoke.yaml", ["data.wild_test_dir='/tmp/w s/wild #1'"]).data.wild_test_dir == "/tmp/w s/wild #1"
+
+
 def test_numeric_looking_text_override_of_a_text_key_is_kept_as_written() -> None:
     """Override values are read with YAML rules (config._parse_scalar) and then checked against the key's type:
     '1-2' is YAML text, so a text key (a folder) keeps it as written; a value YAML reads as a number is

@@ -409,6 +409,13 @@ def test_an_unfinished_checkpoint_is_named_on_the_terminal_and_in_every_json(tmp
     assert f"warning: {caveat}" in capsys.readouterr().err
 
 
+def test_a_missing_checkpoint_says_how_to_get_one(tmp_path):
+    """Notebook 05 on a run not trained yet said only 'checkpoint not found'."""
+    with pytest.raises(demo.CheckpointError, match=r"checkpoint not found: .*nosuch.pt; train the run first "
+                                                   r"\(`make reproduce`"):
+        demo.load_demo_model(tmp_path / "nosuch.pt")
+
+
 def test_a_stage_1_checkpoint_warns_that_its_3d_means_nothing(tmp_path, smoke_cfg, capsys):
     torch.manual_seed(0)
     for stage, warned in ((1, True), (2, False), (3, False), (0, False)):  # 0: a converted hg3d checkpoint
@@ -446,6 +453,9 @@ def test_notebook_inputs_are_the_listed_files_or_a_folder_of_examples(tmp_path):
     items = notebook_inputs([str(shots / "b.png")], tmp_path / "unused", tmp_path / "examples")
     with pytest.raises(demo.Pose3DError, match=r"images: \[''\] holds an empty path"):  # not the project's root folder
         notebook_inputs([""], tmp_path / "unused", tmp_path / "examples")
+    # papermill's `-p images /abs/photo.png` passes a text: read letter by letter its first "path" was "/"
+    with pytest.raises(demo.Pose3DError, match=r"images: '.*b.png' is not a list of image paths .*-y 'images: \["):
+        notebook_inputs(str(shots / "b.png"), tmp_path / "unused", tmp_path / "examples")
     assert [(i.path.name, i.kind, i.folder) for i in items] == [("b.png", "image", None)]
     assert not (tmp_path / "examples").exists()  # no examples made when images are listed
     with pytest.raises(FileNotFoundError, match="nosuch.jpg"):

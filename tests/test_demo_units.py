@@ -113,3 +113,26 @@ def test_no_confident_person_warning_fires_below_min_score_only(cfg):
     assert weak["warnings"] == [f"no confident person: mean joint confidence 0.100 < {detect.MIN_SCORE}"]
     strong = demo.estimate_pose(SidedModel(), cfg, half_dark_image(), flip_test=False, whole_image=True)
     assert strong["score"] == pytest.approx(0.25, abs=1e-4) and strong["warnings"] == []
+
+
+def test_a_file_name_that_is_not_utf8_is_written_or_refused_never_a_crash(tmp_path):
+    """OpenCV's conversion of a name that is not valid UTF-8 (a Latin-1 'café.png': Python holds the byte 0xe9 as a
+    surrogate escape) was a segmentation fault in the demo's cv2.imwrite and cv2.VideoCapture: pictures are now
+    encoded by OpenCV and written by Python, and a video's name is a DataError naming it."""
+    import os
+
+    from pose3dlib.engine.errors import DataError
+    from pose3dlib.inference import media
+
+    image = np.zeros((8, 10, 3), np.uint8)
+    image[2:5, 3:7] = (200, 40, 10)
+    path = tmp_path / os.fsdecode(b"caf\xe9.png")
+    media.write_image_rgb(path, image)
+    assert np.array_equal(media.read_image_rgb(path), image)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    video = tmp_path / os.fsdecode(b"v\xe9.mp4")
+    with pytest.raises(DataError, match=r"v\\udce9.mp4'?: the file name is not valid UTF-8"):
+        media.VideoWriter(video, 10.0, (10, 8))
+    video.write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        list(media.read_video_frames(video))

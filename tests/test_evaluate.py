@@ -628,6 +628,16 @@ def test_a_stage_without_a_checkpoint_is_named_with_the_stages_the_run_holds(tmp
         evaluate.evaluate_run(cfg, tmp_path)
     with pytest.raises(CheckpointError, match="train it first"):
         evaluate.evaluate_run(cfg, tmp_path / "empty")
+    # notebook 06 asks default_csv first, which read a missing stage3/last.pt for its data and failed without a hint
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+
+    two = tmp_path / "two"
+    for stage in (1, 2):
+        save_checkpoint(two / f"stage{stage}" / "last.pt", make_checkpoint(model_state={}, config={}, stage=stage,
+                                                                           extra={"finished": True}))
+    assert evaluate.default_csv(two, [1, 2, 3], 0, cfg) == two / "metrics.csv"
+    with pytest.raises(CheckpointError, match=r"stage3/last.pt; it holds stages 1,2: score those with --stages 1,2"):
+        evaluate.evaluate_run(cfg, two)
 
 
 @pytest.mark.parametrize("stages, limit, needle", [
@@ -640,3 +650,20 @@ def test_notebook_06_parameters_of_the_wrong_type_are_one_clear_error(tmp_path, 
     and -p limit abc a string (before: TypeErrors); notebook 06 asks `default_csv` first."""
     with pytest.raises(evaluate.Pose3DError, match=needle):
         evaluate.default_csv(tmp_path, stages, limit)
+
+
+def test_evaluate_refuses_a_folder_it_cannot_write_before_scoring(tmp_path, monkeypatch, capsys):
+    """Before: `evaluate` into a read-only run folder scored every stage (minutes on the cpu profile), then failed
+    writing metrics_other.csv. (The probe is faked: root writes into read-only folders.)"""
+    from pose3dlib.tools.cli import main
+
+    def refuse(folder):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(evaluate, "probe_writable", refuse)
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before the check"))
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path), "--limit", "2"]) == 2
+    assert f"--run-dir {tmp_path}: cannot write the metrics there (" in capsys.readouterr().err
+    assert main(["evaluate", "--config", "configs/smoke.yaml", "--run-dir", str(tmp_path),
+                 "--out", str(tmp_path / "m.csv")]) == 2
+    assert f"--out {tmp_path / 'm.csv'}: cannot write the metrics there" in capsys.readouterr().err

@@ -151,6 +151,13 @@ def test_another_runs_metrics_do_not_go_into_the_project_readme(tmp_path, capsys
     assert (PROJECT_ROOT / "README.md").read_bytes() == before
     check_pairing("README.md", "runs/cpu/metrics.csv")  # the pairing the README holds
     check_pairing(tmp_path / "mine.md", "runs/smoke/metrics.csv")  # another run into a file of one's own
+    # through a symbolic link to the clone: the same files (before, the strings differed and the guard let
+    # runs/smoke's table into the project README, and refused the cpu run's own)
+    link = tmp_path / "clone"
+    link.symlink_to(PROJECT_ROOT)
+    with pytest.raises(Pose3DError, match="the project README's results table is the cpu run's"):
+        check_pairing(link / "README.md", "runs/smoke/metrics.csv")
+    check_pairing("README.md", link / "runs" / "cpu" / "metrics.csv")
     # --print: any run's table on the terminal, nothing written
     mine = tmp_path / "m.csv"
     mine.write_text("stage,split,protocol,action,value\nstage3,wild_test,p1_mpjpe,all,123.45\n")
@@ -304,3 +311,30 @@ def test_a_metrics_file_without_rows_is_refused_and_a_partial_one_is_said_to_be(
     assert cli.main(["report", "--metrics", str(other), "--print"]) == 0
     assert "(metrics_other.csv: a scoring of fewer stages or samples, of other data or of an unfinished stage" in (
         capsys.readouterr().out)
+
+
+def test_the_readme_never_takes_a_run_whose_stage_was_trained_with_other_settings(tmp_path):
+    """make reproduce keeps a stage trained by hand with other settings (a notebook run with overrides); report
+    --config refuses to put such a run's table in the README as the profile's, naming the stage and the key."""
+    from pose3dlib.config import config_to_dict, dump_config, load_config
+    from pose3dlib.engine.checkpoint import make_checkpoint, save_checkpoint
+    from pose3dlib.engine.errors import Pose3DError
+    from pose3dlib.engine.runs import checkpoint_path
+    from pose3dlib.evaluation.report import check_stages_match_config
+
+    run = tmp_path / "run"
+    csv = write_metrics_csv(_rows(), run / "metrics.csv")
+    by_hand = load_config("configs/smoke.yaml", ["train.stage1.lr=0.002"])
+    save_checkpoint(checkpoint_path(run, 1), make_checkpoint(model_state={}, config=config_to_dict(by_hand), stage=1,
+                                                             extra={"finished": True}))
+    with pytest.raises(Pose3DError, match=r"stage1/last.pt was not trained as configs/smoke.yaml trains stage 1 "
+                                          r"\(train.stage1.lr: 0.002 -> 0.001\).*remove .*stage1/ and run `make reproduce`"):
+        check_stages_match_config(csv, "configs/smoke.yaml")
+    dump_config(by_hand, tmp_path / "by_hand.yaml")
+    check_stages_match_config(csv, tmp_path / "by_hand.yaml")  # the config it was trained with: its run
+
+
+def test_make_reproduce_passes_the_profiles_config_to_report(make_n):
+    out = make_n("reproduce", "PROFILE=cpu").stdout
+    line = next(x for x in out.splitlines() if "pose3dlib report" in x)
+    assert "--metrics runs/cpu/metrics.csv" in line and "--config configs/cpu.yaml" in line, line

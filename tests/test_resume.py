@@ -22,8 +22,9 @@ RESUME_OVERRIDES = ["train.stage1.epochs=2", "train.checkpoint_every_steps=4", "
 KILL_STEP = 11
 
 
-@pytest.mark.parametrize("extra", [[], ["train.stage1.warmup_steps=10"], ["train.fused_adam=true"]],
-                         ids=["plain", "mid-warm-up", "fused-adam"])
+@pytest.mark.parametrize("extra", [[], ["train.stage1.warmup_steps=10"], ["train.fused_adam=true"],
+                                   ["train.stage1.ema_decay=0.8"]],
+                         ids=["plain", "mid-warm-up", "fused-adam", "weight-average"])
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, train_cli, extra):
     """The second case resumes at step 8 of a 10-step warm-up: its rates (in metrics.jsonl) must continue it."""
     overrides = smoke_data + RESUME_OVERRIDES + extra
@@ -49,6 +50,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, smoke_data, tr
     assert b["step"] == a["step"] == 12
     assert a["optimizer"]["param_groups"][0].get("fused") is ("train.fused_adam=true" in extra or None)
     assert state_digest(a["model"]) == state_digest(b["model"])  # bit for bit
+    if "train.stage1.ema_decay=0.8" in extra:  # the average and the trained weights both carried over the kill
+        assert state_digest(a["train_model"]) == state_digest(b["train_model"]) != state_digest(a["model"])
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["metrics"] == b["metrics"]

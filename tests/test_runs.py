@@ -345,3 +345,70 @@ def test_the_conversion_setting_leaves_a_synthetic_run_alone_and_the_mpii_messag
     mpii = runs._download_change({"download": "a"}, {"download": "b"}, smoke, "mpii_dir")
     assert mpii.endswith("(files added, removed or replaced, or their modification times)")
     assert "h36m_drop_damaged" in runs._download_change({"download": "a"}, {"download": "b"}, smoke, "h36m_dir")
+
+
+def test_another_profiles_own_run_folder_is_refused_for_training_and_scoring(tmp_path, monkeypatch):
+    """A smoke network trained or scored into runs/cpu (papermill's -p run_dir without config_file) would replace
+    the cpu run's stages or the metrics.csv the README reads: refused before anything is read or written."""
+    from pose3dlib.config import load_config
+    from pose3dlib.engine.train import fit
+    from pose3dlib.evaluation.evaluate import evaluate_run
+
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    for name in ("cpu", "smoke"):
+        (project / "configs" / f"{name}.yaml").write_text("profile: x\n")
+    monkeypatch.setattr(runs, "RUNS_DIR", project / "runs")
+    monkeypatch.setattr(runs, "CONFIG_DIR", project / "configs")
+    assert runs.run_dir_profile(project / "runs" / "cpu") == "cpu"
+    assert runs.run_dir_profile(project / "runs" / "cpu-real") == "cpu"
+    assert runs.run_dir_profile(project / "runs" / "cpu-seed1") is None  # a run folder of one's own
+    assert runs.run_dir_profile(project / "runs" / "ablation" / "cpu") is None
+    assert runs.run_dir_profile(project / "runs" / "mine") is None  # no configs/mine.yaml
+    runs.check_run_dir_profile("cpu", project / "runs" / "cpu")
+    runs.check_run_dir_profile("mine", project / "runs" / "mine")
+    with pytest.raises(Pose3DError, match=r"run folder .*runs/cpu-real is the 'cpu' profile's \(configs/cpu.yaml\), but "
+                                          r"the config is profile 'smoke'.*use the run folder .*runs/smoke "):
+        runs.check_run_dir_profile("smoke", project / "runs" / "cpu-real")
+    smoke = load_config("configs/smoke.yaml")
+    with pytest.raises(Pose3DError, match="is the 'cpu' profile's"):
+        fit(smoke, 1, project / "runs" / "cpu")
+    with pytest.raises(Pose3DError, match="is the 'cpu' profile's"):
+        evaluate_run(smoke, project / "runs" / "cpu")
+    assert not (project / "runs").exists()  # nothing written
+
+
+@pytest.mark.parametrize("run_dir, needle", [
+    ("runs/my run", "RUN_DIR='runs/my run': make cannot use a run folder whose name holds a space"),
+    ("/tmp/100%run", "holds % or :"), ("/tmp/a:b", "holds % or :"),
+    ("runs/smoke/", "RUN_DIR=runs/smoke/: drop the trailing /"),
+    ("runs/cpu", "RUN_DIR=runs/cpu is the cpu profile's own run folder, but PROFILE=smoke"),
+    ("runs/cpu-real", "RUN_DIR=runs/cpu-real is the cpu profile's own run folder"),
+])
+def test_make_reproduce_refuses_a_run_folder_it_cannot_name_or_another_profiles(make_n, run_dir, needle):
+    """Before: a space ran unrelated rules (the real-data check of 'runs/my'), `RUN_DIR=runs/cpu` with
+    PROFILE=smoke replaced the committed cpu notebooks, figures, metrics.csv and README table with smoke ones."""
+    done = make_n("reproduce", "PROFILE=smoke", f"RUN_DIR={run_dir}")
+    assert done.returncode != 0 and needle in done.stderr, done.stderr[-800:]
+    assert done.stdout == ""  # refused before any recipe
+
+
+def test_make_reproduce_takes_a_run_folder_of_ones_own(make_n):
+    for run_dir in ("runs/smoke", "runs/cpu-seed1", "runs/ablation/cpu/x", "/tmp/elsewhere/run"):
+        done = make_n("reproduce", "PROFILE=smoke", f"RUN_DIR={run_dir}")
+        assert done.returncode == 0 and f"{run_dir}/02_train_2d.ipynb" in done.stdout, (run_dir, done.stderr[-800:])
+
+
+def test_make_setup_makes_the_venv_again_in_a_moved_or_copied_clone(make_n, tmp_path):
+    """A .venv made in another folder imports that folder's pose3dlib (its editable install) and starts that
+    folder's kernel: the stamp holds the folder .venv was made in, and setup makes it again elsewhere."""
+    from pose3dlib.engine.paths import PROJECT_ROOT
+
+    stamp = tmp_path / "installed"
+    stamp.write_text("/somewhere/else/pose3d\n")
+    moved = make_n("setup", f"STAMP={stamp}").stdout
+    assert "made_in=" in moved and "-m venv --clear .venv" in moved, moved[-1500:]
+    assert f"printf '%s\\n' \"{PROJECT_ROOT}\" > {stamp}" in moved  # the new stamp records this folder
+    stamp.write_text(f"{PROJECT_ROOT}\n")
+    here = make_n("setup", f"STAMP={stamp}")
+    assert "pip install" not in here.stdout, here.stdout[-1500:]  # made here and up to date: nothing to do

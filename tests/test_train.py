@@ -559,3 +559,55 @@ def test_validation_pckh_counts_a_joint_at_the_threshold_as_metrics_pckh_does():
     assert pckh_hits(pred, gt, valid, torch.tensor([16.0]), input_size=64) == (1, 2)  # 8 <= 0.5 x 16
     px = pred.numpy() * 32.0
     assert metrics.pckh(px, gt.numpy(), np.array([16.0]), valid.numpy()) == 0.5
+
+
+def test_the_weight_average_moves_a_fraction_of_the_way_each_step_and_leaves_integer_counters():
+    from pose3dlib.engine.averaging import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    average = WeightAverage(model, decay=0.75)
+    for _ in range(2):
+        with torch.no_grad():
+            for v in model.state_dict().values():
+                v.add_(1.0 if v.is_floating_point() else 1)
+        average.update(model)
+    got = average.average_model.state_dict()
+    for k, v in start.items():
+        if v.is_floating_point():  # a <- 0.75 a + 0.25 w, with w = start + 1, then start + 2
+            expected = 0.75 * (0.75 * v + 0.25 * (v + 1)) + 0.25 * (v + 2)
+            assert torch.allclose(got[k], expected), k
+        else:  # BatchNorm's num_batches_tracked: as it started
+            assert torch.equal(got[k], v), k
+    assert not any(p.requires_grad for p in average.average_model.parameters())
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_a_stage_with_ema_decay_saves_the_average_as_its_output_and_trains_exactly_as_without(tmp_path, smoke_data):
+    """train.stageN.ema_decay: the optimiser's weights ("train_model") are bitwise those of the same stage
+    without it; "model" (what evaluation and the next stage read) and validation are the average's."""
+    from pose3dlib.engine.checkpoint import load_checkpoint
+    from pose3dlib.engine.train import fit
+
+    torch.set_num_threads(1)
+    base = [*smoke_data, "train.stage1.epochs=2"]
+    fit(load_config("configs/smoke.yaml", base), 1, tmp_path / "plain")
+    fit(load_config("configs/smoke.yaml", [*base, "train.stage1.ema_decay=0.9"]), 1, tmp_path / "ema")
+    plain = load_checkpoint(tmp_path / "plain" / "stage1" / "last.pt")
+    ema = load_checkpoint(tmp_path / "ema" / "stage1" / "last.pt")
+    assert "train_model" not in plain
+    assert state_digest(ema["train_model"]) == state_digest(plain["model"])
+    assert state_digest(ema["model"]) != state_digest(plain["model"])
+    weights = [k for k, v in ema["model"].items() if v.is_floating_point()]
+    assert all(torch.isfinite(ema["model"][k]).all() for k in weights)
+    val = [r for r in read_metrics(tmp_path / "ema" / "stage1" / "metrics.jsonl") if r["kind"] == "val"]
+    val_plain = [r for r in read_metrics(tmp_path / "plain" / "stage1" / "metrics.jsonl") if r["kind"] == "val"]
+    assert val[0] == val_plain[0]  # before the first step the average is the starting weights
+    assert val[-1] != val_plain[-1]  # at the end validation scores the average, not the trained weights
+    # the next stage starts from the average: its first validation equals the average's last
+    fit(load_config("configs/smoke.yaml", [*base, "train.stage1.ema_decay=0.9"]), 2, tmp_path / "ema")
+    first_2 = [r for r in read_metrics(tmp_path / "ema" / "stage2" / "metrics.jsonl") if r["kind"] == "val"][0]
+    assert first_2["pck"] == val[-1]["pck"]
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_config("configs/smoke.yaml", ["train.stage3.ema_decay=1"])

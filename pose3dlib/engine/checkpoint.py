@@ -8,6 +8,9 @@ A checkpoint is a plain dict (no pickled classes), loadable with `weights_only=T
      "optimizer": optimizer.state_dict() | None,
      "stage": int, "epoch": int, "step": int, "metrics": {name: float},
      "bone_sum_mm": float,                    # the millimetre scale of 3D output (train.bone_sum_mm)
+     "train_model": state_dict,               # only where the stage averages its weights (ema_decay > 0):
+                                              # the trained weights, which --resume continues; "model"
+                                              # then holds their moving average, the stage's output
      "code_version": str, "extra": {...}}     # extra: anything else JSON-like (RNG states...)
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the
@@ -72,8 +75,10 @@ def _torch_save(obj: Any, f) -> None:
 
 def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: int = 0, step: int = 0,
                     optimizer_state: dict | None = None, metrics: dict | None = None,
-                    extra: dict | None = None, bone_sum_mm: float | None = None) -> dict:
-    """Assemble a checkpoint dict in the documented format (bone_sum_mm: see `bone_sum_mm`)."""
+                    extra: dict | None = None, bone_sum_mm: float | None = None,
+                    train_model_state: dict | None = None) -> dict:
+    """Assemble a checkpoint dict in the documented format (bone_sum_mm: see `bone_sum_mm`;
+    train_model_state: the trained weights where `model_state` is their moving average)."""
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -89,6 +94,8 @@ def make_checkpoint(*, model_state: dict, config: dict, stage: int = 0, epoch: i
     }
     if bone_sum_mm is not None:
         ckpt["bone_sum_mm"] = float(bone_sum_mm)
+    if train_model_state is not None:
+        ckpt["train_model"] = train_model_state
     return ckpt
 
 
@@ -220,9 +227,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-# key -> (accepted types, what the message calls them); "model" is checked entry by entry
+# key -> (accepted types, what the message calls them); the state dicts are checked entry by entry
 _ENTRY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "format_version": ((int,), "an int"), "config": ((dict,), "a mapping"), "model": ((dict,), "a state dict"),
+    "train_model": ((dict,), "a state dict"),
     "optimizer": ((dict, type(None)), "an optimizer state dict or None"), "stage": ((int,), "an int"),
     "epoch": ((int,), "an int"), "step": ((int,), "an int"), "metrics": ((dict,), "a mapping"),
     "extra": ((dict,), "a mapping"), "bone_sum_mm": ((float,), "a float"),
@@ -235,7 +243,8 @@ def check_checkpoint(ckpt: dict, where: str) -> Config:
     Returns the stored config, parsed.
 
     Required keys must be present; the others are checked when present. `config` must be
-    a valid Config (unknown or mistyped keys are named), `model` a mapping of str -> tensor.
+    a valid Config (unknown or mistyped keys are named), `model` (and `train_model`) a mapping
+    of str -> tensor.
     """
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
@@ -244,10 +253,12 @@ def check_checkpoint(ckpt: dict, where: str) -> Config:
         value = ckpt.get(key)
         if key in ckpt and (not isinstance(value, types) or isinstance(value, bool)):
             raise CheckpointError(f"{where}: checkpoint entry {key!r} is a {type(value).__name__}, expected {expected}")
-    bad = [k for k, v in ckpt["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{where}: checkpoint entry 'model' must map parameter names to tensors; "
-                              f"{str(bad[0])!r} holds a {type(ckpt['model'][bad[0]]).__name__}")
+    for key in ("model", "train_model"):
+        state = ckpt.get(key, {})
+        bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+        if bad:
+            raise CheckpointError(f"{where}: checkpoint entry {key!r} must map parameter names to tensors; "
+                                  f"{str(bad[0])!r} holds a {type(state[bad[0]]).__name__}")
     try:
         return config_from_dict(migrate_config_dict(ckpt["config"]))
     except ConfigError as e:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CheckpointError, Pose3DError
-from .paths import RUNS_DIR, resolve
+from .paths import CONFIG_DIR, RUNS_DIR, project_relative, resolve
 
 STAGES = (1, 2, 3)
 CHECKPOINT_NAME = "last.pt"
@@ -95,6 +95,27 @@ def run_name(profile: str, real_data: bool = False) -> str:
 def default_run_dir(profile: str, real_data: bool = False) -> Path:
     """`runs/<run_name>`: where a profile's stages go unless told otherwise."""
     return RUNS_DIR / run_name(profile, real_data)
+
+
+def run_dir_profile(run_dir: str | os.PathLike) -> str | None:
+    """The profile whose own run folder `run_dir` is: `runs/<name>` or `runs/<name>-real` for a config of the
+    project's (`configs/<name>.yaml`); None for any other folder (a sweep's, the ablation's, one of yours)."""
+    path = resolve(run_dir)
+    if path.parent != RUNS_DIR.resolve():
+        return None
+    name = path.name.removesuffix(REAL_DATA_SUFFIX)
+    return name if (CONFIG_DIR / f"{name}.yaml").is_file() else None
+
+
+def check_run_dir_profile(profile: str, run_dir: str | os.PathLike) -> None:
+    """Pose3DError when `run_dir` is another profile's own run folder (`run_dir_profile`): a smoke network
+    trained or scored into runs/cpu would replace the cpu run's stages or the metrics.csv the README reads."""
+    owner = run_dir_profile(run_dir)
+    if owner is not None and owner != profile:
+        raise Pose3DError(f"run folder {run_dir} is the {owner!r} profile's (configs/{owner}.yaml), but the config is "
+                          f"profile {profile!r}: its networks and tables would replace that run's; use the run folder "
+                          f"{project_relative(default_run_dir(profile))} (or one of your own), or the config "
+                          f"configs/{owner}.yaml")
 
 
 def stage_name(stage: int) -> str:

@@ -46,6 +46,7 @@ from ..config import (
 )
 from . import allocator
 from .atomic_io import remove_stale_temporaries
+from .averaging import WeightAverage
 from .checkpoint import is_finished, load_checkpoint, make_checkpoint, save_checkpoint, unfinished_note
 from .device import resolve_device, training_bf16, training_precision
 from .distributed import (
@@ -72,6 +73,7 @@ from .runs import (
     TEST_ONLY_KEYS,
     TIMING_NAME,
     WALLCLOCK_NAME,
+    check_run_dir_profile,
     checkpoint_path,
     data_identities,
     default_init,
@@ -382,6 +384,7 @@ def fit(cfg: Config, stage: int, run_dir: str | os.PathLike, resume: bool = Fals
         Pose3DError when another process is writing the same stage folder.
     """
     stage_cfg = cfg.train.stage(stage)  # checks 1..3
+    check_run_dir_profile(cfg.profile, run_dir)
     device = resolve_device(cfg.train.device)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     info = init_distributed(device)
@@ -532,6 +535,7 @@ class Trainer:
         self.sums: dict[str, float] = {}  # loss sums of the current epoch (+ "count")
         self.metrics: dict[str, float] = {}
         self.raw_model: torch.nn.Module | None = None  # set by fit(); see _build
+        self.average: WeightAverage | None = None  # the weights' moving average when the stage sets ema_decay
         self.model: Callable | None = None
         self.interrupt = InterruptGuard(active=False)  # fit() makes it live
 
@@ -549,8 +553,13 @@ class Trainer:
 
         torch.manual_seed(stage_seed(self.cfg.seed, self.stage))
         model = build_model(self.cfg.model)
+        averaging = self.stage_cfg.ema_decay > 0
         if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
+            if averaging and "train_model" not in ckpt:
+                raise CheckpointError(f"--resume: {self.last} holds no 'train_model' (the trained weights beside "
+                                      "their average), which a stage with ema_decay > 0 saves; train the stage "
+                                      "again (--overwrite)")
+            model.load_state_dict(ckpt["train_model"] if averaging else ckpt["model"])
         elif init_path is not None:
             try:
                 model.load_state_dict(_load_init_weights(Path(init_path), self.cfg))
@@ -559,7 +568,10 @@ class Trainer:
         model.to(self.device)
         if self.switches.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.raw_model = model  # what checkpoints save (no DDP / compile wrappers)
+        self.raw_model = model  # the trained weights (no DDP / compile wrappers)
+        self.average = WeightAverage(model, self.stage_cfg.ema_decay) if averaging else None
+        if self.average is not None and ckpt is not None:
+            self.average.average_model.load_state_dict(ckpt["model"])
         self.optimizer = build_optimizer(model.parameters(), self.cfg.train, self.stage_cfg.lr)
         if ckpt is not None and ckpt.get("optimizer") is not None:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -570,6 +582,11 @@ class Trainer:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = torch.compile(model) if self.switches.compile else model
+
+    @property
+    def output_model(self) -> torch.nn.Module:
+        """The stage's output: the weights' moving average when the stage keeps one, else the trained weights."""
+        return self.average.average_model if self.average is not None else self.raw_model
 
     def release_wrappers(self) -> None:
         """Drop the DDP / compile wrappers (training is over or failed; `raw_model` keeps the weights).
@@ -621,7 +638,7 @@ class Trainer:
 
         if not self.info.is_main:
             return
-        val = validate(self.raw_model, preprocess, **self.val_kwargs)
+        val = validate(self.output_model, preprocess, **self.val_kwargs)
         self.metrics.update({f"val_{k}": v for k, v in val.items()})
         self.log.write("val", stage=self.stage, epoch=self.epoch, step=self.step, **val)
         _write_jsonl(self.sdir / WALLCLOCK_NAME, stage=self.stage, epoch=self.epoch, step=self.step,
@@ -631,8 +648,9 @@ class Trainer:
         """Write last.pt (main process) with everything --resume needs; NonFiniteLossError, writing
         nothing, when the weights or the optimiser's state hold a NaN or an infinity (`_check_finite`)."""
         broadcast_buffers(self.raw_model, self.info)
-        model_state, optimizer_state = self.raw_model.state_dict(), self.optimizer.state_dict()
-        self._check_finite(model_state, optimizer_state)
+        model_state, optimizer_state = self.output_model.state_dict(), self.optimizer.state_dict()
+        train_state = self.raw_model.state_dict() if self.average is not None else None
+        self._check_finite(model_state, optimizer_state, train_state)
         self.metrics.update({"steps": float(self.step), "epochs": float(self.epoch)})
         if self.info.is_main:
             extra = {
@@ -647,10 +665,10 @@ class Trainer:
             save_checkpoint(self.last, make_checkpoint(
                 model_state=model_state, config=config_to_dict(self.cfg), stage=self.stage,
                 epoch=self.epoch, step=self.step, optimizer_state=optimizer_state, metrics=self.metrics,
-                extra=extra, bone_sum_mm=self.bone_sum_mm))
+                extra=extra, bone_sum_mm=self.bone_sum_mm, train_model_state=train_state))
         barrier(self.info)
 
-    def _check_finite(self, model_state: dict, optimizer_state: dict) -> None:
+    def _check_finite(self, model_state: dict, optimizer_state: dict, train_state: dict | None = None) -> None:
         """NonFiniteLossError naming the first non-finite tensors of the weights or the optimiser's state.
 
         `train_step` stops before an update whose loss is not finite, but a finite loss can still give
@@ -659,6 +677,7 @@ class Trainer:
         had saved them. Checked here, at every save (a pass over the tensors, not per step), so last.pt
         keeps the last good state. Every DDP process holds the same tensors and raises alike."""
         tensors = {f"weight {k}": v for k, v in model_state.items()}
+        tensors.update({f"trained weight {k}": v for k, v in (train_state or {}).items()})
         for pid, state in optimizer_state["state"].items():
             tensors.update({f"optimiser state {k} of parameter {pid}": v for k, v in state.items()})
         bad = [name for name, v in tensors.items()
@@ -717,6 +736,8 @@ class Trainer:
             if first_step_seconds is None:
                 first_step_seconds = t_callbacks - t_step
             self.step += 1
+            if self.average is not None:
+                self.average.update(self.raw_model)
             for n, v in self.values.items():
                 self.sums[n] = self.sums.get(n, 0.0) + v
             self.sums["count"] = self.sums.get("count", 0.0) + 1.0

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from .. import camera, decode, metrics
 from ..config import Config, DataConfig, EvalConfig, comma_items, config_from_dict, override_keys
 from ..engine import runs
-from ..engine.atomic_io import atomic_write
+from ..engine.atomic_io import atomic_write, describe_os_error, probe_writable
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import is_finished, load_checkpoint, unfinished_note
 from ..engine.device import resolve_device
@@ -455,6 +455,7 @@ def evaluate_run(cfg: Config, run_dir: str | Path, *, stages: Iterable[int] = ru
     from ..synthetic.generator import check_not_stale
 
     check_limit(limit, "limit")  # notebook 06's `limit` comes here without the command line's check
+    runs.check_run_dir_profile(cfg.profile, run_dir)
     stages = stages if isinstance(stages, (str, int, float)) else list(stages)  # a range, a generator: their stages
     check_stages(stages)  # and its `stages` without parse_stages
     require_sets(cfg.data, (*TEST_SPLIT_DIRS.values(), "mpii_dir"), mpii_splits=("val",))
@@ -592,7 +593,10 @@ def other_scoring(stages: list[int], limit: int, cfg: Config | None = None, run_
     if run_dir is not None:
         checkpoints = {s: load_checkpoint(path) for s in stages if (path := runs.checkpoint_path(run_dir, s)).is_file()}
         reasons += unfinished_stages(checkpoints)
-    if not reasons and cfg is not None and (changed := other_data(cfg, run_dir, checkpoints.get(3))):
+    # other_data reads Stage 3's config: without a Stage 3 the question waits for evaluate_run, whose
+    # check_stage_checkpoints names the stages the folder holds (notebook 06 asks here first)
+    stage3_there = run_dir is None or runs.checkpoint_path(run_dir, 3).is_file()
+    if not reasons and cfg is not None and stage3_there and (changed := other_data(cfg, run_dir, checkpoints.get(3))):
         reasons.append("other data than the run's (" + ", ".join(changed) + ")")
     return reasons
 
@@ -640,6 +644,14 @@ def run(args) -> int:
         raise Pose3DError(f"--out {args.out}: the run's own table, which report, make reproduce's results table and "
                           f"unseen-check read as its full scoring; this one is not ({'; '.join(other)}): leave out "
                           f"--out (it goes to {OTHER_CSV_NAME}) or name another file")
+    folder, named = ((Path(args.out).parent, f"--out {args.out}") if args.out is not None
+                     else (resolve(args.run_dir), f"--run-dir {args.run_dir}"))
+    if folder.is_dir():  # a read-only run folder failed only after every stage was scored
+        try:
+            probe_writable(folder)
+        except OSError as e:
+            raise Pose3DError(f"{named}: cannot write the metrics there ({describe_os_error(e)}); give --out a file "
+                              "in a folder you can write") from None
     rows = evaluate_run(cfg, args.run_dir, stages=stages, limit=args.limit)  # its own checks come first otherwise
     if other is None:
         other = other_scoring(stages, args.limit, cfg, args.run_dir)

@@ -166,12 +166,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="README whose results block is rewritten (the project's takes the cpu run's metrics only)")
     parser.add_argument("--print", dest="print_only", action="store_true",
                         help="print the results table of --metrics (any run's) and write nothing")
+    parser.add_argument("--config", action=CommandLinePath, default=None,
+                        help="the run's config (make reproduce passes configs/PROFILE.yaml): refuse a stage checkpoint "
+                             "beside --metrics that this config would train otherwise (trained by hand with other "
+                             "settings, or from another previous stage)")
+
+
+def check_stages_match_config(metrics_csv: str | Path, config: str | Path) -> None:
+    """Pose3DError when a stage checkpoint beside `metrics_csv` is stale for `config` (`runs.stale_reasons`:
+    trained with other settings, on other data or from another previous stage), naming the stage, why, and
+    how to train it again: `make reproduce` keeps a stage trained by hand in its folder, and the README's
+    table must be the profile's run, not a mix of two recipes."""
+    from ..config import load_config
+    from ..engine import runs
+
+    run_dir = resolve(metrics_csv).parent
+    cfg = load_config(config)
+    for stage in runs.STAGES:
+        if runs.checkpoint_path(run_dir, stage).is_file() and (why := runs.stale_reasons(cfg, stage, run_dir)):
+            raise Pose3DError(f"{project_relative(runs.checkpoint_path(run_dir, stage))} was not trained as {config} "
+                              f"trains stage {stage} ({'; '.join(why[:3])}), so {project_relative(resolve(metrics_csv))} "
+                              f"is not that profile's run; remove {project_relative(runs.stage_dir(run_dir, stage))}/ "
+                              "and run `make reproduce` again to train it (and the stages after it) as the config says, "
+                              "or `report --print` to see the table as it is")
 
 
 def check_pairing(readme: str | Path, metrics_csv: str | Path) -> None:
     """Pose3DError when another run's metrics would go into the project README, whose results table sits
-    under "Results (cpu profile, synthetic data)" and is the committed cpu run's."""
-    if resolve(readme) == resolve(PROJECT_README) and resolve(metrics_csv) != resolve(CPU_METRICS):
+    under "Results (cpu profile, synthetic data)" and is the committed cpu run's. Files are compared with
+    symbolic links followed (a link to the clone is the same README)."""
+    real = lambda path: resolve(path).resolve()  # noqa: E731
+    if real(readme) == real(PROJECT_README) and real(metrics_csv) != real(CPU_METRICS):
         raise Pose3DError(f"--metrics {project_relative(resolve(metrics_csv))}: the project README's results table is the cpu run's "
                           f"({CPU_METRICS}); to see another run's table, add --print; to write it into a file, give "
                           f"--readme a Markdown file of your own holding the lines {START} and {END}")
@@ -185,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
                   "not the run's full one)")
         return 0
     check_pairing(args.readme, args.metrics)
+    if args.config is not None:
+        check_stages_match_config(args.metrics, args.config)
     path = update_readme(args.readme, args.metrics)
     print(f"updated the results table in {path}")
     return 0

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from .. import camera, decode
 from ..config import Config
+from ..data.image_file import read_image_file
 from ..data.mpii import BOX_FACTOR
 from ..engine import runs
 from ..engine.atomic_io import (
@@ -43,7 +44,7 @@ from ..engine.atomic_io import (
 from ..engine.checkpoint import bone_sum_mm as checkpoint_bone_sum_mm
 from ..engine.checkpoint import checkpoint_caveats, load_checkpoint
 from ..engine.device import resolve_device
-from ..engine.errors import DataError, Pose3DError
+from ..engine.errors import CheckpointError, DataError, Pose3DError
 from ..engine.paths import CommandLinePath, from_current_folder, resolve
 from ..engine.progress import progress_bar
 from ..evaluation.evaluate import predict
@@ -133,6 +134,9 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tu
     `device`: a torch device or a name for `engine.device.resolve_device` ("auto": CUDA, then CPU)."""
     if isinstance(device, str):
         device = resolve_device(device, key="device")
+    if not Path(from_current_folder(os.fspath(ckpt))).exists():
+        raise CheckpointError(f"checkpoint not found: {ckpt}; train the run first (`make reproduce`, or notebooks "
+                              "02-04 for a run folder of your own) or name a trained Stage 2 or 3 checkpoint")
     checkpoint = load_checkpoint(from_current_folder(os.fspath(ckpt)), map_location=device)  # read once; errors name the file (a folder too)
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     for caveat in checkpoint_caveats(checkpoint, str(ckpt)):
@@ -851,6 +855,9 @@ def notebook_inputs(images: list[str | Path], examples_from: str | Path, example
     The notebook shows still pictures and names each result by its file's stem, so a video among the
     inputs, or two pictures with one stem (photo.jpg and photo.png, or a/photo.jpg and b/photo.jpg), is a
     Pose3DError naming the files, before any of them is run."""
+    if not isinstance(images, (list, tuple)):  # papermill's -p passes one text, which would be read letter by letter
+        raise Pose3DError(f"images: {images!r} is not a list of image paths (with papermill, give a list as YAML: "
+                          "-y 'images: [photo.jpg]'; -p passes a string)")
     if images:
         if any(str(p) == "" for p in images):  # as the command line's INPUT: not the project's root folder
             raise Pose3DError(f"images: {images!r} holds an empty path; list image files or folders")
@@ -892,20 +899,18 @@ def make_example_images(source_dir: str | Path, out_dir: str | Path, count: int 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for k, src in enumerate(sources):
-        img = cv2.imread(str(src), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"{src}: not a readable image")
+        img = read_image_file(src, cv2.IMREAD_COLOR)  # DataError naming an unreadable file
         if k % 3 == 0:
             path = out / f"example{k}_rgb_large.jpg"
-            cv2.imwrite(str(path), cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
+            media.write_image_file(path, cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
         elif k % 3 == 1:
             grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
             pad = grey.shape[1] // 2
             path = out / f"example{k}_grey_wide.png"
-            cv2.imwrite(str(path), cv2.copyMakeBorder(grey, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
+            media.write_image_file(path, cv2.copyMakeBorder(grey, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
         else:
             rgba = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
             path = out / f"example{k}_rgba.png"
-            cv2.imwrite(str(path), rgba)
+            media.write_image_file(path, rgba)
         written.append(path)
     return written

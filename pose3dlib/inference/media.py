@@ -46,6 +46,28 @@ def marked_folder(path: Path) -> Path | None:
     return next((d for d in (path, *path.parents) if (d / OUTPUT_MARKER).is_file()), None)
 
 
+def opencv_path(path: str | Path) -> str:
+    """`path` as the text OpenCV's file functions take. A name that is not valid UTF-8 (Python holds its
+    bytes as surrogate escapes, e.g. a Latin-1 'caf\\xe9.mp4') crashes OpenCV's conversion of the text
+    (a segmentation fault), so it is a DataError naming the file instead."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"{text!r}: the file name is not valid UTF-8, which OpenCV cannot open or write; rename "
+                        "it (or its folder), e.g. with `convmv -f latin1 -t utf8`") from None
+    return text
+
+
+def write_image_file(path: Path, image_bgr: np.ndarray) -> None:
+    """Encode an OpenCV (BGR, grey or BGRA) image in the format of `path`'s suffix and write its bytes with
+    Python's own file functions, so any file name works (`opencv_path`)."""
+    ok, data = cv2.imencode(path.suffix or ".png", image_bgr)
+    if not ok:
+        raise Pose3DError(f"{path}: could not encode the image as {path.suffix or '.png'}")
+    path.write_bytes(data.tobytes())
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read any JPEG/PNG (RGB, RGBA, grey, 16-bit) as (H, W, 3) uint8 RGB, turned upright as its EXIF
     orientation says (a phone photo taken upright is stored on its side). The alpha channel of a PNG or
@@ -276,7 +298,7 @@ def video_info(path: Path) -> tuple[float, int]:
     if (still := image_signature(path)) is not None:
         raise DataError(f"{path}: a {still} image with a video's suffix ({path.suffix}); give it an image's "
                         f"suffix to read it as a photo")
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(opencv_path(path))
     try:
         if not cap.isOpened():
             raise DataError(f"{path}: OpenCV cannot open this video ({VIDEO_KINDS} expected)")
@@ -291,7 +313,7 @@ def read_video_frames(path: Path, times_ms: list[float] | None = None) -> Iterat
     `times_ms`: when given, each frame's timestamp in the container (milliseconds, as OpenCV
     reports it after reading the frame) is appended to it as the frame is yielded.
     """
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(opencv_path(path))
     if not cap.isOpened():
         raise DataError(f"{path}: OpenCV cannot open this video ({VIDEO_KINDS} expected)")
     try:
@@ -333,8 +355,7 @@ def write_image_rgb(path: Path, image_rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) uint8 RGB image (format from the suffix) under a temporary name, then rename it."""
     tmp = temporary_sibling(path, suffix=path.suffix)
     try:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-            raise Pose3DError(f"{path}: could not write the image")
+        write_image_file(tmp, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -347,7 +368,7 @@ class VideoWriter:
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*OVERLAY_FOURCC), fps, size_wh)
+        self.writer = cv2.VideoWriter(opencv_path(path), cv2.VideoWriter_fourcc(*OVERLAY_FOURCC), fps, size_wh)
         if not self.writer.isOpened():
             raise Pose3DError(f"{path}: OpenCV cannot write {OVERLAY_FOURCC} video here")
 

@@ -502,15 +502,18 @@ def parse_params(items: list[list[str]], types: dict[str, str] | None = None) ->
         except yaml.YAMLError as e:
             raise Pose3DError(f"-p {k} {v!r}: the value is not valid YAML ({' '.join(str(e).split())[:120]})") from None
         kind = types.get(k)
-        if kind == "bool":
+        if kind == "str":  # the text as given: a path's ' #2' is not a YAML comment to drop, '123' stays text
+            value = v
+        elif "#" in v and "#" not in repr(value):
+            raise Pose3DError(f"-p {k} {v!r}: YAML reads a '#' after a space as the start of a comment and would "
+                              "drop what follows it; quote the value")
+        elif kind == "bool":
             value = _BOOL_TEXT.get(v.strip().lower(), v)
         elif kind == "float" and isinstance(value, str):
             try:
                 value = float(v)
             except ValueError:
                 pass
-        elif kind == "str" and not isinstance(value, str):
-            value = v
         params[k] = value
     return params
 
