@@ -38,8 +38,8 @@ ifneq ($(patsubst %/,,$(RUN_DIR)),$(RUN_DIR))
 $(error RUN_DIR=$(RUN_DIR): drop the trailing /, e.g. RUN_DIR=$(patsubst %/,%,$(RUN_DIR)))
 endif
 run_dir_profile := $(patsubst %-real,%,$(patsubst runs/%,%,$(filter runs/%,$(RUN_DIR))))
-ifneq ($(and $(run_dir_profile),$(wildcard configs/$(run_dir_profile).yaml),$(filter-out $(PROFILE),$(run_dir_profile))),)
-$(error RUN_DIR=$(RUN_DIR) is the $(run_dir_profile) profile's own run folder, but PROFILE=$(PROFILE): it would replace that run's notebooks, figures and metrics.csv; use RUN_DIR=runs/$(PROFILE)$(REAL_SUFFIX) (the default) or a folder of your own)
+ifneq ($(and $(run_dir_profile),$(wildcard configs/$(run_dir_profile).yaml),$(filter-out runs/$(PROFILE)$(REAL_SUFFIX),$(RUN_DIR))),)
+$(error RUN_DIR=$(RUN_DIR) is the $(run_dir_profile) profile's own run folder, but PROFILE=$(PROFILE) REAL_DATA=$(REAL_DATA) runs into runs/$(PROFILE)$(REAL_SUFFIX): it would replace that run's notebooks, figures and metrics.csv; use RUN_DIR=runs/$(PROFILE)$(REAL_SUFFIX) (the default) or a folder of your own)
 endif
 endif
 # When this make started: `make reproduce` reports its own minutes, setup included.

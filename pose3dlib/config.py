@@ -168,7 +168,8 @@ class StageConfig:
     # An exponential moving average of the weights (engine.averaging) over this stage's steps, with
     # this decay per step (0.998: a horizon of about 500 steps), is the stage's output: what its
     # checkpoint's "model" holds, what validation, evaluation and the next stage start from. The
-    # optimiser trains the weights as without it (saved as "train_model" for --resume). 0: off (the paper's).
+    # optimiser trains the weights as without it (saved as "train_model" for --resume). A stage much shorter
+    # than the horizon outputs mostly its starting weights (no warm-up of the average). 0: off (the paper's).
     ema_decay: float = bounded(0.0, lo=0.0, hi=0.99999)
 
     def loss_weights(self) -> dict[str, float]:
@@ -508,15 +509,21 @@ def migrate_config_dict(data: dict) -> dict:
 _FLOAT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
+def yaml_comment_dropped(text: str, value: Any) -> bool:
+    """Whether YAML dropped a comment from `text` when it read `value`: a '#' after a space or at the start
+    starts one ('/tmp/w s/wild #1' reads as '/tmp/w s/wild'), so the value holds fewer '#' than the text."""
+    return re.search(r"(^|\s)#", text) is not None and text.count("#") > repr(value).count("#")
+
+
 def _parse_scalar(text: str) -> Any:
     """Parse an override's value with YAML rules (1e-3 -> float, true -> bool, [1,2] -> list)."""
     try:
         value = _safe_load_unique(text)  # a mapping value repeating a key is refused, as in a file
     except yaml.YAMLError as e:
         raise ConfigError(f"value {text!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
-    if "#" in text and "#" not in repr(value):  # ' #' starts a YAML comment: '/tmp/w s/wild #1' read as '/tmp/w s/wild'
+    if yaml_comment_dropped(text, value):
         raise ConfigError(f"value {text!r}: YAML reads a '#' after a space as the start of a comment and would drop "
-                          f"what follows it; quote the value, e.g. '{text.strip()}' inside double quotes")
+                          "what follows it; quote the value inside the override, e.g. --set \"key='...'\"")
     if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):
         return float(text)  # YAML 1.1 reads "1e-3" as a string; we want the number
     return value

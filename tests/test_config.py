@@ -173,6 +173,8 @@ def test_an_override_value_cut_by_a_yaml_comment_is_refused() -> None:
         load_config("configs/smoke.yaml", ["data.wild_test_dir=/tmp/w s/wild #1"])
     assert load_config("configs/smoke.yaml", ["data.wild_test_dir=/tmp/w s/wild#1"]).data.wild_test_dir == "/tmp/w s/wild#1"
     assert load_config("configs/smoke.yaml", ["data.wild_test_dir='/tmp/w s/wild #1'"]).data.wild_test_dir == "/tmp/w s/wild #1"
+    with pytest.raises(ConfigError, match=r"YAML reads a '#'.*--set \"key='...'\""):  # the kept '#' hid the comment
+        load_config("configs/smoke.yaml", ["data.wild_test_dir=/tmp/a#b #c"])
 
 
 def test_numeric_looking_text_override_of_a_text_key_is_kept_as_written() -> None:

@@ -18,7 +18,8 @@ from pose3dlib.engine.runlog import read_metrics
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="torch.distributed with gloo is not available")
-def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
+@pytest.mark.parametrize("extra", [[], ["train.stage1.ema_decay=0.8"]], ids=["plain", "weight-average"])
+def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data, extra):
     run = tmp_path / "run"
     # the train command, then the names of the process's threads once it has returned
     launcher = tmp_path / "train_then_threads.py"
@@ -33,7 +34,7 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(launcher), "train", "--config", SMOKE, "--stage", "1", "--run-dir", str(run)]
     # 48 samples, 2 processes, batch 4 per process: 6 steps per epoch, 2 epochs
-    for o in smoke_data + ["train.batch_size=4", "train.stage1.epochs=2", "train.log_every_steps=1"]:
+    for o in smoke_data + ["train.batch_size=4", "train.stage1.epochs=2", "train.log_every_steps=1", *extra]:
         cmd += ["--set", o]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -49,7 +50,8 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, smoke_data):
     assert len(checks) == 1 and checks[0]["world_size"] == 2
     digests = checks[0]["digests"]
     ckpt = load_checkpoint(run / "stage1" / "last.pt")
-    assert digests[0] == digests[1] == state_digest(ckpt["model"])  # both ranks hold the saved weights
+    trained = ckpt["train_model"] if extra else ckpt["model"]  # with the average, "model" is the average
+    assert digests[0] == digests[1] == state_digest(trained)  # both ranks hold the saved weights
     assert ckpt["step"] == 12 and ckpt["extra"]["world_size"] == 2
     train = [x for x in records if x["kind"] == "train"]
     assert [x["step"] for x in train] == list(range(1, 13))

@@ -444,8 +444,8 @@ CASES: list[Case] = [
     # ---- notebooks and sweeps
     Case("notebook_unknown_parameter", "run-notebook", "-p bogus 1",
          lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "bogus", "1"], "bogus")),
-    Case("notebook_parameter_not_yaml", "run-notebook", "-p config_file '['",
-         lambda d, e: (["run-notebook", "01_data_prep", str(d / "o.ipynb"), "-p", "config_file", "["], "config_file")),
+    Case("notebook_parameter_not_yaml", "run-notebook", "-p stages '[' (a list parameter; text ones take any text)",
+         lambda d, e: (["run-notebook", "06_eval_mpjpe", str(d / "o.ipynb"), "-p", "stages", "["], "stages")),
     Case("notebook_missing", "run-notebook", "notebook name that does not exist",
          lambda d, e: (["run-notebook", "99_nope", str(d / "o.ipynb")], "99_nope")),
     Case("notebook_not_json", "run-notebook", "a .ipynb that is not JSON",

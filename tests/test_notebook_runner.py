@@ -281,6 +281,10 @@ def test_a_value_of_the_wrong_type_is_an_error_naming_parameter_value_and_type()
     assert _cli("01_data_prep", "-p", "run_dir", "")["run_dir"] == ""
     # a path with ' #' was cut at the YAML comment: figures of '/tmp/w s/figs #2' went to '/tmp/w s/figs'
     assert _cli("06_eval_mpjpe", "-p", "figures_dir", "/tmp/w s/figs #2")["figures_dir"] == "/tmp/w s/figs #2"
+    for text in ("runs/[x", "@out", "a: b: c"):  # not YAML, but a text parameter takes any text
+        assert _cli("06_eval_mpjpe", "-p", "run_dir", text)["run_dir"] == text
+    with pytest.raises(Pose3DError, match=r"-p overrides '\[\"a#b\"\] #c': YAML reads a '#'"):  # a kept '#' hid it
+        _cli("06_eval_mpjpe", "-p", "overrides", '["a#b"] #c')
     with pytest.raises(Pose3DError, match=r"-p stages '\[3\] #1': YAML reads a '#' after a space as the start of a comment"):
         _cli("06_eval_mpjpe", "-p", "stages", "[3] #1")
     assert _cli("06_eval_mpjpe", "-p", "stages", "[3]", "-p", "overrides", '["seed=1"]')["stages"] == [3]

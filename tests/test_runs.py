@@ -376,14 +376,20 @@ def test_another_profiles_own_run_folder_is_refused_for_training_and_scoring(tmp
     with pytest.raises(Pose3DError, match="is the 'cpu' profile's"):
         evaluate_run(smoke, project / "runs" / "cpu")
     assert not (project / "runs").exists()  # nothing written
+    # runs/ a link to another disk: the link's path and the real one are both that folder (before, neither matched)
+    (tmp_path / "scratch" / "runs").mkdir(parents=True)
+    (project / "runs").symlink_to(tmp_path / "scratch" / "runs")
+    assert runs.run_dir_profile(project / "runs" / "cpu") == runs.run_dir_profile(tmp_path / "scratch" / "runs" / "cpu") == "cpu"
 
 
 @pytest.mark.parametrize("run_dir, needle", [
     ("runs/my run", "RUN_DIR='runs/my run': make cannot use a run folder whose name holds a space"),
     ("/tmp/100%run", "holds % or :"), ("/tmp/a:b", "holds % or :"),
     ("runs/smoke/", "RUN_DIR=runs/smoke/: drop the trailing /"),
-    ("runs/cpu", "RUN_DIR=runs/cpu is the cpu profile's own run folder, but PROFILE=smoke"),
+    ("runs/cpu", "RUN_DIR=runs/cpu is the cpu profile's own run folder, but PROFILE=smoke REAL_DATA=False runs into "
+                 "runs/smoke"),
     ("runs/cpu-real", "RUN_DIR=runs/cpu-real is the cpu profile's own run folder"),
+    ("runs/smoke-real", "RUN_DIR=runs/smoke-real is the smoke profile's own run folder"),  # synthetic into the real one's
 ])
 def test_make_reproduce_refuses_a_run_folder_it_cannot_name_or_another_profiles(make_n, run_dir, needle):
     """Before: a space ran unrelated rules (the real-data check of 'runs/my'), `RUN_DIR=runs/cpu` with
@@ -393,22 +399,49 @@ def test_make_reproduce_refuses_a_run_folder_it_cannot_name_or_another_profiles(
     assert done.stdout == ""  # refused before any recipe
 
 
+def test_make_reproduce_on_real_data_refuses_the_synthetic_runs_folder(make_n):
+    """REAL_DATA=True RUN_DIR=runs/cpu passed the profile check (the folder's name is the profile's) and would
+    have replaced the committed synthetic run and figures with the real-data run."""
+    done = make_n("reproduce", "PROFILE=smoke", "REAL_DATA=True", "RUN_DIR=runs/smoke")
+    assert done.returncode != 0 and "PROFILE=smoke REAL_DATA=True runs into runs/smoke-real" in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
 def test_make_reproduce_takes_a_run_folder_of_ones_own(make_n):
     for run_dir in ("runs/smoke", "runs/cpu-seed1", "runs/ablation/cpu/x", "/tmp/elsewhere/run"):
         done = make_n("reproduce", "PROFILE=smoke", f"RUN_DIR={run_dir}")
         assert done.returncode == 0 and f"{run_dir}/02_train_2d.ipynb" in done.stdout, (run_dir, done.stderr[-800:])
 
 
-def test_make_setup_makes_the_venv_again_in_a_moved_or_copied_clone(make_n, tmp_path):
+def test_make_setup_makes_the_venv_again_in_a_moved_or_copied_clone(tmp_path):
     """A .venv made in another folder imports that folder's pose3dlib (its editable install) and starts that
-    folder's kernel: the stamp holds the folder .venv was made in, and setup makes it again elsewhere."""
+    folder's kernel: the stamp holds the folder .venv was made in, and setup makes .venv again (venv --clear)
+    only where the stamp names another folder. The recipe runs for real, with stub Pythons that log."""
+    import shutil
+
     from pose3dlib.engine.paths import PROJECT_ROOT
 
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    log = tmp_path / "calls.log"
+    stub = tmp_path / "python"
+    stub.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n")
+    stub.chmod(0o755)
     stamp = tmp_path / "installed"
-    stamp.write_text("/somewhere/else/pose3d\n")
-    moved = make_n("setup", f"STAMP={stamp}").stdout
-    assert "made_in=" in moved and "-m venv --clear .venv" in moved, moved[-1500:]
-    assert f"printf '%s\\n' \"{PROJECT_ROOT}\" > {stamp}" in moved  # the new stamp records this folder
-    stamp.write_text(f"{PROJECT_ROOT}\n")
-    here = make_n("setup", f"STAMP={stamp}")
-    assert "pip install" not in here.stdout, here.stdout[-1500:]  # made here and up to date: nothing to do
+
+    def setup(made_in: str | None) -> list[str]:
+        log.write_text("")
+        if made_in is None:
+            stamp.unlink(missing_ok=True)
+        else:
+            stamp.write_text(made_in + "\n")
+        done = subprocess.run(["make", "--no-print-directory", "setup", f"PY={stub}", f"PYTHON_SYS={stub}",
+                               f"STAMP={stamp}", f"VENV={tmp_path / 'venv'}"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert stamp.read_text() == f"{PROJECT_ROOT}\n"  # the folder it was made in, for the next make
+        return [line for line in log.read_text().splitlines() if "--clear" in line]
+
+    assert setup("/somewhere/else/pose3d") == [f"-m venv --clear {tmp_path / 'venv'}"]  # moved or copied
+    assert setup("") == []  # a stamp from before it held the folder: installed again, not made anew
+    assert setup(None) == []  # a fresh clone

@@ -83,6 +83,19 @@ def is_video_container(data: bytes) -> bool:
     return not brands & set(HEIF_BRANDS)
 
 
+def opencv_path(path: str | Path) -> str:
+    """`path` as the text OpenCV's file functions take. A name that is not valid UTF-8 (Python holds its
+    bytes as surrogate escapes, e.g. a Latin-1 'caf\\xe9.mp4') crashes OpenCV's conversion of the text
+    (a segmentation fault), so it is a DataError naming the file instead."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"{text!r}: the file name is not valid UTF-8, which OpenCV cannot open or write; rename "
+                        "it (or its folder), e.g. with `convmv -f latin1 -t utf8`") from None
+    return text
+
+
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file with OpenCV `flags`; (H, W[, C]) array in OpenCV's channel order (BGR).
 

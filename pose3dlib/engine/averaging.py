@@ -33,11 +33,15 @@ class WeightAverage:
         self.average_model = copy.deepcopy(model)
         self.average_model.requires_grad_(False)
         self._average = floating_state(self.average_model)
+        self._source: torch.nn.Module | None = None  # the trained model of the last update, and its state's views
+        self._current: list[torch.Tensor] = []
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         """average <- decay * average + (1 - decay) * model's state, tensor by tensor."""
-        current = floating_state(model)
+        if model is not self._source:  # the optimiser steps its tensors in place: their views stay valid
+            self._source, self._current = model, floating_state(model)
+        current = self._current
         if len(current) != len(self._average):
             raise ValueError(f"WeightAverage.update: the model has {len(current)} floating-point tensors, "
                              f"the average {len(self._average)}")

@@ -100,7 +100,7 @@ def default_run_dir(profile: str, real_data: bool = False) -> Path:
 def run_dir_profile(run_dir: str | os.PathLike) -> str | None:
     """The profile whose own run folder `run_dir` is: `runs/<name>` or `runs/<name>-real` for a config of the
     project's (`configs/<name>.yaml`); None for any other folder (a sweep's, the ablation's, one of yours)."""
-    path = resolve(run_dir)
+    path = resolve(run_dir).resolve()  # links followed on both sides: runs/ may be a link to another disk
     if path.parent != RUNS_DIR.resolve():
         return None
     name = path.name.removesuffix(REAL_DATA_SUFFIX)

@@ -648,6 +648,8 @@ class Trainer:
         """Write last.pt (main process) with everything --resume needs; NonFiniteLossError, writing
         nothing, when the weights or the optimiser's state hold a NaN or an infinity (`_check_finite`)."""
         broadcast_buffers(self.raw_model, self.info)
+        if self.average is not None:  # each DDP process averaged its own batch-norm statistics: rank 0's are saved
+            broadcast_buffers(self.average.average_model, self.info)
         model_state, optimizer_state = self.output_model.state_dict(), self.optimizer.state_dict()
         train_state = self.raw_model.state_dict() if self.average is not None else None
         self._check_finite(model_state, optimizer_state, train_state)

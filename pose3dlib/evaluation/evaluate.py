@@ -631,6 +631,7 @@ def run(args) -> int:
 
     check_overrides(args.overrides)
     cfg = load_config(args.config, args.overrides)
+    runs.check_run_dir_profile(cfg.profile, args.run_dir)  # before anything is read or written there
     stages = parse_stages(args.stages)
     check_limit(args.limit)
     if args.out is not None and Path(args.out).is_dir():

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.image_file import read_image_file
+from ..data.image_file import opencv_path, read_image_file
 from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import DataError, Pose3DError
 
@@ -44,19 +44,6 @@ def marked_folder(path: Path) -> Path | None:
     """The nearest of `path` and the folders above it that holds OUTPUT_MARKER (an earlier demo run's
     --out), or None."""
     return next((d for d in (path, *path.parents) if (d / OUTPUT_MARKER).is_file()), None)
-
-
-def opencv_path(path: str | Path) -> str:
-    """`path` as the text OpenCV's file functions take. A name that is not valid UTF-8 (Python holds its
-    bytes as surrogate escapes, e.g. a Latin-1 'caf\\xe9.mp4') crashes OpenCV's conversion of the text
-    (a segmentation fault), so it is a DataError naming the file instead."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError(f"{text!r}: the file name is not valid UTF-8, which OpenCV cannot open or write; rename "
-                        "it (or its folder), e.g. with `convmv -f latin1 -t utf8`") from None
-    return text
 
 
 def write_image_file(path: Path, image_bgr: np.ndarray) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 from .. import camera
 from ..config import Config, DataConfig, SyntheticConfig, config_from_dict, config_to_dict, load_config
 from ..data import h36m, mpii
+from ..data.image_file import opencv_path
 from ..data.transforms import LOOSE_CROP_MARGIN, LOOSE_CROP_SHIFT
 from ..engine.atomic_io import building_folder, remove_stale_temporaries
 from ..engine.device import opencv_threads
@@ -211,7 +212,7 @@ def _render_chunk_rows(task: _Chunk) -> dict[str, np.ndarray]:
         annotated = inside & (rng.random(MPII16.num_joints) >= UNANNOTATED_PROB)
         head_len = np.linalg.norm(cam_pts[bodies.HEAD_TOP] - cam_pts[bodies.NECK])
         head_z = (cam_pts[bodies.HEAD_TOP, 2] + cam_pts[bodies.NECK, 2]) / 2
-        if not cv2.imwrite(task.paths[i], cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR),
+        if not cv2.imwrite(opencv_path(task.paths[i]), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
             raise DataError(f"could not write image {task.paths[i]}")
         for key, value in (("joint_2d", joints_2d), ("joint_3d_mono", cam_pts),

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import camera
 from ..data.h36m import MPI3DHP_TEST_SEQUENCES
+from ..data.image_file import opencv_path
 from ..engine.atomic_io import building_folder
 from ..engine.errors import DataError
 from ..engine.paths import resolve
@@ -162,7 +163,7 @@ def _write_cdf(path: Path, pose: np.ndarray) -> None:
 
 def _write_video(path: Path, frames: list[np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (FRAME_PX, FRAME_PX))
+    writer = cv2.VideoWriter(opencv_path(path), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (FRAME_PX, FRAME_PX))
     if not writer.isOpened():
         raise DataError(f"OpenCV cannot write mp4 video {path}")
     for f in frames:
@@ -309,7 +310,7 @@ def write_3dhp(root: Path, seed: int) -> dict[str, np.ndarray]:
             rot, eye, k = synthetic._wild_camera(rng, people["joints"][i, bodies.PELVIS])
             k = k * FRAME_PX / 1000.0
             frame, mask, cam_pts = _render(rng, people, i, rot, eye, k, np.zeros(3), render.wild_background(rng, FRAME_PX))
-            if not cv2.imwrite(str(d / "imageSequence" / f"img_{i + 1:06d}.jpg"), frame):
+            if not cv2.imwrite(opencv_path(d / "imageSequence" / f"img_{i + 1:06d}.jpg"), frame):
                 raise DataError(f"could not write {d / 'imageSequence'}")
             joints.append(cam_pts)
             pix.append(camera.project(cam_pts, k))

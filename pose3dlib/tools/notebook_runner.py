@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import yaml_comment_dropped
 from ..engine.atomic_io import remove_stale_temporaries, temporary_sibling
 from ..engine.errors import Pose3DError
 from ..engine.paths import NOTEBOOKS_DIR, CommandLinePath, from_current_folder, project_relative, resolve
@@ -497,14 +498,15 @@ def parse_params(items: list[list[str]], types: dict[str, str] | None = None) ->
     params = {}
     types = types or {}
     for k, v in items:
+        kind = types.get(k)
+        if kind == "str":  # the text as given, never YAML: a path's ' #2' is no comment, '123' stays text, '[x' a name
+            params[k] = v
+            continue
         try:
             value = yaml.safe_load(v)
         except yaml.YAMLError as e:
             raise Pose3DError(f"-p {k} {v!r}: the value is not valid YAML ({' '.join(str(e).split())[:120]})") from None
-        kind = types.get(k)
-        if kind == "str":  # the text as given: a path's ' #2' is not a YAML comment to drop, '123' stays text
-            value = v
-        elif "#" in v and "#" not in repr(value):
+        if yaml_comment_dropped(v, value):
             raise Pose3DError(f"-p {k} {v!r}: YAML reads a '#' after a space as the start of a comment and would "
                               "drop what follows it; quote the value")
         elif kind == "bool":

@@ -19,6 +19,7 @@ from ... import camera
 from ...engine.atomic_io import atomic_write, atomic_write_text, temporary_sibling
 from ...engine.errors import DataError
 from ...engine.paths import resolve
+from ..image_file import opencv_path
 
 CROP_PX = 256  # side of the written person crops (the network's input size: no resampling later)
 CROP_MARGIN = 1.3  # crop side / larger extent of the person's 2D joints
@@ -127,7 +128,7 @@ def write_crop(image_bgr: np.ndarray, centre: np.ndarray, side: float, path: Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path, suffix=".jpg")
     try:
-        if not cv2.imwrite(str(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        if not cv2.imwrite(opencv_path(tmp), crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
             raise DataError(f"could not write image {path}")
         tmp.replace(path)
     finally:

@@ -34,6 +34,7 @@ from ...engine.paths import CommandLinePath, resolve
 from ...engine.progress import progress_bar
 from ...skeleton import h36m32_to_mpii16
 from ..h36m import image_path, sequence_folder
+from ..image_file import opencv_path
 from . import common
 
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
@@ -200,7 +201,7 @@ def _sequence_rows(video: Path, pose_3d: np.ndarray, pose_2d: np.ndarray, keys: 
 
     Returns (rows, frames read); rows None when the video is unreadable. Fewer frames read than
     there are poses means the video ended early (shorter, or broken part-way)."""
-    cap = cv2.VideoCapture(str(video))
+    cap = cv2.VideoCapture(opencv_path(video))
     if not cap.isOpened():
         return None, 0
     rows: dict[str, list] = {k: [] for k in ("id", "joint_2d", "joint_3d_mono", "bbox")}
