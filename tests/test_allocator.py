@@ -102,14 +102,41 @@ def test_a_missing_library_is_said_once_and_the_command_runs_on(execs, monkeypat
 
 
 def test_a_library_path_the_loader_cannot_take_is_said_and_not_preloaded(execs, monkeypatch, capsys):
-    """LD_PRELOAD is split on spaces and colons: a project under "My Projects" runs on without mimalloc."""
+    """LD_LIBRARY_PATH is split on colons and semicolons: a project under "a:b" runs on without mimalloc."""
+    coloned = Path("/home/u/a:b/.venv/cmeel.prefix/lib/libmimalloc.so.3")
+    monkeypatch.setattr(allocator, "library", lambda: coloned)
+    monkeypatch.setattr(allocator, "loaded", lambda: "system")
+    allocator.exec_with_allocator(["python"])
+    assert execs == [] and "cannot be preloaded from /home/u/a:b" in capsys.readouterr().err
+    assert allocator.launch_env({}, coloned) == {}
+    assert allocator.unpreloadable(Path("/a;b/libmimalloc.so.3")) and not allocator.unpreloadable(LIB)
+
+
+def test_a_library_in_a_folder_with_a_space_is_preloaded_by_name(execs, monkeypatch, capsys, tmp_path):
+    """LD_PRELOAD is split on spaces: a project under "My Projects" printed a note on every command and ran
+    without mimalloc. The library goes in by name, its folder first in LD_LIBRARY_PATH, and the loader takes it."""
+    import shutil
+    import subprocess
+
+    real = allocator.library()  # this environment's, before it is replaced below
     spaced = Path("/home/u/My Projects/.venv/cmeel.prefix/lib/libmimalloc.so.3")
+    assert not allocator.unpreloadable(spaced)
+    assert allocator.launch_env({"LD_LIBRARY_PATH": "/opt/x", "LD_PRELOAD": "/opt/y.so"}, spaced) == {
+        "LD_PRELOAD": "libmimalloc.so.3 /opt/y.so", "LD_LIBRARY_PATH": "/home/u/My Projects/.venv/cmeel.prefix/lib:/opt/x",
+        **allocator.SETTINGS}
     monkeypatch.setattr(allocator, "library", lambda: spaced)
     monkeypatch.setattr(allocator, "loaded", lambda: "system")
     allocator.exec_with_allocator(["python"])
-    assert execs == [] and "cannot be preloaded from /home/u/My Projects" in capsys.readouterr().err
-    assert allocator.launch_env({}, spaced) == {}
-    assert allocator.unpreloadable(Path("/a:b/libmimalloc.so.3")) and not allocator.unpreloadable(LIB)
+    assert len(execs) == 1 and capsys.readouterr().err == ""
+    if real is None:
+        pytest.skip("mimalloc is not installed here")
+    folder = tmp_path / "My Projects" / "lib"
+    folder.mkdir(parents=True)
+    shutil.copy(real, folder / real.name)
+    env = allocator.launch_env({**os.environ, "POSE3D_ALLOCATOR": "mimalloc"}, folder / real.name)
+    maps = subprocess.run([sys.executable, "-c", "print(open('/proc/self/maps').read())"], env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert str(folder / real.name) in maps  # mapped from the folder with a space
 
 
 def test_a_mistyped_choice_is_an_error_on_every_platform(execs, monkeypatch):

@@ -36,6 +36,10 @@ CHOICES = ("mimalloc", "system")
 DEFAULT = "mimalloc"
 PRELOAD_ENV = "LD_PRELOAD"
 PRELOAD_SEPARATORS = " :"  # the dynamic loader splits LD_PRELOAD on spaces and colons
+# ... and LD_LIBRARY_PATH on colons and semicolons: a library in a folder with a space is preloaded by its
+# name, found through LD_LIBRARY_PATH (a project in "My Projects"); one under a colon cannot be given at all
+LIBRARY_PATH_ENV = "LD_LIBRARY_PATH"
+LIBRARY_PATH_SEPARATORS = ":;"
 # Where the cmeel-mimalloc wheel puts the shared library, under site-packages.
 LIBRARY_IN_SITE_PACKAGES = Path("cmeel.prefix", "lib", "libmimalloc.so.3")
 LIBRARY_STEM = "libmimalloc"
@@ -74,9 +78,12 @@ def _on_linux() -> bool:
 
 
 def unpreloadable(lib: Path) -> bool:
-    """Whether the dynamic loader cannot be given `lib` in LD_PRELOAD: it splits that list on
-    PRELOAD_SEPARATORS, with no way to escape them, so a path holding one (a project in "My Projects") is refused."""
-    return any(c in str(lib) for c in PRELOAD_SEPARATORS)
+    """Whether the dynamic loader cannot be given `lib` at all: LD_PRELOAD is split on PRELOAD_SEPARATORS and
+    LD_LIBRARY_PATH on LIBRARY_PATH_SEPARATORS, with no way to escape them. A folder holding a space is taken
+    through LD_LIBRARY_PATH (`launch_env`); one holding a colon or semicolon, or a file name holding a
+    separator, is refused."""
+    return (any(c in str(lib.parent) for c in LIBRARY_PATH_SEPARATORS)
+            or any(c in lib.name for c in PRELOAD_SEPARATORS + LIBRARY_PATH_SEPARATORS))
 
 
 def _preloads(value: str) -> list[str]:
@@ -88,7 +95,8 @@ def launch_env(environ: Mapping[str, str], lib: Path | None) -> dict[str, str]:
     """The environment a pose3d process should start with, from `environ` (a copy; `environ` is not changed).
 
     With mimalloc chosen (`choice`) and `lib` given: `lib` first in LD_PRELOAD (other entries kept)
-    and SETTINGS where unset. With POSE3D_ALLOCATOR=system: every mimalloc entry removed from
+    and SETTINGS where unset; a `lib` whose folder holds a space goes in by its file name, its folder
+    first in LD_LIBRARY_PATH. With POSE3D_ALLOCATOR=system: every mimalloc entry removed from
     LD_PRELOAD (one a parent process added), the rest kept. Without `lib`, or with one the loader
     cannot be given (`unpreloadable`): unchanged.
     """
@@ -97,7 +105,11 @@ def launch_env(environ: Mapping[str, str], lib: Path | None) -> dict[str, str]:
     if choice(environ) == "mimalloc":
         if lib is None or unpreloadable(lib):
             return env
-        env[PRELOAD_ENV] = " ".join([str(lib), *others])
+        entry = str(lib)
+        if any(c in entry for c in PRELOAD_SEPARATORS):  # the loader finds a bare name along LD_LIBRARY_PATH
+            entry = lib.name
+            env[LIBRARY_PATH_ENV] = ":".join(p for p in (str(lib.parent), env.get(LIBRARY_PATH_ENV, "")) if p)
+        env[PRELOAD_ENV] = " ".join([entry, *others])
         for key, value in SETTINGS.items():
             env.setdefault(key, value)
     elif others:
@@ -140,7 +152,7 @@ def exec_with_allocator(argv: list[str] | None = None) -> None:
     lib = library()
     if wanted == "mimalloc" and (lib is None or unpreloadable(lib)):
         why = ("is not installed in this environment (`make setup` installs it)" if lib is None else
-               f"cannot be preloaded from {lib} (a space or colon in the path)")
+               f"cannot be preloaded from {lib} (a colon or semicolon in the path)")
         print(f"pose3d: note: mimalloc {why}; running with the C library's allocator, CPU training steps about 1.2 x "
               f"slower ({SWITCH_ENV}=system silences this)", file=sys.stderr)
         return
