@@ -151,7 +151,7 @@ def test_evaluate_prints_the_scene_table_only_for_3dhp_splits(monkeypatch, tmp_p
 
     for rows, expect in (([lab], False), ([lab, *scene_rows], True)):
         monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, rows=rows, **k: rows)
-        monkeypatch.setattr("pose3dlib.config.load_config", lambda *a, **k: SimpleNamespace())
+        monkeypatch.setattr("pose3dlib.config.load_config", lambda *a, **k: SimpleNamespace(profile="mine"))  # a config of its own
         args = SimpleNamespace(config="c.yaml", overrides=[], stages="3", limit=0, run_dir=tmp_path,
                                out=tmp_path / "scores.csv")
         assert evaluate.run(args) == 0
