@@ -96,6 +96,15 @@ def opencv_path(path: str | Path) -> str:
     return text
 
 
+def write_image_file(path: Path, image_bgr: np.ndarray) -> None:
+    """Encode an OpenCV (BGR, grey or BGRA) image in the format of `path`'s suffix and write its bytes with
+    Python's own file functions, so any file name works (`opencv_path`)."""
+    ok, data = cv2.imencode(path.suffix or ".png", image_bgr)
+    if not ok:
+        raise DataError(f"{path}: could not encode the image as {path.suffix or '.png'}")
+    path.write_bytes(data.tobytes())
+
+
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file with OpenCV `flags`; (H, W[, C]) array in OpenCV's channel order (BGR).
 

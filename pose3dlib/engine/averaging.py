@@ -40,9 +40,9 @@ class WeightAverage:
     def update(self, model: torch.nn.Module) -> None:
         """average <- decay * average + (1 - decay) * model's state, tensor by tensor."""
         if model is not self._source:  # the optimiser steps its tensors in place: their views stay valid
-            self._source, self._current = model, floating_state(model)
-        current = self._current
-        if len(current) != len(self._average):
-            raise ValueError(f"WeightAverage.update: the model has {len(current)} floating-point tensors, "
-                             f"the average {len(self._average)}")
-        torch._foreach_lerp_(self._average, current, 1.0 - self.decay)
+            current = floating_state(model)
+            if len(current) != len(self._average):
+                raise ValueError(f"WeightAverage.update: the model has {len(current)} floating-point tensors, "
+                                 f"the average {len(self._average)}")
+            self._source, self._current = model, current
+        torch._foreach_lerp_(self._average, self._current, 1.0 - self.decay)

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.image_file import opencv_path, read_image_file
+from ..data.image_file import opencv_path, read_image_file, write_image_file
 from ..engine.atomic_io import temporary_sibling
 from ..engine.errors import DataError, Pose3DError
 
@@ -44,15 +44,6 @@ def marked_folder(path: Path) -> Path | None:
     """The nearest of `path` and the folders above it that holds OUTPUT_MARKER (an earlier demo run's
     --out), or None."""
     return next((d for d in (path, *path.parents) if (d / OUTPUT_MARKER).is_file()), None)
-
-
-def write_image_file(path: Path, image_bgr: np.ndarray) -> None:
-    """Encode an OpenCV (BGR, grey or BGRA) image in the format of `path`'s suffix and write its bytes with
-    Python's own file functions, so any file name works (`opencv_path`)."""
-    ok, data = cv2.imencode(path.suffix or ".png", image_bgr)
-    if not ok:
-        raise Pose3DError(f"{path}: could not encode the image as {path.suffix or '.png'}")
-    path.write_bytes(data.tobytes())
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
