@@ -246,39 +246,52 @@ MAX_STILLS = 4  # frames of a sequence shown in its still picture
 
 
 class InteractiveWithStill:
-    """A plotly figure that carries a still PNG of itself for viewers without JavaScript.
+    """A plotly figure that carries a still picture of itself (SVG) for viewers without JavaScript.
 
     Jupyter (JupyterLab, VS Code) shows the interactive figure; GitHub's notebook view,
     `jupyter nbconvert --to html` and other static viewers, which cannot draw plotly's
     mimetype, show the picture instead. `.figure` is the plotly figure itself.
+
+    The still is SVG, not PNG: JupyterLab's plotly renderer (the jupyterlab-plotly extension
+    that ships with plotly) shows a bundle's `image/png` in place of the figure and draws the
+    figure only once the pointer is over that picture, at another size and in plotly's look.
+    It reads no `image/svg+xml`, so there the figure is drawn at once; static viewers take SVG
+    as readily as PNG, and the vector still is the smaller of the two.
     """
 
-    def __init__(self, figure, png: bytes, description: str):
-        self.figure, self.png, self.description = figure, png, description
+    def __init__(self, figure, svg: str, description: str):
+        self.figure, self.svg, self.description = figure, svg, description
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        import base64
-
         import plotly.io as pio
 
         bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict()))
-        bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        bundle[STILL_MIMETYPE] = self.svg
         bundle["text/plain"] = self.description
         return bundle
 
 
-def _png_bytes(fig) -> bytes:
+STILL_MIMETYPE = "image/svg+xml"  # the mimetype of InteractiveWithStill's still (never image/png: see there)
+
+
+def _svg_text(fig) -> str:
+    """A matplotlib figure as SVG text, the same text for the same figure (no date, a fixed salt for
+    the clip-path ids), so that a re-run notebook's diff shows only what changed. Text is drawn as
+    paths: no font is needed where it is shown."""
     import io
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "pose3d", "svg.fonttype": "path"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
 
 
 def notebook_skeleton(joints_mm: np.ndarray, title: str = "") -> InteractiveWithStill:
     """`skeleton_figure_plotly` for a notebook page: interactive in Jupyter, a still picture elsewhere."""
     return InteractiveWithStill(skeleton_figure_plotly(joints_mm, title=title),
-                                _png_bytes(_still_figure(joints_mm, [title])), f"3D skeleton: {title}")
+                                _svg_text(_still_figure(joints_mm, [title])), f"3D skeleton: {title}")
 
 
 def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None,
@@ -288,7 +301,7 @@ def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray 
     poses = np.asarray(joints_mm, dtype=np.float64)
     picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
     labels = [f"frame {t}" + ("" if frame_times_s is None else f", {float(frame_times_s[t]):.2f} s") for t in picked]
-    return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels, suptitle=title)),
+    return InteractiveWithStill(figure, _svg_text(_still_figure(poses[picked], labels, suptitle=title)),
                                 f"3D skeleton sequence: {title} ({len(poses)} frames)")
 
 
