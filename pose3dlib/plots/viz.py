@@ -215,6 +215,9 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
 
 
+STILL_HEIGHT_IN, STILL_ZOOM = 3.6, 1.35  # the still pictures' height (inches) and 3D box zoom (see _still_figure)
+
+
 def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side,
     each under its title, all under `suptitle` when given."""
@@ -222,11 +225,15 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     from matplotlib.figure import Figure
 
     poses = np.asarray(joints_mm, dtype=np.float64).reshape(-1, MPII16.num_joints, 3)
-    fig = Figure(figsize=(4 * len(poses), 4))  # no pyplot: leaves the notebook's or terminal's backend alone
+    fig = Figure(figsize=(4 * len(poses), STILL_HEIGHT_IN))  # no pyplot: leaves the notebook's or terminal's backend alone
     FigureCanvasAgg(fig)
+    # Each 3D box is drawn STILL_ZOOM x matplotlib's size, and the panels reach the figure's foot: at
+    # matplotlib's defaults a quarter of the picture was blank between the ground and the key.
+    fig.subplots_adjust(bottom=0.02, top=0.84 if suptitle else 0.9)  # a suptitle's line above the titles
     for i, (pose, title) in enumerate(zip(poses, titles)):
         ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
         plot_skeleton_3d(ax, pose)
+        ax.set_box_aspect((1, 1, 1), zoom=STILL_ZOOM)
         ax.set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
