@@ -338,3 +338,28 @@ def test_a_3d_still_has_no_blank_band_between_the_skeleton_and_its_key():
             run = 0 if row_inked else run + 1
             longest = max(longest, run)
         assert longest < 0.1 * len(grey), f"{n} panel(s): {longest} blank rows of {len(grey)}"
+
+
+def test_sample_grid_shows_the_network_inputs_pixel_for_pixel():
+    """The crops are drawn enlarged without smoothing: what the network sees, and a PNG half the size
+    (matplotlib's smoothing of the noisy synthetic crops made notebook 01's page 1 MB heavier)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pose3dlib.data.actions import UNKNOWN_ACTION
+    from pose3dlib.plots.viz import sample_grid
+
+    class TwoDOnly:  # an MPII-like split: images with 2D labels, no action
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            rng = np.random.default_rng(i)
+            return {"image": rng.uniform(0, 1, (3, 16, 16)).astype(np.float32), "joints_2d": rng.uniform(-0.8, 0.8, (16, 2)),
+                    "valid": np.ones(16, bool), "index": i, "action": UNKNOWN_ACTION}
+
+    fig = sample_grid({"mpii val": TwoDOnly()}, 2, seed=0, input_size=16, heatmap_size=4)
+    try:
+        assert [im.get_interpolation() for ax in fig.axes for im in ax.get_images()] == ["nearest", "nearest"]
+    finally:
+        plt.close(fig)

@@ -439,7 +439,9 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
             action = "" if int(s["action"]) == UNKNOWN_ACTION else f" {dataset_action_name(ds, s['action'])}"
             if kind == "image":
                 ax = fig.add_subplot(*position)
-                ax.imshow(s["image"].transpose(1, 2, 0))
+                # the network's own pixels, not a smoothed enlargement: also half the PNG (1.0 MB of the
+                # cpu profile's 01 page were this figure's noisy, interpolated crops)
+                ax.imshow(s["image"].transpose(1, 2, 0), interpolation="nearest")
                 plot_skeleton_2d(ax, camera.normalized_to_crop_px(s["joints_2d"], input_size, heatmap_size),
                                  s["valid"], linewidth=1)
                 ax.set_title(f"{name} #{int(s['index'])}{action}", fontsize=7)
