@@ -363,3 +363,23 @@ def test_sample_grid_shows_the_network_inputs_pixel_for_pixel():
         assert [im.get_interpolation() for ax in fig.axes for im in ax.get_images()] == ["nearest", "nearest"]
     finally:
         plt.close(fig)
+
+
+def test_the_page_gives_the_interactive_figure_room_and_leaves_the_figure_alone():
+    """JupyterLab's plotly renderer draws a figure without a height 360 px high (the clip's play buttons
+    and slider take a quarter of that); the bundle names a height, the figure itself (write_html's) none."""
+    import numpy as np
+
+    from pose3dlib.plots.viz import (
+        NOTEBOOK_HEIGHT_PX,
+        NOTEBOOK_SEQUENCE_HEIGHT_PX,
+        notebook_skeleton,
+        notebook_skeleton_sequence,
+    )
+
+    poses = np.random.default_rng(6).normal(scale=300.0, size=(3, 16, 3))
+    one, clip = notebook_skeleton(poses[0]), notebook_skeleton_sequence(poses)
+    assert one._repr_mimebundle_()["application/vnd.plotly.v1+json"]["layout"]["height"] == NOTEBOOK_HEIGHT_PX
+    assert clip._repr_mimebundle_()["application/vnd.plotly.v1+json"]["layout"]["height"] == NOTEBOOK_SEQUENCE_HEIGHT_PX
+    assert NOTEBOOK_SEQUENCE_HEIGHT_PX > NOTEBOOK_HEIGHT_PX > 360
+    assert one.figure.layout.height is None and clip.figure.layout.height is None

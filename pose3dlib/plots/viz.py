@@ -266,19 +266,26 @@ class InteractiveWithStill:
     as readily as PNG, and the vector still is the smaller of the two.
     """
 
-    def __init__(self, figure, svg: str, description: str):
-        self.figure, self.svg, self.description = figure, svg, description
+    def __init__(self, figure, svg: str, description: str, height_px: int = 0):
+        self.figure, self.svg, self.description, self.height_px = figure, svg, description, height_px
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         import plotly.io as pio
 
-        bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict()))
+        spec = self.figure.to_dict()
+        if self.height_px and "height" not in spec["layout"]:
+            # only on the page: JupyterLab's renderer draws a figure without a height 360 px high, while
+            # the HTML files (write_html) fill their browser window
+            spec["layout"]["height"] = self.height_px
+        bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(spec))
         bundle[STILL_MIMETYPE] = self.svg
         bundle["text/plain"] = self.description
         return bundle
 
 
 STILL_MIMETYPE = "image/svg+xml"  # the mimetype of InteractiveWithStill's still (never image/png: see there)
+# notebook_skeleton's figure height on the page, and notebook_skeleton_sequence's (its play buttons and slider below)
+NOTEBOOK_HEIGHT_PX, NOTEBOOK_SEQUENCE_HEIGHT_PX = 480, 580
 
 
 def _svg_text(fig) -> str:
@@ -298,7 +305,8 @@ def _svg_text(fig) -> str:
 def notebook_skeleton(joints_mm: np.ndarray, title: str = "") -> InteractiveWithStill:
     """`skeleton_figure_plotly` for a notebook page: interactive in Jupyter, a still picture elsewhere."""
     return InteractiveWithStill(skeleton_figure_plotly(joints_mm, title=title),
-                                _svg_text(_still_figure(joints_mm, [title])), f"3D skeleton: {title}")
+                                _svg_text(_still_figure(joints_mm, [title])), f"3D skeleton: {title}",
+                                NOTEBOOK_HEIGHT_PX)
 
 
 def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None,
@@ -309,7 +317,7 @@ def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray 
     picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
     labels = [f"frame {t}" + ("" if frame_times_s is None else f", {float(frame_times_s[t]):.2f} s") for t in picked]
     return InteractiveWithStill(figure, _svg_text(_still_figure(poses[picked], labels, suptitle=title)),
-                                f"3D skeleton sequence: {title} ({len(poses)} frames)")
+                                f"3D skeleton sequence: {title} ({len(poses)} frames)", NOTEBOOK_SEQUENCE_HEIGHT_PX)
 
 
 def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path:
