@@ -55,6 +55,10 @@ def test_every_interactive_figure_carries_a_still_picture(path):
     for o in outputs:
         if "application/vnd.plotly.v1+json" in o.get("data", {}):
             assert {"image/svg+xml", "image/png"} & set(o["data"]), f"{path.name}: a plotly output without its still picture"
+            # JupyterLab's plotly renderer adds its own PNG snapshot to an output it drew, and shows that
+            # PNG, not the figure, when the notebook is opened again: a page saved from JupyterLab
+            assert not {"image/svg+xml", "image/png"} <= set(o["data"]), \
+                f"{path.name}: a plotly output with a PNG snapshot beside its SVG still (saved from JupyterLab?)"
 
 
 def _svg_width_pt(svg: str) -> float:
