@@ -48,38 +48,95 @@ def test_the_library_never_forces_a_matplotlib_backend():
 @pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted((NOTEBOOKS_DIR.parent / "runs" / "cpu").glob("[0-9][0-9]_*.ipynb"))],
                          ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_interactive_figure_carries_a_still_picture(path):
-    """GitHub and `nbconvert --to html` cannot draw plotly's mimetype: without a PNG beside it the cell is empty."""
+    """GitHub and `nbconvert --to html` cannot draw plotly's mimetype: without a picture beside it the cell
+    is empty. (The still is SVG since notebook_skeleton's change from PNG; a page executed before that
+    still holds a PNG.)"""
     outputs = [o for c in _code(json.loads(path.read_text())) for o in c.get("outputs", [])]
     for o in outputs:
         if "application/vnd.plotly.v1+json" in o.get("data", {}):
-            assert "image/png" in o["data"], f"{path.name}: a plotly output without its still picture"
+            assert {"image/svg+xml", "image/png"} & set(o["data"]), f"{path.name}: a plotly output without its still picture"
+            # JupyterLab's plotly renderer adds its own PNG snapshot to an output it drew, and shows that
+            # PNG, not the figure, when the notebook is opened again: a page saved from JupyterLab
+            assert not {"image/svg+xml", "image/png"} <= set(o["data"]), \
+                f"{path.name}: a plotly output with a PNG snapshot beside its SVG still (saved from JupyterLab?)"
+
+
+def _svg_width_pt(svg: str) -> float:
+    import re
+
+    return float(re.search(r'<svg[^>]*\swidth="([0-9.]+)pt"', svg).group(1))
 
 
 def test_the_notebook_skeleton_offers_jupyter_the_figure_and_static_viewers_a_picture():
-    import base64
-
     import numpy as np
 
     from pose3dlib.plots.viz import MAX_STILLS, notebook_skeleton, notebook_skeleton_sequence
 
     rng = np.random.default_rng(0)
     one = notebook_skeleton(rng.normal(scale=300.0, size=(16, 3)), title="photo")._repr_mimebundle_()
-    assert set(one) == {"application/vnd.plotly.v1+json", "image/png", "text/plain"}
+    assert set(one) == {"application/vnd.plotly.v1+json", "image/svg+xml", "text/plain"}
     assert one["application/vnd.plotly.v1+json"]["data"][1]["type"] == "scatter3d"
-    assert base64.b64decode(one["image/png"]).startswith(b"\x89PNG")
+    assert one["image/svg+xml"].lstrip().startswith("<?xml") and "<svg" in one["image/svg+xml"]
     clip = notebook_skeleton_sequence(rng.normal(scale=300.0, size=(9, 16, 3)), np.arange(9) / 6, title="clip")
     bundle = clip._repr_mimebundle_()
     assert len(clip.figure.frames) == 9 and "9 frames" in bundle["text/plain"]
-
-    def width(png_b64: str) -> int:
-        import cv2
-
-        return cv2.imdecode(np.frombuffer(base64.b64decode(png_b64), np.uint8), cv2.IMREAD_COLOR).shape[1]
-
     # MAX_STILLS frames side by side (the single still is a little wider than its one frame: its key)
-    assert width(bundle["image/png"]) > (MAX_STILLS - 1) * width(one["image/png"])
+    assert _svg_width_pt(bundle["image/svg+xml"]) > (MAX_STILLS - 1) * _svg_width_pt(one["image/svg+xml"])
     with pytest.raises(ValueError, match=r"\(T, 16, 3\)"):
         notebook_skeleton_sequence(np.zeros((0, 16, 3)))
+
+
+def test_jupyterlab_draws_the_interactive_figure_at_once():
+    """jupyterlab-plotly (the JupyterLab renderer that ships with plotly) shows a bundle's image/png
+    instead of the figure until the pointer is over it: the still must come as another mimetype, one
+    that static viewers show and that JupyterLab ranks below plotly's."""
+    import numpy as np
+
+    from pose3dlib.plots.viz import STILL_MIMETYPE, notebook_skeleton, notebook_skeleton_sequence
+
+    poses = np.random.default_rng(2).normal(scale=300.0, size=(3, 16, 3))
+    for shown in (notebook_skeleton(poses[0]), notebook_skeleton_sequence(poses)):
+        bundle = shown._repr_mimebundle_()
+        assert "image/png" not in bundle and STILL_MIMETYPE in bundle
+    assert STILL_MIMETYPE in ("image/svg+xml", "image/jpeg", "text/html")
+
+
+def test_the_still_is_the_same_text_for_the_same_figure():
+    """No date or random ids in the SVG: a notebook run twice on the same predictions commits no diff."""
+    import numpy as np
+
+    from pose3dlib.plots.viz import notebook_skeleton
+
+    pose = np.random.default_rng(3).normal(scale=300.0, size=(16, 3))
+    first, second = (notebook_skeleton(pose, title="photo")._repr_mimebundle_()["image/svg+xml"] for _ in range(2))
+    assert first == second
+    assert "<dc:date>" not in first
+
+
+def test_a_static_viewer_shows_the_still_in_place_of_the_interactive_figure(tmp_path):
+    """nbconvert's HTML (what nbviewer serves; GitHub's view picks from the bundle the same way) holds the
+    still picture of a notebook_skeleton output, and no plotly figure it could not draw."""
+    import base64
+    import re
+
+    import nbformat
+    import numpy as np
+    from nbconvert import HTMLExporter
+
+    from pose3dlib.plots.viz import notebook_skeleton
+
+    bundle = notebook_skeleton(np.random.default_rng(4).normal(scale=300.0, size=(16, 3)), title="photo")._repr_mimebundle_()
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("notebook_skeleton(pose)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    nb.cells = [cell]
+    nbformat.validate(nb)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    body = html[html.index("<body"):]
+    # the matplotlib still (its 3D panes), inlined or as an <img> of the SVG
+    pictures = [base64.b64decode(b).decode() for b in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', body)]
+    assert any("pane3d_1" in svg for svg in [body, *pictures])
+    assert "3D skeleton: photo" not in body  # not the plain-text line in its place
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -261,3 +318,72 @@ def test_a_3d_still_shows_its_scale_in_millimetres():
     assert len(bars) == 1
     xs = bars[0].get_data_3d()[0]
     assert np.isclose(xs[1] - xs[0], scale_bar_mm(side))
+
+
+def test_a_3d_still_has_no_blank_band_between_the_skeleton_and_its_key():
+    """At matplotlib's 3D defaults a quarter of each still (the notebook's and the demo's <stem>_3d.png)
+    was a blank band under the ground; the box now fills its panel."""
+    import io
+
+    import cv2
+    import numpy as np
+
+    from pose3dlib.plots.viz import _still_figure
+
+    poses = np.random.default_rng(5).normal(scale=300.0, size=(4, 16, 3))
+    for n in (1, 4):
+        buffer = io.BytesIO()
+        _still_figure(poses[:n], [f"frame {i}" for i in range(n)], suptitle="clip" if n > 1 else "").savefig(
+            buffer, format="png", dpi=100, bbox_inches="tight")
+        grey = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+        inked = (grey < 250).any(axis=1)
+        longest, run = 0, 0
+        for row_inked in inked:
+            run = 0 if row_inked else run + 1
+            longest = max(longest, run)
+        assert longest < 0.1 * len(grey), f"{n} panel(s): {longest} blank rows of {len(grey)}"
+
+
+def test_sample_grid_shows_the_network_inputs_pixel_for_pixel():
+    """The crops are drawn enlarged without smoothing: what the network sees, and a PNG half the size
+    (matplotlib's smoothing of the noisy synthetic crops made notebook 01's page 1 MB heavier)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pose3dlib.data.actions import UNKNOWN_ACTION
+    from pose3dlib.plots.viz import sample_grid
+
+    class TwoDOnly:  # an MPII-like split: images with 2D labels, no action
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            rng = np.random.default_rng(i)
+            return {"image": rng.uniform(0, 1, (3, 16, 16)).astype(np.float32), "joints_2d": rng.uniform(-0.8, 0.8, (16, 2)),
+                    "valid": np.ones(16, bool), "index": i, "action": UNKNOWN_ACTION}
+
+    fig = sample_grid({"mpii val": TwoDOnly()}, 2, seed=0, input_size=16, heatmap_size=4)
+    try:
+        assert [im.get_interpolation() for ax in fig.axes for im in ax.get_images()] == ["nearest", "nearest"]
+    finally:
+        plt.close(fig)
+
+
+def test_the_page_gives_the_interactive_figure_room_and_leaves_the_figure_alone():
+    """JupyterLab's plotly renderer draws a figure without a height 360 px high (the clip's play buttons
+    and slider take a quarter of that); the bundle names a height, the figure itself (write_html's) none."""
+    import numpy as np
+
+    from pose3dlib.plots.viz import (
+        NOTEBOOK_HEIGHT_PX,
+        NOTEBOOK_SEQUENCE_HEIGHT_PX,
+        notebook_skeleton,
+        notebook_skeleton_sequence,
+    )
+
+    poses = np.random.default_rng(6).normal(scale=300.0, size=(3, 16, 3))
+    one, clip = notebook_skeleton(poses[0]), notebook_skeleton_sequence(poses)
+    assert one._repr_mimebundle_()["application/vnd.plotly.v1+json"]["layout"]["height"] == NOTEBOOK_HEIGHT_PX
+    assert clip._repr_mimebundle_()["application/vnd.plotly.v1+json"]["layout"]["height"] == NOTEBOOK_SEQUENCE_HEIGHT_PX
+    assert NOTEBOOK_SEQUENCE_HEIGHT_PX > NOTEBOOK_HEIGHT_PX > 360
+    assert one.figure.layout.height is None and clip.figure.layout.height is None

@@ -215,6 +215,9 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
     return go.Figure(data=[plane, *_skeleton_traces(p[0])], frames=frames, layout=layout)
 
 
+STILL_HEIGHT_IN, STILL_ZOOM = 3.6, 1.35  # the still pictures' height (inches) and 3D box zoom (see _still_figure)
+
+
 def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side,
     each under its title, all under `suptitle` when given."""
@@ -222,11 +225,15 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     from matplotlib.figure import Figure
 
     poses = np.asarray(joints_mm, dtype=np.float64).reshape(-1, MPII16.num_joints, 3)
-    fig = Figure(figsize=(4 * len(poses), 4))  # no pyplot: leaves the notebook's or terminal's backend alone
+    fig = Figure(figsize=(4 * len(poses), STILL_HEIGHT_IN))  # no pyplot: leaves the notebook's or terminal's backend alone
     FigureCanvasAgg(fig)
+    # Each 3D box is drawn STILL_ZOOM x matplotlib's size, and the panels reach the figure's foot: at
+    # matplotlib's defaults a quarter of the picture was blank between the ground and the key.
+    fig.subplots_adjust(bottom=0.02, top=0.84 if suptitle else 0.9)  # a suptitle's line above the titles
     for i, (pose, title) in enumerate(zip(poses, titles)):
         ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
         plot_skeleton_3d(ax, pose)
+        ax.set_box_aspect((1, 1, 1), zoom=STILL_ZOOM)
         ax.set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
@@ -246,39 +253,60 @@ MAX_STILLS = 4  # frames of a sequence shown in its still picture
 
 
 class InteractiveWithStill:
-    """A plotly figure that carries a still PNG of itself for viewers without JavaScript.
+    """A plotly figure that carries a still picture of itself (SVG) for viewers without JavaScript.
 
     Jupyter (JupyterLab, VS Code) shows the interactive figure; GitHub's notebook view,
     `jupyter nbconvert --to html` and other static viewers, which cannot draw plotly's
     mimetype, show the picture instead. `.figure` is the plotly figure itself.
+
+    The still is SVG, not PNG: JupyterLab's plotly renderer (the jupyterlab-plotly extension
+    that ships with plotly) shows a bundle's `image/png` in place of the figure and draws the
+    figure only once the pointer is over that picture, at another size and in plotly's look.
+    It reads no `image/svg+xml`, so there the figure is drawn at once; static viewers take SVG
+    as readily as PNG, and the vector still is the smaller of the two.
     """
 
-    def __init__(self, figure, png: bytes, description: str):
-        self.figure, self.png, self.description = figure, png, description
+    def __init__(self, figure, svg: str, description: str, height_px: int = 0):
+        self.figure, self.svg, self.description, self.height_px = figure, svg, description, height_px
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        import base64
-
         import plotly.io as pio
 
-        bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict()))
-        bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        spec = self.figure.to_dict()
+        if self.height_px and "height" not in spec["layout"]:
+            # only on the page: JupyterLab's renderer draws a figure without a height 360 px high, while
+            # the HTML files (write_html) fill their browser window
+            spec["layout"]["height"] = self.height_px
+        bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(spec))
+        bundle[STILL_MIMETYPE] = self.svg
         bundle["text/plain"] = self.description
         return bundle
 
 
-def _png_bytes(fig) -> bytes:
+STILL_MIMETYPE = "image/svg+xml"  # the mimetype of InteractiveWithStill's still (never image/png: see there)
+# notebook_skeleton's figure height on the page, and notebook_skeleton_sequence's (its play buttons and slider below)
+NOTEBOOK_HEIGHT_PX, NOTEBOOK_SEQUENCE_HEIGHT_PX = 480, 580
+
+
+def _svg_text(fig) -> str:
+    """A matplotlib figure as SVG text, the same text for the same figure (no date, a fixed salt for
+    the clip-path ids), so that a re-run notebook's diff shows only what changed. Text is drawn as
+    paths: no font is needed where it is shown."""
     import io
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "pose3d", "svg.fonttype": "path"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
 
 
 def notebook_skeleton(joints_mm: np.ndarray, title: str = "") -> InteractiveWithStill:
     """`skeleton_figure_plotly` for a notebook page: interactive in Jupyter, a still picture elsewhere."""
     return InteractiveWithStill(skeleton_figure_plotly(joints_mm, title=title),
-                                _png_bytes(_still_figure(joints_mm, [title])), f"3D skeleton: {title}")
+                                _svg_text(_still_figure(joints_mm, [title])), f"3D skeleton: {title}",
+                                NOTEBOOK_HEIGHT_PX)
 
 
 def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray | None = None,
@@ -288,8 +316,8 @@ def notebook_skeleton_sequence(joints_mm: np.ndarray, frame_times_s: np.ndarray 
     poses = np.asarray(joints_mm, dtype=np.float64)
     picked = np.unique(np.linspace(0, len(poses) - 1, min(MAX_STILLS, len(poses))).round().astype(int))
     labels = [f"frame {t}" + ("" if frame_times_s is None else f", {float(frame_times_s[t]):.2f} s") for t in picked]
-    return InteractiveWithStill(figure, _png_bytes(_still_figure(poses[picked], labels, suptitle=title)),
-                                f"3D skeleton sequence: {title} ({len(poses)} frames)")
+    return InteractiveWithStill(figure, _svg_text(_still_figure(poses[picked], labels, suptitle=title)),
+                                f"3D skeleton sequence: {title} ({len(poses)} frames)", NOTEBOOK_SEQUENCE_HEIGHT_PX)
 
 
 def save_figure(fig, figures_dir: str | Path, name: str, dpi: int = 120) -> Path:
@@ -419,7 +447,9 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
             action = "" if int(s["action"]) == UNKNOWN_ACTION else f" {dataset_action_name(ds, s['action'])}"
             if kind == "image":
                 ax = fig.add_subplot(*position)
-                ax.imshow(s["image"].transpose(1, 2, 0))
+                # the network's own pixels, not a smoothed enlargement: also half the PNG (1.0 MB of the
+                # cpu profile's 01 page were this figure's noisy, interpolated crops)
+                ax.imshow(s["image"].transpose(1, 2, 0), interpolation="nearest")
                 plot_skeleton_2d(ax, camera.normalized_to_crop_px(s["joints_2d"], input_size, heatmap_size),
                                  s["valid"], linewidth=1)
                 ax.set_title(f"{name} #{int(s['index'])}{action}", fontsize=7)
