@@ -228,6 +228,58 @@ def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, cas
         convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
 
 
+def _write_cdf_variable(path, name: str, data: np.ndarray) -> None:
+    """A CDF file holding one variable `name` (as the official files hold `Pose`)."""
+    from cdflib.cdfwrite import CDF
+
+    path.unlink(missing_ok=True)
+    cdf = CDF(str(path), cdf_spec={"Majority": "row_major"})
+    cdf.write_var({"Variable": name, "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
+                   "Dim_Sizes": list(data.shape[1:])}, var_data=data)
+    cdf.close()
+
+
+def test_a_pose_file_without_pose_or_of_another_shape_stops_the_conversion(raw, tmp_path, monkeypatch):
+    """A readable CDF without `Pose` was taken for a cut-short file: its sequence skipped with a warning and
+    the conversion finished with exit status 0. It is another file, not a damaged one: an error naming the
+    file, the variables it holds and the shape expected; a wrong shape names the shape as stored."""
+    import cdflib
+
+    part, f3d, _ = _one_sequence_download(raw, tmp_path)
+    pose = read_pose_cdf(f3d, 3).reshape(1, -1, 96)
+    _write_cdf_variable(f3d, "Positions", pose)
+    expected = re.escape(f"{f3d}: no variable 'Pose' (the file holds 'Positions'); expected a Human3.6M pose file "
+                         "with 'Pose' of shape (1, N, 96)")
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        convert_h36m(part, tmp_path / "out", progress=False)
+    assert main(["convert-h36m", str(part), str(tmp_path / "out")]) == 2
+    real_info = cdflib.CDF.cdf_info  # cdflib before 1.0 returned a dict: read the same way
+    monkeypatch.setattr(cdflib.CDF, "cdf_info", lambda self: dict(vars(real_info(self))))
+    assert isinstance(cdflib.CDF(str(f3d)).cdf_info(), dict)
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        read_pose_cdf(f3d, 3)
+    monkeypatch.undo()
+    _write_cdf_variable(f3d, "Pose", pose[:, :, :93])  # 31 joints
+    with pytest.raises(DataError, match="^" + re.escape(f"{f3d}: 'Pose' has shape (1, {pose.shape[1]}, 93), "
+                                                        "expected (1, N, 96)") + "$"):
+        convert_h36m(part, tmp_path / "out", progress=False)
+    _write_cdf_variable(f3d, "pose", pose)  # cdflib finds a name in another case, as its varget does
+    assert convert_h36m(part, tmp_path / "out", progress=False)["skipped"] == []
+
+
+def test_subjects_asked_for_but_not_in_the_download_are_refused(raw, tmp_path, capsys):
+    """`--subjects 1 6` with no S6/ converted S1 alone, exit status 0, S6 one line among the missing files."""
+    assert main(["convert-h36m", str(raw / "h36m"), str(tmp_path / "out"), "--subjects", "1", "6", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: --subjects 1 6 7: no S6/, S7/ in {raw / 'h36m'} (nor in its extracted/, h36m-fetch's "
+                       "layout); the download holds S1, S5, S9, S11: extract those subjects there, or leave them out "
+                       "of --subjects")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DataError, match=r"^--subjects 6: no S6/ in .*extract that subject there, or leave it out"):
+        convert_h36m(raw / "h36m", tmp_path / "out", subjects=(6,), progress=False)
+    assert convert_h36m(raw / "h36m", tmp_path / "out", subjects=(1,), progress=False)["rows"] > 0
+
+
 def test_3dhp_poses_in_metres_are_refused(raw, tmp_path):
     part = tmp_path / "raw" / "TS5"
     shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part)
