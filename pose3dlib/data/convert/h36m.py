@@ -287,7 +287,7 @@ def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
     absent = [s for s in wanted if s not in present]
     if absent:  # asked for by --subjects: converting the others would leave it out without an error
         folders = ", ".join(f"S{s}/" for s in absent)
-        raise DataError(f"--subjects {' '.join(str(s) for s in wanted)}: no {folders} in {raw} (nor in its extracted/, "
+        raise DataError(f"--subjects {' '.join(str(s) for s in subjects or wanted)}: no {folders} in {raw} (nor in its extracted/, "
                         f"h36m-fetch's layout); the download holds {', '.join(f'S{s}' for s in sorted(present))}: "
                         f"extract {'that subject' if len(absent) == 1 else 'those subjects'} there, or leave "
                         f"{'it' if len(absent) == 1 else 'them'} out of --subjects")
