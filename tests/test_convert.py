@@ -165,6 +165,27 @@ def test_conversion_warnings_are_one_line_and_still_warnings(raw, tmp_path):
     assert warnings.formatwarning is not common._one_line
 
 
+def test_a_conversion_warning_starts_its_own_line_below_a_progress_bar():
+    """On a terminal the warning was written right after the bar's text, on the bar's line
+    (`... 1/8 [00:00<00:05, 1.20seq/s]warning: ...`); the bar is cleared first and drawn again after it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tqdm import tqdm; from pose3dlib.data.convert import common; "
+            "bar = tqdm(total=3, file=sys.stderr, mininterval=0, desc='convert-h36m', unit='seq'); bar.update(1); "
+            "common.warn('the video ends early'); bar.update(1); bar.close()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120)
+    before, after = r.stderr.decode().split("warning: the video ends early\n")  # bytes: the \r kept
+    assert "seq/s]" in before and before.endswith("\r") and before.rstrip("\r").split("\r")[-1].strip() == ""
+    assert "convert-h36m:  67%" in after  # the bar goes on below the warning
+
+
+def test_the_printed_report_names_missing_subjects_by_their_folders(capsys):
+    """`subjects missing: 6, 7, 8` beside warnings and lists saying S6, S7, S8."""
+    assert common.print_report({"raw": "dl", "rows": 4, "subjects_missing": [6, 7, 8], "missing": []}, "out") == 0
+    assert capsys.readouterr().out.splitlines() == ["subjects missing: S6, S7, S8", "wrote 4 rows to out"]
+
+
 def test_h36m_errors_name_the_file(raw, tmp_path):
     with pytest.raises(DataError, match="overlaps the raw download"):
         convert_h36m(raw / "h36m", raw / "h36m" / "converted", progress=False)
