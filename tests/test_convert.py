@@ -515,6 +515,27 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
     assert action_names_for(H36MDataset(out / "h36m", "test", CFG)) is ACTION_NAMES
 
 
+def test_3dhp_shows_its_progress_frame_by_frame(raw, tmp_path, monkeypatch):
+    """The only bar counted the six sequences, each a minute or more of the real test set's frames."""
+    from pose3dlib.data.convert import mpi3dhp
+
+    bars = []
+
+    def recording_bar(iterable=None, **kwargs):
+        items = list(iterable)
+        bars.append((kwargs.get("desc"), kwargs.get("unit"), len(items), kwargs.get("disable")))
+        return iter(items)
+
+    monkeypatch.setattr(mpi3dhp, "progress_bar", recording_bar)
+    convert_3dhp(raw / "mpi_inf_3dhp_test_set", tmp_path / "out", progress=True)
+    valid = so.TS_FRAMES - 1  # frame TS_INVALID_FRAME is not valid
+    assert bars == [("convert-3dhp", "seq", 6, False)] + [(f"convert-3dhp: TS{s}", "frame", valid, False)
+                                                          for s in range(1, 7)]
+    bars.clear()
+    convert_3dhp(raw / "mpi_inf_3dhp_test_set", tmp_path / "quiet", progress=False)
+    assert {disable for *_, disable in bars} == {True}
+
+
 def test_3dhp_partial_download(raw, tmp_path):
     part = tmp_path / "raw"
     shutil.copytree(raw / "mpi_inf_3dhp_test_set" / "TS5", part / "TS5")
