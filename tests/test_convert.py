@@ -225,6 +225,41 @@ def _one_sequence_download(raw, tmp_path):
     return part, f3d, f3d.parent.parent / "D2_Positions" / f3d.name
 
 
+def test_h36m_frames_two_rows_taller_than_wide_convert_as_the_square_ones(raw, tmp_path):
+    """Some cameras' videos are 1000 x 1002 px (two rows more than wide): the frames of one sequence padded
+    with two black rows at the bottom give the same labels and, but for the codec, the same crops."""
+    part, f3d, _ = _one_sequence_download(raw, tmp_path)
+    square = convert_h36m(part, tmp_path / "square", every=1, every_test=1, progress=False)
+    video = part / "S9" / "Videos" / f"{f3d.stem}.mp4"
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while (frame := cap.read())[0]:
+        frames.append(np.pad(frame[1], ((0, 2), (0, 0), (0, 0))))
+    cap.release()
+    assert frames and frames[0].shape[:2] == (so.FRAME_PX + 2, so.FRAME_PX)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (so.FRAME_PX, so.FRAME_PX + 2))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_HEIGHT) == so.FRAME_PX + 2
+    tall = convert_h36m(part, tmp_path / "tall", every=1, every_test=1, progress=False)
+    assert tall["rows"] == square["rows"] and tall["skipped"] == square["skipped"] == []
+    with h5py.File(tmp_path / "square" / "annot.h5", "r") as a, h5py.File(tmp_path / "tall" / "annot.h5", "r") as b:
+        for key in ("id", "subject", "action", "camera", "joint_2d", "joint_3d_mono", "bbox"):
+            assert np.array_equal(a[key][()], b[key][()]), key
+    names = {c.relative_to(tmp_path / "tall") for c in (tmp_path / "tall" / "images").rglob("*.jpg")}
+    assert names == {c.relative_to(tmp_path / "square") for c in (tmp_path / "square" / "images").rglob("*.jpg")}
+
+    def crop(folder: str, name) -> np.ndarray:
+        return cv2.imread(str(tmp_path / folder / name)).astype(float)
+
+    diffs = {n: np.abs(crop("tall", n) - crop("square", n)).mean() for n in names}
+    redone = [n for n in names if diffs[n] > 0]  # the crops of the re-encoded video
+    assert len(redone) == so.H36M_FRAMES and max(diffs.values()) < 4.0, diffs  # grey levels: the codec only
+    others = [n for n in names if n.parent == redone[0].parent and n != redone[0]]  # its other frames' crops
+    assert min(np.abs(crop("tall", redone[0]) - crop("square", n)).mean() for n in others) > 6.0
+
+
 @pytest.mark.parametrize("case", ["3d in metres", "2d normalised", "2d fewer frames"])
 def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, case):
     part, f3d, f2d = _one_sequence_download(raw, tmp_path)
