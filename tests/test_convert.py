@@ -260,6 +260,31 @@ def test_h36m_frames_two_rows_taller_than_wide_convert_as_the_square_ones(raw, t
     assert min(np.abs(crop("tall", redone[0]) - crop("square", n)).mean() for n in others) > 6.0
 
 
+def test_h36m_all_sequences_are_left_out_in_the_mapping_and_on_disk(raw, tmp_path):
+    """Human3.6M's `_ALL` sequences (files on disk, and names in metadata.xml's mapping) are converted by
+    nobody: a mapping cell naming one, with its files present, adds no rows and is not listed as missing."""
+    import xml.etree.ElementTree as ET
+
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    plain = convert_h36m(part, tmp_path / "plain", every=1, every_test=1, progress=False)
+    tree = ET.parse(part / "metadata.xml")
+    discussion = tree.getroot().find("mapping").findall("tr")[2 * (3 - 1) + 1]  # action 3, subaction 1
+    assert [td.text for td in discussion][:2] == ["3", "1"]
+    discussion[1 + 9].text = "_ALL"  # S9's column
+    tree.write(part / "metadata.xml")
+    for folder, suffix in (("MyPoseFeatures/D3_Positions_mono", ".cdf"), ("MyPoseFeatures/D2_Positions", ".cdf"),
+                           ("Videos", ".mp4")):
+        for f in sorted((part / "S9" / folder).glob(f"Directions.*{suffix}")):
+            shutil.copy(f, f.with_name(f.name.replace("Directions", "_ALL", 1)))
+            shutil.copy(f, f.with_name(f.name.replace("Directions", "_ALL 1", 1)))
+    report = convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+    assert report["rows"] == plain["rows"] and report["sequences"] == plain["sequences"]
+    assert not any("_ALL" in m for m in report["missing"] + report["skipped"])
+    with h5py.File(tmp_path / "out" / "annot.h5", "r") as f:
+        assert 3 not in set(f["action"][()])
+
+
 @pytest.mark.parametrize("case", ["3d in metres", "2d normalised", "2d fewer frames"])
 def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, case):
     part, f3d, f2d = _one_sequence_download(raw, tmp_path)
