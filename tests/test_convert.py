@@ -165,6 +165,27 @@ def test_conversion_warnings_are_one_line_and_still_warnings(raw, tmp_path):
     assert warnings.formatwarning is not common._one_line
 
 
+def test_a_conversion_warning_starts_its_own_line_below_a_progress_bar():
+    """On a terminal the warning was written right after the bar's text, on the bar's line
+    (`... 1/8 [00:00<00:05, 1.20seq/s]warning: ...`); the bar is cleared first and drawn again after it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tqdm import tqdm; from pose3dlib.data.convert import common; "
+            "bar = tqdm(total=3, file=sys.stderr, mininterval=0, desc='convert-h36m', unit='seq'); bar.update(1); "
+            "common.warn('the video ends early'); bar.update(1); bar.close()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120)
+    before, after = r.stderr.decode().split("warning: the video ends early\n")  # bytes: the \r kept
+    assert "seq/s]" in before and before.endswith("\r") and before.rstrip("\r").split("\r")[-1].strip() == ""
+    assert "convert-h36m:  67%" in after  # the bar goes on below the warning
+
+
+def test_the_printed_report_names_missing_subjects_by_their_folders(capsys):
+    """`subjects missing: 6, 7, 8` beside warnings and lists saying S6, S7, S8."""
+    assert common.print_report({"raw": "dl", "rows": 4, "subjects_missing": [6, 7, 8], "missing": []}, "out") == 0
+    assert capsys.readouterr().out.splitlines() == ["subjects missing: S6, S7, S8", "wrote 4 rows to out"]
+
+
 def test_h36m_errors_name_the_file(raw, tmp_path):
     with pytest.raises(DataError, match="overlaps the raw download"):
         convert_h36m(raw / "h36m", raw / "h36m" / "converted", progress=False)
@@ -204,6 +225,66 @@ def _one_sequence_download(raw, tmp_path):
     return part, f3d, f3d.parent.parent / "D2_Positions" / f3d.name
 
 
+def test_h36m_frames_two_rows_taller_than_wide_convert_as_the_square_ones(raw, tmp_path):
+    """Some cameras' videos are 1000 x 1002 px (two rows more than wide): the frames of one sequence padded
+    with two black rows at the bottom give the same labels and, but for the codec, the same crops."""
+    part, f3d, _ = _one_sequence_download(raw, tmp_path)
+    square = convert_h36m(part, tmp_path / "square", every=1, every_test=1, progress=False)
+    video = part / "S9" / "Videos" / f"{f3d.stem}.mp4"
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while (frame := cap.read())[0]:
+        frames.append(np.pad(frame[1], ((0, 2), (0, 0), (0, 0))))
+    cap.release()
+    assert frames and frames[0].shape[:2] == (so.FRAME_PX + 2, so.FRAME_PX)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (so.FRAME_PX, so.FRAME_PX + 2))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_HEIGHT) == so.FRAME_PX + 2
+    tall = convert_h36m(part, tmp_path / "tall", every=1, every_test=1, progress=False)
+    assert tall["rows"] == square["rows"] and tall["skipped"] == square["skipped"] == []
+    with h5py.File(tmp_path / "square" / "annot.h5", "r") as a, h5py.File(tmp_path / "tall" / "annot.h5", "r") as b:
+        for key in ("id", "subject", "action", "camera", "joint_2d", "joint_3d_mono", "bbox"):
+            assert np.array_equal(a[key][()], b[key][()]), key
+    names = {c.relative_to(tmp_path / "tall") for c in (tmp_path / "tall" / "images").rglob("*.jpg")}
+    assert names == {c.relative_to(tmp_path / "square") for c in (tmp_path / "square" / "images").rglob("*.jpg")}
+
+    def crop(folder: str, name) -> np.ndarray:
+        return cv2.imread(str(tmp_path / folder / name)).astype(float)
+
+    diffs = {n: np.abs(crop("tall", n) - crop("square", n)).mean() for n in names}
+    redone = [n for n in names if diffs[n] > 0]  # the crops of the re-encoded video
+    assert len(redone) == so.H36M_FRAMES and max(diffs.values()) < 4.0, diffs  # grey levels: the codec only
+    others = [n for n in names if n.parent == redone[0].parent and n != redone[0]]  # its other frames' crops
+    assert min(np.abs(crop("tall", redone[0]) - crop("square", n)).mean() for n in others) > 6.0
+
+
+def test_h36m_all_sequences_are_left_out_in_the_mapping_and_on_disk(raw, tmp_path):
+    """Human3.6M's `_ALL` sequences (files on disk, and names in metadata.xml's mapping) are converted by
+    nobody: a mapping cell naming one, with its files present, adds no rows and is not listed as missing."""
+    import xml.etree.ElementTree as ET
+
+    part = tmp_path / "raw"
+    shutil.copytree(raw / "h36m", part, ignore=shutil.ignore_patterns("S1", "S5", "S6", "S7", "S8", "S11"))
+    plain = convert_h36m(part, tmp_path / "plain", every=1, every_test=1, progress=False)
+    tree = ET.parse(part / "metadata.xml")
+    discussion = tree.getroot().find("mapping").findall("tr")[2 * (3 - 1) + 1]  # action 3, subaction 1
+    assert [td.text for td in discussion][:2] == ["3", "1"]
+    discussion[1 + 9].text = "_ALL"  # S9's column
+    tree.write(part / "metadata.xml")
+    for folder, suffix in (("MyPoseFeatures/D3_Positions_mono", ".cdf"), ("MyPoseFeatures/D2_Positions", ".cdf"),
+                           ("Videos", ".mp4")):
+        for f in sorted((part / "S9" / folder).glob(f"Directions.*{suffix}")):
+            shutil.copy(f, f.with_name(f.name.replace("Directions", "_ALL", 1)))
+            shutil.copy(f, f.with_name(f.name.replace("Directions", "_ALL 1", 1)))
+    report = convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+    assert report["rows"] == plain["rows"] and report["sequences"] == plain["sequences"]
+    assert not any("_ALL" in m for m in report["missing"] + report["skipped"])
+    with h5py.File(tmp_path / "out" / "annot.h5", "r") as f:
+        assert 3 not in set(f["action"][()])
+
+
 @pytest.mark.parametrize("case", ["3d in metres", "2d normalised", "2d fewer frames"])
 def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, case):
     part, f3d, f2d = _one_sequence_download(raw, tmp_path)
@@ -226,6 +307,58 @@ def test_h36m_poses_in_the_wrong_units_or_lengths_are_refused(raw, tmp_path, cas
         bad, match = f2d, f"holds {so.H36M_FRAMES - 1} frames, .* {so.H36M_FRAMES}: the 2D and 3D poses"
     with pytest.raises(DataError, match=re.escape(str(bad)) + ".*" + match):
         convert_h36m(part, tmp_path / "out", every=1, every_test=1, progress=False)
+
+
+def _write_cdf_variable(path, name: str, data: np.ndarray) -> None:
+    """A CDF file holding one variable `name` (as the official files hold `Pose`)."""
+    from cdflib.cdfwrite import CDF
+
+    path.unlink(missing_ok=True)
+    cdf = CDF(str(path), cdf_spec={"Majority": "row_major"})
+    cdf.write_var({"Variable": name, "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
+                   "Dim_Sizes": list(data.shape[1:])}, var_data=data)
+    cdf.close()
+
+
+def test_a_pose_file_without_pose_or_of_another_shape_stops_the_conversion(raw, tmp_path, monkeypatch):
+    """A readable CDF without `Pose` was taken for a cut-short file: its sequence skipped with a warning and
+    the conversion finished with exit status 0. It is another file, not a damaged one: an error naming the
+    file, the variables it holds and the shape expected; a wrong shape names the shape as stored."""
+    import cdflib
+
+    part, f3d, _ = _one_sequence_download(raw, tmp_path)
+    pose = read_pose_cdf(f3d, 3).reshape(1, -1, 96)
+    _write_cdf_variable(f3d, "Positions", pose)
+    expected = re.escape(f"{f3d}: no variable 'Pose' (the file holds 'Positions'); expected a Human3.6M pose file "
+                         "with 'Pose' of shape (1, N, 96)")
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        convert_h36m(part, tmp_path / "out", progress=False)
+    assert main(["convert-h36m", str(part), str(tmp_path / "out")]) == 2
+    real_info = cdflib.CDF.cdf_info  # cdflib before 1.0 returned a dict: read the same way
+    monkeypatch.setattr(cdflib.CDF, "cdf_info", lambda self: dict(vars(real_info(self))))
+    assert isinstance(cdflib.CDF(str(f3d)).cdf_info(), dict)
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        read_pose_cdf(f3d, 3)
+    monkeypatch.undo()
+    _write_cdf_variable(f3d, "Pose", pose[:, :, :93])  # 31 joints
+    with pytest.raises(DataError, match="^" + re.escape(f"{f3d}: 'Pose' has shape (1, {pose.shape[1]}, 93), "
+                                                        "expected (1, N, 96)") + "$"):
+        convert_h36m(part, tmp_path / "out", progress=False)
+    _write_cdf_variable(f3d, "pose", pose)  # cdflib finds a name in another case, as its varget does
+    assert convert_h36m(part, tmp_path / "out", progress=False)["skipped"] == []
+
+
+def test_subjects_asked_for_but_not_in_the_download_are_refused(raw, tmp_path, capsys):
+    """`--subjects 1 6` with no S6/ converted S1 alone, exit status 0, S6 one line among the missing files."""
+    assert main(["convert-h36m", str(raw / "h36m"), str(tmp_path / "out"), "--subjects", "1", "6", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: --subjects 1 6 7: no S6/, S7/ in {raw / 'h36m'} (nor in its extracted/, h36m-fetch's "
+                       "layout); the download holds S1, S5, S9, S11: extract those subjects there, or leave them out "
+                       "of --subjects")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DataError, match=r"^--subjects 6: no S6/ in .*extract that subject there, or leave it out"):
+        convert_h36m(raw / "h36m", tmp_path / "out", subjects=(6,), progress=False)
+    assert convert_h36m(raw / "h36m", tmp_path / "out", subjects=(1,), progress=False)["rows"] > 0
 
 
 def test_3dhp_poses_in_metres_are_refused(raw, tmp_path):
@@ -440,6 +573,27 @@ def test_3dhp_round_trip_and_protocol(raw, converted):
     named = {r["action"] for r in per_action} - {"all"}
     assert named and named <= set(MPI3DHP_ACTIVITIES.values())
     assert action_names_for(H36MDataset(out / "h36m", "test", CFG)) is ACTION_NAMES
+
+
+def test_3dhp_shows_its_progress_frame_by_frame(raw, tmp_path, monkeypatch):
+    """The only bar counted the six sequences, each a minute or more of the real test set's frames."""
+    from pose3dlib.data.convert import mpi3dhp
+
+    bars = []
+
+    def recording_bar(iterable=None, **kwargs):
+        items = list(iterable)
+        bars.append((kwargs.get("desc"), kwargs.get("unit"), len(items), kwargs.get("disable")))
+        return iter(items)
+
+    monkeypatch.setattr(mpi3dhp, "progress_bar", recording_bar)
+    convert_3dhp(raw / "mpi_inf_3dhp_test_set", tmp_path / "out", progress=True)
+    valid = so.TS_FRAMES - 1  # frame TS_INVALID_FRAME is not valid
+    assert bars == [("convert-3dhp", "seq", 6, False)] + [(f"convert-3dhp: TS{s}", "frame", valid, False)
+                                                          for s in range(1, 7)]
+    bars.clear()
+    convert_3dhp(raw / "mpi_inf_3dhp_test_set", tmp_path / "quiet", progress=False)
+    assert {disable for *_, disable in bars} == {True}
 
 
 def test_3dhp_partial_download(raw, tmp_path):

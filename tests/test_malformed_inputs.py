@@ -45,6 +45,9 @@ from pose3dlib.model import build_model, load_model
 from pose3dlib.synthetic.generator import synthetic_overrides
 from pose3dlib.tools import cli
 
+# the converter cases' downloads lack subjects on purpose: the warnings saying so are not what they test
+pytestmark = pytest.mark.filterwarnings("ignore::pose3dlib.data.convert.common.ConversionWarning")
+
 SMOKE = "configs/smoke.yaml"
 TINY = SyntheticConfig(image_size=64, h36m_train=8, h36m_test=8, mpii_train=8, mpii_val=8, wild_test=8, workers=1)
 DOC = PROJECT_ROOT / "docs" / "reliability.md"
@@ -61,6 +64,7 @@ class Env:
     ckpt: Path  # a valid pose3d checkpoint of the smoke network, finished
     image: Path  # a valid JPEG
     ckpt3: Path  # the same weights as a Stage 3 checkpoint (the demo warns about Stage 1 ones)
+    official: Path  # tiny synthetic downloads in the official layouts (h36m/, mpii/, mpi_inf_3dhp_test_set/)
 
     def sets(self, root: Path | None = None) -> list[str]:
         """`--set` arguments pointing the config at `root` (default: the pristine data)."""
@@ -81,6 +85,7 @@ class Env:
 
 def make_env(root: Path) -> Env:
     from pose3dlib.synthetic.generator import generate
+    from pose3dlib.synthetic.official import generate_official
 
     torch.set_num_threads(1)
     data = generate(root / "data", TINY, seed=0)
@@ -91,7 +96,7 @@ def make_env(root: Path) -> Env:
         extra={"finished": True}, bone_sum_mm=4296.99))
     ckpt3 = save_checkpoint(root / "good3.pt", {**torch.load(ckpt, weights_only=True), "stage": 3})
     image = next((data / "h36m" / "images").rglob("*.jpg"))
-    return Env(data=data, ckpt=ckpt, image=image, ckpt3=ckpt3)
+    return Env(data=data, ckpt=ckpt, image=image, ckpt3=ckpt3, official=generate_official(root / "official", seed=0))
 
 
 class Evil:
@@ -250,6 +255,64 @@ def _evil_zip(d: Path, env: Env) -> Path:
 def _legacy_state_dict(d: Path) -> Path:
     torch.save({"w": torch.zeros(1000)}, d / "old.pth", _use_new_zipfile_serialization=False)
     return d / "old.pth"
+
+
+def _h36m_download(env: Env, d: Path, *, metadata: bool = True) -> tuple[Path, Path, Path]:
+    """A private copy of the official Human3.6M fake holding S9 alone; returns (its folder, the 3D and the 2D
+    pose file of its first sequence and camera)."""
+    root = Path(shutil.copytree(env.official / "h36m", d / "h36m", ignore=shutil.ignore_patterns(
+        "S1", "S5", "S11", *(() if metadata else ("metadata.xml",)))))
+    f3d = sorted((root / "S9").rglob("D3_Positions_mono/*.cdf"))[0]
+    return root, f3d, f3d.parent.parent / "D2_Positions" / f3d.name
+
+
+def _pose_file(env: Env, d: Path, variable: str, edit: Callable[[np.ndarray], np.ndarray],
+               which: int = 3) -> tuple[Callable[[], object], Path]:
+    """convert_h36m on a download whose first 3D (`which` 3) or 2D (2) pose file holds `edit` of its poses
+    (1, N, 32 x D) under the name `variable`; returns (the call, the file)."""
+    from cdflib.cdfwrite import CDF
+
+    from pose3dlib.data.convert.h36m import convert_h36m, read_pose_cdf
+
+    root, f3d, f2d = _h36m_download(env, d)
+    path = f3d if which == 3 else f2d
+    data = edit(read_pose_cdf(path, which).reshape(1, -1, 32 * which))
+    path.unlink()
+    cdf = CDF(str(path), cdf_spec={"Majority": "row_major"})
+    cdf.write_var({"Variable": variable, "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
+                   "Dim_Sizes": list(data.shape[1:])}, var_data=data)
+    cdf.close()
+    return partial(convert_h36m, root, d / "out", progress=False), path
+
+
+def _mpii_release_without(env: Env, d: Path, field: str) -> Path:
+    """The official MPII fake's .mat saved again without RELEASE's `field`."""
+    from scipy.io import loadmat, savemat
+
+    release = loadmat(str(env.official / "mpii" / "mpii_human_pose_v1_u12_1.mat"))["RELEASE"]
+    mat = d / "mpii" / "mpii_human_pose_v1_u12_1.mat"
+    mat.parent.mkdir(parents=True)
+    savemat(str(mat), {"RELEASE": {k: release[k][0, 0] for k in release.dtype.names if k != field}})
+    return mat
+
+
+def _3dhp_download(env: Env, d: Path, edit: Callable[[h5py.File], None]) -> Callable[[], object]:
+    """convert_3dhp on a copy of the official MPI-INF-3DHP fake whose TS1/annot_data.mat is edited."""
+    from pose3dlib.data.convert.mpi3dhp import convert_3dhp
+
+    root = Path(shutil.copytree(env.official / "mpi_inf_3dhp_test_set", d / "mpi_inf_3dhp_test_set"))
+    with h5py.File(root / "TS1" / "annot_data.mat", "a") as f:
+        edit(f)
+    return partial(convert_3dhp, root, d / "out", progress=False)
+
+
+def _replace(key: str, fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        value = fn(f[key][()])
+        del f[key]
+        if value is not None:
+            f[key] = value
+    return edit
 
 
 CASES: list[Case] = [
@@ -517,6 +580,35 @@ CASES: list[Case] = [
          "this one does not know",
          lambda d, e: (partial(load_checkpoint, ckpt_variant(e, d / "c.pt", format_version=99, config={
              **e.ckpt_dict()["config"], "future": {"knob": 1}})), "format_version 99 is newer than this pose3dlib")),
+    # ---- the converters of the official downloads (appended: the table's earlier rows keep their numbers)
+    Case("h36m_metadata_missing", "convert-h36m", "a download without metadata.xml",
+         lambda d, e: (["convert-h36m", str(_h36m_download(e, d, metadata=False)[0]), str(d / "out")], "metadata.xml")),
+    Case("h36m_metadata_truncated", "convert-h36m", "metadata.xml cut in half",
+         lambda d, e: (["convert-h36m", str(truncated(e.official / "h36m" / "metadata.xml",
+                                                      _h36m_download(e, d)[0] / "metadata.xml").parent), str(d / "out")],
+                       f"{d / 'h36m' / 'metadata.xml'}: not a readable metadata.xml")),
+    Case("h36m_subject_not_in_download", "convert-h36m --subjects", "'9 6' where the download has no S6/",
+         lambda d, e: (["convert-h36m", str(_h36m_download(e, d)[0]), str(d / "out"), "--subjects", "9", "6"],
+                       "no S6/")),
+    Case("h36m_cdf_without_pose", "convert_h36m", "a D3_Positions_mono CDF whose variable is 'Positions', not 'Pose'",
+         lambda d, e: (lambda call, path: (call, f"{path}: no variable 'Pose'"))(
+             *_pose_file(e, d, "Positions", lambda a: a))),
+    Case("h36m_cdf_wrong_shape", "convert_h36m", "3D 'Pose' of 31 joints, (1, N, 93)",
+         lambda d, e: (lambda call, path: (call, f"{path}: 'Pose' has shape (1, 3, 93), expected (1, N, 96)"))(
+             *_pose_file(e, d, "Pose", lambda a: a[:, :, :93]))),
+    Case("h36m_2d_frames_differ", "convert_h36m", "a D2_Positions CDF one frame shorter than its 3D file",
+         lambda d, e: (lambda call, path: (call, str(path)))(*_pose_file(e, d, "Pose", lambda a: a[:, :-1], which=2))),
+    Case("mpii_mat_truncated", "convert-mpii", "mpii_human_pose_v1_u12_1.mat cut in half",
+         lambda d, e: (["convert-mpii", str(truncated(e.official / "mpii" / "mpii_human_pose_v1_u12_1.mat",
+                                                      d / "mpii" / "mpii_human_pose_v1_u12_1.mat")),
+                        str(e.official / "mpii" / "images"), str(d / "out")], "mpii_human_pose_v1_u12_1.mat")),
+    Case("mpii_release_without_img_train", "convert-mpii", "RELEASE without its img_train field",
+         lambda d, e: (["convert-mpii", str(_mpii_release_without(e, d, "img_train")), str(e.official / "mpii" / "images"),
+                        str(d / "out")], "img_train")),
+    Case("3dhp_without_univ_annot3", "convert_3dhp", "TS1/annot_data.mat without univ_annot3",
+         lambda d, e: (_3dhp_download(e, d, _replace("univ_annot3", lambda a: None)), "'univ_annot3'")),
+    Case("3dhp_annot2_16_joints", "convert_3dhp", "TS1 annot2 of 16 joints, (n, 1, 16, 2)",
+         lambda d, e: (_3dhp_download(e, d, _replace("annot2", lambda a: a[..., :16, :])), "expected n x 17 x 2")),
 ]
 
 
@@ -594,7 +686,7 @@ def test_corpus_covers_every_command_and_loader():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
     targets = " ".join(c.target for c in CASES)
     for command in ("prepare-synthetic", "train", "evaluate", "demo", "convert-hg3d", "report", "sweep",
-                    "run-notebook"):
+                    "run-notebook", "convert-h36m", "convert-mpii", "convert_3dhp"):
         assert command in targets, f"no malformed input for `{command}`"
     for loader in ("H36MDataset", "MPIIDataset", "load_checkpoint", "load_model"):
         assert loader in targets

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import warnings
 import zipfile
 import zlib
@@ -67,16 +68,21 @@ def _one_line(message, category, filename, lineno, line=None) -> str:
 
 def warn(message: str) -> None:
     """Warn with a ConversionWarning (catchable and filterable as any warning), shown on stderr
-    as the one line `warning: <message>`, without Python's source path and code line."""
+    as the one line `warning: <message>`, without Python's source path and code line. A progress bar
+    drawn on the terminal at the time is cleared first and drawn again below it, so the warning
+    starts its own line instead of being glued to the bar's."""
+    from tqdm import tqdm
+
     previous = warnings.formatwarning
     warnings.formatwarning = _one_line  # only for this warning: others keep their format
     try:
-        warnings.warn(message, ConversionWarning, stacklevel=2)
+        with tqdm.external_write_mode(file=sys.stderr):
+            warnings.warn(message, ConversionWarning, stacklevel=2)
     finally:
         warnings.formatwarning = previous
 
 
-# In a set converted by `prepare-real-data` (make reproduce REAL_DATA=True): which download, in which
+# In a set converted by `real.prepare_real_data` (make reproduce REAL_DATA=True): which download, in which
 # state, it was converted from, with the release's settings. A converter that rewrites the set's
 # annotations removes it first (`drop_download_stamp`), so a set converted since by hand (other
 # settings, another download) is never taken for that one.
@@ -295,6 +301,8 @@ def print_report(report: dict, out: str) -> int:
     """Print a one-screen summary of a conversion report; exit status 0 when rows were written."""
     for key in REPORT_LISTS:
         items = report.get(key) or []
+        if key == "subjects_missing":  # by their folder names, as the warnings and notebook 01 name them
+            items = [f"S{s}" for s in items]
         if items:
             print(f"{key.replace('_', ' ')}: {shown_items(items, 8)}")
     counts = {why: n for why, n in (report.get("skipped_people") or {}).items() if n}

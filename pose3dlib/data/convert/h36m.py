@@ -175,19 +175,42 @@ class UnreadableCDF(DataError):
         self.path = path
 
 
+def _variable_names(cdf) -> list[str]:
+    """The variable names of an open cdflib CDF: `cdf_info()` returns an object from cdflib 1.0 on, a dict before."""
+    info = cdf.cdf_info()
+    names: list[str] = []
+    for kind in ("zVariables", "rVariables"):
+        names += list((info.get(kind) if isinstance(info, dict) else getattr(info, kind, None)) or [])
+    return names
+
+
 def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
     """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file
-    (UnreadableCDF for a file cdflib cannot read, or one whose `Pose` holds no frames)."""
+    (UnreadableCDF for a file cdflib cannot read, or one whose `Pose` holds no frames; a plain DataError
+    for a readable CDF without a `Pose` variable or with `Pose` of another shape: another file, not a
+    damaged one)."""
     import cdflib
 
+    expected = f"(1, N, {32 * dims})"
     try:
-        data = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
+        cdf = cdflib.CDF(str(path))
+        names = _variable_names(cdf)
     except common.DAMAGED_FILE_ERRORS as e:  # cdflib's errors for damaged files
+        raise UnreadableCDF(path, f"{path}: not a readable Human3.6M CDF file ({type(e).__name__}: {e})") from None
+    found = [n for n in names if n.lower() == "pose"]  # cdflib's varget matches names case-insensitively too
+    if not found:
+        shown = ", ".join(repr(n) for n in names[:8]) or "none"
+        raise DataError(f"{path}: no variable 'Pose' (the file holds {shown}); expected a Human3.6M pose file "
+                        f"with 'Pose' of shape {expected}")
+    try:
+        data = np.asarray(cdf.varget(found[0]), dtype=np.float64)
+    except common.DAMAGED_FILE_ERRORS as e:
         raise UnreadableCDF(path, f"{path}: not a readable Human3.6M CDF file with a 'Pose' variable "
                                   f"({type(e).__name__}: {e})") from None
+    stored = data.shape
     data = np.squeeze(data, axis=0) if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or data.shape[1] != 32 * dims:
-        raise DataError(f"{path}: 'Pose' has shape {np.shape(data)}, expected (1, N, {32 * dims})")
+        raise DataError(f"{path}: 'Pose' has shape {stored}, expected {expected}")
     if len(data) == 0:  # skipped and listed as a cut-short file is: its sequence has nothing to convert
         raise UnreadableCDF(path, f"{path}: 'Pose' holds no frames")
     if not np.isfinite(data).all():
@@ -261,6 +284,13 @@ def _wanted_subjects(raw: Path, out: Path, present: dict[int, Path],
     unknown = [s for s in wanted if s not in SUBJECTS]
     if unknown:
         raise DataError(f"unknown Human3.6M subjects {unknown}; subjects are {list(SUBJECTS)}")
+    absent = [s for s in wanted if s not in present]
+    if absent:  # asked for by --subjects: converting the others would leave it out without an error
+        folders = ", ".join(f"S{s}/" for s in absent)
+        raise DataError(f"--subjects {' '.join(str(s) for s in subjects or wanted)}: no {folders} in {raw} (nor in its extracted/, "
+                        f"h36m-fetch's layout); the download holds {', '.join(f'S{s}' for s in sorted(present))}: "
+                        f"extract {'that subject' if len(absent) == 1 else 'those subjects'} there, or leave "
+                        f"{'it' if len(absent) == 1 else 'them'} out of --subjects")
     dropped = sorted(_converted_subjects(out) - set(wanted))
     gone = [s for s in dropped if s not in present]  # their folders left the download: --subjects cannot keep them
     if gone:
@@ -279,13 +309,10 @@ def _sequence_jobs(present: dict[int, Path], wanted: tuple[int, ...], meta: Meta
                    report: dict) -> list[tuple]:
     """(subject, action, subaction, camera, name, 3D CDF, 2D CDF or None, video) of every sequence to convert.
 
-    Sequences whose subject folder, 3D poses or video are missing go to report["missing"]; S9's
+    Sequences whose 3D poses or video are missing go to report["missing"]; S9's
     damaged ones to report["damaged_dropped"] with `drop_damaged`."""
     jobs = []
-    for s in wanted:
-        if s not in present:
-            report["missing"].append(f"S{s}/ (subject folder)")
-            continue
+    for s in wanted:  # each present (`_wanted_subjects`)
         index = {m: _index_files(present[s], m, ".cdf") for m in POSE_MODALITIES}
         videos = _index_files(present[s], "Videos", ".mp4")
         for (subj, action, subaction), name in sorted(meta.files.items()):
@@ -332,7 +359,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
 
     Args:
         raw: the download folder (read only). out: the output folder (outside raw).
-        subjects: subjects to convert (default: every subject present).
+        subjects: subjects to convert (default: every subject present); each must be in the download.
         every: keep every Nth frame of each sequence; every_test: the same for S9/S11 (None: every).
             The defaults are the release's (RELEASE_EVERY, RELEASE_EVERY_TEST); 1 and 1 keep every frame.
         drop_damaged: leave out S9's sequences with damaged ground truth (else kept, `damaged` = 1).
@@ -403,7 +430,7 @@ def convert_h36m(raw: str | Path, out: str | Path, *, subjects: tuple[int, ...] 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("raw", action=CommandLinePath, help="the Human3.6M download folder (S1/, S5/, ..., metadata.xml); never written")
     parser.add_argument("out", action=CommandLinePath, help="output folder for annot.h5 and images/ (outside the download)")
-    parser.add_argument("--subjects", type=int, nargs="+", default=None, help="subjects (default: every one present)")
+    parser.add_argument("--subjects", type=int, nargs="+", default=None, help="subjects (default: every one present); a subject named here must be in the download")
     parser.add_argument("--every", type=int, default=RELEASE_EVERY,
                         help=f"keep every Nth frame of the training subjects (default: {RELEASE_EVERY}, the release's; "
                              "1 keeps every frame)")

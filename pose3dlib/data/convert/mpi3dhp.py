@@ -79,13 +79,18 @@ def read_sequence(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict) -> tuple[dict[str, np.ndarray], int]:
-    """(rows of the valid frames whose images could be read, how many valid frames' images could not)."""
+def _convert_sequence(seq_dir: Path, seq: int, images: Path, report: dict,
+                      progress: bool = True) -> tuple[dict[str, np.ndarray], int]:
+    """(rows of the valid frames whose images could be read, how many valid frames' images could not).
+
+    With `progress`, a bar over the valid frames: a sequence of the real test set takes a minute or
+    more (hundreds of 2048 px frames decoded and cropped), longer than the bar over the six sequences
+    should stand still."""
     ann = read_sequence(seq_dir / ANNOTATION_FILE)
     frames = np.flatnonzero(ann["valid_frame"] > 0)
     rows: dict[str, list] = {k: [] for k in ("id", "joint_2d", "joint_3d_mono", "bbox", "action")}
     missing = 0
-    for i in frames:
+    for i in progress_bar(frames, desc=f"convert-3dhp: TS{seq}", unit="frame", leave=False, disable=not progress):
         src = seq_dir / IMAGE_FOLDER / f"img_{i + 1:06d}.jpg"
         try:  # not cv2.imread: it decodes a JPEG cut short (an interrupted download) with grey rows, no error
             image = read_image_file(src, cv2.IMREAD_COLOR)
@@ -149,7 +154,7 @@ def convert_3dhp(testset: str | Path, out: str | Path, *, progress: bool = True)
         rows = common.load_part(out, f"TS{seq}", part, out / "images", legacy=common.absolute_path_settings(
             settings, seq_dir / ANNOTATION_FILE, seq_dir / IMAGE_FOLDER))
         if rows is None:
-            rows, missing = _convert_sequence(seq_dir, seq, out / "images", report)
+            rows, missing = _convert_sequence(seq_dir, seq, out / "images", report, progress)
             if not missing:  # an incomplete sequence is converted (and reported) again by the next run
                 common.save_part(out, f"TS{seq}", part, rows)
         report["frames"][f"TS{seq}"] = len(rows["id"])
