@@ -145,7 +145,8 @@ class StageConfig:
     epochs: int = bounded(1, lo=1)  # 0 would train nothing and write no checkpoint
     lr: float = bounded(2.5e-4, lo=0.0)
     # lr *= lr_drop_factor from 0-based epoch e on, i.e. after e finished epochs (train.lr_at_epoch);
-    # never negative (0: a lower rate from the start)
+    # never negative (0: a lower rate from the start); a drop at or after `epochs` never comes (the stage
+    # says so when it starts: train.unused_lr_drops)
     lr_drop_epochs: tuple[int, ...] = bounded((), lo=0)
     lr_drop_factor: float = bounded(0.1, lo=0.0)
     # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses

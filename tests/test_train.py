@@ -25,6 +25,7 @@ from pose3dlib.engine.train import (
     lr_at_epoch,
     lr_at_step,
     resolve_device,
+    unused_lr_drops,
 )
 from pose3dlib.engine.validation import depth_mpjpe_mm, pck_hits, pckh_hits, shown_metrics
 from pose3dlib.model import build_model, preprocess
@@ -198,6 +199,33 @@ def test_the_depth_head_stays_in_backward_where_a_loss_reads_it_or_its_weights_w
 def test_lr_drops_at_the_configured_epochs():
     s = StageConfig(lr=1e-3, lr_drop_epochs=(2, 4), lr_drop_factor=0.5)
     assert [lr_at_epoch(s, e) for e in range(6)] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_lr_drops_that_never_come_are_named():
+    """A drop at e applies from 0-based epoch e on: in a stage of N epochs a drop at N or later never comes."""
+    assert unused_lr_drops(StageConfig(epochs=3, lr_drop_epochs=(2,)), 2) is None
+    assert unused_lr_drops(StageConfig(epochs=3, lr_drop_epochs=()), 2) is None
+    note = unused_lr_drops(StageConfig(epochs=3, lr_drop_epochs=(2, 3)), 2)
+    assert note is not None and "train.stage2.lr_drop_epochs [2, 3]" in note and "epoch 3 never comes" in note
+    assert "epoch 2," not in note  # the drop at 2 does come
+    both = unused_lr_drops(StageConfig(epochs=1, lr_drop_epochs=(1, 25)), 3)
+    assert both is not None and "epoch 1, 25 never come" in both and "a stage of 1 epoch " in both
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_the_shipped_schedules_have_no_drop_that_never_comes(profile):
+    cfg = load_config(f"configs/{profile}.yaml")
+    assert [unused_lr_drops(cfg.train.stage(n), n) for n in (1, 2, 3)] == [None, None, None]
+
+
+def test_a_stage_prints_the_drops_that_never_come(tmp_path, smoke_data, capsys):
+    from pose3dlib.engine.train import fit
+
+    torch.set_num_threads(1)
+    fit(load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.lr_drop_epochs=[1]"]), 1, tmp_path / "late")
+    assert "train.stage1.lr_drop_epochs [1]: the drop at epoch 1 never comes" in capsys.readouterr().err
+    fit(load_config("configs/smoke.yaml", smoke_data), 1, tmp_path / "plain")
+    assert "lr_drop_epochs" not in capsys.readouterr().err
 
 
 def test_lr_warms_up_linearly_then_follows_the_epochs():

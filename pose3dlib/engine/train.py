@@ -174,6 +174,21 @@ def lr_at_epoch(stage_cfg: StageConfig, epoch: int) -> float:
     return stage_cfg.lr * stage_cfg.lr_drop_factor ** drops
 
 
+def unused_lr_drops(stage_cfg: StageConfig, stage: int) -> str | None:
+    """A note naming the stage's learning-rate drops that come at or after its last epoch (and so never
+    happen: a drop at e applies from 0-based epoch e on), or None when every drop happens. Such a
+    schedule is legal (a shortened run of a longer recipe), but the shorter run then trains at the
+    full rate throughout, which a reader of its config would not guess."""
+    late = [e for e in stage_cfg.lr_drop_epochs if e >= stage_cfg.epochs]
+    if not late:
+        return None
+    return (f"stage {stage}: train.stage{stage}.lr_drop_epochs {list(stage_cfg.lr_drop_epochs)}: "
+            f"{'the drop' if len(late) == 1 else 'the drops'} at epoch {', '.join(map(str, late))} never "
+            f"{'comes' if len(late) == 1 else 'come'} in a stage of {stage_cfg.epochs} epoch"
+            f"{'' if stage_cfg.epochs == 1 else 's'} (a drop at e applies from epoch e + 1 of 1..{stage_cfg.epochs}); "
+            "set them below the epochs, or [] for a constant rate")
+
+
 def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
     """Learning rate of the stage's next optimiser step, in 0-based `epoch`, when `step` steps of
     the whole stage (not of the epoch) are taken: `lr_at_epoch` times the linear warm-up factor
@@ -780,6 +795,8 @@ class Trainer:
                               "train.bf16_on_cpu to match), or train the stage again (--overwrite)")
         self._build(ckpt, self.init_path)
         self._build_data(ckpt)
+        if self.info.is_main and (note := unused_lr_drops(self.stage_cfg, self.stage)):
+            print(note, file=sys.stderr)
         if self.info.is_main:
             self.sdir.mkdir(parents=True, exist_ok=True)
             for name in (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, WALLCLOCK_NAME, TIMING_NAME):
