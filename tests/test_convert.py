@@ -14,7 +14,7 @@ from pose3dlib import camera
 from pose3dlib.config import DataConfig
 from pose3dlib.data.actions import ACTION_NAMES, MPI3DHP_ACTIVITIES, action_names_for
 from pose3dlib.data.convert import common
-from pose3dlib.data.convert.h36m import convert_h36m, read_pose_cdf
+from pose3dlib.data.convert.h36m import UnreadableCDF, convert_h36m, read_pose_cdf
 from pose3dlib.data.convert.mpi3dhp import convert_3dhp
 from pose3dlib.data.convert.mpii import convert_mpii
 from pose3dlib.data.h36m import H36MDataset
@@ -346,6 +346,30 @@ def test_a_pose_file_without_pose_or_of_another_shape_stops_the_conversion(raw, 
         convert_h36m(part, tmp_path / "out", progress=False)
     _write_cdf_variable(f3d, "pose", pose)  # cdflib finds a name in another case, as its varget does
     assert convert_h36m(part, tmp_path / "out", progress=False)["skipped"] == []
+
+
+def test_a_pose_file_cut_short_anywhere_is_unreadable_not_another_file(raw, tmp_path):
+    """A file cut short (an interrupted extraction) is skipped as damaged wherever the cut falls; cut inside
+    its header it still opens, listing no variables or cut-off names, and was taken for a whole file
+    without `Pose`, stopping the conversion."""
+    _, f3d, _ = _one_sequence_download(raw, tmp_path)
+    pose = read_pose_cdf(f3d, 3)[:2].reshape(1, 2, 96)
+    whole = tmp_path / "whole.cdf"
+    _write_cdf_variable(whole, "Pose", pose)
+    data = whole.read_bytes()
+    cut, outcomes = tmp_path / "cut.cdf", set()
+    for size in range(8, len(data), 3):
+        cut.write_bytes(data[:size])
+        try:
+            got = read_pose_cdf(cut, 3)
+        except UnreadableCDF:
+            outcomes.add("unreadable")
+            continue
+        # no DataError but UnreadableCDF (pytest reports the cut that raised it); a read that succeeds
+        # despite the cut (only unused trailing bytes lost) returns the whole poses
+        assert np.array_equal(got.reshape(1, 2, 96), pose), size
+        outcomes.add("whole")
+    assert "unreadable" in outcomes
 
 
 def test_subjects_asked_for_but_not_in_the_download_are_refused(raw, tmp_path, capsys):

@@ -597,11 +597,13 @@ CASES: list[Case] = [
          lambda d, e: (lambda call, path: (call, f"{path}: 'Pose' has shape (1, 3, 93), expected (1, N, 96)"))(
              *_pose_file(e, d, "Pose", lambda a: a[:, :, :93]))),
     Case("h36m_2d_frames_differ", "convert_h36m", "a D2_Positions CDF one frame shorter than its 3D file",
-         lambda d, e: (lambda call, path: (call, str(path)))(*_pose_file(e, d, "Pose", lambda a: a[:, :-1], which=2))),
+         lambda d, e: (lambda call, path: (call, f"{path} holds 2 frames"))(
+             *_pose_file(e, d, "Pose", lambda a: a[:, :-1], which=2))),
     Case("mpii_mat_truncated", "convert-mpii", "mpii_human_pose_v1_u12_1.mat cut in half",
          lambda d, e: (["convert-mpii", str(truncated(e.official / "mpii" / "mpii_human_pose_v1_u12_1.mat",
                                                       d / "mpii" / "mpii_human_pose_v1_u12_1.mat")),
-                        str(e.official / "mpii" / "images"), str(d / "out")], "mpii_human_pose_v1_u12_1.mat")),
+                        str(e.official / "mpii" / "images"), str(d / "out")],
+                       "mpii_human_pose_v1_u12_1.mat: not a readable MATLAB v5 file")),
     Case("mpii_release_without_img_train", "convert-mpii", "RELEASE without its img_train field",
          lambda d, e: (["convert-mpii", str(_mpii_release_without(e, d, "img_train")), str(e.official / "mpii" / "images"),
                         str(d / "out")], "img_train")),
@@ -702,6 +704,18 @@ def test_pristine_inputs_are_accepted(env: Env, tmp_path):
     assert not unhandled.handled and unhandled.how == "accepted"
     escaped = classify(lambda: {}["key"], "key", tmp_path / MARKER)
     assert not escaped.handled and escaped.how == "KeyError"
+
+
+def test_the_converter_cases_start_from_fakes_that_convert(env: Env, tmp_path):
+    """The converter cases' builders, with nothing edited, give downloads that convert: what their cases
+    change is what the converters refuse, not a fake the builders broke."""
+    call, _ = _pose_file(env, tmp_path / "h36m3", "Pose", lambda a: a)
+    assert call()["rows"] > 0
+    call, _ = _pose_file(env, tmp_path / "h36m2", "Pose", lambda a: a, which=2)
+    assert call()["rows"] > 0
+    assert sum(_3dhp_download(env, tmp_path / "3dhp", lambda f: None)()["frames"].values()) > 0
+    mat = _mpii_release_without(env, tmp_path / "mpii", "no_such_field")
+    assert cli.main(["convert-mpii", str(mat), str(env.official / "mpii" / "images"), str(tmp_path / "mpii" / "out")]) == 0
 
 
 def test_a_case_whose_build_raises_is_unhandled(env: Env, tmp_path):

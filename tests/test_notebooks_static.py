@@ -111,6 +111,22 @@ def test_the_still_is_the_same_text_for_the_same_figure():
     first, second = (notebook_skeleton(pose, title="photo")._repr_mimebundle_()["image/svg+xml"] for _ in range(2))
     assert first == second
     assert "<dc:date>" not in first
+    assert "Matplotlib v" not in first  # nor the version that drew it: an upgrade alone changes no still
+
+
+def test_a_title_with_control_characters_still_gives_a_valid_svg():
+    """A demo title is the user's file name, which may hold control characters; the SVG copies titles
+    into XML, which refuses most of them, and a static viewer then shows a broken picture."""
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    from pose3dlib.plots.viz import notebook_skeleton, notebook_skeleton_sequence
+
+    pose = np.random.default_rng(4).normal(scale=300.0, size=(16, 3))
+    for shown in (notebook_skeleton(pose, title="clip\x01\x1b.jpg"),
+                  notebook_skeleton_sequence(np.stack([pose, pose]), title="run\x07 2")):
+        ET.fromstring(shown._repr_mimebundle_()["image/svg+xml"])  # raises ParseError on invalid XML
 
 
 def test_a_static_viewer_shows_the_still_in_place_of_the_interactive_figure(tmp_path):
@@ -344,9 +360,11 @@ def test_a_3d_still_has_no_blank_band_between_the_skeleton_and_its_key():
         assert longest < 0.1 * len(grey), f"{n} panel(s): {longest} blank rows of {len(grey)}"
 
 
-def test_sample_grid_shows_the_network_inputs_pixel_for_pixel():
-    """The crops are drawn enlarged without smoothing: what the network sees, and a PNG half the size
-    (matplotlib's smoothing of the noisy synthetic crops made notebook 01's page 1 MB heavier)."""
+@pytest.mark.parametrize("size, interpolation", [(16, "nearest"), (512, "antialiased")])
+def test_sample_grid_shows_the_network_inputs_pixel_for_pixel(size, interpolation):
+    """Crops enlarged in their panels are drawn without smoothing: what the network sees, and a PNG half the
+    size (matplotlib's smoothing of the noisy synthetic crops made notebook 01's page 1 MB heavier); crops
+    shrunk into them (larger than the panel) keep matplotlib's antialiasing, which drops no rows."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -359,12 +377,12 @@ def test_sample_grid_shows_the_network_inputs_pixel_for_pixel():
 
         def __getitem__(self, i):
             rng = np.random.default_rng(i)
-            return {"image": rng.uniform(0, 1, (3, 16, 16)).astype(np.float32), "joints_2d": rng.uniform(-0.8, 0.8, (16, 2)),
+            return {"image": rng.uniform(0, 1, (3, size, size)).astype(np.float32), "joints_2d": rng.uniform(-0.8, 0.8, (16, 2)),
                     "valid": np.ones(16, bool), "index": i, "action": UNKNOWN_ACTION}
 
-    fig = sample_grid({"mpii val": TwoDOnly()}, 2, seed=0, input_size=16, heatmap_size=4)
+    fig = sample_grid({"mpii val": TwoDOnly()}, 2, seed=0, input_size=size, heatmap_size=size // 4)
     try:
-        assert [im.get_interpolation() for ax in fig.axes for im in ax.get_images()] == ["nearest", "nearest"]
+        assert [im.get_interpolation() for ax in fig.axes for im in ax.get_images()] == [interpolation] * 2
     finally:
         plt.close(fig)
 

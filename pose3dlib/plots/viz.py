@@ -218,6 +218,12 @@ def animated_skeleton_figure(joints_mm: np.ndarray, frame_times_s: np.ndarray | 
 STILL_HEIGHT_IN, STILL_ZOOM = 3.6, 1.35  # the still pictures' height (inches) and 3D box zoom (see _still_figure)
 
 
+def _printable(text: str) -> str:
+    """`text` with each control character (possible in a user's file name, which the demo's titles show)
+    as U+FFFD: the SVG still copies titles into XML, where most control characters are not allowed."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else "\ufffd" for ch in text)
+
+
 def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     """A matplotlib Figure (no pyplot) of one or more (16, 3) mm skeletons side by side,
     each under its title, all under `suptitle` when given."""
@@ -234,9 +240,9 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
         ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
         plot_skeleton_3d(ax, pose)
         ax.set_box_aspect((1, 1, 1), zoom=STILL_ZOOM)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_printable(title), fontsize=9)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+        fig.suptitle(_printable(suptitle), fontsize=11)
     skeleton_key(fig, joints=False)  # plot_skeleton_3d draws the bones only
     return fig
 
@@ -298,7 +304,7 @@ def _svg_text(fig) -> str:
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "pose3d", "svg.fonttype": "path"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return buffer.getvalue()
 
 
@@ -447,9 +453,11 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
             action = "" if int(s["action"]) == UNKNOWN_ACTION else f" {dataset_action_name(ds, s['action'])}"
             if kind == "image":
                 ax = fig.add_subplot(*position)
-                # the network's own pixels, not a smoothed enlargement: also half the PNG (1.0 MB of the
-                # cpu profile's 01 page were this figure's noisy, interpolated crops)
-                ax.imshow(s["image"].transpose(1, 2, 0), interpolation="nearest")
+                # enlarged (the cpu profile's 64 px crops in a 2.2-inch panel): the network's own pixels, not a
+                # smoothed enlargement, also half the PNG (1.0 MB of the cpu profile's 01 page were this figure's
+                # interpolated crops); shrunk (the paper's 256 px): matplotlib's antialiasing, no dropped rows
+                enlarged = input_size < 2.2 * fig.dpi
+                ax.imshow(s["image"].transpose(1, 2, 0), interpolation="nearest" if enlarged else "antialiased")
                 plot_skeleton_2d(ax, camera.normalized_to_crop_px(s["joints_2d"], input_size, heatmap_size),
                                  s["valid"], linewidth=1)
                 ax.set_title(f"{name} #{int(s['index'])}{action}", fontsize=7)

@@ -297,12 +297,16 @@ def shown_items(items: list, limit: int) -> str:
     return ", ".join(str(x) for x in items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
+def report_items(report: dict, key: str) -> list[str]:
+    """A conversion report's list `key` as it is shown to people: subjects by their folder names (S6, not
+    6), as the warnings and notebook 01 name them; every other item as it is."""
+    return [f"S{m}" if key == "subjects_missing" else str(m) for m in report.get(key) or []]
+
+
 def print_report(report: dict, out: str) -> int:
     """Print a one-screen summary of a conversion report; exit status 0 when rows were written."""
     for key in REPORT_LISTS:
-        items = report.get(key) or []
-        if key == "subjects_missing":  # by their folder names, as the warnings and notebook 01 name them
-            items = [f"S{s}" for s in items]
+        items = report_items(report, key)
         if items:
             print(f"{key.replace('_', ' ')}: {shown_items(items, 8)}")
     counts = {why: n for why, n in (report.get("skipped_people") or {}).items() if n}

@@ -184,10 +184,23 @@ def _variable_names(cdf) -> list[str]:
     return names
 
 
+def _variable_list_intact(cdf, names: list[str]) -> bool:
+    """Whether a CDF's variable list reads whole: at least one name, each printable, each variable's
+    description readable. A file cut short inside its header still opens, with no names or cut-off ones."""
+    if not names or any(not n or not n.isprintable() for n in names):
+        return False
+    try:
+        for name in names:
+            cdf.varinq(name)
+    except common.DAMAGED_FILE_ERRORS:
+        return False
+    return True
+
+
 def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
     """The `Pose` variable of a Human3.6M CDF file as (N, 32, dims) float64; DataError naming the file
-    (UnreadableCDF for a file cdflib cannot read, or one whose `Pose` holds no frames; a plain DataError
-    for a readable CDF without a `Pose` variable or with `Pose` of another shape: another file, not a
+    (UnreadableCDF for a file cdflib cannot read, one cut short inside its variable list, or one whose
+    `Pose` holds no frames; a plain DataError for a whole CDF without a `Pose` variable or with `Pose` of another shape: another file, not a
     damaged one)."""
     import cdflib
 
@@ -200,6 +213,9 @@ def read_pose_cdf(path: Path, dims: int) -> np.ndarray:
     found = [n for n in names if n.lower() == "pose"]  # cdflib's varget matches names case-insensitively too
     if not found:
         shown = ", ".join(repr(n) for n in names[:8]) or "none"
+        if not _variable_list_intact(cdf, names):  # cut short inside its header: damaged, not another file
+            raise UnreadableCDF(path, f"{path}: not a readable Human3.6M CDF file (its variable list is cut "
+                                      f"short or damaged: {shown})")
         raise DataError(f"{path}: no variable 'Pose' (the file holds {shown}); expected a Human3.6M pose file "
                         f"with 'Pose' of shape {expected}")
     try:

@@ -30,7 +30,15 @@ from ...engine.errors import ConfigError, DataError
 from ...engine.paths import SYNTHETIC_DIR, CommandLinePath, resolve
 from ...synthetic.generator import data_folders, set_manifest
 from ..h36m import MPI3DHP_TEST_SEQUENCES
-from .common import CROP_RESAMPLING, DOWNLOAD_STAMP, REPORT_LISTS, download_stamp, files_fingerprint, shown_items
+from .common import (
+    CROP_RESAMPLING,
+    DOWNLOAD_STAMP,
+    REPORT_LISTS,
+    download_stamp,
+    files_fingerprint,
+    report_items,
+    shown_items,
+)
 from .h36m import RELEASE_EVERY, RELEASE_EVERY_TEST, convert_h36m, find_metadata, find_subject_dirs
 from .mpi3dhp import convert_3dhp
 from .mpii import convert_mpii
@@ -242,8 +250,7 @@ def _convert(name: str, raw: str, out: str, progress: bool, options: dict) -> di
 def missing_items(report: dict) -> list[str]:
     """Everything a conversion report lists as missing, skipped or not found, in REPORT_LISTS order (not
     the damaged sequences left out on request, `data.h36m_drop_damaged`)."""
-    return [f"S{m}" if field == "subjects_missing" else str(m)  # subjects by their folder names, not bare numbers
-            for field in REPORT_LISTS if field != "damaged_dropped" for m in report.get(field) or []]
+    return [item for field in REPORT_LISTS if field != "damaged_dropped" for item in report_items(report, field)]
 
 
 def summary_rows(reports: dict[str, dict], shown: int = 4) -> list[dict]:
