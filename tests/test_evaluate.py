@@ -461,6 +461,20 @@ def test_a_partial_scoring_never_replaces_the_runs_metrics_csv(random_run, smoke
     assert evaluate.default_csv(run, [1, 2, 3], 5) == evaluate.default_csv(run, [1, 3], 0) == run / "metrics_other.csv"
 
 
+def test_a_partial_scoring_draws_its_figures_beside_the_runs_not_over_them(tmp_path):
+    """Notebook 06 with a limit wrote metrics_other.csv but drew over the run's own figures (figures/ of
+    the committed run when figures_dir names it): such a scoring's figures go to the folder's other/."""
+    import os
+
+    run = tmp_path / "run"
+    full, other = evaluate.default_csv(run, [1, 2, 3], 0), evaluate.default_csv(run, [1, 2, 3], 5)
+    assert evaluate.figures_for(run, "", full) == os.path.join(run, "figures")
+    assert evaluate.figures_for(run, "", other) == os.path.join(run, "figures", "other")
+    assert evaluate.figures_for(run, tmp_path / "figs", full) == os.fspath(tmp_path / "figs")
+    assert evaluate.figures_for(run, tmp_path / "figs", other) == os.path.join(tmp_path / "figs", "other")
+    assert evaluate.figures_for(run, "", tmp_path / "mine.csv").endswith(os.path.join("figures", "other"))
+
+
 
 @pytest.mark.parametrize("limit", [1, 2, 500])
 def test_any_positive_limit_is_a_partial_scoring(limit, tmp_path):

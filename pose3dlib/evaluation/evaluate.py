@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -607,6 +608,19 @@ def default_csv(run_dir, stages: list[int], limit: int, cfg: Config | None = Non
     else `<run-dir>/metrics_other.csv`, so a quick look or a check on other data never replaces the
     table that `report` and `unseen-check` read."""
     return _csv_for(run_dir, other_scoring(stages, limit, cfg, run_dir))
+
+
+OTHER_FIGURES = "other"  # the subfolder of the figures folder where the figures of any other scoring go
+
+
+def figures_for(run_dir, figures_dir, out_csv) -> str:
+    """Where notebook 06 draws a scoring written to `out_csv`: the figures folder (`runs.figures_path`)
+    for the run's own metrics.csv, its `other/` subfolder for any other file (a quick look with a
+    limit, fewer stages, other data, a CSV of one's own), so that, like metrics.csv, the run's figures
+    are never replaced by those of a partial scoring."""
+    folder = runs.figures_path(run_dir, figures_dir)
+    own = Path(resolve(out_csv)).resolve() == runs.eval_csv_path(run_dir).resolve()
+    return folder if own else os.path.join(folder, OTHER_FIGURES)
 
 
 def _csv_for(run_dir, other: list[str]) -> Path:
