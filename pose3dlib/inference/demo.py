@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .. import camera, decode
 from ..config import Config
-from ..data.image_file import read_image_file
+from ..data.image_file import read_image_file, write_image_file
 from ..data.mpii import BOX_FACTOR
 from ..engine import runs
 from ..engine.atomic_io import (
@@ -134,10 +134,11 @@ def load_demo_model(ckpt: str | Path, device: torch.device | str = "auto") -> tu
     `device`: a torch device or a name for `engine.device.resolve_device` ("auto": CUDA, then CPU)."""
     if isinstance(device, str):
         device = resolve_device(device, key="device")
-    if not Path(from_current_folder(os.fspath(ckpt))).exists():
+    path = from_current_folder(os.fspath(ckpt))
+    if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {ckpt}; train the run first (`make reproduce`, or notebooks "
                               "02-04 for a run folder of your own) or name a trained Stage 2 or 3 checkpoint")
-    checkpoint = load_checkpoint(from_current_folder(os.fspath(ckpt)), map_location=device)  # read once; errors name the file (a folder too)
+    checkpoint = load_checkpoint(path, map_location=device)  # read once; errors name the file (a folder too)
     model, cfg = load_model(checkpoint, map_location=device, source=str(ckpt))
     for caveat in checkpoint_caveats(checkpoint, str(ckpt)):
         _warn(caveat)
@@ -902,15 +903,15 @@ def make_example_images(source_dir: str | Path, out_dir: str | Path, count: int 
         img = read_image_file(src, cv2.IMREAD_COLOR)  # DataError naming an unreadable file
         if k % 3 == 0:
             path = out / f"example{k}_rgb_large.jpg"
-            media.write_image_file(path, cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
+            write_image_file(path, cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
         elif k % 3 == 1:
             grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
             pad = grey.shape[1] // 2
             path = out / f"example{k}_grey_wide.png"
-            media.write_image_file(path, cv2.copyMakeBorder(grey, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
+            write_image_file(path, cv2.copyMakeBorder(grey, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
         else:
             rgba = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
             path = out / f"example{k}_rgba.png"
-            media.write_image_file(path, rgba)
+            write_image_file(path, rgba)
         written.append(path)
     return written

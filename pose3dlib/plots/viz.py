@@ -65,9 +65,10 @@ def skeleton_key(fig, box: bool = False, joints: bool = True, fontsize: float = 
                fontsize=fontsize, frameon=False)
 
 
-def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
+def plot_skeleton_3d(ax, joints_mm: np.ndarray, zoom: float = 1.0) -> None:
     """Draw (16, 3) camera-frame mm joints on a 3D axis, viewed upright (camera y down -> plot z up),
-    on a grey ground under the lowest joint with a millimetre scale bar (`scale_bar_mm`)."""
+    on a grey ground under the lowest joint with a millimetre scale bar (`scale_bar_mm`); the cubic box
+    drawn `zoom` x matplotlib's size."""
     p = np.asarray(joints_mm, dtype=np.float64)
     x, y, z = p[:, 0], p[:, 2], -p[:, 1]  # plot axes: right, depth, up
     for a, b in MPII16.edges:
@@ -83,7 +84,7 @@ def plot_skeleton_3d(ax, joints_mm: np.ndarray) -> None:
     x0, y0 = mids[0] - r * 0.9, mids[1] - r
     ax.plot([x0, x0 + bar], [y0, y0], [z.min()] * 2, color="black", lw=2.5, solid_capstyle="butt")
     ax.text(x0 + bar / 2, y0, z.min() + 0.06 * r, f"{bar:g} mm", fontsize=7, ha="center", va="bottom")
-    ax.set_box_aspect((1, 1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=zoom)
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
@@ -238,8 +239,7 @@ def _still_figure(joints_mm: np.ndarray, titles: list[str], suptitle: str = ""):
     fig.subplots_adjust(bottom=0.02, top=0.84 if suptitle else 0.9)  # a suptitle's line above the titles
     for i, (pose, title) in enumerate(zip(poses, titles)):
         ax = fig.add_subplot(1, len(poses), i + 1, projection="3d")
-        plot_skeleton_3d(ax, pose)
-        ax.set_box_aspect((1, 1, 1), zoom=STILL_ZOOM)
+        plot_skeleton_3d(ax, pose, zoom=STILL_ZOOM)
         ax.set_title(_printable(title), fontsize=9)
     if suptitle:
         fig.suptitle(_printable(suptitle), fontsize=11)
