@@ -149,6 +149,11 @@ class StageConfig:
     # says so when it starts: train.unused_lr_drops)
     lr_drop_epochs: tuple[int, ...] = bounded((), lo=0)
     lr_drop_factor: float = bounded(0.1, lo=0.0)
+    # "step": the rate above, dropped at lr_drop_epochs. "cosine": half a cosine over the stage's
+    # optimiser steps, from lr at the first to lr x lr_min_factor after the last (train.lr_at_step);
+    # it takes no lr_drop_epochs. Either way the warm-up below scales it.
+    lr_schedule: str = one_of("step", "step", "cosine")
+    lr_min_factor: float = bounded(0.0, lo=0.0, hi=1.0)
     # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses
     # lr x k / warmup_steps until k reaches it. 0: none (the paper's). A fresh Adam state at the
     # start of a stage otherwise moves every weight by about lr on its first steps.
@@ -439,6 +444,11 @@ def check_invariants(cfg: Config) -> Config:
         raise ConfigError(f"config key 'data.image_cache_mb': expected 0 with data.num_workers={d.num_workers} "
                           f"(each worker process would keep its own copy of the pictures), got {d.image_cache_mb}; "
                           "set data.image_cache_mb=0 or data.num_workers=0")
+    for n in (1, 2, 3):
+        st = cfg.train.stage(n)
+        if st.lr_schedule == "cosine" and st.lr_drop_epochs:
+            raise ConfigError(f"config key 'train.stage{n}.lr_drop_epochs': expected [] with train.stage{n}.lr_schedule "
+                              f"'cosine' (the cosine decays the rate itself), got {list(st.lr_drop_epochs)}")
     check_fused_adam(cfg.train)
     return cfg
 

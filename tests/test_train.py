@@ -237,6 +237,47 @@ def test_lr_warms_up_linearly_then_follows_the_epochs():
     assert [lr_at_step(none, e, k) for e, k in ((0, 0), (1, 0))] == pytest.approx([1e-3, 1e-4])
 
 
+def test_cosine_schedule_decays_from_lr_to_its_floor_over_the_stage():
+    s = StageConfig(epochs=2, lr=1e-3, lr_schedule="cosine")
+    got = [lr_at_step(s, k // 4, k, 4) for k in range(9)]
+    assert got[0] == pytest.approx(1e-3) and got[4] == pytest.approx(5e-4)  # halfway: half the rate
+    assert got[2] == pytest.approx(1e-3 * (1 + math.cos(math.pi / 4)) / 2)
+    assert got[8] == pytest.approx(0.0, abs=1e-15)  # after the last step: the floor
+    assert all(a > b for a, b in zip(got, got[1:], strict=False))  # falls at every step, across the epoch boundary
+    floor = StageConfig(epochs=1, lr=1e-3, lr_schedule="cosine", lr_min_factor=0.1)
+    assert lr_at_step(floor, 0, 10, 10) == pytest.approx(1e-4)
+    assert lr_at_step(floor, 0, 5, 10) == pytest.approx(1e-4 + 9e-4 / 2)
+    warm = StageConfig(epochs=1, lr=1e-3, lr_schedule="cosine", warmup_steps=4)
+    assert lr_at_step(warm, 0, 1, 100) == pytest.approx(1e-3 * (1 + math.cos(math.pi / 100)) / 2 * 2 / 4)  # warm-up x cosine
+    with pytest.raises(ValueError, match="steps per epoch"):
+        lr_at_step(s, 0, 0)
+
+
+def test_cosine_schedule_refuses_drop_epochs_beside_it():
+    with pytest.raises(ConfigError, match=r"'train.stage2.lr_drop_epochs': expected \[\] with train.stage2.lr_schedule 'cosine'"):
+        load_config("configs/cpu.yaml", ["train.stage2.lr_schedule=cosine"])
+    with pytest.raises(ConfigError, match="train.stage1.lr_schedule"):
+        load_config("configs/cpu.yaml", ["train.stage1.lr_schedule=linear"])
+    cfg = load_config("configs/cpu.yaml", ["train.stage2.lr_schedule=cosine", "train.stage2.lr_drop_epochs=[]"])
+    assert cfg.train.stage2.lr_schedule == "cosine" and cfg.train.stage1.lr_schedule == "step"
+
+
+def test_a_cosine_stage_trains_at_the_schedules_rate(tmp_path, smoke_data):
+    """Every logged step of a two-epoch cosine stage used lr_at_step's rate for that step."""
+    from pose3dlib.engine.train import fit
+
+    torch.set_num_threads(1)
+    cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=2", "train.stage1.lr_schedule=cosine"])
+    fit(cfg, 1, tmp_path / "cos")
+    rows = [json.loads(line) for line in (tmp_path / "cos" / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    per_epoch = sum(1 for r in train if r["epoch"] == 1)
+    assert per_epoch >= 2 and len(train) == 2 * per_epoch  # the smoke profile logs every step
+    expected = [lr_at_step(cfg.train.stage1, r["epoch"] - 1, r["step"] - 1, per_epoch) for r in train]
+    assert [r["lr"] for r in train] == pytest.approx(expected, rel=1e-12)
+    assert train[0]["lr"] == pytest.approx(cfg.train.stage1.lr) and train[-1]["lr"] < 0.05 * cfg.train.stage1.lr
+
+
 def test_optimizers_follow_the_config():
     params = [torch.nn.Parameter(torch.zeros(3))]
     rms = build_optimizer(params, TrainConfig(), 2.5e-4)

@@ -189,11 +189,20 @@ def unused_lr_drops(stage_cfg: StageConfig, stage: int) -> str | None:
             "set them below the epochs, or [] for a constant rate")
 
 
-def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int) -> float:
+def lr_at_step(stage_cfg: StageConfig, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
     """Learning rate of the stage's next optimiser step, in 0-based `epoch`, when `step` steps of
-    the whole stage (not of the epoch) are taken: `lr_at_epoch` times the linear warm-up factor
-    min(1, (step + 1) / warmup_steps)."""
-    lr = lr_at_epoch(stage_cfg, epoch)
+    the whole stage (not of the epoch) are taken, times the linear warm-up factor
+    min(1, (step + 1) / warmup_steps). With `lr_schedule` "step" the rate is `lr_at_epoch`'s; with
+    "cosine" it is lr_min + (lr - lr_min) (1 + cos(pi step / total)) / 2 over the stage's
+    total = epochs x steps_per_epoch steps (lr_min = lr x lr_min_factor), which needs `steps_per_epoch`."""
+    if stage_cfg.lr_schedule == "cosine":
+        if not steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(f"lr_at_step: a cosine schedule needs the steps per epoch, got {steps_per_epoch!r}")
+        total = stage_cfg.epochs * steps_per_epoch
+        low = stage_cfg.lr * stage_cfg.lr_min_factor
+        lr = low + (stage_cfg.lr - low) * (1.0 + math.cos(math.pi * min(step, total) / total)) / 2.0
+    else:
+        lr = lr_at_epoch(stage_cfg, epoch)
     if step < stage_cfg.warmup_steps:
         lr *= (step + 1) / stage_cfg.warmup_steps
     return lr
@@ -716,7 +725,7 @@ class Trainer:
 
     def _set_lr(self) -> None:
         """The schedule's learning rate for the next step (`lr_at_step`), into the optimiser and self.lr."""
-        self.lr = lr_at_step(self.stage_cfg, self.epoch, self.step)
+        self.lr = lr_at_step(self.stage_cfg, self.epoch, self.step, self.steps_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
 
