@@ -151,7 +151,7 @@ class StageConfig:
     lr_drop_factor: float = bounded(0.1, lo=0.0)
     # "step": the rate above, dropped at lr_drop_epochs. "cosine": half a cosine over the stage's
     # optimiser steps, from lr at the first to lr x lr_min_factor after the last (train.lr_at_step);
-    # it takes no lr_drop_epochs. Either way the warm-up below scales it.
+    # it takes no lr_drop_epochs, and the step schedule no lr_min_factor. Either way the warm-up below scales it.
     lr_schedule: str = one_of("step", "step", "cosine")
     lr_min_factor: float = bounded(0.0, lo=0.0, hi=1.0)
     # Linear learning-rate warm-up over the stage's first optimiser steps: step k (1-based) uses
@@ -449,6 +449,10 @@ def check_invariants(cfg: Config) -> Config:
         if st.lr_schedule == "cosine" and st.lr_drop_epochs:
             raise ConfigError(f"config key 'train.stage{n}.lr_drop_epochs': expected [] with train.stage{n}.lr_schedule "
                               f"'cosine' (the cosine decays the rate itself), got {list(st.lr_drop_epochs)}")
+        if st.lr_schedule == "step" and st.lr_min_factor:
+            raise ConfigError(f"config key 'train.stage{n}.lr_min_factor': expected 0 with train.stage{n}.lr_schedule "
+                              f"'step' (only the cosine reads it; the step schedule drops by lr_drop_factor), "
+                              f"got {st.lr_min_factor}")
     check_fused_adam(cfg.train)
     return cfg
 

@@ -253,12 +253,15 @@ def test_cosine_schedule_decays_from_lr_to_its_floor_over_the_stage():
         lr_at_step(s, 0, 0)
 
 
-def test_cosine_schedule_refuses_drop_epochs_beside_it():
+def test_cosine_schedule_settings_are_checked_against_each_other():
     with pytest.raises(ConfigError, match=r"'train.stage2.lr_drop_epochs': expected \[\] with train.stage2.lr_schedule 'cosine'"):
         load_config("configs/cpu.yaml", ["train.stage2.lr_schedule=cosine"])
     with pytest.raises(ConfigError, match="train.stage1.lr_schedule"):
         load_config("configs/cpu.yaml", ["train.stage1.lr_schedule=linear"])
-    cfg = load_config("configs/cpu.yaml", ["train.stage2.lr_schedule=cosine", "train.stage2.lr_drop_epochs=[]"])
+    with pytest.raises(ConfigError, match="'train.stage3.lr_min_factor': expected 0 with train.stage3.lr_schedule 'step'"):
+        load_config("configs/cpu.yaml", ["train.stage3.lr_min_factor=0.1"])  # read by the cosine only: not ignored silently
+    cfg = load_config("configs/cpu.yaml", ["train.stage2.lr_schedule=cosine", "train.stage2.lr_drop_epochs=[]",
+                                           "train.stage2.lr_min_factor=0.1"])
     assert cfg.train.stage2.lr_schedule == "cosine" and cfg.train.stage1.lr_schedule == "step"
 
 
