@@ -272,8 +272,7 @@ def test_a_cosine_stage_trains_at_the_schedules_rate(tmp_path, smoke_data):
     torch.set_num_threads(1)
     cfg = load_config("configs/smoke.yaml", [*smoke_data, "train.stage1.epochs=2", "train.stage1.lr_schedule=cosine"])
     fit(cfg, 1, tmp_path / "cos")
-    rows = [json.loads(line) for line in (tmp_path / "cos" / "stage1" / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in rows if r["kind"] == "train"]
+    train = [r for r in read_metrics(tmp_path / "cos" / "stage1" / "metrics.jsonl") if r["kind"] == "train"]
     per_epoch = sum(1 for r in train if r["epoch"] == 1)
     assert per_epoch >= 2 and len(train) == 2 * per_epoch  # the smoke profile logs every step
     expected = [lr_at_step(cfg.train.stage1, r["epoch"] - 1, r["step"] - 1, per_epoch) for r in train]

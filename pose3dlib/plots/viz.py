@@ -442,7 +442,8 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
 
     panels = [(name, kind) for name, ds in splits.items() for kind in ("image", "3d")
               if kind == "image" or isinstance(ds, H36MDataset)]
-    fig = plt.figure(figsize=(2.2 * samples_per_split, 2.2 * len(panels)))
+    panel_in = 2.2  # each panel's side, inches
+    fig = plt.figure(figsize=(panel_in * samples_per_split, panel_in * len(panels)))
     split_seed = {name: seed + k for k, name in enumerate(splits)}
     for r, (name, kind) in enumerate(panels):
         ds = splits[name]
@@ -453,10 +454,10 @@ def sample_grid(splits: dict, samples_per_split: int, seed: int, input_size: int
             action = "" if int(s["action"]) == UNKNOWN_ACTION else f" {dataset_action_name(ds, s['action'])}"
             if kind == "image":
                 ax = fig.add_subplot(*position)
-                # enlarged (the cpu profile's 64 px crops in a 2.2-inch panel): the network's own pixels, not a
+                # enlarged (the cpu profile's 64 px crops in their panel): the network's own pixels, not a
                 # smoothed enlargement, also half the PNG (1.0 MB of the cpu profile's 01 page were this figure's
                 # interpolated crops); shrunk (the paper's 256 px): matplotlib's antialiasing, no dropped rows
-                enlarged = input_size < 2.2 * fig.dpi
+                enlarged = input_size < panel_in * fig.dpi
                 ax.imshow(s["image"].transpose(1, 2, 0), interpolation="nearest" if enlarged else "antialiased")
                 plot_skeleton_2d(ax, camera.normalized_to_crop_px(s["joints_2d"], input_size, heatmap_size),
                                  s["valid"], linewidth=1)
