@@ -20,6 +20,7 @@ REAL_DATA ?= False
 # A run on the real datasets keeps its own folder, beside the profile's synthetic run
 # (pose3dlib.engine.runs.run_name spells the same names for the sweep).
 REAL_SUFFIX := $(if $(filter True,$(REAL_DATA)),-real)
+#> RUN_DIR=runs/PROFILE | reproduce's run folder (runs/PROFILE-real with REAL_DATA=True); a folder of your own keeps its run beside the profile's
 RUN_DIR := runs/$(PROFILE)$(REAL_SUFFIX)
 # Only the default profile writes the committed figures/; other profiles keep theirs in the run folder.
 FIG_DIR := $(if $(filter runs/cpu,$(RUN_DIR)),figures,$(RUN_DIR)/figures)
@@ -268,7 +269,7 @@ ifneq ($(filter unseen-check,$(MAKECMDGOALS)),)
 $(call check_profile,UNSEEN_PROFILE)
 endif
 # Generator seeds of the new sets, each other than the config's seed (the run's own data). Empty:
-# the command's default, the eleven seeds of the committed runs/unseen/cpu record (13 min on an idle 2-core Intel Xeon, about 30 on a shared machine).
+# the command's default, the eleven seeds of the committed runs/unseen/cpu record (13 min on an idle 2-core Intel Xeon; the committed record took 54, mostly on shared cores).
 UNSEEN_SEEDS ?=
 unseen-check: setup ## score runs/UNSEEN_PROFILE's checkpoints on new synthetic people (UNSEEN_SEEDS=39,40: add other seeds) against its metrics.csv -> runs/unseen/UNSEEN_PROFILE/
 	$(PY) -m pose3dlib unseen-check --config configs/$(UNSEEN_PROFILE).yaml --run-dir runs/$(UNSEEN_PROFILE) \
@@ -293,6 +294,6 @@ gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-clean: ## remove run folders and caches (never data/raw, figures/ or the committed sweep summaries)
+clean: ## remove the smoke, test, dry-run and unseen-check folders, the sweep cells and caches (never a profile's own runs/PROFILE, data/, figures/ or the committed sweep summaries)
 	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke runs/unseen/smoke runs/unseen/*/seed=* runs/gpu-check/dry .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

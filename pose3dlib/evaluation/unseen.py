@@ -389,8 +389,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", action=CommandLinePath, required=True, help="run folder holding stage1/ stage2/ stage3/ and metrics.csv")
     seeds = ",".join(map(str, RECORD_SEEDS))
     parser.add_argument("--seeds", default=seeds,
-                        help=f"generator seeds of the new sets (default {seeds}, the committed record's: about 3 "
-                             "minutes and 320 MB each for the cpu profile; e.g. --seeds 7 for one)")
+                        help=f"generator seeds of the new sets (default {seeds}, the committed record's: for the cpu profile 320 MB "
+                             "each and about 1.2 minutes each on an idle 2-core machine, longer on shared cores; e.g. --seeds 7 for one)")
     parser.add_argument("--stages", default="1,2,3", help="comma-separated stages to score (default 1,2,3)")
     parser.add_argument("--tolerance", type=float, default=0.10,
                         help="largest relative difference that counts as agreement, a fraction in [0, 1) (default 0.10: 10 %%)")
