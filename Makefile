@@ -294,6 +294,6 @@ gpu-check: ## GPU readiness check (<= 8 min on one H100/H200) -> runs/gpu-check/
 lab: setup ## open the project in JupyterLab with the pose3d kernel
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-clean: ## remove the smoke, test, dry-run and unseen-check folders, the sweep cells and caches (never a profile's own runs/PROFILE, data/, figures/ or the committed sweep summaries)
+clean: ## remove the smoke profile's and the tests' run folders, the GPU dry run's, the unseen-check sets, the sweep cells and caches (never another run folder, data/, figures/ or the committed sweep summaries)
 	rm -rf runs/smoke runs/test runs/sweep/*/*/value=* runs/ablation/smoke runs/unseen/smoke runs/unseen/*/seed=* runs/gpu-check/dry .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
