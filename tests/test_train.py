@@ -265,7 +265,7 @@ def test_cosine_schedule_settings_are_checked_against_each_other():
     assert cfg.train.stage2.lr_schedule == "cosine" and cfg.train.stage1.lr_schedule == "step"
 
 
-def test_a_cosine_stage_trains_at_the_schedules_rate(tmp_path, smoke_data):
+def test_a_cosine_stage_trains_at_the_schedules_rate(tmp_path, smoke_data, torch_globals_restored):
     """Every logged step of a two-epoch cosine stage used lr_at_step's rate for that step."""
     from pose3dlib.engine.train import fit
 
